@@ -1,0 +1,136 @@
+// Package account holds Postern's domain: domains and their policy, members,
+// app passwords, messages and the events that changes emit. It knows no
+// database, protocol or web framework; stores implement its Store interface.
+package account
+
+import (
+	"strings"
+	"time"
+)
+
+// Policy says which credential third-party apps log in with.
+type Policy string
+
+const (
+	// PolicyEnforced: app passwords only (domains created on or after the cut-off).
+	PolicyEnforced Policy = "enforced"
+	// PolicyOptional: each member's "Use a third-party app password" setting decides.
+	PolicyOptional Policy = "optional"
+)
+
+// DefaultCutoff is 2022-10-13 00:00 Asia/Tokyo: domains created from then on
+// are enforced (the LINE WORKS rule this product follows).
+var DefaultCutoff = time.Date(2022, 10, 13, 0, 0, 0, 0, time.FixedZone("Asia/Tokyo", 9*3600))
+
+// MaxAppPasswords is how many app passwords a member may hold at once.
+const MaxAppPasswords = 5
+
+// Domain is a tenant.
+type Domain struct {
+	ID        int64
+	Name      string
+	CreatedAt time.Time
+}
+
+// PolicyAt returns the domain's policy for the given cut-off.
+func PolicyFor(domainCreated, cutoff time.Time) Policy {
+	if domainCreated.Before(cutoff) {
+		return PolicyOptional
+	}
+	return PolicyEnforced
+}
+
+// State of a member.
+type State string
+
+const (
+	StateActive    State = "active"
+	StateSuspended State = "suspended"
+)
+
+// Member is an account, local@domain.
+type Member struct {
+	ID              int64
+	DomainID        int64
+	Email           string // lower case, local@domain
+	Name            string
+	PasswordHash    string // argon2id, PHC string
+	UseAppPasswords bool   // the member's setting; ignored for enforced domains
+	State           State
+	CreatedAt       time.Time
+	// DomainCreatedAt is carried with the member so the policy needs no second query.
+	DomainCreatedAt time.Time
+}
+
+// Local returns the part before the @.
+func (m Member) Local() string { l, _, _ := strings.Cut(m.Email, "@"); return l }
+
+// Domain returns the part after the @.
+func (m Member) Domain() string { _, d, _ := strings.Cut(m.Email, "@"); return d }
+
+// Policy returns the member's domain policy under cutoff.
+func (m Member) Policy(cutoff time.Time) Policy { return PolicyFor(m.DomainCreatedAt, cutoff) }
+
+// AppPasswordsOnly reports whether third-party apps must use app passwords:
+// enforced domain, or the member turned the setting on.
+func (m Member) AppPasswordsOnly(cutoff time.Time) bool {
+	return m.Policy(cutoff) == PolicyEnforced || m.UseAppPasswords
+}
+
+// AppPassword is one stored app password. The plaintext is never stored: Hash
+// is HMAC-SHA-256 under the server key.
+type AppPassword struct {
+	ID               string
+	MemberID         int64
+	Name             string
+	Hash             []byte
+	CreatedAt        time.Time
+	LastUsedAt       time.Time // zero when never used
+	LastUsedProtocol string
+	LastUsedIP       string
+}
+
+// Message is a notification shown in the web UI's Messages and, when the store
+// has a mail store, delivered as Mail into the member's INBOX in the same transaction.
+type Message struct {
+	ID        int64
+	MemberID  int64
+	Kind      string
+	Subject   string
+	Body      string
+	CreatedAt time.Time
+	Read      bool
+	// Mail is the RFC 5322 rendering delivered to INBOX; not stored with the message row.
+	Mail []byte
+}
+
+// EventKind names what changed; protocol servers react to events to close sessions.
+type EventKind string
+
+const (
+	EventAppPasswordCreated EventKind = "apppass.created"
+	EventAppPasswordDeleted EventKind = "apppass.deleted"  // AppPasswordID set: close its sessions
+	EventSettingChanged     EventKind = "setting.changed"  // close all the member's third-party sessions
+	EventPasswordChanged    EventKind = "password.changed" // close sessions that used the main password
+	EventMemberSuspended    EventKind = "member.suspended" // close all the member's sessions
+	EventMemberResumed      EventKind = "member.resumed"
+	EventAccountPaused      EventKind = "account.paused"  // too many failed logins
+	EventMailboxChanged     EventKind = "mailbox.changed" // Mailbox set: new mail, flags, expunges
+)
+
+// Event is one row of the outbox: written in the transaction of the change it
+// describes, read in Seq order by every node.
+type Event struct {
+	Seq           int64
+	Kind          EventKind
+	MemberID      int64
+	AppPasswordID string
+	MailboxID     int64
+	CreatedAt     time.Time
+}
+
+// Effects are written in the same transaction as the change they go with.
+type Effects struct {
+	Events   []Event
+	Messages []Message
+}

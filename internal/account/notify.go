@@ -1,0 +1,155 @@
+package account
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"mime"
+	"mime/quotedprintable"
+	"strings"
+	"time"
+)
+
+// Message kinds.
+const (
+	MsgAppPasswordCreated = "apppass.created"
+	MsgAppPasswordDeleted = "apppass.deleted"
+	MsgSettingChanged     = "setting.changed"
+	MsgPasswordChanged    = "password.changed"
+	MsgAccountPaused      = "account.paused"
+)
+
+func (s *Service) link(path string) string {
+	base := strings.TrimSuffix(s.Config.BaseURL, "/")
+	if base == "" {
+		base = "http://localhost:8080"
+	}
+	return base + path
+}
+
+func describeActor(by Actor) string {
+	var parts []string
+	if by.IP != "" {
+		parts = append(parts, "IP address: "+by.IP)
+	}
+	if by.UserAgent != "" {
+		parts = append(parts, "Browser: "+clip(strings.Map(printable, by.UserAgent)))
+	}
+	switch by.Via {
+	case "cli":
+		parts = append(parts, "Made by an administrator with the postern command.")
+	case "api":
+		parts = append(parts, "Made through the API.")
+	}
+	return strings.Join(parts, "\n")
+}
+
+// printable drops control characters from text that came from a client.
+func printable(r rune) rune {
+	if r < 0x20 || r == 0x7f {
+		return -1
+	}
+	return r
+}
+
+func (s *Service) createdMessage(m Member, p AppPassword, by Actor) Message {
+	body := fmt.Sprintf(`A third-party app password was created for your account %s.
+
+App name: %s
+Time: %s
+%s
+
+If you did not create it yourself, delete it now and change your password:
+  Delete the app password: %s
+  Change your password: %s
+`, m.Email, p.Name, p.CreatedAt.UTC().Format(time.RFC1123), describeActor(by),
+		s.link("/security/app-passwords"), s.link("/security/password"))
+	return s.message(m, MsgAppPasswordCreated, "A third-party app password was created: "+p.Name, body, p.CreatedAt)
+}
+
+func (s *Service) deletedMessage(m Member, p AppPassword, by Actor) Message {
+	now := s.Now().UTC()
+	body := fmt.Sprintf(`The third-party app password "%s" was deleted from your account %s.
+Apps that logged in with it are logged out and cannot log in with it again.
+
+Time: %s
+%s
+
+If you did not delete it yourself, change your password now: %s
+`, p.Name, m.Email, now.Format(time.RFC1123), describeActor(by), s.link("/security/password"))
+	return s.message(m, MsgAppPasswordDeleted, "A third-party app password was deleted: "+p.Name, body, now)
+}
+
+func (s *Service) settingMessage(m Member, on bool, by Actor) Message {
+	now := s.Now().UTC()
+	state, effect := "off", "Third-party apps now log in with your account password; app passwords do not work."
+	if on {
+		state, effect = "on", "Third-party apps now log in only with third-party app passwords."
+	}
+	body := fmt.Sprintf(`"Use a third-party app password" was turned %s for your account %s.
+%s
+Third-party apps that were logged in have been logged out and must log in again.
+
+Time: %s
+%s
+
+If you did not change it yourself, change your password now: %s
+`, state, m.Email, effect, now.Format(time.RFC1123), describeActor(by), s.link("/security/password"))
+	return s.message(m, MsgSettingChanged, "“Use a third-party app password” was turned "+state, body, now)
+}
+
+func (s *Service) passwordMessage(m Member, deleted bool, by Actor) Message {
+	now := s.Now().UTC()
+	extra := ""
+	if deleted {
+		extra = "All your third-party app passwords were deleted as well.\n"
+	}
+	body := fmt.Sprintf(`The password of your account %s was changed.
+%sOther sessions were signed out.
+
+Time: %s
+%s
+
+If you did not change it yourself, contact your administrator now.
+`, m.Email, extra, now.Format(time.RFC1123), describeActor(by))
+	return s.message(m, MsgPasswordChanged, "Your password was changed", body, now)
+}
+
+// PausedMessage is sent when third-party logins are paused after too many failures.
+func (s *Service) PausedMessage(m Member, until time.Time, lastIP string) Message {
+	now := s.Now().UTC()
+	body := fmt.Sprintf(`There were too many failed third-party app logins to your account %s
+(the last one from %s). Third-party app logins are paused until %s.
+
+If these were not your apps, someone may be guessing your password. Change your
+password and check your third-party app passwords: %s
+`, m.Email, lastIP, until.UTC().Format(time.RFC1123), s.link("/security"))
+	return s.message(m, MsgAccountPaused, "Third-party app logins to your account were paused", body, now)
+}
+
+func (s *Service) message(m Member, kind, subject, body string, at time.Time) Message {
+	return Message{MemberID: m.ID, Kind: kind, Subject: subject, Body: body, CreatedAt: at,
+		Mail: RenderMail(m, subject, body, at)}
+}
+
+// RenderMail renders a notification as an RFC 5322 message. Subject and body
+// come from checked input (no CR/LF in names), and the subject is RFC 2047
+// encoded, so hostile app names cannot add header fields.
+func RenderMail(m Member, subject, body string, at time.Time) []byte {
+	var b bytes.Buffer
+	id := make([]byte, 12)
+	rand.Read(id)
+	from := "postmaster@" + m.Domain()
+	fmt.Fprintf(&b, "From: %s <%s>\r\n", mime.QEncoding.Encode("utf-8", "Postern Security"), from)
+	fmt.Fprintf(&b, "To: %s\r\n", m.Email)
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", strings.Map(printable, subject)))
+	fmt.Fprintf(&b, "Date: %s\r\n", at.UTC().Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", hex.EncodeToString(id), m.Domain())
+	b.WriteString("Auto-Submitted: auto-generated\r\n")
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	w := quotedprintable.NewWriter(&b)
+	w.Write([]byte(strings.ReplaceAll(body, "\n", "\r\n")))
+	w.Close()
+	return b.Bytes()
+}

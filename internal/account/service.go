@@ -1,0 +1,322 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Hasher hashes main passwords (argon2id, bounded; see package passhash).
+type Hasher interface {
+	Hash(ctx context.Context, pw string) (string, error)
+	// Verify returns nil when pw matches encoded. With encoded == "" it does
+	// the same work and fails, so unknown users cost what known ones do.
+	Verify(ctx context.Context, encoded, pw string) error
+}
+
+// Config of the account service.
+type Config struct {
+	Key     []byte    // HMAC key for app passwords; lives outside the database
+	Cutoff  time.Time // domains created before it are optional; zero means DefaultCutoff
+	BaseURL string    // links in notifications, e.g. https://mail.example.com
+}
+
+// Service applies the rules of accounts and app passwords over a Store.
+// Every interface (web, API, CLI, protocols) goes through it.
+type Service struct {
+	Store  Store
+	Hasher Hasher
+	Config Config
+	Now    func() time.Time
+	Log    *slog.Logger
+}
+
+// NewService returns a Service with defaults filled in.
+func NewService(st Store, h Hasher, cfg Config) *Service {
+	if cfg.Cutoff.IsZero() {
+		cfg.Cutoff = DefaultCutoff
+	}
+	return &Service{Store: st, Hasher: h, Config: cfg, Now: time.Now, Log: slog.Default()}
+}
+
+// Actor is who made a change, for notifications and logs.
+type Actor struct {
+	Via       string // "web", "api", "cli"
+	IP        string
+	UserAgent string
+}
+
+// Policy returns the member's domain policy.
+func (s *Service) Policy(m Member) Policy { return m.Policy(s.Config.Cutoff) }
+
+// AddDomain creates a domain; created zero means now.
+func (s *Service) AddDomain(ctx context.Context, name string, created time.Time) (Domain, error) {
+	n, err := ParseDomain(name)
+	if err != nil {
+		return Domain{}, err
+	}
+	if created.IsZero() {
+		created = s.Now()
+	}
+	d := Domain{Name: n, CreatedAt: created.UTC()}
+	if err := s.Store.CreateDomain(ctx, &d); err != nil {
+		return Domain{}, err
+	}
+	return d, nil
+}
+
+// AddMember creates an active member of an existing domain.
+func (s *Service) AddMember(ctx context.Context, email, name, password string) (Member, error) {
+	e, err := ParseEmail(email)
+	if err != nil {
+		return Member{}, err
+	}
+	if err := CheckPassword(e, password); err != nil {
+		return Member{}, err
+	}
+	name = strings.TrimSpace(name)
+	if len(name) > 200 || strings.IndexFunc(name, isControl) >= 0 {
+		return Member{}, Errorf(EINVALID, "The display name must be at most 200 characters, without control characters.")
+	}
+	d, err := s.Store.DomainByName(ctx, strings.SplitN(e, "@", 2)[1])
+	if errors.Is(err, ErrNotFound) {
+		return Member{}, Errorf(ENOTFOUND, "The domain %s does not exist: add it first with 'postern domain add'.", strings.SplitN(e, "@", 2)[1])
+	} else if err != nil {
+		return Member{}, err
+	}
+	hash, err := s.Hasher.Hash(ctx, password)
+	if err != nil {
+		return Member{}, err
+	}
+	if name == "" {
+		name = strings.SplitN(e, "@", 2)[0]
+	}
+	m := Member{DomainID: d.ID, Email: e, Name: name, PasswordHash: hash, State: StateActive,
+		CreatedAt: s.Now().UTC(), DomainCreatedAt: d.CreatedAt}
+	if err := s.Store.CreateMember(ctx, &m); err != nil {
+		return Member{}, err
+	}
+	return m, nil
+}
+
+// Member returns the member with the address email.
+func (s *Service) Member(ctx context.Context, email string) (Member, error) {
+	e, err := ParseEmail(email)
+	if err != nil {
+		return Member{}, err
+	}
+	m, err := s.Store.MemberByEmail(ctx, e)
+	if errors.Is(err, ErrNotFound) {
+		return Member{}, Errorf(ENOTFOUND, "No member %s.", e)
+	}
+	return m, err
+}
+
+// CheckMainPassword verifies the member's main password (web sign-in, re-authentication).
+func (s *Service) CheckMainPassword(ctx context.Context, m Member, pw string) error {
+	if err := s.Hasher.Verify(ctx, m.PasswordHash, pw); err != nil {
+		return authFailure("bad-password")
+	}
+	return nil
+}
+
+// SetUseAppPasswords changes the member's setting. Refused for enforced
+// domains. The change ends the member's live third-party sessions.
+func (s *Service) SetUseAppPasswords(ctx context.Context, m Member, on bool, by Actor) error {
+	if s.Policy(m) == PolicyEnforced {
+		return Errorf(ECONFLICT, "Your domain requires third-party app passwords; this setting cannot be changed.")
+	}
+	if m.UseAppPasswords == on {
+		return nil
+	}
+	msg := s.settingMessage(m, on, by)
+	return s.Store.SetUseAppPasswords(ctx, m.ID, on, Effects{
+		Events:   []Event{{Kind: EventSettingChanged, MemberID: m.ID}},
+		Messages: []Message{msg},
+	})
+}
+
+// SetState suspends or resumes a member; suspension ends every session.
+func (s *Service) SetState(ctx context.Context, m Member, st State) error {
+	if st != StateActive && st != StateSuspended {
+		return Errorf(EINVALID, "Unknown state %q.", st)
+	}
+	kind := EventMemberResumed
+	if st == StateSuspended {
+		kind = EventMemberSuspended
+	}
+	return s.Store.SetState(ctx, m.ID, st, Effects{Events: []Event{{Kind: kind, MemberID: m.ID}}})
+}
+
+// ChangePassword sets a new main password. current is checked unless
+// skipCurrent (administrator reset). Sessions that used the main password end;
+// with deleteAppPasswords every app password is deleted too.
+func (s *Service) ChangePassword(ctx context.Context, m Member, current, newPw string, skipCurrent, deleteAppPasswords bool, by Actor) error {
+	if !skipCurrent {
+		if err := s.CheckMainPassword(ctx, m, current); err != nil {
+			return Errorf(EFORBIDDEN, "The current password is not correct.")
+		}
+	}
+	if err := CheckPassword(m.Email, newPw); err != nil {
+		return err
+	}
+	hash, err := s.Hasher.Hash(ctx, newPw)
+	if err != nil {
+		return err
+	}
+	fx := Effects{Events: []Event{{Kind: EventPasswordChanged, MemberID: m.ID}}}
+	if deleteAppPasswords {
+		list, err := s.Store.AppPasswords(ctx, m.ID)
+		if err != nil {
+			return err
+		}
+		for _, p := range list {
+			fx.Events = append(fx.Events, Event{Kind: EventAppPasswordDeleted, MemberID: m.ID, AppPasswordID: p.ID})
+		}
+	}
+	fx.Messages = append(fx.Messages, s.passwordMessage(m, deleteAppPasswords, by))
+	return s.Store.SetPasswordHash(ctx, m.ID, hash, deleteAppPasswords, fx)
+}
+
+// AppPasswordView is an app password as the Manage list shows it.
+type AppPasswordView struct {
+	AppPassword
+	Active bool // false while the member's setting is off (optional domains)
+}
+
+// AppPasswords lists the member's app passwords, oldest first.
+func (s *Service) AppPasswords(ctx context.Context, m Member) ([]AppPasswordView, error) {
+	list, err := s.Store.AppPasswords(ctx, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	active := m.AppPasswordsOnly(s.Config.Cutoff)
+	out := make([]AppPasswordView, len(list))
+	for i, p := range list {
+		out[i] = AppPasswordView{AppPassword: p, Active: active}
+	}
+	return out, nil
+}
+
+// CreateAppPassword makes a new app password named name and returns it with
+// its plaintext, which is never available again. The member gets a message
+// written in the same transaction.
+func (s *Service) CreateAppPassword(ctx context.Context, m Member, name string, by Actor) (AppPassword, string, error) {
+	name, err := CleanAppName(name)
+	if err != nil {
+		return AppPassword{}, "", err
+	}
+	if !m.AppPasswordsOnly(s.Config.Cutoff) {
+		return AppPassword{}, "", Errorf(EFORBIDDEN, "Turn on “Use a third-party app password” before creating one.")
+	}
+	if m.State != StateActive {
+		return AppPassword{}, "", Errorf(EFORBIDDEN, "The account is suspended.")
+	}
+	plain := GenerateAppPassword()
+	p := AppPassword{ID: NewID(), MemberID: m.ID, Name: name, Hash: HashAppPassword(s.Config.Key, plain), CreatedAt: s.Now().UTC()}
+	err = s.Store.CreateAppPassword(ctx, &p, MaxAppPasswords, Effects{
+		Events:   []Event{{Kind: EventAppPasswordCreated, MemberID: m.ID, AppPasswordID: p.ID}},
+		Messages: []Message{s.createdMessage(m, p, by)},
+	})
+	if err != nil {
+		return AppPassword{}, "", err
+	}
+	s.Log.Info("app password created", "member", m.Email, "id", p.ID, "via", by.Via, "ip", by.IP)
+	return p, plain, nil
+}
+
+// DeleteAppPassword deletes one of the member's app passwords; sessions that
+// logged in with it are closed by whoever tails the events.
+func (s *Service) DeleteAppPassword(ctx context.Context, m Member, id string, by Actor) error {
+	list, err := s.Store.AppPasswords(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	var p *AppPassword
+	for i := range list {
+		if list[i].ID == id {
+			p = &list[i]
+		}
+	}
+	if p == nil {
+		return Errorf(ENOTFOUND, "No such app password.")
+	}
+	err = s.Store.DeleteAppPassword(ctx, m.ID, id, Effects{
+		Events:   []Event{{Kind: EventAppPasswordDeleted, MemberID: m.ID, AppPasswordID: id}},
+		Messages: []Message{s.deletedMessage(m, *p, by)},
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Errorf(ENOTFOUND, "No such app password.")
+	}
+	if err == nil {
+		s.Log.Info("app password deleted", "member", m.Email, "id", id, "via", by.Via, "ip", by.IP)
+	}
+	return err
+}
+
+// Credential says what a third-party login used.
+type Credential struct {
+	AppPasswordID string // "" for the main password
+	AppName       string
+}
+
+// IsMain reports whether the login used the main password.
+func (c Credential) IsMain() bool { return c.AppPasswordID == "" }
+
+// Verify decides whether secret logs email in to third-party apps under the
+// member's current policy, and with which credential. Every failure is
+// ErrAuthFailed (the reason is only in the wrapped cause, for logs), and every
+// failure costs one argon2id hash, so that no reply and no timing tells an
+// unknown user from a wrong password or a credential the policy refuses.
+// Successful app-password logins cost one HMAC: microseconds.
+func (s *Service) Verify(ctx context.Context, email, secret string) (Member, Credential, error) {
+	e, err := ParseEmail(email)
+	if err != nil || len(secret) == 0 || len(secret) > 1024 {
+		s.Hasher.Verify(ctx, "", secret)
+		return Member{}, Credential{}, authFailure("unknown-user")
+	}
+	m, list, err := s.Store.Credentials(ctx, e)
+	if errors.Is(err, ErrNotFound) {
+		s.Hasher.Verify(ctx, "", secret)
+		return Member{}, Credential{}, authFailure("unknown-user")
+	} else if err != nil {
+		return Member{}, Credential{}, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: err}
+	}
+	var cred Credential
+	reason := ""
+	if m.AppPasswordsOnly(s.Config.Cutoff) {
+		ok := false
+		if plain, shaped := NormalizeAppPassword(secret); shaped {
+			var ap AppPassword
+			if ap, ok = MatchAppPassword(list, HashAppPassword(s.Config.Key, plain)); ok {
+				cred = Credential{AppPasswordID: ap.ID, AppName: ap.Name}
+			}
+		}
+		if !ok {
+			// Spend what a main-password check costs; a correct main password
+			// is refused by policy exactly like a wrong one.
+			reason = "bad-password"
+			if s.Hasher.Verify(ctx, m.PasswordHash, secret) == nil {
+				reason = "policy" // logged only: the client sees the same failure
+			}
+		}
+	} else if err := s.Hasher.Verify(ctx, m.PasswordHash, secret); err != nil {
+		if ctx.Err() != nil {
+			return Member{}, Credential{}, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: ctx.Err()}
+		}
+		reason = "bad-password"
+	}
+	// The state is checked after the password, so a suspended account does not
+	// reveal itself to someone who does not know its password.
+	if reason == "" && m.State != StateActive {
+		reason = "suspended"
+	}
+	if reason != "" {
+		return m, Credential{}, authFailure(reason)
+	}
+	return m, cred, nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

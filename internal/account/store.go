@@ -1,0 +1,53 @@
+package account
+
+import (
+	"context"
+	"time"
+)
+
+// Store is what the account service needs from a database. Implementations
+// return ErrNotFound (or an *Error wrapping it) for missing rows, and write
+// Effects in the same transaction as the change, filling in CreatedAt where zero.
+type Store interface {
+	CreateDomain(ctx context.Context, d *Domain) error // ECONFLICT when the name exists
+	DomainByName(ctx context.Context, name string) (Domain, error)
+	Domains(ctx context.Context) ([]Domain, error)
+
+	CreateMember(ctx context.Context, m *Member) error // ECONFLICT when the address exists
+	MemberByEmail(ctx context.Context, email string) (Member, error)
+	MemberByID(ctx context.Context, id int64) (Member, error)
+	Members(ctx context.Context, domain string) ([]Member, error) // all when domain == ""
+
+	// Credentials returns a member and its app passwords in one round trip:
+	// the login hot path.
+	Credentials(ctx context.Context, email string) (Member, []AppPassword, error)
+
+	SetUseAppPasswords(ctx context.Context, memberID int64, on bool, fx Effects) error
+	SetState(ctx context.Context, memberID int64, s State, fx Effects) error
+	// SetPasswordHash replaces the main password hash; with deleteAppPasswords it
+	// also deletes every app password of the member, in the same transaction.
+	SetPasswordHash(ctx context.Context, memberID int64, hash string, deleteAppPasswords bool, fx Effects) error
+
+	// CreateAppPassword inserts p unless the member already holds limit app
+	// passwords (ELIMIT) or one with the same name ignoring case (ECONFLICT);
+	// the check and the insert are atomic. It sets p.CreatedAt when zero.
+	CreateAppPassword(ctx context.Context, p *AppPassword, limit int, fx Effects) error
+	AppPasswords(ctx context.Context, memberID int64) ([]AppPassword, error) // oldest first
+	// DeleteAppPassword deletes the member's app password id (ErrNotFound when
+	// it is not the member's).
+	DeleteAppPassword(ctx context.Context, memberID int64, id string, fx Effects) error
+	// TouchAppPassword records a use unless the stored last use is newer than notBefore
+	// (so that it is written at most once a minute per password, across nodes).
+	TouchAppPassword(ctx context.Context, id string, at time.Time, protocol, ip string, notBefore time.Time) error
+
+	AddMessage(ctx context.Context, memberID int64, fx Effects) error        // writes fx alone
+	Messages(ctx context.Context, memberID int64) ([]Message, error)         // newest first
+	MarkMessagesRead(ctx context.Context, memberID int64, ids []int64) error // all when ids is empty
+	UnreadMessages(ctx context.Context, memberID int64) (int, error)
+
+	// EventsAfter returns up to limit events with Seq > seq, in Seq order.
+	EventsAfter(ctx context.Context, seq int64, limit int) ([]Event, error)
+	LastEventSeq(ctx context.Context) (int64, error)
+	// PruneEvents deletes events created before t.
+	PruneEvents(ctx context.Context, before time.Time) error
+}

@@ -1,0 +1,52 @@
+// Package auth is the one authentication gateway of every third-party
+// protocol (IMAP, POP3, SMTP, CalDAV/CardDAV): policy (through
+// account.Service.Verify), throttling, login records, last-used updates, and
+// the registry of live sessions that closes them when their credential is
+// revoked.
+package auth
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/postern/postern/internal/account"
+)
+
+// Protocols, as recorded in login records and "last used".
+const (
+	IMAP    = "imap"
+	POP3    = "pop3"
+	SMTP    = "smtp"
+	CalDAV  = "caldav"
+	CardDAV = "carddav"
+)
+
+// Attempt is one login by a third-party app.
+type Attempt struct {
+	User      string // the address as the client sent it
+	Secret    string
+	Protocol  string // IMAP, POP3, ...
+	Mechanism string // "LOGIN", "PLAIN", "USER", "BASIC"
+	RemoteIP  netip.Addr
+	TLS       bool
+}
+
+// Login is a successful authentication.
+type Login struct {
+	Member     account.Member
+	Credential account.Credential
+}
+
+// Authenticator is what protocol servers need. Authenticate returns an error
+// whose account.ErrorCode is EUNAUTHORIZED for every failed login (reply with
+// the protocol's one generic failure) or EUNAVAILABLE for a temporary failure
+// (database down: a temporary-failure reply). It may sleep (throttling).
+//
+// Track registers a live session after a successful login: close is called,
+// at most once and from any goroutine, when the login's credential is revoked
+// (app password deleted, setting or main password changed, member suspended).
+// The returned done must be called when the session ends.
+type Authenticator interface {
+	Authenticate(ctx context.Context, a Attempt) (Login, error)
+	Track(l Login, protocol string, close func()) (done func())
+}

@@ -1,0 +1,95 @@
+// Package mailstore defines the mail store that IMAP, POP3 and SMTP share:
+// per-member mailboxes with UIDs, UIDVALIDITY, flags, internal dates and sizes.
+// Stores (internal/store/sqlstore) implement Store; every change to a
+// mailbox's messages writes an account.EventMailboxChanged event in the same
+// transaction, so IDLE on any node sees it.
+package mailstore
+
+import (
+	"context"
+	"time"
+)
+
+// Special-use attributes (RFC 6154).
+const (
+	Drafts = `\Drafts`
+	Sent   = `\Sent`
+	Junk   = `\Junk`
+	Trash  = `\Trash`
+)
+
+// DefaultMailboxes are created for every member on first use.
+var DefaultMailboxes = []struct{ Name, SpecialUse string }{
+	{"INBOX", ""}, {"Drafts", Drafts}, {"Sent", Sent}, {"Junk", Junk}, {"Trash", Trash},
+}
+
+// MaxMessageSize is the largest message accepted (SMTP SIZE, IMAP APPEND).
+const MaxMessageSize = 32 << 20
+
+// Mailbox is a folder. Name uses "/" as the hierarchy separator; "INBOX" is
+// always spelled so.
+type Mailbox struct {
+	ID          int64
+	MemberID    int64
+	Name        string
+	SpecialUse  string
+	UIDValidity uint32
+	UIDNext     uint32
+	Subscribed  bool
+}
+
+// MessageInfo is a message's metadata; the body is fetched separately.
+type MessageInfo struct {
+	ID           int64
+	MailboxID    int64
+	UID          uint32
+	Flags        []string // sorted; system flags with their backslash
+	InternalDate time.Time
+	Size         int64
+}
+
+// FlagOp is how StoreFlags changes flags.
+type FlagOp int
+
+const (
+	FlagsSet FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// Store is the mail store.
+type Store interface {
+	// Mailboxes lists the member's mailboxes, creating the defaults on first use.
+	Mailboxes(ctx context.Context, memberID int64) ([]Mailbox, error)
+	// Mailbox returns one mailbox by name (INBOX case-insensitively); account.ErrNotFound.
+	Mailbox(ctx context.Context, memberID int64, name string) (Mailbox, error)
+	// CreateMailbox makes a mailbox; an *account.Error ECONFLICT when it exists.
+	CreateMailbox(ctx context.Context, memberID int64, name, specialUse string) (Mailbox, error)
+	// DeleteMailbox deletes a mailbox and its messages (not INBOX).
+	DeleteMailbox(ctx context.Context, memberID int64, name string) error
+	// RenameMailbox renames a mailbox and its children; renaming INBOX moves its
+	// messages to the new mailbox (RFC 3501 §6.3.5).
+	RenameMailbox(ctx context.Context, memberID int64, oldName, newName string) error
+	SetSubscribed(ctx context.Context, memberID int64, name string, on bool) error
+
+	// Append stores a message in mailboxID and returns its UID.
+	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
+	// Deliver appends body to the member's INBOX (SMTP delivery).
+	Deliver(ctx context.Context, memberID int64, body []byte) error
+	// Messages lists a mailbox's messages in UID order.
+	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
+	// Body returns the raw RFC 5322 message.
+	Body(ctx context.Context, messageID int64) ([]byte, error)
+	// StoreFlags changes the flags of the given UIDs and returns their new state.
+	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]MessageInfo, error)
+	// Expunge removes the messages flagged \Deleted, only among uids when uids
+	// is not nil (UID EXPUNGE), and returns the removed UIDs in order.
+	Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error)
+	// Delete removes the given UIDs whatever their flags (POP3 DELE at QUIT).
+	Delete(ctx context.Context, mailboxID int64, uids []uint32) error
+	// Copy copies uids to dst and returns source and destination UIDs pairwise
+	// (UIDPLUS COPYUID) and dst's UIDVALIDITY.
+	Copy(ctx context.Context, src int64, uids []uint32, dst int64) (srcUIDs, dstUIDs []uint32, uidValidity uint32, err error)
+	// Move is Copy and Delete of the source in one transaction (RFC 6851).
+	Move(ctx context.Context, src int64, uids []uint32, dst int64) (srcUIDs, dstUIDs []uint32, uidValidity uint32, err error)
+}

@@ -1,0 +1,212 @@
+// Package sqlstore implements Postern's stores (account.Store,
+// mailstore.Store, and the auth state) on SQLite (modernc.org/sqlite, the
+// embedded default) and PostgreSQL (pgx). The SQL is shared; the few places
+// where the engines differ go through Dialect, and each engine has its own
+// embedded migrations.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	_ "modernc.org/sqlite"             // driver "sqlite"
+)
+
+// Dialect is the database engine.
+type Dialect int
+
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// DB is an open store.
+type DB struct {
+	SQL     *sql.DB
+	Dialect Dialect
+	DSN     string
+}
+
+//go:embed migrations
+var migrations embed.FS
+
+// Open opens and migrates the database at dsn: a postgres:// or postgresql://
+// URL, or else the path of a SQLite file.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	db := &DB{DSN: dsn}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		db.Dialect = Postgres
+		db.SQL, err = sql.Open("pgx", dsn)
+		if err == nil {
+			db.SQL.SetMaxOpenConns(32)
+			db.SQL.SetMaxIdleConns(32)
+			db.SQL.SetConnMaxIdleTime(5 * time.Minute)
+		}
+	} else {
+		// WAL for concurrent readers; synchronous=FULL so that an acknowledged
+		// commit survives power loss (NORMAL may roll back the last commits);
+		// IMMEDIATE transactions take the write lock at BEGIN, which makes
+		// read-then-write checks (the 5 app password limit) atomic.
+		q := "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" +
+			"&_pragma=busy_timeout(15000)&_txlock=immediate"
+		db.SQL, err = sql.Open("sqlite", "file:"+filepath.ToSlash(dsn)+q)
+		if err == nil {
+			db.SQL.SetMaxOpenConns(8)
+			db.SQL.SetMaxIdleConns(8)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", db.Dialect, err)
+	}
+	if err := db.SQL.PingContext(ctx); err != nil {
+		db.SQL.Close()
+		return nil, fmt.Errorf("connect to %s: %w", db.Dialect, err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.SQL.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.SQL.Close() }
+
+// q rewrites the ? placeholders of shared SQL to $n for PostgreSQL.
+func (db *DB) q(query string) string {
+	if db.Dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		} else {
+			b.WriteByte(query[i])
+		}
+	}
+	return b.String()
+}
+
+// tx runs fn in a transaction and commits it, retrying serialization
+// failures of PostgreSQL a few times.
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		tx, err := db.SQL.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		err = fn(tx)
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+		if err != nil && attempt < 5 && isRetryable(err) {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+}
+
+func isRetryable(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 40001") || strings.Contains(s, "SQLSTATE 40P01") ||
+		strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")
+}
+
+// isUnique reports whether err is a unique-constraint violation.
+func isUnique(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 23505") || strings.Contains(s, "UNIQUE constraint failed")
+}
+
+// migrate applies the embedded migrations of the dialect not yet applied, in
+// name order, each in its own transaction. On PostgreSQL an advisory lock
+// keeps nodes starting together from racing.
+func (db *DB) migrate(ctx context.Context) error {
+	dir := "migrations/" + db.Dialect.String()
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".sql") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	conn, err := db.SQL.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if db.Dialect == Postgres {
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7413001)"); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7413001)")
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, name := range names {
+		var n int
+		if err := conn.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM schema_migrations WHERE name = ?`), name).Scan(&n); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(dir + "/" + name)
+		if err != nil {
+			return err
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`), name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+var errNoRows = sql.ErrNoRows
+
+func notFound(err error) bool { return errors.Is(err, errNoRows) }
