@@ -1,0 +1,60 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/postern/postern/internal/account"
+)
+
+// micros and fromMicros convert times to the INTEGER/BIGINT microseconds both
+// engines store.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// writeEffects writes the messages and events that go with a change, inside
+// the change's transaction: nothing is lost, nothing is sent twice.
+func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) error {
+	now := time.Now().UTC()
+	for _, m := range fx.Messages {
+		at := m.CreatedAt
+		if at.IsZero() {
+			at = now
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO messages (member_id, kind, subject, body, created_at) VALUES (?, ?, ?, ?, ?)`),
+			m.MemberID, m.Kind, m.Subject, m.Body, micros(at)); err != nil {
+			return err
+		}
+	}
+	if len(fx.Events) == 0 {
+		return nil
+	}
+	if db.Dialect == Postgres {
+		// Sequence values are handed out at INSERT but become visible at
+		// COMMIT; holding this lock to the end of the transaction makes event
+		// transactions commit in seq order, so a reader that has seen seq N
+		// never later finds a smaller one appearing.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7413002)`); err != nil {
+			return err
+		}
+	}
+	for _, e := range fx.Events {
+		at := e.CreatedAt
+		if at.IsZero() {
+			at = now
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO events (kind, member_id, app_password_id, mailbox_id, created_at) VALUES (?, ?, ?, ?, ?)`),
+			string(e.Kind), e.MemberID, e.AppPasswordID, e.MailboxID, micros(at)); err != nil {
+			return err
+		}
+	}
+	if db.Dialect == Postgres {
+		// Delivered at commit to every node LISTENing: they read the outbox at once.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('postern_events', '')`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
