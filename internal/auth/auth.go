@@ -3,6 +3,26 @@
 // account.Service.Verify), throttling, login records, last-used updates, and
 // the registry of live sessions that closes them when their credential is
 // revoked.
+//
+// Wiring (cmd/postern):
+//
+//	bus := events.NewBus()
+//	gw, err := auth.New(auth.Config{
+//		Service:    svc,   // *account.Service: Verify, PausedMessage, Store
+//		Store:      db,    // *sqlstore.DB: failure counters and login records
+//		Bus:        bus,   // revocation events close live sessions
+//		Key:        key,   // the server secret (same as account.Config.Key)
+//		Log:        logger,
+//		Registerer: reg,   // the *prometheus.Registry served on /metrics
+//	})
+//	defer gw.Close()   // flushes queued login records
+//	go (&events.Tailer{Store: db, Bus: bus, Wake: db.Listen(ctx)}).Run(ctx)
+//
+// and hand gw (an Authenticator) to every protocol server. Throttling is per
+// client IP block in memory (ThrottleConfig; Dovecot-like 0, 2, 4, 8, 15 s);
+// the per-account failure counter (100 by default, then a 15-minute pause and
+// one message to the member) lives in the database and is shared by every
+// process and node.
 package auth
 
 import (
@@ -35,6 +55,10 @@ type Attempt struct {
 type Login struct {
 	Member     account.Member
 	Credential account.Credential
+
+	// gen is the registry's revocation counter when the login was checked,
+	// so that Track closes a session revoked between check and Track.
+	gen uint64
 }
 
 // Authenticator is what protocol servers need. Authenticate returns an error

@@ -1,0 +1,295 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/events"
+)
+
+// Config of the Gateway. Service, Store and Key are required.
+type Config struct {
+	Service *account.Service // policy and hashing (Verify); its Store gets messages and last-used updates
+	Store   Store            // failure counters and login records
+	Bus     *events.Bus      // revocation events; nil: sessions are never closed by events
+	Key     []byte           // server secret for the tags of failed secrets; never stored in the database
+
+	Throttle       Throttle       // nil: an in-memory MemThrottle with ThrottleConfig
+	ThrottleConfig ThrottleConfig // used when Throttle is nil
+
+	MaxFailures int           // consecutive failures per account before a pause (default 100)
+	Pause       time.Duration // how long third-party logins stay paused (default 15 min)
+
+	RecordBuffer    int           // login records queued before dropping (default 4096)
+	FlushInterval   time.Duration // how often records are written (default 200 ms)
+	FlushBatch      int           // records written at once (default 200)
+	RecordRetention time.Duration // login records kept (default 30 days)
+
+	Log        *slog.Logger          // default slog.Default()
+	Registerer prometheus.Registerer // nil: a private registry (metrics not exported)
+	Now        func() time.Time      // default time.Now
+}
+
+// Gateway is the Authenticator of every third-party protocol.
+type Gateway struct {
+	svc      *account.Service
+	store    Store
+	key      []byte
+	throttle Throttle
+	maxFail  int
+	pause    time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	m        *metrics
+	reg      *Registry
+	rec      *recorder
+	unsub    func()
+}
+
+var _ Authenticator = (*Gateway)(nil)
+
+// New returns a running Gateway; Close stops its background writers.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Service == nil || cfg.Store == nil || len(cfg.Key) == 0 {
+		return nil, errors.New("auth: Service, Store and Key are required")
+	}
+	if cfg.MaxFailures <= 0 {
+		cfg.MaxFailures = 100
+	}
+	if cfg.Pause <= 0 {
+		cfg.Pause = 15 * time.Minute
+	}
+	if cfg.RecordBuffer <= 0 {
+		cfg.RecordBuffer = 4096
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = 200 * time.Millisecond
+	}
+	if cfg.FlushBatch <= 0 {
+		cfg.FlushBatch = 200
+	}
+	if cfg.RecordRetention <= 0 {
+		cfg.RecordRetention = 30 * 24 * time.Hour
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Throttle == nil {
+		cfg.Throttle = NewMemThrottle(cfg.ThrottleConfig)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("auth: metrics: %w", err)
+	}
+	g := &Gateway{svc: cfg.Service, store: cfg.Store, key: cfg.Key, throttle: cfg.Throttle,
+		maxFail: cfg.MaxFailures, pause: cfg.Pause, log: cfg.Log, now: cfg.Now, m: m}
+	g.reg = newRegistry(m, cfg.Now)
+	g.rec = &recorder{store: cfg.Store, accounts: cfg.Service.Store, log: cfg.Log, m: m, now: cfg.Now,
+		interval: cfg.FlushInterval, batch: cfg.FlushBatch, retention: cfg.RecordRetention,
+		records: make(chan LoginRecord, cfg.RecordBuffer), touches: make(chan touch, 1024),
+		touched: map[string]time.Time{}, stop: make(chan struct{})}
+	g.rec.start()
+	if cfg.Bus != nil {
+		g.unsub = cfg.Bus.Subscribe(0, g.reg.HandleEvent)
+	}
+	return g, nil
+}
+
+// Close stops listening to events and writes the queued records.
+func (g *Gateway) Close() error {
+	if g.unsub != nil {
+		g.unsub()
+	}
+	g.rec.close()
+	return nil
+}
+
+// Registry returns the live-session registry.
+func (g *Gateway) Registry() *Registry { return g.reg }
+
+// Track implements Authenticator.
+func (g *Gateway) Track(l Login, protocol string, close func()) (done func()) {
+	return g.reg.Track(l, protocol, close)
+}
+
+// tag returns a short keyed tag of data under purpose: enough to recognise a
+// repeated secret, useless to recover it, and unlike the app password hash.
+func (g *Gateway) tag(purpose string, id int64, parts ...string) PairTag {
+	h := hmac.New(sha256.New, g.key)
+	h.Write([]byte(purpose))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(id))
+	h.Write(b[:])
+	for _, p := range parts {
+		binary.BigEndian.PutUint64(b[:], uint64(len(p)))
+		h.Write(b[:])
+		h.Write([]byte(p))
+	}
+	var t PairTag
+	copy(t[:], h.Sum(nil))
+	return t
+}
+
+var errUnavailable = &account.Error{Code: account.EUNAVAILABLE, Message: "Temporary failure, try again later."}
+
+func unavailable(err error) error {
+	return &account.Error{Code: account.EUNAVAILABLE, Message: errUnavailable.Message, Err: err}
+}
+
+func failure(reason string) error {
+	return &account.Error{Code: account.EUNAUTHORIZED, Message: account.ErrAuthFailed.Message, Err: errors.New(reason)}
+}
+
+// Authenticate implements Authenticator: per-IP throttling, then
+// account.Service.Verify (policy and hashing), then the account's failure
+// counter and pause. Every failure is account.ErrAuthFailed's message; a
+// database outage fails closed with EUNAVAILABLE.
+func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
+	start := g.now()
+	gen := g.reg.generation()
+	rec := LoginRecord{At: start.UTC(), Username: cleanUsername(a.User), Protocol: a.Protocol,
+		Mechanism: a.Mechanism, TLS: a.TLS}
+	if a.RemoteIP.IsValid() {
+		rec.IP = a.RemoteIP.Unmap().String()
+	}
+	user := a.User
+	if e, err := account.ParseEmail(a.User); err == nil {
+		user = e
+	}
+	pair := g.tag("ip-pair", 0, user, a.Secret)
+
+	wait, admitted := g.throttle.Begin(a.RemoteIP, start)
+	g.m.throttleDelay.Observe(wait.Seconds())
+	outcome := Abandoned
+	if admitted {
+		defer func() { g.throttle.End(a.RemoteIP, outcome, pair, g.now()) }()
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Login{}, g.finish(start, wait, &rec, failure("canceled"))
+		}
+	}
+	if !admitted {
+		outcome = Failed
+		return Login{}, g.finish(start, wait, &rec, failure("throttled"))
+	}
+
+	m, cred, err := g.svc.Verify(ctx, user, a.Secret)
+	rec.MemberID = m.ID
+	if err != nil && account.ErrorCode(err) != account.EUNAUTHORIZED {
+		return Login{}, g.finish(start, wait, &rec, unavailable(err))
+	}
+	if m.ID != 0 {
+		st, serr := g.store.AuthState(ctx, m.ID)
+		if serr != nil {
+			return Login{}, g.finish(start, wait, &rec, unavailable(serr))
+		}
+		switch {
+		case st.PausedUntil.After(start):
+			// Even the right secret is refused while paused, with the same
+			// reply, and the attempt is not counted again.
+			outcome = Failed
+			return Login{}, g.finish(start, wait, &rec, failure("paused"))
+		case err == nil && (st.Failures > 0 || !st.PausedUntil.IsZero() || len(st.Tags) > 0):
+			if rerr := g.store.ResetAuthFailures(ctx, m.ID); rerr != nil {
+				return Login{}, g.finish(start, wait, &rec, unavailable(rerr))
+			}
+		case err != nil:
+			g.countFailure(ctx, m, a, rec.IP, start)
+		}
+	}
+	if err != nil {
+		outcome = Failed
+		return Login{}, g.finish(start, wait, &rec, err)
+	}
+	outcome = Succeeded
+	rec.AppPasswordID = cred.AppPasswordID
+	if cred.AppPasswordID != "" {
+		g.rec.touch(cred.AppPasswordID, a.Protocol, rec.IP, start.UTC())
+	}
+	g.finish(start, wait, &rec, nil)
+	return Login{Member: m, Credential: cred, gen: gen}, nil
+}
+
+// countFailure adds one to the member's failure counter and, when that
+// starts a pause, tells the member. A counting error is logged: the login
+// has failed anyway.
+func (g *Gateway) countFailure(ctx context.Context, m account.Member, a Attempt, ip string, now time.Time) {
+	ctx = context.WithoutCancel(ctx) // a client hanging up must not skip the count
+	res, err := g.store.RecordAuthFailure(ctx, m.ID, g.tag("account-secret", m.ID, a.Secret), now, g.maxFail, g.pause)
+	if err != nil {
+		g.log.Error("counting a failed login", "member", m.Email, "err", err)
+		return
+	}
+	if !res.Paused {
+		return
+	}
+	g.m.paused.Inc()
+	g.log.Warn("third-party logins paused after too many failures", "member", m.Email,
+		"until", res.PausedUntil, "ip", ip, "protocol", a.Protocol)
+	if ip == "" {
+		ip = "an unknown address"
+	}
+	msg := g.svc.PausedMessage(m, res.PausedUntil, ip)
+	fx := account.Effects{Messages: []account.Message{msg},
+		Events: []account.Event{{Kind: account.EventAccountPaused, MemberID: m.ID}}}
+	if err := g.svc.Store.AddMessage(ctx, m.ID, fx); err != nil {
+		g.log.Error("sending the paused message", "member", m.Email, "err", err)
+	}
+}
+
+// finish logs, counts and records an attempt and returns err.
+func (g *Gateway) finish(start time.Time, wait time.Duration, rec *LoginRecord, err error) error {
+	reason := ""
+	switch account.ErrorCode(err) {
+	case "":
+		rec.Result = ResultOK
+	case account.EUNAUTHORIZED:
+		rec.Result = ResultFail
+		reason = account.FailureReason(err)
+	default:
+		rec.Result = ResultError
+		reason = "unavailable"
+	}
+	rec.Reason = reason
+	g.m.attempts.WithLabelValues(rec.Protocol, rec.Result, reason).Inc()
+	g.m.duration.WithLabelValues(rec.Protocol, rec.Result).Observe(g.now().Sub(start).Seconds())
+	attrs := []any{"protocol", rec.Protocol, "mechanism", rec.Mechanism, "ip", rec.IP, "tls", rec.TLS,
+		"user", rec.Username, "result", rec.Result}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	if rec.AppPasswordID != "" {
+		attrs = append(attrs, "app_password", rec.AppPasswordID)
+	}
+	if wait > 0 {
+		attrs = append(attrs, "delay", wait)
+	}
+	switch rec.Result {
+	case ResultError:
+		g.log.Error("third-party login", append(attrs, "err", err)...)
+	default:
+		g.log.Info("third-party login", attrs...)
+	}
+	g.rec.add(*rec)
+	return err
+}

@@ -1,0 +1,197 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/postern/postern/internal/account"
+)
+
+// recorder writes login records and app-password "last used" updates in the
+// background: a login never waits for them, and when the database is slower
+// than the logins the surplus is dropped and counted rather than queued
+// without bound.
+type recorder struct {
+	store     Store
+	accounts  account.Store
+	log       *slog.Logger
+	m         *metrics
+	now       func() time.Time
+	interval  time.Duration
+	batch     int
+	retention time.Duration
+
+	records chan LoginRecord
+	touches chan touch
+
+	mu      sync.Mutex
+	touched map[string]time.Time // app password id -> last queued touch
+
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+type touch struct {
+	id       string
+	at       time.Time
+	protocol string
+	ip       string
+}
+
+// touchEvery is how often "last used" is written per app password (SPEC §3).
+const touchEvery = time.Minute
+
+func (r *recorder) start() {
+	r.done.Add(2)
+	go r.flushLoop()
+	go r.touchLoop()
+}
+
+// close writes what is queued and stops.
+func (r *recorder) close() {
+	close(r.stop)
+	r.done.Wait()
+}
+
+// add queues a record; it never blocks.
+func (r *recorder) add(rec LoginRecord) {
+	select {
+	case r.records <- rec:
+	default:
+		r.m.recordsDropped.Inc()
+	}
+}
+
+// touch queues a last-used update for app password id unless this process
+// queued one for it within the last minute (the store also refuses updates
+// newer than a minute, across nodes; this spares it the query).
+func (r *recorder) touch(id, protocol, ip string, at time.Time) {
+	r.mu.Lock()
+	if last, ok := r.touched[id]; ok && at.Sub(last) < touchEvery {
+		r.mu.Unlock()
+		return
+	}
+	if len(r.touched) >= 10_000 {
+		for k, t := range r.touched {
+			if at.Sub(t) >= touchEvery {
+				delete(r.touched, k)
+			}
+		}
+	}
+	r.touched[id] = at
+	r.mu.Unlock()
+	select {
+	case r.touches <- touch{id: id, at: at, protocol: protocol, ip: ip}:
+	default:
+		r.m.touchDropped.Inc()
+		r.mu.Lock()
+		delete(r.touched, id) // let the next login try again
+		r.mu.Unlock()
+	}
+}
+
+func (r *recorder) flushLoop() {
+	defer r.done.Done()
+	tick := time.NewTicker(r.interval)
+	defer tick.Stop()
+	nextPrune := r.now()
+	buf := make([]LoginRecord, 0, r.batch)
+	flush := func() {
+		if len(buf) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := r.store.AddLoginRecords(ctx, buf)
+		cancel()
+		if err != nil {
+			r.m.recordErrors.Add(float64(len(buf)))
+			r.log.Error("writing login records", "count", len(buf), "err", err)
+		}
+		buf = buf[:0]
+	}
+	for {
+		select {
+		case rec := <-r.records:
+			buf = append(buf, rec)
+			if len(buf) >= r.batch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+			if now := r.now(); !now.Before(nextPrune) {
+				nextPrune = now.Add(time.Hour)
+				r.prune(now)
+			}
+		case <-r.stop:
+			for {
+				select {
+				case rec := <-r.records:
+					buf = append(buf, rec)
+					if len(buf) >= r.batch {
+						flush()
+					}
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+func (r *recorder) prune(now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := r.store.PruneLoginRecords(ctx, now.Add(-r.retention))
+	if err != nil {
+		r.log.Error("pruning login records", "err", err)
+	} else if n > 0 {
+		r.log.Info("pruned login records", "count", n)
+	}
+}
+
+func (r *recorder) touchLoop() {
+	defer r.done.Done()
+	do := func(t touch) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.accounts.TouchAppPassword(ctx, t.id, t.at, t.protocol, t.ip, t.at.Add(-touchEvery)); err != nil {
+			r.log.Error("updating app password last use", "id", t.id, "err", err)
+		}
+	}
+	for {
+		select {
+		case t := <-r.touches:
+			do(t)
+		case <-r.stop:
+			for {
+				select {
+				case t := <-r.touches:
+					do(t)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// cleanUsername keeps what a client sent as user name fit for a record and a
+// log line: valid UTF-8, no control characters, at most 128 characters.
+func cleanUsername(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
+			return -1
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > 128 {
+		s = string([]rune(s)[:128])
+	}
+	return s
+}

@@ -1,0 +1,183 @@
+package auth
+
+import (
+	"sync"
+	"time"
+
+	"github.com/postern/postern/internal/account"
+)
+
+// Registry holds the live third-party sessions of this process and closes
+// them when the outbox says their credential was revoked. Every node runs a
+// tailer that publishes every event, so a revocation anywhere closes the
+// sessions everywhere.
+type Registry struct {
+	m *metrics
+
+	mu       sync.Mutex
+	gen      uint64                             // counts revocations seen
+	sessions map[int64]map[*session]struct{}    // by member
+	revoked  map[int64][]revocation             // recent revocations, by member
+	closeFn  func(list []*session, kind string) // calls the close funcs, outside mu
+	pruneAt  time.Time                          // next sweep of revoked
+	now      func() time.Time
+}
+
+type session struct {
+	login    Login
+	protocol string
+	close    func()
+	once     sync.Once
+	ended    bool // done called; guarded by Registry.mu
+}
+
+// revocation is remembered for a while so that a session whose login was
+// checked before the revocation but tracked after it is closed at once.
+type revocation struct {
+	gen  uint64
+	at   time.Time
+	kind account.EventKind
+	apID string
+}
+
+// revocationMemory is how long revocations are remembered for the
+// check-then-track race; a login is tracked right after it is checked.
+const revocationMemory = 5 * time.Minute
+
+func newRegistry(m *metrics, now func() time.Time) *Registry {
+	r := &Registry{m: m, now: now, sessions: map[int64]map[*session]struct{}{}, revoked: map[int64][]revocation{}}
+	r.closeFn = func(list []*session, kind string) {
+		// The bus calls us on the tailer's goroutine, which must not block;
+		// closing a connection may.
+		go func() {
+			for _, s := range list {
+				s.once.Do(func() {
+					r.m.sessionsClosed.WithLabelValues(kind).Inc()
+					s.close()
+				})
+			}
+		}()
+	}
+	return r
+}
+
+// generation returns the revocation counter, taken before a login is checked.
+func (r *Registry) generation() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gen
+}
+
+// revokes reports whether an event of kind (for app password apID) ends the
+// session s.
+func revokes(kind account.EventKind, apID string, s *session) bool {
+	switch kind {
+	case account.EventAppPasswordDeleted:
+		return apID != "" && s.login.Credential.AppPasswordID == apID
+	case account.EventSettingChanged, account.EventMemberSuspended:
+		return true
+	case account.EventPasswordChanged:
+		return s.login.Credential.IsMain()
+	}
+	return false
+}
+
+// HandleEvent closes the sessions that e revokes. Subscribe it on the bus.
+func (r *Registry) HandleEvent(e account.Event) {
+	switch e.Kind {
+	case account.EventAppPasswordDeleted, account.EventSettingChanged,
+		account.EventMemberSuspended, account.EventPasswordChanged:
+	default:
+		return
+	}
+	r.mu.Lock()
+	r.gen++
+	now := r.now()
+	r.revoked[e.MemberID] = append(r.revoked[e.MemberID], revocation{gen: r.gen, at: now, kind: e.Kind, apID: e.AppPasswordID})
+	if now.After(r.pruneAt) {
+		r.pruneRevoked(now)
+	}
+	var list []*session
+	for s := range r.sessions[e.MemberID] {
+		if revokes(e.Kind, e.AppPasswordID, s) {
+			list = append(list, s)
+		}
+	}
+	r.mu.Unlock()
+	if len(list) > 0 {
+		r.closeFn(list, string(e.Kind))
+	}
+}
+
+// pruneRevoked forgets old revocations; the caller holds mu.
+func (r *Registry) pruneRevoked(now time.Time) {
+	r.pruneAt = now.Add(time.Minute)
+	for id, list := range r.revoked {
+		i := 0
+		for i < len(list) && now.Sub(list[i].at) > revocationMemory {
+			i++
+		}
+		if i == len(list) {
+			delete(r.revoked, id)
+		} else {
+			r.revoked[id] = list[i:]
+		}
+	}
+}
+
+// Track registers a live session; see Authenticator.
+func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
+	s := &session{login: l, protocol: protocol, close: close}
+	r.mu.Lock()
+	set := r.sessions[l.Member.ID]
+	if set == nil {
+		set = map[*session]struct{}{}
+		r.sessions[l.Member.ID] = set
+	}
+	set[s] = struct{}{}
+	// A revocation published after the login was checked but before this
+	// call found no session to close: close it now.
+	var hit *revocation
+	if l.gen != 0 {
+		for i, rv := range r.revoked[l.Member.ID] {
+			if rv.gen > l.gen && revokes(rv.kind, rv.apID, s) {
+				hit = &r.revoked[l.Member.ID][i]
+				break
+			}
+		}
+	}
+	var kind string
+	if hit != nil {
+		kind = string(hit.kind)
+	}
+	r.mu.Unlock()
+	r.m.sessions.WithLabelValues(protocol).Inc()
+	if hit != nil {
+		r.closeFn([]*session{s}, kind)
+	}
+	return func() {
+		r.mu.Lock()
+		if s.ended {
+			r.mu.Unlock()
+			return
+		}
+		s.ended = true
+		delete(r.sessions[l.Member.ID], s)
+		if len(r.sessions[l.Member.ID]) == 0 {
+			delete(r.sessions, l.Member.ID)
+		}
+		r.mu.Unlock()
+		r.m.sessions.WithLabelValues(protocol).Dec()
+	}
+}
+
+// Len returns the number of live sessions.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, set := range r.sessions {
+		n += len(set)
+	}
+	return n
+}

@@ -1,0 +1,71 @@
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the authentication state kept in the database, so that every
+// process and node sees the same account counters and login records.
+// internal/store/sqlstore implements it.
+type Store interface {
+	// AuthState returns the member's failure counter and pause; the zero
+	// AuthState when there is none.
+	AuthState(ctx context.Context, memberID int64) (AuthState, error)
+	// RecordAuthFailure counts one failed login of the member, atomically
+	// across processes: a tag equal to one of the last RecentFailures tags
+	// is not counted; otherwise the tag is remembered and the counter rises.
+	// When it reaches limit, the member is paused until now+pause and the
+	// counter starts again; Paused in the result is true for exactly that
+	// failure, so that one caller sends the one message. Failures while
+	// paused are not counted.
+	RecordAuthFailure(ctx context.Context, memberID int64, tag PairTag, now time.Time, limit int, pause time.Duration) (FailureResult, error)
+	// ResetAuthFailures forgets the member's failures and pause.
+	ResetAuthFailures(ctx context.Context, memberID int64) error
+
+	// AddLoginRecords appends records in one transaction.
+	AddLoginRecords(ctx context.Context, recs []LoginRecord) error
+	// PruneLoginRecords deletes records older than before.
+	PruneLoginRecords(ctx context.Context, before time.Time) (int64, error)
+}
+
+// RecentFailures is how many failed secrets per account are remembered (as
+// tags) so that their repetition does not count again.
+const RecentFailures = 10
+
+// AuthState is an account's failure counter.
+type AuthState struct {
+	Failures    int
+	PausedUntil time.Time // zero: not paused
+	Tags        []PairTag // the last failed tags, oldest first
+}
+
+// FailureResult says what RecordAuthFailure did.
+type FailureResult struct {
+	Counted     bool      // false: a repeat of a recent failure, or paused
+	Failures    int       // the counter after this failure
+	Paused      bool      // this failure started a pause
+	PausedUntil time.Time // the pause in force, if any
+}
+
+// Results of login records.
+const (
+	ResultOK    = "ok"
+	ResultFail  = "fail"
+	ResultError = "error" // temporary failure: store down, client gone
+)
+
+// LoginRecord is one third-party login attempt, kept 30 days for the
+// member's and the operator's eyes. Never the secret.
+type LoginRecord struct {
+	At            time.Time
+	MemberID      int64  // 0 when the user is unknown
+	Username      string // as sent, clipped, without control characters
+	Protocol      string
+	Mechanism     string
+	IP            string
+	TLS           bool
+	Result        string // ResultOK, ResultFail, ResultError
+	Reason        string // for failures: "unknown-user", "bad-password", "policy", ...
+	AppPasswordID string
+}

@@ -1,0 +1,219 @@
+package auth
+
+import (
+	"container/list"
+	"crypto/subtle"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// PairTag identifies a user+secret pair without holding the secret: the first
+// 8 bytes of an HMAC under the server key (see Gateway.pairTag).
+type PairTag [8]byte
+
+// Outcome of an attempt, as reported to a Throttle.
+type Outcome int
+
+const (
+	// Succeeded: the secret was right; the client's penalty is cleared.
+	Succeeded Outcome = iota
+	// Failed: the login failed; the penalty grows unless the pair repeats.
+	Failed
+	// Abandoned: nothing was decided (client gone, store down).
+	Abandoned
+)
+
+// Throttle delays the attempts of clients that keep failing, per client IP
+// block. It is an interface so that the in-memory table can later be replaced
+// by one shared between nodes.
+type Throttle interface {
+	// Begin registers an attempt from ip at now and returns how long it must
+	// wait before it is checked. ok is false when the client is so far behind
+	// that the attempt is refused unchecked after waiting; such an attempt is
+	// not reported to End.
+	Begin(ip netip.Addr, now time.Time) (wait time.Duration, ok bool)
+	// End reports the outcome of an attempt that Begin admitted. pair
+	// identifies the user+secret tried, for Failed.
+	End(ip netip.Addr, o Outcome, pair PairTag, now time.Time)
+}
+
+// ThrottleConfig tunes MemThrottle. Zero fields take the defaults, which
+// follow Dovecot's auth penalty: no delay after the first failure, then
+// 2 s, 4 s, 8 s, capped at 15 s.
+type ThrottleConfig struct {
+	Free    int           // failures without delay (default 1)
+	Base    time.Duration // delay after Free+1 failures (default 2 s); doubles with each further one
+	Max     time.Duration // cap of one attempt's delay (default 15 s)
+	Backlog time.Duration // refuse unchecked when a client's queue reaches this far ahead (default 2 min)
+	Forget  time.Duration // an IP block with no failure for this long starts afresh (default 30 min)
+	Entries int           // most IP blocks kept; least recently used go first (default 100 000)
+	Recent  int           // failed pairs remembered per IP block (default 10)
+}
+
+func (c ThrottleConfig) withDefaults() ThrottleConfig {
+	if c.Free <= 0 {
+		c.Free = 1
+	}
+	if c.Base <= 0 {
+		c.Base = 2 * time.Second
+	}
+	if c.Max <= 0 {
+		c.Max = 15 * time.Second
+	}
+	if c.Backlog <= 0 {
+		c.Backlog = 2 * time.Minute
+	}
+	if c.Forget <= 0 {
+		c.Forget = 30 * time.Minute
+	}
+	if c.Entries <= 0 {
+		c.Entries = 100_000
+	}
+	if c.Recent <= 0 {
+		c.Recent = 10
+	}
+	return c
+}
+
+// Delay returns the delay of an attempt made after n penalised failures.
+func (c ThrottleConfig) Delay(n int) time.Duration {
+	c = c.withDefaults()
+	if n <= c.Free {
+		return 0
+	}
+	d := c.Base
+	for i := c.Free + 1; i < n && d < c.Max; i++ {
+		d *= 2
+	}
+	return min(d, c.Max)
+}
+
+// IPKey returns the throttling key of ip: the IPv4 address (IPv4-mapped IPv6
+// addresses count as IPv4, so they cannot bypass the limit) or the IPv6 /56,
+// the smallest block an ISP commonly hands one customer (Nextcloud does the same).
+func IPKey(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap().WithZone("")
+	switch {
+	case !ip.IsValid():
+		return netip.Prefix{} // unknown peers share one key
+	case ip.Is4():
+		return netip.PrefixFrom(ip, 32)
+	default:
+		p, _ := ip.Prefix(56)
+		return p
+	}
+}
+
+// MemThrottle is the in-memory Throttle of one process.
+//
+// Parallel connections from one IP block share one entry. Each admitted
+// attempt is scheduled after the previous one (next) plus the delay of the
+// failures so far, counting attempts still in flight as failures: N parallel
+// attempts are spaced out as N sequential failures would be, so opening many
+// connections at once buys nothing (Dovecot documents that gap in its own
+// penalty).
+type MemThrottle struct {
+	cfg ThrottleConfig
+
+	mu      sync.Mutex
+	entries map[netip.Prefix]*list.Element // of *throttleEntry
+	lru     list.List                      // front: most recently used
+}
+
+type throttleEntry struct {
+	key         netip.Prefix
+	failures    int       // penalised failures
+	inflight    int       // admitted attempts not yet ended
+	next        time.Time // the last admitted attempt's start: the next one starts after it
+	lastFailure time.Time
+	recent      []PairTag // last failed pairs, oldest first
+}
+
+// NewMemThrottle returns an empty in-memory throttle.
+func NewMemThrottle(cfg ThrottleConfig) *MemThrottle {
+	return &MemThrottle{cfg: cfg.withDefaults(), entries: map[netip.Prefix]*list.Element{}}
+}
+
+// Len returns the number of IP blocks held.
+func (t *MemThrottle) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.entries)
+}
+
+// Begin implements Throttle.
+func (t *MemThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entry(IPKey(ip), now)
+	d := t.cfg.Delay(e.failures + e.inflight)
+	start := now
+	if e.next.After(start) {
+		start = e.next
+	}
+	start = start.Add(d)
+	if start.Sub(now) > t.cfg.Backlog {
+		// Queueing further would only hold more goroutines and connections:
+		// refuse, after the longest single delay so that the refusal is no
+		// faster than an answer.
+		return t.cfg.Max, false
+	}
+	e.inflight++
+	e.next = start
+	return start.Sub(now), true
+}
+
+// End implements Throttle.
+func (t *MemThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entry(IPKey(ip), now)
+	if e.inflight > 0 {
+		e.inflight--
+	}
+	switch o {
+	case Succeeded:
+		// The client knows a secret: forget its penalty and its queue.
+		e.failures, e.recent, e.next = 0, nil, time.Time{}
+		if e.inflight == 0 {
+			t.lru.Remove(t.entries[e.key])
+			delete(t.entries, e.key)
+		}
+	case Failed:
+		e.lastFailure = now
+		for _, p := range e.recent {
+			if subtle.ConstantTimeCompare(p[:], pair[:]) == 1 {
+				// A client retrying a stale password (Dovecot: the penalty
+				// does not rise when the pair repeats a recent attempt).
+				return
+			}
+		}
+		e.failures++
+		e.recent = append(e.recent, pair)
+		if len(e.recent) > t.cfg.Recent {
+			e.recent = e.recent[len(e.recent)-t.cfg.Recent:]
+		}
+	}
+}
+
+// entry returns the entry of key, created or refreshed, and evicts the least
+// recently used beyond the cap. The caller holds mu.
+func (t *MemThrottle) entry(key netip.Prefix, now time.Time) *throttleEntry {
+	if el, ok := t.entries[key]; ok {
+		t.lru.MoveToFront(el)
+		e := el.Value.(*throttleEntry)
+		if e.inflight == 0 && !e.lastFailure.IsZero() && now.Sub(e.lastFailure) > t.cfg.Forget {
+			e.failures, e.recent = 0, nil
+		}
+		return e
+	}
+	e := &throttleEntry{key: key}
+	t.entries[key] = t.lru.PushFront(e)
+	for len(t.entries) > t.cfg.Entries {
+		old := t.lru.Back()
+		t.lru.Remove(old)
+		delete(t.entries, old.Value.(*throttleEntry).key)
+	}
+	return e
+}
