@@ -1,0 +1,302 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
+)
+
+// Append stores a message in mailboxID and returns its UID. A zero date
+// means now.
+func (s *Mail) Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error) {
+	if err := checkSize(body); err != nil {
+		return 0, err
+	}
+	flags, err := cleanFlags(flags)
+	if err != nil {
+		return 0, err
+	}
+	if date.IsZero() {
+		date = time.Now()
+	}
+	db := s.db
+	var uid uint32
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		uid, err = db.appendTx(ctx, tx, locked[mailboxID], flags, date, body)
+		return err
+	})
+	return uid, mailErr("append", err)
+}
+
+// appendTx stores a message in a locked mailbox and writes the event.
+func (db *DB) appendTx(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, flags []string, date time.Time, body []byte) (uint32, error) {
+	var bodyID int64
+	if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO mail_bodies (member_id, body) VALUES (?, ?) RETURNING id`), mb.memberID, body).Scan(&bodyID); err != nil {
+		return 0, err
+	}
+	uid, err := db.allocUIDs(ctx, tx, mb, 1)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id) VALUES (?, ?, ?, ?, ?, ?)`),
+		mb.id, int64(uid), joinFlags(flags), micros(date), int64(len(body)), bodyID); err != nil {
+		return 0, err
+	}
+	return uid, db.mailboxChanged(ctx, tx, mb.memberID, mb.id)
+}
+
+// Deliver appends body to the member's INBOX with the current time.
+func (s *Mail) Deliver(ctx context.Context, memberID int64, body []byte) error {
+	if err := checkSize(body); err != nil {
+		return err
+	}
+	db := s.db
+	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error { return db.deliverTx(ctx, tx, memberID, body) }))
+}
+
+// deliverTx appends body to the member's INBOX inside tx, creating the
+// default mailboxes when needed: writeEffects delivers notifications this way,
+// in the transaction of the change they report.
+func (db *DB) deliverTx(ctx context.Context, tx *sql.Tx, memberID int64, body []byte) error {
+	if err := checkSize(body); err != nil {
+		return err
+	}
+	if err := db.ensureAccountTx(ctx, tx, memberID); err != nil {
+		return err
+	}
+	var id int64
+	err := tx.QueryRowContext(ctx, db.q(`SELECT id FROM mailboxes WHERE member_id = ? AND name_key = ?`), memberID, inbox).Scan(&id)
+	if notFound(err) {
+		return account.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	locked, err := db.lockMailboxes(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	_, err = db.appendTx(ctx, tx, locked[id], nil, time.Now(), body)
+	return err
+}
+
+// Messages lists a mailbox's messages in UID order.
+func (s *Mail) Messages(ctx context.Context, mailboxID int64) ([]mailstore.MessageInfo, error) {
+	db := s.db
+	rows, err := db.selectMsgs(ctx, db.SQL, mailboxID, nil)
+	if err != nil {
+		return nil, mailErr("messages", err)
+	}
+	if len(rows) == 0 {
+		var one int
+		err := db.SQL.QueryRowContext(ctx, db.q(`SELECT 1 FROM mailboxes WHERE id = ?`), mailboxID).Scan(&one)
+		if notFound(err) {
+			return nil, account.ErrNotFound
+		}
+		if err != nil {
+			return nil, mailErr("messages", err)
+		}
+	}
+	out := make([]mailstore.MessageInfo, len(rows))
+	for i, r := range rows {
+		out[i] = r.info(mailboxID)
+	}
+	return out, nil
+}
+
+// Body returns the raw message; it reads that one body only.
+func (s *Mail) Body(ctx context.Context, messageID int64) ([]byte, error) {
+	db := s.db
+	var body []byte
+	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT b.body FROM mail_messages m JOIN mail_bodies b ON b.id = m.body_id WHERE m.id = ?`), messageID).Scan(&body)
+	if notFound(err) {
+		return nil, account.ErrNotFound
+	}
+	if body == nil && err == nil {
+		body = []byte{}
+	}
+	return body, mailErr("body", err)
+}
+
+// StoreFlags changes the flags of the given UIDs and returns the new state of
+// those that exist, in UID order.
+func (s *Mail) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string) ([]mailstore.MessageInfo, error) {
+	if op != mailstore.FlagsSet && op != mailstore.FlagsAdd && op != mailstore.FlagsRemove {
+		return nil, account.Errorf(account.EINVALID, "Unknown flag operation.")
+	}
+	flags, err := cleanFlags(flags)
+	if err != nil {
+		return nil, err
+	}
+	if uids == nil {
+		uids = []uint32{}
+	}
+	db := s.db
+	var out []mailstore.MessageInfo
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		rows, err := db.selectMsgs(ctx, tx, mailboxID, uids)
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, r := range rows {
+			next := applyFlags(r.flags, op, flags)
+			if joinFlags(next) != joinFlags(r.flags) {
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET flags = ? WHERE id = ?`), joinFlags(next), r.id); err != nil {
+					return err
+				}
+				changed = true
+			}
+			r.flags = next
+			out = append(out, r.info(mailboxID))
+		}
+		if !changed {
+			return nil
+		}
+		return db.mailboxChanged(ctx, tx, locked[mailboxID].memberID, mailboxID)
+	})
+	if err != nil {
+		return nil, mailErr("store flags", err)
+	}
+	return out, nil
+}
+
+// Expunge removes the messages flagged \Deleted, only among uids when uids
+// is not nil (UID EXPUNGE, RFC 4315 §2.1), and returns their UIDs in order.
+func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
+	db := s.db
+	var gone []uint32
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		gone = gone[:0]
+		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		rows, err := db.selectMsgs(ctx, tx, mailboxID, uids)
+		if err != nil {
+			return err
+		}
+		var del []msgRow
+		for _, r := range rows {
+			if hasFlag(r.flags, deletedFlag) {
+				del = append(del, r)
+				gone = append(gone, r.uid)
+			}
+		}
+		return db.removeMsgs(ctx, tx, locked[mailboxID], del)
+	})
+	if err != nil {
+		return nil, mailErr("expunge", err)
+	}
+	return gone, nil
+}
+
+// Delete removes the given UIDs whatever their flags (POP3 DELE at QUIT).
+func (s *Mail) Delete(ctx context.Context, mailboxID int64, uids []uint32) error {
+	if uids == nil {
+		uids = []uint32{}
+	}
+	db := s.db
+	return mailErr("delete", db.tx(ctx, func(tx *sql.Tx) error {
+		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		rows, err := db.selectMsgs(ctx, tx, mailboxID, uids)
+		if err != nil {
+			return err
+		}
+		return db.removeMsgs(ctx, tx, locked[mailboxID], rows)
+	}))
+}
+
+// removeMsgs deletes rows of a locked mailbox and writes the event.
+func (db *DB) removeMsgs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, rows []msgRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := db.deleteMsgs(ctx, tx, rows); err != nil {
+		return err
+	}
+	return db.mailboxChanged(ctx, tx, mb.memberID, mb.id)
+}
+
+// Copy copies uids to dst, with their flags and internal dates (RFC 3501
+// §6.4.7), and returns the source and destination UIDs pairwise and dst's
+// UIDVALIDITY (RFC 4315 COPYUID). Copies share their original's body.
+func (s *Mail) Copy(ctx context.Context, src int64, uids []uint32, dst int64) ([]uint32, []uint32, uint32, error) {
+	return s.transfer(ctx, "copy", src, uids, dst, false)
+}
+
+// Move moves uids to dst in one transaction (RFC 6851): other sessions see
+// them leave src and arrive in dst at once.
+func (s *Mail) Move(ctx context.Context, src int64, uids []uint32, dst int64) ([]uint32, []uint32, uint32, error) {
+	return s.transfer(ctx, "move", src, uids, dst, true)
+}
+
+func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32, dst int64, move bool) (srcUIDs, dstUIDs []uint32, validity uint32, err error) {
+	if uids == nil {
+		uids = []uint32{}
+	}
+	db := s.db
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		srcUIDs, dstUIDs = []uint32{}, []uint32{}
+		ids := []int64{src}
+		if dst != src {
+			ids = append(ids, dst)
+		}
+		locked, err := db.lockMailboxes(ctx, tx, ids...)
+		if err != nil {
+			return err
+		}
+		from, to := locked[src], locked[dst]
+		if from.memberID != to.memberID {
+			// Bodies are a member's own; a mailbox of someone else does not exist here.
+			return account.ErrNotFound
+		}
+		validity = to.uidValidity
+		rows, err := db.selectMsgs(ctx, tx, src, uids)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		first, err := db.allocUIDs(ctx, tx, to, len(rows))
+		if err != nil {
+			return err
+		}
+		for i, r := range rows {
+			uid := first + uint32(i)
+			if move {
+				_, err = tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET mailbox_id = ?, uid = ? WHERE id = ?`), dst, int64(uid), r.id)
+			} else {
+				_, err = tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id) VALUES (?, ?, ?, ?, ?, ?)`),
+					dst, int64(uid), joinFlags(r.flags), r.date, r.size, r.bodyID)
+			}
+			if err != nil {
+				return err
+			}
+			srcUIDs = append(srcUIDs, r.uid)
+			dstUIDs = append(dstUIDs, uid)
+		}
+		changed := []int64{dst}
+		if move && src != dst {
+			changed = append(changed, src)
+		}
+		return db.mailboxChanged(ctx, tx, to.memberID, changed...)
+	})
+	if err != nil {
+		return nil, nil, 0, mailErr(op, err)
+	}
+	return srcUIDs, dstUIDs, validity, nil
+}
