@@ -42,6 +42,8 @@ type DB struct {
 	SQL     *sql.DB
 	Dialect Dialect
 	DSN     string
+
+	commits commitSignals // Listen's channels, woken after local commits (listen.go)
 }
 
 //go:embed migrations
@@ -119,7 +121,9 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		err = fn(tx)
 		if err == nil {
-			err = tx.Commit()
+			if err = tx.Commit(); err == nil {
+				db.onCommit()
+			}
 		} else {
 			tx.Rollback()
 		}
