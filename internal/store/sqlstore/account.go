@@ -1,0 +1,448 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/postern/postern/internal/account"
+)
+
+var _ account.Store = (*DB)(nil)
+
+// memberCols selects a member with its domain's creation time (the policy
+// needs it), from members m JOIN domains d.
+const memberCols = `m.id, m.domain_id, m.email, m.name, m.password_hash, m.use_app_passwords, m.state, m.created_at, d.created_at`
+
+const memberFrom = ` FROM members m JOIN domains d ON d.id = m.domain_id`
+
+// dbBool scans a boolean column: PostgreSQL BOOLEAN arrives as bool through
+// pgx, SQLite stores 0/1 INTEGER and arrives as int64.
+type dbBool bool
+
+func (b *dbBool) Scan(v any) error {
+	switch x := v.(type) {
+	case bool:
+		*b = dbBool(x)
+	case int64:
+		*b = x != 0
+	case nil:
+		*b = false
+	default:
+		return fmt.Errorf("sqlstore: cannot scan %T into a boolean", v)
+	}
+	return nil
+}
+
+// rowScanner is *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanMember(r rowScanner, m *account.Member, extra ...any) error {
+	var use dbBool
+	var state string
+	var created, domainCreated int64
+	dest := append([]any{&m.ID, &m.DomainID, &m.Email, &m.Name, &m.PasswordHash, &use, &state, &created, &domainCreated}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		return err
+	}
+	m.UseAppPasswords = bool(use)
+	m.State = account.State(state)
+	m.CreatedAt = fromMicros(created)
+	m.DomainCreatedAt = fromMicros(domainCreated)
+	return nil
+}
+
+// notFoundErr turns sql.ErrNoRows into account.ErrNotFound.
+func notFoundErr(err error, what string) error {
+	if notFound(err) {
+		return fmt.Errorf("%s: %w", what, account.ErrNotFound)
+	}
+	return err
+}
+
+// wrap gives a database error the operation's name; *account.Error values
+// pass unchanged, their Message is for clients.
+func wrap(op string, err error) error {
+	var ae *account.Error
+	if err == nil || errors.As(err, &ae) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isForeignKey reports whether err is a foreign-key violation.
+func isForeignKey(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 23503") || strings.Contains(s, "FOREIGN KEY constraint failed")
+}
+
+// CreateDomain inserts d and sets its ID.
+func (db *DB) CreateDomain(ctx context.Context, d *account.Domain) error {
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = time.Now().UTC()
+	}
+	err := db.SQL.QueryRowContext(ctx, db.q(`INSERT INTO domains (name, created_at) VALUES (?, ?) RETURNING id`),
+		d.Name, micros(d.CreatedAt)).Scan(&d.ID)
+	if isUnique(err) {
+		return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("The domain %s already exists.", d.Name), Err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("create domain: %w", err)
+	}
+	return nil
+}
+
+// DomainByName returns the domain named name (lower case).
+func (db *DB) DomainByName(ctx context.Context, name string) (account.Domain, error) {
+	var d account.Domain
+	var created int64
+	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT id, name, created_at FROM domains WHERE name = ?`), name).Scan(&d.ID, &d.Name, &created)
+	if err != nil {
+		return account.Domain{}, notFoundErr(err, "domain")
+	}
+	d.CreatedAt = fromMicros(created)
+	return d, nil
+}
+
+// Domains lists every domain by name.
+func (db *DB) Domains(ctx context.Context) ([]account.Domain, error) {
+	rows, err := db.SQL.QueryContext(ctx, `SELECT id, name, created_at FROM domains ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("domains: %w", err)
+	}
+	defer rows.Close()
+	var out []account.Domain
+	for rows.Next() {
+		var d account.Domain
+		var created int64
+		if err := rows.Scan(&d.ID, &d.Name, &created); err != nil {
+			return nil, fmt.Errorf("domains: %w", err)
+		}
+		d.CreatedAt = fromMicros(created)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// CreateMember inserts m and sets its ID (and DomainCreatedAt when zero).
+func (db *DB) CreateMember(ctx context.Context, m *account.Member) error {
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now().UTC()
+	}
+	if m.State == "" {
+		m.State = account.StateActive
+	}
+	err := db.SQL.QueryRowContext(ctx, db.q(`INSERT INTO members (domain_id, email, name, password_hash, use_app_passwords, state, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		m.DomainID, m.Email, m.Name, m.PasswordHash, m.UseAppPasswords, string(m.State), micros(m.CreatedAt)).Scan(&m.ID)
+	switch {
+	case err == nil:
+	case isUnique(err):
+		return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("A member %s already exists.", m.Email), Err: err}
+	case isForeignKey(err):
+		return fmt.Errorf("member's domain %d: %w", m.DomainID, account.ErrNotFound)
+	default:
+		return fmt.Errorf("create member: %w", err)
+	}
+	if m.DomainCreatedAt.IsZero() {
+		var created int64
+		if err := db.SQL.QueryRowContext(ctx, db.q(`SELECT created_at FROM domains WHERE id = ?`), m.DomainID).Scan(&created); err != nil {
+			return fmt.Errorf("create member: %w", err)
+		}
+		m.DomainCreatedAt = fromMicros(created)
+	}
+	return nil
+}
+
+// MemberByEmail returns the member with the (lower-case) address email.
+func (db *DB) MemberByEmail(ctx context.Context, email string) (account.Member, error) {
+	var m account.Member
+	err := scanMember(db.SQL.QueryRowContext(ctx, db.q(`SELECT `+memberCols+memberFrom+` WHERE m.email = ?`), email), &m)
+	return m, notFoundErr(err, "member")
+}
+
+// MemberByID returns the member id.
+func (db *DB) MemberByID(ctx context.Context, id int64) (account.Member, error) {
+	var m account.Member
+	err := scanMember(db.SQL.QueryRowContext(ctx, db.q(`SELECT `+memberCols+memberFrom+` WHERE m.id = ?`), id), &m)
+	return m, notFoundErr(err, "member")
+}
+
+// Members lists the members of domain (all when domain is ""), by address.
+func (db *DB) Members(ctx context.Context, domain string) ([]account.Member, error) {
+	query, args := `SELECT `+memberCols+memberFrom+` ORDER BY m.email`, []any(nil)
+	if domain != "" {
+		query, args = `SELECT `+memberCols+memberFrom+` WHERE d.name = ? ORDER BY m.email`, []any{domain}
+	}
+	rows, err := db.SQL.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("members: %w", err)
+	}
+	defer rows.Close()
+	var out []account.Member
+	for rows.Next() {
+		var m account.Member
+		if err := scanMember(rows, &m); err != nil {
+			return nil, fmt.Errorf("members: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Credentials returns the member and its app passwords with one query (a
+// LEFT JOIN: one row per app password, or one row of NULLs when there are
+// none), since every third-party login goes through here.
+func (db *DB) Credentials(ctx context.Context, email string) (account.Member, []account.AppPassword, error) {
+	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT `+memberCols+`,
+		a.id, a.name, a.hash, a.created_at, a.last_used_at, a.last_used_protocol, a.last_used_ip`+memberFrom+`
+		LEFT JOIN app_passwords a ON a.member_id = m.id
+		WHERE m.email = ? ORDER BY a.created_at, a.id`), email)
+	if err != nil {
+		return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
+	}
+	defer rows.Close()
+	var m account.Member
+	var list []account.AppPassword
+	found := false
+	for rows.Next() {
+		var id, name, proto, ip sql.NullString
+		var hash []byte
+		var created, used sql.NullInt64
+		if err := scanMember(rows, &m, &id, &name, &hash, &created, &used, &proto, &ip); err != nil {
+			return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
+		}
+		found = true
+		if id.Valid {
+			p := account.AppPassword{ID: id.String, MemberID: m.ID, Name: name.String, Hash: hash,
+				CreatedAt: fromMicros(created.Int64), LastUsedProtocol: proto.String, LastUsedIP: ip.String}
+			if used.Valid {
+				p.LastUsedAt = fromMicros(used.Int64)
+			}
+			list = append(list, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
+	}
+	if !found {
+		return account.Member{}, nil, fmt.Errorf("member: %w", account.ErrNotFound)
+	}
+	return m, list, nil
+}
+
+// updateMember runs one UPDATE of the member memberID and writes fx, in one
+// transaction; ErrNotFound when there is no such member.
+func (db *DB) updateMember(ctx context.Context, memberID int64, fx account.Effects, query string, args ...any) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(query), append(args, memberID)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("member %d: %w", memberID, account.ErrNotFound)
+		}
+		return db.writeEffects(ctx, tx, fx)
+	})
+}
+
+// SetUseAppPasswords stores the member's setting.
+func (db *DB) SetUseAppPasswords(ctx context.Context, memberID int64, on bool, fx account.Effects) error {
+	return wrap("set use_app_passwords", db.updateMember(ctx, memberID, fx, `UPDATE members SET use_app_passwords = ? WHERE id = ?`, on))
+}
+
+// SetState suspends or resumes the member.
+func (db *DB) SetState(ctx context.Context, memberID int64, s account.State, fx account.Effects) error {
+	return wrap("set state", db.updateMember(ctx, memberID, fx, `UPDATE members SET state = ? WHERE id = ?`, string(s)))
+}
+
+// SetPasswordHash replaces the main password hash and, with
+// deleteAppPasswords, deletes the member's app passwords in the same transaction.
+func (db *DB) SetPasswordHash(ctx context.Context, memberID int64, hash string, deleteAppPasswords bool, fx account.Effects) error {
+	return wrap("set password", db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE members SET password_hash = ? WHERE id = ?`), hash, memberID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("member %d: %w", memberID, account.ErrNotFound)
+		}
+		if deleteAppPasswords {
+			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM app_passwords WHERE member_id = ?`), memberID); err != nil {
+				return err
+			}
+		}
+		return db.writeEffects(ctx, tx, fx)
+	}))
+}
+
+// CreateAppPassword inserts p unless the member holds limit app passwords
+// already or one named the same ignoring case. The count and the insert are
+// atomic: SQLite transactions begin IMMEDIATE (the write lock is held from
+// BEGIN, see Open); on PostgreSQL the member's row is locked first, so
+// concurrent creates for one member queue up, and each count (a new snapshot
+// per statement under READ COMMITTED) sees the inserts committed before it.
+func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, limit int, fx account.Effects) error {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = time.Now().UTC()
+	}
+	key := nameKey(p.Name)
+	conflict := func(err error) error {
+		return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("You already have an app password named “%s”.", p.Name), Err: err}
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		lock := `SELECT id FROM members WHERE id = ?`
+		if db.Dialect == Postgres {
+			lock += ` FOR UPDATE`
+		}
+		var id int64
+		if err := tx.QueryRowContext(ctx, db.q(lock), p.MemberID).Scan(&id); err != nil {
+			return notFoundErr(err, "member")
+		}
+		var n, same int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN name_key = ? THEN 1 ELSE 0 END), 0)
+			FROM app_passwords WHERE member_id = ?`), key, p.MemberID).Scan(&n, &same); err != nil {
+			return err
+		}
+		if n >= limit {
+			return account.Errorf(account.ELIMIT, "You already have %d third-party app passwords. Delete one you no longer use before creating a new one.", n)
+		}
+		if same > 0 {
+			return conflict(nil)
+		}
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO app_passwords (id, member_id, name, name_key, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+			p.ID, p.MemberID, p.Name, key, p.Hash, micros(p.CreatedAt))
+		if isUnique(err) {
+			// The name check above sees every committed row; this is the
+			// database's own guard should the two ever disagree.
+			return conflict(err)
+		}
+		if err != nil {
+			return err
+		}
+		return db.writeEffects(ctx, tx, fx)
+	})
+	return wrap("create app password", err)
+}
+
+// nameKey is the form app names are compared in: unique per member ignoring case.
+func nameKey(name string) string { return strings.ToLower(name) }
+
+const appPasswordCols = `id, member_id, name, hash, created_at, last_used_at, last_used_protocol, last_used_ip`
+
+// AppPasswords lists the member's app passwords, oldest first.
+func (db *DB) AppPasswords(ctx context.Context, memberID int64) ([]account.AppPassword, error) {
+	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT `+appPasswordCols+` FROM app_passwords WHERE member_id = ? ORDER BY created_at, id`), memberID)
+	if err != nil {
+		return nil, fmt.Errorf("app passwords: %w", err)
+	}
+	defer rows.Close()
+	var out []account.AppPassword
+	for rows.Next() {
+		var p account.AppPassword
+		var created int64
+		var used sql.NullInt64
+		if err := rows.Scan(&p.ID, &p.MemberID, &p.Name, &p.Hash, &created, &used, &p.LastUsedProtocol, &p.LastUsedIP); err != nil {
+			return nil, fmt.Errorf("app passwords: %w", err)
+		}
+		p.CreatedAt = fromMicros(created)
+		if used.Valid {
+			p.LastUsedAt = fromMicros(used.Int64)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DeleteAppPassword deletes app password id if it is the member's: the
+// member_id condition makes another member's id look missing (no IDOR).
+func (db *DB) DeleteAppPassword(ctx context.Context, memberID int64, id string, fx account.Effects) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM app_passwords WHERE id = ? AND member_id = ?`), id, memberID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("app password: %w", account.ErrNotFound)
+		}
+		return db.writeEffects(ctx, tx, fx)
+	})
+	return wrap("delete app password", err)
+}
+
+// TouchAppPassword records a use with one conditional UPDATE, so that nodes
+// racing on the same password write it at most once per interval and no
+// read-modify-write is needed.
+func (db *DB) TouchAppPassword(ctx context.Context, id string, at time.Time, protocol, ip string, notBefore time.Time) error {
+	_, err := db.SQL.ExecContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
+		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`),
+		micros(at), protocol, ip, id, micros(notBefore))
+	return wrap("touch app password", err)
+}
+
+// AddMessage writes fx (messages to the member, events) on its own; messages
+// without a member are addressed to memberID.
+func (db *DB) AddMessage(ctx context.Context, memberID int64, fx account.Effects) error {
+	msgs := make([]account.Message, len(fx.Messages))
+	for i, m := range fx.Messages {
+		if m.MemberID == 0 {
+			m.MemberID = memberID
+		}
+		msgs[i] = m
+	}
+	fx.Messages = msgs
+	return wrap("add message", db.tx(ctx, func(tx *sql.Tx) error { return db.writeEffects(ctx, tx, fx) }))
+}
+
+// Messages lists the member's messages, newest first.
+func (db *DB) Messages(ctx context.Context, memberID int64) ([]account.Message, error) {
+	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT id, member_id, kind, subject, body, created_at, read
+		FROM messages WHERE member_id = ? ORDER BY id DESC`), memberID)
+	if err != nil {
+		return nil, fmt.Errorf("messages: %w", err)
+	}
+	defer rows.Close()
+	var out []account.Message
+	for rows.Next() {
+		var m account.Message
+		var created int64
+		var read dbBool
+		if err := rows.Scan(&m.ID, &m.MemberID, &m.Kind, &m.Subject, &m.Body, &created, &read); err != nil {
+			return nil, fmt.Errorf("messages: %w", err)
+		}
+		m.CreatedAt, m.Read = fromMicros(created), bool(read)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MarkMessagesRead marks the member's messages ids (all when empty) read.
+// TRUE and FALSE are keywords of both engines (SQLite reads them as 1 and 0).
+func (db *DB) MarkMessagesRead(ctx context.Context, memberID int64, ids []int64) error {
+	query := `UPDATE messages SET read = TRUE WHERE member_id = ? AND read = FALSE`
+	args := []any{memberID}
+	if len(ids) > 0 {
+		query += ` AND id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	_, err := db.SQL.ExecContext(ctx, db.q(query), args...)
+	return wrap("mark messages read", err)
+}
+
+// UnreadMessages counts the member's unread messages (the badge).
+func (db *DB) UnreadMessages(ctx context.Context, memberID int64) (int, error) {
+	var n int
+	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM messages WHERE member_id = ? AND read = FALSE`), memberID).Scan(&n)
+	return n, wrap("unread messages", err)
+}

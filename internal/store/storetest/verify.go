@@ -1,0 +1,252 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/internal/account"
+)
+
+// swapCase turns upper case to lower and back: a variant of an app password
+// that differs from it (every app password has a letter).
+func swapCase(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' {
+			return r - 32
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 32
+		}
+		return r
+	}, s)
+}
+
+// testVerifyMatrix: who logs in to third-party apps with what. Every refusal
+// is the one EUNAUTHORIZED error with the one message.
+func testVerifyMatrix(t *testing.T, e *Env) {
+	ctx := context.Background()
+	enf := e.Enforced(t, "alice")
+	var enfPlain string
+	for i := range 5 {
+		_, enfPlain = e.Create(t, enf, fmt.Sprintf("app %d", i))
+	}
+	on := e.Optional(t, "bob", true)
+	_, onPlain := e.Create(t, on, "Thunderbird")
+	off := e.Optional(t, "carol", true)
+	_, offPlain := e.Create(t, off, "Thunderbird")
+	if err := e.DB.SetUseAppPasswords(ctx, off.ID, false, account.Effects{}); err != nil {
+		t.Fatal(err)
+	}
+	susp := e.Enforced(t, "dave")
+	_, suspPlain := e.Create(t, susp, "Thunderbird")
+	suspOff := e.Optional(t, "erin", false)
+	for _, m := range []account.Member{susp, suspOff} {
+		if err := e.Svc.SetState(ctx, m, account.StateSuspended); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lower, upper := strings.ToLower(enfPlain), strings.ToUpper(enfPlain)
+	grouped := account.GroupAppPassword(enfPlain)
+
+	cases := []struct {
+		name, user, secret string
+		ok                 bool
+		reason             string // logged reason on failure
+	}{
+		{"enforced: main refused", enf.Email, MainPassword, false, "policy"},
+		{"enforced: app", enf.Email, enfPlain, true, ""},
+		{"enforced: app grouped", enf.Email, grouped, true, ""},
+		{"enforced: user in capitals", strings.ToUpper(enf.Email), enfPlain, true, ""},
+		{"enforced: app plus one char", enf.Email, enfPlain + "a", false, "bad-password"},
+		{"enforced: app minus one char", enf.Email, enfPlain[:19], false, "bad-password"},
+		{"enforced: grouped plus space", enf.Email, grouped + " ", false, "bad-password"},
+		{"enforced: regrouped", enf.Email, enfPlain[:4] + " " + enfPlain[4:], false, "bad-password"},
+		{"enforced: swapped case", enf.Email, swapCase(enfPlain), false, "bad-password"},
+		{"enforced: another member's app", enf.Email, onPlain, false, "bad-password"},
+		{"enforced: empty", enf.Email, "", false, ""},
+		{"optional off: main", off.Email, MainPassword, true, ""},
+		{"optional off: app refused", off.Email, offPlain, false, "bad-password"},
+		{"optional on: app", on.Email, onPlain, true, ""},
+		{"optional on: main refused", on.Email, MainPassword, false, "policy"},
+		{"unknown user", "nobody@enforced.test", MainPassword, false, "unknown-user"},
+		{"unknown domain", "alice@nowhere.test", enfPlain, false, "unknown-user"},
+		{"not an address", "alice", MainPassword, false, "unknown-user"},
+		{"suspended: app", susp.Email, suspPlain, false, "suspended"},
+		{"suspended: main", suspOff.Email, MainPassword, false, "suspended"},
+		{"suspended: wrong", suspOff.Email, "wrong password!", false, "bad-password"},
+	}
+	if lower != enfPlain {
+		cases = append(cases, struct {
+			name, user, secret string
+			ok                 bool
+			reason             string
+		}{"enforced: lower-cased", enf.Email, lower, false, "bad-password"})
+	}
+	if upper != enfPlain {
+		cases = append(cases, struct {
+			name, user, secret string
+			ok                 bool
+			reason             string
+		}{"enforced: upper-cased", enf.Email, upper, false, "bad-password"})
+	}
+	for _, c := range cases {
+		m, cred, err := e.Svc.Verify(ctx, c.user, c.secret)
+		if c.ok {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+				continue
+			}
+			wantEmail, _ := account.ParseEmail(c.user)
+			if m.Email != wantEmail {
+				t.Errorf("%s: logged in as %s", c.name, m.Email)
+			}
+			if isApp := c.secret != MainPassword; cred.IsMain() == isApp || (isApp && cred.AppName == "") {
+				t.Errorf("%s: credential %+v", c.name, cred)
+			}
+			continue
+		}
+		if account.ErrorCode(err) != account.EUNAUTHORIZED || account.ErrorMessage(err) != account.ErrAuthFailed.Message {
+			t.Errorf("%s: error %v (%s, %q), want the one login failure", c.name, err, account.ErrorCode(err), account.ErrorMessage(err))
+		}
+		if c.reason != "" && account.FailureReason(err) != c.reason {
+			t.Errorf("%s: reason %q, want %q", c.name, account.FailureReason(err), c.reason)
+		}
+	}
+}
+
+// testCredentials: the login hot path returns the member and all its app
+// passwords, or the member alone.
+func testCredentials(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m, empty := e.Enforced(t, "alice"), e.Enforced(t, "bob")
+	var made []account.AppPassword
+	for i := range 3 {
+		p, _ := e.Create(t, m, fmt.Sprintf("app %d", i))
+		made = append(made, p)
+	}
+	got, list, err := e.DB.Credentials(ctx, m.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != e.Reload(t, m) || len(list) != 3 {
+		t.Fatalf("credentials %+v, %d app passwords", got, len(list))
+	}
+	for i, p := range list {
+		if p.ID != made[i].ID || p.Name != made[i].Name || string(p.Hash) != string(made[i].Hash) || p.MemberID != m.ID || !p.CreatedAt.Equal(made[i].CreatedAt) {
+			t.Errorf("app password %d: %+v, want %+v", i, p, made[i])
+		}
+	}
+	got, list, err = e.DB.Credentials(ctx, empty.Email)
+	if err != nil || got.ID != empty.ID || len(list) != 0 {
+		t.Errorf("member without app passwords: %+v, %v, %v", got, list, err)
+	}
+}
+
+// testTouch: last use is recorded at most once per interval.
+func testTouch(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m := e.Enforced(t, "alice")
+	p, _ := e.Create(t, m, "Thunderbird")
+	t0 := time.Date(2025, 4, 1, 12, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at          time.Time
+		proto, ip   string
+		wantAt      time.Time
+		wantProto   string
+		description string
+	}{
+		{t0, "imap", "192.0.2.1", t0, "imap", "first use"},
+		{t0.Add(30 * time.Second), "smtp", "192.0.2.2", t0, "imap", "within the minute: kept"},
+		{t0.Add(59 * time.Second), "pop3", "192.0.2.3", t0, "imap", "still within the minute"},
+		{t0.Add(61 * time.Second), "caldav", "2001:db8::1", t0.Add(61 * time.Second), "caldav", "a minute later"},
+	}
+	for _, s := range steps {
+		if err := e.DB.TouchAppPassword(ctx, p.ID, s.at, s.proto, s.ip, s.at.Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		_, list, err := e.DB.Credentials(ctx, m.Email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := list[0]
+		if !got.LastUsedAt.Equal(s.wantAt) || got.LastUsedProtocol != s.wantProto {
+			t.Errorf("%s: last used %v %s, want %v %s", s.description, got.LastUsedAt, got.LastUsedProtocol, s.wantAt, s.wantProto)
+		}
+	}
+	views, err := e.Svc.AppPasswords(ctx, m)
+	if err != nil || views[0].LastUsedIP != "2001:db8::1" {
+		t.Errorf("listed %+v, %v", views, err)
+	}
+	if err := e.DB.TouchAppPassword(ctx, "ffffffffffffffff", t0, "imap", "192.0.2.1", t0); err != nil {
+		t.Errorf("touching a deleted app password: %v", err)
+	}
+}
+
+// testEvents: the outbox is read in seq order, in pages, from any point.
+func testEvents(t *testing.T, e *Env) {
+	ctx := context.Background()
+	if seq, err := e.DB.LastEventSeq(ctx); err != nil || seq != 0 {
+		t.Fatalf("empty outbox: last seq %d, %v", seq, err)
+	}
+	m := e.Enforced(t, "alice")
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := e.DB.AddMessage(ctx, m.ID, account.Effects{Events: []account.Event{{Kind: account.EventMailboxChanged, MemberID: m.ID, MailboxID: 7, CreatedAt: old}}}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := account.Event{Kind: account.EventMailboxChanged, MemberID: m.ID, MailboxID: int64(100 + i)}
+			if err := e.DB.AddMessage(ctx, m.ID, account.Effects{Events: []account.Event{ev, ev}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	all, err := e.DB.EventsAfter(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 21 {
+		t.Fatalf("%d events, want 21", len(all))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatalf("seq %d after %d", all[i].Seq, all[i-1].Seq)
+		}
+	}
+	if all[0].MailboxID != 7 || !all[0].CreatedAt.Equal(old) || all[0].Kind != account.EventMailboxChanged || all[0].MemberID != m.ID {
+		t.Errorf("first event %+v", all[0])
+	}
+	page, err := e.DB.EventsAfter(ctx, all[4].Seq, 3)
+	if err != nil || len(page) != 3 || page[0].Seq != all[5].Seq || page[2].Seq != all[7].Seq {
+		t.Errorf("page after %d: %+v, %v", all[4].Seq, page, err)
+	}
+	if rest, err := e.DB.EventsAfter(ctx, all[20].Seq, 10); err != nil || len(rest) != 0 {
+		t.Errorf("after the last: %+v, %v", rest, err)
+	}
+	last, err := e.DB.LastEventSeq(ctx)
+	if err != nil || last != all[20].Seq {
+		t.Errorf("last seq %d, %v; want %d", last, err, all[20].Seq)
+	}
+	if err := e.DB.PruneEvents(ctx, old.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	left, err := e.DB.EventsAfter(ctx, 0, 1000)
+	if err != nil || len(left) != 20 || left[0].Seq != all[1].Seq {
+		t.Errorf("after prune: %d events, %v", len(left), err)
+	}
+	// New events after pruning still get higher seqs than any seen before.
+	if err := e.DB.AddMessage(ctx, m.ID, account.Effects{Events: []account.Event{{Kind: account.EventMemberResumed, MemberID: m.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	if next, err := e.DB.EventsAfter(ctx, last, 10); err != nil || len(next) != 1 || next[0].Seq <= last {
+		t.Errorf("after prune and insert: %+v, %v", next, err)
+	}
+}
