@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+)
+
+func domainAdd(a *app, fs *flag.FlagSet) runFunc {
+	created := fs.String("created", "", "creation date YYYY-MM-DD (Asia/Tokyo); decides the policy against --cutoff. Default: now")
+	asJSON := fs.Bool("json", false, "print the domain as JSON")
+	return func(ctx context.Context, a *app, args []string) error {
+		var at time.Time
+		if *created != "" {
+			t, err := parseDate(*created)
+			if err != nil {
+				return usagef(findCmd("domain add"), "--created: %v", err)
+			}
+			at = t
+		}
+		svc, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		d, err := svc.AddDomain(ctx, args[0], at)
+		if err != nil {
+			return err
+		}
+		j := toDomainJSON(d, a.cutoff)
+		if *asJSON {
+			return writeJSON(a.stdout, j)
+		}
+		_, err = fmt.Fprintf(a.stdout, "Added domain %s (created %s, policy %s).\n", j.Name, d.CreatedAt.In(a.cutoff.Location()).Format(dateLayout), j.Policy)
+		return err
+	}
+}
+
+func domainList(a *app, fs *flag.FlagSet) runFunc {
+	asJSON := fs.Bool("json", false, `print [{"name","created_at","policy"}]`)
+	return func(ctx context.Context, a *app, args []string) error {
+		svc, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		list, err := svc.Store.Domains(ctx)
+		if err != nil {
+			return err
+		}
+		out := make([]domainJSON, 0, len(list))
+		for _, d := range list {
+			out = append(out, toDomainJSON(d, a.cutoff))
+		}
+		if *asJSON {
+			return writeJSON(a.stdout, out)
+		}
+		rows := [][]string{{"DOMAIN", "CREATED", "POLICY"}}
+		for i, d := range out {
+			rows = append(rows, []string{d.Name, list[i].CreatedAt.In(a.cutoff.Location()).Format(dateLayout), d.Policy})
+		}
+		return table(a.stdout, rows)
+	}
+}
+
+// findCmd returns the command named name, for usage errors raised while running.
+func findCmd(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+// Command postern runs the Postern account server and administers its
+// domains, members and app passwords. It is the only package that knows every
+// concrete type: it wires the stores, the account service and the listeners.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/postern/postern/internal/account"
+)
+
+func main() {
+	// SIGINT and SIGTERM cancel the context: serve shuts down gracefully, and a
+	// command in flight stops at its next database call.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand. setup registers the command's own flags on fs
+// and returns the function that runs it with the positional arguments.
+type command struct {
+	name     string // "user add"
+	args     string // synopsis after the name, for usage
+	summary  string
+	min, max int // positional arguments
+	setup    func(a *app, fs *flag.FlagSet) runFunc
+}
+
+type runFunc func(ctx context.Context, a *app, args []string) error
+
+// commands in the order of the usage text. They are set in init because
+// their run functions refer back to the table (usage errors).
+var commands []*command
+
+// serveCommand and demoCommand log at info by default, the others at warn.
+var serveCommand, demoCommand *command
+
+func init() {
+	serveCommand = &command{name: "serve", args: "[--web-addr ADDR] [--imap-addr ADDR] … [--tls-cert FILE --tls-key FILE]",
+		summary: "run the server: web UI and API, IMAP, POP3, SMTP submission, CalDAV/CardDAV", setup: serveSetup}
+	demoCommand = &command{name: "demo", args: "[serve flags]",
+		summary: "serve with demo domains and members; prints their credentials", setup: demoSetup}
+	commands = []*command{
+		serveCommand,
+		demoCommand,
+		{name: "domain add", args: "NAME [--created YYYY-MM-DD]", summary: "add a domain (created now unless --created)", min: 1, max: 1, setup: domainAdd},
+		{name: "domain list", args: "[--json]", summary: "list the domains and their policy", setup: domainList},
+		{name: "user add", args: "EMAIL [--name NAME] [--password-stdin]", summary: "add a member (a strong password is generated and printed unless --password-stdin)", min: 1, max: 1, setup: userAdd},
+		{name: "user list", args: "[DOMAIN] [--json]", summary: "list members, of one domain or all", max: 1, setup: userList},
+		{name: "user passwd", args: "EMAIL --password-stdin [--delete-app-passwords]", summary: "reset a member's main password", min: 1, max: 1, setup: userPasswd},
+		{name: "user set", args: "EMAIL --use-app-passwords on|off", summary: "change \"Use a third-party app password\" (optional domains only)", min: 1, max: 1, setup: userSet},
+		{name: "user suspend", args: "EMAIL", summary: "suspend a member: every session ends, logins fail", min: 1, max: 1, setup: userState(account.StateSuspended)},
+		{name: "user resume", args: "EMAIL", summary: "make a suspended member active again", min: 1, max: 1, setup: userState(account.StateActive)},
+		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create an app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
+		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
+		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
+	}
+}
+
+// usageError is a mistake on the command line: exit status 2 and a usage text.
+type usageError struct {
+	msg string
+	cmd *command // nil: the general usage
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(cmd *command, format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...), cmd: cmd}
+}
+
+// run executes one command line and returns the exit status: 0, 1 for a
+// failed command, 2 for a usage error.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	defer a.close()
+	err := dispatch(ctx, a, args)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "postern: %s\n", ue.msg)
+		if ue.cmd != nil {
+			fmt.Fprintf(stderr, "usage: postern %s %s\n", ue.cmd.name, ue.cmd.args)
+			fmt.Fprintf(stderr, "Run 'postern %s --help' for the flags.\n", ue.cmd.name)
+		} else {
+			printUsage(stderr, false)
+		}
+		return 2
+	default:
+		fmt.Fprintf(stderr, "postern: %s\n", humanError(a, err))
+		return 1
+	}
+}
+
+var errHelp = errors.New("help shown")
+
+func dispatch(ctx context.Context, a *app, args []string) error {
+	words, rest := splitWords(args, boolFlags())
+	if len(words) == 0 {
+		if hasHelpFlag(rest) {
+			printUsage(a.stdout, true)
+			return errHelp
+		}
+		return usagef(nil, "no command given")
+	}
+	if words[0] == "help" {
+		printUsage(a.stdout, true)
+		return errHelp
+	}
+	cmd, n := findCommand(words)
+	if cmd == nil {
+		if subs := subcommands(words[0]); len(subs) > 0 {
+			return usagef(nil, "%s needs one of: %s", words[0], strings.Join(subs, ", "))
+		}
+		return usagef(nil, "unknown command %q", words[0])
+	}
+	// The words after the command's name are its positional arguments.
+	positional := words[n:]
+	if err := a.parseFlags(cmd, rest); err != nil {
+		return err
+	}
+	if len(positional) < cmd.min || len(positional) > cmd.max {
+		return usagef(cmd, "%s takes %s", cmd.name, plural(cmd.min, cmd.max))
+	}
+	return a.runCmd(ctx, a, positional)
+}
+
+func findCommand(words []string) (*command, int) {
+	for _, c := range commands {
+		n := strings.Count(c.name, " ") + 1
+		if len(words) >= n && strings.Join(words[:n], " ") == c.name {
+			return c, n
+		}
+	}
+	return nil, 0
+}
+
+// subcommands lists the second words of the commands in group.
+func subcommands(group string) []string {
+	var out []string
+	for _, c := range commands {
+		if g, sub, ok := strings.Cut(c.name, " "); ok && g == group {
+			out = append(out, sub)
+		}
+	}
+	return out
+}
+
+func plural(lo, hi int) string {
+	switch {
+	case lo == hi && lo == 0:
+		return "no arguments"
+	case lo == hi && lo == 1:
+		return "one argument"
+	case lo == hi:
+		return fmt.Sprintf("%d arguments", lo)
+	case lo == 0 && hi == 1:
+		return "at most one argument"
+	case lo == 0:
+		return fmt.Sprintf("at most %d arguments", hi)
+	}
+	return fmt.Sprintf("%d to %d arguments", lo, hi)
+}
+
+// printUsage lists the commands; full adds the global flags.
+func printUsage(w io.Writer, full bool) {
+	fmt.Fprintln(w, "Postern: app passwords for IMAP, POP3, SMTP, CalDAV and CardDAV.")
+	fmt.Fprintln(w, "\nUsage: postern COMMAND [ARGS] [FLAGS]")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
+	}
+	if !full {
+		fmt.Fprintln(w, "\nRun 'postern help' for the global flags, 'postern COMMAND --help' for a command's.")
+		return
+	}
+	fmt.Fprintln(w, "\nFlags of every command (also from the environment as POSTERN_<NAME>):")
+	fs := newFlagSet(&command{name: "help"})
+	a := &app{}
+	a.registerGlobals(fs)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprintln(w, "\nRun 'postern COMMAND --help' for the flags of a command.")
+}
+
+// humanError is the one line a failed command prints: the client-safe message
+// of an *account.Error, or a short description; internal causes go to the log.
+func humanError(a *app, err error) string {
+	var ae *account.Error
+	if errors.As(err, &ae) {
+		if ae.Code == account.EINTERNAL || ae.Message == "" {
+			a.logger().Error("command failed", "err", err)
+			return "internal error; see the log above"
+		}
+		return ae.Message
+	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return ce.msg
+	}
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	// Our own errors (files, database connection) say what failed; they never
+	// carry a password because no password ever goes into an error here.
+	return err.Error()
+}
+
+// cliError is a failure whose message is meant for the operator as is.
+type cliError struct{ msg string }
+
+func (e *cliError) Error() string { return e.msg }
+
+func failf(format string, args ...any) error { return &cliError{msg: fmt.Sprintf(format, args...)} }

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/events"
+	"github.com/postern/postern/internal/store/sqlstore"
+	"github.com/postern/postern/internal/tlsconf"
+)
+
+// serveFlags are the flags of serve and demo (SPEC §6). An empty address
+// turns its listener off.
+type serveFlags struct {
+	web, imap, imaps, pop3, pop3s, submission, submissions string
+	tlsCert, tlsKey                                        string
+	plaintext                                              string
+}
+
+func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
+	a.configVar(fs, &f.web, "web-addr", "127.0.0.1:8080", "web UI, JSON API, CalDAV/CardDAV, /healthz and /metrics (HTTP)")
+	a.configVar(fs, &f.imap, "imap-addr", "127.0.0.1:1143", "IMAP with STARTTLS")
+	a.configVar(fs, &f.imaps, "imaps-addr", "127.0.0.1:1993", "IMAP over implicit TLS")
+	a.configVar(fs, &f.pop3, "pop3-addr", "127.0.0.1:1110", "POP3 with STLS")
+	a.configVar(fs, &f.pop3s, "pop3s-addr", "127.0.0.1:1995", "POP3 over implicit TLS")
+	a.configVar(fs, &f.submission, "submission-addr", "127.0.0.1:1587", "SMTP submission with STARTTLS")
+	a.configVar(fs, &f.submissions, "submissions-addr", "127.0.0.1:1465", "SMTP submission over implicit TLS")
+	a.configVar(fs, &f.tlsCert, "tls-cert", "", "PEM certificate chain; default: a self-signed certificate in DATA/tls")
+	a.configVar(fs, &f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	a.configVar(fs, &f.plaintext, "plaintext-auth", "loopback", "passwords before TLS: never, loopback or always")
+}
+
+func serveSetup(a *app, fs *flag.FlagSet) runFunc {
+	var f serveFlags
+	f.register(a, fs)
+	return func(ctx context.Context, a *app, args []string) error {
+		s, err := newServer(ctx, a, &f)
+		if err != nil {
+			return err
+		}
+		if err := s.start(); err != nil {
+			return err
+		}
+		return s.wait(ctx)
+	}
+}
+
+// server holds what serve opened, for the listeners to share. Protocol
+// servers are built from these pieces in setupListeners.
+type server struct {
+	app       *app
+	flags     *serveFlags
+	log       *slog.Logger
+	db        *sqlstore.DB
+	svc       *account.Service
+	tls       *tls.Config
+	plaintext tlsconf.Plaintext
+	reg       *prometheus.Registry
+	bus       *events.Bus
+	web       *http.ServeMux // routes of the web listener
+
+	listeners []*listener
+	errc      chan error // a listener that stopped on its own
+}
+
+// listener is one socket and the protocol server behind it.
+type listener struct {
+	name        string // "web", "imap", "imaps", …: in the ready line and logs
+	addr        string // host:port as configured; "" turns it off
+	implicitTLS bool   // TLS from the first byte (RFC 8314 §3)
+	// serve runs the protocol on ln until stop is called.
+	serve func(ln net.Listener) error
+	// stop closes the listener and ends its connections, waiting for them
+	// until ctx is done.
+	stop func(ctx context.Context) error
+	ln   net.Listener
+}
+
+// newServer opens the store, the key and the TLS configuration, and declares
+// the listeners; start binds them.
+func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
+	plaintext, err := tlsconf.ParsePlaintext(f.plaintext)
+	if err != nil {
+		return nil, usagef(serveCommand, "%v", err)
+	}
+	svc, err := a.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := tlsconf.Load(f.tlsCert, f.tlsKey, a.data, hostnames(a.baseURL))
+	if err != nil {
+		return nil, err
+	}
+	if f.tlsCert == "" {
+		a.log.Info("using the self-signed TLS certificate of the data folder; give --tls-cert and --tls-key in production", "dir", a.data+"/tls")
+	}
+	s := &server{
+		app: a, flags: f, log: a.log, db: a.db, svc: svc,
+		tls: tlsConfig, plaintext: plaintext,
+		reg:  prometheus.NewRegistry(),
+		bus:  events.NewBus(),
+		web:  http.NewServeMux(),
+		errc: make(chan error, 16),
+	}
+	s.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+		collectors.NewDBStatsCollector(s.db.SQL, s.db.Dialect.String()),
+	)
+	if err := s.setupListeners(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// setupListeners declares every listener. The IMAP, POP3, SMTP submission
+// and DAV servers are built here from s.svc, s.bus, s.tls, s.plaintext and
+// s.reg, each with its address from s.flags; DAV and the web UI mount on s.web.
+func (s *server) setupListeners() error {
+	s.routeOps()
+	s.add(s.httpListener("web", s.flags.web, s.web))
+	return nil
+}
+
+// add declares l unless its address is empty.
+func (s *server) add(l *listener) {
+	if l.addr == "" {
+		s.log.Info("listener off", "listener", l.name)
+		return
+	}
+	s.listeners = append(s.listeners, l)
+}
+
+// start binds every listener (all or none: a port in use stops the start
+// before anything is served), then serves them and prints one line per
+// listener on stdout, "listening NAME ADDR" with the bound address (so port
+// 0 works), and finally "ready".
+func (s *server) start() error {
+	if len(s.listeners) == 0 {
+		return failf("every listener is off; give at least one address such as --web-addr 127.0.0.1:8080")
+	}
+	for _, l := range s.listeners {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			s.closeListeners()
+			return failf("cannot listen for %s on %s: %v", l.name, l.addr, errors.Unwrap(err))
+		}
+		if l.implicitTLS {
+			ln = tls.NewListener(ln, s.tls)
+		}
+		l.ln = ln
+	}
+	for _, l := range s.listeners {
+		go func(l *listener) {
+			err := l.serve(l.ln)
+			if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+				s.errc <- fmt.Errorf("%s listener: %w", l.name, err)
+			}
+		}(l)
+		s.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
+		fmt.Fprintf(s.app.stdout, "listening %s %s\n", l.name, l.ln.Addr())
+	}
+	fmt.Fprintln(s.app.stdout, "ready")
+	return nil
+}
+
+func (s *server) closeListeners() {
+	for _, l := range s.listeners {
+		if l.ln != nil {
+			l.ln.Close()
+		}
+	}
+}
+
+// addr returns the bound address of the listener named name, "" when it is off.
+func (s *server) addr(name string) string {
+	for _, l := range s.listeners {
+		if l.name == name && l.ln != nil {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// wait serves until ctx is cancelled (SIGINT, SIGTERM) or a listener fails,
+// then stops every listener, giving open connections a moment to finish.
+func (s *server) wait(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case err = <-s.errc:
+		s.log.Error("a listener failed; shutting down", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range s.listeners {
+		wg.Add(1)
+		go func(l *listener) {
+			defer wg.Done()
+			if serr := l.stop(sctx); serr != nil && !errors.Is(serr, net.ErrClosed) {
+				s.log.Warn("stop listener", "listener", l.name, "err", serr)
+			}
+		}(l)
+	}
+	wg.Wait()
+	s.log.Info("stopped")
+	return err
+}
+
+// httpListener serves h over HTTP on addr.
+func (s *server) httpListener(name, addr string, h http.Handler) *listener {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return &listener{name: name, addr: addr, serve: hs.Serve, stop: hs.Shutdown}
+}
+
+// hostnames are the names a generated certificate is valid for, besides the
+// loopback names: this machine's name and the host of --base-url.
+func hostnames(baseURL string) []string {
+	var out []string
+	if h, err := os.Hostname(); err == nil {
+		out = append(out, h)
+	}
+	if u, err := url.Parse(baseURL); err == nil && u.Hostname() != "" {
+		out = append(out, u.Hostname())
+	}
+	return out
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/postern/postern/internal/account"
+)
+
+// cliActor marks changes made with this command in notifications and logs.
+var cliActor = account.Actor{Via: "cli"}
+
+func userAdd(a *app, fs *flag.FlagSet) runFunc {
+	name := fs.String("name", "", "display name (default: the part before the @)")
+	fromStdin := fs.Bool("password-stdin", false, "read the main password from the first line of standard input")
+	asJSON := fs.Bool("json", false, "print the member as JSON (with \"password\" when it was generated)")
+	return func(ctx context.Context, a *app, args []string) error {
+		pw, generated := "", false
+		if *fromStdin {
+			var err error
+			if pw, err = readPassword(a.stdin); err != nil {
+				return err
+			}
+		} else {
+			pw, generated = strongPassword(), true
+		}
+		svc, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		m, err := svc.AddMember(ctx, args[0], *name, pw)
+		if err != nil {
+			return err
+		}
+		j := toMemberJSON(m, a.cutoff)
+		if *asJSON {
+			out := struct {
+				memberJSON
+				Password string `json:"password,omitempty"`
+			}{memberJSON: j}
+			if generated {
+				out.Password = pw
+			}
+			return writeJSON(a.stdout, out)
+		}
+		fmt.Fprintf(a.stdout, "Added %s (%s, policy %s).\n", m.Email, m.Domain(), j.Policy)
+		if generated {
+			fmt.Fprintf(a.stdout, "Main password: %s\nIt is shown only this once; give it to the member.\n", pw)
+		}
+		return nil
+	}
+}
+
+// strongPassword generates a main password: 20 characters of the app
+// password alphabet (116 bits from crypto/rand), grouped with dashes to be
+// copied by hand.
+func strongPassword() string {
+	return strings.ReplaceAll(account.GroupAppPassword(account.GenerateAppPassword()), " ", "-")
+}
+
+// readPassword reads one line of standard input; only the line ending is
+// removed, because everything else is part of the password.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReaderSize(r, 4096).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the password from standard input: %w", err)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return "", failf("no password on standard input")
+	}
+	return line, nil
+}
+
+func userList(a *app, fs *flag.FlagSet) runFunc {
+	asJSON := fs.Bool("json", false, `print [{"email","name","domain","policy","use_app_passwords","state"}]`)
+	return func(ctx context.Context, a *app, args []string) error {
+		svc, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		domain := ""
+		if len(args) == 1 {
+			if domain, err = account.ParseDomain(args[0]); err != nil {
+				return err
+			}
+			if _, err := svc.Store.DomainByName(ctx, domain); errors.Is(err, account.ErrNotFound) {
+				return failf("No domain %s. Add it with 'postern domain add %s'.", domain, domain)
+			} else if err != nil {
+				return err
+			}
+		}
+		list, err := svc.Store.Members(ctx, domain)
+		if err != nil {
+			return err
+		}
+		out := make([]memberJSON, 0, len(list))
+		for _, m := range list {
+			out = append(out, toMemberJSON(m, a.cutoff))
+		}
+		if *asJSON {
+			return writeJSON(a.stdout, out)
+		}
+		rows := [][]string{{"EMAIL", "NAME", "POLICY", "APP PASSWORDS ONLY", "STATE"}}
+		for _, m := range out {
+			rows = append(rows, []string{m.Email, m.Name, m.Policy, onOff(m.UseAppPasswords), m.State})
+		}
+		return table(a.stdout, rows)
+	}
+}
+
+func userPasswd(a *app, fs *flag.FlagSet) runFunc {
+	fromStdin := fs.Bool("password-stdin", false, "read the new main password from the first line of standard input (required)")
+	deleteAll := fs.Bool("delete-app-passwords", false, "also delete all the member's app passwords (after a hijack)")
+	asJSON := fs.Bool("json", false, "print the member as JSON")
+	return func(ctx context.Context, a *app, args []string) error {
+		if !*fromStdin {
+			return usagef(findCmd("user passwd"), "give the new password on standard input with --password-stdin")
+		}
+		pw, err := readPassword(a.stdin)
+		if err != nil {
+			return err
+		}
+		svc, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		m, err := svc.Member(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		// An administrator reset: no current password; the member is told.
+		if err := svc.ChangePassword(ctx, m, "", pw, true, *deleteAll, cliActor); err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(a.stdout, toMemberJSON(m, a.cutoff))
+		}
+		fmt.Fprintf(a.stdout, "Changed the main password of %s. Third-party sessions that used the old one are closed.\n", m.Email)
+		if *deleteAll {
+			fmt.Fprintln(a.stdout, "All the member's app passwords were deleted.")
+		}
+		return nil
+	}
+}
+
+func userSet(a *app, fs *flag.FlagSet) runFunc {
+	value := fs.String("use-app-passwords", "", "on: third-party apps log in only with app passwords; off: with the main password")
+	asJSON := fs.Bool("json", false, "print the member as JSON")
+	return func(ctx context.Context, a *app, args []string) error {
+		var on bool
+		switch strings.ToLower(*value) {
+		case "on", "true", "yes":
+			on = true
+		case "off", "false", "no":
+		case "":
+			return usagef(findCmd("user set"), "give --use-app-passwords on or off")
+		default:
+			return usagef(findCmd("user set"), "--use-app-passwords must be on or off, not %q", *value)
+		}
+		svc, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		m, err := svc.Member(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if svc.Policy(m) == account.PolicyEnforced {
+			return failf("%s is an enforced domain (created on or after the cut-off, %s): its members always log in to third-party apps with app passwords, so the setting cannot be changed.",
+				m.Domain(), a.cutoff.Format(dateLayout))
+		}
+		changed := m.UseAppPasswords != on
+		if err := svc.SetUseAppPasswords(ctx, m, on, cliActor); err != nil {
+			return err
+		}
+		m.UseAppPasswords = on
+		if *asJSON {
+			return writeJSON(a.stdout, toMemberJSON(m, a.cutoff))
+		}
+		switch {
+		case !changed:
+			fmt.Fprintf(a.stdout, "\"Use a third-party app password\" was already %s for %s.\n", onOff(on), m.Email)
+		case on:
+			fmt.Fprintf(a.stdout, "\"Use a third-party app password\" is now on for %s: third-party apps log in only with app passwords; live third-party sessions were ended.\n", m.Email)
+		default:
+			fmt.Fprintf(a.stdout, "\"Use a third-party app password\" is now off for %s: third-party apps log in with the main password; app passwords are kept but inactive; live third-party sessions were ended.\n", m.Email)
+		}
+		return nil
+	}
+}
+
+func userState(st account.State) func(a *app, fs *flag.FlagSet) runFunc {
+	return func(a *app, fs *flag.FlagSet) runFunc {
+		asJSON := fs.Bool("json", false, "print the member as JSON")
+		return func(ctx context.Context, a *app, args []string) error {
+			svc, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			m, err := svc.Member(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if err := svc.SetState(ctx, m, st); err != nil {
+				return err
+			}
+			m.State = st
+			if *asJSON {
+				return writeJSON(a.stdout, toMemberJSON(m, a.cutoff))
+			}
+			if st == account.StateSuspended {
+				fmt.Fprintf(a.stdout, "Suspended %s: every session is closed and logins fail until 'postern user resume'.\n", m.Email)
+			} else {
+				fmt.Fprintf(a.stdout, "%s is active again.\n", m.Email)
+			}
+			return nil
+		}
+	}
+}
