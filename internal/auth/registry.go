@@ -45,7 +45,8 @@ type revocation struct {
 const revocationMemory = 5 * time.Minute
 
 func newRegistry(m *metrics, now func() time.Time) *Registry {
-	r := &Registry{m: m, now: now, sessions: map[int64]map[*session]struct{}{}, revoked: map[int64][]revocation{}}
+	// gen starts at 1 so that 0 in a Login means "not from Authenticate".
+	r := &Registry{gen: 1, m: m, now: now, sessions: map[int64]map[*session]struct{}{}, revoked: map[int64][]revocation{}}
 	r.closeFn = func(list []*session, kind string) {
 		// The bus calls us on the tailer's goroutine, which must not block;
 		// closing a connection may.
