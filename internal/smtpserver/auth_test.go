@@ -15,7 +15,7 @@ func TestEHLOAdvertisesAuthOnLoopback(t *testing.T) {
 	e := newEnv(t)
 	c := dial(t, e.addr)
 	r := c.wantCmd("EHLO client.test", "250-mx.example.test\r\n")
-	for _, want := range []string{"AUTH PLAIN LOGIN\r\n", "250-STARTTLS\r\n", "250-SIZE ", "250-PIPELINING\r\n", "ENHANCEDSTATUSCODES"} {
+	for _, want := range []string{"AUTH PLAIN LOGIN\r\n", "250-STARTTLS\r\n", "250-SIZE ", "250-PIPELINING\r\n", "ENHANCEDSTATUSCODES", "250-LIMITS RCPTMAX=100\r\n"} {
 		if !strings.Contains(r, want) {
 			t.Errorf("EHLO reply %q lacks %q", r, want)
 		}

@@ -16,6 +16,7 @@ var (
 	errBareNewline = errors.New("bare LF or CR in message")
 	errDataLine    = errors.New("message line too long")
 	errTooBig      = errors.New("message too big")
+	errNUL         = errors.New("NUL in message")
 )
 
 // data runs DATA (RFC 5321 §4.1.1.4). The message is read whole, then
@@ -56,6 +57,11 @@ func (c *conn) data(arg string) {
 		c.log.Info("smtp: message refused", "reason", "bare-newline", "member", from)
 		c.reply(554, "5.6.0", "Message refused: bare LF or CR; lines must end with CRLF")
 		return
+	case errors.Is(verdict, errNUL):
+		// RFC 5321 §4.5.2 and RFC 6152 §3: NUL is never message content;
+		// stores and readers that treat it as a terminator would disagree.
+		c.reply(554, "5.6.0", "Message refused: NUL octets are not allowed")
+		return
 	case errors.Is(verdict, errDataLine):
 		c.reply(554, "5.6.0", fmt.Sprintf("Message refused: a line is longer than %d octets", c.cfg.MaxDataLine))
 		return
@@ -87,8 +93,9 @@ func (c *conn) data(arg string) {
 // when it is refused, so that the client and server stay in step, and the
 // verdict says why it is refused: errBareNewline for any LF not preceded by
 // CR or CR not followed by LF, errDataLine for a line over maxLine octets,
-// errTooBig past maxSize. err is an I/O error (io.ErrUnexpectedEOF at EOF).
-// beforeRead is called before each line, to extend the read deadline.
+// errNUL for a NUL octet, errTooBig past maxSize. err is an I/O error
+// (io.ErrUnexpectedEOF at EOF). beforeRead is called before each line, to
+// extend the read deadline.
 func readData(r *bufio.Reader, maxLine int, maxSize int64, beforeRead func()) (body []byte, verdict, err error) {
 	var buf bytes.Buffer
 	prevCRLF := true
@@ -127,6 +134,9 @@ func readData(r *bufio.Reader, maxLine int, maxSize int64, beforeRead func()) (b
 		}
 		if !crlf || bytes.IndexByte(content, '\r') >= 0 {
 			verdict = firstErr(verdict, errBareNewline)
+		}
+		if bytes.IndexByte(content, 0) >= 0 {
+			verdict = firstErr(verdict, errNUL)
 		}
 		if prevCRLF && len(content) > 0 && content[0] == '.' {
 			content = content[1:]
