@@ -1,0 +1,386 @@
+package imapserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Timeouts. go-imap adds its own: 30 s to finish a command, 30 s of silence
+// before login and 35 min after it (RFC 9051 §5.4 asks for at least 30 min,
+// IDLE included).
+const (
+	handshakeTimeout = 30 * time.Second
+	// loginWindow bounds the whole unauthenticated phase, so that a client
+	// cannot hold a connection open for ever with NOOPs and no login.
+	loginWindow = 3 * time.Minute
+	guardWrite  = 10 * time.Second
+)
+
+// Read modes of the guard.
+const (
+	modeLine    = iota // reading lines
+	modeLiteral        // passing litLeft octets of literal data through
+	modeAwait          // a synchronizing literal was announced: what did go-imap answer?
+)
+
+// What go-imap wrote while the guard awaited its answer to a literal.
+const (
+	obsNone  = iota
+	obsCont  // "+": the literal is accepted
+	obsOther // a tagged reply: the command is over, the literal will not come
+)
+
+var errGuardClosed = errors.New("imapserver: connection closed by the input guard")
+
+// connState is one client connection. go-imap serves it through a vconn; the
+// pre-STARTTLS and post-STARTTLS conversations are two go-imap connections
+// (see handleStartTLS) sharing this state.
+//
+// Its read side is the input guard: it hands go-imap one line, or one
+// literal, at a time, after checking it against the limits in frame.go. Line
+// at a time also means that go-imap's buffered reader never holds input past
+// the command being run, which is what makes STARTTLS injection
+// (CVE-2011-0411, CVE-2021-33515) impossible: the plaintext sent after
+// STARTTLS sits in the guard's buffer, which is thrown away.
+type connState struct {
+	srv      *Server
+	raw      net.Conn
+	remoteIP netip.Addr
+	started  time.Time
+	log      *slog.Logger
+
+	wmu       sync.Mutex
+	transport net.Conn // raw or *tls.Conn; replaced under wmu at STARTTLS
+	isTLS     atomic.Bool
+	authed    atomic.Bool
+	closeOnce sync.Once
+
+	// Read side: used only by the goroutine go-imap reads from.
+	rbuf     []byte
+	rpos     int
+	pending  []byte
+	mode     int
+	litLeft  int64
+	cmdStart bool
+	cmdBytes int
+	obs      atomic.Int32
+	awaiting atomic.Bool
+}
+
+func newConnState(s *Server, raw net.Conn) *connState {
+	st := &connState{srv: s, raw: raw, transport: raw, started: time.Now(), cmdStart: true}
+	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
+		st.remoteIP = ap.Addr().Unmap()
+	}
+	st.log = s.log.With("remote", st.remoteIP.String())
+	return st
+}
+
+func (st *connState) conn() net.Conn {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	return st.transport
+}
+
+func (st *connState) close() error {
+	var err error
+	st.closeOnce.Do(func() {
+		err = st.conn().Close()
+		st.raw.Close()
+		st.srv.untrack(st)
+	})
+	return err
+}
+
+// write sends p to the client and, while the guard awaits go-imap's answer
+// to a synchronizing literal, notes whether it was "+".
+func (st *connState) write(p []byte) (int, error) {
+	if st.awaiting.Load() && len(p) > 0 && st.obs.Load() == obsNone {
+		if p[0] == '+' {
+			st.obs.Store(obsCont)
+		} else {
+			st.obs.Store(obsOther)
+		}
+	}
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	return st.transport.Write(p)
+}
+
+// reply writes a response of the guard's own.
+func (st *connState) reply(s string) {
+	c := st.conn()
+	c.SetWriteDeadline(time.Now().Add(guardWrite))
+	st.write([]byte(s))
+	c.SetWriteDeadline(time.Time{})
+}
+
+// fatal says BYE and closes the connection.
+func (st *connState) fatal(text string) error {
+	st.log.Info("imap connection closed by the input guard", "reason", text)
+	st.reply("* BYE " + text + "\r\n")
+	st.close()
+	return errGuardClosed
+}
+
+// read is vconn.Read: the input guard.
+func (st *connState) read(vc *vconn, p []byte) (int, error) {
+	for {
+		if len(st.pending) > 0 {
+			n := copy(p, st.pending)
+			st.pending = st.pending[n:]
+			return n, nil
+		}
+		switch st.mode {
+		case modeLiteral:
+			if st.litLeft == 0 {
+				st.mode, st.cmdStart = modeLine, false // the command goes on after its literal
+				continue
+			}
+			if int64(len(p)) > st.litLeft {
+				p = p[:st.litLeft]
+			}
+			var n int
+			var err error
+			if len(st.rbuf) > st.rpos {
+				n = copy(p, st.rbuf[st.rpos:])
+				st.rpos += n
+			} else {
+				n, err = st.conn().Read(p)
+			}
+			st.litLeft -= int64(n)
+			return n, st.readErr(err)
+		case modeAwait:
+			st.awaiting.Store(false)
+			switch st.obs.Load() {
+			case obsCont:
+				st.mode = modeLiteral
+			case obsOther:
+				st.endCommand()
+			default:
+				// go-imap refused a literal it would have had to buffer
+				// (over 4 KiB) without a reply and parses on, waiting for
+				// input the client will never send, since the client waits
+				// for "+". An empty line ends the command with a BAD.
+				st.pending = []byte("\r\n")
+				st.endCommand()
+			}
+			continue
+		}
+		line, err := st.readLine()
+		if err != nil {
+			return 0, err
+		}
+		ok, err := st.admit(vc, line)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			st.pending = line
+		}
+	}
+}
+
+func (st *connState) endCommand() {
+	st.mode, st.cmdStart, st.cmdBytes = modeLine, true, 0
+}
+
+// admit checks one line and sets the next read mode. It returns false for a
+// line answered by the guard itself, which go-imap never sees.
+func (st *connState) admit(vc *vconn, line []byte) (bool, error) {
+	li := parseLine(line)
+	first := st.cmdStart
+	st.cmdBytes += len(line)
+	if st.cmdBytes > maxCommand {
+		return false, st.fatal("Command too long")
+	}
+	refuse := func(resp string) (bool, error) {
+		// A command's first line can be refused alone; anything else
+		// would leave go-imap in the middle of a command.
+		if !first || li.tag == "" {
+			return false, st.fatal("Protocol error")
+		}
+		st.reply(li.tag + " " + resp + "\r\n")
+		st.endCommand()
+		return false, nil
+	}
+	if li.badBytes {
+		return refuse("BAD [CLIENTBUG] NUL and bare CR are not allowed in a command")
+	}
+	if li.literal {
+		limit := int64(maxLiteralPreAuth)
+		if st.authed.Load() {
+			limit = st.srv.maxLiteral
+		}
+		switch {
+		case li.nonSync && li.size > maxNonSyncLiteral:
+			if first && li.tag != "" {
+				st.reply(li.tag + " BAD [TOOBIG] Non-synchronizing literals are limited to 4096 octets\r\n")
+			}
+			return false, st.fatal("Literal too big")
+		case li.size > limit && !st.authed.Load():
+			return refuse("BAD [TOOBIG] Literal too big")
+		case li.size > limit:
+			return refuse("NO [TOOBIG] Literal too big")
+		}
+	}
+	if first && li.cmd == "STARTTLS" && li.rest == "" && st.canStartTLS() {
+		return false, st.startTLS(vc, li.tag)
+	}
+	switch {
+	case li.literal && li.nonSync:
+		st.mode, st.litLeft = modeLiteral, li.size
+	case li.literal:
+		st.obs.Store(obsNone)
+		st.awaiting.Store(true)
+		st.mode, st.litLeft = modeAwait, li.size
+	default:
+		st.endCommand()
+		return true, nil
+	}
+	st.cmdStart = false
+	return true, nil
+}
+
+func (st *connState) canStartTLS() bool {
+	return st.srv.cfg.TLS != nil && !st.isTLS.Load() && !st.authed.Load()
+}
+
+// readLine returns the next line, LF included, reading at most maxLine
+// octets for it.
+func (st *connState) readLine() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(st.rbuf[st.rpos:], '\n'); i >= 0 {
+			line := bytes.Clone(st.rbuf[st.rpos : st.rpos+i+1])
+			st.rpos += i + 1
+			return line, nil
+		}
+		if len(st.rbuf)-st.rpos >= maxLine {
+			return nil, st.fatal("Line too long")
+		}
+		// Compact, then grow the buffer as needed, up to maxLine.
+		n := copy(st.rbuf, st.rbuf[st.rpos:])
+		st.rbuf, st.rpos = st.rbuf[:n], 0
+		if cap(st.rbuf)-n < 1024 {
+			grown := make([]byte, n, min(max(2*cap(st.rbuf), 4096), maxLine+1024))
+			copy(grown, st.rbuf)
+			st.rbuf = grown
+		}
+		m, err := st.conn().Read(st.rbuf[n:cap(st.rbuf)])
+		st.rbuf = st.rbuf[:n+m]
+		if m == 0 && err != nil {
+			return nil, st.readErr(err)
+		}
+	}
+}
+
+// readErr says BYE when the client was silent for too long (RFC 9051 §7.1.5).
+func (st *connState) readErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		st.reply("* BYE Autologout; idle for too long\r\n")
+	}
+	return err
+}
+
+// startTLS runs STARTTLS for the connection (RFC 9051 §6.2.1): it answers,
+// discards any input that came with the command, runs the handshake, and
+// hands the connection to the go-imap server for TLS connections; the
+// current go-imap connection sees EOF and ends. Nothing of the plaintext
+// conversation survives: the client must ask for CAPABILITY again.
+func (st *connState) startTLS(vc *vconn, tag string) error {
+	st.reply(tag + " OK Begin TLS negotiation now\r\n")
+	if n := len(st.rbuf) - st.rpos; n > 0 {
+		st.log.Info("discarded plaintext sent after STARTTLS", "bytes", n)
+	}
+	st.rbuf, st.rpos = nil, 0
+	tc := tls.Server(st.raw, st.srv.cfg.TLS)
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		st.log.Debug("STARTTLS handshake failed", "err", err)
+		st.close()
+		return fmt.Errorf("starttls: %w", err)
+	}
+	st.wmu.Lock()
+	st.transport = tc
+	st.wmu.Unlock()
+	st.isTLS.Store(true)
+	st.endCommand()
+	vc.handedOver.Store(true)
+	if !st.srv.secure.push(&vconn{st: st, swallowGreeting: true}) {
+		st.close()
+	}
+	return io.EOF
+}
+
+// vconn is the net.Conn go-imap serves.
+type vconn struct {
+	st              *connState
+	handedOver      atomic.Bool // after STARTTLS: this go-imap connection is over
+	swallowGreeting bool        // after STARTTLS: no greeting (RFC 9051 §6.2.1)
+}
+
+var _ net.Conn = (*vconn)(nil)
+
+func (c *vconn) Read(p []byte) (int, error) {
+	if c.handedOver.Load() {
+		return 0, io.EOF
+	}
+	return c.st.read(c, p)
+}
+
+func (c *vconn) Write(p []byte) (int, error) {
+	if c.swallowGreeting {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		c.swallowGreeting = false
+		if _, err := c.st.write(p[i+1:]); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.st.write(p)
+}
+
+func (c *vconn) Close() error {
+	if c.handedOver.Load() {
+		return nil
+	}
+	return c.st.close()
+}
+
+func (c *vconn) LocalAddr() net.Addr  { return c.st.raw.LocalAddr() }
+func (c *vconn) RemoteAddr() net.Addr { return c.st.raw.RemoteAddr() }
+
+func (c *vconn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline passes go-imap's deadlines on, bounded before login by
+// loginWindow.
+func (c *vconn) SetReadDeadline(t time.Time) error {
+	if !c.st.authed.Load() {
+		if end := c.st.started.Add(loginWindow); t.IsZero() || t.After(end) {
+			t = end
+		}
+	}
+	return c.st.conn().SetReadDeadline(t)
+}
+
+func (c *vconn) SetWriteDeadline(t time.Time) error { return c.st.conn().SetWriteDeadline(t) }

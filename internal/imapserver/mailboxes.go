@@ -1,0 +1,187 @@
+package imapserver
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/postern/postern/internal/mailstore"
+)
+
+// delim is the hierarchy separator of mailstore names.
+const delim = '/'
+
+// List is LIST and LSUB (RFC 9051 §6.3.9), with the special-use attributes
+// of RFC 6154 and the child attributes of RFC 3348 on every mailbox, as
+// Dovecot does: clients look for \Sent or \Trash without asking for them.
+func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if len(patterns) == 1 && patterns[0] == "" && !options.SelectSubscribed {
+		// The delimiter query (RFC 9051 §6.3.9).
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
+	}
+	mbs, err := s.srv.cfg.Mail.Mailboxes(s.ctx, s.memberID)
+	if err != nil {
+		return s.storeErr("list", err)
+	}
+	names := make([]string, len(mbs))
+	for i, mb := range mbs {
+		names[i] = mb.Name
+	}
+	sort.Strings(names)
+	for _, mb := range mbs {
+		if !matchAny(mb.Name, ref, patterns) {
+			continue
+		}
+		if options.SelectSubscribed && !mb.Subscribed {
+			continue
+		}
+		if options.SelectSpecialUse && mb.SpecialUse == "" {
+			continue
+		}
+		data := &imap.ListData{Mailbox: mb.Name, Delim: delim}
+		if hasChildren(names, mb.Name) {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+		} else {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		if mb.SpecialUse != "" {
+			data.Attrs = append(data.Attrs, imap.MailboxAttr(mb.SpecialUse))
+		}
+		if mb.Subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		if options.ReturnStatus != nil {
+			if data.Status, err = s.status(mb, options.ReturnStatus); err != nil {
+				return err
+			}
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func matchAny(name, ref string, patterns []string) bool {
+	for _, p := range patterns {
+		// INBOX is case-insensitive (RFC 9051 §5.1), so "inbox" matches it.
+		if len(p) >= 5 && strings.EqualFold(p[:5], "INBOX") && (len(p) == 5 || p[5] == delim) {
+			p = "INBOX" + p[5:]
+		}
+		if imapserver.MatchList(name, delim, ref, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasChildren reports whether sorted names holds an inferior of name.
+func hasChildren(names []string, name string) bool {
+	prefix := name + string(delim)
+	i := sort.SearchStrings(names, prefix)
+	return i < len(names) && strings.HasPrefix(names[i], prefix)
+}
+
+// Create is CREATE (RFC 9051 §6.3.4); a trailing separator only says that
+// the client means to create inferiors.
+func (s *session) Create(name string, options *imap.CreateOptions) error {
+	name = strings.TrimSuffix(name, string(delim))
+	use := ""
+	if options != nil && len(options.SpecialUse) > 0 {
+		use = string(options.SpecialUse[0])
+	}
+	if _, err := s.srv.cfg.Mail.CreateMailbox(s.ctx, s.memberID, name, use); err != nil {
+		return s.storeErr("create", err)
+	}
+	return nil
+}
+
+func (s *session) Delete(name string) error {
+	if err := s.srv.cfg.Mail.DeleteMailbox(s.ctx, s.memberID, name); err != nil {
+		return s.storeErr("delete", err)
+	}
+	return nil
+}
+
+func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
+	if err := s.srv.cfg.Mail.RenameMailbox(s.ctx, s.memberID, oldName, newName); err != nil {
+		return s.storeErr("rename", err)
+	}
+	return nil
+}
+
+func (s *session) Subscribe(name string) error {
+	if err := s.srv.cfg.Mail.SetSubscribed(s.ctx, s.memberID, name, true); err != nil {
+		return s.storeErr("subscribe", err)
+	}
+	return nil
+}
+
+func (s *session) Unsubscribe(name string) error {
+	if err := s.srv.cfg.Mail.SetSubscribed(s.ctx, s.memberID, name, false); err != nil {
+		return s.storeErr("unsubscribe", err)
+	}
+	return nil
+}
+
+// Status is STATUS (RFC 9051 §6.3.11).
+func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	mb, err := s.srv.cfg.Mail.Mailbox(s.ctx, s.memberID, name)
+	if err != nil {
+		return nil, s.storeErr("status", err)
+	}
+	return s.status(mb, options)
+}
+
+func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
+	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity}
+	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent {
+		msgs, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
+		if err != nil {
+			return nil, s.storeErr("status", err)
+		}
+		var total, unseen, deleted uint32
+		var size int64
+		for _, m := range msgs {
+			total++
+			size += m.Size
+			if !hasFlag(m.Flags, `\Seen`) {
+				unseen++
+			}
+			if hasFlag(m.Flags, `\Deleted`) {
+				deleted++
+			}
+		}
+		zero := uint32(0) // no \Recent: it is obsolete (RFC 9051 §2.3.2)
+		set := func(on bool, v uint32) *uint32 {
+			if on {
+				return &v
+			}
+			return nil
+		}
+		data.NumMessages = set(options.NumMessages, total)
+		data.NumUnseen = set(options.NumUnseen, unseen)
+		data.NumDeleted = set(options.NumDeleted, deleted)
+		data.NumRecent = set(options.NumRecent, zero)
+		if options.Size {
+			data.Size = &size
+		}
+	}
+	if options.AppendLimit {
+		limit := uint32(mailstore.MaxMessageSize)
+		data.AppendLimit = &limit
+	}
+	return data, nil
+}
+
+// hasFlag compares flags case-insensitively (RFC 9051 §2.3.2).
+func hasFlag(flags []string, f string) bool {
+	for _, x := range flags {
+		if strings.EqualFold(x, f) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,157 @@
+package imapserver
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
+)
+
+var errTooBig = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeTooBig,
+	Text: fmt.Sprintf("Messages are limited to %d octets.", mailstore.MaxMessageSize),
+}
+
+// destination looks up the target of APPEND, COPY or MOVE; a missing one
+// gets [TRYCREATE] so that the client creates it and retries (RFC 9051 §6.3.12).
+func (s *session) destination(op, name string) (mailstore.Mailbox, error) {
+	mb, err := s.srv.cfg.Mail.Mailbox(s.ctx, s.memberID, name)
+	if account.ErrorCode(err) == account.ENOTFOUND {
+		return mb, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: "No such mailbox."}
+	}
+	if err != nil {
+		return mb, s.storeErr(op, err)
+	}
+	return mb, nil
+}
+
+// Append is APPEND (RFC 9051 §6.3.12) with APPENDUID (RFC 4315). go-imap
+// has checked the literal's announced size against AppendLimit already.
+func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	if r.Size() > mailstore.MaxMessageSize {
+		return nil, errTooBig
+	}
+	mb, err := s.destination("append", name)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(r, mailstore.MaxMessageSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("append: read literal: %w", err)
+	}
+	if len(body) > mailstore.MaxMessageSize {
+		return nil, errTooBig
+	}
+	uid, err := s.srv.cfg.Mail.Append(s.ctx, mb.ID, fromIMAPFlags(options.Flags), options.Time, body)
+	if err != nil {
+		return nil, s.storeErr("append", err)
+	}
+	s.markChanged(mb.ID)
+	return &imap.AppendData{UID: imap.UID(uid), UIDValidity: mb.UIDValidity}, nil
+}
+
+// Copy is COPY and UID COPY with COPYUID (RFC 4315).
+func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	sel := s.sel
+	dst, err := s.destination("copy", dest)
+	if err != nil {
+		return nil, err
+	}
+	idx := sel.resolve(numSet)
+	if len(idx) == 0 {
+		return nil, nil
+	}
+	src, dstUIDs, validity, err := s.srv.cfg.Mail.Copy(s.ctx, sel.mb.ID, sel.uids(idx), dst.ID)
+	if err != nil {
+		return nil, s.storeErr("copy", err)
+	}
+	s.markChanged(dst.ID)
+	return copyData(src, dstUIDs, validity), nil
+}
+
+func copyData(src, dst []uint32, validity uint32) *imap.CopyData {
+	if len(src) == 0 {
+		return nil
+	}
+	d := &imap.CopyData{UIDValidity: validity}
+	for i := range src {
+		d.SourceUIDs.AddNum(imap.UID(src[i]))
+		d.DestUIDs.AddNum(imap.UID(dst[i]))
+	}
+	return d
+}
+
+// Move is MOVE and UID MOVE (RFC 6851): COPYUID first, then the EXPUNGEs.
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	sel := s.sel
+	if sel.readOnly {
+		return errReadOnly
+	}
+	dst, err := s.destination("move", dest)
+	if err != nil {
+		return err
+	}
+	idx := sel.resolve(numSet)
+	if len(idx) == 0 {
+		return nil
+	}
+	src, dstUIDs, validity, err := s.srv.cfg.Mail.Move(s.ctx, sel.mb.ID, sel.uids(idx), dst.ID)
+	if err != nil {
+		return s.storeErr("move", err)
+	}
+	if d := copyData(src, dstUIDs, validity); d != nil {
+		if err := w.WriteCopyData(d); err != nil {
+			return err
+		}
+	}
+	s.markChanged(dst.ID)
+	return sel.remove(src, w.WriteExpunge)
+}
+
+// Expunge is EXPUNGE, UID EXPUNGE (RFC 4315 §2.1) and the silent expunge of
+// CLOSE. In a read-only mailbox it does nothing, so that CLOSE after EXAMINE
+// succeeds (RFC 9051 §6.4.1).
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	sel := s.sel
+	if sel.readOnly {
+		return nil
+	}
+	var only []uint32
+	if uids != nil {
+		idx := sel.resolve(*uids)
+		if len(idx) == 0 {
+			return nil
+		}
+		only = sel.uids(idx)
+	}
+	removed, err := s.srv.cfg.Mail.Expunge(s.ctx, sel.mb.ID, only)
+	if err != nil {
+		return s.storeErr("expunge", err)
+	}
+	return sel.remove(removed, w.WriteExpunge)
+}
+
+// remove drops uids from the view, reporting each with its sequence number,
+// highest first so that every number is still valid when it is read.
+func (sel *selected) remove(uids []uint32, report func(seq uint32) error) error {
+	gone := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		gone[u] = true
+	}
+	for i := len(sel.msgs) - 1; i >= 0; i-- {
+		if !gone[sel.msgs[i].UID] {
+			continue
+		}
+		if err := report(uint32(i + 1)); err != nil {
+			return err
+		}
+		sel.msgs = slices.Delete(sel.msgs, i, i+1)
+	}
+	return nil
+}

@@ -1,0 +1,296 @@
+package imapserver
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
+)
+
+// selected is a session's view of its selected mailbox: the messages the
+// client knows, in sequence-number order. Changes made elsewhere (other
+// sessions, other nodes, SMTP delivery) reach it when the session re-reads
+// the mailbox after an EventMailboxChanged and reports the difference.
+type selected struct {
+	mb       mailstore.Mailbox
+	readOnly bool
+	msgs     []viewMsg
+	// pendingExpunge: some msgs are gone but could not be reported yet.
+	pendingExpunge bool
+}
+
+type viewMsg struct {
+	mailstore.MessageInfo
+	// gone: expunged elsewhere while EXPUNGE responses were not allowed
+	// (during FETCH, STORE and SEARCH, RFC 9051 §7.5.1); it keeps its
+	// sequence number until the next command that allows them.
+	gone bool
+}
+
+// systemFlags are the flags every mailbox offers (RFC 9051 §2.3.2).
+var systemFlags = []string{`\Answered`, `\Deleted`, `\Draft`, `\Flagged`, `\Seen`}
+
+// pollEvery is how often IDLE re-reads the mailbox when there is no Bus.
+const pollEvery = 10 * time.Second
+
+// Select is SELECT and EXAMINE (RFC 9051 §6.3.2, §6.3.3).
+func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	s.Unselect()
+	mb, err := s.srv.cfg.Mail.Mailbox(s.ctx, s.memberID, name)
+	if err != nil {
+		return nil, s.storeErr("select", err)
+	}
+	// Listen before reading, so that no change falls between the two.
+	s.selectedID.Store(mb.ID)
+	s.dirty.Store(false)
+	infos, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
+	if err != nil {
+		s.selectedID.Store(0)
+		return nil, s.storeErr("select", err)
+	}
+	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly}
+	sel.msgs = make([]viewMsg, len(infos))
+	keywords := map[string]bool{}
+	var firstUnseen uint32
+	for i, m := range infos {
+		sel.msgs[i] = viewMsg{MessageInfo: m}
+		for _, f := range m.Flags {
+			if !strings.HasPrefix(f, `\`) {
+				keywords[f] = true
+			}
+		}
+		if firstUnseen == 0 && !hasFlag(m.Flags, `\Seen`) {
+			firstUnseen = uint32(i + 1)
+		}
+	}
+	s.sel = sel
+	flags := slices.Clone(systemFlags)
+	for k := range keywords {
+		flags = append(flags, k)
+	}
+	sort.Strings(flags[len(systemFlags):])
+	data := &imap.SelectData{
+		Flags:             toIMAPFlags(flags),
+		PermanentFlags:    []imap.Flag{},
+		NumMessages:       uint32(len(sel.msgs)),
+		FirstUnseenSeqNum: firstUnseen,
+		UIDNext:           imap.UID(mb.UIDNext),
+		UIDValidity:       mb.UIDValidity,
+	}
+	if !sel.readOnly {
+		// Any keyword may be created (the "\*" of RFC 9051 §7.1).
+		data.PermanentFlags = append(toIMAPFlags(flags), imap.FlagWildcard)
+	}
+	return data, nil
+}
+
+// Unselect is UNSELECT and the end of CLOSE.
+func (s *session) Unselect() error {
+	s.sel = nil
+	s.selectedID.Store(0)
+	return nil
+}
+
+// Poll reports changes made elsewhere; go-imap calls it after each command.
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if s.sel == nil {
+		return nil
+	}
+	changed := s.dirty.Swap(false)
+	if !changed && s.srv.cfg.Bus != nil && !(allowExpunge && s.sel.pendingExpunge) {
+		return nil
+	}
+	return s.refresh(w, allowExpunge)
+}
+
+// Idle is IDLE (RFC 2177): it waits for changes to the selected mailbox.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.Poll(w, true); err != nil {
+		return err
+	}
+	var tick <-chan time.Time
+	if s.srv.cfg.Bus == nil {
+		t := time.NewTicker(pollEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-s.ctx.Done():
+			return nil
+		case <-s.changed:
+		case <-tick:
+		}
+		if err := s.Poll(w, true); err != nil {
+			return err
+		}
+	}
+}
+
+// markChanged makes the next Poll re-read the mailbox: after this session's
+// own APPEND or COPY into it, the EXISTS must not wait for the event.
+func (s *session) markChanged(mailboxID int64) {
+	if s.sel != nil && s.sel.mb.ID == mailboxID {
+		s.dirty.Store(true)
+	}
+}
+
+// refresh re-reads the mailbox and writes FETCH FLAGS, EXPUNGE and EXISTS
+// for what changed.
+func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	sel := s.sel
+	infos, err := s.srv.cfg.Mail.Messages(s.ctx, sel.mb.ID)
+	if account.ErrorCode(err) == account.ENOTFOUND {
+		infos, err = nil, nil // deleted elsewhere: every message is gone
+	}
+	if err != nil {
+		return s.storeErr("poll", err)
+	}
+	cur := make(map[uint32]mailstore.MessageInfo, len(infos))
+	for _, m := range infos {
+		cur[m.UID] = m
+	}
+	for i := range sel.msgs {
+		m := &sel.msgs[i]
+		if m.gone {
+			continue
+		}
+		n, ok := cur[m.UID]
+		if !ok {
+			m.gone = true
+			continue
+		}
+		if !slices.Equal(m.Flags, n.Flags) {
+			m.Flags = n.Flags
+			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.UID), toIMAPFlags(m.Flags)); err != nil {
+				return err
+			}
+		}
+	}
+	sel.pendingExpunge = false
+	// Highest first, so that each number is still the client's (RFC 9051 §7.5.1).
+	for i := len(sel.msgs) - 1; i >= 0; i-- {
+		if !sel.msgs[i].gone {
+			continue
+		}
+		if !allowExpunge {
+			sel.pendingExpunge = true
+			continue
+		}
+		if err := w.WriteExpunge(uint32(i + 1)); err != nil {
+			return err
+		}
+		sel.msgs = slices.Delete(sel.msgs, i, i+1)
+	}
+	var last uint32
+	if n := len(sel.msgs); n > 0 {
+		last = sel.msgs[n-1].UID
+	}
+	added := false
+	for _, m := range infos {
+		if m.UID > last {
+			sel.msgs = append(sel.msgs, viewMsg{MessageInfo: m})
+			added = true
+		}
+	}
+	if added {
+		return w.WriteNumMessages(uint32(len(sel.msgs)))
+	}
+	return nil
+}
+
+// resolve returns the indexes in sel.msgs of the messages numSet names,
+// in order, skipping those gone.
+func (sel *selected) resolve(numSet imap.NumSet) []int {
+	var out []int
+	switch set := sel.static(numSet).(type) {
+	case imap.SeqSet:
+		for i := range sel.msgs {
+			if !sel.msgs[i].gone && set.Contains(uint32(i+1)) {
+				out = append(out, i)
+			}
+		}
+	case imap.UIDSet:
+		for i := range sel.msgs {
+			if !sel.msgs[i].gone && set.Contains(imap.UID(sel.msgs[i].UID)) {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
+// static returns a copy of numSet with "*" replaced by the last sequence
+// number or UID of the view; SEARCHRES ("$") is not offered and names nothing.
+func (sel *selected) static(numSet imap.NumSet) imap.NumSet {
+	if imap.IsSearchRes(numSet) {
+		return nil
+	}
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		static := slices.Clone(set)
+		n := uint32(len(sel.msgs))
+		for i := range static {
+			staticRange(&static[i].Start, &static[i].Stop, n)
+		}
+		return static
+	case imap.UIDSet:
+		static := slices.Clone(set)
+		var last uint32
+		if n := len(sel.msgs); n > 0 {
+			last = sel.msgs[n-1].UID
+		}
+		for i := range static {
+			staticRange((*uint32)(&static[i].Start), (*uint32)(&static[i].Stop), last)
+		}
+		return static
+	}
+	return nil
+}
+
+// staticRange replaces "*" (0) by max. "n:*" with n above max still names
+// the last message (RFC 9051 §6.4.8), hence the swap.
+func staticRange(start, stop *uint32, max uint32) {
+	dyn := false
+	if *start == 0 {
+		*start, dyn = max, true
+	}
+	if *stop == 0 {
+		*stop, dyn = max, true
+	}
+	if dyn && *start > *stop {
+		*start, *stop = *stop, *start
+	}
+}
+
+func toIMAPFlags(flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags))
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	return out
+}
+
+func fromIMAPFlags(flags []imap.Flag) []string {
+	out := make([]string, len(flags))
+	for i, f := range flags {
+		out[i] = string(f)
+	}
+	return out
+}
+
+func (sel *selected) uids(idx []int) []uint32 {
+	out := make([]uint32, len(idx))
+	for i, j := range idx {
+		out[i] = sel.msgs[j].UID
+	}
+	return out
+}

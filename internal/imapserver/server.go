@@ -1,0 +1,293 @@
+// Package imapserver is Postern's IMAP4rev1 server: go-imap v2's protocol
+// engine over mailstore.Store, with logins through auth.Authenticator.
+//
+// Between the socket and go-imap sits an input guard (conn.go, frame.go)
+// that enforces limits before anything is allocated, owns STARTTLS, and
+// decides per connection whether a password may be sent: go-imap takes those
+// decisions per server, so the Server runs three go-imap servers and hands
+// each connection to the right one.
+package imapserver
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/events"
+	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/tlsconf"
+)
+
+// Config is what the server needs.
+type Config struct {
+	Auth auth.Authenticator
+	Mail mailstore.Store
+	// Bus carries account.EventMailboxChanged events: sessions re-read their
+	// selected mailbox when one names it. Without a Bus they re-read it after
+	// every command and IDLE sees nothing.
+	Bus *events.Bus
+	// TLS is for STARTTLS and implicit TLS; nil turns both off.
+	TLS *tls.Config
+	// Plaintext says where LOGIN and AUTHENTICATE are allowed before TLS.
+	Plaintext tlsconf.Plaintext
+	Log       *slog.Logger
+}
+
+// Server is an IMAP server; one Server may serve several listeners.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	maxLiteral int64
+
+	// The go-imap servers: before TLS with and without password logins
+	// (LOGINDISABLED, RFC 9051 §6.2.3), and with TLS.
+	plainAuth, plainNoAuth, secure *backend
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*connState]struct{}
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Server{
+		cfg:        cfg,
+		log:        cfg.Log.With("proto", "imap"),
+		maxLiteral: mailstore.MaxMessageSize,
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*connState]struct{}{},
+	}
+	// go-imap only advertises STARTTLS when it has a tls.Config; the guard
+	// runs STARTTLS itself, so the one given to go-imap refuses every
+	// handshake in case a command ever slipped past the guard.
+	var advertiseTLS *tls.Config
+	if cfg.TLS != nil {
+		advertiseTLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return nil, errors.New("imapserver: STARTTLS is handled by the input guard")
+		}}
+	}
+	s.plainAuth = s.newBackend(advertiseTLS, true)
+	s.plainNoAuth = s.newBackend(advertiseTLS, false)
+	s.secure = s.newBackend(nil, true)
+	return s
+}
+
+// caps are the capabilities beyond those go-imap adds by itself (SASL-IR,
+// LITERAL-, IDLE, UNSELECT, ENABLE, AUTH=PLAIN / LOGINDISABLED, STARTTLS, and
+// APPENDLIMIT from session.AppendLimit).
+var caps = imap.CapSet{
+	imap.CapIMAP4rev1:  {},
+	imap.CapNamespace:  {},
+	imap.CapUIDPlus:    {},
+	imap.CapMove:       {},
+	imap.CapSpecialUse: {},
+	imap.CapChildren:   {},
+	imap.CapStatusSize: {},
+	imap.CapListStatus: {},
+}
+
+func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {
+	b := &backend{ln: newChanListener()}
+	b.srv = imapserver.New(&imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         caps,
+		Logger:       imapLogger{s.log},
+		TLSConfig:    tlsConfig,
+		InsecureAuth: insecureAuth,
+	})
+	go b.srv.Serve(b.ln)
+	return b
+}
+
+// Serve accepts connections on l until l or the server is closed. With
+// implicitTLS the connections start with a TLS handshake (port 993, RFC
+// 8314); otherwise they start in plaintext and may use STARTTLS (port 143).
+func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
+	if implicitTLS && s.cfg.TLS == nil {
+		return errors.New("imapserver: implicit TLS needs a TLS configuration")
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		raw, err := l.Accept()
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// EMFILE and the like: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("imap accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		go s.handle(raw, implicitTLS)
+	}
+}
+
+func (s *Server) handle(raw net.Conn, implicitTLS bool) {
+	st := newConnState(s, raw)
+	if !s.track(st) {
+		raw.Close()
+		return
+	}
+	var b *backend
+	switch {
+	case implicitTLS:
+		tc := tls.Server(raw, s.cfg.TLS)
+		raw.SetDeadline(time.Now().Add(handshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			st.log.Debug("imap TLS handshake failed", "err", err)
+			st.close()
+			return
+		}
+		raw.SetDeadline(time.Time{})
+		st.transport = tc
+		st.isTLS.Store(true)
+		b = s.secure
+	case s.cfg.Plaintext.Allows(raw.RemoteAddr(), false):
+		b = s.plainAuth
+	default:
+		b = s.plainNoAuth
+	}
+	if !b.push(&vconn{st: st}) {
+		st.close()
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) track(st *connState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[st] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(st *connState) {
+	s.mu.Lock()
+	delete(s.conns, st)
+	s.mu.Unlock()
+}
+
+// Close closes the listeners and every connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var err error
+	for l := range s.listeners {
+		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = fmt.Errorf("imapserver: close listener: %w", cerr)
+		}
+	}
+	conns := make([]*connState, 0, len(s.conns))
+	for st := range s.conns {
+		conns = append(conns, st)
+	}
+	s.mu.Unlock()
+	for _, b := range []*backend{s.plainAuth, s.plainNoAuth, s.secure} {
+		b.ln.Close()
+		b.srv.Close()
+	}
+	for _, st := range conns {
+		st.close()
+	}
+	return err
+}
+
+// backend is one go-imap server, fed connections through a chanListener.
+type backend struct {
+	srv *imapserver.Server
+	ln  *chanListener
+}
+
+func (b *backend) push(c net.Conn) bool { return b.ln.push(c) }
+
+// chanListener is a net.Listener whose connections come from push.
+type chanListener struct {
+	ch        chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return chanAddr{} }
+
+type chanAddr struct{}
+
+func (chanAddr) Network() string { return "imap" }
+func (chanAddr) String() string  { return "imapserver" }
+
+// imapLogger routes go-imap's messages (mostly clients that went away in the
+// middle of a command) to slog.
+type imapLogger struct{ log *slog.Logger }
+
+func (l imapLogger) Printf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if strings.Contains(msg, "panic") {
+		l.log.Error("go-imap: " + msg)
+		return
+	}
+	l.log.Debug("go-imap: " + msg)
+}

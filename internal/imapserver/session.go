@@ -1,0 +1,220 @@
+package imapserver
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gosasl "github.com/emersion/go-sasl"
+
+	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/sasl"
+)
+
+// session is one go-imap session: a connection's state from login to logout.
+// go-imap calls its methods from one goroutine, except Idle, which runs
+// beside the reading of DONE; the fields the Bus callback and the revocation
+// touch are atomic.
+type session struct {
+	srv  *Server
+	conn *imapserver.Conn
+	st   *connState
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	memberID int64
+	done     func() // from Authenticator.Track
+	unsub    func() // Bus subscription
+
+	sel        *selected    // the selected mailbox, nil when none
+	selectedID atomic.Int64 // sel's mailbox ID, for the Bus callback
+	dirty      atomic.Bool  // the selected mailbox changed since it was last read
+	changed    chan struct{}
+	closeOnce  sync.Once
+}
+
+var (
+	_ imapserver.Session            = (*session)(nil)
+	_ imapserver.SessionNamespace   = (*session)(nil)
+	_ imapserver.SessionMove        = (*session)(nil)
+	_ imapserver.SessionSASL        = (*session)(nil)
+	_ imapserver.SessionAppendLimit = (*session)(nil)
+)
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	vc, ok := c.NetConn().(*vconn)
+	if !ok {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Internal error."}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &session{
+		srv: s, conn: c, st: vc.st, log: vc.st.log,
+		ctx: ctx, cancel: cancel,
+		changed: make(chan struct{}, 1),
+	}, nil, nil
+}
+
+// The one reply to every failed login, whatever the reason (SPEC §5,
+// SECURITY-CHECKLIST 2.3): wrong user, wrong password, policy, malformed
+// PLAIN message all give these same bytes.
+var errAuthFailed = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeAuthenticationFailed,
+	Text: "Authentication failed.",
+}
+
+var errAuthUnavailable = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeUnavailable,
+	Text: "Temporary failure, try again later.",
+}
+
+// Login is LOGIN (RFC 9051 §6.2.3). go-imap has already refused it when
+// the connection may not send a password (LOGINDISABLED).
+func (s *session) Login(username, password string) error {
+	return s.authenticate(username, password, "LOGIN")
+}
+
+func (s *session) authenticate(user, secret, mech string) error {
+	login, err := s.srv.cfg.Auth.Authenticate(s.ctx, auth.Attempt{
+		User: user, Secret: secret, Protocol: auth.IMAP, Mechanism: mech,
+		RemoteIP: s.st.remoteIP, TLS: s.st.isTLS.Load(),
+	})
+	if err != nil {
+		if account.ErrorCode(err) == account.EUNAVAILABLE {
+			s.log.Warn("imap login unavailable", "err", err)
+			return errAuthUnavailable
+		}
+		return errAuthFailed
+	}
+	s.memberID = login.Member.ID
+	s.st.authed.Store(true)
+	s.log = s.log.With("member", login.Member.Email)
+	if bus := s.srv.cfg.Bus; bus != nil {
+		s.unsub = bus.Subscribe(login.Member.ID, s.onEvent)
+	}
+	s.done = s.srv.cfg.Auth.Track(login, auth.IMAP, s.revoke)
+	return nil
+}
+
+// revoke ends the session because its credential was revoked. It may run on
+// any goroutine and must return at once; the BYE waits for any response
+// being written, so the connection is cut after a second in any case.
+func (s *session) revoke() {
+	go func() {
+		bye := make(chan struct{})
+		go func() {
+			s.conn.Bye("Session ended: the credential was revoked")
+			close(bye)
+		}()
+		select {
+		case <-bye:
+		case <-time.After(time.Second):
+		}
+		s.st.close()
+	}()
+}
+
+// onEvent runs on the publisher's goroutine: it only flags and signals.
+func (s *session) onEvent(e account.Event) {
+	if e.Kind != account.EventMailboxChanged || e.MailboxID == 0 || e.MailboxID != s.selectedID.Load() {
+		return
+	}
+	s.signal()
+}
+
+func (s *session) signal() {
+	s.dirty.Store(true)
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Close ends the session (LOGOUT, or the connection went away).
+func (s *session) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		if s.unsub != nil {
+			s.unsub()
+		}
+		if s.done != nil {
+			s.done()
+		}
+	})
+	return nil
+}
+
+// AuthenticateMechanisms lists the SASL mechanisms: PLAIN only (SPEC §5).
+func (s *session) AuthenticateMechanisms() []string { return []string{"PLAIN"} }
+
+// Authenticate is AUTHENTICATE (RFC 9051 §6.2.2), with or without an initial
+// response (SASL-IR, RFC 4959).
+func (s *session) Authenticate(mech string) (gosasl.Server, error) {
+	if mech != "PLAIN" {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Unsupported authentication mechanism."}
+	}
+	return &plainServer{s: s}, nil
+}
+
+// plainServer is the server side of SASL PLAIN. go-sasl's would answer a
+// foreign authzid with AUTHORIZATIONFAILED; here every failure is the one
+// generic reply.
+type plainServer struct {
+	s       *session
+	started bool
+}
+
+func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
+	if resp == nil && !p.started {
+		// No initial response: ask for it with an empty challenge.
+		p.started = true
+		return []byte{}, false, nil
+	}
+	_, user, pass, err := sasl.DecodePlain(resp)
+	if err != nil {
+		return nil, true, errAuthFailed
+	}
+	return nil, true, p.s.authenticate(user, pass, "PLAIN")
+}
+
+// AppendLimit is advertised as APPENDLIMIT (RFC 7889).
+func (s *session) AppendLimit() uint32 { return mailstore.MaxMessageSize }
+
+// Namespace: one personal namespace, "/" separated (RFC 2342).
+func (s *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
+}
+
+// storeErr turns a store error into a client reply; the cause is logged.
+func (s *session) storeErr(op string, err error) error {
+	no := func(code imap.ResponseCode, text string) error {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: text}
+	}
+	switch account.ErrorCode(err) {
+	case account.ENOTFOUND:
+		return no(imap.ResponseCodeNonExistent, "No such mailbox.")
+	case account.ECONFLICT:
+		return no(imap.ResponseCodeAlreadyExists, account.ErrorMessage(err))
+	case account.EINVALID, account.EFORBIDDEN, account.ELIMIT:
+		return no(imap.ResponseCodeCannot, account.ErrorMessage(err))
+	case account.EUNAVAILABLE:
+		return errAuthUnavailableMsg
+	}
+	s.log.Error("imap "+op+" failed", "err", err)
+	return no(imap.ResponseCodeServerBug, "Internal error.")
+}
+
+var errAuthUnavailableMsg = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeUnavailable,
+	Text: "Temporarily unavailable, try again later.",
+}
