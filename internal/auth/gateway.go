@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +55,7 @@ type Gateway struct {
 	reg      *Registry
 	rec      *recorder
 	unsub    func()
+	closed   sync.Once
 }
 
 var _ Authenticator = (*Gateway)(nil)
@@ -110,12 +113,15 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// Close stops listening to events and writes the queued records.
+// Close stops listening to events and writes the queued records. Records
+// of attempts made after Close are dropped.
 func (g *Gateway) Close() error {
-	if g.unsub != nil {
-		g.unsub()
-	}
-	g.rec.close()
+	g.closed.Do(func() {
+		if g.unsub != nil {
+			g.unsub()
+		}
+		g.rec.close()
+	})
 	return nil
 }
 
@@ -214,7 +220,7 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 				return Login{}, g.finish(start, wait, &rec, unavailable(rerr))
 			}
 		case err != nil:
-			g.countFailure(ctx, m, a, rec.IP, start)
+			g.countFailure(ctx, m, st, a, rec.IP, start)
 		}
 	}
 	if err != nil {
@@ -233,9 +239,18 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 // countFailure adds one to the member's failure counter and, when that
 // starts a pause, tells the member. A counting error is logged: the login
 // has failed anyway.
-func (g *Gateway) countFailure(ctx context.Context, m account.Member, a Attempt, ip string, now time.Time) {
+func (g *Gateway) countFailure(ctx context.Context, m account.Member, st AuthState, a Attempt, ip string, now time.Time) {
+	tag := g.tag("account-secret", m.ID, a.Secret)
+	for _, t := range st.Tags {
+		if subtle.ConstantTimeCompare(t[:], tag[:]) == 1 {
+			// A stale secret retried (a phone with an old password): it was
+			// counted once already, and the flood of such retries costs no
+			// write. The store checks again under its lock otherwise.
+			return
+		}
+	}
 	ctx = context.WithoutCancel(ctx) // a client hanging up must not skip the count
-	res, err := g.store.RecordAuthFailure(ctx, m.ID, g.tag("account-secret", m.ID, a.Secret), now, g.maxFail, g.pause)
+	res, err := g.store.RecordAuthFailure(ctx, m.ID, tag, now, g.maxFail, g.pause)
 	if err != nil {
 		g.log.Error("counting a failed login", "member", m.Email, "err", err)
 		return
