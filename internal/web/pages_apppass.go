@@ -1,0 +1,164 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/postern/postern/internal/account"
+)
+
+type appPasswordsData struct {
+	List       []account.AppPasswordView
+	Max        int
+	Active     bool   // the member's app passwords work (setting on or enforced)
+	Reason     string // why "Create new password" is disabled; "" when it is not
+	SettingOff bool
+}
+
+// createBlocked says why a new app password cannot be created now, in l.
+func (s *Server) createBlocked(l string, m account.Member, count int) (reason string, settingOff bool) {
+	switch {
+	case !m.AppPasswordsOnly(s.svc.Config.Cutoff):
+		return tr(l, "apps.reason.off"), true
+	case count >= account.MaxAppPasswords:
+		return tr(l, "apps.reason.limit"), false
+	}
+	return "", false
+}
+
+func (s *Server) appPasswordsPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	list, err := s.svc.AppPasswords(r.Context(), rc.member)
+	if err != nil {
+		s.pageError(w, r, rc, err)
+		return
+	}
+	p := s.newPage(r, rc, "apps.title")
+	d := appPasswordsData{List: list, Max: account.MaxAppPasswords, Active: rc.member.AppPasswordsOnly(s.svc.Config.Cutoff)}
+	d.Reason, d.SettingOff = s.createBlocked(p.L, rc.member, len(list))
+	p.Data = d
+	s.render(w, http.StatusOK, "apppasswords", p)
+}
+
+type newData struct{ Name string }
+
+// newAppPasswordPage asks for the app's name, after the password when the
+// last one was entered too long ago (so that the name is not typed twice).
+func (s *Server) newAppPasswordPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	list, err := s.svc.AppPasswords(r.Context(), rc.member)
+	if err != nil {
+		s.pageError(w, r, rc, err)
+		return
+	}
+	l := lang(r, s.cookieName(langCookie))
+	if reason, _ := s.createBlocked(l, rc.member, len(list)); reason != "" {
+		http.Redirect(w, r, "/security/app-passwords", http.StatusSeeOther)
+		return
+	}
+	if !s.reauthFresh(rc) {
+		s.renderReauth(w, r, rc, http.StatusOK, reauthData{Action: "/reauth", Cancel: "/security/app-passwords",
+			Fields: []field{{"next", "/security/app-passwords/new"}}}, "")
+		return
+	}
+	p := s.newPage(r, rc, "new.title")
+	p.Data = newData{}
+	s.render(w, http.StatusOK, "newapppassword", p)
+}
+
+type createdData struct {
+	Name, Plain, Grouped string
+	Servers              []serverRow
+	DAV                  string
+	SetupToken           string
+}
+
+// createAppPassword creates the password and shows it, once, in the
+// response to this POST: it is never stored in plaintext, never put in a URL,
+// and the page is not cached.
+func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	name := r.PostFormValue("name")
+	if !s.pageReauth(w, r, rc, "/security/app-passwords", []field{{"name", name}}) {
+		return
+	}
+	ap, plain, err := s.svc.CreateAppPassword(r.Context(), rc.member, name, s.actor(r, "web"))
+	if err != nil {
+		p := s.newPage(r, rc, "new.title")
+		p.Data = newData{Name: name}
+		p.Error = s.errText(p.L, "name", err)
+		s.render(w, statusOf(account.ErrorCode(err)), "newapppassword", p)
+		return
+	}
+	p := s.newPage(r, rc, "created.title")
+	p.Title = tr(p.L, "created.title", ap.Name)
+	p.Notice = tr(p.L, "notice.created")
+	set := s.serverSettings(r)
+	p.Data = createdData{Name: ap.Name, Plain: plain, Grouped: account.GroupAppPassword(plain),
+		Servers: set.rows(p.L), DAV: set.davURL(),
+		SetupToken: s.setups.put(rc.rec.IDHash, setupEntry{password: plain, name: ap.Name, member: rc.member}, s.now())}
+	s.render(w, http.StatusCreated, "created", p)
+}
+
+// downloadProfile hands out the Apple configuration profile of a password
+// just created, once, to the session that created it.
+func (s *Server) downloadProfile(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	e, ok := s.setups.take(rc.rec.IDHash, r.PostFormValue("setup"), s.now())
+	if !ok {
+		p := s.newPage(r, rc, "setup.apple")
+		p.Data = tr(p.L, "setup.gone")
+		s.render(w, http.StatusGone, "notfound", p)
+		return
+	}
+	body := mobileconfig(s.serverSettings(r), e.member, e.name, e.password)
+	h := w.Header()
+	h.Set("Content-Type", "application/x-apple-aspen-config")
+	h.Set("Content-Disposition", `attachment; filename="`+profileFilename(e.member)+`"`)
+	noStore(w)
+	w.Write(body)
+}
+
+func (s *Server) findAppPassword(r *http.Request, rc *reqCtx, id string) (account.AppPasswordView, bool, error) {
+	list, err := s.svc.AppPasswords(r.Context(), rc.member)
+	if err != nil {
+		return account.AppPasswordView{}, false, err
+	}
+	for _, p := range list {
+		if p.ID == id {
+			return p, true, nil
+		}
+	}
+	return account.AppPasswordView{}, false, nil
+}
+
+// deleteAppPasswordPage is the confirmation without JavaScript (with it,
+// a dialog on the list asks the same question).
+func (s *Server) deleteAppPasswordPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	s.confirmDelete(w, r, rc, r.PathValue("id"))
+}
+
+func (s *Server) confirmDelete(w http.ResponseWriter, r *http.Request, rc *reqCtx, id string) {
+	ap, ok, err := s.findAppPassword(r, rc, id)
+	if err != nil {
+		s.pageError(w, r, rc, err)
+		return
+	}
+	if !ok {
+		s.pageError(w, r, rc, account.Errorf(account.ENOTFOUND, "This app password does not exist any more."))
+		return
+	}
+	p := s.newPage(r, rc, "delete.title.generic")
+	p.Title = tr(p.L, "delete.title", ap.Name)
+	p.Data = confirmData{Title: p.Title, Body: tr(p.L, "delete.body"), Action: "/security/app-passwords/" + ap.ID + "/delete",
+		Submit: tr(p.L, "delete"), Kind: "danger", Cancel: "/security/app-passwords"}
+	s.render(w, http.StatusOK, "confirm", p)
+}
+
+func (s *Server) deleteAppPassword(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	id := r.PathValue("id")
+	if r.PostFormValue("confirmed") != "1" {
+		s.confirmDelete(w, r, rc, id)
+		return
+	}
+	if err := s.svc.DeleteAppPassword(r.Context(), rc.member, id, s.actor(r, "web")); err != nil {
+		s.pageError(w, r, rc, err)
+		return
+	}
+	http.Redirect(w, r, "/security/app-passwords?done=deleted", http.StatusSeeOther)
+}

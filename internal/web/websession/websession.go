@@ -1,0 +1,42 @@
+// Package websession declares the web sessions that the member web UI and
+// its JSON API keep in the database. It is a package of its own, with no
+// imports of ours, so that the store (internal/store/sqlstore) can implement
+// Store without depending on the web package's templates and handlers.
+package websession
+
+import (
+	"context"
+	"time"
+)
+
+// Record is one signed-in browser or API client. The token in the cookie is
+// never stored: IDHash is its SHA-256, so that a copy of the database does not
+// let anyone take over a session.
+type Record struct {
+	IDHash     []byte // SHA-256 of the 256-bit random token
+	MemberID   int64
+	CreatedAt  time.Time // for the absolute timeout
+	LastSeenAt time.Time // for the idle timeout
+	ReauthAt   time.Time // when the main password was last entered in this session
+	CSRF       string    // the token that HTML forms of this session carry
+	UserAgent  string
+	IP         string
+}
+
+// Store keeps web sessions. Implementations return an error wrapping
+// account.ErrNotFound from Get when there is no such session.
+type Store interface {
+	CreateWebSession(ctx context.Context, r Record) error
+	WebSession(ctx context.Context, idHash []byte) (Record, error)
+	// TouchWebSession moves last_seen_at forward (idle timeout).
+	TouchWebSession(ctx context.Context, idHash []byte, at time.Time) error
+	// ReauthWebSession records that the main password was just entered.
+	ReauthWebSession(ctx context.Context, idHash []byte, at time.Time) error
+	DeleteWebSession(ctx context.Context, idHash []byte) error
+	// DeleteMemberWebSessions signs the member out everywhere except the
+	// session keep (nil: everywhere); used when the main password changes.
+	DeleteMemberWebSessions(ctx context.Context, memberID int64, keep []byte) (int64, error)
+	// PruneWebSessions deletes sessions idle since before idleBefore or
+	// created before createdBefore.
+	PruneWebSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error)
+}
