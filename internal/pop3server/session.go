@@ -1,0 +1,207 @@
+package pop3server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/postern/postern/internal/mailstore"
+)
+
+// Replies that must stay byte-identical. Every credential failure gets
+// replyAuthFailed whatever the cause (unknown user, wrong password, policy,
+// malformed PLAIN message), so a client learns nothing (SECURITY-CHECKLIST
+// 2.3, 2.4). [AUTH] and [SYS/TEMP] are RFC 3206 codes announced by
+// AUTH-RESP-CODE and RESP-CODES (RFC 2449 §8, RFC 5034 §6).
+const (
+	replyAuthFailed  = "-ERR [AUTH] Authentication failed."
+	replyTempFailure = "-ERR [SYS/TEMP] Temporary server failure, try again later."
+	replyTooLong     = "-ERR Line too long."
+	replySyntax      = "-ERR Syntax error."
+	replyUnknown     = "-ERR Unknown command."
+	replyBadState    = "-ERR Command not valid in this state."
+)
+
+// maxAuthFailures is how many failed logins one connection may make before
+// it is closed; the authenticator's own throttling applies on top of it.
+const maxAuthFailures = 10
+
+type state int
+
+const (
+	stateAuthorization state = iota
+	stateTransaction
+)
+
+// session is one POP3 connection. It is used by its own goroutine only,
+// except for revoked and raw.Close, which Track's close func may call.
+type session struct {
+	srv   *Server
+	cfg   *Config
+	log   *slog.Logger
+	ctx   context.Context
+	raw   net.Conn // the TCP connection: closing it ends the session
+	conn  net.Conn // raw, or TLS over raw
+	r     *bufio.Reader
+	w     *bufio.Writer
+	isTLS bool
+	ip    netip.Addr
+
+	state        state
+	user         string // from USER, waiting for PASS
+	authFailures int
+	revoked      atomic.Bool
+	done         func() // from Authenticator.Track
+
+	email   string
+	mailbox mailstore.Mailbox
+	msgs    []mailstore.MessageInfo // the snapshot taken at login (RFC 1939 §4)
+	deleted []bool
+}
+
+func newSession(srv *Server, raw, conn net.Conn, isTLS bool, log *slog.Logger) *session {
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
+		ip = ap.Addr().Unmap()
+	}
+	return &session{
+		srv: srv, cfg: &srv.cfg, log: log, ctx: srv.ctx,
+		raw: raw, conn: conn, isTLS: isTLS, ip: ip,
+		r: bufio.NewReaderSize(conn, maxAuthLine),
+		w: bufio.NewWriter(conn),
+	}
+}
+
+// run greets the client and executes commands until QUIT, an I/O error, a
+// timeout or a revocation. Only QUIT in the TRANSACTION state deletes
+// anything (RFC 1939 §6): every other way out leaves the maildrop as it was.
+func (s *session) run() {
+	defer func() {
+		if s.done != nil {
+			s.done()
+		}
+		if s.revoked.Load() {
+			s.log.Info("pop3 session closed: credential revoked", "member", s.email)
+		}
+	}()
+	s.reply("+OK " + s.cfg.Hostname + " POP3 server ready.")
+	for {
+		if !s.flushIfIdle() {
+			return
+		}
+		timeout := preAuthTimeout
+		if s.state == stateTransaction {
+			timeout = idleTimeout
+		}
+		s.conn.SetReadDeadline(time.Now().Add(timeout))
+		line, err := readLine(s.r, maxAuthLine)
+		switch {
+		case errors.Is(err, errLineTooLong):
+			s.reply(replyTooLong)
+			continue
+		case errors.Is(err, errFlood):
+			s.reply(replyTooLong)
+			s.flush()
+			return
+		case err != nil:
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.log.Debug("pop3 read", "err", err)
+			}
+			return
+		}
+		cmd, err := ParseCommand(line)
+		if err != nil {
+			s.reply(replySyntax)
+			continue
+		}
+		// RFC 2449 §4: 255 octets is the command limit; only AUTH may carry
+		// a longer initial response (RFC 5034 §4).
+		if len(line) > maxCommandLine && cmd.Name != "AUTH" {
+			s.reply(replyTooLong)
+			continue
+		}
+		if !s.dispatch(cmd) {
+			s.flush()
+			return
+		}
+	}
+}
+
+// dispatch runs one command and reports whether the session goes on.
+func (s *session) dispatch(cmd Command) bool {
+	if cmd.Name == "CAPA" {
+		s.capa()
+		return true
+	}
+	if cmd.Name == "QUIT" {
+		if s.state == stateTransaction {
+			s.update()
+		} else {
+			s.reply("+OK Bye.")
+		}
+		return false
+	}
+	if s.state == stateAuthorization {
+		return s.authorization(cmd)
+	}
+	return s.transaction(cmd)
+}
+
+// capa answers CAPA (RFC 2449 §5). USER and SASL PLAIN appear only where
+// plaintext passwords are allowed on this connection, STLS only before TLS.
+func (s *session) capa() {
+	lines := []string{"+OK Capability list follows.", "TOP", "UIDL"}
+	if s.state == stateAuthorization {
+		if s.plaintextAllowed() {
+			lines = append(lines, "USER", "SASL PLAIN")
+		}
+		if s.cfg.TLS != nil && !s.isTLS {
+			lines = append(lines, "STLS")
+		}
+	}
+	lines = append(lines, "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING",
+		"IMPLEMENTATION Postern", ".")
+	for _, l := range lines {
+		s.reply(l)
+	}
+}
+
+func (s *session) plaintextAllowed() bool {
+	return s.cfg.Plaintext.Allows(s.raw.RemoteAddr(), s.isTLS)
+}
+
+// reply queues one response line; it is sent by flushIfIdle or flush.
+func (s *session) reply(line string) {
+	s.w.WriteString(line)
+	s.w.WriteString("\r\n")
+}
+
+// flush sends the queued responses.
+func (s *session) flush() bool {
+	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return s.w.Flush() == nil
+}
+
+// flushIfIdle sends the queued responses unless more pipelined commands are
+// already buffered (RFC 2449 §6.6 PIPELINING allows answering them in one
+// write).
+func (s *session) flushIfIdle() bool {
+	if s.r.Buffered() > 0 && s.w.Buffered() < s.w.Size()/2 {
+		return true
+	}
+	return s.flush()
+}
+
+// revoke is the close func given to Authenticator.Track: the credential the
+// session logged in with is gone, so the connection ends now, without the
+// UPDATE state. It may run on any goroutine.
+func (s *session) revoke() {
+	s.revoked.Store(true)
+	s.raw.Close()
+}
