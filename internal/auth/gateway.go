@@ -195,7 +195,6 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 		}
 	}
 	if !admitted {
-		outcome = Failed
 		return Login{}, g.finish(start, wait, &rec, failure("throttled"))
 	}
 

@@ -356,3 +356,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestThrottleIsApplied checks the wiring of the per-IP throttle: after two
+// distinct failures the third attempt from the same address (here mapped to
+// IPv6) waits; a client that hangs up meanwhile gets the generic failure
+// without its secret being checked.
+func TestThrottleIsApplied(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	f := newFixture(t, db, func(c *auth.Config) { c.ThrottleConfig = auth.ThrottleConfig{Base: time.Hour, Max: time.Hour, Backlog: 24 * time.Hour} })
+	m := f.env.Optional(t, "slow", false)
+	for i := range 2 {
+		_, err := f.try(m.Email, fmt.Sprintf("wrong %d", i), auth.IMAP, "192.0.2.200")
+		wantFail(t, err, "free failure")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	_, err := f.gw.Authenticate(ctx, auth.Attempt{User: m.Email, Secret: storetest.MainPassword, Protocol: auth.IMAP,
+		RemoteIP: netip.MustParseAddr("::ffff:192.0.2.200")})
+	if r := wantFail(t, err, "throttled and abandoned"); r != "canceled" {
+		t.Errorf("reason %q, want canceled", r)
+	}
+	// Another address is not held up.
+	if _, err := f.try(m.Email, storetest.MainPassword, auth.IMAP, "192.0.2.201"); err != nil {
+		t.Fatal(err)
+	}
+}
