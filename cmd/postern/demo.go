@@ -60,6 +60,7 @@ func demoSetup(a *app, fs *flag.FlagSet) runFunc {
 		if err := printDemoBox(ctx, a.stdout, s, passwords); err != nil {
 			return err
 		}
+		s.ready()
 		return s.wait(ctx)
 	}
 }

@@ -55,6 +55,7 @@ func serveSetup(a *app, fs *flag.FlagSet) runFunc {
 		if err := s.start(); err != nil {
 			return err
 		}
+		s.ready()
 		return s.wait(ctx)
 	}
 }
@@ -149,7 +150,7 @@ func (s *server) add(l *listener) {
 // start binds every listener (all or none: a port in use stops the start
 // before anything is served), then serves them and prints one line per
 // listener on stdout, "listening NAME ADDR" with the bound address (so port
-// 0 works), and finally "ready".
+// 0 works).
 func (s *server) start() error {
 	if len(s.listeners) == 0 {
 		return failf("every listener is off; give at least one address such as --web-addr 127.0.0.1:8080")
@@ -175,9 +176,12 @@ func (s *server) start() error {
 		s.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
 		fmt.Fprintf(s.app.stdout, "listening %s %s\n", l.name, l.ln.Addr())
 	}
-	fmt.Fprintln(s.app.stdout, "ready")
 	return nil
 }
+
+// ready prints "ready" on stdout, after everything else serve or demo prints
+// at start: tests and scripts wait for it.
+func (s *server) ready() { fmt.Fprintln(s.app.stdout, "ready") }
 
 func (s *server) closeListeners() {
 	for _, l := range s.listeners {
