@@ -75,6 +75,7 @@ type connState struct {
 	cmdBytes int
 	obs      atomic.Int32
 	awaiting atomic.Bool
+	failed   error // set once the guard closed the connection
 }
 
 func newConnState(s *Server, raw net.Conn) *connState {
@@ -127,6 +128,7 @@ func (st *connState) reply(s string) {
 
 // fatal says BYE and closes the connection.
 func (st *connState) fatal(text string) error {
+	st.failed = errGuardClosed
 	st.log.Info("imap connection closed by the input guard", "reason", text)
 	st.reply("* BYE " + text + "\r\n")
 	st.close()
@@ -135,6 +137,9 @@ func (st *connState) fatal(text string) error {
 
 // read is vconn.Read: the input guard.
 func (st *connState) read(vc *vconn, p []byte) (int, error) {
+	if st.failed != nil {
+		return 0, st.failed
+	}
 	for {
 		if len(st.pending) > 0 {
 			n := copy(p, st.pending)

@@ -17,8 +17,9 @@ const delim = '/'
 // of RFC 6154 and the child attributes of RFC 3348 on every mailbox, as
 // Dovecot does: clients look for \Sent or \Trash without asking for them.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
-	if len(patterns) == 1 && patterns[0] == "" && !options.SelectSubscribed {
-		// The delimiter query (RFC 9051 §6.3.9).
+	if len(patterns) == 0 && !options.SelectSubscribed {
+		// The delimiter query, LIST "" "" (RFC 9051 §6.3.9); go-imap drops
+		// empty patterns.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
 	}
 	mbs, err := s.srv.cfg.Mail.Mailboxes(s.ctx, s.memberID)

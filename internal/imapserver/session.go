@@ -175,9 +175,10 @@ type plainServer struct {
 
 func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil && !p.started {
-		// No initial response: ask for it with an empty challenge.
+		// No initial response: ask for it with an empty challenge, "+ "
+		// (go-imap would spell an empty, non-nil one "=").
 		p.started = true
-		return []byte{}, false, nil
+		return nil, false, nil
 	}
 	_, user, pass, err := sasl.DecodePlain(resp)
 	if err != nil {
