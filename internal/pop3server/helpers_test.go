@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -198,9 +197,9 @@ func (c *client) send(s string) {
 }
 
 // cmd sends one command line and returns the first response line.
-func (c *client) cmd(format string, args ...any) string {
+func (c *client) cmd(line string) string {
 	c.t.Helper()
-	c.send(fmt.Sprintf(format, args...) + "\r\n")
+	c.send(line + "\r\n")
 	return c.line()
 }
 
@@ -228,10 +227,10 @@ func (c *client) expectClosed() {
 
 func (c *client) login() {
 	c.t.Helper()
-	if r := c.cmd("USER %s", testUser); r != "+OK Send your password." {
+	if r := c.cmd("USER " + testUser); r != "+OK Send your password." {
 		c.t.Fatalf("USER: %q", r)
 	}
-	if r := c.cmd("PASS %s", testPass); !strings.HasPrefix(r, "+OK ") {
+	if r := c.cmd("PASS " + testPass); !strings.HasPrefix(r, "+OK ") {
 		c.t.Fatalf("PASS: %q", r)
 	}
 }
