@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 
 	"github.com/postern/postern/internal/account"
@@ -26,6 +27,16 @@ func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) 
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO messages (member_id, kind, subject, body, created_at) VALUES (?, ?, ?, ?, ?)`),
 			m.MemberID, m.Kind, m.Subject, m.Body, micros(at)); err != nil {
 			return err
+		}
+		// The mail rendering goes to the member's INBOX in this same
+		// transaction: delivered exactly when the change commits, once. The
+		// delivery writes its own mailbox.changed event (so IDLE sees the
+		// mail), before the change's events: it locks the INBOX row, and
+		// every mail transaction takes that lock before the events lock.
+		if len(m.Mail) > 0 {
+			if err := db.deliverTx(ctx, tx, m.MemberID, m.Mail); err != nil {
+				return fmt.Errorf("deliver %s notification: %w", m.Kind, err)
+			}
 		}
 	}
 	if len(fx.Events) == 0 {

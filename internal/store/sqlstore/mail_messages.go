@@ -25,22 +25,31 @@ func (s *Mail) Append(ctx context.Context, mailboxID int64, flags []string, date
 	db := s.db
 	var uid uint32
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
-		if err != nil {
-			return err
-		}
-		uid, err = db.appendTx(ctx, tx, locked[mailboxID], flags, date, body)
+		uid, err = db.appendTx(ctx, tx, mailboxID, flags, date, body)
 		return err
 	})
 	return uid, mailErr("append", err)
 }
 
-// appendTx stores a message in a locked mailbox and writes the event.
-func (db *DB) appendTx(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, flags []string, date time.Time, body []byte) (uint32, error) {
+// appendTx stores a message in a mailbox and writes the event. The body is
+// inserted before the mailbox is locked: its foreign key takes a share lock
+// on the member's row, and account transactions lock that row (FOR UPDATE)
+// before they deliver a notification to INBOX, so a mailbox lock taken first
+// could deadlock with them.
+func (db *DB) appendTx(ctx context.Context, tx *sql.Tx, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error) {
 	var bodyID int64
-	if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO mail_bodies (member_id, body) VALUES (?, ?) RETURNING id`), mb.memberID, body).Scan(&bodyID); err != nil {
+	err := tx.QueryRowContext(ctx, db.q(`INSERT INTO mail_bodies (member_id, body) SELECT member_id, ? FROM mailboxes WHERE id = ? RETURNING id`), body, mailboxID).Scan(&bodyID)
+	if notFound(err) {
+		return 0, account.ErrNotFound
+	}
+	if err != nil {
 		return 0, err
 	}
+	locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+	if err != nil {
+		return 0, err
+	}
+	mb := locked[mailboxID]
 	uid, err := db.allocUIDs(ctx, tx, mb, 1)
 	if err != nil {
 		return 0, err
@@ -79,11 +88,7 @@ func (db *DB) deliverTx(ctx context.Context, tx *sql.Tx, memberID int64, body []
 	if err != nil {
 		return err
 	}
-	locked, err := db.lockMailboxes(ctx, tx, id)
-	if err != nil {
-		return err
-	}
-	_, err = db.appendTx(ctx, tx, locked[id], nil, time.Now(), body)
+	_, err = db.appendTx(ctx, tx, id, nil, time.Now(), body)
 	return err
 }
 

@@ -18,9 +18,12 @@ import (
 // (FOR UPDATE on PostgreSQL; SQLite transactions hold the write lock from
 // BEGIN IMMEDIATE), so the UID allocation and the read-then-write of flags are
 // serialised per mailbox. Changes to a member's set of mailboxes lock the
-// member's mail_accounts row first. Locks are always taken in the order
-// mail_accounts, mailboxes (by id), then the events lock of writeEffects, so
-// transactions cannot deadlock on each other.
+// member's mail_accounts row first. On PostgreSQL, inserting a row that
+// refers to a member (a body, a mailbox) takes a share lock on the member's
+// row, which account transactions lock FOR UPDATE before they deliver a
+// notification. Locks are therefore always taken in the order: member row
+// (share), mail_accounts, mailboxes (by id), then the events lock of
+// writeEffects, so transactions cannot deadlock on each other.
 
 // chunk bounds the parameters of one IN (...) list, far below the limits of
 // both engines (SQLite 32766, PostgreSQL 65535).
