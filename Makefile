@@ -1,0 +1,27 @@
+# Postern: make test runs everything CI runs (after .ci/run's checks).
+GO ?= go
+
+.PHONY: test deps vet build demo fmt-check
+
+# The end-to-end tests need real third-party clients and PostgreSQL
+# (postgres://postgres@127.0.0.1:5432/test, see README.md).
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+
+deps:
+	scripts/test-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o postern ./cmd/postern
+
+demo:
+	$(GO) run ./cmd/postern demo
+
+# Lists unformatted Go files and fails when there are any.
+fmt-check:
+	@files=$$(git ls-files -co --exclude-standard '*.go' | xargs -r gofmt -l); \
+	if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests drive, and nothing that is already there:
+# the third-party clients (swaks, curl, python3-caldav, vdirsyncer), the
+# browser for the web UI tests (chromium, chromium-driver), and the browser
+# test's npm packages. Safe to run again: it does nothing when all is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(swaks curl python3-caldav vdirsyncer chromium chromium-driver)
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+	sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		sudo=(sudo)
+	fi
+	echo "test-deps: installing ${missing[*]}"
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The browser tests' packages, when they exist: npm ci again only when the
+# lock file is newer than the installed tree.
+if [ -f test/browser/package.json ]; then
+	if [ ! -f test/browser/node_modules/.package-lock.json ] ||
+		[ test/browser/package-lock.json -nt test/browser/node_modules/.package-lock.json ]; then
+		(cd test/browser && npm ci --no-audit --no-fund)
+	fi
+fi
