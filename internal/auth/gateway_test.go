@@ -363,7 +363,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // without its secret being checked.
 func TestThrottleIsApplied(t *testing.T) {
 	db := storetest.OpenSQLite(t)
-	f := newFixture(t, db, func(c *auth.Config) { c.ThrottleConfig = auth.ThrottleConfig{Base: time.Hour, Max: time.Hour, Backlog: 24 * time.Hour} })
+	f := newFixture(t, db, func(c *auth.Config) {
+		c.ThrottleConfig = auth.ThrottleConfig{Base: time.Hour, Max: time.Hour, Backlog: 24 * time.Hour}
+	})
 	m := f.env.Optional(t, "slow", false)
 	for i := range 2 {
 		_, err := f.try(m.Email, fmt.Sprintf("wrong %d", i), auth.IMAP, "192.0.2.200")
