@@ -210,6 +210,6 @@ func (s *session) stls() bool {
 	s.raw.SetDeadline(time.Time{})
 	s.conn, s.isTLS, s.user = tc, true, ""
 	s.r = bufio.NewReaderSize(tc, maxAuthLine)
-	s.w = bufio.NewWriter(tc)
+	s.w = bufio.NewWriter(timeoutWriter{tc})
 	return true
 }

@@ -84,6 +84,7 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		l.Close()
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
@@ -182,6 +183,7 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 			log.Debug("pop3 TLS handshake failed", "err", err)
 			return
 		}
+		raw.SetDeadline(time.Time{})
 		c = tc
 	}
 	sess := newSession(s, raw, c, implicitTLS, log)

@@ -74,7 +74,7 @@ func newSession(srv *Server, raw, conn net.Conn, isTLS bool, log *slog.Logger) *
 		srv: srv, cfg: &srv.cfg, log: log, ctx: srv.ctx,
 		raw: raw, conn: conn, isTLS: isTLS, ip: ip,
 		r: bufio.NewReaderSize(conn, maxAuthLine),
-		w: bufio.NewWriter(conn),
+		w: bufio.NewWriter(timeoutWriter{conn}),
 	}
 }
 
@@ -183,9 +183,16 @@ func (s *session) reply(line string) {
 }
 
 // flush sends the queued responses.
-func (s *session) flush() bool {
-	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return s.w.Flush() == nil
+func (s *session) flush() bool { return s.w.Flush() == nil }
+
+// timeoutWriter gives every write its own deadline, so that a large RETR to a
+// slow client may take as long as it keeps making progress, while a client
+// that stops reading is dropped after writeTimeout.
+type timeoutWriter struct{ c net.Conn }
+
+func (w timeoutWriter) Write(p []byte) (int, error) {
+	w.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return w.c.Write(p)
 }
 
 // flushIfIdle sends the queued responses unless more pipelined commands are
