@@ -84,7 +84,12 @@ func usagef(cmd *command, format string, args ...any) error {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	defer a.close()
-	err := dispatch(ctx, a, args)
+	return exitCode(a, dispatch(ctx, a, args))
+}
+
+// exitCode reports err on stderr and returns the exit status for it.
+func exitCode(a *app, err error) int {
+	stderr := a.stderr
 	var ue *usageError
 	switch {
 	case err == nil:

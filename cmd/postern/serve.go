@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -71,11 +72,22 @@ type server struct {
 	tls       *tls.Config
 	plaintext tlsconf.Plaintext
 	reg       *prometheus.Registry
-	bus       *events.Bus
+	bus       *events.Bus    // the outbox's events, fed by tailer; listeners subscribe
+	tailer    *events.Tailer // started by start, before the listeners serve
 	web       *http.ServeMux // routes of the web listener
 
 	listeners []*listener
-	errc      chan error // a listener that stopped on its own
+	tasks     []task             // background work that runs while serving
+	stopTasks context.CancelFunc // set by start
+	tasksDone sync.WaitGroup
+	errc      chan error // a listener or task that stopped on its own
+}
+
+// task is background work of the server (the event tailer, pruning, …): run
+// until ctx is cancelled at shutdown.
+type task struct {
+	name string
+	run  func(ctx context.Context) error
 }
 
 // listener is one socket and the protocol server behind it.
@@ -107,7 +119,7 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 		return nil, err
 	}
 	if f.tlsCert == "" {
-		a.log.Info("using the self-signed TLS certificate of the data folder; give --tls-cert and --tls-key in production", "dir", a.data+"/tls")
+		a.log.Info("using the self-signed TLS certificate of the data folder; give --tls-cert and --tls-key in production", "dir", filepath.Join(a.data, "tls"))
 	}
 	s := &server{
 		app: a, flags: f, log: a.log, db: a.db, svc: svc,
@@ -123,6 +135,13 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 		collectors.NewBuildInfoCollector(),
 		collectors.NewDBStatsCollector(s.db.SQL, s.db.Dialect.String()),
 	)
+	s.tailer = &events.Tailer{Store: s.db, Bus: s.bus, Log: s.log}
+	s.tasks = append(s.tasks, task{"events", func(ctx context.Context) error {
+		// Wake on LISTEN/NOTIFY (PostgreSQL: every node's commits) or on
+		// this process's commits (SQLite); the tailer also polls.
+		s.tailer.Wake = s.db.Listen(ctx)
+		return s.tailer.Run(ctx)
+	}})
 	if err := s.setupListeners(); err != nil {
 		return nil, err
 	}
@@ -159,12 +178,32 @@ func (s *server) start() error {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			s.closeListeners()
-			return failf("cannot listen for %s on %s: %v", l.name, l.addr, errors.Unwrap(err))
+			return failf("cannot listen for %s: %v", l.name, err)
 		}
 		if l.implicitTLS {
 			ln = tls.NewListener(ln, s.tls)
 		}
 		l.ln = ln
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopTasks = cancel
+	for _, t := range s.tasks {
+		s.tasksDone.Add(1)
+		go func(t task) {
+			defer s.tasksDone.Done()
+			if err := t.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.errc <- fmt.Errorf("%s: %w", t.name, err)
+			}
+		}(t)
+	}
+	// Sessions must not start before the tailer knows where the outbox ends,
+	// or a revocation committed in between would not reach them.
+	select {
+	case <-s.tailer.Ready():
+	case err := <-s.errc:
+		cancel()
+		s.closeListeners()
+		return err
 	}
 	for _, l := range s.listeners {
 		go func(l *listener) {
@@ -224,6 +263,8 @@ func (s *server) wait(ctx context.Context) error {
 		}(l)
 	}
 	wg.Wait()
+	s.stopTasks()
+	s.tasksDone.Wait()
 	s.log.Info("stopped")
 	return err
 }
