@@ -49,7 +49,7 @@ func (s *session) authorization(cmd Command) bool {
 	case "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL":
 		s.reply(replyBadState)
 	default:
-		s.reply(replyUnknown)
+		return s.badCommand(replyUnknown)
 	}
 	return true
 }

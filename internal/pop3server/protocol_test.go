@@ -449,3 +449,20 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func newReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+func TestTooManyBadCommandsClose(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dial(t, e.addr)
+	for i := 0; i < maxBadCommands-1; i++ {
+		if r := c.cmd("XYZZY"); r != replyUnknown {
+			t.Fatalf("command %d: %q", i, r)
+		}
+	}
+	if r := c.cmd("\x01"); r != replySyntax {
+		t.Fatalf("last: %q", r)
+	}
+	if r := c.line(); r != "-ERR Too many invalid commands, closing." {
+		t.Fatalf("close reply: %q", r)
+	}
+	c.expectClosed()
+}

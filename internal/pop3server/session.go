@@ -32,6 +32,10 @@ const (
 // it is closed; the authenticator's own throttling applies on top of it.
 const maxAuthFailures = 10
 
+// maxBadCommands is how many unknown or malformed command lines one
+// connection may send before it is closed.
+const maxBadCommands = 20
+
 type state int
 
 const (
@@ -56,6 +60,7 @@ type session struct {
 	state        state
 	user         string // from USER, waiting for PASS
 	authFailures int
+	badCommands  int
 	revoked      atomic.Bool
 	done         func() // from Authenticator.Track
 
@@ -103,7 +108,10 @@ func (s *session) run() {
 		line, err := readLine(s.r, maxAuthLine)
 		switch {
 		case errors.Is(err, errLineTooLong):
-			s.reply(replyTooLong)
+			if !s.badCommand(replyTooLong) {
+				s.flush()
+				return
+			}
 			continue
 		case errors.Is(err, errFlood):
 			s.reply(replyTooLong)
@@ -116,21 +124,35 @@ func (s *session) run() {
 			return
 		}
 		cmd, err := ParseCommand(line)
-		if err != nil {
-			s.reply(replySyntax)
-			continue
+		ok := true
+		switch {
+		case err != nil:
+			ok = s.badCommand(replySyntax)
+		case len(line) > maxCommandLine && cmd.Name != "AUTH":
+			// RFC 2449 §4: 255 octets is the command limit; only AUTH may
+			// carry a longer initial response (RFC 5034 §4).
+			ok = s.badCommand(replyTooLong)
+		default:
+			ok = s.dispatch(cmd)
 		}
-		// RFC 2449 §4: 255 octets is the command limit; only AUTH may carry
-		// a longer initial response (RFC 5034 §4).
-		if len(line) > maxCommandLine && cmd.Name != "AUTH" {
-			s.reply(replyTooLong)
-			continue
-		}
-		if !s.dispatch(cmd) {
+		if !ok {
 			s.flush()
 			return
 		}
 	}
+}
+
+// badCommand answers a line that is no valid command and reports whether
+// the session goes on: a client that keeps sending garbage is not speaking
+// POP3, and is cut off after maxBadCommands.
+func (s *session) badCommand(reply string) bool {
+	s.reply(reply)
+	s.badCommands++
+	if s.badCommands >= maxBadCommands {
+		s.reply("-ERR Too many invalid commands, closing.")
+		return false
+	}
+	return true
 }
 
 // dispatch runs one command and reports whether the session goes on.

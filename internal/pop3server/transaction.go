@@ -83,7 +83,7 @@ func (s *session) transaction(cmd Command) bool {
 	case "USER", "PASS", "AUTH", "STLS":
 		s.reply(replyBadState)
 	default:
-		s.reply(replyUnknown)
+		return s.badCommand(replyUnknown)
 	}
 	return true
 }
