@@ -289,6 +289,11 @@ func (db *DB) SetPasswordHash(ctx context.Context, memberID int64, hash string, 
 // BEGIN, see Open); on PostgreSQL the member's row is locked first, so
 // concurrent creates for one member queue up, and each count (a new snapshot
 // per statement under READ COMMITTED) sees the inserts committed before it.
+// The lock is FOR NO KEY UPDATE: it excludes other creates and updates of the
+// member as FOR UPDATE would, but not the KEY SHARE lock that inserting a row
+// referring to the member takes (a mail delivery's body, say), so a delivery
+// holding its mailbox lock never waits on this one while it waits for that
+// mailbox to deliver the notification.
 func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, limit int, fx account.Effects) error {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Now().UTC()
@@ -300,7 +305,7 @@ func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, lim
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		lock := `SELECT id FROM members WHERE id = ?`
 		if db.Dialect == Postgres {
-			lock += ` FOR UPDATE`
+			lock += ` FOR NO KEY UPDATE`
 		}
 		var id int64
 		if err := tx.QueryRowContext(ctx, db.q(lock), p.MemberID).Scan(&id); err != nil {

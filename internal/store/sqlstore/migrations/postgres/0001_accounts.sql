@@ -44,8 +44,9 @@ CREATE TABLE messages (
 CREATE INDEX messages_member ON messages(member_id, id);
 
 -- The outbox: every change that other nodes or processes must react to.
--- seq comes from a sequence, so a transaction that commits late can carry a
--- lower seq than one already read; readers handle that (see events.go).
+-- seq comes from a sequence, so a transaction that commits late could carry a
+-- lower seq than one already read; writeEffects (effects.go) holds an advisory
+-- lock to commit, so event transactions commit in seq order.
 CREATE TABLE events (
 	seq             BIGSERIAL PRIMARY KEY,
 	kind            TEXT NOT NULL,
