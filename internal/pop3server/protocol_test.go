@@ -466,3 +466,32 @@ func TestTooManyBadCommandsClose(t *testing.T) {
 	}
 	c.expectClosed()
 }
+
+// Two sessions of one member (two devices) work on their own snapshots; a
+// message deleted by one is gone for the other's RETR, and deleting it twice
+// is no error (no maildrop lock, so [IN-USE] is never sent).
+func TestConcurrentSessions(t *testing.T) {
+	e := newEnv(t, []string{msg1, msg2})
+	a, b := dial(t, e.addr), dial(t, e.addr)
+	a.login()
+	b.login()
+	a.cmd("DELE 1")
+	b.cmd("DELE 1")
+	if r := a.cmd("QUIT"); r != "+OK Bye, 1 messages deleted." {
+		t.Fatalf("first QUIT: %q", r)
+	}
+	if r := b.cmd("RETR 1"); r != "-ERR Message 1 already deleted." {
+		t.Fatalf("RETR of own DELE: %q", r)
+	}
+	b.cmd("RSET")
+	if r := b.cmd("RETR 1"); r != "-ERR Message 1 no longer exists." {
+		t.Fatalf("RETR of a message removed by the other session: %q", r)
+	}
+	b.cmd("DELE 1")
+	if r := b.cmd("QUIT"); r != "+OK Bye, 1 messages deleted." {
+		t.Fatalf("second QUIT: %q", r)
+	}
+	if got := e.messages(t); len(got) != 1 || got[0] != msg2 {
+		t.Fatalf("INBOX %q", got)
+	}
+}

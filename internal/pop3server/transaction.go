@@ -11,6 +11,11 @@ import (
 // openInbox takes the snapshot the session works on: message numbers, sizes
 // and UIDs are fixed at login (RFC 1939 §4), whatever IMAP or SMTP do
 // meanwhile. Bodies are fetched one at a time, on RETR and TOP.
+//
+// There is no exclusive maildrop lock (RFC 1939 §8 lets a server take one),
+// so [IN-USE] is never sent: a member's phone and laptop may both poll, each
+// on its own snapshot, and the store's Delete ignores UIDs already gone.
+// Sizes are the store's; SMTP stores CRLF, so they match what RETR sends.
 func (s *session) openInbox(memberID int64) error {
 	mb, err := s.cfg.Mail.Mailbox(s.ctx, memberID, "INBOX")
 	if account.ErrorCode(err) == account.ENOTFOUND {
