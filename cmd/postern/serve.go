@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/events"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/tlsconf"
@@ -75,6 +76,7 @@ type server struct {
 	bus       *events.Bus    // the outbox's events, fed by tailer; listeners subscribe
 	tailer    *events.Tailer // started by start, before the listeners serve
 	web       *http.ServeMux // routes of the web listener
+	gw        *auth.Gateway  // the authentication gateway of every third-party protocol
 
 	listeners []*listener
 	tasks     []task             // background work that runs while serving
@@ -92,9 +94,10 @@ type task struct {
 
 // listener is one socket and the protocol server behind it.
 type listener struct {
-	name        string // "web", "imap", "imaps", …: in the ready line and logs
-	addr        string // host:port as configured; "" turns it off
-	implicitTLS bool   // TLS from the first byte (RFC 8314 §3)
+	name string // "web", "imap", "imaps", …: in the ready line and logs
+	addr string // host:port as configured; "" turns it off
+	// serve runs the protocol on ln (the protocol servers do TLS themselves:
+	// STARTTLS, or implicit TLS from the first byte, RFC 8314 §3);
 	// serve runs the protocol on ln until stop is called.
 	serve func(ln net.Listener) error
 	// stop closes the listener and ends its connections, waiting for them
@@ -153,6 +156,9 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 // s.reg, each with its address from s.flags; DAV and the web UI mount on s.web.
 func (s *server) setupListeners() error {
 	s.routeOps()
+	if err := s.setupProtocols(); err != nil {
+		return err
+	}
 	s.add(s.httpListener("web", s.flags.web, s.web))
 	return nil
 }
@@ -179,9 +185,6 @@ func (s *server) start() error {
 		if err != nil {
 			s.closeListeners()
 			return failf("cannot listen for %s: %v", l.name, err)
-		}
-		if l.implicitTLS {
-			ln = tls.NewListener(ln, s.tls)
 		}
 		l.ln = ln
 	}
@@ -265,6 +268,9 @@ func (s *server) wait(ctx context.Context) error {
 	wg.Wait()
 	s.stopTasks()
 	s.tasksDone.Wait()
+	if s.gw != nil {
+		s.gw.Close() // writes the queued login records
+	}
 	s.log.Info("stopped")
 	return err
 }

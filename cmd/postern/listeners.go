@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+
+	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/imapserver"
+	"github.com/postern/postern/internal/pop3server"
+	"github.com/postern/postern/internal/smtpserver"
+)
+
+// protocolServer is what the IMAP, POP3 and SMTP servers have in common: one
+// server, several listeners (STARTTLS and implicit TLS), closed together.
+type protocolServer interface {
+	Serve(l net.Listener, implicitTLS bool) error
+	Close() error
+}
+
+// setupProtocols builds the authentication gateway and the IMAP, POP3 and
+// SMTP submission servers on it, and declares their listeners.
+func (s *server) setupProtocols() error {
+	gw, err := auth.New(auth.Config{
+		Service:    s.svc,
+		Store:      s.db,
+		Bus:        s.bus,
+		Key:        s.svc.Config.Key,
+		Log:        s.log,
+		Registerer: s.reg,
+	})
+	if err != nil {
+		return err
+	}
+	s.gw = gw
+	host, _ := os.Hostname()
+	mail := s.db.Mail()
+	imap := imapserver.New(imapserver.Config{Auth: gw, Mail: mail, Bus: s.bus, TLS: s.tls, Plaintext: s.plaintext, Log: s.log})
+	pop3 := pop3server.New(pop3server.Config{Auth: gw, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host})
+	smtp := smtpserver.New(smtpserver.Config{Auth: gw, Accounts: s.db, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host})
+	s.addProtocol("imap", s.flags.imap, false, imap)
+	s.addProtocol("imaps", s.flags.imaps, true, imap)
+	s.addProtocol("pop3", s.flags.pop3, false, pop3)
+	s.addProtocol("pop3s", s.flags.pop3s, true, pop3)
+	s.addProtocol("submission", s.flags.submission, false, smtp)
+	s.addProtocol("submissions", s.flags.submissions, true, smtp)
+	return nil
+}
+
+// addProtocol declares one listener of ps. Closing ps ends all its listeners
+// and connections; the second close of a shared server is a no-op.
+func (s *server) addProtocol(name, addr string, implicitTLS bool, ps protocolServer) {
+	s.add(&listener{
+		name:  name,
+		addr:  addr,
+		serve: func(ln net.Listener) error { return ps.Serve(ln, implicitTLS) },
+		stop:  func(context.Context) error { return ps.Close() },
+	})
+}
