@@ -303,7 +303,7 @@ func testDAVRange(t *testing.T, e *DAVEnv) {
 	day := func(d int) time.Time { return time.Date(2030, 1, d, 0, 0, 0, 0, time.UTC) }
 	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "jan2.ics", UID: "1", Start: day(2), End: day(3)})
 	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "jan10.ics", UID: "2", Start: day(10), End: day(11)})
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "series.ics", UID: "3", Start: day(5)})           // open end
+	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "series.ics", UID: "3", Start: day(5)})               // open end
 	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "instant.ics", UID: "4", Start: day(4), End: day(4)}) // zero length
 	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "todo.ics", UID: "5", Component: "VTODO"})
 	names := func(start, end time.Time, comp string) []string {
