@@ -86,6 +86,16 @@ func TestLoginAndPlain(t *testing.T) {
 	}
 }
 
+func TestMalformedInitialResponse(t *testing.T) {
+	e := newEnv(t, envOptions{noTailer: true})
+	c := dial(t, e.addr)
+	out := c.cmd("a1", "AUTHENTICATE PLAIN !!!notbase64")
+	if got := out[len(out)-1]; !strings.HasPrefix(got, "a1 BAD") {
+		t.Fatalf("reply %q", got)
+	}
+	c.login()
+}
+
 func TestUnavailable(t *testing.T) {
 	e := newEnv(t, envOptions{noTailer: true})
 	e.auth.unavailable = true

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,8 +61,9 @@ type connState struct {
 	started  time.Time
 	log      *slog.Logger
 
-	wmu       sync.Mutex
-	transport net.Conn // raw or *tls.Conn; replaced under wmu at STARTTLS
+	wmu       sync.Mutex // serializes writes; close never waits for it
+	tmu       sync.Mutex
+	transport net.Conn // raw or *tls.Conn; replaced under tmu at STARTTLS
 	isTLS     atomic.Bool
 	authed    atomic.Bool
 	closeOnce sync.Once
@@ -88,9 +91,16 @@ func newConnState(s *Server, raw net.Conn) *connState {
 }
 
 func (st *connState) conn() net.Conn {
-	st.wmu.Lock()
-	defer st.wmu.Unlock()
+	st.tmu.Lock()
+	defer st.tmu.Unlock()
 	return st.transport
+}
+
+// abort cuts the connection at once: a write stuck on a client that does
+// not read, or TLS's close_notify, cannot delay it.
+func (st *connState) abort() {
+	st.raw.Close()
+	st.close()
 }
 
 func (st *connState) close() error {
@@ -115,7 +125,7 @@ func (st *connState) write(p []byte) (int, error) {
 	}
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
-	return st.transport.Write(p)
+	return st.conn().Write(p)
 }
 
 // reply writes a response of the guard's own.
@@ -239,6 +249,10 @@ func (st *connState) admit(vc *vconn, line []byte) (bool, error) {
 			return refuse("NO [TOOBIG] Literal too big")
 		}
 	}
+	if first && li.cmd == "AUTHENTICATE" && !validInitialResponse(li.rest) {
+		// go-imap answers a malformed SASL-IR with an internal error.
+		return refuse("BAD Malformed SASL initial response")
+	}
 	if first && li.cmd == "STARTTLS" && li.rest == "" && st.canStartTLS() {
 		return false, st.startTLS(vc, li.tag)
 	}
@@ -255,6 +269,17 @@ func (st *connState) admit(vc *vconn, line []byte) (bool, error) {
 	}
 	st.cmdStart = false
 	return true, nil
+}
+
+// validInitialResponse checks the base64 of AUTHENTICATE's optional initial
+// response (RFC 4959 §3: "=" stands for an empty one).
+func validInitialResponse(args string) bool {
+	_, ir, ok := strings.Cut(args, " ")
+	if !ok || ir == "=" {
+		return true
+	}
+	_, err := base64.StdEncoding.DecodeString(ir)
+	return err == nil
 }
 
 func (st *connState) canStartTLS() bool {
@@ -317,9 +342,9 @@ func (st *connState) startTLS(vc *vconn, tag string) error {
 		st.close()
 		return fmt.Errorf("starttls: %w", err)
 	}
-	st.wmu.Lock()
+	st.tmu.Lock()
 	st.transport = tc
-	st.wmu.Unlock()
+	st.tmu.Unlock()
 	st.isTLS.Store(true)
 	st.endCommand()
 	vc.handedOver.Store(true)

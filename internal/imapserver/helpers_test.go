@@ -100,6 +100,7 @@ type envOptions struct {
 	dir       string // reuse a data folder (restart); default t.TempDir()
 	plaintext tlsconf.Plaintext
 	noTailer  bool
+	log       *slog.Logger
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -143,6 +144,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if o.log != nil {
+		log = o.log
 	}
 	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log})
 	l1, err := net.Listen("tcp", "127.0.0.1:0")

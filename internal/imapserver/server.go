@@ -109,6 +109,9 @@ func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {
 		InsecureAuth: insecureAuth,
 	})
 	go b.srv.Serve(b.ln)
+	// go-imap's Serve counts itself in a WaitGroup that Close waits on;
+	// waiting for its first Accept orders that Add before any Close.
+	<-b.ln.accepting
 	return b
 }
 
@@ -166,7 +169,9 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 			return
 		}
 		raw.SetDeadline(time.Time{})
+		st.tmu.Lock()
 		st.transport = tc
+		st.tmu.Unlock()
 		st.isTLS.Store(true)
 		b = s.secure
 	case s.cfg.Plaintext.Allows(raw.RemoteAddr(), false):
@@ -220,12 +225,12 @@ func (s *Server) Close() error {
 		conns = append(conns, st)
 	}
 	s.mu.Unlock()
+	for _, st := range conns {
+		st.abort()
+	}
 	for _, b := range []*backend{s.plainAuth, s.plainNoAuth, s.secure} {
 		b.ln.Close()
 		b.srv.Close()
-	}
-	for _, st := range conns {
-		st.close()
 	}
 	return err
 }
@@ -240,13 +245,15 @@ func (b *backend) push(c net.Conn) bool { return b.ln.push(c) }
 
 // chanListener is a net.Listener whose connections come from push.
 type chanListener struct {
-	ch        chan net.Conn
-	done      chan struct{}
-	closeOnce sync.Once
+	ch         chan net.Conn
+	done       chan struct{}
+	closeOnce  sync.Once
+	accepting  chan struct{} // closed at the first Accept
+	acceptOnce sync.Once
 }
 
 func newChanListener() *chanListener {
-	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{}), accepting: make(chan struct{})}
 }
 
 func (l *chanListener) push(c net.Conn) bool {
@@ -259,6 +266,7 @@ func (l *chanListener) push(c net.Conn) bool {
 }
 
 func (l *chanListener) Accept() (net.Conn, error) {
+	l.acceptOnce.Do(func() { close(l.accepting) })
 	select {
 	case c := <-l.ch:
 		return c, nil

@@ -119,7 +119,7 @@ func (s *session) revoke() {
 		case <-bye:
 		case <-time.After(time.Second):
 		}
-		s.st.close()
+		s.st.abort()
 	}()
 }
 
