@@ -188,6 +188,8 @@ func (s *server) start() error {
 		}
 		l.ln = ln
 	}
+	// The web UI shows members the bound ports, known only now.
+	s.setupWeb()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopTasks = cancel
 	for _, t := range s.tasks {

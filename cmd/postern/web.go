@@ -1,0 +1,72 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/postern/postern/internal/web"
+)
+
+// setupWeb mounts the member web UI and JSON API on the web listener. It runs
+// after the listeners are bound: the "server settings" it shows members carry
+// the real ports (port 0 in tests).
+func (s *server) setupWeb() {
+	host, secure := s.publicHost()
+	settings := web.ServerSettings{
+		Host:            host,
+		IMAPPort:        s.port("imap"),
+		IMAPSPort:       s.port("imaps"),
+		POP3Port:        s.port("pop3"),
+		POP3SPort:       s.port("pop3s"),
+		SubmissionPort:  s.port("submission"),
+		SubmissionsPort: s.port("submissions"),
+		WebPort:         s.port("web"),
+		WebTLS:          secure,
+	}
+	if secure {
+		settings.WebPort = 443 // TLS is terminated in front of the web listener
+		if u, err := url.Parse(s.app.baseURL); err == nil && u.Port() != "" {
+			settings.WebPort, _ = strconv.Atoi(u.Port())
+		}
+	}
+	s.web.Handle("/", web.New(web.Config{
+		Service:  s.svc,
+		Sessions: s.db,
+		Log:      s.log,
+		Secure:   secure,
+		Settings: settings,
+		ClientIP: s.clientIP,
+	}))
+}
+
+// publicHost is the host name apps connect to: the host of --base-url, else
+// the web listener's host when it is bound to one, else this machine's name.
+// secure tells whether members reach the web UI over HTTPS.
+func (s *server) publicHost() (host string, secure bool) {
+	if u, err := url.Parse(s.app.baseURL); err == nil && u.Hostname() != "" {
+		return u.Hostname(), u.Scheme == "https"
+	}
+	if h, _, err := net.SplitHostPort(s.addr("web")); err == nil {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+			return h, false
+		}
+	}
+	h, _ := os.Hostname()
+	return h, false
+}
+
+// port returns the bound port of a listener, 0 when it is off.
+func (s *server) port(name string) int {
+	_, p, err := net.SplitHostPort(s.addr(name))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// clientIP is the web client's address as the web UI records it.
+func (s *server) clientIP(r *http.Request) string { return web.ClientIP(r) }
