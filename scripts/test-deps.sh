@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests drive, and nothing that is already there:
 # the third-party clients (swaks, curl, python3-caldav, vdirsyncer), the
-# browser for the web UI tests (chromium, chromium-driver), and the browser
+# browser for the web UI tests (chromium, chromium-driver, and fonts-noto-cjk
+# so the Japanese screenshots show text), and the browser
 # test's npm packages. Safe to run again: it does nothing when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(swaks curl python3-caldav vdirsyncer chromium chromium-driver)
+packages=(swaks curl python3-caldav vdirsyncer chromium chromium-driver fonts-noto-cjk)
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
