@@ -22,10 +22,10 @@ import (
 // IDLE included).
 const (
 	handshakeTimeout = 30 * time.Second
-	// loginWindow bounds the whole unauthenticated phase, so that a client
-	// cannot hold a connection open for ever with NOOPs and no login.
-	loginWindow = 3 * time.Minute
-	guardWrite  = 10 * time.Second
+	// defaultLoginWindow bounds the whole unauthenticated phase, so that a
+	// client cannot hold a connection open for ever with NOOPs and no login.
+	defaultLoginWindow = 3 * time.Minute
+	guardWrite         = 10 * time.Second
 )
 
 // Read modes of the guard.
@@ -406,7 +406,7 @@ func (c *vconn) SetDeadline(t time.Time) error {
 // loginWindow.
 func (c *vconn) SetReadDeadline(t time.Time) error {
 	if !c.st.authed.Load() {
-		if end := c.st.started.Add(loginWindow); t.IsZero() || t.After(end) {
+		if end := c.st.started.Add(c.st.srv.loginWindow); t.IsZero() || t.After(end) {
 			t = end
 		}
 	}

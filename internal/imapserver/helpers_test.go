@@ -101,6 +101,8 @@ type envOptions struct {
 	plaintext tlsconf.Plaintext
 	noTailer  bool
 	log       *slog.Logger
+	// loginWindow shortens the server's, set before it serves.
+	loginWindow time.Duration
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -149,6 +151,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 		log = o.log
 	}
 	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log})
+	if o.loginWindow > 0 {
+		e.srv.loginWindow = o.loginWindow
+	}
 	l1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

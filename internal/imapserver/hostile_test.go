@@ -153,3 +153,19 @@ func TestUnknownCommandBeforeLoginCloses(t *testing.T) {
 		t.Fatal("connection left open after an unknown command before login")
 	}
 }
+
+// A client that does not log in is logged out with a BYE (RFC 9051 §7.1.5)
+// once the login window is over, NOOPs or not.
+func TestLoginWindow(t *testing.T) {
+	e := newEnv(t, envOptions{noTailer: true, loginWindow: 300 * time.Millisecond})
+	c := dial(t, e.addr)
+	c.ok("a1", "NOOP")
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	l, err := c.r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(l, "* BYE") {
+		t.Fatalf("after the login window: %q %v", l, err)
+	}
+	if !c.closed(10 * time.Second) {
+		t.Fatal("connection left open")
+	}
+}

@@ -44,9 +44,10 @@ type Config struct {
 
 // Server is an IMAP server; one Server may serve several listeners.
 type Server struct {
-	cfg        Config
-	log        *slog.Logger
-	maxLiteral int64
+	cfg         Config
+	log         *slog.Logger
+	maxLiteral  int64
+	loginWindow time.Duration
 
 	// The go-imap servers: before TLS with and without password logins
 	// (LOGINDISABLED, RFC 9051 §6.2.3), and with TLS.
@@ -64,11 +65,12 @@ func New(cfg Config) *Server {
 		cfg.Log = slog.Default()
 	}
 	s := &Server{
-		cfg:        cfg,
-		log:        cfg.Log.With("proto", "imap"),
-		maxLiteral: mailstore.MaxMessageSize,
-		listeners:  map[net.Listener]struct{}{},
-		conns:      map[*connState]struct{}{},
+		cfg:         cfg,
+		log:         cfg.Log.With("proto", "imap"),
+		maxLiteral:  mailstore.MaxMessageSize,
+		loginWindow: defaultLoginWindow,
+		listeners:   map[net.Listener]struct{}{},
+		conns:       map[*connState]struct{}{},
 	}
 	// go-imap only advertises STARTTLS when it has a tls.Config; the guard
 	// runs STARTTLS itself, so the one given to go-imap refuses every
