@@ -3,6 +3,7 @@ package account
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"mime"
@@ -133,6 +134,16 @@ func (s *Service) message(m Member, kind, subject, body string, at time.Time) Me
 		Mail: RenderMail(m, subject, body, at)}
 }
 
+// encodeSubject RFC 2047-encodes s. A subject that holds "=?" is encoded even
+// when it is ASCII: otherwise an app name shaped like an encoded-word would be
+// decoded by mail clients into text of the attacker's choosing.
+func encodeSubject(s string) string {
+	if !strings.Contains(s, "=?") {
+		return mime.QEncoding.Encode("utf-8", s)
+	}
+	return "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
+}
+
 // RenderMail renders a notification as an RFC 5322 message. Subject and body
 // come from checked input (no CR/LF in names), and the subject is RFC 2047
 // encoded, so hostile app names cannot add header fields.
@@ -143,7 +154,7 @@ func RenderMail(m Member, subject, body string, at time.Time) []byte {
 	from := "postmaster@" + m.Domain()
 	fmt.Fprintf(&b, "From: %s <%s>\r\n", mime.QEncoding.Encode("utf-8", "Postern Security"), from)
 	fmt.Fprintf(&b, "To: %s\r\n", m.Email)
-	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", strings.Map(printable, subject)))
+	fmt.Fprintf(&b, "Subject: %s\r\n", encodeSubject(strings.Map(printable, subject)))
 	fmt.Fprintf(&b, "Date: %s\r\n", at.UTC().Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", hex.EncodeToString(id), m.Domain())
 	b.WriteString("Auto-Submitted: auto-generated\r\n")
