@@ -249,25 +249,25 @@ func (g *Gateway) countFailure(ctx context.Context, m account.Member, st AuthSta
 		}
 	}
 	ctx = context.WithoutCancel(ctx) // a client hanging up must not skip the count
-	res, err := g.store.RecordAuthFailure(ctx, m.ID, tag, now, g.maxFail, g.pause)
+	from := ip
+	if from == "" {
+		from = "an unknown address"
+	}
+	// The message is written by the store only if this failure starts the
+	// pause, in the same transaction: exactly one per pause, even on a crash.
+	onPause := account.Effects{
+		Messages: []account.Message{g.svc.PausedMessage(m, now.Add(g.pause), from)},
+		Events:   []account.Event{{Kind: account.EventAccountPaused, MemberID: m.ID}},
+	}
+	res, err := g.store.RecordAuthFailure(ctx, m.ID, tag, now, g.maxFail, g.pause, onPause)
 	if err != nil {
 		g.log.Error("counting a failed login", "member", m.Email, "err", err)
 		return
 	}
-	if !res.Paused {
-		return
-	}
-	g.m.paused.Inc()
-	g.log.Warn("third-party logins paused after too many failures", "member", m.Email,
-		"until", res.PausedUntil, "ip", ip, "protocol", a.Protocol)
-	if ip == "" {
-		ip = "an unknown address"
-	}
-	msg := g.svc.PausedMessage(m, res.PausedUntil, ip)
-	fx := account.Effects{Messages: []account.Message{msg},
-		Events: []account.Event{{Kind: account.EventAccountPaused, MemberID: m.ID}}}
-	if err := g.svc.Store.AddMessage(ctx, m.ID, fx); err != nil {
-		g.log.Error("sending the paused message", "member", m.Email, "err", err)
+	if res.Paused {
+		g.m.paused.Inc()
+		g.log.Warn("third-party logins paused after too many failures", "member", m.Email,
+			"until", res.PausedUntil, "ip", ip, "protocol", a.Protocol)
 	}
 }
 

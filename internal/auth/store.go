@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"github.com/postern/postern/internal/account"
 	"time"
 )
 
@@ -17,9 +18,10 @@ type Store interface {
 	// is not counted; otherwise the tag is remembered and the counter rises.
 	// When it reaches limit, the member is paused until now+pause and the
 	// counter starts again; Paused in the result is true for exactly that
-	// failure, so that one caller sends the one message. Failures while
+	// failure, and onPause (the member's message and event) is written in
+	// the same transaction, so it is sent exactly once. Failures while
 	// paused are not counted.
-	RecordAuthFailure(ctx context.Context, memberID int64, tag PairTag, now time.Time, limit int, pause time.Duration) (FailureResult, error)
+	RecordAuthFailure(ctx context.Context, memberID int64, tag PairTag, now time.Time, limit int, pause time.Duration, onPause account.Effects) (FailureResult, error)
 	// ResetAuthFailures forgets the member's failures and pause.
 	ResetAuthFailures(ctx context.Context, memberID int64) error
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
 )
 
@@ -58,7 +59,7 @@ func joinTags(tags []auth.PairTag) []byte {
 // read-modify-write: SQLite transactions here take the write lock at BEGIN
 // (_txlock=immediate), PostgreSQL uses SELECT ... FOR UPDATE after making
 // sure the row exists.
-func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.PairTag, now time.Time, limit int, pause time.Duration) (auth.FailureResult, error) {
+func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.PairTag, now time.Time, limit int, pause time.Duration, onPause account.Effects) (auth.FailureResult, error) {
 	var res auth.FailureResult
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		res = auth.FailureResult{}
@@ -103,9 +104,14 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 			failures = 0
 		}
 		res.Failures = failures
-		_, err := tx.ExecContext(ctx, db.q(`UPDATE auth_failures SET failures = ?, paused_until = ?, recent_tags = ? WHERE member_id = ?`),
-			failures, newPaused, joinTags(tags), memberID)
-		return err
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE auth_failures SET failures = ?, paused_until = ?, recent_tags = ? WHERE member_id = ?`),
+			failures, newPaused, joinTags(tags), memberID); err != nil {
+			return err
+		}
+		if res.Paused {
+			return db.writeEffects(ctx, tx, onPause)
+		}
+		return nil
 	})
 	if err != nil {
 		return auth.FailureResult{}, fmt.Errorf("record auth failure: %w", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/store/storetest"
@@ -25,7 +26,9 @@ func TestAuthFailuresConcurrent(t *testing.T) {
 		m := e.Enforced(t, "target")
 		now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 		// 30 distinct failures at once against a limit of 10: exactly one
-		// of them starts the pause, whatever the interleaving.
+		// of them starts the pause, whatever the interleaving, and only it
+		// writes the member's message.
+		onPause := account.Effects{Messages: []account.Message{{MemberID: m.ID, Kind: account.MsgAccountPaused, Subject: "paused", Body: "paused"}}}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var paused, counted int
@@ -33,7 +36,7 @@ func TestAuthFailuresConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := db.RecordAuthFailure(ctx, m.ID, tagOf(i), now, 10, 15*time.Minute)
+				res, err := db.RecordAuthFailure(ctx, m.ID, tagOf(i), now, 10, 15*time.Minute, onPause)
 				if err != nil {
 					t.Error(err)
 					return
@@ -52,6 +55,9 @@ func TestAuthFailuresConcurrent(t *testing.T) {
 		if paused != 1 || counted != 10 {
 			t.Fatalf("paused %d times, counted %d; want 1 and 10", paused, counted)
 		}
+		if msgs, err := db.Messages(ctx, m.ID); err != nil || len(msgs) != 1 || msgs[0].Subject != "paused" {
+			t.Fatalf("messages %+v %v; want the one pause message", msgs, err)
+		}
 		st, err := db.AuthState(ctx, m.ID)
 		if err != nil || !st.PausedUntil.Equal(now.Add(15*time.Minute)) || st.Failures != 0 || len(st.Tags) != auth.RecentFailures {
 			t.Fatalf("state %+v %v", st, err)
@@ -66,7 +72,7 @@ func TestAuthFailuresRepeatsAndReset(t *testing.T) {
 		m := e.Enforced(t, "repeat")
 		now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 		for i := range 12 {
-			if _, err := db.RecordAuthFailure(ctx, m.ID, tagOf(i), now, 100, time.Minute); err != nil {
+			if _, err := db.RecordAuthFailure(ctx, m.ID, tagOf(i), now, 100, time.Minute, account.Effects{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -74,7 +80,7 @@ func TestAuthFailuresRepeatsAndReset(t *testing.T) {
 			tag     int
 			counted bool
 		}{{11, false}, {2, false}, {1, true}, {0, true}} {
-			res, err := db.RecordAuthFailure(ctx, m.ID, tagOf(c.tag), now, 100, time.Minute)
+			res, err := db.RecordAuthFailure(ctx, m.ID, tagOf(c.tag), now, 100, time.Minute, account.Effects{})
 			if err != nil || res.Counted != c.counted {
 				t.Errorf("tag %d: %+v %v, want counted=%v (only the last 10 are remembered)", c.tag, res, err, c.counted)
 			}
