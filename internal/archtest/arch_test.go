@@ -1,0 +1,50 @@
+// Package archtest checks that dependencies point inward (ARCHITECTURE.md):
+// the domain knows no outside package, and no protocol frontend or the web
+// UI reaches a store or another frontend.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/postern/postern/"
+
+// deps returns the packages pkg depends on, directly or not.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestDomainImportsStdlibOnly(t *testing.T) {
+	for _, pkg := range []string{"internal/account", "internal/mailstore"} {
+		for _, d := range deps(t, pkg) {
+			inner := d == mod+"internal/account" || d == mod+"internal/mailstore"
+			if strings.Contains(strings.SplitN(d, "/", 2)[0], ".") && !inner {
+				t.Errorf("%s depends on %s: the domain imports the standard library only", pkg, d)
+			}
+		}
+	}
+}
+
+func TestFrontendsDoNotImportStores(t *testing.T) {
+	frontends := []string{"internal/imapserver", "internal/pop3server", "internal/smtpserver",
+		"internal/davserver", "internal/web", "internal/auth", "internal/events"}
+	for _, pkg := range frontends {
+		for _, d := range deps(t, pkg) {
+			if strings.HasPrefix(d, mod+"internal/store") || strings.HasPrefix(d, mod+"cmd/") {
+				t.Errorf("%s depends on %s: frontends see stores only through interfaces", pkg, d)
+			}
+			for _, other := range frontends[:5] {
+				if d == mod+other && other != pkg {
+					t.Errorf("%s depends on %s: frontends are independent", pkg, d)
+				}
+			}
+		}
+	}
+}
