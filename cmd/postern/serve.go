@@ -20,6 +20,7 @@ import (
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/davserver"
 	"github.com/postern/postern/internal/events"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/tlsconf"
@@ -159,9 +160,23 @@ func (s *server) setupListeners() error {
 	if err := s.setupProtocols(); err != nil {
 		return err
 	}
+	s.routeDAV()
 	s.add(s.httpListener("web", s.flags.web, s.web))
 	return nil
 }
+
+// --- DAV (internal/davserver; added by the DAV work, issue 5) ---
+
+// routeDAV mounts CalDAV/CardDAV on the web listener, behind the same
+// authentication gateway as IMAP (s.gw, built by setupProtocols).
+func (s *server) routeDAV() {
+	dav := davserver.New(davserver.Config{Auth: s.gw, Store: s.db.DAV(), Log: s.log})
+	s.web.Handle(davserver.Prefix, dav)
+	s.web.Handle("/.well-known/caldav", dav)
+	s.web.Handle("/.well-known/carddav", dav)
+}
+
+// --- end DAV ---
 
 // add declares l unless its address is empty.
 func (s *server) add(l *listener) {
