@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// figLogin: LOGIN+LOGOUT and USER/PASS/QUIT cycles per second with p50/p99
+// at each concurrency, every target measured in turn within each round.
+func (b *bench) figLogin(ctx context.Context) error {
+	us := users(0, b.cfg.members)
+	for _, p := range b.targets { // warm up: first connections, caches, page faults
+		for _, proto := range []string{"imap", "pop3"} {
+			runLoad(4, 300*time.Millisecond, loginCycle(proto, p.addr[proto], us, nil))
+		}
+	}
+	for r := 0; r < b.cfg.rounds; r++ {
+		for _, proto := range []string{"imap", "pop3"} {
+			for _, c := range b.cfg.conc {
+				for _, p := range b.rotated(r) {
+					res := runLoad(c, b.cfg.dur, loginCycle(proto, p.addr[proto], us, nil))
+					cas := concName(proto, c)
+					b.res.add("login", cas, "cycles/s", p.name, res.Rate)
+					b.res.add("login", cas, "p50 ms", p.name, res.P50)
+					b.res.add("login", cas, "p99 ms", p.name, res.P99)
+					if res.Errors > 0 {
+						b.res.note("login", fmt.Sprintf("%s had %d failed cycles at %s in round %d.", p.name, res.Errors, cas, r+1))
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// idleSet is a set of connections sitting in IDLE.
+type idleSet struct {
+	conns []*conn
+}
+
+func (s *idleSet) close() {
+	for _, c := range s.conns {
+		c.c.Close()
+	}
+	s.conns = nil
+}
+
+// openIdle opens n IDLE connections to addr with 64 openers, each connection
+// from its own loopback address (first + k).
+func openIdle(addr string, us []user, n, first int) (*idleSet, error) {
+	s := &idleSet{conns: make([]*conn, n)}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= n {
+					return
+				}
+				u := us[k%len(us)]
+				var c *conn
+				var err error
+				for try := 0; try < 3; try++ {
+					if c, _, err = idle(addr, srcIP(first+k), u.Email, u.Pass); err == nil {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("connection %d: %w", k, err)
+					}
+					mu.Unlock()
+					return
+				}
+				s.conns[k] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		for _, c := range s.conns {
+			if c != nil {
+				c.c.Close()
+			}
+		}
+		return nil, firstErr
+	}
+	return s, nil
+}
+
+// figIdle: memory of each server's processes with N authenticated IMAP
+// connections in IDLE, and per connection above the server's idle baseline.
+func (b *bench) figIdle(ctx context.Context) error {
+	us := users(0, b.cfg.members)
+	rounds := min(b.cfg.rounds, 3)
+	for r := 0; r < rounds; r++ {
+		for _, p := range b.rotated(r) {
+			settle := time.Second
+			if isDovecot(p) {
+				settle = 4 * time.Second // imap-hibernate takes connections after imap_hibernate_timeout
+			}
+			time.Sleep(settle)
+			base := treeMemory(p.pid())
+			var held []*idleSet
+			have := 0
+			for _, n := range b.cfg.idleN {
+				if p.name == "dovecot-installed" && n > 1000 {
+					if r == 0 {
+						b.res.note("idle", fmt.Sprintf("dovecot-installed is measured at 1,000 connections only: as installed it runs one imap process per connection, and 10,000 of them would take several GiB of this shared machine; its per-connection figure at 1,000 shows the trend."))
+					}
+					continue
+				}
+				s, err := openIdle(p.addr["imap"], us, n-have, b.nextIPs(n-have))
+				if err != nil {
+					for _, h := range held {
+						h.close()
+					}
+					return fmt.Errorf("%s: %d idle connections: %w", p.name, n, err)
+				}
+				held = append(held, s)
+				have = n
+				time.Sleep(settle)
+				m := treeMemory(p.pid())
+				cas := fmt.Sprintf("%d conns", n)
+				b.res.add("idle", cas, "RSS MiB", p.name, float64(m.RSS)/(1<<20))
+				b.res.add("idle", cas, "KiB/conn (RSS)", p.name, float64(m.RSS-base.RSS)/1024/float64(n))
+				b.res.add("idle", cas, "KiB/conn (PSS)", p.name, float64(m.PSS-base.PSS)/1024/float64(n))
+				b.res.add("idle", cas, "processes", p.name, float64(m.Procs))
+			}
+			for _, h := range held {
+				h.close()
+			}
+		}
+	}
+	return nil
+}
+
+func isDovecot(p *proc) bool { return len(p.name) >= 7 && p.name[:7] == "dovecot" }

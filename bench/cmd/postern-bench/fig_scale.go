@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// figScale: app-password IMAP logins at 16 clients against a database of
+// scaleSmall members and one of scaleLarge members, each member holding 5
+// app passwords, on SQLite and (with --pg) PostgreSQL. The logins pick
+// members all over the population, so the large database is not served from
+// a few hot pages.
+func (b *bench) figScale(ctx context.Context) error {
+	if b.cfg.postern == "" {
+		return nil
+	}
+	type inst struct {
+		engine, size string
+		p            *proc
+		us           []user
+		cleanup      func()
+	}
+	var insts []*inst
+	defer func() {
+		for _, in := range insts {
+			in.p.stop()
+			if in.cleanup != nil {
+				in.cleanup()
+			}
+		}
+	}()
+	sizes := []int{b.cfg.scaleSmall, b.cfg.scaleLarge}
+	engines := []string{"sqlite"}
+	if b.cfg.pg != "" {
+		engines = append(engines, "postgres")
+	}
+	for _, engine := range engines {
+		for _, n := range sizes {
+			name := fmt.Sprintf("scale-%s-%d", engine, n)
+			data := filepath.Join(b.cfg.work, name)
+			keyFile := filepath.Join(data, "secret.key")
+			key, err := writeKey(keyFile)
+			if err != nil {
+				return err
+			}
+			o := posternOpts{bin: b.cfg.postern, data: data, secretFile: keyFile}
+			dsn := filepath.Join(data, "postern.db")
+			var cleanup func()
+			if engine == "postgres" {
+				schema := fmt.Sprintf("bench_%d", n)
+				if dsn, err = freshSchema(ctx, b.cfg.pg, schema); err != nil {
+					return err
+				}
+				o.database = dsn
+				cleanup = func() { dropSchema(b.cfg.pg, schema) }
+			}
+			d, err := seed(ctx, dsn, key, n, 5, 0)
+			if err != nil {
+				return fmt.Errorf("seed %s: %w", name, err)
+			}
+			b.res.add("scale-seed", engine, "seconds", sizeName(n), d.Seconds())
+			p, err := startPostern(name, o, b.cfg.work)
+			if err != nil {
+				return err
+			}
+			in := &inst{engine: engine, size: sizeName(n), p: p, us: users(0, n), cleanup: cleanup}
+			insts = append(insts, in)
+			runLoad(16, 500*time.Millisecond, loginCycle("imap", p.addr["imap"], in.us, nil)) // warm up
+		}
+	}
+	for r := 0; r < b.cfg.rounds; r++ {
+		for e := range engines {
+			pair := []*inst{insts[2*e], insts[2*e+1]}
+			if r%2 == 1 {
+				pair[0], pair[1] = pair[1], pair[0]
+			}
+			for _, in := range pair {
+				res := runLoad(16, b.cfg.dur, loginCycle("imap", in.p.addr["imap"], in.us, nil))
+				b.res.add("scale", in.engine+" imap c=16", "cycles/s", in.size, res.Rate)
+				b.res.add("scale", in.engine+" imap c=16", "p99 ms", in.size, res.P99)
+				if res.Errors > 0 {
+					b.res.note("scale", fmt.Sprintf("%s: %d failed logins in round %d.", in.p.name, res.Errors, r+1))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk members", n/1000)
+	}
+	return fmt.Sprintf("%d members", n)
+}

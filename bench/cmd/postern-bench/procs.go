@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is a server under test, started by the harness.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	addr map[string]string // listener name -> address ("imap", "pop3", "web")
+	pid  func() int        // the root of the process tree to measure
+	stop func() error
+}
+
+// startListing starts cmd and waits for its "listening NAME ADDR" lines and
+// "ready" on stdout (the convention of postern serve, followed by the null
+// server). stderr goes to logFile.
+func startListing(name string, cmd *exec.Cmd, logFile string) (*proc, error) {
+	lf, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = lf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, addr: map[string]string{}}
+	p.pid = func() int { return cmd.Process.Pid }
+	p.stop = func() error {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		lf.Close()
+		return nil
+	}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sent := false
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			switch {
+			case len(f) == 3 && f[0] == "listening":
+				p.addr[f[1]] = f[2]
+			case len(f) == 1 && f[0] == "ready" && !sent:
+				sent = true
+				ready <- nil
+			}
+		}
+		if !sent {
+			ready <- errors.New("exited before ready")
+		}
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			p.stop()
+			return nil, fmt.Errorf("%s %w; see %s", name, err, logFile)
+		}
+	case <-time.After(2 * time.Minute):
+		p.stop()
+		return nil, fmt.Errorf("%s not ready after 2 minutes; see %s", name, logFile)
+	}
+	return p, nil
+}
+
+// memory of a process tree.
+type memory struct {
+	RSS   int64 // sum of VmRSS of every process, bytes (shared pages count once per process)
+	PSS   int64 // sum of proportional set sizes: shared pages split between their users
+	Procs int
+}
+
+// treeMemory sums the memory of root and all its descendants.
+func treeMemory(root int) memory {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state, ppid, ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], pid)
+	}
+	var m memory
+	var walk func(int)
+	walk = func(pid int) {
+		m.Procs++
+		m.RSS += statusField(pid, "VmRSS:")
+		m.PSS += rollupField(pid, "Pss:")
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	walk(root)
+	return m
+}
+
+// statusField reads a "kB" field of /proc/PID/status, in bytes.
+func statusField(pid int, key string) int64 { return kbField(fmt.Sprintf("/proc/%d/status", pid), key) }
+
+func rollupField(pid int, key string) int64 {
+	return kbField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), key)
+}
+
+func kbField(path, key string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, key) {
+			f := strings.Fields(l[len(key):])
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// peakSampler samples the RSS of a process tree every 50 ms until stopped
+// and returns the highest.
+func peakSampler(root int) (stop func() memory) {
+	done := make(chan struct{})
+	res := make(chan memory, 1)
+	go func() {
+		var peak memory
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			m := treeMemory(root)
+			if m.RSS > peak.RSS {
+				peak = m
+			}
+			select {
+			case <-done:
+				res <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() memory { close(done); return <-res }
+}

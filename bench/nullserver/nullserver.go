@@ -1,0 +1,161 @@
+// Package nullserver is the yardstick of the benchmarks: an IMAP and POP3
+// server that accepts every login without checking anything and keeps no
+// state. Its login throughput is the loopback limit of the machine (client,
+// kernel and one Go process), against which Postern's is compared (issue 6).
+//
+// It speaks just enough of RFC 9051 (greeting, CAPABILITY, LOGIN,
+// AUTHENTICATE PLAIN with SASL-IR, NOOP, IDLE, LOGOUT) and RFC 1939 (USER,
+// PASS, AUTH PLAIN, STAT, NOOP, QUIT) for the benchmark clients. It is
+// benchmark tooling: never expose it.
+package nullserver
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+)
+
+// Server serves the null protocols on any number of listeners.
+type Server struct {
+	mu     sync.Mutex
+	lns    []net.Listener
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// New returns an empty Server.
+func New() *Server { return &Server{conns: map[net.Conn]struct{}{}} }
+
+// ServeIMAP accepts IMAP connections on ln until it is closed.
+func (s *Server) ServeIMAP(ln net.Listener) error { return s.serve(ln, imapConn) }
+
+// ServePOP3 accepts POP3 connections on ln until it is closed.
+func (s *Server) ServePOP3(ln net.Listener) error { return s.serve(ln, pop3Conn) }
+
+func (s *Server) serve(ln net.Listener, handle func(*bufio.ReadWriter) error) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		go func() {
+			defer func() {
+				c.Close()
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+			handle(bufio.NewReadWriter(bufio.NewReaderSize(c, 1024), bufio.NewWriterSize(c, 1024)))
+		}()
+	}
+}
+
+// Close closes the listeners and every connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	return nil
+}
+
+func reply(rw *bufio.ReadWriter, lines ...string) error {
+	for _, l := range lines {
+		rw.WriteString(l)
+		rw.WriteString("\r\n")
+	}
+	return rw.Flush()
+}
+
+func readLine(rw *bufio.ReadWriter) (string, error) {
+	l, err := rw.ReadString('\n')
+	return strings.TrimRight(l, "\r\n"), err
+}
+
+func imapConn(rw *bufio.ReadWriter) error {
+	if err := reply(rw, "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN IDLE] null server ready"); err != nil {
+		return err
+	}
+	for {
+		line, err := readLine(rw)
+		if err != nil {
+			return err
+		}
+		tag, rest, _ := strings.Cut(line, " ")
+		cmd, _, _ := strings.Cut(rest, " ")
+		switch strings.ToUpper(cmd) {
+		case "CAPABILITY":
+			err = reply(rw, "* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN IDLE", tag+" OK CAPABILITY completed")
+		case "LOGIN", "AUTHENTICATE":
+			err = reply(rw, tag+" OK [CAPABILITY IMAP4rev1 IDLE] logged in")
+		case "NOOP":
+			err = reply(rw, tag+" OK NOOP completed")
+		case "IDLE":
+			if err = reply(rw, "+ idling"); err != nil {
+				return err
+			}
+			if _, err = readLine(rw); err != nil { // DONE
+				return err
+			}
+			err = reply(rw, tag+" OK IDLE terminated")
+		case "LOGOUT":
+			return reply(rw, "* BYE logging out", tag+" OK LOGOUT completed")
+		default:
+			err = reply(rw, tag+" BAD unknown command")
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func pop3Conn(rw *bufio.ReadWriter) error {
+	if err := reply(rw, "+OK null server ready"); err != nil {
+		return err
+	}
+	for {
+		line, err := readLine(rw)
+		if err != nil {
+			return err
+		}
+		cmd, _, _ := strings.Cut(line, " ")
+		switch strings.ToUpper(cmd) {
+		case "USER", "PASS", "AUTH", "NOOP":
+			err = reply(rw, "+OK")
+		case "STAT":
+			err = reply(rw, "+OK 0 0")
+		case "QUIT":
+			return reply(rw, "+OK bye")
+		default:
+			err = reply(rw, "-ERR unknown command")
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
