@@ -15,6 +15,16 @@ attempts.
                           "subject", "body"}
         submits one message with smtplib over STARTTLS.
 
+    mailclient.py imap < {"host", "port", "src", "user", "password", "tls",
+                          "commands": [["select", "INBOX"], ["uid", "FETCH", ...], ...]}
+        logs in with imaplib and calls each command as a method of the
+        client (imaplib.IMAP4.<name>(*args)); prints [{"typ", "data"}, ...]
+        with bytes as Latin-1 strings and tuples as lists.
+
+    mailclient.py pop3 < {"host", "port", "src", "user", "password", "tls",
+                          "commands": [["stat"], ["retr", 1], ["quit"], ...]}
+        the same with poplib.POP3 (USER/PASS login).
+
     mailclient.py tls11 < {"host", "port"}
         tries a TLS 1.1 handshake (ciphers opened up so that the refusal
         comes from the server, not from this client's OpenSSL defaults) and
@@ -176,6 +186,38 @@ def send():
     json.dump({"ok": True}, sys.stdout)
 
 
+def plain_data(v):
+    """v with bytes as Latin-1 strings and tuples as lists, for JSON."""
+    if isinstance(v, bytes):
+        return v.decode("latin-1")
+    if isinstance(v, (list, tuple)):
+        return [plain_data(x) for x in v]
+    return v
+
+
+def imap():
+    a = json.load(sys.stdin)
+    c = imap_client(a)
+    c.login(a["user"], a["password"])
+    out = []
+    for name, *args in a["commands"]:
+        typ, data = getattr(c, name)(*args)
+        out.append({"typ": typ, "data": plain_data(data)})
+    c.logout()
+    json.dump(out, sys.stdout)
+
+
+def pop3():
+    a = json.load(sys.stdin)
+    c = pop3_client(a)
+    c.user(a["user"])
+    c.pass_(a["password"])
+    out = []
+    for name, *args in a["commands"]:
+        out.append(plain_data(getattr(c, name)(*args)))
+    json.dump(out, sys.stdout)
+
+
 def tls11():
     # TLS 1.1 is deprecated in Python too; that is the point of the test.
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -195,4 +237,4 @@ def tls11():
 
 
 if __name__ == "__main__":
-    {"login": login, "send": send, "tls11": tls11}[sys.argv[1]]()
+    {"login": login, "send": send, "imap": imap, "pop3": pop3, "tls11": tls11}[sys.argv[1]]()
