@@ -1,0 +1,180 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// PenaltyStore keeps the per-IP-block failure state that SharedThrottle
+// shares between nodes (internal/store/sqlstore implements it on
+// PostgreSQL). Only blocks with a recent failure have a penalty, so that a
+// login from a clean address costs one indexed lookup that finds nothing.
+// key is IPKey(ip).String() ("" for an unknown peer); cfg has its defaults
+// filled in.
+type PenaltyStore interface {
+	// BeginPenalty schedules an attempt of a block that has a penalty (a
+	// failure within cfg.Forget): it starts at max(the previous attempt's
+	// start, now) + cfg.Delay(failures + attempts in flight). Admitted is
+	// false, and nothing changes, when that start is more than cfg.Backlog
+	// away; otherwise the attempt is counted in flight. Found is false when
+	// the block has no penalty.
+	BeginPenalty(ctx context.Context, key string, now time.Time, cfg ThrottleConfig) (PenaltyStart, error)
+	// FailPenalty counts a failed attempt of the block (not again when pair
+	// is one of its last cfg.Recent failures) and, with release, ends one
+	// attempt in flight.
+	FailPenalty(ctx context.Context, key string, pair PairTag, release bool, now time.Time, cfg ThrottleConfig) error
+	// ClearPenalty forgets the block's penalty: a client there knows a secret.
+	ClearPenalty(ctx context.Context, key string) error
+	// ReleasePenalty ends one attempt in flight without an outcome.
+	ReleasePenalty(ctx context.Context, key string) error
+	// PrunePenalties deletes the penalties forgotten by now.
+	PrunePenalties(ctx context.Context, now time.Time, cfg ThrottleConfig) (int64, error)
+}
+
+// PenaltyStart is what BeginPenalty decided.
+type PenaltyStart struct {
+	Found    bool
+	Admitted bool
+	Start    time.Time // when the attempt may be checked
+}
+
+// SharedThrottle is the Throttle of several nodes on one database: the
+// failures of an IP block count on every node, so spreading guesses over
+// nodes buys nothing once the block has failed. A node keeps a MemThrottle
+// as well, which spaces out the parallel attempts it receives from a block
+// that has no shared penalty yet (the shared table is written only on
+// failure, to keep a successful login at one small read).
+//
+// When the database does not answer, the local throttle alone decides: the
+// login itself then fails closed, because the credential check needs the
+// database too.
+type SharedThrottle struct {
+	local   *MemThrottle
+	store   PenaltyStore
+	cfg     ThrottleConfig
+	log     *slog.Logger
+	timeout time.Duration
+
+	mu        sync.Mutex
+	counted   map[netip.Prefix]int // attempts in flight that this node counted in the store
+	nextPrune time.Time
+	lastErr   time.Time // last logged store error, to keep an outage from flooding the log
+}
+
+var _ Throttle = (*SharedThrottle)(nil)
+
+// NewSharedThrottle returns a throttle over store with cfg's delays. log nil
+// means slog.Default().
+func NewSharedThrottle(store PenaltyStore, cfg ThrottleConfig, log *slog.Logger) *SharedThrottle {
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg = cfg.withDefaults()
+	return &SharedThrottle{local: NewMemThrottle(cfg), store: store, cfg: cfg, log: log,
+		timeout: 2 * time.Second, counted: map[netip.Prefix]int{}}
+}
+
+func penaltyKey(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+// Begin implements Throttle.
+func (s *SharedThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, bool) {
+	wait, ok := s.local.Begin(ip, now)
+	if !ok {
+		return wait, false
+	}
+	key := IPKey(ip)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	res, err := s.store.BeginPenalty(ctx, penaltyKey(key), now, s.cfg)
+	cancel()
+	if err != nil {
+		s.storeError("reading the shared login penalty", err, now)
+		return wait, true
+	}
+	if !res.Found {
+		return wait, true
+	}
+	if !res.Admitted {
+		s.local.End(ip, Abandoned, PairTag{}, now)
+		return s.cfg.Max, false
+	}
+	s.mu.Lock()
+	s.counted[key]++
+	s.mu.Unlock()
+	return max(wait, res.Start.Sub(now)), true
+}
+
+// End implements Throttle. A failure is written before the login's reply
+// goes out, so the next attempt, on any node, sees it.
+func (s *SharedThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time) {
+	// The local throttle only spaces out attempts in flight: failures count
+	// in the store alone, so that a success on any node clears them all.
+	lo := o
+	if lo == Failed {
+		lo = Abandoned
+	}
+	s.local.End(ip, lo, pair, now)
+	key := IPKey(ip)
+	s.mu.Lock()
+	release := s.counted[key] > 0
+	if release {
+		if s.counted[key]--; s.counted[key] == 0 {
+			delete(s.counted, key)
+		}
+	}
+	prune := !now.Before(s.nextPrune)
+	if prune {
+		s.nextPrune = now.Add(10 * time.Minute)
+	}
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	var err error
+	switch {
+	case o == Failed:
+		err = s.store.FailPenalty(ctx, penaltyKey(key), pair, release, now, s.cfg)
+	case o == Succeeded && release:
+		// Only a block that had a penalty when the attempt began costs a
+		// write: a clean success stays at the one read of Begin.
+		err = s.store.ClearPenalty(ctx, penaltyKey(key))
+	case release:
+		err = s.store.ReleasePenalty(ctx, penaltyKey(key))
+	}
+	if err != nil {
+		s.storeError("writing the shared login penalty", err, now)
+	}
+	if prune {
+		go s.prune(now)
+	}
+}
+
+func (s *SharedThrottle) prune(now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if n, err := s.store.PrunePenalties(ctx, now, s.cfg); err != nil {
+		s.storeError("pruning login penalties", err, now)
+	} else if n > 0 {
+		s.log.Debug("pruned login penalties", "count", n)
+	}
+}
+
+// storeError logs at most one store error every 10 s.
+func (s *SharedThrottle) storeError(what string, err error, now time.Time) {
+	s.mu.Lock()
+	quiet := now.Sub(s.lastErr) < 10*time.Second
+	if !quiet {
+		s.lastErr = now
+	}
+	s.mu.Unlock()
+	if !quiet {
+		s.log.Warn(what+"; using this node's throttle alone", "err", err)
+	}
+}
