@@ -28,6 +28,7 @@ func (s *server) setupProtocols() error {
 		Key:        s.svc.Config.Key,
 		Log:        s.log,
 		Registerer: s.reg,
+		Throttle:   s.authThrottle(), // scaleout.go: shared on PostgreSQL, --auth-max-delay
 	})
 	if err != nil {
 		return err
@@ -53,7 +54,7 @@ func (s *server) addProtocol(name, addr string, implicitTLS bool, ps protocolSer
 	s.add(&listener{
 		name:  name,
 		addr:  addr,
-		serve: func(ln net.Listener) error { return ps.Serve(ln, implicitTLS) },
+		serve: func(ln net.Listener) error { return ps.Serve(s.proxied(name, ln), implicitTLS) }, // proxied: PROXY protocol (scaleout.go)
 		stop:  func(context.Context) error { return ps.Close() },
 	})
 }

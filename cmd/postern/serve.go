@@ -32,6 +32,7 @@ type serveFlags struct {
 	web, imap, imaps, pop3, pop3s, submission, submissions string
 	tlsCert, tlsKey                                        string
 	plaintext                                              string
+	scaleout                                               scaleoutFlags // --trusted-proxies, --auth-max-delay (scaleout.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -45,6 +46,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.tlsCert, "tls-cert", "", "PEM certificate chain; default: a self-signed certificate in DATA/tls")
 	a.configVar(fs, &f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	a.configVar(fs, &f.plaintext, "plaintext-auth", "loopback", "passwords before TLS: never, loopback or always")
+	f.scaleout.register(a, fs) // scaleout.go
 }
 
 func serveSetup(a *app, fs *flag.FlagSet) runFunc {
@@ -157,11 +159,14 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 // s.reg, each with its address from s.flags; DAV and the web UI mount on s.web.
 func (s *server) setupListeners() error {
 	s.routeOps()
+	if err := s.setupScaleout(); err != nil { // scaleout.go: load balancers, throttle, /readyz
+		return err
+	}
 	if err := s.setupProtocols(); err != nil {
 		return err
 	}
 	s.routeDAV()
-	s.add(s.httpListener("web", s.flags.web, s.web))
+	s.add(s.httpListener("web", s.flags.web, s.forwarded(s.web))) // forwarded: X-Forwarded-For from --trusted-proxies
 	return nil
 }
 
