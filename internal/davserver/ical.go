@@ -17,7 +17,18 @@ var calendarComponents = map[string]bool{"VEVENT": true, "VTODO": true, "VJOURNA
 // §4.1): one iCalendar object, no METHOD, one component type besides
 // VTIMEZONE, one UID shared by all its components. It returns the object to
 // store, without Name, CollectionID and Data.
-func parseCalendar(data []byte) (*ical.Calendar, Object, error) {
+func parseCalendar(data []byte) (cal *ical.Calendar, o Object, err error) {
+	// go-ical panics on some malformed lines ("0;0=0", found by
+	// FuzzParseCalendar): a panic is invalid data, not a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			cal, o, err = nil, Object{}, fmt.Errorf("not valid iCalendar data")
+		}
+	}()
+	return parseCalendarData(data)
+}
+
+func parseCalendarData(data []byte) (*ical.Calendar, Object, error) {
 	var o Object
 	dec := ical.NewDecoder(bytes.NewReader(data))
 	cal, err := dec.Decode()

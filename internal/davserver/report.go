@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-ical"
 )
 
 // report dispatches REPORT by its body's root element.
@@ -93,7 +91,7 @@ func (h *handler) calendarQuery(w http.ResponseWriter, r *http.Request, res *res
 	}
 	var matched []Object
 	for _, o := range objs {
-		cal, err := ical.NewDecoder(strings.NewReader(string(o.Data))).Decode()
+		cal, _, err := parseCalendar(o.Data)
 		if err != nil {
 			h.log.Warn("stored calendar object does not parse", "collection", o.CollectionID, "name", o.Name, "err", err)
 			continue

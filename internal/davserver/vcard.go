@@ -12,7 +12,17 @@ import (
 // parseCard parses and checks an address object resource (RFC 6352 §5.1):
 // exactly one vCard, version 3.0 or 4.0, with FN (RFC 6350 §6.2.1 and
 // RFC 2426 §3.1.1 make it mandatory).
-func parseCard(data []byte) (vcard.Card, Object, error) {
+func parseCard(data []byte) (card vcard.Card, o Object, err error) {
+	// As for iCalendar: a panic of the parser is invalid data.
+	defer func() {
+		if r := recover(); r != nil {
+			card, o, err = nil, Object{}, fmt.Errorf("not valid vCard data")
+		}
+	}()
+	return parseCardData(data)
+}
+
+func parseCardData(data []byte) (vcard.Card, Object, error) {
 	var o Object
 	dec := vcard.NewDecoder(bytes.NewReader(data))
 	card, err := dec.Decode()
