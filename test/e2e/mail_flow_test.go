@@ -259,3 +259,25 @@ func testPOP3DeleAtQuit(t *testing.T, srv *Server, user, password string) {
 		t.Errorf("IMAP after POP3 DELE+QUIT: %d messages, want 2", len(msgs))
 	}
 }
+
+// testIdleNewMail: a message submitted over SMTP reaches IMAP sessions in
+// IDLE (RFC 2177) as an untagged EXISTS, on every node.
+func (f *mailFixture) testIdleNewMail(t *testing.T) {
+	var idles []*lineConn
+	for _, srv := range f.nodes() {
+		c := dial(t, srv.Addr("imap"))
+		c.line()
+		c.cmd("a1 LOGIN "+imapQuote(f.carol.Email)+" "+imapQuote(f.carolApp.Password), "a1 OK")
+		c.cmd("a2 SELECT INBOX", "a2 OK")
+		c.cmd("a3 IDLE", "+")
+		idles = append(idles, c)
+	}
+	sendMail(t, f.srv, f.alice, f.aliceApp.Password, f.carol.Email, "Are you there?", "IDLE test")
+	for i, c := range idles {
+		got := c.until("* ")
+		if !regexp.MustCompile(`^\* \d+ EXISTS\r\n$`).MatchString(got) {
+			t.Errorf("node %d: IDLE got %q, want * N EXISTS", i+1, got)
+		}
+		c.cmd("DONE", "a3 OK")
+	}
+}

@@ -10,8 +10,9 @@ import (
 // mailFixture is the installation TestMailEngines shares between its
 // subtests: one server per engine, members for each policy case.
 type mailFixture struct {
-	in  *Instance
-	srv *Server
+	in   *Instance
+	srv  *Server
+	srv2 *Server // PostgreSQL: a second node on the same database
 
 	alice       member  // enforced domain
 	aliceApp    appPass // alice's app password
@@ -39,16 +40,23 @@ func newMailFixture(t *testing.T, in *Instance) *mailFixture {
 }
 
 // TestMailEngines runs the checks of issue 3 that must hold on both stores
-// against one server per engine: the policy matrix, identical failure
-// replies, revocation of live sessions and the last-used record.
+// against one server per engine (two nodes on PostgreSQL): the policy
+// matrix, identical failure replies, the last-used record, IDLE and
+// revocation of live sessions.
 func TestMailEngines(t *testing.T) {
 	Engines(t, func(t *testing.T, in *Instance) {
 		t.Parallel()
 		f := newMailFixture(t, in)
 		f.srv = in.StartServer(t)
+		if in.Engine == "postgres" {
+			// Several stateless nodes share one PostgreSQL (SPEC §1):
+			// revocations and new mail must reach sessions on each.
+			f.srv2 = in.StartServer(t)
+		}
 		t.Run("policy matrix", f.testPolicyMatrix)
 		t.Run("identical failure replies", f.testFailureReplies)
 		t.Run("last used", f.testLastUsed)
+		t.Run("IDLE sees new mail", f.testIdleNewMail)
 		t.Run("revocation", f.testRevocation)
 	})
 }

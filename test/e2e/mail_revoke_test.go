@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -16,7 +17,8 @@ const revocationDeadline = 15 * time.Second
 
 // liveSession is an open, logged-in connection whose end is watched.
 type liveSession struct {
-	name   string
+	name   string // "IMAP IDLE", "POP3", "SMTP"
+	node   string // the server it is on, for messages
 	c      *lineConn
 	closed chan closeEvent
 }
@@ -80,42 +82,60 @@ func openSMTP(t *testing.T, addr, user, password string) *liveSession {
 	return s
 }
 
-// openAll opens an IMAP IDLE, a POP3 and an SMTP session of one credential.
+// openAll opens an IMAP IDLE, a POP3 and an SMTP session of one credential
+// on every node (PostgreSQL runs two servers on one database).
 func (f *mailFixture) openAll(t *testing.T, user, password string) []*liveSession {
-	return []*liveSession{
-		openIMAPIdle(t, f.srv.Addr("imap"), user, password),
-		openPOP3(t, f.srv.Addr("pop3"), user, password),
-		openSMTP(t, f.srv.Addr("submission"), user, password),
+	var all []*liveSession
+	for i, srv := range f.nodes() {
+		for _, s := range []*liveSession{
+			openIMAPIdle(t, srv.Addr("imap"), user, password),
+			openPOP3(t, srv.Addr("pop3"), user, password),
+			openSMTP(t, srv.Addr("submission"), user, password),
+		} {
+			s.node = fmt.Sprintf("node %d", i+1)
+			all = append(all, s)
+		}
 	}
+	return all
 }
 
-// revokeAndWait runs the command as another process and waits for every
+// nodes are the servers of the installation: one, or two on PostgreSQL.
+func (f *mailFixture) nodes() []*Server {
+	if f.srv2 != nil {
+		return []*Server{f.srv, f.srv2}
+	}
+	return []*Server{f.srv}
+}
+
+// revokeAndWait runs the CLI command args (with stdin) as another process and waits for every
 // session to be closed by the server. It logs how long after the command
 // returned each session ended (negative: before it returned — the commit
 // precedes the process exit) and how long after it was started.
-func (f *mailFixture) revokeAndWait(t *testing.T, what string, sessions []*liveSession, args ...string) {
+func (f *mailFixture) revokeAndWait(t *testing.T, what string, sessions []*liveSession, stdin string, args ...string) {
 	t.Helper()
 	start := time.Now()
-	f.in.MustRun(t, args...)
+	if r := f.in.RunStdin(t, stdin, args...); r.Code != 0 {
+		t.Fatalf("postern %s: %s", strings.Join(args, " "), r)
+	}
 	end := time.Now()
 	for _, s := range sessions {
 		select {
 		case ev := <-s.closed:
 			var ne net.Error
 			if errors.As(ev.err, &ne) && ne.Timeout() {
-				t.Errorf("%s: the %s session was not closed (read timed out)", what, s.name)
+				t.Errorf("%s: the %s session on %s was not closed (read timed out)", what, s.name, s.node)
 				continue
 			}
 			if ev.err != nil && !errors.Is(ev.err, io.EOF) && !isReset(ev.err) {
-				t.Errorf("%s: the %s session ended with %v", what, s.name, ev.err)
+				t.Errorf("%s: the %s session on %s ended with %v", what, s.name, s.node, ev.err)
 			}
 			if s.name == "IMAP IDLE" && !strings.Contains(ev.tail, "* BYE") {
 				t.Errorf("%s: IMAP closed without BYE (RFC 9051 §7.1.5): %q", what, ev.tail)
 			}
-			t.Logf("revocation by %q: %s closed %v after the command returned (%v after it started)",
-				what, s.name, ev.at.Sub(end).Round(time.Millisecond), ev.at.Sub(start).Round(time.Millisecond))
+			t.Logf("revocation by %q: %s on %s closed %v after the command returned (%v after it started)",
+				what, s.name, s.node, ev.at.Sub(end).Round(time.Millisecond), ev.at.Sub(start).Round(time.Millisecond))
 		case <-time.After(revocationDeadline):
-			t.Errorf("%s: the %s session is still open %v after the command", what, s.name, revocationDeadline)
+			t.Errorf("%s: the %s session on %s is still open %v after the command", what, s.name, s.node, revocationDeadline)
 		}
 	}
 }
@@ -177,7 +197,7 @@ func (f *mailFixture) testRevocation(t *testing.T) {
 	t.Run("apppass delete", func(t *testing.T) {
 		revoked := f.openAll(t, dave.Email, d1.Password)
 		kept := f.openAll(t, dave.Email, d2.Grouped())
-		f.revokeAndWait(t, "apppass delete", revoked, "apppass", "delete", dave.Email, d1.ID)
+		f.revokeAndWait(t, "apppass delete", revoked, "", "apppass", "delete", dave.Email, d1.ID)
 		for _, s := range kept {
 			stillOpen(t, s)
 		}
@@ -193,12 +213,12 @@ func (f *mailFixture) testRevocation(t *testing.T) {
 		erin := addMember(t, in, "erin@legacy.example")
 		in.MustRun(t, "user", "set", erin.Email, "--use-app-passwords", "on")
 		e1 := createAppPass(t, in, erin.Email, "Mail")
-		f.revokeAndWait(t, "user set --use-app-passwords off", f.openAll(t, erin.Email, e1.Password),
+		f.revokeAndWait(t, "user set --use-app-passwords off", f.openAll(t, erin.Email, e1.Password), "",
 			"user", "set", erin.Email, "--use-app-passwords", "off")
 		if f.loginWorks(t, erin.Email, e1.Password) || !f.loginWorks(t, erin.Email, erin.Main) {
 			t.Error("setting off: want the main password only")
 		}
-		f.revokeAndWait(t, "user set --use-app-passwords on", f.openAll(t, erin.Email, erin.Main),
+		f.revokeAndWait(t, "user set --use-app-passwords on", f.openAll(t, erin.Email, erin.Main), "",
 			"user", "set", erin.Email, "--use-app-passwords", "on")
 		if !f.loginWorks(t, erin.Email, e1.Password) || f.loginWorks(t, erin.Email, erin.Main) {
 			t.Error("setting on again: want the kept app password only")
@@ -206,13 +226,27 @@ func (f *mailFixture) testRevocation(t *testing.T) {
 	})
 
 	t.Run("suspend", func(t *testing.T) {
-		f.revokeAndWait(t, "user suspend", f.openAll(t, dave.Email, d2.Password), "user", "suspend", dave.Email)
+		f.revokeAndWait(t, "user suspend", f.openAll(t, dave.Email, d2.Password), "", "user", "suspend", dave.Email)
 		if f.loginWorks(t, dave.Email, d2.Password) {
 			t.Error("a suspended member logs in")
 		}
 		in.MustRun(t, "user", "resume", dave.Email)
 		if !f.loginWorks(t, dave.Email, d2.Password) {
 			t.Error("the resumed member cannot log in")
+		}
+	})
+
+	t.Run("main password change", func(t *testing.T) {
+		fred := addMember(t, in, "fred@legacy.example")
+		kept := f.openAll(t, f.bob.Email, f.bob.Main) // another member's sessions
+		const newMain = "fred's brand-new main password"
+		f.revokeAndWait(t, "user passwd", f.openAll(t, fred.Email, fred.Main), newMain+"\n",
+			"user", "passwd", fred.Email, "--password-stdin")
+		for _, s := range kept {
+			stillOpen(t, s)
+		}
+		if f.loginWorks(t, fred.Email, fred.Main) || !f.loginWorks(t, fred.Email, newMain) {
+			t.Error("after the change: want the new main password only")
 		}
 	})
 }
