@@ -32,13 +32,17 @@ type env struct {
 	srv *Server
 	ts  *httptest.Server
 
-	mu  sync.Mutex
-	now time.Time
+	mu   sync.Mutex
+	now  time.Time
+	real bool // the wall clock (browser tests) instead of now
 }
 
 func (e *env) Now() time.Time {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.real {
+		return time.Now()
+	}
 	return e.now
 }
 
@@ -48,9 +52,11 @@ func (e *env) advance(d time.Duration) {
 	e.mu.Unlock()
 }
 
-func newEnv(t *testing.T, secure bool) *env {
+func newEnv(t *testing.T, secure bool) *env { return newEnvClock(t, secure, false) }
+
+func newEnvClock(t *testing.T, secure, real bool) *env {
 	t.Helper()
-	e := &env{t: t, db: storetest.OpenSQLite(t), now: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
+	e := &env{t: t, db: storetest.OpenSQLite(t), now: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC), real: real}
 	e.svc = account.NewService(e.db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}),
 		account.Config{Key: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://mail.example.com"})
 	e.svc.Now = e.Now

@@ -20,7 +20,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 
 const cfg = JSON.parse(process.argv[2]);
-const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const rl = readline.createInterface({ input: process.stdin });
+const lines = rl[Symbol.asyncIterator]();
 
 function emit(obj) { process.stdout.write(JSON.stringify(obj) + '\n'); }
 
@@ -44,6 +45,8 @@ try {
   await browser.close();
 }
 emit({ event: 'done' });
+rl.close(); // stdin would keep the process alive
+process.stdin.destroy();
 
 async function walk(run) {
   const T = run.text; // the UI's strings in the run's language, from the Go catalog
@@ -67,7 +70,7 @@ async function walk(run) {
   let step = 0;
   const shot = async (name) => {
     step++;
-    process.stderr.write(`${run.tag}: step ${step} ${name}\n`);
+    process.stderr.write(`${new Date().toISOString()} ${run.tag}: step ${step} ${name}\n`);
     const file = path.join(cfg.outDir, `${run.tag}-${String(step).padStart(2, '0')}-${name}.png`);
     await page.screenshot({ path: file, fullPage: true });
   };
