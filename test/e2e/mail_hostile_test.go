@@ -93,6 +93,10 @@ func testSTARTTLSInjection(t *testing.T, srv *Server) {
 			c.SetReadDeadline(time.Time{})
 			tc2 := tls.Client(c.Conn, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
 			if err := tc2.Handshake(); err != nil {
+				// Plaintext that arrived late would break the handshake this way.
+				if strings.Contains(err.Error(), "does not look like a TLS handshake") {
+					t.Fatalf("plaintext after the STARTTLS reply (the smuggled command was answered?): %v", err)
+				}
 				t.Logf("%s: TLS handshake after the smuggled command failed (connection refused): %v", tc.listener, err)
 				return
 			}
