@@ -113,8 +113,13 @@ func sendMail(t *testing.T, srv *Server, from member, password, to, subject, bod
 // flags and an expunge survive a restart; POP3 DELE takes effect at QUIT
 // only (RFC 1939 §6, §8).
 func TestMailFlow(t *testing.T) {
-	t.Parallel()
-	in := NewSQLite(t)
+	Engines(t, func(t *testing.T, in *Instance) {
+		t.Parallel()
+		testMailFlow(t, in)
+	})
+}
+
+func testMailFlow(t *testing.T, in *Instance) {
 	in.MustRun(t, "domain", "add", "example.com")
 	alice, dave := addMember(t, in, "alice@example.com"), addMember(t, in, "dave@example.com")
 	a, d := createAppPass(t, in, alice.Email, "Thunderbird"), createAppPass(t, in, dave.Email, "Phone")
