@@ -108,7 +108,7 @@ func (st *connState) close() error {
 	st.closeOnce.Do(func() {
 		err = st.conn().Close()
 		st.raw.Close()
-		st.srv.untrack(st)
+		st.srv.conns.Untrack(st)
 	})
 	return err
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/events"
 	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/netserver"
 	"github.com/postern/postern/internal/tlsconf"
 )
 
@@ -53,10 +54,9 @@ type Server struct {
 	// (LOGINDISABLED, RFC 9051 §6.2.3), and with TLS.
 	plainAuth, plainNoAuth, secure *backend
 
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[*connState]struct{}
+	// conns holds the listeners and the live connections, each tracked
+	// by its *connState from handle until connState.close.
+	conns *netserver.Group
 }
 
 // New returns a Server for cfg.
@@ -64,13 +64,13 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	log := cfg.Log.With("proto", "imap")
 	s := &Server{
 		cfg:         cfg,
-		log:         cfg.Log.With("proto", "imap"),
+		log:         log,
 		maxLiteral:  mailstore.MaxMessageSize,
 		loginWindow: defaultLoginWindow,
-		listeners:   map[net.Listener]struct{}{},
-		conns:       map[*connState]struct{}{},
+		conns:       netserver.New("imapserver", log),
 	}
 	// go-imap only advertises STARTTLS when it has a tls.Config; the guard
 	// runs STARTTLS itself, so the one given to go-imap refuses every
@@ -117,46 +117,22 @@ func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {
 	return b
 }
 
-// Serve accepts connections on l until l or the server is closed. With
+// Serve accepts connections on l until l fails or the server is closed. With
 // implicitTLS the connections start with a TLS handshake (port 993, RFC
 // 8314); otherwise they start in plaintext and may use STARTTLS (port 143).
+// It returns nil after Close (at once when called after it) and the accept
+// error otherwise.
 func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	if implicitTLS && s.cfg.TLS == nil {
 		return errors.New("imapserver: implicit TLS needs a TLS configuration")
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return net.ErrClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-	var delay time.Duration
-	for {
-		raw, err := l.Accept()
-		if err != nil {
-			if s.isClosed() || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// EMFILE and the like: back off as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("imap accept failed", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		go s.handle(raw, implicitTLS)
-	}
+	// handle only starts a connection: go-imap serves it from then on.
+	return s.conns.ServeHandoff(l, func(raw net.Conn) { s.handle(raw, implicitTLS) })
 }
 
 func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 	st := newConnState(s, raw)
-	if !s.track(st) {
+	if !s.conns.Track(st, st.abort) {
 		raw.Close()
 		return
 	}
@@ -186,56 +162,21 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 	}
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-func (s *Server) track(st *connState) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[st] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(st *connState) {
-	s.mu.Lock()
-	delete(s.conns, st)
-	s.mu.Unlock()
-}
-
 // Close closes the listeners and every connection.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	var err error
-	for l := range s.listeners {
-		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
-			err = fmt.Errorf("imapserver: close listener: %w", cerr)
-		}
-	}
-	conns := make([]*connState, 0, len(s.conns))
-	for st := range s.conns {
-		conns = append(conns, st)
-	}
-	s.mu.Unlock()
-	for _, st := range conns {
-		st.abort()
-	}
-	for _, b := range []*backend{s.plainAuth, s.plainNoAuth, s.secure} {
+	// First the go-imap servers' inlets, so that a connection being handed
+	// over now is closed rather than keep Close waiting for its handler.
+	for _, b := range s.backends() {
 		b.ln.Close()
+	}
+	err := s.conns.Close()
+	for _, b := range s.backends() {
 		b.srv.Close()
 	}
 	return err
 }
+
+func (s *Server) backends() []*backend { return []*backend{s.plainAuth, s.plainNoAuth, s.secure} }
 
 // backend is one go-imap server, fed connections through a chanListener.
 type backend struct {

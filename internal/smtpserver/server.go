@@ -16,15 +16,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/netserver"
 	"github.com/postern/postern/internal/tlsconf"
 )
 
@@ -73,15 +72,9 @@ type Config struct {
 
 // Server serves SMTP submission on any number of listeners.
 type Server struct {
-	cfg    Config
-	ctx    context.Context // cancelled by Close: ends logins and deliveries
-	cancel context.CancelFunc
-
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
-	wg        sync.WaitGroup
+	cfg   Config
+	conns *netserver.Group
+	ctx   context.Context // cancelled by Close: ends logins and deliveries
 }
 
 // New returns a server for cfg, filling in defaults.
@@ -110,108 +103,21 @@ func New(cfg Config) *Server {
 	if cfg.Plaintext == "" {
 		cfg.Plaintext = tlsconf.PlaintextLoopback
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
-		cfg: cfg, ctx: ctx, cancel: cancel,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[net.Conn]struct{}{},
-	}
+	conns := netserver.New("smtpserver", cfg.Log.With("proto", "smtp"))
+	return &Server{cfg: cfg, conns: conns, ctx: conns.Context()}
 }
 
 // Serve accepts connections on l until Close. With implicitTLS every
 // connection starts with a TLS handshake (port 465, RFC 8314 §3.3). It
-// returns nil after Close and the accept error otherwise.
+// returns nil after Close (at once when called after it) and the accept
+// error otherwise.
 func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	if implicitTLS && s.cfg.TLS == nil {
 		return errors.New("smtpserver: implicit TLS needs a TLS config")
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return nil
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-
-	var delay time.Duration
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Like net/http: back off on temporary errors (EMFILE) instead of exiting.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return fmt.Errorf("smtpserver: accept: %w", err)
-		}
-		delay = 0
-		if !s.track(nc) {
-			nc.Close()
-			return nil
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.untrack(nc)
-			newConn(s, nc, implicitTLS).serve()
-		}()
-	}
+	return s.conns.Serve(l, func(nc net.Conn) { newConn(s, nc, implicitTLS).serve() })
 }
 
 // Close stops every listener, closes every connection and waits for their
 // goroutines to end.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	var err error
-	for l := range s.listeners {
-		if e := l.Close(); e != nil && err == nil {
-			err = fmt.Errorf("smtpserver: close listener: %w", e)
-		}
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
-	return err
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-func (s *Server) track(nc net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[nc] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(nc net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, nc)
-	s.mu.Unlock()
-	nc.Close()
-}
+func (s *Server) Close() error { return s.conns.Close() }
