@@ -100,6 +100,11 @@ type Message struct {
 	Body      string
 	CreatedAt time.Time
 	Read      bool
+	// Params are what Subject and Body were made from (app name, time, IP,
+	// browser, via, links), by name, so that a client can render the
+	// message of this Kind in another language; Subject and Body are the
+	// English rendering and the fallback. Stored as a JSON object.
+	Params map[string]string
 	// Mail is the RFC 5322 rendering delivered to INBOX; not stored with the message row.
 	Mail []byte
 }

@@ -66,7 +66,8 @@ If you did not create it yourself, delete it now and change your password:
   Change your password: %s
 `, m.Email, p.Name, p.CreatedAt.UTC().Format(time.RFC1123), describeActor(by),
 		s.link("/security/app-passwords"), s.link("/security/password"))
-	return s.message(m, MsgAppPasswordCreated, "A third-party app password was created: "+p.Name, body, p.CreatedAt)
+	return s.message(m, MsgAppPasswordCreated, "A third-party app password was created: "+p.Name, body, p.CreatedAt,
+		params(m, by, p.CreatedAt, "app", p.Name, "link_apps", s.link("/security/app-passwords"), "link_password", s.link("/security/password")))
 }
 
 func (s *Service) deletedMessage(m Member, p AppPassword, by Actor) Message {
@@ -79,7 +80,8 @@ Time: %s
 
 If you did not delete it yourself, change your password now: %s
 `, p.Name, m.Email, now.Format(time.RFC1123), describeActor(by), s.link("/security/password"))
-	return s.message(m, MsgAppPasswordDeleted, "A third-party app password was deleted: "+p.Name, body, now)
+	return s.message(m, MsgAppPasswordDeleted, "A third-party app password was deleted: "+p.Name, body, now,
+		params(m, by, now, "app", p.Name, "link_password", s.link("/security/password")))
 }
 
 func (s *Service) settingMessage(m Member, on bool, by Actor) Message {
@@ -97,7 +99,8 @@ Time: %s
 
 If you did not change it yourself, change your password now: %s
 `, state, m.Email, effect, now.Format(time.RFC1123), describeActor(by), s.link("/security/password"))
-	return s.message(m, MsgSettingChanged, "“Use a third-party app password” was turned "+state, body, now)
+	return s.message(m, MsgSettingChanged, "“Use a third-party app password” was turned "+state, body, now,
+		params(m, by, now, "state", state, "link_password", s.link("/security/password")))
 }
 
 func (s *Service) passwordMessage(m Member, deleted bool, by Actor) Message {
@@ -114,7 +117,12 @@ Time: %s
 
 If you did not change it yourself, contact your administrator now.
 `, m.Email, extra, now.Format(time.RFC1123), describeActor(by))
-	return s.message(m, MsgPasswordChanged, "Your password was changed", body, now)
+	deletedApps := ""
+	if deleted {
+		deletedApps = "1"
+	}
+	return s.message(m, MsgPasswordChanged, "Your password was changed", body, now,
+		params(m, by, now, "deleted_apps", deletedApps))
 }
 
 // PausedMessage is sent when third-party logins are paused after too many failures.
@@ -126,12 +134,37 @@ func (s *Service) PausedMessage(m Member, until time.Time, lastIP string) Messag
 If these were not your apps, someone may be guessing your password. Change your
 password and check your third-party app passwords: %s
 `, m.Email, lastIP, until.UTC().Format(time.RFC1123), s.link("/security"))
-	return s.message(m, MsgAccountPaused, "Third-party app logins to your account were paused", body, now)
+	return s.message(m, MsgAccountPaused, "Third-party app logins to your account were paused", body, now,
+		params(m, Actor{}, now, "last_ip", lastIP, "until", until.UTC().Format(time.RFC3339), "link_security", s.link("/security")))
 }
 
-func (s *Service) message(m Member, kind, subject, body string, at time.Time) Message {
-	return Message{MemberID: m.ID, Kind: kind, Subject: subject, Body: body, CreatedAt: at,
+func (s *Service) message(m Member, kind, subject, body string, at time.Time, p map[string]string) Message {
+	return Message{MemberID: m.ID, Kind: kind, Subject: subject, Body: body, CreatedAt: at, Params: p,
 		Mail: RenderMail(m, subject, body, at)}
+}
+
+// params are the parameters a message of some kind was rendered from, kept
+// with it so that the web UI and the API can render it in the member's
+// language: the address, the time (RFC 3339, UTC) and the actor (ip, ua,
+// via) of every kind, and kv, pairs of the kind's own. Client-supplied text
+// is stored as cleaned for the English body; it is escaped where shown.
+func params(m Member, by Actor, at time.Time, kv ...string) map[string]string {
+	p := map[string]string{"email": m.Email, "time": at.UTC().Format(time.RFC3339)}
+	if by.IP != "" {
+		p["ip"] = by.IP
+	}
+	if by.UserAgent != "" {
+		p["ua"] = clip(strings.Map(printable, by.UserAgent))
+	}
+	if by.Via != "" {
+		p["via"] = by.Via
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			p[kv[i]] = kv[i+1]
+		}
+	}
+	return p
 }
 
 // encodeSubject RFC 2047-encodes s. A subject that holds "=?" is encoded even

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"time"
@@ -42,6 +43,14 @@ func newToken() (string, []byte) {
 	return tok, hashToken(tok)
 }
 
+// newPublicID names a session in the sessions list: 128 random bits, hex,
+// drawn apart from the token so that it reveals nothing about it.
+func newPublicID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 func hashToken(tok string) []byte {
 	h := sha256.Sum256([]byte(tok))
 	return h[:]
@@ -77,7 +86,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, m account.
 	tok, hash := newToken()
 	csrf, _ := newToken()
 	now := s.now().UTC()
-	rec := websession.Record{IDHash: hash, MemberID: m.ID, CreatedAt: now, LastSeenAt: now, ReauthAt: now,
+	rec := websession.Record{IDHash: hash, PublicID: newPublicID(), MemberID: m.ID, CreatedAt: now, LastSeenAt: now, ReauthAt: now,
 		CSRF: csrf, UserAgent: clipUA(r.UserAgent()), IP: s.cfg.ClientIP(r)}
 	if err := s.sessions.CreateWebSession(r.Context(), rec); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -410,7 +411,7 @@ func (db *DB) AddMessage(ctx context.Context, memberID int64, fx account.Effects
 
 // Messages lists the member's messages, newest first.
 func (db *DB) Messages(ctx context.Context, memberID int64) ([]account.Message, error) {
-	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT id, member_id, kind, subject, body, created_at, read
+	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT id, member_id, kind, subject, body, created_at, read, params
 		FROM messages WHERE member_id = ? ORDER BY id DESC`), memberID)
 	if err != nil {
 		return nil, fmt.Errorf("messages: %w", err)
@@ -421,10 +422,11 @@ func (db *DB) Messages(ctx context.Context, memberID int64) ([]account.Message, 
 		var m account.Message
 		var created int64
 		var read dbBool
-		if err := rows.Scan(&m.ID, &m.MemberID, &m.Kind, &m.Subject, &m.Body, &created, &read); err != nil {
+		var params string
+		if err := rows.Scan(&m.ID, &m.MemberID, &m.Kind, &m.Subject, &m.Body, &created, &read, &params); err != nil {
 			return nil, fmt.Errorf("messages: %w", err)
 		}
-		m.CreatedAt, m.Read = fromMicros(created), bool(read)
+		m.CreatedAt, m.Read, m.Params = fromMicros(created), bool(read), decodeParams(params)
 		out = append(out, m)
 	}
 	return out, rows.Err()
@@ -450,4 +452,27 @@ func (db *DB) UnreadMessages(ctx context.Context, memberID int64) (int, error) {
 	var n int
 	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM messages WHERE member_id = ? AND read = FALSE`), memberID).Scan(&n)
 	return n, wrap("unread messages", err)
+}
+
+// encodeParams is the JSON object stored in messages.params.
+func encodeParams(p map[string]string) string {
+	if len(p) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(p)
+	if err != nil { // a map of strings always encodes
+		return "{}"
+	}
+	return string(b)
+}
+
+// decodeParams reads messages.params; a row written before the column
+// existed has "{}", and anything unreadable is no parameters: the message
+// then shows its stored English subject and body.
+func decodeParams(s string) map[string]string {
+	var p map[string]string
+	if json.Unmarshal([]byte(s), &p) != nil || len(p) == 0 {
+		return nil
+	}
+	return p
 }

@@ -24,8 +24,8 @@ func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) 
 		if at.IsZero() {
 			at = now
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO messages (member_id, kind, subject, body, created_at) VALUES (?, ?, ?, ?, ?)`),
-			m.MemberID, m.Kind, m.Subject, m.Body, micros(at)); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO messages (member_id, kind, subject, body, created_at, params) VALUES (?, ?, ?, ?, ?, ?)`),
+			m.MemberID, m.Kind, m.Subject, m.Body, micros(at), encodeParams(m.Params)); err != nil {
 			return err
 		}
 		// The mail rendering goes to the member's INBOX in this same

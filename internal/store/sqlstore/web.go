@@ -13,9 +13,12 @@ var _ websession.Store = (*DB)(nil)
 
 // CreateWebSession stores a new web session.
 func (db *DB) CreateWebSession(ctx context.Context, r websession.Record) error {
+	if r.PublicID == "" {
+		return fmt.Errorf("create web session: no public id")
+	}
 	_, err := db.SQL.ExecContext(ctx, db.q(`INSERT INTO web_sessions
-		(id, member_id, created_at, last_seen_at, reauth_at, csrf, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		r.IDHash, r.MemberID, micros(r.CreatedAt), micros(r.LastSeenAt), micros(r.ReauthAt), r.CSRF, r.UserAgent, r.IP)
+		(id, public_id, member_id, created_at, last_seen_at, reauth_at, csrf, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		r.IDHash, r.PublicID, r.MemberID, micros(r.CreatedAt), micros(r.LastSeenAt), micros(r.ReauthAt), r.CSRF, r.UserAgent, r.IP)
 	return wrap("create web session", err)
 }
 
@@ -23,8 +26,8 @@ func (db *DB) CreateWebSession(ctx context.Context, r websession.Record) error {
 func (db *DB) WebSession(ctx context.Context, idHash []byte) (websession.Record, error) {
 	r := websession.Record{IDHash: idHash}
 	var created, seen, reauth int64
-	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT member_id, created_at, last_seen_at, reauth_at, csrf, user_agent, ip
-		FROM web_sessions WHERE id = ?`), idHash).Scan(&r.MemberID, &created, &seen, &reauth, &r.CSRF, &r.UserAgent, &r.IP)
+	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT public_id, member_id, created_at, last_seen_at, reauth_at, csrf, user_agent, ip
+		FROM web_sessions WHERE id = ?`), idHash).Scan(&r.PublicID, &r.MemberID, &created, &seen, &reauth, &r.CSRF, &r.UserAgent, &r.IP)
 	if err != nil {
 		return websession.Record{}, wrap("web session", notFoundErr(err, "web session"))
 	}
@@ -58,6 +61,43 @@ func (db *DB) ReauthWebSession(ctx context.Context, idHash []byte, at time.Time)
 func (db *DB) DeleteWebSession(ctx context.Context, idHash []byte) error {
 	_, err := db.SQL.ExecContext(ctx, db.q(`DELETE FROM web_sessions WHERE id = ?`), idHash)
 	return wrap("delete web session", err)
+}
+
+// MemberWebSessions lists the member's sessions, most recently used first.
+func (db *DB) MemberWebSessions(ctx context.Context, memberID int64) ([]websession.Record, error) {
+	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT id, public_id, created_at, last_seen_at, reauth_at, csrf, user_agent, ip
+		FROM web_sessions WHERE member_id = ? ORDER BY last_seen_at DESC, created_at DESC`), memberID)
+	if err != nil {
+		return nil, wrap("member web sessions", err)
+	}
+	defer rows.Close()
+	var out []websession.Record
+	for rows.Next() {
+		r := websession.Record{MemberID: memberID}
+		var created, seen, reauth int64
+		if err := rows.Scan(&r.IDHash, &r.PublicID, &created, &seen, &reauth, &r.CSRF, &r.UserAgent, &r.IP); err != nil {
+			return nil, wrap("member web sessions", err)
+		}
+		r.CreatedAt, r.LastSeenAt, r.ReauthAt = fromMicros(created), fromMicros(seen), fromMicros(reauth)
+		out = append(out, r)
+	}
+	return out, wrap("member web sessions", rows.Err())
+}
+
+// DeleteMemberWebSession signs out one session of the member, named by its
+// public id; the member id in the WHERE clause keeps other members' sessions
+// out of reach.
+func (db *DB) DeleteMemberWebSession(ctx context.Context, memberID int64, publicID string) error {
+	res, err := db.SQL.ExecContext(ctx, db.q(`DELETE FROM web_sessions WHERE member_id = ? AND public_id = ?`), memberID, publicID)
+	if err != nil {
+		return wrap("delete member web session", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return wrap("delete member web session", err)
+	} else if n == 0 {
+		return fmt.Errorf("web session: %w", account.ErrNotFound)
+	}
+	return nil
 }
 
 // DeleteMemberWebSessions deletes every session of the member but keep.

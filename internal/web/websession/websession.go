@@ -13,7 +13,11 @@ import (
 // never stored: IDHash is its SHA-256, so that a copy of the database does not
 // let anyone take over a session.
 type Record struct {
-	IDHash     []byte // SHA-256 of the 256-bit random token
+	IDHash []byte // SHA-256 of the 256-bit random token
+	// PublicID names the session in the sessions list of the Security page
+	// and the API: 128 random bits of its own, unrelated to the token, so
+	// that nothing shown can be turned into a cookie.
+	PublicID   string
 	MemberID   int64
 	CreatedAt  time.Time // for the absolute timeout
 	LastSeenAt time.Time // for the idle timeout
@@ -33,6 +37,13 @@ type Store interface {
 	// ReauthWebSession records that the main password was just entered.
 	ReauthWebSession(ctx context.Context, idHash []byte, at time.Time) error
 	DeleteWebSession(ctx context.Context, idHash []byte) error
+	// MemberWebSessions lists the member's sessions, the most recently
+	// used first (the sessions list; expired ones are left to the caller).
+	MemberWebSessions(ctx context.Context, memberID int64) ([]Record, error)
+	// DeleteMemberWebSession signs out the member's session publicID; an
+	// error wrapping account.ErrNotFound when the member has no such session
+	// (another member's id included).
+	DeleteMemberWebSession(ctx context.Context, memberID int64, publicID string) error
 	// DeleteMemberWebSessions signs the member out everywhere except the
 	// session keep (nil: everywhere); used when the main password changes.
 	DeleteMemberWebSessions(ctx context.Context, memberID int64, keep []byte) (int64, error)
