@@ -83,6 +83,10 @@ func (f *mailFixture) policyCases() []credCase {
 			credCase{who, "main password", m.Email, m.Main, false},
 			credCase{who, "app password plus one character", m.Email, p.Password + "x", false},
 			credCase{who, "lower-cased app password", m.Email, strings.ToLower(p.Password), false},
+			// Only the reading spaces are forgiven (SPEC §3): not other
+			// groupings, nor spaces around the password.
+			credCase{who, "app password grouped by 4", m.Email, groupBy(p.Password, 4), false},
+			credCase{who, "grouped app password with a trailing space", m.Email, p.Grouped() + " ", false},
 		)
 	}
 	appOnly("alice (enforced)", f.alice, f.aliceApp)
@@ -221,4 +225,13 @@ type appPasswordRow struct {
 	LastUsedProtocol string  `json:"last_used_protocol"`
 	LastUsedIP       string  `json:"last_used_ip"`
 	Active           bool    `json:"active"`
+}
+
+// groupBy splits s into groups of n characters separated by spaces.
+func groupBy(s string, n int) string {
+	var groups []string
+	for len(s) > n {
+		groups, s = append(groups, s[:n]), s[n:]
+	}
+	return strings.Join(append(groups, s), " ")
 }

@@ -67,9 +67,15 @@ func TestMailTLS(t *testing.T) {
 			}
 		}
 	})
+	cert := peerCert(t, srv.Addr("imaps"))
 	srv.Stop(t)
 
 	srv = in.StartServer(t, "--plaintext-auth", "never")
+	// The self-signed certificate is kept in the data folder: clients that
+	// accepted it once are not asked again after a restart.
+	if again := peerCert(t, srv.Addr("imaps")); again != cert {
+		t.Error("a restart made a new self-signed certificate")
+	}
 	t.Run("plaintext never", func(t *testing.T) {
 		imap := dial(t, srv.Addr("imap"))
 		greeting := imap.line()
@@ -147,4 +153,15 @@ func TestMailTLS(t *testing.T) {
 func lastReply(s string) string {
 	s = strings.TrimSuffix(s, "\r\n")
 	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// peerCert returns the server's leaf certificate (DER, as a string).
+func peerCert(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return string(c.ConnectionState().PeerCertificates[0].Raw)
 }
