@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -17,20 +15,13 @@ func (s *server) routeOps() {
 	}))
 }
 
-// healthz answers 200 when the database answers a ping, 503 otherwise, so a
-// load balancer takes a node whose database is unreachable out of rotation
-// (it would fail every login anyway: fail closed).
+// healthz is liveness: 200 while the process serves HTTP. It does not look
+// at the database, so that a supervisor does not restart every node during a
+// database outage they recover from by themselves; /readyz (scaleout.go) is
+// the check that follows the database, for load balancers.
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.db.SQL.PingContext(ctx); err != nil {
-		s.log.Warn("healthz: database unavailable", "err", err)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte("database unavailable\n"))
-		return
-	}
 	w.Write([]byte("ok"))
 }
 

@@ -25,7 +25,7 @@ func TestForwardedClient(t *testing.T) {
 		{"10.0.0.5:4000", []string{"[2001:db8::7]:5555"}, "2001:db8::7"},
 		{"10.0.0.5:4000", []string{"::ffff:203.0.113.7"}, "203.0.113.7"},
 		{"10.0.0.5:4000", []string{"10.0.0.8, 10.0.0.9"}, "10.0.0.8"}, // all trusted: the leftmost
-		{"10.0.0.5:4000", nil, ""},                                    // health check: the balancer itself
+		{"10.0.0.5:4000", nil, ""}, // health check: the balancer itself
 		{"10.0.0.5:4000", []string{"garbage"}, ""},
 		{"10.0.0.5:4000", []string{"1.1.1.1, unknown"}, ""},
 		{"192.0.2.1:4000", []string{"203.0.113.7"}, ""}, // not from a balancer: ignored
