@@ -15,11 +15,7 @@ func apppassCreate(a *app, fs *flag.FlagSet) runFunc {
 		if *name == "" {
 			return usagef(findCmd("apppass create"), "give the app's name with --name")
 		}
-		svc, err := a.open(ctx)
-		if err != nil {
-			return err
-		}
-		m, err := svc.Member(ctx, args[0])
+		svc, m, err := a.openMember(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -47,11 +43,7 @@ func apppassCreate(a *app, fs *flag.FlagSet) runFunc {
 func apppassList(a *app, fs *flag.FlagSet) runFunc {
 	asJSON := fs.Bool("json", false, `print [{"id","name","created_at","last_used_at","last_used_protocol","last_used_ip","active"}]`)
 	return func(ctx context.Context, a *app, args []string) error {
-		svc, err := a.open(ctx)
-		if err != nil {
-			return err
-		}
-		m, err := svc.Member(ctx, args[0])
+		svc, m, err := a.openMember(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -81,11 +73,7 @@ func apppassList(a *app, fs *flag.FlagSet) runFunc {
 func apppassDelete(a *app, fs *flag.FlagSet) runFunc {
 	asJSON := fs.Bool("json", false, `print {"id","deleted":true}`)
 	return func(ctx context.Context, a *app, args []string) error {
-		svc, err := a.open(ctx)
-		if err != nil {
-			return err
-		}
-		m, err := svc.Member(ctx, args[0])
+		svc, m, err := a.openMember(ctx, args[0])
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,19 @@ import (
 // cliActor marks changes made with this command in notifications and logs.
 var cliActor = account.Actor{Via: "cli"}
 
+// openMember opens the service and finds the member a command names.
+func (a *app) openMember(ctx context.Context, email string) (*account.Service, account.Member, error) {
+	svc, err := a.open(ctx)
+	if err != nil {
+		return nil, account.Member{}, err
+	}
+	m, err := svc.Member(ctx, email)
+	if err != nil {
+		return nil, account.Member{}, err
+	}
+	return svc, m, nil
+}
+
 func userAdd(a *app, fs *flag.FlagSet) runFunc {
 	name := fs.String("name", "", "display name (default: the part before the @)")
 	fromStdin := fs.Bool("password-stdin", false, "read the main password from the first line of standard input")
@@ -126,11 +139,7 @@ func userPasswd(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		svc, err := a.open(ctx)
-		if err != nil {
-			return err
-		}
-		m, err := svc.Member(ctx, args[0])
+		svc, m, err := a.openMember(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -163,11 +172,7 @@ func userSet(a *app, fs *flag.FlagSet) runFunc {
 		default:
 			return usagef(findCmd("user set"), "--use-app-passwords must be on or off, not %q", *value)
 		}
-		svc, err := a.open(ctx)
-		if err != nil {
-			return err
-		}
-		m, err := svc.Member(ctx, args[0])
+		svc, m, err := a.openMember(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -199,11 +204,7 @@ func userState(st account.State) func(a *app, fs *flag.FlagSet) runFunc {
 	return func(a *app, fs *flag.FlagSet) runFunc {
 		asJSON := fs.Bool("json", false, "print the member as JSON")
 		return func(ctx context.Context, a *app, args []string) error {
-			svc, err := a.open(ctx)
-			if err != nil {
-				return err
-			}
-			m, err := svc.Member(ctx, args[0])
+			svc, m, err := a.openMember(ctx, args[0])
 			if err != nil {
 				return err
 			}
