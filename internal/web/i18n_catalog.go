@@ -111,9 +111,9 @@ var catalog = map[string]map[string]string{
 		"setup.thunderbird":      "Thunderbird",
 		"setup.thunderbird.desc": "Add a mail account with your email address and this app password: Thunderbird finds the server settings by itself.",
 		"setup.apple":            "iPhone, iPad and Mac",
-		"setup.apple.desc":       "Download a configuration profile that sets up mail, calendar and contacts with this password. It can be downloaded once, within 10 minutes; then open it and install it in Settings.",
+		"setup.apple.desc":       "Download a configuration profile that sets up mail, calendar and contacts with this password. It can be downloaded from this page within 10 minutes of creating the password; then open it and install it in Settings.",
 		"setup.apple.download":   "Download configuration profile",
-		"setup.gone":             "The configuration profile can be downloaded only once, within 10 minutes of creating the password. Delete the password and create a new one to get another.",
+		"setup.gone":             "The configuration profile can be downloaded only from the page that showed the new password, within 10 minutes of creating it. Delete the password and create a new one to get another.",
 
 		"password.section":        "Password",
 		"password.desc":           "Your account password signs you in here.",
@@ -253,9 +253,9 @@ var catalog = map[string]map[string]string{
 		"setup.thunderbird":      "Thunderbird",
 		"setup.thunderbird.desc": "メールアドレスとこのアプリパスワードでメールアカウントを追加すると、Thunderbird がサーバー設定を自動で見つけます。",
 		"setup.apple":            "iPhone・iPad・Mac",
-		"setup.apple.desc":       "このパスワードでメール・カレンダー・連絡先を設定する構成プロファイルをダウンロードできます。ダウンロードは10分以内に1回だけです。ダウンロード後、設定アプリでインストールしてください。",
+		"setup.apple.desc":       "このパスワードでメール・カレンダー・連絡先を設定する構成プロファイルをダウンロードできます。ダウンロードできるのは、パスワードの作成から10分以内、このページからだけです。ダウンロード後、設定アプリでインストールしてください。",
 		"setup.apple.download":   "構成プロファイルをダウンロード",
-		"setup.gone":             "構成プロファイルは、パスワードの作成から10分以内に1回だけダウンロードできます。もう一度必要なときは、パスワードを削除して新しく作成してください。",
+		"setup.gone":             "構成プロファイルは、新しいパスワードを表示したページから、作成後10分以内にだけダウンロードできます。もう一度必要なときは、パスワードを削除して新しく作成してください。",
 
 		"password.section":        "パスワード",
 		"password.desc":           "アカウントのパスワードでこのサイトにログインします。",

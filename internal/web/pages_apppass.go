@@ -1,6 +1,7 @@
 package web
 
 import (
+	"crypto/subtle"
 	"net/http"
 
 	"github.com/postern/postern/internal/account"
@@ -67,7 +68,7 @@ type createdData struct {
 	Name, Plain, Grouped string
 	Servers              []serverRow
 	DAV                  string
-	SetupToken           string
+	ID                   string // for the profile download, with Plain
 }
 
 // createAppPassword creates the password and shows it, once, in the
@@ -91,27 +92,58 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 	p.Notice = tr(p.L, "notice.created")
 	set := s.serverSettings(r)
 	p.Data = createdData{Name: ap.Name, Plain: plain, Grouped: account.GroupAppPassword(plain),
-		Servers: set.rows(p.L), DAV: set.davURL(),
-		SetupToken: s.setups.put(rc.rec.IDHash, setupEntry{password: plain, name: ap.Name, member: rc.member}, s.now())}
+		Servers: set.rows(p.L), DAV: set.davURL(), ID: ap.ID}
 	s.render(w, http.StatusCreated, "created", p)
 }
 
-// downloadProfile hands out the Apple configuration profile of a password
-// just created, once, to the session that created it.
+// downloadProfile renders the Apple configuration profile of a password
+// just created. Nothing is kept on the server between the creation and the
+// download: the result page's form POSTs the password's id and the password
+// itself (in the body, never a URL, with the CSRF token), and the profile is
+// made only when that password hashes to the stored hash of that id of the
+// signed-in member, and the id was created within profileWindow. Any node of
+// a multi-node deployment can answer. The password is never logged.
 func (s *Server) downloadProfile(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	e, ok := s.setups.take(rc.rec.IDHash, r.PostFormValue("setup"), s.now())
+	ap, ok, err := s.profilePassword(r, rc, r.PostFormValue("id"), r.PostFormValue("password"))
+	if err != nil {
+		s.pageError(w, r, rc, err)
+		return
+	}
 	if !ok {
+		s.log.Info("configuration profile refused", "member", rc.member.Email, "ip", s.cfg.ClientIP(r))
 		p := s.newPage(r, rc, "setup.apple")
 		p.Data = tr(p.L, "setup.gone")
 		s.render(w, http.StatusGone, "notfound", p)
 		return
 	}
-	body := mobileconfig(s.serverSettings(r), e.member, e.name, e.password)
+	body := mobileconfig(s.serverSettings(r), rc.member, ap.Name, r.PostFormValue("password"))
 	h := w.Header()
 	h.Set("Content-Type", "application/x-apple-aspen-config")
-	h.Set("Content-Disposition", `attachment; filename="`+profileFilename(e.member)+`"`)
+	h.Set("Content-Disposition", `attachment; filename="`+profileFilename(rc.member)+`"`)
 	noStore(w)
 	w.Write(body)
+}
+
+// profilePassword finds the member's app password id and reports whether pw
+// is that password (keyed hash, constant-time compare) and still within
+// profileWindow of its creation.
+func (s *Server) profilePassword(r *http.Request, rc *reqCtx, id, pw string) (account.AppPassword, bool, error) {
+	if id == "" || pw == "" || len(pw) > 64 {
+		return account.AppPassword{}, false, nil
+	}
+	list, err := s.svc.Store.AppPasswords(r.Context(), rc.member.ID)
+	if err != nil {
+		return account.AppPassword{}, false, err
+	}
+	for _, ap := range list {
+		if ap.ID != id {
+			continue
+		}
+		age := s.now().Sub(ap.CreatedAt)
+		match := subtle.ConstantTimeCompare(account.HashAppPassword(s.svc.Config.Key, pw), ap.Hash) == 1
+		return ap, match && age >= 0 && age <= profileWindow, nil
+	}
+	return account.AppPassword{}, false, nil
 }
 
 func (s *Server) findAppPassword(r *http.Request, rc *reqCtx, id string) (account.AppPasswordView, bool, error) {

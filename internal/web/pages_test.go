@@ -79,13 +79,9 @@ func TestSeedPathInPages(t *testing.T) {
 		t.Fatalf("the shown password does not log in: %v", err)
 	}
 
-	// The Apple profile: once, to this session only.
-	setup := regexp.MustCompile(`name="setup" value="([^"]+)"`).FindStringSubmatch(string(r.body))[1]
-	other := e.client()
-	wantStatus(t, other.signinForm("bob@old.example", testPassword), 303)
-	otherTok := other.csrf("/security")
-	wantStatus(t, other.post("/security/app-passwords/profile", url.Values{"csrf": {otherTok}, "setup": {setup}}), 410)
-	p := c.post("/security/app-passwords/profile", url.Values{"csrf": {tok}, "setup": {setup}})
+	// The Apple profile (its refusals: pages_profile_test.go).
+	pid := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(string(r.body))[1]
+	p := c.post("/security/app-passwords/profile", url.Values{"csrf": {tok}, "id": {pid}, "password": {plain}})
 	wantStatus(t, p, 200)
 	if p.Header.Get("Content-Type") != "application/x-apple-aspen-config" ||
 		!strings.Contains(p.Header.Get("Content-Disposition"), `attachment; filename="postern-bob-old.example.mobileconfig"`) {
@@ -93,7 +89,6 @@ func TestSeedPathInPages(t *testing.T) {
 	}
 	has(t, p, "com.apple.mail.managed", "com.apple.caldav.account", "com.apple.carddav.account",
 		"<string>"+plain+"</string>", "<key>IncomingMailServerPortNumber</key>", "<integer>993</integer>")
-	wantStatus(t, c.post("/security/app-passwords/profile", url.Values{"csrf": {tok}, "setup": {setup}}), 410)
 
 	// Thunderbird's autoconfig: the settings, no secret.
 	ac := e.client().get("/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=bob@old.example")

@@ -148,7 +148,6 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		if err := s.sessions.DeleteWebSession(r.Context(), rc.rec.IDHash); err != nil {
 			s.log.Warn("delete web session", "err", err)
 		}
-		s.setups.dropSession(rc.rec.IDHash)
 	}
 	s.setCookie(w, sessionCookie, "", -1, true)
 }

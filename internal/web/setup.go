@@ -3,84 +3,21 @@ package web
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/xml"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/postern/postern/internal/account"
 )
 
-// setupTTL is how long the configuration profile of a new app password can
-// be downloaded: the plaintext is held only in memory, only that long.
-const setupTTL = 10 * time.Minute
-
-type setupEntry struct {
-	session  []byte
-	password string
-	name     string
-	member   account.Member
-	expires  time.Time
-}
-
-// setupStore holds, in memory, the plaintext of just-created app passwords
-// for their one profile download. The handle in the page is random and
-// bound to the session; the password never appears in a URL or the database.
-// On a multi-node deployment the download must reach the node that created
-// the password (sticky sessions); otherwise it is refused as expired.
-type setupStore struct {
-	mu sync.Mutex
-	m  map[string]*setupEntry
-}
-
-func newSetupStore() *setupStore { return &setupStore{m: map[string]*setupEntry{}} }
-
-func (st *setupStore) put(session []byte, e setupEntry, now time.Time) string {
-	tok, _ := newToken()
-	e.session, e.expires = session, now.Add(setupTTL)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for k, v := range st.m {
-		if now.After(v.expires) {
-			delete(st.m, k)
-		}
-	}
-	if len(st.m) < 10000 {
-		st.m[tok] = &e
-	}
-	return tok
-}
-
-// take returns the entry of tok once, when it belongs to session and is fresh.
-func (st *setupStore) take(session []byte, tok string, now time.Time) (setupEntry, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	e, ok := st.m[tok]
-	if !ok || subtle.ConstantTimeCompare(e.session, session) != 1 {
-		return setupEntry{}, false
-	}
-	delete(st.m, tok)
-	if now.After(e.expires) {
-		return setupEntry{}, false
-	}
-	return *e, true
-}
-
-// dropSession forgets the entries of a session that signs out.
-func (st *setupStore) dropSession(session []byte) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for k, v := range st.m {
-		if bytes.Equal(v.session, session) {
-			delete(st.m, k)
-		}
-	}
-}
+// profileWindow is how long after its creation the Apple configuration
+// profile of an app password can be downloaded. The browser sends the
+// password back for it (the server keeps no copy), so any node can serve it.
+const profileWindow = 10 * time.Minute
 
 // serverSettings are the configured settings, with the host (and the web
 // port) taken from the request when the operator left them empty.

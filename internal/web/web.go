@@ -72,7 +72,6 @@ type Server struct {
 	mux      *http.ServeMux
 	cop      *http.CrossOriginProtection
 	throttle *throttle
-	setups   *setupStore
 
 	pruneMu   sync.Mutex
 	lastPrune time.Time
@@ -103,7 +102,6 @@ func New(cfg Config) *Server {
 		mux:      http.NewServeMux(),
 		cop:      http.NewCrossOriginProtection(),
 		throttle: newThrottle(),
-		setups:   newSetupStore(),
 	}
 	s.routes()
 	return s
