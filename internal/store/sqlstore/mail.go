@@ -154,6 +154,31 @@ func (db *DB) createParents(ctx context.Context, tx *sql.Tx, memberID int64, nam
 	return nil
 }
 
+// namedMailboxTx runs fn in a transaction that holds the member's account
+// lock (see Locking), with the member's mailbox ids by name and the id of
+// the mailbox key; account.ErrNotFound when there is none. Errors are
+// mailErr's for op.
+func (db *DB) namedMailboxTx(ctx context.Context, op string, memberID int64, key string, fn func(tx *sql.Tx, names map[string]int64, id int64) error) error {
+	if err := db.ensureAccount(ctx, memberID); err != nil {
+		return mailErr(op, err)
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := db.lockAccount(ctx, tx, memberID); err != nil {
+			return err
+		}
+		names, err := db.mailboxNames(ctx, tx, memberID)
+		if err != nil {
+			return err
+		}
+		id, ok := names[key]
+		if !ok {
+			return account.ErrNotFound
+		}
+		return fn(tx, names, id)
+	})
+	return mailErr(op, err)
+}
+
 // DeleteMailbox deletes a mailbox and its messages. INBOX cannot be deleted
 // (RFC 3501 §6.3.4), nor a mailbox with inferiors: DELETE must not remove
 // them and this store has no \Noselect mailboxes to leave behind, so the
@@ -167,21 +192,7 @@ func (s *Mail) DeleteMailbox(ctx context.Context, memberID int64, name string) e
 		return account.Errorf(account.ECONFLICT, "INBOX cannot be deleted.")
 	}
 	db := s.db
-	if err := db.ensureAccount(ctx, memberID); err != nil {
-		return mailErr("delete mailbox", err)
-	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := db.lockAccount(ctx, tx, memberID); err != nil {
-			return err
-		}
-		names, err := db.mailboxNames(ctx, tx, memberID)
-		if err != nil {
-			return err
-		}
-		id, ok := names[key]
-		if !ok {
-			return account.ErrNotFound
-		}
+	return db.namedMailboxTx(ctx, "delete mailbox", memberID, key, func(tx *sql.Tx, names map[string]int64, id int64) error {
 		for n := range names {
 			if isInside(n, key) {
 				return account.Errorf(account.ECONFLICT, "The mailbox contains other mailboxes; delete them first.")
@@ -215,7 +226,6 @@ func (s *Mail) DeleteMailbox(ctx context.Context, memberID int64, name string) e
 		}
 		return db.mailboxChanged(ctx, tx, memberID, id)
 	})
-	return mailErr("delete mailbox", err)
 }
 
 // RenameMailbox renames a mailbox and its inferiors ("a/x" follows "a").
@@ -234,21 +244,7 @@ func (s *Mail) RenameMailbox(ctx context.Context, memberID int64, oldName, newNa
 		return account.Errorf(account.EINVALID, "A mailbox cannot be moved inside itself.")
 	}
 	db := s.db
-	if err := db.ensureAccount(ctx, memberID); err != nil {
-		return mailErr("rename mailbox", err)
-	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := db.lockAccount(ctx, tx, memberID); err != nil {
-			return err
-		}
-		names, err := db.mailboxNames(ctx, tx, memberID)
-		if err != nil {
-			return err
-		}
-		oldID, ok := names[oldKey]
-		if !ok {
-			return account.ErrNotFound
-		}
+	return db.namedMailboxTx(ctx, "rename mailbox", memberID, oldKey, func(tx *sql.Tx, names map[string]int64, oldID int64) error {
 		if oldKey == inbox {
 			return db.renameInbox(ctx, tx, memberID, oldID, newKey, names)
 		}
@@ -275,7 +271,6 @@ func (s *Mail) RenameMailbox(ctx context.Context, memberID int64, oldName, newNa
 		}
 		return db.createParents(ctx, tx, memberID, newKey, names)
 	})
-	return mailErr("rename mailbox", err)
 }
 
 // renameInbox moves INBOX's messages to a new mailbox newKey. They keep their

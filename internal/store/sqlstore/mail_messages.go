@@ -147,11 +147,7 @@ func (s *Mail) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, o
 	var out []mailstore.MessageInfo
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
-		if err != nil {
-			return err
-		}
-		rows, err := db.selectMsgs(ctx, tx, mailboxID, uids)
+		mb, rows, err := db.lockedMsgs(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
 		}
@@ -170,7 +166,7 @@ func (s *Mail) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, o
 		if !changed {
 			return nil
 		}
-		return db.mailboxChanged(ctx, tx, locked[mailboxID].memberID, mailboxID)
+		return db.mailboxChanged(ctx, tx, mb.memberID, mailboxID)
 	})
 	if err != nil {
 		return nil, mailErr("store flags", err)
@@ -185,11 +181,7 @@ func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]u
 	var gone []uint32
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		gone = gone[:0]
-		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
-		if err != nil {
-			return err
-		}
-		rows, err := db.selectMsgs(ctx, tx, mailboxID, uids)
+		mb, rows, err := db.lockedMsgs(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
 		}
@@ -200,7 +192,7 @@ func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]u
 				gone = append(gone, r.uid)
 			}
 		}
-		return db.removeMsgs(ctx, tx, locked[mailboxID], del)
+		return db.removeMsgs(ctx, tx, mb, del)
 	})
 	if err != nil {
 		return nil, mailErr("expunge", err)
@@ -215,16 +207,26 @@ func (s *Mail) Delete(ctx context.Context, mailboxID int64, uids []uint32) error
 	}
 	db := s.db
 	return mailErr("delete", db.tx(ctx, func(tx *sql.Tx) error {
-		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+		mb, rows, err := db.lockedMsgs(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
 		}
-		rows, err := db.selectMsgs(ctx, tx, mailboxID, uids)
-		if err != nil {
-			return err
-		}
-		return db.removeMsgs(ctx, tx, locked[mailboxID], rows)
+		return db.removeMsgs(ctx, tx, mb, rows)
 	}))
+}
+
+// lockedMsgs locks one mailbox (see Locking) and reads its messages uids
+// (all of them when uids is nil).
+func (db *DB) lockedMsgs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (*lockedMailbox, []msgRow, error) {
+	locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := db.selectMsgs(ctx, tx, mailboxID, uids)
+	if err != nil {
+		return nil, nil, err
+	}
+	return locked[mailboxID], rows, nil
 }
 
 // removeMsgs deletes rows of a locked mailbox and writes the event.
