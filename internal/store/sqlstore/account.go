@@ -64,6 +64,28 @@ func notFoundErr(err error, what string) error {
 	return err
 }
 
+// execer is *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// execOne runs an UPDATE or DELETE (in ? form) and returns missing when it
+// matched no row.
+func (db *DB) execOne(ctx context.Context, ex execer, missing error, query string, args ...any) error {
+	res, err := ex.ExecContext(ctx, db.q(query), args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return missing
+	}
+	return nil
+}
+
 // wrap gives a database error the operation's name; *account.Error values
 // pass unchanged, their Message is for clients.
 func wrap(op string, err error) error {
@@ -239,18 +261,14 @@ func (db *DB) Credentials(ctx context.Context, email string) (account.Member, []
 // transaction; ErrNotFound when there is no such member.
 func (db *DB) updateMember(ctx context.Context, memberID int64, fx account.Effects, query string, args ...any) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(query), append(args, memberID)...)
-		if err != nil {
+		if err := db.execOne(ctx, tx, memberMissing(memberID), query, append(args, memberID)...); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return fmt.Errorf("member %d: %w", memberID, account.ErrNotFound)
 		}
 		return db.writeEffects(ctx, tx, fx)
 	})
 }
+
+func memberMissing(id int64) error { return fmt.Errorf("member %d: %w", id, account.ErrNotFound) }
 
 // SetUseAppPasswords stores the member's setting.
 func (db *DB) SetUseAppPasswords(ctx context.Context, memberID int64, on bool, fx account.Effects) error {
@@ -266,14 +284,8 @@ func (db *DB) SetState(ctx context.Context, memberID int64, s account.State, fx 
 // deleteAppPasswords, deletes the member's app passwords in the same transaction.
 func (db *DB) SetPasswordHash(ctx context.Context, memberID int64, hash string, deleteAppPasswords bool, fx account.Effects) error {
 	return wrap("set password", db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`UPDATE members SET password_hash = ? WHERE id = ?`), hash, memberID)
-		if err != nil {
+		if err := db.execOne(ctx, tx, memberMissing(memberID), `UPDATE members SET password_hash = ? WHERE id = ?`, hash, memberID); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return fmt.Errorf("member %d: %w", memberID, account.ErrNotFound)
 		}
 		if deleteAppPasswords {
 			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM app_passwords WHERE member_id = ?`), memberID); err != nil {
@@ -371,14 +383,10 @@ func (db *DB) AppPasswords(ctx context.Context, memberID int64) ([]account.AppPa
 // member_id condition makes another member's id look missing (no IDOR).
 func (db *DB) DeleteAppPassword(ctx context.Context, memberID int64, id string, fx account.Effects) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM app_passwords WHERE id = ? AND member_id = ?`), id, memberID)
+		err := db.execOne(ctx, tx, fmt.Errorf("app password: %w", account.ErrNotFound),
+			`DELETE FROM app_passwords WHERE id = ? AND member_id = ?`, id, memberID)
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return fmt.Errorf("app password: %w", account.ErrNotFound)
 		}
 		return db.writeEffects(ctx, tx, fx)
 	})

@@ -138,17 +138,8 @@ func (s *DAV) CreateCollection(ctx context.Context, c *davserver.Collection) err
 func (s *DAV) UpdateCollection(ctx context.Context, c davserver.Collection) error {
 	db := s.db
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`UPDATE dav_collections SET displayname = ?, description = ?, color = ?, seq = seq + 1 WHERE id = ?`),
+		return db.execOne(ctx, tx, account.ErrNotFound, `UPDATE dav_collections SET displayname = ?, description = ?, color = ?, seq = seq + 1 WHERE id = ?`,
 			c.DisplayName, c.Description, c.Color, c.ID)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return account.ErrNotFound
-		}
-		return nil
 	})
 	return davErr("update collection", err)
 }
@@ -163,16 +154,7 @@ func (s *DAV) DeleteCollection(ctx context.Context, id int64) error {
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM dav_collections WHERE id = ?`), id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return account.ErrNotFound
-		}
-		return nil
+		return db.execOne(ctx, tx, account.ErrNotFound, `DELETE FROM dav_collections WHERE id = ?`, id)
 	})
 	return davErr("delete collection", err)
 }

@@ -311,14 +311,6 @@ func (s *Mail) SetSubscribed(ctx context.Context, memberID int64, name string, o
 	if err := db.ensureAccount(ctx, memberID); err != nil {
 		return mailErr("subscribe", err)
 	}
-	res, err := db.SQL.ExecContext(ctx, db.q(`UPDATE mailboxes SET subscribed = ? WHERE member_id = ? AND name_key = ?`), on, memberID, key)
-	if err != nil {
-		return mailErr("subscribe", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return mailErr("subscribe", err)
-	} else if n == 0 {
-		return account.ErrNotFound
-	}
-	return nil
+	return mailErr("subscribe", db.execOne(ctx, db.SQL, account.ErrNotFound,
+		`UPDATE mailboxes SET subscribed = ? WHERE member_id = ? AND name_key = ?`, on, memberID, key))
 }
