@@ -278,25 +278,38 @@ func (s *Server) apiDeleteAppPassword(w http.ResponseWriter, r *http.Request, rc
 }
 
 type messageJSON struct {
-	ID        int64     `json:"id"`
-	Subject   string    `json:"subject"`
-	Body      string    `json:"body"`
-	CreatedAt time.Time `json:"created_at"`
-	Read      bool      `json:"read"`
+	ID        int64             `json:"id"`
+	Kind      string            `json:"kind"`
+	Lang      string            `json:"lang"`
+	Subject   string            `json:"subject"`
+	Body      string            `json:"body"`
+	CreatedAt time.Time         `json:"created_at"`
+	Read      bool              `json:"read"`
+	Params    map[string]string `json:"params"`
 }
 
-// apiMessages lists the messages, newest first. Reading them here marks
-// nothing: GET changes no state; POST /api/v1/me/messages/read does.
+// apiMessages lists the messages, newest first, with subject and body in
+// the language of the request (the language cookie, else Accept-Language;
+// English by default) and, for clients that render their own, the kind and
+// parameters. Reading them here marks nothing: GET changes no state; POST
+// /api/v1/me/messages/read does.
 func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	list, err := s.svc.Store.Messages(r.Context(), rc.member.ID)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
+	l := lang(r, s.cookieName(langCookie))
 	out := make([]messageJSON, 0, len(list))
-	for _, m := range list {
-		out = append(out, messageJSON{m.ID, m.Subject, m.Body, m.CreatedAt.UTC(), m.Read})
+	for _, v := range localizeMessages(l, location(r), list) {
+		p := v.Params
+		if p == nil {
+			p = map[string]string{}
+		}
+		out = append(out, messageJSON{ID: v.ID, Kind: v.Kind, Lang: v.Lang, Subject: v.Subject, Body: v.Body,
+			CreatedAt: v.CreatedAt.UTC(), Read: v.Read, Params: p})
 	}
+	w.Header().Set("Vary", "Accept-Language, Cookie")
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -347,7 +347,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, rc *reqC
 	http.Redirect(w, r, "/security?done=password", http.StatusSeeOther)
 }
 
-type messagesData struct{ List []account.Message }
+type messagesData struct{ List []messageView }
 
 // messagesPage lists the messages newest first, marked as they were, and
 // marks them read: opening Messages is reading them, as in any mail client.
@@ -370,6 +370,6 @@ func (s *Server) messagesPage(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		}
 	}
 	p := s.newPage(r, rc, "messages.title")
-	p.Data = messagesData{List: list}
+	p.Data = messagesData{List: localizeMessages(p.L, p.Loc, list)}
 	s.render(w, http.StatusOK, "messages", p)
 }

@@ -1,0 +1,118 @@
+package web
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/postern/postern/internal/account"
+)
+
+// messageView is a notification as a page or the API shows it: subject and
+// body in the reader's language.
+type messageView struct {
+	ID        int64
+	Kind      string
+	Lang      string // the language of Subject and Body
+	Subject   string
+	Body      string
+	CreatedAt time.Time
+	Read      bool
+	Params    map[string]string
+}
+
+// localizeMessage renders m in language l from its kind and parameters,
+// with times in loc. English, a kind this file does not know, and a message
+// stored without parameters (older rows) keep the stored English subject and
+// body, which account.Service wrote and which went into the INBOX mail.
+//
+// Parameters are plain text (the app name and the user agent come from
+// clients): they are only ever formatted as arguments, never as a format,
+// and the templates and the JSON encoder escape them where they are shown.
+func localizeMessage(l string, loc *time.Location, m account.Message) messageView {
+	v := messageView{ID: m.ID, Kind: m.Kind, Lang: "en", Subject: m.Subject, Body: m.Body,
+		CreatedAt: m.CreatedAt, Read: m.Read, Params: m.Params}
+	if l != "ja" || m.Params == nil {
+		return v
+	}
+	p := m.Params
+	when := func(key string) string {
+		t, err := time.Parse(time.RFC3339, p[key])
+		if err != nil {
+			return p[key]
+		}
+		return formatTime(l, loc, t)
+	}
+	var subject, body string
+	switch m.Kind {
+	case account.MsgAppPasswordCreated:
+		subject = "サードパーティアプリ用パスワードが作成されました: " + p["app"]
+		body = fmt.Sprintf("アカウント %s のサードパーティアプリ用パスワードが作成されました。\n\nアプリ名: %s\n日時: %s\n%s\n"+
+			"ご自身で作成したものでない場合は、すぐにこのパスワードを削除し、アカウントのパスワードを変更してください。\n"+
+			"  アプリ用パスワードを削除: %s\n  パスワードを変更: %s\n",
+			p["email"], p["app"], when("time"), actorJA(p), p["link_apps"], p["link_password"])
+	case account.MsgAppPasswordDeleted:
+		subject = "サードパーティアプリ用パスワードが削除されました: " + p["app"]
+		body = fmt.Sprintf("アカウント %s から、サードパーティアプリ用パスワード「%s」が削除されました。\n"+
+			"このパスワードでログインしていたアプリはログアウトされ、このパスワードでは再びログインできません。\n\n日時: %s\n%s\n"+
+			"ご自身で削除したものでない場合は、すぐにアカウントのパスワードを変更してください: %s\n",
+			p["email"], p["app"], when("time"), actorJA(p), p["link_password"])
+	case account.MsgSettingChanged:
+		state, effect := "オフ", "サードパーティアプリはアカウントのパスワードでログインします。アプリ用パスワードは使用できません。"
+		if p["state"] == "on" {
+			state, effect = "オン", "サードパーティアプリは、サードパーティアプリ用パスワードでのみログインできます。"
+		}
+		subject = "「サードパーティアプリ用パスワードを使用」が" + state + "になりました"
+		body = fmt.Sprintf("アカウント %s の「サードパーティアプリ用パスワードを使用」が%sになりました。\n%s\n"+
+			"ログインしていたサードパーティアプリはログアウトされたため、もう一度ログインする必要があります。\n\n日時: %s\n%s\n"+
+			"ご自身で変更したものでない場合は、すぐにアカウントのパスワードを変更してください: %s\n",
+			p["email"], state, effect, when("time"), actorJA(p), p["link_password"])
+	case account.MsgPasswordChanged:
+		extra := ""
+		if p["deleted_apps"] == "1" {
+			extra = "サードパーティアプリ用パスワードもすべて削除されました。\n"
+		}
+		subject = "パスワードが変更されました"
+		body = fmt.Sprintf("アカウント %s のパスワードが変更されました。\n%sほかのセッションはサインアウトされました。\n\n日時: %s\n%s\n"+
+			"ご自身で変更したものでない場合は、すぐに管理者に連絡してください。\n",
+			p["email"], extra, when("time"), actorJA(p))
+	case account.MsgAccountPaused:
+		subject = "アカウントへのサードパーティアプリのログインが一時停止されました"
+		body = fmt.Sprintf("アカウント %s へのサードパーティアプリのログインの失敗が多すぎます（最後は %s から）。"+
+			"サードパーティアプリのログインは %s まで一時停止されます。\n\n"+
+			"ご自身のアプリでない場合、誰かがパスワードを推測しようとしている可能性があります。"+
+			"アカウントのパスワードを変更し、サードパーティアプリ用パスワードを確認してください: %s\n",
+			p["email"], p["last_ip"], when("until"), p["link_security"])
+	default:
+		return v
+	}
+	v.Lang, v.Subject, v.Body = "ja", subject, body
+	return v
+}
+
+// actorJA describes who made a change, one line each, as the English body does.
+func actorJA(p map[string]string) string {
+	var b strings.Builder
+	if p["ip"] != "" {
+		b.WriteString("IPアドレス: " + p["ip"] + "\n")
+	}
+	if p["ua"] != "" {
+		b.WriteString("ブラウザ: " + p["ua"] + "\n")
+	}
+	switch p["via"] {
+	case "cli":
+		b.WriteString("管理者が postern コマンドで行いました。\n")
+	case "api":
+		b.WriteString("API から行われました。\n")
+	}
+	return b.String()
+}
+
+// localizeMessages renders every message of list in l.
+func localizeMessages(l string, loc *time.Location, list []account.Message) []messageView {
+	out := make([]messageView, 0, len(list))
+	for _, m := range list {
+		out = append(out, localizeMessage(l, loc, m))
+	}
+	return out
+}
