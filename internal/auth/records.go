@@ -113,13 +113,16 @@ func (r *recorder) flushLoop() {
 		}
 		buf = buf[:0]
 	}
+	add := func(rec LoginRecord) {
+		buf = append(buf, rec)
+		if len(buf) >= r.batch {
+			flush()
+		}
+	}
 	for {
 		select {
 		case rec := <-r.records:
-			buf = append(buf, rec)
-			if len(buf) >= r.batch {
-				flush()
-			}
+			add(rec)
 		case <-tick.C:
 			flush()
 			if now := r.now(); !now.Before(nextPrune) {
@@ -130,10 +133,7 @@ func (r *recorder) flushLoop() {
 			for {
 				select {
 				case rec := <-r.records:
-					buf = append(buf, rec)
-					if len(buf) >= r.batch {
-						flush()
-					}
+					add(rec)
 				default:
 					flush()
 					return
