@@ -129,7 +129,20 @@ var catalog = map[string]map[string]string{
 		"password.mismatch":       "The two new passwords are not the same.",
 
 		"messages.title": "Messages",
-		"messages.empty": "No messages.",
+
+		"sessions.title":    "Where you’re signed in",
+		"sessions.desc":     "Browsers and API clients signed in to your account with your password. If you do not recognize one, sign it out and change your password.",
+		"sessions.this":     "This session",
+		"sessions.ip":       "IP address",
+		"sessions.created":  "Signed in",
+		"sessions.lastseen": "Last active",
+		"sessions.signout":  "Sign out",
+		"sessions.others":   "Sign out all other sessions",
+		"sessions.unknown":  "Unknown browser",
+		"sessions.on":       "%s on %s",
+		"notice.session":    "The session was signed out.",
+		"notice.sessions":   "All other sessions were signed out.",
+		"messages.empty":    "No messages.",
 
 		"notice.created":       "The app password was created.",
 		"notice.deleted":       "The app password was deleted.",
@@ -146,6 +159,7 @@ var catalog = map[string]map[string]string{
 		"notfound.title":       "Page not found",
 		"notfound.body":        "There is no page at this address.",
 		"notfound.apppassword": "This app password does not exist any more.",
+		"notfound.session":     "This session is not signed in any more.",
 	},
 	"ja": {
 		"skip":         "本文へ移動",
@@ -271,7 +285,20 @@ var catalog = map[string]map[string]string{
 		"password.mismatch":       "2つの新しいパスワードが一致しません。",
 
 		"messages.title": "メッセージ",
-		"messages.empty": "メッセージはありません。",
+
+		"sessions.title":    "ログイン中のセッション",
+		"sessions.desc":     "アカウントのパスワードでサインインしているブラウザと API クライアントです。心当たりのないものがあれば、サインアウトしてパスワードを変更してください。",
+		"sessions.this":     "このセッション",
+		"sessions.ip":       "IPアドレス",
+		"sessions.created":  "サインイン",
+		"sessions.lastseen": "最終アクセス",
+		"sessions.signout":  "サインアウト",
+		"sessions.others":   "ほかのセッションをすべてサインアウト",
+		"sessions.unknown":  "不明なブラウザ",
+		"sessions.on":       "%s（%s）",
+		"notice.session":    "セッションをサインアウトしました。",
+		"notice.sessions":   "ほかのセッションをすべてサインアウトしました。",
+		"messages.empty":    "メッセージはありません。",
 
 		"notice.created":       "アプリパスワードを作成しました。",
 		"notice.deleted":       "アプリパスワードを削除しました。",
@@ -292,5 +319,6 @@ var catalog = map[string]map[string]string{
 		"notfound.title":       "ページが見つかりません",
 		"notfound.body":        "このアドレスのページはありません。",
 		"notfound.apppassword": "このアプリパスワードはもうありません。",
+		"notfound.session":     "このセッションはすでにサインアウトしています。",
 	},
 }

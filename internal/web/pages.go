@@ -248,6 +248,7 @@ func (s *Server) reauth(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 type securityData struct {
 	Enforced, On bool
 	Count, Max   int
+	Sessions     []sessionView
 }
 
 func (s *Server) securityPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -261,10 +262,15 @@ func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, rc *reqC
 		return
 	}
 	p := s.newPage(r, rc, "security.title")
+	sessions, err := s.memberSessions(r.Context(), rc, p.L)
+	if err != nil {
+		s.pageError(w, r, rc, err)
+		return
+	}
 	p.Error = errMsg
 	m := rc.member
 	p.Data = securityData{Enforced: s.svc.Policy(m) == account.PolicyEnforced,
-		On: m.AppPasswordsOnly(s.svc.Config.Cutoff), Count: len(list), Max: account.MaxAppPasswords}
+		On: m.AppPasswordsOnly(s.svc.Config.Cutoff), Count: len(list), Max: account.MaxAppPasswords, Sessions: sessions}
 	s.render(w, status, "security", p)
 }
 

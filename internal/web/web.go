@@ -133,6 +133,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /security/app-passwords/{id}/delete", s.page(s.deleteAppPassword))
 	m.HandleFunc("POST /security/app-passwords/profile", s.page(s.downloadProfile))
 	m.HandleFunc("GET /messages", s.page(s.messagesPage))
+	m.HandleFunc("POST /security/sessions/others/signout", s.page(s.signOutOthersPage))
+	m.HandleFunc("POST /security/sessions/{id}/signout", s.page(s.signOutSessionPage))
 
 	// JSON API (SPEC §6).
 	m.HandleFunc("POST /api/v1/session", s.apiSignin)
@@ -145,6 +147,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/me/messages", s.api(s.apiMessages))
 	m.HandleFunc("POST /api/v1/me/messages/read", s.api(s.apiMarkRead))
 	m.HandleFunc("PUT /api/v1/me/password", s.api(s.apiPassword))
+	m.HandleFunc("GET /api/v1/me/sessions", s.api(s.apiSessions))
+	m.HandleFunc("DELETE /api/v1/me/sessions", s.api(s.apiDeleteOtherSessions))
+	m.HandleFunc("DELETE /api/v1/me/sessions/{id}", s.api(s.apiDeleteSession))
 	m.HandleFunc("/api/", s.apiNotFound)
 	m.HandleFunc("/", s.notFound)
 }
