@@ -24,7 +24,7 @@ func (b *bench) figFlood(ctx context.Context) error {
 				continue // accepts every password: there is no failure to flood with
 			}
 			addr := p.addr["imap"]
-			before := runLoad(16, b.cfg.dur, loginCycle("imap", addr, good, nil))
+			before := runLoad(16, b.cfg.dur, loginCycle("imap", addr, good, b.workerIP))
 			var stop atomic.Bool
 			var attempts atomic.Int64
 			var wg sync.WaitGroup
@@ -47,7 +47,7 @@ func (b *bench) figFlood(ctx context.Context) error {
 			}
 			time.Sleep(time.Second) // let the flood fill the queues
 			a0, t0 := attempts.Load(), time.Now()
-			during := runLoad(16, b.cfg.dur, loginCycle("imap", addr, good, nil))
+			during := runLoad(16, b.cfg.dur, loginCycle("imap", addr, good, b.workerIP))
 			floodRate := float64(attempts.Load()-a0) / time.Since(t0).Seconds()
 			stop.Store(true)
 			pk := peak()

@@ -14,14 +14,14 @@ func (b *bench) figLogin(ctx context.Context) error {
 	us := users(0, b.cfg.members)
 	for _, p := range b.targets { // warm up: first connections, caches, page faults
 		for _, proto := range []string{"imap", "pop3"} {
-			runLoad(4, 300*time.Millisecond, loginCycle(proto, p.addr[proto], us, nil))
+			runLoad(4, 300*time.Millisecond, loginCycle(proto, p.addr[proto], us, b.workerIP))
 		}
 	}
 	for r := 0; r < b.cfg.rounds; r++ {
 		for _, proto := range []string{"imap", "pop3"} {
 			for _, c := range b.cfg.conc {
 				for _, p := range b.rotated(r) {
-					res := runLoad(c, b.cfg.dur, loginCycle(proto, p.addr[proto], us, nil))
+					res := runLoad(c, b.cfg.dur, loginCycle(proto, p.addr[proto], us, b.workerIP))
 					cas := concName(proto, c)
 					b.res.add("login", cas, "cycles/s", p.name, res.Rate)
 					b.res.add("login", cas, "p50 ms", p.name, res.P50)

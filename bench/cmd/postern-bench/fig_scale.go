@@ -67,7 +67,7 @@ func (b *bench) figScale(ctx context.Context) error {
 			}
 			in := &inst{engine: engine, size: sizeName(n), p: p, us: users(0, n), cleanup: cleanup}
 			insts = append(insts, in)
-			runLoad(16, 500*time.Millisecond, loginCycle("imap", p.addr["imap"], in.us, nil)) // warm up
+			runLoad(16, 500*time.Millisecond, loginCycle("imap", p.addr["imap"], in.us, b.workerIP)) // warm up
 		}
 	}
 	for r := 0; r < b.cfg.rounds; r++ {
@@ -77,7 +77,7 @@ func (b *bench) figScale(ctx context.Context) error {
 				pair[0], pair[1] = pair[1], pair[0]
 			}
 			for _, in := range pair {
-				res := runLoad(16, b.cfg.dur, loginCycle("imap", in.p.addr["imap"], in.us, nil))
+				res := runLoad(16, b.cfg.dur, loginCycle("imap", in.p.addr["imap"], in.us, b.workerIP))
 				b.res.add("scale", in.engine+" imap c=16", "cycles/s", in.size, res.Rate)
 				b.res.add("scale", in.engine+" imap c=16", "p99 ms", in.size, res.P99)
 				if res.Errors > 0 {

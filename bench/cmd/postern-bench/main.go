@@ -12,6 +12,8 @@
 //	null        the null server (bench/nullserver) on --imap-addr and --pop3-addr
 //	passwd      Dovecot's passwd-file for members [0, N) (SHA256 scheme)
 //	seed        bulk-seed a Postern database (SQLite path or postgres:// URL)
+//	profile     IMAP and POP3 wired as postern serve, with CPU and heap profiles
+//	load        one throughput measurement, or N connections held in IDLE
 //
 // Timings are printed and written to the results, never asserted.
 package main
@@ -50,6 +52,10 @@ func dispatch(args []string) error {
 		return passwdCmd(args[1:])
 	case "seed":
 		return seedCmd(args[1:])
+	case "profile":
+		return profileCmd(args[1:])
+	case "load":
+		return loadCmd(args[1:])
 	}
 	return fmt.Errorf("unknown subcommand %q", args[0])
 }

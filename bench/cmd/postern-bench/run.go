@@ -4,10 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -105,13 +109,27 @@ type bench struct {
 	started time.Time
 	ipSeq   int // next client address of srcIP, never reused within a run
 	machine string
+	mu      sync.Mutex // stopAll may run from the signal handler
+	workers int        // first srcIP of the load clients: worker w is srcIP(workers+w)
 }
 
 func run(ctx context.Context, c *runConfig) error {
 	raiseFileLimit()
+	// An interrupted run stops its servers before it exits.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	b := &bench{cfg: c, res: newResults(), started: time.Now(), machine: machine()}
 	defer b.stopAll()
+	go func() {
+		if _, ok := <-sig; ok {
+			fmt.Println("interrupted: stopping the servers")
+			b.stopAll()
+			os.Exit(1)
+		}
+	}()
 	fmt.Printf("work folder %s\n", c.work)
+	b.workers = b.nextIPs(256)
 	if err := b.startTargets(ctx); err != nil {
 		return err
 	}
@@ -206,6 +224,8 @@ func (b *bench) add(p *proc) {
 }
 
 func (b *bench) stopAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, p := range b.targets {
 		p.stop()
 	}
@@ -228,5 +248,12 @@ func (b *bench) nextIPs(n int) int {
 	b.ipSeq += n
 	return s
 }
+
+// workerIP is the address of load client w. Each client has its own, as
+// separate devices would: Postern's per-IP throttle spaces out parallel
+// attempts from one address as if they were failures (so that parallel
+// connections cannot bypass it), which would make 16 clients behind one
+// address a measure of the throttle, not of the server.
+func (b *bench) workerIP(w int) net.IP { return srcIP(b.workers + w) }
 
 func concName(proto string, c int) string { return proto + " c=" + strconv.Itoa(c) }

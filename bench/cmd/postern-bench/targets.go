@@ -70,7 +70,9 @@ func startDovecot(name string, o dovecotOpts, work string) (*proc, error) {
 	}
 	cmd := exec.Command(o.bin, "-F", "-c", o.conf)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (a tree to measure and to kill), and SIGTERM
+	// should the harness die first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
