@@ -216,14 +216,20 @@ func (db *DB) Members(ctx context.Context, domain string) ([]account.Member, err
 	return out, rows.Err()
 }
 
+const credentialsQuery = `SELECT ` + memberCols + `,
+		a.id, a.name, a.hash, a.created_at, a.last_used_at, a.last_used_protocol, a.last_used_ip` + memberFrom + `
+		LEFT JOIN app_passwords a ON a.member_id = m.id
+		WHERE m.email = ? ORDER BY a.created_at, a.id`
+
 // Credentials returns the member and its app passwords with one query (a
 // LEFT JOIN: one row per app password, or one row of NULLs when there are
-// none), since every third-party login goes through here.
+// none), prepared once, since every third-party login goes through here.
 func (db *DB) Credentials(ctx context.Context, email string) (account.Member, []account.AppPassword, error) {
-	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT `+memberCols+`,
-		a.id, a.name, a.hash, a.created_at, a.last_used_at, a.last_used_protocol, a.last_used_ip`+memberFrom+`
-		LEFT JOIN app_passwords a ON a.member_id = m.id
-		WHERE m.email = ? ORDER BY a.created_at, a.id`), email)
+	stmt, err := db.prepared(ctx, db.q(credentialsQuery))
+	if err != nil {
+		return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, email)
 	if err != nil {
 		return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
 	}

@@ -19,8 +19,11 @@ func (db *DB) AuthState(ctx context.Context, memberID int64) (auth.AuthState, er
 	var failures int
 	var paused int64
 	var tags []byte
-	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT failures, paused_until, recent_tags FROM auth_failures WHERE member_id = ?`), memberID).
-		Scan(&failures, &paused, &tags)
+	stmt, err := db.prepared(ctx, db.q(`SELECT failures, paused_until, recent_tags FROM auth_failures WHERE member_id = ?`))
+	if err != nil {
+		return auth.AuthState{}, fmt.Errorf("auth state: %w", err)
+	}
+	err = stmt.QueryRowContext(ctx, memberID).Scan(&failures, &paused, &tags)
 	if notFound(err) {
 		return auth.AuthState{}, nil
 	} else if err != nil {

@@ -44,6 +44,7 @@ type DB struct {
 	DSN     string
 
 	commits commitSignals // Listen's channels, woken after local commits (listen.go)
+	stmts   stmtCache     // prepared statements of the login path (prepared.go)
 }
 
 //go:embed migrations
@@ -90,7 +91,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.SQL.Close() }
+func (db *DB) Close() error {
+	db.closeStmts()
+	return db.SQL.Close()
+}
 
 // q rewrites the ? placeholders of shared SQL to $n for PostgreSQL.
 func (db *DB) q(query string) string {
