@@ -153,8 +153,11 @@ func params(m Member, by Actor, at time.Time, kv ...string) map[string]string {
 	if by.IP != "" {
 		p["ip"] = by.IP
 	}
-	if by.UserAgent != "" {
-		p["ua"] = clip(strings.Map(printable, by.UserAgent))
+	if ua := []rune(strings.Map(printable, by.UserAgent)); len(ua) > 0 {
+		// Whole (up to 256 characters), unlike the English body's 80: a
+		// client summarises it ("Firefox on Linux") from the product tokens
+		// at its end.
+		p["ua"] = string(ua[:min(len(ua), 256)])
 	}
 	if by.Via != "" {
 		p["via"] = by.Via

@@ -106,3 +106,7 @@ func tr(l, key string, args ...any) string {
 	}
 	return msg
 }
+
+// Text returns the UI string key in language l ("en", "ja"), as the pages
+// show it: browser tests of the real binary find buttons and labels by it.
+func Text(l, key string, args ...any) string { return tr(l, key, args...) }

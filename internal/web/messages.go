@@ -19,6 +19,28 @@ type messageView struct {
 	CreatedAt time.Time
 	Read      bool
 	Params    map[string]string
+	Links     []messageLink // what the message asks the reader to do, on this site
+}
+
+// messageLink is an action under a message. Href is one of a few fixed
+// paths of this site, never a URL taken from the stored message: the links in
+// the stored text point at the configured base URL, which is right in the
+// INBOX mail but may not be the address this browser uses.
+type messageLink struct{ Label, Href string }
+
+func messageLinks(l, kind string) []messageLink {
+	apps := messageLink{tr(l, "messages.link.apps"), "/security/app-passwords"}
+	password := messageLink{tr(l, "messages.link.password"), "/security/password"}
+	security := messageLink{tr(l, "messages.link.security"), "/security"}
+	switch kind {
+	case account.MsgAppPasswordCreated:
+		return []messageLink{apps, password}
+	case account.MsgAppPasswordDeleted, account.MsgSettingChanged:
+		return []messageLink{password}
+	case account.MsgAccountPaused:
+		return []messageLink{security, password}
+	}
+	return nil
 }
 
 // localizeMessage renders m in language l from its kind and parameters,
@@ -31,7 +53,7 @@ type messageView struct {
 // and the templates and the JSON encoder escape them where they are shown.
 func localizeMessage(l string, loc *time.Location, m account.Message) messageView {
 	v := messageView{ID: m.ID, Kind: m.Kind, Lang: "en", Subject: m.Subject, Body: m.Body,
-		CreatedAt: m.CreatedAt, Read: m.Read, Params: m.Params}
+		CreatedAt: m.CreatedAt, Read: m.Read, Params: m.Params, Links: messageLinks(l, m.Kind)}
 	if l != "ja" || m.Params == nil {
 		return v
 	}
@@ -96,8 +118,15 @@ func actorJA(p map[string]string) string {
 	if p["ip"] != "" {
 		b.WriteString("IPアドレス: " + p["ip"] + "\n")
 	}
-	if p["ua"] != "" {
-		b.WriteString("ブラウザ: " + p["ua"] + "\n")
+	if ua := p["ua"]; ua != "" {
+		name := describeBrowser("ja", ua)
+		if name == tr("ja", "sessions.unknown") {
+			if r := []rune(ua); len(r) > 80 {
+				ua = string(r[:80]) + "…"
+			}
+			name = ua
+		}
+		b.WriteString("ブラウザ: " + name + "\n")
 	}
 	switch p["via"] {
 	case "cli":

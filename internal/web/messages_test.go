@@ -107,3 +107,23 @@ func TestMessagesInTheMembersLanguage(t *testing.T) {
 		t.Error("the English page holds markup or Japanese")
 	}
 }
+
+// TestLocalizeMessageBrowserAndLinks: the Japanese text names the browser
+// from the whole User-Agent, and every message offers its actions as links
+// to fixed paths of this site, whatever the stored links say.
+func TestLocalizeMessageBrowserAndLinks(t *testing.T) {
+	m := account.Message{Kind: account.MsgAppPasswordCreated, Subject: "s", Body: "b",
+		Params: map[string]string{"app": "Thunderbird", "time": "2025-03-01T09:00:00Z", "ua": uaFirefox,
+			"link_apps": "https://evil.example/x", "link_password": "javascript:alert(1)"}}
+	v := localizeMessage("ja", time.UTC, m)
+	if !strings.Contains(v.Body, "ブラウザ: Firefox（Linux）\n") {
+		t.Errorf("ja body: %s", v.Body)
+	}
+	if len(v.Links) != 2 || v.Links[0].Href != "/security/app-passwords" || v.Links[1].Href != "/security/password" ||
+		v.Links[1].Label != "パスワードを変更" {
+		t.Errorf("links: %+v", v.Links)
+	}
+	if en := localizeMessage("en", time.UTC, m); en.Body != "b" || en.Links[0].Label != "Manage third-party app passwords" {
+		t.Errorf("en: %+v", en)
+	}
+}

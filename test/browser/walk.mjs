@@ -4,10 +4,11 @@
 // password, read the message about it, delete it, sign out. A screenshot of
 // every step goes to cfg.outDir.
 //
-// Driven by a Go test (internal/web/browser_test.go), which passes the
-// configuration as JSON in argv[2]. Protocol on stdio, one JSON object a line:
-//   stdout {"event":"created","tag","email","password","clipboard"}  the new
-//          app password, read from the page and from the clipboard; the Go
+// Driven by a Go test (test/e2e/web_browser_test.go, against the real
+// postern binary), which passes the configuration as JSON in argv[2]. Protocol on stdio, one JSON object a line:
+//   stdout {"event":"created","tag","email","password","clipboard","profile"}
+//          the new app password, read from the page and from the clipboard
+//          (profile: the .mobileconfig download carried it); the Go
 //          test logs in over IMAP with it, then writes "continue" on stdin;
 //   stdout {"event":"deleted","tag"}  after Delete; the Go test checks that the
 //          same IMAP login now fails and writes "continue";
@@ -105,6 +106,11 @@ async function walk(run) {
   await shot('profile-menu');
   await page.getByRole('menuitem', { name: T.security }).click();
   await page.waitForURL('**/security');
+  // "Where you're signed in": this browser, marked, with its sign-out button.
+  const current = page.locator('#sessions li.session.current');
+  check(await current.count() === 1, 'this session is listed once');
+  check((await current.innerText()).includes(T.thisSession), 'this session is marked');
+  check(await current.getByRole('button', { name: new RegExp('^' + T.sessionSignOut) }).count() === 1, 'a sign-out button for it');
   await shot('security');
 
   if (run.enforced) {
@@ -143,7 +149,18 @@ async function walk(run) {
   const password = grouped.replace(/ /g, '');
   check(clipboard === password, 'the clipboard holds the password without spaces');
   await shot('created');
-  emit({ event: 'created', tag: run.tag, email: run.email, password, clipboard });
+  // The Apple configuration profile: the form posts the password back, the
+  // server checks it against the stored hash and answers with the profile.
+  let profile = false;
+  if (cfg.checkProfile) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download-profile').click()]);
+    const body = fs.readFileSync(await download.path(), 'utf8');
+    check(download.suggestedFilename().endsWith('.mobileconfig'), 'profile file name: ' + download.suggestedFilename());
+    check(body.includes('<string>' + password + '</string>') && body.includes('com.apple.mail.managed'), 'the profile carries the password');
+    check(!page.url().includes(password), 'no password in the URL');
+    profile = true;
+  }
+  emit({ event: 'created', tag: run.tag, email: run.email, password, clipboard, profile });
   await waitForGo();
 
   // The message about it, from the menu's Messages (with its unread count).
