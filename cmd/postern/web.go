@@ -15,6 +15,11 @@ import (
 // the real ports (port 0 in tests).
 func (s *server) setupWeb() {
 	host, secure := s.publicHost()
+	if s.app.baseURL == "" && s.addr("web") != "" {
+		// Links in notifications point at this web listener unless
+		// --base-url says where members reach it.
+		s.svc.Config.BaseURL = "http://" + s.addr("web")
+	}
 	settings := web.ServerSettings{
 		Host:            host,
 		IMAPPort:        s.port("imap"),
