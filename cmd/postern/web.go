@@ -18,7 +18,7 @@ func (s *server) setupWeb() {
 	if s.app.baseURL == "" && s.addr("web") != "" {
 		// Links in notifications point at this web listener unless
 		// --base-url says where members reach it.
-		s.svc.Config.BaseURL = "http://" + s.addr("web")
+		s.svc.Config.BaseURL = "http://" + net.JoinHostPort(host, strconv.Itoa(s.port("web")))
 	}
 	settings := web.ServerSettings{
 		Host:            host,
