@@ -27,6 +27,13 @@ type Params struct {
 // Default are the OWASP Password Storage Cheat Sheet parameters.
 var Default = Params{Memory: 19 * 1024, Time: 2, Threads: 1}
 
+// DefaultConcurrency is half the CPUs Go may use, at least one. Hashing is
+// what a flood of wrong passwords costs; with one hash per CPU a flood kept
+// every CPU busy and correct app-password logins, which need no hash, fell to
+// a sixth of their throughput (bench/, docs/benchmarks.md). Half the CPUs
+// leaves the other half to everything else.
+func DefaultConcurrency() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
 // Hasher hashes and verifies main passwords.
 type Hasher struct {
 	p     Params
@@ -34,10 +41,10 @@ type Hasher struct {
 	dummy string // verified against for unknown users, so they cost the same
 }
 
-// New returns a Hasher; Concurrency 0 means one per CPU.
+// New returns a Hasher; Concurrency 0 means DefaultConcurrency.
 func New(p Params) *Hasher {
 	if p.Concurrency <= 0 {
-		p.Concurrency = runtime.GOMAXPROCS(0)
+		p.Concurrency = DefaultConcurrency()
 	}
 	h := &Hasher{p: p, slots: make(chan struct{}, p.Concurrency)}
 	h.dummy = h.encode(make([]byte, 16), h.derive("postern-dummy-password", make([]byte, 16), p))
