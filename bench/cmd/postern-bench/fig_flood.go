@@ -25,33 +25,12 @@ func (b *bench) figFlood(ctx context.Context) error {
 			}
 			addr := p.addr["imap"]
 			before := runLoad(16, b.cfg.dur, loginCycle("imap", addr, good, b.workerIP))
-			var stop atomic.Bool
-			var attempts atomic.Int64
-			var wg sync.WaitGroup
-			first := b.nextIPs(1 << 20)
-			var seq atomic.Int64
 			peak := peakSampler(p.pid())
-			for w := 0; w < b.cfg.floodN; w++ {
-				wg.Add(1)
-				go func(w int) {
-					defer wg.Done()
-					for i := 0; !stop.Load(); i++ {
-						u := bad[(w*31+i)%len(bad)]
-						k := int(seq.Add(1)) % (1 << 20)
-						if c, err := imapLogin(addr, srcIP(first+k), u.Email, wrongMain); err == nil {
-							c.c.Close() // cannot happen: the password is wrong
-						}
-						attempts.Add(1)
-					}
-				}(w)
-			}
+			stopFlood := startFlood(addr, bad, b.cfg.floodN, b.nextIPs(1<<20))
 			time.Sleep(time.Second) // let the flood fill the queues
-			a0, t0 := attempts.Load(), time.Now()
 			during := runLoad(16, b.cfg.dur, loginCycle("imap", addr, good, b.workerIP))
-			floodRate := float64(attempts.Load()-a0) / time.Since(t0).Seconds()
-			stop.Store(true)
 			pk := peak()
-			wg.Wait()
+			floodRate := stopFlood()
 			b.res.add("flood", "imap c=16", "cycles/s without", p.name, before.Rate)
 			b.res.add("flood", "imap c=16", "cycles/s during", p.name, during.Rate)
 			b.res.add("flood", "imap c=16", "during/without", p.name, during.Rate/max(before.Rate, 1e-9))
@@ -65,4 +44,35 @@ func (b *bench) figFlood(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// startFlood starts n clients that log in to the IMAP server at addr with
+// wrong main passwords of the members bad, each attempt from the next of
+// 2^20 loopback addresses starting at first. stop ends the flood, waits for
+// the clients and returns the failed logins per second while it ran.
+func startFlood(addr string, bad []user, n, first int) (stop func() float64) {
+	var halt atomic.Bool
+	var attempts, seq atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; !halt.Load(); i++ {
+				u := bad[(w*31+i)%len(bad)]
+				k := int(seq.Add(1)) % (1 << 20)
+				if c, err := imapLogin(addr, srcIP(first+k), u.Email, wrongMain); err == nil {
+					c.c.Close() // cannot happen: the password is wrong
+				}
+				attempts.Add(1)
+			}
+		}(w)
+	}
+	return func() float64 {
+		halt.Store(true)
+		rate := float64(attempts.Load()) / time.Since(start).Seconds()
+		wg.Wait()
+		return rate
+	}
 }

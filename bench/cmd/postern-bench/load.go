@@ -17,6 +17,7 @@ type loadResult struct {
 	P50    float64 // milliseconds
 	P99    float64
 	Errors int
+	Count  int // completed cycles
 }
 
 // runLoad runs clients workers, each repeating cycle without pause for d,
@@ -57,6 +58,7 @@ func runLoad(clients int, d time.Duration, cycle cycleFunc) loadResult {
 		all = append(all, lat[w]...)
 		r.Errors += errs[w]
 	}
+	r.Count = len(all)
 	r.Rate = float64(len(all)) / elapsed.Seconds()
 	r.P50, r.P99 = percentile(all, 0.50), percentile(all, 0.99)
 	return r

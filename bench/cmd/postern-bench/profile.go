@@ -114,6 +114,7 @@ func loadCmd(args []string) error {
 	d := fs.Duration("d", 5*time.Second, "duration")
 	n := fs.Int("members", 1000, "members to log in as (the seeded population)")
 	idleN := fs.Int("idle", 0, "instead: open this many IDLE connections, print, and hold them until interrupted")
+	flood := fs.Int("flood", 0, "meanwhile, this many clients log in with wrong main passwords (members of the second half)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -130,6 +131,12 @@ func loadCmd(args []string) error {
 		<-ctx.Done()
 		s.close()
 		return nil
+	}
+	if *flood > 0 {
+		stop := startFlood(*addr, users(*n/2, *n), *flood, 1<<20)
+		defer func() { fmt.Printf("flood: %.1f failed logins/s\n", stop()) }()
+		us = us[:*n/2]
+		time.Sleep(time.Second)
 	}
 	r := runLoad(*c, *d, loginCycle(*proto, *addr, us, func(w int) net.IP { return srcIP(w) }))
 	fmt.Printf("%s c=%d: %.0f cycles/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", *proto, *c, r.Rate, r.P50, r.P99, r.Errors)

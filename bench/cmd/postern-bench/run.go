@@ -63,6 +63,8 @@ func runCmd(args []string) error {
 	fs.IntVar(&c.members, "members", 1000, "members in the login figures (Dovecot's passwd-file must hold as many)")
 	rounds := fs.Int("rounds", 0, "rounds (default 3, quick 1)")
 	dur := fs.Duration("duration", 0, "duration of one throughput measurement (default 2s, quick 500ms)")
+	floodN := fs.Int("flood", 0, "clients of the flood (default 200, quick 20)")
+	idle := fs.String("idle", "", "idle connection counts, ascending (default 1000,10000; quick 200)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +82,19 @@ func runCmd(args []string) error {
 		c.rounds, c.dur, c.conc = 3, 2*time.Second, []int{1, 4, 16, 64}
 		c.idleN, c.revSess, c.floodN = []int{1000, 10000}, 100, 200
 		c.scaleSmall, c.scaleLarge = 100, 100_000
+	}
+	if *floodN > 0 {
+		c.floodN = *floodN
+	}
+	if *idle != "" {
+		c.idleN = nil
+		for _, f := range strings.Split(*idle, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				return fmt.Errorf("--idle wants counts such as 1000,10000, not %q", *idle)
+			}
+			c.idleN = append(c.idleN, n)
+		}
 	}
 	if *rounds > 0 {
 		c.rounds = *rounds
