@@ -4,9 +4,9 @@
 // kernel and one Go process), against which Postern's is compared (issue 6).
 //
 // It speaks just enough of RFC 9051 (greeting, CAPABILITY, LOGIN,
-// AUTHENTICATE PLAIN with SASL-IR, NOOP, IDLE, LOGOUT) and RFC 1939 (USER,
-// PASS, AUTH PLAIN, STAT, NOOP, QUIT) for the benchmark clients. It is
-// benchmark tooling: never expose it.
+// AUTHENTICATE PLAIN with SASL-IR, NOOP, SELECT of an empty mailbox, IDLE,
+// LOGOUT) and RFC 1939 (USER, PASS, AUTH PLAIN, STAT, NOOP, QUIT) for the
+// benchmark clients. It is benchmark tooling: never expose it.
 package nullserver
 
 import (
@@ -115,6 +115,9 @@ func imapConn(rw *bufio.ReadWriter) error {
 			err = reply(rw, tag+" OK [CAPABILITY IMAP4rev1 IDLE] logged in")
 		case "NOOP":
 			err = reply(rw, tag+" OK NOOP completed")
+		case "SELECT", "EXAMINE":
+			err = reply(rw, "* 0 EXISTS", "* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)",
+				"* OK [UIDVALIDITY 1] UIDs valid", "* OK [UIDNEXT 1] predicted next UID", tag+" OK [READ-WRITE] SELECT completed")
 		case "IDLE":
 			if err = reply(rw, "+ idling"); err != nil {
 				return err

@@ -135,13 +135,22 @@ func pop3Cycle(addr string, src net.IP, user, pass string) error {
 	return nil
 }
 
-// idle logs in and enters IDLE (RFC 2177); it returns once the server has
+// idle logs in, selects INBOX and enters IDLE (RFC 2177); it returns once the server has
 // sent its continuation request. closed receives the time the server ended
 // the connection (a BYE or the end of the stream).
 func idle(addr string, src net.IP, user, pass string) (*conn, <-chan time.Time, error) {
 	c, err := imapLogin(addr, src, user, pass)
 	if err != nil {
 		return nil, nil, err
+	}
+	// As mail clients do: IDLE watches the selected INBOX.
+	if err := c.send("s SELECT INBOX"); err != nil {
+		c.c.Close()
+		return nil, nil, err
+	}
+	if ok, err := c.tagged("s"); err != nil || !ok {
+		c.c.Close()
+		return nil, nil, fmt.Errorf("SELECT INBOX refused: %v", err)
 	}
 	if err := c.send("i IDLE"); err != nil {
 		c.c.Close()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -94,11 +95,19 @@ func profileCmd(args []string) error {
 	pprof.StopCPUProfile()
 	f.Close()
 	if *heap != "" {
-		hf, err := os.Create(*heap)
-		if err == nil {
+		runtime.GC()
+		if hf, err := os.Create(*heap); err == nil {
 			pprof.WriteHeapProfile(hf)
 			hf.Close()
 		}
+		if gf, err := os.Create(*heap + ".goroutines"); err == nil {
+			pprof.Lookup("goroutine").WriteTo(gf, 1)
+			gf.Close()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(os.Stderr, "goroutines %d, heap in use %d KiB, stacks in use %d KiB, sys %d KiB\n",
+			runtime.NumGoroutine(), ms.HeapInuse>>10, ms.StackInuse>>10, ms.Sys>>10)
 	}
 	imap.Close()
 	pop3.Close()
