@@ -122,6 +122,39 @@ func (s *Service) CheckMainPassword(ctx context.Context, m Member, pw string) er
 	return nil
 }
 
+// VerifyMain decides whether pw is the main password of email, for the web
+// sign-in and re-authentication: app passwords never open a web session
+// (SECURITY-CHECKLIST §2.4), and the domain policy does not apply there. Like
+// Verify, every failure is ErrAuthFailed (the reason, "unknown-user",
+// "bad-password" or "suspended", only in the wrapped cause), every failure
+// costs one hash, and the state is told only after the right password. The
+// member is returned with a failure too when the address is known, so that
+// the caller can count it; a store failure is EUNAVAILABLE.
+func (s *Service) VerifyMain(ctx context.Context, email, pw string) (Member, error) {
+	e, err := ParseEmail(email)
+	if err != nil || len(pw) > 1024 {
+		s.Hasher.Verify(ctx, "", pw)
+		return Member{}, authFailure("unknown-user")
+	}
+	m, err := s.Store.MemberByEmail(ctx, e)
+	if errors.Is(err, ErrNotFound) {
+		s.Hasher.Verify(ctx, "", pw)
+		return Member{}, authFailure("unknown-user")
+	} else if err != nil {
+		return Member{}, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: err}
+	}
+	if err := s.Hasher.Verify(ctx, m.PasswordHash, pw); err != nil {
+		if ctx.Err() != nil {
+			return Member{}, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: ctx.Err()}
+		}
+		return m, authFailure("bad-password")
+	}
+	if m.State != StateActive {
+		return m, authFailure("suspended")
+	}
+	return m, nil
+}
+
 // SetUseAppPasswords changes the member's setting. Refused for enforced
 // domains. The change ends the member's live third-party sessions.
 func (s *Service) SetUseAppPasswords(ctx context.Context, m Member, on bool, by Actor) error {

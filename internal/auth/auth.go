@@ -2,7 +2,8 @@
 // protocol (IMAP, POP3, SMTP, CalDAV/CardDAV): policy (through
 // account.Service.Verify), throttling, login records, last-used updates, and
 // the registry of live sessions that closes them when their credential is
-// revoked.
+// revoked. The web UI's main-password checks go through it too
+// (Gateway.SignIn), so that their failures are throttled and counted alike.
 //
 // Wiring (cmd/postern):
 //
@@ -18,11 +19,12 @@
 //	defer gw.Close()   // flushes queued login records
 //	go (&events.Tailer{Store: db, Bus: bus, Wake: db.Listen(ctx)}).Run(ctx)
 //
-// and hand gw (an Authenticator) to every protocol server. Throttling is per
-// client IP block in memory (ThrottleConfig; Dovecot-like 0, 2, 4, 8, 15 s);
-// the per-account failure counter (100 by default, then a 15-minute pause and
-// one message to the member) lives in the database and is shared by every
-// process and node.
+// and hand gw (an Authenticator) to every protocol server, and gw.SignIn to
+// the web UI. Throttling is per client IP block (ThrottleConfig; Dovecot-like
+// 0, 2, 4, 8, 15 s), in memory or shared between nodes (SharedThrottle); the
+// per-account failure counter (100 by default, then a 15-minute pause of
+// third-party logins and one message to the member) lives in the database and
+// is shared by every process and node.
 package auth
 
 import (
@@ -39,6 +41,7 @@ const (
 	SMTP    = "smtp"
 	CalDAV  = "caldav"
 	CardDAV = "carddav"
+	Web     = "web" // sign-ins and re-authentications of the member web UI and API (Gateway.SignIn)
 )
 
 // Attempt is one login by a third-party app.

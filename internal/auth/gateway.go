@@ -27,6 +27,10 @@ type Config struct {
 
 	Throttle       Throttle       // nil: an in-memory MemThrottle with ThrottleConfig
 	ThrottleConfig ThrottleConfig // used when Throttle is nil
+	// WebAccountThrottle is the web sign-in's per-account schedule (zero
+	// fields: DefaultWebAccountThrottle's). It is shared between nodes when
+	// Throttle is a SharedThrottle, in memory otherwise.
+	WebAccountThrottle ThrottleConfig
 
 	MaxFailures int           // consecutive failures per account before a pause (default 100)
 	Pause       time.Duration // how long third-party logins stay paused (default 15 min)
@@ -47,6 +51,7 @@ type Gateway struct {
 	store    Store
 	key      []byte
 	throttle Throttle
+	acct     keyThrottle // the web's per-account schedule (signin.go)
 	maxFail  int
 	pause    time.Duration
 	log      *slog.Logger
@@ -99,7 +104,7 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: metrics: %w", err)
 	}
-	g := &Gateway{svc: cfg.Service, store: cfg.Store, key: cfg.Key, throttle: cfg.Throttle,
+	g := &Gateway{svc: cfg.Service, store: cfg.Store, key: cfg.Key, throttle: cfg.Throttle, acct: newAccountThrottle(cfg),
 		maxFail: cfg.MaxFailures, pause: cfg.Pause, log: cfg.Log, now: cfg.Now, m: m}
 	g.reg = newRegistry(m, cfg.Now)
 	g.rec = &recorder{store: cfg.Store, accounts: cfg.Service.Store, log: cfg.Log, m: m, now: cfg.Now,
@@ -298,11 +303,15 @@ func (g *Gateway) finish(start time.Time, wait time.Duration, rec *LoginRecord, 
 	if wait > 0 {
 		attrs = append(attrs, "delay", wait)
 	}
+	msg := "third-party login"
+	if rec.Protocol == Web {
+		msg = "web sign-in"
+	}
 	switch rec.Result {
 	case ResultError:
-		g.log.Error("third-party login", append(attrs, "err", err)...)
+		g.log.Error(msg, append(attrs, "err", err)...)
 	default:
-		g.log.Info("third-party login", attrs...)
+		g.log.Info(msg, attrs...)
 	}
 	g.rec.add(*rec)
 	return err

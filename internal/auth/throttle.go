@@ -105,7 +105,9 @@ func IPKey(ip netip.Addr) netip.Prefix {
 	}
 }
 
-// MemThrottle is the in-memory Throttle of one process.
+// MemThrottle is the in-memory Throttle of one process. Its entries are
+// keyed by string: IPKey for the per-IP throttle, other keys for the web's
+// per-account schedule (keyThrottle).
 //
 // Parallel connections from one IP block share one entry. Each admitted
 // attempt is scheduled after the previous one (next) plus the delay of the
@@ -117,12 +119,12 @@ type MemThrottle struct {
 	cfg ThrottleConfig
 
 	mu      sync.Mutex
-	entries map[netip.Prefix]*list.Element // of *throttleEntry
-	lru     list.List                      // front: most recently used
+	entries map[string]*list.Element // of *throttleEntry
+	lru     list.List                // front: most recently used
 }
 
 type throttleEntry struct {
-	key         netip.Prefix
+	key         string
 	failures    int       // penalised failures
 	inflight    int       // admitted attempts not yet ended
 	next        time.Time // the last admitted attempt's start: the next one starts after it
@@ -132,7 +134,7 @@ type throttleEntry struct {
 
 // NewMemThrottle returns an empty in-memory throttle.
 func NewMemThrottle(cfg ThrottleConfig) *MemThrottle {
-	return &MemThrottle{cfg: cfg.withDefaults(), entries: map[netip.Prefix]*list.Element{}}
+	return &MemThrottle{cfg: cfg.withDefaults(), entries: map[string]*list.Element{}}
 }
 
 // Len returns the number of IP blocks held.
@@ -144,9 +146,18 @@ func (t *MemThrottle) Len() int {
 
 // Begin implements Throttle.
 func (t *MemThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, bool) {
+	return t.beginKey(penaltyKey(IPKey(ip)), now)
+}
+
+// End implements Throttle.
+func (t *MemThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time) {
+	t.endKey(penaltyKey(IPKey(ip)), o, pair, now)
+}
+
+func (t *MemThrottle) beginKey(key string, now time.Time) (time.Duration, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.entry(IPKey(ip), now)
+	e := t.entry(key, now)
 	d := t.cfg.Delay(e.failures + e.inflight)
 	start := now
 	if e.next.After(start) {
@@ -164,11 +175,10 @@ func (t *MemThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, bool) 
 	return start.Sub(now), true
 }
 
-// End implements Throttle.
-func (t *MemThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time) {
+func (t *MemThrottle) endKey(key string, o Outcome, pair PairTag, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.entry(IPKey(ip), now)
+	e := t.entry(key, now)
 	if e.inflight > 0 {
 		e.inflight--
 	}
@@ -199,7 +209,7 @@ func (t *MemThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time)
 
 // entry returns the entry of key, created or refreshed, and evicts the least
 // recently used beyond the cap. The caller holds mu.
-func (t *MemThrottle) entry(key netip.Prefix, now time.Time) *throttleEntry {
+func (t *MemThrottle) entry(key string, now time.Time) *throttleEntry {
 	if el, ok := t.entries[key]; ok {
 		t.lru.MoveToFront(el)
 		e := el.Value.(*throttleEntry)

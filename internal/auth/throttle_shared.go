@@ -12,8 +12,9 @@ import (
 // shares between nodes (internal/store/sqlstore implements it on
 // PostgreSQL). Only blocks with a recent failure have a penalty, so that a
 // login from a clean address costs one indexed lookup that finds nothing.
-// key is IPKey(ip).String() ("" for an unknown peer); cfg has its defaults
-// filled in.
+// key is IPKey(ip).String() ("" for an unknown peer), or for the web's
+// per-account schedule "web-account:" and a keyed tag of the address (see
+// Gateway.SignIn); cfg has its defaults filled in.
 type PenaltyStore interface {
 	// BeginPenalty schedules an attempt of a block that has a penalty (a
 	// failure within cfg.Forget): it starts at max(the previous attempt's
@@ -59,7 +60,7 @@ type SharedThrottle struct {
 	timeout time.Duration
 
 	mu        sync.Mutex
-	counted   map[netip.Prefix]int // attempts in flight that this node counted in the store
+	counted   map[string]int // attempts in flight that this node counted in the store, by key
 	nextPrune time.Time
 	lastErr   time.Time // last logged store error, to keep an outage from flooding the log
 }
@@ -74,7 +75,7 @@ func NewSharedThrottle(store PenaltyStore, cfg ThrottleConfig, log *slog.Logger)
 	}
 	cfg = cfg.withDefaults()
 	return &SharedThrottle{local: NewMemThrottle(cfg), store: store, cfg: cfg, log: log,
-		timeout: 2 * time.Second, counted: map[netip.Prefix]int{}}
+		timeout: 2 * time.Second, counted: map[string]int{}}
 }
 
 func penaltyKey(p netip.Prefix) string {
@@ -86,13 +87,22 @@ func penaltyKey(p netip.Prefix) string {
 
 // Begin implements Throttle.
 func (s *SharedThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, bool) {
-	wait, ok := s.local.Begin(ip, now)
+	return s.beginKey(penaltyKey(IPKey(ip)), now)
+}
+
+// End implements Throttle. A failure is written before the login's reply
+// goes out, so the next attempt, on any node, sees it.
+func (s *SharedThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time) {
+	s.endKey(penaltyKey(IPKey(ip)), o, pair, now)
+}
+
+func (s *SharedThrottle) beginKey(key string, now time.Time) (time.Duration, bool) {
+	wait, ok := s.local.beginKey(key, now)
 	if !ok {
 		return wait, false
 	}
-	key := IPKey(ip)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	res, err := s.store.BeginPenalty(ctx, penaltyKey(key), now, s.cfg)
+	res, err := s.store.BeginPenalty(ctx, key, now, s.cfg)
 	cancel()
 	if err != nil {
 		s.storeError("reading the shared login penalty", err, now)
@@ -102,7 +112,7 @@ func (s *SharedThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, boo
 		return wait, true
 	}
 	if !res.Admitted {
-		s.local.End(ip, Abandoned, PairTag{}, now)
+		s.local.endKey(key, Abandoned, PairTag{}, now)
 		return s.cfg.Max, false
 	}
 	s.mu.Lock()
@@ -111,17 +121,14 @@ func (s *SharedThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, boo
 	return max(wait, res.Start.Sub(now)), true
 }
 
-// End implements Throttle. A failure is written before the login's reply
-// goes out, so the next attempt, on any node, sees it.
-func (s *SharedThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time) {
+func (s *SharedThrottle) endKey(key string, o Outcome, pair PairTag, now time.Time) {
 	// The local throttle only spaces out attempts in flight: failures count
 	// in the store alone, so that a success on any node clears them all.
 	lo := o
 	if lo == Failed {
 		lo = Abandoned
 	}
-	s.local.End(ip, lo, pair, now)
-	key := IPKey(ip)
+	s.local.endKey(key, lo, pair, now)
 	s.mu.Lock()
 	release := s.counted[key] > 0
 	if release {
@@ -140,13 +147,13 @@ func (s *SharedThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Ti
 	var err error
 	switch {
 	case o == Failed:
-		err = s.store.FailPenalty(ctx, penaltyKey(key), pair, release, now, s.cfg)
+		err = s.store.FailPenalty(ctx, key, pair, release, now, s.cfg)
 	case o == Succeeded && release:
 		// Only a block that had a penalty when the attempt began costs a
 		// write: a clean success stays at the one read of Begin.
-		err = s.store.ClearPenalty(ctx, penaltyKey(key))
+		err = s.store.ClearPenalty(ctx, key)
 	case release:
-		err = s.store.ReleasePenalty(ctx, penaltyKey(key))
+		err = s.store.ReleasePenalty(ctx, key)
 	}
 	if err != nil {
 		s.storeError("writing the shared login penalty", err, now)
