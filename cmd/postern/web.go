@@ -40,6 +40,7 @@ func (s *server) setupWeb() {
 	s.web.Handle("/", web.New(web.Config{
 		Service:  s.svc,
 		Sessions: s.db,
+		Auth:     s.gw, // the gateway of the protocols (listeners.go): web failures count and throttle alike
 		Log:      s.log,
 		Secure:   secure,
 		Settings: settings,

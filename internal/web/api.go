@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/auth"
 )
 
 // maxBody bounds every request body: the largest legitimate one is a
@@ -38,6 +39,10 @@ func statusOf(code string) int {
 // codeReauth: the action needs the main password entered within the
 // re-authentication window.
 const codeReauth = "reauth_required"
+
+// codeThrottled: a sign-in or password check refused unchecked because too
+// many attempts of the client or against the account are waiting (429).
+const codeThrottled = auth.CodeThrottled
 
 type apiErrorBody struct {
 	Error struct {
@@ -137,7 +142,7 @@ func (s *Server) apiSignin(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	m, err := s.checkSignin(r, in.Email, in.Password)
+	m, err := s.checkSignin(r, in.Email, in.Password, "API")
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -350,23 +355,22 @@ func (s *Server) apiPassword(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 }
 
 // changePasswordFor changes the main password (the current one is the
-// re-authentication), then signs out every other web session of the member.
+// re-authentication, checked by the gateway like a sign-in), then signs out
+// every other web session of the member.
 func (s *Server) changePasswordFor(r *http.Request, rc *reqCtx, current, newPw string, deleteApps bool, via string) error {
 	ctx := r.Context()
 	ip := s.cfg.ClientIP(r)
-	if wait := s.throttle.blocked(ip, rc.member.Email, s.now()); wait > 0 {
-		return throttledError(wait)
-	}
-	err := s.svc.ChangePassword(ctx, rc.member, current, newPw, false, deleteApps, s.actor(r, via))
-	if err != nil {
-		// EFORBIDDEN from ChangePassword means the current password was wrong:
-		// a guess like a failed sign-in.
-		if account.ErrorCode(err) == account.EFORBIDDEN {
-			s.throttle.fail(ip, rc.member.Email, s.now())
+	if _, err := s.auth.SignIn(ctx, s.attempt(r, rc.member.Email, current, "PASSWORD-CHANGE")); err != nil {
+		if account.ErrorCode(err) == account.EUNAUTHORIZED {
+			return account.Errorf(account.EFORBIDDEN, "The current password is not correct.")
 		}
 		return err
 	}
-	s.throttle.succeed(rc.member.Email)
+	// skipCurrent: SignIn has just checked it, and a second hash would only
+	// double the cost.
+	if err := s.svc.ChangePassword(ctx, rc.member, "", newPw, true, deleteApps, s.actor(r, via)); err != nil {
+		return err
+	}
 	n, err := s.sessions.DeleteMemberWebSessions(ctx, rc.member.ID, rc.rec.IDHash)
 	if err != nil {
 		return err

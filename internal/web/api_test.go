@@ -243,24 +243,6 @@ func TestAppPasswordNeverSignsIn(t *testing.T) {
 	}
 }
 
-func TestSigninThrottle(t *testing.T) {
-	e := newEnv(t, false)
-	e.member("alice@new.example", "")
-	c := e.client()
-	for i := 0; i < accountFree; i++ {
-		wantCode(t, c.signinAPI("alice@new.example", fmt.Sprintf("wrong %d", i)), 401, "unauthorized")
-	}
-	// Locked: even the right password is refused without being checked.
-	wantCode(t, c.signinAPI("alice@new.example", testPassword), 429, codeThrottled)
-	e.advance(2 * time.Second)
-	wantStatus(t, c.signinAPI("alice@new.example", testPassword), 200)
-	// Unknown addresses are throttled alike, so the lock tells nothing.
-	for i := 0; i < accountFree; i++ {
-		wantCode(t, c.signinAPI("ghost@new.example", "wrong"), 401, "unauthorized")
-	}
-	wantCode(t, c.signinAPI("ghost@new.example", "wrong"), 429, codeThrottled)
-}
-
 func TestSuspendedMemberSignedOut(t *testing.T) {
 	e := newEnv(t, false)
 	m := e.member("alice@new.example", "")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/passhash"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/store/storetest"
@@ -24,17 +25,28 @@ import (
 
 const testPassword = "correct horse battery"
 
-// env is a web server over a real SQLite store, with a clock the test moves.
+// env is a web server over a real SQLite store and a real authentication
+// gateway, with a clock the test moves.
 type env struct {
 	t   *testing.T
 	db  *sqlstore.DB
 	svc *account.Service
+	gw  *auth.Gateway
 	srv *Server
 	ts  *httptest.Server
 
 	mu   sync.Mutex
 	now  time.Time
-	real bool // the wall clock (browser tests) instead of now
+	off  time.Duration // how far advance moved: the gateway's clock is the wall clock plus off
+	real bool          // the wall clock (browser tests) instead of now
+}
+
+// gwNow is the gateway's clock: its throttles sleep real time, so it runs
+// with the wall clock, moved forward by advance like the service's.
+func (e *env) gwNow() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return time.Now().Add(e.off)
 }
 
 func (e *env) Now() time.Time {
@@ -49,12 +61,19 @@ func (e *env) Now() time.Time {
 func (e *env) advance(d time.Duration) {
 	e.mu.Lock()
 	e.now = e.now.Add(d)
+	e.off += d
 	e.mu.Unlock()
 }
 
-func newEnv(t *testing.T, secure bool) *env { return newEnvClock(t, secure, false) }
+func newEnv(t *testing.T, secure bool) *env { return newEnvAuth(t, secure, false, nil) }
 
-func newEnvClock(t *testing.T, secure, real bool) *env {
+// fastThrottle keeps the per-IP and per-account delays of the gateway at
+// milliseconds, so that tests of other things are not slowed by failures.
+var fastThrottle = auth.ThrottleConfig{Base: time.Millisecond, Max: 2 * time.Millisecond}
+
+// newEnvAuth is newEnv with the wall clock when real, and mod applied to the
+// gateway's configuration (throttles with millisecond delays by default).
+func newEnvAuth(t *testing.T, secure, real bool, mod func(*auth.Config)) *env {
 	t.Helper()
 	e := &env{t: t, db: storetest.OpenSQLite(t), now: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC), real: real}
 	e.svc = account.NewService(e.db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}),
@@ -62,7 +81,18 @@ func newEnvClock(t *testing.T, secure, real bool) *env {
 	e.svc.Now = e.Now
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.svc.Log = log
-	e.srv = New(Config{Service: e.svc, Sessions: e.db, Log: log, Now: e.Now, Secure: secure,
+	acfg := auth.Config{Service: e.svc, Store: e.db, Key: e.svc.Config.Key, Log: log, Now: e.gwNow,
+		ThrottleConfig: fastThrottle, WebAccountThrottle: fastThrottle, FlushInterval: 10 * time.Millisecond}
+	if mod != nil {
+		mod(&acfg)
+	}
+	gw, err := auth.New(acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	e.gw = gw
+	e.srv = New(Config{Service: e.svc, Sessions: e.db, Auth: gw, Log: log, Now: e.Now, Secure: secure,
 		Settings: ServerSettings{Host: "mail.example.com", IMAPSPort: 993, IMAPPort: 143, SubmissionsPort: 465,
 			SubmissionPort: 587, POP3SPort: 995, WebPort: 443, WebTLS: true}})
 	if secure {

@@ -4,11 +4,13 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/auth"
 )
 
 // page wraps a handler of a signed-in page: without a session it sends the
@@ -120,7 +122,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 		s.renderSignin(w, r, http.StatusForbidden, d, "err.csrf")
 		return
 	}
-	m, err := s.checkSignin(r, d.Email, r.PostFormValue("password"))
+	m, err := s.checkSignin(r, d.Email, r.PostFormValue("password"), "FORM")
 	switch account.ErrorCode(err) {
 	case "":
 	case account.EUNAUTHORIZED:
@@ -143,42 +145,19 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 }
 
-// checkSignin verifies a main password for the web UI or the API. App
-// passwords never sign in here. An unknown address costs the same hash as a
-// known one, a suspended member is told only after the right password, and
-// every failure is the same account.ErrAuthFailed.
-func (s *Server) checkSignin(r *http.Request, email, pw string) (account.Member, error) {
-	ctx := r.Context()
-	ip := s.cfg.ClientIP(r)
-	key := strings.ToLower(strings.TrimSpace(email))
-	if len(key) > 320 {
-		key = key[:320]
-	}
-	if wait := s.throttle.blocked(ip, key, s.now()); wait > 0 {
-		s.log.Info("web sign-in throttled", "ip", ip)
-		return account.Member{}, throttledError(wait)
-	}
-	m, err := s.svc.Member(ctx, email)
-	if c := account.ErrorCode(err); c != "" && c != account.ENOTFOUND && c != account.EINVALID {
-		return account.Member{}, err
-	}
-	reason := ""
-	if err != nil {
-		s.svc.CheckMainPassword(ctx, account.Member{}, pw) // same cost as a known member
-		reason = "unknown-user"
-	} else if err := s.svc.CheckMainPassword(ctx, m, pw); err != nil {
-		reason = "bad-password"
-	} else if m.State != account.StateActive {
-		reason = "suspended"
-	}
-	if reason != "" {
-		s.throttle.fail(ip, key, s.now())
-		s.log.Info("web sign-in failed", "ip", ip, "reason", reason)
-		return account.Member{}, account.ErrAuthFailed
-	}
-	s.throttle.succeed(key)
-	s.log.Info("web sign-in", "member", m.Email, "ip", ip)
-	return m, nil
+// checkSignin verifies a main password for the web UI or the API through
+// the authentication gateway (Authenticator), which throttles, records and
+// counts the attempt like a third-party login. App passwords never sign in
+// here; every failure is the same account.ErrAuthFailed.
+func (s *Server) checkSignin(r *http.Request, email, pw, mechanism string) (account.Member, error) {
+	return s.auth.SignIn(r.Context(), s.attempt(r, email, pw, mechanism))
+}
+
+// attempt describes a main-password check of request r for the gateway.
+func (s *Server) attempt(r *http.Request, email, pw, mechanism string) auth.Attempt {
+	ip, _ := netip.ParseAddr(s.cfg.ClientIP(r)) // unparsable: the zero Addr, the gateway's "unknown peer"
+	return auth.Attempt{User: email, Secret: pw, Protocol: auth.Web, Mechanism: mechanism,
+		RemoteIP: ip, TLS: r.TLS != nil || s.cfg.Secure}
 }
 
 func (s *Server) signout(w http.ResponseWriter, r *http.Request, rc *reqCtx) {

@@ -64,7 +64,7 @@ func TestProfileDownloadStateless(t *testing.T) {
 	// A second node: its own Server over the same database, its own log.
 	var logs lockedBuffer
 	node2 := &env{t: t, db: e.db, svc: e.svc}
-	node2.srv = New(Config{Service: e.svc, Sessions: e.db, Now: e.Now, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+	node2.srv = New(Config{Service: e.svc, Sessions: e.db, Auth: e.gw, Now: e.Now, Log: slog.New(slog.NewTextHandler(&logs, nil)),
 		Settings: ServerSettings{Host: "mail.example.com", IMAPSPort: 993, SubmissionsPort: 465, WebPort: 443, WebTLS: true}})
 	node2.ts = httptest.NewServer(node2.srv)
 	t.Cleanup(node2.ts.Close)

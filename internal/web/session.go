@@ -159,17 +159,15 @@ func (s *Server) reauthFresh(rc *reqCtx) bool {
 }
 
 // reauthenticate checks the main password and, when right, renews the
-// session's re-authentication time. It counts toward sign-in throttling.
+// session's re-authentication time. It goes through the gateway like a
+// sign-in: throttled, recorded and counted.
 func (s *Server) reauthenticate(ctx context.Context, r *http.Request, rc *reqCtx, pw string) error {
-	ip := s.cfg.ClientIP(r)
-	if wait := s.throttle.blocked(ip, rc.member.Email, s.now()); wait > 0 {
-		return throttledError(wait)
+	if _, err := s.auth.SignIn(ctx, s.attempt(r, rc.member.Email, pw, "REAUTH")); err != nil {
+		if account.ErrorCode(err) == account.EUNAUTHORIZED {
+			return account.Errorf(account.EFORBIDDEN, "The password is not correct.")
+		}
+		return err
 	}
-	if err := s.svc.CheckMainPassword(ctx, rc.member, pw); err != nil {
-		s.throttle.fail(ip, rc.member.Email, s.now())
-		return account.Errorf(account.EFORBIDDEN, "The password is not correct.")
-	}
-	s.throttle.succeed(rc.member.Email)
 	now := s.now().UTC()
 	if err := s.sessions.ReauthWebSession(ctx, rc.rec.IDHash, now); err != nil {
 		return err

@@ -2,16 +2,18 @@
 // assets embedded in the binary) and the member JSON API of SPEC §6. Both
 // apply every rule through account.Service, so a page and an API call can
 // never disagree; this package adds only sessions, re-authentication, CSRF
-// and cross-origin protection, throttling of sign-in failures, and rendering.
+// and cross-origin protection, and rendering; main-password checks (sign-in,
+// re-authentication) go through the authentication gateway (Authenticator).
 //
 // Wiring (cmd/postern):
 //
-//	h := web.New(web.Config{Service: svc, Sessions: db, Log: logger,
+//	h := web.New(web.Config{Service: svc, Sessions: db, Auth: gw, Log: logger,
 //		Secure: tlsInFront, Settings: web.ServerSettings{Host: "mail.example.com", IMAPSPort: 993, ...}})
 //	mux.Handle("/", h) // next to /healthz, /metrics and /dav/
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,11 +22,23 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/web/websession"
 )
 
 // SessionStore keeps web sessions; *sqlstore.DB implements it.
 type SessionStore = websession.Store
+
+// Authenticator checks main passwords for the sign-in, re-authentication and
+// password-change forms; *auth.Gateway implements it (Gateway.SignIn). It
+// throttles per client IP and per account (shared between nodes on
+// PostgreSQL), keeps login records, and counts failures toward the account's
+// consecutive-failure limit like every third-party protocol. Errors are
+// account.Errors: EUNAUTHORIZED for every failure, auth.CodeThrottled (429),
+// EUNAVAILABLE.
+type Authenticator interface {
+	SignIn(ctx context.Context, a auth.Attempt) (account.Member, error)
+}
 
 // ServerSettings are what a mail or calendar app needs to connect: shown
 // after an app password is created, and put into the Thunderbird autoconfig
@@ -46,6 +60,7 @@ type ServerSettings struct {
 type Config struct {
 	Service  *account.Service
 	Sessions SessionStore
+	Auth     Authenticator // required
 	Log      *slog.Logger
 	Now      func() time.Time // time.Now when nil; tests move it forward
 	// Secure: TLS is in front of the web listener. Cookies get Secure and the
@@ -71,7 +86,7 @@ type Server struct {
 	now      func() time.Time
 	mux      *http.ServeMux
 	cop      *http.CrossOriginProtection
-	throttle *throttle
+	auth     Authenticator
 
 	pruneMu   sync.Mutex
 	lastPrune time.Time
@@ -79,6 +94,9 @@ type Server struct {
 
 // New returns the handler of the web UI and the JSON API.
 func New(cfg Config) *Server {
+	if cfg.Auth == nil {
+		panic("web: Config.Auth is required: main passwords are checked by the authentication gateway")
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -99,9 +117,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		cfg: cfg, svc: cfg.Service, sessions: cfg.Sessions, log: cfg.Log, now: cfg.Now,
-		mux:      http.NewServeMux(),
-		cop:      http.NewCrossOriginProtection(),
-		throttle: newThrottle(),
+		mux:  http.NewServeMux(),
+		cop:  http.NewCrossOriginProtection(),
+		auth: cfg.Auth,
 	}
 	s.routes()
 	return s
