@@ -35,10 +35,9 @@ type env struct {
 	srv *Server
 	ts  *httptest.Server
 
-	mu   sync.Mutex
-	now  time.Time
-	off  time.Duration // how far advance moved: the gateway's clock is the wall clock plus off
-	real bool          // the wall clock (browser tests) instead of now
+	mu  sync.Mutex
+	now time.Time
+	off time.Duration // how far advance moved: the gateway's clock is the wall clock plus off
 }
 
 // gwNow is the gateway's clock: its throttles sleep real time, so it runs
@@ -52,9 +51,6 @@ func (e *env) gwNow() time.Time {
 func (e *env) Now() time.Time {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.real {
-		return time.Now()
-	}
 	return e.now
 }
 
@@ -65,17 +61,17 @@ func (e *env) advance(d time.Duration) {
 	e.mu.Unlock()
 }
 
-func newEnv(t *testing.T, secure bool) *env { return newEnvAuth(t, secure, false, nil) }
+func newEnv(t *testing.T, secure bool) *env { return newEnvAuth(t, secure, nil) }
 
 // fastThrottle keeps the per-IP and per-account delays of the gateway at
 // milliseconds, so that tests of other things are not slowed by failures.
 var fastThrottle = auth.ThrottleConfig{Base: time.Millisecond, Max: 2 * time.Millisecond}
 
-// newEnvAuth is newEnv with the wall clock when real, and mod applied to the
-// gateway's configuration (throttles with millisecond delays by default).
-func newEnvAuth(t *testing.T, secure, real bool, mod func(*auth.Config)) *env {
+// newEnvAuth is newEnv with mod applied to the gateway's configuration
+// (throttles with millisecond delays by default).
+func newEnvAuth(t *testing.T, secure bool, mod func(*auth.Config)) *env {
 	t.Helper()
-	e := &env{t: t, db: storetest.OpenSQLite(t), now: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC), real: real}
+	e := &env{t: t, db: storetest.OpenSQLite(t), now: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
 	e.svc = account.NewService(e.db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}),
 		account.Config{Key: []byte("0123456789abcdef0123456789abcdef"), BaseURL: "https://mail.example.com"})
 	e.svc.Now = e.Now

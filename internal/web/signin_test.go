@@ -21,7 +21,7 @@ var slowThrottle = auth.ThrottleConfig{Free: 1, Base: time.Hour, Max: time.Hour,
 // web attempt (API, form or re-authentication) is refused with 429, even
 // with the right password, and unknown addresses alike; a quiet hour forgets.
 func TestSigninThrottle(t *testing.T) {
-	e := newEnvAuth(t, false, false, func(c *auth.Config) { c.WebAccountThrottle = slowThrottle })
+	e := newEnvAuth(t, false, func(c *auth.Config) { c.WebAccountThrottle = slowThrottle })
 	e.member("alice@new.example", "")
 	c := e.client()
 	for i := range 2 {
@@ -54,7 +54,7 @@ func TestSigninThrottle(t *testing.T) {
 // TestSigninIPThrottle: failures from one address against several accounts
 // slow that address down (the gateway's per-IP throttle), for any account.
 func TestSigninIPThrottle(t *testing.T) {
-	e := newEnvAuth(t, false, false, func(c *auth.Config) { c.ThrottleConfig = slowThrottle })
+	e := newEnvAuth(t, false, func(c *auth.Config) { c.ThrottleConfig = slowThrottle })
 	e.member("alice@new.example", "")
 	wantCode(t, e.client().signinAPI("bob@new.example", "wrong password"), 401, "unauthorized")
 	wantStatus(t, e.client().signinForm("carol@new.example", "wrong password"), 401)
