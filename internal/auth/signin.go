@@ -73,11 +73,13 @@ func throttled(reason string) error {
 // The pause itself does not apply to the web: the member must still be able
 // to sign in there to change the password and delete app passwords, and a
 // pause that blocked the web would hand anyone who knows the address a way
-// to lock the member out of the remedy. The web has its own per-account
-// schedule instead (DefaultWebAccountThrottle), kept with the per-IP
-// penalties and so shared between nodes too, which also limits guessing on
-// the web while a pause holds (the counter counts nothing then). A correct
-// sign-in during a pause leaves the pause in place: it ends at its time.
+// to keep the member from the remedy for 15 minutes at a time. The web has
+// its own per-account schedule instead (DefaultWebAccountThrottle), kept
+// with the per-IP penalties and so shared between nodes too: it limits
+// guessing on the web, also while a pause holds (the counter counts nothing
+// then), and someone flooding it can at worst make the member's attempt
+// wait its backlog or be refused with "try again". A correct sign-in during
+// a pause leaves the pause in place: it ends at its time.
 //
 // Errors: account.ErrAuthFailed's message with code EUNAUTHORIZED for every
 // wrong address, password or suspended member; CodeThrottled, at once, when
