@@ -64,24 +64,38 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if options.BodyStructure != nil {
 			rw.WriteBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(body)))
 		}
-		for _, bs := range options.BodySection {
-			b := imapserver.ExtractBodySection(bytes.NewReader(body), bs)
-			if err := writeLiteral(rw.WriteBodySection(bs, int64(len(b))), b); err != nil {
-				return err
-			}
-		}
-		for _, bs := range options.BinarySection {
-			b := imapserver.ExtractBinarySection(bytes.NewReader(body), bs)
-			if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
-				return err
-			}
-		}
-		for _, bs := range options.BinarySectionSize {
-			rw.WriteBinarySectionSize(bs, imapserver.ExtractBinarySectionSize(bytes.NewReader(body), bs))
+		if err := writeSections(rw, body, options); err != nil {
+			// rw holds go-imap's response encoder lock until Close: without
+			// it, a write error (client gone, or a revoked session cut by
+			// abort) left go-imap's serve goroutine and the revocation's
+			// BYE waiting for ever, and the session never ended.
+			rw.Close()
+			return err
 		}
 		if err := rw.Close(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// writeSections writes the body sections and binary sections of a FETCH
+// response; it stops at the first write error.
+func writeSections(rw *imapserver.FetchResponseWriter, body []byte, options *imap.FetchOptions) error {
+	for _, bs := range options.BodySection {
+		b := imapserver.ExtractBodySection(bytes.NewReader(body), bs)
+		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(b))), b); err != nil {
+			return err
+		}
+	}
+	for _, bs := range options.BinarySection {
+		b := imapserver.ExtractBinarySection(bytes.NewReader(body), bs)
+		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
+			return err
+		}
+	}
+	for _, bs := range options.BinarySectionSize {
+		rw.WriteBinarySectionSize(bs, imapserver.ExtractBinarySectionSize(bytes.NewReader(body), bs))
 	}
 	return nil
 }
