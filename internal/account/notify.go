@@ -128,10 +128,11 @@ If you did not change it yourself, contact your administrator now.
 // PausedMessage is sent when third-party logins are paused after too many failures.
 func (s *Service) PausedMessage(m Member, until time.Time, lastIP string) Message {
 	now := s.Now().UTC()
-	body := fmt.Sprintf(`There were too many failed third-party app logins to your account %s
-(the last one from %s). Third-party app logins are paused until %s.
+	body := fmt.Sprintf(`There were too many failed logins to your account %s, from third-party
+apps or the sign-in page (the last one from %s). Third-party app logins are paused
+until %s; you can still sign in to the web.
 
-If these were not your apps, someone may be guessing your password. Change your
+If these were not you or your apps, someone may be guessing your password. Change your
 password and check your third-party app passwords: %s
 `, m.Email, lastIP, until.UTC().Format(time.RFC1123), s.link("/security"))
 	return s.message(m, MsgAccountPaused, "Third-party app logins to your account were paused", body, now,
