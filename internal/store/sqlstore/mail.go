@@ -77,7 +77,11 @@ func (s *Mail) Mailbox(ctx context.Context, memberID int64, name string) (mailst
 	if err := db.ensureAccount(ctx, memberID); err != nil {
 		return mailstore.Mailbox{}, mailErr("mailbox", err)
 	}
-	mb, err := scanMailbox(db.SQL.QueryRowContext(ctx, db.q(`SELECT `+mailboxCols+` FROM mailboxes WHERE member_id = ? AND name_key = ?`), memberID, key))
+	stmt, err := db.prepared(ctx, db.q(`SELECT `+mailboxCols+` FROM mailboxes WHERE member_id = ? AND name_key = ?`)) // every POP3 login
+	if err != nil {
+		return mailstore.Mailbox{}, mailErr("mailbox", err)
+	}
+	mb, err := scanMailbox(stmt.QueryRowContext(ctx, memberID, key))
 	if notFound(err) {
 		return mailstore.Mailbox{}, account.ErrNotFound
 	}

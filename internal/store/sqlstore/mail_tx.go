@@ -78,7 +78,11 @@ func (db *DB) ensureAccountTx(ctx context.Context, tx *sql.Tx, memberID int64) e
 // read, no write lock) when the account exists.
 func (db *DB) ensureAccount(ctx context.Context, memberID int64) error {
 	var one int
-	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT 1 FROM mail_accounts WHERE member_id = ?`), memberID).Scan(&one)
+	stmt, err := db.prepared(ctx, db.q(`SELECT 1 FROM mail_accounts WHERE member_id = ?`)) // every POP3 login and SELECT
+	if err != nil {
+		return err
+	}
+	err = stmt.QueryRowContext(ctx, memberID).Scan(&one)
 	if err == nil {
 		return nil
 	}

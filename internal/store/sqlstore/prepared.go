@@ -17,7 +17,8 @@ type stmtCache struct {
 // connection the first time it runs there, and the statement is safe for
 // concurrent use.
 //
-// It is for the queries every login runs (Credentials, AuthState): on
+// It is for the queries every login runs (Credentials, AuthState, and for
+// POP3 the mail account check and the INBOX lookup): on
 // SQLite, parsing and planning the Credentials join on every call cost a
 // quarter of the server's CPU at 16 clients (pprof, bench/ and
 // docs/benchmarks.md); a prepared statement parses once.
