@@ -58,6 +58,9 @@ func TestMailEngines(t *testing.T) {
 		t.Run("last used", f.testLastUsed)
 		t.Run("IDLE sees new mail", f.testIdleNewMail)
 		t.Run("revocation", f.testRevocation)
+		if in.Engine == "sqlite" { // session handling does not depend on the store
+			t.Run("revocation of a session stuck writing", f.testStuckWriterRevocation)
+		}
 	})
 }
 
