@@ -114,18 +114,19 @@ func runCmd(args []string) error {
 
 // bench is one run: its configuration, servers and results.
 type bench struct {
-	cfg     *runConfig
-	res     *results
-	targets []*proc // in the order of the tables: postern, dovecots, null
-	postern *proc   // the main Postern instance (SQLite, web on)
-	pdata   string  // its data folder
-	key     []byte
-	order   []string
-	started time.Time
-	ipSeq   int // next client address of srcIP, never reused within a run
-	machine string
-	mu      sync.Mutex // stopAll may run from the signal handler
-	workers int        // first srcIP of the load clients: worker w is srcIP(workers+w)
+	cfg      *runConfig
+	res      *results
+	targets  []*proc // in the order of the tables: postern, dovecots, null
+	postern  *proc   // the main Postern instance (SQLite, web on)
+	idleOnly []*proc // servers measured in the idle figure only
+	pdata    string  // its data folder
+	key      []byte
+	order    []string
+	started  time.Time
+	ipSeq    int // next client address of srcIP, never reused within a run
+	machine  string
+	mu       sync.Mutex // stopAll may run from the signal handler
+	workers  int        // first srcIP of the load clients: worker w is srcIP(workers+w)
 }
 
 func run(ctx context.Context, c *runConfig) error {
@@ -206,6 +207,26 @@ func (b *bench) startTargets(ctx context.Context) error {
 		}
 		b.postern = p
 		b.add(p)
+		// The same server with the Go garbage collector's target lowered
+		// (GOGC=50, a deployment setting like Dovecot's tuning): measured in
+		// the idle figure only, where the heap the collector keeps beyond
+		// the live one is a third of the RSS.
+		data := filepath.Join(c.work, "postern-gogc50")
+		if err := os.MkdirAll(data, 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(data, "secret.key"), key, 0o600); err != nil {
+			return err
+		}
+		if _, err := seed(ctx, filepath.Join(data, "postern.db"), key, c.members, 5, 0); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		g, err := startPostern("postern-gogc50", posternOpts{bin: c.postern, data: data, env: []string{"GOGC=50"}}, c.work)
+		if err != nil {
+			return err
+		}
+		b.idleOnly = append(b.idleOnly, g)
+		b.order = append(b.order, g.name)
 	}
 	for _, d := range c.dovecots {
 		name, o, err := parseDovecot(d)
@@ -241,10 +262,10 @@ func (b *bench) add(p *proc) {
 func (b *bench) stopAll() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, p := range b.targets {
+	for _, p := range append(b.targets, b.idleOnly...) {
 		p.stop()
 	}
-	b.targets = nil
+	b.targets, b.idleOnly = nil, nil
 }
 
 // rotated returns the targets in a different order each round, so that no

@@ -33,6 +33,7 @@ type posternOpts struct {
 	bin, data, database, secretFile string
 	web                             bool // also the web listener (revocation uses the JSON API)
 	extra                           []string
+	env                             []string // added to the environment
 }
 
 func startPostern(name string, o posternOpts, work string) (*proc, error) {
@@ -53,7 +54,7 @@ func startPostern(name string, o posternOpts, work string) (*proc, error) {
 	}
 	args = append(args, o.extra...)
 	cmd := exec.Command(o.bin, args...)
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), o.env...)
 	return startListing(name, cmd, filepath.Join(work, name+".log"))
 }
 
