@@ -142,8 +142,8 @@ CONF
 # Tuned for throughput (doc.dovecot.org: login process "high-performance
 # mode", auth cache, imap hibernation for IDLE): login processes serve many
 # connections (service_count = 0), one per CPU kept ready, the auth cache on,
-# and connections in IDLE moved to imap-hibernate so that their imap process
-# can exit.
+# mail processes reused, and connections in IDLE moved to imap-hibernate so
+# that their imap process can serve another.
 tuned=$(write_conf tuned 32143 32110 <<CONF
 auth_cache_size = 10M
 auth_cache_ttl = 1 hour
@@ -160,15 +160,20 @@ service pop3-login {
   client_limit = 15000
   vsz_limit = 1G
 }
+# The imap and pop3 processes are reused for further logins too
+# (service_count = 0: all users share one uid here, the condition Dovecot's
+# documentation sets for that), instead of one fork and exec per login.
 service imap {
+  service_count = 0
   process_limit = 12000
-  process_min_avail = $nproc
+  process_min_avail = 16
   unix_listener imap-master {
     user = \$default_internal_user
   }
 }
 service pop3 {
-  process_min_avail = $nproc
+  service_count = 0
+  process_min_avail = 16
 }
 imap_hibernate_timeout = 1s
 service imap-hibernate {
