@@ -48,6 +48,12 @@ type MessageInfo struct {
 	Size         int64
 }
 
+// Delivery is one recipient's copy of a submitted message.
+type Delivery struct {
+	MemberID int64
+	Body     []byte
+}
+
 // FlagOp is how StoreFlags changes flags.
 type FlagOp int
 
@@ -74,8 +80,12 @@ type Store interface {
 
 	// Append stores a message in mailboxID and returns its UID.
 	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
-	// Deliver appends body to the member's INBOX (SMTP delivery).
+	// Deliver appends body to the member's INBOX.
 	Deliver(ctx context.Context, memberID int64, body []byte) error
+	// DeliverAll appends each delivery to its member's INBOX in one
+	// transaction: every recipient gets the message or none does, so an SMTP
+	// client retrying after a failure never duplicates it.
+	DeliverAll(ctx context.Context, ds []Delivery) error
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
 	// Body returns the raw RFC 5322 message.

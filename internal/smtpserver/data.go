@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/postern/postern/internal/mailstore"
 	"io"
 	"net/netip"
 	"time"
@@ -70,15 +71,16 @@ func (c *conn) data(arg string) {
 		return
 	}
 	now := c.cfg.Now()
-	for _, r := range rcpts {
-		msg := append(c.traceHeaders(from, r.email, now), body...)
-		if err := c.cfg.Mail.Deliver(c.ctx, r.memberID, msg); err != nil {
-			// Recipients delivered before the failure keep their copy; a retry
-			// may duplicate it, which is better than losing the message.
-			c.log.Error("smtp: delivery failed", "member", from, "rcpt", r.email, "err", err)
-			c.reply(451, "4.3.0", "Delivery failed temporarily, try again later")
-			return
-		}
+	ds := make([]mailstore.Delivery, len(rcpts))
+	for i, r := range rcpts {
+		ds[i] = mailstore.Delivery{MemberID: r.memberID, Body: append(c.traceHeaders(from, r.email, now), body...)}
+	}
+	// All recipients in one transaction: a failure leaves no copy anywhere,
+	// so the client's retry after 451 duplicates nothing.
+	if err := c.cfg.Mail.DeliverAll(c.ctx, ds); err != nil {
+		c.log.Error("smtp: delivery failed", "member", from, "rcpts", len(rcpts), "err", err)
+		c.reply(451, "4.3.0", "Delivery failed temporarily, try again later")
+		return
 	}
 	c.log.Info("smtp: delivered", "member", from, "rcpts", len(rcpts), "bytes", len(body))
 	c.reply(250, "2.0.0", "Message accepted and delivered")

@@ -148,10 +148,15 @@ func TestDeliveryFailureIs451(t *testing.T) {
 	c := dial(t, e.addr)
 	c.login(e.alice.Email, alicePass)
 	c.wantCmd("MAIL FROM:<alice@example.test>", "250 ")
+	c.wantCmd("RCPT TO:<alice@example.test>", "250 ")
 	c.wantCmd("RCPT TO:<bob@other.test>", "250 ")
 	c.wantCmd("DATA", "354 ")
 	c.send("Subject: x\r\n\r\nx\r\n.\r\n")
 	if got := c.reply(); got != "451 4.3.0 Delivery failed temporarily, try again later\r\n" {
 		t.Fatalf("got %q", got)
+	}
+	// All or nothing: alice's copy was not kept, so a retry duplicates nothing.
+	if got := e.inbox(e.alice); len(got) != 0 {
+		t.Fatalf("alice's INBOX after a failed delivery: %q", got)
 	}
 }

@@ -220,7 +220,7 @@ type memMail struct {
 	n  int
 }
 
-func (m *memMail) Deliver(context.Context, int64, []byte) error {
+func (m *memMail) DeliverAll(context.Context, []mailstore.Delivery) error {
 	m.mu.Lock()
 	m.n++
 	m.mu.Unlock()

@@ -283,9 +283,11 @@ type failingMail struct {
 	failFor int64
 }
 
-func (f failingMail) Deliver(ctx context.Context, memberID int64, body []byte) error {
-	if memberID == f.failFor {
-		return errors.New("disk on fire")
+func (f failingMail) DeliverAll(ctx context.Context, ds []mailstore.Delivery) error {
+	for _, d := range ds {
+		if d.MemberID == f.failFor {
+			return errors.New("disk on fire")
+		}
 	}
-	return f.Store.Deliver(ctx, memberID, body)
+	return f.Store.DeliverAll(ctx, ds)
 }

@@ -70,6 +70,24 @@ func (s *Mail) Deliver(ctx context.Context, memberID int64, body []byte) error {
 	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error { return db.deliverTx(ctx, tx, memberID, body) }))
 }
 
+// DeliverAll appends every delivery in one transaction.
+func (s *Mail) DeliverAll(ctx context.Context, ds []mailstore.Delivery) error {
+	for _, d := range ds {
+		if err := checkSize(d.Body); err != nil {
+			return err
+		}
+	}
+	db := s.db
+	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error {
+		for _, d := range ds {
+			if err := db.deliverTx(ctx, tx, d.MemberID, d.Body); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
 // deliverTx appends body to the member's INBOX inside tx, creating the
 // default mailboxes when needed: writeEffects delivers notifications this way,
 // in the transaction of the change they report.

@@ -40,6 +40,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Events", testMailEvents},
 		{"ConcurrentAppends", testMailConcurrentAppends},
 		{"ConcurrentFirstDeliveries", testMailConcurrentDeliveries},
+		{"DeliverAllOrNothing", testMailDeliverAll},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
 	}

@@ -61,6 +61,29 @@ func testMailAppend(t *testing.T, e *MailEnv) {
 	wantEq(t, "UIDNEXT", e.Box(t, m, "INBOX").UIDNext, uint32(4))
 }
 
+// testMailDeliverAll: one SMTP message to several members lands for all of
+// them or, when one delivery fails, for none (the client's retry must not
+// duplicate it).
+func testMailDeliverAll(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	a, b := e.NewMember(t), e.NewMember(t)
+	ok := []mailstore.Delivery{{MemberID: a, Body: []byte("for a")}, {MemberID: b, Body: []byte("for b")}}
+	if err := e.Mail.DeliverAll(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, "a's INBOX", len(e.Bodies(t, e.Box(t, a, "INBOX").ID)), 1)
+	wantEq(t, "b's INBOX", len(e.Bodies(t, e.Box(t, b, "INBOX").ID)), 1)
+	// The second delivery is too big: the first must not stay behind.
+	bad := []mailstore.Delivery{{MemberID: a, Body: []byte("again for a")}, {MemberID: b, Body: make([]byte, mailstore.MaxMessageSize+1)}}
+	WantCode(t, e.Mail.DeliverAll(ctx, bad), account.EINVALID)
+	// A member that does not exist fails inside the transaction, after a's copy.
+	gone := []mailstore.Delivery{{MemberID: a, Body: []byte("again for a")}, {MemberID: 1 << 40, Body: []byte("x")}}
+	if err := e.Mail.DeliverAll(ctx, gone); err == nil {
+		t.Fatal("delivery to a missing member succeeded")
+	}
+	wantEq(t, "a's INBOX after failures", len(e.Bodies(t, e.Box(t, a, "INBOX").ID)), 1)
+}
+
 func testMailAppendRules(t *testing.T, e *MailEnv) {
 	ctx := context.Background()
 	m := e.NewMember(t)
