@@ -134,7 +134,7 @@ func (b *bench) figIdle(ctx context.Context) error {
 				settle = 4 * time.Second // imap-hibernate takes connections after imap_hibernate_timeout
 			}
 			time.Sleep(settle)
-			base := treeMemory(p.pid())
+			base := quiet(p.pid())
 			var held []*idleSet
 			have := 0
 			for _, n := range b.cfg.idleN {
@@ -168,3 +168,22 @@ func (b *bench) figIdle(ctx context.Context) error {
 }
 
 func isDovecot(p *proc) bool { return len(p.name) >= 7 && p.name[:7] == "dovecot" }
+
+// quiet waits until the server's process tree stops changing (Dovecot ends
+// the processes of the previous round's connections for a while after they
+// close) and returns its memory then: the baseline of a measurement.
+func quiet(pid int) memory {
+	m := treeMemory(pid)
+	stable := 0
+	for deadline := time.Now().Add(90 * time.Second); stable < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		n := treeMemory(pid)
+		if n.Procs == m.Procs && n.RSS <= m.RSS+m.RSS/50 && n.RSS >= m.RSS-m.RSS/50 {
+			stable++
+		} else {
+			stable = 0
+		}
+		m = n
+	}
+	return m
+}
