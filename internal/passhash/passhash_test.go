@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var cheap = Params{Memory: 64, Time: 1, Threads: 1, Concurrency: 2}
@@ -114,7 +115,38 @@ func TestConcurrencyBound(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Under contention a slot stays taken for a while after its hash (see
+	// done); all are free again soon after.
+	for deadline := time.Now().Add(10 * time.Second); len(h.slots) != 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if len(h.slots) != 0 {
 		t.Errorf("%d slots still held", len(h.slots))
+	}
+}
+
+// TestContendedSlotRests: a slot released while another hash waits stays
+// taken for a while (hashing gets at most half its CPUs under a flood), and
+// one released with nobody waiting is free at once.
+func TestContendedSlotRests(t *testing.T) {
+	h := New(Params{Memory: 64, Time: 1, Threads: 1, Concurrency: 1})
+	enc, _ := h.Hash(context.Background(), "pw")
+	if len(h.slots) != 0 {
+		t.Fatalf("uncontended: %d slots held after the hash", len(h.slots))
+	}
+	h.slots <- struct{}{} // a hash in progress
+	waiter := make(chan error, 1)
+	go func() { waiter <- h.Verify(context.Background(), enc, "pw") }()
+	for h.waiting.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	h.done(time.Now().Add(-time.Hour)) // the hash in progress ends, having taken "an hour"
+	if len(h.slots) != 1 {
+		t.Fatalf("the slot was released at once although a hash was waiting")
+	}
+	select {
+	case err := <-waiter:
+		t.Fatalf("the waiting hash ran before the slot's rest: %v", err)
+	case <-time.After(50 * time.Millisecond):
 	}
 }
