@@ -49,6 +49,11 @@ type ThrottleConfig struct {
 	Forget  time.Duration // an IP block with no failure for this long starts afresh (default 30 min)
 	Entries int           // most IP blocks kept; least recently used go first (default 100 000)
 	Recent  int           // failed pairs remembered per IP block (default 10)
+	// Burst is how many attempts may be in flight at once from an IP block
+	// with no failure on record before they are spaced out (default 10).
+	// Thunderbird opens several IMAP connections at once, and an office
+	// behind one NAT address logs in together at 9:00; neither has failed.
+	Burst int
 }
 
 func (c ThrottleConfig) withDefaults() ThrottleConfig {
@@ -72,6 +77,9 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 	}
 	if c.Recent <= 0 {
 		c.Recent = 10
+	}
+	if c.Burst <= 0 {
+		c.Burst = 10
 	}
 	return c
 }
@@ -114,7 +122,10 @@ func IPKey(ip netip.Addr) netip.Prefix {
 // failures so far, counting attempts still in flight as failures: N parallel
 // attempts are spaced out as N sequential failures would be, so opening many
 // connections at once buys nothing (Dovecot documents that gap in its own
-// penalty).
+// penalty). An address with no failure on record gets a burst of Burst
+// attempts in flight first, so that clients opening several connections at
+// once are not slowed; an attacker gains those few guesses once, after which
+// its failures are on record and every attempt in flight counts.
 type MemThrottle struct {
 	cfg ThrottleConfig
 
@@ -158,7 +169,11 @@ func (t *MemThrottle) beginKey(key string, now time.Time) (time.Duration, bool) 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(key, now)
-	d := t.cfg.Delay(e.failures + e.inflight)
+	pending := e.inflight
+	if e.failures == 0 {
+		pending = max(0, pending-t.cfg.Burst)
+	}
+	d := t.cfg.Delay(e.failures + pending)
 	start := now
 	if e.next.After(start) {
 		start = e.next

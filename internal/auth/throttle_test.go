@@ -131,17 +131,19 @@ func TestThrottleMappedAndSlash56ShareState(t *testing.T) {
 func TestThrottleParallelCannotBypass(t *testing.T) {
 	th := NewMemThrottle(ThrottleConfig{Backlog: time.Hour})
 	ip := netip.MustParseAddr("192.0.2.50")
-	// 8 connections start an attempt at the same instant: they are spaced
-	// out as 8 sequential failures would be.
+	// One failure puts the address on record; then 8 connections start an
+	// attempt at the same instant: they are spaced out as 8 sequential
+	// failures would be.
+	_, now := attempt(t, th, "192.0.2.50", t0, Failed, pairOf(100))
 	var waits []time.Duration
 	for range 8 {
-		w, ok := th.Begin(ip, t0)
+		w, ok := th.Begin(ip, now)
 		if !ok {
 			t.Fatal("refused")
 		}
 		waits = append(waits, w)
 	}
-	want := []time.Duration{0, 0, 2, 6, 14, 29, 44, 59}
+	want := []time.Duration{0, 2, 6, 14, 29, 44, 59, 74}
 	for i := range want {
 		want[i] *= time.Second
 	}
@@ -149,11 +151,35 @@ func TestThrottleParallelCannotBypass(t *testing.T) {
 		t.Fatalf("parallel waits %v, want %v", waits, want)
 	}
 	for i := range 8 {
-		th.End(ip, Failed, pairOf(i), t0.Add(waits[i]))
+		th.End(ip, Failed, pairOf(i), now.Add(waits[i]))
 	}
-	// The next sequential attempt carries the penalty of all 8.
-	if w, _ := attempt(t, th, "192.0.2.50", t0.Add(time.Minute), Failed, pairOf(99)); w != 15*time.Second {
+	// The next sequential attempt carries the penalty of all 9.
+	if w, _ := attempt(t, th, "192.0.2.50", now.Add(2*time.Minute), Failed, pairOf(99)); w != 15*time.Second {
 		t.Errorf("after 8 parallel failures: %v", w)
+	}
+}
+
+// TestThrottleBurstFromCleanAddress: a client that has not failed may open
+// several connections at once (Thunderbird, an office behind NAT) without
+// delay; beyond the burst they are spaced out all the same.
+func TestThrottleBurstFromCleanAddress(t *testing.T) {
+	th := NewMemThrottle(ThrottleConfig{Backlog: time.Hour})
+	ip := netip.MustParseAddr("192.0.2.52")
+	var waits []time.Duration
+	for range 16 {
+		w, ok := th.Begin(ip, t0)
+		if !ok {
+			t.Fatal("refused")
+		}
+		waits = append(waits, w)
+	}
+	for i, w := range waits[:10] {
+		if w != 0 {
+			t.Errorf("attempt %d of a burst from a clean address waits %v", i+1, w)
+		}
+	}
+	if waits[15] == 0 {
+		t.Errorf("16 parallel attempts from one address were not spaced out: %v", waits)
 	}
 }
 
