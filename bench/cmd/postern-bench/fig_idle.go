@@ -77,12 +77,15 @@ func (b *bench) figIdle(ctx context.Context) error {
 	rounds := min(b.cfg.rounds, 3)
 	for r := 0; r < rounds; r++ {
 		for _, p := range append(b.rotated(r), b.idleOnly...) {
-			settle := 2 * time.Second
+			settle, step := 2*time.Second, time.Second
 			if isDovecot(p) {
 				settle = 4 * time.Second // imap-hibernate takes connections after imap_hibernate_timeout
 			}
+			if b.cfg.quick {
+				settle, step = settle/4, step/5
+			}
 			time.Sleep(settle)
-			base := quiet(p.pid())
+			base := quiet(p.pid(), step)
 			var held []*idleSet
 			have := 0
 			for _, n := range b.cfg.idleN {
@@ -119,12 +122,13 @@ func isDovecot(p *proc) bool { return len(p.name) >= 7 && p.name[:7] == "dovecot
 
 // quiet waits until the server's process tree stops changing (Dovecot ends
 // the processes of the previous round's connections for a while after they
-// close) and returns its memory then: the baseline of a measurement.
-func quiet(pid int) memory {
+// close) and returns its memory then: the baseline of a measurement. It
+// samples every step and wants three samples alike.
+func quiet(pid int, step time.Duration) memory {
 	m := treeMemory(pid)
 	stable := 0
 	for deadline := time.Now().Add(90 * time.Second); stable < 3 && time.Now().Before(deadline); {
-		time.Sleep(time.Second)
+		time.Sleep(step)
 		n := treeMemory(pid)
 		if n.Procs == m.Procs && n.RSS <= m.RSS+m.RSS/50 && n.RSS >= m.RSS-m.RSS/50 {
 			stable++
