@@ -85,7 +85,16 @@ func (b *bench) figIdle(ctx context.Context) error {
 				settle, step = settle/4, step/5
 			}
 			time.Sleep(settle)
+			// The baseline is the server's before its first idle connection
+			// of the run: a Go server keeps the heap of a round's connections
+			// after they close (it is reused by the next round), so a later
+			// "before" would hide them.
 			base := quiet(p.pid(), step)
+			if first, ok := b.idleBase[p.name]; ok {
+				base = first
+			} else {
+				b.idleBase[p.name] = base
+			}
 			var held []*idleSet
 			have := 0
 			for _, n := range b.cfg.idleN {

@@ -160,3 +160,35 @@ func num(v float64) string {
 		return fmt.Sprintf("%.2f", v)
 	}
 }
+
+// mergeFrom adds the samples of path (an earlier run's results) whose figure
+// was not measured in this run, with their notes, so that one figure can be
+// measured again without the others.
+func (r *results) mergeFrom(path string, measured map[string]bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var old results
+	if err := json.Unmarshal(b, &old); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for _, s := range old.Samples {
+		fig := s.Figure
+		if fig == "scale-seed" {
+			fig = "scale"
+		}
+		if measured[fig] {
+			continue
+		}
+		for _, v := range s.Values {
+			r.add(s.Figure, s.Case, s.Metric, s.Target, v)
+		}
+	}
+	for fig, n := range old.Notes {
+		if !measured[fig] && r.Notes[fig] == "" {
+			r.Notes[fig] = n
+		}
+	}
+	return nil
+}

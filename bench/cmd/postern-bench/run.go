@@ -37,6 +37,7 @@ type runConfig struct {
 	scaleSmall int
 	scaleLarge int
 	cmdline    string
+	merge      string
 
 	resultsForTest *results // the results of the last run, for the harness's test
 }
@@ -63,6 +64,7 @@ func runCmd(args []string) error {
 	fs.IntVar(&c.members, "members", 1000, "members in the login figures (Dovecot's passwd-file must hold as many)")
 	rounds := fs.Int("rounds", 0, "rounds (default 3, quick 1)")
 	dur := fs.Duration("duration", 0, "duration of one throughput measurement (default 2s, quick 500ms)")
+	fs.StringVar(&c.merge, "merge", "", "results.json of an earlier run: its figures not measured now go into the report too")
 	floodN := fs.Int("flood", 0, "clients of the flood (default 200, quick 20)")
 	idle := fs.String("idle", "", "idle connection counts, ascending (default 1000,10000; quick 200)")
 	if err := fs.Parse(args); err != nil {
@@ -119,7 +121,8 @@ type bench struct {
 	targets  []*proc // in the order of the tables: postern, dovecots, null
 	postern  *proc   // the main Postern instance (SQLite, web on)
 	idleOnly []*proc // servers measured in the idle figure only
-	pdata    string  // its data folder
+	idleBase map[string]memory
+	pdata    string // its data folder
 	key      []byte
 	order    []string
 	started  time.Time
@@ -135,7 +138,7 @@ func run(ctx context.Context, c *runConfig) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
-	b := &bench{cfg: c, res: newResults(), started: time.Now(), machine: machine()}
+	b := &bench{cfg: c, res: newResults(), started: time.Now(), machine: machine(), idleBase: map[string]memory{}}
 	defer b.stopAll()
 	go func() {
 		if _, ok := <-sig; ok {
@@ -171,6 +174,11 @@ func run(ctx context.Context, c *runConfig) error {
 		fmt.Printf("== %s done in %s\n", s.name, time.Since(t).Round(time.Second))
 	}
 	b.stopAll()
+	if c.merge != "" {
+		if err := b.res.mergeFrom(c.merge, c.figures); err != nil {
+			return err
+		}
+	}
 	c.resultsForTest = b.res
 	elapsed := time.Since(b.started).Round(time.Second)
 	fmt.Printf("finished in %s\n", elapsed)
