@@ -44,19 +44,7 @@ func startListing(name string, cmd *exec.Cmd, logFile string) (*proc, error) {
 	}
 	p := &proc{name: name, cmd: cmd, addr: map[string]string{}}
 	p.pid = func() int { return cmd.Process.Pid }
-	p.stop = func() error {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		lf.Close()
-		return nil
-	}
+	p.stop = func() error { return stopProcess(cmd, lf) }
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -96,43 +84,30 @@ type memory struct {
 	Procs int
 }
 
+// stopProcess asks cmd to stop, kills its process group after 20 s, and
+// closes its log file.
+func stopProcess(cmd *exec.Cmd, log io.Closer) error {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	log.Close()
+	return nil
+}
+
 // treeMemory sums the memory of root and all its descendants.
 func treeMemory(root int) memory {
-	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: state, ppid, ...
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], pid)
-	}
 	var m memory
-	var walk func(int)
-	walk = func(pid int) {
+	for _, pid := range append([]int{root}, descendants(root)...) {
 		m.Procs++
 		m.RSS += statusField(pid, "VmRSS:")
 		m.PSS += rollupField(pid, "Pss:")
-		for _, c := range children[pid] {
-			walk(c)
-		}
 	}
-	walk(root)
 	return m
 }
 

@@ -79,19 +79,7 @@ func startDovecot(name string, o dovecotOpts, work string) (*proc, error) {
 	}
 	p := &proc{name: name, cmd: cmd, addr: map[string]string{"imap": o.imap, "pop3": o.pop3}}
 	p.pid = func() int { return cmd.Process.Pid }
-	p.stop = func() error {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		lf.Close()
-		return nil
-	}
+	p.stop = func() error { return stopProcess(cmd, lf) }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, a := range []string{o.imap, o.pop3} {
