@@ -60,6 +60,10 @@ type Member struct {
 	CreatedAt       time.Time
 	// DomainCreatedAt is carried with the member so the policy needs no second query.
 	DomainCreatedAt time.Time
+	// FailuresOnRecord is set by Store.Credentials when the authentication
+	// gateway holds failed logins or a pause for the member: without it, a
+	// successful login needs no second read of that state.
+	FailuresOnRecord bool
 }
 
 // Local returns the part before the @.

@@ -208,7 +208,9 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 	if err != nil && account.ErrorCode(err) != account.EUNAUTHORIZED {
 		return Login{}, g.finish(start, wait, &rec, unavailable(err))
 	}
-	if m.ID != 0 {
+	// A successful login of a member with no failure or pause on record (the
+	// common case, known from Verify's one query) skips the second read.
+	if m.ID != 0 && (err != nil || m.FailuresOnRecord) {
 		st, serr := g.store.AuthState(ctx, m.ID)
 		if serr != nil {
 			return Login{}, g.finish(start, wait, &rec, unavailable(serr))

@@ -217,8 +217,10 @@ func (db *DB) Members(ctx context.Context, domain string) ([]account.Member, err
 }
 
 const credentialsQuery = `SELECT ` + memberCols + `,
-		a.id, a.name, a.hash, a.created_at, a.last_used_at, a.last_used_protocol, a.last_used_ip` + memberFrom + `
+		a.id, a.name, a.hash, a.created_at, a.last_used_at, a.last_used_protocol, a.last_used_ip,
+		f.member_id IS NOT NULL` + memberFrom + `
 		LEFT JOIN app_passwords a ON a.member_id = m.id
+		LEFT JOIN auth_failures f ON f.member_id = m.id
 		WHERE m.email = ? ORDER BY a.created_at, a.id`
 
 // Credentials returns the member and its app passwords with one query (a
@@ -241,9 +243,11 @@ func (db *DB) Credentials(ctx context.Context, email string) (account.Member, []
 		var id, name, proto, ip sql.NullString
 		var hash []byte
 		var created, used sql.NullInt64
-		if err := scanMember(rows, &m, &id, &name, &hash, &created, &used, &proto, &ip); err != nil {
+		var failures dbBool
+		if err := scanMember(rows, &m, &id, &name, &hash, &created, &used, &proto, &ip, &failures); err != nil {
 			return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
 		}
+		m.FailuresOnRecord = bool(failures)
 		found = true
 		if id.Valid {
 			p := account.AppPassword{ID: id.String, MemberID: m.ID, Name: name.String, Hash: hash,

@@ -97,6 +97,39 @@ func TestAuthFailuresRepeatsAndReset(t *testing.T) {
 	})
 }
 
+// TestCredentialsFailuresOnRecord: the login query tells whether the
+// gateway must read the failure state (a failure or pause is on record).
+func TestCredentialsFailuresOnRecord(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := storetest.NewEnv(t, db)
+		m := e.Enforced(t, "onrecord")
+		onRecord := func() bool {
+			t.Helper()
+			got, _, err := db.Credentials(ctx, m.Email)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.FailuresOnRecord
+		}
+		if onRecord() {
+			t.Fatal("a new member has failures on record")
+		}
+		if _, err := db.RecordAuthFailure(ctx, m.ID, tagOf(1), time.Now(), 100, time.Minute, account.Effects{}); err != nil {
+			t.Fatal(err)
+		}
+		if !onRecord() {
+			t.Fatal("a failure is not on record")
+		}
+		if err := db.ResetAuthFailures(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		if onRecord() {
+			t.Fatal("failures still on record after a reset")
+		}
+	})
+}
+
 func TestLoginRecordsStore(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
