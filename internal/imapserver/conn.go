@@ -79,6 +79,8 @@ type connState struct {
 	obs      atomic.Int32
 	awaiting atomic.Bool
 	failed   error // set once the guard closed the connection
+
+	sess atomic.Pointer[session] // set once go-imap has the connection: shutdown says BYE through it
 }
 
 func newConnState(s *Server, raw net.Conn) *connState {
@@ -94,6 +96,16 @@ func (st *connState) conn() net.Conn {
 	st.tmu.Lock()
 	defer st.tmu.Unlock()
 	return st.transport
+}
+
+// shutdown ends the connection when the server closes: a connection served by
+// go-imap is told BYE first (RFC 9051 §7.1.5), the others are cut at once.
+func (st *connState) shutdown() {
+	if s := st.sess.Load(); s != nil {
+		s.end("Server shutting down")
+		return
+	}
+	st.abort()
 }
 
 // abort cuts the connection at once: a write stuck on a client that does

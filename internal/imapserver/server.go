@@ -132,7 +132,7 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 
 func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 	st := newConnState(s, raw)
-	if !s.conns.Track(st, st.abort) {
+	if !s.conns.Track(st, st.shutdown) {
 		raw.Close()
 		return
 	}

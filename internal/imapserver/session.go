@@ -55,11 +55,13 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Internal error."}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{
+	sess := &session{
 		srv: s, conn: c, st: vc.st, log: vc.st.log,
 		ctx: ctx, cancel: cancel,
 		changed: make(chan struct{}, 1),
-	}, nil, nil
+	}
+	vc.st.sess.Store(sess)
+	return sess, nil, nil
 }
 
 // The one reply to every failed login, whatever the reason (SPEC §5,
@@ -105,14 +107,17 @@ func (s *session) authenticate(user, secret, mech string) error {
 	return nil
 }
 
-// revoke ends the session because its credential was revoked. It may run on
-// any goroutine and must return at once; the BYE waits for any response
-// being written, so the connection is cut after a second in any case.
-func (s *session) revoke() {
+// revoke ends the session because its credential was revoked.
+func (s *session) revoke() { s.end("Session ended: the credential was revoked") }
+
+// end says BYE with text and closes the connection. It may run on any
+// goroutine and returns at once; the BYE waits for any response being
+// written, so the connection is cut after a second in any case.
+func (s *session) end(text string) {
 	go func() {
 		bye := make(chan struct{})
 		go func() {
-			s.conn.Bye("Session ended: the credential was revoked")
+			s.conn.Bye(text)
 			close(bye)
 		}()
 		select {
