@@ -102,7 +102,12 @@ func (st *connState) conn() net.Conn {
 // go-imap is told BYE first (RFC 9051 §7.1.5), the others are cut at once.
 func (st *connState) shutdown() {
 	if s := st.sess.Load(); s != nil {
-		s.end("Server shutting down")
+		// Close waits for these BYEs (a second at most) before it stops go-imap.
+		st.srv.byes.Add(1)
+		go func() {
+			defer st.srv.byes.Done()
+			s.endWait("Server shutting down")
+		}()
 		return
 	}
 	st.abort()

@@ -57,6 +57,8 @@ type Server struct {
 	// conns holds the listeners and the live connections, each tracked
 	// by its *connState from handle until connState.close.
 	conns *netserver.Group
+	// byes counts the BYEs said at shutdown; Close waits for them.
+	byes sync.WaitGroup
 }
 
 // New returns a Server for cfg.
@@ -170,6 +172,7 @@ func (s *Server) Close() error {
 		b.ln.Close()
 	}
 	err := s.conns.Close()
+	s.byes.Wait()
 	for _, b := range s.backends() {
 		b.srv.Close()
 	}

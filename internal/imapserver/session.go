@@ -111,21 +111,23 @@ func (s *session) authenticate(user, secret, mech string) error {
 func (s *session) revoke() { s.end("Session ended: the credential was revoked") }
 
 // end says BYE with text and closes the connection. It may run on any
-// goroutine and returns at once; the BYE waits for any response being
-// written, so the connection is cut after a second in any case.
-func (s *session) end(text string) {
+// goroutine and returns at once (see endWait).
+func (s *session) end(text string) { go s.endWait(text) }
+
+// endWait says BYE with text and closes the connection. The BYE waits for
+// any response being written, so the connection is cut after a second in
+// any case.
+func (s *session) endWait(text string) {
+	bye := make(chan struct{})
 	go func() {
-		bye := make(chan struct{})
-		go func() {
-			s.conn.Bye(text)
-			close(bye)
-		}()
-		select {
-		case <-bye:
-		case <-time.After(time.Second):
-		}
-		s.st.abort()
+		s.conn.Bye(text)
+		close(bye)
 	}()
+	select {
+	case <-bye:
+	case <-time.After(time.Second):
+	}
+	s.st.abort()
 }
 
 // onEvent runs on the publisher's goroutine: it only flags and signals.
