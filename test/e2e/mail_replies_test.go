@@ -52,6 +52,15 @@ var loginDialogues = []dialogue{
 	}},
 }
 
+// otherLast returns p with its last character changed (to "x", or "y" when
+// it already is "x": the test must never send the right password).
+func otherLast(p string) string {
+	if strings.HasSuffix(p, "x") {
+		return p[:len(p)-1] + "y"
+	}
+	return p[:len(p)-1] + "x"
+}
+
 // testFailureReplies: an unknown user, a wrong password and a main password
 // refused by policy (enforced domain, and setting on) get byte-identical
 // replies, read raw from the socket (SPEC §5; checklist 2.3, 2.4). Each
@@ -60,7 +69,7 @@ func (f *mailFixture) testFailureReplies(t *testing.T) {
 	creds := []struct{ what, user, password string }{
 		{"unknown user", "nobody@example.com", f.aliceApp.Password},
 		{"unknown domain", "alice@nowhere.example", f.aliceApp.Password},
-		{"wrong password", f.alice.Email, f.aliceApp.Password[:19] + "x"},
+		{"wrong password", f.alice.Email, otherLast(f.aliceApp.Password)},
 		{"main password, enforced domain", f.alice.Email, f.alice.Main},
 		{"main password, setting on", f.carol.Email, f.carol.Main},
 		{"inactive app password, setting off", f.bob.Email, f.bobInactive.Password},

@@ -11,6 +11,14 @@ import (
 	"time"
 )
 
+// slowReader reads at most 64 KiB per 5 ms.
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(5 * time.Millisecond)
+	return s.r.Read(p[:min(len(p), 64<<10)])
+}
+
 // testStuckWriterRevocation: a session whose client stopped reading in the
 // middle of a large FETCH or RETR (so the server is blocked writing) is
 // still closed when its app password is deleted: the revocation cannot wait
@@ -62,9 +70,13 @@ func (f *mailFixture) testStuckWriterRevocation(t *testing.T) {
 			defer wg.Done()
 			// Read what is left: the connection must end long before the
 			// three responses are complete.
+			// The client drains at a bounded pace (~12 MiB/s), like a slow
+			// network: revocation lets a response in progress finish for
+			// up to a second before it cuts the connection, and a client
+			// reading at loopback speed would take all 45 MiB in that time.
 			start := time.Now()
 			s.c.SetReadDeadline(time.Now().Add(revocationDeadline + 30*time.Second))
-			n, err := io.Copy(io.Discard, s.c.r)
+			n, err := io.Copy(io.Discard, slowReader{s.c.r})
 			var ne net.Error
 			switch {
 			case errors.As(err, &ne) && ne.Timeout():
