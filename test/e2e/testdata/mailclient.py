@@ -53,40 +53,30 @@ def unverified():
     return ctx
 
 
-def bound(cls, src):
-    """A subclass of imaplib.IMAP4 or poplib.POP3 whose socket binds to src."""
+def bound(cls, src, implicit_tls=False):
+    """A subclass of imaplib.IMAP4 or poplib.POP3 whose socket binds to src,
+    wrapped in TLS from the start when implicit_tls (IMAP4_SSL and POP3_SSL
+    take no source address)."""
 
     class Bound(cls):
         def _create_socket(self, timeout):
-            return socket.create_connection((self.host, self.port), timeout, source_address=(src, 0))
+            sock = socket.create_connection((self.host, self.port), timeout, source_address=(src, 0))
+            if implicit_tls:
+                return unverified().wrap_socket(sock, server_hostname=self.host)
+            return sock
 
     return Bound
 
 
 def imap_client(a):
-    if a["tls"] == "implicit":
-        # IMAP4_SSL has no source address: bind and wrap in a plain subclass.
-        class C(imaplib.IMAP4):
-            def _create_socket(self, timeout):
-                sock = socket.create_connection((self.host, self.port), timeout, source_address=(a["src"], 0))
-                return unverified().wrap_socket(sock, server_hostname=self.host)
-
-        return C(a["host"], a["port"], timeout=TIMEOUT)
-    c = bound(imaplib.IMAP4, a["src"])(a["host"], a["port"], timeout=TIMEOUT)
+    c = bound(imaplib.IMAP4, a["src"], a["tls"] == "implicit")(a["host"], a["port"], timeout=TIMEOUT)
     if a["tls"] == "starttls":
         c.starttls(ssl_context=unverified())
     return c
 
 
 def pop3_client(a):
-    if a["tls"] == "implicit":
-        class C(poplib.POP3):
-            def _create_socket(self, timeout):
-                sock = socket.create_connection((self.host, self.port), timeout, source_address=(a["src"], 0))
-                return unverified().wrap_socket(sock, server_hostname=self.host)
-
-        return C(a["host"], a["port"], timeout=TIMEOUT)
-    c = bound(poplib.POP3, a["src"])(a["host"], a["port"], timeout=TIMEOUT)
+    c = bound(poplib.POP3, a["src"], a["tls"] == "implicit")(a["host"], a["port"], timeout=TIMEOUT)
     if a["tls"] == "starttls":
         c.stls(context=unverified())
     return c
