@@ -67,6 +67,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&c.merge, "merge", "", "results.json of an earlier run: its figures not measured now go into the report too")
 	floodN := fs.Int("flood", 0, "clients of the flood (default 200, quick 20)")
 	idle := fs.String("idle", "", "idle connection counts, ascending (default 1000,10000; quick 200)")
+	conc := fs.String("conc", "", "client counts of the login figure (default 1,4,16,64; quick 1,16)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,6 +88,16 @@ func runCmd(args []string) error {
 	}
 	if *floodN > 0 {
 		c.floodN = *floodN
+	}
+	if *conc != "" {
+		c.conc = nil
+		for _, f := range strings.Split(*conc, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				return fmt.Errorf("--conc wants client counts such as 1,16, not %q", *conc)
+			}
+			c.conc = append(c.conc, n)
+		}
 	}
 	if *idle != "" {
 		c.idleN = nil
