@@ -32,6 +32,7 @@ type serveFlags struct {
 	web, imap, imaps, pop3, pop3s, submission, submissions string
 	tlsCert, tlsKey                                        string
 	plaintext                                              string
+	credCache                                              string        // --credential-cache (credcache.go)
 	scaleout                                               scaleoutFlags // --trusted-proxies, --auth-max-delay (scaleout.go)
 }
 
@@ -47,6 +48,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	a.configVar(fs, &f.plaintext, "plaintext-auth", "loopback", "passwords before TLS: never, loopback or always")
 	f.scaleout.register(a, fs) // scaleout.go
+	registerCredentialCache(a, fs, &f.credCache)
 }
 
 func serveSetup(a *app, fs *flag.FlagSet) runFunc {
@@ -141,6 +143,9 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 		collectors.NewBuildInfoCollector(),
 		collectors.NewDBStatsCollector(s.db.SQL, s.db.Dialect.String()),
 	)
+	if err := s.setupCredentialCache(); err != nil {
+		return nil, err
+	}
 	s.tailer = &events.Tailer{Store: s.db, Bus: s.bus, Log: s.log}
 	s.tasks = append(s.tasks, task{"events", func(ctx context.Context) error {
 		// Wake on LISTEN/NOTIFY (PostgreSQL: every node's commits) or on

@@ -19,7 +19,8 @@ type Store interface {
 	Members(ctx context.Context, domain string) ([]Member, error) // all when domain == ""
 
 	// Credentials returns a member and its app passwords in one round trip:
-	// the login hot path.
+	// the login hot path. A store may answer from memory when it can tell
+	// that nothing it returns has changed since (sqlstore's credential cache).
 	Credentials(ctx context.Context, email string) (Member, []AppPassword, error)
 
 	SetUseAppPasswords(ctx context.Context, memberID int64, on bool, fx Effects) error

@@ -216,61 +216,10 @@ func (db *DB) Members(ctx context.Context, domain string) ([]account.Member, err
 	return out, rows.Err()
 }
 
-const credentialsQuery = `SELECT ` + memberCols + `,
-		a.id, a.name, a.hash, a.created_at, a.last_used_at, a.last_used_protocol, a.last_used_ip,
-		f.member_id IS NOT NULL` + memberFrom + `
-		LEFT JOIN app_passwords a ON a.member_id = m.id
-		LEFT JOIN auth_failures f ON f.member_id = m.id
-		WHERE m.email = ? ORDER BY a.created_at, a.id`
-
-// Credentials returns the member and its app passwords with one query (a
-// LEFT JOIN: one row per app password, or one row of NULLs when there are
-// none), prepared once, since every third-party login goes through here.
-func (db *DB) Credentials(ctx context.Context, email string) (account.Member, []account.AppPassword, error) {
-	stmt, err := db.prepared(ctx, db.q(credentialsQuery))
-	if err != nil {
-		return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
-	}
-	rows, err := stmt.QueryContext(ctx, email)
-	if err != nil {
-		return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
-	}
-	defer rows.Close()
-	var m account.Member
-	var list []account.AppPassword
-	found := false
-	for rows.Next() {
-		var id, name, proto, ip sql.NullString
-		var hash []byte
-		var created, used sql.NullInt64
-		var failures dbBool
-		if err := scanMember(rows, &m, &id, &name, &hash, &created, &used, &proto, &ip, &failures); err != nil {
-			return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
-		}
-		m.FailuresOnRecord = bool(failures)
-		found = true
-		if id.Valid {
-			p := account.AppPassword{ID: id.String, MemberID: m.ID, Name: name.String, Hash: hash,
-				CreatedAt: fromMicros(created.Int64), LastUsedProtocol: proto.String, LastUsedIP: ip.String}
-			if used.Valid {
-				p.LastUsedAt = fromMicros(used.Int64)
-			}
-			list = append(list, p)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return account.Member{}, nil, fmt.Errorf("credentials: %w", err)
-	}
-	if !found {
-		return account.Member{}, nil, fmt.Errorf("member: %w", account.ErrNotFound)
-	}
-	return m, list, nil
-}
-
 // updateMember runs one UPDATE of the member memberID and writes fx, in one
 // transaction; ErrNotFound when there is no such member.
 func (db *DB) updateMember(ctx context.Context, memberID int64, fx account.Effects, query string, args ...any) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.memberTx(ctx, memberID, func(tx *sql.Tx) error {
 		if err := db.execOne(ctx, tx, memberMissing(memberID), query, append(args, memberID)...); err != nil {
 			return err
 		}
@@ -293,7 +242,7 @@ func (db *DB) SetState(ctx context.Context, memberID int64, s account.State, fx 
 // SetPasswordHash replaces the main password hash and, with
 // deleteAppPasswords, deletes the member's app passwords in the same transaction.
 func (db *DB) SetPasswordHash(ctx context.Context, memberID int64, hash string, deleteAppPasswords bool, fx account.Effects) error {
-	return wrap("set password", db.tx(ctx, func(tx *sql.Tx) error {
+	return wrap("set password", db.memberTx(ctx, memberID, func(tx *sql.Tx) error {
 		if err := db.execOne(ctx, tx, memberMissing(memberID), `UPDATE members SET password_hash = ? WHERE id = ?`, hash, memberID); err != nil {
 			return err
 		}
@@ -325,7 +274,7 @@ func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, lim
 	conflict := func(err error) error {
 		return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("You already have an app password named “%s”.", p.Name), Err: err}
 	}
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.memberTx(ctx, p.MemberID, func(tx *sql.Tx) error {
 		lock := `SELECT id FROM members WHERE id = ?`
 		if db.Dialect == Postgres {
 			lock += ` FOR NO KEY UPDATE`
@@ -392,7 +341,7 @@ func (db *DB) AppPasswords(ctx context.Context, memberID int64) ([]account.AppPa
 // DeleteAppPassword deletes app password id if it is the member's: the
 // member_id condition makes another member's id look missing (no IDOR).
 func (db *DB) DeleteAppPassword(ctx context.Context, memberID int64, id string, fx account.Effects) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.memberTx(ctx, memberID, func(tx *sql.Tx) error {
 		err := db.execOne(ctx, tx, fmt.Errorf("app password: %w", account.ErrNotFound),
 			`DELETE FROM app_passwords WHERE id = ? AND member_id = ?`, id, memberID)
 		if err != nil {
@@ -405,11 +354,20 @@ func (db *DB) DeleteAppPassword(ctx context.Context, memberID int64, id string, 
 
 // TouchAppPassword records a use with one conditional UPDATE, so that nodes
 // racing on the same password write it at most once per interval and no
-// read-modify-write is needed.
+// read-modify-write is needed. Credentials returns the last use too, so a
+// write moves the member's credential counter (after the commit only: the
+// last use is not something a login checks).
 func (db *DB) TouchAppPassword(ctx context.Context, id string, at time.Time, protocol, ip string, notBefore time.Time) error {
-	_, err := db.SQL.ExecContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
-		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`),
-		micros(at), protocol, ip, id, micros(notBefore))
+	var member int64
+	err := db.SQL.QueryRowContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
+		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?) RETURNING member_id`),
+		micros(at), protocol, ip, id, micros(notBefore)).Scan(&member)
+	if notFound(err) {
+		return nil // used within the interval, or deleted meanwhile
+	}
+	if err == nil {
+		db.credentialsChanged(member)
+	}
 	return wrap("touch app password", err)
 }
 

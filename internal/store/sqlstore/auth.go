@@ -64,7 +64,7 @@ func joinTags(tags []auth.PairTag) []byte {
 // sure the row exists.
 func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.PairTag, now time.Time, limit int, pause time.Duration, onPause account.Effects) (auth.FailureResult, error) {
 	var res auth.FailureResult
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.memberTx(ctx, memberID, func(tx *sql.Tx) error {
 		res = auth.FailureResult{}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO auth_failures (member_id, failures, paused_until, recent_tags) VALUES (?, 0, 0, ?) ON CONFLICT (member_id) DO NOTHING`),
 			memberID, []byte{}); err != nil {
@@ -124,6 +124,8 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 
 // ResetAuthFailures implements auth.Store.
 func (db *DB) ResetAuthFailures(ctx context.Context, memberID int64) error {
+	db.credentialsChanged(memberID) // FailuresOnRecord changes (see memberTx)
+	defer db.credentialsChanged(memberID)
 	if _, err := db.SQL.ExecContext(ctx, db.q(`DELETE FROM auth_failures WHERE member_id = ?`), memberID); err != nil {
 		return fmt.Errorf("reset auth failures: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
@@ -45,6 +46,9 @@ type DB struct {
 
 	commits commitSignals // Listen's channels, woken after local commits (listen.go)
 	stmts   stmtCache     // prepared statements of the login path (prepared.go)
+
+	gen   *genFile                  // SQLite: the credential generation file (credgen_unix.go)
+	creds atomic.Pointer[credCache] // nil: no credential cache (credcache.go)
 }
 
 //go:embed migrations
@@ -87,13 +91,29 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.SQL.Close()
 		return nil, err
 	}
+	if db.Dialect == SQLite && genSupported {
+		// Every process that may change credentials must move the counters,
+		// so a database whose generation file cannot be opened is not opened.
+		if db.gen, err = openGenFile(dsn + "-gen"); err != nil {
+			db.SQL.Close()
+			return nil, fmt.Errorf("open the credential generation file: %w", err)
+		}
+		db.SetCredentialCache(DefaultCredentialCache)
+	}
 	return db, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
 	db.closeStmts()
-	return db.SQL.Close()
+	db.creds.Store(nil)
+	err := db.SQL.Close()
+	if db.gen != nil {
+		if gerr := db.gen.close(); err == nil {
+			err = gerr
+		}
+	}
+	return err
 }
 
 // q rewrites the ? placeholders of shared SQL to $n for PostgreSQL.

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/store/sqlstore"
+)
+
+// The credential cache of a SQLite deployment (internal/store/sqlstore,
+// credcache.go): its size, its metrics, its warm-up at start, and the outbox
+// as a second source of invalidations.
+
+func registerCredentialCache(a *app, fs *flag.FlagSet, p *string) {
+	a.configVar(fs, p, "credential-cache", strconv.Itoa(sqlstore.DefaultCredentialCache),
+		"members whose credentials are kept in memory on SQLite, read at start (about 1 KiB each); every change invalidates at once, on any process; 0 turns it off")
+}
+
+func (s *server) setupCredentialCache() error {
+	n, err := strconv.Atoi(strings.TrimSpace(s.flags.credCache))
+	if err != nil || n < 0 {
+		return usagef(serveCommand, "--credential-cache must be a number of members, or 0, not %q", s.flags.credCache)
+	}
+	s.db.SetCredentialCache(n)
+	if !s.db.CredentialCacheStats().Enabled {
+		return nil
+	}
+	stats := func(f func(sqlstore.CredentialCacheStats) float64) func() float64 {
+		return func() float64 { return f(s.db.CredentialCacheStats()) }
+	}
+	s.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_credential_cache_entries",
+			Help: "Members whose credentials are in the credential cache."},
+			stats(func(c sqlstore.CredentialCacheStats) float64 { return float64(c.Entries) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "postern_credential_cache_hits_total",
+			Help: "Third-party logins whose credentials came from the cache."},
+			stats(func(c sqlstore.CredentialCacheStats) float64 { return float64(c.Hits) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "postern_credential_cache_misses_total",
+			Help: "Third-party logins whose credentials were read from the database."},
+			stats(func(c sqlstore.CredentialCacheStats) float64 { return float64(c.Misses) })),
+	)
+	// Every store write moves the member's counter itself; the outbox's
+	// events also do, which covers a writer that died between its commit and
+	// its second move of the counter.
+	s.bus.Subscribe(0, func(e account.Event) {
+		if e.Kind != account.EventMailboxChanged && e.MemberID != 0 {
+			s.db.CredentialsChanged(e.MemberID)
+		}
+	})
+	s.tasks = append(s.tasks, task{"credential cache", func(ctx context.Context) error {
+		start := time.Now()
+		n, err := s.db.WarmCredentials(ctx)
+		if err != nil {
+			// Logins read the database until the cache fills by itself.
+			s.log.Warn("reading credentials into the cache", "err", err)
+			return nil
+		}
+		s.log.Info("credential cache warmed", "members", n, "took", time.Since(start).Round(time.Millisecond))
+		return nil
+	}})
+	return nil
+}
