@@ -110,7 +110,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.rec = &recorder{store: cfg.Store, accounts: cfg.Service.Store, log: cfg.Log, m: m, now: cfg.Now,
 		interval: cfg.FlushInterval, batch: cfg.FlushBatch, retention: cfg.RecordRetention,
 		records: make(chan LoginRecord, cfg.RecordBuffer), touches: make(chan touch, 1024),
-		touched: map[string]time.Time{}, stop: make(chan struct{})}
+		stop: make(chan struct{})}
 	g.rec.start()
 	if cfg.Bus != nil {
 		g.unsub = cfg.Bus.Subscribe(0, g.reg.HandleEvent)

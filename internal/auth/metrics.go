@@ -6,15 +6,16 @@ import (
 
 // metrics of the gateway, registered on the Registerer of the Config.
 type metrics struct {
-	attempts       *prometheus.CounterVec   // protocol, result, reason
-	duration       *prometheus.HistogramVec // protocol, result
-	throttleDelay  prometheus.Histogram
-	paused         prometheus.Counter
-	recordsDropped prometheus.Counter
-	recordErrors   prometheus.Counter
-	touchDropped   prometheus.Counter
-	sessions       *prometheus.GaugeVec   // protocol
-	sessionsClosed *prometheus.CounterVec // event kind
+	attempts         *prometheus.CounterVec   // protocol, result, reason
+	duration         *prometheus.HistogramVec // protocol, result
+	throttleDelay    prometheus.Histogram
+	paused           prometheus.Counter
+	recordsDropped   prometheus.Counter
+	recordsCoalesced prometheus.Counter
+	recordErrors     prometheus.Counter
+	touchDropped     prometheus.Counter
+	sessions         *prometheus.GaugeVec   // protocol
+	sessionsClosed   *prometheus.CounterVec // event kind
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,6 +42,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "postern_auth_login_records_dropped_total",
 			Help: "Login records dropped because the write buffer was full.",
 		}),
+		recordsCoalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postern_auth_login_records_coalesced_total",
+			Help: "Successful third-party logins not written as records: the same member, credential, protocol and address was recorded within the minute.",
+		}),
 		recordErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "postern_auth_login_records_failed_total",
 			Help: "Login records lost because the database refused the batch.",
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"event"}),
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.duration, m.throttleDelay, m.paused,
-		m.recordsDropped, m.recordErrors, m.touchDropped, m.sessions, m.sessionsClosed} {
+		m.recordsDropped, m.recordsCoalesced, m.recordErrors, m.touchDropped, m.sessions, m.sessionsClosed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

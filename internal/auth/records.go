@@ -2,7 +2,9 @@ package auth
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +17,14 @@ import (
 // background: a login never waits for them, and when the database is slower
 // than the logins the surplus is dropped and counted rather than queued
 // without bound.
+//
+// Every failed attempt and every web sign-in is recorded. A successful
+// third-party login is recorded once a minute per member, credential,
+// protocol and address: a phone checking mail every few seconds, or Outlook's
+// parallel connections, would otherwise write a row per connection (at peak
+// a database write for every login, a sixth of the server's CPU in
+// docs/benchmarks.md) and bury the failures an administrator looks for. The
+// log has a line for every attempt.
 type recorder struct {
 	store     Store
 	accounts  account.Store
@@ -28,8 +38,8 @@ type recorder struct {
 	records chan LoginRecord
 	touches chan touch
 
-	mu      sync.Mutex
-	touched map[string]time.Time // app password id -> last queued touch
+	touched   recentSet // app password ids whose last use was queued
+	succeeded recentSet // successful third-party logins recorded (recordKey)
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -59,6 +69,10 @@ func (r *recorder) close() {
 
 // add queues a record; it never blocks.
 func (r *recorder) add(rec LoginRecord) {
+	if rec.Result == ResultOK && rec.Protocol != Web && r.succeeded.seen(recordKey(rec), rec.At) {
+		r.m.recordsCoalesced.Inc()
+		return
+	}
 	select {
 	case r.records <- rec:
 	default:
@@ -70,28 +84,70 @@ func (r *recorder) add(rec LoginRecord) {
 // queued one for it within the last minute (the store also refuses updates
 // newer than a minute, across nodes; this spares it the query).
 func (r *recorder) touch(id, protocol, ip string, at time.Time) {
-	r.mu.Lock()
-	if last, ok := r.touched[id]; ok && at.Sub(last) < touchEvery {
-		r.mu.Unlock()
+	if r.touched.seen(id, at) {
 		return
 	}
-	if len(r.touched) >= 10_000 {
-		for k, t := range r.touched {
-			if at.Sub(t) >= touchEvery {
-				delete(r.touched, k)
-			}
-		}
-	}
-	r.touched[id] = at
-	r.mu.Unlock()
 	select {
 	case r.touches <- touch{id: id, at: at, protocol: protocol, ip: ip}:
 	default:
 		r.m.touchDropped.Inc()
-		r.mu.Lock()
-		delete(r.touched, id) // let the next login try again
-		r.mu.Unlock()
+		r.touched.forget(id) // let the next login try again
 	}
+}
+
+// recordKey says which successful logins are the same for the records.
+func recordKey(rec LoginRecord) string {
+	return strings.Join([]string{strconv.FormatInt(rec.MemberID, 10), rec.AppPasswordID, rec.Protocol, rec.IP}, "\x00")
+}
+
+// recentSet remembers keys for a minute (touchEvery): seen reports whether
+// key was seen within the last minute, and remembers it if not. Keys are kept
+// as 64-bit hashes in two generations, each covering a minute and holding at
+// most recentMax keys, so that it costs O(1) a call and a bounded amount of
+// memory (about 4 MiB when full); past recentMax a key is not remembered and
+// counts as new: a write too many, never one too few.
+type recentSet struct {
+	mu        sync.Mutex
+	seed      maphash.Seed
+	cur, prev map[uint64]time.Time
+	since     time.Time // when cur began
+}
+
+const recentMax = 100_000
+
+func (s *recentSet) hash(key string) uint64 {
+	if s.cur == nil {
+		s.seed = maphash.MakeSeed()
+		s.cur, s.prev = map[uint64]time.Time{}, map[uint64]time.Time{}
+	}
+	return maphash.String(s.seed, key)
+}
+
+func (s *recentSet) seen(key string, at time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hash(key)
+	if at.Sub(s.since) >= touchEvery {
+		// Whatever prev holds is now over a minute old.
+		s.prev, s.cur, s.since = s.cur, make(map[uint64]time.Time, len(s.cur)), at
+	}
+	for _, m := range []map[uint64]time.Time{s.cur, s.prev} {
+		if last, ok := m[h]; ok && at.Sub(last) < touchEvery && !at.Before(last) {
+			return true
+		}
+	}
+	if len(s.cur) < recentMax {
+		s.cur[h] = at
+	}
+	return false
+}
+
+func (s *recentSet) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hash(key)
+	delete(s.cur, h)
+	delete(s.prev, h)
 }
 
 func (r *recorder) flushLoop() {

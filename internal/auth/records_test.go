@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -42,7 +43,7 @@ func newTestRecorder(t *testing.T, buffer int) (*recorder, *touchStore, *metrics
 	r := &recorder{accounts: ts, log: slog.New(slog.NewTextHandler(io.Discard, nil)), m: m, now: time.Now,
 		interval: time.Hour, batch: 200, retention: time.Hour,
 		records: make(chan LoginRecord, buffer), touches: make(chan touch, 16),
-		touched: map[string]time.Time{}, stop: make(chan struct{})}
+		stop: make(chan struct{})}
 	return r, ts, m
 }
 
@@ -73,6 +74,69 @@ func TestRecordsDropWhenFull(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.recordsDropped); got != 3 {
 		t.Errorf("dropped %v, want 3", got)
+	}
+}
+
+// TestSuccessfulLoginsCoalesced: a successful third-party login is recorded
+// once a minute per member, credential, protocol and address; failures and
+// web sign-ins always are.
+func TestSuccessfulLoginsCoalesced(t *testing.T) {
+	r, _, m := newTestRecorder(t, 100)
+	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	ok := func(d time.Duration, proto, ip, ap string) LoginRecord {
+		return LoginRecord{At: now.Add(d), MemberID: 7, Protocol: proto, IP: ip, AppPasswordID: ap, Result: ResultOK}
+	}
+	for _, rec := range []LoginRecord{
+		ok(0, IMAP, "192.0.2.1", "a"),             // recorded
+		ok(time.Second, IMAP, "192.0.2.1", "a"),   // the same within the minute
+		ok(2*time.Second, IMAP, "192.0.2.1", "a"), // again
+		ok(3*time.Second, IMAP, "192.0.2.2", "a"), // another address: recorded
+		ok(4*time.Second, POP3, "192.0.2.1", "a"), // another protocol: recorded
+		ok(5*time.Second, IMAP, "192.0.2.1", "b"), // another app password: recorded
+		{At: now, MemberID: 7, Protocol: IMAP, IP: "192.0.2.1", AppPasswordID: "", Result: ResultFail},
+		{At: now, MemberID: 7, Protocol: IMAP, IP: "192.0.2.1", AppPasswordID: "", Result: ResultFail},
+		{At: now, MemberID: 7, Protocol: Web, IP: "192.0.2.1", Result: ResultOK},
+		{At: now, MemberID: 7, Protocol: Web, IP: "192.0.2.1", Result: ResultOK},
+		ok(61*time.Second, IMAP, "192.0.2.1", "a"), // a minute later: recorded
+	} {
+		r.add(rec)
+	}
+	if n := len(r.records); n != 9 {
+		t.Errorf("%d records queued, want 9", n)
+	}
+	if got := testutil.ToFloat64(m.recordsCoalesced); got != 2 {
+		t.Errorf("coalesced %v, want 2", got)
+	}
+}
+
+// TestRecentSetBounded: past recentMax keys a minute nothing more is
+// remembered, so every further key counts as new; a minute later there is
+// room again.
+func TestRecentSetBounded(t *testing.T) {
+	var s recentSet
+	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := range recentMax + 10 {
+		if s.seen(fmt.Sprint(i), now) {
+			t.Fatalf("key %d seen before", i)
+		}
+	}
+	if len(s.cur) != recentMax {
+		t.Errorf("%d keys held, want %d", len(s.cur), recentMax)
+	}
+	if s.seen(fmt.Sprint(recentMax+5), now) {
+		t.Error("a key that could not be remembered was reported as seen")
+	}
+	if !s.seen("0", now.Add(30*time.Second)) {
+		t.Error("a remembered key was not seen")
+	}
+	if s.seen("new", now.Add(70*time.Second)) || !s.seen("new", now.Add(71*time.Second)) {
+		t.Error("no room a minute later")
+	}
+	if !s.seen("1", now.Add(59*time.Second)) {
+		t.Error("a key of the previous minute was forgotten within its minute")
+	}
+	if s.seen("1", now.Add(61*time.Second)) {
+		t.Error("a key was seen more than a minute after it was remembered")
 	}
 }
 
