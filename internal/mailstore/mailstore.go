@@ -88,6 +88,10 @@ type Store interface {
 	DeliverAll(ctx context.Context, ds []Delivery) error
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
+	// Open returns a mailbox by name with its messages in UID order, read
+	// at once from one snapshot (IMAP SELECT, POP3's maildrop), creating the
+	// defaults on first use like Mailbox.
+	Open(ctx context.Context, memberID int64, name string) (Mailbox, []MessageInfo, error)
 	// Body returns the raw RFC 5322 message.
 	Body(ctx context.Context, messageID int64) ([]byte, error)
 	// StoreFlags changes the flags of the given UIDs and returns their new state.

@@ -17,19 +17,9 @@ import (
 // on its own snapshot, and the store's Delete ignores UIDs already gone.
 // Sizes are the store's; SMTP stores CRLF, so they match what RETR sends.
 func (s *session) openInbox(memberID int64) error {
-	mb, err := s.cfg.Mail.Mailbox(s.ctx, memberID, "INBOX")
-	if account.ErrorCode(err) == account.ENOTFOUND {
-		// A member who never had mail: Mailboxes creates the defaults.
-		if _, err = s.cfg.Mail.Mailboxes(s.ctx, memberID); err == nil {
-			mb, err = s.cfg.Mail.Mailbox(s.ctx, memberID, "INBOX")
-		}
-	}
+	mb, msgs, err := s.cfg.Mail.Open(s.ctx, memberID, "INBOX")
 	if err != nil {
 		return fmt.Errorf("INBOX: %w", err)
-	}
-	msgs, err := s.cfg.Mail.Messages(s.ctx, mb.ID)
-	if err != nil {
-		return fmt.Errorf("INBOX messages: %w", err)
 	}
 	s.mailbox, s.msgs, s.deleted = mb, msgs, make([]bool, len(msgs))
 	return nil

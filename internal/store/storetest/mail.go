@@ -23,6 +23,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 	}{
 		{"DefaultMailboxes", testMailDefaults},
 		{"DefaultsRaceFree", testMailDefaultsRace},
+		{"Open", testMailOpen},
 		{"MailboxNames", testMailboxNames},
 		{"CreateParents", testMailCreateParents},
 		{"DeleteMailbox", testMailDeleteMailbox},
@@ -249,6 +250,46 @@ func testMailDefaults(t *testing.T, e *MailEnv) {
 	_, err = e.Mail.Mailbox(ctx, 1<<40, "INBOX")
 	WantNotFound(t, err)
 	WantNotFound(t, e.Mail.Deliver(ctx, 1<<40, []byte("x")))
+}
+
+// testMailOpen: Open gives what Mailbox and Messages give, in one read,
+// creates the defaults on first use, and finds no mailbox that is not there.
+func testMailOpen(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	fresh := e.NewMember(t)
+	mb, msgs, err := e.Mail.Open(ctx, fresh, "INBOX") // a first use, as a first POP3 login
+	if err != nil || mb.Name != "INBOX" || len(msgs) != 0 {
+		t.Fatalf("Open of a new member's INBOX: %+v, %v, %v", mb, msgs, err)
+	}
+	wantEq(t, "defaults made", e.Names(t, fresh), []string{"INBOX", "Drafts", "Junk", "Sent", "Trash"})
+
+	m := e.NewMember(t)
+	in := e.Box(t, m, "INBOX")
+	e.Append(t, in.ID, "Subject: one\r\n\r\n1\r\n", `\Seen`)
+	e.Append(t, in.ID, "Subject: two\r\n\r\n2\r\n")
+	e.Append(t, in.ID, "Subject: three\r\n\r\n3\r\n", `\Flagged`, "$label")
+	if err := e.Mail.Delete(ctx, in.ID, []uint32{2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"INBOX", "inbox"} {
+		mb, msgs, err := e.Mail.Open(ctx, m, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEq(t, "mailbox", mb, e.Box(t, m, "INBOX"))
+		wantEq(t, "messages", msgs, e.List(t, in.ID))
+	}
+	sent := e.Box(t, m, "Sent")
+	mb, msgs, err = e.Mail.Open(ctx, m, "Sent")
+	if err != nil || mb.ID != sent.ID || len(msgs) != 0 {
+		t.Errorf("Open of an empty mailbox: %+v, %v, %v", mb, msgs, err)
+	}
+	for _, name := range []string{"Nope", "a//b", "", "sent"} {
+		_, _, err := e.Mail.Open(ctx, m, name)
+		WantNotFound(t, err)
+	}
+	_, _, err = e.Mail.Open(ctx, 1<<40, "INBOX")
+	WantNotFound(t, err)
 }
 
 func testMailDefaultsRace(t *testing.T, e *MailEnv) {
