@@ -5,6 +5,15 @@ import (
 	"time"
 )
 
+// Touch is one use of an app password for TouchAppPasswords: recorded
+// unless the stored last use is newer than NotBefore.
+type Touch struct {
+	ID           string
+	At           time.Time
+	Protocol, IP string
+	NotBefore    time.Time
+}
+
 // Store is what the account service needs from a database. Implementations
 // return ErrNotFound (or an *Error wrapping it) for missing rows, and write
 // Effects in the same transaction as the change, filling in CreatedAt where zero.
@@ -40,6 +49,8 @@ type Store interface {
 	// TouchAppPassword records a use unless the stored last use is newer than notBefore
 	// (so that it is written at most once a minute per password, across nodes).
 	TouchAppPassword(ctx context.Context, id string, at time.Time, protocol, ip string, notBefore time.Time) error
+	// TouchAppPasswords is TouchAppPassword for several uses, in one transaction.
+	TouchAppPasswords(ctx context.Context, uses []Touch) error
 
 	AddMessage(ctx context.Context, memberID int64, fx Effects) error        // writes fx alone
 	Messages(ctx context.Context, memberID int64) ([]Message, error)         // newest first

@@ -36,8 +36,8 @@ type Config struct {
 	Pause       time.Duration // how long third-party logins stay paused (default 15 min)
 
 	RecordBuffer    int           // login records queued before dropping (default 4096)
-	FlushInterval   time.Duration // how often records are written (default 200 ms)
-	FlushBatch      int           // records written at once (default 200)
+	FlushInterval   time.Duration // how often records are written (default 1 s)
+	FlushBatch      int           // records written at once (default 1000)
 	RecordRetention time.Duration // login records kept (default 30 days)
 
 	Log        *slog.Logger          // default slog.Default()
@@ -80,10 +80,12 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.RecordBuffer = 4096
 	}
 	if cfg.FlushInterval <= 0 {
-		cfg.FlushInterval = 200 * time.Millisecond
+		// Fewer, larger commits: each costs an fsync and rewrites the index
+		// pages it touched, and nothing waits for the records.
+		cfg.FlushInterval = time.Second
 	}
 	if cfg.FlushBatch <= 0 {
-		cfg.FlushBatch = 200
+		cfg.FlushBatch = 1000
 	}
 	if cfg.RecordRetention <= 0 {
 		cfg.RecordRetention = 30 * 24 * time.Hour
@@ -109,7 +111,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.reg = newRegistry(m, cfg.Now)
 	g.rec = &recorder{store: cfg.Store, accounts: cfg.Service.Store, log: cfg.Log, m: m, now: cfg.Now,
 		interval: cfg.FlushInterval, batch: cfg.FlushBatch, retention: cfg.RecordRetention,
-		records: make(chan LoginRecord, cfg.RecordBuffer), touches: make(chan touch, 1024),
+		records: make(chan LoginRecord, cfg.RecordBuffer), touches: make(chan account.Touch, 1024),
 		stop: make(chan struct{})}
 	g.rec.start()
 	if cfg.Bus != nil {

@@ -36,20 +36,13 @@ type recorder struct {
 	retention time.Duration
 
 	records chan LoginRecord
-	touches chan touch
+	touches chan account.Touch
 
 	touched   recentSet // app password ids whose last use was queued
 	succeeded recentSet // successful third-party logins recorded (recordKey)
 
 	stop chan struct{}
 	done sync.WaitGroup
-}
-
-type touch struct {
-	id       string
-	at       time.Time
-	protocol string
-	ip       string
 }
 
 // touchEvery is how often "last used" is written per app password (SPEC §3).
@@ -88,7 +81,7 @@ func (r *recorder) touch(id, protocol, ip string, at time.Time) {
 		return
 	}
 	select {
-	case r.touches <- touch{id: id, at: at, protocol: protocol, ip: ip}:
+	case r.touches <- account.Touch{ID: id, At: at, Protocol: protocol, IP: ip, NotBefore: at.Add(-touchEvery)}:
 	default:
 		r.m.touchDropped.Inc()
 		r.touched.forget(id) // let the next login try again
@@ -152,51 +145,20 @@ func (s *recentSet) forget(key string) {
 
 func (r *recorder) flushLoop() {
 	defer r.done.Done()
-	tick := time.NewTicker(r.interval)
-	defer tick.Stop()
 	nextPrune := r.now()
-	buf := make([]LoginRecord, 0, r.batch)
-	flush := func() {
-		if len(buf) == 0 {
-			return
-		}
+	batchLoop(r.records, r.stop, r.interval, r.batch, func(buf []LoginRecord) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := r.store.AddLoginRecords(ctx, buf)
-		cancel()
-		if err != nil {
+		defer cancel()
+		if err := r.store.AddLoginRecords(ctx, buf); err != nil {
 			r.m.recordErrors.Add(float64(len(buf)))
 			r.log.Error("writing login records", "count", len(buf), "err", err)
 		}
-		buf = buf[:0]
-	}
-	add := func(rec LoginRecord) {
-		buf = append(buf, rec)
-		if len(buf) >= r.batch {
-			flush()
+	}, func() {
+		if now := r.now(); !now.Before(nextPrune) {
+			nextPrune = now.Add(time.Hour)
+			r.prune(now)
 		}
-	}
-	for {
-		select {
-		case rec := <-r.records:
-			add(rec)
-		case <-tick.C:
-			flush()
-			if now := r.now(); !now.Before(nextPrune) {
-				nextPrune = now.Add(time.Hour)
-				r.prune(now)
-			}
-		case <-r.stop:
-			for {
-				select {
-				case rec := <-r.records:
-					add(rec)
-				default:
-					flush()
-					return
-				}
-			}
-		}
-	}
+	})
 }
 
 func (r *recorder) prune(now time.Time) {
@@ -210,25 +172,54 @@ func (r *recorder) prune(now time.Time) {
 	}
 }
 
+// touchLoop writes the last uses in batches, one transaction (one fsync)
+// each, as flushLoop does the records.
 func (r *recorder) touchLoop() {
 	defer r.done.Done()
-	do := func(t touch) {
+	batchLoop(r.touches, r.stop, r.interval, r.batch, func(buf []account.Touch) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := r.accounts.TouchAppPassword(ctx, t.id, t.at, t.protocol, t.ip, t.at.Add(-touchEvery)); err != nil {
-			r.log.Error("updating app password last use", "id", t.id, "err", err)
+		if err := r.accounts.TouchAppPasswords(ctx, buf); err != nil {
+			r.log.Error("updating app password last use", "count", len(buf), "err", err)
+		}
+	}, nil)
+}
+
+// batchLoop hands what arrives on in to flush in batches of at most max,
+// every interval at least; after each tick's flush it calls tick (when not
+// nil). When stop is closed it flushes what is queued and returns.
+func batchLoop[T any](in <-chan T, stop <-chan struct{}, interval time.Duration, max int, flush func([]T), tick func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	buf := make([]T, 0, max)
+	out := func() {
+		if len(buf) > 0 {
+			flush(buf)
+			clear(buf) // drop references for the collector
+			buf = buf[:0]
+		}
+	}
+	add := func(v T) {
+		if buf = append(buf, v); len(buf) >= max {
+			out()
 		}
 	}
 	for {
 		select {
-		case t := <-r.touches:
-			do(t)
-		case <-r.stop:
+		case v := <-in:
+			add(v)
+		case <-t.C:
+			out()
+			if tick != nil {
+				tick()
+			}
+		case <-stop:
 			for {
 				select {
-				case t := <-r.touches:
-					do(t)
+				case v := <-in:
+					add(v)
 				default:
+					out()
 					return
 				}
 			}

@@ -23,13 +23,14 @@ type touchStore struct {
 	calls []string
 }
 
-func (s *touchStore) TouchAppPassword(ctx context.Context, id string, at time.Time, protocol, ip string, notBefore time.Time) error {
+func (s *touchStore) TouchAppPasswords(ctx context.Context, uses []account.Touch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !notBefore.Equal(at.Add(-time.Minute)) {
-		return nil
+	for _, u := range uses {
+		if u.NotBefore.Equal(u.At.Add(-time.Minute)) {
+			s.calls = append(s.calls, u.ID+" "+u.Protocol+" "+u.IP)
+		}
 	}
-	s.calls = append(s.calls, id+" "+protocol+" "+ip)
 	return nil
 }
 
@@ -42,7 +43,7 @@ func newTestRecorder(t *testing.T, buffer int) (*recorder, *touchStore, *metrics
 	ts := &touchStore{}
 	r := &recorder{accounts: ts, log: slog.New(slog.NewTextHandler(io.Discard, nil)), m: m, now: time.Now,
 		interval: time.Hour, batch: 200, retention: time.Hour,
-		records: make(chan LoginRecord, buffer), touches: make(chan touch, 16),
+		records: make(chan LoginRecord, buffer), touches: make(chan account.Touch, 16),
 		stop: make(chan struct{})}
 	return r, ts, m
 }

@@ -352,23 +352,39 @@ func (db *DB) DeleteAppPassword(ctx context.Context, memberID int64, id string, 
 	return wrap("delete app password", err)
 }
 
-// TouchAppPassword records a use with one conditional UPDATE, so that nodes
-// racing on the same password write it at most once per interval and no
-// read-modify-write is needed. Credentials returns the last use too, so a
-// write moves the member's credential counter (after the commit only: the
-// last use is not something a login checks).
+// TouchAppPassword records a use; see TouchAppPasswords.
 func (db *DB) TouchAppPassword(ctx context.Context, id string, at time.Time, protocol, ip string, notBefore time.Time) error {
-	var member int64
-	err := db.SQL.QueryRowContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
-		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?) RETURNING member_id`),
-		micros(at), protocol, ip, id, micros(notBefore)).Scan(&member)
-	if notFound(err) {
-		return nil // used within the interval, or deleted meanwhile
+	return db.TouchAppPasswords(ctx, []account.Touch{{ID: id, At: at, Protocol: protocol, IP: ip, NotBefore: notBefore}})
+}
+
+// TouchAppPasswords records uses with a conditional UPDATE each, in one
+// transaction, so that nodes racing on the same password write it at most
+// once per interval and no read-modify-write is needed. Credentials returns
+// the last use too, so each write moves the member's credential counter
+// (after the commit only: the last use is not something a login checks).
+func (db *DB) TouchAppPasswords(ctx context.Context, uses []account.Touch) error {
+	var members []int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		members = members[:0]
+		for _, u := range uses {
+			var member int64
+			err := tx.QueryRowContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
+				WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?) RETURNING member_id`),
+				micros(u.At), u.Protocol, u.IP, u.ID, micros(u.NotBefore)).Scan(&member)
+			if notFound(err) {
+				continue // used within the interval, or deleted meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			members = append(members, member)
+		}
+		return nil
+	})
+	for _, m := range members {
+		db.credentialsChanged(m)
 	}
-	if err == nil {
-		db.credentialsChanged(member)
-	}
-	return wrap("touch app password", err)
+	return wrap("touch app passwords", err)
 }
 
 // AddMessage writes fx (messages to the member, events) on its own; messages
