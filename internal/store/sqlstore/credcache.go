@@ -157,6 +157,7 @@ func (db *DB) Credentials(ctx context.Context, email string) (account.Member, []
 	}
 	e, gen, ok := c.lookup(email)
 	if ok {
+		// A copy of the list; the hashes are shared and must not be modified.
 		return e.member, slices.Clone(e.list), nil
 	}
 	m, list, err := db.queryCredentials(ctx, email)

@@ -4,6 +4,7 @@ package sqlstore
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -36,10 +37,22 @@ type genFile struct {
 	mem []byte       // nil once closed
 }
 
-func openGenFile(path string) (*genFile, error) {
+// openGenFile opens or creates the generation file of the database at db.
+func openGenFile(db string) (*genFile, error) {
+	path := db + "-gen"
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
+	}
+	// As SQLite does for its -wal and -shm files: a file made by root (an
+	// administrator's CLI command) belongs to the database's owner, so that
+	// the server running as that user can still open it.
+	if os.Geteuid() == 0 {
+		if st, err := os.Stat(db); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				f.Chown(int(sys.Uid), int(sys.Gid))
+			}
+		}
 	}
 	const size = genSlots * 8
 	st, err := f.Stat()
@@ -67,12 +80,12 @@ func (g *genFile) slot(id int64) int { return int(uint64(id) % genSlots) }
 // every counter is 8-byte aligned as the atomic operations require.
 func (g *genFile) counter(s int) *uint64 { return (*uint64)(unsafe.Pointer(&g.mem[s*8])) }
 
-// load returns counter s; 0 once closed.
+// load returns counter s; once closed, a value no entry holds.
 func (g *genFile) load(s int) uint64 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.mem == nil {
-		return 0
+		return math.MaxUint64
 	}
 	return atomic.LoadUint64(g.counter(s))
 }

@@ -94,7 +94,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if db.Dialect == SQLite && genSupported {
 		// Every process that may change credentials must move the counters,
 		// so a database whose generation file cannot be opened is not opened.
-		if db.gen, err = openGenFile(dsn + "-gen"); err != nil {
+		if db.gen, err = openGenFile(dsn); err != nil {
 			db.SQL.Close()
 			return nil, fmt.Errorf("open the credential generation file: %w", err)
 		}
