@@ -37,9 +37,11 @@ type app struct {
 	envOK  map[string]bool // flags that may come from the environment
 	runCmd runFunc
 
-	log *slog.Logger
-	db  *sqlstore.DB
-	svc *account.Service
+	log     *slog.Logger
+	logBuf  *logBuffer // serve and demo: the log's buffer (logbuf.go)
+	stopLog func()     // stops logBuf's flushing after a last flush
+	db      *sqlstore.DB
+	svc     *account.Service
 }
 
 // envPrefix + NAME (upper case, '_' for '-') is the environment variable of a flag.
@@ -193,8 +195,19 @@ func (a *app) parseFlags(cmd *command, args []string) error {
 	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return usagef(cmd, "--log-level must be debug, info, warn or error, not %q", a.logLevel)
 	}
-	// Text to stderr: stdout carries the command's output (and serve's ready lines).
-	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
+	// Text to stderr: stdout carries the command's output (and serve's ready
+	// lines). The long-running commands buffer it (logbuf.go).
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cmd == serveCommand || cmd == demoCommand {
+		a.logBuf = &logBuffer{w: a.stderr}
+		a.log = slog.New(flushHandler{slog.NewTextHandler(a.logBuf, opts), a.logBuf})
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { a.logBuf.run(ctx); close(done) }()
+		a.stopLog = func() { stop(); <-done }
+	} else {
+		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
+	}
 	if a.data == "" {
 		return usagef(cmd, "--data must not be empty")
 	}
@@ -248,6 +261,10 @@ func (a *app) open(ctx context.Context) (*account.Service, error) {
 }
 
 func (a *app) close() {
+	if a.stopLog != nil {
+		a.stopLog()
+		a.stopLog = nil
+	}
 	if a.db != nil {
 		a.db.Close()
 		a.db = nil

@@ -89,6 +89,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // exitCode reports err on stderr and returns the exit status for it.
 func exitCode(a *app, err error) int {
+	if a.logBuf != nil {
+		a.logBuf.Flush() // the log's last lines before the error
+	}
 	stderr := a.stderr
 	var ue *usageError
 	switch {
