@@ -59,7 +59,6 @@ type connState struct {
 	raw      net.Conn
 	remoteIP netip.Addr
 	started  time.Time
-	log      *slog.Logger
 
 	wmu       sync.Mutex // serializes writes; close never waits for it
 	held      []byte     // an untagged BYE not yet sent (write); guarded by wmu
@@ -84,12 +83,19 @@ type connState struct {
 	sess atomic.Pointer[session] // set once go-imap has the connection: shutdown says BYE through it
 }
 
+// logger returns the server's logger with the client's address. It is made
+// when something is logged, which most connections never do: slog's With
+// allocates a handler, a few per cent of a login's CPU when done for every
+// connection.
+func (st *connState) logger() *slog.Logger {
+	return st.srv.log.With("remote", st.remoteIP.String())
+}
+
 func newConnState(s *Server, raw net.Conn) *connState {
 	st := &connState{srv: s, raw: raw, transport: raw, started: time.Now(), cmdStart: true}
 	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
 		st.remoteIP = ap.Addr().Unmap()
 	}
-	st.log = s.log.With("remote", st.remoteIP.String())
 	return st
 }
 
@@ -190,7 +196,7 @@ func (st *connState) reply(s string) {
 // fatal says BYE and closes the connection.
 func (st *connState) fatal(text string) error {
 	st.failed = errGuardClosed
-	st.log.Info("imap connection closed by the input guard", "reason", text)
+	st.logger().Info("imap connection closed by the input guard", "reason", text)
 	st.reply("* BYE " + text + "\r\n")
 	st.close()
 	return errGuardClosed
@@ -391,14 +397,14 @@ func (st *connState) readErr(err error) error {
 func (st *connState) startTLS(vc *vconn, tag string) error {
 	st.reply(tag + " OK Begin TLS negotiation now\r\n")
 	if n := len(st.rbuf) - st.rpos; n > 0 {
-		st.log.Info("discarded plaintext sent after STARTTLS", "bytes", n)
+		st.logger().Info("discarded plaintext sent after STARTTLS", "bytes", n)
 	}
 	st.rbuf, st.rpos = nil, 0
 	tc := tls.Server(st.raw, st.srv.cfg.TLS)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		st.log.Debug("STARTTLS handshake failed", "err", err)
+		st.logger().Debug("STARTTLS handshake failed", "err", err)
 		st.close()
 		return fmt.Errorf("starttls: %w", err)
 	}

@@ -144,7 +144,7 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 		tc := tls.Server(raw, s.cfg.TLS)
 		raw.SetDeadline(time.Now().Add(handshakeTimeout))
 		if err := tc.Handshake(); err != nil {
-			st.log.Debug("imap TLS handshake failed", "err", err)
+			st.logger().Debug("imap TLS handshake failed", "err", err)
 			st.close()
 			return
 		}

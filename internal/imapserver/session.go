@@ -22,10 +22,10 @@ import (
 // beside the reading of DONE; the fields the Bus callback and the revocation
 // touch are atomic.
 type session struct {
-	srv  *Server
-	conn *imapserver.Conn
-	st   *connState
-	log  *slog.Logger
+	srv   *Server
+	conn  *imapserver.Conn
+	st    *connState
+	email string // the member's, once logged in: for logs
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -56,12 +56,20 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sess := &session{
-		srv: s, conn: c, st: vc.st, log: vc.st.log,
+		srv: s, conn: c, st: vc.st,
 		ctx: ctx, cancel: cancel,
 		changed: make(chan struct{}, 1),
 	}
 	vc.st.sess.Store(sess)
 	return sess, nil, nil
+}
+
+// logger is the connection's logger with the member, once logged in.
+func (s *session) logger() *slog.Logger {
+	if s.email == "" {
+		return s.st.logger()
+	}
+	return s.st.logger().With("member", s.email)
 }
 
 // The one reply to every failed login, whatever the reason (SPEC §5,
@@ -92,14 +100,14 @@ func (s *session) authenticate(user, secret, mech string) error {
 	})
 	if err != nil {
 		if account.ErrorCode(err) == account.EUNAVAILABLE {
-			s.log.Warn("imap login unavailable", "err", err)
+			s.logger().Warn("imap login unavailable", "err", err)
 			return errAuthUnavailable
 		}
 		return errAuthFailed
 	}
 	s.memberID = login.Member.ID
 	s.st.authed.Store(true)
-	s.log = s.log.With("member", login.Member.Email)
+	s.email = login.Member.Email
 	if bus := s.srv.cfg.Bus; bus != nil {
 		s.unsub = bus.Subscribe(login.Member.ID, s.onEvent)
 	}
@@ -217,7 +225,7 @@ func (s *session) storeErr(op string, err error) error {
 	case account.EUNAVAILABLE:
 		return errAuthUnavailableMsg
 	}
-	s.log.Error("imap "+op+" failed", "err", err)
+	s.logger().Error("imap "+op+" failed", "err", err)
 	return no(imap.ResponseCodeServerBug, "Internal error.")
 }
 

@@ -123,7 +123,7 @@ func (s *session) auth(cmd Command) bool {
 	if err != nil {
 		// A malformed PLAIN message says nothing about an account, but it
 		// gets the one failure reply all the same.
-		s.log.Info("pop3 login failed", "mechanism", "PLAIN", "reason", "malformed", "err", err)
+		s.logger().Info("pop3 login failed", "mechanism", "PLAIN", "reason", "malformed", "err", err)
 		return s.failed()
 	}
 	return s.login(user, pass, "PLAIN")
@@ -150,24 +150,21 @@ func (s *session) login(user, secret, mechanism string) bool {
 	})
 	if err != nil {
 		if account.ErrorCode(err) == account.EUNAUTHORIZED {
-			s.log.Info("pop3 login failed", "mechanism", mechanism, "reason", account.FailureReason(err))
-			return s.failed()
+			return s.failed() // the gateway logged the attempt
 		}
-		s.log.Warn("pop3 login error", "mechanism", mechanism, "err", err)
+		s.logger().Warn("pop3 login error", "mechanism", mechanism, "err", err)
 		s.reply(replyTempFailure)
 		return true
 	}
 	s.done = s.cfg.Auth.Track(l, auth.POP3, s.revoke)
 	if err := s.openInbox(l.Member.ID); err != nil {
-		s.log.Error("pop3 open INBOX", "member", l.Member.Email, "err", err)
+		s.logger().Error("pop3 open INBOX", "member", l.Member.Email, "err", err)
 		s.done()
 		s.done = nil
 		s.reply(replyTempFailure)
 		return true
 	}
-	s.email = l.Member.Email
-	s.log = s.log.With("member", l.Member.Email)
-	s.log.Info("pop3 login", "mechanism", mechanism, "tls", s.isTLS)
+	s.email = l.Member.Email // the gateway logged the login
 	s.state = stateTransaction
 	n, size := s.count()
 	s.replyf("+OK Logged in, %d messages (%d octets).", n, size)
@@ -199,12 +196,12 @@ func (s *session) stls() bool {
 		return false
 	}
 	if n := s.r.Buffered(); n > 0 {
-		s.log.Warn("pop3 discarded input pipelined after STLS", "octets", n)
+		s.logger().Warn("pop3 discarded input pipelined after STLS", "octets", n)
 	}
 	tc := tls.Server(s.raw, s.cfg.TLS)
 	s.raw.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
-		s.log.Debug("pop3 STLS handshake failed", "err", err)
+		s.logger().Debug("pop3 STLS handshake failed", "err", err)
 		return false
 	}
 	s.raw.SetDeadline(time.Time{})

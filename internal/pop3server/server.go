@@ -78,11 +78,10 @@ func (s *Server) Close() error { return s.conns.Close() }
 
 // handle runs one connection from greeting to close.
 func (s *Server) handle(raw net.Conn, implicitTLS bool) {
-	log := s.cfg.Log.With("proto", "pop3", "remote", raw.RemoteAddr().String())
 	defer func() {
 		// A bug in one session must not take the server down.
 		if r := recover(); r != nil {
-			log.Error("pop3 session panic", "panic", r)
+			connLogger(s.cfg.Log, raw, "").Error("pop3 session panic", "panic", r)
 		}
 	}()
 	c := raw
@@ -90,12 +89,12 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 		tc := tls.Server(raw, s.cfg.TLS)
 		raw.SetDeadline(time.Now().Add(handshakeTimeout))
 		if err := tc.HandshakeContext(s.ctx); err != nil {
-			log.Debug("pop3 TLS handshake failed", "err", err)
+			connLogger(s.cfg.Log, raw, "").Debug("pop3 TLS handshake failed", "err", err)
 			return
 		}
 		raw.SetDeadline(time.Time{})
 		c = tc
 	}
-	sess := newSession(s, raw, c, implicitTLS, log)
+	sess := newSession(s, raw, c, implicitTLS)
 	sess.run()
 }

@@ -48,7 +48,6 @@ const (
 type session struct {
 	srv   *Server
 	cfg   *Config
-	log   *slog.Logger
 	ctx   context.Context
 	raw   net.Conn // the TCP connection: closing it ends the session
 	conn  net.Conn // raw, or TLS over raw
@@ -70,13 +69,28 @@ type session struct {
 	deleted []bool
 }
 
-func newSession(srv *Server, raw, conn net.Conn, isTLS bool, log *slog.Logger) *session {
+// logger returns the server's logger with the connection's address and,
+// once logged in, the member. It is made when something is logged, which
+// most sessions never do (slog's With allocates).
+func (s *session) logger() *slog.Logger {
+	return connLogger(s.cfg.Log, s.raw, s.email)
+}
+
+func connLogger(log *slog.Logger, raw net.Conn, email string) *slog.Logger {
+	args := []any{"proto", "pop3", "remote", raw.RemoteAddr().String()}
+	if email != "" {
+		args = append(args, "member", email)
+	}
+	return log.With(args...)
+}
+
+func newSession(srv *Server, raw, conn net.Conn, isTLS bool) *session {
 	var ip netip.Addr
 	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
 		ip = ap.Addr().Unmap()
 	}
 	return &session{
-		srv: srv, cfg: &srv.cfg, log: log, ctx: srv.ctx,
+		srv: srv, cfg: &srv.cfg, ctx: srv.ctx,
 		raw: raw, conn: conn, isTLS: isTLS, ip: ip,
 		r: bufio.NewReaderSize(conn, maxAuthLine),
 		w: bufio.NewWriter(timeoutWriter{conn}),
@@ -92,7 +106,7 @@ func (s *session) run() {
 			s.done()
 		}
 		if s.revoked.Load() {
-			s.log.Info("pop3 session closed: credential revoked", "member", s.email)
+			s.logger().Info("pop3 session closed: credential revoked")
 		}
 	}()
 	s.reply("+OK " + s.cfg.Hostname + " POP3 server ready.")
@@ -119,7 +133,7 @@ func (s *session) run() {
 			return
 		case err != nil:
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.log.Debug("pop3 read", "err", err)
+				s.logger().Debug("pop3 read", "err", err)
 			}
 			return
 		}

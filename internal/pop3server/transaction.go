@@ -140,7 +140,7 @@ func (s *session) sendMessage(n int, m mailstore.MessageInfo, lines int) {
 		return
 	}
 	if err != nil {
-		s.log.Error("pop3 message body", "uid", m.UID, "err", err)
+		s.logger().Error("pop3 message body", "uid", m.UID, "err", err)
 		s.reply(replyTempFailure)
 		return
 	}
@@ -163,7 +163,7 @@ func (s *session) update() {
 	}
 	if len(uids) > 0 {
 		if err := s.cfg.Mail.Delete(s.ctx, s.mailbox.ID, uids); err != nil {
-			s.log.Error("pop3 update", "err", err)
+			s.logger().Error("pop3 update", "err", err)
 			s.reply("-ERR [SYS/TEMP] Deleted messages not removed, try again later.")
 			return
 		}
