@@ -29,7 +29,9 @@ type Store interface {
 
 	// Credentials returns a member and its app passwords in one round trip:
 	// the login hot path. A store may answer from memory when it can tell
-	// that nothing it returns has changed since (sqlstore's credential cache).
+	// that nothing a login checks has changed since (sqlstore's credential
+	// cache); the app passwords' last uses may then be older than stored
+	// (AppPasswords has them fresh).
 	Credentials(ctx context.Context, email string) (Member, []AppPassword, error)
 
 	SetUseAppPasswords(ctx context.Context, memberID int64, on bool, fx Effects) error

@@ -359,32 +359,21 @@ func (db *DB) TouchAppPassword(ctx context.Context, id string, at time.Time, pro
 
 // TouchAppPasswords records uses with a conditional UPDATE each, in one
 // transaction, so that nodes racing on the same password write it at most
-// once per interval and no read-modify-write is needed. Credentials returns
-// the last use too, so each write moves the member's credential counter
-// (after the commit only: the last use is not something a login checks).
+// once per interval and no read-modify-write is needed. It moves no
+// credential counter: no login checks the last use, so Credentials may
+// return an older one from the cache (AppPasswords reads it fresh).
 func (db *DB) TouchAppPasswords(ctx context.Context, uses []account.Touch) error {
-	var members []int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		members = members[:0]
+	return wrap("touch app passwords", db.tx(ctx, func(tx *sql.Tx) error {
 		for _, u := range uses {
-			var member int64
-			err := tx.QueryRowContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
-				WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?) RETURNING member_id`),
-				micros(u.At), u.Protocol, u.IP, u.ID, micros(u.NotBefore)).Scan(&member)
-			if notFound(err) {
-				continue // used within the interval, or deleted meanwhile
-			}
+			_, err := tx.ExecContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
+				WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`),
+				micros(u.At), u.Protocol, u.IP, u.ID, micros(u.NotBefore))
 			if err != nil {
 				return err
 			}
-			members = append(members, member)
 		}
 		return nil
-	})
-	for _, m := range members {
-		db.credentialsChanged(m)
-	}
-	return wrap("touch app passwords", err)
+	}))
 }
 
 // AddMessage writes fx (messages to the member, events) on its own; messages

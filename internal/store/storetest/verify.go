@@ -168,7 +168,7 @@ func testTouch(t *testing.T, e *Env) {
 		if err := e.DB.TouchAppPassword(ctx, p.ID, s.at, s.proto, s.ip, s.at.Add(-time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		_, list, err := e.DB.Credentials(ctx, m.Email)
+		list, err := e.DB.AppPasswords(ctx, m.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
