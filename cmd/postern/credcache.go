@@ -13,9 +13,9 @@ import (
 	"github.com/postern/postern/internal/store/sqlstore"
 )
 
-// The credential cache of a SQLite deployment (internal/store/sqlstore,
-// credcache.go): its size, its metrics, its warm-up at start, and the outbox
-// as a second source of invalidations.
+// The caches of a SQLite deployment (internal/store/sqlstore, credcache.go
+// and inboxcache.go): the credential cache's size, warm-up at start and the
+// outbox as a second source of its invalidations, and both caches' metrics.
 
 func registerCredentialCache(a *app, fs *flag.FlagSet, p *string) {
 	a.configVar(fs, p, "credential-cache", strconv.Itoa(sqlstore.DefaultCredentialCache),
@@ -28,23 +28,34 @@ func (s *server) setupCredentialCache() error {
 		return usagef(serveCommand, "--credential-cache must be a number of members, or 0, not %q", s.flags.credCache)
 	}
 	s.db.SetCredentialCache(n)
+	for _, c := range []struct {
+		name, what string
+		stats      func() sqlstore.CacheStats
+	}{
+		{"credential", "Third-party logins whose credentials", s.db.CredentialCacheStats},
+		{"inbox", "POP3 logins whose INBOX listing", s.db.InboxCacheStats},
+	} {
+		if !c.stats().Enabled {
+			continue
+		}
+		stat := func(f func(sqlstore.CacheStats) float64) func() float64 {
+			return func() float64 { return f(c.stats()) }
+		}
+		s.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_" + c.name + "_cache_entries",
+				Help: "Members in the " + c.name + " cache."},
+				stat(func(c sqlstore.CacheStats) float64 { return float64(c.Entries) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "postern_" + c.name + "_cache_hits_total",
+				Help: c.what + " came from the cache."},
+				stat(func(c sqlstore.CacheStats) float64 { return float64(c.Hits) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "postern_" + c.name + "_cache_misses_total",
+				Help: c.what + " were read from the database."},
+				stat(func(c sqlstore.CacheStats) float64 { return float64(c.Misses) })),
+		)
+	}
 	if !s.db.CredentialCacheStats().Enabled {
 		return nil
 	}
-	stats := func(f func(sqlstore.CredentialCacheStats) float64) func() float64 {
-		return func() float64 { return f(s.db.CredentialCacheStats()) }
-	}
-	s.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_credential_cache_entries",
-			Help: "Members whose credentials are in the credential cache."},
-			stats(func(c sqlstore.CredentialCacheStats) float64 { return float64(c.Entries) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "postern_credential_cache_hits_total",
-			Help: "Third-party logins whose credentials came from the cache."},
-			stats(func(c sqlstore.CredentialCacheStats) float64 { return float64(c.Hits) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "postern_credential_cache_misses_total",
-			Help: "Third-party logins whose credentials were read from the database."},
-			stats(func(c sqlstore.CredentialCacheStats) float64 { return float64(c.Misses) })),
-	)
 	// Every store write moves the member's counter itself; the outbox's
 	// events also do, which covers a writer that died between its commit and
 	// its second move of the counter.

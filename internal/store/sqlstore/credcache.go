@@ -46,12 +46,15 @@ type credEntry struct {
 	list   []account.AppPassword
 }
 
-// CredentialCacheStats says how the credential cache is doing, for metrics.
-type CredentialCacheStats struct {
+// CacheStats says how a cache is doing, for metrics.
+type CacheStats struct {
 	Enabled      bool
 	Entries      int
 	Hits, Misses uint64
 }
+
+// CredentialCacheStats is the credential cache's CacheStats.
+type CredentialCacheStats = CacheStats
 
 // SetCredentialCache sets how many members' credentials are kept in memory;
 // 0 turns the cache off. It has no effect on PostgreSQL. Whatever the

@@ -18,6 +18,7 @@ func openGenFile(string) (*genFile, error) {
 }
 
 func (g *genFile) slot(int64) int     { return 0 }
+func (g *genFile) mailSlot(int64) int { return 0 }
 func (g *genFile) load(int) uint64    { return 0 }
 func (g *genFile) bump(int)           {}
 func (g *genFile) close() error       { return nil }

@@ -20,8 +20,9 @@ const (
 	genSupported = true
 )
 
-// genFile is the credential generation file: genSlots 64-bit counters in a
-// small file beside the SQLite database, mapped into the memory of every
+// genFile is the generation file: 64-bit change counters per member (genSlots
+// for credentials, genSlots for mail: inboxcache.go) in a small file beside
+// the SQLite database, mapped into the memory of every
 // process that opens the database (postern serve, the CLI, other tools), as
 // SQLite maps its own -shm file. A process that changes what Credentials
 // returns for a member adds one to the member's counter just before and
@@ -54,7 +55,7 @@ func openGenFile(db string) (*genFile, error) {
 			}
 		}
 	}
-	const size = genSlots * 8
+	const size = 2 * genSlots * 8 // credential counters, then mail counters
 	st, err := f.Stat()
 	if err == nil && st.Size() < size {
 		// Growing with zeros is what every process would do; it never
@@ -73,8 +74,11 @@ func openGenFile(db string) (*genFile, error) {
 	return &genFile{f: f, mem: mem}, nil
 }
 
-// slot returns the counter of member id.
+// slot returns the credential counter of member id.
 func (g *genFile) slot(id int64) int { return int(uint64(id) % genSlots) }
+
+// mailSlot returns the mail counter of member id (inboxcache.go).
+func (g *genFile) mailSlot(id int64) int { return genSlots + int(uint64(id)%genSlots) }
 
 // counter returns the address of counter s; the mapping is page-aligned, so
 // every counter is 8-byte aligned as the atomic operations require.
@@ -99,7 +103,7 @@ func (g *genFile) bump(s int) {
 	}
 }
 
-// snapshot returns every counter, for a scan of every member.
+// snapshot returns every credential counter, for a scan of every member.
 func (g *genFile) snapshot() []uint64 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()

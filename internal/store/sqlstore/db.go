@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,8 +48,36 @@ type DB struct {
 	commits commitSignals // Listen's channels, woken after local commits (listen.go)
 	stmts   stmtCache     // prepared statements of the login path (prepared.go)
 
-	gen   *genFile                  // SQLite: the credential generation file (credgen_unix.go)
-	creds atomic.Pointer[credCache] // nil: no credential cache (credcache.go)
+	gen     *genFile                   // SQLite: the generation file (credgen_unix.go)
+	creds   atomic.Pointer[credCache]  // nil: no credential cache (credcache.go)
+	inboxes atomic.Pointer[inboxCache] // nil: no INBOX cache (inboxcache.go)
+	hooks   commitHooks                // afterCommit's functions, by transaction
+}
+
+// commitHooks are functions to run once a transaction of tx commits.
+type commitHooks struct {
+	mu sync.Mutex
+	m  map[*sql.Tx][]func()
+}
+
+// afterCommit runs fn once tx, a transaction of db.tx, has committed; not if
+// it rolls back.
+func (db *DB) afterCommit(tx *sql.Tx, fn func()) {
+	db.hooks.mu.Lock()
+	defer db.hooks.mu.Unlock()
+	if db.hooks.m == nil {
+		db.hooks.m = map[*sql.Tx][]func(){}
+	}
+	db.hooks.m[tx] = append(db.hooks.m[tx], fn)
+}
+
+// takeHooks removes and returns tx's functions.
+func (db *DB) takeHooks(tx *sql.Tx) []func() {
+	db.hooks.mu.Lock()
+	defer db.hooks.mu.Unlock()
+	fns := db.hooks.m[tx]
+	delete(db.hooks.m, tx)
+	return fns
 }
 
 //go:embed migrations
@@ -99,6 +128,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("open the credential generation file: %w", err)
 		}
 		db.SetCredentialCache(DefaultCredentialCache)
+		db.inboxes.Store(&inboxCache{m: map[int64]*inboxEntry{}})
 	}
 	return db, nil
 }
@@ -107,6 +137,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 func (db *DB) Close() error {
 	db.closeStmts()
 	db.creds.Store(nil)
+	db.inboxes.Store(nil)
 	err := db.SQL.Close()
 	if db.gen != nil {
 		if gerr := db.gen.close(); err == nil {
@@ -145,11 +176,16 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		err = fn(tx)
 		if err == nil {
-			if err = tx.Commit(); err == nil {
-				db.onCommit()
-			}
+			err = tx.Commit()
 		} else {
 			tx.Rollback()
+		}
+		hooks := db.takeHooks(tx)
+		if err == nil {
+			for _, h := range hooks {
+				h()
+			}
+			db.onCommit()
 		}
 		if err != nil && attempt < 5 && isRetryable(err) {
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)

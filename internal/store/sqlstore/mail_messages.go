@@ -125,18 +125,24 @@ func (s *Mail) Open(ctx context.Context, memberID int64, name string) (mailstore
 	if err != nil {
 		return mailstore.Mailbox{}, nil, account.ErrNotFound // no such name can exist
 	}
-	mb, msgs, err := s.db.open(ctx, memberID, key)
-	if errors.Is(err, account.ErrNotFound) {
-		// Perhaps a member who never had mail: create the defaults and look again.
-		if err := s.db.ensureAccount(ctx, memberID); err != nil {
-			return mailstore.Mailbox{}, nil, mailErr("open", err)
+	read := func() (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+		mb, msgs, err := s.db.open(ctx, memberID, key)
+		if errors.Is(err, account.ErrNotFound) {
+			// Perhaps a member who never had mail: create the defaults and look again.
+			if err := s.db.ensureAccount(ctx, memberID); err != nil {
+				return mailstore.Mailbox{}, nil, mailErr("open", err)
+			}
+			mb, msgs, err = s.db.open(ctx, memberID, key)
 		}
-		mb, msgs, err = s.db.open(ctx, memberID, key)
+		if err != nil && !errors.Is(err, account.ErrNotFound) {
+			err = mailErr("open", err)
+		}
+		return mb, msgs, err
 	}
-	if err != nil && !errors.Is(err, account.ErrNotFound) {
-		err = mailErr("open", err)
+	if c := s.db.inboxes.Load(); c != nil && key == inbox {
+		return s.db.openInbox(c, memberID, read)
 	}
-	return mb, msgs, err
+	return read()
 }
 
 func (db *DB) open(ctx context.Context, memberID int64, key string) (mailstore.Mailbox, []mailstore.MessageInfo, error) {

@@ -193,8 +193,11 @@ func (db *DB) allocUIDs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n in
 }
 
 // mailboxChanged writes the event that tells IMAP IDLE on every node that
-// the mailboxes' messages changed.
+// the mailboxes' messages changed, and moves the member's mail counter
+// before and after the commit (inboxcache.go).
 func (db *DB) mailboxChanged(ctx context.Context, tx *sql.Tx, memberID int64, mailboxIDs ...int64) error {
+	db.mailChanged(memberID)
+	db.afterCommit(tx, func() { db.mailChanged(memberID) })
 	fx := account.Effects{Events: make([]account.Event, 0, len(mailboxIDs))}
 	for _, id := range mailboxIDs {
 		fx.Events = append(fx.Events, account.Event{Kind: account.EventMailboxChanged, MemberID: memberID, MailboxID: id})
