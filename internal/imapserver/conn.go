@@ -61,7 +61,10 @@ type connState struct {
 	started  time.Time
 
 	wmu       sync.Mutex // serializes writes; close never waits for it
-	held      []byte     // an untagged BYE not yet sent (write); guarded by wmu
+	dmu       sync.Mutex
+	deadlines [2]time.Time // go-imap's last read and write deadlines as set (setDeadline); guarded by dmu
+	dlKnown   [2]bool      // false: unknown (the guard set its own), so the next one is set
+	held      []byte       // an untagged BYE not yet sent (write); guarded by wmu
 	tmu       sync.Mutex
 	transport net.Conn // raw or *tls.Conn; replaced under tmu at STARTTLS
 	isTLS     atomic.Bool
@@ -191,6 +194,39 @@ func (st *connState) reply(s string) {
 	c.SetWriteDeadline(time.Now().Add(guardWrite))
 	st.write([]byte(s))
 	c.SetWriteDeadline(time.Time{})
+	st.forgetDeadlines()
+}
+
+const (
+	readDeadline = iota
+	writeDeadline
+)
+
+// setDeadline sets go-imap's read or write deadline, except when it only
+// extends the one in force by less than a second: go-imap sets both before
+// every command and response, and each costs a timer update in the runtime
+// (3% of a login's CPU). A deadline may thus fall up to a second early.
+func (st *connState) setDeadline(kind int, t time.Time) error {
+	st.dmu.Lock()
+	cur, known := st.deadlines[kind], st.dlKnown[kind]
+	if known && !t.IsZero() && !cur.IsZero() && !t.Before(cur) && t.Sub(cur) < time.Second {
+		st.dmu.Unlock()
+		return nil
+	}
+	st.deadlines[kind], st.dlKnown[kind] = t, true
+	st.dmu.Unlock()
+	if kind == readDeadline {
+		return st.conn().SetReadDeadline(t)
+	}
+	return st.conn().SetWriteDeadline(t)
+}
+
+// forgetDeadlines makes the next deadlines go-imap sets take effect, after
+// the guard set its own or the transport changed.
+func (st *connState) forgetDeadlines() {
+	st.dmu.Lock()
+	st.dlKnown = [2]bool{}
+	st.dmu.Unlock()
 }
 
 // fatal says BYE and closes the connection.
@@ -411,6 +447,7 @@ func (st *connState) startTLS(vc *vconn, tag string) error {
 	st.tmu.Lock()
 	st.transport = tc
 	st.tmu.Unlock()
+	st.forgetDeadlines()
 	st.isTLS.Store(true)
 	st.endCommand()
 	vc.handedOver.Store(true)
@@ -476,7 +513,7 @@ func (c *vconn) SetReadDeadline(t time.Time) error {
 			t = end
 		}
 	}
-	return c.st.conn().SetReadDeadline(t)
+	return c.st.setDeadline(readDeadline, t)
 }
 
-func (c *vconn) SetWriteDeadline(t time.Time) error { return c.st.conn().SetWriteDeadline(t) }
+func (c *vconn) SetWriteDeadline(t time.Time) error { return c.st.setDeadline(writeDeadline, t) }
