@@ -296,27 +296,29 @@ func (g *Gateway) finish(start time.Time, wait time.Duration, rec *LoginRecord, 
 	rec.Reason = reason
 	g.m.attempts.WithLabelValues(rec.Protocol, rec.Result, reason).Inc()
 	g.m.duration.WithLabelValues(rec.Protocol, rec.Result).Observe(g.now().Sub(start).Seconds())
-	attrs := []any{"protocol", rec.Protocol, "mechanism", rec.Mechanism, "ip", rec.IP, "tls", rec.TLS,
-		"user", rec.Username, "result", rec.Result}
+	// LogAttrs with a fixed-size array: no boxing of each value into an any.
+	var buf [10]slog.Attr
+	attrs := append(buf[:0], slog.String("protocol", rec.Protocol), slog.String("mechanism", rec.Mechanism),
+		slog.String("ip", rec.IP), slog.Bool("tls", rec.TLS), slog.String("user", rec.Username), slog.String("result", rec.Result))
 	if reason != "" {
-		attrs = append(attrs, "reason", reason)
+		attrs = append(attrs, slog.String("reason", reason))
 	}
 	if rec.AppPasswordID != "" {
-		attrs = append(attrs, "app_password", rec.AppPasswordID)
+		attrs = append(attrs, slog.String("app_password", rec.AppPasswordID))
 	}
 	if wait > 0 {
-		attrs = append(attrs, "delay", wait)
+		attrs = append(attrs, slog.Duration("delay", wait))
 	}
 	msg := "third-party login"
 	if rec.Protocol == Web {
 		msg = "web sign-in"
 	}
-	switch rec.Result {
-	case ResultError:
-		g.log.Error(msg, append(attrs, "err", err)...)
-	default:
-		g.log.Info(msg, attrs...)
+	level := slog.LevelInfo
+	if rec.Result == ResultError {
+		level = slog.LevelError
+		attrs = append(attrs, slog.Any("err", err))
 	}
+	g.log.LogAttrs(context.Background(), level, msg, attrs...)
 	g.rec.add(*rec)
 	return err
 }
