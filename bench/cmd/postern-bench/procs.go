@@ -234,3 +234,18 @@ func descendants(root int) []int {
 	walk(root)
 	return out
 }
+
+// waitLog waits until the log file holds a line containing text.
+func waitLog(file, text string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(file)
+		if err == nil && strings.Contains(string(b), text) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no %q in %s after %s", text, file, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

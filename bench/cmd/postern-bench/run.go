@@ -226,6 +226,9 @@ func (b *bench) startTargets(ctx context.Context) error {
 		}
 		b.postern = p
 		b.add(p)
+		if err := waitLog(filepath.Join(c.work, "postern.log"), "credential cache warmed", 2*time.Minute); err != nil {
+			return err
+		}
 		// The same server with the Go garbage collector's target lowered
 		// (GOGC=50, a deployment setting like Dovecot's tuning): measured in
 		// the idle figure only, where the heap the collector keeps beyond
