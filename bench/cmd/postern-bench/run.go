@@ -89,24 +89,20 @@ func runCmd(args []string) error {
 	if *floodN > 0 {
 		c.floodN = *floodN
 	}
-	if *conc != "" {
-		c.conc = nil
-		for _, f := range strings.Split(*conc, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n <= 0 {
-				return fmt.Errorf("--conc wants client counts such as 1,16, not %q", *conc)
-			}
-			c.conc = append(c.conc, n)
+	for _, l := range []struct {
+		flag, value, example string
+		dst                  *[]int
+	}{{"conc", *conc, "1,16", &c.conc}, {"idle", *idle, "1000,10000", &c.idleN}} {
+		if l.value == "" {
+			continue
 		}
-	}
-	if *idle != "" {
-		c.idleN = nil
-		for _, f := range strings.Split(*idle, ",") {
+		*l.dst = nil
+		for _, f := range strings.Split(l.value, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil || n <= 0 {
-				return fmt.Errorf("--idle wants counts such as 1000,10000, not %q", *idle)
+				return fmt.Errorf("--%s wants counts such as %s, not %q", l.flag, l.example, l.value)
 			}
-			c.idleN = append(c.idleN, n)
+			*l.dst = append(*l.dst, n)
 		}
 	}
 	if *rounds > 0 {
