@@ -60,8 +60,8 @@ type commitHooks struct {
 	m  map[*sql.Tx][]func()
 }
 
-// afterCommit runs fn once tx, a transaction of db.tx, has committed; not if
-// it rolls back.
+// afterCommit runs fn once tx has committed; not if it rolls back. tx must
+// be one of db.tx, which runs the functions (another would keep them).
 func (db *DB) afterCommit(tx *sql.Tx, fn func()) {
 	db.hooks.mu.Lock()
 	defer db.hooks.mu.Unlock()

@@ -2,23 +2,29 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 
 	"github.com/postern/postern/internal/account"
 )
 
+var errRollback = errors.New("rolled back on purpose")
+
 // WriteEffectsForTest writes fx with writeEffects in a transaction of its
-// own, which it rolls back instead of committing when rollback is set.
+// own (db.tx, so that its afterCommit hooks run), which it rolls back instead
+// of committing when rollback is set.
 func (db *DB) WriteEffectsForTest(ctx context.Context, fx account.Effects, rollback bool) error {
-	tx, err := db.SQL.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.writeEffects(ctx, tx, fx); err != nil {
+			return err
+		}
+		if rollback {
+			return errRollback
+		}
+		return nil
+	})
+	if rollback && errors.Is(err, errRollback) {
+		return nil
 	}
-	if err := db.writeEffects(ctx, tx, fx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if rollback {
-		return tx.Rollback()
-	}
-	return tx.Commit()
+	return err
 }

@@ -194,7 +194,9 @@ func (db *DB) allocUIDs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n in
 
 // mailboxChanged writes the event that tells IMAP IDLE on every node that
 // the mailboxes' messages changed, and moves the member's mail counter
-// before and after the commit (inboxcache.go).
+// before and after the commit (inboxcache.go): the move after the commit is
+// what keeps the INBOX cache exact; the one before narrows what a process
+// dying between its commit and that move could leave stale.
 func (db *DB) mailboxChanged(ctx context.Context, tx *sql.Tx, memberID int64, mailboxIDs ...int64) error {
 	db.mailChanged(memberID)
 	db.afterCommit(tx, func() { db.mailChanged(memberID) })
