@@ -36,8 +36,9 @@ var internalServerErrorResp = &imap.StatusResponse{
 // A Conn represents an IMAP connection to the server.
 type Conn struct {
 	server   *Server
+	rw       io.ReadWriter // what br reads from and bw writes to
 	br       *bufio.Reader
-	bw       *bufio.Writer
+	bw       *bufio.Writer // nil between responses: see newResponseEncoder
 	encMutex sync.Mutex
 
 	mutex   sync.Mutex
@@ -51,14 +52,21 @@ type Conn struct {
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
 	br := bufio.NewReader(rw)
-	bw := bufio.NewWriter(rw)
 	return &Conn{
 		conn:    c,
 		server:  server,
+		rw:      rw,
 		br:      br,
-		bw:      bw,
 		enabled: make(imap.CapSet),
 	}
+}
+
+// writerPool holds the buffered writers of the connections that are not
+// writing a response. A connection takes one for each response and gives it
+// back once the response is sent: most connections are idle most of the
+// time, and need no write buffer then (Postern).
+var writerPool = sync.Pool{
+	New: func() any { return bufio.NewWriter(nil) },
 }
 
 // NetConn returns the underlying connection that is wrapped by the IMAP
@@ -495,10 +503,14 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	quotedUTF8 := conn.enabled.Has(imap.CapIMAP4rev2) || conn.enabled.Has(imap.CapUTF8Accept)
 	conn.mutex.Unlock()
 
+	conn.encMutex.Lock() // released by responseEncoder.end
+	if conn.bw == nil {
+		conn.bw = writerPool.Get().(*bufio.Writer)
+		conn.bw.Reset(conn.rw)
+	}
 	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
 	wireEnc.QuotedUTF8 = quotedUTF8
 
-	conn.encMutex.Lock() // released by responseEncoder.end
 	conn.setWriteTimeout(respWriteTimeout)
 	return &responseEncoder{
 		Encoder: wireEnc,
@@ -512,6 +524,14 @@ func (enc *responseEncoder) end() {
 	}
 	enc.Encoder = nil
 	enc.conn.setWriteTimeout(0)
+	// Give the writer back unless it holds output not sent yet or a write
+	// error (which bufio.Writer keeps and Flush returns): the next response
+	// must meet them as it would with a writer of its own.
+	if bw := enc.conn.bw; bw.Buffered() == 0 && bw.Flush() == nil {
+		bw.Reset(nil)
+		writerPool.Put(bw)
+		enc.conn.bw = nil
+	}
 	enc.conn.encMutex.Unlock()
 }
 

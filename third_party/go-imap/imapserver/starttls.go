@@ -67,6 +67,7 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	c.mutex.Unlock()
 
 	rw := c.server.options.wrapReadWriter(tlsConn)
+	c.rw = rw
 	c.br.Reset(rw)
 	c.bw.Reset(rw)
 
