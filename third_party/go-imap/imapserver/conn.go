@@ -37,9 +37,10 @@ var internalServerErrorResp = &imap.StatusResponse{
 type Conn struct {
 	server   *Server
 	rw       io.ReadWriter // what br reads from and bw writes to
-	br       *bufio.Reader
+	br       *bufio.Reader // nil while waiting for input: see waitInput
 	bw       *bufio.Writer // nil between responses: see newResponseEncoder
 	encMutex sync.Mutex
+	first    firstReader
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -51,14 +52,55 @@ type Conn struct {
 
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
-	br := bufio.NewReader(rw)
 	return &Conn{
 		conn:    c,
 		server:  server,
 		rw:      rw,
-		br:      br,
 		enabled: make(imap.CapSet),
 	}
+}
+
+// readerPool holds the buffered readers of the connections waiting for
+// input (Postern): see waitInput.
+var readerPool = sync.Pool{
+	New: func() any { return bufio.NewReader(nil) },
+}
+
+// waitInput waits for the next input (a command, or DONE after IDLE) without
+// holding a read buffer, as most connections spend most of their time there
+// (Postern). It gives the buffered reader back when it holds nothing, reads
+// one octet (or an error), and takes a reader again that returns that octet
+// (or error) first. c.br is not nil after it.
+func (c *Conn) waitInput() {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return
+		}
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
+	}
+	c.first.r = c.rw
+	c.first.n, c.first.err = c.rw.Read(c.first.buf[:])
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.first)
+}
+
+// firstReader returns what waitInput read, then reads from r.
+type firstReader struct {
+	r   io.Reader
+	buf [1]byte
+	n   int
+	err error
+}
+
+func (fr *firstReader) Read(p []byte) (int, error) {
+	if fr.n == 0 && fr.err == nil || len(p) == 0 {
+		return fr.r.Read(p)
+	}
+	n, err := copy(p, fr.buf[:fr.n]), fr.err
+	fr.n, fr.err = 0, nil
+	return n, err
 }
 
 // writerPool holds the buffered writers of the connections that are not
@@ -183,11 +225,16 @@ func (c *Conn) serve() {
 		}
 		c.setReadTimeout(readTimeout)
 
+		if c.state == imap.ConnStateLogout {
+			break
+		}
+		c.waitInput()
+
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
 		dec.MaxSize = maxCommandSize
 		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
 
-		if c.state == imap.ConnStateLogout || dec.EOF() {
+		if dec.EOF() {
 			break
 		}
 

@@ -36,6 +36,10 @@ func (c *Conn) handleIdle(dec *imapwire.Decoder) error {
 	}()
 
 	c.setReadTimeout(idleReadTimeout)
+	// waitInput may give c.br back to the pool and take another: dec, whose
+	// reader that was, must not read again. It does not: its line is over
+	// (ExpectCRLF above), so readCommand's DiscardLine returns at once.
+	c.waitInput()
 	line, isPrefix, err := c.br.ReadLine()
 	close(stop)
 	if err == io.EOF {
