@@ -69,7 +69,9 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	rw := c.server.options.wrapReadWriter(tlsConn)
 	c.rw = rw
 	c.br.Reset(rw)
-	c.bw.Reset(rw)
+	if c.bw != nil { // nil between responses (Postern: see newResponseEncoder)
+		c.bw.Reset(rw)
+	}
 
 	return nil
 }
