@@ -111,7 +111,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.reg = newRegistry(m, cfg.Now)
 	g.rec = &recorder{store: cfg.Store, accounts: cfg.Service.Store, log: cfg.Log, m: m, now: cfg.Now,
 		interval: cfg.FlushInterval, batch: cfg.FlushBatch, retention: cfg.RecordRetention,
-		records: make(chan LoginRecord, cfg.RecordBuffer), touches: make(chan account.Touch, 1024),
+		records: make(chan LoginRecord, cfg.RecordBuffer), lines: make(chan logLine, cfg.RecordBuffer), touches: make(chan account.Touch, 1024),
 		stop: make(chan struct{})}
 	g.rec.start()
 	if cfg.Bus != nil {
@@ -280,28 +280,14 @@ func (g *Gateway) countFailure(ctx context.Context, m account.Member, st AuthSta
 	}
 }
 
-// finish logs, counts and records an attempt and returns err.
-func (g *Gateway) finish(start time.Time, wait time.Duration, rec *LoginRecord, err error) error {
-	reason := ""
-	switch account.ErrorCode(err) {
-	case "":
-		rec.Result = ResultOK
-	case account.EUNAUTHORIZED:
-		rec.Result = ResultFail
-		reason = account.FailureReason(err)
-	default:
-		rec.Result = ResultError
-		reason = "unavailable"
-	}
-	rec.Reason = reason
-	g.m.attempts.WithLabelValues(rec.Protocol, rec.Result, reason).Inc()
-	g.m.duration.WithLabelValues(rec.Protocol, rec.Result).Observe(g.now().Sub(start).Seconds())
+// logAttempt writes the log line of an attempt (err only for ResultError).
+func logAttempt(log *slog.Logger, rec *LoginRecord, wait time.Duration, err error) {
 	// LogAttrs with a fixed-size array: no boxing of each value into an any.
 	var buf [10]slog.Attr
 	attrs := append(buf[:0], slog.String("protocol", rec.Protocol), slog.String("mechanism", rec.Mechanism),
 		slog.String("ip", rec.IP), slog.Bool("tls", rec.TLS), slog.String("user", rec.Username), slog.String("result", rec.Result))
-	if reason != "" {
-		attrs = append(attrs, slog.String("reason", reason))
+	if rec.Reason != "" {
+		attrs = append(attrs, slog.String("reason", rec.Reason))
 	}
 	if rec.AppPasswordID != "" {
 		attrs = append(attrs, slog.String("app_password", rec.AppPasswordID))
@@ -318,7 +304,30 @@ func (g *Gateway) finish(start time.Time, wait time.Duration, rec *LoginRecord, 
 		level = slog.LevelError
 		attrs = append(attrs, slog.Any("err", err))
 	}
-	g.log.LogAttrs(context.Background(), level, msg, attrs...)
+	log.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// finish logs, counts and records an attempt and returns err.
+func (g *Gateway) finish(start time.Time, wait time.Duration, rec *LoginRecord, err error) error {
+	reason := ""
+	switch account.ErrorCode(err) {
+	case "":
+		rec.Result = ResultOK
+	case account.EUNAUTHORIZED:
+		rec.Result = ResultFail
+		reason = account.FailureReason(err)
+	default:
+		rec.Result = ResultError
+		reason = "unavailable"
+	}
+	rec.Reason = reason
+	g.m.attempts.WithLabelValues(rec.Protocol, rec.Result, reason).Inc()
+	g.m.duration.WithLabelValues(rec.Protocol, rec.Result).Observe(g.now().Sub(start).Seconds())
+	if rec.Result == ResultError {
+		logAttempt(g.log, rec, wait, err) // at once, with the cause
+	} else {
+		g.rec.logLine(*rec, wait)
+	}
 	g.rec.add(*rec)
 	return err
 }

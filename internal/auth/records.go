@@ -37,6 +37,7 @@ type recorder struct {
 
 	records chan LoginRecord
 	touches chan account.Touch
+	lines   chan logLine
 
 	touched   recentSet // app password ids whose last use was queued
 	succeeded recentSet // successful third-party logins recorded (recordKey)
@@ -48,10 +49,51 @@ type recorder struct {
 // touchEvery is how often "last used" is written per app password (SPEC §3).
 const touchEvery = time.Minute
 
+// logLine is an attempt to log (logAttempt) on the recorder's goroutine.
+type logLine struct {
+	rec  LoginRecord
+	wait time.Duration
+}
+
 func (r *recorder) start() {
-	r.done.Add(2)
+	r.done.Add(3)
 	go r.flushLoop()
 	go r.touchLoop()
+	go r.logLoop()
+}
+
+// logLine has the attempt's line written by logLoop, or at once when its
+// queue is full (a line is never dropped).
+func (r *recorder) logLine(rec LoginRecord, wait time.Duration) {
+	select {
+	case r.lines <- logLine{rec, wait}:
+	default:
+		logAttempt(r.log, &rec, wait, nil)
+	}
+}
+
+// logLoop writes the attempts' log lines on a goroutine of its own, which
+// costs the login less: formatted on the connection's goroutine, a line grew
+// that goroutine's fresh stack (slog's handler goes deep), and the stack
+// copies were several per cent of an IMAP login's CPU (docs/benchmarks.md).
+// The lines keep their order; Close writes those still queued.
+func (r *recorder) logLoop() {
+	defer r.done.Done()
+	for {
+		select {
+		case l := <-r.lines:
+			logAttempt(r.log, &l.rec, l.wait, nil)
+		case <-r.stop:
+			for {
+				select {
+				case l := <-r.lines:
+					logAttempt(r.log, &l.rec, l.wait, nil)
+				default:
+					return
+				}
+			}
+		}
+	}
 }
 
 // close writes what is queued and stops.
