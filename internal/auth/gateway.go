@@ -184,13 +184,19 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 	if e, err := account.ParseEmail(a.User); err == nil {
 		user = e
 	}
-	pair := g.tag("ip-pair", 0, user, a.Secret)
-
 	wait, admitted := g.throttle.Begin(a.RemoteIP, start)
 	g.m.throttleDelay.Observe(wait.Seconds())
 	outcome := Abandoned
+	// The pair's tag is what a failure remembers (throttle.End); a
+	// success, the common case, needs none.
+	pair := func() (t PairTag) {
+		if outcome == Failed {
+			t = g.tag("ip-pair", 0, user, a.Secret)
+		}
+		return t
+	}
 	if admitted {
-		defer func() { g.throttle.End(a.RemoteIP, outcome, pair, g.now()) }()
+		defer func() { g.throttle.End(a.RemoteIP, outcome, pair(), g.now()) }()
 	}
 	if wait > 0 {
 		t := time.NewTimer(wait)
