@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/postern/postern/internal/netserver"
 )
 
 // Timeouts. go-imap adds its own: 30 s to finish a command, 30 s of silence
@@ -95,11 +97,7 @@ func (st *connState) logger() *slog.Logger {
 }
 
 func newConnState(s *Server, raw net.Conn) *connState {
-	st := &connState{srv: s, raw: raw, transport: raw, started: time.Now(), cmdStart: true}
-	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
-		st.remoteIP = ap.Addr().Unmap()
-	}
-	return st
+	return &connState{srv: s, raw: raw, transport: raw, started: time.Now(), cmdStart: true, remoteIP: netserver.RemoteIP(raw)}
 }
 
 func (st *connState) conn() net.Conn {

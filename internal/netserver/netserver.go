@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -197,4 +198,22 @@ func (g *Group) isClosed() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.closed
+}
+
+// RemoteIP returns the client's address of c, unmapped (::ffff:192.0.2.1 is
+// 192.0.2.1, so that it is throttled and logged as such), or the zero Addr
+// when c's address is not an IP address.
+func RemoteIP(c net.Conn) netip.Addr {
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr: // without formatting and parsing it, on every connection
+		return a.AddrPort().Addr().Unmap()
+	case nil:
+		return netip.Addr{}
+	default:
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return netip.Addr{}
+		}
+		return ap.Addr().Unmap()
+	}
 }

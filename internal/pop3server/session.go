@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/netserver"
 )
 
 // Replies that must stay byte-identical. Every credential failure gets
@@ -85,10 +86,7 @@ func connLogger(log *slog.Logger, raw net.Conn, email string) *slog.Logger {
 }
 
 func newSession(srv *Server, raw, conn net.Conn, isTLS bool) *session {
-	var ip netip.Addr
-	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil {
-		ip = ap.Addr().Unmap()
-	}
+	ip := netserver.RemoteIP(raw)
 	return &session{
 		srv: srv, cfg: &srv.cfg, ctx: srv.ctx,
 		raw: raw, conn: conn, isTLS: isTLS, ip: ip,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/netserver"
 )
 
 const (
@@ -76,10 +77,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		s: s, cfg: &s.cfg, raw: nc, nc: nc, implicit: implicitTLS,
 		ctx: ctx, cancel: cancel, revoked: make(chan struct{}),
 	}
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		// Unmapped so that ::ffff:192.0.2.1 is throttled as 192.0.2.1.
-		c.remoteIP = ap.Addr().Unmap()
-	}
+	c.remoteIP = netserver.RemoteIP(nc)
 	c.log = s.cfg.Log.With("proto", "smtp", "remote", c.remoteIP.String())
 	size := max(16<<10, maxAuthLine, s.cfg.MaxDataLine+2)
 	c.r = bufio.NewReaderSize(nc, size)
