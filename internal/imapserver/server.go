@@ -128,7 +128,8 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	if implicitTLS && s.cfg.TLS == nil {
 		return errors.New("imapserver: implicit TLS needs a TLS configuration")
 	}
-	// handle only starts a connection: go-imap serves it from then on.
+	// handle runs the connection (go-imap serves it on handle's goroutine)
+	// and closes it; the connection tracks itself (connState).
 	return s.conns.ServeHandoff(l, func(raw net.Conn) { s.handle(raw, implicitTLS) })
 }
 
@@ -159,7 +160,9 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 	default:
 		b = s.plainNoAuth
 	}
-	if !b.push(&vconn{st: st}) {
+	// Served here, in the accept loop's goroutine for this connection; after
+	// STARTTLS the connection goes on in the secure backend's (startTLS).
+	if err := b.srv.ServeConn(&vconn{st: st}); err != nil {
 		st.close()
 	}
 }
@@ -181,7 +184,9 @@ func (s *Server) Close() error {
 
 func (s *Server) backends() []*backend { return []*backend{s.plainAuth, s.plainNoAuth, s.secure} }
 
-// backend is one go-imap server, fed connections through a chanListener.
+// backend is one go-imap server: handle serves new connections with it
+// directly (ServeConn), and startTLS hands connections to it through its
+// chanListener.
 type backend struct {
 	srv *imapserver.Server
 	ln  *chanListener

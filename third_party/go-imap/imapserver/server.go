@@ -153,6 +153,22 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// ServeConn serves one connection in the calling goroutine and returns when
+// it ends (Postern: its accept loop already runs a goroutine per connection;
+// handing each over through a net.Listener cost a second goroutine and two
+// wake-ups per connection).
+func (s *Server) ServeConn(conn net.Conn) error {
+	s.mutex.Lock()
+	closed := s.closed
+	s.mutex.Unlock()
+	if closed {
+		conn.Close()
+		return errClosed
+	}
+	newConn(conn, s).serve()
+	return nil
+}
+
 // ListenAndServe listens on the TCP network address addr and then calls Serve.
 //
 // If addr is empty, ":143" is used.
