@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -16,18 +14,7 @@ func (b *bench) figLogin(ctx context.Context) error {
 		// Every member logs in once by POP3 first: the first login creates
 		// the mail account (Postern's default mailboxes, Dovecot's Maildir),
 		// a write that later logins do not repeat.
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for w := 0; w < 16; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				for k := int(next.Add(1)) - 1; k < len(us); k = int(next.Add(1)) - 1 {
-					pop3Cycle(p.addr["pop3"], b.workerIP(w), us[k].Email, us[k].Pass)
-				}
-			}(w)
-		}
-		wg.Wait()
+		everyMemberOnce(us, func(w int, u user) { pop3Cycle(p.addr["pop3"], b.workerIP(w), u.Email, u.Pass) })
 	}
 	for _, p := range b.targets { // warm up: first connections, caches, page faults
 		for _, proto := range []string{"imap", "pop3"} {
