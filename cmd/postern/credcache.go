@@ -43,7 +43,7 @@ func (s *server) setupCredentialCache() error {
 		}
 		s.reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_" + c.name + "_cache_entries",
-				Help: "Members in the " + c.name + " cache."},
+				Help: "Members with an entry in the " + c.name + " cache."},
 				stat(func(c sqlstore.CacheStats) float64 { return float64(c.Entries) })),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "postern_" + c.name + "_cache_hits_total",
 				Help: c.what + " came from the cache."},
@@ -53,17 +53,21 @@ func (s *server) setupCredentialCache() error {
 				stat(func(c sqlstore.CacheStats) float64 { return float64(c.Misses) })),
 		)
 	}
-	if !s.db.CredentialCacheStats().Enabled {
-		return nil
-	}
-	// Every store write moves the member's counter itself; the outbox's
+	// Every store write moves the member's counters itself; the outbox's
 	// events also do, which covers a writer that died between its commit and
-	// its second move of the counter.
+	// its second move of a counter.
 	s.bus.Subscribe(0, func(e account.Event) {
-		if e.Kind != account.EventMailboxChanged && e.MemberID != 0 {
+		switch {
+		case e.MemberID == 0:
+		case e.Kind == account.EventMailboxChanged:
+			s.db.MailChanged(e.MemberID)
+		default:
 			s.db.CredentialsChanged(e.MemberID)
 		}
 	})
+	if !s.db.CredentialCacheStats().Enabled {
+		return nil
+	}
 	s.tasks = append(s.tasks, task{"credential cache", func(ctx context.Context) error {
 		start := time.Now()
 		n, err := s.db.WarmCredentials(ctx)

@@ -364,11 +364,15 @@ func (db *DB) TouchAppPassword(ctx context.Context, id string, at time.Time, pro
 // return an older one from the cache (AppPasswords reads it fresh).
 func (db *DB) TouchAppPasswords(ctx context.Context, uses []account.Touch) error {
 	return wrap("touch app passwords", db.tx(ctx, func(tx *sql.Tx) error {
+		// Parsed once for the batch.
+		stmt, err := tx.PrepareContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
+			WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
 		for _, u := range uses {
-			_, err := tx.ExecContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
-				WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`),
-				micros(u.At), u.Protocol, u.IP, u.ID, micros(u.NotBefore))
-			if err != nil {
+			if _, err := stmt.ExecContext(ctx, micros(u.At), u.Protocol, u.IP, u.ID, micros(u.NotBefore)); err != nil {
 				return err
 			}
 		}

@@ -124,8 +124,8 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 
 // ResetAuthFailures implements auth.Store.
 func (db *DB) ResetAuthFailures(ctx context.Context, memberID int64) error {
-	db.credentialsChanged(memberID) // FailuresOnRecord changes (see memberTx)
-	defer db.credentialsChanged(memberID)
+	db.CredentialsChanged(memberID) // FailuresOnRecord changes (see memberTx)
+	defer db.CredentialsChanged(memberID)
 	if _, err := db.SQL.ExecContext(ctx, db.q(`DELETE FROM auth_failures WHERE member_id = ?`), memberID); err != nil {
 		return fmt.Errorf("reset auth failures: %w", err)
 	}

@@ -53,9 +53,6 @@ type CacheStats struct {
 	Hits, Misses uint64
 }
 
-// CredentialCacheStats is the credential cache's CacheStats.
-type CredentialCacheStats = CacheStats
-
 // SetCredentialCache sets how many members' credentials are kept in memory;
 // 0 turns the cache off. It has no effect on PostgreSQL. Whatever the
 // setting, this process keeps moving the counters of the members it changes,
@@ -72,32 +69,29 @@ func (db *DB) SetCredentialCache(max int) {
 }
 
 // CredentialCacheStats returns the credential cache's counters.
-func (db *DB) CredentialCacheStats() CredentialCacheStats {
+func (db *DB) CredentialCacheStats() CacheStats {
 	c := db.creds.Load()
 	if c == nil {
-		return CredentialCacheStats{}
+		return CacheStats{}
 	}
 	c.mu.RLock()
 	n := len(c.m)
 	c.mu.RUnlock()
-	return CredentialCacheStats{Enabled: true, Entries: n, Hits: c.hits.Load(), Misses: c.misses.Load()}
+	return CacheStats{Enabled: true, Entries: n, Hits: c.hits.Load(), Misses: c.misses.Load()}
 }
 
-// credentialsChanged moves member id's counter. Writers call it just before
-// the commit of a change to the member's credentials and again just after
-// (memberTx): the first invalidates what was read before the change, the
-// second what was read while it committed.
-func (db *DB) credentialsChanged(id int64) {
+// CredentialsChanged moves member id's credential counter, which tells every
+// process's credential cache that the member changed. Writers call it just
+// before the commit of a change to the member's credentials and again just
+// after (memberTx): the first invalidates what was read before the change,
+// the second what was read while it committed. postern serve also calls it
+// for every event the outbox brings, which covers a writer that died between
+// its commit and its second move.
+func (db *DB) CredentialsChanged(id int64) {
 	if db.gen != nil {
 		db.gen.bump(db.gen.slot(id))
 	}
 }
-
-// CredentialsChanged tells every process's credential cache that member id
-// changed. The stores call it themselves; postern serve also calls it for
-// every credential event the outbox brings, which covers a writer that died
-// between its commit and its second move of the counter.
-func (db *DB) CredentialsChanged(id int64) { db.credentialsChanged(id) }
 
 // memberTx is tx for changes to what Credentials returns for memberID.
 func (db *DB) memberTx(ctx context.Context, memberID int64, fn func(*sql.Tx) error) error {
@@ -105,10 +99,10 @@ func (db *DB) memberTx(ctx context.Context, memberID int64, fn func(*sql.Tx) err
 		if err := fn(tx); err != nil {
 			return err
 		}
-		db.credentialsChanged(memberID)
+		db.CredentialsChanged(memberID)
 		return nil
 	})
-	db.credentialsChanged(memberID)
+	db.CredentialsChanged(memberID)
 	return err
 }
 

@@ -522,7 +522,7 @@ func TestCredentialCacheEngines(t *testing.T) {
 		if _, _, err := db.Credentials(ctx, "nobody@enforced.test"); !errors.Is(err, account.ErrNotFound) {
 			t.Fatalf("credentials of an unknown member: %v", err)
 		}
-		if st := db.CredentialCacheStats(); !sqlite && st != (sqlstore.CredentialCacheStats{}) {
+		if st := db.CredentialCacheStats(); !sqlite && st != (sqlstore.CacheStats{}) {
 			t.Errorf("PostgreSQL cache stats %+v", st)
 		}
 	})

@@ -52,8 +52,10 @@ func (db *DB) InboxCacheStats() CacheStats {
 	return CacheStats{Enabled: true, Entries: n, Hits: c.hits.Load(), Misses: c.misses.Load()}
 }
 
-// mailChanged moves member id's mail counter.
-func (db *DB) mailChanged(id int64) {
+// MailChanged moves member id's mail counter (see mailboxChanged); postern
+// serve also calls it for every mailbox event the outbox brings, as
+// CredentialsChanged.
+func (db *DB) MailChanged(id int64) {
 	if db.gen != nil {
 		db.gen.bump(db.gen.mailSlot(id))
 	}

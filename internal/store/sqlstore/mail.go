@@ -315,8 +315,8 @@ func (s *Mail) SetSubscribed(ctx context.Context, memberID int64, name string, o
 	if err := db.ensureAccount(ctx, memberID); err != nil {
 		return mailErr("subscribe", err)
 	}
-	db.mailChanged(memberID) // Open returns the flag (inboxcache.go)
-	defer db.mailChanged(memberID)
+	db.MailChanged(memberID) // Open returns the flag (inboxcache.go)
+	defer db.MailChanged(memberID)
 	return mailErr("subscribe", db.execOne(ctx, db.SQL, account.ErrNotFound,
 		`UPDATE mailboxes SET subscribed = ? WHERE member_id = ? AND name_key = ?`, on, memberID, key))
 }

@@ -198,8 +198,8 @@ func (db *DB) allocUIDs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n in
 // what keeps the INBOX cache exact; the one before narrows what a process
 // dying between its commit and that move could leave stale.
 func (db *DB) mailboxChanged(ctx context.Context, tx *sql.Tx, memberID int64, mailboxIDs ...int64) error {
-	db.mailChanged(memberID)
-	db.afterCommit(tx, func() { db.mailChanged(memberID) })
+	db.MailChanged(memberID)
+	db.afterCommit(tx, func() { db.MailChanged(memberID) })
 	fx := account.Effects{Events: make([]account.Event, 0, len(mailboxIDs))}
 	for _, id := range mailboxIDs {
 		fx.Events = append(fx.Events, account.Event{Kind: account.EventMailboxChanged, MemberID: memberID, MailboxID: id})
