@@ -168,8 +168,12 @@ func (s *session) Close() error {
 	return nil
 }
 
-// AuthenticateMechanisms lists the SASL mechanisms: PLAIN only (SPEC §5).
-func (s *session) AuthenticateMechanisms() []string { return []string{"PLAIN"} }
+// AuthenticateMechanisms lists the SASL mechanisms: PLAIN only (SPEC §5),
+// one slice for every call (go-imap asks for the greeting and for every
+// LOGIN reply, and only reads it).
+func (s *session) AuthenticateMechanisms() []string { return plainOnly }
+
+var plainOnly = []string{"PLAIN"}
 
 // Authenticate is AUTHENTICATE (RFC 9051 §6.2.2), with or without an initial
 // response (SASL-IR, RFC 4959).

@@ -112,7 +112,8 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 
 	c.state = imap.ConnStateAuthenticated
 	text := fmt.Sprintf("%v authentication successful", mech)
-	return writeCapabilityOK(enc.Encoder, tag, c.availableCaps(), text)
+	var buf [capBuf]imap.Cap
+	return writeCapabilityOK(enc.Encoder, tag, c.availableCaps(buf[:0]), text)
 }
 
 func decodeSASL(s string) ([]byte, error) {

@@ -1,7 +1,8 @@
 package imapserver
 
 import (
-	"fmt"
+	"strconv"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -15,7 +16,8 @@ func (c *Conn) handleCapability(dec *imapwire.Decoder) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 	enc.Atom("*").SP().Atom("CAPABILITY")
-	for _, c := range c.availableCaps() {
+	var buf [capBuf]imap.Cap
+	for _, c := range c.availableCaps(buf[:0]) {
 		enc.SP().Atom(string(c))
 	}
 	return enc.CRLF()
@@ -27,11 +29,15 @@ func (c *Conn) handleCapability(dec *imapwire.Decoder) error {
 //
 // Some extensions (e.g. SASL-IR, ENABLE) don't require backend support and
 // thus are always enabled.
-func (c *Conn) availableCaps() []imap.Cap {
+//
+// Postern: they are appended to caps, a buffer of the caller's (of capBuf,
+// on its stack), and the AUTH= and APPENDLIMIT= capabilities are made once
+// (derivedCap): upstream built the list anew on the heap for the greeting
+// and for every LOGIN reply, a tenth of a login's allocations.
+func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 	available := c.server.options.caps()
 
-	var caps []imap.Cap
-	addAvailableCaps(&caps, available, []imap.Cap{
+	caps = addAvailableCaps(caps, available, []imap.Cap{
 		imap.CapIMAP4rev2,
 		imap.CapIMAP4rev1,
 	})
@@ -54,7 +60,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			mechs = authSess.AuthenticateMechanisms()
 		}
 		for _, mech := range mechs {
-			caps = append(caps, imap.Cap("AUTH="+mech))
+			caps = append(caps, derivedCap("AUTH=", mech))
 		}
 	} else if c.state == imap.ConnStateNotAuthenticated {
 		caps = append(caps, imap.CapLoginDisabled)
@@ -72,7 +78,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 
 			// IMAP4rev1-specific capabilities which require backend support
 			// and are not applicable to IMAP4rev2
-			addAvailableCaps(&caps, available, []imap.Cap{
+			caps = addAvailableCaps(caps, available, []imap.Cap{
 				imap.CapNamespace,
 				imap.CapUIDPlus,
 				imap.CapESearch,
@@ -88,7 +94,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 
 		// Capabilities which require backend support and apply to both
 		// IMAP4rev1 and IMAP4rev2
-		addAvailableCaps(&caps, available, []imap.Cap{
+		caps = addAvailableCaps(caps, available, []imap.Cap{
 			imap.CapSpecialUse,
 			imap.CapCreateSpecialUse,
 			imap.CapLiteralPlus,
@@ -97,18 +103,36 @@ func (c *Conn) availableCaps() []imap.Cap {
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()
-			caps = append(caps, imap.Cap(fmt.Sprintf("APPENDLIMIT=%d", limit)))
+			caps = append(caps, derivedCap("APPENDLIMIT=", strconv.FormatUint(uint64(limit), 10)))
 		} else {
-			addAvailableCaps(&caps, available, []imap.Cap{imap.CapAppendLimit})
+			caps = addAvailableCaps(caps, available, []imap.Cap{imap.CapAppendLimit})
 		}
 	}
 	return caps
 }
 
-func addAvailableCaps(caps *[]imap.Cap, available imap.CapSet, l []imap.Cap) {
+func addAvailableCaps(caps []imap.Cap, available imap.CapSet, l []imap.Cap) []imap.Cap {
 	for _, c := range l {
 		if available.Has(c) {
-			*caps = append(*caps, c)
+			caps = append(caps, c)
 		}
 	}
+	return caps
+}
+
+// capBuf is the size of the callers' buffers for availableCaps: more than
+// any connection state lists.
+const capBuf = 32
+
+// derivedCaps holds the capabilities made of a prefix and a value (AUTH=PLAIN,
+// APPENDLIMIT=...): a server has a handful, so each is made once (Postern).
+var derivedCaps sync.Map // prefix+value -> imap.Cap
+
+func derivedCap(prefix, value string) imap.Cap {
+	if v, ok := derivedCaps.Load(struct{ p, v string }{prefix, value}); ok {
+		return v.(imap.Cap)
+	}
+	c := imap.Cap(prefix + value)
+	derivedCaps.Store(struct{ p, v string }{prefix, value}, c)
+	return c
 }

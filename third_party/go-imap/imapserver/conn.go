@@ -76,14 +76,19 @@ func (c *Conn) waitInput() {
 		if c.br.Buffered() > 0 {
 			return
 		}
-		c.br.Reset(nil)
-		readerPool.Put(c.br)
-		c.br = nil
+		c.putReader()
 	}
 	c.first.r = c.rw
 	c.first.n, c.first.err = c.rw.Read(c.first.buf[:])
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.first)
+}
+
+// putReader gives c.br back to the pool (Postern).
+func (c *Conn) putReader() {
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = nil
 }
 
 // firstReader returns what waitInput read, then reads from r.
@@ -149,6 +154,12 @@ func (c *Conn) serve() {
 		}
 
 		c.conn.Close()
+		// Postern: the read buffer goes back to the pool (see waitInput)
+		// when the connection ends too, or every connection would take a
+		// new one. Nothing reads c.br after serve.
+		if c.br != nil {
+			c.putReader()
+		}
 	}()
 
 	c.server.mutex.Lock()
@@ -493,7 +504,8 @@ func (c *Conn) writeContReq(text string) error {
 func (c *Conn) writeCapabilityStatus(tag string, typ imap.StatusResponseType, text string) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
-	return writeCapabilityStatus(enc.Encoder, tag, typ, c.availableCaps(), text)
+	var buf [capBuf]imap.Cap
+	return writeCapabilityStatus(enc.Encoder, tag, typ, c.availableCaps(buf[:0]), text)
 }
 
 func (c *Conn) checkState(state imap.ConnState) error {

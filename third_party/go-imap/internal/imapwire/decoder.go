@@ -186,7 +186,8 @@ func (dec *Decoder) ExpectCRLF() bool {
 }
 
 func (dec *Decoder) Func(ptr *string, valid func(ch byte) bool) bool {
-	var sb strings.Builder
+	var buf [64]byte // Postern: see scratch
+	sb := buf[:0]
 	for {
 		b, ok := dec.readByte()
 		if !ok {
@@ -198,14 +199,19 @@ func (dec *Decoder) Func(ptr *string, valid func(ch byte) bool) bool {
 			break
 		}
 
-		sb.WriteByte(b)
+		sb = append(sb, b)
 	}
-	if sb.Len() == 0 {
+	if len(sb) == 0 {
 		return false
 	}
-	*ptr = sb.String()
+	*ptr = string(sb)
 	return true
 }
+
+// Postern: the token readers (Func, Text, numberStr, Quoted) gather their
+// bytes in a buffer on the stack and allocate once, for the string; upstream
+// they grew a strings.Builder (8, 16, 32 bytes...), two or three allocations
+// for each atom of each command.
 
 func (dec *Decoder) Atom(ptr *string) bool {
 	return dec.Func(ptr, IsAtomChar)
@@ -229,7 +235,8 @@ func (dec *Decoder) ExpectSpecial(b byte) bool {
 }
 
 func (dec *Decoder) Text(ptr *string) bool {
-	var sb strings.Builder
+	var buf [64]byte // Postern: see Func
+	sb := buf[:0]
 	for {
 		b, ok := dec.readByte()
 		if !ok {
@@ -238,12 +245,12 @@ func (dec *Decoder) Text(ptr *string) bool {
 			dec.mustUnreadByte()
 			break
 		}
-		sb.WriteByte(b)
+		sb = append(sb, b)
 	}
-	if sb.Len() == 0 {
+	if len(sb) == 0 {
 		return false
 	}
-	*ptr = sb.String()
+	*ptr = string(sb)
 	return true
 }
 
@@ -299,7 +306,8 @@ func (dec *Decoder) DiscardValue() bool {
 }
 
 func (dec *Decoder) numberStr() (s string, ok bool) {
-	var sb strings.Builder
+	var buf [24]byte // Postern: see Func
+	sb := buf[:0]
 	for {
 		ch, ok := dec.readByte()
 		if !ok {
@@ -308,12 +316,12 @@ func (dec *Decoder) numberStr() (s string, ok bool) {
 			dec.mustUnreadByte()
 			break
 		}
-		sb.WriteByte(ch)
+		sb = append(sb, ch)
 	}
-	if sb.Len() == 0 {
+	if len(sb) == 0 {
 		return "", false
 	}
-	return sb.String(), true
+	return string(sb), true
 }
 
 func (dec *Decoder) Number(ptr *uint32) bool {
@@ -382,7 +390,8 @@ func (dec *Decoder) Quoted(ptr *string) bool {
 	if !dec.Special('"') {
 		return false
 	}
-	var sb strings.Builder
+	var buf [64]byte // Postern: see Func
+	sb := buf[:0]
 	for {
 		ch, ok := dec.readByte()
 		if !ok {
@@ -400,9 +409,9 @@ func (dec *Decoder) Quoted(ptr *string) bool {
 			}
 		}
 
-		sb.WriteByte(ch)
+		sb = append(sb, ch)
 	}
-	*ptr = sb.String()
+	*ptr = string(sb)
 	return true
 }
 

@@ -49,12 +49,21 @@ func (enc *Encoder) setErr(err error) {
 	}
 }
 
-func (enc *Encoder) writeString(s string) *Encoder {
+// writable reports whether the encoder can write (Postern: split out of
+// writeString for Special).
+func (enc *Encoder) writable() bool {
 	if enc.err != nil {
-		return enc
+		return false
 	}
 	if enc.literal {
 		enc.err = fmt.Errorf("imapwire: cannot encode while a literal is open")
+		return false
+	}
+	return true
+}
+
+func (enc *Encoder) writeString(s string) *Encoder {
+	if !enc.writable() {
 		return enc
 	}
 	if _, err := enc.w.WriteString(s); err != nil {
@@ -81,7 +90,15 @@ func (enc *Encoder) SP() *Encoder {
 }
 
 func (enc *Encoder) Special(ch byte) *Encoder {
-	return enc.writeString(string(ch))
+	// Postern: one byte without string(ch), which allocated (the string
+	// escapes through bufio.Writer.WriteString).
+	if !enc.writable() {
+		return enc
+	}
+	if err := enc.w.WriteByte(ch); err != nil {
+		enc.err = err
+	}
+	return enc
 }
 
 func (enc *Encoder) Quoted(s string) *Encoder {
