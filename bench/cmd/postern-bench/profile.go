@@ -56,6 +56,10 @@ func profileCmd(args []string) error {
 		return err
 	}
 	defer db.Close()
+	// As postern serve does at start: every member's credentials in memory.
+	if _, err := db.WarmCredentials(ctx); err != nil {
+		return err
+	}
 	lf, err := os.Create(filepath.Join(*data, "profile.log"))
 	if err != nil {
 		return err
