@@ -36,7 +36,7 @@ type Config struct {
 	Pause       time.Duration // how long third-party logins stay paused (default 15 min)
 
 	RecordBuffer    int           // login records queued before dropping (default 4096)
-	FlushInterval   time.Duration // how often records are written (default 1 s)
+	FlushInterval   time.Duration // how long a record or last use waits for others to be written with (default 1 s)
 	FlushBatch      int           // records written at once (default 1000)
 	RecordRetention time.Duration // login records kept (default 30 days)
 
@@ -109,10 +109,8 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{svc: cfg.Service, store: cfg.Store, key: cfg.Key, throttle: cfg.Throttle, acct: newAccountThrottle(cfg),
 		maxFail: cfg.MaxFailures, pause: cfg.Pause, log: cfg.Log, now: cfg.Now, m: m}
 	g.reg = newRegistry(m, cfg.Now)
-	g.rec = &recorder{store: cfg.Store, accounts: cfg.Service.Store, log: cfg.Log, m: m, now: cfg.Now,
-		interval: cfg.FlushInterval, batch: cfg.FlushBatch, retention: cfg.RecordRetention,
-		records: make(chan LoginRecord, cfg.RecordBuffer), lines: make(chan logLine, cfg.RecordBuffer), touches: make(chan account.Touch, 1024),
-		stop: make(chan struct{})}
+	g.rec = newRecorder(cfg.Store, cfg.Service.Store, cfg.Log, m, cfg.Now,
+		cfg.FlushInterval, cfg.FlushBatch, cfg.RecordBuffer, cfg.RecordRetention)
 	g.rec.start()
 	if cfg.Bus != nil {
 		g.unsub = cfg.Bus.Subscribe(0, g.reg.HandleEvent)
@@ -310,7 +308,19 @@ func logAttempt(log *slog.Logger, rec *LoginRecord, wait time.Duration, err erro
 		level = slog.LevelError
 		attrs = append(attrs, slog.Any("err", err))
 	}
-	log.LogAttrs(context.Background(), level, msg, attrs...)
+	// With the attempt's time: the line is written on the recorder's
+	// goroutine, up to lineGather later.
+	ctx, h := context.Background(), log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	at := rec.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	r := slog.NewRecord(at, level, msg, 0)
+	r.AddAttrs(attrs...)
+	h.Handle(ctx, r)
 }
 
 // finish logs, counts and records an attempt and returns err.

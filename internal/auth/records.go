@@ -35,9 +35,9 @@ type recorder struct {
 	batch     int
 	retention time.Duration
 
-	records chan LoginRecord
-	touches chan account.Touch
-	lines   chan logLine
+	records *batches[LoginRecord]
+	touches *batches[account.Touch]
+	lines   *batches[logLine]
 
 	touched   recentSet // app password ids whose last use was queued
 	succeeded recentSet // successful third-party logins recorded (recordKey)
@@ -55,9 +55,27 @@ type logLine struct {
 	wait time.Duration
 }
 
+// lineGather is how long an attempt's log line waits for others, to be
+// written with them (batches): a hundredth of a second, well within the log's
+// own buffering (cmd/postern, logbuf.go); each line carries its attempt's time.
+const lineGather = 10 * time.Millisecond
+
+// newRecorder returns a recorder that holds up to buffer records and log
+// lines, and writes records and last uses every interval, batch at once.
+func newRecorder(store Store, accounts account.Store, log *slog.Logger, m *metrics, now func() time.Time,
+	interval time.Duration, batch, buffer int, retention time.Duration) *recorder {
+	return &recorder{store: store, accounts: accounts, log: log, m: m, now: now,
+		interval: interval, batch: batch, retention: retention,
+		records: newBatches[LoginRecord](buffer, batch, interval),
+		touches: newBatches[account.Touch](1024, batch, interval),
+		lines:   newBatches[logLine](buffer, buffer, lineGather),
+		stop:    make(chan struct{})}
+}
+
 func (r *recorder) start() {
-	r.done.Add(3)
+	r.done.Add(4)
 	go r.flushLoop()
+	go r.pruneLoop()
 	go r.touchLoop()
 	go r.logLoop()
 }
@@ -65,9 +83,7 @@ func (r *recorder) start() {
 // logLine has the attempt's line written by logLoop, or at once when its
 // queue is full (a line is never dropped).
 func (r *recorder) logLine(rec LoginRecord, wait time.Duration) {
-	select {
-	case r.lines <- logLine{rec, wait}:
-	default:
+	if !r.lines.add(logLine{rec, wait}) {
 		logAttempt(r.log, &rec, wait, nil)
 	}
 }
@@ -79,21 +95,11 @@ func (r *recorder) logLine(rec LoginRecord, wait time.Duration) {
 // The lines keep their order; Close writes those still queued.
 func (r *recorder) logLoop() {
 	defer r.done.Done()
-	for {
-		select {
-		case l := <-r.lines:
-			logAttempt(r.log, &l.rec, l.wait, nil)
-		case <-r.stop:
-			for {
-				select {
-				case l := <-r.lines:
-					logAttempt(r.log, &l.rec, l.wait, nil)
-				default:
-					return
-				}
-			}
+	r.lines.run(r.stop, func(ls []logLine) {
+		for i := range ls {
+			logAttempt(r.log, &ls[i].rec, ls[i].wait, nil)
 		}
-	}
+	})
 }
 
 // close writes what is queued and stops.
@@ -108,9 +114,7 @@ func (r *recorder) add(rec LoginRecord) {
 		r.m.recordsCoalesced.Inc()
 		return
 	}
-	select {
-	case r.records <- rec:
-	default:
+	if !r.records.add(rec) {
 		r.m.recordsDropped.Inc()
 	}
 }
@@ -122,9 +126,7 @@ func (r *recorder) touch(id, protocol, ip string, at time.Time) {
 	if r.touched.seen(id, at) {
 		return
 	}
-	select {
-	case r.touches <- account.Touch{ID: id, At: at, Protocol: protocol, IP: ip, NotBefore: at.Add(-touchEvery)}:
-	default:
+	if !r.touches.add(account.Touch{ID: id, At: at, Protocol: protocol, IP: ip, NotBefore: at.Add(-touchEvery)}) {
 		r.m.touchDropped.Inc()
 		r.touched.forget(id) // let the next login try again
 	}
@@ -185,22 +187,32 @@ func (s *recentSet) forget(key string) {
 	delete(s.prev, h)
 }
 
+// flushLoop writes the records in batches, one transaction (one fsync) each.
 func (r *recorder) flushLoop() {
 	defer r.done.Done()
-	nextPrune := r.now()
-	batchLoop(r.records, r.stop, r.interval, r.batch, func(buf []LoginRecord) {
+	r.records.run(r.stop, func(buf []LoginRecord) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := r.store.AddLoginRecords(ctx, buf); err != nil {
 			r.m.recordErrors.Add(float64(len(buf)))
 			r.log.Error("writing login records", "count", len(buf), "err", err)
 		}
-	}, func() {
-		if now := r.now(); !now.Before(nextPrune) {
-			nextPrune = now.Add(time.Hour)
-			r.prune(now)
-		}
 	})
+}
+
+// pruneLoop deletes the records past their retention, at start and hourly.
+func (r *recorder) pruneLoop() {
+	defer r.done.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		r.prune(r.now())
+		select {
+		case <-t.C:
+		case <-r.stop:
+			return
+		}
+	}
 }
 
 func (r *recorder) prune(now time.Time) {
@@ -218,55 +230,13 @@ func (r *recorder) prune(now time.Time) {
 // each, as flushLoop does the records.
 func (r *recorder) touchLoop() {
 	defer r.done.Done()
-	batchLoop(r.touches, r.stop, r.interval, r.batch, func(buf []account.Touch) {
+	r.touches.run(r.stop, func(buf []account.Touch) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := r.accounts.TouchAppPasswords(ctx, buf); err != nil {
 			r.log.Error("updating app password last use", "count", len(buf), "err", err)
 		}
-	}, nil)
-}
-
-// batchLoop hands what arrives on in to flush in batches of at most max,
-// every interval at least; after each tick's flush it calls tick (when not
-// nil). When stop is closed it flushes what is queued and returns.
-func batchLoop[T any](in <-chan T, stop <-chan struct{}, interval time.Duration, max int, flush func([]T), tick func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	buf := make([]T, 0, max)
-	out := func() {
-		if len(buf) > 0 {
-			flush(buf)
-			clear(buf) // drop references for the collector
-			buf = buf[:0]
-		}
-	}
-	add := func(v T) {
-		if buf = append(buf, v); len(buf) >= max {
-			out()
-		}
-	}
-	for {
-		select {
-		case v := <-in:
-			add(v)
-		case <-t.C:
-			out()
-			if tick != nil {
-				tick()
-			}
-		case <-stop:
-			for {
-				select {
-				case v := <-in:
-					add(v)
-				default:
-					out()
-					return
-				}
-			}
-		}
-	}
+	})
 }
 
 // cleanUsername keeps what a client sent as user name fit for a record and a

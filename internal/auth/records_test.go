@@ -41,10 +41,7 @@ func newTestRecorder(t *testing.T, buffer int) (*recorder, *touchStore, *metrics
 		t.Fatal(err)
 	}
 	ts := &touchStore{}
-	r := &recorder{accounts: ts, log: slog.New(slog.NewTextHandler(io.Discard, nil)), m: m, now: time.Now,
-		interval: time.Hour, batch: 200, retention: time.Hour,
-		records: make(chan LoginRecord, buffer), touches: make(chan account.Touch, 16),
-		stop: make(chan struct{})}
+	r := newRecorder(nil, ts, slog.New(slog.NewTextHandler(io.Discard, nil)), m, time.Now, time.Hour, 200, buffer, time.Hour)
 	return r, ts, m
 }
 
@@ -55,7 +52,7 @@ func TestTouchAtMostOncePerMinute(t *testing.T) {
 	r.touch("a", POP3, "192.0.2.2", now.Add(30*time.Second)) // within the minute: not even queued
 	r.touch("b", SMTP, "192.0.2.3", now.Add(30*time.Second))
 	r.touch("a", CalDAV, "192.0.2.4", now.Add(61*time.Second))
-	if n := len(r.touches); n != 3 {
+	if n := r.touches.len(); n != 3 {
 		t.Fatalf("%d touches queued, want 3", n)
 	}
 	r.done.Add(1)
@@ -102,7 +99,7 @@ func TestSuccessfulLoginsCoalesced(t *testing.T) {
 	} {
 		r.add(rec)
 	}
-	if n := len(r.records); n != 9 {
+	if n := r.records.len(); n != 9 {
 		t.Errorf("%d records queued, want 9", n)
 	}
 	if got := testutil.ToFloat64(m.recordsCoalesced); got != 2 {
