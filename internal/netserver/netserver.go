@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,7 +29,7 @@ type Group struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[any]func() // tracked connection → its abort
-	wg        sync.WaitGroup // the goroutines Serve starts
+	wg        sync.WaitGroup // the goroutines Serve starts (workers)
 }
 
 // New returns an open Group. name prefixes its errors ("pop3server") and
@@ -88,6 +89,7 @@ func (g *Group) ServeHandoff(l net.Listener, handle func(net.Conn)) error {
 		g.mu.Unlock()
 	}()
 
+	w := &workers{g: g, handle: handle, next: make(chan net.Conn)}
 	var delay time.Duration
 	for {
 		c, err := l.Accept()
@@ -109,6 +111,11 @@ func (g *Group) ServeHandoff(l net.Listener, handle func(net.Conn)) error {
 			continue
 		}
 		delay = 0
+		select {
+		case w.next <- c: // a goroutine that served a connection takes it
+			continue
+		default:
+		}
 		// Add under mu, checked against closed, so that no Add can race
 		// with the Wait in Close.
 		g.mu.Lock()
@@ -119,10 +126,50 @@ func (g *Group) ServeHandoff(l net.Listener, handle func(net.Conn)) error {
 		}
 		g.wg.Add(1)
 		g.mu.Unlock()
-		go func() {
-			defer g.wg.Done()
-			handle(c)
-		}()
+		go w.serve(c)
+	}
+}
+
+// maxIdleWorkers is how many goroutines of one listener wait for its next
+// connection once they have served one.
+const maxIdleWorkers = 64
+
+// workers run handle for the connections of one listener. A goroutine that
+// has served a connection waits for the next (up to maxIdleWorkers of them
+// wait) instead of ending: a new goroutine starts on a small stack, and a
+// login grew it two or three times, each growth a copy of the whole stack
+// (5 % of an IMAP login's CPU, docs/benchmarks.md). A waiting goroutine
+// holds no connection; the collector shrinks its stack if it stays unused.
+type workers struct {
+	g      *Group
+	handle func(net.Conn)
+	next   chan net.Conn // unbuffered: a send succeeds only if one waits
+	idle   atomic.Int32
+}
+
+// workerDone, when set (by tests, before serving), is called as a worker
+// has served a connection, with whether it waits for another or ends.
+var workerDone func(waits bool)
+
+func (w *workers) serve(c net.Conn) {
+	defer w.g.wg.Done()
+	for {
+		w.handle(c)
+		wait := w.idle.Add(1) <= maxIdleWorkers
+		if workerDone != nil {
+			workerDone(wait)
+		}
+		if !wait {
+			w.idle.Add(-1)
+			return
+		}
+		select {
+		case c = <-w.next:
+			w.idle.Add(-1)
+		case <-w.g.done:
+			w.idle.Add(-1)
+			return
+		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -292,5 +294,105 @@ func TestServeListenerClosedElsewhere(t *testing.T) {
 	l.Close()
 	if err := result(t, errc); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Serve: %v, want net.ErrClosed", err)
+	}
+}
+
+// goroutineID is the id runtime.Stack prints for the calling goroutine.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// TestWorkersReused: a goroutine that served a connection serves the next
+// one (its stack already grown); at most maxIdleWorkers wait, and Close ends
+// those waiting.
+func TestWorkersReused(t *testing.T) {
+	done := make(chan bool, 1000)
+	workerDone = func(waits bool) { done <- waits }
+	t.Cleanup(func() { workerDone = nil })
+	g := New("test", quiet)
+	l := listen(t)
+	var mu sync.Mutex
+	ids := map[string]int{}
+	release := make(chan struct{})
+	errc := serve(func() error {
+		return g.Serve(l, func(c net.Conn) {
+			mu.Lock()
+			ids[goroutineID()]++
+			mu.Unlock()
+			c.Write([]byte("hi\n"))
+			<-release
+		})
+	})
+	// One connection after another: each waits until the worker that
+	// served the last one is waiting, and is served by it.
+	close(release)
+	for i := range 20 {
+		c := dial(t, l)
+		waitClosed(t, c)
+		select {
+		case waits := <-done:
+			if !waits {
+				t.Fatalf("connection %d: its worker ended", i)
+			}
+		case <-time.After(deadline):
+			t.Fatalf("connection %d: its worker did not finish", i)
+		}
+	}
+	mu.Lock()
+	if len(ids) != 1 {
+		t.Errorf("20 connections in a row served by %d goroutines, want 1", len(ids))
+	}
+	mu.Unlock()
+
+	// A burst of maxIdleWorkers+20 at once: all served, then at most
+	// maxIdleWorkers wait.
+	hold := make(chan struct{})
+	release2 := make(chan struct{})
+	var served atomic.Int32
+	g2 := New("test2", quiet)
+	l2 := listen(t)
+	errc2 := serve(func() error {
+		return g2.Serve(l2, func(c net.Conn) {
+			served.Add(1)
+			hold <- struct{}{}
+			<-release2
+		})
+	})
+	n := maxIdleWorkers + 20
+	for range n {
+		dial(t, l2)
+	}
+	for i := range n {
+		select {
+		case <-hold:
+		case <-time.After(deadline):
+			t.Fatalf("%d of %d connections served at once", i, n)
+		}
+	}
+	close(release2)
+	waited := 0
+	for i := range n {
+		select {
+		case waits := <-done:
+			if waits {
+				waited++
+			}
+		case <-time.After(deadline):
+			t.Fatalf("%d of %d workers finished", i, n)
+		}
+	}
+	if waited != maxIdleWorkers {
+		t.Errorf("%d workers wait, want %d (the other %d end)", waited, maxIdleWorkers, n-maxIdleWorkers)
+	}
+	g.Close()
+	g2.Close() // returns only once every waiting worker has ended
+	if err := result(t, errc); err != nil {
+		t.Error(err)
+	}
+	if err := result(t, errc2); err != nil {
+		t.Error(err)
 	}
 }
