@@ -1,7 +1,6 @@
 package pop3server
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -206,7 +205,8 @@ func (s *session) stls() bool {
 	}
 	s.raw.SetDeadline(time.Time{})
 	s.conn, s.isTLS, s.user = tc, true, ""
-	s.r = bufio.NewReaderSize(tc, maxAuthLine)
-	s.w = bufio.NewWriter(timeoutWriter{tc})
+	// The plaintext sent after STLS is thrown away with the reader's buffer.
+	s.r.Reset(tc)
+	s.w.Reset(timeoutWriter{tc})
 	return true
 }
