@@ -4,7 +4,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/multimap"
 )
 
 // Registry holds the live third-party sessions of this process and closes
@@ -16,10 +19,11 @@ type Registry struct {
 
 	mu       sync.Mutex
 	gen      uint64                             // counts revocations seen
-	sessions map[int64]map[*session]struct{}    // by member
+	sessions multimap.Multimap[int64, *session] // by member
 	revoked  map[int64][]revocation             // recent revocations, by member
 	closeFn  func(list []*session, kind string) // calls the close funcs, outside mu
 	pruneAt  time.Time                          // next sweep of revoked
+	gauges   map[string]prometheus.Gauge        // live sessions by protocol (gauge)
 	now      func() time.Time
 }
 
@@ -46,7 +50,7 @@ const revocationMemory = 5 * time.Minute
 
 func newRegistry(m *metrics, now func() time.Time) *Registry {
 	// gen starts at 1 so that 0 in a Login means "not from Authenticate".
-	r := &Registry{gen: 1, m: m, now: now, sessions: map[int64]map[*session]struct{}{}, revoked: map[int64][]revocation{}}
+	r := &Registry{gen: 1, m: m, now: now, revoked: map[int64][]revocation{}, gauges: map[string]prometheus.Gauge{}}
 	r.closeFn = func(list []*session, kind string) {
 		// The bus calls us on the tailer's goroutine, which must not block;
 		// closing a connection may.
@@ -99,7 +103,7 @@ func (r *Registry) HandleEvent(e account.Event) {
 		r.pruneRevoked(now)
 	}
 	var list []*session
-	for s := range r.sessions[e.MemberID] {
+	for _, s := range r.sessions.Get(e.MemberID) {
 		if revokes(e.Kind, e.AppPasswordID, s) {
 			list = append(list, s)
 		}
@@ -130,12 +134,7 @@ func (r *Registry) pruneRevoked(now time.Time) {
 func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
 	s := &session{login: l, protocol: protocol, close: close}
 	r.mu.Lock()
-	set := r.sessions[l.Member.ID]
-	if set == nil {
-		set = map[*session]struct{}{}
-		r.sessions[l.Member.ID] = set
-	}
-	set[s] = struct{}{}
+	r.sessions.Add(l.Member.ID, s)
 	// A revocation published after the login was checked but before this
 	// call found no session to close: close it now.
 	var hit *revocation
@@ -151,8 +150,9 @@ func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
 	if hit != nil {
 		kind = string(hit.kind)
 	}
+	gauge := r.gauge(protocol)
 	r.mu.Unlock()
-	r.m.sessions.WithLabelValues(protocol).Inc()
+	gauge.Inc()
 	if hit != nil {
 		r.closeFn([]*session{s}, kind)
 	}
@@ -163,22 +163,26 @@ func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
 			return
 		}
 		s.ended = true
-		delete(r.sessions[l.Member.ID], s)
-		if len(r.sessions[l.Member.ID]) == 0 {
-			delete(r.sessions, l.Member.ID)
-		}
+		r.sessions.Remove(l.Member.ID, s)
 		r.mu.Unlock()
-		r.m.sessions.WithLabelValues(protocol).Dec()
+		gauge.Dec()
 	}
+}
+
+// gauge returns the live-sessions gauge of protocol, looked up once (a
+// lookup hashes the label); the caller holds mu.
+func (r *Registry) gauge(protocol string) prometheus.Gauge {
+	g, ok := r.gauges[protocol]
+	if !ok {
+		g = r.m.sessions.WithLabelValues(protocol)
+		r.gauges[protocol] = g
+	}
+	return g
 }
 
 // Len returns the number of live sessions.
 func (r *Registry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for _, set := range r.sessions {
-		n += len(set)
-	}
-	return n
+	return r.sessions.Len()
 }

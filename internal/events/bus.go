@@ -8,57 +8,47 @@ import (
 	"sync"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/multimap"
 )
 
 // Bus fans events out to subscribers, by member or to all.
 type Bus struct {
-	mu     sync.RWMutex
-	next   int
-	all    map[int]func(account.Event)
-	member map[int64]map[int]func(account.Event)
+	mu   sync.RWMutex
+	subs multimap.Multimap[int64, *sub] // by member; 0: every event
 }
 
+type sub struct{ fn func(account.Event) }
+
 // NewBus returns an empty Bus.
-func NewBus() *Bus {
-	return &Bus{all: map[int]func(account.Event){}, member: map[int64]map[int]func(account.Event){}}
-}
+func NewBus() *Bus { return &Bus{} }
 
 // Subscribe calls fn for every event of the member (memberID 0: every event)
 // until cancel is called. fn runs on the publisher's goroutine and must not block.
 func (b *Bus) Subscribe(memberID int64, fn func(account.Event)) (cancel func()) {
+	s := &sub{fn}
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.next++
-	id := b.next
-	if memberID == 0 {
-		b.all[id] = fn
-		return func() { b.mu.Lock(); delete(b.all, id); b.mu.Unlock() }
-	}
-	m := b.member[memberID]
-	if m == nil {
-		m = map[int]func(account.Event){}
-		b.member[memberID] = m
-	}
-	m[id] = fn
+	b.subs.Add(memberID, s)
+	b.mu.Unlock()
 	return func() {
 		b.mu.Lock()
-		defer b.mu.Unlock()
-		delete(b.member[memberID], id)
-		if len(b.member[memberID]) == 0 {
-			delete(b.member, memberID)
-		}
+		b.subs.Remove(memberID, s)
+		b.mu.Unlock()
 	}
 }
 
 // Publish delivers e to its subscribers.
 func (b *Bus) Publish(e account.Event) {
 	b.mu.RLock()
-	fns := make([]func(account.Event), 0, len(b.all)+len(b.member[e.MemberID]))
-	for _, fn := range b.all {
-		fns = append(fns, fn)
+	all, mine := b.subs.Get(0), []*sub(nil)
+	if e.MemberID != 0 {
+		mine = b.subs.Get(e.MemberID)
 	}
-	for _, fn := range b.member[e.MemberID] {
-		fns = append(fns, fn)
+	fns := make([]func(account.Event), 0, len(all)+len(mine))
+	for _, s := range all {
+		fns = append(fns, s.fn)
+	}
+	for _, s := range mine {
+		fns = append(fns, s.fn)
 	}
 	b.mu.RUnlock()
 	for _, fn := range fns {
