@@ -1,12 +1,16 @@
 package account
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"hash"
+	"io"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -75,9 +79,27 @@ func NormalizeAppPassword(s string) (string, bool) {
 // HashAppPassword returns HMAC-SHA-256(key, p). A keyed fast hash is enough for
 // a 116-bit random secret and keeps verification in microseconds.
 func HashAppPassword(key []byte, p string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(p))
-	return m.Sum(nil)
+	pool := macPool(key)
+	m := pool.Get().(hash.Hash)
+	m.Reset()
+	io.WriteString(m, p)
+	sum := m.Sum(make([]byte, 0, sha256.Size))
+	pool.Put(m)
+	return sum
+}
+
+// macs holds, per key, a pool of HMACs already keyed: a login's HMAC then
+// costs no key schedule and no allocations but the sum. A server has one
+// key (tests have a few), so the pools are never dropped.
+var macs sync.Map // string(key) -> *sync.Pool of hash.Hash
+
+func macPool(key []byte) *sync.Pool {
+	if p, ok := macs.Load(string(key)); ok {
+		return p.(*sync.Pool)
+	}
+	k := bytes.Clone(key)
+	p, _ := macs.LoadOrStore(string(k), &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }})
+	return p.(*sync.Pool)
 }
 
 // MatchAppPassword returns the app password whose hash is hash, comparing

@@ -2,7 +2,11 @@ package account_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"unicode"
 
@@ -200,4 +204,28 @@ func TestCleanAppName(t *testing.T) {
 			t.Errorf("CleanAppName(%q): %v; want EINVALID %q", c.in, err, c.msg)
 		}
 	}
+}
+
+// TestHashAppPasswordPooled: the pooled, pre-keyed HMACs give what a fresh
+// HMAC gives, for several keys at once and from many goroutines.
+func TestHashAppPasswordPooled(t *testing.T) {
+	keys := [][]byte{[]byte("key one"), []byte("key two"), bytes.Repeat([]byte{7}, 100)}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				key := keys[(g+i)%len(keys)]
+				p := fmt.Sprintf("password %d/%d", g, i)
+				m := hmac.New(sha256.New, key)
+				m.Write([]byte(p))
+				if got, want := account.HashAppPassword(key, p), m.Sum(nil); !bytes.Equal(got, want) {
+					t.Errorf("HashAppPassword(%q, %q) = %x, want %x", key, p, got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
