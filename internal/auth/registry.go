@@ -28,7 +28,8 @@ type Registry struct {
 }
 
 type session struct {
-	login    Login
+	memberID int64
+	cred     account.Credential // what revokes checks; not the whole Login (a login's allocations)
 	protocol string
 	close    func()
 	once     sync.Once
@@ -78,11 +79,11 @@ func (r *Registry) generation() uint64 {
 func revokes(kind account.EventKind, apID string, s *session) bool {
 	switch kind {
 	case account.EventAppPasswordDeleted:
-		return apID != "" && s.login.Credential.AppPasswordID == apID
+		return apID != "" && s.cred.AppPasswordID == apID
 	case account.EventSettingChanged, account.EventMemberSuspended:
 		return true
 	case account.EventPasswordChanged:
-		return s.login.Credential.IsMain()
+		return s.cred.IsMain()
 	}
 	return false
 }
@@ -132,7 +133,7 @@ func (r *Registry) pruneRevoked(now time.Time) {
 
 // Track registers a live session; see Authenticator.
 func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
-	s := &session{login: l, protocol: protocol, close: close}
+	s := &session{memberID: l.Member.ID, cred: l.Credential, protocol: protocol, close: close}
 	r.mu.Lock()
 	r.sessions.Add(l.Member.ID, s)
 	// A revocation published after the login was checked but before this
@@ -156,17 +157,21 @@ func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
 	if hit != nil {
 		r.closeFn([]*session{s}, kind)
 	}
-	return func() {
-		r.mu.Lock()
-		if s.ended {
-			r.mu.Unlock()
-			return
-		}
-		s.ended = true
-		r.sessions.Remove(l.Member.ID, s)
+	return func() { r.end(s) }
+}
+
+// end removes s, once.
+func (r *Registry) end(s *session) {
+	r.mu.Lock()
+	if s.ended {
 		r.mu.Unlock()
-		gauge.Dec()
+		return
 	}
+	s.ended = true
+	r.sessions.Remove(s.memberID, s)
+	gauge := r.gauge(s.protocol)
+	r.mu.Unlock()
+	gauge.Dec()
 }
 
 // gauge returns the live-sessions gauge of protocol, looked up once (a
