@@ -31,7 +31,8 @@ type Store interface {
 	// the login hot path. A store may answer from memory when it can tell
 	// that nothing a login checks has changed since (sqlstore's credential
 	// cache); the app passwords' last uses may then be older than stored
-	// (AppPasswords has them fresh).
+	// (AppPasswords has them fresh). The list may be the cache's own: callers
+	// must not modify it, nor its hashes.
 	Credentials(ctx context.Context, email string) (Member, []AppPassword, error)
 
 	SetUseAppPasswords(ctx context.Context, memberID int64, on bool, fx Effects) error

@@ -154,8 +154,10 @@ func (db *DB) Credentials(ctx context.Context, email string) (account.Member, []
 	}
 	e, gen, ok := c.lookup(email)
 	if ok {
-		// A copy of the list; the hashes are shared and must not be modified.
-		return e.member, slices.Clone(e.list), nil
+		// The cached list itself, read-only as the interface says; its
+		// capacity clipped so that an append copies it. (A copy for every
+		// login was a seventh of the bytes an IMAP login allocated.)
+		return e.member, slices.Clip(e.list), nil
 	}
 	m, list, err := db.queryCredentials(ctx, email)
 	if err == nil {
