@@ -81,7 +81,8 @@ func (b *bench) markdown(elapsed time.Duration) string {
 	section("5. Scale: 100 members against 100,000", "scale", fmt.Sprintf("%s", sizeName(b.cfg.scaleLarge)),
 		"App-password IMAP logins at 16 clients, members picked all over the population, every "+
 			"member holding 5 app passwords. The ratio column is the large database's throughput "+
-			"over the small one's. \"sqlite\" is the default (the credential cache, warmed at start, "+
+			"over the small one's. Each round measures the two sizes in the order A, B, B, A (two "+
+			"samples of each per round), so that a steady drift of the machine's speed weighs on both. \"sqlite\" is the default (the credential cache, warmed at start, "+
 			"answers the logins); \"sqlite, cache off\" runs with `--credential-cache 0`, every login "+
 			"reading the database; PostgreSQL has no cache.", []string{sizeName(b.cfg.scaleSmall), sizeName(b.cfg.scaleLarge)})
 	fmt.Fprintf(&w, "Seeding (bulk INSERTs of 1,000 members and their app passwords per statement, one transaction):\n\n%s\n",
@@ -120,7 +121,12 @@ func (b *bench) targetTable() string {
 		}
 		row(strings.ToUpper(proto)+" logins ≥ 80% of the null server at 16 clients",
 			fmt.Sprintf("%.0f vs %.0f cycles/s = %.0f%%", p, n, 100*ratio), ratio >= 0.8, ok1 && ok2)
-		row(strings.ToUpper(proto)+" p99 < 5 ms at 16 clients", fmt.Sprintf("%.2f ms", p99), p99 < 5, ok3)
+		measured := fmt.Sprintf("%.2f ms", p99)
+		if np99, ok := med("login", cas, "p99 ms", "null"); ok {
+			// The null server's own tail: what this machine allows.
+			measured += fmt.Sprintf(" (the null server: %.2f ms)", np99)
+		}
+		row(strings.ToUpper(proto)+" p99 < 5 ms at 16 clients", measured, p99 < 5, ok3)
 	}
 	big := b.cfg.idleN[len(b.cfg.idleN)-1]
 	for _, t := range []string{"postern", "postern-gogc50"} {
