@@ -357,28 +357,42 @@ func (db *DB) TouchAppPassword(ctx context.Context, id string, at time.Time, pro
 	return db.TouchAppPasswords(ctx, []account.Touch{{ID: id, At: at, Protocol: protocol, IP: ip, NotBefore: notBefore}})
 }
 
-// TouchAppPasswords records uses with a conditional UPDATE each, in one
+// TouchAppPasswords records uses with conditional UPDATEs in one
 // transaction, so that nodes racing on the same password write it at most
-// once per interval and no read-modify-write is needed. It moves no
-// credential counter: no login checks the last use, so Credentials may
-// return an older one from the cache (AppPasswords reads it fresh).
+// once per interval and no read-modify-write is needed: touchesPerUpdate uses
+// per statement, joined to a VALUES list (a statement per use was a round trip
+// each on PostgreSQL, at 100,000 members a round trip per login). It moves no
+// credential counter: no login checks the last use, so Credentials may return
+// an older one from the cache (AppPasswords reads it fresh).
 func (db *DB) TouchAppPasswords(ctx context.Context, uses []account.Touch) error {
 	return wrap("touch app passwords", db.tx(ctx, func(tx *sql.Tx) error {
-		// Parsed once for the batch.
-		stmt, err := tx.PrepareContext(ctx, db.q(`UPDATE app_passwords SET last_used_at = ?, last_used_protocol = ?, last_used_ip = ?
-			WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, u := range uses {
-			if _, err := stmt.ExecContext(ctx, micros(u.At), u.Protocol, u.IP, u.ID, micros(u.NotBefore)); err != nil {
+		for start := 0; start < len(uses); start += touchesPerUpdate {
+			chunk := uses[start:min(start+touchesPerUpdate, len(uses))]
+			var b strings.Builder
+			// VALUES columns are column1... on both engines; the casts type
+			// PostgreSQL's parameters.
+			b.WriteString(`UPDATE app_passwords SET last_used_at = v.column1, last_used_protocol = v.column2, last_used_ip = v.column3 FROM (VALUES `)
+			args := make([]any, 0, len(chunk)*5)
+			for i, u := range chunk {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT))")
+				args = append(args, micros(u.At), u.Protocol, u.IP, u.ID, micros(u.NotBefore))
+			}
+			b.WriteString(`) AS v WHERE app_passwords.id = v.column4
+				AND (app_passwords.last_used_at IS NULL OR app_passwords.last_used_at < v.column5)`)
+			if _, err := tx.ExecContext(ctx, db.q(b.String()), args...); err != nil {
 				return err
 			}
 		}
 		return nil
 	}))
 }
+
+// touchesPerUpdate keeps a statement's parameters (5 a use) well under both
+// engines' limits.
+const touchesPerUpdate = 200
 
 // AddMessage writes fx (messages to the member, events) on its own; messages
 // without a member are addressed to memberID.

@@ -231,6 +231,7 @@ func RunAccount(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"VerifyMatrix", testVerifyMatrix},
 		{"Credentials", testCredentials},
 		{"Touch", testTouch},
+		{"TouchBatch", testTouchBatch},
 		{"Events", testEvents},
 		{"NoPlaintext", testNoPlaintext},
 	}

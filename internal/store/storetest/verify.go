@@ -186,6 +186,60 @@ func testTouch(t *testing.T, e *Env) {
 	}
 }
 
+// testTouchBatch: a batch of uses larger than one statement holds, among
+// them unknown ids, each use kept only where the last one is older than its
+// NotBefore.
+func testTouchBatch(t *testing.T, e *Env) {
+	ctx := context.Background()
+	t0 := time.Date(2025, 4, 1, 12, 0, 0, 0, time.UTC)
+	var ids []string
+	for _, name := range []string{"alice", "bob", "carol"} {
+		m := e.Enforced(t, name)
+		for i := range 5 {
+			p, _ := e.Create(t, m, fmt.Sprintf("App %d", i))
+			ids = append(ids, p.ID)
+		}
+	}
+	// ids[0] was used 30 s before the batch: the batch's use of it is
+	// within the minute and must not be written.
+	if err := e.DB.TouchAppPassword(ctx, ids[0], t0.Add(-30*time.Second), "smtp", "192.0.2.9", t0.Add(-90*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var uses []account.Touch
+	want := map[string]account.Touch{}
+	for i := range 450 {
+		u := account.Touch{ID: fmt.Sprintf("%016x", 0xf000000000000000+uint64(i)), At: t0.Add(time.Duration(i) * time.Millisecond),
+			Protocol: "imap", IP: fmt.Sprintf("192.0.2.%d", i%250), NotBefore: t0.Add(-time.Minute)}
+		if i%30 == 7 && i/30 < len(ids) { // real ids in every chunk, across its boundaries
+			u.ID = ids[i/30]
+			want[u.ID] = u
+		}
+		uses = append(uses, u)
+	}
+	if err := e.DB.TouchAppPasswords(ctx, uses); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"alice", "bob", "carol"} {
+		mem, err := e.DB.MemberByEmail(ctx, m+"@enforced.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := e.DB.AppPasswords(ctx, mem.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list {
+			w := want[p.ID]
+			if p.ID == ids[0] {
+				w = account.Touch{At: t0.Add(-30 * time.Second), Protocol: "smtp", IP: "192.0.2.9"}
+			}
+			if !p.LastUsedAt.Equal(w.At) || p.LastUsedProtocol != w.Protocol || p.LastUsedIP != w.IP {
+				t.Errorf("%s: last used %v %s %s, want %v %s %s", p.ID, p.LastUsedAt, p.LastUsedProtocol, p.LastUsedIP, w.At, w.Protocol, w.IP)
+			}
+		}
+	}
+}
+
 // testEvents: the outbox is read in seq order, in pages, from any point.
 func testEvents(t *testing.T, e *Env) {
 	ctx := context.Background()
