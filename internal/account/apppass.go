@@ -89,7 +89,7 @@ func HashAppPassword(key []byte, p string) []byte {
 }
 
 // macs holds, per key, a pool of HMACs already keyed: a login's HMAC then
-// costs no key schedule and no allocations but the sum. A server has one
+// costs no key schedule; it allocates the sum and a copy of p. A server has one
 // key (tests have a few), so the pools are never dropped.
 var macs sync.Map // string(key) -> *sync.Pool of hash.Hash
 

@@ -47,13 +47,6 @@ func (b *batches[T]) add(v T) bool {
 	return true
 }
 
-// len returns how many values wait.
-func (b *batches[T]) len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.buf)
-}
-
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:

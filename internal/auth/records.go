@@ -31,8 +31,6 @@ type recorder struct {
 	log       *slog.Logger
 	m         *metrics
 	now       func() time.Time
-	interval  time.Duration
-	batch     int
 	retention time.Duration
 
 	records *batches[LoginRecord]
@@ -65,11 +63,11 @@ const lineGather = 10 * time.Millisecond
 func newRecorder(store Store, accounts account.Store, log *slog.Logger, m *metrics, now func() time.Time,
 	interval time.Duration, batch, buffer int, retention time.Duration) *recorder {
 	return &recorder{store: store, accounts: accounts, log: log, m: m, now: now,
-		interval: interval, batch: batch, retention: retention,
-		records: newBatches[LoginRecord](buffer, batch, interval),
-		touches: newBatches[account.Touch](1024, batch, interval),
-		lines:   newBatches[logLine](buffer, buffer, lineGather),
-		stop:    make(chan struct{})}
+		retention: retention,
+		records:   newBatches[LoginRecord](buffer, batch, interval),
+		touches:   newBatches[account.Touch](1024, batch, interval),
+		lines:     newBatches[logLine](buffer, buffer, lineGather),
+		stop:      make(chan struct{})}
 }
 
 func (r *recorder) start() {

@@ -52,7 +52,7 @@ func TestTouchAtMostOncePerMinute(t *testing.T) {
 	r.touch("a", POP3, "192.0.2.2", now.Add(30*time.Second)) // within the minute: not even queued
 	r.touch("b", SMTP, "192.0.2.3", now.Add(30*time.Second))
 	r.touch("a", CalDAV, "192.0.2.4", now.Add(61*time.Second))
-	if n := r.touches.len(); n != 3 {
+	if n := len(r.touches.buf); n != 3 {
 		t.Fatalf("%d touches queued, want 3", n)
 	}
 	r.done.Add(1)
@@ -99,7 +99,7 @@ func TestSuccessfulLoginsCoalesced(t *testing.T) {
 	} {
 		r.add(rec)
 	}
-	if n := r.records.len(); n != 9 {
+	if n := len(r.records.buf); n != 9 {
 		t.Errorf("%d records queued, want 9", n)
 	}
 	if got := testutil.ToFloat64(m.recordsCoalesced); got != 2 {

@@ -49,6 +49,3 @@ func (mm *Multimap[K, V]) Get(k K) []V { return mm.m[k] }
 
 // Len returns the number of values under all keys.
 func (mm *Multimap[K, V]) Len() int { return mm.n }
-
-// Keys returns the number of keys that hold values.
-func (mm *Multimap[K, V]) Keys() int { return len(mm.m) }

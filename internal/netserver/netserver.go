@@ -153,23 +153,20 @@ var workerDone func(waits bool)
 
 func (w *workers) serve(c net.Conn) {
 	defer w.g.wg.Done()
-	for {
+	for c != nil {
 		w.handle(c)
 		wait := w.idle.Add(1) <= maxIdleWorkers
 		if workerDone != nil {
 			workerDone(wait)
 		}
-		if !wait {
-			w.idle.Add(-1)
-			return
+		c = nil
+		if wait {
+			select {
+			case c = <-w.next:
+			case <-w.g.done:
+			}
 		}
-		select {
-		case c = <-w.next:
-			w.idle.Add(-1)
-		case <-w.g.done:
-			w.idle.Add(-1)
-			return
-		}
+		w.idle.Add(-1)
 	}
 }
 
