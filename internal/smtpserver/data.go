@@ -3,13 +3,15 @@ package smtpserver
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/postern/postern/internal/mailstore"
 	"io"
 	"net/netip"
 	"time"
+
+	"github.com/postern/postern/internal/mailstore"
 )
 
 // Verdicts of readData on a message that was read to its end but is refused.
@@ -71,9 +73,11 @@ func (c *conn) data(arg string) {
 		return
 	}
 	now := c.cfg.Now()
+	added := missingFields(body, now, c.cfg.Hostname)
 	ds := make([]mailstore.Delivery, len(rcpts))
 	for i, r := range rcpts {
-		ds[i] = mailstore.Delivery{MemberID: r.memberID, Body: append(c.traceHeaders(from, r.email, now), body...)}
+		b := append(c.traceHeaders(from, r.email, now), added...)
+		ds[i] = mailstore.Delivery{MemberID: r.memberID, Body: append(b, body...)}
 	}
 	// All recipients in one transaction: a failure leaves no copy anywhere,
 	// so the client's retry after 451 duplicates nothing.
@@ -189,6 +193,49 @@ func (c *conn) traceHeaders(from, rcpt string, now time.Time) []byte {
 		"\tfor <%s>; %s\r\n",
 		from, c.helo, addrLiteral(c.remoteIP), tlsInfo,
 		c.cfg.Hostname, with, rcpt, now.Format(time.RFC1123Z))
+}
+
+// missingFields returns the Date and Message-ID fields that the message's
+// header lacks, as a message submission agent adds them (RFC 6409 §8.2, §8.3):
+// a script's or a device's message without them has no date in mail
+// programs but the arrival time, and no identity for replies to thread on.
+// The header is the message's leading run of fields (name, colon) and their
+// folded continuations, up to the empty line; a message that starts with
+// anything else has none. Every recipient's copy gets the same Message-ID.
+func missingFields(msg []byte, now time.Time, hostname string) []byte {
+	hasDate, hasID := false, false
+	for rest := msg; len(rest) > 0; {
+		line := rest
+		if i := bytes.Index(rest, []byte("\r\n")); i >= 0 {
+			line, rest = rest[:i], rest[i+2:]
+		} else {
+			rest = nil
+		}
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // a folded continuation of the field before
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || bytes.ContainsAny(line[:colon], " \t") {
+			break // not a field: the header ended (or never began)
+		}
+		switch name := line[:colon]; {
+		case bytes.EqualFold(name, []byte("Date")):
+			hasDate = true
+		case bytes.EqualFold(name, []byte("Message-ID")):
+			hasID = true
+		}
+	}
+	var out []byte
+	if !hasDate {
+		out = fmt.Appendf(out, "Date: %s\r\n", now.Format(time.RFC1123Z))
+	}
+	if !hasID {
+		out = fmt.Appendf(out, "Message-ID: <%s@%s>\r\n", rand.Text(), hostname)
+	}
+	return out
 }
 
 // addrLiteral writes an IP as RFC 5321 §4.1.3 does: [192.0.2.1], [IPv6:…].

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The end-of-data sequences of the SMTP smuggling research (CVE-2023-51764,
@@ -113,5 +114,47 @@ func TestReadDataEOF(t *testing.T) {
 		if _, _, err := readData(r, 32, 100, func() {}); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("%q: err %v, want unexpected EOF", in, err)
 		}
+	}
+}
+
+// TestMissingFields: Date and Message-ID are added only when the header
+// lacks them, whatever their case or folding; a field of the same name in
+// the body, or after a line that ends the header, does not count.
+func TestMissingFields(t *testing.T) {
+	now := time.Date(2026, 11, 27, 19, 30, 0, 0, time.FixedZone("", 3600))
+	const date = "Date: Fri, 27 Nov 2026 19:30:00 +0100\r\n"
+	cases := []struct {
+		name, msg        string
+		wantDate, wantID bool
+	}{
+		{"both present", "From: a@b\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n", false, false},
+		{"other case", "DATE: Thu, 26 Nov 2026 10:00:00 +0000\r\nmessage-id: <x@y>\r\n\r\n", false, false},
+		{"folded", "Subject: a\r\n long\r\nMessage-Id:\r\n <x@y>\r\nDate:\r\n\tThu, 26 Nov 2026\r\n\r\nb\r\n", false, false},
+		{"neither", "From: a@b\r\nSubject: hi\r\n\r\nDate: in the body\r\n", true, true},
+		{"no Message-ID", "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n", false, true},
+		{"no header at all", "just text\r\nDate: not a field\r\n", true, true},
+		{"empty message", "", true, true},
+		{"header without body", "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <x@y>", false, false},
+		{"name with a space is no field", "Subject: a\r\nNot A: field\r\nDate: late\r\n\r\n", true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(missingFields([]byte(tc.msg), now, "mx.example.test"))
+			if hasDate := strings.Contains(got, date); hasDate != tc.wantDate {
+				t.Errorf("Date added: %v, want %v (%q)", hasDate, tc.wantDate, got)
+			}
+			hasID := strings.HasPrefix(got, "Message-ID: <") || strings.Contains(got, "\r\nMessage-ID: <")
+			if hasID != tc.wantID {
+				t.Errorf("Message-ID added: %v, want %v (%q)", hasID, tc.wantID, got)
+			}
+			if hasID && !strings.HasSuffix(got, "@mx.example.test>\r\n") {
+				t.Errorf("Message-ID: %q", got)
+			}
+		})
+	}
+	a := missingFields(nil, now, "h")
+	b := missingFields(nil, now, "h")
+	if string(a) == string(b) {
+		t.Error("two messages got the same Message-ID")
 	}
 }

@@ -20,6 +20,7 @@ func TestDeliveryToInbox(t *testing.T) {
 	c.wantCmd("QUIT", "221 ")
 
 	want := "From: alice@example.test\r\nTo: bob@other.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n.leading dot\r\n"
+	msgIDs := map[string]bool{}
 	for _, m := range []struct {
 		email string
 		box   []string
@@ -45,6 +46,19 @@ func TestDeliveryToInbox(t *testing.T) {
 		if strings.Contains(got, alicePass) {
 			t.Fatalf("the password is in the stored message")
 		}
+		// The message had neither: the submission server adds them (RFC 6409 §8).
+		if !strings.Contains(trace, "\r\nDate: ") {
+			t.Errorf("%s: no Date added in %q", m.email, trace)
+		}
+		_, id, ok := strings.Cut(trace, "\r\nMessage-ID: <")
+		id, _, _ = strings.Cut(id, ">\r\n")
+		if !ok || !strings.HasSuffix(id, "@mx.example.test") || len(id) < 20 {
+			t.Errorf("%s: Message-ID %q in %q", m.email, id, trace)
+		}
+		msgIDs[id] = true
+	}
+	if len(msgIDs) != 1 {
+		t.Errorf("the copies have different Message-IDs: %v", msgIDs)
 	}
 }
 

@@ -157,7 +157,9 @@ func testMailFlow(t *testing.T, in *Instance) {
 		[]any{"expunge"},
 	)
 	body := fmt.Sprint(res[1].Data)
-	for _, want := range []string{"From: alice@example.com", "To: dave@example.com", "lunch on Friday?"} {
+	// smtplib's message had no Date or Message-ID: the submission server
+	// added them (RFC 6409 §8.2, §8.3).
+	for _, want := range []string{"From: alice@example.com", "To: dave@example.com", "lunch on Friday?", "\r\nDate: ", "\r\nMessage-ID: <"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("IMAP FETCH BODY[] lacks %q:\n%s", want, body)
 		}
