@@ -84,12 +84,26 @@ type user struct{ Email, Pass string }
 // users in turn (each worker its own stride, so that no two workers share a
 // user at the same moment).
 func loginCycle(proto, addr string, users []user, src func(w int) net.IP) cycleFunc {
+	return cycleOf(proto, addr, src, func(w, i int) user { return users[(w*7919+i*131)%len(users)] })
+}
+
+// loginInTurn returns the cycle of protocol against addr that logs the users
+// in one after the other, all workers together, from where next points,
+// which it advances: measurements that share next continue where the last
+// stopped, so that no member logs in twice within a minute unless the
+// population is smaller than a minute's logins (the scale figure, where a
+// member's first login of the minute is the one that writes).
+func loginInTurn(proto, addr string, users []user, src func(w int) net.IP, next *atomic.Int64) cycleFunc {
+	return cycleOf(proto, addr, src, func(int, int) user { return users[int((next.Add(1)-1)%int64(len(users)))] })
+}
+
+func cycleOf(proto, addr string, src func(w int) net.IP, pick func(w, i int) user) cycleFunc {
 	f := imapCycle
 	if proto == "pop3" {
 		f = pop3Cycle
 	}
 	return func(w, i int) error {
-		u := users[(w*7919+i*131)%len(users)]
+		u := pick(w, i)
 		var ip net.IP
 		if src != nil {
 			ip = src(w)

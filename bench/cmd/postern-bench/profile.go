@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -128,6 +129,7 @@ func loadCmd(args []string) error {
 	n := fs.Int("members", 1000, "members to log in as (the seeded population)")
 	idleN := fs.Int("idle", 0, "instead: open this many IDLE connections, print, and hold them until interrupted")
 	flood := fs.Int("flood", 0, "meanwhile, this many clients log in with wrong main passwords (members of the second half)")
+	from := fs.Int("in-turn-from", -1, "instead of each client its stride: all clients take the members in turn from this one (as the scale figure does)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -151,7 +153,13 @@ func loadCmd(args []string) error {
 		us = us[:*n/2]
 		time.Sleep(time.Second)
 	}
-	r := runLoad(*c, *d, loginCycle(*proto, *addr, us, func(w int) net.IP { return srcIP(w) }))
+	cycle := loginCycle(*proto, *addr, us, func(w int) net.IP { return srcIP(w) })
+	if *from >= 0 {
+		var next atomic.Int64
+		next.Store(int64(*from))
+		cycle = loginInTurn(*proto, *addr, us, func(w int) net.IP { return srcIP(w) }, &next)
+	}
+	r := runLoad(*c, *d, cycle)
 	fmt.Printf("%s c=%d: %.0f cycles/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", *proto, *c, r.Rate, r.P50, r.P99, r.Errors)
 	return nil
 }
