@@ -3,7 +3,7 @@
 # server on this machine, on loopback, and regenerates the results section of
 # docs/benchmarks.md (issue 6).
 #
-#   bench/run.sh            # the full run (13–19 minutes on 2 cores)
+#   bench/run.sh            # the full run (13–20 minutes on 2 cores)
 #   bench/run.sh --quick    # a short run for development (about 2 minutes)
 #   bench/run.sh --quick --figures login    # further flags go to postern-bench run
 #
