@@ -17,9 +17,7 @@ import (
 // stopped: with 100,000 members no member logs in twice within a minute, so
 // every login is its member's first of the minute and writes what such a
 // login writes (a login record, a last use), as a large organisation's
-// phones, each checking mail every few minutes, do. (Before, every
-// measurement replayed the same members, and a second measurement within the
-// minute wrote nothing.)
+// phones, each checking mail every few minutes, do.
 func (b *bench) figScale(ctx context.Context) error {
 	if b.cfg.postern == "" {
 		return nil

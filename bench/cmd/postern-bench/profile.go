@@ -153,11 +153,11 @@ func loadCmd(args []string) error {
 		us = us[:*n/2]
 		time.Sleep(time.Second)
 	}
-	cycle := loginCycle(*proto, *addr, us, func(w int) net.IP { return srcIP(w) })
+	cycle := loginCycle(*proto, *addr, us, srcIP)
 	if *from >= 0 {
 		var next atomic.Int64
 		next.Store(int64(*from))
-		cycle = loginInTurn(*proto, *addr, us, func(w int) net.IP { return srcIP(w) }, &next)
+		cycle = loginInTurn(*proto, *addr, us, srcIP, &next)
 	}
 	r := runLoad(*c, *d, cycle)
 	fmt.Printf("%s c=%d: %.0f cycles/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", *proto, *c, r.Rate, r.P50, r.P99, r.Errors)
