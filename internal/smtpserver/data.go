@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/emersion/go-message/textproto"
+
 	"github.com/postern/postern/internal/mailstore"
 )
 
@@ -199,40 +201,16 @@ func (c *conn) traceHeaders(from, rcpt string, now time.Time) []byte {
 // header lacks, as a message submission agent adds them (RFC 6409 §8.2, §8.3):
 // a script's or a device's message without them has no date in mail
 // programs but the arrival time, and no identity for replies to thread on.
-// The header is the message's leading run of fields (name, colon) and their
-// folded continuations, up to the empty line; a message that starts with
-// anything else has none. Every recipient's copy gets the same Message-ID.
+// The header is read as the IMAP server reads it for ENVELOPE (go-message's
+// textproto): up to the empty line, or up to a line that is no field, the
+// fields before which count. Every recipient's copy gets the same Message-ID.
 func missingFields(msg []byte, now time.Time, hostname string) []byte {
-	hasDate, hasID := false, false
-	for rest := msg; len(rest) > 0; {
-		line := rest
-		if i := bytes.Index(rest, []byte("\r\n")); i >= 0 {
-			line, rest = rest[:i], rest[i+2:]
-		} else {
-			rest = nil
-		}
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			continue // a folded continuation of the field before
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || bytes.ContainsAny(line[:colon], " \t") {
-			break // not a field: the header ended (or never began)
-		}
-		switch name := line[:colon]; {
-		case bytes.EqualFold(name, []byte("Date")):
-			hasDate = true
-		case bytes.EqualFold(name, []byte("Message-ID")):
-			hasID = true
-		}
-	}
+	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(msg)))
 	var out []byte
-	if !hasDate {
+	if !h.Has("Date") {
 		out = fmt.Appendf(out, "Date: %s\r\n", now.Format(time.RFC1123Z))
 	}
-	if !hasID {
+	if !h.Has("Message-Id") {
 		out = fmt.Appendf(out, "Message-ID: <%s@%s>\r\n", rand.Text(), hostname)
 	}
 	return out
