@@ -75,8 +75,8 @@ func (s *server) authThrottle() auth.Throttle {
 // per-account failure limit still applies.
 type noDelay struct{}
 
-func (noDelay) Begin(netip.Addr, time.Time) (time.Duration, bool)     { return 0, true }
-func (noDelay) End(netip.Addr, auth.Outcome, auth.PairTag, time.Time) {}
+func (noDelay) Begin(netip.Addr, time.Time) (time.Duration, bool)  { return 0, true }
+func (noDelay) End(netip.Addr, auth.Outcome, auth.Tags, time.Time) {}
 
 // proxied wraps a protocol listener so that connections from the trusted
 // load balancers take their client address from the PROXY header.

@@ -320,14 +320,8 @@ func (s *Service) Verify(ctx context.Context, email, secret string) (Member, Cre
 	var cred Credential
 	reason := ""
 	if m.AppPasswordsOnly(s.Config.Cutoff) {
-		ok := false
-		if plain, shaped := NormalizeAppPassword(secret); shaped {
-			var ap AppPassword
-			if ap, ok = MatchAppPassword(list, HashAppPassword(s.Config.Key, plain)); ok {
-				cred = Credential{AppPasswordID: ap.ID, AppName: ap.Name}
-			}
-		}
-		if !ok {
+		var ok bool
+		if cred, ok = s.matchAppPassword(list, secret); !ok {
 			// Spend what a main-password check costs; a correct main password
 			// is refused by policy exactly like a wrong one.
 			reason = "bad-password"
@@ -350,6 +344,49 @@ func (s *Service) Verify(ctx context.Context, email, secret string) (Member, Cre
 		return m, Credential{}, authFailure(reason)
 	}
 	return m, cred, nil
+}
+
+// MatchAppPassword is the cheap half of Verify: ok is true only when secret
+// is one of the active member's app passwords and app passwords are how the
+// member's apps log in. It costs one HMAC and never hashes a main password,
+// so the gateway can let a correct app password in before any throttling
+// (a 20-character random secret is not guessed, and delaying it would only
+// hand an attacker a way to delay the member). Every other case is ok false
+// with no reason given: the caller goes on to Verify, which decides it at
+// the cost of a hash. A store failure is EUNAVAILABLE.
+func (s *Service) MatchAppPassword(ctx context.Context, email, secret string) (Member, Credential, bool, error) {
+	e, err := ParseEmail(email)
+	if err != nil || len(secret) == 0 || len(secret) > 1024 {
+		return Member{}, Credential{}, false, nil
+	}
+	m, list, err := s.Store.Credentials(ctx, e)
+	if errors.Is(err, ErrNotFound) {
+		return Member{}, Credential{}, false, nil
+	} else if err != nil {
+		return Member{}, Credential{}, false, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: err}
+	}
+	if m.State != StateActive || !m.AppPasswordsOnly(s.Config.Cutoff) {
+		return Member{}, Credential{}, false, nil
+	}
+	cred, ok := s.matchAppPassword(list, secret)
+	if !ok {
+		return Member{}, Credential{}, false, nil
+	}
+	return m, cred, true, nil
+}
+
+// matchAppPassword finds secret, as typed (with or without its spaces),
+// among list.
+func (s *Service) matchAppPassword(list []AppPassword, secret string) (Credential, bool) {
+	plain, shaped := NormalizeAppPassword(secret)
+	if !shaped {
+		return Credential{}, false
+	}
+	ap, ok := MatchAppPassword(list, HashAppPassword(s.Config.Key, plain))
+	if !ok {
+		return Credential{}, false
+	}
+	return Credential{AppPasswordID: ap.ID, AppName: ap.Name}, true
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

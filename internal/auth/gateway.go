@@ -166,9 +166,15 @@ func failure(reason string) error {
 	return &account.Error{Code: account.EUNAUTHORIZED, Message: account.ErrAuthFailed.Message, Err: errors.New(reason)}
 }
 
-// Authenticate implements Authenticator: per-IP throttling, then
-// account.Service.Verify (policy and hashing), then the account's failure
-// counter and pause. Every failure is account.ErrAuthFailed's message; a
+// Authenticate implements Authenticator. A correct app password is let in
+// first, at the cost of one HMAC (account.Service.MatchAppPassword): it is
+// never delayed by the per-IP throttle, never refused by the account's
+// pause, and resets neither (see docs/security.md: a secret of 20 random
+// characters is not guessed, and holding it back would only let an attacker
+// hold back the member). Everything else is a guess until proven otherwise:
+// per-IP throttling, then account.Service.Verify (policy and one argon2id
+// hash), then the account's failure counter, whose pause refuses only the
+// main password. Every failure is account.ErrAuthFailed's message; a
 // database outage fails closed with EUNAVAILABLE.
 func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 	start := g.now()
@@ -182,19 +188,19 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 	if e, err := account.ParseEmail(a.User); err == nil {
 		user = e
 	}
+	m, cred, ok, err := g.svc.MatchAppPassword(ctx, user, a.Secret)
+	if err != nil {
+		return Login{}, g.finish(start, 0, &rec, unavailable(err))
+	}
+	if ok {
+		return g.succeed(start, 0, &rec, a, m, cred, gen), nil
+	}
+
 	wait, admitted := g.throttle.Begin(a.RemoteIP, start)
 	g.m.throttleDelay.Observe(wait.Seconds())
 	outcome := Abandoned
-	// The pair's tag is what a failure remembers (throttle.End); a
-	// success, the common case, needs none.
-	pair := func() (t PairTag) {
-		if outcome == Failed {
-			t = g.tag("ip-pair", 0, user, a.Secret)
-		}
-		return t
-	}
 	if admitted {
-		defer func() { g.throttle.End(a.RemoteIP, outcome, pair(), g.now()) }()
+		defer func() { g.throttle.End(a.RemoteIP, outcome, g.tags(outcome, user, a.Secret), g.now()) }()
 	}
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -209,7 +215,7 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 		return Login{}, g.finish(start, wait, &rec, failure("throttled"))
 	}
 
-	m, cred, err := g.svc.Verify(ctx, user, a.Secret)
+	m, cred, err = g.svc.Verify(ctx, user, a.Secret)
 	rec.MemberID = m.ID
 	if err != nil && account.ErrorCode(err) != account.EUNAUTHORIZED {
 		return Login{}, g.finish(start, wait, &rec, unavailable(err))
@@ -222,12 +228,17 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 			return Login{}, g.finish(start, wait, &rec, unavailable(serr))
 		}
 		switch {
-		case st.PausedUntil.After(start):
-			// Even the right secret is refused while paused, with the same
-			// reply, and the attempt is not counted again.
+		case st.PausedUntil.After(start) && (err != nil || cred.IsMain()):
+			// The pause holds the main password back, even the right one,
+			// with the same reply; the attempt is not counted again. An app
+			// password created since the cheap check above gets through.
 			outcome = Failed
 			return Login{}, g.finish(start, wait, &rec, failure("paused"))
-		case err == nil && (st.Failures > 0 || !st.PausedUntil.IsZero() || len(st.Tags) > 0):
+		case err == nil && cred.IsMain() && (st.Failures > 0 || !st.PausedUntil.IsZero() || len(st.Tags) > 0):
+			// Only the main password itself proves the guesses against it
+			// over: an app password's success leaves the count, or anyone
+			// holding one (a stolen phone, the attacker's own account at
+			// the member's side) could keep the pause from ever starting.
 			if rerr := g.store.ResetAuthFailures(ctx, m.ID); rerr != nil {
 				return Login{}, g.finish(start, wait, &rec, unavailable(rerr))
 			}
@@ -240,12 +251,28 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 		return Login{}, g.finish(start, wait, &rec, err)
 	}
 	outcome = Succeeded
+	return g.succeed(start, wait, &rec, a, m, cred, gen), nil
+}
+
+// succeed records a successful login and returns it.
+func (g *Gateway) succeed(start time.Time, wait time.Duration, rec *LoginRecord, a Attempt, m account.Member, cred account.Credential, gen uint64) Login {
+	rec.MemberID = m.ID
 	rec.AppPasswordID = cred.AppPasswordID
 	if cred.AppPasswordID != "" {
 		g.rec.touch(cred.AppPasswordID, a.Protocol, rec.IP, start.UTC())
 	}
-	g.finish(start, wait, &rec, nil)
-	return Login{Member: m, Credential: cred, gen: gen}, nil
+	g.finish(start, wait, rec, nil)
+	return Login{Member: m, Credential: cred, gen: gen}
+}
+
+// tags returns the throttle's tags of an attempt: the pair only for a
+// failure (the common success needs no second HMAC), the account always.
+func (g *Gateway) tags(o Outcome, user, secret string) Tags {
+	t := Tags{Account: g.tag("ip-account", 0, user)}
+	if o == Failed {
+		t.Pair = g.tag("ip-pair", 0, user, secret)
+	}
+	return t
 }
 
 // countFailure adds one to the member's failure counter and, when that

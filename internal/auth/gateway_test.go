@@ -260,23 +260,107 @@ func TestStaleRetriesDoNotPause(t *testing.T) {
 	})
 }
 
+// TestSuccessResetsTheCounter: a correct main password ends the count of
+// failures against it.
 func TestSuccessResetsTheCounter(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		f := newFixture(t, db, func(c *auth.Config) { c.MaxFailures = 5 })
 		ctx := context.Background()
-		m := f.env.Enforced(t, "reset")
-		_, app := f.env.Create(t, m, "Mail")
+		m := f.env.Optional(t, "reset", false)
 		for round := range 3 {
 			for i := range 4 {
 				_, err := f.try(m.Email, fmt.Sprintf("round %d guess %d", round, i), auth.POP3, "192.0.2.99")
 				wantFail(t, err, "guess")
 			}
-			if _, err := f.try(m.Email, app, auth.POP3, "192.0.2.99"); err != nil {
-				t.Fatalf("round %d: correct app password: %v", round, err)
+			if _, err := f.try(m.Email, storetest.MainPassword, auth.POP3, "192.0.2.99"); err != nil {
+				t.Fatalf("round %d: correct main password: %v", round, err)
 			}
 		}
 		if st, _ := db.AuthState(ctx, m.ID); st.Failures != 0 || !st.PausedUntil.IsZero() {
 			t.Errorf("12 failures in runs of 4 separated by successes paused the account: %+v", st)
+		}
+	})
+}
+
+// TestAppPasswordsNeverPaused: guesses from 101 addresses pause the
+// account, and its app passwords log in all the same, without delay, from
+// those addresses too; their success does not reset the count of guesses
+// (or holding one app password would let guessing at the main password go
+// on forever), and the member gets one message.
+func TestAppPasswordsNeverPaused(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		f := newFixture(t, db, nil)
+		ctx := context.Background()
+		m := f.env.Enforced(t, "target")
+		_, app := f.env.Create(t, m, "Phone")
+		for i := range 101 {
+			_, err := f.try(m.Email, fmt.Sprintf("guess %d", i), auth.IMAP, fmt.Sprintf("198.51.%d.%d", 100+i/200, i%200))
+			wantFail(t, err, "guess")
+			if i == 50 {
+				if _, err := f.try(m.Email, app, auth.SMTP, "203.0.113.5"); err != nil {
+					t.Fatalf("app password during the attack: %v", err)
+				}
+			}
+		}
+		st, err := db.AuthState(ctx, m.ID)
+		if err != nil || !st.PausedUntil.After(f.clock.Now()) {
+			t.Fatalf("after 101 failures: %+v %v, want paused", st, err)
+		}
+		for _, ip := range []string{"198.51.100.7", "203.0.113.5", "2001:db8::1"} {
+			if _, err := f.try(m.Email, app, auth.IMAP, ip); err != nil {
+				t.Fatalf("app password from %s while paused: %v", ip, err)
+			}
+		}
+		if st, _ := db.AuthState(ctx, m.ID); !st.PausedUntil.After(f.clock.Now()) {
+			t.Errorf("an app password's success ended the pause: %+v", st)
+		}
+		if n := pausedMessages(t, f, m); n != 1 {
+			t.Errorf("%d paused messages, want 1", n)
+		}
+	})
+}
+
+// TestCorrectAppPasswordNotThrottled: from an address whose failures put
+// every further guess an hour away, the member's app passwords log in at
+// once, 64 at a time; a main password from there waits its turn.
+func TestCorrectAppPasswordNotThrottled(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		f := newFixture(t, db, func(c *auth.Config) {
+			c.ThrottleConfig = auth.ThrottleConfig{Base: time.Hour, Max: time.Hour, Backlog: 24 * time.Hour}
+		})
+		m := f.env.Enforced(t, "office")
+		_, app := f.env.Create(t, m, "Phone")
+		bob := f.env.Optional(t, "bob", false)
+		const ip = "192.0.2.44"
+		for i := range 2 {
+			_, err := f.try(m.Email, fmt.Sprintf("guess %d", i), auth.IMAP, ip)
+			wantFail(t, err, "guess")
+		}
+		attempt := func(user, secret string, within time.Duration) error {
+			ctx, cancel := context.WithTimeout(context.Background(), within)
+			defer cancel()
+			_, err := f.gw.Authenticate(ctx, auth.Attempt{User: user, Secret: secret, Protocol: auth.IMAP,
+				Mechanism: "LOGIN", RemoteIP: netip.MustParseAddr(ip), TLS: true})
+			return err
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for range 64 {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs <- attempt(m.Email, app, 20*time.Second) }()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("app password from a throttled address: %v", err)
+			}
+		}
+		// The throttle is on for everything else: the main password (right
+		// or wrong, it is not known before the hash) waits the hour.
+		err := attempt(bob.Email, storetest.MainPassword, 300*time.Millisecond)
+		if r := wantFail(t, err, "main password from a throttled address"); r != "canceled" {
+			t.Errorf("reason %q, want canceled (waiting behind the throttle)", r)
 		}
 	})
 }

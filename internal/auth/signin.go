@@ -29,7 +29,7 @@ var DefaultWebAccountThrottle = ThrottleConfig{Free: 4, Base: 2 * time.Second, M
 // SharedThrottle, used for the web's per-account schedule.
 type keyThrottle interface {
 	beginKey(key string, now time.Time) (time.Duration, bool)
-	endKey(key string, o Outcome, pair PairTag, now time.Time)
+	endKey(key string, o Outcome, tags Tags, now time.Time)
 }
 
 // newAccountThrottle returns the web's per-account throttle: in the store
@@ -99,21 +99,32 @@ func (g *Gateway) SignIn(ctx context.Context, a Attempt) (account.Member, error)
 		// tells nothing; the key is the address as a member would mistype it.
 		user = strings.ToLower(strings.TrimSpace(a.User))
 	}
-	pair := g.tag("ip-pair", 0, user, a.Secret) // as in Authenticate: a stale pair retried over IMAP and the web counts once
-	acctTag := g.tag("web-account", 0, user)
-	acctKey := "web-account:" + hex.EncodeToString(acctTag[:])
-
-	ipWait, ipOK := g.throttle.Begin(a.RemoteIP, start)
-	acctWait, acctOK := time.Duration(0), false
-	if ipOK {
-		acctWait, acctOK = g.acct.beginKey(acctKey, start)
-	}
+	// As in Authenticate: a stale pair retried over IMAP and the web counts
+	// once, and the address's failures are attributed to the same account.
+	tags := Tags{Pair: g.tag("ip-pair", 0, user, a.Secret), Account: g.tag("ip-account", 0, user)}
 	outcome := Abandoned
-	if ipOK {
-		defer func() { g.throttle.End(a.RemoteIP, outcome, pair, g.now()) }()
-	}
-	if acctOK {
-		defer func() { g.acct.endKey(acctKey, outcome, pair, g.now()) }()
+	var ipWait, acctWait time.Duration
+	var ipOK, acctOK bool
+	if device, known := g.knownDevice(user, a.DeviceTokens); known {
+		// A browser that signed in as this member before has a schedule of
+		// its own, in place of its address's and the account's: strangers'
+		// failures, from anywhere, never queue the member's own sign-in. The
+		// schedule is the account's, so a stolen cookie guesses no faster.
+		key := "web-device:" + hex.EncodeToString(device[:])
+		ipOK = true
+		if acctWait, acctOK = g.acct.beginKey(key, start); acctOK {
+			defer func() { g.acct.endKey(key, outcome, tags, g.now()) }()
+		}
+	} else {
+		acctTag := g.tag("web-account", 0, user)
+		acctKey := "web-account:" + hex.EncodeToString(acctTag[:])
+		ipWait, ipOK = g.throttle.Begin(a.RemoteIP, start)
+		if ipOK {
+			defer func() { g.throttle.End(a.RemoteIP, outcome, tags, g.now()) }()
+			if acctWait, acctOK = g.acct.beginKey(acctKey, start); acctOK {
+				defer func() { g.acct.endKey(acctKey, outcome, tags, g.now()) }()
+			}
+		}
 	}
 	if !ipOK || !acctOK {
 		// Refused at once, unlike Authenticate's refusals, which wait so as to

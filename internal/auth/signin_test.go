@@ -91,16 +91,18 @@ func TestSignInMainPasswordOnly(t *testing.T) {
 }
 
 // TestWebFailuresPauseThirdPartyLogins: 100 failures spread over the web and
-// the protocols pause third-party logins (SECURITY-CHECKLIST §2.1), while
-// the member can still sign in to the web, which leaves the pause in place.
+// the protocols pause third-party logins with the main password, while the
+// member can still sign in to the web, which leaves the pause in place.
 func TestWebFailuresPauseThirdPartyLogins(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		f := newFixture(t, db, func(c *auth.Config) {
 			c.WebAccountThrottle = auth.ThrottleConfig{Base: time.Millisecond, Max: 2 * time.Millisecond}
 		})
 		ctx := context.Background()
-		m := f.env.Enforced(t, "mixed")
-		_, app := f.env.Create(t, m, "Phone")
+		// Apps log in with the main password (the setting is off): that is
+		// what a pause holds back. App passwords never are (TestAppPasswordsNeverPaused).
+		m := f.env.Optional(t, "mixed", false)
+		app := storetest.MainPassword
 		protocols := []string{auth.Web, auth.IMAP, auth.SMTP, auth.POP3, auth.CalDAV}
 		for i := range 100 {
 			ip := fmt.Sprintf("198.51.100.%d", i%200)
@@ -139,7 +141,7 @@ func TestWebFailuresPauseThirdPartyLogins(t *testing.T) {
 			t.Fatalf("after 100 failures: %+v %v, want paused", st, err)
 		}
 		_, err = f.try(m.Email, app, auth.IMAP, "203.0.113.1")
-		if r := wantFail(t, err, "app password while paused"); r != "paused" {
+		if r := wantFail(t, err, "main password while paused"); r != "paused" {
 			t.Errorf("reason %q, want paused", r)
 		}
 		// The web is not paused: the member signs in to change the password.
@@ -148,7 +150,7 @@ func TestWebFailuresPauseThirdPartyLogins(t *testing.T) {
 		}
 		// ... and the pause holds until its time.
 		_, err = f.try(m.Email, app, auth.SMTP, "203.0.113.1")
-		if r := wantFail(t, err, "app password after a web sign-in"); r != "paused" {
+		if r := wantFail(t, err, "main password after a web sign-in"); r != "paused" {
 			t.Errorf("reason %q, want paused", r)
 		}
 		if n := pausedMessages(t, f, m); n != 1 {
@@ -252,7 +254,7 @@ func TestWebFailuresSharedBetweenNodes(t *testing.T) {
 	}
 	// Node B never saw a failure from that address, yet delays it.
 	wait, ok := thrB.Begin(ip, time.Now())
-	thrB.End(ip, auth.Abandoned, auth.PairTag{}, time.Now())
+	thrB.End(ip, auth.Abandoned, auth.Tags{}, time.Now())
 	if !ok || wait < 9*time.Minute {
 		t.Fatalf("node B's delay after two web failures on node A: %v %v, want about 10 min", wait, ok)
 	}

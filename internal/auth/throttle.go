@@ -12,11 +12,24 @@ import (
 // 8 bytes of an HMAC under the server key (see Gateway.pairTag).
 type PairTag [8]byte
 
+// Tags identify what a failed attempt tried, without holding its secret.
+type Tags struct {
+	// Pair is the user and secret: a pair repeating one of an address's
+	// last failures (a phone retrying a stale password) does not count again.
+	Pair PairTag
+	// Account is the user alone: a success forgives the failures against
+	// that account from the address, and only those, so that an attacker's
+	// own working login does not reset the address's count of guesses at
+	// other members.
+	Account PairTag
+}
+
 // Outcome of an attempt, as reported to a Throttle.
 type Outcome int
 
 const (
-	// Succeeded: the secret was right; the client's penalty is cleared.
+	// Succeeded: the secret was right; the address's failures against that
+	// account are forgiven (never those against others).
 	Succeeded Outcome = iota
 	// Failed: the login failed; the penalty grows unless the pair repeats.
 	Failed
@@ -25,17 +38,19 @@ const (
 )
 
 // Throttle delays the attempts of clients that keep failing, per client IP
-// block. It is an interface so that the in-memory table can later be replaced
-// by one shared between nodes.
+// block: in memory (MemThrottle) or shared between nodes (SharedThrottle).
+// The gateway asks it only about attempts that a cheap check could not
+// accept (see Gateway.Authenticate): a correct app password never waits here.
 type Throttle interface {
 	// Begin registers an attempt from ip at now and returns how long it must
 	// wait before it is checked. ok is false when the client is so far behind
 	// that the attempt is refused unchecked after waiting; such an attempt is
 	// not reported to End.
 	Begin(ip netip.Addr, now time.Time) (wait time.Duration, ok bool)
-	// End reports the outcome of an attempt that Begin admitted. pair
-	// identifies the user+secret tried, for Failed.
-	End(ip netip.Addr, o Outcome, pair PairTag, now time.Time)
+	// End reports the outcome of an attempt that Begin admitted, with the
+	// tags of what it tried (Pair is used for Failed, Account for Failed and
+	// Succeeded).
+	End(ip netip.Addr, o Outcome, t Tags, now time.Time)
 }
 
 // ThrottleConfig tunes MemThrottle. Zero fields take the defaults, which
@@ -49,12 +64,12 @@ type ThrottleConfig struct {
 	Forget  time.Duration // an IP block with no failure for this long starts afresh (default 30 min)
 	Entries int           // most IP blocks kept; least recently used go first (default 100 000)
 	Recent  int           // failed pairs remembered per IP block (default 10)
-	// Burst is how many attempts may be in flight at once from an IP block
-	// with no failure on record before they are spaced out (default 10).
-	// Thunderbird opens several IMAP connections at once, and an office
-	// behind one NAT address logs in together at 9:00; neither has failed.
-	Burst int
 }
+
+// maxAttributed is how many accounts an IP block's failures are attributed
+// to, for forgiving them one account at a time. Failures beyond (a spray
+// over many accounts) stay counted and are forgiven by no success.
+const maxAttributed = 32
 
 func (c ThrottleConfig) withDefaults() ThrottleConfig {
 	if c.Free <= 0 {
@@ -77,9 +92,6 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 	}
 	if c.Recent <= 0 {
 		c.Recent = 10
-	}
-	if c.Burst <= 0 {
-		c.Burst = 10
 	}
 	return c
 }
@@ -117,15 +129,18 @@ func IPKey(ip netip.Addr) netip.Prefix {
 // keyed by string: IPKey for the per-IP throttle, other keys for the web's
 // per-account schedule (keyThrottle).
 //
-// Parallel connections from one IP block share one entry. Each admitted
-// attempt is scheduled after the previous one (next) plus the delay of the
-// failures so far, counting attempts still in flight as failures: N parallel
-// attempts are spaced out as N sequential failures would be, so opening many
-// connections at once buys nothing (Dovecot documents that gap in its own
-// penalty). An address with no failure on record gets a burst of Burst
-// attempts in flight first, so that clients opening several connections at
-// once are not slowed; an attacker gains those few guesses once, after which
-// its failures are on record and every attempt in flight counts.
+// Parallel connections from one IP block share one entry. Once the block
+// has a failure on record, each admitted attempt is scheduled after the
+// previous one (next) plus the delay of the failures so far, counting
+// attempts still in flight as failures: N parallel attempts are spaced out
+// as N sequential failures would be, so opening many connections at once
+// buys nothing (Dovecot documents that gap in its own penalty). A block with
+// no failure on record is not slowed at all, however many attempts it has in
+// flight: an office behind one NAT address logs in together at 9:00, and
+// what bounds a burst there is the listeners' per-address connection cap and
+// the hasher's concurrency, not the throttle. An attacker gains one such
+// burst, once: its failures are then on record and every attempt in flight
+// counts.
 type MemThrottle struct {
 	cfg ThrottleConfig
 
@@ -140,7 +155,8 @@ type throttleEntry struct {
 	inflight    int       // admitted attempts not yet ended
 	next        time.Time // the last admitted attempt's start: the next one starts after it
 	lastFailure time.Time
-	recent      []PairTag // last failed pairs, oldest first
+	recent      []PairTag       // last failed pairs, oldest first
+	byAccount   map[PairTag]int // failures per account tag, for forgiving one account's
 }
 
 // NewMemThrottle returns an empty in-memory throttle.
@@ -161,19 +177,20 @@ func (t *MemThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, bool) 
 }
 
 // End implements Throttle.
-func (t *MemThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time) {
-	t.endKey(penaltyKey(IPKey(ip)), o, pair, now)
+func (t *MemThrottle) End(ip netip.Addr, o Outcome, tags Tags, now time.Time) {
+	t.endKey(penaltyKey(IPKey(ip)), o, tags, now)
 }
 
 func (t *MemThrottle) beginKey(key string, now time.Time) (time.Duration, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(key, now)
-	pending := e.inflight
 	if e.failures == 0 {
-		pending = max(0, pending-t.cfg.Burst)
+		// Nothing on record: no delay, and no place in a queue.
+		e.inflight++
+		return 0, true
 	}
-	d := t.cfg.Delay(e.failures + pending)
+	d := t.cfg.Delay(e.failures + e.inflight)
 	start := now
 	if e.next.After(start) {
 		start = e.next
@@ -190,7 +207,7 @@ func (t *MemThrottle) beginKey(key string, now time.Time) (time.Duration, bool) 
 	return start.Sub(now), true
 }
 
-func (t *MemThrottle) endKey(key string, o Outcome, pair PairTag, now time.Time) {
+func (t *MemThrottle) endKey(key string, o Outcome, tags Tags, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(key, now)
@@ -199,25 +216,39 @@ func (t *MemThrottle) endKey(key string, o Outcome, pair PairTag, now time.Time)
 	}
 	switch o {
 	case Succeeded:
-		// The client knows a secret: forget its penalty and its queue.
-		e.failures, e.recent, e.next = 0, nil, time.Time{}
-		if e.inflight == 0 {
-			t.lru.Remove(t.entries[e.key])
-			delete(t.entries, e.key)
+		// The client knows this account's secret: forgive the failures
+		// against this account, which were its own typos; those against
+		// other accounts stay.
+		if n, ok := e.byAccount[tags.Account]; ok {
+			e.failures = max(0, e.failures-n)
+			delete(e.byAccount, tags.Account)
+		}
+		if e.failures == 0 {
+			e.recent, e.next, e.byAccount = nil, time.Time{}, nil
+			if e.inflight == 0 {
+				t.lru.Remove(t.entries[e.key])
+				delete(t.entries, e.key)
+			}
 		}
 	case Failed:
 		e.lastFailure = now
 		for _, p := range e.recent {
-			if subtle.ConstantTimeCompare(p[:], pair[:]) == 1 {
+			if subtle.ConstantTimeCompare(p[:], tags.Pair[:]) == 1 {
 				// A client retrying a stale password (Dovecot: the penalty
 				// does not rise when the pair repeats a recent attempt).
 				return
 			}
 		}
 		e.failures++
-		e.recent = append(e.recent, pair)
+		e.recent = append(e.recent, tags.Pair)
 		if len(e.recent) > t.cfg.Recent {
 			e.recent = e.recent[len(e.recent)-t.cfg.Recent:]
+		}
+		if _, ok := e.byAccount[tags.Account]; ok || len(e.byAccount) < maxAttributed {
+			if e.byAccount == nil {
+				e.byAccount = map[PairTag]int{}
+			}
+			e.byAccount[tags.Account]++
 		}
 	}
 }
@@ -229,7 +260,7 @@ func (t *MemThrottle) entry(key string, now time.Time) *throttleEntry {
 		t.lru.MoveToFront(el)
 		e := el.Value.(*throttleEntry)
 		if e.inflight == 0 && !e.lastFailure.IsZero() && now.Sub(e.lastFailure) > t.cfg.Forget {
-			e.failures, e.recent = 0, nil
+			e.failures, e.recent, e.byAccount = 0, nil, nil
 		}
 		return e
 	}

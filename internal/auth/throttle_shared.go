@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -25,10 +26,13 @@ type PenaltyStore interface {
 	BeginPenalty(ctx context.Context, key string, now time.Time, cfg ThrottleConfig) (PenaltyStart, error)
 	// FailPenalty counts a failed attempt of the block (not again when pair
 	// is one of its last cfg.Recent failures) and, with release, ends one
-	// attempt in flight.
-	FailPenalty(ctx context.Context, key string, pair PairTag, release bool, now time.Time, cfg ThrottleConfig) error
-	// ClearPenalty forgets the block's penalty: a client there knows a secret.
-	ClearPenalty(ctx context.Context, key string) error
+	// attempt in flight. The failure is also counted under acctKey (the
+	// block's failures against one account), for ForgivePenalty.
+	FailPenalty(ctx context.Context, key, acctKey string, pair PairTag, release bool, now time.Time, cfg ThrottleConfig) error
+	// ForgivePenalty takes the failures counted under acctKey off the
+	// block's penalty (a client there knows that account's secret) and
+	// forgets the block when none are left.
+	ForgivePenalty(ctx context.Context, key, acctKey string) error
 	// ReleasePenalty ends one attempt in flight without an outcome.
 	ReleasePenalty(ctx context.Context, key string) error
 	// PrunePenalties deletes the penalties forgotten by now.
@@ -92,8 +96,13 @@ func (s *SharedThrottle) Begin(ip netip.Addr, now time.Time) (time.Duration, boo
 
 // End implements Throttle. A failure is written before the login's reply
 // goes out, so the next attempt, on any node, sees it.
-func (s *SharedThrottle) End(ip netip.Addr, o Outcome, pair PairTag, now time.Time) {
-	s.endKey(penaltyKey(IPKey(ip)), o, pair, now)
+func (s *SharedThrottle) End(ip netip.Addr, o Outcome, tags Tags, now time.Time) {
+	s.endKey(penaltyKey(IPKey(ip)), o, tags, now)
+}
+
+// accountKey is the store key of a block's failures against one account.
+func accountKey(key string, account PairTag) string {
+	return key + " " + hex.EncodeToString(account[:])
 }
 
 func (s *SharedThrottle) beginKey(key string, now time.Time) (time.Duration, bool) {
@@ -112,7 +121,7 @@ func (s *SharedThrottle) beginKey(key string, now time.Time) (time.Duration, boo
 		return wait, true
 	}
 	if !res.Admitted {
-		s.local.endKey(key, Abandoned, PairTag{}, now)
+		s.local.endKey(key, Abandoned, Tags{}, now)
 		return s.cfg.Max, false
 	}
 	s.mu.Lock()
@@ -121,14 +130,14 @@ func (s *SharedThrottle) beginKey(key string, now time.Time) (time.Duration, boo
 	return max(wait, res.Start.Sub(now)), true
 }
 
-func (s *SharedThrottle) endKey(key string, o Outcome, pair PairTag, now time.Time) {
+func (s *SharedThrottle) endKey(key string, o Outcome, tags Tags, now time.Time) {
 	// The local throttle only spaces out attempts in flight: failures count
-	// in the store alone, so that a success on any node clears them all.
+	// in the store alone, so that a success on any node forgives them.
 	lo := o
 	if lo == Failed {
 		lo = Abandoned
 	}
-	s.local.endKey(key, lo, pair, now)
+	s.local.endKey(key, lo, tags, now)
 	s.mu.Lock()
 	release := s.counted[key] > 0
 	if release {
@@ -147,11 +156,11 @@ func (s *SharedThrottle) endKey(key string, o Outcome, pair PairTag, now time.Ti
 	var err error
 	switch {
 	case o == Failed:
-		err = s.store.FailPenalty(ctx, key, pair, release, now, s.cfg)
+		err = s.store.FailPenalty(ctx, key, accountKey(key, tags.Account), tags.Pair, release, now, s.cfg)
 	case o == Succeeded && release:
 		// Only a block that had a penalty when the attempt began costs a
 		// write: a clean success stays at the one read of Begin.
-		err = s.store.ClearPenalty(ctx, key)
+		err = s.store.ForgivePenalty(ctx, key, accountKey(key, tags.Account))
 	case release:
 		err = s.store.ReleasePenalty(ctx, key)
 	}

@@ -15,9 +15,19 @@ func pairOf(i int) PairTag {
 	return p
 }
 
-// attempt runs one sequential attempt: Begin at now, then End with o once
-// the wait has passed; it returns the wait and the time after it.
+// victim and own are the account tags of the attacks below: a member under
+// attack, and an account the attacker holds.
+var victim, own = pairOf(-1), pairOf(-2)
+
+// attempt runs one sequential attempt against the victim's account: Begin
+// at now, then End with o once the wait has passed; it returns the wait and
+// the time after it.
 func attempt(t *testing.T, th Throttle, ip string, now time.Time, o Outcome, pair PairTag) (time.Duration, time.Time) {
+	t.Helper()
+	return attemptAs(t, th, ip, now, o, Tags{Pair: pair, Account: victim})
+}
+
+func attemptAs(t *testing.T, th Throttle, ip string, now time.Time, o Outcome, tags Tags) (time.Duration, time.Time) {
 	t.Helper()
 	addr := netip.MustParseAddr(ip)
 	wait, ok := th.Begin(addr, now)
@@ -25,7 +35,7 @@ func attempt(t *testing.T, th Throttle, ip string, now time.Time, o Outcome, pai
 		t.Fatalf("attempt from %s refused", ip)
 	}
 	now = now.Add(wait)
-	th.End(addr, o, pair, now)
+	th.End(addr, o, tags, now)
 	return wait, now
 }
 
@@ -86,7 +96,7 @@ func TestThrottleRemembersOnlyTheLastPairs(t *testing.T) {
 		_, now = attempt(t, th, "192.0.2.7", now, Failed, pairOf(i))
 	}
 	before, _ := th.Begin(netip.MustParseAddr("192.0.2.7"), now)
-	th.End(netip.MustParseAddr("192.0.2.7"), Failed, pairOf(0), now.Add(before)) // fell out of the last 10: counts
+	th.End(netip.MustParseAddr("192.0.2.7"), Failed, Tags{Pair: pairOf(0)}, now.Add(before)) // fell out of the last 10: counts
 	after, _ := th.Begin(netip.MustParseAddr("192.0.2.7"), now.Add(before))
 	if after <= before {
 		t.Errorf("pair older than the last 10 did not count: %v then %v", before, after)
@@ -151,7 +161,7 @@ func TestThrottleParallelCannotBypass(t *testing.T) {
 		t.Fatalf("parallel waits %v, want %v", waits, want)
 	}
 	for i := range 8 {
-		th.End(ip, Failed, pairOf(i), now.Add(waits[i]))
+		th.End(ip, Failed, Tags{Pair: pairOf(i)}, now.Add(waits[i]))
 	}
 	// The next sequential attempt carries the penalty of all 9.
 	if w, _ := attempt(t, th, "192.0.2.50", now.Add(2*time.Minute), Failed, pairOf(99)); w != 15*time.Second {
@@ -159,33 +169,29 @@ func TestThrottleParallelCannotBypass(t *testing.T) {
 	}
 }
 
-// TestThrottleBurstFromCleanAddress: a client that has not failed may open
-// several connections at once (Thunderbird, an office behind NAT) without
-// delay; beyond the burst they are spaced out all the same.
-func TestThrottleBurstFromCleanAddress(t *testing.T) {
-	th := NewMemThrottle(ThrottleConfig{Backlog: time.Hour})
+// TestThrottleCleanAddressNotSlowed: an address with no failure on record
+// (an office behind NAT at 9:00, 64 phones reconnecting) is never delayed
+// or refused, however many attempts it has in flight.
+func TestThrottleCleanAddressNotSlowed(t *testing.T) {
+	th := NewMemThrottle(ThrottleConfig{Backlog: 30 * time.Second})
 	ip := netip.MustParseAddr("192.0.2.52")
-	var waits []time.Duration
-	for range 16 {
-		w, ok := th.Begin(ip, t0)
-		if !ok {
-			t.Fatal("refused")
+	for round := range 3 {
+		for i := range 500 {
+			w, ok := th.Begin(ip, t0)
+			if !ok || w != 0 {
+				t.Fatalf("round %d: attempt %d of a burst from a clean address: wait %v, admitted %v", round, i+1, w, ok)
+			}
 		}
-		waits = append(waits, w)
-	}
-	for i, w := range waits[:10] {
-		if w != 0 {
-			t.Errorf("attempt %d of a burst from a clean address waits %v", i+1, w)
+		for range 500 {
+			th.End(ip, Succeeded, Tags{Account: pairOf(round)}, t0)
 		}
-	}
-	if waits[15] == 0 {
-		t.Errorf("16 parallel attempts from one address were not spaced out: %v", waits)
 	}
 }
 
 func TestThrottleBacklogRefuses(t *testing.T) {
 	th := NewMemThrottle(ThrottleConfig{Backlog: 30 * time.Second})
 	ip := netip.MustParseAddr("192.0.2.51")
+	attempt(t, th, "192.0.2.51", t0, Failed, pairOf(1))
 	refused := 0
 	for range 20 {
 		if _, ok := th.Begin(ip, t0); !ok {
@@ -197,15 +203,55 @@ func TestThrottleBacklogRefuses(t *testing.T) {
 	}
 }
 
-func TestThrottleSuccessClears(t *testing.T) {
+// TestThrottleSuccessForgivesOnlyItsAccount: a member's own typos are
+// forgiven by their correct password; an attacker's guesses at a victim
+// are not forgiven by the attacker's login to an account of their own.
+func TestThrottleSuccessForgivesOnlyItsAccount(t *testing.T) {
 	th := NewMemThrottle(ThrottleConfig{})
 	now := t0
 	for i := range 4 {
 		_, now = attempt(t, th, "192.0.2.60", now, Failed, pairOf(i))
 	}
+	_, now = attemptAs(t, th, "192.0.2.60", now, Succeeded, Tags{Account: own})
+	if w, _ := attempt(t, th, "192.0.2.60", now, Failed, pairOf(7)); w != 8*time.Second {
+		t.Errorf("after a success for another account: %v, want 8s (5 failures on record)", w)
+	}
+	// The victim's correct password (the member behind the same NAT)
+	// forgives the failures against the victim.
 	_, now = attempt(t, th, "192.0.2.60", now, Succeeded, PairTag{})
-	if w, _ := attempt(t, th, "192.0.2.60", now, Failed, pairOf(7)); w != 0 {
-		t.Errorf("after a success: %v", w)
+	if w, _ := attempt(t, th, "192.0.2.60", now, Failed, pairOf(8)); w != 0 {
+		t.Errorf("after the account's own success: %v", w)
+	}
+
+	// Mixed: two failures against the attacker's own account, three
+	// against the victim; the own success takes off its two only.
+	th = NewMemThrottle(ThrottleConfig{})
+	now = t0
+	for i := range 2 {
+		_, now = attemptAs(t, th, "192.0.2.61", now, Failed, Tags{Pair: pairOf(10 + i), Account: own})
+	}
+	for i := range 3 {
+		_, now = attempt(t, th, "192.0.2.61", now, Failed, pairOf(20+i))
+	}
+	_, now = attemptAs(t, th, "192.0.2.61", now, Succeeded, Tags{Account: own})
+	if w, _ := attempt(t, th, "192.0.2.61", now, Failed, pairOf(30)); w != 4*time.Second {
+		t.Errorf("3 victim failures left: %v, want 4s", w)
+	}
+}
+
+// TestThrottleSprayNotForgiven: failures against more accounts than are
+// attributed stay counted whatever succeeds.
+func TestThrottleSprayNotForgiven(t *testing.T) {
+	th := NewMemThrottle(ThrottleConfig{Base: time.Millisecond, Max: time.Second, Backlog: 24 * time.Hour})
+	now := t0
+	for i := range maxAttributed + 8 {
+		_, now = attemptAs(t, th, "192.0.2.62", now, Failed, Tags{Pair: pairOf(i), Account: pairOf(1000 + i)})
+	}
+	for i := range maxAttributed + 8 {
+		_, now = attemptAs(t, th, "192.0.2.62", now, Succeeded, Tags{Account: pairOf(1000 + i)})
+	}
+	if w, _ := th.Begin(netip.MustParseAddr("192.0.2.62"), now); w == 0 {
+		t.Errorf("a spray over %d accounts was forgiven entirely", maxAttributed+8)
 	}
 }
 

@@ -65,14 +65,17 @@ func (db *DB) BeginPenalty(ctx context.Context, key string, now time.Time, cfg a
 	return auth.PenaltyStart{Found: true, Admitted: admitted, Start: fromMicros(start)}, nil
 }
 
-// failPenaltySQL counts one failure: a block forgotten (no failure since
-// $4) starts afresh; a tag among the recent ones (a stale password retried)
-// does not count again, as in Dovecot's penalty. Only the last $5 tags are kept.
+// failPenaltySQL counts one failure on two rows: the block's ($1) and the
+// block's failures against one account ($7, for forgivePenaltySQL). A row
+// forgotten (no failure since $4) starts afresh; a tag among the recent ones
+// (a stale password retried) does not count again, as in Dovecot's penalty.
+// Only the last $5 tags are kept.
 //
-// $1 key, $2 now, $3 tag, $4 forget before, $5 Recent, $6 attempts ended (0 or 1).
+// $1 key, $2 now, $3 tag, $4 forget before, $5 Recent, $6 attempts ended (0
+// or 1), $7 account key.
 const failPenaltySQL = `
 INSERT INTO auth_ip_penalties AS p (ip_key, failures, inflight, next_at, last_failure, recent_tags)
-VALUES ($1, 1, 0, 0, $2::bigint, ARRAY[$3::bytea])
+VALUES ($1, 1, 0, 0, $2::bigint, ARRAY[$3::bytea]), ($7, 1, 0, 0, $2::bigint, ARRAY[$3::bytea])
 ON CONFLICT (ip_key) DO UPDATE SET
 	failures = CASE WHEN p.last_failure < $4::bigint THEN 1
 		WHEN $3::bytea = ANY (p.recent_tags) THEN p.failures
@@ -84,7 +87,7 @@ ON CONFLICT (ip_key) DO UPDATE SET
 	last_failure = $2::bigint`
 
 // FailPenalty implements auth.PenaltyStore.
-func (db *DB) FailPenalty(ctx context.Context, key string, pair auth.PairTag, release bool, now time.Time, cfg auth.ThrottleConfig) error {
+func (db *DB) FailPenalty(ctx context.Context, key, acctKey string, pair auth.PairTag, release bool, now time.Time, cfg auth.ThrottleConfig) error {
 	if db.Dialect != Postgres {
 		return errPenaltiesPostgres
 	}
@@ -93,19 +96,32 @@ func (db *DB) FailPenalty(ctx context.Context, key string, pair auth.PairTag, re
 		ended = 1
 	}
 	if _, err := db.SQL.ExecContext(ctx, failPenaltySQL, key, micros(now), pair[:],
-		micros(now.Add(-cfg.Forget)), cfg.Recent, ended); err != nil {
+		micros(now.Add(-cfg.Forget)), cfg.Recent, ended, acctKey); err != nil {
 		return fmt.Errorf("count login penalty: %w", err)
 	}
 	return nil
 }
 
-// ClearPenalty implements auth.PenaltyStore.
-func (db *DB) ClearPenalty(ctx context.Context, key string) error {
+// forgivePenaltySQL takes the account row's failures ($2) off the block's
+// ($1) and ends one attempt in flight there; a block left with no failure
+// is forgotten (last_failure 0: BeginPenalty finds no penalty, pruning
+// deletes it).
+const forgivePenaltySQL = `
+WITH f AS (DELETE FROM auth_ip_penalties WHERE ip_key = $2 RETURNING failures),
+n AS (SELECT COALESCE(sum(failures), 0)::int AS n FROM f)
+UPDATE auth_ip_penalties p SET
+	failures = GREATEST(p.failures - n.n, 0),
+	inflight = GREATEST(p.inflight - 1, 0),
+	last_failure = CASE WHEN p.failures - n.n <= 0 THEN 0 ELSE p.last_failure END
+FROM n WHERE p.ip_key = $1`
+
+// ForgivePenalty implements auth.PenaltyStore.
+func (db *DB) ForgivePenalty(ctx context.Context, key, acctKey string) error {
 	if db.Dialect != Postgres {
 		return errPenaltiesPostgres
 	}
-	if _, err := db.SQL.ExecContext(ctx, `DELETE FROM auth_ip_penalties WHERE ip_key = $1`, key); err != nil {
-		return fmt.Errorf("clear login penalty: %w", err)
+	if _, err := db.SQL.ExecContext(ctx, forgivePenaltySQL, key, acctKey); err != nil {
+		return fmt.Errorf("forgive login penalty: %w", err)
 	}
 	return nil
 }

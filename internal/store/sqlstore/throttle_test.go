@@ -35,6 +35,12 @@ func nodes(t *testing.T, n int, cfg auth.ThrottleConfig) ([]*auth.SharedThrottle
 	return out, first
 }
 
+// victim is the account tag of the failures below; a success for it
+// forgives them.
+var victim = tagOf(-1)
+
+func failed(i int) auth.Tags { return auth.Tags{Pair: tagOf(i), Account: victim} }
+
 func begin(t *testing.T, th auth.Throttle, ip string, now time.Time) time.Duration {
 	t.Helper()
 	w, ok := th.Begin(netip.MustParseAddr(ip), now)
@@ -54,7 +60,7 @@ func TestSharedThrottleAcrossNodes(t *testing.T) {
 		th := ns[i%3]
 		w := begin(t, th, "192.0.2.1", now)
 		now = now.Add(w)
-		th.End(netip.MustParseAddr("192.0.2.1"), auth.Failed, tagOf(i), now)
+		th.End(netip.MustParseAddr("192.0.2.1"), auth.Failed, failed(i), now)
 		got = append(got, w)
 		now = now.Add(time.Second)
 	}
@@ -66,21 +72,31 @@ func TestSharedThrottleAcrossNodes(t *testing.T) {
 	if w := begin(t, ns[1], "::ffff:192.0.2.1", now); w == 0 {
 		t.Error("IPv4-mapped address escaped the penalty")
 	}
-	ns[1].End(netip.MustParseAddr("::ffff:192.0.2.1"), auth.Abandoned, auth.PairTag{}, now)
+	ns[1].End(netip.MustParseAddr("::ffff:192.0.2.1"), auth.Abandoned, auth.Tags{}, now)
 	if w := begin(t, ns[2], "192.0.2.2", now); w != 0 {
 		t.Errorf("clean address waits %v", w)
 	}
-	ns[2].End(netip.MustParseAddr("192.0.2.2"), auth.Succeeded, auth.PairTag{}, now)
+	ns[2].End(netip.MustParseAddr("192.0.2.2"), auth.Succeeded, auth.Tags{Account: victim}, now)
 
-	// A success on one node clears the penalty for all.
+	// A success for another account (the attacker's own) on one node
+	// forgives nothing of the failures against the victim.
 	now = now.Add(time.Minute)
-	w := begin(t, ns[0], "192.0.2.1", now)
-	ns[0].End(netip.MustParseAddr("192.0.2.1"), auth.Succeeded, auth.PairTag{}, now.Add(w))
+	w := begin(t, ns[1], "192.0.2.1", now)
+	ns[1].End(netip.MustParseAddr("192.0.2.1"), auth.Succeeded, auth.Tags{Account: tagOf(-2)}, now.Add(w))
+	if w := begin(t, ns[2], "192.0.2.1", now.Add(time.Minute)); w != 15*time.Second {
+		t.Errorf("after another account's success the block waits %v, want 15s", w)
+	}
+	ns[2].End(netip.MustParseAddr("192.0.2.1"), auth.Abandoned, auth.Tags{}, now.Add(time.Minute))
+
+	// The victim's own success on one node forgives them for all.
+	now = now.Add(2 * time.Minute)
+	w = begin(t, ns[0], "192.0.2.1", now)
+	ns[0].End(netip.MustParseAddr("192.0.2.1"), auth.Succeeded, auth.Tags{Account: victim}, now.Add(w))
 	for _, th := range ns {
 		if w := begin(t, th, "192.0.2.1", now.Add(time.Minute)); w != 0 {
 			t.Errorf("after a success the block still waits %v", w)
 		}
-		th.End(netip.MustParseAddr("192.0.2.1"), auth.Succeeded, auth.PairTag{}, now.Add(time.Minute))
+		th.End(netip.MustParseAddr("192.0.2.1"), auth.Succeeded, auth.Tags{Account: victim}, now.Add(time.Minute))
 	}
 }
 
@@ -94,7 +110,7 @@ func TestSharedThrottleRepeatsAndForget(t *testing.T) {
 		th := ns[i%2]
 		w := begin(t, th, ip.String(), now)
 		now = now.Add(w)
-		th.End(ip, auth.Failed, tagOf(1), now)
+		th.End(ip, auth.Failed, failed(1), now)
 		now = now.Add(time.Second)
 	}
 	// The same pair twenty times is one failure: no delay yet. Another host
@@ -102,16 +118,16 @@ func TestSharedThrottleRepeatsAndForget(t *testing.T) {
 	if w := begin(t, ns[0], "2001:db8:1:ff::1", now); w != 0 {
 		t.Fatalf("stale retries raised the delay to %v", w)
 	}
-	ns[0].End(netip.MustParseAddr("2001:db8:1:ff::1"), auth.Failed, tagOf(2), now)
+	ns[0].End(netip.MustParseAddr("2001:db8:1:ff::1"), auth.Failed, failed(2), now)
 	if w := begin(t, ns[1], ip.String(), now.Add(time.Second)); w != 2*time.Second {
 		t.Fatalf("second distinct failure: wait %v, want 2s", w)
 	}
-	ns[1].End(ip, auth.Abandoned, auth.PairTag{}, now.Add(3*time.Second))
+	ns[1].End(ip, auth.Abandoned, auth.Tags{}, now.Add(3*time.Second))
 	now = now.Add(11 * time.Minute)
 	if w := begin(t, ns[0], ip.String(), now); w != 0 {
 		t.Errorf("forgotten block waits %v", w)
 	}
-	ns[0].End(ip, auth.Failed, tagOf(3), now)
+	ns[0].End(ip, auth.Failed, failed(3), now)
 	if w := begin(t, ns[1], ip.String(), now.Add(time.Second)); w != 0 {
 		t.Errorf("one failure after forgetting: wait %v", w)
 	}
@@ -126,7 +142,7 @@ func TestSharedThrottleParallel(t *testing.T) {
 	ip := netip.MustParseAddr("198.51.100.4")
 	for i := range 3 {
 		begin(t, ns[0], ip.String(), now)
-		ns[0].End(ip, auth.Failed, tagOf(i), now)
+		ns[0].End(ip, auth.Failed, failed(i), now)
 	}
 	var mu sync.Mutex
 	var waits []time.Duration
@@ -182,12 +198,13 @@ func TestPenaltyPrune(t *testing.T) {
 	cfg := auth.ThrottleConfig{Forget: time.Hour, Recent: 10}
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	for i, at := range []time.Time{now.Add(-2 * time.Hour), now.Add(-time.Minute)} {
-		if err := db.FailPenalty(ctx, fmt.Sprintf("192.0.2.%d/32", i), tagOf(i), false, at, cfg); err != nil {
+		key := fmt.Sprintf("192.0.2.%d/32", i)
+		if err := db.FailPenalty(ctx, key, key+" account", tagOf(i), false, at, cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
 	n, err := db.PrunePenalties(ctx, now, cfg)
-	if err != nil || n != 1 {
+	if err != nil || n != 2 { // the block's row and its account's
 		t.Fatalf("pruned %d, %v", n, err)
 	}
 	if res, err := db.BeginPenalty(ctx, "192.0.2.1/32", now, cfg); err != nil || !res.Found {
