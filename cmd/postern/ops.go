@@ -6,13 +6,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// routeOps mounts the operations endpoints on the web listener.
+// routeOps mounts the operations endpoints of the web listener.
 func (s *server) routeOps() {
 	s.web.HandleFunc("GET /healthz", s.healthz)
-	s.web.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+}
+
+// metricsHandler serves /metrics on a listener of its own (--metrics-addr,
+// loopback by default), never on the web listener that members and
+// strangers reach: counters such as the credential cache's misses or the
+// accounts paused follow what logins tried, and whoever can watch them
+// while guessing learns more than the login's reply says
+// (docs/security.md).
+func (s *server) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog: slogErrorLog{s},
 		Registry: s.reg, // counts its own scrape errors
 	}))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	return mux
 }
 
 // healthz is liveness: 200 while the process serves HTTP. It does not look

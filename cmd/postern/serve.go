@@ -29,7 +29,7 @@ import (
 // serveFlags are the flags of serve and demo (SPEC §6). An empty address
 // turns its listener off.
 type serveFlags struct {
-	web, imap, imaps, pop3, pop3s, submission, submissions string
+	web, metrics, imap, imaps, pop3, pop3s, submission, submissions string
 	tlsCert, tlsKey                                        string
 	plaintext                                              string
 	credCache                                              string        // --credential-cache (credcache.go)
@@ -37,7 +37,8 @@ type serveFlags struct {
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
-	a.configVar(fs, &f.web, "web-addr", "127.0.0.1:8080", "web UI, JSON API, CalDAV/CardDAV, /healthz and /metrics (HTTP)")
+	a.configVar(fs, &f.web, "web-addr", "127.0.0.1:8080", "web UI, JSON API, CalDAV/CardDAV, /healthz and /readyz (HTTP)")
+	a.configVar(fs, &f.metrics, "metrics-addr", "127.0.0.1:9465", "Prometheus /metrics (HTTP), for operators only: keep it off the Internet")
 	a.configVar(fs, &f.imap, "imap-addr", "127.0.0.1:1143", "IMAP with STARTTLS")
 	a.configVar(fs, &f.imaps, "imaps-addr", "127.0.0.1:1993", "IMAP over implicit TLS")
 	a.configVar(fs, &f.pop3, "pop3-addr", "127.0.0.1:1110", "POP3 with STLS")
@@ -172,10 +173,9 @@ func (s *server) setupListeners() error {
 	}
 	s.routeDAV()
 	s.add(s.httpListener("web", s.flags.web, s.forwarded(s.web))) // forwarded: X-Forwarded-For from --trusted-proxies
+	s.add(s.httpListener("metrics", s.flags.metrics, s.metricsHandler()))
 	return nil
 }
-
-// --- DAV (internal/davserver; added by the DAV work, issue 5) ---
 
 // routeDAV mounts CalDAV/CardDAV on the web listener, behind the same
 // authentication gateway as IMAP (s.gw, built by setupProtocols).
@@ -185,8 +185,6 @@ func (s *server) routeDAV() {
 	s.web.Handle("/.well-known/caldav", dav)
 	s.web.Handle("/.well-known/carddav", dav)
 }
-
-// --- end DAV ---
 
 // add declares l unless its address is empty.
 func (s *server) add(l *listener) {

@@ -125,17 +125,20 @@ If you did not change it yourself, contact your administrator now.
 		params(m, by, now, "deleted_apps", deletedApps))
 }
 
-// PausedMessage is sent when third-party logins are paused after too many failures.
+// PausedMessage is sent when logins with the main password from
+// third-party apps are paused after too many failures: at most once a day
+// (auth.Store.RecordAuthFailure), however long the attack goes on.
 func (s *Service) PausedMessage(m Member, until time.Time, lastIP string) Message {
 	now := s.Now().UTC()
 	body := fmt.Sprintf(`There were too many failed logins to your account %s, from third-party
-apps or the sign-in page (the last one from %s). Third-party app logins are paused
-until %s; you can still sign in to the web.
+apps or the sign-in page (the last one from %s). Third-party apps cannot log in with your
+main password until %s. Your third-party app passwords keep working, and you can
+still sign in to the web.
 
 If these were not you or your apps, someone may be guessing your password. Change your
 password and check your third-party app passwords: %s
 `, m.Email, lastIP, until.UTC().Format(time.RFC1123), s.link("/security"))
-	return s.message(m, MsgAccountPaused, "Third-party app logins to your account were paused", body, now,
+	return s.message(m, MsgAccountPaused, "Someone may be guessing your password", body, now,
 		params(m, Actor{}, now, "last_ip", lastIP, "until", until.UTC().Format(time.RFC3339), "link_security", s.link("/security")))
 }
 

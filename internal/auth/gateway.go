@@ -364,7 +364,7 @@ func (g *Gateway) finish(start time.Time, wait time.Duration, rec *LoginRecord, 
 		reason = "unavailable"
 	}
 	rec.Reason = reason
-	g.m.attempts.WithLabelValues(rec.Protocol, rec.Result, reason).Inc()
+	g.m.attempts.WithLabelValues(rec.Protocol, rec.Result).Inc()
 	g.m.duration.WithLabelValues(rec.Protocol, rec.Result).Observe(g.now().Sub(start).Seconds())
 	if rec.Result == ResultError {
 		logAttempt(g.log, rec, wait, err) // at once, with the cause

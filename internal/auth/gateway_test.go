@@ -320,6 +320,53 @@ func TestAppPasswordsNeverPaused(t *testing.T) {
 	})
 }
 
+// TestOneMessagePerAttack: an attack that goes on pauses the account again
+// and again but tells the member once a day, not once per pause; a day
+// without failures forgets the count.
+func TestOneMessagePerAttack(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		f := newFixture(t, db, func(c *auth.Config) { c.MaxFailures = 10 })
+		ctx := context.Background()
+		m := f.env.Enforced(t, "target")
+		guess := 0
+		pauseAgain := func() {
+			t.Helper()
+			for range 10 {
+				guess++
+				_, err := f.try(m.Email, fmt.Sprintf("guess %d", guess), auth.IMAP, fmt.Sprintf("198.51.100.%d", guess%200))
+				wantFail(t, err, "guess")
+			}
+			if st, _ := db.AuthState(ctx, m.ID); !st.PausedUntil.After(f.clock.Now()) {
+				t.Fatalf("after 10 more failures: %+v, want paused", st)
+			}
+			f.clock.Advance(16 * time.Minute)
+		}
+		for range 5 {
+			pauseAgain()
+		}
+		if n := pausedMessages(t, f, m); n != 1 {
+			t.Errorf("5 pauses in 80 minutes: %d messages, want 1", n)
+		}
+		f.clock.Advance(24 * time.Hour)
+		pauseAgain()
+		if n := pausedMessages(t, f, m); n != 2 {
+			t.Errorf("a pause a day later: %d messages, want 2", n)
+		}
+		// Nine failures, a quiet day, one more: no pause.
+		f.clock.Advance(time.Hour)
+		for i := range 9 {
+			_, err := f.try(m.Email, fmt.Sprintf("typo %d", i), auth.IMAP, "192.0.2.9")
+			wantFail(t, err, "typo")
+		}
+		f.clock.Advance(25 * time.Hour)
+		_, err := f.try(m.Email, "one more typo", auth.IMAP, "192.0.2.9")
+		wantFail(t, err, "typo")
+		if st, _ := db.AuthState(ctx, m.ID); !st.PausedUntil.Before(f.clock.Now()) || st.Failures != 1 {
+			t.Errorf("after a quiet day: %+v, want 1 failure and no pause", st)
+		}
+	})
+}
+
 // TestCorrectAppPasswordNotThrottled: from an address whose failures put
 // every further guess an hour away, the member's app passwords log in at
 // once, 64 at a time; a main password from there waits its turn.

@@ -6,7 +6,7 @@ import (
 
 // metrics of the gateway, registered on the Registerer of the Config.
 type metrics struct {
-	attempts         *prometheus.CounterVec   // protocol, result, reason
+	attempts         *prometheus.CounterVec   // protocol, result
 	duration         *prometheus.HistogramVec // protocol, result
 	throttleDelay    prometheus.Histogram
 	paused           prometheus.Counter
@@ -22,8 +22,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_auth_attempts_total",
-			Help: "Third-party login attempts by protocol, result and reason.",
-		}, []string{"protocol", "result", "reason"}),
+			// No reason label: told apart, unknown user, wrong password,
+			// refused by policy and suspended would make the counter the
+			// oracle that the one generic reply denies. Reasons are in
+			// the log and the login records.
+			Help: "Login attempts by protocol and result (ok, fail, error).",
+		}, []string{"protocol", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "postern_auth_duration_seconds",
 			Help:    "Time to answer a third-party login, throttling delay included.",
@@ -36,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		paused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "postern_auth_accounts_paused_total",
-			Help: "Accounts whose third-party logins were paused after too many failures.",
+			Help: "Accounts whose main-password logins from third-party apps were paused after too many failures.",
 		}),
 		recordsDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "postern_auth_login_records_dropped_total",

@@ -18,9 +18,11 @@ type Store interface {
 	// is not counted; otherwise the tag is remembered and the counter rises.
 	// When it reaches limit, the member is paused until now+pause and the
 	// counter starts again; Paused in the result is true for exactly that
-	// failure, and onPause (the member's message and event) is written in
-	// the same transaction, so it is sent exactly once. Failures while
-	// paused are not counted.
+	// failure. onPause (the member's message and event) is written in the
+	// same transaction when no message went out in the last AlertEvery
+	// (Alerted), so that it is sent once per attack, even on a crash.
+	// Failures while paused are not counted; a counter with no failure in
+	// FailuresForget starts afresh.
 	RecordAuthFailure(ctx context.Context, memberID int64, tag PairTag, now time.Time, limit int, pause time.Duration, onPause account.Effects) (FailureResult, error)
 	// ResetAuthFailures forgets the member's failures and pause.
 	ResetAuthFailures(ctx context.Context, memberID int64) error
@@ -35,6 +37,14 @@ type Store interface {
 // tags) so that their repetition does not count again.
 const RecentFailures = 10
 
+const (
+	// FailuresForget: an account whose last failure is older starts its
+	// count afresh, so that a year of a member's typos never pauses it.
+	FailuresForget = 24 * time.Hour
+	// AlertEvery: the member is told of an attack at most once in this time.
+	AlertEvery = 24 * time.Hour
+)
+
 // AuthState is an account's failure counter.
 type AuthState struct {
 	Failures    int
@@ -47,6 +57,7 @@ type FailureResult struct {
 	Counted     bool      // false: a repeat of a recent failure, or paused
 	Failures    int       // the counter after this failure
 	Paused      bool      // this failure started a pause
+	Alerted     bool      // and its message was written (none in the last AlertEvery)
 	PausedUntil time.Time // the pause in force, if any
 }
 

@@ -99,9 +99,10 @@ func localizeMessage(l string, loc *time.Location, m account.Message) messageVie
 			"ご自身で変更したものでない場合は、すぐに管理者に連絡してください。\n",
 			p["email"], extra, when("time"), actorJA(p))
 	case account.MsgAccountPaused:
-		subject = "アカウントへのサードパーティアプリのログインが一時停止されました"
+		subject = "パスワードが推測されようとしている可能性があります"
 		body = fmt.Sprintf("アカウント %s へのサードパーティアプリのログインの失敗が多すぎます（最後は %s から）。"+
-			"サードパーティアプリのログインは %s まで一時停止されます。\n\n"+
+			"%s まで、サードパーティアプリからメインパスワードではログインできません。"+
+			"サードパーティアプリ用パスワードは引き続き使用でき、Web へのサインインもできます。\n\n"+
 			"ご自身のアプリでない場合、誰かがパスワードを推測しようとしている可能性があります。"+
 			"アカウントのパスワードを変更し、サードパーティアプリ用パスワードを確認してください: %s\n",
 			p["email"], p["last_ip"], when("until"), p["link_security"])

@@ -59,7 +59,7 @@ func TestMessagesInTheMembersLanguage(t *testing.T) {
 	}
 	want := []struct{ kind, lang, subject, body string }{
 		{"legacy", "en", "An old message", "Stored before parameters."},
-		{account.MsgAccountPaused, "ja", "アカウントへのサードパーティアプリのログインが一時停止されました", "最後は 198.51.100.7 から"},
+		{account.MsgAccountPaused, "ja", "パスワードが推測されようとしている可能性があります", "最後は 198.51.100.7 から"},
 		{account.MsgPasswordChanged, "ja", "パスワードが変更されました", "サードパーティアプリ用パスワードもすべて削除されました。"},
 		{account.MsgAppPasswordDeleted, "ja", "サードパーティアプリ用パスワードが削除されました: " + hostileName, "「" + hostileName + "」が削除されました"},
 		{account.MsgAppPasswordCreated, "ja", "サードパーティアプリ用パスワードが作成されました: " + hostileName, "アプリ名: " + hostileName + "\n日時: 2025年3月1日 09:00 UTC\nIPアドレス: 127.0.0.1\nブラウザ: " + ua + "\nAPI から行われました。"},
@@ -92,7 +92,7 @@ func TestMessagesInTheMembersLanguage(t *testing.T) {
 	r = c.do(req)
 	wantStatus(t, r, 200)
 	has(t, r, `<html lang="ja">`, "サードパーティアプリ用パスワードが作成されました: &#34;&gt;&lt;img src=x onerror=alert(1)&gt; %s%d",
-		"日時: 2025年3月1日 18:00 JST", "ブラウザ: &lt;script&gt;alert(2)&lt;/script&gt;", "2025年3月1日 18:15 JST まで一時停止",
+		"日時: 2025年3月1日 18:00 JST", "ブラウザ: &lt;script&gt;alert(2)&lt;/script&gt;", "2025年3月1日 18:15 JST まで、サードパーティアプリからメインパスワードではログインできません",
 		`lang="en"`, "An old message")
 	for _, bad := range []string{"<img src=x", "<script>alert", "%!"} {
 		if strings.Contains(string(r.body), bad) {

@@ -8,7 +8,7 @@
 //	out := in.MustRun(t, "domain", "add", "example.com")
 //	in.RunJSON(t, &v, "apppass", "list", "alice@example.com")
 //	srv := in.StartServer(t)                 // every listener on 127.0.0.1:0
-//	srv.Addr("imap"), srv.URL("/healthz")
+//	srv.Addr("imap"), srv.URL("/healthz"), srv.MetricsURL()
 package e2e
 
 import (
@@ -203,7 +203,7 @@ func (in *Instance) RunJSON(t testing.TB, v any, args ...string) {
 
 // listenerFlags are the listener addresses of serve; StartServer puts every
 // one not given on 127.0.0.1:0.
-var listenerFlags = []string{"web", "imap", "imaps", "pop3", "pop3s", "submission", "submissions"}
+var listenerFlags = []string{"web", "metrics", "imap", "imaps", "pop3", "pop3s", "submission", "submissions"}
 
 // Server is a running postern serve (or demo).
 type Server struct {
@@ -308,6 +308,9 @@ func (s *Server) Addr(name string) string {
 
 // URL returns http://<web address><path>.
 func (s *Server) URL(path string) string { return "http://" + s.Addr("web") + path }
+
+// MetricsURL returns the Prometheus endpoint on the metrics listener.
+func (s *Server) MetricsURL() string { return "http://" + s.Addr("metrics") + "/metrics" }
 
 // Stdout and Stderr return what the server printed so far.
 func (s *Server) Stdout() string { return s.stdout.String() }

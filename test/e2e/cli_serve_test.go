@@ -27,7 +27,12 @@ func TestServeHealthAndMetrics(t *testing.T) {
 		if code, body := httpGet(t, srv.URL("/healthz")); code != 200 || body != "ok" {
 			t.Errorf("/healthz: %d %q", code, body)
 		}
-		code, body := httpGet(t, srv.URL("/metrics"))
+		// Metrics are on their own listener only: never where members and
+		// strangers reach the web UI.
+		if code, _ := httpGet(t, srv.URL("/metrics")); code != 404 {
+			t.Errorf("/metrics on the web listener: %d, want 404", code)
+		}
+		code, body := httpGet(t, srv.MetricsURL())
 		if code != 200 {
 			t.Fatalf("/metrics: %d", code)
 		}
@@ -52,10 +57,10 @@ func TestServeListenerOff(t *testing.T) {
 	if _, ok := srv.Addrs["imap"]; ok {
 		t.Error("imap listener running with an empty address")
 	}
-	r := in.Run(t, "serve", "--web-addr", srv.Addr("web"), "--imap-addr=", "--imaps-addr=", "--pop3-addr=",
+	r := in.Run(t, "serve", "--web-addr", srv.Addr("web"), "--metrics-addr=", "--imap-addr=", "--imaps-addr=", "--pop3-addr=",
 		"--pop3s-addr=", "--submission-addr=", "--submissions-addr=")
 	wantFail(t, r, 1, "cannot listen for web")
-	r = in.Run(t, "serve", "--web-addr=", "--imap-addr=", "--imaps-addr=", "--pop3-addr=",
+	r = in.Run(t, "serve", "--web-addr=", "--metrics-addr=", "--imap-addr=", "--imaps-addr=", "--pop3-addr=",
 		"--pop3s-addr=", "--submission-addr=", "--submissions-addr=")
 	wantFail(t, r, 1, "every listener is off")
 	wantFail(t, in.Run(t, "serve", "--plaintext-auth", "sometimes"), 2, "--plaintext-auth")

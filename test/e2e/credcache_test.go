@@ -182,7 +182,7 @@ func TestCredentialCacheCLI(t *testing.T) {
 	mustLogin("imaplib after the changes", bob.Email, bobNew)
 	mustFail("imaplib after the changes", alice.Email, a3.Password)
 
-	_, body := httpGet(t, srv.URL("/metrics"))
+	_, body := httpGet(t, srv.MetricsURL())
 	for _, name := range []string{"postern_credential_cache_entries", "postern_credential_cache_hits_total", "postern_credential_cache_misses_total"} {
 		if !strings.Contains(body, "\n"+name+" ") {
 			t.Errorf("/metrics lacks %s", name)

@@ -128,7 +128,7 @@ func smtpLogin(t *testing.T, addr, src, user, password string) string {
 // metric returns the value of a sample line of srv's /metrics ("name{labels}" or "name").
 func metric(t *testing.T, srv *Server, sample string) float64 {
 	t.Helper()
-	_, body := httpGet(t, srv.URL("/metrics"))
+	_, body := httpGet(t, srv.MetricsURL())
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`).FindStringSubmatch(body)
 	if m == nil {
 		return 0

@@ -39,7 +39,7 @@ type posternOpts struct {
 func startPostern(name string, o posternOpts, work string) (*proc, error) {
 	args := []string{"serve", "--data", o.data,
 		"--imap-addr", "127.0.0.1:0", "--pop3-addr", "127.0.0.1:0",
-		"--imaps-addr", "", "--pop3s-addr", "", "--submission-addr", "", "--submissions-addr", "",
+		"--imaps-addr", "", "--pop3s-addr", "", "--submission-addr", "", "--submissions-addr", "", "--metrics-addr", "",
 		"--plaintext-auth", "always"}
 	if o.web {
 		args = append(args, "--web-addr", "127.0.0.1:0")

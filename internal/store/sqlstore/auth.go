@@ -70,14 +70,14 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 			memberID, []byte{}); err != nil {
 			return err
 		}
-		sel := `SELECT failures, paused_until, recent_tags FROM auth_failures WHERE member_id = ?`
+		sel := `SELECT failures, paused_until, recent_tags, last_failure, alerted_at FROM auth_failures WHERE member_id = ?`
 		if db.Dialect == Postgres {
 			sel += ` FOR UPDATE`
 		}
 		var failures int
-		var paused int64
+		var paused, last, alerted int64
 		var raw []byte
-		if err := tx.QueryRowContext(ctx, db.q(sel), memberID).Scan(&failures, &paused, &raw); err != nil {
+		if err := tx.QueryRowContext(ctx, db.q(sel), memberID).Scan(&failures, &paused, &raw, &last, &alerted); err != nil {
 			return err
 		}
 		res.Failures = failures
@@ -86,6 +86,11 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 			return nil // refused unchecked: not a guess that counts
 		}
 		tags := splitTags(raw)
+		if last < micros(now.Add(-auth.FailuresForget)) {
+			// A quiet day: what came before was a member's typos, not an
+			// attack still going on.
+			failures, tags = 0, nil
+		}
 		for _, t := range tags {
 			if subtle.ConstantTimeCompare(t[:], tag[:]) == 1 {
 				return nil // a stale secret retried: counted once already
@@ -105,13 +110,19 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 			res.PausedUntil = now.Add(pause).UTC()
 			newPaused = micros(res.PausedUntil)
 			failures = 0
+			// One message per attack, not one per pause: an attack that
+			// goes on all day pauses the account every few minutes.
+			res.Alerted = alerted < micros(now.Add(-auth.AlertEvery))
+			if res.Alerted {
+				alerted = micros(now)
+			}
 		}
 		res.Failures = failures
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE auth_failures SET failures = ?, paused_until = ?, recent_tags = ? WHERE member_id = ?`),
-			failures, newPaused, joinTags(tags), memberID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE auth_failures SET failures = ?, paused_until = ?, recent_tags = ?, last_failure = ?, alerted_at = ? WHERE member_id = ?`),
+			failures, newPaused, joinTags(tags), micros(now), alerted, memberID); err != nil {
 			return err
 		}
-		if res.Paused {
+		if res.Alerted {
 			return db.writeEffects(ctx, tx, onPause)
 		}
 		return nil
