@@ -30,10 +30,10 @@ import (
 // turns its listener off.
 type serveFlags struct {
 	web, metrics, imap, imaps, pop3, pop3s, submission, submissions string
-	tlsCert, tlsKey                                        string
-	plaintext                                              string
-	credCache                                              string        // --credential-cache (credcache.go)
-	scaleout                                               scaleoutFlags // --trusted-proxies, --auth-max-delay (scaleout.go)
+	tlsCert, tlsKey                                                 string
+	plaintext                                                       string
+	credCache                                                       string        // --credential-cache (credcache.go)
+	scaleout                                                        scaleoutFlags // --trusted-proxies, --auth-max-delay (scaleout.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {

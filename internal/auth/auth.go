@@ -52,10 +52,11 @@ type Attempt struct {
 	Mechanism string // "LOGIN", "PLAIN", "USER", "BASIC"
 	RemoteIP  netip.Addr
 	TLS       bool
-	// DeviceTokens (web sign-in only) are the device tokens the browser
-	// holds (Gateway.DeviceToken); one issued for User gives the attempt
-	// the browser's own schedule instead of its address's and the account's.
-	DeviceTokens []string
+	// Devices (web sign-in only) are the device tokens the browser holds
+	// (Gateway.DeviceToken), joined by "."; one issued for User gives the
+	// attempt the browser's own schedule instead of its address's and the
+	// account's.
+	Devices string
 }
 
 // Login is a successful authentication.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 )
 
 // A device token says "this browser signed in as this member before": a
@@ -24,7 +25,7 @@ type deviceID [deviceIDLen]byte
 
 // DeviceToken returns a new device token for the member's address (as
 // account.ParseEmail normalises it), for the browser that has just signed
-// in to keep and send back in Attempt.DeviceTokens.
+// in to keep and send back in Attempt.Devices.
 func (g *Gateway) DeviceToken(email string) string {
 	var b [deviceIDLen + deviceMACLen]byte
 	rand.Read(b[:deviceIDLen])
@@ -32,18 +33,41 @@ func (g *Gateway) DeviceToken(email string) string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// RememberDevice returns what a browser that has just signed in as email
+// keeps: its tokens (joined by ".") with one for email in front, the one it
+// had or a new one, and at most MaxDeviceTokens in all.
+func (g *Gateway) RememberDevice(email, tokens string) string {
+	keep := []string{}
+	mine := ""
+	for i := 0; i < 4*MaxDeviceTokens && tokens != ""; i++ {
+		var t string
+		t, tokens, _ = strings.Cut(tokens, ".")
+		switch {
+		case mine == "" && g.DeviceTokenFor(email, t):
+			mine = t
+		case len(t) == base64.RawURLEncoding.EncodedLen(deviceIDLen+deviceMACLen):
+			keep = append(keep, t)
+		}
+	}
+	if mine == "" {
+		mine = g.DeviceToken(email)
+	}
+	keep = append([]string{mine}, keep[:min(len(keep), MaxDeviceTokens-1)]...)
+	return strings.Join(keep, ".")
+}
+
 // DeviceTokenFor reports whether token is a device token of email.
 func (g *Gateway) DeviceTokenFor(email, token string) bool {
-	_, ok := g.knownDevice(email, []string{token})
+	_, ok := g.knownDevice(email, token)
 	return ok
 }
 
-// knownDevice returns the id of the first of tokens issued for email.
-func (g *Gateway) knownDevice(email string, tokens []string) (deviceID, bool) {
-	for i, t := range tokens {
-		if i == MaxDeviceTokens {
-			break
-		}
+// knownDevice returns the id of the first of the tokens (joined by ".")
+// issued for email.
+func (g *Gateway) knownDevice(email, tokens string) (deviceID, bool) {
+	for i := 0; i < MaxDeviceTokens && tokens != ""; i++ {
+		var t string
+		t, tokens, _ = strings.Cut(tokens, ".")
 		var b [deviceIDLen + deviceMACLen]byte
 		if base64.RawURLEncoding.EncodedLen(len(b)) != len(t) {
 			continue

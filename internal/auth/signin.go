@@ -105,7 +105,7 @@ func (g *Gateway) SignIn(ctx context.Context, a Attempt) (account.Member, error)
 	outcome := Abandoned
 	var ipWait, acctWait time.Duration
 	var ipOK, acctOK bool
-	if device, known := g.knownDevice(user, a.DeviceTokens); known {
+	if device, known := g.knownDevice(user, a.Devices); known {
 		// A browser that signed in as this member before has a schedule of
 		// its own, in place of its address's and the account's: strangers'
 		// failures, from anywhere, never queue the member's own sign-in. The

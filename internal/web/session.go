@@ -22,6 +22,12 @@ const (
 	preCookie     = "postern_pre" // CSRF token of the sign-in form, before a session exists
 	langCookie    = "postern_lang"
 	tzCookie      = "postern_tz" // set by static/app.js from the browser's time zone
+	// deviceCookie holds the browser's device tokens (auth.Gateway.RememberDevice).
+	deviceCookie = "postern_device"
+	// deviceMaxAge is how long a browser stays known without signing in:
+	// 400 days, the longest that browsers keep a cookie.
+	deviceMaxAge    = 400 * 24 * time.Hour
+	maxDeviceCookie = 512
 )
 
 // touchEvery bounds how often a session's last use is written: the idle
@@ -69,6 +75,15 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge tim
 	http.SetCookie(w, c)
 }
 
+// devices returns the device tokens r carries, "" when none or too many.
+func (s *Server) devices(r *http.Request) string {
+	c, err := r.Cookie(s.cookieName(deviceCookie))
+	if err != nil || len(c.Value) > maxDeviceCookie {
+		return ""
+	}
+	return c.Value
+}
+
 // reqCtx is what a handler of a signed-in request gets.
 type reqCtx struct {
 	rec    websession.Record
@@ -92,6 +107,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, m account.
 		return nil, err
 	}
 	s.setCookie(w, sessionCookie, tok, s.cfg.AbsoluteTimeout, true)
+	s.setCookie(w, deviceCookie, s.auth.RememberDevice(m.Email, s.devices(r)), deviceMaxAge, true)
 	s.maybePrune()
 	return &reqCtx{rec: rec, member: m}, nil
 }

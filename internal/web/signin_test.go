@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -49,6 +50,40 @@ func TestSigninThrottle(t *testing.T) {
 			403, codeReauth)
 	}
 	wantCode(t, c.api("POST", "/api/v1/me/app-passwords", map[string]string{"name": "x", "password": testPassword}), 429, codeThrottled)
+}
+
+// TestSigninKnownDevice: a browser that signed in before keeps its own
+// schedule: strangers' failures that make the address's schedule refuse
+// every other browser leave it untouched, and its own failures are
+// throttled like anyone's. Signing out keeps the browser known.
+func TestSigninKnownDevice(t *testing.T) {
+	e := newEnvAuth(t, false, func(c *auth.Config) { c.WebAccountThrottle = slowThrottle })
+	e.member("alice@new.example", "")
+	e.member("bob@new.example", "")
+	mine := e.client()
+	wantStatus(t, mine.signinForm("alice@new.example", testPassword), 303)
+	wantStatus(t, mine.signinAPI("bob@new.example", testPassword), 200) // a second member on the same browser
+	wantStatus(t, mine.post("/signout", url.Values{"csrf": {mine.csrf("/security")}}), 303)
+	// The attack: strangers fill the account's schedule.
+	for i := range 2 {
+		wantCode(t, e.client().signinAPI("alice@new.example", fmt.Sprintf("guess %d", i)), 401, "unauthorized")
+	}
+	wantCode(t, e.client().signinAPI("alice@new.example", testPassword), 429, codeThrottled)
+	// The member's browser signs in as either member.
+	wantStatus(t, mine.signinForm("alice@new.example", testPassword), 303)
+	wantStatus(t, mine.signinAPI("bob@new.example", testPassword), 200)
+	// A cookie does not open a faster lane for guessing: its own failures
+	// follow the same schedule.
+	for i := range 2 {
+		wantCode(t, mine.signinAPI("alice@new.example", fmt.Sprintf("typo %d", i)), 401, "unauthorized")
+	}
+	wantCode(t, mine.signinAPI("alice@new.example", testPassword), 429, codeThrottled)
+	// A forged or foreign token is no device.
+	forged := e.client()
+	forged.jar.SetCookies(mustURL(e.ts.URL), []*http.Cookie{{Name: "postern_device", Value: strings.Repeat("A", 43), Path: "/"}})
+	wantCode(t, forged.signinAPI("bob@new.example", "guess"), 401, "unauthorized")
+	wantCode(t, forged.signinAPI("bob@new.example", "guess 2"), 401, "unauthorized")
+	wantCode(t, forged.signinAPI("bob@new.example", testPassword), 429, codeThrottled)
 }
 
 // TestSigninIPThrottle: failures from one address against several accounts

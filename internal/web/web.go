@@ -36,8 +36,14 @@ type SessionStore = websession.Store
 // consecutive-failure limit like every third-party protocol. Errors are
 // account.Errors: EUNAUTHORIZED for every failure, auth.CodeThrottled (429),
 // EUNAVAILABLE.
+//
+// RememberDevice returns the device cookie's new value after a successful
+// sign-in (auth.Gateway.RememberDevice): the browser's token for the member,
+// which later sign-ins carry (auth.Attempt.Devices) so that strangers'
+// failures against the address never queue the member's own browser.
 type Authenticator interface {
 	SignIn(ctx context.Context, a auth.Attempt) (account.Member, error)
+	RememberDevice(email, tokens string) string
 }
 
 // ServerSettings are what a mail or calendar app needs to connect: shown
