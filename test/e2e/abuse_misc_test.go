@@ -1,0 +1,136 @@
+package e2e
+
+// Abuse-resistance replays against the real binary: the author of submitted
+// mail, SEARCH nesting, the modes of the files Postern creates, and app
+// password names made to deceive.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fromScript submits each message with Python's smtplib over STARTTLS as
+// the given user and prints, for each, [code, text] of the reply to the end
+// of data (250 when accepted).
+const fromScript = `
+import json, smtplib, ssl, sys
+a = json.load(sys.stdin)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+c = smtplib.SMTP(a["host"], a["port"], timeout=30, source_address=(a["src"], 0))
+c.starttls(context=ctx)
+c.login(a["user"], a["password"])
+out = []
+for m in a["messages"]:
+    try:
+        c.sendmail(a["user"], [a["to"]], m.encode())
+        out.append([250, ""])
+    except smtplib.SMTPDataError as e:
+        out.append([e.smtp_code, e.smtp_error.decode()])
+c.quit()
+json.dump(out, sys.stdout)
+`
+
+// runPythonScript runs script with input as JSON on stdin and decodes its
+// JSON output into out.
+func runPythonScript(t *testing.T, script string, input, out any) {
+	t.Helper()
+	in, err := json.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, python, "-c", script)
+	c.Stdin = bytes.NewReader(in)
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		t.Fatalf("python: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		t.Fatalf("python: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+}
+
+// TestAbuseFromForged: a member authenticated as alice cannot submit a
+// message whose From: is bob's (refused at the end of DATA with 550 5.7.1,
+// nothing delivered); alice's own address, with a display name or in
+// another case, goes through, and a message without From: gets alice's.
+func TestAbuseFromForged(t *testing.T) {
+	t.Parallel()
+	in := NewSQLite(t)
+	in.MustRun(t, "domain", "add", "example.com")
+	alice := addMember(t, in, "alice@example.com")
+	bob := addMember(t, in, "bob@example.com")
+	app := createAppPass(t, in, alice.Email, "Thunderbird")
+	bobApp := createAppPass(t, in, bob.Email, "Thunderbird")
+	srv := in.StartServer(t)
+
+	const refusal = "5.7.1 The From: address must be your own address <alice@example.com>"
+	cases := []struct {
+		msg      string
+		code     int
+		text     string
+		delivers string // a line the delivered copy holds
+	}{
+		{"From: Bob <bob@example.com>\r\nSubject: forged\r\n\r\nfrom bob, really\r\n", 550, refusal, ""},
+		{"From: =?utf-8?q?Alice?= <alice@example.com>, bob@example.com\r\nSubject: two\r\n\r\nx\r\n", 550, refusal, ""},
+		{"Subject: x\r\nnot a field\r\nFrom: bob@example.com\r\n\r\nx\r\n", 550, refusal, ""},
+		{"From: Alice Liddell <alice@example.com>\r\nSubject: own\r\n\r\nx\r\n", 250, "", "Subject: own"},
+		{"From: ALICE@Example.COM\r\nSubject: case\r\n\r\nx\r\n", 250, "", "Subject: case"},
+		{"Subject: no author\r\n\r\nx\r\n", 250, "", "From: <alice@example.com>"},
+	}
+	host, port := splitAddr(srv.Addr("submission"))
+	input := map[string]any{"host": host, "port": port, "src": nextSrc(), "user": alice.Email,
+		"password": app.Password, "to": bob.Email}
+	var msgs []string
+	for _, c := range cases {
+		msgs = append(msgs, c.msg)
+	}
+	input["messages"] = msgs
+	var got [][]any
+	runPythonScript(t, fromScript, input, &got)
+	if len(got) != len(cases) {
+		t.Fatalf("%d replies for %d messages", len(got), len(cases))
+	}
+	for i, c := range cases {
+		if code := int(got[i][0].(float64)); code != c.code || got[i][1] != c.text {
+			t.Errorf("message %d: got %v %q, want %d %q", i, code, got[i][1], c.code, c.text)
+		}
+	}
+
+	// Bob's INBOX holds the accepted messages only (and Postern's own
+	// notice of his new app password), as IMAP shows them.
+	var res []struct {
+		Typ  string `json:"typ"`
+		Data []any  `json:"data"`
+	}
+	runPython(t, "imap", map[string]any{
+		"host": host, "port": func() int { _, p := splitAddr(srv.Addr("imap")); return p }(),
+		"src": nextSrc(), "tls": "starttls", "user": bob.Email, "password": bobApp.Password,
+		"commands": [][]any{{"select", "INBOX"}, {"fetch", "1:*", "(BODY.PEEK[HEADER])"}},
+	}, &res)
+	var all bytes.Buffer
+	enc := json.NewEncoder(&all)
+	enc.SetEscapeHTML(false)
+	enc.Encode(res)
+	text := strings.ReplaceAll(all.String(), `\r\n`, "\n")
+	if n := strings.Count(text, "Received: from"); n != 3 {
+		t.Fatalf("bob got %d messages, want 3: %s", n, text)
+	}
+	for _, c := range cases {
+		if c.delivers != "" && !strings.Contains(text, c.delivers) {
+			t.Errorf("no %q in bob's INBOX: %s", c.delivers, text)
+		}
+	}
+	if strings.Contains(text, "forged") || strings.Contains(text, "From: Bob") {
+		t.Errorf("a forged message was delivered: %s", text)
+	}
+}
