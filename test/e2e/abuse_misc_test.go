@@ -134,3 +134,70 @@ func TestAbuseFromForged(t *testing.T) {
 		t.Errorf("a forged message was delivered: %s", text)
 	}
 }
+
+// searchScript logs in with Python's imaplib over STARTTLS, selects INBOX,
+// runs each SEARCH and prints, for each, the reply's type and text (imaplib
+// raises on BAD), and whether a NOOP after it still worked.
+const searchScript = `
+import imaplib, json, ssl, sys
+a = json.load(sys.stdin)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+c = imaplib.IMAP4(a["host"], a["port"], timeout=30)
+c.starttls(ssl_context=ctx)
+c.login(a["user"], a["password"])
+c.select("INBOX")
+out = []
+for keys in a["searches"]:
+    try:
+        typ, data = c.search(None, keys)
+        r = [typ, data[0].decode()]
+    except imaplib.IMAP4.error as e:
+        r = ["error", str(e)]
+    r.append(c.noop()[0])
+    out.append(r)
+c.logout()
+json.dump(out, sys.stdout)
+`
+
+// TestAbuseSearchTooDeep: SEARCH keys nested 1000 deep (NOT, parentheses,
+// OR chains) get BAD with a clear text from the real binary, never NO
+// [SERVERBUG], and the session goes on; a search at the limit works.
+func TestAbuseSearchTooDeep(t *testing.T) {
+	t.Parallel()
+	in := NewSQLite(t)
+	in.MustRun(t, "domain", "add", "example.com")
+	alice := addMember(t, in, "alice@example.com")
+	app := createAppPass(t, in, alice.Email, "Thunderbird")
+	srv := in.StartServer(t)
+
+	const bad = "SEARCH command error: BAD [b'[CLIENTBUG] SEARCH keys nested too deeply: at most 100 levels of NOT, OR and parentheses']"
+	cases := []struct{ keys, typ, text string }{
+		{strings.Repeat("NOT ", 1000) + "ALL", "error", bad},
+		{strings.Repeat("(", 1000) + "ALL" + strings.Repeat(")", 1000), "error", bad},
+		{strings.Repeat("OR SEEN ", 1000) + "ALL", "error", bad},
+		{strings.Repeat("OR ", 1000) + "ALL" + strings.Repeat(" SEEN", 1000), "error", bad},
+		{strings.Repeat("NOT ", 100) + "ALL", "OK", ""},
+		{"OR OR FROM alice SUBJECT hello TO alice", "OK", ""},
+	}
+	host, port := splitAddr(srv.Addr("imap"))
+	var keys []string
+	for _, c := range cases {
+		keys = append(keys, c.keys)
+	}
+	var got [][]string
+	runPythonScript(t, searchScript, map[string]any{"host": host, "port": port, "user": alice.Email,
+		"password": app.Password, "searches": keys}, &got)
+	if len(got) != len(cases) {
+		t.Fatalf("%d results for %d searches", len(got), len(cases))
+	}
+	for i, c := range cases {
+		if got[i][0] != c.typ || (c.text != "" && got[i][1] != c.text) || got[i][2] != "OK" {
+			t.Errorf("search %d (%.40s…): got %q, want %s %q and NOOP OK", i, c.keys, got[i], c.typ, c.text)
+		}
+	}
+	if strings.Contains(srv.Stderr(), "panic") {
+		t.Errorf("server log: %s", srv.Stderr())
+	}
+}
