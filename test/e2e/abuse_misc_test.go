@@ -8,8 +8,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -199,5 +204,101 @@ func TestAbuseSearchTooDeep(t *testing.T) {
 	}
 	if strings.Contains(srv.Stderr(), "panic") {
 		t.Errorf("server log: %s", srv.Stderr())
+	}
+}
+
+// checkPrivate fails the test for every file in dir that is not 0600 (or
+// stricter) and every folder that is not 0700, and returns the names seen.
+func checkPrivate(t *testing.T, dir, when string) []string {
+	t.Helper()
+	var names []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		names = append(names, rel)
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%s: %s is %v, want %v", when, rel, info.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestAbuseMiscFileModes: every file Postern creates in its data folder is
+// 0600 and every folder 0700, under the usual umask 022: after serve's
+// first start and some work (a member, an app password, logins, so that
+// SQLite's -wal and -shm files exist), after it stops, after a restart, and
+// after demo. Looser modes found at start are tightened, with a warning.
+func TestAbuseMiscFileModes(t *testing.T) {
+	// Not parallel: the umask is the whole test process's.
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+
+	in := NewSQLite(t)
+	in.Data = filepath.Join(in.Data, "data") // made by postern itself
+	in.MustRun(t, "domain", "add", "example.com")
+	alice := addMember(t, in, "alice@example.com")
+	app := createAppPass(t, in, alice.Email, "Thunderbird")
+	work := func(srv *Server) {
+		t.Helper()
+		for _, r := range pyLogins(t, []pyAttempt{
+			newAttempt("imap-login", srv.Addr("imap"), alice.Email, app.Password, "starttls"),
+			newAttempt("smtp", srv.Addr("submission"), alice.Email, app.Password, "starttls"),
+		}) {
+			if !r.OK {
+				t.Fatalf("login: %s", r.Error)
+			}
+		}
+	}
+
+	srv := in.StartServer(t)
+	work(srv)
+	names := checkPrivate(t, in.Data, "running")
+	for _, want := range []string{".", "postern.db", "postern.db-wal", "postern.db-shm", "postern.db-gen", "secret.key", "tls", "tls/cert.pem", "tls/key.pem"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("no %s in the data folder (%q): the test no longer sees every file", want, names)
+		}
+	}
+	srv.Stop(t)
+	checkPrivate(t, in.Data, "stopped")
+
+	srv = in.StartServer(t)
+	work(srv)
+	checkPrivate(t, in.Data, "restarted")
+	srv.Stop(t)
+
+	// Loosened by hand (or restored from a backup): tightened at the next start.
+	for name, mode := range map[string]fs.FileMode{".": 0o755, "postern.db": 0o644, "tls/key.pem": 0o644, "secret.key": 0o666} {
+		if err := os.Chmod(filepath.Join(in.Data, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv = in.StartServer(t)
+	work(srv)
+	checkPrivate(t, in.Data, "loosened, restarted")
+	if n := strings.Count(srv.Stderr(), "tightened the mode of a file in the data folder"); n != 4 {
+		t.Errorf("%d warnings about tightened modes, want 4:\n%s", n, srv.Stderr())
+	}
+	srv.Stop(t)
+
+	demo := NewSQLite(t)
+	demo.Data = filepath.Join(demo.Data, "demo")
+	d := demo.Start(t, "demo")
+	d.Stop(t)
+	if names := checkPrivate(t, demo.Data, "demo"); !slices.Contains(names, "demo-passwords.txt") {
+		t.Errorf("no demo-passwords.txt in %q", names)
 	}
 }

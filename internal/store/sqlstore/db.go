@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -97,6 +98,13 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			db.SQL.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	} else {
+		// The file is created here, 0600, when it is missing: it holds
+		// password hashes and mail, and SQLite would create it 0644 (less the
+		// umask); SQLite gives its -wal and -shm files the database file's
+		// mode, so they are private too. An error is SQLite's to report.
+		if f, ferr := os.OpenFile(dsn, os.O_RDONLY|os.O_CREATE, 0o600); ferr == nil {
+			f.Close()
+		}
 		// WAL for concurrent readers; synchronous=FULL so that an acknowledged
 		// commit survives power loss (NORMAL may roll back the last commits);
 		// IMMEDIATE transactions take the write lock at BEGIN, which makes
