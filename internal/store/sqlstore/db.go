@@ -227,11 +227,14 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(entries))
+	names := make([]string, 0, len(entries)+len(goMigrations))
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".sql") {
 			names = append(names, e.Name())
 		}
+	}
+	for name := range goMigrations {
+		names = append(names, name)
 	}
 	sort.Strings(names)
 	conn, err := db.SQL.Conn(ctx)
@@ -256,15 +259,19 @@ func (db *DB) migrate(ctx context.Context) error {
 		if n > 0 {
 			continue
 		}
-		body, err := migrations.ReadFile(dir + "/" + name)
-		if err != nil {
-			return err
-		}
 		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		if fn, ok := goMigrations[name]; ok {
+			err = fn(ctx, db, tx)
+		} else {
+			var body []byte
+			if body, err = migrations.ReadFile(dir + "/" + name); err == nil {
+				_, err = tx.ExecContext(ctx, string(body))
+			}
+		}
+		if err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migrate %s: %w", name, err)
 		}
