@@ -302,3 +302,38 @@ func TestAbuseMiscFileModes(t *testing.T) {
 		t.Errorf("no demo-passwords.txt in %q", names)
 	}
 }
+
+// TestAbuseAppNames: with the real CLI on both engines, app names made of
+// invisible characters are refused, and so are names that look like one the
+// member already has (Cyrillic Т, a trailing Hangul filler, mathematical
+// bold), with a message naming the existing one; another member may use it.
+func TestAbuseAppNames(t *testing.T) {
+	Engines(t, func(t *testing.T, in *Instance) {
+		t.Parallel()
+		in.MustRun(t, "domain", "add", "example.com")
+		addMember(t, in, "alice@example.com")
+		addMember(t, in, "bob@example.com")
+		const blank = "postern: The app name needs at least one visible letter, digit or symbol.\n"
+		for _, name := range []string{"\u3164", "\u3164\u3164", "\u115f", "\uffa0", "\u2800", "\ufe0f", "\u2800\u3164"} {
+			r := in.Run(t, "apppass", "create", "alice@example.com", "--name", name)
+			if r.Code != 1 || r.Stderr != blank {
+				t.Errorf("--name %+q: %s", name, r)
+			}
+		}
+		createAppPass(t, in, "alice@example.com", "Thunderbird")
+		for _, name := range []string{"\u0422hunderbird", "Thunderbird\u3164", "\U0001d413hunderbird", "THUNDERB\u0399RD"} {
+			r := in.Run(t, "apppass", "create", "alice@example.com", "--name", name)
+			want := "postern: You already have an app password named “Thunderbird”, which looks the same as “" + name + "”. Choose a name that looks different.\n"
+			if r.Code != 1 || r.Stderr != want {
+				t.Errorf("--name %+q: %s\nwant stderr %q", name, r, want)
+			}
+		}
+		var list []struct{ Name string }
+		in.RunJSON(t, &list, "apppass", "list", "alice@example.com")
+		if len(list) != 1 || list[0].Name != "Thunderbird" {
+			t.Errorf("alice's app passwords: %+v", list)
+		}
+		createAppPass(t, in, "bob@example.com", "\u0422hunderbird") // another member's names do not count
+		createAppPass(t, in, "alice@example.com", "Thunderbird 2")
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/mtibben/confusables"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/postern/postern/internal/account"
 )
@@ -320,14 +321,18 @@ func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, lim
 // nameKey is the form app names are compared in, unique per member
 // (app_passwords.name_key): two names with one key look alike.
 //
-// Invisible characters (account.IgnorableRune, U+2800) are dropped and runs
-// of white space become one space. Then Unicode TS #39 skeletons
+// Invisible characters (account.IgnorableRune, U+2800) are dropped, runs of
+// white space become one space, and compatibility forms are folded (NFKC:
+// fullwidth and mathematical letters, ligatures), which confusables.txt
+// leaves to normalization. Then Unicode TS #39 skeletons
 // (confusables.Skeleton: NFD, confusables.txt, NFD) are taken around case
 // mappings: of the upper-cased name first, because confusables.txt maps
 // capitals across scripts (Cyrillic Т to T) where it does not map their
 // small letters (т to ᴛ); then of that, lower-cased, so that case does not
 // count and the small-letter look-alikes (rn for m) do. The key is only
-// compared, never shown.
+// compared, never shown. Look-alikes are not transitive, and the key errs on
+// the side of refusing: "mail" and "mall" share it (MAIL, with a capital I
+// that looks like l), so a member cannot have both; it costs a rename.
 func nameKey(name string) string {
 	var b strings.Builder
 	space := false
@@ -344,7 +349,7 @@ func nameKey(name string) string {
 			b.WriteRune(r)
 		}
 	}
-	upper := confusables.Skeleton(strings.ToUpper(b.String()))
+	upper := confusables.Skeleton(strings.ToUpper(norm.NFKC.String(b.String())))
 	return confusables.Skeleton(strings.ToLower(upper))
 }
 
