@@ -242,6 +242,7 @@ func (a *app) open(ctx context.Context) (*account.Service, error) {
 	if err := os.MkdirAll(a.data, 0o700); err != nil {
 		return nil, fmt.Errorf("create the data folder: %w", err)
 	}
+	tightenModes(a.data, a.logger())
 	secretPath := a.secretFile
 	if secretPath == "" {
 		secretPath = filepath.Join(a.data, "secret.key")

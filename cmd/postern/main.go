@@ -18,6 +18,7 @@ import (
 )
 
 func main() {
+	privateUmask() // before anything creates a file
 	// SIGINT and SIGTERM cancel the context: serve shuts down gracefully, and a
 	// command in flight stops at its next database call.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -124,7 +124,14 @@ func NewID() string {
 
 // CleanAppName trims and checks the name of a third-party app: 1–64
 // characters, no control or format characters (so no CR/LF header splitting,
-// no bidi overrides), valid UTF-8.
+// no bidi overrides, no zero-width characters or tags), valid UTF-8, and at
+// least one visible character (VisibleRune): a name of Hangul fillers or
+// braille blanks shows as nothing in a list, and a member could not tell
+// which password it names.
+//
+// The store compares names by a key that ignores case, invisible characters
+// and confusable look-alikes (Unicode TS #39 skeletons), so that
+// "Thunderbird" and "Тhunderbird" with a Cyrillic Т cannot both exist.
 func CleanAppName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if !utf8.ValidString(name) {
@@ -137,10 +144,37 @@ func CleanAppName(name string) (string, error) {
 	if n > 64 {
 		return "", Errorf(EINVALID, "The app name is too long: at most 64 characters.")
 	}
+	visible := false
 	for _, r := range name {
 		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
 			return "", Errorf(EINVALID, "The app name cannot contain control characters.")
 		}
+		visible = visible || VisibleRune(r)
+	}
+	if !visible {
+		return "", Errorf(EINVALID, "The app name needs at least one visible letter, digit or symbol.")
 	}
 	return name, nil
+}
+
+// VisibleRune reports whether r draws something: a letter, number,
+// punctuation or symbol (general categories L, N, P, S) that is not a
+// Default_Ignorable_Code_Point (UAX #44: format characters, variation
+// selectors, and the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, which are
+// letters yet blank), nor the braille blank U+2800, a symbol drawn as
+// nothing. Marks (M) alone draw only on what they combine with, and
+// separators (Z) draw nothing.
+func VisibleRune(r rune) bool {
+	if !unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S) {
+		return false
+	}
+	return !IgnorableRune(r) && r != '\u2800'
+}
+
+// IgnorableRune reports whether r is a Default_Ignorable_Code_Point, as
+// far as Go's Unicode tables tell: Other_Default_Ignorable_Code_Point, the
+// format characters (Cf) and the variation selectors. Renderers draw none
+// of them, so names that differ only by them look the same.
+func IgnorableRune(r rune) bool {
+	return unicode.In(r, unicode.Other_Default_Ignorable_Code_Point, unicode.Cf, unicode.Variation_Selector)
 }

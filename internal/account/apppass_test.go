@@ -164,6 +164,7 @@ func TestCleanAppName(t *testing.T) {
 		long    = "The app name is too long: at most 64 characters."
 		control = "The app name cannot contain control characters."
 		notText = "The app name is not valid text."
+		blank   = "The app name needs at least one visible letter, digit or symbol."
 	)
 	cases := []struct{ in, want, msg string }{
 		{"Thunderbird", "Thunderbird", ""},
@@ -191,6 +192,24 @@ func TestCleanAppName(t *testing.T) {
 		{"a\u2029b", "", control},
 		{"a\ufeffb", "", control},
 		{"a\xffb", "", notText},
+		{"\U000e0041\U000e0042", "", control}, // tags (format)
+		{"\u3164", "", blank},                 // Hangul filler: a letter (Lo) drawn as nothing
+		{"\u3164\u3164\u3164", "", blank},
+		{"\u115f", "", blank}, // Hangul choseong filler
+		{"\u1160", "", blank}, // Hangul jungseong filler
+		{"\uffa0", "", blank}, // halfwidth Hangul filler
+		{"\u2800", "", blank}, // braille pattern blank (So)
+		{"\u2800 \u3164", "", blank},
+		{"\ufe0f", "", blank},            // variation selector
+		{"\U000e0100", "", blank},        // variation selector supplement
+		{"\u034f", "", blank},            // combining grapheme joiner
+		{"\u0301\u0301", "", blank},      // combining marks alone
+		{"\u17b4", "", blank},            // Khmer vowel inherent (ignorable)
+		{"\u3000\u00a0", "", empty},      // spaces only: trimmed
+		{"Mail\u3164", "Mail\u3164", ""}, // visible: the key ignores the filler
+		{"📱", "📱", ""},
+		{"❤\ufe0f", "❤\ufe0f", ""},
+		{"-", "-", ""},
 	}
 	for _, c := range cases {
 		got, err := account.CleanAppName(c.in)

@@ -74,8 +74,15 @@ func (c *conn) data(arg string) {
 		c.reply(552, "5.3.4", fmt.Sprintf("Message too big: the limit is %d octets", c.cfg.MaxMessageBytes))
 		return
 	}
+	if refusal := checkIdentity(from, body); refusal != "" {
+		// The author shown to recipients must be the member who logged in,
+		// as the envelope sender must (SPEC §5).
+		c.log.Info("smtp: message refused", "reason", "from-not-own", "member", from)
+		c.reply(550, "5.7.1", refusal)
+		return
+	}
 	now := c.cfg.Now()
-	added := missingFields(body, now, c.cfg.Hostname)
+	added := missingFields(body, now, c.cfg.Hostname, from)
 	ds := make([]mailstore.Delivery, len(rcpts))
 	for i, r := range rcpts {
 		b := append(c.traceHeaders(from, r.email, now), added...)
@@ -197,16 +204,23 @@ func (c *conn) traceHeaders(from, rcpt string, now time.Time) []byte {
 		c.cfg.Hostname, with, rcpt, now.Format(time.RFC1123Z))
 }
 
-// missingFields returns the Date and Message-ID fields that the message's
-// header lacks, as a message submission agent adds them (RFC 6409 §8.2, §8.3):
-// a script's or a device's message without them has no date in mail
-// programs but the arrival time, and no identity for replies to thread on.
+// missingFields returns the From, Date and Message-ID fields that the
+// message's header lacks, as a message submission agent adds them (RFC 6409
+// §8, §8.2, §8.3): a script's or a device's message without them has no
+// author, no date in mail programs but the arrival time, and no identity for
+// replies to thread on. From is the envelope sender, the member's address
+// (RFC 5322 §3.6 requires the field); it counts as present when
+// identityFields finds one, even after a malformed line, so that a message
+// never gets two.
 // The header is read as the IMAP server reads it for ENVELOPE (go-message's
 // textproto): up to the empty line, or up to a line that is no field, the
 // fields before which count. Every recipient's copy gets the same Message-ID.
-func missingFields(msg []byte, now time.Time, hostname string) []byte {
+func missingFields(msg []byte, now time.Time, hostname, from string) []byte {
 	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(msg)))
 	var out []byte
+	if f, _ := identityFields(msg); len(f) == 0 {
+		out = fmt.Appendf(out, "From: <%s>\r\n", from)
+	}
 	if !h.Has("Date") {
 		out = fmt.Appendf(out, "Date: %s\r\n", now.Format(time.RFC1123Z))
 	}

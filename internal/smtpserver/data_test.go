@@ -139,7 +139,7 @@ func TestMissingFields(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := string(missingFields([]byte(tc.msg), now, "mx.example.test"))
+			got := string(missingFields([]byte(tc.msg), now, "mx.example.test", "a@b"))
 			if hasDate := strings.Contains(got, date); hasDate != tc.wantDate {
 				t.Errorf("Date added: %v, want %v (%q)", hasDate, tc.wantDate, got)
 			}
@@ -152,8 +152,8 @@ func TestMissingFields(t *testing.T) {
 			}
 		})
 	}
-	a := missingFields(nil, now, "h")
-	b := missingFields(nil, now, "h")
+	a := missingFields(nil, now, "h", "a@b")
+	b := missingFields(nil, now, "h", "a@b")
 	if string(a) == string(b) {
 		t.Error("two messages got the same Message-ID")
 	}

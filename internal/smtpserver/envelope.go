@@ -62,7 +62,7 @@ func (c *conn) mail(arg string) {
 		}
 	}
 	member := c.login.Member.Email
-	if !strings.EqualFold(from, member) {
+	if !ownAddress(member, from) {
 		c.reply(553, "5.7.1", "Sender address must be your own address <"+member+">")
 		return
 	}

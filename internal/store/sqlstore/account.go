@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/postern/postern/internal/account"
 )
@@ -271,8 +275,12 @@ func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, lim
 		p.CreatedAt = time.Now().UTC()
 	}
 	key := nameKey(p.Name)
-	conflict := func(err error) error {
-		return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("You already have an app password named “%s”.", p.Name), Err: err}
+	conflict := func(existing string, err error) error {
+		msg := fmt.Sprintf("You already have an app password named “%s”.", p.Name)
+		if existing != "" && !strings.EqualFold(existing, p.Name) {
+			msg = fmt.Sprintf("You already have an app password named “%s”, which looks the same as “%s”. Choose a name that looks different.", existing, p.Name)
+		}
+		return &account.Error{Code: account.ECONFLICT, Message: msg, Err: err}
 	}
 	err := db.memberTx(ctx, p.MemberID, func(tx *sql.Tx) error {
 		lock := `SELECT id FROM members WHERE id = ?`
@@ -283,23 +291,24 @@ func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, lim
 		if err := tx.QueryRowContext(ctx, db.q(lock), p.MemberID).Scan(&id); err != nil {
 			return notFoundErr(err, "member")
 		}
-		var n, same int
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN name_key = ? THEN 1 ELSE 0 END), 0)
+		var n int
+		var same string
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*), COALESCE(MAX(CASE WHEN name_key = ? THEN name END), '')
 			FROM app_passwords WHERE member_id = ?`), key, p.MemberID).Scan(&n, &same); err != nil {
 			return err
 		}
 		if n >= limit {
 			return account.Errorf(account.ELIMIT, "You already have %d third-party app passwords. Delete one you no longer use before creating a new one.", n)
 		}
-		if same > 0 {
-			return conflict(nil)
+		if same != "" {
+			return conflict(same, nil)
 		}
 		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO app_passwords (id, member_id, name, name_key, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
 			p.ID, p.MemberID, p.Name, key, p.Hash, micros(p.CreatedAt))
 		if isUnique(err) {
 			// The name check above sees every committed row; this is the
 			// database's own guard should the two ever disagree.
-			return conflict(err)
+			return conflict("", err)
 		}
 		if err != nil {
 			return err
@@ -309,8 +318,40 @@ func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, lim
 	return wrap("create app password", err)
 }
 
-// nameKey is the form app names are compared in: unique per member ignoring case.
-func nameKey(name string) string { return strings.ToLower(name) }
+// nameKey is the form app names are compared in, unique per member
+// (app_passwords.name_key): two names with one key look alike.
+//
+// Invisible characters (account.IgnorableRune, U+2800) are dropped, runs of
+// white space become one space, and compatibility forms are folded (NFKC:
+// fullwidth and mathematical letters, ligatures), which confusables.txt
+// leaves to normalization. Then Unicode TS #39 skeletons
+// (confusables.Skeleton: NFD, confusables.txt, NFD) are taken around case
+// mappings: of the upper-cased name first, because confusables.txt maps
+// capitals across scripts (Cyrillic Т to T) where it does not map their
+// small letters (т to ᴛ); then of that, lower-cased, so that case does not
+// count and the small-letter look-alikes (rn for m) do. The key is only
+// compared, never shown. Look-alikes are not transitive, and the key errs on
+// the side of refusing: "mail" and "mall" share it (MAIL, with a capital I
+// that looks like l), so a member cannot have both; it costs a rename.
+func nameKey(name string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range name {
+		switch {
+		case account.IgnorableRune(r) || r == '\u2800':
+		case unicode.IsSpace(r):
+			space = true
+		default:
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteRune(r)
+		}
+	}
+	upper := confusables.Skeleton(strings.ToUpper(norm.NFKC.String(b.String())))
+	return confusables.Skeleton(strings.ToLower(upper))
+}
 
 const appPasswordCols = `id, member_id, name, hash, created_at, last_used_at, last_used_protocol, last_used_ip`
 

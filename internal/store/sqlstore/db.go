@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -97,6 +98,13 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			db.SQL.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	} else {
+		// The file is created here, 0600, when it is missing: it holds
+		// password hashes and mail, and SQLite would create it 0644 (less the
+		// umask); SQLite gives its -wal and -shm files the database file's
+		// mode, so they are private too. An error is SQLite's to report.
+		if f, ferr := os.OpenFile(dsn, os.O_RDONLY|os.O_CREATE, 0o600); ferr == nil {
+			f.Close()
+		}
 		// WAL for concurrent readers; synchronous=FULL so that an acknowledged
 		// commit survives power loss (NORMAL may roll back the last commits);
 		// IMMEDIATE transactions take the write lock at BEGIN, which makes
@@ -219,11 +227,14 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(entries))
+	names := make([]string, 0, len(entries)+len(goMigrations))
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".sql") {
 			names = append(names, e.Name())
 		}
+	}
+	for name := range goMigrations {
+		names = append(names, name)
 	}
 	sort.Strings(names)
 	conn, err := db.SQL.Conn(ctx)
@@ -248,15 +259,19 @@ func (db *DB) migrate(ctx context.Context) error {
 		if n > 0 {
 			continue
 		}
-		body, err := migrations.ReadFile(dir + "/" + name)
-		if err != nil {
-			return err
-		}
 		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		if fn, ok := goMigrations[name]; ok {
+			err = fn(ctx, db, tx)
+		} else {
+			var body []byte
+			if body, err = migrations.ReadFile(dir + "/" + name); err == nil {
+				_, err = tx.ExecContext(ctx, string(body))
+			}
+		}
+		if err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migrate %s: %w", name, err)
 		}

@@ -28,3 +28,6 @@ func (db *DB) WriteEffectsForTest(ctx context.Context, fx account.Effects, rollb
 	}
 	return err
 }
+
+// NameKeyForTest is nameKey, the app_passwords.name_key of a name.
+func NameKeyForTest(name string) string { return nameKey(name) }

@@ -220,6 +220,8 @@ func RunAccount(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"CreateForbiddenWhileOff", testCreateForbiddenWhileOff},
 		{"AppNames", testAppNames},
 		{"AppNameUniqueIgnoringCase", testAppNameUnique},
+		{"AppNameConfusable", testAppNameConfusable},
+		{"ConcurrentConfusableCreates", testConcurrentConfusableCreates},
 		{"Limit", testLimit},
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"List", testList},

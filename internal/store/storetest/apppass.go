@@ -52,6 +52,10 @@ func testAppNames(t *testing.T, e *Env) {
 		{"bidi \u202Egnp.exe", "", account.EINVALID},
 		{"line\u2028separator", "", account.EINVALID},
 		{"bad \xff utf8", "", account.EINVALID},
+		{"\u3164", "", account.EINVALID},             // Hangul filler only
+		{"\u115f\u2800\uffa0", "", account.EINVALID}, // fillers and a braille blank
+		{"\ufe0f\u034f", "", account.EINVALID},       // ignorable marks only
+		{"zero\u200bwidth", "", account.EINVALID},    // format character
 	}
 	for i, c := range cases {
 		m := e.Enforced(t, fmt.Sprintf("m%d", i))
@@ -92,6 +96,75 @@ func testAppNameUnique(t *testing.T, e *Env) {
 	}
 	if n := len(e.Messages(t, m)); n != 2 {
 		t.Errorf("%d messages, want 2 (refused creates send none)", n)
+	}
+}
+
+// testAppNameConfusable: names that look like an existing one of the same
+// member (Unicode TS #39 confusables, case, invisible characters) are
+// refused, naming the existing one; other members and names that look
+// different are not affected.
+func testAppNameConfusable(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m, other := e.Enforced(t, "alice"), e.Enforced(t, "bob")
+	e.Create(t, m, "Thunderbird")
+	e.Create(t, m, "Outlook")
+	e.Create(t, m, "mail")
+	for _, c := range []struct{ name, existing string }{
+		{"\u0422hunderbird", "Thunderbird"},      // Cyrillic capital Те
+		{"\u0422\u041dUNDERBIRD", "Thunderbird"}, // Cyrillic Те and Эн, upper case
+		{"Thunderb\u0131rd", "Thunderbird"},      // dotless ı
+		{"\U0001d413hunderbird", "Thunderbird"},  // mathematical bold T
+		{"Thunderbird\u3164", "Thunderbird"},     // a Hangul filler after it
+		{"Thunder\u2800bird", "Thunderbird"},     // a braille blank inside
+		{"\uff34\uff48underbird", "Thunderbird"}, // fullwidth
+		{"0utlook", "Outlook"},                   // digit zero
+		{"\u041eutl\u043e\u043ek", "Outlook"},    // Cyrillic О, о
+		{"rnail", "mail"},                        // rn for m
+		{"MAIL", "mail"},
+	} {
+		_, _, err := e.Svc.CreateAppPassword(ctx, m, c.name, Web)
+		WantCode(t, err, account.ECONFLICT)
+		want := fmt.Sprintf("You already have an app password named “%s”, which looks the same as “%s”. Choose a name that looks different.", c.existing, c.name)
+		if strings.EqualFold(c.name, c.existing) {
+			want = fmt.Sprintf("You already have an app password named “%s”.", c.name)
+		}
+		if got := account.ErrorMessage(err); got != want {
+			t.Errorf("%q: message %q, want %q", c.name, got, want)
+		}
+	}
+	if n := len(e.AppPasswords(t, m)); n != 3 {
+		t.Errorf("%d rows, want 3", n)
+	}
+	e.Create(t, other, "\u0422hunderbird") // per member only
+	e.Create(t, m, "Thunderbird 2")        // looks different
+	e.Create(t, m, "Thunderbolt")
+}
+
+// testConcurrentConfusableCreates: parallel creates of look-alike names for
+// one member leave exactly one.
+func testConcurrentConfusableCreates(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m := e.Enforced(t, "alice")
+	names := []string{"Thunderbird", "\u0422hunderbird", "THUNDERBIRD", "Thunderb\u0131rd", "Thunderbird\u3164", "\U0001d413hunderbird"}
+	codes := make([]string, len(names))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, _, err := e.Svc.CreateAppPassword(ctx, m, name, Web)
+			codes[i] = account.ErrorCode(err)
+			if err != nil && codes[i] != account.ECONFLICT {
+				t.Errorf("create %q: %v", name, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if got := len(e.AppPasswords(t, m)); got != 1 {
+		t.Errorf("%d rows, want 1 (codes %q)", got, codes)
 	}
 }
 

@@ -53,10 +53,10 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	for {
 		var err error
 		if atom != "" {
-			err = readSearchKeyWithAtom(&criteria, dec, atom)
+			err = readSearchKeyWithAtom(&criteria, dec, atom, 0)
 			atom = ""
 		} else {
-			err = readSearchKey(&criteria, dec)
+			err = readSearchKey(&criteria, dec, 0)
 		}
 		if err != nil {
 			return fmt.Errorf("in search-key: %w", err)
@@ -190,18 +190,42 @@ func maybeReadSearchKeyAtom(dec *imapwire.Decoder, ptr *string) bool {
 	})
 }
 
-func readSearchKey(criteria *imap.SearchCriteria, dec *imapwire.Decoder) error {
+// MaxSearchDepth is how deeply SEARCH keys may nest: every NOT, OR and
+// parenthesised list is one level. Mail programs nest a few levels (an OR
+// chain per alternative of a quick search); a deeper search is refused
+// with BAD before it costs stack and memory for each level, in the parser
+// and again in every matcher that walks the criteria.
+//
+// Postern: upstream has no bound but the decoder's list depth, which NOT
+// and OR do not use.
+const MaxSearchDepth = 100
+
+var errSearchTooDeep = &imap.Error{
+	Type: imap.StatusResponseTypeBad,
+	Code: imap.ResponseCodeClientBug,
+	Text: fmt.Sprintf("SEARCH keys nested too deeply: at most %d levels of NOT, OR and parentheses", MaxSearchDepth),
+}
+
+// readSearchKey reads one search-key at the given nesting depth (0 for the
+// command's own keys).
+func readSearchKey(criteria *imap.SearchCriteria, dec *imapwire.Decoder, depth int) error {
 	var key string
 	if maybeReadSearchKeyAtom(dec, &key) {
-		return readSearchKeyWithAtom(criteria, dec, key)
+		return readSearchKeyWithAtom(criteria, dec, key, depth)
+	}
+	if depth >= MaxSearchDepth {
+		return errSearchTooDeep
 	}
 	return dec.ExpectList(func() error {
-		return readSearchKey(criteria, dec)
+		return readSearchKey(criteria, dec, depth+1)
 	})
 }
 
-func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder, key string) error {
+func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder, key string, depth int) error {
 	key = strings.ToUpper(key)
+	if (key == "NOT" || key == "OR") && depth >= MaxSearchDepth {
+		return errSearchTooDeep
+	}
 	switch key {
 	case "ALL":
 		// nothing to do
@@ -307,7 +331,7 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			return dec.Err()
 		}
 		var not imap.SearchCriteria
-		if err := readSearchKey(&not, dec); err != nil {
+		if err := readSearchKey(&not, dec, depth+1); err != nil {
 			return err
 		}
 		criteria.Not = append(criteria.Not, not)
@@ -316,13 +340,13 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			return dec.Err()
 		}
 		var or [2]imap.SearchCriteria
-		if err := readSearchKey(&or[0], dec); err != nil {
+		if err := readSearchKey(&or[0], dec, depth+1); err != nil {
 			return err
 		}
 		if !dec.ExpectSP() {
 			return dec.Err()
 		}
-		if err := readSearchKey(&or[1], dec); err != nil {
+		if err := readSearchKey(&or[1], dec, depth+1); err != nil {
 			return err
 		}
 		criteria.Or = append(criteria.Or, or)

@@ -480,7 +480,8 @@ func (dec *Decoder) List(f func() error) (isList bool, err error) {
 	}()
 
 	if dec.listDepth >= maxListDepth {
-		return false, fmt.Errorf("imapwire: exceeded max depth")
+		// Postern: a client's error (BAD), not the server's (NO [SERVERBUG]).
+		return false, &DecoderExpectError{Message: "lists nested too deeply"}
 	}
 
 	for {
