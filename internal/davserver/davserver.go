@@ -22,10 +22,12 @@
 package davserver
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
@@ -42,6 +44,12 @@ type Config struct {
 	// MaxObjectSize limits one object (CALDAV:max-resource-size); 0 is
 	// DefaultMaxObjectSize.
 	MaxObjectSize int64
+	// MaxInstances, MaxQueryInstances and MaxExpansionTime bound the
+	// recurrence expansion of one object and of one request; 0 is
+	// DefaultMaxInstances, DefaultMaxQueryInstances, DefaultMaxExpansionTime.
+	MaxInstances      int
+	MaxQueryInstances int
+	MaxExpansionTime  time.Duration
 }
 
 // handler serves DAV requests.
@@ -50,6 +58,9 @@ type handler struct {
 	store   Store
 	log     *slog.Logger
 	maxSize int64
+
+	maxInstances, maxQueryInstances int
+	maxExpansionTime                time.Duration
 }
 
 // New returns the handler of /dav/ and /.well-known/{caldav,carddav}; mount
@@ -62,6 +73,9 @@ func New(cfg Config) http.Handler {
 	if h.maxSize <= 0 {
 		h.maxSize = DefaultMaxObjectSize
 	}
+	h.maxInstances = cmp.Or(max(cfg.MaxInstances, 0), DefaultMaxInstances)
+	h.maxQueryInstances = cmp.Or(max(cfg.MaxQueryInstances, 0), DefaultMaxQueryInstances)
+	h.maxExpansionTime = cmp.Or(max(cfg.MaxExpansionTime, 0), DefaultMaxExpansionTime)
 	return h
 }
 
