@@ -31,6 +31,7 @@ import (
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/tlsconf"
 )
 
 // DefaultMaxObjectSize is the largest calendar or address object accepted.
@@ -44,6 +45,10 @@ type Config struct {
 	// MaxObjectSize limits one object (CALDAV:max-resource-size); 0 is
 	// DefaultMaxObjectSize.
 	MaxObjectSize int64
+	// Plaintext says where Basic credentials are taken without TLS (its
+	// own, or a trusted load balancer's: tlsconf.WithForwardedTLS); "" is
+	// tlsconf.PlaintextLoopback.
+	Plaintext tlsconf.Plaintext
 	// MaxInstances, MaxQueryInstances and MaxExpansionTime bound the
 	// recurrence expansion of one object and of one request; 0 is
 	// DefaultMaxInstances, DefaultMaxQueryInstances, DefaultMaxExpansionTime.
@@ -59,6 +64,8 @@ type handler struct {
 	log     *slog.Logger
 	maxSize int64
 
+	plaintext tlsconf.Plaintext
+
 	maxInstances, maxQueryInstances int
 	maxExpansionTime                time.Duration
 }
@@ -66,7 +73,7 @@ type handler struct {
 // New returns the handler of /dav/ and /.well-known/{caldav,carddav}; mount
 // it on those paths of the web listener.
 func New(cfg Config) http.Handler {
-	h := &handler{auth: cfg.Auth, store: cfg.Store, log: cfg.Log, maxSize: cfg.MaxObjectSize}
+	h := &handler{auth: cfg.Auth, store: cfg.Store, log: cfg.Log, maxSize: cfg.MaxObjectSize, plaintext: cmp.Or(cfg.Plaintext, tlsconf.PlaintextLoopback)}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
