@@ -16,10 +16,10 @@ var calendarComponents = map[string]bool{"VEVENT": true, "VTODO": true, "VJOURNA
 
 // parseCalendar parses and checks a calendar object resource (RFC 4791
 // §4.1): one iCalendar object, no METHOD, one component type besides
-// VTIMEZONE, one UID shared by all its components, no RRULE that cannot
-// be expanded. It returns the object to store, without Name, CollectionID
-// and Data; with x, its index bounds (Start, End) are computed under that
-// budget.
+// VTIMEZONE, one UID shared by all its components. It returns the object
+// to store, without Name, CollectionID and Data. With x (a PUT) it also
+// refuses an RRULE rrule-go would search for ever (checkRule) and computes
+// the index bounds (Start, End) under that budget.
 func parseCalendar(data []byte, x *expansion) (cal *ical.Calendar, o Object, err error) {
 	// go-ical panics on some malformed lines ("0;0=0", found by
 	// FuzzParseCalendar): a panic is invalid data, not a crash.
@@ -70,13 +70,15 @@ func parseCalendarData(data []byte, x *expansion) (*ical.Calendar, Object, error
 			return nil, o, fmt.Errorf("more than one UID (%s and %s)", o.UID, uid)
 		}
 		o.UID = uid
+		if x == nil {
+			// A stored object: one refused since is matched
+			// conservatively (matchTimeRange), not hidden.
+			continue
+		}
 		if s, _, ok := interval(c); ok {
 			if _, err := recurrence(c, s); errors.Is(err, errUnreachable) {
 				return nil, o, err
 			}
-		}
-		if x == nil {
-			continue
 		}
 		start, end := componentBounds(c, x)
 		if first || start.IsZero() || (!o.Start.IsZero() && start.Before(o.Start)) {
