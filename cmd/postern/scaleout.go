@@ -12,6 +12,7 @@ import (
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/proxyproto"
 	"github.com/postern/postern/internal/store/sqlstore"
+	"github.com/postern/postern/internal/tlsconf"
 )
 
 // Several stateless nodes on one PostgreSQL behind a load balancer (see
@@ -89,19 +90,46 @@ func (s *server) proxied(name string, ln net.Listener) net.Listener {
 
 // forwarded makes a request that came through a trusted load balancer carry
 // the client's address in RemoteAddr (port 0: the client's port is not
-// forwarded), so that the web UI, the API and DAV see the client.
+// forwarded), so that the web UI, the API and DAV see the client, and
+// marks its context when the balancer says it ended TLS
+// (tlsconf.WithForwardedTLS, read by --plaintext-auth). Both are decided on
+// the real peer, before RemoteAddr is replaced.
 func (s *server) forwarded(h http.Handler) http.Handler {
 	trusted := s.flags.scaleout.trusted
 	if len(trusted) == 0 {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if forwardedTLS(r.RemoteAddr, r.Header.Values("X-Forwarded-Proto"), trusted) {
+			r = r.WithContext(tlsconf.WithForwardedTLS(r.Context()))
+		}
 		if ip, ok := forwardedClient(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), trusted); ok {
 			r = r.WithContext(r.Context()) // a shallow copy: the server's request stays as it was
 			r.RemoteAddr = net.JoinHostPort(ip.String(), "0")
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// forwardedTLS reports whether a request from peer reached a trusted load
+// balancer over TLS: the peer is trusted and every X-Forwarded-Proto entry
+// is https (balancers set the header; an entry a client slipped in before
+// them, or a hop without TLS, makes it not count).
+func forwardedTLS(peer string, proto []string, trusted proxyproto.Trusted) bool {
+	ap, err := netip.ParseAddrPort(peer)
+	if err != nil || !trusted.Contains(ap.Addr()) {
+		return false
+	}
+	n := 0
+	for _, v := range proto {
+		for _, p := range strings.Split(v, ",") {
+			if !strings.EqualFold(strings.TrimSpace(p), "https") {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 // forwardedClient returns the client of a request from peer with the given

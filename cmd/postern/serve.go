@@ -178,9 +178,12 @@ func (s *server) setupListeners() error {
 }
 
 // routeDAV mounts CalDAV/CardDAV on the web listener, behind the same
-// authentication gateway as IMAP (s.gw, built by setupProtocols).
+// authentication gateway as IMAP (s.gw, built by setupProtocols) and the
+// same --plaintext-auth rule: the web listener speaks plain HTTP, so a
+// password counts as sent over TLS only through a trusted load balancer
+// that says so (forwarded).
 func (s *server) routeDAV() {
-	dav := davserver.New(davserver.Config{Auth: s.gw, Store: s.db.DAV(), Log: s.log})
+	dav := davserver.New(davserver.Config{Auth: s.gw, Store: s.db.DAV(), Log: s.log, Plaintext: s.plaintext})
 	s.web.Handle(davserver.Prefix, dav)
 	s.web.Handle("/.well-known/caldav", dav)
 	s.web.Handle("/.well-known/carddav", dav)

@@ -7,7 +7,12 @@ import (
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/tlsconf"
 )
+
+// plaintextRefused is the reply to every request that arrives without TLS
+// where --plaintext-auth does not allow passwords.
+const plaintextRefused = "Use HTTPS: passwords are not accepted over plain HTTP on this server.\n"
 
 // unauthorizedBody is the one reply to every failed or missing login, so
 // that nothing tells an unknown user, a wrong password and a main password
@@ -19,7 +24,20 @@ const unauthorizedBody = "Authentication required.\n"
 // changed setting fails on the very next request. Cookies are never looked
 // at: the web session does not open DAV. On success the login is tracked
 // until done is called, and revocation calls cancel.
+//
+// Without TLS (the server's or a trusted load balancer's), where
+// --plaintext-auth does not allow passwords, every request is refused with
+// 403 before its credentials are read: they never reach the gateway (no
+// attempt, no failure counted), and no WWW-Authenticate invites the client
+// to send a password over this connection.
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, protocol string, cancel func()) (account.Member, func(), bool) {
+	if !h.plaintext.AllowsRequest(r) {
+		h.log.Info("dav request without TLS refused by --plaintext-auth", "plaintext_auth", string(h.plaintext), "ip", remoteIP(r.RemoteAddr).String())
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte(plaintextRefused))
+		return account.Member{}, nil, false
+	}
 	user, secret, ok := r.BasicAuth()
 	if !ok {
 		unauthorized(w)
@@ -31,7 +49,7 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, protocol 
 		Protocol:  protocol,
 		Mechanism: "BASIC",
 		RemoteIP:  remoteIP(r.RemoteAddr),
-		TLS:       r.TLS != nil,
+		TLS:       tlsconf.RequestTLS(r),
 	})
 	if err != nil {
 		if account.ErrorCode(err) == account.EUNAVAILABLE {

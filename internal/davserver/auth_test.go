@@ -2,6 +2,7 @@ package davserver_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/davserver"
+	"github.com/postern/postern/internal/store/storetest"
+	"github.com/postern/postern/internal/tlsconf"
 )
 
 const wwwAuth = `Basic realm="Postern", charset="UTF-8"`
@@ -88,11 +92,12 @@ func TestAttempt(t *testing.T) {
 	}
 	req := httptest.NewRequest("PROPFIND", "/dav/", nil)
 	req.RemoteAddr = "[::ffff:192.0.2.7]:4444"
+	req.TLS = &tls.ConnectionState{}
 	req.SetBasicAuth(e.alice.Email, e.alicePass)
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, req)
-	if a := e.rec.last(); a.RemoteIP != netip.MustParseAddr("192.0.2.7") {
-		t.Fatalf("mapped address not unmapped: %v", a.RemoteIP)
+	if a := e.rec.last(); a.RemoteIP != netip.MustParseAddr("192.0.2.7") || !a.TLS {
+		t.Fatalf("mapped address not unmapped, or TLS not seen: %+v", a)
 	}
 }
 
@@ -149,5 +154,73 @@ func TestIsolation(t *testing.T) {
 	}
 	if r := e.as("DELETE", "/dav/calendars/bob@example.com/default/", ""); r.StatusCode != http.StatusNotFound {
 		t.Errorf("DELETE bob's calendar: %d", r.StatusCode)
+	}
+}
+
+// --plaintext-auth: without TLS (the server's or a trusted load balancer's,
+// which cmd/postern marks in the context), a password is taken only where
+// the mode allows it. A refused request gets 403 with the reason and no
+// WWW-Authenticate, and its credentials never reach the gateway.
+func TestPlaintextAuth(t *testing.T) {
+	modes := map[tlsconf.Plaintext]*env{}
+	for _, p := range []tlsconf.Plaintext{tlsconf.PlaintextNever, tlsconf.PlaintextLoopback, tlsconf.PlaintextAlways} {
+		modes[p] = newEnvWith(t, storetest.OpenSQLite(t), func(c *davserver.Config) { c.Plaintext = p })
+	}
+	type request struct {
+		remote   string
+		tls      bool
+		fwdTLS   bool   // marked by the trusted-proxy check
+		fwdProto string // the header alone proves nothing
+	}
+	for _, tc := range []struct {
+		name string
+		req  request
+		ok   map[tlsconf.Plaintext]bool
+	}{
+		{"loopback", request{remote: "127.0.0.1:5000"}, map[tlsconf.Plaintext]bool{tlsconf.PlaintextLoopback: true, tlsconf.PlaintextAlways: true}},
+		{"loopback v6", request{remote: "[::1]:5000"}, map[tlsconf.Plaintext]bool{tlsconf.PlaintextLoopback: true, tlsconf.PlaintextAlways: true}},
+		{"remote", request{remote: "192.0.2.7:5000"}, map[tlsconf.Plaintext]bool{tlsconf.PlaintextAlways: true}},
+		{"remote with X-Forwarded-Proto", request{remote: "192.0.2.7:5000", fwdProto: "https"}, map[tlsconf.Plaintext]bool{tlsconf.PlaintextAlways: true}},
+		{"remote over TLS", request{remote: "192.0.2.7:5000", tls: true}, map[tlsconf.Plaintext]bool{tlsconf.PlaintextNever: true, tlsconf.PlaintextLoopback: true, tlsconf.PlaintextAlways: true}},
+		{"through a trusted proxy's TLS", request{remote: "192.0.2.7:0", fwdTLS: true}, map[tlsconf.Plaintext]bool{tlsconf.PlaintextNever: true, tlsconf.PlaintextLoopback: true, tlsconf.PlaintextAlways: true}},
+	} {
+		for p, e := range modes {
+			for _, creds := range []bool{true, false} {
+				req := httptest.NewRequest("PROPFIND", "/dav/calendars/alice@example.com/", nil)
+				req.RemoteAddr = tc.req.remote
+				req.Header.Set("Depth", "0")
+				if tc.req.tls {
+					req.TLS = &tls.ConnectionState{}
+				}
+				if tc.req.fwdTLS {
+					req = req.WithContext(tlsconf.WithForwardedTLS(req.Context()))
+				}
+				if tc.req.fwdProto != "" {
+					req.Header.Set("X-Forwarded-Proto", tc.req.fwdProto)
+				}
+				if creds {
+					req.SetBasicAuth(e.alice.Email, e.alicePass)
+				}
+				before := e.rec.count()
+				w := httptest.NewRecorder()
+				e.h.ServeHTTP(w, req)
+				attempts := e.rec.count() - before
+				switch {
+				case !tc.ok[p]:
+					if w.Code != http.StatusForbidden || w.Header().Get("WWW-Authenticate") != "" ||
+						!strings.Contains(w.Body.String(), "Use HTTPS: passwords are not accepted over plain HTTP") || attempts != 0 {
+						t.Errorf("%s, %s, credentials %v: %d %q %q, %d attempts; want 403, refused unchecked", tc.name, p, creds, w.Code, w.Header().Get("WWW-Authenticate"), w.Body.String(), attempts)
+					}
+				case creds:
+					if w.Code != http.StatusMultiStatus || attempts != 1 {
+						t.Errorf("%s, %s: %d, %d attempts; want 207", tc.name, p, w.Code, attempts)
+					}
+				default:
+					if w.Code != http.StatusUnauthorized || w.Header().Get("WWW-Authenticate") != wwwAuth {
+						t.Errorf("%s, %s, no credentials: %d; want 401", tc.name, p, w.Code)
+					}
+				}
+			}
+		}
 	}
 }

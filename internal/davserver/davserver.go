@@ -22,13 +22,16 @@
 package davserver
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/tlsconf"
 )
 
 // DefaultMaxObjectSize is the largest calendar or address object accepted.
@@ -42,6 +45,16 @@ type Config struct {
 	// MaxObjectSize limits one object (CALDAV:max-resource-size); 0 is
 	// DefaultMaxObjectSize.
 	MaxObjectSize int64
+	// Plaintext says where Basic credentials are taken without TLS (its
+	// own, or a trusted load balancer's: tlsconf.WithForwardedTLS); "" is
+	// tlsconf.PlaintextLoopback.
+	Plaintext tlsconf.Plaintext
+	// MaxInstances, MaxQueryInstances and MaxExpansionTime bound the
+	// recurrence expansion of one object and of one request; 0 is
+	// DefaultMaxInstances, DefaultMaxQueryInstances, DefaultMaxExpansionTime.
+	MaxInstances      int
+	MaxQueryInstances int
+	MaxExpansionTime  time.Duration
 }
 
 // handler serves DAV requests.
@@ -50,18 +63,26 @@ type handler struct {
 	store   Store
 	log     *slog.Logger
 	maxSize int64
+
+	plaintext tlsconf.Plaintext
+
+	maxInstances, maxQueryInstances int
+	maxExpansionTime                time.Duration
 }
 
 // New returns the handler of /dav/ and /.well-known/{caldav,carddav}; mount
 // it on those paths of the web listener.
 func New(cfg Config) http.Handler {
-	h := &handler{auth: cfg.Auth, store: cfg.Store, log: cfg.Log, maxSize: cfg.MaxObjectSize}
+	h := &handler{auth: cfg.Auth, store: cfg.Store, log: cfg.Log, maxSize: cfg.MaxObjectSize, plaintext: cmp.Or(cfg.Plaintext, tlsconf.PlaintextLoopback)}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
 	if h.maxSize <= 0 {
 		h.maxSize = DefaultMaxObjectSize
 	}
+	h.maxInstances = cmp.Or(max(cfg.MaxInstances, 0), DefaultMaxInstances)
+	h.maxQueryInstances = cmp.Or(max(cfg.MaxQueryInstances, 0), DefaultMaxQueryInstances)
+	h.maxExpansionTime = cmp.Or(max(cfg.MaxExpansionTime, 0), DefaultMaxExpansionTime)
 	return h
 }
 

@@ -160,14 +160,15 @@ func (tm textMatch) match(value string) bool {
 	return ok != tm.negate
 }
 
-// matchCalendar evaluates the top comp-filter (VCALENDAR) against cal.
-func matchCalendar(f compFilter, cal *ical.Calendar) bool {
-	return matchComps(f, []*ical.Component{cal.Component})
+// matchCalendar evaluates the top comp-filter (VCALENDAR) against cal,
+// expanding recurrences under the budget x; err when it runs out.
+func matchCalendar(f compFilter, cal *ical.Calendar, x *expansion) (bool, error) {
+	return matchComps(f, []*ical.Component{cal.Component}, x)
 }
 
 // matchComps: a comp-filter matches when one component of its name among
 // comps satisfies it, or, with is-not-defined, when none has its name.
-func matchComps(f compFilter, comps []*ical.Component) bool {
+func matchComps(f compFilter, comps []*ical.Component, x *expansion) (bool, error) {
 	found := false
 	for _, c := range comps {
 		if c.Name != f.name {
@@ -175,30 +176,32 @@ func matchComps(f compFilter, comps []*ical.Component) bool {
 		}
 		found = true
 		if f.notDefined {
-			return false
+			return false, nil
 		}
-		if matchComp(f, c) {
-			return true
+		ok, err := matchComp(f, c, x)
+		if ok || err != nil {
+			return ok, err
 		}
 	}
-	return f.notDefined && !found
+	return f.notDefined && !found, nil
 }
 
-func matchComp(f compFilter, c *ical.Component) bool {
-	if f.hasRange && !matchTimeRange(c, f.start, f.end) {
-		return false
-	}
+func matchComp(f compFilter, c *ical.Component, x *expansion) (bool, error) {
 	for _, pf := range f.props {
 		if !matchICalProp(pf, c.Props.Values(pf.name)) {
-			return false
+			return false, nil
 		}
 	}
+	// The time range last: it is the only costly test.
 	for _, cf := range f.comps {
-		if !matchComps(cf, c.Children) {
-			return false
+		if ok, err := matchComps(cf, c.Children, x); !ok || err != nil {
+			return false, err
 		}
 	}
-	return true
+	if f.hasRange {
+		return matchTimeRange(c, f.start, f.end, x)
+	}
+	return true, nil
 }
 
 func matchICalProp(f propFilter, props []ical.Prop) bool {

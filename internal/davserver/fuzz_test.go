@@ -2,6 +2,7 @@ package davserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ func FuzzParseCalendar(f *testing.F) {
 	f.Add([]byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:t\r\nDUE;VALUE=DATE:20300101\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"))
 	f.Add([]byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART;TZID=Nowhere/Zone:20300101T100000\r\nRRULE:FREQ=WEEKLY;UNTIL=20300301T000000Z\r\nEXDATE:20300108T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cal, o, err := parseCalendar(data)
+		x := &expansion{ctx: context.Background(), deadline: time.Now().Add(time.Minute), perObject: 10000, left: 10000}
+		cal, o, err := parseCalendar(data, x)
 		if err != nil {
 			return
 		}
@@ -26,7 +28,8 @@ func FuzzParseCalendar(f *testing.F) {
 		}
 		qs := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 		for _, c := range cal.Children {
-			matchTimeRange(c, qs, qs.Add(48*time.Hour))
+			x.object, x.left = 0, 10000
+			matchTimeRange(c, qs, qs.Add(48*time.Hour), x)
 		}
 	})
 }

@@ -44,6 +44,13 @@ func newEnv(t testing.TB) *env {
 
 func newEnvOn(t testing.TB, db *sqlstore.DB) *env {
 	t.Helper()
+	return newEnvWith(t, db, nil)
+}
+
+// newEnvWith is newEnvOn with the handler's configuration changed by
+// configure (nil: the defaults but for a 64 KiB object limit).
+func newEnvWith(t testing.TB, db *sqlstore.DB, configure func(*davserver.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
 	key := []byte("test key of the dav server tests")
 	svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: key})
@@ -64,7 +71,11 @@ func newEnvOn(t testing.TB, db *sqlstore.DB) *env {
 	e.alice, e.alicePass = e.member("alice@example.com")
 	e.bob, e.bobPass = e.member("bob@example.com")
 	e.rec = &recordingAuth{Authenticator: gw}
-	e.h = davserver.New(davserver.Config{Auth: e.rec, Store: db.DAV(), Log: slog.New(slog.DiscardHandler), MaxObjectSize: 64 << 10})
+	cfg := davserver.Config{Auth: e.rec, Store: db.DAV(), Log: slog.New(slog.DiscardHandler), MaxObjectSize: 64 << 10}
+	if configure != nil {
+		configure(&cfg)
+	}
+	e.h = davserver.New(cfg)
 	e.srv = httptest.NewServer(e.h)
 	t.Cleanup(e.srv.Close)
 	e.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -2,6 +2,7 @@ package davserver
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,9 +16,11 @@ var calendarComponents = map[string]bool{"VEVENT": true, "VTODO": true, "VJOURNA
 
 // parseCalendar parses and checks a calendar object resource (RFC 4791
 // §4.1): one iCalendar object, no METHOD, one component type besides
-// VTIMEZONE, one UID shared by all its components. It returns the object to
-// store, without Name, CollectionID and Data.
-func parseCalendar(data []byte) (cal *ical.Calendar, o Object, err error) {
+// VTIMEZONE, one UID shared by all its components. It returns the object
+// to store, without Name, CollectionID and Data. With x (a PUT) it also
+// refuses an RRULE rrule-go would search for ever (checkRule) and computes
+// the index bounds (Start, End) under that budget.
+func parseCalendar(data []byte, x *expansion) (cal *ical.Calendar, o Object, err error) {
 	// go-ical panics on some malformed lines ("0;0=0", found by
 	// FuzzParseCalendar): a panic is invalid data, not a crash.
 	defer func() {
@@ -25,10 +28,10 @@ func parseCalendar(data []byte) (cal *ical.Calendar, o Object, err error) {
 			cal, o, err = nil, Object{}, fmt.Errorf("not valid iCalendar data")
 		}
 	}()
-	return parseCalendarData(data)
+	return parseCalendarData(data, x)
 }
 
-func parseCalendarData(data []byte) (*ical.Calendar, Object, error) {
+func parseCalendarData(data []byte, x *expansion) (*ical.Calendar, Object, error) {
 	var o Object
 	dec := ical.NewDecoder(bytes.NewReader(data))
 	cal, err := dec.Decode()
@@ -67,7 +70,17 @@ func parseCalendarData(data []byte) (*ical.Calendar, Object, error) {
 			return nil, o, fmt.Errorf("more than one UID (%s and %s)", o.UID, uid)
 		}
 		o.UID = uid
-		start, end := componentBounds(c)
+		if x == nil {
+			// A stored object: one refused since is matched
+			// conservatively (matchTimeRange), not hidden.
+			continue
+		}
+		if s, _, ok := interval(c); ok {
+			if _, err := recurrence(c, s); errors.Is(err, errUnreachable) {
+				return nil, o, err
+			}
+		}
+		start, end := componentBounds(c, x)
 		if first || start.IsZero() || (!o.Start.IsZero() && start.Before(o.Start)) {
 			o.Start = start
 		}
@@ -168,6 +181,9 @@ func recurrence(c *ical.Component, start time.Time) (*rrule.Set, error) {
 			return nil, err
 		}
 		opt.Dtstart = start
+		if err := checkRule(opt, start); err != nil {
+			return nil, err
+		}
 		rule, err := rrule.NewRRule(*opt)
 		if err != nil {
 			return nil, err
@@ -202,9 +218,10 @@ func recurrence(c *ical.Component, start time.Time) (*rrule.Set, error) {
 
 // componentBounds is the index entry of one component: the span of all its
 // instances, widened by a day on each side for times whose zone is floating
-// or unknown. A zero End is unbounded (a series without UNTIL or COUNT); a
-// zero Start too, for components without a time.
-func componentBounds(c *ical.Component) (start, end time.Time) {
+// or unknown. A zero End is unbounded (a series without UNTIL or COUNT, or
+// one too long to walk within x); a zero Start too, for components without
+// a time.
+func componentBounds(c *ical.Component, x *expansion) (start, end time.Time) {
 	s, e, ok := interval(c)
 	if !ok {
 		return time.Time{}, time.Time{}
@@ -223,15 +240,15 @@ func componentBounds(c *ical.Component) (start, end time.Time) {
 			}
 		}
 		// Bounded: walk the instances (COUNT and UNTIL keep this finite),
-		// giving up on absurdly long series.
+		// taking a series longer than the budget as unbounded.
 		it := set.Iterator()
-		for n := 0; ; n++ {
-			t, more := it()
+		for {
+			t, more, err := x.next(it)
+			if err != nil {
+				return s.Add(-slack), time.Time{}
+			}
 			if !more {
 				break
-			}
-			if n > 100000 {
-				return s.Add(-slack), time.Time{}
 			}
 			if t.After(last) {
 				last = t
@@ -255,40 +272,38 @@ func overlaps(s, e, qs, qe time.Time) bool {
 	return (qe.IsZero() || s.Before(qe)) && (qs.IsZero() || e.After(qs))
 }
 
-// matchTimeRange reports whether any instance of c overlaps [qs, qe).
-func matchTimeRange(c *ical.Component, qs, qe time.Time) bool {
+// matchTimeRange reports whether any instance of c overlaps [qs, qe). The
+// instances are walked lazily in order, under the budget x, and the walk
+// stops at the first that overlaps (RFC 4791 §9.9 asks for any) or that
+// starts at or after qe.
+func matchTimeRange(c *ical.Component, qs, qe time.Time, x *expansion) (bool, error) {
 	s, e, ok := interval(c)
 	if !ok {
 		// RFC 4791 §9.9: a VTODO without dates matches every range; other
 		// components without a start match none.
-		return c.Name == ical.CompToDo
+		return c.Name == ical.CompToDo, nil
 	}
 	set, err := recurrence(c, s)
 	if err != nil {
 		// An RRULE we cannot expand: the series could overlap if it starts
 		// before the end of the range.
-		return qe.IsZero() || s.Before(qe)
+		return qe.IsZero() || s.Before(qe), nil
 	}
 	if set == nil {
-		return overlaps(s, e, qs, qe)
+		return overlaps(s, e, qs, qe), nil
 	}
 	dur := e.Sub(s)
-	if qe.IsZero() {
-		from := qs
-		if !from.IsZero() {
-			from = from.Add(-dur)
+	it := set.Iterator()
+	for {
+		t, more, err := x.next(it)
+		if err != nil || !more {
+			return false, err
 		}
-		next := set.After(from, true)
-		return !next.IsZero()
-	}
-	from := qs.Add(-dur)
-	if qs.IsZero() {
-		from = s
-	}
-	for _, t := range set.Between(from, qe, true) {
+		if !qe.IsZero() && !t.Before(qe) {
+			return false, nil
+		}
 		if overlaps(t, t.Add(dur), qs, qe) {
-			return true
+			return true, nil
 		}
 	}
-	return false
 }

@@ -112,7 +112,7 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request, res *resource) err
 	}
 	var o Object
 	if res.kind == KindCalendar {
-		_, o, err = parseCalendar(data)
+		_, o, err = parseCalendar(data, h.newExpansion(r.Context()))
 		if err == nil && !contains(strings.Split(res.coll.Components, ","), o.Component) {
 			return precondition(http.StatusForbidden, `<C:supported-calendar-component/>`,
 				"This calendar does not accept %s components (it accepts %s).", o.Component, res.coll.Components)

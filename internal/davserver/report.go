@@ -57,7 +57,9 @@ func (h *handler) respond(res *resource, req propReq, objs []Object) []response 
 
 // calendarQuery answers calendar-query (RFC 4791 §7.8). The store's
 // start/end index picks the candidates; the filter is then evaluated
-// exactly, recurrences expanded.
+// exactly, recurrences expanded lazily under the request's budget: a query
+// that would examine too many instances is refused with max-instances
+// rather than answered in part.
 func (h *handler) calendarQuery(w http.ResponseWriter, r *http.Request, res *resource, body *node) error {
 	fe := body.child(name(nsCalDAV, "filter"))
 	if fe == nil {
@@ -90,13 +92,21 @@ func (h *handler) calendarQuery(w http.ResponseWriter, r *http.Request, res *res
 		return err
 	}
 	var matched []Object
+	x := h.newExpansion(r.Context())
 	for _, o := range objs {
-		cal, _, err := parseCalendar(o.Data)
+		if err := x.startObject(); err != nil {
+			return h.tooExpensive(err, o.Name)
+		}
+		cal, _, err := parseCalendar(o.Data, nil)
 		if err != nil {
 			h.log.Warn("stored calendar object does not parse", "collection", o.CollectionID, "name", o.Name, "err", err)
 			continue
 		}
-		if matchCalendar(f, cal) {
+		ok, err := matchCalendar(f, cal, x)
+		if err != nil {
+			return h.tooExpensive(err, o.Name)
+		}
+		if ok {
 			matched = append(matched, o)
 		}
 	}

@@ -177,6 +177,9 @@ func TestProxyProtocol(t *testing.T) {
 		r.SetBasicAuth(alice.Email, ap.Password)
 		r.Header.Set("Depth", "0")
 		r.Header.Set("X-Forwarded-For", req.xff)
+		// The balancer ended TLS: without saying so, --plaintext-auth
+		// (loopback) would refuse the remote client's password.
+		r.Header.Set("X-Forwarded-Proto", "https")
 		resp, err := hc.Do(r)
 		if err != nil {
 			t.Fatal(err)
