@@ -129,16 +129,13 @@ type rateBody struct {
 
 func (b *rateBody) Read(p []byte) (int, error) {
 	// The deadline counts only what has arrived: a client gains time by
-	// sending, never by announcing.
+	// sending, never by announcing. It is set before each read, never
+	// after: once the body is done, net/http clears the deadline and reads
+	// on in the background to notice the client going away, and a deadline
+	// left behind would cancel the request while the handler still works.
 	allowed := b.rate.grace + time.Duration(b.n)*time.Second/time.Duration(b.rate.rate)
 	b.rc.SetReadDeadline(b.start.Add(allowed))
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
-	if err == io.EOF {
-		// The server reads on in the background once the body is done, to
-		// notice the client going away; a deadline left behind would cancel
-		// the request's context while the handler still works.
-		b.rc.SetReadDeadline(time.Time{})
-	}
 	return n, err
 }

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// bodyServer serves, under br, a handler that reads the body, waits for
+// after (the handler's own work) and answers "read N" or 400 with the error.
+func bodyServer(t *testing.T, br bodyRate, after time.Duration) string {
+	t.Helper()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		time.Sleep(after)
+		if err := r.Context().Err(); err != nil {
+			http.Error(w, "context: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "read %d", len(b))
+	})
+	srv := httptest.NewServer(br.guard(h))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// trickle sends a request announcing size body bytes, then chunk bytes
+// every gap, and returns the response's status line ("" when the server
+// closed without one) and how many body bytes were sent by then.
+func trickle(t *testing.T, addr string, size, chunk int, gap time.Duration) (status string, sent int64) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(c, "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+	var n atomic.Int64
+	go func() {
+		for n.Load() < int64(size) {
+			if _, err := c.Write([]byte(strings.Repeat("a", chunk))); err != nil {
+				return
+			}
+			n.Add(int64(chunk))
+			time.Sleep(gap)
+		}
+	}()
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), n.Load()
+}
+
+func TestBodyRateCutsATrickle(t *testing.T) {
+	addr := bodyServer(t, bodyRate{grace: 300 * time.Millisecond, rate: 1 << 10}, 0)
+	// A byte every 50 ms would take 10 s for the whole body.
+	status, sent := trickle(t, addr, 200, 1, 50*time.Millisecond)
+	if sent >= 200 {
+		t.Fatalf("the whole trickled body was read (%s)", status)
+	}
+	if status != "" && !strings.HasPrefix(status, "HTTP/1.1 400") {
+		t.Errorf("cut body answered %q", status)
+	}
+}
+
+func TestBodyRateLetsASteadyBodyThrough(t *testing.T) {
+	// 2 KiB/s, twice the minimum, for two seconds; the grace absorbs a
+	// client held up by a busy machine.
+	addr := bodyServer(t, bodyRate{grace: 2 * time.Second, rate: 1 << 10}, 0)
+	if status, _ := trickle(t, addr, 4<<10, 256, 125*time.Millisecond); status != "HTTP/1.1 200 OK" {
+		t.Fatalf("steady body: %q", status)
+	}
+}
+
+func TestBodyRateLeavesTheHandlerAlone(t *testing.T) {
+	// The handler works on after the body for longer than the body had:
+	// the body's deadline must not cancel it.
+	addr := bodyServer(t, bodyRate{grace: 100 * time.Millisecond, rate: 1 << 10}, 500*time.Millisecond)
+	resp, err := http.Post("http://"+addr+"/x", "text/plain", strings.NewReader("small body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(b) != "read 10" {
+		t.Fatalf("%s: %s", resp.Status, b)
+	}
+}
