@@ -291,3 +291,44 @@ func imapLoginLogout(addr, src, user, pass string) error {
 	fmt.Fprintf(c, "b LOGOUT\r\n")
 	return expect("b OK ")
 }
+
+// TestAbuseConnBehindProxy: behind a trusted load balancer the per-address
+// cap counts the client of each PROXY header, and never the balancer's own
+// address, which every connection through it comes from (its health checks,
+// PROXY LOCAL, keep it; so do all web connections, whose clients are named
+// per request).
+func TestAbuseConnBehindProxy(t *testing.T) {
+	const limit = 2
+	in := NewSQLite(t)
+	srv := in.StartServer(t, "--trusted-proxies", trustedLB+"/32", "--max-connections-per-ip", fmt.Sprint(limit))
+	imap := capProtos(t)[0]
+	addr := srv.Addr("imap")
+	for range limit {
+		if l := proxyDial(t, addr, 1, "192.0.2.1:4000", false).line(); !strings.HasPrefix(l, imap.greeting) {
+			t.Fatalf("client through the balancer: %q", l)
+		}
+	}
+	c := proxyDial(t, addr, 2, "192.0.2.1:4001", false)
+	if got, _ := c.drain(30 * time.Second); got != imap.perAddr {
+		t.Fatalf("a client over its cap through the balancer: %q, want %q", got, imap.perAddr)
+	}
+	if l := proxyDial(t, addr, 1, "192.0.2.2:4000", false).line(); !strings.HasPrefix(l, imap.greeting) {
+		t.Fatalf("another client through the balancer: %q", l)
+	}
+	for i := range limit + 1 {
+		c := dialFrom(t, addr, trustedLB)
+		c.send("PROXY UNKNOWN\r\n") // the balancer's health check
+		if l := c.line(); !strings.HasPrefix(l, imap.greeting) {
+			t.Fatalf("health check %d: %q", i, l)
+		}
+	}
+	web := srv.Addr("web")
+	for range limit + 1 {
+		dialFrom(t, web, trustedLB)
+	}
+	c = dialFrom(t, web, trustedLB)
+	c.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "HTTP/1.1 200 ") {
+		t.Fatalf("the balancer's web connection over the per-address cap: %q", l)
+	}
+}
