@@ -90,39 +90,53 @@ func webUnavailable(body string) string {
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 }
 
-// bodyRate bounds how long a request body may take to arrive: grace, then
-// at least rate bytes a second on average since the request began. A body
-// of n bytes has grace + n/rate; a client trickling a byte now and then is
-// cut when the grace is over, while a large CalDAV PUT or vCard import over
-// a poor mobile link goes through.
-type bodyRate struct {
+// ioRate bounds how slowly the web listener lets a client send a request
+// body or take a response: grace, then at least rate bytes a second. A
+// request body of n bytes has grace + n/rate from the request's start; each
+// write of n response bytes has grace + n/rate from when it begins. A client
+// trickling a byte now and then, or not reading at all, is cut when the
+// grace is over; a large CalDAV PUT, vCard import or REPORT over a poor
+// mobile link goes through. A fixed ReadTimeout or WriteTimeout could not
+// tell the two apart.
+type ioRate struct {
 	grace time.Duration
 	rate  int64 // bytes a second
 }
 
-// webBodyRate is the web listener's: 30 s, then 1 KiB/s (GPRS sends 2 to 5
+// webRate is the web listener's: 30 s, then 1 KiB/s (GPRS carries 2 to 10
 // KiB/s). The largest body the web takes (a 1 MiB DAV object) may take
 // 17 minutes, and a connection held that long is one of its address's
 // --max-connections-per-ip.
-var webBodyRate = bodyRate{grace: 30 * time.Second, rate: 1 << 10}
+var webRate = ioRate{grace: 30 * time.Second, rate: 1 << 10}
 
-// guard gives every request body of h a read deadline that moves with what
-// has arrived. The headers are bounded by the server's ReadHeaderTimeout.
-func (br bodyRate) guard(h http.Handler) http.Handler {
+func (br ioRate) allow(n int64) time.Duration {
+	return br.grace + time.Duration(n)*time.Second/time.Duration(br.rate)
+}
+
+// guard runs h with its request body and response under br. The request's
+// headers are bounded by the server's ReadHeaderTimeout.
+func (br ioRate) guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
 		if r.Body != nil && r.Body != http.NoBody {
 			r = r.WithContext(r.Context()) // a shallow copy: the server's request keeps its body
-			r.Body = &rateBody{ReadCloser: r.Body, rc: http.NewResponseController(w), rate: br, start: time.Now()}
+			r.Body = &rateBody{ReadCloser: r.Body, rc: rc, rate: br, start: time.Now()}
 		}
-		h.ServeHTTP(w, r)
+		// The handler's writes set their own deadlines; these two cover
+		// what the server writes without one: "100 Continue" when the body
+		// is read, and what is still buffered when the handler returns
+		// (net/http clears the deadline after each request).
+		rc.SetWriteDeadline(time.Now().Add(br.grace))
+		defer func() { rc.SetWriteDeadline(time.Now().Add(br.grace)) }()
+		h.ServeHTTP(&rateWriter{ResponseWriter: w, rc: rc, rate: br}, r)
 	})
 }
 
-// rateBody is a request body read under bodyRate.
+// rateBody is a request body read under ioRate.
 type rateBody struct {
 	io.ReadCloser
 	rc    *http.ResponseController
-	rate  bodyRate
+	rate  ioRate
 	start time.Time
 	n     int64 // bytes read
 }
@@ -133,9 +147,24 @@ func (b *rateBody) Read(p []byte) (int, error) {
 	// after: once the body is done, net/http clears the deadline and reads
 	// on in the background to notice the client going away, and a deadline
 	// left behind would cancel the request while the handler still works.
-	allowed := b.rate.grace + time.Duration(b.n)*time.Second/time.Duration(b.rate.rate)
-	b.rc.SetReadDeadline(b.start.Add(allowed))
+	b.rc.SetReadDeadline(b.start.Add(b.rate.allow(b.n)))
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
 	return n, err
 }
+
+// rateWriter is a response written under ioRate: each write gets a
+// deadline for its size. http.ResponseController reaches the server's
+// writer through Unwrap (Flush, deadlines).
+type rateWriter struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	rate ioRate
+}
+
+func (w *rateWriter) Write(p []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.rate.allow(int64(len(p)))))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *rateWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

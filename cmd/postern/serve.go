@@ -320,10 +320,10 @@ func (s *server) wait(ctx context.Context) error {
 }
 
 // httpListener serves h over HTTP on addr, under s.limits (a count of its
-// own) and with request bodies under webBodyRate (connlimits.go).
+// own) and with request bodies and responses under webRate (connlimits.go).
 func (s *server) httpListener(name, addr string, h http.Handler) *listener {
 	hs := &http.Server{
-		Handler:           webBodyRate.guard(h),
+		Handler:           webRate.guard(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
