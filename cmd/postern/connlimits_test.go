@@ -176,3 +176,20 @@ func TestResponseRateLetsAReaderThrough(t *testing.T) {
 		t.Fatalf("/late: %q, %v", b, err)
 	}
 }
+
+func TestConnLimitFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--max-connections-per-ip", "-1"},
+		{"--max-connections", "many"},
+	} {
+		full := append([]string{"serve", "--data", t.TempDir(), "--web-addr", "127.0.0.1:0"}, args...)
+		code, _, stderr := runIn(t, nil, full...)
+		if code != 2 || !strings.Contains(stderr, args[0]+" must be a number of connections") {
+			t.Errorf("%v: exit %d, %s", args, code, stderr)
+		}
+	}
+	code, _, stderr := runIn(t, map[string]string{"POSTERN_MAX_CONNECTIONS_PER_IP": "x"}, "serve", "--data", t.TempDir())
+	if code != 2 || !strings.Contains(stderr, "--max-connections-per-ip must be") {
+		t.Errorf("from the environment: exit %d, %s", code, stderr)
+	}
+}
