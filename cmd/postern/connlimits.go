@@ -18,13 +18,14 @@ import (
 
 // Defaults of --max-connections-per-ip and --max-connections. 200 from one
 // address fits an office behind one NAT address: 30 members whose mail
-// programs keep five IMAP connections each, plus their phones reconnecting
-// at once after the Wi-Fi came back. 10,000 per server is about 240 MiB of
-// IMAP sessions in IDLE (24 KiB each, docs/benchmarks.md), well below the
-// default descriptor limit of a service (systemd: 524,288).
+// programs keep five IMAP connections each, plus 50 phones reconnecting at
+// once after the Wi-Fi came back. 20,000 per server is twice the 10,000
+// IDLE sessions the benchmarks hold (docs/benchmarks.md), about 470 MiB of
+// IMAP sessions at 24 KiB each: a bound on memory and descriptors, not a
+// size any deployment is expected to reach.
 const (
 	defaultMaxConnsPerIP = 200
-	defaultMaxConns      = 10000
+	defaultMaxConns      = 20000
 )
 
 type connLimitFlags struct {

@@ -204,3 +204,22 @@ func TestLimiterOff(t *testing.T) {
 		t.Error("a nil Limiter wraps the listener")
 	}
 }
+
+// BenchmarkLimiterAdmitRelease is the caps' cost per connection: one count
+// and one release, over 1,000 addresses in parallel.
+func BenchmarkLimiterAdmitRelease(b *testing.B) {
+	limiter := NewLimiter("bench", Limits{PerAddr: 200, Total: 20000}, quiet)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			ip := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8 & 3), byte(i)})
+			key, keyed, why := limiter.admit(ip)
+			if why != 0 {
+				b.Fatal(why)
+			}
+			limiter.release(key, keyed)
+			i++
+		}
+	})
+}
