@@ -36,9 +36,9 @@ func (s *server) setupProtocols() error {
 	s.gw = gw
 	host, _ := os.Hostname()
 	mail := s.db.Mail()
-	imap := imapserver.New(imapserver.Config{Auth: gw, Mail: mail, Bus: s.bus, TLS: s.tls, Plaintext: s.plaintext, Log: s.log})
-	pop3 := pop3server.New(pop3server.Config{Auth: gw, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host})
-	smtp := smtpserver.New(smtpserver.Config{Auth: gw, Accounts: s.db, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host})
+	imap := imapserver.New(imapserver.Config{Auth: gw, Mail: mail, Bus: s.bus, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Limits: s.limits})
+	pop3 := pop3server.New(pop3server.Config{Auth: gw, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits})
+	smtp := smtpserver.New(smtpserver.Config{Auth: gw, Accounts: s.db, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits})
 	s.addProtocol("imap", s.flags.imap, false, imap)
 	s.addProtocol("imaps", s.flags.imaps, true, imap)
 	s.addProtocol("pop3", s.flags.pop3, false, pop3)

@@ -22,6 +22,7 @@ import (
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/davserver"
 	"github.com/postern/postern/internal/events"
+	"github.com/postern/postern/internal/netserver"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/tlsconf"
 )
@@ -32,8 +33,9 @@ type serveFlags struct {
 	web, metrics, imap, imaps, pop3, pop3s, submission, submissions string
 	tlsCert, tlsKey                                                 string
 	plaintext                                                       string
-	credCache                                                       string        // --credential-cache (credcache.go)
-	scaleout                                                        scaleoutFlags // --trusted-proxies, --auth-max-delay (scaleout.go)
+	credCache                                                       string         // --credential-cache (credcache.go)
+	scaleout                                                        scaleoutFlags  // --trusted-proxies, --auth-max-delay (scaleout.go)
+	connLimits                                                      connLimitFlags // --max-connections-per-ip, --max-connections (connlimits.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -48,7 +50,8 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.tlsCert, "tls-cert", "", "PEM certificate chain; default: a self-signed certificate in DATA/tls")
 	a.configVar(fs, &f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	a.configVar(fs, &f.plaintext, "plaintext-auth", "loopback", "passwords before TLS: never, loopback or always")
-	f.scaleout.register(a, fs) // scaleout.go
+	f.scaleout.register(a, fs)   // scaleout.go
+	f.connLimits.register(a, fs) // connlimits.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 
@@ -79,10 +82,11 @@ type server struct {
 	tls       *tls.Config
 	plaintext tlsconf.Plaintext
 	reg       *prometheus.Registry
-	bus       *events.Bus    // the outbox's events, fed by tailer; listeners subscribe
-	tailer    *events.Tailer // started by start, before the listeners serve
-	web       *http.ServeMux // routes of the web listener
-	gw        *auth.Gateway  // the authentication gateway of every third-party protocol
+	bus       *events.Bus      // the outbox's events, fed by tailer; listeners subscribe
+	tailer    *events.Tailer   // started by start, before the listeners serve
+	web       *http.ServeMux   // routes of the web listener
+	gw        *auth.Gateway    // the authentication gateway of every third-party protocol
+	limits    netserver.Limits // each server's connection caps (connlimits.go)
 
 	listeners []*listener
 	tasks     []task             // background work that runs while serving
@@ -166,6 +170,9 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 func (s *server) setupListeners() error {
 	s.routeOps()
 	if err := s.setupScaleout(); err != nil { // scaleout.go: load balancers, throttle, /readyz
+		return err
+	}
+	if err := s.setupConnLimits(); err != nil { // connlimits.go: after setupScaleout, which reads the trusted proxies
 		return err
 	}
 	if err := s.setupProtocols(); err != nil {
@@ -313,15 +320,18 @@ func (s *server) wait(ctx context.Context) error {
 	return err
 }
 
-// httpListener serves h over HTTP on addr.
+// httpListener serves h over HTTP on addr, under s.limits (a count of its
+// own) and with request bodies and responses under webRate (connlimits.go).
 func (s *server) httpListener(name, addr string, h http.Handler) *listener {
 	hs := &http.Server{
-		Handler:           h,
+		Handler:           webRate.guard(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	return &listener{name: name, addr: addr, serve: hs.Serve, stop: hs.Shutdown}
+	limit := netserver.NewLimiter(name, s.limits, s.log)
+	serve := func(ln net.Listener) error { return hs.Serve(limit.Listener(ln, webRefusal)) }
+	return &listener{name: name, addr: addr, serve: serve, stop: hs.Shutdown}
 }
 
 // hostnames are the names a generated certificate is valid for, besides the

@@ -20,6 +20,7 @@ import (
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/events"
 	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/netserver"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/tlsconf"
 )
@@ -103,6 +104,7 @@ type envOptions struct {
 	log       *slog.Logger
 	// loginWindow shortens the server's, set before it serves.
 	loginWindow time.Duration
+	limits      netserver.Limits
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -150,7 +152,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.log != nil {
 		log = o.log
 	}
-	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log})
+	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits})
 	if o.loginWindow > 0 {
 		e.srv.loginWindow = o.loginWindow
 	}

@@ -41,6 +41,10 @@ type Config struct {
 	// Plaintext says where LOGIN and AUTHENTICATE are allowed before TLS.
 	Plaintext tlsconf.Plaintext
 	Log       *slog.Logger
+	// Limits caps the connections of both listeners together; over a cap
+	// a connection is told refusal's BYE and closed (closed at once on
+	// implicit TLS).
+	Limits netserver.Limits
 }
 
 // Server is an IMAP server; one Server may serve several listeners.
@@ -57,6 +61,7 @@ type Server struct {
 	// conns holds the listeners and the live connections, each tracked
 	// by its *connState from handle until connState.close.
 	conns *netserver.Group
+	limit *netserver.Limiter
 	// byes counts the BYEs said at shutdown; Close waits for them.
 	byes sync.WaitGroup
 }
@@ -73,6 +78,7 @@ func New(cfg Config) *Server {
 		maxLiteral:  mailstore.MaxMessageSize,
 		loginWindow: defaultLoginWindow,
 		conns:       netserver.New("imapserver", log),
+		limit:       netserver.NewLimiter("imapserver", cfg.Limits, log),
 	}
 	// go-imap only advertises STARTTLS when it has a tls.Config; the guard
 	// runs STARTTLS itself, so the one given to go-imap refuses every
@@ -128,9 +134,16 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	if implicitTLS && s.cfg.TLS == nil {
 		return errors.New("imapserver: implicit TLS needs a TLS configuration")
 	}
+	r := refusal
+	if implicitTLS {
+		// The client's first expectation is a TLS handshake, to which a BYE
+		// in clear is garbage; completing one for a connection that is to
+		// be refused would spend the CPU and the goroutine the caps save.
+		r = netserver.Refusal{}
+	}
 	// handle runs the connection (go-imap serves it on handle's goroutine)
 	// and closes it; the connection tracks itself (connState).
-	return s.conns.ServeHandoff(l, func(raw net.Conn) { s.handle(raw, implicitTLS) })
+	return s.conns.ServeHandoff(s.limit.Listener(l, r), func(raw net.Conn) { s.handle(raw, implicitTLS) })
 }
 
 func (s *Server) handle(raw net.Conn, implicitTLS bool) {
@@ -165,6 +178,14 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 	if err := b.srv.ServeConn(&vconn{st: st}); err != nil {
 		st.close()
 	}
+}
+
+// refusal is what a connection over a cap of Config.Limits is told before
+// the close: BYE with UNAVAILABLE, "the server is unavailable, try later"
+// (RFC 9051 §7.1), as the greeting (§7.1.5).
+var refusal = netserver.Refusal{
+	PerAddr: "* BYE [UNAVAILABLE] Too many connections from your address, try again later\r\n",
+	Total:   "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
 }
 
 // Close closes the listeners and every connection.

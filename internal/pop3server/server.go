@@ -36,12 +36,17 @@ type Config struct {
 	Plaintext tlsconf.Plaintext
 	Log       *slog.Logger
 	Hostname  string // shown in the greeting
+	// Limits caps the connections of every listener together; over a cap
+	// a connection is told refusal's -ERR and closed (closed at once on
+	// implicit TLS).
+	Limits netserver.Limits
 }
 
 // Server serves POP3 on any number of listeners.
 type Server struct {
 	cfg   Config
 	conns *netserver.Group
+	limit *netserver.Limiter
 	ctx   context.Context // cancelled by Close: aborts store and auth calls
 }
 
@@ -56,8 +61,10 @@ func New(cfg Config) *Server {
 	if cfg.Plaintext == "" {
 		cfg.Plaintext = tlsconf.PlaintextLoopback
 	}
-	conns := netserver.New("pop3server", cfg.Log.With("proto", "pop3"))
-	return &Server{cfg: cfg, conns: conns, ctx: conns.Context()}
+	log := cfg.Log.With("proto", "pop3")
+	conns := netserver.New("pop3server", log)
+	limit := netserver.NewLimiter("pop3server", cfg.Limits, log)
+	return &Server{cfg: cfg, conns: conns, limit: limit, ctx: conns.Context()}
 }
 
 // Serve accepts connections on l until l fails or the server is closed. With
@@ -69,7 +76,22 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	if implicitTLS && s.cfg.TLS == nil {
 		return errors.New("pop3server: implicit TLS needs a TLS config")
 	}
-	return s.conns.Serve(l, func(c net.Conn) { s.handle(c, implicitTLS) })
+	r := refusal
+	if implicitTLS {
+		// The client's first expectation is a TLS handshake, to which an
+		// -ERR in clear is garbage; completing one for a connection that is
+		// to be refused would spend the CPU and the goroutine the caps save.
+		r = netserver.Refusal{}
+	}
+	return s.conns.Serve(s.limit.Listener(l, r), func(c net.Conn) { s.handle(c, implicitTLS) })
+}
+
+// refusal is what a connection over a cap of Config.Limits is told in place
+// of the greeting before the close: SYS/TEMP, a temporary problem of the
+// server, not of the client's account (RFC 3206 §4).
+var refusal = netserver.Refusal{
+	PerAddr: "-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n",
+	Total:   "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
 }
 
 // Close stops every listener, closes every connection without entering the

@@ -68,13 +68,21 @@ type Config struct {
 	IdleTimeout     time.Duration // default DefaultIdleTimeout
 	Log             *slog.Logger  // default slog.Default()
 	Now             func() time.Time
+	// Limits caps the connections of every listener together; over a cap
+	// a connection is told 421 and closed (closed at once on implicit TLS).
+	Limits netserver.Limits
 }
 
 // Server serves SMTP submission on any number of listeners.
 type Server struct {
 	cfg   Config
 	conns *netserver.Group
-	ctx   context.Context // cancelled by Close: ends logins and deliveries
+	limit *netserver.Limiter
+	// refusal is the 421 of a connection over a cap of Config.Limits, in
+	// place of the greeting (RFC 5321 §3.1: the server may answer 421 and
+	// close); 4.7.0 is a temporary refusal by policy (RFC 3463).
+	refusal netserver.Refusal
+	ctx     context.Context // cancelled by Close: ends logins and deliveries
 }
 
 // New returns a server for cfg, filling in defaults.
@@ -103,8 +111,16 @@ func New(cfg Config) *Server {
 	if cfg.Plaintext == "" {
 		cfg.Plaintext = tlsconf.PlaintextLoopback
 	}
-	conns := netserver.New("smtpserver", cfg.Log.With("proto", "smtp"))
-	return &Server{cfg: cfg, conns: conns, ctx: conns.Context()}
+	log := cfg.Log.With("proto", "smtp")
+	conns := netserver.New("smtpserver", log)
+	return &Server{
+		cfg: cfg, conns: conns, ctx: conns.Context(),
+		limit: netserver.NewLimiter("smtpserver", cfg.Limits, log),
+		refusal: netserver.Refusal{
+			PerAddr: "421 4.7.0 " + cfg.Hostname + " Too many connections from your address, try again later\r\n",
+			Total:   "421 4.7.0 " + cfg.Hostname + " Too many connections, try again later\r\n",
+		},
+	}
 }
 
 // Serve accepts connections on l until Close. With implicitTLS every
@@ -115,7 +131,14 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	if implicitTLS && s.cfg.TLS == nil {
 		return errors.New("smtpserver: implicit TLS needs a TLS config")
 	}
-	return s.conns.Serve(l, func(nc net.Conn) { newConn(s, nc, implicitTLS).serve() })
+	r := s.refusal
+	if implicitTLS {
+		// The client's first expectation is a TLS handshake, to which a 421
+		// in clear is garbage; completing one for a connection that is to be
+		// refused would spend the CPU and the goroutine the caps save.
+		r = netserver.Refusal{}
+	}
+	return s.conns.Serve(s.limit.Listener(l, r), func(nc net.Conn) { newConn(s, nc, implicitTLS).serve() })
 }
 
 // Close stops every listener, closes every connection and waits for their
