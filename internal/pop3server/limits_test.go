@@ -1,34 +1,18 @@
 package pop3server
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/postern/postern/internal/netserver"
 	"github.com/postern/postern/internal/netserver/netservertest"
 )
 
-// TestConnectionLimits checks the -ERR of a connection over a cap, byte for
-// byte, and that the listeners share one count: with one connection open
-// on the STLS port, the implicit-TLS port refuses without a word.
+// TestConnectionLimits: the -ERR of a connection over a cap, byte for byte.
 func TestConnectionLimits(t *testing.T) {
-	for _, tc := range []struct {
-		limits netserver.Limits
-		want   string
-	}{
-		{netserver.Limits{PerAddr: 1}, "-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n"},
-		{netserver.Limits{Total: 1}, "-ERR [SYS/TEMP] Too many connections, try again later\r\n"},
-	} {
-		e := newEnv(t, nil, func(c *Config) { c.Limits = tc.limits })
-		tlsAddr := e.serveImplicit(t)
-		if g := netservertest.Hold(t, e.addr); !strings.HasPrefix(g, "+OK ") {
-			t.Fatalf("%+v: first connection: %q", tc.limits, g)
-		}
-		if got := netservertest.ReadToClose(t, tlsAddr); got != "" {
-			t.Errorf("%+v: implicit TLS over the cap got %q, want a close", tc.limits, got)
-		}
-		if got := netservertest.ReadToClose(t, e.addr); got != tc.want {
-			t.Errorf("%+v: over the cap got %q, want %q", tc.limits, got, tc.want)
-		}
-	}
+	netservertest.CheckRefusals(t, func(l netserver.Limits) (string, string) {
+		e := newEnv(t, nil, func(c *Config) { c.Limits = l })
+		return e.addr, e.serveImplicit(t)
+	}, "+OK ",
+		"-ERR [SYS/TEMP] Too many connections from your address, try again later\r\n",
+		"-ERR [SYS/TEMP] Too many connections, try again later\r\n")
 }

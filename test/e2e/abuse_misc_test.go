@@ -6,17 +6,14 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // fromScript submits each message with Python's smtplib over STARTTLS as
@@ -41,28 +38,6 @@ for m in a["messages"]:
 c.quit()
 json.dump(out, sys.stdout)
 `
-
-// runPythonScript runs script with input as JSON on stdin and decodes its
-// JSON output into out.
-func runPythonScript(t *testing.T, script string, input, out any) {
-	t.Helper()
-	in, err := json.Marshal(input)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := exec.CommandContext(ctx, python, "-c", script)
-	c.Stdin = bytes.NewReader(in)
-	var stdout, stderr bytes.Buffer
-	c.Stdout, c.Stderr = &stdout, &stderr
-	if err := c.Run(); err != nil {
-		t.Fatalf("python: %v\nstderr:\n%s", err, stderr.String())
-	}
-	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
-		t.Fatalf("python: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-}
 
 // TestAbuseFromForged: a member authenticated as alice cannot submit a
 // message whose From: is bob's (refused at the end of DATA with 550 5.7.1,

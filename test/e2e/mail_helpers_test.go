@@ -103,21 +103,33 @@ func createAppPass(t *testing.T, in *Instance, email, name string) appPass {
 // decodes its JSON output into out.
 func runPython(t *testing.T, cmd string, input, out any) {
 	t.Helper()
+	runPythonArgs(t, "mailclient.py "+cmd, input, out, filepath.Join("testdata", "mailclient.py"), cmd)
+}
+
+// runPythonScript runs script (python3 -c) with input as JSON on stdin and
+// decodes its JSON output into out.
+func runPythonScript(t *testing.T, script string, input, out any) {
+	t.Helper()
+	runPythonArgs(t, "python", input, out, "-c", script)
+}
+
+func runPythonArgs(t *testing.T, what string, input, out any, args ...string) {
+	t.Helper()
 	in, err := json.Marshal(input)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := exec.CommandContext(ctx, python, filepath.Join("testdata", "mailclient.py"), cmd)
+	c := exec.CommandContext(ctx, python, args...)
 	c.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Run(); err != nil {
-		t.Fatalf("mailclient.py %s: %v\nstderr:\n%s", cmd, err, stderr.String())
+		t.Fatalf("%s: %v\nstderr:\n%s", what, err, stderr.String())
 	}
 	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
-		t.Fatalf("mailclient.py %s: %v\nstdout:\n%s\nstderr:\n%s", cmd, err, stdout.String(), stderr.String())
+		t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", what, err, stdout.String(), stderr.String())
 	}
 }
 

@@ -6,8 +6,11 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/internal/netserver"
 )
 
 // timeout bounds each connection: generous, never an assertion on time.
@@ -45,4 +48,32 @@ func dial(t testing.TB, addr string) net.Conn {
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(timeout))
 	return c
+}
+
+// CheckRefusals checks, for a per-address cap of one and a total cap of
+// one, that a connection over the cap gets the protocol's refusal byte for
+// byte (perAddr, total), and that a server's listeners share one count:
+// with one connection open on the plain port, the implicit-TLS port refuses
+// without a word. start serves a fresh server with limits and returns its
+// plain and implicit-TLS addresses; greeting is how its greeting starts.
+func CheckRefusals(t *testing.T, start func(netserver.Limits) (addr, tlsAddr string), greeting, perAddr, total string) {
+	t.Helper()
+	for _, tc := range []struct {
+		limits netserver.Limits
+		want   string
+	}{
+		{netserver.Limits{PerAddr: 1}, perAddr},
+		{netserver.Limits{Total: 1}, total},
+	} {
+		addr, tlsAddr := start(tc.limits)
+		if g := Hold(t, addr); !strings.HasPrefix(g, greeting) {
+			t.Fatalf("%+v: first connection: %q", tc.limits, g)
+		}
+		if got := ReadToClose(t, tlsAddr); got != "" {
+			t.Errorf("%+v: implicit TLS over the cap got %q, want a close", tc.limits, got)
+		}
+		if got := ReadToClose(t, addr); got != tc.want {
+			t.Errorf("%+v: over the cap got %q, want %q", tc.limits, got, tc.want)
+		}
+	}
 }
