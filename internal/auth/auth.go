@@ -20,11 +20,14 @@
 //	go (&events.Tailer{Store: db, Bus: bus, Wake: db.Listen(ctx)}).Run(ctx)
 //
 // and hand gw (an Authenticator) to every protocol server, and gw.SignIn to
-// the web UI. Throttling is per client IP block (ThrottleConfig; Dovecot-like
-// 0, 2, 4, 8, 15 s), in memory or shared between nodes (SharedThrottle); the
-// per-account failure counter (100 by default, then a 15-minute pause of
-// third-party logins and one message to the member) lives in the database and
-// is shared by every process and node.
+// the web UI. A correct app password is let in first, by one HMAC, and is
+// never throttled or paused; everything else is throttled per client IP block
+// (ThrottleConfig; Dovecot-like 0, 2, 4, 8, 15 s), in memory or shared between
+// nodes (SharedThrottle), where a success forgives only its own account's
+// failures; the per-account failure counter (100 by default, then a
+// 15-minute pause of the main password for third-party logins and at most
+// one message a day to the member) lives in the database and is shared by
+// every process and node. docs/security.md has the threat model.
 package auth
 
 import (

@@ -156,6 +156,7 @@ func TestAbuseSuccessTrick(t *testing.T) {
 	bob := addMember(t, in, "bob@legacy.example") // apps log in with his main password
 	mallory := addMember(t, in, "mallory@example.com")
 	mine := createAppPass(t, in, mallory.Email, "Attack tool")
+	eve := addMember(t, in, "eve@legacy.example") // the attacker's too, by main password
 	srv := in.StartServer(t, "--auth-max-delay", "2s")
 	addr := srv.Addr("imap")
 
@@ -169,9 +170,14 @@ func TestAbuseSuccessTrick(t *testing.T) {
 			}
 			n++
 			if trick {
-				// Both an app password and a main password of the attacker's own.
+				// Both an app password and a main password of the attacker's
+				// own: the second goes through the throttle, and its success
+				// forgives eve's failures alone.
 				if r, err := imapTry(addr, src, mallory.Email, mine.Password, 30*time.Second); err != nil || !strings.HasPrefix(r, "a1 OK") {
 					t.Fatalf("own app password: %q %v", r, err)
+				}
+				if r, err := imapTry(addr, src, eve.Email, eve.Main, 30*time.Second); err != nil || !strings.HasPrefix(r, "a1 OK") {
+					t.Fatalf("own main password: %q %v", r, err)
 				}
 			}
 		}
