@@ -14,6 +14,7 @@ const (
 	EFORBIDDEN    = "forbidden"    // the policy or the setting does not allow it
 	EUNAUTHORIZED = "unauthorized" // a login failed; never says why
 	EUNAVAILABLE  = "unavailable"  // temporary: database down, account paused
+	ENOTLOCAL     = "not_local"    // the address's domain is not served here: mail to it would be relayed
 	EINTERNAL     = "internal"     // everything else; the client sees a generic message
 )
 
@@ -33,6 +34,11 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// unavailableErr is the temporary failure of a store that did not answer.
+func unavailableErr(err error) error {
+	return &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: err}
+}
 
 // Errorf returns an *Error with a client-safe message.
 func Errorf(code, format string, args ...any) *Error {

@@ -141,11 +141,11 @@ func (s *Service) VerifyMain(ctx context.Context, email, pw string) (Member, err
 		s.Hasher.Verify(ctx, "", pw)
 		return Member{}, authFailure("unknown-user")
 	} else if err != nil {
-		return Member{}, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: err}
+		return Member{}, unavailableErr(err)
 	}
 	if err := s.Hasher.Verify(ctx, m.PasswordHash, pw); err != nil {
 		if ctx.Err() != nil {
-			return Member{}, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: ctx.Err()}
+			return Member{}, unavailableErr(ctx.Err())
 		}
 		return m, authFailure("bad-password")
 	}
@@ -315,7 +315,7 @@ func (s *Service) Verify(ctx context.Context, email, secret string) (Member, Cre
 		s.Hasher.Verify(ctx, "", secret)
 		return Member{}, Credential{}, authFailure("unknown-user")
 	} else if err != nil {
-		return Member{}, Credential{}, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: err}
+		return Member{}, Credential{}, unavailableErr(err)
 	}
 	var cred Credential
 	reason := ""
@@ -331,7 +331,7 @@ func (s *Service) Verify(ctx context.Context, email, secret string) (Member, Cre
 		}
 	} else if err := s.Hasher.Verify(ctx, m.PasswordHash, secret); err != nil {
 		if ctx.Err() != nil {
-			return Member{}, Credential{}, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: ctx.Err()}
+			return Member{}, Credential{}, unavailableErr(ctx.Err())
 		}
 		reason = "bad-password"
 	}
@@ -363,7 +363,7 @@ func (s *Service) MatchAppPassword(ctx context.Context, email, secret string) (M
 	if errors.Is(err, ErrNotFound) {
 		return Member{}, Credential{}, false, nil
 	} else if err != nil {
-		return Member{}, Credential{}, false, &Error{Code: EUNAVAILABLE, Message: "Temporary failure, try again later.", Err: err}
+		return Member{}, Credential{}, false, unavailableErr(err)
 	}
 	if m.State != StateActive || !m.AppPasswordsOnly(s.Config.Cutoff) {
 		return Member{}, Credential{}, false, nil

@@ -236,6 +236,7 @@ func RunAccount(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"TouchBatch", testTouchBatch},
 		{"Events", testEvents},
 		{"NoPlaintext", testNoPlaintext},
+		{"ResolveRecipient", testResolveRecipient},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, NewEnv(t, open(t))) })
@@ -245,4 +246,35 @@ func RunAccount(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 // containsSecret reports whether s contains the plaintext p or its grouped form.
 func containsSecret(s, p string) bool {
 	return strings.Contains(s, p) || strings.Contains(s, account.GroupAppPassword(p))
+}
+
+// testResolveRecipient: a member's address, with or without a plus tag and
+// in any case, reaches the member; an unknown address of a local domain is
+// ENOTFOUND, another domain ENOTLOCAL, a malformed one EINVALID.
+func testResolveRecipient(t *testing.T, e *Env) {
+	ctx := context.Background()
+	alice := e.Enforced(t, "alice")
+	domain := strings.SplitN(alice.Email, "@", 2)[1]
+	for _, c := range []struct{ addr, tag string }{
+		{alice.Email, ""},
+		{strings.ToUpper(alice.Email), ""},
+		{"alice+news@" + domain, "news"},
+		{"Alice+Shop.2024@" + strings.ToUpper(domain), "shop.2024"},
+	} {
+		r, err := e.Svc.ResolveRecipient(ctx, c.addr)
+		if err != nil || len(r.Members) != 1 || r.Members[0].ID != alice.ID || r.Tag != c.tag {
+			t.Errorf("%s: %+v %v", c.addr, r, err)
+		}
+	}
+	for _, c := range []struct{ addr, code string }{
+		{"bob@" + domain, account.ENOTFOUND},
+		{"bob+alice@" + domain, account.ENOTFOUND},
+		{"+news@" + domain, account.ENOTFOUND},
+		{"alice@elsewhere.example", account.ENOTLOCAL},
+		{"not an address", account.EINVALID},
+	} {
+		if _, err := e.Svc.ResolveRecipient(ctx, c.addr); account.ErrorCode(err) != c.code {
+			t.Errorf("%s: %v, want %s", c.addr, err, c.code)
+		}
+	}
 }
