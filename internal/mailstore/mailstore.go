@@ -51,7 +51,10 @@ type MessageInfo struct {
 // Delivery is one recipient's copy of a received message.
 type Delivery struct {
 	MemberID int64
-	Body     []byte
+	// Header is this copy's own fields (trace fields, a filter's verdict),
+	// stored in front of Body: the copies of one message share its Body.
+	Header []byte
+	Body   []byte
 	// Junk delivers to the member's \Junk mailbox instead of INBOX (a
 	// filter's verdict), creating a "Junk" mailbox when the member has none.
 	Junk bool

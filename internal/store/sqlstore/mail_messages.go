@@ -74,20 +74,21 @@ func (s *Mail) Deliver(ctx context.Context, memberID int64, body []byte) error {
 // DeliverAll appends every delivery in one transaction.
 func (s *Mail) DeliverAll(ctx context.Context, ds []mailstore.Delivery) error {
 	for _, d := range ds {
-		if err := checkSize(d.Body); err != nil {
+		if err := checkLen(len(d.Header) + len(d.Body)); err != nil {
 			return err
 		}
 	}
 	db := s.db
 	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error {
 		for _, d := range ds {
-			if !d.Junk {
-				if err := db.deliverTx(ctx, tx, d.MemberID, d.Body); err != nil {
-					return err
-				}
-				continue
+			// One copy's bytes at a time: a message to many members never
+			// holds them all in memory.
+			body := append(d.Header[:len(d.Header):len(d.Header)], d.Body...)
+			deliver := db.deliverTx
+			if d.Junk {
+				deliver = db.deliverJunkTx
 			}
-			if err := db.deliverJunkTx(ctx, tx, d.MemberID, d.Body); err != nil {
+			if err := deliver(ctx, tx, d.MemberID, body); err != nil {
 				return err
 			}
 		}
