@@ -27,8 +27,12 @@ func BenchmarkMailUsage(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			if _, err := e.DB.SQL.ExecContext(ctx, "ANALYZE"); err != nil {
-				b.Fatal(err)
+			// As autovacuum leaves a PostgreSQL table: with statistics, and
+			// a visibility map that lets the sum read the index alone.
+			for _, q := range []string{"VACUUM", "ANALYZE"} {
+				if _, err := e.DB.SQL.ExecContext(ctx, q); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportAllocs()
 			for b.Loop() {
