@@ -302,3 +302,21 @@ func mxSendUntilDead(addr string, sender int, stop chan struct{}, ack func(id st
 		nc.Close()
 	}
 }
+
+// TestMXDemo: the demo's box names the MX listener and how to send to it,
+// and a message sent as it says arrives.
+func TestMXDemo(t *testing.T) {
+	t.Parallel()
+	in := NewSQLite(t)
+	srv := in.Start(t, "demo", "--smtp-addr", "127.0.0.1:0")
+	addr := srv.Addr("smtp")
+	box := srv.Stdout()
+	for _, want := range []string{"SMTP             " + addr + " (incoming mail (MX), no AUTH)", "swaks --server " + addr + " --from someone@elsewhere.test --to alice@example.com"} {
+		if !strings.Contains(box, want) {
+			t.Errorf("demo box lacks %q:\n%s", want, box)
+		}
+	}
+	if code, out := swaksMX(t, "--server", addr, "--to", "alice@example.com"); code != 0 {
+		t.Fatalf("swaks to the demo: %d\n%s", code, out)
+	}
+}
