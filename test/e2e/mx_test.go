@@ -320,3 +320,35 @@ func TestMXDemo(t *testing.T) {
 		t.Fatalf("swaks to the demo: %d\n%s", code, out)
 	}
 }
+
+// TestMXLimits: the MX listener and LMTP honour --max-connections-per-ip,
+// and the MX listener --smtp-rate-limit, per client address.
+func TestMXLimits(t *testing.T) {
+	t.Parallel()
+	in := NewSQLite(t)
+	in.MustRun(t, "domain", "add", "example.com")
+	addMember(t, in, "alice@example.com")
+	srv := in.StartServer(t, "--smtp-addr", "127.0.0.1:0", "--lmtp-addr", "127.0.0.1:0",
+		"--max-connections-per-ip", "2", "--smtp-rate-limit", "3")
+	for _, l := range []string{"smtp", "lmtp"} {
+		src := nextSrc()
+		for range 2 {
+			dialFrom(t, srv.Addr(l), src).until("220 ")
+		}
+		if got, _ := dialFrom(t, srv.Addr(l), src).drain(30 * time.Second); !strings.HasPrefix(got, "421 4.7.0 ") || !strings.Contains(got, "Too many connections from your address") {
+			t.Errorf("%s: third connection from one address got %q", l, got)
+		}
+	}
+	c := dial(t, srv.Addr("smtp"))
+	c.until("220 ")
+	c.cmd("EHLO client.test", "250 ")
+	c.cmd("MAIL FROM:<x@elsewhere.test>", "250 ")
+	for _, r := range []struct{ to, want string }{
+		{"alice", "250 2.1.5"}, {"nobody", "550 5.1.1"}, {"alice", "250 2.1.5"},
+		{"alice", "451 4.7.1 Too many recipients from your address: at most 3 a minute"},
+	} {
+		if got := c.cmd("RCPT TO:<"+r.to+"@example.com>", ""); !strings.HasPrefix(got, r.want) {
+			t.Fatalf("RCPT %s: %q, want %q", r.to, got, r.want)
+		}
+	}
+}
