@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ func TestMXDelivery(t *testing.T) {
 	srv := in.StartServer(t, "--smtp-addr", "127.0.0.1:0", "--lmtp-addr", "unix:"+sock)
 	if !strings.Contains(srv.Stdout(), "listening lmtp "+sock+"\n") || !strings.Contains(srv.Stdout(), "listening smtp 127.0.0.1:") {
 		t.Fatalf("listening lines: %q", srv.Stdout())
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("LMTP socket: %v, %v", fi.Mode(), err)
 	}
 	mxAddr := srv.Addr("smtp")
 
