@@ -151,11 +151,11 @@ type SPFResult struct {
 
 // DKIMResult is the outcome of one DKIM signature.
 type DKIMResult struct {
-	Result            Value
-	Domain, Selector  string // d= and s=
-	Identifier        string // i=
-	SignaturePrefix   string // the start of b=, to tell signatures apart
-	Reason            string
+	Result           Value
+	Domain, Selector string // d= and s=
+	Identifier       string // i=
+	SignaturePrefix  string // the start of b=, to tell signatures apart
+	Reason           string
 }
 
 // DMARCResult is the outcome of the DMARC evaluation.

@@ -149,10 +149,10 @@ func TestSPF(t *testing.T) {
 		{"a@mx.test", Pass},
 		{"a@include.test", Pass},
 		{"a@twice.test", PermError},
-		{"a@lim10.test", Fail},       // 10 lookups: within the limit
-		{"a@lim11.test", PermError},  // 11 lookups: RFC 7208 §4.6.4
-		{"a@void2.test", Fail},       // 2 void lookups allowed
-		{"a@void3.test", PermError},  // the third is one too many
+		{"a@lim10.test", Fail},      // 10 lookups: within the limit
+		{"a@lim11.test", PermError}, // 11 lookups: RFC 7208 §4.6.4
+		{"a@void2.test", Fail},      // 2 void lookups allowed
+		{"a@void3.test", PermError}, // the third is one too many
 		{"a@servfail.test", TempError},
 		{"a@silent.test", TempError}, // no answer within the lookup timeout
 		{"a@[192.0.2.10]", None},
