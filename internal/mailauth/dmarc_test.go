@@ -2,7 +2,9 @@ package mailauth
 
 import (
 	"context"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,6 +44,8 @@ func TestDMARC(t *testing.T) {
 	e.dns.Add(t, `_dmarc.slowspf.test. TXT "v=DMARC1; p=reject"`)
 	e.dns.ServFail("slowspf.test")
 	e.dns.ServFail("evil-dns.test")
+	e.dns.ServFail("down._domainkey.bank.test")
+	e.dns.ServFail("down._domainkey.evil-dns.test")
 
 	signedBy := func(from, d string) string {
 		return sign(t, message(from), d, "rsa", rsaKey)
@@ -73,6 +77,8 @@ func TestDMARC(t *testing.T) {
 		{"two records", "a@bank.test", message("a@two.test"), PermError, "", Accept},
 		{"record lookup fails", "a@bank.test", message("a@flaky.test"), TempError, "", Accept},
 		{"aligned spf temperror", "a@slowspf.test", message("a@slowspf.test"), TempError, "reject", Accept},
+		{"aligned dkim temperror", "ceo@bank.test", sign(t, message("ceo@bank.test"), "bank.test", "down", rsaKey), TempError, "reject", Accept},
+		{"unaligned dkim temperror", "ceo@bank.test", sign(t, message("ceo@bank.test"), "evil-dns.test", "down", rsaKey), Fail, "reject", Reject},
 		{"unaligned spf temperror", "a@evil-dns.test", message("ceo@bank.test"), Fail, "reject", Reject},
 		{"no From:", "a@bank.test", "To: b@example.net\r\n\r\nhi\r\n", PermError, "", Reject},
 		{"two From: fields", "x@evil.test", "From: x@evil.test\r\n" + message("ceo@bank.test"), PermError, "", Reject},
@@ -142,5 +148,61 @@ func TestCheckDeadline(t *testing.T) {
 	if r.SPF.Result != TempError || len(r.DKIM) != 1 || r.DKIM[0].Result != TempError ||
 		r.DMARC.Result != TempError || r.Disposition != Accept {
 		t.Errorf("%+v", r)
+	}
+}
+
+// recorder answers every lookup at once with a timeout error, noting the
+// names asked and the deadlines they carried.
+type recorder struct {
+	mu        sync.Mutex
+	names     []string
+	deadlines []time.Time
+}
+
+func (r *recorder) note(ctx context.Context, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.names = append(r.names, name)
+	d, _ := ctx.Deadline()
+	r.deadlines = append(r.deadlines, d)
+	return &net.DNSError{Err: "timeout", Name: name, IsTimeout: true}
+}
+
+func (r *recorder) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	return nil, r.note(ctx, name)
+}
+func (r *recorder) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	return nil, r.note(ctx, name)
+}
+func (r *recorder) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	return nil, r.note(ctx, host)
+}
+func (r *recorder) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+	return nil, r.note(ctx, addr)
+}
+
+// Every lookup carries the check's deadline, and asks a fully qualified
+// name so that no search domain is appended to a name from a message.
+func TestLookupsRootedAndBounded(t *testing.T) {
+	rec := &recorder{}
+	c := New(Config{Resolver: rec, AuthServID: "mx.postern.test", Timeout: time.Minute, LookupTimeout: time.Hour})
+	keys(t)
+	start := time.Now()
+	r := c.Check(context.Background(), Input{RemoteIP: client, MailFrom: "ceo@bank.test",
+		Message: []byte(sign(t, message("ceo@bank.test"), "bank.test", "rsa", rsaKey))})
+	if r.SPF.Result != TempError || r.DKIM[0].Result != TempError || r.DMARC.Result != TempError {
+		t.Errorf("%+v", r)
+	}
+	want := map[string]bool{"bank.test.": true, "rsa._domainkey.bank.test.": true, "_dmarc.bank.test.": true}
+	if len(rec.names) != len(want) {
+		t.Errorf("lookups %q", rec.names)
+	}
+	for i, n := range rec.names {
+		if !want[n] {
+			t.Errorf("lookup of %q", n)
+		}
+		if d := rec.deadlines[i]; d.IsZero() || d.After(start.Add(2*time.Minute)) {
+			t.Errorf("lookup of %q with deadline %v, want the check's (about %v)", n, d, start.Add(time.Minute))
+		}
 	}
 }

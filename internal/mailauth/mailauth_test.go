@@ -209,7 +209,11 @@ func TestDKIM(t *testing.T) {
 		}
 	}
 
-	r := e.check("alice@dk.test", rsaSigned)
+	r := e.check("alice@dk.test", sign(t, sign(t, msg, "dk.test", "ed", edKey), "dk.test", "wrong", otherPriv))
+	if len(r.DKIM) != 2 || r.DKIM[0].Selector != "wrong" || r.DKIM[1].Selector != "ed" {
+		t.Errorf("two signatures: %+v", r.DKIM)
+	}
+	r = e.check("alice@dk.test", rsaSigned)
 	d := r.DKIM[0]
 	if d.Domain != "dk.test" || d.Selector != "rsa" || d.Identifier != "@dk.test" || len(d.SignaturePrefix) != 12 {
 		t.Errorf("rsa signature: %+v", d)
