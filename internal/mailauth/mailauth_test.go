@@ -198,6 +198,7 @@ func TestDKIM(t *testing.T) {
 		{"two, one good", sign(t, sign(t, msg, "dk.test", "ed", edKey), "dk.test", "wrong", otherPriv),
 			[]Value{Fail, Pass}},
 		{"unsigned", msg, nil},
+		{"header never ends", strings.SplitN(rsaSigned, "\r\n\r\n", 2)[0] + "\r\n", []Value{PermError}},
 	} {
 		r := e.check("alice@dk.test", tc.msg)
 		var got []Value
