@@ -30,7 +30,7 @@ var (
 	edKey    ed25519.PrivateKey
 )
 
-func keys(t *testing.T) {
+func keys(t testing.TB) {
 	keysOnce.Do(func() {
 		var err error
 		if rsaKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
@@ -44,7 +44,7 @@ func keys(t *testing.T) {
 
 // rsaRecord and edRecord are the DKIM key records (RFC 6376 §3.6.1,
 // RFC 8463 §4.2) of the test keys.
-func rsaRecord(t *testing.T) string {
+func rsaRecord(t testing.TB) string {
 	keys(t)
 	der, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
 	if err != nil {
@@ -53,13 +53,13 @@ func rsaRecord(t *testing.T) string {
 	return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
 }
 
-func edRecord(t *testing.T) string {
+func edRecord(t testing.TB) string {
 	keys(t)
 	return "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(edKey.Public().(ed25519.PublicKey))
 }
 
 // sign returns msg with a DKIM-Signature of domain/selector prepended.
-func sign(t *testing.T, msg, domain, selector string, key crypto.Signer) string {
+func sign(t testing.TB, msg, domain, selector string, key crypto.Signer) string {
 	t.Helper()
 	var b bytes.Buffer
 	err := dkim.Sign(&b, strings.NewReader(msg), &dkim.SignOptions{
@@ -83,7 +83,7 @@ type env struct {
 	c   *Checker
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	s := mailauthtest.Start(t)
 	r, err := ParseResolver(s.Addr)
