@@ -177,7 +177,7 @@ type Result struct {
 	Header      []byte
 	Disposition Disposition
 	// Reason says why the disposition is not Accept, for logs and the
-	// 550 reply text; "" when it is.
+	// 550 reply text (one line, printable); "" when it is.
 	Reason string
 }
 
@@ -200,6 +200,8 @@ func (c *Checker) Check(ctx context.Context, in Input) Result {
 	wg.Wait()
 
 	r.DMARC, r.Disposition, r.Reason = c.evaluate(from, fromErr, pol, r.SPF, r.DKIM)
+	// The reason goes into a one-line SMTP reply.
+	r.Reason = clean(r.Reason)
 	r.Header = c.header(r)
 	c.log.Debug("mail authentication", "ip", in.RemoteIP.String(), "spf", string(r.SPF.Result),
 		"spf_domain", r.SPF.Domain, "dkim", len(r.DKIM), "dmarc", string(r.DMARC.Result),
