@@ -1,6 +1,8 @@
 package mailauth
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -60,3 +62,49 @@ func TestParseResolver(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStripAuthResults: whatever the input, no Authentication-Results field
+// is left in the header, stripping again changes nothing, and the body is
+// untouched.
+func FuzzStripAuthResults(f *testing.F) {
+	f.Add("Authentication-Results: x;\r\n spf=pass\r\nFrom: a@b\r\n\r\nbody")
+	f.Add(" Authentication-Results: x\r\n\r\n")
+	f.Add("A: b\nauthentication-results :x\n\tc\n\nAuthentication-Results: y\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		out := StripAuthResults([]byte(in))
+		if again := StripAuthResults(out); !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent: %q → %q → %q", in, out, again)
+		}
+		for i, line := range strings.SplitAfter(string(headerOf(out)), "\n") {
+			if i > 0 && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t")) {
+				continue // a continuation line belongs to the field before it
+			}
+			name, _, ok := strings.Cut(line, ":")
+			if ok && strings.EqualFold(strings.TrimSpace(name), "Authentication-Results") {
+				t.Fatalf("%q left in %q", line, out)
+			}
+		}
+		if body := bodyOf([]byte(in)); !bytes.HasSuffix(out, body) {
+			t.Fatalf("body %q changed: %q", body, out)
+		}
+	})
+}
+
+// headerOf and bodyOf split msg at the first empty line, independently of
+// headerFields.
+func headerOf(msg []byte) []byte {
+	for i := 0; i < len(msg); {
+		j := bytes.IndexByte(msg[i:], '\n')
+		if j < 0 {
+			return msg
+		}
+		line := msg[i : i+j+1]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 && (len(line) == 1 || string(line) == "\r\n") {
+			return msg[:i]
+		}
+		i += j + 1
+	}
+	return msg
+}
+
+func bodyOf(msg []byte) []byte { return msg[len(headerOf(msg)):] }
