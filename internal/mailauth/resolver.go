@@ -39,15 +39,15 @@ func ParseResolver(s string) (*net.Resolver, error) {
 	if h, p, err := net.SplitHostPort(s); err == nil {
 		host, port = h, p
 	} else if strings.Count(s, ":") == 1 {
-		return nil, fmt.Errorf("dns resolver %q: %v", s, err)
+		return nil, fmt.Errorf("%q is not IP:PORT (%v)", s, err)
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil || ip.Zone() != "" {
-		return nil, fmt.Errorf("dns resolver %q: want IP:PORT, e.g. 127.0.0.1:53 or [::1]:53", s)
+		return nil, fmt.Errorf("%q is not IP:PORT, such as 127.0.0.1:53 or [::1]:53", s)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return nil, fmt.Errorf("dns resolver %q: port must be 1-65535", s)
+		return nil, fmt.Errorf("%q: the port must be 1-65535", s)
 	}
 	addr := netip.AddrPortFrom(ip, uint16(n)).String()
 	return &net.Resolver{

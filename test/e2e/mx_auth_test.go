@@ -120,6 +120,22 @@ func TestMXSenderAuth(t *testing.T) {
 	}
 }
 
+// A --dns-resolver that is not IP:PORT stops serve before it listens.
+func TestMXDNSResolverFlag(t *testing.T) {
+	in := NewSQLite(t)
+	// Every listener on a free port, should the value be taken after all.
+	args := []string{"serve", "--smtp-addr", "127.0.0.1:0"}
+	for _, name := range listenerFlags {
+		args = append(args, "--"+name+"-addr", "127.0.0.1:0")
+	}
+	for _, bad := range []string{"dns.example:53", "127.0.0.1:0", "127.0.0.1:x"} {
+		r := in.Run(t, append(args, "--dns-resolver", bad)...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "--dns-resolver") || strings.Contains(r.Stdout, "ready") {
+			t.Errorf("--dns-resolver %s: %s", bad, r)
+		}
+	}
+}
+
 // dataReply is the server's reply to the end of the data in swaks's
 // transcript ("<-  250 ..." or "<** 550 ...").
 func dataReply(out string) string {
