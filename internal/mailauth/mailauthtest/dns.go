@@ -54,10 +54,16 @@ func Start(t testing.TB) *Server {
 	}
 	s.Addr = udp.LocalAddr().String()
 	h := dns.HandlerFunc(s.serve)
-	us := &dns.Server{PacketConn: udp, Handler: h}
-	ts := &dns.Server{Listener: tcp, Handler: h}
+	started := make(chan struct{}, 2)
+	up := func() { started <- struct{}{} }
+	us := &dns.Server{PacketConn: udp, Handler: h, NotifyStartedFunc: up}
+	ts := &dns.Server{Listener: tcp, Handler: h, NotifyStartedFunc: up}
 	go us.ActivateAndServe()
 	go ts.ActivateAndServe()
+	// Shutdown refuses a server that has not started yet, which would then
+	// run on after the test.
+	<-started
+	<-started
 	t.Cleanup(func() {
 		us.Shutdown()
 		ts.Shutdown()
