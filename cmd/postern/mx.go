@@ -62,6 +62,13 @@ func (s *server) setupMail(sub *smtpserver.Config) error {
 
 	mx := cfg
 	mx.Mode, mx.RateLimit, mx.Inspector = smtpserver.MX, rate, mxInspector
+	if mx.Inspector == nil {
+		// Sender authentication (mailauth.go); LMTP gets none: there the
+		// client is the mail server in front, not the sender.
+		if mx.Inspector, err = s.senderAuth(cfg.Hostname); err != nil {
+			return err
+		}
+	}
 	s.addProtocol("smtp", f.smtp, false, smtpserver.New(mx))
 
 	lmtp := cfg
