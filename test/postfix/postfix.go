@@ -304,9 +304,12 @@ func (in *Instance) WaitEmpty(timeout time.Duration) (time.Time, error) {
 		case now.After(deadline):
 			return now, fmt.Errorf("%d message(s) still queued after %s%s", n, timeout, in.tail())
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Pid is the process id of the instance's master (the root of its daemons).
+func (in *Instance) Pid() int { return in.cmd.Process.Pid }
 
 // Log returns the instance's log.
 func (in *Instance) Log() string {

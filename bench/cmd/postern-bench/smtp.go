@@ -44,17 +44,19 @@ type smtpSender struct {
 	perConn int // messages per connection (0: unlimited)
 	id      int // the sender's number, in Message-IDs
 
-	c       net.Conn
-	r       *bufio.Reader
-	pipe    bool   // the server offers PIPELINING
-	sent    int    // messages on this connection
-	body    []byte // the dot-stuffed body with its final ".", made once
-	w       []byte // the command or message being sent
-	next    int    // index of the next recipient in m.Rcpts
-	want    []pending // replies still to read
-	// rcptRefused counts recipients refused; lastErr is the first error.
-	rcptRefused int
-	lastErr string
+	c    net.Conn
+	r    *bufio.Reader
+	pipe bool      // the server offers PIPELINING
+	sent int       // messages on this connection
+	body []byte    // the dot-stuffed body with its final ".", made once
+	w    []byte    // the command or message being sent
+	next int       // index of the next recipient in m.Rcpts
+	want []pending // replies still to read
+	// copies counts the recipients of the messages accepted (a message to
+	// three members is three copies to deliver), rcptRefused the recipients
+	// refused; lastErr is the first error.
+	copies, rcptRefused int
+	lastErr     string
 }
 
 // newSMTPSender makes sender id's body: plain text paragraphs, as a
@@ -175,6 +177,7 @@ func (s *smtpSender) connect() error {
 // when pipelining, a command at a time otherwise), then the message.
 func (s *smtpSender) transaction(seq int) error {
 	n := s.m.PerMsg[seq%len(s.m.PerMsg)]
+	refusedBefore := s.rcptRefused
 	to := s.next
 	s.next = (to + n) % len(s.m.Rcpts)
 	s.c.SetDeadline(time.Now().Add(60 * time.Second))
@@ -214,6 +217,7 @@ func (s *smtpSender) transaction(seq int) error {
 	if _, err := s.expect(250, nil); err != nil {
 		return fmt.Errorf("after DATA: %w", err)
 	}
+	s.copies += n - (s.rcptRefused - refusedBefore)
 	return nil
 }
 
@@ -380,6 +384,7 @@ type smtpOpts struct {
 // smtpResult is a loadResult with what the senders met.
 type smtpResult struct {
 	loadResult
+	Copies      int // recipients of the messages accepted
 	RcptRefused int
 	FirstErr    string
 }
@@ -400,6 +405,7 @@ func runSMTP(o smtpOpts) smtpResult {
 	for _, s := range ss {
 		s.quit()
 		r.RcptRefused += s.rcptRefused
+		r.Copies += s.copies
 		if r.FirstErr == "" {
 			r.FirstErr = s.lastErr
 		}

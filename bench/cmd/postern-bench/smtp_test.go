@@ -41,7 +41,7 @@ func TestSMTPLoadNull(t *testing.T) {
 	part := &smtpMessage{From: "a@example.org", Size: 2000, PerMsg: []int{2},
 		Rcpts: []string{"u1@bench.test", nullserver.UnknownUser + "@bench.test"}}
 	r := runSMTP(smtpOpts{addr: ln.Addr().String(), senders: 2, dur: 100 * time.Millisecond, perConn: 1, msg: part})
-	if r.Count == 0 || r.Errors != 0 || r.RcptRefused != r.Count || !strings.Contains(r.FirstErr, "550 5.1.1") {
+	if r.Count == 0 || r.Errors != 0 || r.RcptRefused != r.Count || r.Copies != r.Count || !strings.Contains(r.FirstErr, "550 5.1.1") {
 		t.Errorf("half-refused envelopes: %+v", r)
 	}
 	// Every recipient unknown: DATA refused, nothing counts.
