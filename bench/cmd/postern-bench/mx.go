@@ -372,7 +372,7 @@ func startPipeline(c *mxConfig) (*mxTarget, error) {
 		return nil, err
 	}
 	return &mxTarget{name: pipeline, addr: pf.SMTPAddr, procs: []*proc{pfProc, dv},
-		drain: func(timeout time.Duration) (time.Time, error) { return pf.WaitEmpty(timeout) },
+		drain:     func(timeout time.Duration) (time.Time, error) { return pf.WaitEmpty(timeout) },
 		delivered: func() int { return countFiles(mail) },
 		stop:      func() { pf.Stop(); dv.stop() }}, nil
 }

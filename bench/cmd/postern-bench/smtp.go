@@ -56,7 +56,7 @@ type smtpSender struct {
 	// three members is three copies to deliver), rcptRefused the recipients
 	// refused; lastErr is the first error.
 	copies, rcptRefused int
-	lastErr     string
+	lastErr             string
 }
 
 // newSMTPSender makes sender id's body: plain text paragraphs, as a
