@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -123,6 +124,9 @@ func Start(c Config) (*Instance, error) {
 	if c.Hostname == "" {
 		c.Hostname = "mx.postfix.test"
 	}
+	if err := reachable(c.Dir); err != nil {
+		return nil, err
+	}
 	in := &Instance{Dir: c.Dir, ConfDir: filepath.Join(c.Dir, "etc"), QueueDir: filepath.Join(c.Dir, "spool"),
 		LogFile: filepath.Join(c.Dir, "postfix.log"), SMTPAddr: c.SMTPAddr}
 	data := filepath.Join(c.Dir, "data")
@@ -195,6 +199,28 @@ func Start(c Config) (*Instance, error) {
 	}
 }
 
+// reachable checks that the folders above dir let others through: the
+// daemons run as postfix, and Go's t.TempDir and os.MkdirTemp make 0700
+// folders.
+func reachable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("postfix: the postfix user cannot reach %s through %s (mode %v); chmod o+x it", dir, d, fi.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
 // mergeMain appends extra to base, dropping the base lines of the
 // parameters extra sets (Postfix would take the last one anyway; this keeps
 // the file readable).
@@ -231,8 +257,9 @@ func greets(addr string) bool {
 	return n >= 3 && string(buf[:3]) == "220"
 }
 
-// Stop stops the instance (postfix stop, then the master's process group
-// killed if it has not ended within 10 s) and waits for its master. It is
+// Stop stops the instance (postfix stop; the master's process group killed
+// if it has not ended within 10 s), waits for its master, and kills what is
+// left of its process group (a daemon the master did not take down). It is
 // safe to call twice.
 func (in *Instance) Stop() error {
 	if in.cmd == nil || in.cmd.Process == nil {
@@ -248,13 +275,13 @@ func (in *Instance) Stop() error {
 	select {
 	case err := <-in.done:
 		in.done <- err
-		return nil
 	case <-time.After(10 * time.Second):
+		syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+		err := <-in.done
+		in.done <- err
 	}
-	// The master's daemons share its process group.
+	// The daemons share the group of the postfix command (Setpgid above).
 	syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
-	err := <-in.done
-	in.done <- err
 	return nil
 }
 
@@ -342,4 +369,23 @@ func FreeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// OpenTempDir returns t.TempDir() made searchable by others, as Postfix's
+// daemons (user postfix) need.
+func OpenTempDir(t testing.TB) string {
+	d := t.TempDir()
+	for _, p := range []string{filepath.Dir(d), d} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// RelayHost is the relayhost setting that sends all mail to the SMTP
+// server at addr (HOST:PORT), without an MX lookup: "[HOST]:PORT".
+func RelayHost(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	return "relayhost = [" + host + "]:" + port
 }
