@@ -183,12 +183,12 @@ func runMX(ctx context.Context, c *mxConfig) error {
 		order[i] = t.name
 	}
 	msg := benchMessage(c.size, c.members, c.perMsg)
-	ips := 0 // each measurement's senders come from addresses not used before
+	src := newSources(0) // every connection of the run from an address of its own
 	cas := fmt.Sprintf("smtp c=%d", c.senders)
 	// A short load first, not recorded, on each target: processes forked,
 	// caches and connections warm.
 	for _, t := range targets {
-		if _, err := measureMX(c, t, msg, &ips, time.Second, nil, ""); err != nil {
+		if _, err := measureMX(c, t, msg, src, time.Second, nil, ""); err != nil {
 			return fmt.Errorf("%s warm-up: %w", t.name, err)
 		}
 	}
@@ -196,7 +196,7 @@ func runMX(ctx context.Context, c *mxConfig) error {
 		fmt.Printf("== round %d\n", r+1)
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
-			if _, err := measureMX(c, t, msg, &ips, c.dur, res, cas); err != nil {
+			if _, err := measureMX(c, t, msg, src, c.dur, res, cas); err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 		}
@@ -219,9 +219,7 @@ func runMX(ctx context.Context, c *mxConfig) error {
 // measureMX runs one load against t and, for a queueing MX, waits until its
 // queue has drained; it records the figures into res under cas (nothing
 // when res is nil).
-func measureMX(c *mxConfig, t *mxTarget, msg *smtpMessage, ips *int, d time.Duration, res *results, cas string) (smtpResult, error) {
-	base := *ips
-	*ips += c.senders
+func measureMX(c *mxConfig, t *mxTarget, msg *smtpMessage, src func() net.IP, d time.Duration, res *results, cas string) (smtpResult, error) {
 	var before int
 	if t.delivered != nil {
 		before = t.delivered()
@@ -229,7 +227,7 @@ func measureMX(c *mxConfig, t *mxTarget, msg *smtpMessage, ips *int, d time.Dura
 	cpu0 := t.cpu()
 	start := time.Now()
 	r := runSMTP(smtpOpts{addr: t.addr, senders: c.senders, dur: d, perConn: c.perConn, msg: msg,
-		src: func(w int) net.IP { return srcIP(base + w) }})
+		src: src})
 	accepted := time.Now()
 	cpuLoad := t.cpu() - cpu0
 	if r.Count == 0 {

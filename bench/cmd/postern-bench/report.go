@@ -180,6 +180,7 @@ func machine() string {
 	sh("os", "sh", "-c", ". /etc/os-release && echo $PRETTY_NAME")
 	fmt.Fprintf(&w, "%-12s %s\n", "go", runtime.Version())
 	sh("dovecot", "dovecot", "--version")
+	sh("postfix", "dpkg-query", "-W", "-f=${Version}", "postfix")
 	sh("postgresql", "sh", "-c", "psql --version")
 	sh("postern", "git", "log", "-1", "--format=%h %s")
 	sh("load avg", "sh", "-c", "cut -d' ' -f1-3 /proc/loadavg")
