@@ -53,6 +53,7 @@ type Instance struct {
 	SMTPAddr                        string
 	cmd                             *exec.Cmd
 	done                            chan error
+	master                          int // the master's pid, the leader of its daemons' process group
 }
 
 // baseMain is the main.cf every instance starts from: loopback only, no DNS
@@ -183,6 +184,7 @@ func Start(c Config) (*Instance, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if greets(c.SMTPAddr) {
+			in.master = readPid(filepath.Join(in.QueueDir, "pid", "master.pid"))
 			return in, nil
 		}
 		select {
@@ -257,10 +259,10 @@ func greets(addr string) bool {
 	return n >= 3 && string(buf[:3]) == "220"
 }
 
-// Stop stops the instance (postfix stop; the master's process group killed
-// if it has not ended within 10 s), waits for its master, and kills what is
-// left of its process group (a daemon the master did not take down). It is
-// safe to call twice.
+// Stop stops the instance (postfix stop; its processes killed if it has not
+// ended within 10 s), waits for it, and kills what is left of the master's
+// process group (a daemon the master did not take down). It is safe to call
+// twice.
 func (in *Instance) Stop() error {
 	if in.cmd == nil || in.cmd.Process == nil {
 		return nil
@@ -276,13 +278,34 @@ func (in *Instance) Stop() error {
 	case err := <-in.done:
 		in.done <- err
 	case <-time.After(10 * time.Second):
-		syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+		in.killAll()
 		err := <-in.done
 		in.done <- err
 	}
-	// The daemons share the group of the postfix command (Setpgid above).
-	syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+	in.killAll()
 	return nil
+}
+
+// killAll kills the postfix command's process group (postfix-script) and
+// the master's: the master makes a session of its own (setsid), which its
+// daemons share.
+func (in *Instance) killAll() {
+	syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+	if in.master > 1 {
+		syscall.Kill(-in.master, syscall.SIGKILL)
+	}
+}
+
+// MasterPid is the pid of the instance's master (0 if unknown).
+func (in *Instance) MasterPid() int { return in.master }
+
+func readPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
 }
 
 // Queued counts the messages in the instance's queue: received (incoming,
@@ -335,7 +358,8 @@ func (in *Instance) WaitEmpty(timeout time.Duration) (time.Time, error) {
 	}
 }
 
-// Pid is the process id of the instance's master (the root of its daemons).
+// Pid is the process id of the root of the instance's processes: the
+// postfix command (postfix-script), whose child is the master.
 func (in *Instance) Pid() int { return in.cmd.Process.Pid }
 
 // Log returns the instance's log.

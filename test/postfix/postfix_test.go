@@ -1,8 +1,10 @@
 package postfix
 
 import (
+	"fmt"
 	"net"
 	"net/smtp"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -30,7 +32,10 @@ func TestRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Stop()
-	pid := in.Pid()
+	pid, master := in.Pid(), in.MasterPid()
+	if master <= 1 || master == pid {
+		t.Fatalf("master pid %d (postfix command %d)", master, pid)
+	}
 
 	msg := "From: a@example.org\r\nTo: b@example.net\r\nSubject: hello\r\n\r\nHello.\r\n"
 	if err := smtp.SendMail(in.SMTPAddr, nil, "a@example.org", []string{"b@example.net"}, []byte(msg)); err != nil {
@@ -51,11 +56,25 @@ func TestRelay(t *testing.T) {
 	}
 	// The master is gone (reaped: Stop waited for it) and nothing answers
 	// on its address.
-	if err := syscall.Kill(pid, 0); err == nil {
-		t.Errorf("the master (pid %d) still runs", pid)
+	for _, p := range []int{pid, master} {
+		if err := syscall.Kill(p, 0); err == nil && !zombie(p) {
+			t.Errorf("pid %d still runs", p)
+		}
 	}
 	if c, err := net.DialTimeout("tcp", in.SMTPAddr, time.Second); err == nil {
 		c.Close()
 		t.Errorf("%s still answers after Stop", in.SMTPAddr)
 	}
+}
+
+// zombie reports whether pid has exited and waits for its parent (init,
+// for the master, whose parent exited first) to reap it.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
