@@ -45,6 +45,9 @@ const demoPasswordFile = "demo-passwords.txt"
 func demoSetup(a *app, fs *flag.FlagSet) runFunc {
 	var f serveFlags
 	f.register(a, fs)
+	// The MX listener is on in the demo, on a port that needs no root.
+	f.mail.smtp = demoSMTPAddr
+	fs.Lookup("smtp-addr").DefValue = demoSMTPAddr
 	return func(ctx context.Context, a *app, args []string) error {
 		s, err := newServer(ctx, a, &f)
 		if err != nil {
@@ -159,6 +162,8 @@ var listenerLabels = map[string]string{
 	"pop3s":       "POP3, TLS",
 	"submission":  "SMTP submission, STARTTLS",
 	"submissions": "SMTP submission, TLS",
+	"smtp":        "incoming mail (MX), no AUTH",
+	"lmtp":        "LMTP",
 }
 
 func printDemoBox(ctx context.Context, w io.Writer, s *server, passwords map[string]string) error {
@@ -174,6 +179,10 @@ func printDemoBox(ctx context.Context, w io.Writer, s *server, passwords map[str
 		if label, ok := listenerLabels[l.name]; ok {
 			lines = append(lines, fmt.Sprintf("%-16s %s (%s)", strings.ToUpper(l.name), browsable(l.ln.Addr().String()), label))
 		}
+	}
+	if addr := s.addr("smtp"); addr != "" {
+		lines = append(lines, "", "Mail from outside arrives on SMTP, e.g.:",
+			"  swaks --server "+browsable(addr)+" --from someone@elsewhere.test --to alice@example.com")
 	}
 	lines = append(lines, "", fmt.Sprintf("%-22s %-24s %s", "Member", "Main password", "Third-party apps log in with"))
 	for _, dm := range demoMembers {

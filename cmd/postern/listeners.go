@@ -38,7 +38,11 @@ func (s *server) setupProtocols() error {
 	mail := s.db.Mail()
 	imap := imapserver.New(imapserver.Config{Auth: gw, Mail: mail, Bus: s.bus, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Limits: s.limits})
 	pop3 := pop3server.New(pop3server.Config{Auth: gw, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits})
-	smtp := smtpserver.New(smtpserver.Config{Auth: gw, Accounts: s.db, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits})
+	smtpCfg := smtpserver.Config{Auth: gw, Recipients: s.svc, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits}
+	if err := s.setupMail(&smtpCfg); err != nil { // mx.go: MX and LMTP listeners, quota
+		return err
+	}
+	smtp := smtpserver.New(smtpCfg)
 	s.addProtocol("imap", s.flags.imap, false, imap)
 	s.addProtocol("imaps", s.flags.imaps, true, imap)
 	s.addProtocol("pop3", s.flags.pop3, false, pop3)

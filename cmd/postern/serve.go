@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type serveFlags struct {
 	credCache                                                       string         // --credential-cache (credcache.go)
 	scaleout                                                        scaleoutFlags  // --trusted-proxies, --auth-max-delay (scaleout.go)
 	connLimits                                                      connLimitFlags // --max-connections-per-ip, --max-connections (connlimits.go)
+	mail                                                            mailFlags      // --smtp-addr, --lmtp-addr, --mailbox-quota, --smtp-rate-limit (mx.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -52,6 +54,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.plaintext, "plaintext-auth", "loopback", "passwords before TLS: never, loopback or always")
 	f.scaleout.register(a, fs)   // scaleout.go
 	f.connLimits.register(a, fs) // connlimits.go
+	f.mail.register(a, fs)       // mx.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 
@@ -224,7 +227,13 @@ func (s *server) start() error {
 			// 35 minutes after login, RFC 9051 §5.4).
 			lc.KeepAlive = -1
 		}
-		ln, err := lc.Listen(context.Background(), "tcp", l.addr)
+		var ln net.Listener
+		var err error
+		if path, ok := strings.CutPrefix(l.addr, "unix:"); ok {
+			ln, err = listenUnix(path) // mx.go: --lmtp-addr unix:/path
+		} else {
+			ln, err = lc.Listen(context.Background(), "tcp", l.addr)
+		}
 		if err != nil {
 			s.closeListeners()
 			return failf("cannot listen for %s: %v", l.name, err)

@@ -48,10 +48,16 @@ type MessageInfo struct {
 	Size         int64
 }
 
-// Delivery is one recipient's copy of a submitted message.
+// Delivery is one recipient's copy of a received message.
 type Delivery struct {
 	MemberID int64
-	Body     []byte
+	// Header is this copy's own fields (trace fields, a filter's verdict),
+	// stored in front of Body: the copies of one message share its Body.
+	Header []byte
+	Body   []byte
+	// Junk delivers to the member's \Junk mailbox instead of INBOX (a
+	// filter's verdict), creating a "Junk" mailbox when the member has none.
+	Junk bool
 }
 
 // FlagOp is how StoreFlags changes flags.
@@ -86,6 +92,9 @@ type Store interface {
 	// transaction: every recipient gets the message or none does, so an SMTP
 	// client retrying after a failure never duplicates it.
 	DeliverAll(ctx context.Context, ds []Delivery) error
+	// Usage returns the octets of all the member's messages, every mailbox
+	// together: what a mailbox quota counts (RFC 9208's STORAGE).
+	Usage(ctx context.Context, memberID int64) (int64, error)
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
 	// Open returns a mailbox by name with its messages in UID order, read

@@ -57,15 +57,18 @@ type conn struct {
 	implicit bool
 	tls      *tls.ConnectionState // nil before TLS
 
-	helo   string // "" until HELO/EHLO
-	esmtp  bool   // EHLO, not HELO
-	login  *auth.Login
-	done   func() // from Authenticator.Track
-	inTx   bool   // MAIL accepted
-	from   string
-	rcpts  []recipient
-	errors int
-	quit   bool
+	helo     string // "" until HELO/EHLO
+	esmtp    bool   // EHLO, not HELO
+	login    *auth.Login
+	done     func() // from Authenticator.Track
+	inTx     bool   // MAIL accepted
+	from     string
+	utf8     bool  // MAIL FROM had SMTPUTF8
+	sizeHint int64 // MAIL FROM's SIZE, 0 without
+	rcpts    []recipient
+	body     *bodyWriter // the message so far, while BDAT chunks come in
+	errors   int
+	quit     bool
 
 	revokeOnce sync.Once
 	revoked    chan struct{}
@@ -93,7 +96,11 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	c.reply(220, "", c.cfg.Hostname+" ESMTP Postern submission ready")
+	c.reply(220, "", c.cfg.Hostname+map[Mode]string{
+		Submission: " ESMTP Postern submission ready",
+		MX:         " ESMTP Postern ready",
+		LMTP:       " LMTP Postern ready",
+	}[c.cfg.Mode])
 	for !c.quit {
 		line, err := c.readLine(maxAuthLine)
 		switch {
@@ -143,14 +150,22 @@ func (c *conn) readFailed(err error) {
 func (c *conn) dispatch(line string) {
 	verb, arg, _ := strings.Cut(line, " ")
 	arg = strings.TrimSpace(arg)
-	switch strings.ToUpper(verb) {
-	case "EHLO":
-		c.hello(arg, true)
-	case "HELO":
-		c.hello(arg, false)
+	verb = strings.ToUpper(verb)
+	switch verb {
+	case "EHLO", "HELO", "LHLO":
+		if (verb == "LHLO") != (c.cfg.Mode == LMTP) {
+			c.fail(500, "5.5.1", "Command not recognized: this server greets with "+c.helloVerb())
+			return
+		}
+		c.hello(arg, verb != "HELO")
 	case "STARTTLS":
 		c.starttls(arg)
 	case "AUTH":
+		if c.cfg.Mode != Submission {
+			// RFC 4954 §4: AUTH is not offered here; no one logs in to MX.
+			c.fail(502, "5.5.1", "AUTH not available on this port")
+			return
+		}
 		c.auth(arg)
 	case "MAIL":
 		c.mail(arg)
@@ -158,6 +173,8 @@ func (c *conn) dispatch(line string) {
 		c.rcpt(arg)
 	case "DATA":
 		c.data(arg)
+	case "BDAT":
+		c.bdat(arg)
 	case "RSET":
 		c.resetTx()
 		c.reply(250, "2.0.0", "OK")
@@ -170,18 +187,30 @@ func (c *conn) dispatch(line string) {
 		// RFC 5321 §3.5.3: 252 when the server will not verify.
 		c.reply(252, "2.5.0", "Cannot VRFY user, but will accept message for local members")
 	case "HELP":
-		c.reply(214, "2.0.0", "Postern mail submission (RFC 6409): EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA")
+		c.reply(214, "2.0.0", map[Mode]string{
+			Submission: "Postern mail submission (RFC 6409): EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, BDAT",
+			MX:         "Postern (RFC 5321): EHLO, STARTTLS, MAIL, RCPT, DATA, BDAT",
+			LMTP:       "Postern LMTP (RFC 2033): LHLO, MAIL, RCPT, DATA, BDAT",
+		}[c.cfg.Mode])
 	default:
 		c.fail(500, "5.5.2", "Command not recognized")
 	}
 }
 
-// hello answers HELO and EHLO (RFC 5321 §4.1.1.1). A new greeting resets
-// the transaction but not the authentication.
+// helloVerb is the greeting command of the session's protocol.
+func (c *conn) helloVerb() string {
+	if c.cfg.Mode == LMTP {
+		return "LHLO"
+	}
+	return "EHLO"
+}
+
+// hello answers HELO, EHLO (RFC 5321 §4.1.1.1) and LHLO (RFC 2033 §4.1). A
+// new greeting resets the transaction but not the authentication.
 func (c *conn) hello(arg string, esmtp bool) {
 	domain, _, _ := strings.Cut(arg, " ")
 	if !validHelo(domain) {
-		c.fail(501, "5.5.4", "Syntax: EHLO domain-or-address-literal")
+		c.fail(501, "5.5.4", "Syntax: "+c.helloVerb()+" domain-or-address-literal")
 		return
 	}
 	c.resetTx()
@@ -194,6 +223,8 @@ func (c *conn) hello(arg string, esmtp bool) {
 		c.cfg.Hostname,
 		"PIPELINING",
 		"8BITMIME",
+		"SMTPUTF8",
+		"CHUNKING",
 		"ENHANCEDSTATUSCODES",
 		fmt.Sprintf("SIZE %d", c.cfg.MaxMessageBytes),
 		fmt.Sprintf("LIMITS RCPTMAX=%d", c.cfg.MaxRecipients), // RFC 9422
@@ -203,7 +234,7 @@ func (c *conn) hello(arg string, esmtp bool) {
 	}
 	// RFC 4954 §4 and SPEC §5: no AUTH offered where a password would cross
 	// the network in the clear.
-	if c.plaintextAllowed() {
+	if c.cfg.Mode == Submission && c.plaintextAllowed() {
 		lines = append(lines, "AUTH PLAIN LOGIN")
 	}
 	c.replyLines(250, lines)
@@ -363,7 +394,7 @@ func (c *conn) flush() error {
 
 // resetTx ends the mail transaction (RSET, EHLO, after DATA).
 func (c *conn) resetTx() {
-	c.inTx, c.from, c.rcpts = false, "", nil
+	c.inTx, c.from, c.utf8, c.sizeHint, c.rcpts, c.body = false, "", false, 0, nil, nil
 }
 
 // revoke is the close function given to Authenticator.Track: the login's

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -16,21 +17,31 @@ import (
 	"github.com/postern/postern/internal/mailstore"
 )
 
-// Verdicts of readData on a message that was read to its end but is refused.
-var (
-	errBareNewline = errors.New("bare LF or CR in message")
-	errDataLine    = errors.New("message line too long")
-	errTooBig      = errors.New("message too big")
-	errNUL         = errors.New("NUL in message")
-)
+// txn is a mail transaction's envelope, taken from the session when its
+// message has arrived.
+type txn struct {
+	from  string
+	utf8  bool // MAIL FROM had SMTPUTF8
+	rcpts []recipient
+}
+
+func (c *conn) takeTx() txn {
+	t := txn{from: c.from, utf8: c.utf8, rcpts: c.rcpts}
+	c.resetTx()
+	return t
+}
 
 // data runs DATA (RFC 5321 §4.1.1.4). The message is read whole, then
-// delivered to every recipient's INBOX, and 250 is sent only after every
-// delivery committed: nothing acknowledged can be lost.
+// delivered to every recipient, and 250 is sent only after every delivery
+// committed: nothing acknowledged can be lost.
 func (c *conn) data(arg string) {
 	switch {
 	case arg != "":
 		c.fail(501, "5.5.4", "Syntax: DATA")
+		return
+	case c.body != nil:
+		// RFC 3030 §2: a message is sent with DATA or with BDAT, not both.
+		c.fail(503, "5.5.1", "DATA after BDAT: send the rest of the message with BDAT")
 		return
 	case !c.inTx:
 		c.fail(503, "5.5.1", "Send MAIL first")
@@ -44,88 +55,271 @@ func (c *conn) data(arg string) {
 		c.quit = true
 		return
 	}
-	rcpts, from := c.rcpts, c.from
-	c.resetTx()
-	body, verdict, err := readData(c.r, c.cfg.MaxDataLine, c.cfg.MaxMessageBytes, func() {
+	t := c.takeTx()
+	w := c.newBody()
+	if err := readData(c.r, w, func() {
 		c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
-	})
-	if err != nil {
+	}); err != nil {
 		// The client is gone or silent mid-message: nothing was accepted.
 		c.readFailed(err)
 		c.quit = true
 		return
 	}
-	switch {
-	case errors.Is(verdict, errBareNewline):
-		// CVE-2023-51764/5/6: a bare LF or CR is how "SMTP smuggling" hides an
-		// end of data from one server and not another (RFC 5321 §2.3.8).
-		c.log.Info("smtp: message refused", "reason", "bare-newline", "member", from)
-		c.reply(554, "5.6.0", "Message refused: bare LF or CR; lines must end with CRLF")
-		return
-	case errors.Is(verdict, errNUL):
-		// RFC 5321 §4.5.2 and RFC 6152 §3: NUL is never message content;
-		// stores and readers that treat it as a terminator would disagree.
-		c.reply(554, "5.6.0", "Message refused: NUL octets are not allowed")
-		return
-	case errors.Is(verdict, errDataLine):
-		c.reply(554, "5.6.0", fmt.Sprintf("Message refused: a line is longer than %d octets", c.cfg.MaxDataLine))
-		return
-	case errors.Is(verdict, errTooBig):
-		c.reply(552, "5.3.4", fmt.Sprintf("Message too big: the limit is %d octets", c.cfg.MaxMessageBytes))
-		return
-	}
-	if refusal := checkIdentity(from, body); refusal != "" {
-		// The author shown to recipients must be the member who logged in,
-		// as the envelope sender must (SPEC §5).
-		c.log.Info("smtp: message refused", "reason", "from-not-own", "member", from)
-		c.reply(550, "5.7.1", refusal)
-		return
-	}
-	now := c.cfg.Now()
-	added := missingFields(body, now, c.cfg.Hostname, from)
-	ds := make([]mailstore.Delivery, len(rcpts))
-	for i, r := range rcpts {
-		b := append(c.traceHeaders(from, r.email, now), added...)
-		ds[i] = mailstore.Delivery{MemberID: r.memberID, Body: append(b, body...)}
-	}
-	// All recipients in one transaction: a failure leaves no copy anywhere,
-	// so the client's retry after 451 duplicates nothing.
-	if err := c.cfg.Mail.DeliverAll(c.ctx, ds); err != nil {
-		c.log.Error("smtp: delivery failed", "member", from, "rcpts", len(rcpts), "err", err)
-		c.reply(451, "4.3.0", "Delivery failed temporarily, try again later")
-		return
-	}
-	c.log.Info("smtp: delivered", "member", from, "rcpts", len(rcpts), "bytes", len(body))
-	c.reply(250, "2.0.0", "Message accepted and delivered")
+	c.finish(t, w)
 }
 
-// readData reads a DATA section from r up to its terminator and returns the
-// message with dot-stuffing removed (RFC 5321 §4.5.2).
+// bdat runs BDAT (RFC 3030): a chunk of exactly the given size, with no
+// terminator to look for and no dot-stuffing, so no end of data can be
+// smuggled inside one; the content rules of DATA (bodyWriter) hold across
+// the chunks. A chunk is read even when it is refused, to stay in step
+// with a pipelining client; one that cannot fit ends the session instead.
+func (c *conn) bdat(arg string) {
+	f := strings.Fields(arg)
+	last := len(f) == 2 && strings.EqualFold(f[1], "LAST")
+	n := int64(-1)
+	if len(f) == 1 || last {
+		n = parseOctets(f[0])
+	}
+	if n < 0 {
+		// The chunk's size is unknown, so is where the next command starts.
+		c.reply(501, "5.5.4", "Syntax: BDAT size [LAST]; closing connection")
+		c.quit = true
+		return
+	}
+	var received int64
+	if c.body != nil {
+		received = c.body.n
+	}
+	if n > c.cfg.MaxMessageBytes-received {
+		c.reply(552, "5.3.4", fmt.Sprintf("Message too big: the limit is %d octets; closing connection", c.cfg.MaxMessageBytes))
+		c.quit = true
+		return
+	}
+	ok := c.inTx && len(c.rcpts) > 0
+	var w io.Writer = io.Discard
+	if ok {
+		if c.body == nil {
+			c.body = c.newBody()
+		}
+		w = c.body
+	}
+	if err := c.readChunk(w, n); err != nil {
+		c.readFailed(err)
+		c.quit = true
+		return
+	}
+	switch {
+	case !ok:
+		c.fail(503, "5.5.1", "Send MAIL and RCPT first: no valid recipients")
+	case !last:
+		c.reply(250, "2.0.0", fmt.Sprintf("%d octets received", n))
+	default:
+		w := c.body
+		c.finish(c.takeTx(), w)
+	}
+}
+
+// parseOctets reads BDAT's chunk-size (1*DIGIT), -1 when it is not one.
+func parseOctets(s string) int64 {
+	if s == "" || len(s) > 18 {
+		return -1
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return -1
+		}
+		n = n*10 + int64(s[i]-'0')
+	}
+	return n
+}
+
+// readChunk copies n octets of the client's input to w, under the idle
+// timeout for each read.
+func (c *conn) readChunk(w io.Writer, n int64) error {
+	for n > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+		k, err := io.CopyN(w, c.r, min(n, 64<<10))
+		n -= k
+		if err != nil {
+			return eofIsUnexpected(err)
+		}
+	}
+	return nil
+}
+
+// finish answers a message read to its end: refused by a content rule, or
+// delivered.
+func (c *conn) finish(t txn, w *bodyWriter) {
+	body, verdict := w.end()
+	switch {
+	case verdict == nil:
+		c.deliver(t, body)
+	case errors.Is(verdict, errBareNewline):
+		c.log.Info("smtp: message refused", "reason", "bare-newline", "from", t.from)
+		c.replyAll(t, Reply{554, "5.6.0", "Message refused: bare LF or CR; lines must end with CRLF"})
+	case errors.Is(verdict, errNUL):
+		c.replyAll(t, Reply{554, "5.6.0", "Message refused: NUL octets are not allowed"})
+	case errors.Is(verdict, errDataLine):
+		c.replyAll(t, Reply{554, "5.6.0", fmt.Sprintf("Message refused: a line is longer than %d octets", c.cfg.MaxDataLine)})
+	case errors.Is(verdict, errHeaderBig):
+		c.log.Info("smtp: message refused", "reason", "header-too-big", "from", t.from)
+		c.replyAll(t, Reply{552, "5.3.4", fmt.Sprintf("Message header too big: at most %d octets and %d fields", c.cfg.MaxHeaderBytes, c.cfg.MaxHeaderFields)})
+	default: // errTooBig
+		c.replyAll(t, Reply{552, "5.3.4", fmt.Sprintf("Message too big: the limit is %d octets", c.cfg.MaxMessageBytes)})
+	}
+}
+
+// replyAll answers the end of a message: once, or in LMTP once for each
+// accepted recipient (RFC 2033 §4.2).
+func (c *conn) replyAll(t txn, r Reply) {
+	n := 1
+	if c.cfg.Mode == LMTP {
+		n = len(t.rcpts)
+	}
+	for range n {
+		c.reply(r.Code, r.Enhanced, r.Text)
+	}
+}
+
+// deliver inspects the message, then stores one copy for each member the
+// recipients reach (each member once, however many recipients reach it),
+// all in one transaction.
+func (c *conn) deliver(t txn, body []byte) {
+	if c.cfg.Mode == Submission {
+		if refusal := checkIdentity(t.from, body); refusal != "" {
+			// The author shown to recipients must be the member who logged
+			// in, as the envelope sender must (SPEC §5).
+			c.log.Info("smtp: message refused", "reason", "from-not-own", "member", t.from)
+			c.replyAll(t, Reply{550, "5.7.1", refusal})
+			return
+		}
+	}
+	var ins Inspection
+	if c.cfg.Inspector != nil {
+		env := Envelope{RemoteIP: c.remoteIP, Helo: c.helo, TLS: c.tls != nil, MailFrom: t.from}
+		for _, r := range t.rcpts {
+			env.Rcpts = append(env.Rcpts, r.address)
+		}
+		var err error
+		ins, err = c.cfg.Inspector.Inspect(c.ctx, env, body)
+		if err != nil {
+			c.log.Warn("smtp: inspection failed", "err", err)
+			c.replyAll(t, Reply{451, "4.3.0", "Message could not be checked, try again later"})
+			return
+		}
+		if r := ins.Reject; r != nil {
+			c.log.Info("smtp: message refused", "reason", "inspection", "code", r.Code, "from", t.from)
+			c.replyAll(t, *r)
+			return
+		}
+	}
+	if c.cfg.Mode == MX {
+		// After Inspect, which needs the original bytes (DKIM).
+		body = stripAuthResults(body)
+	}
+	now := c.cfg.Now()
+	var added []byte
+	if c.cfg.Mode == Submission {
+		added = missingFields(body, now, c.cfg.Hostname, t.from)
+	}
+	id := rand.Text()[:16]
+	results := make([]Reply, len(t.rcpts)) // Code 0: delivered
+	full := map[int64]bool{}
+	var ds []mailstore.Delivery
+	for i, r := range t.rcpts {
+		nfull := 0
+		for _, m := range r.members {
+			if _, seen := full[m]; !seen {
+				h := c.traceHeaders(t, r.address, id, now, ins.Prepend, added)
+				// LMTP has a reply per recipient, so the real size can
+				// refuse one; SMTP refuses here only a mailbox that filled
+				// up since RCPT, because its one reply would hold the
+				// message back from everyone.
+				size := int64(0)
+				if c.cfg.Mode == LMTP {
+					size = int64(len(h) + len(body))
+				}
+				ok, err := c.fits(m, size)
+				if err != nil {
+					c.log.Warn("smtp: mailbox usage", "err", err)
+					c.replyAll(t, Reply{451, "4.3.0", "Delivery failed temporarily, try again later"})
+					return
+				}
+				full[m] = !ok
+				if ok {
+					ds = append(ds, mailstore.Delivery{MemberID: m, Header: h, Body: body, Junk: ins.Junk})
+				}
+			}
+			if full[m] {
+				nfull++
+			}
+		}
+		if nfull > 0 && nfull == len(r.members) {
+			results[i] = Reply{452, "4.2.2", "Mailbox full: <" + r.address + "> is over its quota"}
+			if c.cfg.Mode != LMTP {
+				c.replyAll(t, results[i])
+				return
+			}
+		} else if nfull > 0 {
+			c.log.Warn("smtp: members of a recipient over quota skipped", "rcpt", r.address, "members", nfull)
+		}
+	}
+	// All copies in one transaction: a failure leaves no copy anywhere, so
+	// the client's retry after 451 duplicates nothing.
+	if len(ds) > 0 {
+		if err := c.cfg.Mail.DeliverAll(c.ctx, ds); err != nil {
+			c.log.Error("smtp: delivery failed", "from", t.from, "rcpts", len(t.rcpts), "err", err)
+			for i := range results {
+				if results[i].Code == 0 {
+					results[i] = Reply{451, "4.3.0", "Delivery failed temporarily, try again later"}
+				}
+			}
+		}
+	}
+	if c.cfg.Mode != LMTP {
+		if results[0].Code != 0 {
+			c.reply(results[0].Code, results[0].Enhanced, results[0].Text)
+			return
+		}
+		c.log.Info("smtp: delivered", "from", t.from, "rcpts", len(t.rcpts), "copies", len(ds), "bytes", len(body), "junk", ins.Junk)
+		c.reply(250, "2.0.0", "Message accepted and delivered")
+		return
+	}
+	c.log.Info("smtp: delivered", "from", t.from, "rcpts", len(t.rcpts), "copies", len(ds), "bytes", len(body), "junk", ins.Junk)
+	for i, r := range results {
+		if r.Code == 0 {
+			r = Reply{250, "2.0.0", "<" + t.rcpts[i].address + "> delivered"}
+		}
+		c.reply(r.Code, r.Enhanced, r.Text)
+	}
+}
+
+// readData reads a DATA section from r up to its terminator into w, with
+// dot-stuffing removed (RFC 5321 §4.5.2); w's verdict says whether the
+// message is refused.
 //
 // Only <CRLF>.<CRLF> ends it: the "." line must end in CRLF and the line
 // before it too (for the first line, the DATA command's CRLF), so \n.\n,
 // \r.\n, \n.\r\n and \r\n.\n never do. The message is read to its end even
-// when it is refused, so that the client and server stay in step, and the
-// verdict says why it is refused: errBareNewline for any LF not preceded by
-// CR or CR not followed by LF, errDataLine for a line over maxLine octets,
-// errNUL for a NUL octet, errTooBig past maxSize. err is an I/O error
-// (io.ErrUnexpectedEOF at EOF). beforeRead is called before each line, to
-// extend the read deadline.
-func readData(r *bufio.Reader, maxLine int, maxSize int64, beforeRead func()) (body []byte, verdict, err error) {
-	var buf bytes.Buffer
+// when it is refused, so that the client and server stay in step. A line
+// longer than w's maxLine as sent (dot included) is refused. err is an I/O
+// error (io.ErrUnexpectedEOF at EOF). beforeRead is called before each
+// line, to extend the read deadline.
+func readData(r *bufio.Reader, w *bodyWriter, beforeRead func()) error {
 	prevCRLF := true
 	for {
 		beforeRead()
 		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) || err == nil && len(line) > maxLine {
-			verdict = firstErr(verdict, errDataLine)
+		if errors.Is(err, bufio.ErrBufferFull) || err == nil && len(line) > w.maxLine {
+			w.fail(errDataLine)
 			last := line[len(line)-1]
 			for errors.Is(err, bufio.ErrBufferFull) {
 				last = line[len(line)-1]
 				line, err = r.ReadSlice('\n')
 			}
 			if err != nil {
-				return nil, nil, eofIsUnexpected(err)
+				return eofIsUnexpected(err)
 			}
 			if len(line) >= 2 {
 				last = line[len(line)-2]
@@ -134,47 +328,18 @@ func readData(r *bufio.Reader, maxLine int, maxSize int64, beforeRead func()) (b
 			continue
 		}
 		if err != nil {
-			return nil, nil, eofIsUnexpected(err)
+			return eofIsUnexpected(err)
 		}
 		crlf := len(line) >= 2 && line[len(line)-2] == '\r'
-		content := line[:len(line)-1]
-		if crlf {
-			content = content[:len(content)-1]
+		if prevCRLF && crlf && len(line) == 3 && line[0] == '.' {
+			return nil
 		}
-		if prevCRLF && crlf && len(content) == 1 && content[0] == '.' {
-			if verdict != nil {
-				return nil, verdict, nil
-			}
-			return buf.Bytes(), nil, nil
-		}
-		if !crlf || bytes.IndexByte(content, '\r') >= 0 {
-			verdict = firstErr(verdict, errBareNewline)
-		}
-		if bytes.IndexByte(content, 0) >= 0 {
-			verdict = firstErr(verdict, errNUL)
-		}
-		if prevCRLF && len(content) > 0 && content[0] == '.' {
-			content = content[1:]
+		if prevCRLF && line[0] == '.' {
+			line = line[1:]
 		}
 		prevCRLF = crlf
-		if verdict != nil {
-			continue
-		}
-		if int64(buf.Len()+len(content)+2) > maxSize {
-			verdict = errTooBig
-			continue
-		}
-		buf.Write(content)
-		buf.WriteString("\r\n")
+		w.Write(line)
 	}
-}
-
-// firstErr keeps the first verdict: it is the one that made the message bad.
-func firstErr(old, next error) error {
-	if old != nil {
-		return old
-	}
-	return next
 }
 
 func eofIsUnexpected(err error) error {
@@ -184,24 +349,38 @@ func eofIsUnexpected(err error) error {
 	return err
 }
 
-// traceHeaders returns the Return-Path and Received fields that the final
-// delivery adds (RFC 5321 §4.4). They record the client's HELO name and IP,
-// that it authenticated (with ESMTPA / ESMTPSA, RFC 3848) and the TLS it
-// used, and nothing secret. "for" names only this copy's recipient, so Bcc
-// recipients stay hidden from one another.
-func (c *conn) traceHeaders(from, rcpt string, now time.Time) []byte {
-	with, tlsInfo := "ESMTPA", ""
+// traceHeaders returns the fields the final delivery puts on top of one
+// recipient's copy: Return-Path (RFC 5321 §4.4), Delivered-To (RFC 9228),
+// an Inspector's fields, Received, and the fields submission adds. Received
+// records the client's HELO name and IP, how it came (RFC 3848's ESMTP,
+// ESMTPS, ESMTPSA, LMTP…; UTF8SMTP with SMTPUTF8, RFC 6531 §3.7.3) and the
+// TLS it used, and nothing secret. "for" names only this copy's recipient,
+// so Bcc recipients stay hidden from one another.
+func (c *conn) traceHeaders(t txn, rcpt, id string, now time.Time, prepend, added []byte) []byte {
+	with := map[Mode]string{Submission: "ESMTP", MX: "ESMTP", LMTP: "LMTP"}[c.cfg.Mode]
+	if t.utf8 && c.cfg.Mode != LMTP {
+		with = "UTF8SMTP"
+	}
+	tlsInfo := ""
 	if c.tls != nil {
-		with = "ESMTPSA"
+		with += "S"
 		tlsInfo = fmt.Sprintf("\r\n\t(using %s with cipher %s)",
 			tls.VersionName(c.tls.Version), tls.CipherSuiteName(c.tls.CipherSuite))
 	}
-	return fmt.Appendf(nil, "Return-Path: <%s>\r\n"+
-		"Received: from %s (%s)%s\r\n"+
-		"\tby %s (Postern) with %s\r\n"+
+	if c.cfg.Mode == Submission {
+		with += "A"
+	}
+	from := "(local)"
+	if c.remoteIP.IsValid() {
+		from = "(" + addrLiteral(c.remoteIP) + ")"
+	}
+	h := fmt.Appendf(nil, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", t.from, rcpt)
+	h = append(h, prepend...)
+	h = fmt.Appendf(h, "Received: from %s %s%s\r\n"+
+		"\tby %s (Postern) with %s id %s\r\n"+
 		"\tfor <%s>; %s\r\n",
-		from, c.helo, addrLiteral(c.remoteIP), tlsInfo,
-		c.cfg.Hostname, with, rcpt, now.Format(time.RFC1123Z))
+		c.helo, from, tlsInfo, c.cfg.Hostname, with, id, rcpt, now.Format(time.RFC1123Z))
+	return append(h, added...)
 }
 
 // missingFields returns the From, Date and Message-ID fields that the

@@ -93,7 +93,7 @@ func TestReadData(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := bufio.NewReaderSize(strings.NewReader(tc.in), 64)
-			body, verdict, err := readData(r, 32, 10, func() {})
+			body, verdict, err := readDataT(r, 32, 10)
 			if err != nil {
 				t.Fatalf("err %v", err)
 			}
@@ -111,7 +111,7 @@ func TestReadData(t *testing.T) {
 func TestReadDataEOF(t *testing.T) {
 	for _, in := range []string{"", "a\r\n", "a\r\n.", "a\r\n.\r", "a\n.\n", strings.Repeat("x", 1000)} {
 		r := bufio.NewReaderSize(strings.NewReader(in), 64)
-		if _, _, err := readData(r, 32, 100, func() {}); !errors.Is(err, io.ErrUnexpectedEOF) {
+		if _, _, err := readDataT(r, 32, 100); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("%q: err %v, want unexpected EOF", in, err)
 		}
 	}
@@ -157,4 +157,15 @@ func TestMissingFields(t *testing.T) {
 	if string(a) == string(b) {
 		t.Error("two messages got the same Message-ID")
 	}
+}
+
+// readDataT runs readData with the given line and size limits and the
+// default header limits.
+func readDataT(r *bufio.Reader, maxLine int, maxSize int64) (body []byte, verdict, err error) {
+	w := &bodyWriter{maxSize: maxSize, maxLine: maxLine, maxHeader: DefaultMaxHeaderBytes, maxFields: DefaultMaxHeaderFields, lineStart: true}
+	if err := readData(r, w, func() {}); err != nil {
+		return nil, nil, err
+	}
+	body, verdict = w.end()
+	return body, verdict, nil
 }

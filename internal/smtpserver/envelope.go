@@ -5,25 +5,28 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/postern/postern/internal/account"
 )
 
-// recipient is one accepted RCPT: the member whose INBOX gets the message.
+// recipient is one accepted RCPT: its address (normalised, the plus tag
+// kept: the "for" of Received and Delivered-To) and the members it reaches.
 type recipient struct {
-	memberID int64
-	email    string
+	address string
+	members []int64
 }
 
 // mail runs MAIL FROM (RFC 5321 §4.1.1.2). Submission needs a login first
 // (RFC 6409 §4.3, RFC 4954 §6: 530 5.7.0), and the reverse path must be the
-// authenticated member's own address (SPEC §5).
+// authenticated member's own address (SPEC §5). MX and LMTP take any
+// sender, the null one <> included (RFC 5321 §4.5.5: bounces).
 func (c *conn) mail(arg string) {
 	switch {
 	case c.helo == "":
-		c.fail(503, "5.5.1", "Send EHLO first")
+		c.fail(503, "5.5.1", "Send "+c.helloVerb()+" first")
 		return
-	case c.login == nil:
+	case c.cfg.Mode == Submission && c.login == nil:
 		c.fail(530, "5.7.0", "Authentication required")
 		return
 	case c.inTx:
@@ -32,11 +35,13 @@ func (c *conn) mail(arg string) {
 	}
 	from, params, err := parsePath(arg, "FROM:")
 	if err != nil {
-		c.fail(501, "5.5.4", "Syntax: MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME]")
+		c.fail(501, "5.5.4", "Syntax: MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]")
 		return
 	}
+	var size int64
+	smtputf8 := false
 	for _, p := range params {
-		key, value, _ := strings.Cut(p, "=")
+		key, value, hasValue := strings.Cut(p, "=")
 		switch strings.ToUpper(key) {
 		case "SIZE": // RFC 1870 §6
 			n, err := strconv.ParseInt(value, 10, 64)
@@ -48,11 +53,18 @@ func (c *conn) mail(arg string) {
 				c.reply(552, "5.3.4", fmt.Sprintf("Message too big: the limit is %d octets", c.cfg.MaxMessageBytes))
 				return
 			}
+			size = n
 		case "BODY": // RFC 6152: stored as received either way
 			if v := strings.ToUpper(value); v != "7BIT" && v != "8BITMIME" {
 				c.fail(501, "5.5.4", "BODY must be 7BIT or 8BITMIME")
 				return
 			}
+		case "SMTPUTF8": // RFC 6531 §3.4: no value
+			if hasValue {
+				c.fail(501, "5.5.4", "SMTPUTF8 takes no value")
+				return
+			}
+			smtputf8 = true
 		case "AUTH":
 			// RFC 4954 §5: accepted; this server is the final destination,
 			// so the value has no one to be passed on to.
@@ -61,16 +73,26 @@ func (c *conn) mail(arg string) {
 			return
 		}
 	}
-	member := c.login.Member.Email
-	if !ownAddress(member, from) {
-		c.reply(553, "5.7.1", "Sender address must be your own address <"+member+">")
+	if !smtputf8 && !isASCII(from) {
+		// RFC 6531 §3.5: a non-ASCII address without SMTPUTF8.
+		c.reply(553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter")
 		return
 	}
-	c.inTx, c.from = true, member
+	if c.cfg.Mode == Submission {
+		member := c.login.Member.Email
+		if !ownAddress(member, from) {
+			c.reply(553, "5.7.1", "Sender address must be your own address <"+member+">")
+			return
+		}
+		from = member
+	}
+	c.inTx, c.from, c.utf8, c.sizeHint = true, from, smtputf8, size
 	c.reply(250, "2.1.0", "Sender OK")
 }
 
-// rcpt runs RCPT TO (RFC 5321 §4.1.1.3): local members only.
+// rcpt runs RCPT TO (RFC 5321 §4.1.1.3): addresses of local members only,
+// through Recipients in every mode, so that mail to one address goes to the
+// same place whoever sends it.
 func (c *conn) rcpt(arg string) {
 	if !c.inTx {
 		c.fail(503, "5.5.1", "Send MAIL first")
@@ -90,54 +112,84 @@ func (c *conn) rcpt(arg string) {
 		c.reply(452, "4.5.3", fmt.Sprintf("Too many recipients: at most %d per message", c.cfg.MaxRecipients))
 		return
 	}
-	at := strings.LastIndexByte(to, '@')
-	if at < 0 {
+	if c.s.rate != nil && !c.s.rate.allow(c.remoteIP) {
+		c.log.Info("smtp: recipient refused", "reason", "rate-limit")
+		c.reply(451, "4.7.1", fmt.Sprintf("Too many recipients from your address: at most %d a minute, try again later", c.cfg.RateLimit))
+		return
+	}
+	if !isASCII(to) {
+		// Every address here is US-ASCII (account.ParseEmail): a UTF-8
+		// one, allowed by SMTPUTF8, names nobody.
 		c.reply(550, "5.1.1", "No such user here")
 		return
 	}
-	domain, err := account.ParseDomain(to[at+1:])
-	if err != nil {
+	r, err := c.cfg.Recipients.ResolveRecipient(c.ctx, to)
+	if err == nil && len(r.Members) == 0 {
+		err = account.Errorf(account.ENOTFOUND, "No one receives mail for %s.", to)
+	}
+	switch account.ErrorCode(err) {
+	case "":
+	case account.ENOTFOUND:
+		c.reply(550, "5.1.1", "No such user here")
+		return
+	case account.ENOTLOCAL:
+		text := "Relaying denied: this server accepts mail only for its own domains"
+		if c.cfg.Mode == Submission {
+			text = "Relaying is not configured: this server delivers only to its own domains"
+		}
+		c.reply(550, "5.7.1", text)
+		return
+	case account.EINVALID:
 		c.fail(501, "5.1.3", "Bad recipient address syntax")
 		return
-	}
-	if _, err := c.cfg.Accounts.DomainByName(c.ctx, domain); isNotFound(err) {
-		c.reply(550, "5.7.1", "Relaying is not configured: this server delivers only to its own domains")
-		return
-	} else if err != nil {
-		c.log.Warn("smtp: domain lookup", "err", err)
+	default:
+		c.log.Warn("smtp: recipient lookup", "err", err)
 		c.reply(451, "4.3.0", "Temporary failure looking up the recipient, try again later")
 		return
 	}
-	email, err := account.ParseEmail(to)
-	if err != nil {
-		c.reply(550, "5.1.1", "No such user here")
-		return
-	}
-	m, err := c.cfg.Accounts.MemberByEmail(c.ctx, email)
-	if isNotFound(err) {
-		c.reply(550, "5.1.1", "No such user here")
-		return
-	} else if err != nil {
-		c.log.Warn("smtp: member lookup", "err", err)
-		c.reply(451, "4.3.0", "Temporary failure looking up the recipient, try again later")
-		return
-	}
-	if m.State != account.StateActive {
-		c.reply(550, "5.2.1", "Mailbox disabled, not accepting messages")
-		return
-	}
-	for _, r := range c.rcpts {
-		if r.memberID == m.ID {
-			c.reply(250, "2.1.5", "Recipient OK (duplicate)")
+	rc := recipient{address: r.Address}
+	full := 0
+	for _, m := range r.Members {
+		rc.members = append(rc.members, m.ID)
+		ok, err := c.fits(m.ID, c.sizeHint)
+		if err != nil {
+			c.log.Warn("smtp: mailbox usage", "err", err)
+			c.reply(451, "4.3.0", "Temporary failure looking up the recipient, try again later")
 			return
 		}
+		if !ok {
+			full++
+		}
 	}
-	c.rcpts = append(c.rcpts, recipient{memberID: m.ID, email: m.Email})
+	if full > 0 && full == len(r.Members) {
+		c.reply(452, "4.2.2", "Mailbox full: <"+r.Address+"> is over its quota")
+		return
+	}
+	c.rcpts = append(c.rcpts, rc)
 	c.reply(250, "2.1.5", "Recipient OK")
 }
 
-func isNotFound(err error) bool {
-	return err != nil && (errors.Is(err, account.ErrNotFound) || account.ErrorCode(err) == account.ENOTFOUND)
+// fits says whether size more octets fit in the member's quota (RFC 3463
+// 4.2.2 when not). The quota is checked, not reserved: two messages
+// accepted at once may together pass it by at most one message each.
+func (c *conn) fits(member, size int64) (bool, error) {
+	if c.cfg.Quota <= 0 {
+		return true, nil
+	}
+	used, err := c.cfg.Mail.Usage(c.ctx, member)
+	if err != nil {
+		return false, err
+	}
+	return used+size <= c.cfg.Quota, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 var errPathSyntax = errors.New("bad path syntax")
@@ -149,7 +201,7 @@ var errPathSyntax = errors.New("bad path syntax")
 // It returns the mailbox inside the angle brackets ("" for the null path
 // <>), with any source route dropped as §4.1.2 requires, and the ESMTP
 // parameters. A space after the colon is tolerated (many clients send one).
-// Only US-ASCII is accepted: SMTPUTF8 is not offered.
+// The mailbox may be UTF-8 (RFC 6531); parameters are US-ASCII.
 func parsePath(arg, keyword string) (string, []string, error) {
 	if len(arg) < len(keyword) || !strings.EqualFold(arg[:len(keyword)], keyword) {
 		return "", nil, errPathSyntax
@@ -162,7 +214,7 @@ func parsePath(arg, keyword string) (string, []string, error) {
 	for i := 1; i < len(s) && end < 0; i++ {
 		ch := s[i]
 		switch {
-		case ch < ' ' || ch >= 0x7f:
+		case ch < ' ' || ch == 0x7f:
 			return "", nil, errPathSyntax
 		case escaped:
 			escaped = false
@@ -180,6 +232,9 @@ func parsePath(arg, keyword string) (string, []string, error) {
 		return "", nil, errPathSyntax
 	}
 	addr, rest := s[1:end], s[end+1:]
+	if !utf8.ValidString(addr) {
+		return "", nil, errPathSyntax
+	}
 	if rest != "" && rest[0] != ' ' {
 		return "", nil, errPathSyntax
 	}

@@ -36,7 +36,8 @@ func TestDeliveryToInbox(t *testing.T) {
 		for _, part := range []string{
 			"Return-Path: <alice@example.test>\r\n",
 			"Received: from client.test ([127.0.0.1])\r\n",
-			"\tby mx.example.test (Postern) with ESMTPA\r\n",
+			"\tby mx.example.test (Postern) with ESMTPA id ",
+			"Delivered-To: " + m.email + "\r\n",
 			"\tfor <" + m.email + ">; ",
 		} {
 			if !strings.Contains(trace, part) {
@@ -87,7 +88,7 @@ func TestEnvelopeRules(t *testing.T) {
 		{"RSET ends the transaction", []string{"MAIL FROM:<alice@example.test>", "RSET"}, "RCPT TO:<bob@other.test>", "503 5.5.1 "},
 		{"EHLO ends the transaction", []string{"MAIL FROM:<alice@example.test>", "EHLO again.test"}, "RCPT TO:<bob@other.test>", "503 5.5.1 "},
 		{"command line too long", nil, "NOOP " + strings.Repeat("x", maxCommandLine), "500 5.5.2 "},
-		{"unknown command", nil, "BDAT 10 LAST", "500 5.5.2 "},
+		{"unknown command", nil, "XYZZY 10 LAST", "500 5.5.2 "},
 		{"VRFY", nil, "VRFY bob", "252 "},
 	}
 	for _, tc := range cases {
@@ -155,7 +156,7 @@ func TestDataLineTooLong(t *testing.T) {
 // 250 only after every delivery committed; a failure is 451 4.3.0.
 func TestDeliveryFailureIs451(t *testing.T) {
 	var e *env
-	e = newEnv(t, func(c *Config) { c.Mail = failingMail{Store: c.Mail, failFor: 2} })
+	e = newEnv(t, func(c *Config) { c.Mail = failingMail{Mail: c.Mail, failFor: 2} })
 	if e.bob.ID != 2 {
 		t.Fatalf("bob's id is %d; the test assumes 2", e.bob.ID)
 	}

@@ -151,7 +151,7 @@ func FuzzReadData(f *testing.F) {
 	const maxLine, maxSize = 32, 100
 	f.Fuzz(func(t *testing.T, in string) {
 		r := bufio.NewReaderSize(strings.NewReader(in), 64)
-		body, verdict, err := readData(r, maxLine, maxSize, func() {})
+		body, verdict, err := readDataT(r, maxLine, maxSize)
 		full := "\r\n" + in
 		idx := strings.Index(full, "\r\n.\r\n")
 		if idx < 0 {
@@ -200,25 +200,26 @@ func FuzzReadData(f *testing.F) {
 // runs thousands of sessions a second.
 type memLookup struct{ members map[string]account.Member }
 
-func (m memLookup) MemberByEmail(_ context.Context, email string) (account.Member, error) {
-	if mem, ok := m.members[email]; ok {
-		return mem, nil
+func (m memLookup) ResolveRecipient(_ context.Context, address string) (account.Recipient, error) {
+	e, err := account.ParseEmail(address)
+	if err != nil {
+		return account.Recipient{}, err
 	}
-	return account.Member{}, account.ErrNotFound
-}
-
-func (m memLookup) DomainByName(_ context.Context, name string) (account.Domain, error) {
-	if name == "example.test" {
-		return account.Domain{ID: 1, Name: name}, nil
+	if mem, ok := m.members[e]; ok {
+		return account.Recipient{Address: e, Members: []account.Member{mem}}, nil
 	}
-	return account.Domain{}, account.ErrNotFound
+	if !strings.HasSuffix(e, "@example.test") {
+		return account.Recipient{}, account.Errorf(account.ENOTLOCAL, "not ours")
+	}
+	return account.Recipient{}, account.Errorf(account.ENOTFOUND, "nobody")
 }
 
 type memMail struct {
-	mailstore.Store
 	mu sync.Mutex
 	n  int
 }
+
+func (m *memMail) Usage(context.Context, int64) (int64, error) { return 0, nil }
 
 func (m *memMail) DeliverAll(context.Context, []mailstore.Delivery) error {
 	m.mu.Lock()
@@ -234,7 +235,7 @@ func FuzzSession(f *testing.F) {
 	alice := account.Member{ID: 1, Email: "alice@example.test", State: account.StateActive}
 	fa := &fakeAuth{users: map[string]account.Member{alice.Email: alice}, pass: map[string]string{alice.Email: alicePass}}
 	srv := New(Config{
-		Auth: fa, Accounts: memLookup{map[string]account.Member{alice.Email: alice}}, Mail: &memMail{},
+		Auth: fa, Recipients: memLookup{map[string]account.Member{alice.Email: alice}}, Mail: &memMail{},
 		Hostname: "mx.example.test", MaxMessageBytes: 200, MaxDataLine: 64, IdleTimeout: 5 * time.Second,
 		Plaintext: tlsconf.PlaintextAlways, // net.Pipe has no loopback address
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -291,8 +292,8 @@ func TestSessionSeedDelivers(t *testing.T) {
 	alice := account.Member{ID: 1, Email: "alice@example.test", State: account.StateActive}
 	mail := &memMail{}
 	srv := New(Config{
-		Auth:     &fakeAuth{users: map[string]account.Member{alice.Email: alice}, pass: map[string]string{alice.Email: alicePass}},
-		Accounts: memLookup{map[string]account.Member{alice.Email: alice}}, Mail: mail, Plaintext: tlsconf.PlaintextAlways,
+		Auth:       &fakeAuth{users: map[string]account.Member{alice.Email: alice}, pass: map[string]string{alice.Email: alicePass}},
+		Recipients: memLookup{map[string]account.Member{alice.Email: alice}}, Mail: mail, Plaintext: tlsconf.PlaintextAlways,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	defer srv.Close()

@@ -87,6 +87,7 @@ func (f *fakeAuth) snapshot() (attempts []auth.Attempt, closers []func(), dones 
 type env struct {
 	t          *testing.T
 	db         *sqlstore.DB
+	se         *storetest.Env
 	mail       *sqlstore.Mail
 	auth       *fakeAuth
 	srv        *Server
@@ -103,7 +104,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	se := storetest.NewEnv(t, db)
 	se.Domain(t, "example.test", storetest.OptionalDate)
 	se.Domain(t, "other.test", storetest.OptionalDate)
-	e := &env{t: t, db: db, mail: db.Mail()}
+	e := &env{t: t, db: db, mail: db.Mail(), se: se}
 	e.alice = se.Member(t, "alice@example.test")
 	e.bob = se.Member(t, "bob@other.test")
 	e.auth = &fakeAuth{
@@ -125,7 +126,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	e.clientTLS = &tls.Config{RootCAs: pool, ServerName: "localhost"}
 
 	cfg := Config{
-		Auth: e.auth, Accounts: db, Mail: e.mail, TLS: tlsCfg,
+		Auth: e.auth, Recipients: se.Svc, Mail: e.mail, TLS: tlsCfg,
 		Plaintext: tlsconf.PlaintextLoopback, Hostname: "mx.example.test",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -279,7 +280,7 @@ func plainIR(authz, user, pass string) string { return b64(authz + "\x00" + user
 
 // failingMail is the real store whose Deliver fails for one member.
 type failingMail struct {
-	mailstore.Store
+	Mail
 	failFor int64
 }
 
@@ -289,5 +290,5 @@ func (f failingMail) DeliverAll(ctx context.Context, ds []mailstore.Delivery) er
 			return errors.New("disk on fire")
 		}
 	}
-	return f.Store.DeliverAll(ctx, ds)
+	return f.Mail.DeliverAll(ctx, ds)
 }

@@ -1,7 +1,13 @@
-// Package smtpserver is Postern's mail submission server (RFC 6409): SMTP on
-// the submission ports, STARTTLS (RFC 3207) or implicit TLS (RFC 8314), AUTH
-// PLAIN and LOGIN (RFC 4954) through the one auth gateway, and delivery of the
-// authenticated member's mail to local members' INBOX.
+// Package smtpserver is Postern's SMTP engine, one per Mode: mail
+// submission (RFC 6409: the submission ports, STARTTLS (RFC 3207) or
+// implicit TLS (RFC 8314), AUTH PLAIN and LOGIN (RFC 4954) through the one
+// auth gateway), the MX listener that receives mail from the Internet (RFC
+// 5321, no AUTH, an Inspector for sender authentication and spam filtering)
+// and LMTP (RFC 2033) for a mail server in front. Every mode resolves
+// recipients the same way (Recipients) and delivers a message to all its
+// local recipients in one transaction (Mail.DeliverAll), to INBOX or Junk.
+// CHUNKING (RFC 3030), PIPELINING (RFC 2920) and SMTPUTF8 (RFC 6531) are
+// offered everywhere.
 //
 // The protocol engine is written here rather than taken from go-smtp's
 // server: go-smtp v0.25.1 hard-codes replies that RFC 4954 and the security
@@ -27,14 +33,45 @@ import (
 	"github.com/postern/postern/internal/tlsconf"
 )
 
-// MemberLookup finds recipients. *sqlstore.DB implements it. Both methods
-// return an error wrapping account.ErrNotFound (code ENOTFOUND) when the row
-// does not exist; any other error is temporary.
-type MemberLookup interface {
-	MemberByEmail(ctx context.Context, email string) (account.Member, error)
-	// DomainByName tells a local domain (deliver or 550 5.1.1) from a
-	// foreign one (550 5.7.1: this server does not relay).
-	DomainByName(ctx context.Context, name string) (account.Domain, error)
+// Mode is the protocol a Server speaks: one engine, three doors in.
+type Mode int
+
+const (
+	// Submission is RFC 6409: members log in (AUTH) and send as themselves.
+	Submission Mode = iota
+	// MX receives mail from the Internet (RFC 5321 on port 25): no AUTH,
+	// any sender, local recipients only, an optional Inspector, and every
+	// outside Authentication-Results field stripped.
+	MX
+	// LMTP is RFC 2033, for a mail server in front of Postern (Postfix's
+	// lmtp transport): LHLO, and after the message one reply per accepted
+	// recipient.
+	LMTP
+)
+
+func (m Mode) String() string {
+	switch m {
+	case MX:
+		return "mx"
+	case LMTP:
+		return "lmtp"
+	}
+	return "submission"
+}
+
+// Recipients says where mail to an address goes. *account.Service
+// implements it; its errors carry account codes: EINVALID (501 5.1.3),
+// ENOTLOCAL (550 5.7.1, never a relay), ENOTFOUND (550 5.1.1) and
+// EUNAVAILABLE or any other (451 4.3.0).
+type Recipients interface {
+	ResolveRecipient(ctx context.Context, address string) (account.Recipient, error)
+}
+
+// Mail is the part of the mail store the server writes to. DeliverAll puts
+// every copy of a message in one transaction; Usage is what a quota counts.
+type Mail interface {
+	DeliverAll(ctx context.Context, ds []mailstore.Delivery) error
+	Usage(ctx context.Context, memberID int64) (int64, error)
 }
 
 // Defaults of the optional Config fields.
@@ -46,28 +83,54 @@ const (
 	// RFC 5321 §4.5.3.1.6 says 1000, but real clients send longer lines
 	// (unwrapped HTML); 8 KiB keeps memory bounded without refusing them.
 	DefaultMaxDataLine = 8 << 10
+	// DefaultMaxHeaderBytes bounds a message's header section, 2.5 times
+	// Postfix's header_size_limit (100 KiB): long ARC and DKIM chains fit,
+	// and a header bomb (100,000 fields) that would cost every reader that
+	// parses the header (IMAP ENVELOPE, filters) is refused at the door.
+	DefaultMaxHeaderBytes = 256 << 10
+	// DefaultMaxHeaderFields bounds the number of header fields: real mail
+	// has tens; a reader's cost grows with the count, not only the size.
+	DefaultMaxHeaderFields = 10000
 	// traceReserve is room kept under mailstore.MaxMessageSize for the
-	// Return-Path and Received fields added at delivery (hostname, HELO name
-	// and addresses are each at most 255 octets), so that a message accepted
-	// at the advertised SIZE always fits in the store.
-	traceReserve = 2048
+	// fields added at delivery (Return-Path, Delivered-To, Received: the
+	// hostname, HELO name and addresses are each at most 255 octets) and an
+	// Inspector's (Authentication-Results, spam verdicts), so that a message
+	// accepted at the advertised SIZE always fits in the store.
+	traceReserve = 16 << 10
 )
 
-// Config is what New needs. Auth, Accounts and Mail are required.
+// Config is what New needs. Recipients and Mail are required, and Auth in
+// Submission mode.
 type Config struct {
-	Auth      auth.Authenticator
-	Accounts  MemberLookup
-	Mail      mailstore.Store
+	Mode       Mode
+	Auth       auth.Authenticator // Submission only
+	Recipients Recipients
+	Mail       Mail
+	// Inspector, when set, sees every message before delivery and may
+	// refuse it, add header fields or send it to Junk (MX: sender
+	// authentication, spam filtering). nil: no inspection.
+	Inspector Inspector
 	TLS       *tls.Config // nil: no STARTTLS, and Serve(l, true) fails
 	Plaintext tlsconf.Plaintext
 	Hostname  string // in the greeting, EHLO reply and Received header
 
-	MaxMessageBytes int64         // default and cap: mailstore.MaxMessageSize less traceReserve
-	MaxRecipients   int           // default DefaultMaxRecipients
-	MaxDataLine     int           // default DefaultMaxDataLine
-	IdleTimeout     time.Duration // default DefaultIdleTimeout
-	Log             *slog.Logger  // default slog.Default()
-	Now             func() time.Time
+	MaxMessageBytes int64 // default and cap: mailstore.MaxMessageSize less traceReserve
+	MaxRecipients   int   // default DefaultMaxRecipients
+	MaxDataLine     int   // default DefaultMaxDataLine
+	MaxHeaderBytes  int   // default DefaultMaxHeaderBytes
+	MaxHeaderFields int   // default DefaultMaxHeaderFields
+	// Quota is each member's mailbox limit in octets, every mailbox
+	// together (mailstore Usage); 0 is none. Over it a recipient gets 452
+	// 4.2.2.
+	Quota int64
+	// RateLimit caps the recipients (RCPT commands) one client address
+	// (IPv4, IPv6 /56) may give per minute on an MX server, with bursts of
+	// as many; past it RCPT gets 451 4.7.1. 0 is no limit. Other modes
+	// ignore it: their clients are members or the organisation's own MTA.
+	RateLimit   int
+	IdleTimeout time.Duration // default DefaultIdleTimeout
+	Log         *slog.Logger  // default slog.Default()
+	Now         func() time.Time
 	// Limits caps the connections of every listener together; over a cap
 	// a connection is told 421 and closed (closed at once on implicit TLS).
 	Limits netserver.Limits
@@ -83,6 +146,7 @@ type Server struct {
 	// close); 4.7.0 is a temporary refusal by policy (RFC 3463).
 	refusal netserver.Refusal
 	ctx     context.Context // cancelled by Close: ends logins and deliveries
+	rate    *rateLimiter    // MX's recipients per client address; nil: none
 }
 
 // New returns a server for cfg, filling in defaults.
@@ -95,6 +159,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxDataLine <= 0 {
 		cfg.MaxDataLine = DefaultMaxDataLine
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.MaxHeaderFields <= 0 {
+		cfg.MaxHeaderFields = DefaultMaxHeaderFields
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
@@ -111,9 +181,13 @@ func New(cfg Config) *Server {
 	if cfg.Plaintext == "" {
 		cfg.Plaintext = tlsconf.PlaintextLoopback
 	}
-	log := cfg.Log.With("proto", "smtp")
+	log := cfg.Log.With("proto", cfg.Mode.String())
 	conns := netserver.New("smtpserver", log)
-	return &Server{
+	var rate *rateLimiter
+	if cfg.Mode == MX && cfg.RateLimit > 0 {
+		rate = newRateLimiter(cfg.RateLimit, time.Minute, cfg.Now)
+	}
+	return &Server{rate: rate,
 		cfg: cfg, conns: conns, ctx: conns.Context(),
 		limit: netserver.NewLimiter("smtpserver", cfg.Limits, log),
 		refusal: netserver.Refusal{

@@ -74,19 +74,67 @@ func (s *Mail) Deliver(ctx context.Context, memberID int64, body []byte) error {
 // DeliverAll appends every delivery in one transaction.
 func (s *Mail) DeliverAll(ctx context.Context, ds []mailstore.Delivery) error {
 	for _, d := range ds {
-		if err := checkSize(d.Body); err != nil {
+		if err := checkLen(len(d.Header) + len(d.Body)); err != nil {
 			return err
 		}
 	}
 	db := s.db
 	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error {
 		for _, d := range ds {
-			if err := db.deliverTx(ctx, tx, d.MemberID, d.Body); err != nil {
+			// One copy's bytes at a time: a message to many members never
+			// holds them all in memory.
+			body := append(d.Header[:len(d.Header):len(d.Header)], d.Body...)
+			deliver := db.deliverTx
+			if d.Junk {
+				deliver = db.deliverJunkTx
+			}
+			if err := deliver(ctx, tx, d.MemberID, body); err != nil {
 				return err
 			}
 		}
 		return nil
 	}))
+}
+
+// deliverJunkTx appends body to the member's \Junk mailbox inside tx. A
+// member who deleted it gets a new one named "Junk" (or the mailbox already
+// named so, when it lost its special use): a filter's verdict must not put
+// spam in INBOX because a folder is missing.
+func (db *DB) deliverJunkTx(ctx context.Context, tx *sql.Tx, memberID int64, body []byte) error {
+	if err := db.ensureAccountTx(ctx, tx, memberID); err != nil {
+		return err
+	}
+	var id int64
+	err := tx.QueryRowContext(ctx, db.q(`SELECT id FROM mailboxes WHERE member_id = ? AND (special_use = ? OR name_key = ?) ORDER BY special_use DESC, id LIMIT 1`),
+		memberID, mailstore.Junk, "Junk").Scan(&id)
+	if notFound(err) {
+		var mb mailstore.Mailbox
+		mb, err = db.insertMailbox(ctx, tx, memberID, "Junk", mailstore.Junk)
+		id = mb.ID
+	}
+	if err != nil {
+		return err
+	}
+	_, err = db.appendTx(ctx, tx, id, nil, time.Now(), body)
+	return err
+}
+
+// usageQuery sums a member's message sizes. The mail_messages_usage index
+// (mailbox_id, size) covers it: both engines read the sizes from the index
+// alone, one range per mailbox, without touching the message rows.
+const usageQuery = `SELECT COALESCE(SUM(m.size), 0) FROM mailboxes b JOIN mail_messages m ON m.mailbox_id = b.id WHERE b.member_id = ?`
+
+// Usage implements mailstore.Store.
+func (s *Mail) Usage(ctx context.Context, memberID int64) (int64, error) {
+	stmt, err := s.db.prepared(ctx, s.db.q(usageQuery)) // every RCPT on a server with a quota
+	if err != nil {
+		return 0, mailErr("usage", err)
+	}
+	var n int64
+	if err := stmt.QueryRowContext(ctx, memberID).Scan(&n); err != nil {
+		return 0, mailErr("usage", err)
+	}
+	return n, nil
 }
 
 // deliverTx appends body to the member's INBOX inside tx, creating the

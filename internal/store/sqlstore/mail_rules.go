@@ -181,8 +181,11 @@ func splitFlags(s string) []string {
 	return f
 }
 
-func checkSize(body []byte) error {
-	if len(body) > mailstore.MaxMessageSize {
+func checkSize(body []byte) error { return checkLen(len(body)) }
+
+// checkLen is checkSize of a message of n octets.
+func checkLen(n int) error {
+	if n > mailstore.MaxMessageSize {
 		return account.Errorf(account.EINVALID, "The message is larger than the limit of %d MiB.", mailstore.MaxMessageSize>>20)
 	}
 	return nil

@@ -42,6 +42,8 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"ConcurrentAppends", testMailConcurrentAppends},
 		{"ConcurrentFirstDeliveries", testMailConcurrentDeliveries},
 		{"DeliverAllOrNothing", testMailDeliverAll},
+		{"DeliverJunk", testMailDeliverJunk},
+		{"Usage", testMailUsage},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
 	}

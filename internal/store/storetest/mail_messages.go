@@ -84,6 +84,71 @@ func testMailDeliverAll(t *testing.T, e *MailEnv) {
 	wantEq(t, "a's INBOX after failures", len(e.Bodies(t, e.Box(t, a, "INBOX").ID)), 1)
 }
 
+// testMailDeliverJunk: a Junk delivery lands in the member's \Junk mailbox
+// in the same transaction as the INBOX copies, writes the mailbox's event
+// (IDLE wakes for Junk too), and makes a Junk mailbox for a member who
+// deleted it.
+func testMailDeliverJunk(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	a, b := e.NewMember(t), e.NewMember(t)
+	junk := e.Box(t, a, "Junk")
+	wantEq(t, "special use", junk.SpecialUse, mailstore.Junk)
+	if err := e.Mail.DeleteMailbox(ctx, b, "Junk"); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := e.DB.LastEventSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := []mailstore.Delivery{{MemberID: a, Body: []byte("spam"), Junk: true}, {MemberID: b, Body: []byte("spam"), Junk: true}}
+	if err := e.Mail.DeliverAll(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, "a's Junk", e.Bodies(t, junk.ID), []string{"spam"})
+	wantEq(t, "a's INBOX", len(e.Bodies(t, e.Box(t, a, "INBOX").ID)), 0)
+	bj := e.Box(t, b, "Junk")
+	wantEq(t, "b's new Junk", bj.SpecialUse, mailstore.Junk)
+	wantEq(t, "b's Junk", e.Bodies(t, bj.ID), []string{"spam"})
+	evs, err := e.DB.EventsAfter(ctx, seq, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := map[int64]bool{}
+	for _, ev := range evs {
+		if ev.Kind == account.EventMailboxChanged {
+			changed[ev.MemberID] = true
+		}
+	}
+	if !changed[a] || !changed[b] {
+		t.Fatalf("mailbox events for %v, want members %d and %d", changed, a, b)
+	}
+}
+
+// testMailUsage: Usage sums the sizes of the member's messages in every
+// mailbox, and only the member's.
+func testMailUsage(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	a, b := e.NewMember(t), e.NewMember(t)
+	usage := func(m int64) int64 {
+		t.Helper()
+		n, err := e.Mail.Usage(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	wantEq(t, "empty", usage(a), int64(0))
+	ds := []mailstore.Delivery{{MemberID: a, Body: []byte("12345")}, {MemberID: a, Body: []byte("123"), Junk: true}, {MemberID: b, Body: []byte("1")}}
+	if err := e.Mail.DeliverAll(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Mail.Append(ctx, e.Box(t, a, "Sent").ID, nil, time.Time{}, []byte("1234567")); err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, "a", usage(a), int64(15))
+	wantEq(t, "b", usage(b), int64(1))
+}
+
 func testMailAppendRules(t *testing.T, e *MailEnv) {
 	ctx := context.Background()
 	m := e.NewMember(t)
