@@ -102,10 +102,11 @@ func TestPostfixRelaysToMX(t *testing.T) {
 }
 
 // TestPostfixLMTP: Postfix as the MX of the domain hands mail to Postern
-// over LMTP (TCP and a unix socket). One message to a member and to an
-// address Postern does not know: the member gets it, and the unknown
-// recipient is bounced by Postfix on Postern's per-recipient 550, the
-// bounce reaching the sender (a member too, through the same LMTP).
+// over LMTP (TCP and a unix socket). One message to two members and an
+// address Postern does not know: both members get it (a reply for each after
+// the data, RFC 2033), and the unknown recipient is bounced by Postfix on
+// Postern's 550 at RCPT, the bounce reaching the sender (a member too,
+// through the same LMTP).
 func TestPostfixLMTP(t *testing.T) {
 	for _, transport := range []string{"inet", "unix"} {
 		t.Run(transport, func(t *testing.T) {
@@ -113,7 +114,9 @@ func TestPostfixLMTP(t *testing.T) {
 			in.MustRun(t, "domain", "add", "example.test")
 			alice := addMember(t, in, "alice@example.test")
 			bob := addMember(t, in, "bob@example.test")
+			carol := addMember(t, in, "carol@example.test")
 			aliceAP := createAppPass(t, in, alice.Email, "Phone")
+			carolAP := createAppPass(t, in, carol.Email, "Phone")
 			bobAP := createAppPass(t, in, bob.Email, "Phone")
 
 			lmtpAddr := "127.0.0.1:0"
@@ -136,17 +139,20 @@ func TestPostfixLMTP(t *testing.T) {
 				// of the domain and lets LMTP's per-recipient replies decide.
 				"smtpd_reject_unlisted_recipient = no",
 			)
-			swaksSend(t, pf.SMTPAddr, bob.Email, []string{alice.Email, "ghost@example.test"}, "Handed over by LMTP", "Hello through the MX.")
+			swaksSend(t, pf.SMTPAddr, bob.Email, []string{alice.Email, "ghost@example.test", carol.Email}, "Handed over by LMTP", "Hello through the MX.")
 			waitQueue(t, pf)
 
 			waitPostfixLog(t, pf, `to=<alice@example\.test>, relay=[^ ]+, .*status=sent \(250`)
+			waitPostfixLog(t, pf, `to=<carol@example\.test>, relay=[^ ]+, .*status=sent \(250`)
 			waitPostfixLog(t, pf, `to=<ghost@example\.test>, relay=[^ ]+, .*status=bounced \(host [^)]* said: 550 5\.1\.1`)
 			log := pf.Log()
-			msgs, _ := readInbox(t, srv, alice.Email, aliceAP.Password)
-			if _, ok := findSubject(msgs, "Handed over by LMTP"); !ok {
-				t.Fatalf("not in alice's INBOX: %+v\n%s", msgs, log)
+			for _, m := range []struct{ email, pass string }{{alice.Email, aliceAP.Password}, {carol.Email, carolAP.Password}} {
+				msgs, _ := readInbox(t, srv, m.email, m.pass)
+				if _, ok := findSubject(msgs, "Handed over by LMTP"); !ok {
+					t.Fatalf("not in %s's INBOX: %+v\n%s", m.email, msgs, log)
+				}
 			}
-			msgs, _ = readInbox(t, srv, bob.Email, bobAP.Password)
+			msgs, _ := readInbox(t, srv, bob.Email, bobAP.Password)
 			if _, ok := findSubject(msgs, "Undelivered Mail Returned to Sender"); !ok {
 				t.Fatalf("no bounce in bob's INBOX: %+v\n%s", msgs, log)
 			}
