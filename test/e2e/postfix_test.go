@@ -172,3 +172,37 @@ func giveGroup(t *testing.T, path, name string) {
 		t.Fatal(err)
 	}
 }
+
+// TestPostfixLMTPVerify: with address verification (docs/mail.md), Postfix
+// asks Postern over the same LMTP whether a recipient exists before it
+// accepts it: an address Postern does not know is refused at Postfix's RCPT
+// (no bounce to a forged sender), a member's is accepted and delivered.
+func TestPostfixLMTPVerify(t *testing.T) {
+	in := NewSQLite(t)
+	in.MustRun(t, "domain", "add", "example.test")
+	alice := addMember(t, in, "alice@example.test")
+	ap := createAppPass(t, in, alice.Email, "Phone")
+	srv := in.StartServer(t, "--lmtp-addr", "127.0.0.1:0")
+	pf := startPostfix(t,
+		"virtual_mailbox_domains = example.test",
+		"virtual_transport = lmtp:inet:"+srv.Addr("lmtp"),
+		"smtpd_reject_unlisted_recipient = no",
+		"smtpd_recipient_restrictions = reject_unverified_recipient",
+		"unverified_recipient_reject_code = 550",
+	)
+	code, out := tool(t, "swaks", "--server", pf.SMTPAddr, "--timeout", "60", "--from", "dave@example.org",
+		"--to", "ghost@example.test", "--header", "Subject: To nobody")
+	if code == 0 || !strings.Contains(out, "<** 550 5.1.1 <ghost@example.test>: Recipient address rejected") {
+		t.Fatalf("ghost not refused at RCPT (exit %d):\n%s\n%s", code, out, pf.Log())
+	}
+	swaksSend(t, pf.SMTPAddr, "dave@example.org", []string{alice.Email}, "Verified first", "Hello.")
+	waitQueue(t, pf)
+	waitPostfixLog(t, pf, `to=<alice@example\.test>, relay=[^ ]+, .*status=sent \(250`)
+	msgs, _ := readInbox(t, srv, alice.Email, ap.Password)
+	if _, ok := findSubject(msgs, "Verified first"); !ok {
+		t.Fatalf("not in alice's INBOX: %+v\n%s", msgs, pf.Log())
+	}
+	if strings.Contains(pf.Log(), "status=bounced") {
+		t.Errorf("a bounce was sent:\n%s", pf.Log())
+	}
+}
