@@ -309,3 +309,33 @@ func TestSessionSeedDelivers(t *testing.T) {
 		t.Fatalf("session output %q, %d delivered", out, n)
 	}
 }
+
+// FuzzBodyChunks checks that BDAT's content rules do not depend on where
+// the chunks are cut: the message written in pieces gets the verdict and
+// body of the message written whole, and a message accepted by DATA (as
+// dot-stuffed lines) is accepted by BDAT with the same bytes.
+func FuzzBodyChunks(f *testing.F) {
+	for _, s := range []string{"a\r\n", "a\r", "\r\n\r\nb", "a:\r\n b\r\n\r\n", "a\nb", "\x00", "x: y\r\nz: w\r\n\r\nbody\r\n"} {
+		f.Add(s, uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, in string, cut uint8) {
+		newW := func() *bodyWriter {
+			return &bodyWriter{maxSize: 100, maxLine: 16, maxHeader: 40, maxFields: 3, lineStart: true}
+		}
+		whole := newW()
+		whole.Write([]byte(in))
+		wantBody, wantVerdict := whole.end()
+		pieces := newW()
+		step := int(cut%7) + 1
+		for i := 0; i < len(in); i += step {
+			pieces.Write([]byte(in[i:min(i+step, len(in))]))
+		}
+		body, verdict := pieces.end()
+		if !errors.Is(verdict, wantVerdict) || string(body) != string(wantBody) {
+			t.Fatalf("in %d-octet pieces: %q %v; whole: %q %v", step, body, verdict, wantBody, wantVerdict)
+		}
+		if verdict == nil && (strings.Count(in, "\r") != strings.Count(in, "\r\n") || strings.Count(in, "\n") != strings.Count(in, "\r\n") || strings.Contains(in, "\x00")) {
+			t.Fatalf("%q accepted", in)
+		}
+	})
+}

@@ -150,27 +150,7 @@ func (e *env) listen(implicit bool) string {
 }
 
 // inbox returns the bodies of the member's INBOX messages in UID order.
-func (e *env) inbox(m account.Member) []string {
-	e.t.Helper()
-	ctx := context.Background()
-	mb, err := e.mail.Mailbox(ctx, m.ID, "INBOX")
-	if err != nil {
-		return nil // no mailbox yet: nothing delivered
-	}
-	infos, err := e.mail.Messages(ctx, mb.ID)
-	if err != nil {
-		e.t.Fatalf("messages: %v", err)
-	}
-	var out []string
-	for _, in := range infos {
-		b, err := e.mail.Body(ctx, in.ID)
-		if err != nil {
-			e.t.Fatalf("body: %v", err)
-		}
-		out = append(out, string(b))
-	}
-	return out
-}
+func (e *env) inbox(m account.Member) []string { return e.box(m, "INBOX") }
 
 // client is a raw SMTP client on a socket: it sends exact bytes and reads
 // exact replies.
@@ -182,14 +162,20 @@ type client struct {
 
 func dial(t *testing.T, addr string) *client {
 	t.Helper()
+	c := dialNoGreeting(t, addr)
+	c.want("220 ")
+	return c
+}
+
+// dialNoGreeting connects and leaves the greeting to be read.
+func dialNoGreeting(t *testing.T, addr string) *client {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	c := &client{t: t, nc: nc, r: bufio.NewReader(nc)}
-	c.want("220 ")
-	return c
+	return &client{t: t, nc: nc, r: bufio.NewReader(nc)}
 }
 
 // send writes raw bytes.
