@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ func TestMXDelivery(t *testing.T) {
 	srv := in.StartServer(t, "--smtp-addr", "127.0.0.1:0", "--lmtp-addr", "unix:"+sock)
 	if !strings.Contains(srv.Stdout(), "listening lmtp "+sock+"\n") || !strings.Contains(srv.Stdout(), "listening smtp 127.0.0.1:") {
 		t.Fatalf("listening lines: %q", srv.Stdout())
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("LMTP socket: %v, %v", fi.Mode(), err)
 	}
 	mxAddr := srv.Addr("smtp")
 
@@ -300,5 +304,55 @@ func mxSendUntilDead(addr string, sender int, stop chan struct{}, ack func(id st
 			ack(id)
 		}
 		nc.Close()
+	}
+}
+
+// TestMXDemo: the demo's box names the MX listener and how to send to it,
+// and a message sent as it says arrives.
+func TestMXDemo(t *testing.T) {
+	t.Parallel()
+	in := NewSQLite(t)
+	srv := in.Start(t, "demo", "--smtp-addr", "127.0.0.1:0")
+	addr := srv.Addr("smtp")
+	box := srv.Stdout()
+	for _, want := range []string{"SMTP             " + addr + " (incoming mail (MX), no AUTH)", "swaks --server " + addr + " --from someone@elsewhere.test --to alice@example.com"} {
+		if !strings.Contains(box, want) {
+			t.Errorf("demo box lacks %q:\n%s", want, box)
+		}
+	}
+	if code, out := swaksMX(t, "--server", addr, "--to", "alice@example.com"); code != 0 {
+		t.Fatalf("swaks to the demo: %d\n%s", code, out)
+	}
+}
+
+// TestMXLimits: the MX listener and LMTP honour --max-connections-per-ip,
+// and the MX listener --smtp-rate-limit, per client address.
+func TestMXLimits(t *testing.T) {
+	t.Parallel()
+	in := NewSQLite(t)
+	in.MustRun(t, "domain", "add", "example.com")
+	addMember(t, in, "alice@example.com")
+	srv := in.StartServer(t, "--smtp-addr", "127.0.0.1:0", "--lmtp-addr", "127.0.0.1:0",
+		"--max-connections-per-ip", "2", "--smtp-rate-limit", "3")
+	for _, l := range []string{"smtp", "lmtp"} {
+		src := nextSrc()
+		for range 2 {
+			dialFrom(t, srv.Addr(l), src).until("220 ")
+		}
+		if got, _ := dialFrom(t, srv.Addr(l), src).drain(30 * time.Second); !strings.HasPrefix(got, "421 4.7.0 ") || !strings.Contains(got, "Too many connections from your address") {
+			t.Errorf("%s: third connection from one address got %q", l, got)
+		}
+	}
+	c := dial(t, srv.Addr("smtp"))
+	c.until("220 ")
+	c.cmd("EHLO client.test", "250 ")
+	c.cmd("MAIL FROM:<x@elsewhere.test>", "250 ")
+	for _, r := range []struct{ to, want string }{
+		{"alice", "250 2.1.5"}, {"nobody", "550 5.1.1"}, {"alice", "250 2.1.5"},
+		{"alice", "451 4.7.1 Too many recipients from your address: at most 3 a minute"},
+	} {
+		if got := c.cmd("RCPT TO:<"+r.to+"@example.com>", ""); !strings.HasPrefix(got, r.want) {
+			t.Fatalf("RCPT %s: %q, want %q", r.to, got, r.want)
+		}
 	}
 }
