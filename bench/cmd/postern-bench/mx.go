@@ -43,6 +43,7 @@ type mxConfig struct {
 	quick                   bool
 	cmdline                 string
 	posternArgs             []string
+	checks                  string // what Postern checks that Postfix does not, for the report
 
 	resultsForTest *results
 }
@@ -142,6 +143,16 @@ func runMX(ctx context.Context, c *mxConfig) error {
 	}()
 	fmt.Printf("work folder %s\n", c.work)
 	machineInfo := machine()
+	if c.postern != "" && hasServeFlag(c.postern, "dns-resolver") {
+		d, err := startDNS()
+		if err != nil {
+			return fmt.Errorf("DNS: %w", err)
+		}
+		defer d.stop()
+		c.posternArgs = append([]string{"--dns-resolver", d.Addr}, c.posternArgs...)
+		c.checks = "Postern checks SPF and DMARC of every message against a DNS server on loopback (example.org: SPF pass, DMARC p=none); Postfix, as installed, checks neither."
+		fmt.Printf("DNS on %s for Postern's sender checks\n", d.Addr)
+	}
 	add := func(t *mxTarget, err error) error {
 		if err != nil {
 			return err
@@ -440,6 +451,9 @@ func mxMarkdown(c *mxConfig, r *results, order []string, machineInfo string, ela
 		"Every cell is the median over the rounds with the minimum and maximum in brackets; the targets are measured in turn within each round (the order rotates).\n\n",
 		mode, c.rounds, c.dur, c.senders, c.size, c.perMsg, c.perConn, elapsed)
 	w.WriteString("```\n" + machineInfo + "```\n\n")
+	if c.checks != "" {
+		w.WriteString(c.checks + "\n\n")
+	}
 	w.WriteString("Command:\n\n```\nbench/mx.sh" + map[bool]string{true: " --quick", false: ""}[c.quick] + "\n# which ran:\n" + c.cmdline + "\n```\n\n")
 	w.WriteString(r.table("mx", ratioBase(order), order))
 	w.WriteString("\n" + mxTargetLine(r, fmt.Sprintf("smtp c=%d", c.senders)) + "\n")
