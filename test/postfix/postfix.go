@@ -9,6 +9,13 @@
 // Postfix wants root to start (its master binds as root and its daemons run as
 // mail_owner): the caller must be root, and the postfix package installed
 // (which creates the postfix user and the postdrop group).
+//
+// postmulti, Postfix's own way to a second instance, registers it in the
+// default instance's main.cf (multi_instance_directories): it would write
+// /etc/postfix. Root may run "postfix -c DIR" on any directory without that;
+// only the set-gid programs (postdrop, postqueue, hence sendmail) insist on
+// the directory being listed in alternate_config_directories, so mail enters
+// an instance by SMTP only.
 package postfix
 
 import (
