@@ -219,7 +219,11 @@ type memMail struct {
 	n  int
 }
 
-func (m *memMail) Usage(context.Context, int64) (int64, error) { return 0, nil }
+func (m *memMail) Usage(context.Context, int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return int64(m.n) * 100, nil // every message counts 100 octets
+}
 
 func (m *memMail) DeliverAll(context.Context, []mailstore.Delivery) error {
 	m.mu.Lock()
@@ -233,22 +237,48 @@ func (m *memMail) DeliverAll(context.Context, []mailstore.Delivery) error {
 // (RFC 5321 §4.2: three digits, then space or hyphen).
 func FuzzSession(f *testing.F) {
 	alice := account.Member{ID: 1, Email: "alice@example.test", State: account.StateActive}
-	fa := &fakeAuth{users: map[string]account.Member{alice.Email: alice}, pass: map[string]string{alice.Email: alicePass}}
-	srv := New(Config{
-		Auth: fa, Recipients: memLookup{map[string]account.Member{alice.Email: alice}}, Mail: &memMail{},
-		Hostname: "mx.example.test", MaxMessageBytes: 200, MaxDataLine: 64, IdleTimeout: 5 * time.Second,
-		Plaintext: tlsconf.PlaintextAlways, // net.Pipe has no loopback address
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	f.Cleanup(func() { srv.Close() })
 	login := "EHLO x\r\nAUTH PLAIN " + plainIR("", alice.Email, alicePass) + "\r\n"
-	for _, s := range []string{
+	fuzzSession(f, Submission, []string{
 		"EHLO x\r\nQUIT\r\n",
 		login + "MAIL FROM:<alice@example.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n",
 		login + "MAIL FROM:<alice@example.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nhi\n.\nMAIL FROM:<x>\r\n.\r\n",
 		"EHLO x\r\nAUTH LOGIN\r\n" + b64(alice.Email) + "\r\n*\r\nAUTH LOGIN =\r\n",
 		"EHLO x\r\nAUTH PLAIN\r\n=AAA\r\nSTARTTLS\r\nRSET\r\nHELP\r\nVRFY x\r\n\x00\r\r\n",
-	} {
+		login + "MAIL FROM:<alice@example.test>\r\nRCPT TO:<alice@example.test>\r\nBDAT 4\r\nhi\r\nBDAT 0 LAST\r\n",
+	})
+}
+
+// FuzzSessionMX and FuzzSessionLMTP are FuzzSession for the receiving
+// modes: no login, BDAT, SMTPUTF8, per-recipient replies.
+func FuzzSessionMX(f *testing.F) {
+	fuzzSession(f, MX, []string{
+		"EHLO x\r\nMAIL FROM:<> SMTPUTF8\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<a@b.test>\r\nDATA\r\nhi\r\n.\r\n",
+		"EHLO x\r\nMAIL FROM:<x@y.test>\r\nRCPT TO:<alice+t@example.test>\r\nBDAT 5\r\nhi\r\nBDAT 3 LAST\r\n\r\nX",
+		"EHLO x\r\nBDAT 3 LAST\r\nabcDATA\r\nBDAT x\r\n",
+	})
+}
+
+func FuzzSessionLMTP(f *testing.F) {
+	fuzzSession(f, LMTP, []string{
+		"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<alice+2@example.test>\r\nDATA\r\nhi\r\n.\r\n",
+		"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\nBDAT 2 LAST\r\nhi",
+		"EHLO x\r\nLHLO x\r\nMAIL FROM:<\xc3\xa9@x.test> SMTPUTF8\r\n",
+	})
+}
+
+// fuzzSession runs the session fuzzer on a server in mode, seeded with seeds.
+func fuzzSession(f *testing.F, mode Mode, seeds []string) {
+	alice := account.Member{ID: 1, Email: "alice@example.test", State: account.StateActive}
+	fa := &fakeAuth{users: map[string]account.Member{alice.Email: alice}, pass: map[string]string{alice.Email: alicePass}}
+	srv := New(Config{
+		Mode: mode, Auth: fa, Recipients: memLookup{map[string]account.Member{alice.Email: alice}}, Mail: &memMail{},
+		Hostname: "mx.example.test", MaxMessageBytes: 200, MaxDataLine: 64, IdleTimeout: 5 * time.Second,
+		MaxHeaderBytes: 100, MaxHeaderFields: 4, Quota: 1000,
+		Plaintext: tlsconf.PlaintextAlways, // net.Pipe has no loopback address
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	f.Cleanup(func() { srv.Close() })
+	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

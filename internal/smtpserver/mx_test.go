@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -533,4 +534,28 @@ func (e *env) box(m account.Member, name string) []string {
 		out = append(out, string(b))
 	}
 	return out
+}
+
+// TestRateLimiterBounded: the limiter forgets full buckets and never holds
+// more than maxBuckets addresses.
+func TestRateLimiterBounded(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	l := newRateLimiter(2, time.Minute, func() time.Time { return now })
+	ip := netip.MustParseAddr("10.0.0.0")
+	for range maxBuckets + 10 {
+		l.allow(ip)
+		ip = ip.Next()
+	}
+	if n := len(l.buckets); n > maxBuckets {
+		t.Fatalf("%d buckets", n)
+	}
+	first := netip.MustParseAddr("10.0.0.0")
+	if !l.allow(first) || l.allow(first) {
+		t.Fatal("the first address lost its bucket or got a third token")
+	}
+	now = now.Add(2 * time.Minute) // every bucket full again: all forgotten
+	l.allow(first)
+	if n := len(l.buckets); n != 1 {
+		t.Fatalf("%d buckets after a quiet period, want 1", n)
+	}
 }

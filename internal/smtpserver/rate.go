@@ -22,6 +22,9 @@ type rateLimiter struct {
 	sweep   time.Time // next pruning of full buckets
 }
 
+// maxBuckets bounds the addresses tracked at once: about 6 MiB.
+const maxBuckets = 1 << 16
+
 type bucket struct {
 	tokens float64
 	at     time.Time
@@ -37,7 +40,7 @@ func (l *rateLimiter) allow(ip netip.Addr) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.After(l.sweep) {
+	if now.After(l.sweep) || len(l.buckets) >= maxBuckets {
 		// A bucket refilled to the brim says nothing a new one would not:
 		// forgetting them keeps the map as small as the recent senders.
 		for k, b := range l.buckets {
@@ -49,6 +52,12 @@ func (l *rateLimiter) allow(ip netip.Addr) bool {
 	}
 	b, ok := l.buckets[key]
 	if !ok {
+		if len(l.buckets) >= maxBuckets {
+			// Senders from this many addresses at once are a botnet, which
+			// a limit per address does not stop: memory stays bounded
+			// instead, and the new address goes unlimited.
+			return true
+		}
 		b = &bucket{tokens: l.n, at: now}
 		l.buckets[key] = b
 	}
