@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests drive, and nothing that is already there:
-# the third-party clients (swaks with its TLS modules, curl, python3-caldav, vdirsyncer), the
+# the third-party clients (swaks with its TLS modules, curl, python3-caldav, vdirsyncer), Debian's
+# Postfix (test/postfix runs private instances of it: the MX in front of Postern and the
+# sender to Postern's MX), the
 # browser for the web UI tests (chromium, chromium-driver, and fonts-noto-cjk
 # so the Japanese screenshots show text), and the browser
 # test's npm packages. Safe to run again: it does nothing when all is present.
@@ -9,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 # swaks speaks TLS only with Net::SSLeay and IO::Socket::SSL, which it merely
 # recommends (and recommends are not installed here).
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl curl python3-caldav vdirsyncer chromium chromium-driver fonts-noto-cjk)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl postfix curl python3-caldav vdirsyncer chromium chromium-driver fonts-noto-cjk)
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -23,6 +25,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		sudo=(sudo)
 	fi
 	echo "test-deps: installing ${missing[*]}"
+	# Postfix installed unconfigured: the system's instance is never used
+	# (nor started), the tests write their own.
+	echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
 	"${sudo[@]}" apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -6,7 +6,9 @@
 // It speaks just enough of RFC 9051 (greeting, CAPABILITY, LOGIN,
 // AUTHENTICATE PLAIN with SASL-IR, NOOP, SELECT of an empty mailbox, IDLE,
 // LOGOUT) and RFC 1939 (USER, PASS, AUTH PLAIN, STAT, NOOP, QUIT) for the
-// benchmark clients. It is benchmark tooling: never expose it.
+// benchmark clients, and of RFC 5321 (EHLO, MAIL, RCPT, DATA, RSET, NOOP,
+// QUIT, with PIPELINING) to be the null MX: it reads each message to its end
+// and keeps nothing. It is benchmark tooling: never expose it.
 package nullserver
 
 import (
@@ -15,10 +17,15 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Server serves the null protocols on any number of listeners.
 type Server struct {
+	// Messages and Bytes count the messages the null MX answered 250 after
+	// DATA, and their sizes as sent (without the dot-stuffing).
+	Messages, Bytes atomic.Int64
+
 	mu     sync.Mutex
 	lns    []net.Listener
 	conns  map[net.Conn]struct{}
@@ -33,6 +40,11 @@ func (s *Server) ServeIMAP(ln net.Listener) error { return s.serve(ln, imapConn)
 
 // ServePOP3 accepts POP3 connections on ln until it is closed.
 func (s *Server) ServePOP3(ln net.Listener) error { return s.serve(ln, pop3Conn) }
+
+// ServeSMTP accepts SMTP connections on ln until it is closed.
+func (s *Server) ServeSMTP(ln net.Listener) error {
+	return s.serve(ln, func(rw *bufio.ReadWriter) error { return s.smtpConn(rw) })
+}
 
 func (s *Server) serve(ln net.Listener, handle func(*bufio.ReadWriter) error) error {
 	s.mu.Lock()
@@ -160,5 +172,88 @@ func pop3Conn(rw *bufio.ReadWriter) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// UnknownUser is the local part the null MX refuses at RCPT (550 5.1.1), so
+// that clients can be tested on refusals.
+const UnknownUser = "unknown"
+
+func (s *Server) smtpConn(rw *bufio.ReadWriter) error {
+	if err := reply(rw, "220 null.test ESMTP null server"); err != nil {
+		return err
+	}
+	rcpts := 0
+	for {
+		line, err := readLine(rw)
+		if err != nil {
+			return err
+		}
+		verb, arg, _ := strings.Cut(line, " ")
+		switch strings.ToUpper(verb) {
+		case "EHLO":
+			err = reply(rw, "250-null.test", "250-PIPELINING", "250-8BITMIME", "250-SIZE 52428800", "250 ENHANCEDSTATUSCODES")
+		case "HELO":
+			err = reply(rw, "250 null.test")
+		case "MAIL":
+			rcpts = 0
+			err = reply(rw, "250 2.1.0 OK")
+		case "RCPT":
+			if strings.HasPrefix(strings.ToLower(arg), "to:<"+UnknownUser+"@") {
+				err = reply(rw, "550 5.1.1 no such user")
+				break
+			}
+			rcpts++
+			err = reply(rw, "250 2.1.5 OK")
+		case "DATA":
+			if rcpts == 0 {
+				err = reply(rw, "554 5.5.1 no valid recipients")
+				break
+			}
+			if err = reply(rw, "354 end with <CRLF>.<CRLF>"); err != nil {
+				return err
+			}
+			n, err := readData(rw.Reader)
+			if err != nil {
+				return err
+			}
+			s.Messages.Add(1)
+			s.Bytes.Add(n)
+			rcpts = 0
+			err = reply(rw, "250 2.0.0 OK queued")
+		case "RSET":
+			rcpts = 0
+			err = reply(rw, "250 2.0.0 OK")
+		case "NOOP":
+			err = reply(rw, "250 2.0.0 OK")
+		case "QUIT":
+			return reply(rw, "221 2.0.0 bye")
+		default:
+			err = reply(rw, "502 5.5.2 unknown command")
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readData reads a message up to its "." line and returns its size without
+// the dot-stuffing (RFC 5321 4.5.2) and the final line.
+func readData(r *bufio.Reader) (int64, error) {
+	var n int64
+	start := true // at the start of a line
+	for {
+		l, err := r.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return n, err
+		}
+		if start && len(l) > 0 && l[0] == '.' {
+			if string(l) == ".\r\n" {
+				return n, nil
+			}
+			l = l[1:]
+		}
+		n += int64(len(l))
+		start = err == nil
 	}
 }

@@ -14,6 +14,8 @@
 //	seed        bulk-seed a Postern database (SQLite path or postgres:// URL)
 //	profile     IMAP and POP3 wired as postern serve, with CPU and heap profiles
 //	load        one throughput measurement, or N connections held in IDLE
+//	smtp        one MX load: N senders delivering messages over SMTP
+//	mx          the MX benchmark: Postern against Postfix → Dovecot LMTP (bench/mx.sh)
 //
 // Timings are printed and written to the results, never asserted.
 package main
@@ -41,7 +43,7 @@ func main() {
 
 func dispatch(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: postern-bench run|null|passwd|seed [flags]")
+		return fmt.Errorf("usage: postern-bench run|mx|null|passwd|seed|profile|load|smtp [flags]")
 	}
 	switch args[0] {
 	case "run":
@@ -56,16 +58,22 @@ func dispatch(args []string) error {
 		return profileCmd(args[1:])
 	case "load":
 		return loadCmd(args[1:])
+	case "smtp":
+		return smtpCmd(args[1:])
+	case "mx":
+		return mxCmd(args[1:])
 	}
 	return fmt.Errorf("unknown subcommand %q", args[0])
 }
 
 // nullCmd runs the null server and prints "listening imap ADDR",
-// "listening pop3 ADDR" and "ready" as postern serve does.
+// "listening pop3 ADDR", "listening smtp ADDR" and "ready" as postern serve
+// does.
 func nullCmd(args []string) error {
 	fs := flag.NewFlagSet("null", flag.ContinueOnError)
 	imapAddr := fs.String("imap-addr", "127.0.0.1:0", "IMAP address")
 	pop3Addr := fs.String("pop3-addr", "127.0.0.1:0", "POP3 address")
+	smtpAddr := fs.String("smtp-addr", "127.0.0.1:0", "SMTP (null MX) address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,9 +91,14 @@ func nullCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	ls, err := lc.Listen(context.Background(), "tcp", *smtpAddr)
+	if err != nil {
+		return err
+	}
 	go s.ServeIMAP(li)
 	go s.ServePOP3(lp)
-	fmt.Printf("listening imap %s\nlistening pop3 %s\nready\n", li.Addr(), lp.Addr())
+	go s.ServeSMTP(ls)
+	fmt.Printf("listening imap %s\nlistening pop3 %s\nlistening smtp %s\nready\n", li.Addr(), lp.Addr(), ls.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()

@@ -17,11 +17,17 @@ const (
 )
 
 func writeDoc(path string, b *bench, elapsed time.Duration) error {
+	return writeSection(path, docBegin, docEnd, b.markdown(elapsed))
+}
+
+// writeSection replaces what lies between the markers begin and end in the
+// Markdown file at path with text, or appends the markers and text.
+func writeSection(path, docBegin, docEnd, text string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	gen := docBegin + "\n" + b.markdown(elapsed) + docEnd + "\n"
+	gen := docBegin + "\n" + text + docEnd + "\n"
 	s := string(old)
 	i, j := strings.Index(s, docBegin), strings.Index(s, docEnd)
 	switch {
@@ -174,6 +180,7 @@ func machine() string {
 	sh("os", "sh", "-c", ". /etc/os-release && echo $PRETTY_NAME")
 	fmt.Fprintf(&w, "%-12s %s\n", "go", runtime.Version())
 	sh("dovecot", "dovecot", "--version")
+	sh("postfix", "dpkg-query", "-W", "-f=${Version}", "postfix")
 	sh("postgresql", "sh", "-c", "psql --version")
 	sh("postern", "git", "log", "-1", "--format=%h %s")
 	sh("load avg", "sh", "-c", "cut -d' ' -f1-3 /proc/loadavg")

@@ -62,6 +62,7 @@ func startPostern(name string, o posternOpts, work string) (*proc, error) {
 type dovecotOpts struct {
 	bin, conf  string
 	imap, pop3 string // the addresses the configuration listens on
+	lmtp       string // or the unix socket of its LMTP
 }
 
 func startDovecot(name string, o dovecotOpts, work string) (*proc, error) {
@@ -82,9 +83,15 @@ func startDovecot(name string, o dovecotOpts, work string) (*proc, error) {
 	p.stop = func() error { return stopProcess(cmd, lf) }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, a := range []string{o.imap, o.pop3} {
+	wait := [][2]string{{"tcp", o.imap}, {"tcp", o.pop3}}
+	if o.lmtp != "" {
+		p.addr = map[string]string{"lmtp": o.lmtp}
+		wait = [][2]string{{"unix", o.lmtp}}
+	}
+	for _, w := range wait {
+		a := w[1]
 		for {
-			c, err := net.DialTimeout("tcp", a, time.Second)
+			c, err := net.DialTimeout(w[0], a, time.Second)
 			if err == nil {
 				g := make([]byte, 3)
 				c.SetDeadline(time.Now().Add(5 * time.Second))
