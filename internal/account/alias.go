@@ -190,16 +190,11 @@ func (s *Service) Alias(ctx context.Context, address string) (Alias, error) {
 // Aliases lists the aliases of domain (all when ""), by address.
 func (s *Service) Aliases(ctx context.Context, domain string) ([]Alias, error) {
 	if domain != "" {
-		d, err := ParseDomain(domain)
+		d, err := s.Domain(ctx, domain)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := s.Store.DomainByName(ctx, d); errors.Is(err, ErrNotFound) {
-			return nil, Errorf(ENOTFOUND, "No domain %s.", d)
-		} else if err != nil {
-			return nil, err
-		}
-		domain = d
+		domain = d.Name
 	}
 	return s.Store.Aliases(ctx, domain)
 }
@@ -215,14 +210,8 @@ func (s *Service) aliasErr(address string, err error) error {
 // domain's mail to addresses that no member or alias has; member "" turns
 // the catch-all off. Mail to another domain never reaches it.
 func (s *Service) SetCatchAll(ctx context.Context, domain, member string) (Domain, error) {
-	n, err := ParseDomain(domain)
+	d, err := s.Domain(ctx, domain)
 	if err != nil {
-		return Domain{}, err
-	}
-	d, err := s.Store.DomainByName(ctx, n)
-	if errors.Is(err, ErrNotFound) {
-		return Domain{}, Errorf(ENOTFOUND, "No domain %s.", n)
-	} else if err != nil {
 		return Domain{}, err
 	}
 	var id int64
@@ -236,5 +225,5 @@ func (s *Service) SetCatchAll(ctx context.Context, domain, member string) (Domai
 	if err := s.Store.SetCatchAll(ctx, d.ID, id); err != nil {
 		return Domain{}, err
 	}
-	return s.Store.DomainByName(ctx, n)
+	return s.Store.DomainByName(ctx, d.Name)
 }
