@@ -124,7 +124,8 @@ func aliasDelete(a *app, fs *flag.FlagSet) runFunc {
 			if err := svc.DeleteAlias(ctx, args[0]); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(a.stdout, "Deleted the alias %s.\n", strings.ToLower(args[0]))
+			e, _ := account.ParseEmail(args[0]) // DeleteAlias accepted it
+			_, err = fmt.Fprintf(a.stdout, "Deleted the alias %s.\n", e)
 			return err
 		}
 		al, err := svc.RemoveAliasTargets(ctx, args[0], args[1:])

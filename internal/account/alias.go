@@ -119,8 +119,8 @@ func (s *Service) AddAlias(ctx context.Context, address string, targets []string
 		return Alias{}, false, err
 	}
 	created, err := s.Store.AddAliasTargets(ctx, d.ID, e, memberIDs(members), MaxAliasTargets, s.Now().UTC())
-	if errors.Is(err, ErrNotFound) && !isOwnMessage(err) {
-		return Alias{}, false, Errorf(ENOTFOUND, "A member named as a target was deleted meanwhile; try again.")
+	if errors.Is(err, ErrNotFound) {
+		return Alias{}, false, Errorf(ENOTFOUND, "A member named as a target, or the domain, was deleted meanwhile; try again.")
 	} else if err != nil {
 		return Alias{}, false, err
 	}
@@ -128,22 +128,11 @@ func (s *Service) AddAlias(ctx context.Context, address string, targets []string
 	return a, created, err
 }
 
-// isOwnMessage reports whether err carries a message of its own, not the
-// generic one of ErrNotFound.
-func isOwnMessage(err error) bool {
-	var ae *Error
-	return errors.As(err, &ae) && ae != ErrNotFound
-}
-
 // RemoveAliasTargets removes targets from the alias address, all or
 // nothing. An alias left with no target stays, and mail to it is refused
 // (see docs/mail.md); DeleteAlias removes it.
 func (s *Service) RemoveAliasTargets(ctx context.Context, address string, targets []string) (Alias, error) {
-	e, _, err := s.parseAliasAddress(ctx, address)
-	if err != nil {
-		return Alias{}, err
-	}
-	a, err := s.Alias(ctx, e)
+	a, err := s.Alias(ctx, address)
 	if err != nil {
 		return Alias{}, err
 	}
@@ -155,22 +144,22 @@ func (s *Service) RemoveAliasTargets(ctx context.Context, address string, target
 		}
 		i := slices.IndexFunc(a.Targets, func(m Member) bool { return m.Email == te })
 		if i < 0 {
-			return Alias{}, Errorf(ENOTFOUND, "%s is not a target of the alias %s; nothing was removed.", te, e)
+			return Alias{}, Errorf(ENOTFOUND, "%s is not a target of the alias %s; nothing was removed.", te, a.Address)
 		}
 		if !slices.Contains(ids, a.Targets[i].ID) {
 			ids = append(ids, a.Targets[i].ID)
 		}
 	}
-	if err := s.Store.RemoveAliasTargets(ctx, e, ids); err != nil {
-		return Alias{}, s.aliasErr(e, err)
+	if err := s.Store.RemoveAliasTargets(ctx, a.Address, ids); err != nil {
+		return Alias{}, s.aliasErr(a.Address, err)
 	}
-	return s.Alias(ctx, e)
+	return s.Alias(ctx, a.Address)
 }
 
 // DeleteAlias deletes the alias address; mail to it is refused from then on
 // (or goes to the domain's catch-all).
 func (s *Service) DeleteAlias(ctx context.Context, address string) error {
-	e, _, err := s.parseAliasAddress(ctx, address)
+	e, err := ParseEmail(address)
 	if err != nil {
 		return err
 	}
@@ -200,7 +189,7 @@ func (s *Service) Aliases(ctx context.Context, domain string) ([]Alias, error) {
 }
 
 func (s *Service) aliasErr(address string, err error) error {
-	if errors.Is(err, ErrNotFound) && !isOwnMessage(err) {
+	if errors.Is(err, ErrNotFound) {
 		return Errorf(ENOTFOUND, "No alias %s.", address)
 	}
 	return err
