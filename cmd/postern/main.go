@@ -197,7 +197,7 @@ func printUsage(w io.Writer, full bool) {
 	fmt.Fprintln(w, "\nUsage: postern COMMAND [ARGS] [FLAGS]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
 	if !full {
 		fmt.Fprintln(w, "\nRun 'postern help' for the global flags, 'postern COMMAND --help' for a command's.")
