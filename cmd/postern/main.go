@@ -56,12 +56,18 @@ func init() {
 		demoCommand,
 		{name: "domain add", args: "NAME [--created YYYY-MM-DD]", summary: "add a domain (created now unless --created)", min: 1, max: 1, setup: domainAdd},
 		{name: "domain list", args: "[--json]", summary: "list the domains and their policy", setup: domainList},
+		{name: "domain catchall", args: "DOMAIN [MEMBER | --off] [--json]", summary: "show, set or turn off the member who gets mail to the domain's unknown addresses", min: 1, max: 2, setup: domainCatchall},
+		{name: "domain dns", args: "DOMAIN [--mail-host HOST] [--json]", summary: "print the DNS records to publish for the domain, and why each", min: 1, max: 1, setup: domainDNS},
 		{name: "user add", args: "EMAIL [--name NAME] [--password-stdin]", summary: "add a member (a strong password is generated and printed unless --password-stdin)", min: 1, max: 1, setup: userAdd},
 		{name: "user list", args: "[DOMAIN] [--json]", summary: "list members, of one domain or all", max: 1, setup: userList},
 		{name: "user passwd", args: "EMAIL --password-stdin [--delete-app-passwords]", summary: "reset a member's main password", min: 1, max: 1, setup: userPasswd},
 		{name: "user set", args: "EMAIL --use-app-passwords on|off", summary: "change \"Use a third-party app password\" (optional domains only)", min: 1, max: 1, setup: userSet},
 		{name: "user suspend", args: "EMAIL", summary: "suspend a member: every session ends, logins fail", min: 1, max: 1, setup: userState(account.StateSuspended)},
 		{name: "user resume", args: "EMAIL", summary: "make a suspended member active again", min: 1, max: 1, setup: userState(account.StateActive)},
+		{name: "alias add", args: "ADDRESS MEMBER... [--json]", summary: "create an alias or list delivering to members, or add members to it", min: 2, max: 1 + account.MaxAliasTargets, setup: aliasAdd},
+		{name: "alias list", args: "[DOMAIN] [--json]", summary: "list aliases, of one domain or all, with their members", max: 1, setup: aliasList},
+		{name: "alias show", args: "ADDRESS [--json]", summary: "show an alias and the members it delivers to", min: 1, max: 1, setup: aliasShow},
+		{name: "alias delete", args: "ADDRESS [MEMBER...]", summary: "delete an alias, or only remove the members named from it", min: 1, max: 1 + account.MaxAliasTargets, setup: aliasDelete},
 		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create an app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
 		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
 		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
@@ -191,7 +197,7 @@ func printUsage(w io.Writer, full bool) {
 	fmt.Fprintln(w, "\nUsage: postern COMMAND [ARGS] [FLAGS]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
 	if !full {
 		fmt.Fprintln(w, "\nRun 'postern help' for the global flags, 'postern COMMAND --help' for a command's.")

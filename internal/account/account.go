@@ -30,6 +30,10 @@ type Domain struct {
 	ID        int64
 	Name      string
 	CreatedAt time.Time
+	// CatchAll is the address of the member who receives the domain's mail
+	// to addresses no member or alias has; "" when there is none and such
+	// mail is refused.
+	CatchAll string
 }
 
 // PolicyAt returns the domain's policy for the given cut-off.

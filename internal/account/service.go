@@ -67,6 +67,19 @@ func (s *Service) AddDomain(ctx context.Context, name string, created time.Time)
 	return d, nil
 }
 
+// Domain returns the domain named name.
+func (s *Service) Domain(ctx context.Context, name string) (Domain, error) {
+	n, err := ParseDomain(name)
+	if err != nil {
+		return Domain{}, err
+	}
+	d, err := s.Store.DomainByName(ctx, n)
+	if errors.Is(err, ErrNotFound) {
+		return Domain{}, Errorf(ENOTFOUND, "No domain %s. Add it with 'postern domain add %s'.", n, n)
+	}
+	return d, err
+}
+
 // AddMember creates an active member of an existing domain.
 func (s *Service) AddMember(ctx context.Context, email, name, password string) (Member, error) {
 	e, err := ParseEmail(email)

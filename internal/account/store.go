@@ -22,7 +22,9 @@ type Store interface {
 	DomainByName(ctx context.Context, name string) (Domain, error)
 	Domains(ctx context.Context) ([]Domain, error)
 
-	CreateMember(ctx context.Context, m *Member) error // ECONFLICT when the address exists
+	// CreateMember inserts m: ECONFLICT when a member or an alias has the
+	// address, checked atomically with the insert (as CreateAlias does).
+	CreateMember(ctx context.Context, m *Member) error
 	MemberByEmail(ctx context.Context, email string) (Member, error)
 	MemberByID(ctx context.Context, id int64) (Member, error)
 	Members(ctx context.Context, domain string) ([]Member, error) // all when domain == ""
@@ -54,6 +56,27 @@ type Store interface {
 	TouchAppPassword(ctx context.Context, id string, at time.Time, protocol, ip string, notBefore time.Time) error
 	// TouchAppPasswords is TouchAppPassword for several uses, in one transaction.
 	TouchAppPasswords(ctx context.Context, uses []Touch) error
+
+	// AddAliasTargets creates the alias address of the domain domainID
+	// unless it exists, and adds the members memberIDs to its targets (those
+	// already there are kept). ECONFLICT when a member has the address; the
+	// check and the insert are atomic with CreateMember's. ELIMIT when the
+	// alias would have more than limit targets; ErrNotFound when a member is
+	// gone. created says whether the alias is new.
+	AddAliasTargets(ctx context.Context, domainID int64, address string, memberIDs []int64, limit int, at time.Time) (created bool, err error)
+	// RemoveAliasTargets removes members from the alias's targets, all or
+	// nothing: ErrNotFound when the alias does not exist, ENOTFOUND when one
+	// of the members is not a target. An alias left with no target stays.
+	RemoveAliasTargets(ctx context.Context, address string, memberIDs []int64) error
+	DeleteAlias(ctx context.Context, address string) error           // ErrNotFound when missing
+	Alias(ctx context.Context, address string) (Alias, error)        // ErrNotFound when missing
+	Aliases(ctx context.Context, domain string) ([]Alias, error)     // by address; all when domain == ""
+	SetCatchAll(ctx context.Context, domainID, memberID int64) error // memberID 0: none
+	// LookupAddresses says in one round trip whether domain is served here,
+	// its catch-all member, and which of addresses (of that domain) belong
+	// to a member or an alias, with the members each reaches: what every
+	// RCPT needs.
+	LookupAddresses(ctx context.Context, domain string, addresses []string) (AddressLookup, error)
 
 	AddMessage(ctx context.Context, memberID int64, fx Effects) error        // writes fx alone
 	Messages(ctx context.Context, memberID int64) ([]Message, error)         // newest first

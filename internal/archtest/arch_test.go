@@ -22,9 +22,9 @@ func deps(t *testing.T, pkg string) []string {
 }
 
 func TestDomainImportsStdlibOnly(t *testing.T) {
-	for _, pkg := range []string{"internal/account", "internal/mailstore"} {
+	for _, pkg := range []string{"internal/account", "internal/mailstore", "internal/dnsrecords"} {
 		for _, d := range deps(t, pkg) {
-			inner := d == mod+"internal/account" || d == mod+"internal/mailstore"
+			inner := d == mod+"internal/account" || d == mod+"internal/mailstore" || d == mod+"internal/dnsrecords"
 			if strings.Contains(strings.SplitN(d, "/", 2)[0], ".") && !inner {
 				t.Errorf("%s depends on %s: the domain imports the standard library only", pkg, d)
 			}

@@ -122,39 +122,47 @@ func (db *DB) CreateDomain(ctx context.Context, d *account.Domain) error {
 	return nil
 }
 
-// DomainByName returns the domain named name (lower case).
-func (db *DB) DomainByName(ctx context.Context, name string) (account.Domain, error) {
+// domainQuery selects a domain with its catch-all member's address.
+const domainQuery = `SELECT d.id, d.name, d.created_at, COALESCE(c.email, '')
+	FROM domains d LEFT JOIN members c ON c.id = d.catchall_member_id`
+
+func scanDomain(r rowScanner) (account.Domain, error) {
 	var d account.Domain
 	var created int64
-	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT id, name, created_at FROM domains WHERE name = ?`), name).Scan(&d.ID, &d.Name, &created)
-	if err != nil {
-		return account.Domain{}, notFoundErr(err, "domain")
+	if err := r.Scan(&d.ID, &d.Name, &created, &d.CatchAll); err != nil {
+		return account.Domain{}, err
 	}
 	d.CreatedAt = fromMicros(created)
 	return d, nil
 }
 
+// DomainByName returns the domain named name (lower case).
+func (db *DB) DomainByName(ctx context.Context, name string) (account.Domain, error) {
+	d, err := scanDomain(db.SQL.QueryRowContext(ctx, db.q(domainQuery+` WHERE d.name = ?`), name))
+	return d, notFoundErr(err, "domain")
+}
+
 // Domains lists every domain by name.
 func (db *DB) Domains(ctx context.Context) ([]account.Domain, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT id, name, created_at FROM domains ORDER BY name`)
+	rows, err := db.SQL.QueryContext(ctx, domainQuery+` ORDER BY d.name`)
 	if err != nil {
 		return nil, fmt.Errorf("domains: %w", err)
 	}
 	defer rows.Close()
 	var out []account.Domain
 	for rows.Next() {
-		var d account.Domain
-		var created int64
-		if err := rows.Scan(&d.ID, &d.Name, &created); err != nil {
+		d, err := scanDomain(rows)
+		if err != nil {
 			return nil, fmt.Errorf("domains: %w", err)
 		}
-		d.CreatedAt = fromMicros(created)
 		out = append(out, d)
 	}
 	return out, rows.Err()
 }
 
-// CreateMember inserts m and sets its ID (and DomainCreatedAt when zero).
+// CreateMember inserts m and sets its ID (and DomainCreatedAt when zero),
+// unless a member or an alias has its address: the alias check and the
+// insert are atomic (lockDomain, alias.go).
 func (db *DB) CreateMember(ctx context.Context, m *account.Member) error {
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = time.Now().UTC()
@@ -162,17 +170,29 @@ func (db *DB) CreateMember(ctx context.Context, m *account.Member) error {
 	if m.State == "" {
 		m.State = account.StateActive
 	}
-	err := db.SQL.QueryRowContext(ctx, db.q(`INSERT INTO members (domain_id, email, name, password_hash, use_app_passwords, state, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		m.DomainID, m.Email, m.Name, m.PasswordHash, m.UseAppPasswords, string(m.State), micros(m.CreatedAt)).Scan(&m.ID)
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockDomain(ctx, tx, m.DomainID); err != nil {
+			return err
+		}
+		if alias, err := db.exists(ctx, tx, `SELECT COUNT(*) FROM aliases WHERE address = ?`, m.Email); err != nil {
+			return err
+		} else if alias {
+			return account.Errorf(account.ECONFLICT, "%s is the address of an alias: delete the alias first ('postern alias delete %s').", m.Email, m.Email)
+		}
+		err := tx.QueryRowContext(ctx, db.q(`INSERT INTO members (domain_id, email, name, password_hash, use_app_passwords, state, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			m.DomainID, m.Email, m.Name, m.PasswordHash, m.UseAppPasswords, string(m.State), micros(m.CreatedAt)).Scan(&m.ID)
+		if isUnique(err) {
+			return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("A member %s already exists.", m.Email), Err: err}
+		}
+		return err
+	})
 	switch {
 	case err == nil:
-	case isUnique(err):
-		return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("A member %s already exists.", m.Email), Err: err}
-	case isForeignKey(err):
+	case errors.Is(err, account.ErrNotFound):
 		return fmt.Errorf("member's domain %d: %w", m.DomainID, account.ErrNotFound)
 	default:
-		return fmt.Errorf("create member: %w", err)
+		return wrap("create member", err)
 	}
 	if m.DomainCreatedAt.IsZero() {
 		var created int64

@@ -40,3 +40,39 @@ func BenchmarkVerifyAppPassword(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkResolveRecipient measures what every RCPT costs: one
+// LookupAddresses statement, for a member's address, a tagged one (two
+// addresses asked), an alias of five members, and an unknown address that
+// the catch-all takes.
+func BenchmarkResolveRecipient(b *testing.B) {
+	for _, eng := range storetest.AllEngines {
+		b.Run(eng.Name, func(b *testing.B) {
+			e := storetest.NewEnv(b, eng.Open(b))
+			ctx := context.Background()
+			var targets []string
+			for i := range 5 {
+				targets = append(targets, e.Enforced(b, fmt.Sprintf("m%d", i)).Email)
+			}
+			if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", targets); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", targets[0]); err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range []struct {
+				name, addr string
+				n          int
+			}{{"member", targets[1], 1}, {"tagged", "m1+news@enforced.test", 1}, {"alias5", "team@enforced.test", 5}, {"catchall", "x@enforced.test", 1}} {
+				b.Run(c.name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if r, err := e.Svc.ResolveRecipient(ctx, c.addr); err != nil || len(r.Members) != c.n {
+							b.Fatalf("%s: %+v %v", c.addr, r, err)
+						}
+					}
+				})
+			}
+		})
+	}
+}

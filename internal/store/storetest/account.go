@@ -237,6 +237,11 @@ func RunAccount(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Events", testEvents},
 		{"NoPlaintext", testNoPlaintext},
 		{"ResolveRecipient", testResolveRecipient},
+		{"ResolveAlias", testResolveAlias},
+		{"Aliases", testAliases},
+		{"AliasRefusals", testAliasRefusals},
+		{"AliasMemberRace", testAliasMemberRace},
+		{"CatchAll", testCatchAll},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, NewEnv(t, open(t))) })
@@ -276,5 +281,43 @@ func testResolveRecipient(t *testing.T, e *Env) {
 		if _, err := e.Svc.ResolveRecipient(ctx, c.addr); account.ErrorCode(err) != c.code {
 			t.Errorf("%s: %v, want %s", c.addr, err, c.code)
 		}
+	}
+}
+
+// testResolveAlias: an alias reaches its members, each once and by address,
+// with or without a plus tag, suspended ones included; a member deleted is
+// deleted from its aliases; the alias and member of one lookup never mix.
+func testResolveAlias(t *testing.T, e *Env) {
+	ctx := context.Background()
+	// Created out of address order, so that no other order passes for it.
+	carol, bob, alice := e.Enforced(t, "carol"), e.Enforced(t, "bob"), e.Enforced(t, "alice")
+	if _, _, err := e.Svc.AddAlias(ctx, "sales@enforced.test", []string{carol.Email, alice.Email, bob.Email, alice.Email}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Svc.SetState(ctx, bob, account.StateSuspended); err != nil {
+		t.Fatal(err)
+	}
+	want := of(alice, bob, carol)
+	for _, c := range []struct{ addr, tag string }{
+		{"sales@enforced.test", ""},
+		{"SALES@Enforced.test", ""},
+		{"sales+q3@enforced.test", "q3"},
+	} {
+		r, err := e.Svc.ResolveRecipient(ctx, c.addr)
+		if err != nil || emails(r.Members) != want || r.Tag != c.tag || r.Alias != "sales@enforced.test" || r.CatchAll {
+			t.Errorf("%s: %+v %v", c.addr, r, err)
+		}
+	}
+	// A member whose address has a plus is found before the plus is read.
+	plus := e.Member(t, "bob+list@enforced.test")
+	if r, err := e.Svc.ResolveRecipient(ctx, "bob+list@enforced.test"); err != nil || emails(r.Members) != of(plus) || r.Tag != "" || r.Alias != "" {
+		t.Errorf("bob+list: %+v %v", r, err)
+	}
+	execSQL(t, e.DB, `DELETE FROM members WHERE id = ?`, carol.ID)
+	if r, err := e.Svc.ResolveRecipient(ctx, "sales@enforced.test"); err != nil || emails(r.Members) != of(alice, bob) {
+		t.Errorf("after carol's deletion: %+v %v", r, err)
+	}
+	if a, err := e.Svc.Alias(ctx, "sales@enforced.test"); err != nil || len(a.Targets) != 2 {
+		t.Errorf("alias after carol's deletion: %+v %v", a, err)
 	}
 }
