@@ -220,7 +220,7 @@ func (c *Client) Check(ctx context.Context, m Message) (Verdict, error) {
 			v.addHeaders = append(v.addHeaders, field{name, val})
 		}
 	}
-	slices.SortFunc(v.addHeaders, func(a, b field) int { return strings.Compare(a.name, b.name) })
+	slices.SortStableFunc(v.addHeaders, func(a, b field) int { return strings.Compare(a.name, b.name) })
 	for name := range r.Milter.RemoveHeaders {
 		v.removeHeaders = append(v.removeHeaders, name)
 	}
