@@ -130,8 +130,13 @@ func TestJunkLearningAfterExpunge(t *testing.T) {
 	c.ok("c2", "UID COPY 2 Junk")
 	c.ok("d", `UID STORE 1:2 +FLAGS (\Deleted)`)
 	c.ok("x", "EXPUNGE")
-	f.gate <- struct{}{}
-	f.gate <- struct{}{}
+	for range 2 {
+		select {
+		case f.gate <- struct{}{}:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the learner was not asked")
+		}
+	}
 	for i := range 2 {
 		if l := f.next(t); !l.spam || l.body != bodies[i] {
 			t.Fatalf("lesson %d: %+v", i, l)

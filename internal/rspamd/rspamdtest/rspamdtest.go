@@ -171,17 +171,19 @@ dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 1; }
 	return s, nil
 }
 
-// Stop stops rspamd (SIGTERM to its main process, SIGKILL to its process
-// group after 10 s) and waits for it. It may be called more than once.
+// Stop stops rspamd (SIGTERM to the process started, then SIGKILL to its
+// process group once it has exited or after 10 s) and waits for it. It may be called more than once.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-s.done:
 		case <-time.After(10 * time.Second):
-			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.done
 		}
+		// Whatever of the group is left (rspamd forks its main process and
+		// workers): the group is this process's own (Setpgid).
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
 		// The workers leave after the main process; wait until the ports
 		// no longer answer, so that a test of an rspamd that is down sees one.
 		for range 200 {
