@@ -70,9 +70,25 @@ func Start(t testing.TB) *Server {
 	if _, err := exec.LookPath("rspamd"); err != nil {
 		t.Fatalf("rspamd is not installed (Debian package rspamd; scripts/test-deps.sh installs it): %v", err)
 	}
+	cache := filepath.Join(os.TempDir(), "postern-rspamdtest-hs-cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// One start at a time on the machine (test binaries of several packages
+	// run at once): the first compiles the cache, the others then read it,
+	// rather than all compiling it together.
+	lock, err := os.OpenFile(filepath.Join(cache, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	var lastErr error
 	for range 3 { // another process may take a port between its pick and rspamd's bind
-		s, err := start(t)
+		s, err := start(t, cache)
 		if err == nil {
 			return s
 		}
@@ -82,16 +98,12 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func start(t testing.TB) (*Server, error) {
+func start(t testing.TB, cache string) (*Server, error) {
 	dir := t.TempDir()
 	for _, d := range []string{"local.d", "run", "db", "log", "redis"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
-	}
-	cache := filepath.Join(os.TempDir(), "postern-rspamdtest-hs-cache")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return nil, err
 	}
 	checkPort, err := freePort()
 	if err != nil {
@@ -105,6 +117,7 @@ func start(t testing.TB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.Cleanup(func() { stopRedis(redis) })
 	files := map[string]string{
 		"rspamd.conf": fmt.Sprintf(mainConf, checkPort, ctrlPort, Password),
 		"local.d/options.inc": fmt.Sprintf(`enable_test_patterns = true;
@@ -138,7 +151,6 @@ dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 1; }
 	// main process dies without stopping them.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		stopRedis(redis)
 		return nil, err
 	}
 	s := &Server{
@@ -172,7 +184,8 @@ dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 1; }
 }
 
 // Stop stops rspamd (SIGTERM to the process started, then SIGKILL to its
-// process group once it has exited or after 10 s) and waits for it. It may be called more than once.
+// process group once it has exited or after 10 s) and waits for it, and its
+// Redis. It may be called more than once.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		s.cmd.Process.Signal(syscall.SIGTERM)
