@@ -113,10 +113,10 @@ func TestBounds(t *testing.T) {
 					t.Errorf("Check took %v", time.Since(start))
 				}
 				d := c.Decide(context.Background(), msg)
-				status := strings.Join(d.Fields(), "\n")
+				status := string(d.Prepend())
 				switch {
 				case tc.max > 0:
-					if d.Outcome != rspamd.Inbox || status != "X-Spam-Status: Unknown (not checked: message too large)" {
+					if d.Outcome != rspamd.Inbox || status != "X-Spam-Status: Unknown (not checked: message too large)\r\n" {
 						t.Errorf("%v: %v %q", onErr, d.Outcome, status)
 					}
 				case onErr == rspamd.OnErrorTempFail:
@@ -124,7 +124,7 @@ func TestBounds(t *testing.T) {
 						t.Errorf("%v: %v %d %s", onErr, d.Outcome, d.Code, d.Enhanced)
 					}
 				default:
-					if d.Outcome != rspamd.Inbox || status != "X-Spam-Status: Unknown (filter unavailable)" {
+					if d.Outcome != rspamd.Inbox || status != "X-Spam-Status: Unknown (filter unavailable)\r\n" {
 						t.Errorf("%v: %v %q", onErr, d.Outcome, status)
 					}
 				}
@@ -205,6 +205,9 @@ func TestApply(t *testing.T) {
 		"\r\nbody\r\nX-Spam-Status: in the body stays\r\n"
 	if out != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+	if p := string(d.Prepend()); !strings.HasPrefix(want, p) || !strings.HasSuffix(p, "X-Two: 2\r\n") {
+		t.Errorf("Prepend: %q", p)
 	}
 	bad := []byte("no colon here\r\n\r\nbody\r\n")
 	if out := string(rspamd.Verdict{Action: "no action"}.Decision().Apply(bad)); !strings.HasPrefix(out, "X-Spam-Status: No, score=0.00 required=0.00\r\nX-Spam-Action: no action\r\nno colon here\r\n") {

@@ -173,13 +173,23 @@ func ParseOnError(s string) (OnError, error) {
 	return 0, fmt.Errorf("rspamd: %q: want tempfail or accept", s)
 }
 
-// Fields returns the header fields Apply prepends, "Name: value" each.
-func (d Decision) Fields() []string {
-	out := make([]string, len(d.fields))
-	for i, f := range d.fields {
-		out[i] = f.name + ": " + f.value
+// Prepend returns the header fields to put on top of the message, each
+// CRLF-terminated and folded at 78 characters. Apply does more (see there):
+// a caller that can only prepend loses the removal of forged X-Spam fields
+// and the new Subject.
+func (d Decision) Prepend() []byte {
+	if len(d.fields) == 0 {
+		return nil
 	}
-	return out
+	var out bytes.Buffer
+	top := textproto.Header{}
+	// Add puts a field on top: the last added is the first in the message.
+	for i := len(d.fields) - 1; i >= 0; i-- {
+		top.Add(d.fields[i].name, sanitizeValue(d.fields[i].value))
+	}
+	textproto.WriteHeader(&out, top)
+	out.Truncate(out.Len() - len("\r\n")) // the empty line that ends a header
+	return out.Bytes()
 }
 
 // Apply returns msg as it is to be delivered: every X-Spam field and every
@@ -190,14 +200,7 @@ func (d Decision) Fields() []string {
 func (d Decision) Apply(msg []byte) []byte {
 	var out bytes.Buffer
 	out.Grow(len(msg) + 512)
-	top := textproto.Header{}
-	// Add puts a field on top: the last added is the first in the message.
-	for i := len(d.fields) - 1; i >= 0; i-- {
-		top.Add(d.fields[i].name, sanitizeValue(d.fields[i].value))
-	}
-	textproto.WriteHeader(&out, top)
-	out.Truncate(out.Len() - len("\r\n")) // the empty line that ends a header
-
+	out.Write(d.Prepend())
 	br := bufio.NewReader(bytes.NewReader(msg))
 	h, err := textproto.ReadHeader(br)
 	if err != nil {
