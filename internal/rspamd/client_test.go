@@ -214,3 +214,30 @@ func TestApply(t *testing.T) {
 		t.Errorf("unparsed header: %q", out)
 	}
 }
+
+// TestCallerGone: when the caller's context ends (the SMTP client left),
+// nothing is delivered, even with OnErrorAccept: rspamd is not to blame.
+func TestCallerGone(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(s.Close)
+	c, _ := rspamd.New(rspamd.Config{URL: s.URL, OnError: rspamd.OnErrorAccept, Log: quiet})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if d := c.Decide(ctx, rspamd.Message{Body: []byte("Subject: x\r\n\r\nx\r\n")}); d.Outcome != rspamd.TempFail {
+		t.Errorf("%v, want tempfail", d.Outcome)
+	}
+}
+
+func TestParseOnError(t *testing.T) {
+	for in, want := range map[string]rspamd.OnError{"tempfail": rspamd.OnErrorTempFail, "accept": rspamd.OnErrorAccept} {
+		if got, err := rspamd.ParseOnError(in); err != nil || got != want || got.String() != in {
+			t.Errorf("%q: %v %v", in, got, err)
+		}
+	}
+	if _, err := rspamd.ParseOnError("reject"); err == nil {
+		t.Error("reject: no error")
+	}
+}
