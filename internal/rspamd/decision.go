@@ -55,8 +55,8 @@ type Decision struct {
 	subject string   // the new Subject, if not empty
 }
 
-// spamNames are the header fields Apply writes, and so removes from the
-// message as received: a sender must not be able to write its own
+// isSpamField says whether a field is of the kind Apply writes, and so
+// removes from the message as received: a sender must not be able to write its own
 // "X-Spam-Status: No" for a client's or a filter's eyes.
 func isSpamField(name string) bool {
 	n := strings.ToLower(name)
