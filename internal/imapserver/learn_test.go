@@ -190,7 +190,7 @@ func TestJunkLearningRspamd(t *testing.T) {
 	c.login()
 	c.ok("s", "SELECT INBOX")
 	c.ok("m", "UID MOVE 1 Junk")
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if spam, _ := rs.Learns(t); spam == spam0+1 {
 			break
 		}

