@@ -2,7 +2,8 @@
 # Installs what the end-to-end tests drive, and nothing that is already there:
 # the third-party clients (swaks with its TLS modules, curl, python3-caldav, vdirsyncer), Debian's
 # Postfix (test/postfix runs private instances of it: the MX in front of Postern and the
-# sender to Postern's MX), the
+# sender to Postern's MX), the rspamd spam filter with the Redis its Bayes classifier keeps
+# its counts in, the
 # browser for the web UI tests (chromium, chromium-driver, and fonts-noto-cjk
 # so the Japanese screenshots show text), and the browser
 # test's npm packages. Safe to run again: it does nothing when all is present.
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 # swaks speaks TLS only with Net::SSLeay and IO::Socket::SSL, which it merely
 # recommends (and recommends are not installed here).
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl postfix curl python3-caldav vdirsyncer chromium chromium-driver fonts-noto-cjk)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl postfix curl python3-caldav vdirsyncer chromium chromium-driver fonts-noto-cjk rspamd redis-server)
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

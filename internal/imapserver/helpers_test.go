@@ -105,6 +105,7 @@ type envOptions struct {
 	// loginWindow shortens the server's, set before it serves.
 	loginWindow time.Duration
 	limits      netserver.Limits
+	learner     JunkLearner
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -152,7 +153,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.log != nil {
 		log = o.log
 	}
-	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits})
+	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner})
 	if o.loginWindow > 0 {
 		e.srv.loginWindow = o.loginWindow
 	}

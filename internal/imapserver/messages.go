@@ -72,6 +72,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 		return nil, s.storeErr("copy", err)
 	}
 	s.markChanged(dst.ID)
+	s.learnFiled(sel, idx, dst, src, dstUIDs)
 	return copyData(src, dstUIDs, validity), nil
 }
 
@@ -105,6 +106,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if err != nil {
 		return s.storeErr("move", err)
 	}
+	s.learnFiled(sel, idx, dst, src, dstUIDs)
 	if d := copyData(src, dstUIDs, validity); d != nil {
 		if err := w.WriteCopyData(d); err != nil {
 			return err

@@ -45,6 +45,11 @@ type Config struct {
 	// a connection is told refusal's BYE and closed (closed at once on
 	// implicit TLS).
 	Limits netserver.Limits
+	// JunkLearner, when set, is taught from the members' filing: a message
+	// moved or copied into \Junk as spam, one taken out of \Junk (not into
+	// \Trash) as ham. It runs on a goroutine of its own behind a bounded
+	// queue, after the command has succeeded; IMAP never waits for it.
+	JunkLearner JunkLearner
 }
 
 // Server is an IMAP server; one Server may serve several listeners.
@@ -64,6 +69,8 @@ type Server struct {
 	limit *netserver.Limiter
 	// byes counts the BYEs said at shutdown; Close waits for them.
 	byes sync.WaitGroup
+	// learner teaches Config.JunkLearner; nil without one.
+	learner *learner
 }
 
 // New returns a Server for cfg.
@@ -88,6 +95,9 @@ func New(cfg Config) *Server {
 		advertiseTLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return nil, errors.New("imapserver: STARTTLS is handled by the input guard")
 		}}
+	}
+	if cfg.JunkLearner != nil {
+		s.learner = newLearner(cfg.JunkLearner, cfg.Mail, log)
 	}
 	s.plainAuth = s.newBackend(advertiseTLS, true)
 	s.plainNoAuth = s.newBackend(advertiseTLS, false)
@@ -199,6 +209,9 @@ func (s *Server) Close() error {
 	s.byes.Wait()
 	for _, b := range s.backends() {
 		b.srv.Close()
+	}
+	if s.learner != nil {
+		s.learner.close()
 	}
 	return err
 }
