@@ -36,10 +36,18 @@ func (s *server) setupProtocols() error {
 	s.gw = gw
 	host, _ := os.Hostname()
 	mail := s.db.Mail()
-	imap := imapserver.New(imapserver.Config{Auth: gw, Mail: mail, Bus: s.bus, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Limits: s.limits})
+	inspector, spam, err := s.setupInspection(host) // inspect.go: sender checks, rspamd
+	if err != nil {
+		return err
+	}
+	imapCfg := imapserver.Config{Auth: gw, Mail: mail, Bus: s.bus, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Limits: s.limits}
+	if spam != nil && s.flags.inspect.rspamdController != "" {
+		imapCfg.JunkLearner = spam // rspamd learns from what members file in and out of Junk
+	}
+	imap := imapserver.New(imapCfg)
 	pop3 := pop3server.New(pop3server.Config{Auth: gw, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits})
 	smtpCfg := smtpserver.Config{Auth: gw, Recipients: s.svc, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits}
-	if err := s.setupMail(&smtpCfg); err != nil { // mx.go: MX and LMTP listeners, quota
+	if err := s.setupMail(&smtpCfg, inspector); err != nil { // mx.go: MX and LMTP listeners, quota
 		return err
 	}
 	smtp := smtpserver.New(smtpCfg)

@@ -39,14 +39,10 @@ func (f *mailFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.rate, "smtp-rate-limit", strconv.Itoa(defaultSMTPRate), "recipients per minute one client address (IPv4, IPv6 /56) may give the MX listener; 0: no limit")
 }
 
-// mxInspector is the Inspector of the MX listener (sender authentication,
-// spam filtering); nil: none.
-var mxInspector smtpserver.Inspector
-
 // setupMail sets the quota in cfg, submission's configuration, and
-// declares the MX and LMTP listeners on the same engine, store, recipients,
-// hostname and TLS.
-func (s *server) setupMail(sub *smtpserver.Config) error {
+// declares the MX listener (with inspector) and LMTP on the same engine,
+// store, recipients, hostname and TLS.
+func (s *server) setupMail(sub *smtpserver.Config, inspector smtpserver.Inspector) error {
 	f := &s.flags.mail
 	quota, err := parseSize(f.quota)
 	if err != nil {
@@ -61,14 +57,9 @@ func (s *server) setupMail(sub *smtpserver.Config) error {
 	cfg.Auth = nil
 
 	mx := cfg
-	mx.Mode, mx.RateLimit, mx.Inspector = smtpserver.MX, rate, mxInspector
-	if mx.Inspector == nil {
-		// Sender authentication (mailauth.go); LMTP gets none: there the
-		// client is the mail server in front, not the sender.
-		if mx.Inspector, err = s.senderAuth(cfg.Hostname); err != nil {
-			return err
-		}
-	}
+	// LMTP gets no inspection: its client is the mail server in front, not
+	// the sender, and that server filters (docs/mail.md).
+	mx.Mode, mx.RateLimit, mx.Inspector = smtpserver.MX, rate, inspector
 	s.addProtocol("smtp", f.smtp, false, smtpserver.New(mx))
 
 	lmtp := cfg

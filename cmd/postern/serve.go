@@ -38,7 +38,7 @@ type serveFlags struct {
 	scaleout                                                        scaleoutFlags  // --trusted-proxies, --auth-max-delay (scaleout.go)
 	connLimits                                                      connLimitFlags // --max-connections-per-ip, --max-connections (connlimits.go)
 	mail                                                            mailFlags      // --smtp-addr, --lmtp-addr, --mailbox-quota, --smtp-rate-limit (mx.go)
-	mailAuth                                                        mailAuthFlags  // --dns-resolver (mailauth.go)
+	inspect                                                         inspectFlags   // --dns-resolver, --rspamd-* (inspect.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -56,7 +56,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	f.scaleout.register(a, fs)   // scaleout.go
 	f.connLimits.register(a, fs) // connlimits.go
 	f.mail.register(a, fs)       // mx.go
-	f.mailAuth.register(a, fs)   // mailauth.go
+	f.inspect.register(a, fs)    // inspect.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 

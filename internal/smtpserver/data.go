@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/postern/postern/internal/mailauth"
 	"github.com/postern/postern/internal/mailstore"
 )
 
@@ -215,8 +216,12 @@ func (c *conn) deliver(t txn, body []byte) {
 		}
 	}
 	if c.cfg.Mode == MX {
-		// After Inspect, which needs the original bytes (DKIM).
-		body = stripAuthResults(body)
+		// After Inspect, which needs the original bytes (DKIM): RFC 8601 §5,
+		// no field from outside may pass for this server's own.
+		body = mailauth.StripAuthResults(body)
+	}
+	if ins.Rewrite != nil {
+		body = ins.Rewrite(body)
 	}
 	now := c.cfg.Now()
 	var added []byte

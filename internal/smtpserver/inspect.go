@@ -1,7 +1,6 @@
 package smtpserver
 
 import (
-	"bytes"
 	"context"
 	"net/netip"
 )
@@ -36,6 +35,11 @@ type Inspection struct {
 	// Reject refuses the message with this reply, for every recipient
 	// (550 5.7.1 for a DMARC p=reject, 451 4.7.1 for a soft reject).
 	Reject *Reply
+	// Rewrite, when set, returns the message to deliver from the message
+	// as received (on the MX listener, with outside Authentication-Results
+	// already removed): a spam filter drops forged X-Spam fields or
+	// rewrites the Subject. Called once for all recipients' copies.
+	Rewrite func(msg []byte) []byte
 }
 
 // Reply is an SMTP reply: a code (RFC 5321 §4.2), an enhanced status code
@@ -44,51 +48,4 @@ type Reply struct {
 	Code     int
 	Enhanced string
 	Text     string
-}
-
-// stripAuthResults removes every Authentication-Results field from msg's
-// header (RFC 8601 §5: a receiver must not let fields from outside pass for
-// its own). The header is taken to end at the first empty line: a field
-// after a malformed line is removed too, since a lenient reader may still
-// believe it. msg is returned unchanged, without copying, when it has none.
-func stripAuthResults(msg []byte) []byte {
-	const name = "authentication-results"
-	if !bytes.Contains(bytes.ToLower(headerOf(msg)), []byte(name)) {
-		return msg
-	}
-	out := make([]byte, 0, len(msg))
-	dropping := false
-	rest := msg
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		line := rest
-		if i >= 0 {
-			line = rest[:i+1]
-		}
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break // the empty line: the body follows
-		}
-		if line[0] != ' ' && line[0] != '\t' {
-			dropping = false
-			if n, _, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimRight(n, " \t"), []byte(name)) {
-				dropping = true
-			}
-		}
-		if !dropping {
-			out = append(out, line...)
-		}
-		rest = rest[len(line):]
-	}
-	return append(out, rest...)
-}
-
-// headerOf returns msg up to its first empty line.
-func headerOf(msg []byte) []byte {
-	if bytes.HasPrefix(msg, []byte("\r\n")) {
-		return nil
-	}
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-		return msg[:i+2]
-	}
-	return msg
 }

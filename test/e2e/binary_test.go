@@ -203,7 +203,7 @@ func (in *Instance) RunJSON(t testing.TB, v any, args ...string) {
 
 // listenerFlags are the listener addresses of serve; StartServer puts every
 // one not given on 127.0.0.1:0.
-var listenerFlags = []string{"web", "metrics", "imap", "imaps", "pop3", "pop3s", "submission", "submissions"}
+var listenerFlags = []string{"web", "metrics", "imap", "imaps", "pop3", "pop3s", "submission", "submissions", "smtp"}
 
 // Server is a running postern serve (or demo).
 type Server struct {
@@ -232,6 +232,12 @@ func (in *Instance) Start(t testing.TB, command string, args ...string) *Server 
 		if !hasFlag(args, name+"-addr") {
 			full = append(full, "--"+name+"-addr", "127.0.0.1:0")
 		}
+	}
+	if !hasFlag(args, "dns-resolver") {
+		// The MX listener's sender checks ask DNS; tests ask loopback only
+		// (a closed port: every lookup fails at once, as temperror). Tests
+		// of the checks give a DNS server of their own.
+		full = append(full, "--dns-resolver", "127.0.0.1:1")
 	}
 	return StartServer(t, in.Env, append(full, args...)...)
 }
