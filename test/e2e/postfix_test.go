@@ -14,7 +14,7 @@ import (
 	"github.com/postern/postern/test/postfix"
 )
 
-// Debian's Postfix next to Postern (issue 14): as the sending side that
+// Debian's Postfix next to Postern: as the sending side that
 // relays to Postern's MX listener, and as the organisation's MX that hands
 // mail over to Postern by LMTP. The main.cf lines here are the ones
 // docs/mail.md gives.

@@ -18,7 +18,7 @@ import (
 	"github.com/postern/postern/test/postfix"
 )
 
-// The MX benchmark (issue 14): messages accepted per second at N concurrent
+// The MX benchmark: messages accepted per second at N concurrent
 // senders with 10 KiB messages, by Postern's MX listener (250 only after
 // the message is committed to SQLite or PostgreSQL) against Debian's
 // Postfix as the MX handing mail to Dovecot over LMTP (250 once the message
