@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/imapserver"
 	"github.com/postern/postern/internal/pop3server"
@@ -45,6 +47,9 @@ func (s *server) setupProtocols() error {
 		imapCfg.JunkLearner = spam // rspamd learns from what members file in and out of Junk
 	}
 	imap := imapserver.New(imapCfg)
+	if imapCfg.JunkLearner != nil {
+		s.learnMetrics(imap)
+	}
 	pop3 := pop3server.New(pop3server.Config{Auth: gw, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits})
 	smtpCfg := smtpserver.Config{Auth: gw, Recipients: s.svc, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits}
 	if err := s.setupMail(&smtpCfg, inspector); err != nil { // mx.go: MX and LMTP listeners, quota
@@ -69,4 +74,22 @@ func (s *server) addProtocol(name, addr string, implicitTLS bool, ps protocolSer
 		serve: func(ln net.Listener) error { return ps.Serve(s.proxied(name, ln), implicitTLS) }, // proxied: PROXY protocol (scaleout.go)
 		stop:  func(context.Context) error { return ps.Close() },
 	})
+}
+
+// learnMetrics exports what the members' filing taught rspamd: a learner
+// that fails, or a queue that drops, is otherwise invisible.
+func (s *server) learnMetrics(imap *imapserver.Server) {
+	stat := func(name, help string, pick func(learnt, failed, dropped uint64) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			return float64(pick(imap.LearnStats()))
+		})
+	}
+	s.reg.MustRegister(
+		stat("postern_junk_learned_total", "Messages filed into or out of Junk over IMAP that the spam filter was taught.",
+			func(l, _, _ uint64) uint64 { return l }),
+		stat("postern_junk_learn_failed_total", "Messages the spam filter could not be taught (it did not answer or refused).",
+			func(_, f, _ uint64) uint64 { return f }),
+		stat("postern_junk_learn_dropped_total", "Messages not taught because the learning queue was full.",
+			func(_, _, d uint64) uint64 { return d }),
+	)
 }

@@ -75,4 +75,11 @@ func TestMXSpamFilter(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The server counts the lesson once rspamd's answer is back.
+	for metric(t, srv, "postern_junk_learned_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("postern_junk_learned_total stays 0 after a message was taught")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
