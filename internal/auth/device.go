@@ -43,7 +43,7 @@ func (g *Gateway) RememberDevice(email, tokens string) string {
 		var t string
 		t, tokens, _ = strings.Cut(tokens, ".")
 		switch {
-		case mine == "" && g.DeviceTokenFor(email, t):
+		case mine == "" && g.isDeviceOf(email, t):
 			mine = t
 		case len(t) == base64.RawURLEncoding.EncodedLen(deviceIDLen+deviceMACLen):
 			keep = append(keep, t)
@@ -56,8 +56,8 @@ func (g *Gateway) RememberDevice(email, tokens string) string {
 	return strings.Join(keep, ".")
 }
 
-// DeviceTokenFor reports whether token is a device token of email.
-func (g *Gateway) DeviceTokenFor(email, token string) bool {
+// isDeviceOf reports whether token is a device token of email.
+func (g *Gateway) isDeviceOf(email, token string) bool {
 	_, ok := g.knownDevice(email, token)
 	return ok
 }

@@ -103,39 +103,33 @@ func (g *Gateway) SignIn(ctx context.Context, a Attempt) (account.Member, error)
 	// once, and the address's failures are attributed to the same account.
 	tags := Tags{Pair: g.tag("ip-pair", 0, user, a.Secret), Account: g.tag("ip-account", 0, user)}
 	outcome := Abandoned
-	var ipWait, acctWait time.Duration
-	var ipOK, acctOK bool
+	var wait time.Duration // the later of the schedules the attempt was given
+	admitted := false
 	if device, known := g.knownDevice(user, a.Devices); known {
 		// A browser that signed in as this member before has a schedule of
 		// its own, in place of its address's and the account's: strangers'
 		// failures, from anywhere, never queue the member's own sign-in. The
 		// schedule is the account's, so a stolen cookie guesses no faster.
 		key := "web-device:" + hex.EncodeToString(device[:])
-		ipOK = true
-		if acctWait, acctOK = g.acct.beginKey(key, start); acctOK {
+		if wait, admitted = g.acct.beginKey(key, start); admitted {
 			defer func() { g.acct.endKey(key, outcome, tags, g.now()) }()
 		}
-	} else {
+	} else if ipWait, ipOK := g.throttle.Begin(a.RemoteIP, start); ipOK {
+		defer func() { g.throttle.End(a.RemoteIP, outcome, tags, g.now()) }()
 		acctTag := g.tag("web-account", 0, user)
 		acctKey := "web-account:" + hex.EncodeToString(acctTag[:])
-		ipWait, ipOK = g.throttle.Begin(a.RemoteIP, start)
-		if ipOK {
-			defer func() { g.throttle.End(a.RemoteIP, outcome, tags, g.now()) }()
-			if acctWait, acctOK = g.acct.beginKey(acctKey, start); acctOK {
-				defer func() { g.acct.endKey(acctKey, outcome, tags, g.now()) }()
-			}
+		if acctWait, acctOK := g.acct.beginKey(acctKey, start); acctOK {
+			defer func() { g.acct.endKey(acctKey, outcome, tags, g.now()) }()
+			wait, admitted = max(ipWait, acctWait), true
 		}
 	}
-	if !ipOK || !acctOK {
+	if !admitted {
 		// Refused at once, unlike Authenticate's refusals, which wait so as to
 		// look like any failure: a 429 says so anyway, it tells nothing of the
 		// account (unknown addresses queue alike), and it checks nothing.
 		g.finish(start, 0, &rec, failure("throttled"))
 		return account.Member{}, throttled("throttled")
 	}
-	// The two schedules were taken at the same time: the attempt waits for
-	// the later of them.
-	wait := max(ipWait, acctWait)
 	g.m.throttleDelay.Observe(wait.Seconds())
 	if wait > 0 {
 		t := time.NewTimer(wait)

@@ -282,16 +282,15 @@ func (c *conn) deliver(t txn, body []byte) {
 			}
 		}
 	}
-	if c.cfg.Mode != LMTP {
-		if results[0].Code != 0 {
-			c.reply(results[0].Code, results[0].Enhanced, results[0].Text)
-			return
-		}
-		c.log.Info("smtp: delivered", "from", t.from, "rcpts", len(t.rcpts), "copies", len(ds), "bytes", len(body), "junk", ins.Junk)
-		c.reply(250, "2.0.0", "Message accepted and delivered")
+	if c.cfg.Mode != LMTP && results[0].Code != 0 {
+		c.reply(results[0].Code, results[0].Enhanced, results[0].Text)
 		return
 	}
 	c.log.Info("smtp: delivered", "from", t.from, "rcpts", len(t.rcpts), "copies", len(ds), "bytes", len(body), "junk", ins.Junk)
+	if c.cfg.Mode != LMTP {
+		c.reply(250, "2.0.0", "Message accepted and delivered")
+		return
+	}
 	for i, r := range results {
 		if r.Code == 0 {
 			r = Reply{250, "2.0.0", "<" + t.rcpts[i].address + "> delivered"}
