@@ -132,14 +132,33 @@ const (
 )
 
 // Event is one row of the outbox: written in the transaction of the change it
-// describes, read in Seq order by every node.
+// describes, read by every node in EventPos order.
 type Event struct {
 	Seq           int64
+	Txn           int64 // the writing transaction's place; see EventPos
 	Kind          EventKind
 	MemberID      int64
 	AppPasswordID string
 	MailboxID     int64
 	CreatedAt     time.Time
+}
+
+// EventPos is a place in the outbox, in the order tailers read it: by the
+// writing transaction (Txn: PostgreSQL's transaction id, 0 on SQLite, whose
+// writers take turns), then by Seq. On PostgreSQL a transaction's events are
+// read only once every transaction that began before it has ended, so a
+// tailer never finds an event appearing behind its position; writers are
+// never made to wait for one another (see sqlstore.EventsAfter). Events of
+// different transactions may therefore be read in another order than they
+// committed: consumers re-read the state an event names, never replay it.
+type EventPos struct{ Txn, Seq int64 }
+
+// Pos is e's place in the outbox.
+func (e Event) Pos() EventPos { return EventPos{e.Txn, e.Seq} }
+
+// Before reports whether p comes before q.
+func (p EventPos) Before(q EventPos) bool {
+	return p.Txn < q.Txn || p.Txn == q.Txn && p.Seq < q.Seq
 }
 
 // Effects are written in the same transaction as the change they go with.

@@ -83,9 +83,10 @@ type Store interface {
 	MarkMessagesRead(ctx context.Context, memberID int64, ids []int64) error // all when ids is empty
 	UnreadMessages(ctx context.Context, memberID int64) (int, error)
 
-	// EventsAfter returns up to limit events with Seq > seq, in Seq order.
-	EventsAfter(ctx context.Context, seq int64, limit int) ([]Event, error)
-	LastEventSeq(ctx context.Context) (int64, error)
+	// EventsAfter returns up to limit events after pos, in EventPos order.
+	EventsAfter(ctx context.Context, after EventPos, limit int) ([]Event, error)
+	// LastEventPos is where a tailer starts to see only what comes next.
+	LastEventPos(ctx context.Context) (EventPos, error)
 	// PruneEvents deletes events created before t.
 	PruneEvents(ctx context.Context, before time.Time) error
 }

@@ -12,20 +12,20 @@ import (
 // Source is the outbox as the Tailer reads it; account.Store has these
 // methods, and so does internal/store/sqlstore.
 type Source interface {
-	// EventsAfter returns up to limit events with Seq > seq, in Seq order.
-	EventsAfter(ctx context.Context, seq int64, limit int) ([]account.Event, error)
-	LastEventSeq(ctx context.Context) (int64, error)
+	// EventsAfter returns up to limit events after pos, in EventPos order.
+	EventsAfter(ctx context.Context, after account.EventPos, limit int) ([]account.Event, error)
+	LastEventPos(ctx context.Context) (account.EventPos, error)
 	// PruneEvents deletes events created before t.
 	PruneEvents(ctx context.Context, before time.Time) error
 }
 
-// Tailer reads the outbox and publishes every new event on Bus, in Seq
+// Tailer reads the outbox and publishes every new event on Bus, in EventPos
 // order. It starts after the last event present when it starts: older events
 // are history, and the sessions they would have closed did not exist in this
 // process. Each process runs one.
 //
-// The stores commit events in Seq order (see sqlstore.writeEffects), so
-// reading "Seq > last seen" misses nothing.
+// The stores never let an event appear behind one already read (see
+// account.EventPos), so reading "after the last seen" misses nothing.
 type Tailer struct {
 	Store    Source
 	Bus      *Bus
@@ -40,7 +40,7 @@ type Tailer struct {
 	readyOnce sync.Once
 	ready     chan struct{}
 	mu        sync.Mutex
-	seq       int64
+	pos       account.EventPos
 }
 
 // batch is how many events one query reads.
@@ -57,11 +57,11 @@ func (t *Tailer) Ready() <-chan struct{} {
 	return t.ready
 }
 
-// Seq returns the last event published.
-func (t *Tailer) Seq() int64 {
+// Pos returns the position after which events are yet to be published.
+func (t *Tailer) Pos() account.EventPos {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.seq
+	return t.pos
 }
 
 // Run tails until ctx ends. Store errors are logged and retried with a
@@ -95,11 +95,11 @@ func (t *Tailer) Run(ctx context.Context) error {
 		return true
 	}
 
-	var seq int64
+	var pos account.EventPos
 	for {
-		s, err := t.Store.LastEventSeq(ctx)
+		p, err := t.Store.LastEventPos(ctx)
 		if err == nil {
-			seq = s
+			pos = p
 			break
 		}
 		if ctx.Err() != nil || !fail("reading the last event", err) {
@@ -107,7 +107,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 		}
 	}
 	t.mu.Lock()
-	t.seq = seq
+	t.pos = pos
 	t.mu.Unlock()
 	close(t.ready)
 	backoff = interval
@@ -122,7 +122,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 			}
 		}
 		for {
-			list, err := t.Store.EventsAfter(ctx, seq, batch)
+			list, err := t.Store.EventsAfter(ctx, pos, batch)
 			if err != nil {
 				if ctx.Err() != nil || !fail("reading events", err) {
 					return ctx.Err()
@@ -132,10 +132,10 @@ func (t *Tailer) Run(ctx context.Context) error {
 			backoff = interval
 			for _, e := range list {
 				t.Bus.Publish(e)
-				seq = e.Seq
+				pos = e.Pos()
 			}
 			t.mu.Lock()
-			t.seq = seq
+			t.pos = pos
 			t.mu.Unlock()
 			if len(list) < batch {
 				break

@@ -34,7 +34,7 @@ func (f *fakeSource) fail() error {
 	return nil
 }
 
-func (f *fakeSource) EventsAfter(ctx context.Context, seq int64, limit int) ([]account.Event, error) {
+func (f *fakeSource) EventsAfter(ctx context.Context, after account.EventPos, limit int) ([]account.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail(); err != nil {
@@ -42,20 +42,20 @@ func (f *fakeSource) EventsAfter(ctx context.Context, seq int64, limit int) ([]a
 	}
 	var out []account.Event
 	for _, e := range f.events {
-		if e.Seq > seq && len(out) < limit {
+		if after.Before(e.Pos()) && len(out) < limit {
 			out = append(out, e)
 		}
 	}
 	return out, nil
 }
 
-func (f *fakeSource) LastEventSeq(ctx context.Context) (int64, error) {
+func (f *fakeSource) LastEventPos(ctx context.Context) (account.EventPos, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail(); err != nil {
-		return 0, err
+		return account.EventPos{}, err
 	}
-	return int64(len(f.events)), nil
+	return account.EventPos{Seq: int64(len(f.events))}, nil
 }
 
 func (f *fakeSource) PruneEvents(ctx context.Context, before time.Time) error {
@@ -116,8 +116,8 @@ func TestTailerPublishesNewEventsInOrder(t *testing.T) {
 			t.Fatalf("published seq %d at %d, want %d (history must be skipped, order kept)", seq, i, i+3)
 		}
 	}
-	if tl.Seq() != 1202 {
-		t.Errorf("Seq() = %d", tl.Seq())
+	if tl.Pos() != (account.EventPos{Seq: 1202}) {
+		t.Errorf("Pos() = %v", tl.Pos())
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {

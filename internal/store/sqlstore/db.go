@@ -53,6 +53,8 @@ type DB struct {
 	creds   atomic.Pointer[credCache]  // nil: no credential cache (credcache.go)
 	inboxes atomic.Pointer[inboxCache] // nil: no INBOX cache (inboxcache.go)
 	hooks   commitHooks                // afterCommit's functions, by transaction
+	horizon horizon                    // PostgreSQL: the events' read horizon (events.go)
+	notify  notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
 }
 
 // commitHooks are functions to run once a transaction of tx commits.
@@ -88,6 +90,7 @@ var migrations embed.FS
 // URL, or else the path of a SQLite file.
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	db := &DB{DSN: dsn}
+	db.notify.done = make(chan struct{})
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		db.Dialect = Postgres
@@ -143,6 +146,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.notify.stop.Do(func() { close(db.notify.done) })
 	db.closeStmts()
 	db.creds.Store(nil)
 	db.inboxes.Store(nil)

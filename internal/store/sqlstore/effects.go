@@ -31,8 +31,7 @@ func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) 
 		// The mail rendering goes to the member's INBOX in this same
 		// transaction: delivered exactly when the change commits, once. The
 		// delivery writes its own mailbox.changed event (so IDLE sees the
-		// mail), before the change's events: it locks the INBOX row, and
-		// every mail transaction takes that lock before the events lock.
+		// mail).
 		if len(m.Mail) > 0 {
 			if err := db.deliverTx(ctx, tx, m.MemberID, m.Mail); err != nil {
 				return fmt.Errorf("deliver %s notification: %w", m.Kind, err)
@@ -41,15 +40,6 @@ func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) 
 	}
 	if len(fx.Events) == 0 {
 		return nil
-	}
-	if db.Dialect == Postgres {
-		// Sequence values are handed out at INSERT but become visible at
-		// COMMIT; holding this lock to the end of the transaction makes event
-		// transactions commit in seq order, so a reader that has seen seq N
-		// never later finds a smaller one appearing.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7413002)`); err != nil {
-			return err
-		}
 	}
 	for _, e := range fx.Events {
 		at := e.CreatedAt
@@ -62,10 +52,10 @@ func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) 
 		}
 	}
 	if db.Dialect == Postgres {
-		// Delivered at commit to every node LISTENing: they read the outbox at once.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('postern_events', '')`); err != nil {
-			return err
-		}
+		// Every node LISTENing then reads the outbox at once. (On PostgreSQL
+		// each event row carries its transaction's id by default: see
+		// EventsAfter.)
+		db.afterCommit(tx, db.notifyEvents)
 	}
 	return nil
 }

@@ -33,12 +33,50 @@ func signal(ch chan struct{}) {
 	}
 }
 
+// notifier sends NOTIFY postern_events after commits that wrote events.
+// It is sent after the commit, not inside the transaction: PostgreSQL takes
+// one lock for the whole cluster from a notifying transaction's pre-commit
+// to its end, WAL flush included, so a NOTIFY inside every delivery would
+// make deliveries commit one at a time. Commits that land while one NOTIFY
+// is being sent share the next. A process that dies between its commit and
+// the NOTIFY leaves the other nodes to find the events at their next poll.
+type notifier struct {
+	once sync.Once
+	wake chan struct{}
+	done chan struct{} // closed by Close
+	stop sync.Once
+}
+
+// notifyEvents asks for a NOTIFY soon; it never blocks.
+func (db *DB) notifyEvents() {
+	db.notify.once.Do(func() {
+		db.notify.wake = make(chan struct{}, 1)
+		go db.sendNotifies(db.notify.wake, db.notify.done)
+	})
+	signal(db.notify.wake)
+}
+
+func (db *DB) sendNotifies(wake, done chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-wake:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := db.SQL.ExecContext(ctx, `SELECT pg_notify('postern_events', '')`); err != nil {
+			slog.Warn("notifying other nodes of events (they poll)", "err", err)
+		}
+		cancel()
+	}
+}
+
 // Listen returns a channel that receives a value soon after new events may
 // have been committed, for events.Tailer's Wake; it is closed when ctx ends.
 //
 // On PostgreSQL a dedicated connection LISTENs on postern_events, which
-// writeEffects notifies inside each transaction that writes events, so every
-// node hears of every commit at once; when the connection fails it signals
+// every process notifies after its commits that wrote events (notifier), so
+// every node hears of them at once; when the connection fails it signals
 // (something may have been missed) and reconnects with a growing back-off.
 // On SQLite it signals after this process's own commits; other processes on
 // the same file are caught by the tailer's polling.

@@ -22,8 +22,7 @@ import (
 // refers to a member (a body, a mailbox) takes a share lock on the member's
 // row, which account transactions lock FOR UPDATE before they deliver a
 // notification. Locks are therefore always taken in the order: member row
-// (share), mail_accounts, mailboxes (by id), then the events lock of
-// writeEffects, so transactions cannot deadlock on each other.
+// (share), mail_accounts, mailboxes (by id), so transactions cannot deadlock on each other.
 
 // chunk bounds the parameters of one IN (...) list, far below the limits of
 // both engines (SQLite 32766, PostgreSQL 65535).
@@ -198,13 +197,19 @@ func (db *DB) allocUIDs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n in
 // what keeps the INBOX cache exact; the one before narrows what a process
 // dying between its commit and that move could leave stale.
 func (db *DB) mailboxChanged(ctx context.Context, tx *sql.Tx, memberID int64, mailboxIDs ...int64) error {
-	db.MailChanged(memberID)
-	db.afterCommit(tx, func() { db.MailChanged(memberID) })
+	db.noteMailChanged(tx, memberID)
 	fx := account.Effects{Events: make([]account.Event, 0, len(mailboxIDs))}
 	for _, id := range mailboxIDs {
 		fx.Events = append(fx.Events, account.Event{Kind: account.EventMailboxChanged, MemberID: memberID, MailboxID: id})
 	}
 	return db.writeEffects(ctx, tx, fx)
+}
+
+// noteMailChanged moves the member's mail counter now and after tx commits
+// (see mailboxChanged).
+func (db *DB) noteMailChanged(tx *sql.Tx, memberID int64) {
+	db.MailChanged(memberID)
+	db.afterCommit(tx, func() { db.MailChanged(memberID) })
 }
 
 // msgRow is a message's row.

@@ -147,7 +147,8 @@ func (e *Env) Messages(t testing.TB, m account.Member) []account.Message {
 // writes belong to the mail store and its suite, and are left out.
 func (e *Env) Events(t testing.TB, m account.Member) []account.Event {
 	t.Helper()
-	all, err := e.DB.EventsAfter(context.Background(), 0, 100000)
+	awaitEvents(t, e.DB)
+	all, err := e.DB.EventsAfter(context.Background(), account.EventPos{}, 100000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +236,7 @@ func RunAccount(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Touch", testTouch},
 		{"TouchBatch", testTouchBatch},
 		{"Events", testEvents},
+		{"EventsConcurrent", testEventsConcurrent},
 		{"NoPlaintext", testNoPlaintext},
 		{"ResolveRecipient", testResolveRecipient},
 		{"ResolveAlias", testResolveAlias},

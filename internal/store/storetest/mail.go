@@ -168,20 +168,22 @@ func (e *MailEnv) Names(t testing.TB, member int64) []string {
 	return out
 }
 
-// LastSeq returns the outbox's last seq.
-func (e *MailEnv) LastSeq(t testing.TB) int64 {
+// LastSeq returns where the outbox ends now.
+func (e *MailEnv) LastSeq(t testing.TB) account.EventPos {
 	t.Helper()
-	seq, err := e.DB.LastEventSeq(context.Background())
+	awaitEvents(t, e.DB)
+	pos, err := e.DB.LastEventPos(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return seq
+	return pos
 }
 
 // Changed returns the mailbox IDs of the member's mailbox.changed events
-// after seq, in order.
-func (e *MailEnv) Changed(t testing.TB, member, seq int64) []int64 {
+// after pos, in order.
+func (e *MailEnv) Changed(t testing.TB, member int64, seq account.EventPos) []int64 {
 	t.Helper()
+	awaitEvents(t, e.DB)
 	list, err := e.DB.EventsAfter(context.Background(), seq, 100000)
 	if err != nil {
 		t.Fatal(err)

@@ -96,7 +96,8 @@ func testMailDeliverJunk(t *testing.T, e *MailEnv) {
 	if err := e.Mail.DeleteMailbox(ctx, b, "Junk"); err != nil {
 		t.Fatal(err)
 	}
-	seq, err := e.DB.LastEventSeq(ctx)
+	awaitEvents(t, e.DB)
+	seq, err := e.DB.LastEventPos(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +110,7 @@ func testMailDeliverJunk(t *testing.T, e *MailEnv) {
 	bj := e.Box(t, b, "Junk")
 	wantEq(t, "b's new Junk", bj.SpecialUse, mailstore.Junk)
 	wantEq(t, "b's Junk", e.Bodies(t, bj.ID), []string{"spam"})
+	awaitEvents(t, e.DB)
 	evs, err := e.DB.EventsAfter(ctx, seq, 100)
 	if err != nil {
 		t.Fatal(err)

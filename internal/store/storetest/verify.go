@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/store/sqlstore"
 )
 
 // swapCase turns upper case to lower and back: a variant of an app password
@@ -240,11 +241,28 @@ func testTouchBatch(t *testing.T, e *Env) {
 	}
 }
 
-// testEvents: the outbox is read in seq order, in pages, from any point.
+// awaitEvents waits until the events committed so far can be read: on
+// PostgreSQL, transactions of other tests running on the server may hold
+// them back an instant (see sqlstore.EventsAfter).
+func awaitEvents(t testing.TB, db *sqlstore.DB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := db.AwaitEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testEvents: the outbox is read in position order, in pages, from any
+// point.
 func testEvents(t *testing.T, e *Env) {
 	ctx := context.Background()
-	if seq, err := e.DB.LastEventSeq(ctx); err != nil || seq != 0 {
-		t.Fatalf("empty outbox: last seq %d, %v", seq, err)
+	start, err := e.DB.LastEventPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := e.DB.EventsAfter(ctx, start, 10); err != nil || len(evs) != 0 {
+		t.Fatalf("empty outbox after %v: %v, %v", start, evs, err)
 	}
 	m := e.Enforced(t, "alice")
 	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -263,7 +281,8 @@ func testEvents(t *testing.T, e *Env) {
 		}()
 	}
 	wg.Wait()
-	all, err := e.DB.EventsAfter(ctx, 0, 1000)
+	awaitEvents(t, e.DB)
+	all, err := e.DB.EventsAfter(ctx, start, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,36 +290,109 @@ func testEvents(t *testing.T, e *Env) {
 		t.Fatalf("%d events, want 21", len(all))
 	}
 	for i := 1; i < len(all); i++ {
-		if all[i].Seq <= all[i-1].Seq {
-			t.Fatalf("seq %d after %d", all[i].Seq, all[i-1].Seq)
+		if !all[i-1].Pos().Before(all[i].Pos()) {
+			t.Fatalf("%v after %v", all[i].Pos(), all[i-1].Pos())
+		}
+		// A transaction's two events are read together, in seq order.
+		if i%2 == 0 && (all[i].Txn != all[i-1].Txn || all[i].MailboxID != all[i-1].MailboxID) {
+			t.Errorf("events of one transaction apart: %+v, %+v", all[i-1], all[i])
 		}
 	}
 	if all[0].MailboxID != 7 || !all[0].CreatedAt.Equal(old) || all[0].Kind != account.EventMailboxChanged || all[0].MemberID != m.ID {
 		t.Errorf("first event %+v", all[0])
 	}
-	page, err := e.DB.EventsAfter(ctx, all[4].Seq, 3)
+	page, err := e.DB.EventsAfter(ctx, all[4].Pos(), 3)
 	if err != nil || len(page) != 3 || page[0].Seq != all[5].Seq || page[2].Seq != all[7].Seq {
-		t.Errorf("page after %d: %+v, %v", all[4].Seq, page, err)
+		t.Errorf("page after %v: %+v, %v", all[4].Pos(), page, err)
 	}
-	if rest, err := e.DB.EventsAfter(ctx, all[20].Seq, 10); err != nil || len(rest) != 0 {
+	if rest, err := e.DB.EventsAfter(ctx, all[20].Pos(), 10); err != nil || len(rest) != 0 {
 		t.Errorf("after the last: %+v, %v", rest, err)
 	}
-	last, err := e.DB.LastEventSeq(ctx)
-	if err != nil || last != all[20].Seq {
-		t.Errorf("last seq %d, %v; want %d", last, err, all[20].Seq)
+	last, err := e.DB.LastEventPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rest, err := e.DB.EventsAfter(ctx, last, 10); err != nil || len(rest) != 0 {
+		t.Errorf("after LastEventPos %v: %+v, %v", last, rest, err)
 	}
 	if err := e.DB.PruneEvents(ctx, old.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	left, err := e.DB.EventsAfter(ctx, 0, 1000)
+	left, err := e.DB.EventsAfter(ctx, start, 1000)
 	if err != nil || len(left) != 20 || left[0].Seq != all[1].Seq {
 		t.Errorf("after prune: %d events, %v", len(left), err)
 	}
-	// New events after pruning still get higher seqs than any seen before.
+	// New events after pruning still come after every one seen before.
 	if err := e.DB.AddMessage(ctx, m.ID, account.Effects{Events: []account.Event{{Kind: account.EventMemberResumed, MemberID: m.ID}}}); err != nil {
 		t.Fatal(err)
 	}
-	if next, err := e.DB.EventsAfter(ctx, last, 10); err != nil || len(next) != 1 || next[0].Seq <= last {
-		t.Errorf("after prune and insert: %+v, %v", next, err)
+	awaitEvents(t, e.DB)
+	for _, from := range []account.EventPos{last, all[20].Pos()} {
+		if next, err := e.DB.EventsAfter(ctx, from, 10); err != nil || len(next) != 1 || next[0].Kind != account.EventMemberResumed {
+			t.Errorf("after prune and insert, from %v: %+v, %v", from, next, err)
+		}
+	}
+}
+
+// testEventsConcurrent: a reader that follows the outbox while many writers
+// commit sees every event once: none appears behind its position.
+func testEventsConcurrent(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m := e.Enforced(t, "alice")
+	const writers, each = 8, 40
+	pos, err := e.DB.LastEventPos(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				ev := account.Event{Kind: account.EventMailboxChanged, MemberID: m.ID, MailboxID: int64(w*each + i + 1)}
+				if err := e.DB.AddMessage(ctx, m.ID, account.Effects{Events: []account.Event{ev}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	seen := map[int64]int{}
+	// Once the writers are done, the reader goes on until it has read them
+	// all; on PostgreSQL another test's open transaction may hold the last
+	// ones back a moment.
+	var deadline <-chan time.Time
+	for len(seen) < writers*each {
+		evs, err := e.DB.EventsAfter(ctx, pos, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			seen[ev.MailboxID]++
+			pos = ev.Pos()
+		}
+		if len(evs) > 0 {
+			continue
+		}
+		select {
+		case <-done:
+			done, deadline = nil, time.After(30*time.Second)
+		case <-deadline:
+			t.Fatalf("read %d of %d events", len(seen), writers*each)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// Nothing more, nothing twice.
+	time.Sleep(50 * time.Millisecond)
+	if evs, err := e.DB.EventsAfter(ctx, pos, 10); err != nil || len(evs) != 0 {
+		t.Errorf("after all: %+v, %v", evs, err)
+	}
+	for id := int64(1); id <= writers*each; id++ {
+		if seen[id] != 1 { // a duplicate counts 2
+			t.Errorf("event %d read %d times", id, seen[id])
+		}
 	}
 }
