@@ -55,6 +55,7 @@ type DB struct {
 	hooks   commitHooks                // afterCommit's functions, by transaction
 	horizon horizon                    // PostgreSQL: the events' read horizon (events.go)
 	notify  notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
+	writer  chan struct{}              // SQLite: the queue for the write lock (tx)
 }
 
 // commitHooks are functions to run once a transaction of tx commits.
@@ -118,6 +119,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if err == nil {
 			db.SQL.SetMaxOpenConns(8)
 			db.SQL.SetMaxIdleConns(8)
+			db.writer = make(chan struct{}, 1)
 		}
 	}
 	if err != nil {
@@ -178,12 +180,33 @@ func (db *DB) q(query string) string {
 	return b.String()
 }
 
+// releaseWriter lets the next of this process's SQLite writers in.
+func (db *DB) releaseWriter() {
+	if db.writer != nil {
+		<-db.writer
+	}
+}
+
 // tx runs fn in a transaction and commits it, retrying serialization
-// failures of PostgreSQL a few times.
+// failures of PostgreSQL a few times. On SQLite this process's transactions
+// queue for the write lock in Go, first come first served: SQLite lets one
+// writer in at a time anyway (BEGIN IMMEDIATE), and a writer that finds the
+// lock taken would sleep in its busy handler in growing steps, which under
+// load leaves the lock idle while writers sleep and stretches the slowest
+// far behind the rest (p99 several times the median, docs/benchmarks.md).
+// Other processes on the file (the CLI) still meet the busy handler.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
+		if db.writer != nil {
+			select {
+			case db.writer <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		tx, err := db.SQL.BeginTx(ctx, nil)
 		if err != nil {
+			db.releaseWriter()
 			return err
 		}
 		err = fn(tx)
@@ -192,6 +215,7 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		} else {
 			tx.Rollback()
 		}
+		db.releaseWriter()
 		hooks := db.takeHooks(tx)
 		if err == nil {
 			for _, h := range hooks {
