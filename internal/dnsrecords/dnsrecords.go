@@ -67,6 +67,7 @@ var sections = []func(Config) []Record{
 	dmarc,
 	mtaSTS,
 	autoconfig,
+	autodiscover,
 	mailSRV,
 	davSRV,
 }
@@ -159,6 +160,28 @@ func autoconfig(c Config) []Record {
 	return []Record{{Name: "autoconfig." + c.Domain, Type: "CNAME", Value: c.Web.Hostname(),
 		Why: "Thunderbird (and apps using its format) fetch the IMAP/SMTP/CalDAV settings from autoconfig." + c.Domain +
 			"/mail/config-v1.1.xml, which Postern's web server answers; over https the web certificate must name autoconfig." + c.Domain + "."}}
+}
+
+// autodiscover points Outlook's Autodiscover at the web address: first by
+// the autodiscover.DOMAIN name, then by the SRV record ([MS-OXDSCLI]
+// §3.1.5.3, after which Outlook asks the member to confirm the host).
+// Outlook fetches it over https only.
+func autodiscover(c Config) []Record {
+	host, port := c.Web.Hostname(), 443
+	if p, err := strconv.Atoi(c.Web.Port()); err == nil && c.Web.Scheme == "https" {
+		port = p
+	}
+	tls := "; the web certificate must name autodiscover." + c.Domain + "."
+	if c.Web.Scheme != "https" {
+		tls = "; Outlook asks over https only, and the web address is http: serve it behind TLS on port 443 with a certificate naming autodiscover." + c.Domain + "."
+	}
+	return []Record{
+		{Name: "autodiscover." + c.Domain, Type: "CNAME", Value: host,
+			Why: "Outlook (and eM Client) fetch the IMAP/POP3/SMTP settings from https://autodiscover." + c.Domain +
+				"/autodiscover/autodiscover.xml, which Postern's web server answers" + tls},
+		{Name: "_autodiscover._tcp." + c.Domain, Type: "SRV", Value: fmt.Sprintf("0 1 %d %s", port, host),
+			Why: "Outlook's Autodiscover by SRV record, where the autodiscover." + c.Domain + " name does not answer."},
+	}
 }
 
 // mailSRV are RFC 6186 records with the standard ports, implicit TLS

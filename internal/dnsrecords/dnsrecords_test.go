@@ -32,20 +32,22 @@ func byName(recs []Record) map[string]string {
 func TestRecords(t *testing.T) {
 	recs := Records(Config{Domain: "Example.COM.", MailHost: "mx.example.net", Web: web(t, "https://mail.example.com"), ReportTo: "postmaster@example.com"})
 	want := map[string]string{
-		"example.com MX":                    "10 mx.example.net",
-		"_dmarc.example.com TXT":            "v=DMARC1; p=none; rua=mailto:postmaster@example.com",
-		"autoconfig.example.com CNAME":      "mail.example.com",
-		"_submissions._tcp.example.com SRV": "0 1 465 mx.example.net",
-		"_submission._tcp.example.com SRV":  "10 1 587 mx.example.net",
-		"_imaps._tcp.example.com SRV":       "0 1 993 mx.example.net",
-		"_imap._tcp.example.com SRV":        "10 1 143 mx.example.net",
-		"_pop3s._tcp.example.com SRV":       "20 1 995 mx.example.net",
-		"_pop3._tcp.example.com SRV":        "30 1 110 mx.example.net",
-		"_caldavs._tcp.example.com SRV":     "0 1 443 mail.example.com",
-		"_caldavs._tcp.example.com TXT":     "path=/dav/",
-		"_carddavs._tcp.example.com SRV":    "0 1 443 mail.example.com",
-		"_carddavs._tcp.example.com TXT":    "path=/dav/",
-		"example.com TXT":                   "v=spf1 mx -all",
+		"example.com MX":                     "10 mx.example.net",
+		"_dmarc.example.com TXT":             "v=DMARC1; p=none; rua=mailto:postmaster@example.com",
+		"autoconfig.example.com CNAME":       "mail.example.com",
+		"autodiscover.example.com CNAME":     "mail.example.com",
+		"_autodiscover._tcp.example.com SRV": "0 1 443 mail.example.com",
+		"_submissions._tcp.example.com SRV":  "0 1 465 mx.example.net",
+		"_submission._tcp.example.com SRV":   "10 1 587 mx.example.net",
+		"_imaps._tcp.example.com SRV":        "0 1 993 mx.example.net",
+		"_imap._tcp.example.com SRV":         "10 1 143 mx.example.net",
+		"_pop3s._tcp.example.com SRV":        "20 1 995 mx.example.net",
+		"_pop3._tcp.example.com SRV":         "30 1 110 mx.example.net",
+		"_caldavs._tcp.example.com SRV":      "0 1 443 mail.example.com",
+		"_caldavs._tcp.example.com TXT":      "path=/dav/",
+		"_carddavs._tcp.example.com SRV":     "0 1 443 mail.example.com",
+		"_carddavs._tcp.example.com TXT":     "path=/dav/",
+		"example.com TXT":                    "v=spf1 mx -all",
 	}
 	got := byName(recs)
 	for k, v := range want {
@@ -71,14 +73,15 @@ func TestRecordsSendingSide(t *testing.T) {
 		MTASTS: &MTASTS{PolicyID: "20261202", ReportTo: "tls@example.com"}})
 	got := byName(recs)
 	for k, v := range map[string]string{
-		"ed1._domainkey.example.com TXT": "v=DKIM1; k=ed25519; p=KEY",
-		"_dmarc.example.com TXT":         "v=DMARC1; p=quarantine",
-		"_mta-sts.example.com TXT":       "v=STSv1; id=20261202",
-		"mta-sts.example.com CNAME":      "mail.example.com",
-		"_smtp._tls.example.com TXT":     "v=TLSRPTv1; rua=mailto:tls@example.com",
-		"_caldav._tcp.example.com SRV":   "0 1 8080 mail.example.com",
-		"_caldav._tcp.example.com TXT":   "path=/postern/dav/",
-		"_carddav._tcp.example.com SRV":  "0 1 8080 mail.example.com",
+		"ed1._domainkey.example.com TXT":     "v=DKIM1; k=ed25519; p=KEY",
+		"_dmarc.example.com TXT":             "v=DMARC1; p=quarantine",
+		"_mta-sts.example.com TXT":           "v=STSv1; id=20261202",
+		"mta-sts.example.com CNAME":          "mail.example.com",
+		"_smtp._tls.example.com TXT":         "v=TLSRPTv1; rua=mailto:tls@example.com",
+		"_caldav._tcp.example.com SRV":       "0 1 8080 mail.example.com",
+		"_autodiscover._tcp.example.com SRV": "0 1 443 mail.example.com", // Outlook asks over https only
+		"_caldav._tcp.example.com TXT":       "path=/postern/dav/",
+		"_carddav._tcp.example.com SRV":      "0 1 8080 mail.example.com",
 	} {
 		if got[k] != v {
 			t.Errorf("%s: %q, want %q", k, got[k], v)

@@ -137,6 +137,9 @@ func (s *Server) routes() {
 	m.Handle("GET /static/", http.StripPrefix("/static/", staticHandler()))
 	m.HandleFunc("GET /.well-known/autoconfig/mail/config-v1.1.xml", s.autoconfig)
 	m.HandleFunc("GET /mail/config-v1.1.xml", s.autoconfig) // autoconfig.<domain> host form
+	// Outlook's Autodiscover, in the two spellings clients use.
+	m.HandleFunc("/autodiscover/autodiscover.xml", s.autodiscover)
+	m.HandleFunc("/Autodiscover/Autodiscover.xml", s.autodiscover)
 	m.HandleFunc("GET /lang/{lang}", s.setLang)
 
 	// Pages.
