@@ -136,6 +136,19 @@ func TestAbuseNoOracle(t *testing.T) {
 	if known != unknown || !strings.Contains(known, "<clientConfig") {
 		t.Errorf("autoconfig differs for a known and an unknown address:\n%s\n---\n%s", known, unknown)
 	}
+	// Outlook's Autodiscover, by curl as Outlook posts it: the same for a
+	// member and a stranger but for the address it echoes.
+	autodiscover := func(email string) string {
+		t.Helper()
+		req := `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">` +
+			`<Request><EMailAddress>` + email + `</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>`
+		out := runTool(t, nil, "", "curl", "-sS", "-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", req, srv.URL("/Autodiscover/Autodiscover.xml"))
+		return strings.ReplaceAll(out, email, "ADDRESS")
+	}
+	if known, unknown := autodiscover("alice@example.com"), autodiscover("nobody@example.com"); known != unknown ||
+		!strings.Contains(known, "<Type>IMAP</Type>") || !strings.Contains(known, "<LoginName>ADDRESS</LoginName>") {
+		t.Errorf("autodiscover differs for a known and an unknown address:\n%s\n---\n%s", known, unknown)
+	}
 	for _, path := range []string{"/healthz", "/readyz", "/.well-known/caldav", "/.well-known/carddav"} {
 		a, ab := httpGet(t, srv.URL(path+"?user=alice@example.com"))
 		b, bb := httpGet(t, srv.URL(path+"?user=nobody@example.com"))
