@@ -60,6 +60,26 @@ type Delivery struct {
 	Junk bool
 }
 
+// Submission is what a member submitted: the copies for local members and,
+// when it has recipients in other domains, the copy to queue for them —
+// stored in one transaction, so that the 250 after it covers every
+// recipient and a failure leaves nothing anywhere.
+type Submission struct {
+	MemberID      int64
+	AppPasswordID string // the login's app password, "" for the main password
+	Local         []Delivery
+	Outbound      *Outbound // nil: no recipient outside Postern's domains
+}
+
+// Outbound is a message to addresses of other domains.
+type Outbound struct {
+	From     string   // the envelope sender
+	Rcpts    []string // addresses of other domains
+	Body     []byte   // as it leaves: trace fields and DKIM signatures included
+	SMTPUTF8 bool     // the envelope needs SMTPUTF8 (RFC 6531)
+	EightBit bool     // BODY=8BITMIME
+}
+
 // FlagOp is how StoreFlags changes flags.
 type FlagOp int
 

@@ -79,21 +79,24 @@ func (s *Mail) DeliverAll(ctx context.Context, ds []mailstore.Delivery) error {
 		}
 	}
 	db := s.db
-	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error {
-		for _, d := range ds {
-			// One copy's bytes at a time: a message to many members never
-			// holds them all in memory.
-			body := append(d.Header[:len(d.Header):len(d.Header)], d.Body...)
-			deliver := db.deliverTx
-			if d.Junk {
-				deliver = db.deliverJunkTx
-			}
-			if err := deliver(ctx, tx, d.MemberID, body); err != nil {
-				return err
-			}
+	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error { return db.deliverAllTx(ctx, tx, ds) }))
+}
+
+// deliverAllTx stores every delivery inside tx.
+func (db *DB) deliverAllTx(ctx context.Context, tx *sql.Tx, ds []mailstore.Delivery) error {
+	for _, d := range ds {
+		// One copy's bytes at a time: a message to many members never
+		// holds them all in memory.
+		body := append(d.Header[:len(d.Header):len(d.Header)], d.Body...)
+		deliver := db.deliverTx
+		if d.Junk {
+			deliver = db.deliverJunkTx
 		}
-		return nil
-	}))
+		if err := deliver(ctx, tx, d.MemberID, body); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deliverJunkTx appends body to the member's \Junk mailbox inside tx. A
