@@ -10,8 +10,15 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrLeaseLost is Settle's refusal when a claimed recipient is no longer
+// the caller's: its lease ran out and another node took it, or an operator
+// deleted it. Nothing of the settlement is written; the other party's
+// outcome stands.
+var ErrLeaseLost = errors.New("queue: the claim on a recipient was lost")
 
 // Message is a queued message.
 type Message struct {

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,11 +12,9 @@ import (
 	"github.com/postern/postern/internal/queue"
 )
 
-// ErrLeaseLost is returned by Settle when a claimed recipient is no longer
-// the caller's: its lease expired and another node took it, or an operator
-// deleted it. Nothing of the settlement is written; the other party's
-// outcome stands.
-var ErrLeaseLost = errors.New("queue: the claim on a recipient was lost")
+// ErrLeaseLost is Settle's refusal of a claim that is no longer the
+// caller's (queue.ErrLeaseLost).
+var ErrLeaseLost = queue.ErrLeaseLost
 
 // enqueueTx stores an outbound message and its recipients, due at once.
 func (db *DB) enqueueTx(ctx context.Context, tx *sql.Tx, memberID int64, appPasswordID string, out *mailstore.Outbound, now time.Time) error {
