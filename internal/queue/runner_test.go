@@ -215,7 +215,9 @@ func TestRunnerDelayAndGiveUp(t *testing.T) {
 	// Another failed attempt: no second notice.
 	r.clock.add(2 * time.Hour)
 	r.runner.Wake()
-	waitFor(t, r, func(rs []queue.Recipient) bool { return len(rs) == 1 && rs[0].Attempts >= 3 && rs[0].NextAttempt.After(r.clock.Now()) })
+	waitFor(t, r, func(rs []queue.Recipient) bool {
+		return len(rs) == 1 && rs[0].Attempts >= 3 && rs[0].NextAttempt.After(r.clock.Now())
+	})
 	if n := len(r.inbox(t)); n != 1 {
 		t.Fatalf("%d messages after another attempt, want still 1", n)
 	}
