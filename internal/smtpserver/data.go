@@ -272,8 +272,21 @@ func (c *conn) deliver(t txn, body []byte) {
 	}
 	// All copies in one transaction: a failure leaves no copy anywhere, so
 	// the client's retry after 451 duplicates nothing.
-	if len(ds) > 0 {
-		if err := c.cfg.Mail.DeliverAll(c.ctx, ds); err != nil {
+	var store func() error
+	switch {
+	case c.cfg.Mode == Submission && c.cfg.Submit != nil:
+		sub, err := c.submission(t, ds, body, added, id, now)
+		if err != nil {
+			c.log.Error("smtp: signing failed", "from", t.from, "err", err)
+			c.replyAll(t, Reply{451, "4.3.0", "Message could not be signed, try again later"})
+			return
+		}
+		store = func() error { return c.cfg.Submit.Submit(c.ctx, sub) }
+	case len(ds) > 0:
+		store = func() error { return c.cfg.Mail.DeliverAll(c.ctx, ds) }
+	}
+	if store != nil {
+		if err := store(); err != nil {
 			c.log.Error("smtp: delivery failed", "from", t.from, "rcpts", len(t.rcpts), "err", err)
 			for i := range results {
 				if results[i].Code == 0 {
@@ -286,8 +299,18 @@ func (c *conn) deliver(t txn, body []byte) {
 		c.reply(results[0].Code, results[0].Enhanced, results[0].Text)
 		return
 	}
-	c.log.Info("smtp: delivered", "from", t.from, "rcpts", len(t.rcpts), "copies", len(ds), "bytes", len(body), "junk", ins.Junk)
+	queued := 0
+	for _, r := range t.rcpts {
+		if r.external {
+			queued++
+		}
+	}
+	c.log.Info("smtp: delivered", "from", t.from, "rcpts", len(t.rcpts), "copies", len(ds), "queued", queued, "bytes", len(body), "junk", ins.Junk, "id", id)
 	if c.cfg.Mode != LMTP {
+		if queued > 0 {
+			c.reply(250, "2.0.0", "Message accepted for delivery, id "+id)
+			return
+		}
 		c.reply(250, "2.0.0", "Message accepted and delivered")
 		return
 	}
@@ -297,6 +320,44 @@ func (c *conn) deliver(t txn, body []byte) {
 		}
 		c.reply(r.Code, r.Enhanced, r.Text)
 	}
+}
+
+// submission is what a member's message becomes: the local copies, and
+// for recipients of other domains one copy to queue, with a Received field
+// that names this server but not the member's address (it would tell every
+// outside recipient where the member was), the fields a submission agent
+// adds, and the DKIM signatures of the sender's domain on top.
+func (c *conn) submission(t txn, local []mailstore.Delivery, body, added []byte, id string, now time.Time) (mailstore.Submission, error) {
+	sub := mailstore.Submission{MemberID: c.login.Member.ID, AppPasswordID: c.login.Credential.AppPasswordID, Local: local}
+	var rcpts []string
+	for _, r := range t.rcpts {
+		if r.external {
+			rcpts = append(rcpts, r.address)
+		}
+	}
+	if len(rcpts) == 0 {
+		return sub, nil
+	}
+	with := "ESMTPA"
+	if t.utf8 {
+		with = "UTF8SMTPA"
+	}
+	if c.tls != nil {
+		with = strings.Replace(with, "SMTPA", "SMTPSA", 1)
+	}
+	out := fmt.Appendf(nil, "Received: by %s (Postern) with %s id %s;\r\n\t%s\r\n", c.cfg.Hostname, with, id, now.Format(time.RFC1123Z))
+	out = append(out, added...)
+	out = append(out, body...)
+	if c.cfg.Signer != nil {
+		_, domain, _ := strings.Cut(t.from, "@")
+		sig, err := c.cfg.Signer.Sign(c.ctx, domain, out)
+		if err != nil {
+			return sub, err
+		}
+		out = append(sig, out...)
+	}
+	sub.Outbound = &mailstore.Outbound{From: t.from, Rcpts: rcpts, Body: out, SMTPUTF8: t.utf8, EightBit: !isASCII(string(out))}
+	return sub, nil
 }
 
 // readData reads a DATA section from r up to its terminator into w, with

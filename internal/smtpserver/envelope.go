@@ -13,8 +13,9 @@ import (
 // recipient is one accepted RCPT: its address (normalised, the plus tag
 // kept: the "for" of Received and Delivered-To) and the members it reaches.
 type recipient struct {
-	address string
-	members []int64
+	address  string
+	members  []int64
+	external bool // another domain's: queued for delivery (submission)
 }
 
 // mail runs MAIL FROM (RFC 5321 §4.1.1.2). Submission needs a login first
@@ -133,6 +134,15 @@ func (c *conn) rcpt(arg string) {
 		c.reply(550, "5.1.1", "No such user here")
 		return
 	case account.ENOTLOCAL:
+		if c.cfg.Mode == Submission && c.cfg.Submit != nil {
+			if !remoteAddress(to) {
+				c.fail(501, "5.1.3", "Bad recipient address syntax")
+				return
+			}
+			c.rcpts = append(c.rcpts, recipient{address: to, external: true})
+			c.reply(250, "2.1.5", "Recipient OK")
+			return
+		}
 		text := "Relaying denied: this server accepts mail only for its own domains"
 		if c.cfg.Mode == Submission {
 			text = "Relaying is not configured: this server delivers only to its own domains"
@@ -181,6 +191,31 @@ func (c *conn) fits(member, size int64) (bool, error) {
 		return false, err
 	}
 	return used+size <= c.cfg.Quota, nil
+}
+
+// remoteAddress says whether addr is fit to be queued for another domain:
+// a local part and a host name that DNS could hold (RFC 5321 §4.1.2,
+// §4.5.3.1; address literals are not delivered to).
+func remoteAddress(addr string) bool {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 1 || i > 64 || len(addr)-i-1 > 253 {
+		return false
+	}
+	labels := strings.Split(addr[i+1:], ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for j := 0; j < len(l); j++ {
+			if b := l[j]; !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func isASCII(s string) bool {

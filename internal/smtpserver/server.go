@@ -74,6 +74,19 @@ type Mail interface {
 	Usage(ctx context.Context, memberID int64) (int64, error)
 }
 
+// Submitter stores what a member submitted: local copies and the copy
+// queued for other domains, in one transaction (Submission mode with a
+// queue).
+type Submitter interface {
+	Submit(ctx context.Context, s mailstore.Submission) error
+}
+
+// Signer returns the DKIM-Signature fields for a message from domain, nil
+// when the domain signs nothing.
+type Signer interface {
+	Sign(ctx context.Context, domain string, msg []byte) ([]byte, error)
+}
+
 // Defaults of the optional Config fields.
 const (
 	DefaultMaxRecipients = 100
@@ -106,6 +119,11 @@ type Config struct {
 	Auth       auth.Authenticator // Submission only
 	Recipients Recipients
 	Mail       Mail
+	// Submit, in Submission mode, takes recipients outside Postern's
+	// domains into the outbound queue; nil refuses them (550 5.7.1).
+	Submit Submitter
+	// Signer, when set, DKIM-signs what Submit queues.
+	Signer Signer
 	// Inspector, when set, sees every message before delivery and may
 	// refuse it, add header fields or send it to Junk (MX: sender
 	// authentication, spam filtering). nil: no inspection.
