@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/queue"
 )
 
 func main() {
@@ -68,6 +69,12 @@ func init() {
 		{name: "alias list", args: "[DOMAIN] [--json]", summary: "list aliases, of one domain or all, with their members", max: 1, setup: aliasList},
 		{name: "alias show", args: "ADDRESS [--json]", summary: "show an alias and the members it delivers to", min: 1, max: 1, setup: aliasShow},
 		{name: "alias delete", args: "ADDRESS [MEMBER...]", summary: "delete an alias, or only remove the members named from it", min: 1, max: 1 + account.MaxAliasTargets, setup: aliasDelete},
+		{name: "queue list", args: "[--json]", summary: "list the mail waiting to be delivered to other domains", setup: queueList},
+		{name: "queue show", args: "ID [--json]", summary: "show a queued message and its recipients' attempts", min: 1, max: 1, setup: queueShow},
+		{name: "queue retry", args: "ID... | --all", summary: "try queued messages again now", max: 1000, setup: queueAct(queue.Retry, "Will try again now")},
+		{name: "queue hold", args: "ID... | --all", summary: "hold queued messages: no attempt until released", max: 1000, setup: queueAct(queue.Hold, "Held")},
+		{name: "queue release", args: "ID... | --all", summary: "release held messages and try them now", max: 1000, setup: queueAct(queue.Release, "Released")},
+		{name: "queue delete", args: "ID... | --all", summary: "delete queued messages without a report to the sender", max: 1000, setup: queueAct(queue.Delete, "Deleted")},
 		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create an app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
 		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
 		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
