@@ -403,3 +403,9 @@ func (s *Service) matchAppPassword(list []AppPassword, secret string) (Credentia
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// SetLanguage records the language ("en", "ja") the member uses the web UI
+// in, for the mail Postern writes to them itself (delivery reports).
+func (s *Service) SetLanguage(ctx context.Context, memberID int64, lang string) error {
+	return s.Store.SetLanguage(ctx, memberID, lang)
+}

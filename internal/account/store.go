@@ -83,6 +83,10 @@ type Store interface {
 	MarkMessagesRead(ctx context.Context, memberID int64, ids []int64) error // all when ids is empty
 	UnreadMessages(ctx context.Context, memberID int64) (int, error)
 
+	// SetLanguage records the language of the mail Postern writes to the
+	// member (delivery reports).
+	SetLanguage(ctx context.Context, memberID int64, lang string) error
+
 	// EventsAfter returns up to limit events after pos, in EventPos order.
 	EventsAfter(ctx context.Context, after EventPos, limit int) ([]Event, error)
 	// LastEventPos is where a tailer starts to see only what comes next.

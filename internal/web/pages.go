@@ -142,6 +142,11 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setCookie(w, preCookie, "", -1, true)
+	// The language the member signs in with is the one Postern's own mail
+	// to them (delivery reports) is written in.
+	if err := s.svc.SetLanguage(r.Context(), m.ID, lang(r, s.cookieName(langCookie))); err != nil {
+		s.log.Warn("record the member's language", "err", err)
+	}
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 }
 

@@ -235,3 +235,17 @@ func TestPasswordChangeThroughTheGateway(t *testing.T) {
 		t.Errorf("sign-in without the form's token: %d", r.StatusCode)
 	}
 }
+
+// TestSigninRecordsLanguage: the language a member signs in with is the
+// one Postern's own mail to them is written in.
+func TestSigninRecordsLanguage(t *testing.T) {
+	e := newEnv(t, false)
+	m := e.member("alice@new.example", "")
+	c := e.client()
+	c.get("/lang/ja")
+	wantStatus(t, c.signinForm("alice@new.example", testPassword), 303)
+	s, err := e.db.Queue().QueueSender(context.Background(), m.ID)
+	if err != nil || s.Language != "ja" || s.Email != "alice@new.example" {
+		t.Fatalf("sender %+v, %v", s, err)
+	}
+}
