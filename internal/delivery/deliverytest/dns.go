@@ -93,6 +93,30 @@ func (s *DNS) Add(t testing.TB, records ...string) {
 	}
 }
 
+// Set replaces the records of each given record's name and type with the
+// given ones.
+func (s *DNS) Set(t testing.TB, records ...string) {
+	t.Helper()
+	s.mu.Lock()
+	for _, text := range records {
+		rr, err := dns.NewRR(text)
+		if err != nil {
+			s.mu.Unlock()
+			t.Fatalf("dns record %q: %v", text, err)
+		}
+		name := strings.ToLower(rr.Header().Name)
+		var keep []dns.RR
+		for _, old := range s.rrs[name] {
+			if old.Header().Rrtype != rr.Header().Rrtype {
+				keep = append(keep, old)
+			}
+		}
+		s.rrs[name] = keep
+	}
+	s.mu.Unlock()
+	s.Add(t, records...)
+}
+
 // Exists makes name exist without records (NODATA instead of NXDOMAIN).
 func (s *DNS) Exists(name string) {
 	s.mu.Lock()

@@ -2,7 +2,6 @@ package deliverytest
 
 import (
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -190,7 +189,7 @@ func (s *session) AuthMechanisms() []string {
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(identity, user, pass string) error {
 		if want, ok := s.srv.opts.Users[user]; !ok || want != pass || (identity != "" && identity != user) {
-			return errors.New("invalid credentials")
+			return smtp.ErrAuthFailed
 		}
 		s.user = user
 		return nil
