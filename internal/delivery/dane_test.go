@@ -78,6 +78,21 @@ func TestDANEIgnoredWithoutDNSSEC(t *testing.T) {
 	}
 }
 
+// TLSA records whose answer lacks the AD bit are not used, though the MX
+// and address answers had it.
+func TestDANEIgnoredForInsecureTLSA(t *testing.T) {
+	dns := deliverytest.StartDNS(t)
+	other := deliverytest.SelfSigned(t, "mx.example.test")
+	ip := daneSetup(t, dns, true, "3 1 1 "+deliverytest.TLSA(t, 1, 1, other.Leaf))
+	dns.Insecure("_25._tcp.mx.example.test")
+	srv := tlsServer(t, ip, deliverytest.SelfSigned(t, "mx.example.test"))
+	d, _ := newDeliverer(t, dns)
+	wantDelivered(t, deliver(t, d, msg("example.test", "bob@example.test")))
+	if len(srv.Messages()) != 1 {
+		t.Fatal("not delivered")
+	}
+}
+
 // TLSA records in a signed zone are not used when the MX answer was not
 // validated (RFC 7672 §2.2.1): an attacker could have chosen the host.
 func TestDANEIgnoredForInsecureMX(t *testing.T) {
@@ -151,20 +166,25 @@ func TestDANETLSALookupFailure(t *testing.T) {
 	}
 }
 
-// DANE takes precedence over MTA-STS (RFC 8461 §2): a certificate no CA
-// vouches for, under an enforced policy, is fine when TLSA matches it.
+// DANE takes precedence over MTA-STS (RFC 8461 §2): a host with TLSA
+// records is used though the enforced policy does not list it, with a
+// certificate no CA vouches for, because TLSA matches it. A host without
+// TLSA records in the same signed zone still obeys the policy.
 func TestDANEBeforeMTASTS(t *testing.T) {
 	dns := deliverytest.StartDNS(t)
 	ca := deliverytest.NewCA(t, "Test CA")
 	cert := deliverytest.SelfSigned(t, "mx.example.test")
-	mxIP, _ := stsSetup(t, dns, ca, enforce)
-	dns.Add(t, "_25._tcp.mx.example.test. TLSA 3 1 1 "+deliverytest.TLSA(t, 1, 1, cert.Leaf))
+	mxIP, _ := stsSetup(t, dns, ca, strings.Replace(enforce, "mx: mx.example.test", "mx: listed.example.test", 1))
+	rogueIP := newIP()
+	dns.Add(t, "_25._tcp.mx.example.test. TLSA 3 1 1 "+deliverytest.TLSA(t, 1, 1, cert.Leaf),
+		"example.test. MX 5 rogue.example.test.", "rogue.example.test. A "+rogueIP)
 	dns.Secure("example.test")
+	rogue := tlsServer(t, rogueIP, ca.Issue(t, "rogue.example.test"))
 	srv := tlsServer(t, mxIP, cert)
 	d, _ := newDeliverer(t, dns, withRoots(ca))
 	wantDelivered(t, deliver(t, d, msg("example.test", "bob@example.test")))
-	if len(srv.Messages()) != 1 {
-		t.Fatal("not delivered")
+	if len(srv.Messages()) != 1 || rogue.Accepts() != 0 {
+		t.Fatalf("DANE host got %d messages; unlisted host without TLSA connected %d times", len(srv.Messages()), rogue.Accepts())
 	}
 }
 

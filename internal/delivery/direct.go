@@ -35,35 +35,35 @@ func (j *job) direct(ctx context.Context, domain string) {
 	}
 	sts := d.sts.policy(ctx, rt.domain)
 	hosts := rt.hosts
+	// Under an enforced MTA-STS policy only the hosts it lists are used,
+	// except hosts with DANE, which takes precedence (RFC 8461 §2).
+	var unlisted []string
 	if sts != nil {
-		var ok, not []string
-		var matching []mxHost
 		for _, h := range hosts {
-			if sts.matches(h.name) {
-				matching = append(matching, h)
-				ok = append(ok, h.name)
-			} else {
-				not = append(not, h.name)
+			if !sts.matches(h.name) {
+				unlisted = append(unlisted, h.name)
 			}
 		}
-		if len(not) > 0 {
+		if len(unlisted) > 0 {
 			d.log.Warn("MX hosts outside the MTA-STS policy", "domain", rt.domain, "mode", sts.mode,
-				"hosts", strings.Join(not, ","), "policy_mx", strings.Join(sts.mx, ","))
+				"hosts", strings.Join(unlisted, ","), "policy_mx", strings.Join(sts.mx, ","))
 		}
-		if sts.mode == "enforce" {
-			if len(matching) == 0 {
-				j.failAll(local(false, "4.7.5", fmt.Sprintf("the MTA-STS policy of %s (enforce) allows none of its MX hosts (%s; the policy allows %s)",
-					rt.domain, strings.Join(not, ", "), strings.Join(sts.mx, ", "))))
-				return
-			}
-			hosts = matching
-		}
+	}
+	enforced := sts != nil && sts.mode == "enforce"
+	stsRefused := func(h mxHost) {
+		j.failPending(local(false, "4.7.5", fmt.Sprintf("the MTA-STS policy of %s (enforce) does not list its MX host %s (it lists %s)",
+			rt.domain, h.name, strings.Join(sts.mx, ", "))))
 	}
 	tried := map[netip.Addr]bool{}
 	addrs, sessions, noAddr := 0, 0, 0
 	for _, h := range hosts {
 		if len(j.pending()) == 0 || addrs >= maxAddrs || sessions >= maxSessions || ctx.Err() != nil {
 			break
+		}
+		if enforced && !rt.secure && !sts.matches(h.name) {
+			// Without DNSSEC there can be no DANE to exempt the host.
+			stsRefused(h)
+			continue
 		}
 		ips, secure, err := d.dns.lookupIP(ctx, h.name)
 		if err != nil {
@@ -80,6 +80,10 @@ func (j *job) direct(ctx context.Context, domain string) {
 		if perr != nil {
 			j.failPending(*perr)
 			d.log.Warn("delivery: MX host skipped", "domain", rt.domain, "mx", h.name, "err", perr.Text)
+			continue
+		}
+		if enforced && pol.mode == tlsSTSEnforce && !sts.matches(h.name) {
+			stsRefused(h)
 			continue
 		}
 		for _, ip := range ips {

@@ -110,6 +110,24 @@ func TestMTASTSEnforceMXMismatch(t *testing.T) {
 	}
 }
 
+// Under enforce, a more preferred MX host outside the policy is skipped.
+func TestMTASTSEnforceSkipsUnlistedMX(t *testing.T) {
+	dns := deliverytest.StartDNS(t)
+	ca := deliverytest.NewCA(t, "Test CA")
+	mxIP, _ := stsSetup(t, dns, ca, enforce)
+	rogueIP := newIP()
+	dns.Add(t, "example.test. MX 5 rogue.example.test.", "rogue.example.test. A "+rogueIP)
+	rogue := deliverytest.StartSMTP(t, deliverytest.SMTPOptions{IP: rogueIP,
+		TLS: &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "rogue.example.test")}}})
+	srv := deliverytest.StartSMTP(t, deliverytest.SMTPOptions{IP: mxIP,
+		TLS: &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "mx.example.test")}}})
+	d, _ := newDeliverer(t, dns, withRoots(ca))
+	wantDelivered(t, deliver(t, d, msg("example.test", "bob@example.test")))
+	if rogue.Accepts() != 0 || len(srv.Messages()) != 1 {
+		t.Fatalf("unlisted host connected %d times; listed host got %d messages", rogue.Accepts(), len(srv.Messages()))
+	}
+}
+
 // A wildcard pattern covers one label.
 func TestMTASTSWildcard(t *testing.T) {
 	dns := deliverytest.StartDNS(t)
@@ -166,11 +184,13 @@ func TestMTASTSFetchFailure(t *testing.T) {
 	if policy.Fetches() != 2 {
 		t.Errorf("the new id was fetched %d times, want once", policy.Fetches()-1)
 	}
-	// Two TXT records: RFC 8461 §3.1 says there is none; the cache holds.
+	// Two TXT records: RFC 8461 §3.1 says there is none; the cache holds,
+	// and nothing is fetched (the policy served now would lift it).
+	policy.Set("version: STSv1\nmode: none\nmax_age: 60\n")
 	dns.Add(t, `_mta-sts.example.test. TXT "v=STSv1; id=3"`)
 	wantFailed(t, deliver(t, d2, msg("example.test", "bob@example.test")), false, "4.7.5")
-	if len(srv.Messages()) != 1 {
-		t.Fatal("delivered against the cached enforce policy")
+	if len(srv.Messages()) != 1 || policy.Fetches() != 2 {
+		t.Fatalf("delivered against the cached enforce policy, or fetched (%d)", policy.Fetches())
 	}
 }
 

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/postern/postern/internal/delivery/deliverytest"
@@ -49,19 +50,32 @@ func TestMXPreferenceAndFallback(t *testing.T) {
 // in an attempt even when two MX names share it.
 func TestMXAddressesAndDuplicates(t *testing.T) {
 	dns := deliverytest.StartDNS(t)
-	dead, live := newIP(), newIP()
+	busy, live := newIP(), newIP()
+	var mu sync.Mutex
+	busyConns := 0
+	rawServer(t, busy, func(c *rawConn) {
+		mu.Lock()
+		busyConns++
+		mu.Unlock()
+		c.send("421 4.3.2 Busy")
+	})
 	srv := deliverytest.StartSMTP(t, deliverytest.SMTPOptions{IP: live})
 	dns.Add(t,
 		"example.test. MX 10 a.example.test.",
 		"example.test. MX 20 b.example.test.",
-		"a.example.test. A "+dead,
-		"b.example.test. A "+dead,
+		"a.example.test. A "+busy,
+		"b.example.test. A "+busy,
 		"b.example.test. A "+live,
 	)
 	d, _ := newDeliverer(t, dns)
 	wantDelivered(t, deliver(t, d, msg("example.test", "bob@example.test")))
 	if srv.Accepts() != 1 || len(srv.Messages()) != 1 {
 		t.Fatalf("accepts %d, messages %d", srv.Accepts(), len(srv.Messages()))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if busyConns != 1 {
+		t.Fatalf("the shared address was connected to %d times", busyConns)
 	}
 }
 

@@ -85,7 +85,7 @@ func (p hostPolicy) why() string {
 func (d *Deliverer) hostPolicy(ctx context.Context, host string, dnssec bool, sts *stsPolicy) (hostPolicy, *Result) {
 	p := hostPolicy{mode: tlsOpportunistic, name: host}
 	if dnssec {
-		a, err := d.dns.query(ctx, "_25._tcp."+host, dns.TypeTLSA)
+		a, err := d.dns.query(ctx, fmt.Sprintf("_%d._tcp.%s", d.cfg.Port, host), dns.TypeTLSA)
 		switch {
 		case errors.Is(err, errNXDomain):
 		case err != nil:

@@ -28,6 +28,7 @@ type DNS struct {
 	rrs      map[string][]dns.RR
 	known    map[string]bool
 	secure   []string
+	insecure map[string]bool
 	servfail map[string]bool
 	drop     map[string]bool
 	queries  map[string]int
@@ -36,7 +37,7 @@ type DNS struct {
 // StartDNS runs a server until the test ends.
 func StartDNS(t testing.TB) *DNS {
 	t.Helper()
-	s := &DNS{rrs: map[string][]dns.RR{}, known: map[string]bool{}, servfail: map[string]bool{},
+	s := &DNS{rrs: map[string][]dns.RR{}, known: map[string]bool{}, insecure: map[string]bool{}, servfail: map[string]bool{},
 		drop: map[string]bool{}, queries: map[string]int{}}
 	var udp net.PacketConn
 	var tcp net.Listener
@@ -131,6 +132,14 @@ func (s *DNS) Secure(zone string) {
 	s.mu.Unlock()
 }
 
+// Insecure exempts name from Secure, as a name delegated to an unsigned
+// zone.
+func (s *DNS) Insecure(name string) {
+	s.mu.Lock()
+	s.insecure[dns.Fqdn(strings.ToLower(name))] = true
+	s.mu.Unlock()
+}
+
 // ServFail makes queries for name fail with SERVFAIL.
 func (s *DNS) ServFail(name string) {
 	s.mu.Lock()
@@ -179,7 +188,7 @@ func (s *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 	secure := false
 	for _, z := range s.secure {
 		if name == z || strings.HasSuffix(name, "."+z) {
-			secure = true
+			secure = !s.insecure[name]
 		}
 	}
 	s.mu.Unlock()
