@@ -222,6 +222,20 @@ func (d *Deliverer) Deliver(ctx context.Context, m Message) []Result {
 		j.failAll(local(false, "4.3.5", "delivery is misconfigured: "+d.cfgErr.Error()))
 		return j.results
 	}
+	// An address that could smuggle a command into the session is refused
+	// here, whatever the caller checked.
+	if !safeAddr(m.From) {
+		j.failAll(local(true, "5.1.7", fmt.Sprintf("the sender address %q cannot be sent in SMTP", m.From)))
+		return j.results
+	}
+	for i, r := range m.Rcpts {
+		if r == "" || !safeAddr(r) {
+			j.set(i, local(true, "5.1.3", fmt.Sprintf("the recipient address %q cannot be sent in SMTP", r)))
+		}
+	}
+	if len(j.pending()) == 0 {
+		return j.results
+	}
 	domain := strings.ToLower(strings.TrimSuffix(m.Domain, "."))
 	release, err := d.acquire(ctx, domain)
 	if err != nil {
@@ -236,6 +250,17 @@ func (d *Deliverer) Deliver(ctx context.Context, m Message) []Result {
 	}
 	j.finish(ctx)
 	return j.results
+}
+
+// safeAddr: no control character and no angle bracket, which would end
+// the path of MAIL or RCPT.
+func safeAddr(a string) bool {
+	for _, c := range a {
+		if c < 0x20 || c == 0x7f || c == '<' || c == '>' {
+			return false
+		}
+	}
+	return true
 }
 
 // acquire waits for one of the domain's MaxConnsPerDomain slots.

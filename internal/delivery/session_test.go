@@ -520,3 +520,22 @@ func TestParseReplyEnhanced(t *testing.T) {
 		}
 	}
 }
+
+// An address that would smuggle a command into the session fails alone,
+// and nothing of it reaches the server.
+func TestUnsafeAddresses(t *testing.T) {
+	dns := deliverytest.StartDNS(t)
+	ip := newIP()
+	srv := deliverytest.StartSMTP(t, deliverytest.SMTPOptions{IP: ip})
+	oneMX(t, dns, ip)
+	d, _ := newDeliverer(t, dns)
+	res := deliver(t, d, msg("example.test", "bob@example.test", "x@example.test>\r\nRCPT TO:<evil@example.test", ""))
+	wantDelivered(t, res[:1])
+	wantFailed(t, res[1:], true, "5.1.3")
+	if m := srv.Messages(); len(m) != 1 || len(m[0].Rcpts) != 1 || m[0].Rcpts[0] != "bob@example.test" {
+		t.Fatalf("%+v", m)
+	}
+	m := msg("example.test", "bob@example.test")
+	m.From = "a@b\r\nDATA"
+	wantFailed(t, deliver(t, d, m), true, "5.1.7")
+}
