@@ -361,6 +361,14 @@ func TestRecipientsInSeveralTransactions(t *testing.T) {
 	if len(m) != 3 || len(m[0].Rcpts) != 100 || len(m[2].Rcpts) != 50 || srv.Accepts() != 1 {
 		t.Fatalf("%d transactions, %d connections", len(m), srv.Accepts())
 	}
+
+	ip2 := newIP()
+	limited := deliverytest.StartSMTP(t, deliverytest.SMTPOptions{IP: ip2, MaxRecipients: 7})
+	dns.Add(t, "limited.test. A "+ip2)
+	wantDelivered(t, deliver(t, d, msg("limited.test", rcpts[:20]...)))
+	if m := limited.Messages(); len(m) != 3 || len(m[0].Rcpts) != 7 || len(m[2].Rcpts) != 6 {
+		t.Fatalf("%d transactions under LIMITS RCPTMAX=7", len(m))
+	}
 }
 
 // A server refusing EHLO with 5xx is greeted with HELO; multi-line

@@ -39,6 +39,8 @@ type SMTPOptions struct {
 	// AllowInsecureAuth offers AUTH without TLS.
 	AllowInsecureAuth bool
 	MaxMessageBytes   int64
+	// MaxRecipients, when set, is offered as LIMITS RCPTMAX and enforced.
+	MaxRecipients int
 	// Rcpt, Data decide the replies; nil accepts. Return Reply(...) for an
 	// SMTP error reply.
 	Rcpt func(rcpt string) error
@@ -92,6 +94,7 @@ func StartSMTP(t testing.TB, opts SMTPOptions) *SMTP {
 	srv.EnableSMTPUTF8 = opts.SMTPUTF8
 	srv.AllowInsecureAuth = opts.AllowInsecureAuth
 	srv.MaxMessageBytes = opts.MaxMessageBytes
+	srv.MaxRecipients = opts.MaxRecipients
 	srv.ErrorLog = discard{}
 	var ln net.Listener = &countingListener{Listener: l, s: s}
 	if opts.TLS != nil {
