@@ -129,7 +129,7 @@ func (r *Keyring) seal(domain, selector string, pkcs8 []byte) []byte {
 
 // errUnseal says which key does not open, never why in terms of its bytes.
 func errUnseal(domain, selector string) error {
-	return fmt.Errorf("dkim: the key %s of %s does not open with this secret key file (was the file replaced, or is this node's file not the other nodes'?)", selector, domain)
+	return fmt.Errorf("dkim: the key %s of %s does not open: it was sealed with another secret key file (was the file replaced, or is this node's not the other nodes'?), or its row was changed", selector, domain)
 }
 
 func (r *Keyring) unseal(k StoredKey) (crypto.Signer, error) {
