@@ -345,7 +345,9 @@ func TestEnsureKeys(t *testing.T) {
 	r := ring(t, st, secret)
 	kept, _ := r.Rotate(ctx, "b.example")
 	var made []string
-	note := func(d string, keys []dkim.StoredKey) { made = append(made, d+":"+keys[0].Selector[:1]+keys[1].Selector[:1]) }
+	note := func(d string, keys []dkim.StoredKey) {
+		made = append(made, d+":"+keys[0].Selector[:1]+keys[1].Selector[:1])
+	}
 	if err := r.EnsureKeys(ctx, note); err != nil {
 		t.Fatal(err)
 	}
