@@ -272,8 +272,10 @@ func TestSelectors(t *testing.T) {
 	ctx := context.Background()
 	st := newMemStore("example.com")
 	r := ring(t, st, secret)
-	month := time.Date(2026, 12, 31, 23, 0, 0, 0, time.FixedZone("JST", 9*3600)) // still December in UTC
+	month := time.Date(2027, 1, 1, 1, 0, 0, 0, time.FixedZone("JST", 9*3600)) // still December in UTC
 	r.Now = func() time.Time { return month }
+	// A key made outside of pairs holds the RSA name alone.
+	st.keys["example.com"] = []dkim.StoredKey{{Domain: "example.com", Selector: "p202612r2", Algorithm: dkim.RSA}}
 	var got []string
 	for range 3 {
 		keys, err := r.Rotate(ctx, "example.com")
@@ -285,10 +287,10 @@ func TestSelectors(t *testing.T) {
 	r.Now = func() time.Time { return month.Add(24 * time.Hour) }
 	keys, _ := r.Rotate(ctx, "example.com")
 	got = append(got, keys[0].Selector+"/"+keys[1].Selector)
-	if s := strings.Join(got, " "); s != "p202612e/p202612r p202612e2/p202612r2 p202612e3/p202612r3 p202701e/p202701r" {
+	if s := strings.Join(got, " "); s != "p202612e/p202612r p202612e3/p202612r3 p202612e4/p202612r4 p202701e/p202701r" {
 		t.Errorf("selectors %s", s)
 	}
-	if !keys[0].CreatedAt.Equal(month.Add(24*time.Hour)) || keys[0].Algorithm != dkim.Ed25519 || keys[1].Algorithm != dkim.RSA {
+	if !keys[0].CreatedAt.Equal(month.Add(24*time.Hour)) || keys[0].CreatedAt.Location() != time.UTC || keys[0].Algorithm != dkim.Ed25519 || keys[1].Algorithm != dkim.RSA {
 		t.Errorf("keys %+v", keys)
 	}
 	// Retired selectors stay taken.
@@ -297,7 +299,7 @@ func TestSelectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, _ = r.Rotate(ctx, "example.com")
-	if keys[0].Selector != "p202612e4" {
+	if keys[0].Selector != "p202612e5" {
 		t.Errorf("after a retirement: %s", keys[0].Selector)
 	}
 }

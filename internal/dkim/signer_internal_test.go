@@ -102,6 +102,7 @@ func TestHeaderKeys(t *testing.T) {
 	msg := "Received: from a\n\tby b\n" +
 		"From: a@example.com\r\n" +
 		"to: b@example.org,\r\n  c@example.org\r\n" +
+		"Comments: folded\r\n Cc: inside a field\r\n" +
 		"Subject: one\r\n" +
 		"Subject : two\r\n" +
 		"Date: today\r\n" +
