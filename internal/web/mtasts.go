@@ -18,12 +18,12 @@ func (s *Server) mtaSTS(w http.ResponseWriter, r *http.Request) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	domain, ok := strings.CutPrefix(host, "mta-sts.")
-	if _ = ok; s.cfg.MTASTSPolicy == "" {
+	domain, ok := strings.CutPrefix(strings.TrimSuffix(strings.ToLower(host), "."), "mta-sts.")
+	if !ok || s.cfg.MTASTSPolicy == "" {
 		http.NotFound(w, r)
 		return
 	}
-	if _, err := s.svc.Domain(r.Context(), "old.example"); err != nil {
+	if _, err := s.svc.Domain(r.Context(), domain); err != nil {
 		if c := account.ErrorCode(err); c == account.ENOTFOUND || c == account.EINVALID {
 			http.NotFound(w, r)
 			return
