@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -202,12 +203,16 @@ func (s *Service) sendLimitedMessage(m Member, cred Credential, l SendLimit, at 
 	if l.Recipients {
 		what = "recipients"
 	}
+	noun := strings.TrimSuffix(what, "s") // "at most 1 message"
+	if l.Max != 1 {
+		noun = what
+	}
 	scope, per := "member", "from your account, all apps together"
 	if l.AppPassword {
 		scope, per = "app_password", "with one app password"
 	}
 	every := map[string]string{"hour": "an hour", "day": "a day"}[window]
-	limit := fmt.Sprintf("at most %d %s %s %s", l.Max, what, every, per)
+	limit := fmt.Sprintf("at most %d %s %s %s", l.Max, noun, every, per)
 	apps, password := s.link("/security/app-passwords"), s.link("/security/password")
 	var subject, body string
 	if cred.IsMain() {

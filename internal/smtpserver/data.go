@@ -188,11 +188,8 @@ func (c *conn) replyAll(t txn, r Reply) {
 // all in one transaction.
 func (c *conn) deliver(t txn, body []byte) {
 	if c.cfg.Mode == Submission {
-		if refusal := checkIdentity(t.from, body); refusal != "" {
-			// The author shown to recipients must be the member who logged
-			// in, as the envelope sender must (SPEC §5).
-			c.log.Info("smtp: message refused", "reason", "from-not-own", "member", t.from)
-			c.replyAll(t, Reply{550, "5.7.1", refusal})
+		if refusal := c.checkIdentity(body); refusal != nil { // sending.go
+			c.replyAll(t, *refusal)
 			return
 		}
 	}

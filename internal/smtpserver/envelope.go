@@ -18,9 +18,11 @@ type recipient struct {
 }
 
 // mail runs MAIL FROM (RFC 5321 §4.1.1.2). Submission needs a login first
-// (RFC 6409 §4.3, RFC 4954 §6: 530 5.7.0), and the reverse path must be the
-// authenticated member's own address (SPEC §5). MX and LMTP take any
-// sender, the null one <> included (RFC 5321 §4.5.5: bounces).
+// (RFC 6409 §4.3, RFC 4954 §6: 530 5.7.0), the reverse path must be an
+// address the authenticated member may send as (its own or an alias's,
+// SPEC §5), and the member's sending caps must allow one more message. MX
+// and LMTP take any sender, the null one <> included (RFC 5321 §4.5.5:
+// bounces).
 func (c *conn) mail(arg string) {
 	switch {
 	case c.helo == "":
@@ -79,12 +81,10 @@ func (c *conn) mail(arg string) {
 		return
 	}
 	if c.cfg.Mode == Submission {
-		member := c.login.Member.Email
-		if !ownAddress(member, from) {
-			c.reply(553, "5.7.1", "Sender address must be your own address <"+member+">")
+		var ok bool
+		if from, ok = c.submissionSender(from); !ok { // sending.go: sender rule, caps
 			return
 		}
-		from = member
 	}
 	c.inTx, c.from, c.utf8, c.sizeHint = true, from, smtputf8, size
 	c.reply(250, "2.1.0", "Sender OK")
@@ -110,6 +110,9 @@ func (c *conn) rcpt(arg string) {
 	if len(c.rcpts) >= c.cfg.MaxRecipients {
 		// RFC 5321 §4.5.3.1.10: 452, the client sends the rest later.
 		c.reply(452, "4.5.3", fmt.Sprintf("Too many recipients: at most %d per message", c.cfg.MaxRecipients))
+		return
+	}
+	if !c.recipientFits() { // sending.go: submission's caps
 		return
 	}
 	if c.s.rate != nil && !c.s.rate.allow(c.remoteIP) {

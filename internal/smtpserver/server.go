@@ -106,6 +106,9 @@ type Config struct {
 	Auth       auth.Authenticator // Submission only
 	Recipients Recipients
 	Mail       Mail
+	// Sending (Submission only) gives the addresses a member may send as
+	// and its sending caps (sending.go); nil: its own address, no caps.
+	Sending Sending
 	// Inspector, when set, sees every message before delivery and may
 	// refuse it, add header fields or send it to Junk (MX: sender
 	// authentication, spam filtering). nil: no inspection.
@@ -147,6 +150,7 @@ type Server struct {
 	refusal netserver.Refusal
 	ctx     context.Context // cancelled by Close: ends logins and deliveries
 	rate    *rateLimiter    // MX's recipients per client address; nil: none
+	ledger  sendLedger      // submission's open transactions, against the caps
 }
 
 // New returns a server for cfg, filling in defaults.
