@@ -55,6 +55,7 @@ func (s *server) setupProtocols() error {
 	if err := s.setupMail(&smtpCfg, inspector); err != nil { // mx.go: MX and LMTP listeners, quota
 		return err
 	}
+	smtpCfg.Sending = s.svc // submission only: sender addresses and caps (sendlimits.go)
 	smtp := smtpserver.New(smtpCfg)
 	s.addProtocol("imap", s.flags.imap, false, imap)
 	s.addProtocol("imaps", s.flags.imaps, true, imap)

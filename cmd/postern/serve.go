@@ -39,6 +39,7 @@ type serveFlags struct {
 	connLimits                                                      connLimitFlags // --max-connections-per-ip, --max-connections (connlimits.go)
 	mail                                                            mailFlags      // --smtp-addr, --lmtp-addr, --mailbox-quota, --smtp-rate-limit (mx.go)
 	inspect                                                         inspectFlags   // --dns-resolver, --rspamd-* (inspect.go)
+	sendLimits                                                      sendLimitFlags // --send-limit-* (sendlimits.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -57,6 +58,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	f.connLimits.register(a, fs) // connlimits.go
 	f.mail.register(a, fs)       // mx.go
 	f.inspect.register(a, fs)    // inspect.go
+	f.sendLimits.register(a, fs) // sendlimits.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 
@@ -178,6 +180,9 @@ func (s *server) setupListeners() error {
 		return err
 	}
 	if err := s.setupConnLimits(); err != nil { // connlimits.go: after setupScaleout, which reads the trusted proxies
+		return err
+	}
+	if err := s.setupSendLimits(); err != nil { // sendlimits.go: before setupProtocols, which hands s.svc to submission
 		return err
 	}
 	if err := s.setupProtocols(); err != nil {
