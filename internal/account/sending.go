@@ -78,9 +78,12 @@ type SendLimit struct {
 
 // String says what the cap is: "100 messages an hour per app password".
 func (l SendLimit) String() string {
-	what, window, scope := "messages", "an hour", "per member"
+	what, window, scope := "message", "an hour", "per member"
 	if l.Recipients {
-		what = "recipients"
+		what = "recipient"
+	}
+	if l.Max != 1 {
+		what += "s"
 	}
 	if l.Day {
 		window = "a day"
