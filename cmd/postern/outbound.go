@@ -41,8 +41,10 @@ func (f *outboundFlags) register(a *app, fs *flag.FlagSet) {
 	fs.IntVar(&f.workers, "queue-workers", 16, "deliveries under way at once on this node")
 }
 
-// setupOutbound gives submission its queue (unless --outbound off) and
-// starts the runner that delivers it.
+// setupOutbound gives submission its store (every submission goes
+// through Submit, which also counts it for the sending caps) and, unless
+// --outbound off, the queue for other domains and the runner that
+// delivers it.
 func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 	f := &s.flags.outbound
 	mode := f.mode
@@ -53,6 +55,7 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 	switch mode {
 	case "off":
 		s.log.Info("outbound mail off: submission refuses recipients of other domains")
+		sub.Submit = s.db.Mail()
 		return nil
 	case "direct":
 	case "smarthost":
@@ -90,7 +93,7 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 		Schedule: queue.Schedule{First: f.retryFirst, Max: f.retryMax, GiveUp: f.giveUp, DelayNotice: f.delayNotice},
 		Result:   func(class string) { results.WithLabelValues(class).Inc() }}
 	s.reg.MustRegister(results, queueCollector{q})
-	sub.Submit = wakingSubmitter{s.db.Mail(), runner}
+	sub.Submit, sub.Relay = wakingSubmitter{s.db.Mail(), runner}, true
 	if s.signer != nil {
 		sub.Signer = s.signer
 	}
