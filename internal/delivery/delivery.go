@@ -100,6 +100,9 @@ type Config struct {
 // that the caller can refuse it at start. Deliver fails every recipient
 // temporarily with the same explanation.
 func (c Config) Validate() error {
+	if strings.ContainsFunc(c.Hostname, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("host name %q: no spaces or control characters", c.Hostname)
+	}
 	if c.Resolver != "" {
 		if _, err := parseServer(c.Resolver); err != nil {
 			return err
