@@ -81,6 +81,9 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 		return usagef(serveCommand, "the --queue-* durations and --queue-workers must be positive, and --queue-retry-max at least --queue-retry-first")
 	}
 	dcfg.Hostname, dcfg.Resolver, dcfg.Log = host, s.flags.inspect.resolver, s.log
+	if err := dcfg.Validate(); err != nil {
+		return usagef(serveCommand, "outbound delivery: %v", err)
+	}
 	deliverer := delivery.New(dcfg)
 
 	results := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "postern_queue_deliveries_total",
