@@ -26,6 +26,7 @@ type outboundFlags struct {
 	smarthostPasswordFile                     string
 	retryFirst, retryMax, giveUp, delayNotice time.Duration
 	workers                                   int
+	lease                                     time.Duration
 }
 
 func (f *outboundFlags) register(a *app, fs *flag.FlagSet) {
@@ -39,6 +40,7 @@ func (f *outboundFlags) register(a *app, fs *flag.FlagSet) {
 	fs.DurationVar(&f.giveUp, "queue-give-up", queue.DefaultSchedule.GiveUp, "how long after arrival a message that cannot be delivered bounces")
 	fs.DurationVar(&f.delayNotice, "queue-delay-notice", queue.DefaultSchedule.DelayNotice, "how long after arrival the sender is told a message is delayed")
 	fs.IntVar(&f.workers, "queue-workers", 16, "deliveries under way at once on this node")
+	fs.DurationVar(&f.lease, "queue-lease", time.Minute, "how long a node's claim on queued mail lasts unless renewed: another node takes over a dead node's deliveries this long after it stopped renewing")
 }
 
 // setupOutbound gives submission its store (every submission goes
@@ -77,8 +79,8 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 	default:
 		return usagef(serveCommand, "--outbound must be direct, smarthost or off, not %q", f.mode)
 	}
-	if f.retryFirst <= 0 || f.retryMax < f.retryFirst || f.giveUp <= 0 || f.delayNotice <= 0 || f.workers <= 0 {
-		return usagef(serveCommand, "the --queue-* durations and --queue-workers must be positive, and --queue-retry-max at least --queue-retry-first")
+	if f.retryFirst <= 0 || f.retryMax < f.retryFirst || f.giveUp <= 0 || f.delayNotice <= 0 || f.workers <= 0 || f.lease < 3*time.Second {
+		return usagef(serveCommand, "the --queue-* durations and --queue-workers must be positive, --queue-retry-max at least --queue-retry-first and --queue-lease at least 3s")
 	}
 	dcfg.Hostname, dcfg.Resolver, dcfg.Log = host, s.flags.inspect.resolver, s.log
 	if err := dcfg.Validate(); err != nil {
@@ -92,7 +94,7 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 		results.WithLabelValues(c)
 	}
 	q := s.db.Queue()
-	runner := &queue.Runner{Store: q, Deliverer: deliveryAdapter{deliverer}, Hostname: host, Log: s.log, Workers: f.workers,
+	runner := &queue.Runner{Store: q, Deliverer: deliveryAdapter{deliverer}, Hostname: host, Log: s.log, Workers: f.workers, Lease: f.lease,
 		Schedule: queue.Schedule{First: f.retryFirst, Max: f.retryMax, GiveUp: f.giveUp, DelayNotice: f.delayNotice},
 		Result:   func(class string) { results.WithLabelValues(class).Inc() }}
 	s.reg.MustRegister(results, queueCollector{q})

@@ -322,3 +322,65 @@ type queueEntryJSON struct {
 		DelayNotice bool   `json:"delay_notice_sent"`
 	} `json:"recipients"`
 }
+
+// TestSendLimitStopsScript: a script on a leaked app password that sends
+// message after message is stopped at the app password's hourly cap with
+// 450 4.7.1; the member gets one message naming the app password, which
+// was delivered only as often as the cap allowed.
+func TestSendLimitStopsScript(t *testing.T) {
+	t.Parallel()
+	dns := mailauthtest.Start(t)
+	mx := startScriptedMX(t, "127.0.0.8")
+	dns.Add(t, "far.test. MX 10 mx.far.test.", "mx.far.test. A 127.0.0.8")
+	a := newOrg(t, NewSQLite(t), dns, "org-d.test", "127.0.0.7", "dan", "--send-limit-app-password-messages", "3/h")
+	host, port := splitAddr(a.srv.Addr("submission"))
+	var out struct {
+		Codes []int    `json:"codes"`
+		Texts []string `json:"texts"`
+	}
+	runPythonScript(t, `
+import json, smtplib, ssl, sys
+a = json.load(sys.stdin)
+codes, texts = [], []
+for i in range(6):
+    s = smtplib.SMTP(a["host"], a["port"], timeout=30)
+    s.starttls(context=ssl._create_unverified_context())
+    s.login(a["user"], a["password"])
+    try:
+        s.sendmail(a["user"], ["list%d@far.test" % i], "Subject: offer %d\r\n\r\nBuy now.\r\n" % i)
+        codes.append(250); texts.append("")
+    except smtplib.SMTPSenderRefused as e:
+        codes.append(e.smtp_code); texts.append(e.smtp_error.decode())
+    s.quit()
+print(json.dumps({"codes": codes, "texts": texts}))
+`, map[string]any{"host": host, "port": port, "user": a.member.Email, "password": a.pass.Password}, &out)
+	if fmt.Sprint(out.Codes) != "[250 250 250 450 450 450]" || !strings.HasPrefix(out.Texts[3], "4.7.1 ") {
+		t.Fatalf("replies %v %q", out.Codes, out.Texts)
+	}
+	got := a.waitMail(t, "Sending limit reached by the app password: Thunderbird")
+	if !strings.Contains(got, "Thunderbird") {
+		t.Errorf("the message does not name the app password:\n%s", got)
+	}
+	msgs, _ := readInbox(t, a.srv, a.member.Email, a.pass.Password)
+	n := 0
+	for _, m := range msgs {
+		if strings.HasPrefix(m.Subject, "Sending limit reached") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d limit messages, want 1: %v", n, msgs)
+	}
+	// The three accepted messages leave (each recipient is greylisted once).
+	deadline := time.Now().Add(60 * time.Second)
+	for len(mx.got()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d of 3", len(mx.got()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := mx.got(); len(got) != 3 {
+		t.Errorf("delivered %d messages, want the 3 accepted", len(got))
+	}
+}

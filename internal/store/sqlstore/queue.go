@@ -180,6 +180,27 @@ func (q *Queue) messages(ctx context.Context, ids []int64) (map[int64]queue.Mess
 	return out, nil
 }
 
+// RenewLease implements queue.Store.
+func (q *Queue) RenewLease(ctx context.Context, owner string, ids []int64, until time.Time) error {
+	db := q.db
+	var n int64
+	for rest := ids; len(rest) > 0; {
+		part := rest[:min(chunk, len(rest))]
+		rest = rest[len(part):]
+		res, err := db.SQL.ExecContext(ctx, db.q(`UPDATE queue_recipients SET lease_until = ? WHERE lease_owner = ? AND id IN (`+placeholders(len(part))+`)`),
+			append([]any{micros(until), owner}, int64Args(part)...)...)
+		if err != nil {
+			return wrap("renew a queue lease", err)
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	if n != int64(len(ids)) {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
 // QueuedBody implements queue.Store.
 func (q *Queue) QueuedBody(ctx context.Context, messageID int64) ([]byte, error) {
 	var body []byte
