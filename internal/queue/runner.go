@@ -75,15 +75,15 @@ type Runner struct {
 	Deliverer Deliverer
 	Hostname  string // the Reporting-MTA of DSNs and the domain of their Message-IDs
 	Schedule  Schedule
-	Workers   int           // attempts at once, default 16
+	Workers   int // attempts at once, default 16
 	// Lease is how long a claim lasts unless renewed (every third of it
 	// while the attempt runs): when a node dies, another takes its
 	// recipients over this long after its last renewal. Default 1 minute.
 	Lease time.Duration
-	Poll      time.Duration // how often the store is asked for due mail without a Wake, default 5 s
-	Owner     string        // this node's name in leases, default host, pid and a random part
-	Log       *slog.Logger
-	Now       func() time.Time
+	Poll  time.Duration // how often the store is asked for due mail without a Wake, default 5 s
+	Owner string        // this node's name in leases, default host, pid and a random part
+	Log   *slog.Logger
+	Now   func() time.Time
 	// Result, when set, is called for every recipient's outcome with its
 	// class (ResultDelivered, …).
 	Result func(class string)
