@@ -71,8 +71,8 @@ type Sender struct {
 // is still the caller's (owner), so a node that was presumed dead and woke
 // up late cannot undo another node's work.
 type Store interface {
-	// ClaimDue leases up to limit due, unheld recipients whose lease is
-	// free or expired, grouped by message and domain.
+	// ClaimDue leases the due, unheld recipients whose lease is free or
+	// expired of up to limit messages, grouped by message and domain.
 	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Claim, error)
 	// RenewLease extends the owner's claim on ids to until, while an
 	// attempt is under way; ErrLeaseLost when one is no longer the owner's.

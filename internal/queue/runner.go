@@ -154,7 +154,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			backoff = time.Second
 			for _, c := range claims {
-				claimed += len(c.Recipients)
+				claimed++
 				slots <- struct{}{}
 				wg.Add(1)
 				go func() {
@@ -164,7 +164,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		if claimed > 0 && claimed >= free {
-			continue // more may be due
+			continue // more may be due (a message in several domains is several claims)
 		}
 		t := time.NewTimer(r.Poll)
 		select {

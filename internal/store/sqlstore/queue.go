@@ -99,7 +99,11 @@ func scanQueueRecipient(sc interface{ Scan(...any) error }) (queue.Recipient, er
 // each other's rows (FOR UPDATE SKIP LOCKED); SQLite has one writer.
 func (q *Queue) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]queue.Claim, error) {
 	db := q.db
-	pick := `SELECT id FROM queue_recipients WHERE NOT held AND next_attempt <= ? AND lease_until < ? ORDER BY next_attempt, id LIMIT ?`
+	// Whole messages: a message's due recipients go out together (one
+	// SMTP transaction per domain), never split between two claims.
+	const due = `NOT held AND next_attempt <= ? AND lease_until < ?`
+	pick := `SELECT id FROM queue_recipients WHERE ` + due + ` AND message_id IN (
+		SELECT message_id FROM queue_recipients WHERE ` + due + ` GROUP BY message_id ORDER BY MIN(next_attempt), message_id LIMIT ?)`
 	if db.Dialect == Postgres {
 		pick += ` FOR UPDATE SKIP LOCKED`
 	}
@@ -107,7 +111,7 @@ func (q *Queue) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		rcpts = rcpts[:0]
 		rows, err := tx.QueryContext(ctx, db.q(`UPDATE queue_recipients SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
-			WHERE id IN (`+pick+`) RETURNING `+queueRcptCols), owner, micros(now.Add(lease)), micros(now), micros(now), limit)
+			WHERE id IN (`+pick+`) RETURNING `+queueRcptCols), owner, micros(now.Add(lease)), micros(now), micros(now), micros(now), micros(now), limit)
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ func RunQueue(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"ClaimAndSettle", testQueueClaimSettle},
 		{"LeaseExpiry", testQueueLeaseExpiry},
 		{"ConcurrentClaims", testQueueConcurrentClaims},
+		{"WholeMessages", testQueueWholeMessages},
 		{"OperatorActions", testQueueActions},
 	}
 	for _, tc := range tests {
@@ -282,5 +283,23 @@ func testQueueActions(t *testing.T, e *MailEnv) {
 	}
 	if n, err := q.QueueAct(ctx, queue.Retry, nil, now.Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("retry all: %d, %v", n, err)
+	}
+}
+
+// testQueueWholeMessages: the limit counts messages, and a message's due
+// recipients are claimed together.
+func testQueueWholeMessages(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	a := e.NewMember(t)
+	q := e.DB.Queue()
+	e.submit(t, a, nil, "one@remote.example", "two@remote.example", "three@remote.example")
+	e.submit(t, a, nil, "four@remote.example")
+	c, err := q.ClaimDue(ctx, "n", time.Now(), time.Minute, 1)
+	if err != nil || len(c) != 1 || len(c[0].Recipients) != 3 {
+		t.Fatalf("claim of one message: %+v, %v", c, err)
+	}
+	c, err = q.ClaimDue(ctx, "n", time.Now(), time.Minute, 5)
+	if err != nil || len(c) != 1 || len(c[0].Recipients) != 1 || c[0].Recipients[0].Address != "four@remote.example" {
+		t.Fatalf("second claim: %+v, %v", c, err)
 	}
 }
