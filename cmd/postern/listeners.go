@@ -55,6 +55,9 @@ func (s *server) setupProtocols() error {
 	if err := s.setupMail(&smtpCfg, inspector); err != nil { // mx.go: MX and LMTP listeners, quota
 		return err
 	}
+	if err := s.setupOutbound(&smtpCfg, host); err != nil { // outbound.go: the queue and its runner
+		return err
+	}
 	smtp := smtpserver.New(smtpCfg)
 	s.addProtocol("imap", s.flags.imap, false, imap)
 	s.addProtocol("imaps", s.flags.imaps, true, imap)

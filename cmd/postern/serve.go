@@ -39,6 +39,7 @@ type serveFlags struct {
 	connLimits                                                      connLimitFlags // --max-connections-per-ip, --max-connections (connlimits.go)
 	mail                                                            mailFlags      // --smtp-addr, --lmtp-addr, --mailbox-quota, --smtp-rate-limit (mx.go)
 	inspect                                                         inspectFlags   // --dns-resolver, --rspamd-* (inspect.go)
+	outbound                                                        outboundFlags  // --outbound, --smarthost*, --queue-* (outbound.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -57,6 +58,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	f.connLimits.register(a, fs) // connlimits.go
 	f.mail.register(a, fs)       // mx.go
 	f.inspect.register(a, fs)    // inspect.go
+	f.outbound.register(a, fs)   // outbound.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 
