@@ -322,6 +322,11 @@ func measureSend(c *sendConfig, sk *sink, t *sendTarget, msg *smtpMessage, src f
 	if t.queued {
 		res.add("send", cas, "last arrival after the load s", t.name, max(0, after.LastAt().Sub(accepted).Seconds()))
 	}
+	if t.queued {
+		// How the sender grouped the copies: 1 when each message went in
+		// one transaction with all its recipients.
+		res.add("send", cas, "transactions at the sink per message", t.name, float64(after.Messages-before.Messages)/float64(r.Count))
+	}
 	res.add("send", cas, "server CPU µs/msg (load)", t.name, float64(cpuLoad.Microseconds())/float64(r.Count))
 	res.add("send", cas, "server CPU µs/msg (all)", t.name, float64(cpuAll.Microseconds())/float64(r.Count))
 	res.add("send", cas, "submitters' CPU µs/msg", t.name, float64(selfLoad.Microseconds())/float64(r.Count))
