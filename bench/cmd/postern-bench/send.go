@@ -572,7 +572,7 @@ func sendMarkdown(c *sendConfig, r *results, order []string, machineInfo string,
 	w.WriteString("```\n" + machineInfo + "```\n\n")
 	w.WriteString("Command:\n\n```\nbench/send.sh" + map[bool]string{true: " --quick", false: ""}[c.quick] + "\n# which ran:\n" + c.cmdline + "\n```\n\n")
 	w.WriteString(r.table("send", ratioBase(order), order))
-	w.WriteString("\n" + sendTargetLine(r, fmt.Sprintf("submission c=%d", c.submitters)))
+	w.WriteString("\n" + sendTargetLine(r, fmt.Sprintf("submission c=%d", c.submitters)) + "\n")
 	return w.String()
 }
 
