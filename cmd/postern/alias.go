@@ -183,7 +183,8 @@ func domainCatchall(a *app, fs *flag.FlagSet) runFunc {
 }
 
 func domainDNS(a *app, fs *flag.FlagSet) runFunc {
-	mailHost := fs.String("mail-host", "", "host name of the MX and of IMAP, POP3 and submission (default: the --base-url host)")
+	var sf sendingFlags
+	sf.register(a, fs) // --mail-host, --mta-sts-mode, as serve has them (dkim.go)
 	asJSON := fs.Bool("json", false, `print [{"name","type","ttl","value","why"}]`)
 	return func(ctx context.Context, a *app, args []string) error {
 		base := a.baseURL
@@ -197,7 +198,11 @@ func domainDNS(a *app, fs *flag.FlagSet) runFunc {
 		if err := dnsrecords.Check("--base-url", web.Hostname()); err != nil {
 			return failf("%v", err)
 		}
-		host := *mailHost
+		mode, err := sf.mode(findCmd("domain dns"))
+		if err != nil {
+			return err
+		}
+		host := sf.mailHost
 		if host == "" {
 			host = web.Hostname()
 		} else if err := dnsrecords.Check("--mail-host", host); err != nil {
@@ -215,12 +220,19 @@ func domainDNS(a *app, fs *flag.FlagSet) runFunc {
 		if _, err := svc.ResolveRecipient(ctx, "postmaster@"+d.Name); err == nil {
 			c.ReportTo = "postmaster@" + d.Name
 		}
+		hint, err := a.sendingRecords(ctx, &c, mode) // dkim.go: DKIM keys, MTA-STS
+		if err != nil {
+			return err
+		}
 		recs := dnsrecords.Records(c)
 		if *asJSON {
 			return writeJSON(a.stdout, recs)
 		}
 		fmt.Fprintf(a.stdout, "; DNS records to publish for %s (mail host %s, web %s).\n", d.Name, host, web.Host)
 		fmt.Fprintf(a.stdout, "; Zone-file lines; a line starting with ; says why the record below it is there.\n")
+		if hint != "" {
+			fmt.Fprintf(a.stdout, "; %s\n", hint)
+		}
 		for _, r := range recs {
 			fmt.Fprintf(a.stdout, "\n; %s\n%s\n", r.Why, r.Zone())
 		}

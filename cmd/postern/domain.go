@@ -19,11 +19,12 @@ func domainAdd(a *app, fs *flag.FlagSet) runFunc {
 			}
 			at = t
 		}
-		svc, err := a.open(ctx)
+		// Through the keyring: the domain is created with its DKIM keys.
+		ring, err := a.keyring(ctx) // dkim.go
 		if err != nil {
 			return err
 		}
-		d, err := svc.AddDomain(ctx, args[0], at)
+		d, err := a.svc.AddDomain(ctx, args[0], at)
 		if err != nil {
 			return err
 		}
@@ -32,6 +33,9 @@ func domainAdd(a *app, fs *flag.FlagSet) runFunc {
 			return writeJSON(a.stdout, j)
 		}
 		_, err = fmt.Fprintf(a.stdout, "Added domain %s (created %s, policy %s).\n", j.Name, d.CreatedAt.In(a.cutoff.Location()).Format(dateLayout), j.Policy)
+		if keys, kerr := ring.Keys(ctx, d.Name); kerr == nil && len(keys) > 0 && err == nil {
+			_, err = fmt.Fprintf(a.stdout, "Its mail is signed with the DKIM keys %s; 'postern domain dns %s' prints the records to publish.\n", selectorList(keys), d.Name)
+		}
 		return err
 	}
 }

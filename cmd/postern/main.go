@@ -58,7 +58,10 @@ func init() {
 		{name: "domain add", args: "NAME [--created YYYY-MM-DD]", summary: "add a domain (created now unless --created)", min: 1, max: 1, setup: domainAdd},
 		{name: "domain list", args: "[--json]", summary: "list the domains and their policy", setup: domainList},
 		{name: "domain catchall", args: "DOMAIN [MEMBER | --off] [--json]", summary: "show, set or turn off the member who gets mail to the domain's unknown addresses", min: 1, max: 2, setup: domainCatchall},
-		{name: "domain dns", args: "DOMAIN [--mail-host HOST] [--json]", summary: "print the DNS records to publish for the domain, and why each", min: 1, max: 1, setup: domainDNS},
+		{name: "domain dns", args: "DOMAIN [--mail-host HOST] [--mta-sts-mode MODE] [--json]", summary: "print the DNS records to publish for the domain, and why each", min: 1, max: 1, setup: domainDNS},
+		{name: "domain dkim list", args: "DOMAIN [--json]", summary: "list the domain's DKIM keys and the records to keep published", min: 1, max: 1, setup: domainDKIMList},
+		{name: "domain dkim rotate", args: "DOMAIN [--json]", summary: "make new DKIM keys the signing ones; the old stay published until retired", min: 1, max: 1, setup: domainDKIMRotate},
+		{name: "domain dkim retire", args: "DOMAIN SELECTOR", summary: "retire an inactive DKIM key: erase it; its record may leave DNS", min: 2, max: 2, setup: domainDKIMRetire},
 		{name: "user add", args: "EMAIL [--name NAME] [--password-stdin]", summary: "add a member (a strong password is generated and printed unless --password-stdin)", min: 1, max: 1, setup: userAdd},
 		{name: "user list", args: "[DOMAIN] [--json]", summary: "list members, of one domain or all", max: 1, setup: userList},
 		{name: "user passwd", args: "EMAIL --password-stdin [--delete-app-passwords]", summary: "reset a member's main password", min: 1, max: 1, setup: userPasswd},
@@ -204,7 +207,7 @@ func printUsage(w io.Writer, full bool) {
 	fmt.Fprintln(w, "\nUsage: postern COMMAND [ARGS] [FLAGS]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
 	}
 	if !full {
 		fmt.Fprintln(w, "\nRun 'postern help' for the global flags, 'postern COMMAND --help' for a command's.")

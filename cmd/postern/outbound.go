@@ -88,7 +88,7 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 	q := s.db.Queue()
 	runner := &queue.Runner{Store: q, Deliverer: deliveryAdapter{deliverer}, Hostname: host, Log: s.log, Workers: f.workers,
 		Schedule: queue.Schedule{First: f.retryFirst, Max: f.retryMax, GiveUp: f.giveUp, DelayNotice: f.delayNotice},
-		Result: func(class string) { results.WithLabelValues(class).Inc() }}
+		Result:   func(class string) { results.WithLabelValues(class).Inc() }}
 	s.reg.MustRegister(results, queueCollector{q})
 	sub.Submit = wakingSubmitter{s.db.Mail(), runner}
 	s.tasks = append(s.tasks, task{"outbound queue", func(ctx context.Context) error {

@@ -22,6 +22,7 @@ import (
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/davserver"
+	"github.com/postern/postern/internal/dkim"
 	"github.com/postern/postern/internal/events"
 	"github.com/postern/postern/internal/netserver"
 	"github.com/postern/postern/internal/store/sqlstore"
@@ -40,6 +41,7 @@ type serveFlags struct {
 	mail                                                            mailFlags      // --smtp-addr, --lmtp-addr, --mailbox-quota, --smtp-rate-limit (mx.go)
 	inspect                                                         inspectFlags   // --dns-resolver, --rspamd-* (inspect.go)
 	outbound                                                        outboundFlags  // --outbound, --smarthost*, --queue-* (outbound.go)
+	sending                                                         sendingFlags   // --mail-host, --mta-sts-mode (dkim.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -59,6 +61,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	f.mail.register(a, fs)       // mx.go
 	f.inspect.register(a, fs)    // inspect.go
 	f.outbound.register(a, fs)   // outbound.go
+	f.sending.register(a, fs)    // dkim.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 
@@ -94,6 +97,9 @@ type server struct {
 	web       *http.ServeMux   // routes of the web listener
 	gw        *auth.Gateway    // the authentication gateway of every third-party protocol
 	limits    netserver.Limits // each server's connection caps (connlimits.go)
+
+	signer     *dkim.Signer // DKIM signatures of outgoing mail (dkim.go)
+	mtaSTSMode string       // --mta-sts-mode, checked (dkim.go)
 
 	listeners []*listener
 	tasks     []task             // background work that runs while serving
@@ -165,6 +171,9 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 		s.tailer.Wake = s.db.Listen(ctx)
 		return s.tailer.Run(ctx)
 	}})
+	if err := s.setupSending(ctx); err != nil { // dkim.go
+		return nil, err
+	}
 	if err := s.setupListeners(); err != nil {
 		return nil, err
 	}

@@ -45,6 +45,8 @@ func (s *server) setupWeb() {
 		Secure:   secure,
 		Settings: settings,
 		ClientIP: s.clientIP,
+
+		MTASTSPolicy: s.mtaSTSPolicy(host), // dkim.go
 	}))
 }
 

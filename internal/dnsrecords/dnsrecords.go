@@ -5,6 +5,8 @@
 package dnsrecords
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
@@ -50,11 +52,40 @@ type DKIMKey struct {
 	Value    string // "v=DKIM1; k=ed25519; p=…"
 }
 
-// MTASTS is the published MTA-STS policy's id (changed with each policy)
-// and the address TLS failure reports go to.
+// MTASTS is the published MTA-STS policy's id (changed with each policy),
+// its mode, and the address TLS failure reports go to.
 type MTASTS struct {
 	PolicyID string
+	Mode     string // MTASTSEnforce, MTASTSTesting or MTASTSNone
 	ReportTo string
+}
+
+// MTA-STS policy modes (RFC 8461 §5): enforce refuses delivery over a
+// connection that fails the checks, testing delivers anyway and reports,
+// none withdraws a policy.
+const (
+	MTASTSEnforce = "enforce"
+	MTASTSTesting = "testing"
+	MTASTSNone    = "none"
+)
+
+// MTASTSMaxAge is how long senders keep the policy, in seconds: a week.
+const MTASTSMaxAge = 604800
+
+// MTASTSPolicy returns the policy file served at
+// https://mta-sts.DOMAIN/.well-known/mta-sts.txt (RFC 8461 §3.2): the same
+// for every domain, since they all have the one MX host.
+func MTASTSPolicy(mode, mailHost string) string {
+	return "version: STSv1\r\nmode: " + mode + "\r\nmx: " + strings.TrimSuffix(strings.ToLower(mailHost), ".") +
+		"\r\nmax_age: " + strconv.Itoa(MTASTSMaxAge) + "\r\n"
+}
+
+// MTASTSPolicyID is the id of a policy for its TXT record: a hash of the
+// policy, so that it changes exactly when the policy does (RFC 8461 §3.1
+// allows 1-32 letters and digits).
+func MTASTSPolicyID(policy string) string {
+	sum := sha256.Sum256([]byte(policy))
+	return hex.EncodeToString(sum[:10])
 }
 
 // sections are the records in the order printed. The DKIM and MTA-STS
@@ -124,8 +155,8 @@ func dkim(c Config) []Record {
 
 func dmarc(c Config) []Record {
 	v, why := "v=DMARC1; p=none", "DMARC (RFC 7489): p=none asks receivers to deliver mail that fails SPF and DKIM alignment as usual: "+
-		"Postern does not sign with DKIM yet, so mail forwarded by others (mailing lists, forwarding) would fail; "+
-		"move to p=quarantine once DKIM records are published (this command then proposes it)."
+		c.Domain+" has no DKIM key yet, so mail forwarded by others (mailing lists, forwarding) would fail; "+
+		"make its keys ('postern domain dkim rotate "+c.Domain+"', or start serve, which makes them) and this command proposes p=quarantine with their records."
 	if len(c.DKIM) > 0 {
 		v, why = "v=DMARC1; p=quarantine", "DMARC (RFC 7489): p=quarantine asks receivers to put mail from @"+c.Domain+
 			" that passes neither aligned SPF nor aligned DKIM into spam."
@@ -143,11 +174,24 @@ func mtaSTS(c Config) []Record {
 	if c.MTASTS == nil || c.Web == nil {
 		return nil
 	}
+	mode := map[string]string{
+		MTASTSEnforce: "senders must reach " + c.MailHost + " over TLS with a valid certificate naming it, or keep the mail and retry (mode enforce)",
+		MTASTSTesting: "senders check that they reach " + c.MailHost + " over TLS with a valid certificate naming it, and report failures but deliver anyway " +
+			"(mode testing); once the reports show no failure, switch to enforce (serve --mta-sts-mode enforce) and publish the new id this command then prints",
+		MTASTSNone: "the policy is withdrawn (mode none): senders forget it; keep these records until max_age (a week) has passed, then remove them",
+	}[c.MTASTS.Mode]
+	if mode == "" {
+		mode = "senders must reach " + c.MailHost + " over verified TLS"
+	}
+	fetch := "MTA-STS: the policy is fetched from https://mta-sts." + c.Domain + "/.well-known/mta-sts.txt, which Postern's web server answers; the web certificate must name mta-sts." + c.Domain + "."
+	if c.Web.Scheme != "https" {
+		fetch = "MTA-STS: the policy is fetched from https://mta-sts." + c.Domain + "/.well-known/mta-sts.txt only over https, and the web address is http: " +
+			"serve it behind TLS on port 443 with a certificate naming mta-sts." + c.Domain + " (until then senders find no policy and deliver as before)."
+	}
 	out := []Record{
 		{Name: "_mta-sts." + c.Domain, Type: "TXT", Value: "v=STSv1; id=" + c.MTASTS.PolicyID,
-			Why: "MTA-STS (RFC 8461): senders must reach the MX over verified TLS; the id changes with each policy."},
-		{Name: "mta-sts." + c.Domain, Type: "CNAME", Value: c.Web.Hostname(),
-			Why: "MTA-STS: the policy is fetched from https://mta-sts." + c.Domain + "/.well-known/mta-sts.txt; the web certificate must name mta-sts." + c.Domain + "."},
+			Why: "MTA-STS (RFC 8461): " + mode + ". The id changes with each policy."},
+		{Name: "mta-sts." + c.Domain, Type: "CNAME", Value: c.Web.Hostname(), Why: fetch},
 	}
 	if c.MTASTS.ReportTo != "" {
 		out = append(out, Record{Name: "_smtp._tls." + c.Domain, Type: "TXT", Value: "v=TLSRPTv1; rua=mailto:" + c.MTASTS.ReportTo,

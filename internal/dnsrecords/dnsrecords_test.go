@@ -120,3 +120,29 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestMTASTSPolicy: the policy file of RFC 8461 §3.2, CRLF lines; its id
+// changes with the policy and only with it.
+func TestMTASTSPolicy(t *testing.T) {
+	p := MTASTSPolicy(MTASTSEnforce, "Mail.Example.COM.")
+	if p != "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 604800\r\n" {
+		t.Errorf("policy %q", p)
+	}
+	id := MTASTSPolicyID(p)
+	if len(id) < 1 || len(id) > 32 || strings.Trim(id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		t.Errorf("id %q is not 1-32 letters and digits", id)
+	}
+	if MTASTSPolicyID(MTASTSPolicy(MTASTSEnforce, "mail.example.com")) != id {
+		t.Error("the same policy got another id")
+	}
+	for _, other := range []string{MTASTSPolicy(MTASTSTesting, "mail.example.com"), MTASTSPolicy(MTASTSEnforce, "mx.example.com")} {
+		if MTASTSPolicyID(other) == id {
+			t.Errorf("another policy, the same id: %q", other)
+		}
+	}
+	recs := byName(Records(Config{Domain: "example.com", MailHost: "mail.example.com", Web: web(t, "https://mail.example.com"),
+		MTASTS: &MTASTS{PolicyID: id, Mode: MTASTSTesting}}))
+	if recs["_mta-sts.example.com TXT"] != "v=STSv1; id="+id || recs["_smtp._tls.example.com TXT"] != "" {
+		t.Errorf("records %v", recs)
+	}
+}

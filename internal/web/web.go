@@ -77,6 +77,9 @@ type Config struct {
 	// ClientIP overrides how the client's address is found (behind a trusted
 	// reverse proxy); ClientIP(r) when nil.
 	ClientIP func(r *http.Request) string
+	// MTASTSPolicy is the MTA-STS policy file (RFC 8461 §3.2) served at
+	// mta-sts.DOMAIN/.well-known/mta-sts.txt for each local DOMAIN; "" serves none.
+	MTASTSPolicy string
 
 	IdleTimeout     time.Duration // 1 h when zero (NIST SP 800-63B-4 §2.2.3, AAL2)
 	AbsoluteTimeout time.Duration // 24 h when zero
@@ -140,6 +143,7 @@ func (s *Server) routes() {
 	// Outlook's Autodiscover, in the two spellings clients use.
 	m.HandleFunc("/autodiscover/autodiscover.xml", s.autodiscover)
 	m.HandleFunc("/Autodiscover/Autodiscover.xml", s.autodiscover)
+	m.HandleFunc("GET /.well-known/mta-sts.txt", s.mtaSTS)
 	m.HandleFunc("GET /lang/{lang}", s.setLang)
 
 	// Pages.

@@ -106,13 +106,23 @@ func isForeignKey(err error) bool {
 	return strings.Contains(s, "SQLSTATE 23503") || strings.Contains(s, "FOREIGN KEY constraint failed")
 }
 
-// CreateDomain inserts d and sets its ID.
+// CreateDomain inserts d and sets its ID, with its first DKIM keys when
+// SetDomainKeys gave a maker (dkim.go).
 func (db *DB) CreateDomain(ctx context.Context, d *account.Domain) error {
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = time.Now().UTC()
 	}
-	err := db.SQL.QueryRowContext(ctx, db.q(`INSERT INTO domains (name, created_at) VALUES (?, ?) RETURNING id`),
-		d.Name, micros(d.CreatedAt)).Scan(&d.ID)
+	var err error
+	if mk := db.domainKeys.Load(); mk != nil {
+		keys, kerr := (*mk)(d.Name)
+		if kerr != nil {
+			return fmt.Errorf("create domain: %w", kerr)
+		}
+		err = db.createDomainWithKeys(ctx, d, keys)
+	} else {
+		err = db.SQL.QueryRowContext(ctx, db.q(`INSERT INTO domains (name, created_at) VALUES (?, ?) RETURNING id`),
+			d.Name, micros(d.CreatedAt)).Scan(&d.ID)
+	}
 	if isUnique(err) {
 		return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("The domain %s already exists.", d.Name), Err: err}
 	}

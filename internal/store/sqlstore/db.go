@@ -56,6 +56,8 @@ type DB struct {
 	horizon horizon                    // PostgreSQL: the events' read horizon (events.go)
 	notify  notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
 	writer  chan struct{}              // SQLite: the queue for the write lock (tx)
+
+	domainKeys atomic.Pointer[domainKeyMaker] // a new domain's DKIM keys (dkim.go)
 }
 
 // commitHooks are functions to run once a transaction of tx commits.
