@@ -36,7 +36,13 @@ func (s *server) setupProtocols() error {
 		return err
 	}
 	s.gw = gw
-	host, _ := os.Hostname()
+	// The name this server gives in SMTP greetings, EHLO and Received
+	// fields: the mail host's, which receivers check against the address
+	// it sends from.
+	host := s.flags.sending.mailHost
+	if host == "" {
+		host, _ = os.Hostname()
+	}
 	mail := s.db.Mail()
 	inspector, spam, err := s.setupInspection(host) // inspect.go: sender checks, rspamd
 	if err != nil {

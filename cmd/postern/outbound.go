@@ -91,6 +91,9 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 		Result:   func(class string) { results.WithLabelValues(class).Inc() }}
 	s.reg.MustRegister(results, queueCollector{q})
 	sub.Submit = wakingSubmitter{s.db.Mail(), runner}
+	if s.signer != nil {
+		sub.Signer = s.signer
+	}
 	s.tasks = append(s.tasks, task{"outbound queue", func(ctx context.Context) error {
 		defer deliverer.Close()
 		return runner.Run(ctx)
