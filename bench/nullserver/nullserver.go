@@ -31,8 +31,9 @@ type Server struct {
 	// DATA, and their sizes as sent (without the dot-stuffing); Recipients
 	// the accepted recipients of those messages (a message to three is
 	// three copies delivered); Last the time of the last such 250, in
-	// Unix nanoseconds (0: none yet).
-	Messages, Bytes, Recipients, Last atomic.Int64
+	// Unix nanoseconds (0: none yet); Signed the messages with at least one
+	// DKIM-Signature header field.
+	Messages, Bytes, Recipients, Last, Signed atomic.Int64
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -223,9 +224,12 @@ func (s *Server) smtpConn(rw *bufio.ReadWriter) error {
 			if err = reply(rw, "354 end with <CRLF>.<CRLF>"); err != nil {
 				return err
 			}
-			n, err := readData(rw.Reader)
+			n, signed, err := readData(rw.Reader)
 			if err != nil {
 				return err
+			}
+			if signed {
+				s.Signed.Add(1)
 			}
 			// Last first: a reader that sees the counts of this message
 			// sees its time (or a later one) in Last.
@@ -296,22 +300,33 @@ func smtpAuth(rw *bufio.ReadWriter, arg string) error {
 }
 
 // readData reads a message up to its "." line and returns its size without
-// the dot-stuffing (RFC 5321 4.5.2) and the final line.
-func readData(r *bufio.Reader) (int64, error) {
-	var n int64
-	start := true // at the start of a line
+// the dot-stuffing (RFC 5321 4.5.2) and the final line, and whether its
+// header holds a DKIM-Signature field.
+func readData(r *bufio.Reader) (n int64, signed bool, err error) {
+	start := true  // at the start of a line
+	header := true // before the empty line that ends the header
 	for {
 		l, err := r.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
-			return n, err
+			return n, signed, err
 		}
 		if start && len(l) > 0 && l[0] == '.' {
 			if string(l) == ".\r\n" {
-				return n, nil
+				return n, signed, nil
 			}
 			l = l[1:]
+		}
+		if start && header {
+			switch {
+			case string(l) == "\r\n" || string(l) == "\n":
+				header = false
+			case len(l) >= len(dkimField) && strings.EqualFold(string(l[:len(dkimField)]), dkimField):
+				signed = true
+			}
 		}
 		n += int64(len(l))
 		start = err == nil
 	}
 }
+
+const dkimField = "DKIM-Signature:"

@@ -35,7 +35,12 @@ func TestSMTPCounts(t *testing.T) {
 		t.Errorf("Last %d outside the send", l)
 	}
 
-	// AUTH LOGIN, and an unknown recipient among two: one copy counts.
+	if n := s.Signed.Load(); n != 0 {
+		t.Errorf("%d signed messages, want 0", n)
+	}
+
+	// AUTH LOGIN, and an unknown recipient among two: one copy counts; a
+	// DKIM-Signature field (of any case) in the header makes it signed.
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +64,7 @@ func TestSMTPCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write([]byte(body))
+	w.Write([]byte("From: u1@bench.test\r\ndkim-signature: v=1; a=ed25519-sha256;\r\n b=AAAA\r\nSubject: signed\r\n\r\nHello.\r\n"))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +79,16 @@ func TestSMTPCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Quit()
-	if m, r := s.Messages.Load(), s.Recipients.Load(); m != 2 || r != 4 {
-		t.Fatalf("after the second message: %d messages, %d recipients; want 2, 4", m, r)
+	if m, r, sg := s.Messages.Load(), s.Recipients.Load(), s.Signed.Load(); m != 2 || r != 4 || sg != 1 {
+		t.Fatalf("after the second message: %d messages, %d recipients, %d signed; want 2, 4, 1", m, r, sg)
+	}
+	// The field in the body is not a signature.
+	if err := smtp.SendMail(addr, nil, "u1@bench.test", []string{"f@sink.test"},
+		[]byte("Subject: quoting\r\n\r\nDKIM-Signature: in the body\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if sg := s.Signed.Load(); sg != 1 {
+		t.Errorf("a body line counted as a signature: %d signed", sg)
 	}
 }
 

@@ -46,6 +46,7 @@ type sendConfig struct {
 	work, out, doc            string
 	targets                   map[string]bool
 	quick                     bool
+	dkim                      bool // Postern's domain has DKIM keys, as every domain it creates
 	cmdline                   string
 	posternArgs               []string
 
@@ -60,6 +61,7 @@ func sendCmd(args []string) error {
 	fs.StringVar(&c.pg, "pg", "", "PostgreSQL URL for Postern on PostgreSQL (schema bench_send is created and dropped); empty leaves it out")
 	targets := fs.String("targets", "postern-sqlite,postern-postgres,postfix,null", "targets to measure")
 	fs.BoolVar(&c.quick, "quick", false, "short: for development and the harness's own test")
+	fs.BoolVar(&c.dkim, "dkim", true, "give Postern's seeded domain DKIM keys (postern domain dkim rotate), as postern domain add does: Postern signs every message")
 	fs.IntVar(&c.members, "members", 1000, "members (submitters log in as each in turn) and recipients at the sink's domain")
 	fs.IntVar(&c.rounds, "rounds", 0, "rounds (default 3, quick 1)")
 	fs.DurationVar(&c.dur, "duration", 0, "duration of one load (default 10s, quick 2s)")
@@ -109,6 +111,7 @@ type sendTarget struct {
 	addr   string
 	procs  []*proc
 	queued bool
+	signs  bool // every message reaches the sink DKIM-signed
 	// empty checks, once the sink has every copy, that nothing is left in
 	// the sender's queue.
 	empty func() error
@@ -307,6 +310,9 @@ func measureSend(c *sendConfig, sk *sink, t *sendTarget, msg *smtpMessage, src f
 	if got := after.Recipients - before.Recipients; got != int64(r.Copies) {
 		return r, fmt.Errorf("%d copies accepted (%d messages) but %d reached the sink", r.Copies, r.Count, got)
 	}
+	if sent, signed := after.Messages-before.Messages, after.Signed-before.Signed; t.signs && signed != sent {
+		return r, fmt.Errorf("%d of the %d messages that reached the sink were DKIM-signed, want all", signed, sent)
+	}
 	// Every message accepted since the load's start, over the time until
 	// the last of them reached the sink: the rate this sender sustains.
 	span := after.LastAt().Sub(start)
@@ -361,6 +367,17 @@ func startPosternSend(ctx context.Context, c *sendConfig, name, dsn string) (*se
 	if _, err := seed(ctx, db, key, c.members, 1, 0); err != nil {
 		return nil, fmt.Errorf("seed %s: %w", name, err)
 	}
+	if c.dkim {
+		// The seed writes the domain's row directly; postern domain add
+		// would have made its keys with it.
+		args := []string{"domain", "dkim", "rotate", benchDomain, "--data", data}
+		if dsn != "" {
+			args = append(args, "--database", dsn)
+		}
+		if out, err := exec.Command(c.postern, args...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%s: postern domain dkim rotate: %v: %s", name, err, out)
+		}
+	}
 	extra := append([]string{"--submission-addr", "127.0.0.1:0", "--outbound", "direct"}, c.posternArgs...)
 	p, err := startPostern(name, posternOpts{bin: c.postern, data: data, database: dsn, extra: extra}, c.work)
 	if err != nil {
@@ -372,7 +389,7 @@ func startPosternSend(ctx context.Context, c *sendConfig, name, dsn string) (*se
 		return nil, fmt.Errorf("%s printed no \"listening submission\" line", name)
 	}
 	q := posternQueue{bin: c.postern, data: data, database: dsn}
-	return &sendTarget{name: name, addr: addr, procs: []*proc{p}, queued: true,
+	return &sendTarget{name: name, addr: addr, procs: []*proc{p}, queued: true, signs: c.dkim,
 		empty: func() error {
 			n, desc, err := q.list()
 			if err != nil {
@@ -570,6 +587,11 @@ func sendMarkdown(c *sendConfig, r *results, order []string, machineInfo string,
 		"Every cell is the median over the rounds with the minimum and maximum in brackets; the targets are measured in turn within each round (the order rotates).\n\n",
 		mode, c.rounds, c.dur, c.submitters, c.size, c.perMsg, c.perConn, elapsed)
 	w.WriteString("```\n" + machineInfo + "```\n\n")
+	if c.dkim && c.postern != "" {
+		w.WriteString("Postern DKIM-signed every message it delivered (the seeded domain's Ed25519 and RSA keys, `postern domain dkim rotate`; the sink checked each message for a signature); Postfix, as installed, signs nothing.\n\n")
+	} else if c.postern != "" {
+		w.WriteString("Postern ran without DKIM keys (`--dkim=false`): it signed nothing, as Postfix.\n\n")
+	}
 	w.WriteString("Command:\n\n```\nbench/send.sh" + map[bool]string{true: " --quick", false: ""}[c.quick] + "\n# which ran:\n" + c.cmdline + "\n```\n\n")
 	w.WriteString(r.table("send", ratioBase(order), order))
 	w.WriteString("\n" + sendTargetLine(r, fmt.Sprintf("submission c=%d", c.submitters)) + "\n")

@@ -22,6 +22,7 @@ type sinkStats struct {
 	Recipients int64 `json:"recipients"` // copies: a message to three counts three
 	Bytes      int64 `json:"bytes"`
 	Last       int64 `json:"last_unix_nano"` // when the last message was taken; 0: none yet
+	Signed     int64 `json:"signed"`         // messages with a DKIM-Signature field
 }
 
 // LastAt is the time of the last message taken.
@@ -36,7 +37,7 @@ func statsHandler(s *nullserver.Server) http.Handler {
 		// Last is read first: the server stores it before the counts, so
 		// the counts read after it include the message it is the time of.
 		st := sinkStats{Last: s.Last.Load()}
-		st.Messages, st.Recipients, st.Bytes = s.Messages.Load(), s.Recipients.Load(), s.Bytes.Load()
+		st.Messages, st.Recipients, st.Bytes, st.Signed = s.Messages.Load(), s.Recipients.Load(), s.Bytes.Load(), s.Signed.Load()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
 	})
