@@ -64,6 +64,7 @@ func (s *server) setupProtocols() error {
 	if err := s.setupOutbound(&smtpCfg, host); err != nil { // outbound.go: the queue and its runner
 		return err
 	}
+	smtpCfg.Sending = s.svc // submission only: sender addresses and caps (sendlimits.go)
 	smtp := smtpserver.New(smtpCfg)
 	s.addProtocol("imap", s.flags.imap, false, imap)
 	s.addProtocol("imaps", s.flags.imaps, true, imap)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,8 +25,8 @@ type outboundFlags struct {
 	mode                                      string
 	smarthost, smarthostTLS, smarthostUser    string
 	smarthostPasswordFile                     string
-	retryFirst, retryMax, giveUp, delayNotice time.Duration
-	workers                                   int
+	retryFirst, retryMax, giveUp, delayNotice string
+	workers, lease                            string
 }
 
 func (f *outboundFlags) register(a *app, fs *flag.FlagSet) {
@@ -34,15 +35,18 @@ func (f *outboundFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.smarthostTLS, "smarthost-tls", "starttls", "TLS to the smarthost: starttls (required), implicit (port 465) or none (loopback only)")
 	a.configVar(fs, &f.smarthostUser, "smarthost-user", "", "user name for AUTH at the smarthost; empty: no AUTH")
 	a.configVar(fs, &f.smarthostPasswordFile, "smarthost-password-file", "", "file holding the smarthost password (a file, so that it is in no process list)")
-	fs.DurationVar(&f.retryFirst, "queue-retry-first", queue.DefaultSchedule.First, "wait after the first failed attempt; doubles after each")
-	fs.DurationVar(&f.retryMax, "queue-retry-max", queue.DefaultSchedule.Max, "longest wait between attempts")
-	fs.DurationVar(&f.giveUp, "queue-give-up", queue.DefaultSchedule.GiveUp, "how long after arrival a message that cannot be delivered bounces")
-	fs.DurationVar(&f.delayNotice, "queue-delay-notice", queue.DefaultSchedule.DelayNotice, "how long after arrival the sender is told a message is delayed")
-	fs.IntVar(&f.workers, "queue-workers", 16, "deliveries under way at once on this node")
+	a.configVar(fs, &f.retryFirst, "queue-retry-first", queue.DefaultSchedule.First.String(), "wait after the first failed attempt; doubles after each")
+	a.configVar(fs, &f.retryMax, "queue-retry-max", queue.DefaultSchedule.Max.String(), "longest wait between attempts")
+	a.configVar(fs, &f.giveUp, "queue-give-up", queue.DefaultSchedule.GiveUp.String(), "how long after arrival a message that cannot be delivered bounces")
+	a.configVar(fs, &f.delayNotice, "queue-delay-notice", queue.DefaultSchedule.DelayNotice.String(), "how long after arrival the sender is told a message is delayed")
+	a.configVar(fs, &f.workers, "queue-workers", "16", "deliveries under way at once on this node")
+	a.configVar(fs, &f.lease, "queue-lease", "1m", "how long a node's claim on queued mail lasts unless renewed: another node takes over a dead node's deliveries this long after it stopped renewing")
 }
 
-// setupOutbound gives submission its queue (unless --outbound off) and
-// starts the runner that delivers it.
+// setupOutbound gives submission its store (every submission goes
+// through Submit, which also counts it for the sending caps) and, unless
+// --outbound off, the queue for other domains and the runner that
+// delivers it.
 func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 	f := &s.flags.outbound
 	mode := f.mode
@@ -53,6 +57,7 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 	switch mode {
 	case "off":
 		s.log.Info("outbound mail off: submission refuses recipients of other domains")
+		sub.Submit = s.db.Mail()
 		return nil
 	case "direct":
 	case "smarthost":
@@ -74,10 +79,30 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 	default:
 		return usagef(serveCommand, "--outbound must be direct, smarthost or off, not %q", f.mode)
 	}
-	if f.retryFirst <= 0 || f.retryMax < f.retryFirst || f.giveUp <= 0 || f.delayNotice <= 0 || f.workers <= 0 {
-		return usagef(serveCommand, "the --queue-* durations and --queue-workers must be positive, and --queue-retry-max at least --queue-retry-first")
+	var sched queue.Schedule
+	var lease time.Duration
+	for _, d := range []struct {
+		name, value string
+		to          *time.Duration
+	}{{"queue-retry-first", f.retryFirst, &sched.First}, {"queue-retry-max", f.retryMax, &sched.Max},
+		{"queue-give-up", f.giveUp, &sched.GiveUp}, {"queue-delay-notice", f.delayNotice, &sched.DelayNotice}, {"queue-lease", f.lease, &lease}} {
+		v, err := time.ParseDuration(d.value)
+		if err != nil || v <= 0 {
+			return usagef(serveCommand, "--%s must be a duration such as 90s, 4h or 120h, not %q", d.name, d.value)
+		}
+		*d.to = v
+	}
+	workers, err := strconv.Atoi(f.workers)
+	if err != nil || workers <= 0 {
+		return usagef(serveCommand, "--queue-workers must be a positive number, not %q", f.workers)
+	}
+	if sched.Max < sched.First || lease < 3*time.Second {
+		return usagef(serveCommand, "--queue-retry-max must be at least --queue-retry-first, and --queue-lease at least 3s")
 	}
 	dcfg.Hostname, dcfg.Resolver, dcfg.Log = host, s.flags.inspect.resolver, s.log
+	if err := dcfg.Validate(); err != nil {
+		return usagef(serveCommand, "outbound delivery: %v", err)
+	}
 	deliverer := delivery.New(dcfg)
 
 	results := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "postern_queue_deliveries_total",
@@ -86,11 +111,11 @@ func (s *server) setupOutbound(sub *smtpserver.Config, host string) error {
 		results.WithLabelValues(c)
 	}
 	q := s.db.Queue()
-	runner := &queue.Runner{Store: q, Deliverer: deliveryAdapter{deliverer}, Hostname: host, Log: s.log, Workers: f.workers,
-		Schedule: queue.Schedule{First: f.retryFirst, Max: f.retryMax, GiveUp: f.giveUp, DelayNotice: f.delayNotice},
+	runner := &queue.Runner{Store: q, Deliverer: deliveryAdapter{deliverer}, Hostname: host, Log: s.log, Workers: workers, Lease: lease,
+		Schedule: sched,
 		Result:   func(class string) { results.WithLabelValues(class).Inc() }}
 	s.reg.MustRegister(results, queueCollector{q})
-	sub.Submit = wakingSubmitter{s.db.Mail(), runner}
+	sub.Submit, sub.Relay = wakingSubmitter{s.db.Mail(), runner}, true
 	if s.signer != nil {
 		sub.Signer = s.signer
 	}

@@ -89,3 +89,28 @@ func TestQueueCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboundFlags: wrong queue and smarthost settings stop serve with a
+// usage error naming the flag.
+func TestOutboundFlags(t *testing.T) {
+	env := map[string]string{"POSTERN_DATA": t.TempDir()}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--queue-retry-first", "soon"}, "--queue-retry-first must be a duration"},
+		{[]string{"--queue-retry-first", "2h", "--queue-retry-max", "1h"}, "--queue-retry-max must be at least"},
+		{[]string{"--queue-lease", "1s"}, "--queue-lease at least 3s"},
+		{[]string{"--queue-workers", "0"}, "--queue-workers must be a positive number"},
+		{[]string{"--outbound", "sideways"}, "--outbound must be direct, smarthost or off"},
+		{[]string{"--outbound", "smarthost"}, "--outbound smarthost needs --smarthost"},
+		{[]string{"--smarthost", "relay.example.net:587", "--smarthost-tls", "none"}, "outbound delivery:"},
+	} {
+		args := append([]string{"serve", "--web-addr", "127.0.0.1:0", "--metrics-addr", "", "--imap-addr", "", "--imaps-addr", "", "--pop3-addr", "",
+			"--pop3s-addr", "", "--submission-addr", "", "--submissions-addr", ""}, tc.args...)
+		code, _, stderr := runIn(t, env, args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: %d %q, want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}

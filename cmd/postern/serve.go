@@ -42,6 +42,7 @@ type serveFlags struct {
 	inspect                                                         inspectFlags   // --dns-resolver, --rspamd-* (inspect.go)
 	outbound                                                        outboundFlags  // --outbound, --smarthost*, --queue-* (outbound.go)
 	sending                                                         sendingFlags   // --mail-host, --mta-sts-mode (dkim.go)
+	sendLimits                                                      sendLimitFlags // --send-limit-* (sendlimits.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -62,6 +63,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	f.inspect.register(a, fs)    // inspect.go
 	f.outbound.register(a, fs)   // outbound.go
 	f.sending.register(a, fs)    // dkim.go
+	f.sendLimits.register(a, fs) // sendlimits.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 
@@ -189,6 +191,9 @@ func (s *server) setupListeners() error {
 		return err
 	}
 	if err := s.setupConnLimits(); err != nil { // connlimits.go: after setupScaleout, which reads the trusted proxies
+		return err
+	}
+	if err := s.setupSendLimits(); err != nil { // sendlimits.go: before setupProtocols, which hands s.svc to submission
 		return err
 	}
 	if err := s.setupProtocols(); err != nil {

@@ -19,6 +19,7 @@ const (
 	MsgSettingChanged     = "setting.changed"
 	MsgPasswordChanged    = "password.changed"
 	MsgAccountPaused      = "account.paused"
+	MsgSendLimited        = "send.limited" // a login reached a sending cap (sending.go)
 )
 
 func (s *Service) link(path string) string {

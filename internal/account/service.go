@@ -21,6 +21,9 @@ type Config struct {
 	Key     []byte    // HMAC key for app passwords; lives outside the database
 	Cutoff  time.Time // domains created before it are optional; zero means DefaultCutoff
 	BaseURL string    // links in notifications, e.g. https://mail.example.com
+	// SendLimits are the sending caps of SMTP submission; nil means
+	// DefaultSendLimits.
+	SendLimits *SendLimits
 }
 
 // Service applies the rules of accounts and app passwords over a Store.
@@ -230,6 +233,10 @@ func (s *Service) ChangePassword(ctx context.Context, m Member, current, newPw s
 type AppPasswordView struct {
 	AppPassword
 	Active bool // false while the member's setting is off (optional domains)
+	// Sent24h is how many messages were submitted with it in the last 24
+	// hours: a member who sees hundreds from an app that sends a few knows
+	// that someone else has the password.
+	Sent24h int
 }
 
 // AppPasswords lists the member's app passwords, oldest first.
@@ -238,10 +245,16 @@ func (s *Service) AppPasswords(ctx context.Context, m Member) ([]AppPasswordView
 	if err != nil {
 		return nil, err
 	}
+	var sent map[string]int
+	if len(list) > 0 {
+		if sent, err = s.Store.SentByAppPassword(ctx, m.ID, s.Now().Add(-24*time.Hour)); err != nil {
+			return nil, err
+		}
+	}
 	active := m.AppPasswordsOnly(s.Config.Cutoff)
 	out := make([]AppPasswordView, len(list))
 	for i, p := range list {
-		out[i] = AppPasswordView{AppPassword: p, Active: active}
+		out[i] = AppPasswordView{AppPassword: p, Active: active, Sent24h: sent[p.ID]}
 	}
 	return out, nil
 }

@@ -78,6 +78,24 @@ type Store interface {
 	// RCPT needs.
 	LookupAddresses(ctx context.Context, domain string, addresses []string) (AddressLookup, error)
 
+	// MemberAliases returns the addresses of the aliases whose targets
+	// include the member, by address.
+	MemberAliases(ctx context.Context, memberID int64) ([]string, error)
+
+	// SendCounts returns what the member submitted in the hour and in the
+	// 24 hours before now: in all, and with the app password appPasswordID
+	// (zero for "", the main password).
+	SendCounts(ctx context.Context, memberID int64, appPasswordID string, now time.Time) (SendCounts, error)
+	// SentByAppPassword returns how many messages each of the member's app
+	// passwords submitted after since, by id; absent ids sent none.
+	SentByAppPassword(ctx context.Context, memberID int64, since time.Time) (map[string]int, error)
+	// NoteSendLimited records that the member is told, at at, that a login
+	// with appPasswordID ("" for the main password) reached a sending cap,
+	// and writes fx with the record, unless a notice for the same login was
+	// recorded after notBefore; told says whether it did. The check and the
+	// write are atomic: nodes racing write one.
+	NoteSendLimited(ctx context.Context, memberID int64, appPasswordID string, at, notBefore time.Time, fx Effects) (told bool, err error)
+
 	AddMessage(ctx context.Context, memberID int64, fx Effects) error        // writes fx alone
 	Messages(ctx context.Context, memberID int64) ([]Message, error)         // newest first
 	MarkMessagesRead(ctx context.Context, memberID int64, ids []int64) error // all when ids is empty

@@ -33,8 +33,9 @@ type Message struct {
 type Result struct {
 	Rcpt      string
 	Delivered bool
-	// Permanent: a 5xx reply, a null MX or a domain that does not exist:
-	// bounce. Neither Delivered nor Permanent: retry later.
+	// Permanent: a 5xx reply, or a verdict of ours that no retry changes
+	// (null MX, no such domain, SMTPUTF8 or SIZE the server lacks): bounce.
+	// Neither Delivered nor Permanent: retry later.
 	Permanent bool
 	Code      int    // the remote SMTP reply code; 0 when none (DNS, connect, TLS failure)
 	Enhanced  string // RFC 3463 code, e.g. "5.1.1": the remote's, or ours for local failures ("4.4.1")
@@ -83,7 +84,7 @@ type Timeouts struct {
 
 // Config is the Deliverer's setting.
 type Config struct {
-	Hostname  string         // EHLO name and TLS client name
+	Hostname  string         // EHLO name, and how we recognise ourselves among a domain's MX hosts; default "localhost"
 	Resolver  string         // DNS server IP:PORT; "" = the nameservers of /etc/resolv.conf
 	Port      int            // SMTP port of MX hosts, default 25
 	Smarthost *Smarthost     // non-nil: every message goes there instead of to MX hosts
@@ -100,6 +101,9 @@ type Config struct {
 // that the caller can refuse it at start. Deliver fails every recipient
 // temporarily with the same explanation.
 func (c Config) Validate() error {
+	if strings.ContainsFunc(c.Hostname, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("host name %q: no spaces or control characters", c.Hostname)
+	}
 	if c.Resolver != "" {
 		if _, err := parseServer(c.Resolver); err != nil {
 			return err

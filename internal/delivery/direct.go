@@ -27,13 +27,21 @@ const (
 // direct delivers to the domain's MX hosts.
 func (j *job) direct(ctx context.Context, domain string) {
 	d := j.d
+	// The MTA-STS policy is looked up while the MX records are: both are
+	// round trips to the resolver.
+	stsc := make(chan *stsPolicy, 1)
+	if name, err := asciiDomain(domain); err == nil {
+		go func() { stsc <- d.sts.policy(ctx, name) }()
+	} else {
+		stsc <- nil
+	}
 	rt, fail := d.route(ctx, domain)
+	sts := <-stsc
 	if fail != nil {
 		j.failAll(*fail)
 		d.log.Info("delivery", "domain", domain, "result", fail.Text, "enhanced", fail.Enhanced)
 		return
 	}
-	sts := d.sts.policy(ctx, rt.domain)
 	hosts := rt.hosts
 	// Under an enforced MTA-STS policy only the hosts it lists are used,
 	// except hosts with DANE, which takes precedence (RFC 8461 §2).
@@ -266,6 +274,11 @@ func (d *Deliverer) connect(ctx context.Context, host string, addr netip.AddrPor
 			res.Enhanced = "4" + res.Enhanced[1:]
 		}
 		res.Text = fmt.Sprintf("%s (in reply to %s)", r.text, what)
+		if sh := d.cfg.Smarthost; pol.smarthost && sh.Password != "" {
+			// Our credentials never reach a result or a log, whatever a
+			// server echoes.
+			res.Text = strings.ReplaceAll(res.Text, sh.Password, "***")
+		}
 		return fail(&sessErr{res: res})
 	}
 	tlsFailed := func(err error) (*session, *sessErr) {

@@ -139,24 +139,35 @@ func (r *resolver) exchange(ctx context.Context, q *dns.Msg, server string) (*dn
 // addresses errNoAddr; a failure of either query that leaves no address is
 // errTemp.
 func (r *resolver) lookupIP(ctx context.Context, host string) ([]netip.Addr, bool, error) {
+	// Both queries at once: each is a round trip to the resolver.
+	type res struct {
+		a   answer
+		err error
+	}
+	aaaa := make(chan res, 1)
+	go func() {
+		a, err := r.query(ctx, host, dns.TypeAAAA)
+		aaaa <- res{a, err}
+	}()
+	a4, err4 := r.query(ctx, host, dns.TypeA)
+	a6 := <-aaaa
 	var addrs []netip.Addr
 	secure := true
 	var tempErr error
 	nx := 0
-	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		a, err := r.query(ctx, host, qtype)
+	for _, x := range []res{{a4, err4}, a6} {
 		switch {
-		case errors.Is(err, errNXDomain):
+		case errors.Is(x.err, errNXDomain):
 			nx++
-			secure = secure && a.secure
+			secure = secure && x.a.secure
 			continue
-		case err != nil:
-			tempErr = err
+		case x.err != nil:
+			tempErr = x.err
 			secure = false
 			continue
 		}
-		secure = secure && a.secure
-		for _, rr := range a.rrs {
+		secure = secure && x.a.secure
+		for _, rr := range x.a.rrs {
 			var ip net.IP
 			switch rr := rr.(type) {
 			case *dns.A:

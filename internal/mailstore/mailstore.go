@@ -69,6 +69,9 @@ type Submission struct {
 	AppPasswordID string // the login's app password, "" for the main password
 	Local         []Delivery
 	Outbound      *Outbound // nil: no recipient outside Postern's domains
+	// Recipients is every envelope recipient the message was accepted
+	// for, local and outside: the sending caps count them (send log).
+	Recipients int
 }
 
 // Outbound is a message to addresses of other domains.

@@ -74,6 +74,9 @@ type Store interface {
 	// ClaimDue leases up to limit due, unheld recipients whose lease is
 	// free or expired, grouped by message and domain.
 	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Claim, error)
+	// RenewLease extends the owner's claim on ids to until, while an
+	// attempt is under way; ErrLeaseLost when one is no longer the owner's.
+	RenewLease(ctx context.Context, owner string, ids []int64, until time.Time) error
 	// QueuedBody returns a queued message's body.
 	QueuedBody(ctx context.Context, messageID int64) ([]byte, error)
 	// Settle ends an attempt for the claimed recipients in one transaction:

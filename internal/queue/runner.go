@@ -75,12 +75,15 @@ type Runner struct {
 	Deliverer Deliverer
 	Hostname  string // the Reporting-MTA of DSNs and the domain of their Message-IDs
 	Schedule  Schedule
-	Workers   int           // attempts at once, default 16
-	Lease     time.Duration // how long a claim is held, default 15 minutes: longer than an attempt's timeouts
-	Poll      time.Duration // how often the store is asked for due mail without a Wake, default 5 s
-	Owner     string        // this node's name in leases, default host, pid and a random part
-	Log       *slog.Logger
-	Now       func() time.Time
+	Workers   int // attempts at once, default 16
+	// Lease is how long a claim lasts unless renewed (every third of it
+	// while the attempt runs): when a node dies, another takes its
+	// recipients over this long after its last renewal. Default 1 minute.
+	Lease time.Duration
+	Poll  time.Duration // how often the store is asked for due mail without a Wake, default 5 s
+	Owner string        // this node's name in leases, default host, pid and a random part
+	Log   *slog.Logger
+	Now   func() time.Time
 	// Result, when set, is called for every recipient's outcome with its
 	// class (ResultDelivered, …).
 	Result func(class string)
@@ -96,7 +99,7 @@ func (r *Runner) init() {
 			r.Workers = 16
 		}
 		if r.Lease <= 0 {
-			r.Lease = 15 * time.Minute
+			r.Lease = time.Minute
 		}
 		if r.Poll <= 0 {
 			r.Poll = 5 * time.Second
@@ -198,10 +201,14 @@ func (r *Runner) attempt(ctx context.Context, c Claim) {
 		return // the lease runs out and the recipients are tried again
 	}
 	a := Attempt{From: c.Message.From, Domain: c.Domain, Body: body, SMTPUTF8: c.Message.SMTPUTF8, EightBit: c.Message.EightBit}
+	ids := make([]int64, 0, len(c.Recipients))
 	for _, rc := range c.Recipients {
 		a.Rcpts = append(a.Rcpts, rc.Address)
+		ids = append(ids, rc.ID)
 	}
+	stop := r.keepLease(ctx, log, ids)
 	outcomes := r.Deliverer.Deliver(ctx, a)
+	stop()
 	now := r.Now()
 	var s Settlement
 	var failed, delayed []reported
@@ -255,6 +262,31 @@ func (r *Runner) attempt(ctx context.Context, c Claim) {
 		}
 		log.Error("queue: recording an attempt", "err", err)
 	}
+}
+
+// keepLease renews the claim on ids every third of the lease until stop is
+// called: an SMTP transaction may outlast a lease (a slow receiver has 10
+// minutes to answer the final dot), and a live node must not be taken
+// over.
+func (r *Runner) keepLease(ctx context.Context, log *slog.Logger, ids []int64) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(r.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := r.Store.RenewLease(ctx, r.Owner, ids, r.Now().Add(r.Lease)); err != nil {
+					log.Warn("queue: renewing a claim", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // describe is an outcome as one line for operators and the next DSN.

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"mime"
 	"strings"
@@ -298,4 +299,70 @@ func parseReport(t *testing.T, raw string) reportParts {
 		t.Fatalf("a part is missing: %+v", p)
 	}
 	return p
+}
+
+// slow holds every attempt until released, counting attempts.
+type slow struct {
+	mu       sync.Mutex
+	attempts int
+	release  chan struct{}
+}
+
+func (s *slow) Deliver(ctx context.Context, a queue.Attempt) []queue.Outcome {
+	s.mu.Lock()
+	s.attempts++
+	s.mu.Unlock()
+	<-s.release
+	out := make([]queue.Outcome, len(a.Rcpts))
+	for i, r := range a.Rcpts {
+		out[i] = queue.Outcome{Rcpt: r, Delivered: true, Code: 250}
+	}
+	return out
+}
+
+// TestRunnerKeepsItsLease: an attempt that outlasts the lease keeps its
+// claim by renewing it, so a second node never delivers the same message
+// at the same time.
+func TestRunnerKeepsItsLease(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	env := storetest.NewMailEnv(t, db)
+	sender := env.NewMember(t)
+	q := db.Queue()
+	d := &slow{release: make(chan struct{})}
+	var runners []*queue.Runner
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 2 {
+		r := &queue.Runner{Store: q, Deliverer: d, Hostname: "h", Lease: 300 * time.Millisecond, Poll: 20 * time.Millisecond,
+			Owner: fmt.Sprintf("node-%d", i), Log: quiet()}
+		runners = append(runners, r)
+		wg.Add(1)
+		go func() { defer wg.Done(); r.Run(ctx) }()
+	}
+	err := env.Mail.Submit(context.Background(), mailstore.Submission{MemberID: sender,
+		Outbound: &mailstore.Outbound{From: "u@h", Rcpts: []string{"x@far.example"}, Body: []byte("Subject: x\r\n\r\nx\r\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runners {
+		r.Wake()
+	}
+	time.Sleep(1500 * time.Millisecond) // five leases
+	d.mu.Lock()
+	n := d.attempts
+	d.mu.Unlock()
+	close(d.release)
+	if n != 1 {
+		t.Errorf("%d attempts while the first was under way, want 1", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if list, _ := q.QueueEntries(context.Background()); len(list) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not settled")
+		}
+	}
+	cancel()
+	wg.Wait()
 }

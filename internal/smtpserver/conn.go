@@ -67,6 +67,7 @@ type conn struct {
 	sizeHint int64 // MAIL FROM's SIZE, 0 without
 	rcpts    []recipient
 	body     *bodyWriter // the message so far, while BDAT chunks come in
+	send     sendState   // submission's sender rule and caps (sending.go)
 	errors   int
 	quit     bool
 
@@ -416,6 +417,7 @@ func (c *conn) logout() {
 }
 
 func (c *conn) end() {
+	c.releaseSend()
 	c.logout()
 	c.cancel()
 	if c.tls != nil {

@@ -188,11 +188,8 @@ func (c *conn) replyAll(t txn, r Reply) {
 // all in one transaction.
 func (c *conn) deliver(t txn, body []byte) {
 	if c.cfg.Mode == Submission {
-		if refusal := checkIdentity(t.from, body); refusal != "" {
-			// The author shown to recipients must be the member who logged
-			// in, as the envelope sender must (SPEC §5).
-			c.log.Info("smtp: message refused", "reason", "from-not-own", "member", t.from)
-			c.replyAll(t, Reply{550, "5.7.1", refusal})
+		if refusal := c.checkIdentity(body); refusal != nil { // sending.go
+			c.replyAll(t, *refusal)
 			return
 		}
 	}
@@ -328,7 +325,7 @@ func (c *conn) deliver(t txn, body []byte) {
 // outside recipient where the member was), the fields a submission agent
 // adds, and the DKIM signatures of the sender's domain on top.
 func (c *conn) submission(t txn, local []mailstore.Delivery, body, added []byte, id string, now time.Time) (mailstore.Submission, error) {
-	sub := mailstore.Submission{MemberID: c.login.Member.ID, AppPasswordID: c.login.Credential.AppPasswordID, Local: local}
+	sub := mailstore.Submission{MemberID: c.login.Member.ID, AppPasswordID: c.login.Credential.AppPasswordID, Local: local, Recipients: len(t.rcpts)}
 	var rcpts []string
 	for _, r := range t.rcpts {
 		if r.external {

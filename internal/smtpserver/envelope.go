@@ -19,9 +19,11 @@ type recipient struct {
 }
 
 // mail runs MAIL FROM (RFC 5321 §4.1.1.2). Submission needs a login first
-// (RFC 6409 §4.3, RFC 4954 §6: 530 5.7.0), and the reverse path must be the
-// authenticated member's own address (SPEC §5). MX and LMTP take any
-// sender, the null one <> included (RFC 5321 §4.5.5: bounces).
+// (RFC 6409 §4.3, RFC 4954 §6: 530 5.7.0), the reverse path must be an
+// address the authenticated member may send as (its own or an alias's,
+// SPEC §5), and the member's sending caps must allow one more message. MX
+// and LMTP take any sender, the null one <> included (RFC 5321 §4.5.5:
+// bounces).
 func (c *conn) mail(arg string) {
 	switch {
 	case c.helo == "":
@@ -80,12 +82,10 @@ func (c *conn) mail(arg string) {
 		return
 	}
 	if c.cfg.Mode == Submission {
-		member := c.login.Member.Email
-		if !ownAddress(member, from) {
-			c.reply(553, "5.7.1", "Sender address must be your own address <"+member+">")
+		var ok bool
+		if from, ok = c.submissionSender(from); !ok { // sending.go: sender rule, caps
 			return
 		}
-		from = member
 	}
 	c.inTx, c.from, c.utf8, c.sizeHint = true, from, smtputf8, size
 	c.reply(250, "2.1.0", "Sender OK")
@@ -113,6 +113,9 @@ func (c *conn) rcpt(arg string) {
 		c.reply(452, "4.5.3", fmt.Sprintf("Too many recipients: at most %d per message", c.cfg.MaxRecipients))
 		return
 	}
+	if !c.recipientFits() { // sending.go: submission's caps
+		return
+	}
 	if c.s.rate != nil && !c.s.rate.allow(c.remoteIP) {
 		c.log.Info("smtp: recipient refused", "reason", "rate-limit")
 		c.reply(451, "4.7.1", fmt.Sprintf("Too many recipients from your address: at most %d a minute, try again later", c.cfg.RateLimit))
@@ -134,7 +137,7 @@ func (c *conn) rcpt(arg string) {
 		c.reply(550, "5.1.1", "No such user here")
 		return
 	case account.ENOTLOCAL:
-		if c.cfg.Mode == Submission && c.cfg.Submit != nil {
+		if c.cfg.Mode == Submission && c.cfg.Submit != nil && c.cfg.Relay {
 			if !remoteAddress(to) {
 				c.fail(501, "5.1.3", "Bad recipient address syntax")
 				return

@@ -73,7 +73,9 @@ func TestEnvelopeRules(t *testing.T) {
 	}{
 		{"sender mismatch", nil, "MAIL FROM:<bob@other.test>", "553 5.7.1 "},
 		{"null sender", nil, "MAIL FROM:<>", "553 5.7.1 "},
-		{"sender with other local part", nil, "MAIL FROM:<alice+x@example.test>", "553 5.7.1 "},
+		{"sender with other local part", nil, "MAIL FROM:<alicex@example.test>", "553 5.7.1 "},
+		{"sender with a plus tag", nil, "MAIL FROM:<alice+x@example.test>", "250 2.1.0 "},
+		{"sender with an empty plus tag", nil, "MAIL FROM:<alice+@example.test>", "553 5.7.1 "},
 		{"bad MAIL syntax", nil, "MAIL FROM:alice@example.test", "501 5.5.4 "},
 		{"unknown MAIL parameter", nil, "MAIL FROM:<alice@example.test> FOO=1", "555 5.5.4 "},
 		{"declared size too big", nil, "MAIL FROM:<alice@example.test> SIZE=1001", "552 5.3.4 "},

@@ -11,19 +11,42 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// ownAddress is the one rule for which addresses a member may send as: its
-// own, compared case-insensitively in US-ASCII (RFC 5321 §2.4 lets a server
-// treat local parts so, and domains are case-insensitive). A non-ASCII
-// address never matches: SMTPUTF8 is not offered, and Unicode case folding
-// would let look-alikes such as the long s ſ (U+017F) pass for "s".
-// Both MAIL FROM and the message's From: and Sender: fields are held to it.
-func ownAddress(member, addr string) bool {
-	for i := 0; i < len(addr); i++ {
-		if addr[i] >= 0x80 {
-			return false
+// allowedSender is the one rule for which addresses a member may send as,
+// at MAIL FROM and in the message's From: and Sender: fields: one of allowed
+// (the member's own address and those of the aliases it receives, as
+// Sending.Senders gives them), compared case-insensitively in US-ASCII (RFC
+// 5321 §2.4 lets a server treat local parts so, and domains are
+// case-insensitive), or one of them with a plus tag (alice+news@ for
+// alice@, sales+eu@ for sales@): mail to such an address reaches the member
+// (account.ResolveRecipient), so replies come back to it and it names no one
+// else. tagged says it matched so: someone who has the address as written
+// (a member named alice+news@) owns it instead, which the caller checks
+// (maySendAs). A non-ASCII address never matches: SMTPUTF8 addresses name
+// no member, and Unicode case folding would let look-alikes such as the
+// long s ſ (U+017F) pass for "s".
+func allowedSender(allowed []string, addr string) (ok, tagged bool) {
+	if !isASCII(addr) {
+		return false, false
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(addr, a) {
+			return true, false
 		}
 	}
-	return strings.EqualFold(addr, member)
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return false, false
+	}
+	base, tag, plus := strings.Cut(addr[:at], "+")
+	if !plus || base == "" || tag == "" {
+		return false, false
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(base+addr[at:], a) {
+			return true, true
+		}
+	}
+	return false, false
 }
 
 // identityFields returns the raw values of the From: and Sender: fields of
@@ -52,15 +75,17 @@ func identityFields(msg []byte) (from, sender []string) {
 }
 
 // checkIdentity returns "" when every address in msg's From: and Sender:
-// fields is the member's own (ownAddress), else the text of the refusal.
+// fields is one the member may send as (may, allowedSender's rule), else the
+// text of the refusal, which says the addresses allowed (yours); err is a
+// failure of may.
 //
 // RFC 5322 §3.6.2 lets From: list several authors (then Sender: names the
-// one who sent it); since a member owns one address, every address listed
-// must be it. A field that cannot be parsed, or that names nobody (an empty
-// group), is refused too: a mail program may still show something from it.
-// Display names are free, encoded words included: the address is what is
-// checked. A message without From: is not refused; data adds one.
-func checkIdentity(member string, msg []byte) string {
+// one who sent it); every address listed must be the member's. A field that
+// cannot be parsed, or that names nobody (an empty group), is refused too:
+// a mail program may still show something from it. Display names are free,
+// encoded words included: the address is what is checked. A message without
+// From: is not refused; data adds one.
+func checkIdentity(msg []byte, may func(addr string) (bool, error), yours string) (string, error) {
 	from, sender := identityFields(msg)
 	for _, f := range []struct {
 		name   string
@@ -69,14 +94,18 @@ func checkIdentity(member string, msg []byte) string {
 		for _, v := range f.values {
 			addrs, err := mail.ParseAddressList(v)
 			if err != nil || len(addrs) == 0 {
-				return "The " + f.name + " field cannot be read as addresses; it must hold your own address <" + member + ">"
+				return "The " + f.name + " field cannot be read as addresses; it must hold " + yours, nil
 			}
 			for _, a := range addrs {
-				if !ownAddress(member, a.Address) {
-					return "The " + f.name + " address must be your own address <" + member + ">"
+				ok, err := may(a.Address)
+				if err != nil {
+					return "", err
+				}
+				if !ok {
+					return "The " + f.name + " address must be " + yours, nil
 				}
 			}
 		}
 	}
-	return ""
+	return "", nil
 }

@@ -126,7 +126,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	e.clientTLS = &tls.Config{RootCAs: pool, ServerName: "localhost"}
 
 	cfg := Config{
-		Auth: e.auth, Recipients: se.Svc, Mail: e.mail, TLS: tlsCfg,
+		Auth: e.auth, Recipients: se.Svc, Mail: e.mail, Sending: se.Svc, TLS: tlsCfg,
 		Plaintext: tlsconf.PlaintextLoopback, Hostname: "mx.example.test",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

@@ -50,7 +50,7 @@ func (f *fakeSigner) Sign(ctx context.Context, domain string, msg []byte) ([]byt
 func TestSubmitQueuesOtherDomains(t *testing.T) {
 	sub := &capture{}
 	sig := &fakeSigner{}
-	e := newEnv(t, func(c *Config) { c.Submit, c.Signer = sub, sig })
+	e := newEnv(t, func(c *Config) { c.Submit, c.Relay, c.Signer = sub, true, sig })
 	sub.mail = e.mail
 	c := dial(t, e.addr)
 	c.login(e.alice.Email, alicePass)
@@ -67,7 +67,7 @@ func TestSubmitQueuesOtherDomains(t *testing.T) {
 		t.Fatalf("%d submissions", len(sub.subs))
 	}
 	s := sub.subs[0]
-	if s.MemberID != e.alice.ID || s.AppPasswordID != "ap1" || len(s.Local) != 1 || s.Local[0].MemberID != e.bob.ID {
+	if s.MemberID != e.alice.ID || s.AppPasswordID != "ap1" || len(s.Local) != 1 || s.Local[0].MemberID != e.bob.ID || s.Recipients != 2 {
 		t.Fatalf("submission %+v", s)
 	}
 	out := s.Outbound
@@ -109,9 +109,10 @@ func TestSubmitQueuesOtherDomains(t *testing.T) {
 	c.want("451 4.3.0 ")
 }
 
-// TestSubmitWithoutQueueRefusesRelay: no queue, no relaying, as before.
+// TestSubmitWithoutQueueRefusesRelay: no relaying unless asked for, as
+// before.
 func TestSubmitWithoutQueueRefusesRelay(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *Config) { c.Submit = &capture{} })
 	c := dial(t, e.addr)
 	c.login(e.alice.Email, alicePass)
 	c.wantCmd("MAIL FROM:<alice@example.test>", "250 ")
@@ -121,7 +122,7 @@ func TestSubmitWithoutQueueRefusesRelay(t *testing.T) {
 // TestMXNeverRelays: the MX listener refuses outside recipients even when
 // a queue exists.
 func TestMXNeverRelays(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Mode, c.Submit = MX, &capture{} })
+	e := newEnv(t, func(c *Config) { c.Mode, c.Submit, c.Relay = MX, &capture{}, true })
 	c := dial(t, e.addr)
 	c.wantCmd("EHLO client.example", "250")
 	c.wantCmd("MAIL FROM:<x@far.example>", "250 ")

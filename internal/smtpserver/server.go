@@ -119,11 +119,19 @@ type Config struct {
 	Auth       auth.Authenticator // Submission only
 	Recipients Recipients
 	Mail       Mail
-	// Submit, in Submission mode, takes recipients outside Postern's
-	// domains into the outbound queue; nil refuses them (550 5.7.1).
+	// Submit, in Submission mode, stores what members submit (the local
+	// copies, the queued copy, the send log the caps count); nil: local
+	// copies through Mail.DeliverAll.
 	Submit Submitter
+	// Relay, in Submission mode with Submit, takes recipients outside
+	// Postern's domains into the outbound queue; false refuses them (550
+	// 5.7.1).
+	Relay bool
 	// Signer, when set, DKIM-signs what Submit queues.
 	Signer Signer
+	// Sending (Submission only) gives the addresses a member may send as
+	// and its sending caps (sending.go); nil: its own address, no caps.
+	Sending Sending
 	// Inspector, when set, sees every message before delivery and may
 	// refuse it, add header fields or send it to Junk (MX: sender
 	// authentication, spam filtering). nil: no inspection.
@@ -165,6 +173,7 @@ type Server struct {
 	refusal netserver.Refusal
 	ctx     context.Context // cancelled by Close: ends logins and deliveries
 	rate    *rateLimiter    // MX's recipients per client address; nil: none
+	ledger  sendLedger      // submission's open transactions, against the caps
 }
 
 // New returns a server for cfg, filling in defaults.

@@ -228,6 +228,7 @@ type appPasswordJSON struct {
 	LastUsedProtocol string     `json:"last_used_protocol"`
 	LastUsedIP       string     `json:"last_used_ip"`
 	Active           bool       `json:"active"`
+	Sent24h          int        `json:"sent_24h"` // messages submitted with it in the last 24 hours
 }
 
 func (s *Server) apiAppPasswords(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -239,7 +240,7 @@ func (s *Server) apiAppPasswords(w http.ResponseWriter, r *http.Request, rc *req
 	out := make([]appPasswordJSON, 0, len(list))
 	for _, p := range list {
 		j := appPasswordJSON{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC(),
-			LastUsedProtocol: p.LastUsedProtocol, LastUsedIP: p.LastUsedIP, Active: p.Active}
+			LastUsedProtocol: p.LastUsedProtocol, LastUsedIP: p.LastUsedIP, Active: p.Active, Sent24h: p.Sent24h}
 		if !p.LastUsedAt.IsZero() {
 			t := p.LastUsedAt.UTC()
 			j.LastUsedAt = &t

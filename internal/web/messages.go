@@ -39,6 +39,8 @@ func messageLinks(l, kind string) []messageLink {
 		return []messageLink{password}
 	case account.MsgAccountPaused:
 		return []messageLink{security, password}
+	case account.MsgSendLimited:
+		return []messageLink{apps, password}
 	}
 	return nil
 }
@@ -106,6 +108,8 @@ func localizeMessage(l string, loc *time.Location, m account.Message) messageVie
 			"ご自身のアプリでない場合、誰かがパスワードを推測しようとしている可能性があります。"+
 			"アカウントのパスワードを変更し、サードパーティアプリ用パスワードを確認してください: %s\n",
 			p["email"], p["last_ip"], when("until"), p["link_security"])
+	case account.MsgSendLimited:
+		subject, body = sendLimitedJA(p, when("time"))
 	default:
 		return v
 	}
@@ -145,4 +149,35 @@ func localizeMessages(l string, loc *time.Location, list []account.Message) []me
 		out = append(out, localizeMessage(l, loc, m))
 	}
 	return out
+}
+
+// sendLimitedJA renders account.MsgSendLimited in Japanese from its
+// parameters: the app password (none for the main password), the cap
+// (scope, what, window, max) and the links.
+func sendLimitedJA(p map[string]string, when string) (subject, body string) {
+	per := "アカウント全体（すべてのアプリの合計）で"
+	if p["scope"] == "app_password" {
+		per = "1つのアプリ用パスワードにつき"
+	}
+	window, next := "1時間", "直近1時間の送信数が上限を下回ると、再び送信できます。"
+	if p["window"] == "day" {
+		window, next = "1日", "直近24時間の送信数が上限を下回るまで、送信できません。"
+	}
+	limit := fmt.Sprintf("%s%sに %s 通まで", per, window, p["max"])
+	if p["what"] == "recipients" {
+		limit = fmt.Sprintf("%s宛先を%sに %s 件まで", per, window, p["max"])
+	}
+	if p["app"] == "" {
+		subject = "アカウントが送信の上限に達しました"
+		body = fmt.Sprintf("アカウント %s から、アカウントのパスワードでログインしたアプリが送信したメールが、送信の上限（%s）に達しました。\n%s\n\n日時: %s\n\n"+
+			"ご自身が送信したものでない場合、他人にパスワードを知られ、迷惑メールの送信に使われている可能性があります。すぐにパスワードを変更してください: %s\n",
+			p["email"], limit, next, when, p["link_password"])
+		return subject, body
+	}
+	subject = "アプリ用パスワードが送信の上限に達しました: " + p["app"]
+	body = fmt.Sprintf("アカウント %s から、サードパーティアプリ用パスワード「%s」で送信したメールが、送信の上限（%s）に達しました。\n%s\n\n日時: %s\n\n"+
+		"ご自身が送信したものでない場合、他人にこのアプリ用パスワードを知られ、迷惑メールの送信に使われている可能性があります。"+
+		"すぐにこのパスワードを削除し、アカウントのパスワードを変更してください。\n  アプリ用パスワードを削除: %s\n  パスワードを変更: %s\n",
+		p["email"], p["app"], limit, next, when, p["link_apps"], p["link_password"])
+	return subject, body
 }

@@ -322,3 +322,189 @@ type queueEntryJSON struct {
 		DelayNotice bool   `json:"delay_notice_sent"`
 	} `json:"recipients"`
 }
+
+// TestSendLimitStopsScript: a script on a leaked app password that sends
+// message after message is stopped at the app password's hourly cap with
+// 450 4.7.1; the member gets one message naming the app password, which
+// was delivered only as often as the cap allowed.
+func TestSendLimitStopsScript(t *testing.T) {
+	t.Parallel()
+	dns := mailauthtest.Start(t)
+	mx := startScriptedMX(t, "127.0.0.8")
+	dns.Add(t, "far.test. MX 10 mx.far.test.", "mx.far.test. A 127.0.0.8")
+	a := newOrg(t, NewSQLite(t), dns, "org-d.test", "127.0.0.7", "dan", "--send-limit-app-password-messages", "3/h")
+	host, port := splitAddr(a.srv.Addr("submission"))
+	var out struct {
+		Codes []int    `json:"codes"`
+		Texts []string `json:"texts"`
+	}
+	runPythonScript(t, `
+import json, smtplib, ssl, sys
+a = json.load(sys.stdin)
+codes, texts = [], []
+for i in range(6):
+    s = smtplib.SMTP(a["host"], a["port"], timeout=30)
+    s.starttls(context=ssl._create_unverified_context())
+    s.login(a["user"], a["password"])
+    try:
+        s.sendmail(a["user"], ["list%d@far.test" % i], "Subject: offer %d\r\n\r\nBuy now.\r\n" % i)
+        codes.append(250); texts.append("")
+    except smtplib.SMTPSenderRefused as e:
+        codes.append(e.smtp_code); texts.append(e.smtp_error.decode())
+    s.quit()
+print(json.dumps({"codes": codes, "texts": texts}))
+`, map[string]any{"host": host, "port": port, "user": a.member.Email, "password": a.pass.Password}, &out)
+	if fmt.Sprint(out.Codes) != "[250 250 250 450 450 450]" || !strings.HasPrefix(out.Texts[3], "4.7.1 ") {
+		t.Fatalf("replies %v %q", out.Codes, out.Texts)
+	}
+	got := a.waitMail(t, "Sending limit reached by the app password: Thunderbird")
+	if !strings.Contains(got, "Thunderbird") {
+		t.Errorf("the message does not name the app password:\n%s", got)
+	}
+	msgs, _ := readInbox(t, a.srv, a.member.Email, a.pass.Password)
+	n := 0
+	for _, m := range msgs {
+		if strings.HasPrefix(m.Subject, "Sending limit reached") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d limit messages, want 1: %v", n, msgs)
+	}
+	// The three accepted messages leave (each recipient is greylisted once).
+	deadline := time.Now().Add(60 * time.Second)
+	for len(mx.got()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d of 3", len(mx.got()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := mx.got(); len(got) != 3 {
+		t.Errorf("delivered %d messages, want the 3 accepted", len(got))
+	}
+}
+
+// stallingMX takes messages like scriptedMX but, on the first DATA, reads
+// the message and never answers it, announcing the stall on stalled.
+type stallingMX struct {
+	scriptedMX
+	once    sync.Once
+	stalled chan struct{}
+}
+
+func startStallingMX(t *testing.T, ip string) *stallingMX {
+	t.Helper()
+	l, err := net.Listen("tcp", ip+":25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	m := &stallingMX{scriptedMX: scriptedMX{seen: map[string]int{}}, stalled: make(chan struct{})}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go m.serve(c)
+		}
+	}()
+	return m
+}
+
+func (m *stallingMX) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	r := bufio.NewReader(c)
+	say := func(s string) { io.WriteString(c, s+"\r\n") }
+	say("220 stalling.test ESMTP")
+	var rcpts []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
+			say("250 stalling.test")
+		case strings.HasPrefix(cmd, "MAIL"), cmd == "RSET", cmd == "NOOP":
+			say("250 2.0.0 OK")
+		case strings.HasPrefix(cmd, "RCPT"):
+			rcpts = append(rcpts, strings.Trim(strings.TrimSpace(line)[8:], ":<> "))
+			say("250 2.1.5 OK")
+		case cmd == "DATA":
+			say("354 go on")
+			var b strings.Builder
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				b.WriteString(l)
+			}
+			first := false
+			m.once.Do(func() { first = true })
+			if first {
+				close(m.stalled)
+				io.Copy(io.Discard, r) // the sender dies waiting for the reply
+				return
+			}
+			m.mu.Lock()
+			for _, rc := range rcpts {
+				m.received = append(m.received, rc+": "+b.String())
+			}
+			m.mu.Unlock()
+			say("250 2.0.0 Queued")
+		case cmd == "QUIT":
+			say("221 2.0.0 Bye")
+			return
+		default:
+			say("502 5.5.2 Not here")
+		}
+	}
+}
+
+// TestSendKilledMidTransfer: the delivering node is killed (SIGKILL) while
+// the receiver has the message but has not answered; after a restart the
+// message is still queued and is delivered — the one duplicate SMTP allows,
+// nothing lost.
+func TestSendKilledMidTransfer(t *testing.T) {
+	t.Parallel()
+	dns := mailauthtest.Start(t)
+	mx := startStallingMX(t, "127.0.0.11")
+	dns.Add(t, "slow.test. MX 10 mx.slow.test.", "mx.slow.test. A 127.0.0.11")
+	args := []string{"--queue-lease", "3s"}
+	a := newOrg(t, NewPostgres(t), dns, "org-e.test", "127.0.0.10", "eve", args...)
+	a.submit(t, []string{"frank@slow.test"}, map[string]string{"Subject": "Survives a crash"}, "Hello.\r\n")
+	select {
+	case <-mx.stalled:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the message never reached the receiver:\n%s", a.srv.Stderr())
+	}
+	a.srv.cmd.Process.Kill()
+	<-a.srv.done
+	if n := a.queueLen(t); n != 1 {
+		t.Fatalf("after the crash the queue holds %d messages, want the one in transfer", n)
+	}
+	a.srv = a.in.StartServer(t, append([]string{"--smtp-addr", "127.0.0.10:25", "--dns-resolver", dns.Addr, "--queue-retry-first", "1s", "--queue-retry-max", "2s"}, args...)...)
+	deadline := time.Now().Add(60 * time.Second)
+	for len(mx.got()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not delivered after the restart:\n%s", a.srv.Stderr())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := mx.got(); len(got) != 1 || !strings.Contains(got[0], "Subject: Survives a crash") {
+		t.Fatalf("received %q", got)
+	}
+	for deadline := time.Now().Add(30 * time.Second); a.queueLen(t) != 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the queue is not empty after the delivery")
+		}
+	}
+}

@@ -36,8 +36,9 @@ func (db *DB) enqueueTx(ctx context.Context, tx *sql.Tx, memberID int64, appPass
 }
 
 // Submit implements the submission listener's store: the local copies
-// delivered and the outbound copy queued in one transaction, so the 250
-// that follows the commit covers every recipient.
+// delivered, the outbound copy queued and the message counted in the send
+// log, in one transaction, so the 250 that follows the commit covers every
+// recipient and the sending caps count exactly what was accepted.
 func (s *Mail) Submit(ctx context.Context, sub mailstore.Submission) error {
 	for _, d := range sub.Local {
 		if err := checkLen(len(d.Header) + len(d.Body)); err != nil {
@@ -53,6 +54,10 @@ func (s *Mail) Submit(ctx context.Context, sub mailstore.Submission) error {
 	now := time.Now()
 	return mailErr("submit", db.tx(ctx, func(tx *sql.Tx) error {
 		if err := db.deliverAllTx(ctx, tx, sub.Local); err != nil {
+			return err
+		}
+		// Counted for the sending caps exactly when it is accepted.
+		if err := db.recordSendTx(ctx, tx, sub.MemberID, sub.AppPasswordID, sub.Recipients, now); err != nil {
 			return err
 		}
 		if sub.Outbound != nil && len(sub.Outbound.Rcpts) > 0 {
@@ -173,6 +178,27 @@ func (q *Queue) messages(ctx context.Context, ids []int64) (map[int64]queue.Mess
 		}
 	}
 	return out, nil
+}
+
+// RenewLease implements queue.Store.
+func (q *Queue) RenewLease(ctx context.Context, owner string, ids []int64, until time.Time) error {
+	db := q.db
+	var n int64
+	for rest := ids; len(rest) > 0; {
+		part := rest[:min(chunk, len(rest))]
+		rest = rest[len(part):]
+		res, err := db.SQL.ExecContext(ctx, db.q(`UPDATE queue_recipients SET lease_until = ? WHERE lease_owner = ? AND id IN (`+placeholders(len(part))+`)`),
+			append([]any{micros(until), owner}, int64Args(part)...)...)
+		if err != nil {
+			return wrap("renew a queue lease", err)
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	if n != int64(len(ids)) {
+		return ErrLeaseLost
+	}
+	return nil
 }
 
 // QueuedBody implements queue.Store.

@@ -244,6 +244,10 @@ func RunAccount(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"AliasRefusals", testAliasRefusals},
 		{"AliasMemberRace", testAliasMemberRace},
 		{"CatchAll", testCatchAll},
+		{"SendBudget", testSendBudget},
+		{"SendLimited", testSendLimited},
+		{"Senders", testSenders},
+		{"Sent24h", testSent24h},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, NewEnv(t, open(t))) })

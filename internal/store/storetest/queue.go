@@ -168,7 +168,18 @@ func testQueueLeaseExpiry(t *testing.T, e *MailEnv) {
 	if c2, _ := q.ClaimDue(ctx, "alive", now.Add(59*time.Second), time.Minute, 10); len(c2) != 0 {
 		t.Fatal("taken over before the lease ended")
 	}
-	c2, err := q.ClaimDue(ctx, "alive", now.Add(61*time.Second), time.Minute, 10)
+	// A renewal keeps it; only the owner renews.
+	ids := []int64{c[0].Recipients[0].ID}
+	if err := q.RenewLease(ctx, "dead", ids, now.Add(90*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.RenewLease(ctx, "alive", ids, now.Add(time.Hour)); !errors.Is(err, sqlstore.ErrLeaseLost) {
+		t.Fatalf("renewed by another node: %v", err)
+	}
+	if c2, _ := q.ClaimDue(ctx, "alive", now.Add(89*time.Second), time.Minute, 10); len(c2) != 0 {
+		t.Fatal("taken over before the renewed lease ended")
+	}
+	c2, err := q.ClaimDue(ctx, "alive", now.Add(91*time.Second), time.Minute, 10)
 	if err != nil || len(c2) != 1 {
 		t.Fatalf("not taken over: %+v, %v", c2, err)
 	}
