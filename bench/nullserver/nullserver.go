@@ -8,7 +8,11 @@
 // LOGOUT) and RFC 1939 (USER, PASS, AUTH PLAIN, STAT, NOOP, QUIT) for the
 // benchmark clients, and of RFC 5321 (EHLO, MAIL, RCPT, DATA, RSET, NOOP,
 // QUIT, with PIPELINING) to be the null MX: it reads each message to its end
-// and keeps nothing. It is benchmark tooling: never expose it.
+// and keeps nothing but counts. Its SMTP also takes AUTH PLAIN and LOGIN
+// (RFC 4954) with any credentials, so that it is the yardstick of a
+// submission load too, and it counts what it took (messages, recipients,
+// the time of the last), so that it is the sink that a sending server's
+// deliveries are counted at. It is benchmark tooling: never expose it.
 package nullserver
 
 import (
@@ -18,13 +22,18 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Server serves the null protocols on any number of listeners.
 type Server struct {
 	// Messages and Bytes count the messages the null MX answered 250 after
-	// DATA, and their sizes as sent (without the dot-stuffing).
-	Messages, Bytes atomic.Int64
+	// DATA, and their sizes as sent (without the dot-stuffing); Recipients
+	// the accepted recipients of those messages (a message to three is
+	// three copies delivered); Last the time of the last such 250, in
+	// Unix nanoseconds (0: none yet); Signed the messages with at least one
+	// DKIM-Signature header field.
+	Messages, Bytes, Recipients, Last, Signed atomic.Int64
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -192,7 +201,9 @@ func (s *Server) smtpConn(rw *bufio.ReadWriter) error {
 		verb, arg, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(verb) {
 		case "EHLO":
-			err = reply(rw, "250-null.test", "250-PIPELINING", "250-8BITMIME", "250-SIZE 52428800", "250 ENHANCEDSTATUSCODES")
+			err = reply(rw, "250-null.test", "250-PIPELINING", "250-8BITMIME", "250-SIZE 52428800", "250-AUTH PLAIN LOGIN", "250 ENHANCEDSTATUSCODES")
+		case "AUTH":
+			err = smtpAuth(rw, arg)
 		case "HELO":
 			err = reply(rw, "250 null.test")
 		case "MAIL":
@@ -213,12 +224,19 @@ func (s *Server) smtpConn(rw *bufio.ReadWriter) error {
 			if err = reply(rw, "354 end with <CRLF>.<CRLF>"); err != nil {
 				return err
 			}
-			n, err := readData(rw.Reader)
+			n, signed, err := readData(rw.Reader)
 			if err != nil {
 				return err
 			}
-			s.Messages.Add(1)
+			if signed {
+				s.Signed.Add(1)
+			}
+			// Last first: a reader that sees the counts of this message
+			// sees its time (or a later one) in Last.
+			storeMax(&s.Last, time.Now().UnixNano())
+			s.Recipients.Add(int64(rcpts))
 			s.Bytes.Add(n)
+			s.Messages.Add(1)
 			rcpts = 0
 			err = reply(rw, "250 2.0.0 OK queued")
 		case "RSET":
@@ -237,23 +255,78 @@ func (s *Server) smtpConn(rw *bufio.ReadWriter) error {
 	}
 }
 
+// storeMax raises v to n unless it holds more already (messages finishing
+// at once store their times in any order).
+func storeMax(v *atomic.Int64, n int64) {
+	for {
+		o := v.Load()
+		if o >= n || v.CompareAndSwap(o, n) {
+			return
+		}
+	}
+}
+
+// smtpAuth takes any credentials: PLAIN with or without an initial
+// response, LOGIN's two prompts.
+func smtpAuth(rw *bufio.ReadWriter, arg string) error {
+	mech, initial, _ := strings.Cut(arg, " ")
+	prompts := 0
+	switch strings.ToUpper(mech) {
+	case "PLAIN":
+		if initial == "" {
+			prompts = 1
+		}
+	case "LOGIN":
+		prompts = 2
+		if initial != "" {
+			prompts = 1
+		}
+	default:
+		return reply(rw, "504 5.5.4 unrecognized authentication type")
+	}
+	for ; prompts > 0; prompts-- {
+		if err := reply(rw, "334 "); err != nil {
+			return err
+		}
+		l, err := readLine(rw)
+		if err != nil {
+			return err
+		}
+		if l == "*" {
+			return reply(rw, "501 5.0.0 authentication cancelled")
+		}
+	}
+	return reply(rw, "235 2.7.0 authentication successful")
+}
+
 // readData reads a message up to its "." line and returns its size without
-// the dot-stuffing (RFC 5321 4.5.2) and the final line.
-func readData(r *bufio.Reader) (int64, error) {
-	var n int64
-	start := true // at the start of a line
+// the dot-stuffing (RFC 5321 4.5.2) and the final line, and whether its
+// header holds a DKIM-Signature field.
+func readData(r *bufio.Reader) (n int64, signed bool, err error) {
+	start := true  // at the start of a line
+	header := true // before the empty line that ends the header
 	for {
 		l, err := r.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
-			return n, err
+			return n, signed, err
 		}
 		if start && len(l) > 0 && l[0] == '.' {
 			if string(l) == ".\r\n" {
-				return n, nil
+				return n, signed, nil
 			}
 			l = l[1:]
+		}
+		if start && header {
+			switch {
+			case string(l) == "\r\n" || string(l) == "\n":
+				header = false
+			case len(l) >= len(dkimField) && strings.EqualFold(string(l[:len(dkimField)]), dkimField):
+				signed = true
+			}
 		}
 		n += int64(len(l))
 		start = err == nil
 	}
 }
+
+const dkimField = "DKIM-Signature:"

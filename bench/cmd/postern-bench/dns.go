@@ -22,15 +22,18 @@ var benchZone = []string{
 	`_dmarc.example.org. 3600 IN TXT "v=DMARC1; p=none"`,
 }
 
-// dnsServer answers from benchZone over UDP and TCP on one loopback port.
+// dnsServer answers from a zone over UDP and TCP on one loopback port.
 type dnsServer struct {
 	Addr     string
 	udp, tcp *dns.Server
 }
 
-func startDNS() (*dnsServer, error) {
+// startDNS serves the records of zone (one per line, in zone-file syntax);
+// a name with no record of the type asked has an empty answer, any other
+// name is NXDOMAIN.
+func startDNS(zone []string) (*dnsServer, error) {
 	rrs := map[string][]dns.RR{}
-	for _, z := range benchZone {
+	for _, z := range zone {
 		rr, err := dns.NewRR(z)
 		if err != nil {
 			return nil, err

@@ -11,7 +11,7 @@ import (
 // ask: example.org's SPF and DMARC records (over UDP and TCP), and an
 // unknown name, which must be NXDOMAIN rather than an empty answer.
 func TestBenchDNS(t *testing.T) {
-	s, err := startDNS()
+	s, err := startDNS(benchZone)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@
 //	load        one throughput measurement, or N connections held in IDLE
 //	smtp        one MX load: N senders delivering messages over SMTP
 //	mx          the MX benchmark: Postern against Postfix → Dovecot LMTP (bench/mx.sh)
+//	send        the sending benchmark: submission → queue → a null SMTP sink, Postern against Postfix (bench/send.sh)
 //
 // Timings are printed and written to the results, never asserted.
 package main
@@ -27,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,7 +45,7 @@ func main() {
 
 func dispatch(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: postern-bench run|mx|null|passwd|seed|profile|load|smtp [flags]")
+		return fmt.Errorf("usage: postern-bench run|mx|send|null|passwd|seed|profile|load|smtp [flags]")
 	}
 	switch args[0] {
 	case "run":
@@ -62,18 +64,21 @@ func dispatch(args []string) error {
 		return smtpCmd(args[1:])
 	case "mx":
 		return mxCmd(args[1:])
+	case "send":
+		return sendCmd(args[1:])
 	}
 	return fmt.Errorf("unknown subcommand %q", args[0])
 }
 
 // nullCmd runs the null server and prints "listening imap ADDR",
-// "listening pop3 ADDR", "listening smtp ADDR" and "ready" as postern serve
-// does.
+// "listening pop3 ADDR", "listening smtp ADDR" (and "listening stats ADDR"
+// with --stats-addr) and "ready" as postern serve does.
 func nullCmd(args []string) error {
 	fs := flag.NewFlagSet("null", flag.ContinueOnError)
 	imapAddr := fs.String("imap-addr", "127.0.0.1:0", "IMAP address")
 	pop3Addr := fs.String("pop3-addr", "127.0.0.1:0", "POP3 address")
 	smtpAddr := fs.String("smtp-addr", "127.0.0.1:0", "SMTP (null MX) address")
+	statsAddr := fs.String("stats-addr", "", "HTTP address answering GET /stats with the SMTP counts as JSON (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,7 +103,16 @@ func nullCmd(args []string) error {
 	go s.ServeIMAP(li)
 	go s.ServePOP3(lp)
 	go s.ServeSMTP(ls)
-	fmt.Printf("listening imap %s\nlistening pop3 %s\nlistening smtp %s\nready\n", li.Addr(), lp.Addr(), ls.Addr())
+	fmt.Printf("listening imap %s\nlistening pop3 %s\nlistening smtp %s\n", li.Addr(), lp.Addr(), ls.Addr())
+	if *statsAddr != "" {
+		lh, err := net.Listen("tcp", *statsAddr)
+		if err != nil {
+			return err
+		}
+		go http.Serve(lh, statsHandler(s))
+		fmt.Printf("listening stats %s\n", lh.Addr())
+	}
+	fmt.Println("ready")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()

@@ -10,10 +10,11 @@ import (
 )
 
 // TestMain lets the test binary act as the null server when the harness
-// starts it as a child (os.Executable is the test binary here).
+// starts it as a child (os.Executable is the test binary here), with the
+// arguments after "null".
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "null" {
-		if err := nullCmd(nil); err != nil {
+		if err := nullCmd(os.Args[2:]); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

@@ -144,7 +144,7 @@ func runMX(ctx context.Context, c *mxConfig) error {
 	fmt.Printf("work folder %s\n", c.work)
 	machineInfo := machine()
 	if c.postern != "" && hasServeFlag(c.postern, "dns-resolver") {
-		d, err := startDNS()
+		d, err := startDNS(benchZone)
 		if err != nil {
 			return fmt.Errorf("DNS: %w", err)
 		}

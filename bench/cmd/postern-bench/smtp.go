@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,12 @@ type smtpMessage struct {
 	// PerMsg lists the recipients per message in turn (1,1,1,3: every
 	// fourth message goes to three members).
 	PerMsg []int
+	// Logins make the load a submission load (RFC 6409): each connection
+	// logs in with AUTH PLAIN (RFC 4954) as the next of them, all senders
+	// together taking them in turn, and sends as that login's address
+	// instead of From.
+	Logins    []user
+	nextLogin atomic.Int64
 }
 
 // smtpSender is one sending MTA: one connection at a time, its messages in
@@ -47,6 +54,7 @@ type smtpSender struct {
 
 	c    net.Conn
 	r    *bufio.Reader
+	from string    // the sender's address on this connection
 	pipe bool      // the server offers PIPELINING
 	sent int       // messages on this connection
 	body []byte    // the dot-stuffed body with its final ".", made once
@@ -171,6 +179,23 @@ func (s *smtpSender) connect() error {
 		s.close()
 		return fmt.Errorf("EHLO: %w", err)
 	}
+	s.from = s.m.From
+	if len(s.m.Logins) == 0 {
+		return nil
+	}
+	u := s.m.Logins[int((s.m.nextLogin.Add(1)-1)%int64(len(s.m.Logins)))]
+	s.w = append(s.w[:0], "AUTH PLAIN "...)
+	s.w = base64.StdEncoding.AppendEncode(s.w, []byte("\x00"+u.Email+"\x00"+u.Pass))
+	s.w = append(s.w, "\r\n"...)
+	if _, err := s.c.Write(s.w); err != nil {
+		s.close()
+		return err
+	}
+	if _, err := s.expect(235, nil); err != nil {
+		s.close()
+		return fmt.Errorf("AUTH as %s: %w", u.Email, err)
+	}
+	s.from = u.Email
 	return nil
 }
 
@@ -183,7 +208,7 @@ func (s *smtpSender) transaction(seq int) error {
 	s.next = (to + n) % len(s.m.Rcpts)
 	s.c.SetDeadline(time.Now().Add(60 * time.Second))
 	s.w = append(s.w[:0], "MAIL FROM:<"...)
-	s.w = append(s.w, s.m.From...)
+	s.w = append(s.w, s.from...)
 	s.w = append(s.w, "> SIZE="...)
 	s.w = strconv.AppendInt(s.w, int64(len(s.body)+headerBudget), 10)
 	s.w = append(s.w, "\r\n"...)
@@ -272,19 +297,23 @@ func (s *smtpSender) replies() error {
 
 // appendHeaders writes the headers of message seq: those a sending MTA and
 // a mail client write (no DKIM-Signature: the receiving side would verify
-// it against DNS).
+// it against DNS); a submission load's, a mail client's only.
 func (s *smtpSender) appendHeaders(w []byte, seq, to, n int) []byte {
 	now := time.Now()
-	w = append(w, "Received: from sender"...)
-	w = strconv.AppendInt(w, int64(s.id), 10)
-	w = append(w, ".example.org (sender.example.org [192.0.2.10])\r\n\tby mail.example.org with ESMTPS id b"...)
-	w = strconv.AppendInt(w, int64(seq), 36)
-	w = append(w, "\r\n\tfor <"...)
-	w = append(w, s.m.Rcpts[to%len(s.m.Rcpts)]...)
-	w = append(w, ">; "...)
-	w = now.AppendFormat(w, time.RFC1123Z)
-	w = append(w, "\r\nFrom: Alex Sender <"...)
-	w = append(w, s.m.From...)
+	if len(s.m.Logins) == 0 {
+		// A mail client's message has none: its submission server adds it.
+		w = append(w, "Received: from sender"...)
+		w = strconv.AppendInt(w, int64(s.id), 10)
+		w = append(w, ".example.org (sender.example.org [192.0.2.10])\r\n\tby mail.example.org with ESMTPS id b"...)
+		w = strconv.AppendInt(w, int64(seq), 36)
+		w = append(w, "\r\n\tfor <"...)
+		w = append(w, s.m.Rcpts[to%len(s.m.Rcpts)]...)
+		w = append(w, ">; "...)
+		w = now.AppendFormat(w, time.RFC1123Z)
+		w = append(w, "\r\n"...)
+	}
+	w = append(w, "From: Alex Sender <"...)
+	w = append(w, s.from...)
 	w = append(w, ">\r\nTo: "...)
 	for k := 0; k < n; k++ {
 		if k > 0 {
