@@ -149,6 +149,30 @@ func TestSendBetweenOrganisations(t *testing.T) {
 			t.Errorf("bounce lacks %q:\n%s", want, got)
 		}
 	}
+	// Sending as somebody else, envelope or From:, is refused before
+	// anything is queued.
+	a.in.MustRun(t, "user", "add", "mallory@org-a.test")
+	host, port := splitAddr(a.srv.Addr("submission"))
+	var refused []string
+	runPythonScript(t, `
+import json, smtplib, ssl, sys
+a = json.load(sys.stdin)
+out = []
+for env_from, hdr_from in [("mallory@org-a.test", a["user"]), (a["user"], "mallory@org-a.test")]:
+    s = smtplib.SMTP(a["host"], a["port"], timeout=30)
+    s.starttls(context=ssl._create_unverified_context())
+    s.login(a["user"], a["password"])
+    try:
+        s.sendmail(env_from, ["bob@org-b.test"], "From: " + hdr_from + "\r\nSubject: forged\r\n\r\nx\r\n")
+        out.append("250")
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
+        out.append("%d %s" % (e.smtp_code, e.smtp_error.decode()))
+    s.quit()
+print(json.dumps(out))
+`, map[string]any{"host": host, "port": port, "user": a.member.Email, "password": a.pass.Password}, &refused)
+	if len(refused) != 2 || !strings.HasPrefix(refused[0], "553 5.7.1 ") || !strings.HasPrefix(refused[1], "550 5.7.1 ") {
+		t.Errorf("sending as another member: %q", refused)
+	}
 	for _, o := range []*org{a, b} {
 		if n := o.queueLen(t); n != 0 {
 			t.Errorf("%s's queue holds %d messages", o.domain, n)
