@@ -308,6 +308,9 @@ func TestSendMTASTSEnforce(t *testing.T) {
 	for {
 		list = nil
 		s.in.RunJSON(t, &list, "queue", "list")
+		if n := len(bad.Messages()); n != 0 {
+			t.Fatalf("the MX with the wrong certificate got %d messages", n)
+		}
 		if len(list) == 1 && len(list[0].Recipients) == 1 && list[0].Recipients[0].Attempts >= 2 {
 			break
 		}
@@ -321,9 +324,6 @@ func TestSendMTASTSEnforce(t *testing.T) {
 		if !strings.Contains(lastErr, want) {
 			t.Errorf("last_error %q lacks %q", lastErr, want)
 		}
-	}
-	if n := len(bad.Messages()); n != 0 {
-		t.Fatalf("the MX with the wrong certificate got %d messages", n)
 	}
 	// Postern did reach that MX host and fetch the policy: what kept the
 	// message back was the certificate.
