@@ -33,64 +33,18 @@ const (
 )
 
 type mxConfig struct {
-	postern, dovecotBin, pg string
-	members, rounds         int
-	senders, size, perConn  int
-	perMsg                  []int
-	dur, drainMax           time.Duration
-	work, out, doc          string
-	targets                 map[string]bool
-	quick                   bool
-	cmdline                 string
-	posternArgs             []string
-	checks                  string // what Postern checks that Postfix does not, for the report
-
-	resultsForTest *results
+	loadConfig
+	checks string // what Postern checks that Postfix does not, for the report
 }
 
 func mxCmd(args []string) error {
 	fs := flag.NewFlagSet("mx", flag.ContinueOnError)
 	var c mxConfig
-	fs.StringVar(&c.postern, "postern", "", "path of the postern binary (empty: Postern is left out)")
-	fs.StringVar(&c.dovecotBin, "dovecot-bin", "/usr/sbin/dovecot", "path of dovecot")
-	fs.StringVar(&c.pg, "pg", "", "PostgreSQL URL for Postern on PostgreSQL (schema bench_mx is created and dropped); empty leaves it out")
-	targets := fs.String("targets", "postern-sqlite,postern-postgres,"+pipeline+",null", "targets to measure")
-	fs.BoolVar(&c.quick, "quick", false, "short: for development and the harness's own test")
-	fs.IntVar(&c.members, "members", 1000, "members (recipients) of the test domain")
-	fs.IntVar(&c.rounds, "rounds", 0, "rounds (default 3, quick 1)")
-	fs.DurationVar(&c.dur, "duration", 0, "duration of one measurement (default 10s, quick 2s)")
+	parse := c.register(fs, "mx", "postern-sqlite,postern-postgres,"+pipeline+",null", "senders")
 	fs.DurationVar(&c.drainMax, "drain-max", 5*time.Minute, "longest wait for Postfix's queue to drain")
-	fs.IntVar(&c.senders, "c", 16, "concurrent senders")
-	fs.IntVar(&c.size, "size", 10<<10, "message size in bytes")
-	fs.IntVar(&c.perConn, "per-conn", 1, "messages per SMTP connection (0: one connection per sender for the whole measurement)")
-	rcpts := fs.String("rcpts", "1,1,1,3", "recipients per message, in turn")
-	extra := fs.String("postern-args", "", "further flags of postern serve, space-separated")
-	fs.StringVar(&c.work, "work", "", "work folder (default: a new temporary folder)")
-	fs.StringVar(&c.out, "out", "", "write the results as JSON here")
 	fs.StringVar(&c.doc, "doc", "", "regenerate the MX section of this Markdown file")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(args); err != nil {
 		return err
-	}
-	var err error
-	if c.perMsg, err = parseCounts("rcpts", *rcpts); err != nil {
-		return err
-	}
-	c.posternArgs = strings.Fields(*extra)
-	c.targets = map[string]bool{}
-	for _, t := range strings.Split(*targets, ",") {
-		c.targets[strings.TrimSpace(t)] = true
-	}
-	if c.rounds == 0 {
-		c.rounds = map[bool]int{true: 1, false: 3}[c.quick]
-	}
-	if c.dur == 0 {
-		c.dur = map[bool]time.Duration{true: 2 * time.Second, false: 10 * time.Second}[c.quick]
-	}
-	c.cmdline = "postern-bench mx " + strings.Join(args, " ")
-	if c.work == "" {
-		if c.work, err = os.MkdirTemp("", "postern-bench-mx-"); err != nil {
-			return err
-		}
 	}
 	return runMX(context.Background(), &c)
 }
@@ -195,7 +149,7 @@ func runMX(ctx context.Context, c *mxConfig) error {
 	}
 	msg := benchMessage(c.size, c.members, c.perMsg)
 	src := newSources(0) // every connection of the run from an address of its own
-	cas := fmt.Sprintf("smtp c=%d", c.senders)
+	cas := fmt.Sprintf("smtp c=%d", c.clients)
 	// A short load first, not recorded, on each target: processes forked,
 	// caches and connections warm.
 	for _, t := range targets {
@@ -237,7 +191,7 @@ func measureMX(c *mxConfig, t *mxTarget, msg *smtpMessage, src func() net.IP, d 
 	}
 	cpu0, self0 := t.cpu(), selfCPU()
 	start := time.Now()
-	r := runSMTP(smtpOpts{addr: t.addr, senders: c.senders, dur: d, perConn: c.perConn, msg: msg,
+	r := runSMTP(smtpOpts{addr: t.addr, senders: c.clients, dur: d, perConn: c.perConn, msg: msg,
 		src: src})
 	accepted := time.Now()
 	cpuLoad, selfLoad := t.cpu()-cpu0, selfCPU()-self0
@@ -449,14 +403,14 @@ func mxMarkdown(c *mxConfig, r *results, order []string, machineInfo string, ela
 	fmt.Fprintf(&w, "### Results (%s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&w, "Mode: %s; %d round(s) of %s per target, %d senders, %d-byte messages, recipients per message in turn %v, %d message(s) per connection; the whole run took %s. "+
 		"Every cell is the median over the rounds with the minimum and maximum in brackets; the targets are measured in turn within each round (the order rotates).\n\n",
-		mode, c.rounds, c.dur, c.senders, c.size, c.perMsg, c.perConn, elapsed)
+		mode, c.rounds, c.dur, c.clients, c.size, c.perMsg, c.perConn, elapsed)
 	w.WriteString("```\n" + machineInfo + "```\n\n")
 	if c.checks != "" {
 		w.WriteString(c.checks + "\n\n")
 	}
 	w.WriteString("Command:\n\n```\nbench/mx.sh" + map[bool]string{true: " --quick", false: ""}[c.quick] + "\n# which ran:\n" + c.cmdline + "\n```\n\n")
 	w.WriteString(r.table("mx", ratioBase(order), order))
-	w.WriteString("\n" + mxTargetLine(r, fmt.Sprintf("smtp c=%d", c.senders)) + "\n")
+	w.WriteString("\n" + mxTargetLine(r, fmt.Sprintf("smtp c=%d", c.clients)) + "\n")
 	return w.String()
 }
 

@@ -20,8 +20,8 @@ func TestMXQuickNull(t *testing.T) {
 	if err := os.WriteFile(doc, []byte("# Benchmarks\n\nHand-written part.\n\n"+mxBegin+"\nold\n"+mxEnd+"\n\nAfter.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &mxConfig{quick: true, work: work, doc: doc, targets: map[string]bool{"null": true},
-		members: 20, rounds: 2, dur: 200 * time.Millisecond, senders: 4, size: 10 << 10, perConn: 1, perMsg: []int{1, 3}}
+	c := &mxConfig{loadConfig: loadConfig{quick: true, work: work, doc: doc, targets: map[string]bool{"null": true},
+		members: 20, rounds: 2, dur: 200 * time.Millisecond, clients: 4, size: 10 << 10, perConn: 1, perMsg: []int{1, 3}}}
 	if err := runMX(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}

@@ -37,68 +37,23 @@ const (
 )
 
 type sendConfig struct {
-	postern, dovecotBin, pg   string
-	members, rounds           int
-	submitters, size, perConn int
-	perMsg                    []int
-	dur, drainMax, stall      time.Duration
-	sinkAddr                  string
-	work, out, doc            string
-	targets                   map[string]bool
-	quick                     bool
-	dkim                      bool // Postern's domain has DKIM keys, as every domain it creates
-	cmdline                   string
-	posternArgs               []string
-
-	resultsForTest *results
+	loadConfig
+	stall    time.Duration
+	sinkAddr string
+	dkim     bool // Postern's domain has DKIM keys, as every domain it creates
 }
 
 func sendCmd(args []string) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	var c sendConfig
-	fs.StringVar(&c.postern, "postern", "", "path of the postern binary (empty: Postern is left out)")
-	fs.StringVar(&c.dovecotBin, "dovecot-bin", "/usr/sbin/dovecot", "path of dovecot (Postfix's SASL)")
-	fs.StringVar(&c.pg, "pg", "", "PostgreSQL URL for Postern on PostgreSQL (schema bench_send is created and dropped); empty leaves it out")
-	targets := fs.String("targets", "postern-sqlite,postern-postgres,postfix,null", "targets to measure")
-	fs.BoolVar(&c.quick, "quick", false, "short: for development and the harness's own test")
+	parse := c.register(fs, "send", "postern-sqlite,postern-postgres,postfix,null", "submitters")
 	fs.BoolVar(&c.dkim, "dkim", true, "give Postern's seeded domain DKIM keys (postern domain dkim rotate), as postern domain add does: Postern signs every message")
-	fs.IntVar(&c.members, "members", 1000, "members (submitters log in as each in turn) and recipients at the sink's domain")
-	fs.IntVar(&c.rounds, "rounds", 0, "rounds (default 3, quick 1)")
-	fs.DurationVar(&c.dur, "duration", 0, "duration of one load (default 10s, quick 2s)")
 	fs.DurationVar(&c.drainMax, "drain-max", 5*time.Minute, "longest wait after a load for everything accepted to reach the sink")
 	fs.DurationVar(&c.stall, "stall", time.Minute, "give up when nothing reaches the sink for this long while copies are missing")
-	fs.IntVar(&c.submitters, "c", 16, "concurrent submitters")
-	fs.IntVar(&c.size, "size", 10<<10, "message size in bytes")
-	fs.IntVar(&c.perConn, "per-conn", 1, "messages per connection, each connection logging in once (0: one connection per submitter for the whole load)")
-	rcpts := fs.String("rcpts", "1,1,1,3", "recipients per message, in turn")
-	extra := fs.String("postern-args", "", "further flags of postern serve, space-separated")
 	fs.StringVar(&c.sinkAddr, "sink", "127.0.25.25:25", "address of the sink, the MX of "+sinkDomain+" (port 25: delivery to an MX always uses it)")
-	fs.StringVar(&c.work, "work", "", "work folder (default: a new temporary folder)")
-	fs.StringVar(&c.out, "out", "", "write the results as JSON here")
 	fs.StringVar(&c.doc, "doc", "", "regenerate the sending section of this Markdown file")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(args); err != nil {
 		return err
-	}
-	var err error
-	if c.perMsg, err = parseCounts("rcpts", *rcpts); err != nil {
-		return err
-	}
-	c.posternArgs = strings.Fields(*extra)
-	c.targets = map[string]bool{}
-	for _, t := range strings.Split(*targets, ",") {
-		c.targets[strings.TrimSpace(t)] = true
-	}
-	if c.rounds == 0 {
-		c.rounds = map[bool]int{true: 1, false: 3}[c.quick]
-	}
-	if c.dur == 0 {
-		c.dur = map[bool]time.Duration{true: 2 * time.Second, false: 10 * time.Second}[c.quick]
-	}
-	c.cmdline = "postern-bench send " + strings.Join(args, " ")
-	if c.work == "" {
-		if c.work, err = os.MkdirTemp("", "postern-bench-send-"); err != nil {
-			return err
-		}
 	}
 	return runSend(context.Background(), &c)
 }
@@ -241,7 +196,7 @@ func runSend(ctx context.Context, c *sendConfig) error {
 	}
 	msg := sendMessage(c.size, c.members, c.perMsg)
 	src := newSources(0)
-	cas := fmt.Sprintf("submission c=%d", c.submitters)
+	cas := fmt.Sprintf("submission c=%d", c.clients)
 	// A short load first, not recorded, on each target: processes forked,
 	// caches, connections and the queue runners warm.
 	for _, t := range targets {
@@ -283,7 +238,7 @@ func measureSend(c *sendConfig, sk *sink, t *sendTarget, msg *smtpMessage, src f
 	}
 	cpu0, self0 := t.cpu(), selfCPU()
 	start := time.Now()
-	r := runSMTP(smtpOpts{addr: t.addr, senders: c.submitters, dur: d, perConn: c.perConn, msg: msg, src: src})
+	r := runSMTP(smtpOpts{addr: t.addr, senders: c.clients, dur: d, perConn: c.perConn, msg: msg, src: src})
 	accepted := time.Now()
 	cpuLoad, selfLoad := t.cpu()-cpu0, selfCPU()-self0
 	if r.Count == 0 {
@@ -585,7 +540,7 @@ func sendMarkdown(c *sendConfig, r *results, order []string, machineInfo string,
 	fmt.Fprintf(&w, "### Results (%s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&w, "Mode: %s; %d round(s) of %s per target, %d submitters, %d-byte messages, recipients per message in turn %v, %d message(s) per connection; the whole run took %s. "+
 		"Every cell is the median over the rounds with the minimum and maximum in brackets; the targets are measured in turn within each round (the order rotates).\n\n",
-		mode, c.rounds, c.dur, c.submitters, c.size, c.perMsg, c.perConn, elapsed)
+		mode, c.rounds, c.dur, c.clients, c.size, c.perMsg, c.perConn, elapsed)
 	w.WriteString("```\n" + machineInfo + "```\n\n")
 	if c.dkim && c.postern != "" {
 		w.WriteString("Postern DKIM-signed every message it delivered (the seeded domain's Ed25519 and RSA keys, `postern domain dkim rotate`; the sink checked each message for a signature); Postfix, as installed, signs nothing.\n\n")
@@ -594,7 +549,7 @@ func sendMarkdown(c *sendConfig, r *results, order []string, machineInfo string,
 	}
 	w.WriteString("Command:\n\n```\nbench/send.sh" + map[bool]string{true: " --quick", false: ""}[c.quick] + "\n# which ran:\n" + c.cmdline + "\n```\n\n")
 	w.WriteString(r.table("send", ratioBase(order), order))
-	w.WriteString("\n" + sendTargetLine(r, fmt.Sprintf("submission c=%d", c.submitters)) + "\n")
+	w.WriteString("\n" + sendTargetLine(r, fmt.Sprintf("submission c=%d", c.clients)) + "\n")
 	return w.String()
 }
 

@@ -229,9 +229,9 @@ func TestSendQuickNull(t *testing.T) {
 	if err := os.WriteFile(doc, []byte("# Benchmarks\n\nHand-written part.\n\n"+sendBegin+"\nold\n"+sendEnd+"\n\nAfter.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &sendConfig{quick: true, work: work, doc: doc, targets: map[string]bool{"null": true}, sinkAddr: "127.0.0.1:0",
-		members: 20, rounds: 2, dur: 200 * time.Millisecond, drainMax: 10 * time.Second, stall: 5 * time.Second,
-		submitters: 4, size: 10 << 10, perConn: 1, perMsg: []int{1, 3}}
+	c := &sendConfig{loadConfig: loadConfig{quick: true, work: work, doc: doc, targets: map[string]bool{"null": true},
+		members: 20, rounds: 2, dur: 200 * time.Millisecond, drainMax: 10 * time.Second,
+		clients: 4, size: 10 << 10, perConn: 1, perMsg: []int{1, 3}}, sinkAddr: "127.0.0.1:0", stall: 5 * time.Second}
 	if err := runSend(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
@@ -274,8 +274,8 @@ func TestSendMarkdown(t *testing.T) {
 			r.add("send", cas, "p99 ms", v.target, v.p99)
 		}
 	}
-	c := &sendConfig{rounds: 3, dur: 10 * time.Second, submitters: 16, size: 10 << 10, perConn: 1, perMsg: []int{1, 1, 1, 3},
-		cmdline: "postern-bench send --postern X"}
+	c := &sendConfig{loadConfig: loadConfig{rounds: 3, dur: 10 * time.Second, clients: 16, size: 10 << 10, perConn: 1, perMsg: []int{1, 1, 1, 3},
+		cmdline: "postern-bench send --postern X"}}
 	md := sendMarkdown(c, r, []string{"postern-sqlite", "postern-postgres", "postfix", "null"}, "nproc 2\n", time.Minute)
 	for _, want := range []string{
 		"Mode: full; 3 round(s) of 10s per target, 16 submitters",
