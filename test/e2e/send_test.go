@@ -180,23 +180,32 @@ print(json.dumps(out))
 	}
 }
 
-// scriptedMX is an SMTP server on ip:25 that refuses each recipient with
-// 451 the first time it sees it and takes it the next time, recording what
-// it took.
+// scriptedMX is an SMTP server on ip:25 that takes messages and records
+// them. With greylist it refuses each recipient with 451 the first time it
+// sees it and takes it the next time; with stall it reads the first
+// message and never answers it, closing stalled when it has it.
 type scriptedMX struct {
+	greylist bool
+	stalled  chan struct{} // non-nil: stall on the first message
+
 	mu       sync.Mutex
 	seen     map[string]int
 	received []string // "rcpt: message"
+	once     sync.Once
 }
 
 func startScriptedMX(t *testing.T, ip string) *scriptedMX {
+	return startMX(t, ip, &scriptedMX{greylist: true})
+}
+
+func startMX(t *testing.T, ip string, m *scriptedMX) *scriptedMX {
 	t.Helper()
 	l, err := net.Listen("tcp", ip+":25")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	m := &scriptedMX{seen: map[string]int{}}
+	m.seen = map[string]int{}
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -211,7 +220,7 @@ func startScriptedMX(t *testing.T, ip string) *scriptedMX {
 
 func (m *scriptedMX) serve(c net.Conn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
 	r := bufio.NewReader(c)
 	say := func(s string) { io.WriteString(c, s+"\r\n") }
 	say("220 scripted.test ESMTP")
@@ -234,7 +243,7 @@ func (m *scriptedMX) serve(c net.Conn) {
 			m.seen[addr]++
 			n := m.seen[addr]
 			m.mu.Unlock()
-			if n == 1 {
+			if m.greylist && n == 1 {
 				say("451 4.3.0 Greylisted, try again")
 				continue
 			}
@@ -252,6 +261,15 @@ func (m *scriptedMX) serve(c net.Conn) {
 					break
 				}
 				b.WriteString(l)
+			}
+			stall := false
+			if m.stalled != nil {
+				m.once.Do(func() { stall = true })
+			}
+			if stall {
+				close(m.stalled)
+				io.Copy(io.Discard, r) // the sender dies waiting for the reply
+				return
 			}
 			m.mu.Lock()
 			for _, rc := range rcpts {
@@ -409,90 +427,6 @@ print(json.dumps({"codes": codes, "texts": texts}))
 	}
 }
 
-// stallingMX takes messages like scriptedMX but, on the first DATA, reads
-// the message and never answers it, announcing the stall on stalled.
-type stallingMX struct {
-	scriptedMX
-	once    sync.Once
-	stalled chan struct{}
-}
-
-func startStallingMX(t *testing.T, ip string) *stallingMX {
-	t.Helper()
-	l, err := net.Listen("tcp", ip+":25")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	m := &stallingMX{scriptedMX: scriptedMX{seen: map[string]int{}}, stalled: make(chan struct{})}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go m.serve(c)
-		}
-	}()
-	return m
-}
-
-func (m *stallingMX) serve(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Minute))
-	r := bufio.NewReader(c)
-	say := func(s string) { io.WriteString(c, s+"\r\n") }
-	say("220 stalling.test ESMTP")
-	var rcpts []string
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		cmd := strings.ToUpper(strings.TrimSpace(line))
-		switch {
-		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
-			say("250 stalling.test")
-		case strings.HasPrefix(cmd, "MAIL"), cmd == "RSET", cmd == "NOOP":
-			say("250 2.0.0 OK")
-		case strings.HasPrefix(cmd, "RCPT"):
-			rcpts = append(rcpts, strings.Trim(strings.TrimSpace(line)[8:], ":<> "))
-			say("250 2.1.5 OK")
-		case cmd == "DATA":
-			say("354 go on")
-			var b strings.Builder
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-				b.WriteString(l)
-			}
-			first := false
-			m.once.Do(func() { first = true })
-			if first {
-				close(m.stalled)
-				io.Copy(io.Discard, r) // the sender dies waiting for the reply
-				return
-			}
-			m.mu.Lock()
-			for _, rc := range rcpts {
-				m.received = append(m.received, rc+": "+b.String())
-			}
-			m.mu.Unlock()
-			say("250 2.0.0 Queued")
-		case cmd == "QUIT":
-			say("221 2.0.0 Bye")
-			return
-		default:
-			say("502 5.5.2 Not here")
-		}
-	}
-}
-
 // TestSendKilledMidTransfer: the delivering node is killed (SIGKILL) while
 // the receiver has the message but has not answered; after a restart the
 // message is still queued and is delivered — the one duplicate SMTP allows,
@@ -500,7 +434,7 @@ func (m *stallingMX) serve(c net.Conn) {
 func TestSendKilledMidTransfer(t *testing.T) {
 	t.Parallel()
 	dns := mailauthtest.Start(t)
-	mx := startStallingMX(t, "127.0.0.11")
+	mx := startMX(t, "127.0.0.11", &scriptedMX{stalled: make(chan struct{})})
 	dns.Add(t, "slow.test. MX 10 mx.slow.test.", "mx.slow.test. A 127.0.0.11")
 	args := []string{"--queue-lease", "3s"}
 	a := newOrg(t, NewPostgres(t), dns, "org-e.test", "127.0.0.10", "eve", args...)
