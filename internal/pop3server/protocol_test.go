@@ -387,6 +387,9 @@ func TestTrackCloseEndsSession(t *testing.T) {
 		t.Fatalf("%d sessions tracked", len(closers))
 	}
 	closers[0]() // the credential was revoked
+	if line, err := c.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "-ERR [AUTH] Your login was revoked") {
+		t.Fatalf("last reply %q, %v", line, err)
+	}
 	c.expectClosed()
 	waitFor(t, "done", func() bool { _, d := e.auth.counts(); return d == 1 })
 	if n := len(e.messages(t)); n != 1 {

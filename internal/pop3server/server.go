@@ -106,6 +106,8 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 			connLogger(s.cfg.Log, raw, "").Error("pop3 session panic", "panic", r)
 		}
 	}()
+	// Revocable: a revoked credential ends the session with a reply.
+	raw = netserver.NewRevocable(raw)
 	c := raw
 	if implicitTLS {
 		tc := tls.Server(raw, s.cfg.TLS)

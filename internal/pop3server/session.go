@@ -51,7 +51,7 @@ type session struct {
 	srv   *Server
 	cfg   *Config
 	ctx   context.Context
-	raw   net.Conn // the TCP connection: closing it ends the session
+	raw   net.Conn // the TCP connection (a *netserver.Revocable): closing it ends the session
 	conn  net.Conn // raw, or TLS over raw
 	r     *bufio.Reader
 	w     *bufio.Writer
@@ -161,6 +161,12 @@ func (s *session) run() {
 			s.flush()
 			return
 		case err != nil:
+			if s.revoked.Load() {
+				// RFC 3206 §4: [AUTH], the credentials are the problem.
+				s.reply("-ERR [AUTH] Your login was revoked (the app password was deleted or the password changed); closing connection")
+				s.flush()
+				return
+			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.logger().Debug("pop3 read", "err", err)
 			}
@@ -271,9 +277,14 @@ func (s *session) flushIfIdle() bool {
 }
 
 // revoke is the close func given to Authenticator.Track: the credential the
-// session logged in with is gone, so the connection ends now, without the
-// UPDATE state. It may run on any goroutine.
+// session logged in with is gone, so the session ends now, without the
+// UPDATE state: its next read fails at once and the loop says why. It may
+// run on any goroutine.
 func (s *session) revoke() {
 	s.revoked.Store(true)
+	if rc, ok := s.raw.(*netserver.Revocable); ok {
+		rc.Revoke()
+		return
+	}
 	s.raw.Close()
 }

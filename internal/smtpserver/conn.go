@@ -73,19 +73,21 @@ type conn struct {
 
 	revokeOnce sync.Once
 	revoked    chan struct{}
+	rc         *netserver.Revocable // raw, so that a revocation can end the session with a reply
 }
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
+	rc := netserver.NewRevocable(nc)
 	c := &conn{
-		s: s, cfg: &s.cfg, raw: nc, nc: nc, implicit: implicitTLS,
+		s: s, cfg: &s.cfg, raw: rc, nc: rc, implicit: implicitTLS, rc: rc,
 		ctx: ctx, cancel: cancel, revoked: make(chan struct{}),
 	}
 	c.remoteIP = netserver.RemoteIP(nc)
 	c.log = s.cfg.Log.With("proto", "smtp", "remote", c.remoteIP.String())
 	size := max(16<<10, maxAuthLine, s.cfg.MaxDataLine+2)
-	c.r = bufio.NewReaderSize(nc, size)
-	c.w = bufio.NewWriter(nc)
+	c.r = bufio.NewReaderSize(rc, size)
+	c.w = bufio.NewWriter(rc)
 	return c
 }
 
@@ -135,6 +137,8 @@ func (c *conn) readFailed(err error) {
 	select {
 	case <-c.revoked:
 		c.log.Info("smtp: session closed: credential revoked")
+		c.reply(421, "4.7.0", c.cfg.Hostname+" Your login was revoked (the app password was deleted or the password changed); closing connection")
+		c.flush()
 		return
 	default:
 	}
@@ -399,12 +403,13 @@ func (c *conn) resetTx() {
 }
 
 // revoke is the close function given to Authenticator.Track: the login's
-// credential was revoked, so the session ends now. Closing the TCP socket
-// wakes the session's goroutine from any read or write.
+// credential was revoked, so the session ends now: the revocable
+// connection wakes the session's goroutine from any read (and bounds its
+// writes), and readFailed tells the client why (421 4.7.0) before closing.
 func (c *conn) revoke() {
 	c.revokeOnce.Do(func() {
 		close(c.revoked)
-		c.raw.Close()
+		c.rc.Revoke()
 	})
 }
 

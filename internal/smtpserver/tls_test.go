@@ -106,7 +106,8 @@ func TestTLS11Refused(t *testing.T) {
 }
 
 // The close function given to Track ends a live session (credential
-// revoked), and done is called exactly once when it ends.
+// revoked) with 421 4.7.0, also in the middle of a message and over TLS,
+// and done is called exactly once when it ends.
 func TestTrackCloseEndsSession(t *testing.T) {
 	e := newEnv(t)
 	c := dial(t, e.addr)
@@ -118,6 +119,7 @@ func TestTrackCloseEndsSession(t *testing.T) {
 	}
 	closers[0]()
 	closers[0]() // at most once in effect
+	c.want("421 4.7.0 mx.example.test Your login was revoked")
 	c.waitClosed()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -166,5 +168,27 @@ func TestServerCloseEndsSessions(t *testing.T) {
 	c.waitClosed()
 	if _, _, dones := e.auth.snapshot(); dones != 1 {
 		t.Fatalf("done called %d times, want 1", dones)
+	}
+}
+
+// TestRevokedDuringData: a revocation while the client is sending a
+// message ends it with 421 4.7.0; nothing of the message is delivered.
+func TestRevokedDuringData(t *testing.T) {
+	e := newEnv(t)
+	c := dial(t, e.addr)
+	c.wantCmd("EHLO client.test", "250")
+	c.wantCmd("STARTTLS", "220 ")
+	c.startTLS(e.clientTLS)
+	c.login(e.alice.Email, alicePass)
+	c.wantCmd("MAIL FROM:<alice@example.test>", "250 ")
+	c.wantCmd("RCPT TO:<bob@other.test>", "250 ")
+	c.wantCmd("DATA", "354 ")
+	c.send("Subject: half\r\n\r\nthe first half")
+	_, closers, _ := e.auth.snapshot()
+	closers[0]()
+	c.want("421 4.7.0 ")
+	c.waitClosed()
+	if got := e.inbox(e.bob); len(got) != 0 {
+		t.Fatalf("a message cut by a revocation was delivered: %q", got)
 	}
 }

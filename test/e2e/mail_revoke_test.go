@@ -153,8 +153,9 @@ func (f *mailFixture) revokeAndWait(t *testing.T, what string, sessions []*liveS
 			if ev.err != nil && !errors.Is(ev.err, io.EOF) && !isReset(ev.err) {
 				t.Errorf("%s: the %s session on %s ended with %v", what, s.name, s.node, ev.err)
 			}
-			if s.name == "IMAP IDLE" && !strings.Contains(ev.tail, "* BYE") {
-				t.Errorf("%s: IMAP closed without BYE (RFC 9051 §7.1.5): %q", what, ev.tail)
+			// Each protocol says why before it closes.
+			if last := map[string]string{"IMAP IDLE": "* BYE", "POP3": "-ERR [AUTH] ", "SMTP": "421 4.7.0 "}[s.name]; !strings.Contains(ev.tail, last) {
+				t.Errorf("%s: %s closed without %q: %q", what, s.name, last, ev.tail)
 			}
 			t.Logf("revocation by %q: %s on %s closed %v after the command returned (%v after it started)",
 				what, s.name, s.node, ev.at.Sub(end).Round(time.Millisecond), ev.at.Sub(start).Round(time.Millisecond))
