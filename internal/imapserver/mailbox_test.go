@@ -70,6 +70,10 @@ func TestMailboxCommands(t *testing.T) {
 	if out := c.cmd("a9", "CREATE Work/Old"); !strings.Contains(out[len(out)-1], "NO [ALREADYEXISTS]") {
 		t.Errorf("create existing: %q", out)
 	}
+	// RFC 9051 §6.3.5: a mailbox with inferiors is refused with HASCHILDREN.
+	if out := c.cmd("a9b", "DELETE Work"); !strings.HasPrefix(out[len(out)-1], "a9b NO [HASCHILDREN] ") {
+		t.Errorf("delete a parent: %q", out)
+	}
 	c.ok("a10", "DELETE Work/Old")
 	if out := c.cmd("a11", "SELECT Nowhere"); !strings.HasPrefix(out[len(out)-1], "a11 NO") {
 		t.Errorf("select missing: %q", out)

@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -223,6 +224,9 @@ func (s *session) storeErr(op string, err error) error {
 	case account.ENOTFOUND:
 		return no(imap.ResponseCodeNonExistent, "No such mailbox.")
 	case account.ECONFLICT:
+		if errors.Is(err, mailstore.ErrHasChildren) {
+			return no(imap.ResponseCodeHasChildren, account.ErrorMessage(err))
+		}
 		return no(imap.ResponseCodeAlreadyExists, account.ErrorMessage(err))
 	case account.EINVALID, account.EFORBIDDEN, account.ELIMIT:
 		return no(imap.ResponseCodeCannot, account.ErrorMessage(err))

@@ -7,8 +7,13 @@ package mailstore
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrHasChildren is the cause of DeleteMailbox's refusal of a mailbox that
+// has inferior mailboxes (IMAP's HASCHILDREN, RFC 9051 §6.3.5).
+var ErrHasChildren = errors.New("the mailbox has inferior mailboxes")
 
 // Special-use attributes (RFC 6154).
 const (

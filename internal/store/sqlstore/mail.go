@@ -199,7 +199,7 @@ func (s *Mail) DeleteMailbox(ctx context.Context, memberID int64, name string) e
 	return db.namedMailboxTx(ctx, "delete mailbox", memberID, key, func(tx *sql.Tx, names map[string]int64, id int64) error {
 		for n := range names {
 			if isInside(n, key) {
-				return account.Errorf(account.ECONFLICT, "The mailbox contains other mailboxes; delete them first.")
+				return &account.Error{Code: account.ECONFLICT, Message: "The mailbox contains other mailboxes; delete them first.", Err: mailstore.ErrHasChildren}
 			}
 		}
 		if _, err := db.lockMailboxes(ctx, tx, id); err != nil {
