@@ -243,6 +243,7 @@ func (c *Conn) serve() {
 
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
 		dec.MaxSize = maxCommandSize
+		dec.UTF8 = c.enabled.Has(imap.CapIMAP4rev2) || c.enabled.Has(imap.CapUTF8Accept)
 		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
 
 		if dec.EOF() {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapnum"
@@ -49,6 +50,11 @@ func (err *DecoderExpectError) Error() string {
 //   - "Expect" methods do the same, but set the decoder error (see Err) on
 //     failure.
 type Decoder struct {
+	// UTF8 is set when the session has enabled UTF8=ACCEPT or IMAP4rev2:
+	// mailbox names are UTF-8 as sent, & an ordinary character (RFC 6855
+	// §3), not modified UTF-7.
+	UTF8 bool
+
 	// CheckBufferedLiteralFunc is called when a literal is about to be decoded
 	// and needs to be fully buffered in memory.
 	CheckBufferedLiteralFunc func(size int64, nonSync bool) error
@@ -527,11 +533,29 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		*ptr = "INBOX"
 		return true
 	}
-	name, err := utf7.Decode(name)
+	name, err := dec.DecodeMailbox(name)
 	if err == nil {
 		*ptr = name
 	}
 	return dec.returnErr(err)
+}
+
+// DecodeMailbox decodes a mailbox name as the session sends them: UTF-8 in
+// UTF-8 mode, else modified UTF-7 (RFC 3501 §5.1.3). A name that is not
+// valid in its form is the client's mistake, a DecoderExpectError (BAD
+// [CLIENTBUG]), not the server's.
+func (dec *Decoder) DecodeMailbox(name string) (string, error) {
+	if dec.UTF8 {
+		if !utf8.ValidString(name) {
+			return "", &DecoderExpectError{Message: "mailbox name is not valid UTF-8"}
+		}
+		return name, nil
+	}
+	s, err := utf7.Decode(name)
+	if err != nil {
+		return "", &DecoderExpectError{Message: "mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3): write & as &-"}
+	}
+	return s, nil
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {

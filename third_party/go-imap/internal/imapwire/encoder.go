@@ -170,9 +170,9 @@ func (enc *Encoder) Mailbox(name string) *Encoder {
 	if strings.EqualFold(name, "INBOX") {
 		return enc.Atom("INBOX")
 	} else {
-		if enc.QuotedUTF8 {
-			name = utf7.Escape(name)
-		} else {
+		if !enc.QuotedUTF8 {
+			// In UTF-8 mode (RFC 6855 §3, RFC 9051) a name is UTF-8 as it is
+			// and & an ordinary character: no modified UTF-7, no "&-".
 			name = utf7.Encode(name)
 		}
 		return enc.String(name)
