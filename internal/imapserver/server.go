@@ -127,6 +127,9 @@ func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {
 		Logger:       imapLogger{s.log},
 		TLSConfig:    tlsConfig,
 		InsecureAuth: insecureAuth,
+		// RFC 2971: iOS Mail and others send ID; the name alone, no
+		// version for a scanner to match against.
+		ID: &imap.IDData{Name: "Postern"},
 	})
 	go b.srv.Serve(b.ln)
 	// go-imap's Serve counts itself in a WaitGroup that Close waits on;

@@ -54,6 +54,9 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 	if c.canStartTLS() {
 		caps = append(caps, imap.CapStartTLS)
 	}
+	if c.server.options.ID != nil {
+		caps = append(caps, imap.CapID) // RFC 2971: in every state
+	}
 	if c.canAuth() {
 		mechs := []string{"PLAIN"}
 		if authSess, ok := c.session.(SessionSASL); ok {

@@ -49,6 +49,9 @@ type Options struct {
 	// InsecureAuth allows clients to authenticate without TLS. In this mode,
 	// the server is susceptible to man-in-the-middle attacks.
 	InsecureAuth bool
+	// ID, when set, is the server's identification, answered to ID (RFC
+	// 2971) in any state; nil: ID is neither advertised nor answered.
+	ID *imap.IDData
 	// Raw ingress and egress data will be written to this writer, if any.
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
