@@ -319,6 +319,22 @@ func (c *conn) deliver(t txn, body []byte) {
 	}
 }
 
+// withProtocol is the Received field's "with" (RFC 3848, RFC 6531 §3.7.3):
+// ESMTP or LMTP, UTF8SMTP for SMTPUTF8, S with TLS, A after AUTH.
+func (c *conn) withProtocol(t txn) string {
+	with := map[Mode]string{Submission: "ESMTP", MX: "ESMTP", LMTP: "LMTP"}[c.cfg.Mode]
+	if t.utf8 && c.cfg.Mode != LMTP {
+		with = "UTF8SMTP"
+	}
+	if c.tls != nil {
+		with += "S"
+	}
+	if c.cfg.Mode == Submission {
+		with += "A"
+	}
+	return with
+}
+
 // submission is what a member's message becomes: the local copies, and
 // for recipients of other domains one copy to queue, with a Received field
 // that names this server but not the member's address (it would tell every
@@ -335,14 +351,7 @@ func (c *conn) submission(t txn, local []mailstore.Delivery, body, added []byte,
 	if len(rcpts) == 0 {
 		return sub, nil
 	}
-	with := "ESMTPA"
-	if t.utf8 {
-		with = "UTF8SMTPA"
-	}
-	if c.tls != nil {
-		with = strings.Replace(with, "SMTPA", "SMTPSA", 1)
-	}
-	out := fmt.Appendf(nil, "Received: by %s (Postern) with %s id %s;\r\n\t%s\r\n", c.cfg.Hostname, with, id, now.Format(time.RFC1123Z))
+	out := fmt.Appendf(nil, "Received: by %s (Postern) with %s id %s;\r\n\t%s\r\n", c.cfg.Hostname, c.withProtocol(t), id, now.Format(time.RFC1123Z))
 	out = append(out, added...)
 	out = append(out, body...)
 	if c.cfg.Signer != nil {
@@ -419,18 +428,11 @@ func eofIsUnexpected(err error) error {
 // TLS it used, and nothing secret. "for" names only this copy's recipient,
 // so Bcc recipients stay hidden from one another.
 func (c *conn) traceHeaders(t txn, rcpt, id string, now time.Time, prepend, added []byte) []byte {
-	with := map[Mode]string{Submission: "ESMTP", MX: "ESMTP", LMTP: "LMTP"}[c.cfg.Mode]
-	if t.utf8 && c.cfg.Mode != LMTP {
-		with = "UTF8SMTP"
-	}
+	with := c.withProtocol(t)
 	tlsInfo := ""
 	if c.tls != nil {
-		with += "S"
 		tlsInfo = fmt.Sprintf("\r\n\t(using %s with cipher %s)",
 			tls.VersionName(c.tls.Version), tls.CipherSuiteName(c.tls.CipherSuite))
-	}
-	if c.cfg.Mode == Submission {
-		with += "A"
 	}
 	from := "(local)"
 	if c.remoteIP.IsValid() {

@@ -239,6 +239,15 @@ func isRetryable(err error) bool {
 		strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")
 }
 
+// int64Args are ids as query arguments (for an IN list of placeholders).
+func int64Args(ids []int64) []any {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return args
+}
+
 // isUnique reports whether err is a unique-constraint violation.
 func isUnique(err error) bool {
 	if err == nil {

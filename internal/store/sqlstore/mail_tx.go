@@ -147,11 +147,7 @@ type lockedMailbox struct {
 // lockMailboxes locks the mailboxes ids, in id order (see Locking), and
 // returns them by id; account.ErrNotFound when one is missing.
 func (db *DB) lockMailboxes(ctx context.Context, tx *sql.Tx, ids ...int64) (map[int64]*lockedMailbox, error) {
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := tx.QueryContext(ctx, db.q(`SELECT id, member_id, uid_validity, uid_next FROM mailboxes WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id`+db.forUpdate()), args...)
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT id, member_id, uid_validity, uid_next FROM mailboxes WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id`+db.forUpdate()), int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}
@@ -309,11 +305,7 @@ func (db *DB) execIn(ctx context.Context, tx *sql.Tx, query string, ids []int64)
 	for len(ids) > 0 {
 		part := ids[:min(chunk, len(ids))]
 		ids = ids[len(part):]
-		args := make([]any, len(part))
-		for i, id := range part {
-			args[i] = id
-		}
-		if _, err := tx.ExecContext(ctx, db.q(fmt.Sprintf(query, placeholders(len(part)))), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(fmt.Sprintf(query, placeholders(len(part)))), int64Args(part)...); err != nil {
 			return err
 		}
 	}

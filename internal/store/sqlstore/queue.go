@@ -12,10 +12,6 @@ import (
 	"github.com/postern/postern/internal/queue"
 )
 
-// ErrLeaseLost is Settle's refusal of a claim that is no longer the
-// caller's (queue.ErrLeaseLost).
-var ErrLeaseLost = queue.ErrLeaseLost
-
 // enqueueTx stores an outbound message and its recipients, due at once.
 func (db *DB) enqueueTx(ctx context.Context, tx *sql.Tx, memberID int64, appPasswordID string, out *mailstore.Outbound, now time.Time) error {
 	var id int64
@@ -140,10 +136,14 @@ func (q *Queue) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if err != nil {
 		return nil, wrap("claim queued recipients", err)
 	}
+	type group struct {
+		message int64
+		domain  string
+	}
 	var out []queue.Claim
-	index := map[[2]string]int{}
+	index := map[group]int{}
 	for _, r := range rcpts {
-		key := [2]string{fmt.Sprint(r.MessageID), r.Domain}
+		key := group{r.MessageID, r.Domain}
 		i, ok := index[key]
 		if !ok {
 			i = len(out)
@@ -160,11 +160,7 @@ func (q *Queue) messages(ctx context.Context, ids []int64) (map[int64]queue.Mess
 	for len(ids) > 0 {
 		part := ids[:min(chunk, len(ids))]
 		ids = ids[len(part):]
-		args := make([]any, len(part))
-		for i, id := range part {
-			args[i] = id
-		}
-		rows, err := q.db.SQL.QueryContext(ctx, q.db.q(`SELECT `+queueMsgCols+` FROM queue_messages WHERE id IN (`+placeholders(len(part))+`)`), args...)
+		rows, err := q.db.SQL.QueryContext(ctx, q.db.q(`SELECT `+queueMsgCols+` FROM queue_messages WHERE id IN (`+placeholders(len(part))+`)`), int64Args(part)...)
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +196,7 @@ func (q *Queue) RenewLease(ctx context.Context, owner string, ids []int64, until
 		n += k
 	}
 	if n != int64(len(ids)) {
-		return ErrLeaseLost
+		return queue.ErrLeaseLost
 	}
 	return nil
 }
@@ -258,7 +254,7 @@ func (q *Queue) Settle(ctx context.Context, owner string, s queue.Settlement) er
 			}
 		}
 		if len(s.Notified) > 0 {
-			if err := db.execIn(ctx, tx, `UPDATE queue_recipients SET delay_notified = `+db.boolLit(true)+` WHERE id IN (%s)`, s.Notified); err != nil {
+			if err := db.execIn(ctx, tx, `UPDATE queue_recipients SET delay_notified = TRUE WHERE id IN (%s)`, s.Notified); err != nil {
 				return err
 			}
 		}
@@ -271,7 +267,7 @@ func (q *Queue) Settle(ctx context.Context, owner string, s queue.Settlement) er
 	}))
 }
 
-// checkLease fails with ErrLeaseLost unless every id is a recipient the
+// checkLease fails with queue.ErrLeaseLost unless every id is a recipient the
 // owner holds; on PostgreSQL it locks them until the transaction ends.
 func (q *Queue) checkLease(ctx context.Context, tx *sql.Tx, owner string, ids []int64) error {
 	db := q.db
@@ -295,31 +291,10 @@ func (q *Queue) checkLease(ctx context.Context, tx *sql.Tx, owner string, ids []
 			return err
 		}
 		if n != len(part) {
-			return ErrLeaseLost
+			return queue.ErrLeaseLost
 		}
 	}
 	return nil
-}
-
-func int64Args(ids []int64) []any {
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	return args
-}
-
-// boolLit is a boolean literal of the dialect.
-func (db *DB) boolLit(b bool) string {
-	switch {
-	case db.Dialect == Postgres && b:
-		return "TRUE"
-	case db.Dialect == Postgres:
-		return "FALSE"
-	case b:
-		return "1"
-	}
-	return "0"
 }
 
 // QueueSender implements queue.Store.
@@ -403,9 +378,9 @@ func (q *Queue) QueueAct(ctx context.Context, act queue.Action, ids []int64, now
 		case queue.Retry:
 			res, err = tx.ExecContext(ctx, db.q(`UPDATE queue_recipients SET next_attempt = ?`+sel), append([]any{micros(now)}, args...)...)
 		case queue.Hold:
-			res, err = tx.ExecContext(ctx, db.q(`UPDATE queue_recipients SET held = `+db.boolLit(true)+sel), args...)
+			res, err = tx.ExecContext(ctx, db.q(`UPDATE queue_recipients SET held = TRUE`+sel), args...)
 		case queue.Release:
-			res, err = tx.ExecContext(ctx, db.q(`UPDATE queue_recipients SET held = `+db.boolLit(false)+`, next_attempt = ?`+sel), append([]any{micros(now)}, args...)...)
+			res, err = tx.ExecContext(ctx, db.q(`UPDATE queue_recipients SET held = FALSE, next_attempt = ?`+sel), append([]any{micros(now)}, args...)...)
 		case queue.Delete:
 			if res, err = tx.ExecContext(ctx, db.q(`DELETE FROM queue_recipients`+sel), args...); err != nil {
 				return err

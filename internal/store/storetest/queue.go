@@ -112,7 +112,7 @@ func testQueueClaimSettle(t *testing.T, e *MailEnv) {
 	r := byDomain["remote.example"].Recipients
 	other := byDomain["other.example"].Recipients[0]
 	// Another node cannot settle them.
-	if err := q.Settle(ctx, "node-b", queue.Settlement{Delivered: []int64{r[0].ID}}); !errors.Is(err, sqlstore.ErrLeaseLost) {
+	if err := q.Settle(ctx, "node-b", queue.Settlement{Delivered: []int64{r[0].ID}}); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Fatalf("settle by another node: %v", err)
 	}
 	next := now.Add(time.Hour)
@@ -174,7 +174,7 @@ func testQueueLeaseExpiry(t *testing.T, e *MailEnv) {
 	if err := q.RenewLease(ctx, "dead", ids, now.Add(90*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.RenewLease(ctx, "alive", ids, now.Add(time.Hour)); !errors.Is(err, sqlstore.ErrLeaseLost) {
+	if err := q.RenewLease(ctx, "alive", ids, now.Add(time.Hour)); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Fatalf("renewed by another node: %v", err)
 	}
 	if c2, _ := q.ClaimDue(ctx, "alive", now.Add(89*time.Second), time.Minute, 10); len(c2) != 0 {
@@ -185,7 +185,7 @@ func testQueueLeaseExpiry(t *testing.T, e *MailEnv) {
 		t.Fatalf("not taken over: %+v, %v", c2, err)
 	}
 	id := c[0].Recipients[0].ID
-	if err := q.Settle(ctx, "dead", queue.Settlement{Failed: []int64{id}, DSNs: []queue.DSN{{MemberID: a, Body: []byte("x")}}}); !errors.Is(err, sqlstore.ErrLeaseLost) {
+	if err := q.Settle(ctx, "dead", queue.Settlement{Failed: []int64{id}, DSNs: []queue.DSN{{MemberID: a, Body: []byte("x")}}}); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Fatalf("late settlement: %v", err)
 	}
 	if got := e.Bodies(t, e.Box(t, a, "INBOX").ID); len(got) != 0 {
