@@ -117,6 +117,7 @@ var caps = imap.CapSet{
 	imap.CapChildren:   {},
 	imap.CapStatusSize: {},
 	imap.CapListStatus: {},
+	imap.CapPreview:    {},
 }
 
 func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {

@@ -46,6 +46,9 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Usage", testMailUsage},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
+		{"Index", testMailIndex},
+		{"SearchIndex", testMailSearchIndex},
+		{"Counts", testMailCounts},
 	}
 	env := NewMailEnv(t, open(t))
 	for _, tc := range tests {
