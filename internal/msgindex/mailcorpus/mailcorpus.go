@@ -161,6 +161,24 @@ In-Reply-To: <older@example.com> <oldest@example.com>
 References: <oldest@example.com> <older@example.com>
 
 weekly numbers
+`, `
+From: =?utf-8?q?M=C3=BCller?= <müller@bücher.example>
+To: "Jörg" <jörg@example.de>
+Subject: Bücher, raw UTF-8
+Date: Tue, 11 Jan 2006 11:00:00 +0100
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="u"
+
+--u
+Content-Type: text/plain; charset=utf-8
+
+Die Bücher sind da.
+--u
+Content-Type: application/pdf; name="Bücher.pdf"
+Content-Disposition: attachment; filename="Bücher.pdf"
+
+%PDF-1.4
+--u--
 `,
 }
 

@@ -102,6 +102,7 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 			imap.CapCreateSpecialUse,
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
+			imap.CapPreview,
 		})
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
