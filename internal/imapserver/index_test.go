@@ -81,7 +81,7 @@ func TestSearchIndexMatchesScan(t *testing.T) {
 	c.ok("E", "ENABLE UTF8=ACCEPT") // the values below are UTF-8 quoted strings
 	c.ok("S", "SELECT INBOX")
 	searches := []string{
-		`FROM carol`, `FROM "Carol Example"`, `FROM "the boss"`, `FROM "dave (work)"`, `FROM example.net`,
+		`FROM carol`, `FROM user-from@domain.org`, `FROM "user-from (comment)"`, `TO realto`, `FROM "Carol Example"`, `FROM "the boss"`, `FROM "dave (work)"`, `FROM example.net`,
 		`TO undisclosed`, `CC friends`, `CC "bob b"`, `CC carol`, `BCC hidden`, `FROM "jürgen"`, `TO "andré"`,
 		`SUBJECT budget`, `SUBJECT "re: fwd"`, `SUBJECT "grüße"`, `SUBJECT "folded subject"`, `SUBJECT "a folded subject line"`,
 		`HEADER FROM ""`, `HEADER From carol`, `HEADER subject ""`, `HEADER Cc ""`, `HEADER BCC ""`,
@@ -108,7 +108,7 @@ func TestSearchIndexMatchesScan(t *testing.T) {
 		`TO undisclosed`:        "* SEARCH 2",
 		`BODY budget`:           "* SEARCH 1 2 3 5 6 7 8 9",
 		`SENTON 2-Jan-2006`:     "* SEARCH 1",
-		`HEADER FROM ""`:        "* SEARCH 1 2 3 4 5 7 8 9 10 11 12 13",
+		`HEADER FROM ""`:        "* SEARCH 1 2 3 4 5 7 8 9 10 11 12 13 14",
 		`SUBJECT "re: fwd"`:     "* SEARCH 2",
 		`FROM "jürgen"`:         "* SEARCH 3",
 		`SENTBEFORE 3-Jan-2006`: "* SEARCH 1",

@@ -109,15 +109,19 @@ func New(cfg Config) *Server {
 // LITERAL-, IDLE, UNSELECT, ENABLE, AUTH=PLAIN / LOGINDISABLED, STARTTLS, and
 // APPENDLIMIT from session.AppendLimit).
 var caps = imap.CapSet{
-	imap.CapIMAP4rev1:  {},
-	imap.CapNamespace:  {},
-	imap.CapUIDPlus:    {},
-	imap.CapMove:       {},
-	imap.CapSpecialUse: {},
-	imap.CapChildren:   {},
-	imap.CapStatusSize: {},
-	imap.CapListStatus: {},
-	imap.CapPreview:    {},
+	imap.CapIMAP4rev1:   {},
+	imap.CapNamespace:   {},
+	imap.CapUIDPlus:     {},
+	imap.CapMove:        {},
+	imap.CapSpecialUse:  {},
+	imap.CapChildren:    {},
+	imap.CapStatusSize:  {},
+	imap.CapListStatus:  {},
+	imap.CapPreview:     {},
+	imap.CapSort:        {},
+	imap.CapSortDisplay: {},
+	imap.Cap("THREAD=" + imap.ThreadOrderedSubject): {},
+	imap.Cap("THREAD=" + imap.ThreadReferences):     {},
 }
 
 func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {

@@ -47,9 +47,13 @@ func Envelope(body []byte) *imap.Envelope {
 // each decoded (the raw value when it does not decode) and lowercased,
 // joined by mailstore.SearchSep; ok is false when there is no such field.
 // SEARCH's HEADER, FROM, SUBJECT... keys match a value that this text
-// contains (lowercased too).
+// contains (lowercased too). Address fields also give each address as
+// mailbox@host, comments and the spaces around "@" taken out, so that
+// FROM user@example.org finds "<user (comment)@ example.org>" as other
+// servers do.
 func FieldText(h *mail.Header, key string) (text []byte, ok bool) {
 	fields := h.FieldsByKey(key)
+	address := addressFields[strings.ToLower(key)]
 	for fields.Next() {
 		v, err := fields.Text()
 		if err != nil {
@@ -60,6 +64,12 @@ func FieldText(h *mail.Header, key string) (text []byte, ok bool) {
 		}
 		text = append(text, strings.ToLower(v)...)
 		ok = true
+		if address {
+			for _, a := range addresses(fields.Value()) {
+				text = append(text, mailstore.SearchSep)
+				text = append(text, strings.ToLower(a)...)
+			}
+		}
 	}
 	if ok && text == nil {
 		text = []byte{}
@@ -67,8 +77,75 @@ func FieldText(h *mail.Header, key string) (text []byte, ok bool) {
 	return text, ok
 }
 
-// Build computes a message's index from its raw bytes.
-func Build(body []byte) *mailstore.MessageIndex {
+// addressFields are the fields whose search text lists their addresses.
+var addressFields = map[string]bool{"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true}
+
+// addresses returns the mailbox@host of each address of a raw address
+// field, with its comments taken out (RFC 5322 §3.2.2 CFWS may stand
+// around every part of an addr-spec).
+func addresses(raw string) []string {
+	var b strings.Builder
+	depth, quoted := 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case quoted:
+			b.WriteByte(c)
+			if c == '\\' && i+1 < len(raw) {
+				i++
+				b.WriteByte(raw[i])
+			} else if c == '"' {
+				quoted = false
+			}
+		case depth > 0:
+			if c == '\\' {
+				i++
+			} else if c == '(' {
+				depth++
+			} else if c == ')' {
+				depth--
+			}
+		case c == '(':
+			depth++
+			b.WriteByte(' ')
+		case c == '"':
+			quoted = true
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	clean := b.String()
+	for _, sp := range []string{" @", "@ "} {
+		for strings.Contains(clean, sp) {
+			clean = strings.ReplaceAll(clean, sp, "@")
+		}
+	}
+	list, err := mail.ParseAddressList(clean)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, a := range list {
+		out[i] = a.Address
+	}
+	return out
+}
+
+// Build computes a message's index from its raw bytes. It never fails: a
+// message the parsers cannot take still gets an index (an empty envelope
+// and a plain text body structure), so that delivery never does.
+func Build(body []byte) (x *mailstore.MessageIndex) {
+	defer func() {
+		if recover() != nil {
+			x = build(nil)
+			x.Preview = ""
+		}
+	}()
+	return build(body)
+}
+
+func build(body []byte) *mailstore.MessageIndex {
 	x := &mailstore.MessageIndex{}
 	env := Envelope(body)
 	x.Envelope, x.EnvelopeUTF8 = encodeBoth(func(u bool) []byte { return imapserver.EncodeEnvelope(env, u) })
@@ -83,11 +160,11 @@ func Build(body []byte) *mailstore.MessageIndex {
 	x.Cc, _ = FieldText(mh, "Cc")
 	x.Bcc, _ = FieldText(mh, "Bcc")
 	x.Subject, _ = FieldText(mh, "Subject")
+	x.SortFrom, x.DisplayFrom = sortAddr(mh, "From")
+	x.SortTo, x.DisplayTo = sortAddr(mh, "To")
+	x.SortCc, _ = sortAddr(mh, "Cc")
+	x.BaseSubject, _ = BaseSubject(fieldText(mh, "Subject"))
 	if env != nil {
-		x.SortFrom, x.DisplayFrom = sortAddr(env.From)
-		x.SortTo, x.DisplayTo = sortAddr(env.To)
-		x.SortCc, _ = sortAddr(env.Cc)
-		x.BaseSubject = BaseSubject(env.Subject)
 		x.SentDate = env.Date
 		x.MessageID = env.MessageID
 		if len(env.InReplyTo) > 0 {
@@ -121,22 +198,50 @@ func encodeBoth(enc func(quotedUTF8 bool) []byte) (plain, utf8 []byte) {
 	return plain, utf8
 }
 
-// sortAddr gives the sort keys of an address list (RFC 5256 §3 FROM, TO,
-// CC: the first address's mailbox; RFC 5957 DISPLAYFROM/DISPLAYTO: its
-// display name, or else the address). Group markers are not addresses.
-func sortAddr(list []imap.Address) (mailbox, display string) {
-	for i := range list {
-		a := &list[i]
-		if a.Host == "" {
-			continue
-		}
-		display = a.Name
-		if display == "" {
-			display = a.Addr()
-		}
-		return a.Mailbox, display
+// sortAddr gives the sort keys of an address field (RFC 5256 §3 FROM,
+// TO, CC: the first address's mailbox; RFC 5957 DISPLAYFROM/DISPLAYTO:
+// its display name, or else the address). A field that does not parse as
+// addresses (a bare "d") is its own key, as other servers take it.
+//
+// A list that starts with a group ("team: a@x, b@y;") sorts by the group's
+// name, which is what ENVELOPE's group marker holds as the mailbox.
+func sortAddr(h *mail.Header, key string) (mailbox, display string) {
+	if name, ok := groupName(fieldText(h, key)); ok {
+		return name, name
 	}
-	return "", ""
+	list, err := h.AddressList(key)
+	if err != nil || len(list) == 0 {
+		v := strings.TrimSpace(fieldText(h, key))
+		return v, v
+	}
+	a := list[0]
+	mailbox, _, _ = strings.Cut(a.Address, "@")
+	display = a.Name
+	if display == "" {
+		display = a.Address
+	}
+	return mailbox, display
+}
+
+// groupName returns the name of the group an address list starts with:
+// a phrase and ":" before any "<", "@", "," or quoted string.
+func groupName(v string) (string, bool) {
+	i := strings.IndexAny(v, ":<@,\"")
+	if i <= 0 || v[i] != ':' {
+		return "", false
+	}
+	name := strings.TrimSpace(v[:i])
+	return name, name != ""
+}
+
+// fieldText is the first field named key, decoded (or raw when it does
+// not decode); "" when there is none.
+func fieldText(h *mail.Header, key string) string {
+	v, err := h.Text(key)
+	if err != nil {
+		return h.Get(key)
+	}
+	return v
 }
 
 // maxPreview is RFC 8970 §3.1's bound: at most 200 characters.
@@ -261,10 +366,11 @@ func normalize(b []byte) string {
 }
 
 // BaseSubject is a subject's base subject (RFC 5256 §2.1), which SORT
-// SUBJECT compares and THREAD ORDEREDSUBJECT groups by: the decoded
-// subject (as the envelope holds it) without its reply and forward
-// markers. It is compared with the i;ascii-casemap collation (CompareFold).
-func BaseSubject(subject string) string {
+// SUBJECT compares and THREAD groups by: the decoded subject without its
+// reply and forward markers; reply is whether it had any (a reply or a
+// forward, for THREAD REFERENCES). It is compared with the i;ascii-casemap
+// collation (CompareFold).
+func BaseSubject(subject string) (base string, reply bool) {
 	s := subject
 	for {
 		// (1) whitespace runs become one space.
@@ -274,6 +380,7 @@ func BaseSubject(subject string) string {
 			t := strings.TrimRight(s, " ")
 			if len(t) >= 5 && strings.EqualFold(t[len(t)-5:], "(fwd)") {
 				t = t[:len(t)-5]
+				reply = true
 			}
 			if t == s {
 				break
@@ -282,7 +389,8 @@ func BaseSubject(subject string) string {
 		}
 		// (3)–(5) subj-leader and subj-blob at the start, repeatedly.
 		for {
-			t := trimLeader(s)
+			t, refwd := trimLeader(s)
+			reply = reply || refwd
 			if b, ok := cutBlob(t); ok && b != "" {
 				t = b
 			}
@@ -294,9 +402,10 @@ func BaseSubject(subject string) string {
 		// (6) "[fwd:" … "]" around the whole rest.
 		if len(s) >= 6 && strings.EqualFold(s[:5], "[fwd:") && s[len(s)-1] == ']' {
 			s = s[5 : len(s)-1]
+			reply = true
 			continue
 		}
-		return s
+		return s, reply
 	}
 }
 
@@ -304,10 +413,10 @@ func isWSP(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n'
 
 // trimLeader removes one subj-leader (RFC 5256 §5): a WSP, or
 // *subj-blob subj-refwd where subj-refwd = ("re" / ("fw" ["d"])) *WSP
-// [subj-blob] ":".
-func trimLeader(s string) string {
+// [subj-blob] ":"; refwd reports a subj-refwd.
+func trimLeader(s string) (rest string, refwd bool) {
 	if strings.HasPrefix(s, " ") {
-		return s[1:]
+		return s[1:], false
 	}
 	t := s
 	for {
@@ -326,16 +435,16 @@ func trimLeader(s string) string {
 	case strings.HasPrefix(lower, "fw"):
 		t = t[2:]
 	default:
-		return s
+		return s, false
 	}
 	t = strings.TrimLeft(t, " ")
 	if b, ok := cutBlob(t); ok {
 		t = b
 	}
 	if !strings.HasPrefix(t, ":") {
-		return s
+		return s, false
 	}
-	return t[1:]
+	return t[1:], true
 }
 
 // cutBlob removes a leading subj-blob: "[" *BLOBCHAR "]" *WSP, where a

@@ -179,6 +179,15 @@ Content-Disposition: attachment; filename="Bücher.pdf"
 
 %PDF-1.4
 --u--
+`, `
+From: <user-from (comment)@ (comment) domain.org>
+To: user-to@domain.org (RealTo)
+Subject: Re: Budget for Q3
+Date: Wed, 12 Jan 2006 12:00:00 +0000
+Message-ID: <r2@domain.org>
+References: <q3@example.org> <r1@example.net>
+
+comments around the address
 `,
 }
 

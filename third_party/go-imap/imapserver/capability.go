@@ -103,6 +103,10 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
 			imap.CapPreview,
+			imap.CapSort,
+			imap.CapSortDisplay,
+			imap.Cap("THREAD=" + imap.ThreadOrderedSubject),
+			imap.Cap("THREAD=" + imap.ThreadReferences),
 		})
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
