@@ -209,7 +209,7 @@ def main():
     p.add_argument("cmd", choices=["load", "ops", "nagle", "all"])
     p.add_argument("--target", nargs=4, action="append", metavar=("NAME", "HOST:PORT", "USER", "PASSWORD"), required=True)
     p.add_argument("-n", type=int, default=10000, help="messages in the mailbox (default 10000)")
-    p.add_argument("-k", type=int, default=200, help="messages appended without TCP_NODELAY (default 200)")
+    p.add_argument("-k", type=int, default=200, help="messages appended without TCP_NODELAY (default 200; 0 leaves that out of `all`)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of ops and nagle; the best is kept (default 3)")
     p.add_argument("--conns", type=int, default=1, help="connections that load the mailbox (default 1)")
     p.add_argument("--mailbox", default="bench")
@@ -240,7 +240,7 @@ def main():
             for op, (s, c) in best[t.name].items():
                 results["targets"][t.name][op] = s
                 results["targets"][t.name][op + "_result"] = c
-    if a.cmd in ("nagle", "all"):
+    if a.cmd == "nagle" or a.cmd == "all" and a.k > 0:
         msgs = prepared(a.k)
         for r in range(a.rounds):
             for t in rotate(targets, r):

@@ -77,6 +77,30 @@ func (r *results) save(path string) error {
 // per target ("median (min–max)"), then the ratios of ratioOf to each other
 // target's median.
 func (r *results) table(fig, ratioOf string, targets []string) string {
+	present := r.present(fig)
+	var ratios [][2]string
+	for _, c := range targets {
+		if present[c] && c != ratioOf && present[ratioOf] && !strings.HasPrefix(c, ratioOf) {
+			ratios = append(ratios, [2]string{ratioOf, c})
+		}
+	}
+	return r.tableRatios(fig, targets, ratios)
+}
+
+// present says which targets have samples of fig.
+func (r *results) present(fig string) map[string]bool {
+	p := map[string]bool{}
+	for _, s := range r.Samples {
+		if s.Figure == fig {
+			p[s.Target] = true
+		}
+	}
+	return p
+}
+
+// tableRatios is table with the ratio columns given: each pair's first
+// target's median over its second's.
+func (r *results) tableRatios(fig string, targets []string, ratios [][2]string) string {
 	var rows [][2]string // case, metric
 	seen := map[[2]string]bool{}
 	present := map[string]bool{}
@@ -105,14 +129,10 @@ func (r *results) table(fig, ratioOf string, targets []string) string {
 	for _, c := range cols {
 		fmt.Fprintf(&b, " %s |", c)
 	}
-	var ratioCols []string
-	for _, c := range cols {
-		if c != ratioOf && present[ratioOf] && !strings.HasPrefix(c, ratioOf) {
-			ratioCols = append(ratioCols, c)
-			fmt.Fprintf(&b, " %s / %s |", ratioOf, c)
-		}
+	for _, rc := range ratios {
+		fmt.Fprintf(&b, " %s / %s |", rc[0], rc[1])
 	}
-	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(cols)+len(ratioCols)) + "\n")
+	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(cols)+len(ratios)) + "\n")
 	for _, k := range rows {
 		fmt.Fprintf(&b, "| %s | %s |", k[0], k[1])
 		for _, c := range cols {
@@ -128,8 +148,8 @@ func (r *results) table(fig, ratioOf string, targets []string) string {
 				fmt.Fprintf(&b, " %s (%s–%s) |", num(med), num(lo), num(hi))
 			}
 		}
-		for _, c := range ratioCols {
-			a, o := r.get(fig, k[0], k[1], ratioOf), r.get(fig, k[0], k[1], c)
+		for _, rc := range ratios {
+			a, o := r.get(fig, k[0], k[1], rc[0]), r.get(fig, k[0], k[1], rc[1])
 			if a == nil || o == nil {
 				b.WriteString(" – |")
 				continue
