@@ -87,37 +87,34 @@ func TestLiteralAckedAtOnce(t *testing.T) {
 			}
 			msg := "From: a@example.org\r\nSubject: Nagle\r\n\r\n" + strings.Repeat("body line\r\n", 100)
 
-			c.send(fmt.Sprintf("a1 APPEND INBOX {%d}\r\n", len(msg)))
-			if l := c.line(); !strings.HasPrefix(l, "+") {
-				t.Fatalf("APPEND: %q", l)
-			}
-			c.send(msg)
-			c.send("\r\n")
-			if out := c.until("a1"); !strings.HasPrefix(out[len(out)-1], "a1 OK") {
-				t.Fatalf("APPEND: %q", out)
-			}
-			afterSync := w.calls(t)
-			if afterSync == base {
-				t.Fatal("the server read a synchronizing literal without asking for an immediate ACK")
-			}
-
-			// LITERAL-: the literal follows its line unasked for, in a
-			// write of its own that Nagle holds as well.
-			c.send(fmt.Sprintf("a2 APPEND INBOX {%d+}\r\n", len(msg)))
-			c.send(msg)
-			c.send("\r\n")
-			if out := c.until("a2"); !strings.HasPrefix(out[len(out)-1], "a2 OK") {
-				t.Fatalf("APPEND: %q", out)
-			}
-			nonSync := w.calls(t)
-			if nonSync == afterSync {
-				t.Fatal("the server read a non-synchronizing literal without asking for an immediate ACK")
+			// Each piece in a write of its own, as imaplib does. A
+			// synchronizing literal waits for "+"; with LITERAL- the
+			// literal follows its line unasked for, and Nagle holds it
+			// as well.
+			before := base
+			for _, lit := range []struct{ tag, plus, kind string }{{"a1", "", "synchronizing"}, {"a2", "+", "non-synchronizing"}} {
+				c.send(fmt.Sprintf("%s APPEND INBOX {%d%s}\r\n", lit.tag, len(msg), lit.plus))
+				if lit.plus == "" {
+					if l := c.line(); !strings.HasPrefix(l, "+") {
+						t.Fatalf("APPEND: %q", l)
+					}
+				}
+				c.send(msg)
+				c.send("\r\n")
+				if out := c.until(lit.tag); !strings.HasPrefix(out[len(out)-1], lit.tag+" OK") {
+					t.Fatalf("APPEND: %q", out)
+				}
+				n := w.calls(t)
+				if n == before {
+					t.Fatalf("the server read a %s literal without asking for an immediate ACK", lit.kind)
+				}
+				before = n
 			}
 
 			c.ok("n2", "NOOP")
 			c.ok("n3", "STATUS INBOX (MESSAGES)")
-			if n := w.calls(t); n != nonSync {
-				t.Fatalf("%d immediate ACKs asked between commands, want none", n-nonSync)
+			if n := w.calls(t); n != before {
+				t.Fatalf("%d immediate ACKs asked between commands, want none", n-before)
 			}
 		})
 	}

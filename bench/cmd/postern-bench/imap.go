@@ -9,11 +9,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -142,16 +140,7 @@ func runIMAP(ctx context.Context, c *imapConfig) error {
 		targets = nil
 	}
 	defer stopAll()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go func() {
-		if _, ok := <-sig; ok {
-			fmt.Println("interrupted: stopping the servers")
-			stopAll()
-			os.Exit(1)
-		}
-	}()
+	defer stopOnInterrupt(stopAll)()
 	fmt.Printf("work folder %s\n", c.work)
 	if err := os.MkdirAll(c.work, 0o755); err != nil {
 		return err
@@ -166,20 +155,12 @@ func runIMAP(ctx context.Context, c *imapConfig) error {
 		fmt.Printf("started %s: %s\n", t.name, t.addr)
 		return nil
 	}
-	if c.postern != "" && c.targets["postern-sqlite"] {
-		if err := add(startPosternIMAP(ctx, c, "postern-sqlite", "")); err != nil {
-			return err
-		}
-	}
-	if c.postern != "" && c.pg != "" && c.targets["postern-postgres"] {
-		dsn, err := freshSchema(ctx, c.pg, "bench_imap")
-		if err != nil {
-			return err
-		}
-		defer dropSchema(c.pg, "bench_imap")
-		if err := add(startPosternIMAP(ctx, c, "postern-postgres", dsn)); err != nil {
-			return err
-		}
+	dropPG, err := startPosterns(ctx, c.postern, c.pg, "bench_imap", c.targets, func(name, dsn string) error {
+		return add(startPosternIMAP(ctx, c, name, dsn))
+	})
+	defer dropPG()
+	if err != nil {
+		return err
 	}
 	if c.targets["dovecot"] {
 		if err := add(startDovecotIMAP(c)); err != nil {
@@ -562,14 +543,7 @@ func imapMarkdown(c *imapConfig, r *results, order []string, machineInfo string,
 // without TCP_NODELAY no slower, ≤ 30 KiB per connection in IDLE. A cell is
 // Postern's figure over Dovecot's, and whether the target is met.
 func imapTargets(r *results, posterns []string, c *imapConfig) string {
-	med := func(fig, cas, metric, target string) (float64, bool) {
-		s := r.get(fig, cas, metric, target)
-		if s == nil {
-			return 0, false
-		}
-		m, _, _ := s.stats()
-		return m, true
-	}
+	med := r.median
 	yes := map[bool]string{true: "yes", false: "**no**"}
 	var w strings.Builder
 	w.WriteString("| target |")

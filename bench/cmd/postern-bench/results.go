@@ -57,6 +57,16 @@ func (r *results) get(fig, cas, metric, target string) *sample {
 	return r.index[fig+"\x00"+cas+"\x00"+metric+"\x00"+target]
 }
 
+// median is the median of a sample, and whether it was measured.
+func (r *results) median(fig, cas, metric, target string) (float64, bool) {
+	s := r.get(fig, cas, metric, target)
+	if s == nil {
+		return 0, false
+	}
+	m, _, _ := s.stats()
+	return m, true
+}
+
 func (r *results) note(fig, text string) {
 	if r.Notes[fig] != "" {
 		r.Notes[fig] += " "
