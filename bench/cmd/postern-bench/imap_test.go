@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,31 @@ func TestIMAPMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in\n%s", want, md)
 		}
+	}
+}
+
+// TestMergeCases: a run at one mailbox size keeps an earlier run's other
+// sizes and figures, the earlier ones first.
+func TestMergeCases(t *testing.T) {
+	old := newResults()
+	old.add("imap-ops", "10000 messages", "SELECT (ms)", "dovecot", 4)
+	old.add("imap-ops", "100000 messages", "SELECT (ms)", "dovecot", 99)
+	old.add("imap-stress", "clients=10 secs=20", "login cycles", "dovecot", 400)
+	path := t.TempDir() + "/old.json"
+	if err := old.save(path); err != nil {
+		t.Fatal(err)
+	}
+	r := newResults()
+	r.add("imap-ops", "100000 messages", "SELECT (ms)", "dovecot", 40)
+	if err := r.mergeCases(path); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range r.Samples {
+		got = append(got, fmt.Sprintf("%s/%s=%v", s.Figure, s.Case, s.Values))
+	}
+	want := []string{"imap-ops/10000 messages=[4]", "imap-stress/clients=10 secs=20=[400]", "imap-ops/100000 messages=[40]"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }

@@ -195,13 +195,9 @@ func num(v float64) string {
 // was not measured in this run, with their notes, so that one figure can be
 // measured again without the others.
 func (r *results) mergeFrom(path string, measured map[string]bool) error {
-	b, err := os.ReadFile(path)
+	old, err := loadResults(path)
 	if err != nil {
 		return err
-	}
-	var old results
-	if err := json.Unmarshal(b, &old); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	for _, s := range old.Samples {
 		fig := s.Figure
@@ -221,4 +217,50 @@ func (r *results) mergeFrom(path string, measured map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// mergeCases adds the samples of path (an earlier run's results) whose
+// figure and case this run did not measure, with the notes of figures it
+// did not measure at all: one mailbox size measured again keeps the others.
+func (r *results) mergeCases(path string) error {
+	old, err := loadResults(path)
+	if err != nil {
+		return err
+	}
+	measured := map[[2]string]bool{}
+	figs := map[string]bool{}
+	for _, s := range r.Samples {
+		measured[[2]string{s.Figure, s.Case}] = true
+		figs[s.Figure] = true
+	}
+	n0 := len(r.Samples)
+	for _, s := range old.Samples {
+		if measured[[2]string{s.Figure, s.Case}] {
+			continue
+		}
+		for _, v := range s.Values {
+			r.add(s.Figure, s.Case, s.Metric, s.Target, v)
+		}
+	}
+	// The earlier cases first: the tables list them in order of recording.
+	r.Samples = slices.Concat(r.Samples[n0:], r.Samples[:n0])
+	for fig, n := range old.Notes {
+		if !figs[fig] && r.Notes[fig] == "" {
+			r.Notes[fig] = n
+		}
+	}
+	return nil
+}
+
+// loadResults reads the results an earlier run saved.
+func loadResults(path string) (*results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var old results
+	if err := json.Unmarshal(b, &old); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &old, nil
 }
