@@ -117,6 +117,8 @@ var caps = imap.CapSet{
 	imap.CapChildren:   {},
 	imap.CapStatusSize: {},
 	imap.CapListStatus: {},
+	imap.CapCondStore:  {},
+	imap.CapQResync:    {},
 }
 
 func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {
