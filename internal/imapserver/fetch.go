@@ -286,7 +286,17 @@ func (s *session) writeVanishedSince(w *imapserver.FetchWriter, numSet imap.NumS
 	for _, m := range sel.msgs {
 		present[m.UID] = true
 	}
-	set, _ := sel.static(numSet).(imap.UIDSet)
+	// "*" is the last UID handed out here, not the last one present: the
+	// last messages may be the ones that vanished.
+	last := sel.mb.UIDNext - 1
+	if n := len(sel.msgs); n > 0 {
+		last = max(last, sel.msgs[n-1].UID)
+	}
+	set, _ := numSet.(imap.UIDSet)
+	set = slices.Clone(set)
+	for i := range set {
+		staticRange((*uint32)(&set[i].Start), (*uint32)(&set[i].Stop), last)
+	}
 	var out imap.UIDSet
 	if complete {
 		for _, u := range uids {
@@ -295,10 +305,6 @@ func (s *session) writeVanishedSince(w *imapserver.FetchWriter, numSet imap.NumS
 			}
 		}
 		return w.WriteVanished(out)
-	}
-	last := sel.mb.UIDNext - 1
-	if n := len(sel.msgs); n > 0 {
-		last = max(last, sel.msgs[n-1].UID)
 	}
 	for _, r := range set {
 		// The gaps between the view's UIDs (in order) within the range.
