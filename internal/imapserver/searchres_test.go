@@ -75,4 +75,3 @@ func copyValidity(t *testing.T, c *client) uint32 {
 	t.Fatalf("no UIDVALIDITY in %q", out)
 	return 0
 }
-
