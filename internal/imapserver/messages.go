@@ -100,7 +100,7 @@ func (s *session) AppendMulti(name string, r *imapserver.AppendReader) (*imap.Ap
 		if _, err := io.ReadFull(lit, body); err != nil {
 			return nil, fmt.Errorf("append: read literal: %w", err)
 		}
-		msgs = append(msgs, mailstore.NewMessage{Flags: fromIMAPFlags(options.Flags), Date: options.Time, Body: body})
+		msgs = append(msgs, mailstore.NewMessage{Flags: fromIMAPFlags(options.Flags), Date: options.Time, Body: encodeNULParts(body)})
 	}
 	if len(msgs) == 1 {
 		uid, err := s.srv.cfg.Mail.Append(s.ctx, mb.ID, msgs[0].Flags, msgs[0].Date, msgs[0].Body)
