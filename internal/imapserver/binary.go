@@ -81,4 +81,3 @@ func writeEncoded(out io.Writer, parent *gomessage.Writer, e *gomessage.Entity, 
 }
 
 var errTooDeep = errors.New("MIME parts nested too deeply")
-
