@@ -60,6 +60,13 @@ type MessageInfo struct {
 	ModSeq uint64
 }
 
+// NewMessage is one message of AppendMany.
+type NewMessage struct {
+	Flags []string
+	Date  time.Time // zero: now
+	Body  []byte
+}
+
 // Delivery is one recipient's copy of a received message.
 type Delivery struct {
 	MemberID int64
@@ -121,6 +128,9 @@ type Store interface {
 
 	// Append stores a message in mailboxID and returns its UID.
 	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
+	// AppendMany stores the messages in mailboxID in one transaction, all
+	// or none (IMAP MULTIAPPEND, RFC 3502), and returns their UIDs in order.
+	AppendMany(ctx context.Context, mailboxID int64, msgs []NewMessage) ([]uint32, error)
 	// Deliver appends body to the member's INBOX.
 	Deliver(ctx context.Context, memberID int64, body []byte) error
 	// DeliverAll appends each delivery to its member's INBOX in one

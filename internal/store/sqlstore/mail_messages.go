@@ -33,6 +33,42 @@ func (s *Mail) Append(ctx context.Context, mailboxID int64, flags []string, date
 	return uid, mailErr("append", err)
 }
 
+// AppendMany stores every message in mailboxID in one transaction: a
+// refused one (too big, a bad flag) leaves none behind.
+func (s *Mail) AppendMany(ctx context.Context, mailboxID int64, msgs []mailstore.NewMessage) ([]uint32, error) {
+	clean := make([]mailstore.NewMessage, len(msgs))
+	now := time.Now()
+	for i, m := range msgs {
+		if err := checkSize(m.Body); err != nil {
+			return nil, err
+		}
+		flags, err := cleanFlags(m.Flags)
+		if err != nil {
+			return nil, err
+		}
+		if m.Date.IsZero() {
+			m.Date = now
+		}
+		clean[i] = mailstore.NewMessage{Flags: flags, Date: m.Date, Body: m.Body}
+	}
+	db := s.db
+	uids := make([]uint32, len(clean))
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		for i, m := range clean {
+			uid, err := db.appendTx(ctx, tx, mailboxID, m.Flags, m.Date, m.Body)
+			if err != nil {
+				return err
+			}
+			uids[i] = uid
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, mailErr("append", err)
+	}
+	return uids, nil
+}
+
 // appendTx stores a message in a mailbox and writes the event. The body is
 // inserted before the mailbox is locked: its foreign key takes a share lock
 // on the member's row, and account transactions lock that row (FOR UPDATE)
