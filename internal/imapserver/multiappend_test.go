@@ -56,7 +56,7 @@ func TestMultiAppend(t *testing.T) {
 	}
 }
 
-// wantLines fails unless got is exactly want, line by line.
+// wantReply fails unless got is exactly want, line by line.
 func wantReply(t *testing.T, got []string, want ...string) {
 	t.Helper()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
