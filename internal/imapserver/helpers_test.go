@@ -106,6 +106,7 @@ type envOptions struct {
 	loginWindow time.Duration
 	limits      netserver.Limits
 	learner     JunkLearner
+	quota       int64 // Config.Quota
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -153,7 +154,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.log != nil {
 		log = o.log
 	}
-	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner})
+	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner, Quota: o.quota})
 	if o.loginWindow > 0 {
 		e.srv.loginWindow = o.loginWindow
 	}

@@ -76,6 +76,14 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 			Text: fmt.Sprintf("Literals are limited to %v bytes for this command", appendLimit),
 		}
 	}
+	// A message over quota is refused before the client is asked to send
+	// it (a synchronizing literal); one already on its way is read and
+	// refused by the session's Append.
+	if qs, ok := c.session.(SessionQuota); ok && !nonSync && (c.state == imap.ConnStateAuthenticated || c.state == imap.ConnStateSelected) {
+		if err := qs.AppendFits(mailbox, lit.Size()); err != nil {
+			return err
+		}
+	}
 	if err := c.acceptLiteral(lit.Size(), nonSync); err != nil {
 		return err
 	}
