@@ -81,6 +81,8 @@ type connState struct {
 	litLeft  int64
 	cmdStart bool
 	cmdBytes int
+	cmdTag   string // the current command's tag and name, from its first line
+	cmdName  string
 	obs      atomic.Int32
 	awaiting atomic.Bool
 	failed   error // set once the guard closed the connection
@@ -306,6 +308,9 @@ func (st *connState) endCommand() {
 func (st *connState) admit(vc *vconn, line []byte) (bool, error) {
 	li := parseLine(line)
 	first := st.cmdStart
+	if first {
+		st.cmdTag, st.cmdName = li.tag, li.cmd
+	}
 	st.cmdBytes += len(line)
 	if st.cmdBytes > maxCommand {
 		return false, st.fatal("Command too long")
@@ -328,12 +333,24 @@ func (st *connState) admit(vc *vconn, line []byte) (bool, error) {
 		if st.authed.Load() {
 			limit = st.srv.maxLiteral
 		}
+		// LITERAL+ (RFC 7888): APPEND's messages may come in
+		// non-synchronizing literals up to the limit of any literal; other
+		// commands' literals are strings go-imap buffers, at most 4 KiB.
+		nonSyncLimit := int64(maxNonSyncLiteral)
+		if st.cmdName == "APPEND" {
+			nonSyncLimit = limit
+		}
 		switch {
-		case li.nonSync && li.size > maxNonSyncLiteral:
-			if first && li.tag != "" {
-				st.reply(li.tag + " BAD [TOOBIG] Non-synchronizing literals are limited to 4096 octets\r\n")
+		case li.nonSync && li.size > nonSyncLimit:
+			// The literal is on its way: the connection cannot stay in step.
+			if st.cmdTag != "" {
+				st.reply(st.cmdTag + " BAD [TOOBIG] Non-synchronizing literal too big\r\n")
 			}
 			return false, st.fatal("Literal too big")
+		case li.size > limit && !first && st.cmdName == "APPEND" && st.authed.Load():
+			// A later message of a MULTIAPPEND (RFC 3502): go-imap, in the
+			// middle of the command, answers NO [TOOBIG] instead of "+",
+			// which ends the command.
 		case li.size > limit && !st.authed.Load():
 			return refuse("BAD [TOOBIG] Literal too big")
 		case li.size > limit:

@@ -117,3 +117,36 @@ func TestQuotaServerDefault(t *testing.T) {
 		t.Errorf("domain default: %q", out)
 	}
 }
+
+// TestQuotaMultiAppend: the messages of one APPEND (MULTIAPPEND) count
+// together: a second synchronizing literal that would pass the limit is
+// refused before it is sent, non-synchronizing ones are read and refused,
+// and neither stores any of the command's messages.
+func TestQuotaMultiAppend(t *testing.T) {
+	e := newEnv(t, envOptions{noTailer: true, quota: 5 << 10})
+	c := dial(t, e.addr)
+	c.login()
+	msg := "Subject: q\r\n\r\n" + strings.Repeat("x", 2048-16) + "\r\n"
+	c.send("a1 APPEND INBOX {2048}\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("first literal: %q", l)
+	}
+	c.send(msg + " {2048}\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("second literal (4 KiB of 5): %q", l)
+	}
+	c.send(msg + " {2048}\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "a1 NO [OVERQUOTA]") {
+		t.Fatalf("third literal (6 KiB of 5): %q", l)
+	}
+	c.send(fmt.Sprintf("a2 APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n", len(msg), msg, len(msg), msg, len(msg), msg))
+	if out := c.until("a2"); !strings.HasPrefix(out[len(out)-1], "a2 NO [OVERQUOTA]") {
+		t.Fatalf("non-synchronizing literals over quota: %q", out)
+	}
+	if out := c.ok("a3", "STATUS INBOX (MESSAGES)"); !contains(out, "* STATUS INBOX (MESSAGES 0)") {
+		t.Errorf("refused APPENDs stored messages: %q", out)
+	}
+	if out := c.ok("a4", fmt.Sprintf("APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s", len(msg), msg, len(msg), msg)); !strings.Contains(out[len(out)-1], "APPENDUID") {
+		t.Errorf("two messages that fit: %q", out)
+	}
+}

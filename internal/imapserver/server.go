@@ -113,16 +113,26 @@ func New(cfg Config) *Server {
 // LITERAL-, IDLE, UNSELECT, ENABLE, AUTH=PLAIN / LOGINDISABLED, STARTTLS, and
 // APPENDLIMIT from session.AppendLimit).
 var caps = imap.CapSet{
-	imap.CapIMAP4rev1:   {},
-	imap.CapNamespace:   {},
-	imap.CapUIDPlus:     {},
-	imap.CapMove:        {},
-	imap.CapSpecialUse:  {},
-	imap.CapChildren:    {},
-	imap.CapStatusSize:  {},
-	imap.CapListStatus:  {},
-	imap.CapQuota:       {}, // RFC 9208, with its one resource:
-	"QUOTA=RES-STORAGE": {},
+	imap.CapIMAP4rev1:        {},
+	imap.CapNamespace:        {},
+	imap.CapUIDPlus:          {},
+	imap.CapMove:             {},
+	imap.CapSpecialUse:       {},
+	imap.CapChildren:         {},
+	imap.CapStatusSize:       {},
+	imap.CapListStatus:       {},
+	imap.CapCondStore:        {},
+	imap.CapQResync:          {},
+	imap.CapIMAP4rev2:        {},
+	imap.CapESearch:          {},
+	imap.CapSearchRes:        {},
+	imap.CapLiteralPlus:      {},
+	imap.CapBinary:           {},
+	imap.CapListExtended:     {},
+	imap.CapCreateSpecialUse: {},
+	imap.CapMultiAppend:      {},
+	imap.CapQuota:            {}, // RFC 9208, with its one resource:
+	"QUOTA=RES-STORAGE":      {},
 }
 
 func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {

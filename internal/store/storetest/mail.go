@@ -32,6 +32,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Subscribe", testMailSubscribe},
 		{"AppendListBody", testMailAppend},
 		{"AppendRules", testMailAppendRules},
+		{"AppendManyAllOrNothing", testMailAppendMany},
 		{"UIDsNeverReused", testMailUIDs},
 		{"StoreFlags", testMailStoreFlags},
 		{"Expunge", testMailExpunge},

@@ -21,10 +21,11 @@ type SessionQuota interface {
 	// the root as it now is; a server that does not let the client set
 	// them returns an error, such as NO [NOPERM].
 	SetQuota(root string, limits []imap.QuotaResource) (*imap.QuotaData, error)
-	// AppendFits says whether a message of size octets may be appended to
-	// mailbox; APPEND asks it before the continuation request of a
-	// synchronizing literal, so that a message over quota is refused (NO
-	// [OVERQUOTA], RFC 9208 §4.2) before it is sent. Append must check
+	// AppendFits says whether messages of size octets in all (the one
+	// announced and those before it in the same command, MULTIAPPEND) may be
+	// appended to mailbox; APPEND asks it before the continuation request
+	// of a synchronizing literal, so that a message over quota is refused
+	// (NO [OVERQUOTA], RFC 9208 §4.2) before it is sent. Append must check
 	// again: the check is advisory, and non-synchronizing literals skip it.
 	AppendFits(mailbox string, size int64) error
 }
