@@ -23,6 +23,7 @@ type FetchOptions struct {
 	PreviewLazy       bool                          // PREVIEW (LAZY): NIL rather than a costly preview
 
 	ChangedSince uint64 // requires CONDSTORE
+	Vanished     bool   // requires QRESYNC, with ChangedSince, UID FETCH only
 }
 
 // FetchItemBodyStructure contains FETCH options for the body structure.

@@ -315,7 +315,8 @@ func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body [
 // hold no backslash, so a system flag's name inside the flags column is
 // that flag.
 const countsQuery = `SELECT COUNT(*), COALESCE(SUM(CASE WHEN instr(flags, '\Seen') = 0 THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(size), 0)
+	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(size), 0),
+	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN size ELSE 0 END), 0)
 	FROM mail_messages WHERE mailbox_id = ?`
 
 // Counts implements mailstore.Indexer.
@@ -327,7 +328,7 @@ func (s *Mail) Counts(ctx context.Context, mailboxID int64) (mailstore.Counts, e
 	}
 	var c mailstore.Counts
 	var n, unseen, deleted int64
-	if err := db.SQL.QueryRowContext(ctx, db.q(q), mailboxID).Scan(&n, &unseen, &deleted, &c.Size); err != nil {
+	if err := db.SQL.QueryRowContext(ctx, db.q(q), mailboxID).Scan(&n, &unseen, &deleted, &c.Size, &c.DeletedSize); err != nil {
 		return c, mailErr("counts", err)
 	}
 	c.Messages, c.Unseen, c.Deleted = uint32(n), uint32(unseen), uint32(deleted)
