@@ -378,17 +378,23 @@ func (db *DB) openWith(ctx context.Context, query string, args ...any) (mailstor
 	var mb mailstore.Mailbox
 	var msgs []mailstore.MessageInfo
 	found := false
+	// The mailbox's own columns repeat on every row: read as raw bytes,
+	// they are made strings once; flags are shared between equal sets.
+	sets := flagSets{}
+	var name, specialUse, flags sql.RawBytes
 	for rows.Next() {
 		var validity, next, highest int64
 		var id, uid, date, size, bodyID, modseq sql.NullInt64
-		var flags sql.NullString
-		if err := rows.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed, &highest,
+		if err := rows.Scan(&mb.ID, &mb.MemberID, &name, &specialUse, &validity, &next, &mb.Subscribed, &highest,
 			&id, &uid, &flags, &date, &size, &bodyID, &modseq); err != nil {
 			return mailstore.Mailbox{}, nil, err
 		}
+		if !found {
+			mb.Name, mb.SpecialUse = string(name), string(specialUse)
+		}
 		mb.UIDValidity, mb.UIDNext, mb.HighestModSeq, found = uint32(validity), uint32(next), uint64(highest), true
 		if id.Valid {
-			r := msgRow{id: id.Int64, bodyID: bodyID.Int64, uid: uint32(uid.Int64), flags: splitFlags(flags.String), date: date.Int64, size: size.Int64, modseq: modseq.Int64}
+			r := msgRow{id: id.Int64, bodyID: bodyID.Int64, uid: uint32(uid.Int64), flags: sets.split(flags), date: date.Int64, size: size.Int64, modseq: modseq.Int64}
 			msgs = append(msgs, r.info(mb.ID))
 		}
 	}

@@ -307,14 +307,15 @@ const msgCols = `id, uid, flags, internal_date, size, body_id, modseq`
 
 func scanMsgs(rows *sql.Rows, out []msgRow) ([]msgRow, error) {
 	defer rows.Close()
+	sets := flagSets{}
+	var flags sql.RawBytes
 	for rows.Next() {
 		var r msgRow
 		var uid int64
-		var flags string
 		if err := rows.Scan(&r.id, &uid, &flags, &r.date, &r.size, &r.bodyID, &r.modseq); err != nil {
 			return nil, err
 		}
-		r.uid, r.flags = uint32(uid), splitFlags(flags)
+		r.uid, r.flags = uint32(uid), sets.split(flags)
 		out = append(out, r)
 	}
 	return out, rows.Err()
