@@ -75,6 +75,9 @@ func TestCondStoreCommands(t *testing.T) {
 		"a7 OK [MODIFIED 1:3] Conditional STORE failed")
 	wantLines(t, "unchangedsince, nothing fails", c.cmd("a8", `STORE 3 (UNCHANGEDSINCE 7) -FLAGS (\Flagged)`),
 		"* 3 FETCH (UID 3 FLAGS () MODSEQ (8))", "a8 OK STORE completed")
+	// imapflow's order: the modifiers after the flag list.
+	wantLines(t, "modifier after the flags", c.cmd("a8b", `UID STORE 3 +FLAGS ($X) (UNCHANGEDSINCE 7)`),
+		"a8b OK [MODIFIED 3] Conditional STORE failed")
 	wantLines(t, "changedsince", c.cmd("a9", "FETCH 1:* (FLAGS) (CHANGEDSINCE 6)"),
 		`* 2 FETCH (UID 2 FLAGS (\Answered) MODSEQ (7))`, "* 3 FETCH (UID 3 FLAGS () MODSEQ (8))",
 		"a9 OK FETCH completed")
@@ -143,6 +146,8 @@ func TestCondStoreBadSyntax(t *testing.T) {
 	bad("b10", "FETCH 1 (FLAGS) (SOMETHING)", "Unknown FETCH modifier")
 	bad("b11", `STORE 1 (FOO 1) +FLAGS (\Seen)`, "Unknown STORE modifier")
 	bad("b12", `STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) +FLAGS (\Seen)`, "Unknown STORE modifier")
+	bad("b12b", `STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\Seen) (UNCHANGEDSINCE 2)`, `Syntax error: expected CRLF, got "("`)
+	bad("b12c", `STORE 1 +FLAGS (\Seen) (FOO 2)`, "Unknown STORE modifier")
 	bad("b13", `SEARCH MODSEQ "/flags/\\seen" everybody 1`, "SEARCH MODSEQ: the entry type is priv, shared or all")
 	out := c.cmd("b14", "FETCH 1 (FLAGS) (CHANGEDSINCE x)")
 	if !strings.HasPrefix(out[len(out)-1], "b14 BAD [CLIENTBUG] Syntax error") {
