@@ -253,3 +253,46 @@ type forgetful struct{ mailstore.Store }
 func (f forgetful) Vanished(ctx context.Context, mailboxID int64, since uint64) ([]uint32, bool, error) {
 	return nil, false, nil
 }
+
+// The HIGHESTMODSEQ told when a command enables CONDSTORE follows the
+// changes the session has reported, those of other sessions included.
+func TestCondStoreHighestFollowsUpdates(t *testing.T) {
+	e, _ := condStoreEnv(t, envOptions{})
+	a := dial(t, e.addr)
+	a.login()
+	a.ok("a1", "SELECT INBOX")
+	b := dial(t, e.addr)
+	b.login()
+	b.ok("b1", "SELECT INBOX")
+	a.send("a2 IDLE\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("idle: %q", l)
+	}
+	b.ok("b2", `STORE 1 +FLAGS (\Seen)`)
+	if l := a.line(); l != `* 1 FETCH (UID 1 FLAGS (\Seen))` {
+		t.Fatalf("in IDLE: %q", l)
+	}
+	a.send("DONE\r\n")
+	a.until("a2")
+	wantLines(t, "fetch modseq", a.cmd("a3", "FETCH 1 (MODSEQ)"),
+		"* OK [HIGHESTMODSEQ 5] Highest", "* 1 FETCH (UID 1 MODSEQ (5))", "a3 OK FETCH completed")
+}
+
+// VANISHED (EARLIER) names no UID the session still shows: one expunged
+// elsewhere but not yet reported to it is reported as it leaves the view.
+func TestQResyncVanishedEarlierSkipsTheView(t *testing.T) {
+	e, _ := condStoreEnv(t, envOptions{noTailer: true}) // no events: a never re-reads
+	a := dial(t, e.addr)
+	a.login()
+	a.ok("a1", "ENABLE QRESYNC")
+	a.ok("a2", "SELECT INBOX")
+	b := dial(t, e.addr)
+	b.login()
+	b.ok("b0", "ENABLE QRESYNC")
+	b.ok("b1", "SELECT INBOX")
+	b.ok("b2", `STORE 1 +FLAGS.SILENT (\Deleted)`)
+	wantLines(t, "expunge in b", b.cmd("b3", "EXPUNGE"), "* VANISHED 1", "b3 OK EXPUNGE completed")
+	wantLines(t, "uid fetch vanished", a.cmd("a3", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4 VANISHED)"), "a3 OK UID FETCH completed")
+	wantLines(t, "uid fetch vanished in b", b.cmd("b5", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4 VANISHED)"),
+		"* VANISHED (EARLIER) 1", "b5 OK UID FETCH completed")
+}
