@@ -59,6 +59,13 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				return s.storeErr("fetch", err)
 			}
 		}
+		// Binary sections are decoded before the response starts: an
+		// encoding that cannot be undone fails the command (NO
+		// [UNKNOWN-CTE], RFC 3516 §4.3) instead of cutting a response.
+		bin, err := binarySections(body, options)
+		if err != nil {
+			return err
+		}
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
 		if options.Flags || seen[m.UID] {
@@ -79,7 +86,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if options.BodyStructure != nil {
 			rw.WriteBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(body)))
 		}
-		if err := writeSections(rw, body, options); err != nil {
+		if err := writeSections(rw, body, bin, options); err != nil {
 			// rw holds go-imap's response encoder lock until Close: without
 			// it, a write error (client gone, or a revoked session cut by
 			// abort) left go-imap's serve goroutine and the revocation's
@@ -94,23 +101,47 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	return nil
 }
 
-// writeSections writes the body sections and binary sections of a FETCH
-// response; it stops at the first write error.
-func writeSections(rw *imapserver.FetchResponseWriter, body []byte, options *imap.FetchOptions) error {
+// binarySections decodes the BINARY and BINARY.SIZE sections of a FETCH,
+// in that order.
+func binarySections(body []byte, options *imap.FetchOptions) ([][]byte, error) {
+	if len(options.BinarySection)+len(options.BinarySectionSize) == 0 {
+		return nil, nil
+	}
+	out := make([][]byte, 0, len(options.BinarySection)+len(options.BinarySectionSize))
+	for _, bs := range options.BinarySection {
+		b, err := imapserver.DecodeBinarySection(bytes.NewReader(body), bs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	for _, bs := range options.BinarySectionSize {
+		b, err := imapserver.DecodeBinarySection(bytes.NewReader(body), &imap.FetchItemBinarySection{Part: bs.Part})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// writeSections writes the body sections and the binary sections (bin,
+// from binarySections) of a FETCH response; it stops at the first write
+// error.
+func writeSections(rw *imapserver.FetchResponseWriter, body []byte, bin [][]byte, options *imap.FetchOptions) error {
 	for _, bs := range options.BodySection {
 		b := imapserver.ExtractBodySection(bytes.NewReader(body), bs)
 		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(b))), b); err != nil {
 			return err
 		}
 	}
-	for _, bs := range options.BinarySection {
-		b := imapserver.ExtractBinarySection(bytes.NewReader(body), bs)
-		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
+	for i, bs := range options.BinarySection {
+		if err := rw.WriteBinarySectionBytes(bs, bin[i]); err != nil {
 			return err
 		}
 	}
-	for _, bs := range options.BinarySectionSize {
-		rw.WriteBinarySectionSize(bs, imapserver.ExtractBinarySectionSize(bytes.NewReader(body), bs))
+	for i, bs := range options.BinarySectionSize {
+		rw.WriteBinarySectionSize(bs, uint32(len(bin[len(options.BinarySection)+i])))
 	}
 	return nil
 }

@@ -20,6 +20,11 @@ import (
 // Message bodies are read only when a criterion needs them.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
+	if options.ReturnSave {
+		// A failed SEARCH (SAVE) leaves $ empty (RFC 5182 §2.1).
+		sel.saved = nil
+	}
+	var found []uint32 // UIDs, for SAVE
 	m := &matcher{sel: sel}
 	needBody := criteriaNeedBody(criteria)
 	var data imap.SearchData
@@ -47,6 +52,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 		if !m.match(msg, criteria) {
 			continue
+		}
+		if options.ReturnSave {
+			found = append(found, msg.view.UID)
 		}
 		num := msg.seq
 		if kind == imapserver.NumKindUID {
@@ -82,6 +90,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	} else {
 		data.All = seqs
 	}
+	if options.ReturnSave {
+		sel.saved = savedResult(found, options)
+	}
 	return &data, nil
 }
 
@@ -101,6 +112,23 @@ func criteriaUseModSeq(c *imap.SearchCriteria) bool {
 		}
 	}
 	return false
+}
+
+// savedResult is what SEARCH RETURN (SAVE …) keeps as $ of the UIDs found
+// (in order): all of them, or only the first and last when MIN or MAX
+// come without ALL or COUNT (RFC 5182 §2.1).
+func savedResult(found []uint32, options *imap.SearchOptions) []uint32 {
+	if options.ReturnAll || options.ReturnCount || (!options.ReturnMin && !options.ReturnMax) || len(found) == 0 {
+		return found
+	}
+	var out []uint32
+	if options.ReturnMin {
+		out = append(out, found[0])
+	}
+	if options.ReturnMax && (len(out) == 0 || found[len(found)-1] != out[0]) {
+		out = append(out, found[len(found)-1])
+	}
+	return out
 }
 
 func criteriaNeedBody(c *imap.SearchCriteria) bool {
