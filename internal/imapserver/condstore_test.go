@@ -19,6 +19,24 @@ func wantLines(t *testing.T, what string, got []string, want ...string) {
 	}
 }
 
+// selectedSession is another session, logged in, with INBOX selected.
+func selectedSession(t *testing.T, e *env) *client {
+	t.Helper()
+	b := dial(t, e.addr)
+	b.login()
+	b.ok("b1", "SELECT INBOX")
+	return b
+}
+
+// idle starts IDLE and waits for its continuation request.
+func (c *client) idle(tag string) {
+	c.t.Helper()
+	c.send(tag + " IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		c.t.Fatalf("idle: %q", l)
+	}
+}
+
 // condStoreEnv is a server with three messages in INBOX, appended by
 // IMAP: their MODSEQs are 2, 3 and 4 (a new mailbox starts at 1).
 func condStoreEnv(t *testing.T, o envOptions) (*env, uint32) {
@@ -168,13 +186,8 @@ func TestQResync(t *testing.T) {
 		t.Fatalf("select: %q", out)
 	}
 	// Changes by another session, seen in IDLE.
-	b := dial(t, e.addr)
-	b.login()
-	b.ok("b1", "SELECT INBOX")
-	a.send("a3 IDLE\r\n")
-	if l := a.line(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("idle: %q", l)
-	}
+	b := selectedSession(t, e)
+	a.idle("a3")
 	b.ok("b2", `STORE 2 +FLAGS (\Seen)`)
 	if l := a.line(); l != `* 2 FETCH (UID 2 FLAGS (\Seen) MODSEQ (5))` {
 		t.Fatalf("in IDLE: %q", l)
@@ -261,13 +274,8 @@ func TestCondStoreHighestFollowsUpdates(t *testing.T) {
 	a := dial(t, e.addr)
 	a.login()
 	a.ok("a1", "SELECT INBOX")
-	b := dial(t, e.addr)
-	b.login()
-	b.ok("b1", "SELECT INBOX")
-	a.send("a2 IDLE\r\n")
-	if l := a.line(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("idle: %q", l)
-	}
+	b := selectedSession(t, e)
+	a.idle("a2")
 	b.ok("b2", `STORE 1 +FLAGS (\Seen)`)
 	if l := a.line(); l != `* 1 FETCH (UID 1 FLAGS (\Seen))` {
 		t.Fatalf("in IDLE: %q", l)
