@@ -4,12 +4,12 @@
 -- grow and are never reused; highest_modseq is the last one handed out
 -- (HIGHESTMODSEQ), expunges included. Rows already here start at 1.
 ALTER TABLE mailboxes ADD COLUMN highest_modseq INTEGER NOT NULL DEFAULT 1;
--- The highest mod-sequence of the tombstones pruned (see mail_vanished).
+-- Tombstones below this mod-sequence were pruned (see mail_vanished).
 ALTER TABLE mailboxes ADD COLUMN pruned_modseq INTEGER NOT NULL DEFAULT 0;
--- No index on it: FETCH (CHANGEDSINCE n) and SEARCH MODSEQ test the
--- modseqs of the view a session read at SELECT (internal/imapserver), and an
--- index would cost every STORE an index update for no query.
 ALTER TABLE mail_messages ADD COLUMN modseq INTEGER NOT NULL DEFAULT 1;
+-- FETCH (CHANGEDSINCE n) and SEARCH MODSEQ read a mailbox's messages by
+-- mod-sequence.
+CREATE INDEX mail_messages_modseq ON mail_messages(mailbox_id, modseq);
 
 -- Expunged UIDs with the mod-sequence of their expunge, so that QRESYNC's
 -- VANISHED (EARLIER) names what went since a client's mod-sequence. At
