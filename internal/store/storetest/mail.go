@@ -49,6 +49,9 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"QuotaLimits", testMailQuotaLimits},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
+		{"Index", testMailIndex},
+		{"SearchIndex", testMailSearchIndex},
+		{"Counts", testMailCounts},
 	}
 	env := NewMailEnv(t, open(t))
 	for _, tc := range tests {
