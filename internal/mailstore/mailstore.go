@@ -8,6 +8,8 @@ package mailstore
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -131,6 +133,21 @@ func (q Quota) Limit(def int64) int64 {
 func (q Quota) Fits(size, def int64) bool {
 	limit := q.Limit(def)
 	return limit == 0 || q.Used+size <= limit
+}
+
+// FormatSize shows octets in the binary units quotas are set in (postern
+// user set --quota 2GiB): 512 B, 12.3 MiB, 2 GiB.
+func FormatSize(n int64) string {
+	if n < 1024 {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB"}
+	v, u := float64(n)/1024, 0
+	for v >= 1024 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + units[u]
 }
 
 // FlagOp is how StoreFlags changes flags.
