@@ -243,6 +243,10 @@ type MessageIndex struct {
 	// field decoded and lowercased, fields joined by SearchSep; nil when the
 	// message has no such field.
 	From, To, Cc, Bcc, Subject []byte
+	// What SEARCH BODY and TEXT match: the decoded, lowercased text parts,
+	// and the header fields of the message and its parts (msgindex's
+	// SearchTexts); both nil for a message that does not parse.
+	BodyText, HeaderText []byte
 	// Sort keys (RFC 5256 §3, RFC 5957): the first address's mailbox
 	// (local part), the display name or else the address, and the base
 	// subject; SentDate is the Date field's time, zero when it has none.
@@ -270,6 +274,8 @@ const (
 	SearchCc      SearchField = "cc"
 	SearchBcc     SearchField = "bcc"
 	SearchSubject SearchField = "subject"
+	SearchBody    SearchField = "body"
+	SearchText    SearchField = "text" // the header texts or the body's
 )
 
 // Counts are a mailbox's totals (IMAP STATUS).
