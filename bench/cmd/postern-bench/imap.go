@@ -390,6 +390,10 @@ func imapStress(c *imapConfig, targets []*imapTarget, res *results) error {
 			}
 			res.add("imap-stress", cas, "login cycles", t.name, float64(cycles))
 			res.add("imap-stress", cas, "commands", t.name, float64(all))
+			// What imaptest found wrong in the replies (e.g. "Keyword used
+			// without being in FLAGS"): a server that answers faster by
+			// answering wrongly is not faster.
+			res.add("imap-stress", cas, "imaptest errors", t.name, float64(strings.Count(string(out), "\nError: ")))
 			if cycles > 0 {
 				res.add("imap-stress", cas, "server CPU ms/cycle", t.name, float64(cpu.Microseconds())/1000/float64(cycles))
 			}
