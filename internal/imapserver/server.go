@@ -125,6 +125,8 @@ var caps = imap.CapSet{
 	imap.CapListExtended:     {},
 	imap.CapCreateSpecialUse: {},
 	imap.CapMultiAppend:      {},
+	imap.CapCondStore:        {},
+	imap.CapQResync:          {},
 }
 
 func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {

@@ -50,6 +50,7 @@ var (
 	_ imapserver.SessionAppendLimit = (*session)(nil)
 	_ imapserver.SessionMultiAppend = (*session)(nil)
 	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
+	_ imapserver.SessionCondStore   = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {

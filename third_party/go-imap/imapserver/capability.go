@@ -107,6 +107,8 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 			imap.CapCreateSpecialUse,
 			imap.CapMultiAppend,
 			imap.CapUnauthenticate,
+			imap.CapCondStore,
+			imap.CapQResync,
 		})
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
