@@ -25,13 +25,13 @@ func TestBinary(t *testing.T) {
 	c.send("a1 APPEND INBOX {" + itoa(uint32(len(msg))) + "+}\r\n" + msg + "\r\n")
 	c.until("a1")
 	c.ok("a2", "SELECT INBOX")
-	wantReplies(t, c.cmd("a3", "FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1] BINARY.PEEK[2] BINARY.PEEK[1]<6.100> BINARY.PEEK[4])"),
+	wantReply(t, c.cmd("a3", "FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1] BINARY.PEEK[2] BINARY.PEEK[1]<6.100> BINARY.PEEK[4])"),
 		"* 1 FETCH (UID 1 BINARY[1] {11}\r\nhello world BINARY[2] {4}\r\nx=yz BINARY[1]<6> {5}\r\nworld BINARY[4] ~{2}\r\n\x00a BINARY.SIZE[1] 11)",
 		"a3 OK FETCH completed")
-	wantReplies(t, c.cmd("a4", "FETCH 1 (BINARY.PEEK[3])"), "a4 NO [UNKNOWN-CTE] The part's Content-Transfer-Encoding is unknown")
-	wantReplies(t, c.cmd("a5", "FETCH 1 (BINARY.SIZE[3])"), "a5 NO [UNKNOWN-CTE] The part's Content-Transfer-Encoding is unknown")
+	wantReply(t, c.cmd("a4", "FETCH 1 (BINARY.PEEK[3])"), "a4 NO [UNKNOWN-CTE] The part's Content-Transfer-Encoding is unknown")
+	wantReply(t, c.cmd("a5", "FETCH 1 (BINARY.SIZE[3])"), "a5 NO [UNKNOWN-CTE] The part's Content-Transfer-Encoding is unknown")
 	// BINARY without .PEEK sets \Seen.
-	wantReplies(t, c.cmd("a6", "FETCH 1 (BINARY[2])"), "* 1 FETCH (UID 1 FLAGS (\\Seen) BINARY[2] {4}\r\nx=yz)", "a6 OK FETCH completed")
+	wantReply(t, c.cmd("a6", "FETCH 1 (BINARY[2])"), "* 1 FETCH (UID 1 FLAGS (\\Seen) BINARY[2] {4}\r\nx=yz)", "a6 OK FETCH completed")
 
 	bin := "Subject: x\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\xe4\r\n"
 	c.send("b1 APPEND INBOX ~{" + itoa(uint32(len(bin))) + "+}\r\n" + bin + "\r\n")

@@ -264,7 +264,7 @@ func (st *connState) read(vc *vconn, p []byte) (int, error) {
 				n = copy(p, st.rbuf[st.rpos:])
 				st.rpos += n
 			} else {
-				n, err = st.conn().Read(p)
+				n, err = st.readSocket(p)
 			}
 			st.litLeft -= int64(n)
 			return n, st.readErr(err)
@@ -423,12 +423,27 @@ func (st *connState) readLine() ([]byte, error) {
 			copy(grown, st.rbuf)
 			st.rbuf = grown
 		}
-		m, err := st.conn().Read(st.rbuf[n:cap(st.rbuf)])
+		m, err := st.readSocket(st.rbuf[n:cap(st.rbuf)])
 		st.rbuf = st.rbuf[:n+m]
 		if m == 0 && err != nil {
 			return nil, st.readErr(err)
 		}
 	}
+}
+
+// quickAck is netserver.QuickAck; tests watch it.
+var quickAck = netserver.QuickAck
+
+// readSocket reads from the client. In the middle of a command (its literal,
+// or the rest of its line after one) the client may be holding that rest
+// back until the server acknowledges what it sent (Nagle's algorithm, see
+// netserver.QuickAck), so the ACK is asked for at once. Between commands
+// the ACK goes out with the response, as usual.
+func (st *connState) readSocket(p []byte) (int, error) {
+	if !st.cmdStart {
+		quickAck(st.raw)
+	}
+	return st.conn().Read(p)
 }
 
 // readErr says BYE when the client was silent for too long (RFC 9051 §7.1.5).

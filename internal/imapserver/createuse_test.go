@@ -15,7 +15,7 @@ func TestCreateSpecialUse(t *testing.T) {
 		t.Fatalf("CREATE-SPECIAL-USE not advertised: %q", out)
 	}
 	c.ok("a1", `CREATE Old (USE (\archive))`)
-	wantReplies(t, c.cmd("a2", `LIST "" Old`), `* LIST (\HasNoChildren \Archive) "/" "Old"`, "a2 OK LIST completed")
+	wantReply(t, c.cmd("a2", `LIST "" Old`), `* LIST (\HasNoChildren \Archive) "/" "Old"`, "a2 OK LIST completed")
 	c.ok("a3", `CREATE Plain (USE ())`)
 	for _, cmd := range []string{`CREATE A (USE (\All))`, `CREATE A (USE (\Flagged))`, `CREATE A (USE (\Bogus))`, `CREATE A (USE (\Sent \Trash))`} {
 		out := c.cmd("b", cmd)
@@ -23,5 +23,5 @@ func TestCreateSpecialUse(t *testing.T) {
 			t.Errorf("%s: %q", cmd, out)
 		}
 	}
-	wantReplies(t, c.cmd("a4", `LIST "" A`), "a4 OK LIST completed")
+	wantReply(t, c.cmd("a4", `LIST "" A`), "a4 OK LIST completed")
 }

@@ -27,7 +27,7 @@ func TestLiteralPlus(t *testing.T) {
 	c.send("a2 APPEND INBOX {3}\r\n")
 	c.line()
 	c.send("one {40000000}\r\n")
-	wantReplies(t, c.until("a2"), "a2 NO [TOOBIG] Literals are limited to 33554432 bytes for this command")
+	wantReply(t, c.until("a2"), "a2 NO [TOOBIG] Literals are limited to 33554432 bytes for this command")
 	c.ok("a3", "NOOP")
 
 	for _, cmd := range []string{"b1 APPEND INBOX {40000000+}\r\n", "b1 APPEND INBOX {3+}\r\none {40000000+}\r\n"} {

@@ -208,13 +208,13 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 
 func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity, HighestModSeq: mb.HighestModSeq}
-	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent {
+	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent || options.DeletedStorage {
 		msgs, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
 		if err != nil {
 			return nil, s.storeErr("status", err)
 		}
 		var total, unseen, deleted uint32
-		var size int64
+		var size, deletedSize int64
 		for _, m := range msgs {
 			total++
 			size += m.Size
@@ -223,6 +223,7 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 			}
 			if hasFlag(m.Flags, `\Deleted`) {
 				deleted++
+				deletedSize += m.Size
 			}
 		}
 		zero := uint32(0) // no \Recent: it is obsolete (RFC 9051 §2.3.2)
@@ -238,6 +239,12 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 		data.NumRecent = set(options.NumRecent, zero)
 		if options.Size {
 			data.Size = &size
+		}
+		if options.DeletedStorage {
+			// RFC 9208 §4.2: what EXPUNGE would free, in the STORAGE
+			// resource's units (1024 octets).
+			kib := deletedSize / 1024
+			data.DeletedStorage = &kib
 		}
 	}
 	if options.AppendLimit {

@@ -20,14 +20,14 @@ func TestMultiAppend(t *testing.T) {
 	}
 	v := e.inbox(t).UIDValidity
 	c.send("a1 APPEND INBOX (\\Seen) {5+}\r\nhello {5+}\r\nworld\r\n")
-	wantReplies(t, c.until("a1"), "a1 OK [APPENDUID "+itoa(v)+" 1:2] APPEND completed")
+	wantReply(t, c.until("a1"), "a1 OK [APPENDUID "+itoa(v)+" 1:2] APPEND completed")
 
 	c.send("a2 APPEND INBOX {3}\r\n")
-	wantReplies(t, []string{c.line()}, "+ Ready for literal data")
+	wantReply(t, []string{c.line()}, "+ Ready for literal data")
 	c.send("one {3}\r\n")
-	wantReplies(t, []string{c.line()}, "+ Ready for literal data")
+	wantReply(t, []string{c.line()}, "+ Ready for literal data")
 	c.send("two\r\n")
-	wantReplies(t, c.until("a2"), "a2 OK [APPENDUID "+itoa(v)+" 3:4] APPEND completed")
+	wantReply(t, c.until("a2"), "a2 OK [APPENDUID "+itoa(v)+" 3:4] APPEND completed")
 
 	// A bad flag in the second message: neither is stored.
 	c.send("a3 APPEND INBOX {3+}\r\nxxx (\\Bogus) {3+}\r\nyyy\r\n")
@@ -39,7 +39,7 @@ func TestMultiAppend(t *testing.T) {
 	c.send("a4 APPEND Nowhere {3}\r\n")
 	c.line()
 	c.send("aaa {3}\r\n")
-	wantReplies(t, c.until("a4"), "a4 NO [TRYCREATE] No such mailbox.")
+	wantReply(t, c.until("a4"), "a4 NO [TRYCREATE] No such mailbox.")
 	c.ok("a5", "NOOP")
 
 	msgs, err := e.mail.Messages(context.Background(), e.inbox(t).ID)
@@ -56,8 +56,8 @@ func TestMultiAppend(t *testing.T) {
 	}
 }
 
-// wantReplies fails unless got is exactly want, line by line.
-func wantReplies(t *testing.T, got []string, want ...string) {
+// wantReply fails unless got is exactly want, line by line.
+func wantReply(t *testing.T, got []string, want ...string) {
 	t.Helper()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -16,8 +16,8 @@ func TestIMAP4rev2Session(t *testing.T) {
 	}
 	c.login()
 	appendN(c, 2)
-	wantReplies(t, c.cmd("a1", "ENABLE IMAP4rev2"), "* ENABLED IMAP4rev2", "a1 OK ENABLE completed")
-	wantReplies(t, c.cmd("a2", "SELECT INBOX"),
+	wantReply(t, c.cmd("a1", "ENABLE IMAP4rev2"), "* ENABLED IMAP4rev2", "a1 OK ENABLE completed")
+	wantReply(t, c.cmd("a2", "SELECT INBOX"),
 		"* 2 EXISTS",
 		"* OK [UIDVALIDITY "+itoa(e.inbox(t).UIDValidity)+"] UIDs valid",
 		"* OK [UIDNEXT 3] Predicted next UID",
@@ -25,17 +25,17 @@ func TestIMAP4rev2Session(t *testing.T) {
 		`* OK [PERMANENTFLAGS (\Answered \Deleted \Draft \Flagged \Seen \*)] Permanent flags`,
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		"a2 OK [READ-WRITE] SELECT completed")
-	wantReplies(t, c.cmd("a3", "SEARCH UNSEEN"), `* ESEARCH (TAG "a3") ALL 1:2`, "a3 OK SEARCH completed")
-	wantReplies(t, c.cmd("a4", "SEARCH 99"), `* ESEARCH (TAG "a4")`, "a4 OK SEARCH completed")
-	wantReplies(t, c.cmd("a5", "UID SEARCH RETURN (COUNT) ALL"), `* ESEARCH (TAG "a5") UID COUNT 2`, "a5 OK UID SEARCH completed")
+	wantReply(t, c.cmd("a3", "SEARCH UNSEEN"), `* ESEARCH (TAG "a3") ALL 1:2`, "a3 OK SEARCH completed")
+	wantReply(t, c.cmd("a4", "SEARCH 99"), `* ESEARCH (TAG "a4")`, "a4 OK SEARCH completed")
+	wantReply(t, c.cmd("a5", "UID SEARCH RETURN (COUNT) ALL"), `* ESEARCH (TAG "a5") UID COUNT 2`, "a5 OK UID SEARCH completed")
 	c.ok("a6", `STORE 1 +FLAGS.SILENT (\Deleted)`)
-	wantReplies(t, c.cmd("a7", "STATUS INBOX (MESSAGES DELETED)"), `* STATUS INBOX (MESSAGES 2 DELETED 1)`, "a7 OK STATUS completed")
+	wantReply(t, c.cmd("a7", "STATUS INBOX (MESSAGES DELETED)"), `* STATUS INBOX (MESSAGES 2 DELETED 1)`, "a7 OK STATUS completed")
 	out := c.ok("a8", "FETCH 1:2 (FLAGS)")
 	if contains(out, `\Recent`) {
 		t.Errorf("\\Recent in an IMAP4rev2 session: %q", out)
 	}
 	c.ok("a9", "SEARCH RETURN (SAVE) DELETED")
-	wantReplies(t, c.cmd("b1", "FETCH $ (UID)"), "* 1 FETCH (UID 1)", "b1 OK FETCH completed")
+	wantReply(t, c.cmd("b1", "FETCH $ (UID)"), "* 1 FETCH (UID 1)", "b1 OK FETCH completed")
 	c.ok("b2", `CREATE "Q&A"`)
 	if out := c.ok("b3", `LIST "" "Q*"`); !contains(out, `"/" "Q&A"`) || strings.Contains(strings.Join(out, ""), "&-") {
 		t.Errorf("UTF-8 name: %q", out)

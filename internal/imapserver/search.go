@@ -96,23 +96,6 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	return &data, nil
 }
 
-// savedResult is what SEARCH RETURN (SAVE …) keeps as $ of the UIDs found
-// (in order): all of them, or only the first and last when MIN or MAX
-// come without ALL or COUNT (RFC 5182 §2.1).
-func savedResult(found []uint32, options *imap.SearchOptions) []uint32 {
-	if options.ReturnAll || options.ReturnCount || (!options.ReturnMin && !options.ReturnMax) || len(found) == 0 {
-		return found
-	}
-	var out []uint32
-	if options.ReturnMin {
-		out = append(out, found[0])
-	}
-	if options.ReturnMax && (len(out) == 0 || found[len(found)-1] != out[0]) {
-		out = append(out, found[len(found)-1])
-	}
-	return out
-}
-
 // criteriaUseModSeq reports whether c has a MODSEQ key anywhere.
 func criteriaUseModSeq(c *imap.SearchCriteria) bool {
 	if c.ModSeq != nil {
@@ -129,6 +112,23 @@ func criteriaUseModSeq(c *imap.SearchCriteria) bool {
 		}
 	}
 	return false
+}
+
+// savedResult is what SEARCH RETURN (SAVE …) keeps as $ of the UIDs found
+// (in order): all of them, or only the first and last when MIN or MAX
+// come without ALL or COUNT (RFC 5182 §2.1).
+func savedResult(found []uint32, options *imap.SearchOptions) []uint32 {
+	if options.ReturnAll || options.ReturnCount || (!options.ReturnMin && !options.ReturnMax) || len(found) == 0 {
+		return found
+	}
+	var out []uint32
+	if options.ReturnMin {
+		out = append(out, found[0])
+	}
+	if options.ReturnMax && (len(out) == 0 || found[len(found)-1] != out[0]) {
+		out = append(out, found[len(found)-1])
+	}
+	return out
 }
 
 func criteriaNeedBody(c *imap.SearchCriteria) bool {

@@ -28,35 +28,35 @@ func TestSearchRes(t *testing.T) {
 	}
 	appendN(c, 5)
 	c.ok("a1", "SELECT INBOX")
-	wantReplies(t, c.cmd("a2", "FETCH $ (UID)"), "a2 OK FETCH completed")
+	wantReply(t, c.cmd("a2", "FETCH $ (UID)"), "a2 OK FETCH completed")
 	c.ok("a3", "STORE 2,4 +FLAGS.SILENT (\\Flagged)")
-	wantReplies(t, c.cmd("a4", "SEARCH RETURN (SAVE) FLAGGED"), "a4 OK SEARCH completed")
-	wantReplies(t, c.cmd("a5", "FETCH $ (UID)"),
+	wantReply(t, c.cmd("a4", "SEARCH RETURN (SAVE) FLAGGED"), "a4 OK SEARCH completed")
+	wantReply(t, c.cmd("a5", "FETCH $ (UID)"),
 		"* 2 FETCH (UID 2)", "* 4 FETCH (UID 4)", "a5 OK FETCH completed")
-	wantReplies(t, c.cmd("a6", "UID SEARCH UID $"), "* SEARCH 2 4", "a6 OK UID SEARCH completed")
-	wantReplies(t, c.cmd("a7", "SEARCH $ 3:*"), "* SEARCH 4", "a7 OK SEARCH completed")
-	wantReplies(t, c.cmd("a8", "STORE $ +FLAGS (\\Seen)"),
+	wantReply(t, c.cmd("a6", "UID SEARCH UID $"), "* SEARCH 2 4", "a6 OK UID SEARCH completed")
+	wantReply(t, c.cmd("a7", "SEARCH $ 3:*"), "* SEARCH 4", "a7 OK SEARCH completed")
+	wantReply(t, c.cmd("a8", "STORE $ +FLAGS (\\Seen)"),
 		"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Seen))", "* 4 FETCH (UID 4 FLAGS (\\Flagged \\Seen))", "a8 OK STORE completed")
 	c.ok("a9", "CREATE Saved")
 	if out := c.cmd("a10", "UID COPY $ Saved"); out[len(out)-1] != "a10 OK [COPYUID "+itoa(copyValidity(t, c))+" 2,4 1:2] COPY completed" {
 		t.Errorf("copy: %q", out)
 	}
 	// MIN and MAX with SAVE save only those; the ESEARCH still answers.
-	wantReplies(t, c.cmd("b1", "SEARCH RETURN (SAVE MIN) ALL"), "* ESEARCH (TAG \"b1\") MIN 1", "b1 OK SEARCH completed")
-	wantReplies(t, c.cmd("b2", "UID FETCH $ (UID)"), "* 1 FETCH (UID 1)", "b2 OK UID FETCH completed")
-	wantReplies(t, c.cmd("b3", "SEARCH RETURN (SAVE MIN MAX) ALL"), "* ESEARCH (TAG \"b3\") MIN 1 MAX 5", "b3 OK SEARCH completed")
-	wantReplies(t, c.cmd("b4", "FETCH $ (UID)"), "* 1 FETCH (UID 1)", "* 5 FETCH (UID 5)", "b4 OK FETCH completed")
-	wantReplies(t, c.cmd("b5", "SEARCH RETURN (SAVE COUNT) 2:3"), "* ESEARCH (TAG \"b5\") COUNT 2", "b5 OK SEARCH completed")
+	wantReply(t, c.cmd("b1", "SEARCH RETURN (SAVE MIN) ALL"), "* ESEARCH (TAG \"b1\") MIN 1", "b1 OK SEARCH completed")
+	wantReply(t, c.cmd("b2", "UID FETCH $ (UID)"), "* 1 FETCH (UID 1)", "b2 OK UID FETCH completed")
+	wantReply(t, c.cmd("b3", "SEARCH RETURN (SAVE MIN MAX) ALL"), "* ESEARCH (TAG \"b3\") MIN 1 MAX 5", "b3 OK SEARCH completed")
+	wantReply(t, c.cmd("b4", "FETCH $ (UID)"), "* 1 FETCH (UID 1)", "* 5 FETCH (UID 5)", "b4 OK FETCH completed")
+	wantReply(t, c.cmd("b5", "SEARCH RETURN (SAVE COUNT) 2:3"), "* ESEARCH (TAG \"b5\") COUNT 2", "b5 OK SEARCH completed")
 	// An expunged message drops out; the rest keep their UIDs.
 	c.ok("b6", "STORE 2 +FLAGS.SILENT (\\Deleted)")
 	c.ok("b7", "EXPUNGE")
-	wantReplies(t, c.cmd("b8", "FETCH $ (UID)"), "* 2 FETCH (UID 3)", "b8 OK FETCH completed")
+	wantReply(t, c.cmd("b8", "FETCH $ (UID)"), "* 2 FETCH (UID 3)", "b8 OK FETCH completed")
 	// MOVE takes $ as well.
-	wantReplies(t, c.cmd("b9", "UID MOVE $ Saved")[1:], "* 2 EXPUNGE", "b9 OK UID MOVE completed")
+	wantReply(t, c.cmd("b9", "UID MOVE $ Saved")[1:], "* 2 EXPUNGE", "b9 OK UID MOVE completed")
 	// SELECT forgets it.
 	c.ok("c1", "SEARCH RETURN (SAVE) ALL")
 	c.ok("c2", "SELECT INBOX")
-	wantReplies(t, c.cmd("c3", "FETCH $ (UID)"), "c3 OK FETCH completed")
+	wantReply(t, c.cmd("c3", "FETCH $ (UID)"), "c3 OK FETCH completed")
 }
 
 // copyValidity is the UIDVALIDITY of the mailbox Saved.

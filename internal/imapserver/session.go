@@ -48,9 +48,9 @@ var (
 	_ imapserver.SessionMove        = (*session)(nil)
 	_ imapserver.SessionSASL        = (*session)(nil)
 	_ imapserver.SessionAppendLimit = (*session)(nil)
+	_ imapserver.SessionCondStore   = (*session)(nil)
 	_ imapserver.SessionMultiAppend = (*session)(nil)
 	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
-	_ imapserver.SessionCondStore   = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {

@@ -102,6 +102,37 @@ type Outbound struct {
 	EightBit bool     // BODY=8BITMIME
 }
 
+// Quota is a member's mail storage (RFC 9208's STORAGE resource): what the
+// member's messages take and the limits set on it.
+type Quota struct {
+	// Used is the octets of all the member's messages, every mailbox
+	// together; a copy counts as much as its original.
+	Used int64
+	// Member is the member's own limit and Domain the default of the
+	// member's domain, in octets, 0 for none; nil when not set.
+	Member, Domain *int64
+}
+
+// Limit is the limit that applies: the member's own, else the domain's
+// default, else def (the server's); 0 is none.
+func (q Quota) Limit(def int64) int64 {
+	switch {
+	case q.Member != nil:
+		return *q.Member
+	case q.Domain != nil:
+		return *q.Domain
+	}
+	return max(def, 0)
+}
+
+// Fits says whether size more octets fit under the limit that applies
+// (see Limit). Quotas are checked, not reserved: two messages accepted at
+// once may together pass the limit, by at most one message each.
+func (q Quota) Fits(size, def int64) bool {
+	limit := q.Limit(def)
+	return limit == 0 || q.Used+size <= limit
+}
+
 // FlagOp is how StoreFlags changes flags.
 type FlagOp int
 
@@ -143,9 +174,10 @@ type Store interface {
 	// transaction: every recipient gets the message or none does, so an SMTP
 	// client retrying after a failure never duplicates it.
 	DeliverAll(ctx context.Context, ds []Delivery) error
-	// Usage returns the octets of all the member's messages, every mailbox
-	// together: what a mailbox quota counts (RFC 9208's STORAGE).
-	Usage(ctx context.Context, memberID int64) (int64, error)
+	// Quota returns the member's storage use and the limits set for it
+	// (account.ErrNotFound when there is no such member). It costs the same
+	// at any mailbox size: every delivery and APPEND reads it.
+	Quota(ctx context.Context, memberID int64) (Quota, error)
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
 	// Open returns a mailbox by name with its messages in UID order, read

@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/postern/postern/internal/account"
@@ -96,6 +98,9 @@ func (db *DB) appendTx(ctx context.Context, tx *sql.Tx, mailboxID int64, flags [
 		mb.id, int64(uid), joinFlags(flags), micros(date), int64(len(body)), bodyID, mb.modseq); err != nil {
 		return 0, err
 	}
+	if err := db.addUsage(ctx, tx, mb.memberID, int64(len(body))); err != nil {
+		return 0, err
+	}
 	return uid, db.mailboxChanged(ctx, tx, mb.memberID, mb.id)
 }
 
@@ -119,8 +124,13 @@ func (s *Mail) DeliverAll(ctx context.Context, ds []mailstore.Delivery) error {
 	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error { return db.deliverAllTx(ctx, tx, ds) }))
 }
 
-// deliverAllTx stores every delivery inside tx.
+// deliverAllTx stores every delivery inside tx, member by member in ID
+// order: each member's mailbox and usage rows are locked together, so two
+// deliveries to the same members lock them in the same order and cannot
+// deadlock (see Locking).
 func (db *DB) deliverAllTx(ctx context.Context, tx *sql.Tx, ds []mailstore.Delivery) error {
+	ds = slices.Clone(ds)
+	slices.SortStableFunc(ds, func(a, b mailstore.Delivery) int { return cmp.Compare(a.MemberID, b.MemberID) })
 	for _, d := range ds {
 		// One copy's bytes at a time: a message to many members never
 		// holds them all in memory.
@@ -159,22 +169,53 @@ func (db *DB) deliverJunkTx(ctx context.Context, tx *sql.Tx, memberID int64, bod
 	return err
 }
 
-// usageQuery sums a member's message sizes. The mail_messages_usage index
-// (mailbox_id, size) covers it: both engines read the sizes from the index
-// alone, one range per mailbox, without touching the message rows.
-const usageQuery = `SELECT COALESCE(SUM(m.size), 0) FROM mailboxes b JOIN mail_messages m ON m.mailbox_id = b.id WHERE b.member_id = ?`
+// quotaQuery reads a member's usage counter and the limits set for the
+// member and the domain: three rows by primary key.
+const quotaQuery = `SELECT COALESCE(u.bytes, 0), m.mail_quota, d.mail_quota
+	FROM members m JOIN domains d ON d.id = m.domain_id LEFT JOIN mail_usage u ON u.member_id = m.id
+	WHERE m.id = ?`
 
-// Usage implements mailstore.Store.
-func (s *Mail) Usage(ctx context.Context, memberID int64) (int64, error) {
-	stmt, err := s.db.prepared(ctx, s.db.q(usageQuery)) // every RCPT on a server with a quota
+// Quota implements mailstore.Store.
+func (s *Mail) Quota(ctx context.Context, memberID int64) (mailstore.Quota, error) {
+	stmt, err := s.db.prepared(ctx, s.db.q(quotaQuery)) // every RCPT and APPEND
 	if err != nil {
-		return 0, mailErr("usage", err)
+		return mailstore.Quota{}, mailErr("quota", err)
 	}
-	var n int64
-	if err := stmt.QueryRowContext(ctx, memberID).Scan(&n); err != nil {
-		return 0, mailErr("usage", err)
+	var q mailstore.Quota
+	var member, domain sql.NullInt64
+	err = stmt.QueryRowContext(ctx, memberID).Scan(&q.Used, &member, &domain)
+	if notFound(err) {
+		return mailstore.Quota{}, account.ErrNotFound
 	}
-	return n, nil
+	if err != nil {
+		return mailstore.Quota{}, mailErr("quota", err)
+	}
+	q.Member, q.Domain = nullInt(member), nullInt(domain)
+	return q, nil
+}
+
+func nullInt(n sql.NullInt64) *int64 {
+	if !n.Valid {
+		return nil
+	}
+	return &n.Int64
+}
+
+// addUsageQuery moves a member's usage counter. The row is made on the
+// member's first message; later ones update it, which locks that row alone
+// (no foreign key is checked on an update that keeps the key).
+const addUsageQuery = `INSERT INTO mail_usage (member_id, bytes) VALUES (?, ?)
+	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes`
+
+// addUsage adds delta octets to the member's usage inside tx: every
+// transaction that adds or removes messages calls it, so the counter is
+// exactly the sum of the member's message sizes once it commits.
+func (db *DB) addUsage(ctx context.Context, tx *sql.Tx, memberID, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, db.q(addUsageQuery), memberID, delta)
+	return err
 }
 
 // deliverTx appends body to the member's INBOX inside tx, creating the
@@ -223,6 +264,9 @@ const deliverInboxQueryPG = `WITH mem AS (
 	SELECT mb.id, mb.uid, '', $4, $5, b.id, mb.modseq FROM mb, b
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $6, $1, mb.id, $4 FROM mb
+), u AS (
+	INSERT INTO mail_usage (member_id, bytes) SELECT $1, $5 FROM mb
+	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
 )
 SELECT id FROM mb`
 
@@ -535,10 +579,15 @@ func (db *DB) removeMsgs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, row
 		return err
 	}
 	uids := make([]uint32, len(rows))
+	var size int64
 	for i, r := range rows {
 		uids[i] = r.uid
+		size += r.size
 	}
 	if err := db.bury(ctx, tx, mb, uids); err != nil {
+		return err
+	}
+	if err := db.addUsage(ctx, tx, mb.memberID, -size); err != nil {
 		return err
 	}
 	return db.mailboxChanged(ctx, tx, mb.memberID, mb.id)
@@ -586,6 +635,7 @@ func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32
 		if err != nil {
 			return err
 		}
+		var added int64 // a copy counts as much as its original; a move adds nothing
 		for i, r := range rows {
 			uid := first + uint32(i)
 			if move {
@@ -593,12 +643,16 @@ func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32
 			} else {
 				_, err = tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 					dst, int64(uid), joinFlags(r.flags), r.date, r.size, r.bodyID, to.modseq)
+				added += r.size
 			}
 			if err != nil {
 				return err
 			}
 			srcUIDs = append(srcUIDs, r.uid)
 			dstUIDs = append(dstUIDs, uid)
+		}
+		if err := db.addUsage(ctx, tx, to.memberID, added); err != nil {
+			return err
 		}
 		changed := []int64{dst}
 		if move && src != dst {

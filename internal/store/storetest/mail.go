@@ -46,6 +46,8 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"DeliverAllOrNothing", testMailDeliverAll},
 		{"DeliverJunk", testMailDeliverJunk},
 		{"Usage", testMailUsage},
+		{"UsageConcurrent", testMailUsageConcurrent},
+		{"QuotaLimits", testMailQuotaLimits},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
 	}

@@ -126,31 +126,6 @@ func testMailDeliverJunk(t *testing.T, e *MailEnv) {
 	}
 }
 
-// testMailUsage: Usage sums the sizes of the member's messages in every
-// mailbox, and only the member's.
-func testMailUsage(t *testing.T, e *MailEnv) {
-	ctx := context.Background()
-	a, b := e.NewMember(t), e.NewMember(t)
-	usage := func(m int64) int64 {
-		t.Helper()
-		n, err := e.Mail.Usage(ctx, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	wantEq(t, "empty", usage(a), int64(0))
-	ds := []mailstore.Delivery{{MemberID: a, Body: []byte("12345")}, {MemberID: a, Body: []byte("123"), Junk: true}, {MemberID: b, Body: []byte("1")}}
-	if err := e.Mail.DeliverAll(ctx, ds); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Mail.Append(ctx, e.Box(t, a, "Sent").ID, nil, time.Time{}, []byte("1234567")); err != nil {
-		t.Fatal(err)
-	}
-	wantEq(t, "a", usage(a), int64(15))
-	wantEq(t, "b", usage(b), int64(1))
-}
-
 // testMailAppendMany: the messages of one MULTIAPPEND get consecutive UIDs
 // in order, with their own flags and dates, and a refused one (a bad flag,
 // too big, a missing mailbox) leaves none of them behind.

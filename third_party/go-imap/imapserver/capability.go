@@ -111,6 +111,12 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 			imap.CapQResync,
 		})
 
+		// RFC 9208: QUOTA and the resources the server counts.
+		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
+			caps = append(caps, imap.CapQuota)
+			caps = addAvailableCaps(caps, available, quotaResCaps)
+		}
+
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()
 			caps = append(caps, derivedCap("APPENDLIMIT=", strconv.FormatUint(uint64(limit), 10)))
