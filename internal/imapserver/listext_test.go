@@ -9,12 +9,7 @@ import (
 // as \NonExistent), SPECIAL-USE, REMOTE and RECURSIVEMATCH (CHILDINFO), and
 // the return options SUBSCRIBED, CHILDREN, SPECIAL-USE and STATUS.
 func TestListExtended(t *testing.T) {
-	e := newEnv(t, envOptions{noTailer: true})
-	c := dial(t, e.addr)
-	c.login()
-	if out := c.ok("a0", "CAPABILITY"); !hasCap(out, "LIST-EXTENDED") {
-		t.Fatalf("LIST-EXTENDED not advertised: %q", out)
-	}
+	_, c := loggedIn(t, "LIST-EXTENDED")
 	for _, cmd := range []string{"CREATE L/a", "CREATE L/b/c", `CREATE L/d (USE (\Archive))`, "CREATE L/gone",
 		"UNSUBSCRIBE L", "UNSUBSCRIBE L/a", "UNSUBSCRIBE L/b", "UNSUBSCRIBE L/b/c", "UNSUBSCRIBE L/d",
 		"SUBSCRIBE L/a", "SUBSCRIBE L/b/c", "SUBSCRIBE L/gone", "DELETE L/gone"} {
