@@ -172,7 +172,13 @@ type Store interface {
 	// RenameMailbox renames a mailbox and its children; renaming INBOX moves its
 	// messages to the new mailbox (RFC 3501 §6.3.5).
 	RenameMailbox(ctx context.Context, memberID int64, oldName, newName string) error
+	// SetSubscribed subscribes or unsubscribes a mailbox; unsubscribing
+	// also takes a name from SubscribedNames.
 	SetSubscribed(ctx context.Context, memberID int64, name string, on bool) error
+	// SubscribedNames lists, in order, the subscribed names that have no
+	// mailbox: a mailbox deleted while subscribed keeps its subscription
+	// (RFC 9051 §6.3.7), and one created again under its name takes it back.
+	SubscribedNames(ctx context.Context, memberID int64) ([]string, error)
 
 	// Append stores a message in mailboxID and returns its UID.
 	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
