@@ -8,6 +8,8 @@ package mailstore
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -133,6 +135,21 @@ func (q Quota) Fits(size, def int64) bool {
 	return limit == 0 || q.Used+size <= limit
 }
 
+// FormatSize shows octets in the binary units quotas are set in (postern
+// user set --quota 2GiB): 512 B, 12.3 MiB, 2 GiB.
+func FormatSize(n int64) string {
+	if n < 1024 {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB"}
+	v, u := float64(n)/1024, 0
+	for v >= 1024 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + units[u]
+}
+
 // FlagOp is how StoreFlags changes flags.
 type FlagOp int
 
@@ -155,7 +172,13 @@ type Store interface {
 	// RenameMailbox renames a mailbox and its children; renaming INBOX moves its
 	// messages to the new mailbox (RFC 3501 §6.3.5).
 	RenameMailbox(ctx context.Context, memberID int64, oldName, newName string) error
+	// SetSubscribed subscribes or unsubscribes a mailbox; unsubscribing
+	// also takes a name from SubscribedNames.
 	SetSubscribed(ctx context.Context, memberID int64, name string, on bool) error
+	// SubscribedNames lists, in order, the subscribed names that have no
+	// mailbox: a mailbox deleted while subscribed keeps its subscription
+	// (RFC 9051 §6.3.7), and one created again under its name takes it back.
+	SubscribedNames(ctx context.Context, memberID int64) ([]string, error)
 
 	// Append stores a message in mailboxID and returns its UID.
 	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
