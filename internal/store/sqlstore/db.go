@@ -52,6 +52,7 @@ type DB struct {
 	gen     *genFile                   // SQLite: the generation file (credgen_unix.go)
 	creds   atomic.Pointer[credCache]  // nil: no credential cache (credcache.go)
 	inboxes atomic.Pointer[inboxCache] // nil: no INBOX cache (inboxcache.go)
+	views   *viewCache                 // State's mailbox listings (viewcache.go)
 	hooks   commitHooks                // afterCommit's functions, by transaction
 	horizon horizon                    // PostgreSQL: the events' read horizon (events.go)
 	notify  notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
@@ -92,7 +93,7 @@ var migrations embed.FS
 // Open opens and migrates the database at dsn: a postgres:// or postgresql://
 // URL, or else the path of a SQLite file.
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	db := &DB{DSN: dsn}
+	db := &DB{DSN: dsn, views: newViewCache(viewBudget)}
 	db.notify.done = make(chan struct{})
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
 )
 
 var errRollback = errors.New("rolled back on purpose")
@@ -38,3 +39,17 @@ func SetMaxTombstones(n int64) (restore func()) {
 	maxTombstones = n
 	return func() { maxTombstones = old }
 }
+
+// FullStateForTest is State read whole, without the view cache.
+func (db *DB) FullStateForTest(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+	return db.openWith(ctx, stateQuery, mailboxID)
+}
+
+// ViewCacheCounts returns how many State calls the view cache answered as
+// cached, brought up to date from the changes, and read whole.
+func (db *DB) ViewCacheCounts() (hits, patches, misses uint64) {
+	return db.views.hits.Load(), db.views.patches.Load(), db.views.misses.Load()
+}
+
+// SetViewBudget replaces the view cache with an empty one of this budget.
+func (db *DB) SetViewBudget(n int) { db.views = newViewCache(n) }

@@ -319,7 +319,8 @@ const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validi
 	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
 	WHERE b.member_id = ? AND b.name_key = ? ORDER BY m.uid`
 
-// stateQuery is openQuery by mailbox id (State).
+// stateQuery is openQuery by mailbox id: State's listing read whole, without
+// the view cache (tests compare the two).
 const stateQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq,
 		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
 	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
@@ -357,7 +358,7 @@ func (db *DB) open(ctx context.Context, memberID int64, key string) (mailstore.M
 
 // State implements mailstore.Store.
 func (s *Mail) State(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
-	mb, msgs, err := s.db.openWith(ctx, stateQuery, mailboxID)
+	mb, msgs, err := s.db.state(ctx, mailboxID)
 	if err != nil && !errors.Is(err, account.ErrNotFound) {
 		err = mailErr("state", err)
 	}

@@ -1,0 +1,175 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/store/sqlstore"
+	"github.com/postern/postern/internal/store/storetest"
+)
+
+// sameState checks that State on db (through its view cache) returns
+// exactly what a whole read returns.
+func sameState(t *testing.T, step string, db *sqlstore.DB, id int64) {
+	t.Helper()
+	ctx := context.Background()
+	mb, got, err := db.Mail().State(ctx, id)
+	if err != nil {
+		t.Fatalf("%s: state: %v", step, err)
+	}
+	wantMB, want, err := db.FullStateForTest(ctx, id)
+	if err != nil {
+		t.Fatalf("%s: full state: %v", step, err)
+	}
+	if mb != wantMB {
+		t.Fatalf("%s: mailbox %+v, want %+v", step, mb, wantMB)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d messages, want %d", step, len(got), len(want))
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("%s: message %d is %+v, want %+v", step, i, got[i], want[i])
+		}
+	}
+}
+
+// The view cache returns what a whole read returns after every kind of
+// change, made by this store or by another one on the same database (a
+// second node), and after the tombstones it would need were pruned.
+func TestViewCacheExact(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		other, err := sqlstore.Open(ctx, db.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		env := storetest.NewMailEnv(t, db)
+		m := env.NewMember(t)
+		in := env.Box(t, m, "INBOX")
+		box := env.Create(t, m, "Box")
+		for i := 0; i < 6; i++ {
+			env.Append(t, in.ID, fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))
+			env.Append(t, box.ID, fmt.Sprintf("Subject: b%d\r\n\r\nx\r\n", i), `\Flagged`)
+		}
+		// Both nodes hold a view of both mailboxes from here on.
+		check := func(step string) {
+			t.Helper()
+			for _, d := range []*sqlstore.DB{db, other} {
+				sameState(t, step, d, in.ID)
+				sameState(t, step, d, box.ID)
+			}
+		}
+		check("start")
+		mails := map[string]*sqlstore.Mail{"this node": db.Mail(), "other node": other.Mail()}
+		for _, node := range []string{"this node", "other node"} {
+			mail := mails[node]
+			step := func(what string, err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatalf("%s: %s: %v", node, what, err)
+				}
+				check(node + ": " + what)
+			}
+			_, err := mail.Append(ctx, in.ID, []string{`\Draft`}, storetest.EnforcedDate, []byte("Subject: new\r\n\r\nx\r\n"))
+			step("append", err)
+			step("deliver", mail.Deliver(ctx, m, []byte("Subject: delivered\r\n\r\nx\r\n")))
+			_, err = mail.StoreFlags(ctx, in.ID, []uint32{1, 3}, mailstore.FlagsAdd, []string{`\Seen`, "$Label"})
+			step("flags", err)
+			uids := env.UIDs(t, in.ID)
+			_, err = mail.StoreFlags(ctx, in.ID, uids[:2], mailstore.FlagsAdd, []string{`\Deleted`})
+			step("flag deleted", err)
+			_, err = mail.Expunge(ctx, in.ID, nil)
+			step("expunge", err)
+			step("delete", mail.Delete(ctx, in.ID, env.UIDs(t, in.ID)[:1]))
+			_, _, _, err = mail.Copy(ctx, box.ID, env.UIDs(t, box.ID)[:2], in.ID)
+			step("copy in", err)
+			_, _, _, err = mail.Copy(ctx, in.ID, env.UIDs(t, in.ID)[:1], box.ID)
+			step("copy out", err)
+			_, _, _, err = mail.Move(ctx, box.ID, env.UIDs(t, box.ID)[:1], in.ID)
+			step("move in", err)
+			_, _, _, err = mail.Move(ctx, in.ID, env.UIDs(t, in.ID)[:1], box.ID)
+			step("move out", err)
+			_, _, _, err = mail.Move(ctx, in.ID, env.UIDs(t, in.ID)[:1], in.ID)
+			step("move within", err)
+		}
+		// Renaming INBOX moves its messages to a new mailbox and buries
+		// them in INBOX.
+		if err := other.Mail().RenameMailbox(ctx, m, "INBOX", "Old"); err != nil {
+			t.Fatal(err)
+		}
+		check("rename INBOX")
+		env.Append(t, in.ID, "Subject: after rename\r\n\r\nx\r\n")
+		check("append after rename")
+		if _, patches, _ := db.ViewCacheCounts(); patches == 0 {
+			t.Fatal("no view was brought up to date from the changes: the test tests nothing")
+		}
+		if hits, _, _ := other.ViewCacheCounts(); hits == 0 {
+			t.Fatal("no view was used as cached")
+		}
+
+		// Tombstones pruned past this node's view: it must read the
+		// mailbox whole, as the changes alone no longer tell what went.
+		defer sqlstore.SetMaxTombstones(1)()
+		for i := 0; i < 3; i++ {
+			env.Append(t, in.ID, "Subject: more\r\n\r\nx\r\n")
+		}
+		sameState(t, "before pruning", db, in.ID)
+		for _, u := range env.UIDs(t, in.ID)[:3] {
+			if err := other.Mail().Delete(ctx, in.ID, []uint32{u}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, _, misses := db.ViewCacheCounts()
+		sameState(t, "after pruning", db, in.ID)
+		if _, _, after := db.ViewCacheCounts(); after != misses+1 {
+			t.Fatalf("pruned tombstones: %d whole reads, want 1", after-misses)
+		}
+	})
+}
+
+// The cache holds at most its budget of messages, least recently used
+// views going first, and a mailbox above it is read whole every time.
+func TestViewCacheBudget(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	db.SetViewBudget(5)
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	a, b := env.Create(t, m, "A"), env.Create(t, m, "B")
+	for i := 0; i < 3; i++ {
+		env.Append(t, a.ID, "Subject: a\r\n\r\nx\r\n")
+		env.Append(t, b.ID, "Subject: b\r\n\r\nx\r\n")
+	}
+	read := func(id int64) {
+		t.Helper()
+		if _, _, err := db.Mail().State(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := func() [3]uint64 {
+		h, p, m := db.ViewCacheCounts()
+		return [3]uint64{h, p, m}
+	}
+	read(a.ID)
+	read(a.ID)
+	if c := counts(); c != [3]uint64{1, 0, 1} {
+		t.Fatalf("A twice: hits, patches, misses %v", c)
+	}
+	read(b.ID) // 3 + 3 > 5: A goes
+	read(a.ID)
+	if c := counts(); c != [3]uint64{1, 0, 3} {
+		t.Fatalf("after B: hits, patches, misses %v", c)
+	}
+	env.Append(t, a.ID, "Subject: a\r\n\r\nx\r\n")
+	env.Append(t, a.ID, "Subject: a\r\n\r\nx\r\n")
+	env.Append(t, a.ID, "Subject: a\r\n\r\nx\r\n")
+	read(a.ID) // patched to 6 messages: over the budget, not kept
+	read(a.ID)
+	if c := counts(); c != [3]uint64{1, 1, 4} {
+		t.Fatalf("A above the budget: hits, patches, misses %v", c)
+	}
+}
