@@ -42,3 +42,69 @@ func BenchmarkMailUsage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkState measures State (SELECT and a session's re-read) on a
+// mailbox of 10,000 messages: unchanged since the last State ("cached"),
+// after one flag change ("one_change"), and read whole ("whole", the
+// view cache emptied each time).
+func BenchmarkState(b *testing.B) {
+	for _, eng := range storetest.AllEngines {
+		b.Run(eng.Name, func(b *testing.B) {
+			db := eng.Open(b)
+			e := storetest.NewMailEnv(b, db)
+			m := e.NewMember(b)
+			ctx := context.Background()
+			msgs := make([]mailstore.NewMessage, 1000)
+			for i := range msgs {
+				msgs[i] = mailstore.NewMessage{Flags: []string{`\Seen`}, Body: []byte("Subject: x\r\n\r\nbody\r\n")}
+			}
+			in := e.Box(b, m, "INBOX")
+			for range 10 {
+				if _, err := e.Mail.AppendMany(ctx, in.ID, msgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, q := range []string{"VACUUM", "ANALYZE"} {
+				if _, err := db.SQL.ExecContext(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			state := func(b *testing.B) {
+				if _, msgs, err := e.Mail.State(ctx, in.ID); err != nil || len(msgs) != 10000 {
+					b.Fatalf("%d messages, %v", len(msgs), err)
+				}
+			}
+			b.Run("cached", func(b *testing.B) {
+				state(b) // the view to use
+				b.ReportAllocs()
+				for b.Loop() {
+					state(b)
+				}
+			})
+			b.Run("one_change", func(b *testing.B) {
+				b.ReportAllocs()
+				flagged := false
+				for b.Loop() {
+					b.StopTimer()
+					flagged = !flagged
+					op := mailstore.FlagsRemove
+					if flagged {
+						op = mailstore.FlagsAdd
+					}
+					if _, err := e.Mail.StoreFlags(ctx, in.ID, []uint32{5000}, op, []string{`\Flagged`}); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					state(b)
+				}
+			})
+			b.Run("whole", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					db.SetViewBudget(1 << 20)
+					state(b)
+				}
+			})
+		})
+	}
+}
