@@ -197,20 +197,22 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		return s.storeErr("poll", err)
 	}
 	condStore := s.conn.Enabled(imap.CapCondStore)
-	cur := make(map[uint32]mailstore.MessageInfo, len(infos))
-	for _, m := range infos {
-		cur[m.UID] = m
-	}
+	// Both lists are in UID order: one walk matches them, with no map of
+	// the whole mailbox on every re-read.
+	j := 0
 	for i := range sel.msgs {
 		m := &sel.msgs[i]
 		if m.gone {
 			continue
 		}
-		n, ok := cur[m.UID]
-		if !ok {
+		for j < len(infos) && infos[j].UID < m.UID {
+			j++
+		}
+		if j == len(infos) || infos[j].UID != m.UID {
 			m.gone = true
 			continue
 		}
+		n := infos[j]
 		flagsChanged := !slices.Equal(m.Flags, n.Flags)
 		modSeqChanged := m.ModSeq != n.ModSeq
 		m.Flags, m.ModSeq = n.Flags, n.ModSeq
