@@ -88,6 +88,11 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 		dec.CRLF()
 		return err
 	}
+	if err := dec.BadMailbox(); err != nil {
+		io.Copy(io.Discard, lit)
+		dec.CRLF()
+		return err
+	}
 
 	data, appendErr := c.session.Append(mailbox, lit, &options)
 	if _, discardErr := io.Copy(io.Discard, lit); discardErr != nil {
