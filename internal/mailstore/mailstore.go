@@ -41,6 +41,10 @@ type Mailbox struct {
 	UIDValidity uint32
 	UIDNext     uint32
 	Subscribed  bool
+	// RecentUID is the first UID no IMAP session has claimed as \Recent
+	// (RFC 3501 §2.3.2): the messages from it on are recent for the next
+	// session that selects the mailbox read-write (ClaimRecent).
+	RecentUID uint32
 }
 
 // MessageInfo is a message's metadata; the body is fetched separately.
@@ -129,6 +133,12 @@ type Store interface {
 	// at once from one snapshot (IMAP SELECT, POP3's maildrop), creating the
 	// defaults on first use like Mailbox.
 	Open(ctx context.Context, memberID int64, name string) (Mailbox, []MessageInfo, error)
+	// ClaimRecent makes the caller the one session for which the mailbox's
+	// messages not yet claimed are \Recent (RFC 3501 §2.3.2): it moves the
+	// mailbox's RecentUID to its UIDNext, atomically on every node, and
+	// returns the UIDs the caller now holds, first <= uid < next (first ==
+	// next: none).
+	ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error)
 	// Body returns the raw RFC 5322 message.
 	Body(ctx context.Context, messageID int64) ([]byte, error)
 	// StoreFlags changes the flags of the given UIDs and returns their new state.

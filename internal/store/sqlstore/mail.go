@@ -18,13 +18,13 @@ func (db *DB) Mail() *Mail { return &Mail{db: db} }
 
 var _ mailstore.Store = (*Mail)(nil)
 
-const mailboxCols = `id, member_id, name, special_use, uid_validity, uid_next, subscribed`
+const mailboxCols = `id, member_id, name, special_use, uid_validity, uid_next, subscribed, recent_uid`
 
 func scanMailbox(row interface{ Scan(...any) error }) (mailstore.Mailbox, error) {
 	var mb mailstore.Mailbox
-	var validity, next int64
-	err := row.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed)
-	mb.UIDValidity, mb.UIDNext = uint32(validity), uint32(next)
+	var validity, next, recent int64
+	err := row.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed, &recent)
+	mb.UIDValidity, mb.UIDNext, mb.RecentUID = uint32(validity), uint32(next), uint32(recent)
 	return mb, err
 }
 

@@ -128,7 +128,7 @@ func (db *DB) insertMailbox(ctx context.Context, tx *sql.Tx, memberID int64, nam
 	if err != nil {
 		return mailstore.Mailbox{}, err
 	}
-	mb := mailstore.Mailbox{MemberID: memberID, Name: name, SpecialUse: specialUse, UIDValidity: v, UIDNext: 1, Subscribed: true}
+	mb := mailstore.Mailbox{MemberID: memberID, Name: name, SpecialUse: specialUse, UIDValidity: v, UIDNext: 1, Subscribed: true, RecentUID: 1}
 	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO mailboxes (member_id, name, name_key, special_use, uid_validity, uid_next, subscribed) VALUES (?, ?, ?, ?, ?, 1, ?) RETURNING id`),
 		memberID, name, name, specialUse, int64(v), true).Scan(&mb.ID)
 	if isUnique(err) {

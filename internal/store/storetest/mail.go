@@ -34,6 +34,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"AppendRules", testMailAppendRules},
 		{"UIDsNeverReused", testMailUIDs},
 		{"StoreFlags", testMailStoreFlags},
+		{"Recent", testMailRecent},
 		{"Expunge", testMailExpunge},
 		{"Delete", testMailDelete},
 		{"Copy", testMailCopy},
