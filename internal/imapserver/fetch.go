@@ -50,7 +50,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
 		if options.Flags || seen[m.UID] {
-			rw.WriteFlags(toIMAPFlags(m.Flags))
+			rw.WriteFlags(sel.flagsOf(&m))
 		}
 		if options.InternalDate {
 			rw.WriteInternalDate(m.InternalDate)
@@ -188,6 +188,11 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		return s.storeErr("store", err)
 	}
 	touched := sel.apply(infos)
+	for _, m := range infos {
+		if err := sel.announceKeywords(w, m.Flags); err != nil {
+			return err
+		}
+	}
 	if flags.Silent {
 		return nil
 	}
@@ -198,7 +203,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		}
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
-		rw.WriteFlags(toIMAPFlags(m.Flags))
+		rw.WriteFlags(sel.flagsOf(&m))
 		if err := rw.Close(); err != nil {
 			return err
 		}

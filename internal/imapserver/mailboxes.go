@@ -143,10 +143,13 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 		if err != nil {
 			return nil, s.storeErr("status", err)
 		}
-		var total, unseen, deleted uint32
+		var total, unseen, deleted, recent uint32
 		var size int64
 		for _, m := range msgs {
 			total++
+			if m.UID >= mb.RecentUID {
+				recent++ // not claimed yet: recent for the next SELECT
+			}
 			size += m.Size
 			if !hasFlag(m.Flags, `\Seen`) {
 				unseen++
@@ -155,7 +158,6 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 				deleted++
 			}
 		}
-		zero := uint32(0) // no \Recent: it is obsolete (RFC 9051 §2.3.2)
 		set := func(on bool, v uint32) *uint32 {
 			if on {
 				return &v
@@ -165,7 +167,7 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 		data.NumMessages = set(options.NumMessages, total)
 		data.NumUnseen = set(options.NumUnseen, unseen)
 		data.NumDeleted = set(options.NumDeleted, deleted)
-		data.NumRecent = set(options.NumRecent, zero)
+		data.NumRecent = set(options.NumRecent, recent)
 		if options.Size {
 			data.Size = &size
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
 )
 
 // Search is SEARCH and UID SEARCH (RFC 9051 §6.4.4) over the session's view.
@@ -120,12 +121,12 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 		return false
 	}
 	for _, f := range c.Flag {
-		if !hasFlag(info.Flags, string(f)) {
+		if !mt.hasFlag(info, string(f)) {
 			return false
 		}
 	}
 	for _, f := range c.NotFlag {
-		if hasFlag(info.Flags, string(f)) {
+		if mt.hasFlag(info, string(f)) {
 			return false
 		}
 	}
@@ -167,6 +168,15 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 		}
 	}
 	return true
+}
+
+// hasFlag tests a stored flag, or \Recent as the session sees it (RECENT,
+// NEW and OLD).
+func (mt *matcher) hasFlag(info *mailstore.MessageInfo, f string) bool {
+	if strings.EqualFold(f, flagRecent) {
+		return mt.sel.isRecent(info.UID)
+	}
+	return hasFlag(info.Flags, f)
 }
 
 // inSet resolves "*" against the view as FETCH does, then tests msg.

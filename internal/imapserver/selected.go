@@ -2,8 +2,6 @@ package imapserver
 
 import (
 	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -23,6 +21,7 @@ type selected struct {
 	msgs     []viewMsg
 	// pendingExpunge: some msgs are gone but could not be reported yet.
 	pendingExpunge bool
+	sessionFlags
 }
 
 type viewMsg struct {
@@ -49,43 +48,39 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	// Listen before reading, so that no change falls between the two.
 	s.selectedID.Store(mb.ID)
 	s.dirty.Store(false)
-	infos, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
+	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly}
+	// Claimed before reading: every UID claimed is then in the listing.
+	if sel.readOnly && s.rev1() {
+		sel.recentFrom = mb.RecentUID
+	} else if mb.RecentUID < mb.UIDNext {
+		err = s.claimRecent(sel)
+	}
+	var infos []mailstore.MessageInfo
+	if err == nil {
+		infos, err = s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
+	}
 	if err != nil {
 		s.selectedID.Store(0)
 		return nil, s.storeErr("select", err)
 	}
-	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly}
 	sel.msgs = make([]viewMsg, len(infos))
-	keywords := map[string]bool{}
 	var firstUnseen uint32
 	for i, m := range infos {
 		sel.msgs[i] = viewMsg{MessageInfo: m}
-		for _, f := range m.Flags {
-			if !strings.HasPrefix(f, `\`) {
-				keywords[f] = true
-			}
-		}
+		sel.learnKeywords(m.Flags)
 		if firstUnseen == 0 && !hasFlag(m.Flags, `\Seen`) {
 			firstUnseen = uint32(i + 1)
 		}
 	}
 	s.sel = sel
-	flags := slices.Clone(systemFlags)
-	for k := range keywords {
-		flags = append(flags, k)
-	}
-	sort.Strings(flags[len(systemFlags):])
 	data := &imap.SelectData{
-		Flags:             toIMAPFlags(flags),
-		PermanentFlags:    []imap.Flag{},
+		Flags:             sel.mailboxFlags(),
+		PermanentFlags:    sel.permanentFlags(),
 		NumMessages:       uint32(len(sel.msgs)),
+		NumRecent:         sel.numRecent(),
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(mb.UIDNext),
 		UIDValidity:       mb.UIDValidity,
-	}
-	if !sel.readOnly {
-		// Any keyword may be created (the "\*" of RFC 9051 §7.1).
-		data.PermanentFlags = append(toIMAPFlags(flags), imap.FlagWildcard)
 	}
 	return data, nil
 }
@@ -170,7 +165,10 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		}
 		if !slices.Equal(m.Flags, n.Flags) {
 			m.Flags = n.Flags
-			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.UID), toIMAPFlags(m.Flags)); err != nil {
+			if err := sel.announceKeywords(w, m.Flags); err != nil {
+				return err
+			}
+			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.UID), sel.flagsOf(m)); err != nil {
 				return err
 			}
 		}
@@ -198,13 +196,25 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	for _, m := range infos {
 		if m.UID > last {
 			sel.msgs = append(sel.msgs, viewMsg{MessageInfo: m})
+			if err := sel.announceKeywords(w, m.Flags); err != nil {
+				return err
+			}
 			added = true
 		}
 	}
-	if added {
-		return w.WriteNumMessages(uint32(len(sel.msgs)))
+	if !added {
+		return nil
 	}
-	return nil
+	// New mail is recent in the first session to see it (RFC 3501 §2.3.2);
+	// a claim made after the listing may take UIDs it does not hold yet:
+	// they are recent here when the next refresh brings them.
+	if err := s.claimRecent(sel); err != nil {
+		return s.storeErr("poll", err)
+	}
+	if err := w.WriteNumMessages(uint32(len(sel.msgs))); err != nil {
+		return err
+	}
+	return w.WriteNumRecent(sel.numRecent())
 }
 
 // resolve returns the indexes in sel.msgs of the messages numSet names,

@@ -688,6 +688,13 @@ func (w *UpdateWriter) WriteMailboxFlags(flags []imap.Flag) error {
 	return w.conn.writeFlags(flags)
 }
 
+// WritePermanentFlags writes an OK [PERMANENTFLAGS] response: with FLAGS,
+// how a session announces a keyword before the first FETCH that shows it
+// (RFC 3501 §7.2.6).
+func (w *UpdateWriter) WritePermanentFlags(flags []imap.Flag) error {
+	return w.conn.writePermanentFlags(flags)
+}
+
 // WriteMessageFlags writes a FETCH response with FLAGS.
 func (w *UpdateWriter) WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag) error {
 	fetchWriter := &FetchWriter{conn: w.conn}
