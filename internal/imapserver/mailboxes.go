@@ -26,6 +26,9 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return s.storeErr("list", err)
 	}
+	if w.LSub() {
+		return lsub(w, mbs, ref, patterns)
+	}
 	names := make([]string, len(mbs))
 	for i, mb := range mbs {
 		names[i] = mb.Name
@@ -63,6 +66,54 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	return nil
+}
+
+// lsub is LSUB (RFC 3501 §6.3.9): the subscribed mailboxes that match,
+// without attributes, and the unsubscribed superiors of subscribed ones
+// that a "%" matches, as \Noselect, so that a client walking the tree one
+// level at a time finds the subscribed mailboxes below them.
+func lsub(w *imapserver.ListWriter, mbs []mailstore.Mailbox, ref string, patterns []string) error {
+	subscribed := map[string]bool{}
+	for _, mb := range mbs {
+		if mb.Subscribed {
+			subscribed[mb.Name] = true
+		}
+	}
+	noselect := map[string]bool{}
+	for _, mb := range mbs {
+		// A mailbox the pattern matches needs no superior to lead to it.
+		if !mb.Subscribed || matchAny(mb.Name, ref, patterns) {
+			continue
+		}
+		for i := strings.IndexByte(mb.Name, delim); i >= 0; i = next(mb.Name, i) {
+			if p := mb.Name[:i]; !subscribed[p] && matchAny(p, ref, patterns) {
+				noselect[p] = true
+			}
+		}
+	}
+	for _, mb := range mbs {
+		data := &imap.ListData{Mailbox: mb.Name, Delim: delim}
+		switch {
+		case noselect[mb.Name]:
+			data.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect}
+			delete(noselect, mb.Name)
+		case !mb.Subscribed || !matchAny(mb.Name, ref, patterns):
+			continue
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// next returns the index of the hierarchy separator after i in name, or -1.
+func next(name string, i int) int {
+	j := strings.IndexByte(name[i+1:], delim)
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
 }
 
 func matchAny(name, ref string, patterns []string) bool {

@@ -137,3 +137,22 @@ func TestKeywordsAnnounced(t *testing.T) {
 		`* OK [PERMANENTFLAGS ()] Permanent flags`,
 		`* 1 FETCH (UID 1 FLAGS ($Old $Quiet NIL))`)
 }
+
+// NOOP and CHECK re-read the selected mailbox: what another session changed
+// before them shows in their answer even when no event arrives (here no
+// tailer runs), as clients and imaptest poll with them.
+func TestNoopRereads(t *testing.T) {
+	e := newEnv(t, envOptions{noTailer: true})
+	if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, nil, time.Time{}, []byte(testMessage)); err != nil {
+		t.Fatal(err)
+	}
+	a, b := dial(t, e.addr), dial(t, e.addr)
+	a.login()
+	b.login()
+	a.ok("a1", "SELECT INBOX")
+	b.ok("b1", "SELECT INBOX")
+	b.ok("b2", `STORE 1 +FLAGS.SILENT (\Flagged)`)
+	wantLines(t, "NOOP", a.ok("a2", "NOOP"), `* 1 FETCH (UID 1 FLAGS (\Flagged \Recent))`, "a2 OK NOOP completed")
+	b.ok("b3", "COPY 1 INBOX")
+	wantLines(t, "CHECK", a.ok("a3", "CHECK"), "* 2 EXISTS", "* 1 RECENT", "a3 OK CHECK completed") // b took the copy: its own COPY polled first
+}

@@ -104,6 +104,11 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return s.refresh(w, allowExpunge)
 }
 
+// Noop makes the poll after NOOP and CHECK re-read the mailbox: a change
+// another session made before the NOOP shows in its answer even when its
+// event has not arrived yet (imaptest checks this across connections).
+func (s *session) Noop() { s.dirty.Store(true) }
+
 // Idle is IDLE (RFC 2177): it waits for changes to the selected mailbox.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if err := s.Poll(w, true); err != nil {

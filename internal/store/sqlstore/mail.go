@@ -117,7 +117,7 @@ func (s *Mail) CreateMailbox(ctx context.Context, memberID int64, name, specialU
 		if err := db.createParents(ctx, tx, memberID, name, names); err != nil {
 			return err
 		}
-		mb, err = db.insertMailbox(ctx, tx, memberID, name, specialUse)
+		mb, err = db.insertMailbox(ctx, tx, memberID, name, specialUse, false)
 		return err
 	})
 	return mb, mailErr("create mailbox", err)
@@ -149,7 +149,7 @@ func (db *DB) createParents(ctx context.Context, tx *sql.Tx, memberID int64, nam
 		if _, ok := names[p]; ok {
 			continue
 		}
-		mb, err := db.insertMailbox(ctx, tx, memberID, p, "")
+		mb, err := db.insertMailbox(ctx, tx, memberID, p, "", false)
 		if err != nil {
 			return err
 		}
@@ -288,7 +288,7 @@ func (db *DB) renameInbox(ctx context.Context, tx *sql.Tx, memberID, inboxID int
 	if err := db.createParents(ctx, tx, memberID, newKey, names); err != nil {
 		return err
 	}
-	mb, err := db.insertMailbox(ctx, tx, memberID, newKey, "")
+	mb, err := db.insertMailbox(ctx, tx, memberID, newKey, "", false)
 	if err != nil {
 		return err
 	}

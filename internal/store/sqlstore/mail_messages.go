@@ -112,7 +112,7 @@ func (db *DB) deliverJunkTx(ctx context.Context, tx *sql.Tx, memberID int64, bod
 		memberID, mailstore.Junk, "Junk").Scan(&id)
 	if notFound(err) {
 		var mb mailstore.Mailbox
-		mb, err = db.insertMailbox(ctx, tx, memberID, "Junk", mailstore.Junk)
+		mb, err = db.insertMailbox(ctx, tx, memberID, "Junk", mailstore.Junk, true)
 		id = mb.ID
 	}
 	if err != nil {

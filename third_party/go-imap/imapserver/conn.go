@@ -396,6 +396,9 @@ func (c *Conn) handleNoop(dec *imapwire.Decoder) error {
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
+	if s, ok := c.session.(SessionNoop); ok && c.state == imap.ConnStateSelected {
+		s.Noop()
+	}
 	return nil
 }
 
