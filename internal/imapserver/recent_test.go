@@ -156,3 +156,19 @@ func TestNoopRereads(t *testing.T) {
 	b.ok("b3", "COPY 1 INBOX")
 	wantLines(t, "CHECK", a.ok("a3", "CHECK"), "* 2 EXISTS", "* 1 RECENT", "a3 OK CHECK completed") // b took the copy: its own COPY polled first
 }
+
+// EXPUNGE reports the messages another session expunged before it, though
+// their event has not come (no tailer here).
+func TestExpungeRereads(t *testing.T) {
+	e := newEnv(t, envOptions{noTailer: true})
+	if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, []string{`\Deleted`}, time.Time{}, []byte(testMessage)); err != nil {
+		t.Fatal(err)
+	}
+	a, b := dial(t, e.addr), dial(t, e.addr)
+	a.login()
+	b.login()
+	a.ok("a1", "SELECT INBOX")
+	b.ok("b1", "SELECT INBOX")
+	wantLines(t, "first EXPUNGE", a.ok("a2", "EXPUNGE"), "* 1 EXPUNGE", "a2 OK EXPUNGE completed")
+	wantLines(t, "second EXPUNGE", b.ok("b2", "EXPUNGE"), "* 1 EXPUNGE", "b2 OK EXPUNGE completed")
+}

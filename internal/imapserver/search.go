@@ -211,12 +211,15 @@ func matchDate(t, since, before time.Time) bool {
 
 // matchHeader: the field exists and, unless value is empty, contains value
 // case-insensitively once decoded (RFC 9051 §6.4.4 HEADER, FROM, SUBJECT...).
+// An address field also matches on its addresses as parsed (addressText),
+// as Dovecot searches them: "user (comment) @ domain" is user@domain.
 func matchHeader(h *mail.Header, key, value string) bool {
 	fields := h.FieldsByKey(key)
 	if value == "" {
 		return fields.Len() > 0
 	}
 	value = strings.ToLower(value)
+	addresses := addressFields[strings.ToLower(key)]
 	for fields.Next() {
 		v, err := fields.Text()
 		if err != nil {
@@ -225,8 +228,41 @@ func matchHeader(h *mail.Header, key, value string) bool {
 		if strings.Contains(strings.ToLower(v), value) {
 			return true
 		}
+		if addresses && strings.Contains(strings.ToLower(addressText(fields.Value())), value) {
+			return true
+		}
 	}
 	return false
+}
+
+// addressFields are the header fields that hold address lists.
+var addressFields = map[string]bool{
+	"from": true, "sender": true, "reply-to": true, "to": true, "cc": true, "bcc": true,
+	"resent-from": true, "resent-sender": true, "resent-to": true, "resent-cc": true, "resent-bcc": true,
+}
+
+// addressText writes an address list as parsed, without comments or
+// source routes: "Name <mailbox@host>" or "mailbox@host", and a group as
+// "name: members;".
+func addressText(value string) string {
+	var b strings.Builder
+	sep := ""
+	for _, a := range imapserver.ParseAddressList(value) {
+		switch {
+		case a.IsGroupStart():
+			b.WriteString(sep + a.Mailbox + ": ")
+			sep = ""
+			continue
+		case a.IsGroupEnd():
+			b.WriteString(";")
+		case a.Name != "":
+			b.WriteString(sep + a.Name + " <" + a.Mailbox + "@" + a.Host + ">")
+		default:
+			b.WriteString(sep + a.Mailbox + "@" + a.Host)
+		}
+		sep = ", "
+	}
+	return b.String()
 }
 
 // matchEntity looks for text in the message's text parts (BODY), and in its
