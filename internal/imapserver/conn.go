@@ -81,6 +81,8 @@ type connState struct {
 	litLeft  int64
 	cmdStart bool
 	cmdBytes int
+	cmdTag   string // the current command's tag and name, from its first line
+	cmdName  string
 	obs      atomic.Int32
 	awaiting atomic.Bool
 	failed   error // set once the guard closed the connection
@@ -262,7 +264,7 @@ func (st *connState) read(vc *vconn, p []byte) (int, error) {
 				n = copy(p, st.rbuf[st.rpos:])
 				st.rpos += n
 			} else {
-				n, err = st.conn().Read(p)
+				n, err = st.readSocket(p)
 			}
 			st.litLeft -= int64(n)
 			return n, st.readErr(err)
@@ -306,6 +308,9 @@ func (st *connState) endCommand() {
 func (st *connState) admit(vc *vconn, line []byte) (bool, error) {
 	li := parseLine(line)
 	first := st.cmdStart
+	if first {
+		st.cmdTag, st.cmdName = li.tag, li.cmd
+	}
 	st.cmdBytes += len(line)
 	if st.cmdBytes > maxCommand {
 		return false, st.fatal("Command too long")
@@ -328,12 +333,24 @@ func (st *connState) admit(vc *vconn, line []byte) (bool, error) {
 		if st.authed.Load() {
 			limit = st.srv.maxLiteral
 		}
+		// LITERAL+ (RFC 7888): APPEND's messages may come in
+		// non-synchronizing literals up to the limit of any literal; other
+		// commands' literals are strings go-imap buffers, at most 4 KiB.
+		nonSyncLimit := int64(maxNonSyncLiteral)
+		if st.cmdName == "APPEND" {
+			nonSyncLimit = limit
+		}
 		switch {
-		case li.nonSync && li.size > maxNonSyncLiteral:
-			if first && li.tag != "" {
-				st.reply(li.tag + " BAD [TOOBIG] Non-synchronizing literals are limited to 4096 octets\r\n")
+		case li.nonSync && li.size > nonSyncLimit:
+			// The literal is on its way: the connection cannot stay in step.
+			if st.cmdTag != "" {
+				st.reply(st.cmdTag + " BAD [TOOBIG] Non-synchronizing literal too big\r\n")
 			}
 			return false, st.fatal("Literal too big")
+		case li.size > limit && !first && st.cmdName == "APPEND" && st.authed.Load():
+			// A later message of a MULTIAPPEND (RFC 3502): go-imap, in the
+			// middle of the command, answers NO [TOOBIG] instead of "+",
+			// which ends the command.
 		case li.size > limit && !st.authed.Load():
 			return refuse("BAD [TOOBIG] Literal too big")
 		case li.size > limit:
@@ -406,12 +423,27 @@ func (st *connState) readLine() ([]byte, error) {
 			copy(grown, st.rbuf)
 			st.rbuf = grown
 		}
-		m, err := st.conn().Read(st.rbuf[n:cap(st.rbuf)])
+		m, err := st.readSocket(st.rbuf[n:cap(st.rbuf)])
 		st.rbuf = st.rbuf[:n+m]
 		if m == 0 && err != nil {
 			return nil, st.readErr(err)
 		}
 	}
+}
+
+// quickAck is netserver.QuickAck; tests watch it.
+var quickAck = netserver.QuickAck
+
+// readSocket reads from the client. In the middle of a command (its literal,
+// or the rest of its line after one) the client may be holding that rest
+// back until the server acknowledges what it sent (Nagle's algorithm, see
+// netserver.QuickAck), so the ACK is asked for at once. Between commands
+// the ACK goes out with the response, as usual.
+func (st *connState) readSocket(p []byte) (int, error) {
+	if !st.cmdStart {
+		quickAck(st.raw)
+	}
+	return st.conn().Read(p)
 }
 
 // readErr says BYE when the client was silent for too long (RFC 9051 §7.1.5).

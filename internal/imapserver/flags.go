@@ -31,7 +31,7 @@ type sessionFlags struct {
 
 // rev1 reports whether the session speaks IMAP4rev1, which has \Recent,
 // rather than IMAP4rev2 (ENABLE IMAP4rev2).
-func (s *session) rev1() bool { return !s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) }
+func (s *session) rev1() bool { return !s.conn.Enabled(imap.CapIMAP4rev2) }
 
 // claimRecent claims the selected mailbox's messages no session has seen
 // yet as recent in this one (RFC 3501 §2.3.2: the first session to be

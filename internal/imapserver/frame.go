@@ -19,9 +19,11 @@ const (
 	// maxLiteralPreAuth bounds a literal before login: a user name or a
 	// password fits easily (RFC 4616 fields are at most 255 octets).
 	maxLiteralPreAuth = 8 << 10
-	// maxNonSyncLiteral is LITERAL-'s cap on "{n+}" (RFC 7888 §5): a larger
-	// non-synchronizing literal is already on its way, so it is refused with
-	// BAD [TOOBIG] and the connection is closed (RFC 7888 §4).
+	// maxNonSyncLiteral caps "{n+}" (RFC 7888) in every command but APPEND
+	// (whose literals go up to the message size): go-imap buffers those
+	// literals, at most 4 KiB. A larger non-synchronizing literal is
+	// already on its way, so it is refused with BAD [TOOBIG] and the
+	// connection is closed (RFC 7888 §4).
 	maxNonSyncLiteral = 4096
 )
 

@@ -106,6 +106,9 @@ type envOptions struct {
 	loginWindow time.Duration
 	limits      netserver.Limits
 	learner     JunkLearner
+	quota       int64 // Config.Quota
+	// wrapMail, when set, wraps the store the server uses.
+	wrapMail func(mailstore.Store) mailstore.Store
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -153,7 +156,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.log != nil {
 		log = o.log
 	}
-	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner})
+	mail := e.mail
+	if o.wrapMail != nil {
+		mail = o.wrapMail(mail)
+	}
+	e.srv = New(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner, Quota: o.quota})
 	if o.loginWindow > 0 {
 		e.srv.loginWindow = o.loginWindow
 	}
@@ -188,6 +195,16 @@ func (e *env) inbox(t testing.TB) mailstore.Mailbox {
 	mb, err := e.mail.Mailbox(context.Background(), e.member.ID, "INBOX")
 	if err != nil {
 		t.Fatalf("inbox: %v", err)
+	}
+	return mb
+}
+
+// trash returns the member's Trash.
+func (e *env) trash(t testing.TB) mailstore.Mailbox {
+	t.Helper()
+	mb, err := e.mail.Mailbox(context.Background(), e.member.ID, "Trash")
+	if err != nil {
+		t.Fatalf("trash: %v", err)
 	}
 	return mb
 }

@@ -142,12 +142,32 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	name = strings.TrimSuffix(name, string(delim))
 	use := ""
 	if options != nil && len(options.SpecialUse) > 0 {
-		use = string(options.SpecialUse[0])
+		// CREATE-SPECIAL-USE (RFC 6154 §3): one use per mailbox, of those a
+		// real mailbox can have; \All and \Flagged would be views of other
+		// mailboxes, which Postern has not.
+		if len(options.SpecialUse) > 1 {
+			return errUseAttr("A mailbox has at most one special use.")
+		}
+		var ok bool
+		if use, ok = creatableUses[strings.ToLower(string(options.SpecialUse[0]))]; !ok {
+			return errUseAttr(`Special uses that CREATE takes: \Archive, \Drafts, \Junk, \Sent and \Trash.`)
+		}
 	}
 	if _, err := s.srv.cfg.Mail.CreateMailbox(s.ctx, s.memberID, name, use); err != nil {
 		return s.storeErr("create", err)
 	}
 	return nil
+}
+
+// creatableUses are the special uses CREATE (USE (…)) takes, by lower-cased
+// name, with their spelling (RFC 6154 §2).
+var creatableUses = map[string]string{
+	`\archive`: `\Archive`, `\drafts`: mailstore.Drafts, `\junk`: mailstore.Junk,
+	`\sent`: mailstore.Sent, `\trash`: mailstore.Trash,
+}
+
+func errUseAttr(text string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "USEATTR", Text: text}
 }
 
 func (s *session) Delete(name string) error {
@@ -188,14 +208,14 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 }
 
 func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
-	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity}
-	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent {
+	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity, HighestModSeq: mb.HighestModSeq}
+	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent || options.DeletedStorage {
 		msgs, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
 		if err != nil {
 			return nil, s.storeErr("status", err)
 		}
 		var total, unseen, deleted, recent uint32
-		var size int64
+		var size, deletedSize int64
 		for _, m := range msgs {
 			total++
 			if m.UID >= mb.RecentUID {
@@ -207,6 +227,7 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 			}
 			if hasFlag(m.Flags, `\Deleted`) {
 				deleted++
+				deletedSize += m.Size
 			}
 		}
 		set := func(on bool, v uint32) *uint32 {
@@ -221,6 +242,12 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 		data.NumRecent = set(options.NumRecent, recent)
 		if options.Size {
 			data.Size = &size
+		}
+		if options.DeletedStorage {
+			// RFC 9208 §4.2: what EXPUNGE would free, in the STORAGE
+			// resource's units (1024 octets).
+			kib := deletedSize / 1024
+			data.DeletedStorage = &kib
 		}
 	}
 	if options.AppendLimit {

@@ -2,7 +2,6 @@ package imapserver
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +28,6 @@ func idleUntil(t *testing.T, c *client, tag, last string) []string {
 		t.Fatalf("done: %q", done)
 	}
 	return out
-}
-
-func wantLines(t *testing.T, what string, got []string, want ...string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
-	}
 }
 
 // \Recent (RFC 3501 §2.3.2): a message is recent in one session only, the

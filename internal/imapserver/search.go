@@ -19,13 +19,23 @@ import (
 
 // Search is SEARCH and UID SEARCH (RFC 9051 §6.4.4) over the session's view.
 // Message bodies are read only when a criterion needs them.
-func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, _ *imap.SearchOptions) (*imap.SearchData, error) {
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
+	if options.ReturnSave {
+		// A failed SEARCH (SAVE) leaves $ empty (RFC 5182 §2.1).
+		sel.saved = nil
+	}
+	var found []uint32 // UIDs, for SAVE
 	m := &matcher{sel: sel}
 	needBody := criteriaNeedBody(criteria)
 	var data imap.SearchData
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
+	// With a MODSEQ key the result carries the highest mod-sequence of the
+	// messages returned (RFC 7162 §3.1.5; RFC 4731 §3.2 with only MIN and
+	// MAX: of those two).
+	withModSeq := criteriaUseModSeq(criteria)
+	var allModSeq, minModSeq, maxModSeq uint64
 	for i := range sel.msgs {
 		if sel.msgs[i].gone {
 			continue
@@ -44,6 +54,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		if !m.match(msg, criteria) {
 			continue
 		}
+		if options.ReturnSave {
+			found = append(found, msg.view.UID)
+		}
 		num := msg.seq
 		if kind == imapserver.NumKindUID {
 			num = msg.view.UID
@@ -51,20 +64,72 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		} else {
 			seqs.AddNum(num)
 		}
+		modSeq := msg.view.ModSeq
 		if data.Min == 0 || num < data.Min {
-			data.Min = num
+			data.Min, minModSeq = num, modSeq
 		}
 		if num > data.Max {
-			data.Max = num
+			data.Max, maxModSeq = num, modSeq
 		}
+		allModSeq = max(allModSeq, modSeq)
 		data.Count++
+	}
+	if withModSeq && data.Count > 0 {
+		data.ModSeq = allModSeq
+		if options != nil && !options.ReturnAll && !options.ReturnCount && (options.ReturnMin || options.ReturnMax) {
+			data.ModSeq = 0
+			if options.ReturnMin {
+				data.ModSeq = minModSeq
+			}
+			if options.ReturnMax {
+				data.ModSeq = max(data.ModSeq, maxModSeq)
+			}
+		}
 	}
 	if kind == imapserver.NumKindUID {
 		data.All = uids
 	} else {
 		data.All = seqs
 	}
+	if options.ReturnSave {
+		sel.saved = savedResult(found, options)
+	}
 	return &data, nil
+}
+
+// criteriaUseModSeq reports whether c has a MODSEQ key anywhere.
+func criteriaUseModSeq(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if criteriaUseModSeq(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if criteriaUseModSeq(&c.Or[i][0]) || criteriaUseModSeq(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// savedResult is what SEARCH RETURN (SAVE …) keeps as $ of the UIDs found
+// (in order): all of them, or only the first and last when MIN or MAX
+// come without ALL or COUNT (RFC 5182 §2.1).
+func savedResult(found []uint32, options *imap.SearchOptions) []uint32 {
+	if options.ReturnAll || options.ReturnCount || (!options.ReturnMin && !options.ReturnMax) || len(found) == 0 {
+		return found
+	}
+	var out []uint32
+	if options.ReturnMin {
+		out = append(out, found[0])
+	}
+	if options.ReturnMax && (len(out) == 0 || found[len(found)-1] != out[0]) {
+		out = append(out, found[len(found)-1])
+	}
+	return out
 }
 
 func criteriaNeedBody(c *imap.SearchCriteria) bool {
@@ -129,6 +194,11 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 		if mt.hasFlag(info, string(f)) {
 			return false
 		}
+	}
+	// MODSEQ n: changed at n or later (RFC 7162 §3.1.5). Flags have no
+	// mod-sequences of their own here: the message's counts for each.
+	if c.ModSeq != nil && info.ModSeq < c.ModSeq.ModSeq {
+		return false
 	}
 	if c.Larger > 0 && info.Size <= c.Larger {
 		return false

@@ -22,6 +22,14 @@ type selected struct {
 	// pendingExpunge: some msgs are gone but could not be reported yet.
 	pendingExpunge bool
 	sessionFlags
+	// highest is the HIGHESTMODSEQ up to which the client has been told
+	// every change (RFC 7162): it moves only when a re-read is reported in
+	// full, expunges included, so a client that keeps it misses nothing.
+	highest uint64
+	// saved is the result of the last SEARCH RETURN (SAVE) (RFC 5182), by
+	// UID: "$" in later commands. Empty on SELECT; an expunged message
+	// simply drops out, as its UID names nothing.
+	saved []uint32
 }
 
 type viewMsg struct {
@@ -49,20 +57,20 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	s.selectedID.Store(mb.ID)
 	s.dirty.Store(false)
 	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly}
-	// Claimed before reading: every UID claimed is then in the listing.
-	if sel.readOnly && s.rev1() {
-		sel.recentFrom = mb.RecentUID
-	} else if mb.RecentUID < mb.UIDNext {
+	// One snapshot: HIGHESTMODSEQ covers exactly the messages listed.
+	mb, infos, err := s.srv.cfg.Mail.State(s.ctx, mb.ID)
+	if err == nil && sel.readOnly && s.rev1() {
+		sel.recentFrom = mb.RecentUID // shown, not claimed
+	} else if err == nil && mb.RecentUID < mb.UIDNext {
+		// Claimed after the listing: the UIDs claimed that it lacks
+		// are recent here when a refresh brings them.
 		err = s.claimRecent(sel)
-	}
-	var infos []mailstore.MessageInfo
-	if err == nil {
-		infos, err = s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
 	}
 	if err != nil {
 		s.selectedID.Store(0)
 		return nil, s.storeErr("select", err)
 	}
+	sel.mb, sel.highest = mb, mb.HighestModSeq
 	sel.msgs = make([]viewMsg, len(infos))
 	var firstUnseen uint32
 	for i, m := range infos {
@@ -81,6 +89,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(mb.UIDNext),
 		UIDValidity:       mb.UIDValidity,
+		HighestModSeq:     mb.HighestModSeq,
 	}
 	return data, nil
 }
@@ -143,17 +152,22 @@ func (s *session) markChanged(mailboxID int64) {
 	}
 }
 
-// refresh re-reads the mailbox and writes FETCH FLAGS, EXPUNGE and EXISTS
-// for what changed.
+// refresh re-reads the mailbox and writes FETCH FLAGS (with MODSEQ once
+// CONDSTORE is enabled), EXPUNGE (VANISHED once QRESYNC is) and EXISTS for
+// what changed.
 func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	sel := s.sel
-	infos, err := s.srv.cfg.Mail.Messages(s.ctx, sel.mb.ID)
+	mb, infos, err := s.srv.cfg.Mail.State(s.ctx, sel.mb.ID)
 	if account.ErrorCode(err) == account.ENOTFOUND {
-		infos, err = nil, nil // deleted elsewhere: every message is gone
+		// Deleted elsewhere: every message is gone, and the view stays
+		// where it was (a mailbox made again has another UIDVALIDITY).
+		mb, infos, err = sel.mb, nil, nil
+		mb.HighestModSeq = sel.highest
 	}
 	if err != nil {
 		return s.storeErr("poll", err)
 	}
+	condStore := s.conn.Enabled(imap.CapCondStore)
 	cur := make(map[uint32]mailstore.MessageInfo, len(infos))
 	for _, m := range infos {
 		cur[m.UID] = m
@@ -168,30 +182,31 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			m.gone = true
 			continue
 		}
-		if !slices.Equal(m.Flags, n.Flags) {
-			m.Flags = n.Flags
+		flagsChanged := !slices.Equal(m.Flags, n.Flags)
+		modSeqChanged := m.ModSeq != n.ModSeq
+		m.Flags, m.ModSeq = n.Flags, n.ModSeq
+		if flagsChanged {
 			if err := sel.announceKeywords(w, m.Flags); err != nil {
 				return err
 			}
-			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.UID), sel.flagsOf(m)); err != nil {
+		}
+		if flagsChanged || condStore && modSeqChanged {
+			if err := w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(m.UID), sel.flagsOf(m), m.ModSeq); err != nil {
 				return err
 			}
 		}
 	}
 	sel.pendingExpunge = false
-	// Highest first, so that each number is still the client's (RFC 9051 §7.5.1).
-	for i := len(sel.msgs) - 1; i >= 0; i-- {
-		if !sel.msgs[i].gone {
-			continue
+	var gone []uint32
+	for i := range sel.msgs {
+		if sel.msgs[i].gone {
+			gone = append(gone, sel.msgs[i].UID)
 		}
-		if !allowExpunge {
-			sel.pendingExpunge = true
-			continue
-		}
-		if err := w.WriteExpunge(uint32(i + 1)); err != nil {
-			return err
-		}
-		sel.msgs = slices.Delete(sel.msgs, i, i+1)
+	}
+	if len(gone) > 0 && !allowExpunge {
+		sel.pendingExpunge = true
+	} else if err := sel.remove(gone, w, s.conn.Enabled(imap.CapQResync)); err != nil {
+		return err
 	}
 	var last uint32
 	if n := len(sel.msgs); n > 0 {
@@ -207,19 +222,33 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			added = true
 		}
 	}
+	if !sel.pendingExpunge {
+		sel.highest = max(sel.highest, mb.HighestModSeq)
+	}
 	if !added {
 		return nil
 	}
 	// New mail is recent in the first session to see it (RFC 3501 §2.3.2);
 	// a claim made after the listing may take UIDs it does not hold yet:
 	// they are recent here when the next refresh brings them.
-	if err := s.claimRecent(sel); err != nil {
-		return s.storeErr("poll", err)
+	if mb.RecentUID < mb.UIDNext {
+		if err := s.claimRecent(sel); err != nil {
+			return s.storeErr("poll", err)
+		}
 	}
 	if err := w.WriteNumMessages(uint32(len(sel.msgs))); err != nil {
 		return err
 	}
 	return w.WriteNumRecent(sel.numRecent())
+}
+
+// HighestModSeq is the selected mailbox's HIGHESTMODSEQ as the client
+// knows it (imapserver.SessionCondStore).
+func (s *session) HighestModSeq() (uint64, error) {
+	if s.sel == nil {
+		return 0, nil
+	}
+	return s.sel.highest, nil
 }
 
 // resolve returns the indexes in sel.msgs of the messages numSet names,
@@ -244,10 +273,14 @@ func (sel *selected) resolve(numSet imap.NumSet) []int {
 }
 
 // static returns a copy of numSet with "*" replaced by the last sequence
-// number or UID of the view; SEARCHRES ("$") is not offered and names nothing.
+// number or UID of the view, and "$" (SEARCHRES) by the saved UIDs.
 func (sel *selected) static(numSet imap.NumSet) imap.NumSet {
 	if imap.IsSearchRes(numSet) {
-		return nil
+		var set imap.UIDSet
+		for _, uid := range sel.saved {
+			set.AddNum(imap.UID(uid))
+		}
+		return set
 	}
 	switch set := numSet.(type) {
 	case imap.SeqSet:

@@ -50,6 +50,10 @@ type Config struct {
 	// \Trash) as ham. It runs on a goroutine of its own behind a bounded
 	// queue, after the command has succeeded; IMAP never waits for it.
 	JunkLearner JunkLearner
+	// Quota is the server's mail storage limit in octets for members whose
+	// own setting and domain set none (mailstore.Quota.Limit); 0 is none.
+	// Over the limit APPEND and COPY get NO [OVERQUOTA].
+	Quota int64
 }
 
 // Server is an IMAP server; one Server may serve several listeners.
@@ -109,14 +113,26 @@ func New(cfg Config) *Server {
 // LITERAL-, IDLE, UNSELECT, ENABLE, AUTH=PLAIN / LOGINDISABLED, STARTTLS, and
 // APPENDLIMIT from session.AppendLimit).
 var caps = imap.CapSet{
-	imap.CapIMAP4rev1:  {},
-	imap.CapNamespace:  {},
-	imap.CapUIDPlus:    {},
-	imap.CapMove:       {},
-	imap.CapSpecialUse: {},
-	imap.CapChildren:   {},
-	imap.CapStatusSize: {},
-	imap.CapListStatus: {},
+	imap.CapIMAP4rev1:        {},
+	imap.CapNamespace:        {},
+	imap.CapUIDPlus:          {},
+	imap.CapMove:             {},
+	imap.CapSpecialUse:       {},
+	imap.CapChildren:         {},
+	imap.CapStatusSize:       {},
+	imap.CapListStatus:       {},
+	imap.CapCondStore:        {},
+	imap.CapQResync:          {},
+	imap.CapIMAP4rev2:        {},
+	imap.CapESearch:          {},
+	imap.CapSearchRes:        {},
+	imap.CapLiteralPlus:      {},
+	imap.CapBinary:           {},
+	imap.CapListExtended:     {},
+	imap.CapCreateSpecialUse: {},
+	imap.CapMultiAppend:      {},
+	imap.CapQuota:            {}, // RFC 9208, with its one resource:
+	"QUOTA=RES-STORAGE":      {},
 }
 
 func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {

@@ -45,6 +45,10 @@ type Mailbox struct {
 	// (RFC 3501 §2.3.2): the messages from it on are recent for the next
 	// session that selects the mailbox read-write (ClaimRecent).
 	RecentUID uint32
+	// HighestModSeq is the last mod-sequence of the mailbox (RFC 7162's
+	// HIGHESTMODSEQ): every change to its messages takes a higher one,
+	// expunges included, and none is ever handed out twice.
+	HighestModSeq uint64
 }
 
 // MessageInfo is a message's metadata; the body is fetched separately.
@@ -55,6 +59,16 @@ type MessageInfo struct {
 	Flags        []string // sorted; system flags with their backslash
 	InternalDate time.Time
 	Size         int64
+	// ModSeq is the mod-sequence of the message's last change: its arrival
+	// (append, copy, move) or its last flag change (RFC 7162).
+	ModSeq uint64
+}
+
+// NewMessage is one message of AppendMany.
+type NewMessage struct {
+	Flags []string
+	Date  time.Time // zero: now
+	Body  []byte
 }
 
 // Delivery is one recipient's copy of a received message.
@@ -92,6 +106,37 @@ type Outbound struct {
 	EightBit bool     // BODY=8BITMIME
 }
 
+// Quota is a member's mail storage (RFC 9208's STORAGE resource): what the
+// member's messages take and the limits set on it.
+type Quota struct {
+	// Used is the octets of all the member's messages, every mailbox
+	// together; a copy counts as much as its original.
+	Used int64
+	// Member is the member's own limit and Domain the default of the
+	// member's domain, in octets, 0 for none; nil when not set.
+	Member, Domain *int64
+}
+
+// Limit is the limit that applies: the member's own, else the domain's
+// default, else def (the server's); 0 is none.
+func (q Quota) Limit(def int64) int64 {
+	switch {
+	case q.Member != nil:
+		return *q.Member
+	case q.Domain != nil:
+		return *q.Domain
+	}
+	return max(def, 0)
+}
+
+// Fits says whether size more octets fit under the limit that applies
+// (see Limit). Quotas are checked, not reserved: two messages accepted at
+// once may together pass the limit, by at most one message each.
+func (q Quota) Fits(size, def int64) bool {
+	limit := q.Limit(def)
+	return limit == 0 || q.Used+size <= limit
+}
+
 // FlagOp is how StoreFlags changes flags.
 type FlagOp int
 
@@ -118,15 +163,19 @@ type Store interface {
 
 	// Append stores a message in mailboxID and returns its UID.
 	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
+	// AppendMany stores the messages in mailboxID in one transaction, all
+	// or none (IMAP MULTIAPPEND, RFC 3502), and returns their UIDs in order.
+	AppendMany(ctx context.Context, mailboxID int64, msgs []NewMessage) ([]uint32, error)
 	// Deliver appends body to the member's INBOX.
 	Deliver(ctx context.Context, memberID int64, body []byte) error
 	// DeliverAll appends each delivery to its member's INBOX in one
 	// transaction: every recipient gets the message or none does, so an SMTP
 	// client retrying after a failure never duplicates it.
 	DeliverAll(ctx context.Context, ds []Delivery) error
-	// Usage returns the octets of all the member's messages, every mailbox
-	// together: what a mailbox quota counts (RFC 9208's STORAGE).
-	Usage(ctx context.Context, memberID int64) (int64, error)
+	// Quota returns the member's storage use and the limits set for it
+	// (account.ErrNotFound when there is no such member). It costs the same
+	// at any mailbox size: every delivery and APPEND reads it.
+	Quota(ctx context.Context, memberID int64) (Quota, error)
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
 	// Open returns a mailbox by name with its messages in UID order, read
@@ -139,10 +188,25 @@ type Store interface {
 	// returns the UIDs the caller now holds, first <= uid < next (first ==
 	// next: none).
 	ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error)
+	// State returns a mailbox by ID with its messages in UID order, read at
+	// once from one snapshot, so that HighestModSeq covers exactly the
+	// listed state (IMAP SELECT and the re-reads of a selected mailbox).
+	State(ctx context.Context, mailboxID int64) (Mailbox, []MessageInfo, error)
+	// Vanished returns, in order, the UIDs expunged from the mailbox after
+	// mod-sequence since (QRESYNC's VANISHED (EARLIER), RFC 7162 §3.2.5).
+	// Expunges are remembered for a bounded number of messages: complete is
+	// false when some after since may have been forgotten, and the caller
+	// then reports every UID it may know of that is not present.
+	Vanished(ctx context.Context, mailboxID int64, since uint64) (uids []uint32, complete bool, err error)
 	// Body returns the raw RFC 5322 message.
 	Body(ctx context.Context, messageID int64) ([]byte, error)
 	// StoreFlags changes the flags of the given UIDs and returns their new state.
 	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]MessageInfo, error)
+	// StoreFlagsIf is StoreFlags with STORE's UNCHANGEDSINCE (RFC 7162
+	// §3.1.3), atomically: only the messages whose ModSeq is at most
+	// unchangedSince change (all of them when it is 0); the UIDs of the
+	// others come back as modified, in order, and keep their flags.
+	StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64) (infos []MessageInfo, modified []uint32, err error)
 	// Expunge removes the messages flagged \Deleted, only among uids when uids
 	// is not nil (UID EXPUNGE), and returns the removed UIDs in order.
 	Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error)

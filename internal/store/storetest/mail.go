@@ -32,6 +32,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Subscribe", testMailSubscribe},
 		{"AppendListBody", testMailAppend},
 		{"AppendRules", testMailAppendRules},
+		{"AppendManyAllOrNothing", testMailAppendMany},
 		{"UIDsNeverReused", testMailUIDs},
 		{"StoreFlags", testMailStoreFlags},
 		{"Recent", testMailRecent},
@@ -45,6 +46,8 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"DeliverAllOrNothing", testMailDeliverAll},
 		{"DeliverJunk", testMailDeliverJunk},
 		{"Usage", testMailUsage},
+		{"UsageConcurrent", testMailUsageConcurrent},
+		{"QuotaLimits", testMailQuotaLimits},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
 	}

@@ -109,6 +109,22 @@ type SessionNoop interface {
 	Noop()
 }
 
+// SessionCondStore is an IMAP session which supports CONDSTORE and QRESYNC
+// (RFC 7162). Its Fetch, Store, Search and Status honour the CONDSTORE
+// fields of their options (FetchOptions.ModSeq, ChangedSince and Vanished,
+// StoreOptions.UnchangedSince, SearchCriteria.ModSeq, StatusOptions.
+// HighestModSeq), its Select fills SelectData.HighestModSeq, and it reports
+// expunges with VANISHED instead of EXPUNGE once the client enabled QRESYNC
+// (Conn.Enabled).
+type SessionCondStore interface {
+	Session
+
+	// HighestModSeq returns the selected mailbox's HIGHESTMODSEQ, as far as
+	// the client has been told of its changes: sent when a command other
+	// than SELECT enables CONDSTORE (RFC 7162 §3.1).
+	HighestModSeq() (uint64, error)
+}
+
 // SessionSASL is an IMAP session which supports its own set of SASL
 // authentication mechanisms.
 type SessionSASL interface {
@@ -133,4 +149,17 @@ type SessionAppendLimit interface {
 	// AppendLimit returns the maximum size in bytes that can be uploaded to
 	// this server in an APPEND command.
 	AppendLimit() uint32
+}
+
+// SessionMultiAppend is an IMAP session which supports MULTIAPPEND (RFC
+// 3502): one APPEND of several messages, stored all or none.
+//
+// Postern: upstream has no MULTIAPPEND.
+type SessionMultiAppend interface {
+	Session
+
+	// AppendMulti reads every message of r (until io.EOF) and stores them
+	// all in mailbox, or none of them. It is called for an APPEND of one
+	// message as well, instead of Append, when MULTIAPPEND is advertised.
+	AppendMulti(mailbox string, r *AppendReader) (*imap.AppendData, error)
 }
