@@ -210,26 +210,12 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity, HighestModSeq: mb.HighestModSeq}
 	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent || options.DeletedStorage {
-		msgs, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
+		c, err := s.srv.cfg.Mail.Counts(s.ctx, mb.ID)
 		if err != nil {
 			return nil, s.storeErr("status", err)
 		}
-		var total, unseen, deleted, recent uint32
-		var size, deletedSize int64
-		for _, m := range msgs {
-			total++
-			if m.UID >= mb.RecentUID {
-				recent++ // not claimed yet: recent for the next SELECT
-			}
-			size += m.Size
-			if !hasFlag(m.Flags, `\Seen`) {
-				unseen++
-			}
-			if hasFlag(m.Flags, `\Deleted`) {
-				deleted++
-				deletedSize += m.Size
-			}
-		}
+		total, unseen, deleted, size, deletedSize := c.Messages, c.Unseen, c.Deleted, c.Size, c.DeletedSize
+		recent := c.Recent // not claimed yet: recent for the next SELECT
 		set := func(on bool, v uint32) *uint32 {
 			if on {
 				return &v

@@ -133,6 +133,11 @@ var caps = imap.CapSet{
 	imap.CapMultiAppend:      {},
 	imap.CapQuota:            {}, // RFC 9208, with its one resource:
 	"QUOTA=RES-STORAGE":      {},
+	imap.CapPreview:          {},
+	imap.CapSort:             {},
+	imap.CapSortDisplay:      {},
+	imap.Cap("THREAD=" + imap.ThreadOrderedSubject): {},
+	imap.Cap("THREAD=" + imap.ThreadReferences):     {},
 }
 
 func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {

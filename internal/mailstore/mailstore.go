@@ -217,4 +217,77 @@ type Store interface {
 	Copy(ctx context.Context, src int64, uids []uint32, dst int64) (srcUIDs, dstUIDs []uint32, uidValidity uint32, err error)
 	// Move is Copy and Delete of the source in one transaction (RFC 6851).
 	Move(ctx context.Context, src int64, uids []uint32, dst int64) (srcUIDs, dstUIDs []uint32, uidValidity uint32, err error)
+
+	Indexer
+}
+
+// MessageIndex is what a message's IMAP commands need of its content,
+// computed once when the message is stored (internal/msgindex builds it)
+// instead of parsing the message for every FETCH, SEARCH or SORT. Copies of
+// a message share it, as they share the body.
+type MessageIndex struct {
+	// ENVELOPE, BODY and BODYSTRUCTURE as go-imap writes them, for a
+	// connection without UTF-8 quoted strings; the *UTF8 forms are for one
+	// with them (UTF8=ACCEPT, IMAP4rev2), nil when they are the same bytes.
+	Envelope, EnvelopeUTF8           []byte
+	Body, BodyUTF8                   []byte
+	BodyStructure, BodyStructureUTF8 []byte
+	// The search text of the From, To, Cc, Bcc and Subject fields: each
+	// field decoded and lowercased, fields joined by SearchSep; nil when the
+	// message has no such field.
+	From, To, Cc, Bcc, Subject []byte
+	// Sort keys (RFC 5256 §3, RFC 5957): the first address's mailbox
+	// (local part), the display name or else the address, and the base
+	// subject; SentDate is the Date field's time, zero when it has none.
+	SortFrom, SortTo, SortCc string
+	DisplayFrom, DisplayTo   string
+	BaseSubject              string
+	SentDate                 time.Time
+	MessageID, InReplyTo     string // message ids without angle brackets
+	References               []string
+	Preview                  string // RFC 8970: the start of the first text part
+	HasAttachment            bool
+}
+
+// SearchSep separates the fields of a MessageIndex search text: no IMAP
+// search string can hold it (it is a control character), so no match can
+// span two fields.
+const SearchSep = '\x01'
+
+// SearchField names a MessageIndex search text.
+type SearchField string
+
+const (
+	SearchFrom    SearchField = "from"
+	SearchTo      SearchField = "to"
+	SearchCc      SearchField = "cc"
+	SearchBcc     SearchField = "bcc"
+	SearchSubject SearchField = "subject"
+)
+
+// Counts are a mailbox's totals (IMAP STATUS).
+type Counts struct {
+	Messages, Unseen, Deleted uint32
+	Size, DeletedSize         int64 // DeletedSize: of the messages flagged \Deleted
+	// Recent counts the messages no session has claimed as \Recent yet
+	// (UID from the mailbox's RecentUID on): STATUS RECENT.
+	Recent uint32
+}
+
+// Indexer is what a store offers over its messages' indexes.
+type Indexer interface {
+	// Indexes returns the index of each message of ids (every message when
+	// ids is nil) that exists in the mailbox, by message id, building and
+	// keeping any index not built yet. Without encoded, the ENVELOPE and
+	// BODYSTRUCTURE forms are left out.
+	Indexes(ctx context.Context, mailboxID int64, ids []int64, encoded bool) (map[int64]*MessageIndex, error)
+	// SearchIndex returns the UIDs of the mailbox's messages whose field
+	// contains value (already lowercased), or that have the field at all
+	// when value is empty.
+	SearchIndex(ctx context.Context, mailboxID int64, field SearchField, value string) ([]uint32, error)
+	// Bodies calls fn with each message of ids that exists and its raw
+	// body, reading them in one pass; fn's error stops it.
+	Bodies(ctx context.Context, ids []int64, fn func(id int64, body []byte) error) error
+	// Counts returns the mailbox's totals.
+	Counts(ctx context.Context, mailboxID int64) (Counts, error)
 }

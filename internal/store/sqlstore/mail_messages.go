@@ -7,10 +7,13 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/msgindex"
 )
 
 // Append stores a message in mailboxID and returns its UID. A zero date
@@ -83,6 +86,9 @@ func (db *DB) appendTx(ctx context.Context, tx *sql.Tx, mailboxID int64, flags [
 		return 0, account.ErrNotFound
 	}
 	if err != nil {
+		return 0, err
+	}
+	if err := db.insertIndex(ctx, tx, bodyID, msgindex.Build(body)); err != nil {
 		return 0, err
 	}
 	locked, err := db.lockMailboxes(ctx, tx, mailboxID)
@@ -251,7 +257,7 @@ func (db *DB) deliverTx(ctx context.Context, tx *sql.Tx, memberID int64, body []
 // member's row (KEY SHARE, as the body's foreign key takes it), then the
 // INBOX row, which the UPDATE locks while it takes the next UID and the next
 // mod-sequence.
-const deliverInboxQueryPG = `WITH mem AS (
+var deliverInboxQueryPG = `WITH mem AS (
 	SELECT id FROM members WHERE id = $1 FOR KEY SHARE
 ), mb AS (
 	UPDATE mailboxes SET uid_next = mailboxes.uid_next + 1, highest_modseq = mailboxes.highest_modseq + 1 FROM mem
@@ -267,8 +273,23 @@ const deliverInboxQueryPG = `WITH mem AS (
 ), u AS (
 	INSERT INTO mail_usage (member_id, bytes) SELECT $1, $5 FROM mb
 	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
+), x AS (
+	INSERT INTO mail_index (` + indexCols + `) SELECT b.id, ` + indexValuesPG + ` FROM b
 )
 SELECT id FROM mb`
+
+// indexValuesPG are the placeholders of the index columns after body_id
+// in deliverInboxQueryPG (its arguments follow the first six), cast to
+// their column's type: in a SELECT list PostgreSQL would take them as text.
+var indexValuesPG = func() string {
+	types := strings.Fields(`bigint bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea
+		text text text text text text bigint bigint text text text text boolean`)
+	var ps []string
+	for i, t := range types {
+		ps = append(ps, "$"+strconv.Itoa(i+7)+"::"+t)
+	}
+	return strings.Join(ps, ", ")
+}()
 
 // deliverInboxPG delivers body to the member's INBOX with
 // deliverInboxQueryPG. done is false when nothing was written: the member
@@ -276,8 +297,9 @@ SELECT id FROM mb`
 // creates (or reports).
 func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, body []byte) (done bool, err error) {
 	var id int64
-	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, memberID, inbox, body, micros(time.Now()), int64(len(body)),
-		string(account.EventMailboxChanged)).Scan(&id)
+	args := []any{memberID, inbox, body, micros(time.Now()), int64(len(body)), string(account.EventMailboxChanged)}
+	args = append(args, indexArgs(0, msgindex.Build(body))[1:]...)
+	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, args...).Scan(&id)
 	if notFound(err) {
 		return false, nil
 	}
@@ -481,29 +503,43 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		if err != nil {
 			return err
 		}
-		changed := false
+		// One UPDATE per resulting set of flags, not per message: a STORE
+		// on many messages leaves them with few distinct sets.
+		byFlags := map[string][]int64{}
+		var order []string
 		for _, r := range rows {
 			if unchangedSince != 0 && uint64(r.modseq) > unchangedSince {
 				modified = append(modified, r.uid)
 				continue
 			}
 			next := applyFlags(r.flags, op, flags)
-			if joinFlags(next) != joinFlags(r.flags) {
-				modseq, err := db.nextModSeq(ctx, tx, mb)
+			if joined := joinFlags(next); joined != joinFlags(r.flags) {
+				modseq, err := db.nextModSeq(ctx, tx, mb) // one per transaction
 				if err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET flags = ?, modseq = ? WHERE id = ?`), joinFlags(next), modseq, r.id); err != nil {
-					return err
+				if byFlags[joined] == nil {
+					order = append(order, joined)
 				}
+				byFlags[joined] = append(byFlags[joined], r.id)
 				r.modseq = modseq
-				changed = true
 			}
 			r.flags = next
 			out = append(out, r.info(mailboxID))
 		}
-		if !changed {
+		if len(order) == 0 {
 			return nil
+		}
+		for _, joined := range order {
+			ids := byFlags[joined]
+			for len(ids) > 0 {
+				part := ids[:min(chunk, len(ids))]
+				ids = ids[len(part):]
+				args := append([]any{joined, mb.modseq}, int64Args(part)...)
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET flags = ?, modseq = ? WHERE id IN (`+placeholders(len(part))+`)`), args...); err != nil {
+					return err
+				}
+			}
 		}
 		return db.mailboxChanged(ctx, tx, mb.memberID, mailboxID)
 	})

@@ -50,6 +50,9 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"QuotaLimits", testMailQuotaLimits},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
+		{"Index", testMailIndex},
+		{"SearchIndex", testMailSearchIndex},
+		{"Counts", testMailCounts},
 	}
 	env := NewMailEnv(t, open(t))
 	for _, tc := range tests {

@@ -28,7 +28,17 @@ func testMailRecent(t *testing.T, e *MailEnv) {
 	e.Append(t, box.ID, "one")
 	e.Append(t, box.ID, "two")
 	wantEq(t, "RecentUID before a claim", e.Box(t, m, "Recent").RecentUID, uint32(1))
+	counts := func(want uint32) {
+		t.Helper()
+		c, err := e.Mail.Counts(ctx, box.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEq(t, "Counts.Recent", c.Recent, want)
+	}
+	counts(2)
 	claim("1:3")
+	counts(0)
 	claim("3:3")
 	wantEq(t, "RecentUID after the claim", e.Box(t, m, "Recent").RecentUID, uint32(3))
 	opened, _, err := e.Mail.Open(ctx, m, "Recent")

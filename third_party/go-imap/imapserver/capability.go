@@ -109,6 +109,11 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 			imap.CapUnauthenticate,
 			imap.CapCondStore,
 			imap.CapQResync,
+			imap.CapPreview,
+			imap.CapSort,
+			imap.CapSortDisplay,
+			imap.Cap("THREAD=" + imap.ThreadOrderedSubject),
+			imap.Cap("THREAD=" + imap.ThreadReferences),
 		})
 
 		// RFC 9208: QUOTA and the resources the server counts.
