@@ -130,19 +130,27 @@ func TestKeywordsAnnounced(t *testing.T) {
 		`* 1 FETCH (UID 1 FLAGS ($Old $Quiet NIL))`)
 }
 
-// NOOP and CHECK re-read the selected mailbox: what another session changed
-// before them shows in their answer even when no event arrives (here no
-// tailer runs), as clients and imaptest poll with them.
-func TestNoopRereads(t *testing.T) {
+// twoSelected is a server without events (no tailer) with one message
+// of flags in INBOX, and two sessions that have INBOX selected, a first.
+func twoSelected(t *testing.T, flags ...string) (a, b *client) {
+	t.Helper()
 	e := newEnv(t, envOptions{noTailer: true})
-	if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, nil, time.Time{}, []byte(testMessage)); err != nil {
+	if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, flags, time.Time{}, []byte(testMessage)); err != nil {
 		t.Fatal(err)
 	}
-	a, b := dial(t, e.addr), dial(t, e.addr)
+	a, b = dial(t, e.addr), dial(t, e.addr)
 	a.login()
 	b.login()
 	a.ok("a1", "SELECT INBOX")
 	b.ok("b1", "SELECT INBOX")
+	return a, b
+}
+
+// NOOP and CHECK re-read the selected mailbox: what another session changed
+// before them shows in their answer even when no event arrives, as clients
+// and imaptest poll with them.
+func TestNoopRereads(t *testing.T) {
+	a, b := twoSelected(t)
 	b.ok("b2", `STORE 1 +FLAGS.SILENT (\Flagged)`)
 	wantLines(t, "NOOP", a.ok("a2", "NOOP"), `* 1 FETCH (UID 1 FLAGS (\Flagged \Recent))`, "a2 OK NOOP completed")
 	b.ok("b3", "COPY 1 INBOX")
@@ -150,17 +158,9 @@ func TestNoopRereads(t *testing.T) {
 }
 
 // EXPUNGE reports the messages another session expunged before it, though
-// their event has not come (no tailer here).
+// their event has not come.
 func TestExpungeRereads(t *testing.T) {
-	e := newEnv(t, envOptions{noTailer: true})
-	if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, []string{`\Deleted`}, time.Time{}, []byte(testMessage)); err != nil {
-		t.Fatal(err)
-	}
-	a, b := dial(t, e.addr), dial(t, e.addr)
-	a.login()
-	b.login()
-	a.ok("a1", "SELECT INBOX")
-	b.ok("b1", "SELECT INBOX")
+	a, b := twoSelected(t, `\Deleted`)
 	wantLines(t, "first EXPUNGE", a.ok("a2", "EXPUNGE"), "* 1 EXPUNGE", "a2 OK EXPUNGE completed")
 	wantLines(t, "second EXPUNGE", b.ok("b2", "EXPUNGE"), "* 1 EXPUNGE", "b2 OK EXPUNGE completed")
 }
