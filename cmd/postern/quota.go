@@ -27,21 +27,6 @@ func parseQuota(v string) (*int64, error) {
 	return &n, nil
 }
 
-// formatSize shows octets as an operator reads them, in the binary units
-// that --quota takes: 512 B, 1.5 KiB, 2 GiB.
-func formatSize(n int64) string {
-	units := []string{"KiB", "MiB", "GiB", "TiB"}
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, u := float64(n)/1024, 0
-	for v >= 1024 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + units[u]
-}
-
 // describeLimit says what a limit setting is: a size, none, or left to the next level.
 func describeLimit(limit *int64, next string) string {
 	switch {
@@ -50,7 +35,7 @@ func describeLimit(limit *int64, next string) string {
 	case *limit == 0:
 		return "no limit"
 	}
-	return formatSize(*limit)
+	return mailstore.FormatSize(*limit)
 }
 
 // storageJSON is a member's mail storage in the CLI's JSON.
@@ -89,16 +74,16 @@ func (a *app) memberStorage(ctx context.Context, m account.Member) (memberWithSt
 // storageText is a member's storage for a person: "1.2 MiB of 2 GiB
 // (the domain's default)".
 func storageText(q mailstore.Quota) string {
-	used := formatSize(q.Used)
+	used := mailstore.FormatSize(q.Used)
 	switch {
 	case q.Member != nil && *q.Member == 0:
 		return used + ", no limit (the member's own)"
 	case q.Member != nil:
-		return used + " of " + formatSize(*q.Member) + " (the member's own limit)"
+		return used + " of " + mailstore.FormatSize(*q.Member) + " (the member's own limit)"
 	case q.Domain != nil && *q.Domain == 0:
 		return used + ", no limit (the domain's default)"
 	case q.Domain != nil:
-		return used + " of " + formatSize(*q.Domain) + " (the domain's default)"
+		return used + " of " + mailstore.FormatSize(*q.Domain) + " (the domain's default)"
 	}
 	return used + " (the server's --mailbox-quota applies)"
 }

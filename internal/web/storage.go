@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/postern/postern/internal/mailstore"
 )
@@ -38,26 +36,11 @@ func (s *Server) storage(ctx context.Context, memberID int64) (used, limit int64
 }
 
 func newStorageView(used, limit int64) *storageView {
-	v := &storageView{Used: used, Limit: limit, UsedText: formatSize(used), LimitText: formatSize(limit)}
+	v := &storageView{Used: used, Limit: limit, UsedText: mailstore.FormatSize(used), LimitText: mailstore.FormatSize(limit)}
 	if limit > 0 {
 		v.Percent = int(min(100, used*100/limit))
 		v.High = limit / 10 * 9
 		v.Full = used >= limit
 	}
 	return v
-}
-
-// formatSize shows octets in the binary units that quotas are set in
-// (postern user set --quota 2GiB): 512 B, 12.3 MiB, 2 GiB.
-func formatSize(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	units := []string{"KiB", "MiB", "GiB", "TiB"}
-	v, u := float64(n)/1024, 0
-	for v >= 1024 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + units[u]
 }
