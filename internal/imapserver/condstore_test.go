@@ -119,6 +119,8 @@ func TestCondStoreCommands(t *testing.T) {
 	wantLines(t, "store nothing", c.cmd("a17", `STORE 1:2 +FLAGS.SILENT (\Draft)`), "a17 OK STORE completed")
 	wantLines(t, "status after", c.cmd("a18", "STATUS INBOX (HIGHESTMODSEQ)"),
 		"* STATUS INBOX (HIGHESTMODSEQ 9)", "a18 OK STATUS completed")
+	wantLines(t, "list-status", c.cmd("a19", `LIST "" INBOX RETURN (STATUS (HIGHESTMODSEQ))`),
+		`* LIST (\HasNoChildren) "/" INBOX`, "* STATUS INBOX (HIGHESTMODSEQ 9)", "a19 OK LIST completed")
 }
 
 // A client that never sent ENABLE turns CONDSTORE on with its first
