@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -30,29 +29,6 @@ var fuzzSeeds = []string{
 	"a1 LIST \"\" \"*\"\r\na2 STATUS INBOX (MESSAGES UNSEEN SIZE)\r\na3 CREATE x/y\r\na4 RENAME x z\r\n",
 	"a1 SEARCH {5}\r\n",
 	"* \r\n+ \r\n{}\r\n",
-}
-
-// FuzzFrame checks the guard's line parser on its own.
-func FuzzFrame(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		if i := bytes.IndexByte(line, '\n'); i >= 0 {
-			line = line[:i+1]
-		}
-		li := parseLine(line)
-		body := bytes.TrimRight(line, "\r\n")
-		if li.literal && !bytes.HasSuffix(body, []byte("}")) {
-			t.Fatalf("literal without a closing brace: %q", line)
-		}
-		if li.size < 0 || li.size > tooBig {
-			t.Fatalf("size %d out of range", li.size)
-		}
-		if li.tag != "" && (strings.ContainsAny(li.tag, " {\x00\r\n+") || li.cmd == "") {
-			t.Fatalf("bad tag %q / cmd %q for %q", li.tag, li.cmd, line)
-		}
-	})
 }
 
 // errorLog fails the fuzz target when the server logs an error (go-imap

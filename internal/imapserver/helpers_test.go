@@ -102,7 +102,7 @@ type envOptions struct {
 	plaintext tlsconf.Plaintext
 	noTailer  bool
 	log       *slog.Logger
-	// loginWindow shortens the server's, set before it serves.
+	// loginWindow shortens the server's.
 	loginWindow time.Duration
 	limits      netserver.Limits
 	learner     JunkLearner
@@ -153,10 +153,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.log != nil {
 		log = o.log
 	}
-	e.srv = New(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner})
-	if o.loginWindow > 0 {
-		e.srv.loginWindow = o.loginWindow
+	if o.loginWindow == 0 {
+		o.loginWindow = defaultLoginWindow
 	}
+	e.srv = newServer(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner}, o.loginWindow)
 	l1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
