@@ -121,6 +121,8 @@ var caps = imap.CapSet{
 	imap.CapChildren:   {},
 	imap.CapStatusSize: {},
 	imap.CapListStatus: {},
+	// RFC 4978, offered once authenticated (go-imap's compress.go).
+	imap.CapCompressDeflate: {},
 }
 
 // Serve accepts connections on l until l fails or the server is closed. With

@@ -95,6 +95,9 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		if err := writeContReq(enc.Encoder, challengeStr); err != nil {
 			return err
 		}
+		if err := enc.flush(); err != nil { // Postern: see responseEncoder.flush
+			return err
+		}
 
 		encodedResp, isPrefix, err := c.br.ReadLine()
 		if err != nil {

@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"bufio"
+	"compress/flate"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -53,6 +54,12 @@ type Conn struct {
 	dlSet      [2]bool
 	timeoutBye atomic.Pointer[string]
 	byeAfter   string
+
+	// compressed: COMPRESS=DEFLATE is on (compress.go); fw is the
+	// compressor bw writes to while a response is written, nil between
+	// responses. Both guarded by encMutex.
+	compressed bool
+	fw         *flate.Writer
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -505,6 +512,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "COMPRESS":
+		err = c.handleCompress(tag, dec)
+		sendOK = false
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to
@@ -577,7 +587,7 @@ func (c *Conn) handleLogout(dec *imapwire.Decoder) error {
 	// LOGOUT costs one write.
 	enc := newResponseEncoder(c)
 	defer enc.end()
-	enc.Hold = true
+	enc.Hold, enc.keep = true, true
 	return writeStatusResp(enc.Encoder, "", &imap.StatusResponse{
 		Type: imap.StatusResponseTypeBye,
 		Text: "Logging out",
@@ -768,6 +778,9 @@ func (c *Conn) poll(cmd string) error {
 type responseEncoder struct {
 	*imapwire.Encoder
 	conn *Conn
+	// keep: the response is not sent at end, but with the next one
+	// (Postern).
+	keep bool
 }
 
 func newResponseEncoder(conn *Conn) *responseEncoder {
@@ -778,10 +791,18 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	conn.encMutex.Lock() // released by responseEncoder.end
 	if conn.bw == nil {
 		conn.bw = writerPool.Get().(*bufio.Writer)
-		conn.bw.Reset(conn.rw)
+		if conn.compressed {
+			conn.fw = getFlateWriter(conn.rw)
+			conn.bw.Reset(conn.fw)
+		} else {
+			conn.bw.Reset(conn.rw)
+		}
 	}
 	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
 	wireEnc.QuotedUTF8 = quotedUTF8
+	// Compressed, lines wait in the buffer until the response is over
+	// (end): a sync flush per line would cost a write and 5 octets each.
+	wireEnc.Hold = conn.compressed
 
 	conn.setWriteTimeout(respWriteTimeout)
 	return &responseEncoder{
@@ -795,16 +816,37 @@ func (enc *responseEncoder) end() {
 		panic("imapserver: responseEncoder.end called twice")
 	}
 	enc.Encoder = nil
-	enc.conn.setWriteTimeout(0)
-	// Give the writer back unless it holds output not sent yet or a write
-	// error (which bufio.Writer keeps and Flush returns): the next response
-	// must meet them as it would with a writer of its own.
-	if bw := enc.conn.bw; bw.Buffered() == 0 && bw.Flush() == nil {
+	c := enc.conn
+	// Send the response and give the writer back, unless it is held for
+	// the next response (handleLogout) or holds a write error (which
+	// bufio.Writer keeps and Flush returns): the next response must meet
+	// it as it would with a writer of its own. Compressed, the response
+	// ends with a sync flush (RFC 4978 §4), and the compressor goes back
+	// too, unless it failed.
+	if bw := c.bw; !enc.keep && bw.Flush() == nil && (c.fw == nil || c.fw.Flush() == nil) {
+		if c.fw != nil {
+			putFlateWriter(c.fw)
+			c.fw = nil
+		}
 		bw.Reset(nil)
 		writerPool.Put(bw)
-		enc.conn.bw = nil
+		c.bw = nil
 	}
-	enc.conn.encMutex.Unlock()
+	c.setWriteTimeout(0)
+	c.encMutex.Unlock()
+}
+
+// flush sends what the response wrote so far, for a response that waits
+// for the client before it ends (AUTHENTICATE's challenges): compressed,
+// lines wait in the buffer and the compressor until end (Postern).
+func (enc *responseEncoder) flush() error {
+	if err := enc.conn.bw.Flush(); err != nil {
+		return err
+	}
+	if enc.conn.fw != nil {
+		return enc.conn.fw.Flush()
+	}
+	return nil
 }
 
 func (enc *responseEncoder) Literal(size int64) io.WriteCloser {
