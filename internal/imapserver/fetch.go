@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"slices"
+	"sort"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -23,10 +25,20 @@ var errReadOnly = &imap.Error{
 // and sections come from the raw message through go-imap's helpers.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	sel := s.sel
+	if options.Vanished {
+		if err := s.writeVanishedSince(w, numSet, options.ChangedSince); err != nil {
+			return err
+		}
+	}
 	idx := sel.resolve(numSet)
+	if options.ChangedSince != 0 {
+		// CHANGEDSINCE (RFC 7162 §3.1.4.1): only what changed after it.
+		idx = slices.DeleteFunc(idx, func(i int) bool { return sel.msgs[i].ModSeq <= options.ChangedSince })
+	}
 	if len(idx) == 0 {
 		return nil
 	}
+	condStore := s.conn.Enabled(imap.CapCondStore)
 	// Reading a body section without PEEK sets \Seen, and the new flags go
 	// with the response (RFC 9051 §6.4.5); not in a read-only mailbox.
 	seen, err := s.markSeen(idx, options)
@@ -51,6 +63,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		rw.WriteUID(imap.UID(m.UID))
 		if options.Flags || seen[m.UID] {
 			rw.WriteFlags(toIMAPFlags(m.Flags))
+		}
+		if options.ModSeq || condStore && seen[m.UID] {
+			rw.WriteModSeq(m.ModSeq)
 		}
 		if options.InternalDate {
 			rw.WriteInternalDate(m.InternalDate)
@@ -152,22 +167,24 @@ func (s *session) markSeen(idx []int, options *imap.FetchOptions) (map[uint32]bo
 
 // apply records new flags in the view and returns the UIDs it touched.
 func (sel *selected) apply(infos []mailstore.MessageInfo) map[uint32]bool {
-	byUID := make(map[uint32][]string, len(infos))
+	byUID := make(map[uint32]mailstore.MessageInfo, len(infos))
 	for _, m := range infos {
-		byUID[m.UID] = m.Flags
+		byUID[m.UID] = m
 	}
 	touched := make(map[uint32]bool, len(infos))
 	for i := range sel.msgs {
-		if f, ok := byUID[sel.msgs[i].UID]; ok {
-			sel.msgs[i].Flags = f
+		if m, ok := byUID[sel.msgs[i].UID]; ok {
+			sel.msgs[i].Flags, sel.msgs[i].ModSeq = m.Flags, m.ModSeq
 			touched[sel.msgs[i].UID] = true
 		}
 	}
 	return touched
 }
 
-// Store is STORE and UID STORE (RFC 9051 §6.4.6).
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+// Store is STORE and UID STORE (RFC 9051 §6.4.6), with UNCHANGEDSINCE
+// (RFC 7162 §3.1.3): the messages changed since are left alone and named
+// in OK [MODIFIED ...], the test and the change being one step in the store.
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	sel := s.sel
 	if sel.readOnly {
 		return errReadOnly
@@ -183,25 +200,125 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	case imap.StoreFlagsDel:
 		op = mailstore.FlagsRemove
 	}
-	infos, err := s.srv.cfg.Mail.StoreFlags(s.ctx, sel.mb.ID, sel.uids(idx), op, fromIMAPFlags(flags.Flags))
-	if err != nil {
-		return s.storeErr("store", err)
+	before := make(map[uint32]uint64, len(idx))
+	for _, i := range idx {
+		before[sel.msgs[i].UID] = sel.msgs[i].ModSeq
+	}
+	var infos []mailstore.MessageInfo
+	var modified []uint32
+	var err error
+	if options.Conditional && options.UnchangedSince == 0 {
+		modified = sel.uids(idx) // every message has a mod-sequence above 0
+	} else {
+		infos, modified, err = s.srv.cfg.Mail.StoreFlagsIf(s.ctx, sel.mb.ID, sel.uids(idx), op, fromIMAPFlags(flags.Flags), options.UnchangedSince)
+		if err != nil {
+			return s.storeErr("store", err)
+		}
 	}
 	touched := sel.apply(infos)
-	if flags.Silent {
-		return nil
+	if len(modified) > 0 {
+		w.SetModified(sel.numSet(modified, numSet))
 	}
+	condStore := s.conn.Enabled(imap.CapCondStore)
 	for _, i := range idx {
 		m := sel.msgs[i]
 		if !touched[m.UID] {
 			continue
 		}
+		// .SILENT drops the flags, not the news of a new mod-sequence
+		// to a client that follows them (RFC 7162 §3.1.3).
+		changed := condStore && m.ModSeq != before[m.UID]
+		if flags.Silent && !changed {
+			continue
+		}
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
-		rw.WriteFlags(toIMAPFlags(m.Flags))
+		if !flags.Silent {
+			rw.WriteFlags(toIMAPFlags(m.Flags))
+		}
+		if condStore {
+			rw.WriteModSeq(m.ModSeq)
+		}
 		if err := rw.Close(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// numSet returns uids as the kind of set like is: UIDs for a UID command,
+// sequence numbers of the view for the others.
+func (sel *selected) numSet(uids []uint32, like imap.NumSet) imap.NumSet {
+	if _, ok := like.(imap.UIDSet); ok {
+		var set imap.UIDSet
+		for _, u := range uids {
+			set.AddNum(imap.UID(u))
+		}
+		return set
+	}
+	want := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		want[u] = true
+	}
+	var set imap.SeqSet
+	for i := range sel.msgs {
+		if want[sel.msgs[i].UID] {
+			set.AddNum(uint32(i + 1))
+		}
+	}
+	return set
+}
+
+// writeVanishedSince writes VANISHED (EARLIER) for the UIDs of numSet
+// expunged after modseq since (UID FETCH ... (CHANGEDSINCE since
+// VANISHED), SELECT (QRESYNC ...), RFC 7162 §3.2.5, §3.2.6). UIDs still in
+// the view are left out: they are reported as they leave it. When the store
+// no longer knows every expunge after since, every UID of numSet up to the
+// last one handed out that is not in the view is reported (§3.2.5.2 allows
+// UIDs the client never knew).
+func (s *session) writeVanishedSince(w *imapserver.FetchWriter, numSet imap.NumSet, since uint64) error {
+	sel := s.sel
+	uids, complete, err := s.srv.cfg.Mail.Vanished(s.ctx, sel.mb.ID, since)
+	if err != nil {
+		return s.storeErr("fetch", err)
+	}
+	present := make(map[uint32]bool, len(sel.msgs))
+	for _, m := range sel.msgs {
+		present[m.UID] = true
+	}
+	// "*" is the last UID handed out here, not the last one present: the
+	// last messages may be the ones that vanished.
+	last := sel.mb.UIDNext - 1
+	if n := len(sel.msgs); n > 0 {
+		last = max(last, sel.msgs[n-1].UID)
+	}
+	set, _ := numSet.(imap.UIDSet)
+	set = slices.Clone(set)
+	for i := range set {
+		staticRange((*uint32)(&set[i].Start), (*uint32)(&set[i].Stop), last)
+	}
+	var out imap.UIDSet
+	if complete {
+		for _, u := range uids {
+			if !present[u] && set.Contains(imap.UID(u)) {
+				out.AddNum(imap.UID(u))
+			}
+		}
+		return w.WriteVanished(out)
+	}
+	for _, r := range set {
+		// The gaps between the view's UIDs (in order) within the range.
+		cur, stop := uint32(r.Start), min(uint32(r.Stop), last)
+		i := sort.Search(len(sel.msgs), func(i int) bool { return sel.msgs[i].UID >= cur })
+		for ; i < len(sel.msgs) && sel.msgs[i].UID <= stop && cur <= stop; i++ {
+			if u := sel.msgs[i].UID; u > cur {
+				out.AddRange(imap.UID(cur), imap.UID(u-1))
+			}
+			cur = sel.msgs[i].UID + 1
+		}
+		if cur != 0 && cur <= stop {
+			out.AddRange(imap.UID(cur), imap.UID(stop))
+		}
+	}
+	return w.WriteVanished(out)
 }

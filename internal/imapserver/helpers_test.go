@@ -106,6 +106,8 @@ type envOptions struct {
 	loginWindow time.Duration
 	limits      netserver.Limits
 	learner     JunkLearner
+	// wrapMail, when set, wraps the store the server uses.
+	wrapMail func(mailstore.Store) mailstore.Store
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -153,10 +155,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.log != nil {
 		log = o.log
 	}
+	mail := e.mail
+	if o.wrapMail != nil {
+		mail = o.wrapMail(mail)
+	}
 	if o.loginWindow == 0 {
 		o.loginWindow = defaultLoginWindow
 	}
-	e.srv = newServer(Config{Auth: e.auth, Mail: e.mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner}, o.loginWindow)
+	e.srv = newServer(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner}, o.loginWindow)
 	l1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +194,16 @@ func (e *env) inbox(t testing.TB) mailstore.Mailbox {
 	mb, err := e.mail.Mailbox(context.Background(), e.member.ID, "INBOX")
 	if err != nil {
 		t.Fatalf("inbox: %v", err)
+	}
+	return mb
+}
+
+// trash returns the member's Trash.
+func (e *env) trash(t testing.TB) mailstore.Mailbox {
+	t.Helper()
+	mb, err := e.mail.Mailbox(context.Background(), e.member.ID, "Trash")
+	if err != nil {
+		t.Fatalf("trash: %v", err)
 	}
 	return mb
 }

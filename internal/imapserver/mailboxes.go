@@ -137,7 +137,7 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 }
 
 func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
-	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity}
+	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity, HighestModSeq: mb.HighestModSeq}
 	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent {
 		msgs, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
 		if err != nil {

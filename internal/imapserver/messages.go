@@ -113,7 +113,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 		}
 	}
 	s.markChanged(dst.ID)
-	return sel.remove(src, w.WriteExpunge)
+	return sel.remove(src, w, s.conn.Enabled(imap.CapQResync))
 }
 
 // Expunge is EXPUNGE, UID EXPUNGE (RFC 4315 §2.1) and the silent expunge of
@@ -136,21 +136,44 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	if err != nil {
 		return s.storeErr("expunge", err)
 	}
-	return sel.remove(removed, w.WriteExpunge)
+	return sel.remove(removed, w, s.conn.Enabled(imap.CapQResync))
 }
 
-// remove drops uids from the view, reporting each with its sequence number,
-// highest first so that every number is still valid when it is read.
-func (sel *selected) remove(uids []uint32, report func(seq uint32) error) error {
+// expungeReporter is what reports expunges: go-imap's ExpungeWriter,
+// MoveWriter and UpdateWriter.
+type expungeReporter interface {
+	WriteExpunge(seqNum uint32) error
+	WriteVanished(uids imap.UIDSet) error
+}
+
+// remove drops uids from the view and reports them: to a client that
+// enabled QRESYNC in one VANISHED (RFC 7162 §3.2.10), to the others with
+// an EXPUNGE for each sequence number, highest first so that every number
+// is still valid when it is read.
+func (sel *selected) remove(uids []uint32, w expungeReporter, vanished bool) error {
+	if len(uids) == 0 {
+		return nil
+	}
 	gone := make(map[uint32]bool, len(uids))
 	for _, u := range uids {
 		gone[u] = true
+	}
+	if vanished {
+		var set imap.UIDSet
+		sel.msgs = slices.DeleteFunc(sel.msgs, func(m viewMsg) bool {
+			if gone[m.UID] {
+				set.AddNum(imap.UID(m.UID))
+				return true
+			}
+			return false
+		})
+		return w.WriteVanished(set)
 	}
 	for i := len(sel.msgs) - 1; i >= 0; i-- {
 		if !gone[sel.msgs[i].UID] {
 			continue
 		}
-		if err := report(uint32(i + 1)); err != nil {
+		if err := w.WriteExpunge(uint32(i + 1)); err != nil {
 			return err
 		}
 		sel.msgs = slices.Delete(sel.msgs, i, i+1)

@@ -18,13 +18,18 @@ import (
 
 // Search is SEARCH and UID SEARCH (RFC 9051 §6.4.4) over the session's view.
 // Message bodies are read only when a criterion needs them.
-func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, _ *imap.SearchOptions) (*imap.SearchData, error) {
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
 	m := &matcher{sel: sel}
 	needBody := criteriaNeedBody(criteria)
 	var data imap.SearchData
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
+	// With a MODSEQ key the result carries the highest mod-sequence of the
+	// messages returned (RFC 7162 §3.1.5; RFC 4731 §3.2 with only MIN and
+	// MAX: of those two).
+	withModSeq := criteriaUseModSeq(criteria)
+	var allModSeq, minModSeq, maxModSeq uint64
 	for i := range sel.msgs {
 		if sel.msgs[i].gone {
 			continue
@@ -50,13 +55,27 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		} else {
 			seqs.AddNum(num)
 		}
+		modSeq := msg.view.ModSeq
 		if data.Min == 0 || num < data.Min {
-			data.Min = num
+			data.Min, minModSeq = num, modSeq
 		}
 		if num > data.Max {
-			data.Max = num
+			data.Max, maxModSeq = num, modSeq
 		}
+		allModSeq = max(allModSeq, modSeq)
 		data.Count++
+	}
+	if withModSeq && data.Count > 0 {
+		data.ModSeq = allModSeq
+		if options != nil && !options.ReturnAll && !options.ReturnCount && (options.ReturnMin || options.ReturnMax) {
+			data.ModSeq = 0
+			if options.ReturnMin {
+				data.ModSeq = minModSeq
+			}
+			if options.ReturnMax {
+				data.ModSeq = max(data.ModSeq, maxModSeq)
+			}
+		}
 	}
 	if kind == imapserver.NumKindUID {
 		data.All = uids
@@ -64,6 +83,24 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.All = seqs
 	}
 	return &data, nil
+}
+
+// criteriaUseModSeq reports whether c has a MODSEQ key anywhere.
+func criteriaUseModSeq(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if criteriaUseModSeq(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if criteriaUseModSeq(&c.Or[i][0]) || criteriaUseModSeq(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
 }
 
 func criteriaNeedBody(c *imap.SearchCriteria) bool {
@@ -128,6 +165,11 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 		if hasFlag(info.Flags, string(f)) {
 			return false
 		}
+	}
+	// MODSEQ n: changed at n or later (RFC 7162 §3.1.5). Flags have no
+	// mod-sequences of their own here: the message's counts for each.
+	if c.ModSeq != nil && info.ModSeq < c.ModSeq.ModSeq {
+		return false
 	}
 	if c.Larger > 0 && info.Size <= c.Larger {
 		return false

@@ -23,6 +23,10 @@ type selected struct {
 	msgs     []viewMsg
 	// pendingExpunge: some msgs are gone but could not be reported yet.
 	pendingExpunge bool
+	// highest is the HIGHESTMODSEQ up to which the client has been told
+	// every change (RFC 7162): it moves only when a re-read is reported in
+	// full, expunges included, so a client that keeps it misses nothing.
+	highest uint64
 }
 
 type viewMsg struct {
@@ -49,12 +53,13 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	// Listen before reading, so that no change falls between the two.
 	s.selectedID.Store(mb.ID)
 	s.dirty.Store(false)
-	infos, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
+	// One snapshot: HIGHESTMODSEQ covers exactly the messages listed.
+	mb, infos, err := s.srv.cfg.Mail.State(s.ctx, mb.ID)
 	if err != nil {
 		s.selectedID.Store(0)
 		return nil, s.storeErr("select", err)
 	}
-	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly}
+	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly, highest: mb.HighestModSeq}
 	sel.msgs = make([]viewMsg, len(infos))
 	keywords := map[string]bool{}
 	var firstUnseen uint32
@@ -82,6 +87,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(mb.UIDNext),
 		UIDValidity:       mb.UIDValidity,
+		HighestModSeq:     mb.HighestModSeq,
 	}
 	if !sel.readOnly {
 		// Any keyword may be created (the "\*" of RFC 9051 §7.1).
@@ -143,17 +149,22 @@ func (s *session) markChanged(mailboxID int64) {
 	}
 }
 
-// refresh re-reads the mailbox and writes FETCH FLAGS, EXPUNGE and EXISTS
-// for what changed.
+// refresh re-reads the mailbox and writes FETCH FLAGS (with MODSEQ once
+// CONDSTORE is enabled), EXPUNGE (VANISHED once QRESYNC is) and EXISTS for
+// what changed.
 func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	sel := s.sel
-	infos, err := s.srv.cfg.Mail.Messages(s.ctx, sel.mb.ID)
+	mb, infos, err := s.srv.cfg.Mail.State(s.ctx, sel.mb.ID)
 	if account.ErrorCode(err) == account.ENOTFOUND {
-		infos, err = nil, nil // deleted elsewhere: every message is gone
+		// Deleted elsewhere: every message is gone, and the view stays
+		// where it was (a mailbox made again has another UIDVALIDITY).
+		mb, infos, err = sel.mb, nil, nil
+		mb.HighestModSeq = sel.highest
 	}
 	if err != nil {
 		return s.storeErr("poll", err)
 	}
+	condStore := s.conn.Enabled(imap.CapCondStore)
 	cur := make(map[uint32]mailstore.MessageInfo, len(infos))
 	for _, m := range infos {
 		cur[m.UID] = m
@@ -168,27 +179,26 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			m.gone = true
 			continue
 		}
-		if !slices.Equal(m.Flags, n.Flags) {
-			m.Flags = n.Flags
-			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.UID), toIMAPFlags(m.Flags)); err != nil {
+		flagsChanged := !slices.Equal(m.Flags, n.Flags)
+		modSeqChanged := m.ModSeq != n.ModSeq
+		m.Flags, m.ModSeq = n.Flags, n.ModSeq
+		if flagsChanged || condStore && modSeqChanged {
+			if err := w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(m.UID), toIMAPFlags(m.Flags), m.ModSeq); err != nil {
 				return err
 			}
 		}
 	}
 	sel.pendingExpunge = false
-	// Highest first, so that each number is still the client's (RFC 9051 §7.5.1).
-	for i := len(sel.msgs) - 1; i >= 0; i-- {
-		if !sel.msgs[i].gone {
-			continue
+	var gone []uint32
+	for i := range sel.msgs {
+		if sel.msgs[i].gone {
+			gone = append(gone, sel.msgs[i].UID)
 		}
-		if !allowExpunge {
-			sel.pendingExpunge = true
-			continue
-		}
-		if err := w.WriteExpunge(uint32(i + 1)); err != nil {
-			return err
-		}
-		sel.msgs = slices.Delete(sel.msgs, i, i+1)
+	}
+	if len(gone) > 0 && !allowExpunge {
+		sel.pendingExpunge = true
+	} else if err := sel.remove(gone, w, s.conn.Enabled(imap.CapQResync)); err != nil {
+		return err
 	}
 	var last uint32
 	if n := len(sel.msgs); n > 0 {
@@ -201,10 +211,22 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			added = true
 		}
 	}
+	if !sel.pendingExpunge {
+		sel.highest = max(sel.highest, mb.HighestModSeq)
+	}
 	if added {
 		return w.WriteNumMessages(uint32(len(sel.msgs)))
 	}
 	return nil
+}
+
+// HighestModSeq is the selected mailbox's HIGHESTMODSEQ as the client
+// knows it (imapserver.SessionCondStore).
+func (s *session) HighestModSeq() (uint64, error) {
+	if s.sel == nil {
+		return 0, nil
+	}
+	return s.sel.highest, nil
 }
 
 // resolve returns the indexes in sel.msgs of the messages numSet names,

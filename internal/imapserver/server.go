@@ -121,6 +121,8 @@ var caps = imap.CapSet{
 	imap.CapChildren:   {},
 	imap.CapStatusSize: {},
 	imap.CapListStatus: {},
+	imap.CapCondStore:  {},
+	imap.CapQResync:    {},
 	// RFC 4978, offered once authenticated (go-imap's compress.go).
 	imap.CapCompressDeflate: {},
 }

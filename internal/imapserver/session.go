@@ -48,6 +48,7 @@ var (
 	_ imapserver.SessionMove        = (*session)(nil)
 	_ imapserver.SessionSASL        = (*session)(nil)
 	_ imapserver.SessionAppendLimit = (*session)(nil)
+	_ imapserver.SessionCondStore   = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {

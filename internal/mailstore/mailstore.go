@@ -41,6 +41,10 @@ type Mailbox struct {
 	UIDValidity uint32
 	UIDNext     uint32
 	Subscribed  bool
+	// HighestModSeq is the last mod-sequence of the mailbox (RFC 7162's
+	// HIGHESTMODSEQ): every change to its messages takes a higher one,
+	// expunges included, and none is ever handed out twice.
+	HighestModSeq uint64
 }
 
 // MessageInfo is a message's metadata; the body is fetched separately.
@@ -51,6 +55,9 @@ type MessageInfo struct {
 	Flags        []string // sorted; system flags with their backslash
 	InternalDate time.Time
 	Size         int64
+	// ModSeq is the mod-sequence of the message's last change: its arrival
+	// (append, copy, move) or its last flag change (RFC 7162).
+	ModSeq uint64
 }
 
 // Delivery is one recipient's copy of a received message.
@@ -129,10 +136,25 @@ type Store interface {
 	// at once from one snapshot (IMAP SELECT, POP3's maildrop), creating the
 	// defaults on first use like Mailbox.
 	Open(ctx context.Context, memberID int64, name string) (Mailbox, []MessageInfo, error)
+	// State returns a mailbox by ID with its messages in UID order, read at
+	// once from one snapshot, so that HighestModSeq covers exactly the
+	// listed state (IMAP SELECT and the re-reads of a selected mailbox).
+	State(ctx context.Context, mailboxID int64) (Mailbox, []MessageInfo, error)
+	// Vanished returns, in order, the UIDs expunged from the mailbox after
+	// mod-sequence since (QRESYNC's VANISHED (EARLIER), RFC 7162 §3.2.5).
+	// Expunges are remembered for a bounded number of messages: complete is
+	// false when some after since may have been forgotten, and the caller
+	// then reports every UID it may know of that is not present.
+	Vanished(ctx context.Context, mailboxID int64, since uint64) (uids []uint32, complete bool, err error)
 	// Body returns the raw RFC 5322 message.
 	Body(ctx context.Context, messageID int64) ([]byte, error)
 	// StoreFlags changes the flags of the given UIDs and returns their new state.
 	StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]MessageInfo, error)
+	// StoreFlagsIf is StoreFlags with STORE's UNCHANGEDSINCE (RFC 7162
+	// §3.1.3), atomically: only the messages whose ModSeq is at most
+	// unchangedSince change (all of them when it is 0); the UIDs of the
+	// others come back as modified, in order, and keep their flags.
+	StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince uint64) (infos []MessageInfo, modified []uint32, err error)
 	// Expunge removes the messages flagged \Deleted, only among uids when uids
 	// is not nil (UID EXPUNGE), and returns the removed UIDs in order.
 	Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error)

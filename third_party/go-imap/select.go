@@ -4,6 +4,24 @@ package imap
 type SelectOptions struct {
 	ReadOnly  bool
 	CondStore bool // requires CONDSTORE
+
+	QResync *SelectQResync // requires QRESYNC
+}
+
+// SelectQResync is the QRESYNC parameter of SELECT and EXAMINE (RFC 7162
+// §3.2.5): what the client knows of the mailbox from an earlier session.
+type SelectQResync struct {
+	UIDValidity uint32
+	ModSeq      uint64
+	KnownUIDs   UIDSet // nil: every UID
+	SeqMatch    *SelectSeqMatch
+}
+
+// SelectSeqMatch is the sequence match data of SelectQResync: sequence
+// numbers the client knows and their UIDs, pairwise.
+type SelectSeqMatch struct {
+	SeqNums SeqSet
+	UIDs    UIDSet
 }
 
 // SelectData is the data returned by a SELECT command.

@@ -18,13 +18,13 @@ func (db *DB) Mail() *Mail { return &Mail{db: db} }
 
 var _ mailstore.Store = (*Mail)(nil)
 
-const mailboxCols = `id, member_id, name, special_use, uid_validity, uid_next, subscribed`
+const mailboxCols = `id, member_id, name, special_use, uid_validity, uid_next, subscribed, highest_modseq`
 
 func scanMailbox(row interface{ Scan(...any) error }) (mailstore.Mailbox, error) {
 	var mb mailstore.Mailbox
-	var validity, next int64
-	err := row.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed)
-	mb.UIDValidity, mb.UIDNext = uint32(validity), uint32(next)
+	var validity, next, highest int64
+	err := row.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed, &highest)
+	mb.UIDValidity, mb.UIDNext, mb.HighestModSeq = uint32(validity), uint32(next), uint64(highest)
 	return mb, err
 }
 
@@ -279,8 +279,9 @@ func (s *Mail) RenameMailbox(ctx context.Context, memberID int64, oldName, newNa
 
 // renameInbox moves INBOX's messages to a new mailbox newKey. They keep their
 // UIDs, which stay ascending below the new mailbox's UIDNEXT, under the new
-// mailbox's own UIDVALIDITY; INBOX keeps its UIDVALIDITY and UIDNEXT, so its
-// UIDs are never reused.
+// mailbox's own UIDVALIDITY and mod-sequences; INBOX keeps its UIDVALIDITY
+// and UIDNEXT, so its UIDs are never reused, and the UIDs that left it are
+// buried there (QRESYNC's VANISHED).
 func (db *DB) renameInbox(ctx context.Context, tx *sql.Tx, memberID, inboxID int64, newKey string, names map[string]int64) error {
 	if _, ok := names[newKey]; ok {
 		return account.Errorf(account.ECONFLICT, "A mailbox with this name exists.")
@@ -296,7 +297,20 @@ func (db *DB) renameInbox(ctx context.Context, tx *sql.Tx, memberID, inboxID int
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET uid_next = ? WHERE id = ?`), locked[inboxID].uidNext, mb.ID); err != nil {
+	in := locked[inboxID]
+	rows, err := db.selectMsgs(ctx, tx, inboxID, nil)
+	if err != nil {
+		return err
+	}
+	uids := make([]uint32, len(rows))
+	for i, r := range rows {
+		uids[i] = r.uid
+	}
+	if err := db.bury(ctx, tx, in, uids); err != nil {
+		return err
+	}
+	// The messages keep their mod-sequences, all at most INBOX's highest.
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?`), in.uidNext, in.highestModSeq, mb.ID); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET mailbox_id = ? WHERE mailbox_id = ?`), mb.ID, inboxID); err != nil {

@@ -31,3 +31,10 @@ func (db *DB) WriteEffectsForTest(ctx context.Context, fx account.Effects, rollb
 
 // NameKeyForTest is nameKey, the app_passwords.name_key of a name.
 func NameKeyForTest(name string) string { return nameKey(name) }
+
+// SetMaxTombstones lowers maxTombstones for a test.
+func SetMaxTombstones(n int64) (restore func()) {
+	old := maxTombstones
+	maxTombstones = n
+	return func() { maxTombstones = old }
+}

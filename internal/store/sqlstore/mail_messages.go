@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/postern/postern/internal/account"
@@ -55,8 +56,8 @@ func (db *DB) appendTx(ctx context.Context, tx *sql.Tx, mailboxID int64, flags [
 	if err != nil {
 		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id) VALUES (?, ?, ?, ?, ?, ?)`),
-		mb.id, int64(uid), joinFlags(flags), micros(date), int64(len(body)), bodyID); err != nil {
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		mb.id, int64(uid), joinFlags(flags), micros(date), int64(len(body)), bodyID, mb.modseq); err != nil {
 		return 0, err
 	}
 	return uid, db.mailboxChanged(ctx, tx, mb.memberID, mb.id)
@@ -171,18 +172,19 @@ func (db *DB) deliverTx(ctx context.Context, tx *sql.Tx, memberID int64, body []
 // PostgreSQL every statement is a round trip, and a delivery is otherwise
 // seven of them per recipient. The locks come in appendTx's order: the
 // member's row (KEY SHARE, as the body's foreign key takes it), then the
-// INBOX row, which the UPDATE locks while it takes the next UID.
+// INBOX row, which the UPDATE locks while it takes the next UID and the next
+// mod-sequence.
 const deliverInboxQueryPG = `WITH mem AS (
 	SELECT id FROM members WHERE id = $1 FOR KEY SHARE
 ), mb AS (
-	UPDATE mailboxes SET uid_next = mailboxes.uid_next + 1 FROM mem
+	UPDATE mailboxes SET uid_next = mailboxes.uid_next + 1, highest_modseq = mailboxes.highest_modseq + 1 FROM mem
 	WHERE mailboxes.member_id = mem.id AND mailboxes.name_key = $2 AND mailboxes.uid_next < 4294967295
-	RETURNING mailboxes.id, mailboxes.uid_next - 1 AS uid
+	RETURNING mailboxes.id, mailboxes.uid_next - 1 AS uid, mailboxes.highest_modseq AS modseq
 ), b AS (
 	INSERT INTO mail_bodies (member_id, body) SELECT $1, $3 FROM mb RETURNING id
 ), m AS (
-	INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id)
-	SELECT mb.id, mb.uid, '', $4, $5, b.id FROM mb, b
+	INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq)
+	SELECT mb.id, mb.uid, '', $4, $5, b.id, mb.modseq FROM mb, b
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $6, $1, mb.id, $4 FROM mb
 )
@@ -210,10 +212,16 @@ func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, bo
 // openQuery reads a mailbox and its messages in one statement: one read
 // transaction, so the list matches the mailbox row, and one query for every
 // POP3 login instead of four.
-const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed,
-		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id
+const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq,
+		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
 	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
 	WHERE b.member_id = ? AND b.name_key = ? ORDER BY m.uid`
+
+// stateQuery is openQuery by mailbox id (State).
+const stateQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq,
+		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
+	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
+	WHERE b.id = ? ORDER BY m.uid`
 
 // Open implements mailstore.Store.
 func (s *Mail) Open(ctx context.Context, memberID int64, name string) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
@@ -242,11 +250,25 @@ func (s *Mail) Open(ctx context.Context, memberID int64, name string) (mailstore
 }
 
 func (db *DB) open(ctx context.Context, memberID int64, key string) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
-	stmt, err := db.prepared(ctx, db.q(openQuery))
+	return db.openWith(ctx, openQuery, memberID, key)
+}
+
+// State implements mailstore.Store.
+func (s *Mail) State(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+	mb, msgs, err := s.db.openWith(ctx, stateQuery, mailboxID)
+	if err != nil && !errors.Is(err, account.ErrNotFound) {
+		err = mailErr("state", err)
+	}
+	return mb, msgs, err
+}
+
+// openWith runs openQuery or stateQuery.
+func (db *DB) openWith(ctx context.Context, query string, args ...any) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+	stmt, err := db.prepared(ctx, db.q(query))
 	if err != nil {
 		return mailstore.Mailbox{}, nil, err
 	}
-	rows, err := stmt.QueryContext(ctx, memberID, key)
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return mailstore.Mailbox{}, nil, err
 	}
@@ -255,16 +277,16 @@ func (db *DB) open(ctx context.Context, memberID int64, key string) (mailstore.M
 	var msgs []mailstore.MessageInfo
 	found := false
 	for rows.Next() {
-		var validity, next int64
-		var id, uid, date, size, bodyID sql.NullInt64
+		var validity, next, highest int64
+		var id, uid, date, size, bodyID, modseq sql.NullInt64
 		var flags sql.NullString
-		if err := rows.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed,
-			&id, &uid, &flags, &date, &size, &bodyID); err != nil {
+		if err := rows.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed, &highest,
+			&id, &uid, &flags, &date, &size, &bodyID, &modseq); err != nil {
 			return mailstore.Mailbox{}, nil, err
 		}
-		mb.UIDValidity, mb.UIDNext, found = uint32(validity), uint32(next), true
+		mb.UIDValidity, mb.UIDNext, mb.HighestModSeq, found = uint32(validity), uint32(next), uint64(highest), true
 		if id.Valid {
-			r := msgRow{id: id.Int64, bodyID: bodyID.Int64, uid: uint32(uid.Int64), flags: splitFlags(flags.String), date: date.Int64, size: size.Int64}
+			r := msgRow{id: id.Int64, bodyID: bodyID.Int64, uid: uint32(uid.Int64), flags: splitFlags(flags.String), date: date.Int64, size: size.Int64, modseq: modseq.Int64}
 			msgs = append(msgs, r.info(mb.ID))
 		}
 	}
@@ -318,12 +340,21 @@ func (s *Mail) Body(ctx context.Context, messageID int64) ([]byte, error) {
 // StoreFlags changes the flags of the given UIDs and returns the new state of
 // those that exist, in UID order.
 func (s *Mail) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string) ([]mailstore.MessageInfo, error) {
+	out, _, err := s.StoreFlagsIf(ctx, mailboxID, uids, op, flags, 0)
+	return out, err
+}
+
+// StoreFlagsIf is StoreFlags of the messages whose MODSEQ is at most
+// unchangedSince (when it is not 0: STORE (UNCHANGEDSINCE n), RFC 7162
+// §3.1.3), tested and changed under the mailbox lock; the others are left
+// as they are and returned as modified, in UID order.
+func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) (infos []mailstore.MessageInfo, modified []uint32, err error) {
 	if op != mailstore.FlagsSet && op != mailstore.FlagsAdd && op != mailstore.FlagsRemove {
-		return nil, account.Errorf(account.EINVALID, "Unknown flag operation.")
+		return nil, nil, account.Errorf(account.EINVALID, "Unknown flag operation.")
 	}
-	flags, err := cleanFlags(flags)
+	flags, err = cleanFlags(flags)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if uids == nil {
 		uids = []uint32{}
@@ -331,18 +362,27 @@ func (s *Mail) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, o
 	db := s.db
 	var out []mailstore.MessageInfo
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
+		out, modified = out[:0], modified[:0]
 		mb, rows, err := db.lockedMsgs(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
 		}
 		changed := false
 		for _, r := range rows {
+			if unchangedSince != 0 && uint64(r.modseq) > unchangedSince {
+				modified = append(modified, r.uid)
+				continue
+			}
 			next := applyFlags(r.flags, op, flags)
 			if joinFlags(next) != joinFlags(r.flags) {
-				if _, err := tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET flags = ? WHERE id = ?`), joinFlags(next), r.id); err != nil {
+				modseq, err := db.nextModSeq(ctx, tx, mb)
+				if err != nil {
 					return err
 				}
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET flags = ?, modseq = ? WHERE id = ?`), joinFlags(next), modseq, r.id); err != nil {
+					return err
+				}
+				r.modseq = modseq
 				changed = true
 			}
 			r.flags = next
@@ -354,9 +394,45 @@ func (s *Mail) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, o
 		return db.mailboxChanged(ctx, tx, mb.memberID, mailboxID)
 	})
 	if err != nil {
-		return nil, mailErr("store flags", err)
+		return nil, nil, mailErr("store flags", err)
 	}
-	return out, nil
+	return out, modified, nil
+}
+
+// Vanished implements mailstore.Store: the UIDs expunged from the mailbox
+// after mod-sequence since, from the tombstones (mail_vanished). complete
+// is false when tombstones above since were pruned (maxTombstones).
+func (s *Mail) Vanished(ctx context.Context, mailboxID int64, since uint64) (uids []uint32, complete bool, err error) {
+	db := s.db
+	err = db.readTx(ctx, func(tx *sql.Tx) error {
+		uids = uids[:0]
+		var pruned int64
+		err := tx.QueryRowContext(ctx, db.q(`SELECT pruned_modseq FROM mailboxes WHERE id = ?`), mailboxID).Scan(&pruned)
+		if notFound(err) {
+			return account.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		complete = since >= uint64(pruned)
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT uid FROM mail_vanished WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`), mailboxID, int64(min(since, math.MaxInt64)))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u int64
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			uids = append(uids, uint32(u))
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, false, mailErr("vanished", err)
+	}
+	return uids, complete, nil
 }
 
 // Expunge removes the messages flagged \Deleted, only among uids when uids
@@ -422,6 +498,13 @@ func (db *DB) removeMsgs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, row
 	if err := db.deleteMsgs(ctx, tx, rows); err != nil {
 		return err
 	}
+	uids := make([]uint32, len(rows))
+	for i, r := range rows {
+		uids[i] = r.uid
+	}
+	if err := db.bury(ctx, tx, mb, uids); err != nil {
+		return err
+	}
 	return db.mailboxChanged(ctx, tx, mb.memberID, mb.id)
 }
 
@@ -470,10 +553,10 @@ func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32
 		for i, r := range rows {
 			uid := first + uint32(i)
 			if move {
-				_, err = tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET mailbox_id = ?, uid = ? WHERE id = ?`), dst, int64(uid), r.id)
+				_, err = tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET mailbox_id = ?, uid = ?, modseq = ? WHERE id = ?`), dst, int64(uid), to.modseq, r.id)
 			} else {
-				_, err = tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id) VALUES (?, ?, ?, ?, ?, ?)`),
-					dst, int64(uid), joinFlags(r.flags), r.date, r.size, r.bodyID)
+				_, err = tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+					dst, int64(uid), joinFlags(r.flags), r.date, r.size, r.bodyID, to.modseq)
 			}
 			if err != nil {
 				return err
@@ -484,6 +567,12 @@ func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32
 		changed := []int64{dst}
 		if move && src != dst {
 			changed = append(changed, src)
+		}
+		if move {
+			// A move within one mailbox gives new UIDs too: the old ones vanish.
+			if err := db.bury(ctx, tx, from, srcUIDs); err != nil {
+				return err
+			}
 		}
 		return db.mailboxChanged(ctx, tx, to.memberID, changed...)
 	})

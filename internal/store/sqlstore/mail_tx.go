@@ -128,7 +128,7 @@ func (db *DB) insertMailbox(ctx context.Context, tx *sql.Tx, memberID int64, nam
 	if err != nil {
 		return mailstore.Mailbox{}, err
 	}
-	mb := mailstore.Mailbox{MemberID: memberID, Name: name, SpecialUse: specialUse, UIDValidity: v, UIDNext: 1, Subscribed: true}
+	mb := mailstore.Mailbox{MemberID: memberID, Name: name, SpecialUse: specialUse, UIDValidity: v, UIDNext: 1, Subscribed: true, HighestModSeq: 1}
 	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO mailboxes (member_id, name, name_key, special_use, uid_validity, uid_next, subscribed) VALUES (?, ?, ?, ?, ?, 1, ?) RETURNING id`),
 		memberID, name, name, specialUse, int64(v), true).Scan(&mb.ID)
 	if isUnique(err) {
@@ -142,12 +142,15 @@ type lockedMailbox struct {
 	id, memberID int64
 	uidValidity  uint32
 	uidNext      int64
+	// highestModSeq is the mailbox's HIGHESTMODSEQ; modseq is the one this
+	// transaction took (nextModSeq), 0 until it takes one.
+	highestModSeq, modseq int64
 }
 
 // lockMailboxes locks the mailboxes ids, in id order (see Locking), and
 // returns them by id; account.ErrNotFound when one is missing.
 func (db *DB) lockMailboxes(ctx context.Context, tx *sql.Tx, ids ...int64) (map[int64]*lockedMailbox, error) {
-	rows, err := tx.QueryContext(ctx, db.q(`SELECT id, member_id, uid_validity, uid_next FROM mailboxes WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id`+db.forUpdate()), int64Args(ids)...)
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT id, member_id, uid_validity, uid_next, highest_modseq FROM mailboxes WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id`+db.forUpdate()), int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +159,7 @@ func (db *DB) lockMailboxes(ctx context.Context, tx *sql.Tx, ids ...int64) (map[
 	for rows.Next() {
 		var m lockedMailbox
 		var v int64
-		if err := rows.Scan(&m.id, &m.memberID, &v, &m.uidNext); err != nil {
+		if err := rows.Scan(&m.id, &m.memberID, &v, &m.uidNext, &m.highestModSeq); err != nil {
 			return nil, err
 		}
 		m.uidValidity = uint32(v)
@@ -174,17 +177,93 @@ func (db *DB) lockMailboxes(ctx context.Context, tx *sql.Tx, ids ...int64) (map[
 }
 
 // allocUIDs reserves n UIDs of a locked mailbox and returns the first. UIDs
-// only grow and are never handed out twice (RFC 3501 §2.3.1.1), expunged or not.
+// only grow and are never handed out twice (RFC 3501 §2.3.1.1), expunged or
+// not. The messages that get them arrive with the transaction's mod-sequence
+// (mb.modseq), taken in the same UPDATE.
 func (db *DB) allocUIDs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n int) (uint32, error) {
 	first := mb.uidNext
 	if first+int64(n) > math.MaxUint32 {
 		return 0, account.Errorf(account.ECONFLICT, "The mailbox has run out of message UIDs; copy its messages to a new mailbox.")
 	}
 	mb.uidNext += int64(n)
-	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET uid_next = ? WHERE id = ?`), mb.uidNext, mb.id); err != nil {
+	if mb.modseq == 0 {
+		mb.highestModSeq++
+		mb.modseq = mb.highestModSeq
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?`), mb.uidNext, mb.highestModSeq, mb.id); err != nil {
 		return 0, err
 	}
 	return uint32(first), nil
+}
+
+// nextModSeq returns the mod-sequence of this transaction's changes to a
+// locked mailbox (RFC 7162): the first call takes the mailbox's next one,
+// later calls return the same. The mailbox lock makes them grow in commit
+// order, so a client that saw one has seen every change below it.
+func (db *DB) nextModSeq(ctx context.Context, tx *sql.Tx, mb *lockedMailbox) (int64, error) {
+	if mb.modseq != 0 {
+		return mb.modseq, nil
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET highest_modseq = ? WHERE id = ?`), mb.highestModSeq+1, mb.id); err != nil {
+		return 0, err
+	}
+	mb.highestModSeq++
+	mb.modseq = mb.highestModSeq
+	return mb.modseq, nil
+}
+
+// maxTombstones bounds the expunged UIDs remembered per mailbox for
+// QRESYNC (mail_vanished): a mailbox where a client deletes ten thousand
+// messages a week keeps a week or so. Beyond it the oldest expunges are
+// forgotten, whole mod-sequences at a time, and pruned_modseq says up to
+// where: Vanished is then incomplete for older mod-sequences.
+var maxTombstones int64 = 10_000
+
+// bury records uids, expunged from a locked mailbox, as vanished at this
+// transaction's mod-sequence, and prunes the oldest tombstones past
+// maxTombstones.
+func (db *DB) bury(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, uids []uint32) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	modseq, err := db.nextModSeq(ctx, tx, mb)
+	if err != nil {
+		return err
+	}
+	for len(uids) > 0 {
+		part := uids[:min(chunk, len(uids))]
+		uids = uids[len(part):]
+		args := make([]any, 0, 3*len(part))
+		for _, u := range part {
+			args = append(args, mb.id, int64(u), modseq)
+		}
+		// A UID is never reused, so it is buried once; ON CONFLICT only
+		// covers a row left by a mailbox of the same id (SQLite reuses
+		// none: AUTOINCREMENT).
+		values := strings.TrimSuffix(strings.Repeat("(?, ?, ?),", len(part)), ",")
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO mail_vanished (mailbox_id, uid, modseq) VALUES `+values+
+			` ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`), args...); err != nil {
+			return err
+		}
+	}
+	var n int64
+	if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = ?`), mb.id).Scan(&n); err != nil {
+		return err
+	}
+	if n <= maxTombstones {
+		return nil
+	}
+	// The mod-sequence of the oldest tombstone to keep: everything at or
+	// below the one before it goes.
+	var cut int64
+	if err := tx.QueryRowContext(ctx, db.q(`SELECT modseq FROM mail_vanished WHERE mailbox_id = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?`), mb.id, maxTombstones).Scan(&cut); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM mail_vanished WHERE mailbox_id = ? AND modseq <= ?`), mb.id, cut); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET pruned_modseq = ? WHERE id = ? AND pruned_modseq < ?`), cut, mb.id, cut)
+	return err
 }
 
 // mailboxChanged writes the event that tells IMAP IDLE on every node that
@@ -214,13 +293,14 @@ type msgRow struct {
 	uid        uint32
 	flags      []string
 	date, size int64
+	modseq     int64
 }
 
 func (r msgRow) info(mailboxID int64) mailstore.MessageInfo {
-	return mailstore.MessageInfo{ID: r.id, MailboxID: mailboxID, UID: r.uid, Flags: r.flags, InternalDate: fromMicros(r.date), Size: r.size}
+	return mailstore.MessageInfo{ID: r.id, MailboxID: mailboxID, UID: r.uid, Flags: r.flags, InternalDate: fromMicros(r.date), Size: r.size, ModSeq: uint64(r.modseq)}
 }
 
-const msgCols = `id, uid, flags, internal_date, size, body_id`
+const msgCols = `id, uid, flags, internal_date, size, body_id, modseq`
 
 func scanMsgs(rows *sql.Rows, out []msgRow) ([]msgRow, error) {
 	defer rows.Close()
@@ -228,7 +308,7 @@ func scanMsgs(rows *sql.Rows, out []msgRow) ([]msgRow, error) {
 		var r msgRow
 		var uid int64
 		var flags string
-		if err := rows.Scan(&r.id, &uid, &flags, &r.date, &r.size, &r.bodyID); err != nil {
+		if err := rows.Scan(&r.id, &uid, &flags, &r.date, &r.size, &r.bodyID, &r.modseq); err != nil {
 			return nil, err
 		}
 		r.uid, r.flags = uint32(uid), splitFlags(flags)

@@ -102,6 +102,8 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 			imap.CapCreateSpecialUse,
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
+			imap.CapCondStore,
+			imap.CapQResync,
 		})
 
 		// RFC 4978: once compression is on, COMPRESS is no longer offered

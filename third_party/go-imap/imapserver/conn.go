@@ -188,6 +188,15 @@ func (c *Conn) Bye(text string) error {
 	return closeErr
 }
 
+// Enabled reports whether the client enabled cap (ENABLE, RFC 5161), or
+// one that implies it (QRESYNC implies CONDSTORE), or, for CONDSTORE, used
+// a command that enables it (RFC 7162 §3.1).
+func (c *Conn) Enabled(cap imap.Cap) bool {
+	c.mutex.Lock()
+	defer c.mutex.Unlock()
+	return c.enabled.Has(cap)
+}
+
 func (c *Conn) EnabledCaps() imap.CapSet {
 	c.mutex.Lock()
 	defer c.mutex.Unlock()
@@ -265,6 +274,9 @@ func (c *Conn) serve() {
 	}
 	if _, ok := c.session.(SessionMove); !ok && caps.Has(imap.CapMove) {
 		panic("imapserver: server advertises MOVE but session doesn't support it")
+	}
+	if _, ok := c.session.(SessionCondStore); !ok && caps.Has(imap.CapCondStore) {
+		panic("imapserver: server advertises CONDSTORE but session doesn't support it")
 	}
 	if _, ok := c.session.(SessionUnauthenticate); !ok && caps.Has(imap.CapUnauthenticate) {
 		panic("imapserver: server advertises UNAUTHENTICATE but session doesn't support it")
@@ -504,7 +516,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "UID EXPUNGE":
 		err = c.handleUIDExpunge(dec)
 	case "STORE", "UID STORE":
-		err = c.handleStore(dec, numKind)
+		err = c.handleStore(tag, dec, numKind)
+		sendOK = false
 	case "COPY", "UID COPY":
 		err = c.handleCopy(tag, dec, numKind)
 		sendOK = false

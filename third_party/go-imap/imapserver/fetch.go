@@ -75,6 +75,12 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	if dec.SP() {
+		if err := c.readFetchModifiers(dec, numKind, &options); err != nil {
+			return err
+		}
+	}
+
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
@@ -85,6 +91,11 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 
 	if numKind == NumKindUID {
 		options.UID = true
+	}
+	if options.ModSeq {
+		if err := c.enableCondStore(); err != nil {
+			return err
+		}
 	}
 
 	w := &FetchWriter{conn: c, options: writerOptions}
@@ -108,6 +119,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "MODSEQ": // RFC 7162 §3.1.4.2
+		options.ModSeq = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -326,6 +339,8 @@ func maybeReadPartial(dec *imapwire.Decoder) (*imap.SectionPartial, error) {
 type FetchWriter struct {
 	conn    *Conn
 	options fetchWriterOptions
+
+	modified imap.NumSet // STORE (UNCHANGEDSINCE): see SetModified
 }
 
 // CreateMessage writes a FETCH response for a message.

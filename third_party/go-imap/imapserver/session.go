@@ -99,6 +99,22 @@ type SessionIMAP4rev2 interface {
 	SessionMove
 }
 
+// SessionCondStore is an IMAP session which supports CONDSTORE and QRESYNC
+// (RFC 7162). Its Fetch, Store, Search and Status honour the CONDSTORE
+// fields of their options (FetchOptions.ModSeq, ChangedSince and Vanished,
+// StoreOptions.UnchangedSince, SearchCriteria.ModSeq, StatusOptions.
+// HighestModSeq), its Select fills SelectData.HighestModSeq, and it reports
+// expunges with VANISHED instead of EXPUNGE once the client enabled QRESYNC
+// (Conn.Enabled).
+type SessionCondStore interface {
+	Session
+
+	// HighestModSeq returns the selected mailbox's HIGHESTMODSEQ, as far as
+	// the client has been told of its changes: sent when a command other
+	// than SELECT enables CONDSTORE (RFC 7162 §3.1).
+	HighestModSeq() (uint64, error)
+}
+
 // SessionSASL is an IMAP session which supports its own set of SASL
 // authentication mechanisms.
 type SessionSASL interface {

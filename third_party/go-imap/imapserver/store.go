@@ -8,12 +8,21 @@ import (
 	"github.com/emersion/go-imap/v2/internal/imapwire"
 )
 
-func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
+func (c *Conn) handleStore(tag string, dec *imapwire.Decoder, numKind NumKind) error {
 	var (
-		numSet imap.NumSet
-		item   string
+		numSet  imap.NumSet
+		item    string
+		options imap.StoreOptions
 	)
-	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() || !dec.ExpectAtom(&item) || !dec.ExpectSP() {
+	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if isList, err := c.readStoreModifiers(dec, &options); err != nil {
+		return err
+	} else if isList && !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if !dec.ExpectAtom(&item) || !dec.ExpectSP() {
 		return dec.Err()
 	}
 	var flags []imap.Flag
@@ -68,11 +77,24 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		return err
 	}
 
+	if options.Conditional {
+		if err := c.enableCondStore(); err != nil {
+			return err
+		}
+	}
+
 	w := &FetchWriter{conn: c}
-	options := imap.StoreOptions{}
-	return c.session.Store(w, numSet, &imap.StoreFlags{
+	err = c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,
 		Flags:  flags,
 	}, &options)
+	if err != nil {
+		return err
+	}
+	name := "STORE"
+	if numKind == NumKindUID {
+		name = "UID STORE"
+	}
+	return c.writeStoreDone(tag, name, w.modified)
 }
