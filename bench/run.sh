@@ -6,6 +6,7 @@
 #   bench/run.sh            # the full run (13–20 minutes on 2 cores)
 #   bench/run.sh --quick    # a short run for development (about 2 minutes)
 #   bench/run.sh --quick --figures login    # further flags go to postern-bench run
+#   bench/run.sh imap [--quick] [flags]      # the IMAP benchmark alone (bench/imap.sh)
 #
 # Needs root for apt-get (when Dovecot is missing) and to run Dovecot, whose
 # mail processes take the uid of nobody. POSTERN_BENCH_PG (default: the local
@@ -13,6 +14,11 @@
 # KEEP=1 keeps the temporary folder (configurations, logs, results.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "imap" ]]; then
+	shift
+	exec bash bench/imap.sh "$@"
+fi
 
 quick=()
 if [[ "${1:-}" == "--quick" ]]; then

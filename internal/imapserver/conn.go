@@ -63,6 +63,9 @@ func newConnState(s *Server, raw net.Conn) *connState {
 	}
 }
 
+// quickAck is netserver.QuickAck; tests watch it.
+var quickAck = netserver.QuickAck
+
 // connOf returns the connState go-imap's connection c serves.
 func connOf(c *imapserver.Conn) *connState {
 	nc := c.NetConn()

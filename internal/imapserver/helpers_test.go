@@ -106,6 +106,7 @@ type envOptions struct {
 	loginWindow time.Duration
 	limits      netserver.Limits
 	learner     JunkLearner
+	quota       int64 // Config.Quota
 	// wrapMail, when set, wraps the store the server uses.
 	wrapMail func(mailstore.Store) mailstore.Store
 }
@@ -162,7 +163,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.loginWindow == 0 {
 		o.loginWindow = defaultLoginWindow
 	}
-	e.srv = newServer(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner}, o.loginWindow)
+	e.srv = newServer(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner, Quota: o.quota}, o.loginWindow)
 	l1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -91,12 +91,32 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	name = strings.TrimSuffix(name, string(delim))
 	use := ""
 	if options != nil && len(options.SpecialUse) > 0 {
-		use = string(options.SpecialUse[0])
+		// CREATE-SPECIAL-USE (RFC 6154 §3): one use per mailbox, of those a
+		// real mailbox can have; \All and \Flagged would be views of other
+		// mailboxes, which Postern has not.
+		if len(options.SpecialUse) > 1 {
+			return errUseAttr("A mailbox has at most one special use.")
+		}
+		var ok bool
+		if use, ok = creatableUses[strings.ToLower(string(options.SpecialUse[0]))]; !ok {
+			return errUseAttr(`Special uses that CREATE takes: \Archive, \Drafts, \Junk, \Sent and \Trash.`)
+		}
 	}
 	if _, err := s.srv.cfg.Mail.CreateMailbox(s.ctx, s.memberID, name, use); err != nil {
 		return s.storeErr("create", err)
 	}
 	return nil
+}
+
+// creatableUses are the special uses CREATE (USE (…)) takes, by lower-cased
+// name, with their spelling (RFC 6154 §2).
+var creatableUses = map[string]string{
+	`\archive`: `\Archive`, `\drafts`: mailstore.Drafts, `\junk`: mailstore.Junk,
+	`\sent`: mailstore.Sent, `\trash`: mailstore.Trash,
+}
+
+func errUseAttr(text string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "USEATTR", Text: text}
 }
 
 func (s *session) Delete(name string) error {
@@ -138,23 +158,12 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 
 func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity, HighestModSeq: mb.HighestModSeq}
-	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent {
-		msgs, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
+	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent || options.DeletedStorage {
+		c, err := s.srv.cfg.Mail.Counts(s.ctx, mb.ID)
 		if err != nil {
 			return nil, s.storeErr("status", err)
 		}
-		var total, unseen, deleted uint32
-		var size int64
-		for _, m := range msgs {
-			total++
-			size += m.Size
-			if !hasFlag(m.Flags, `\Seen`) {
-				unseen++
-			}
-			if hasFlag(m.Flags, `\Deleted`) {
-				deleted++
-			}
-		}
+		total, unseen, deleted, size, deletedSize := c.Messages, c.Unseen, c.Deleted, c.Size, c.DeletedSize
 		zero := uint32(0) // no \Recent: it is obsolete (RFC 9051 §2.3.2)
 		set := func(on bool, v uint32) *uint32 {
 			if on {
@@ -168,6 +177,12 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 		data.NumRecent = set(options.NumRecent, zero)
 		if options.Size {
 			data.Size = &size
+		}
+		if options.DeletedStorage {
+			// RFC 9208 §4.2: what EXPUNGE would free, in the STORAGE
+			// resource's units (1024 octets).
+			kib := deletedSize / 1024
+			data.DeletedStorage = &kib
 		}
 	}
 	if options.AppendLimit {

@@ -41,6 +41,9 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, err
 	}
+	if err := s.fitsQuota(r.Size()); err != nil {
+		return nil, err
+	}
 	body, err := io.ReadAll(io.LimitReader(r, mailstore.MaxMessageSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("append: read literal: %w", err)
@@ -56,6 +59,76 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	return &imap.AppendData{UID: imap.UID(uid), UIDValidity: mb.UIDValidity}, nil
 }
 
+// The bounds of one APPEND of several messages (MULTIAPPEND): they are held
+// in memory until the last one has arrived, so together they may take no
+// more than one message of the largest size, as a single APPEND does.
+const (
+	maxMultiAppendSize  = mailstore.MaxMessageSize
+	maxMultiAppendCount = 1000
+)
+
+var errMultiAppendTooBig = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeTooBig,
+	Text: fmt.Sprintf("One APPEND takes at most %d messages of %d octets in all; append the others separately.", maxMultiAppendCount, maxMultiAppendSize),
+}
+
+// AppendMulti is APPEND of one or more messages (MULTIAPPEND, RFC 3502):
+// all are read, then stored in one transaction, so that a failure leaves
+// none of them; APPENDUID names every new UID.
+func (s *session) AppendMulti(name string, r *imapserver.AppendReader) (*imap.AppendData, error) {
+	var msgs []mailstore.NewMessage
+	var total int64
+	var mb mailstore.Mailbox
+	for {
+		lit, options, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if lit.Size() > mailstore.MaxMessageSize {
+			return nil, errTooBig
+		}
+		if total += lit.Size(); total > maxMultiAppendSize || len(msgs) == maxMultiAppendCount {
+			return nil, errMultiAppendTooBig
+		}
+		if len(msgs) == 0 {
+			if mb, err = s.destination("append", name); err != nil {
+				return nil, err
+			}
+		}
+		// The messages so far must fit together, before this one is read.
+		if err := s.fitsQuota(total); err != nil {
+			return nil, err
+		}
+		body := make([]byte, lit.Size())
+		if _, err := io.ReadFull(lit, body); err != nil {
+			return nil, fmt.Errorf("append: read literal: %w", err)
+		}
+		msgs = append(msgs, mailstore.NewMessage{Flags: fromIMAPFlags(options.Flags), Date: options.Time, Body: encodeNULParts(body)})
+	}
+	if len(msgs) == 1 {
+		uid, err := s.srv.cfg.Mail.Append(s.ctx, mb.ID, msgs[0].Flags, msgs[0].Date, msgs[0].Body)
+		if err != nil {
+			return nil, s.storeErr("append", err)
+		}
+		s.markChanged(mb.ID)
+		return &imap.AppendData{UID: imap.UID(uid), UIDValidity: mb.UIDValidity}, nil
+	}
+	uids, err := s.srv.cfg.Mail.AppendMany(s.ctx, mb.ID, msgs)
+	if err != nil {
+		return nil, s.storeErr("append", err)
+	}
+	s.markChanged(mb.ID)
+	data := &imap.AppendData{UIDValidity: mb.UIDValidity}
+	for _, uid := range uids {
+		data.UIDs.AddNum(imap.UID(uid))
+	}
+	return data, nil
+}
+
 // Copy is COPY and UID COPY with COPYUID (RFC 4315).
 func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	sel := s.sel
@@ -66,6 +139,15 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	idx := sel.resolve(numSet)
 	if len(idx) == 0 {
 		return nil, nil
+	}
+	// A copy counts as much as its original; MOVE needs no check, the
+	// messages stay the member's.
+	var size int64
+	for _, i := range idx {
+		size += sel.msgs[i].Size
+	}
+	if err := s.fitsQuota(size); err != nil {
+		return nil, err
 	}
 	src, dstUIDs, validity, err := s.srv.cfg.Mail.Copy(s.ctx, sel.mb.ID, sel.uids(idx), dst.ID)
 	if err != nil {

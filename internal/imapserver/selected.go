@@ -27,6 +27,10 @@ type selected struct {
 	// every change (RFC 7162): it moves only when a re-read is reported in
 	// full, expunges included, so a client that keeps it misses nothing.
 	highest uint64
+	// saved is the result of the last SEARCH RETURN (SAVE) (RFC 5182), by
+	// UID: "$" in later commands. Empty on SELECT; an expunged message
+	// simply drops out, as its UID names nothing.
+	saved []uint32
 }
 
 type viewMsg struct {
@@ -251,10 +255,14 @@ func (sel *selected) resolve(numSet imap.NumSet) []int {
 }
 
 // static returns a copy of numSet with "*" replaced by the last sequence
-// number or UID of the view; SEARCHRES ("$") is not offered and names nothing.
+// number or UID of the view, and "$" (SEARCHRES) by the saved UIDs.
 func (sel *selected) static(numSet imap.NumSet) imap.NumSet {
 	if imap.IsSearchRes(numSet) {
-		return nil
+		var set imap.UIDSet
+		for _, uid := range sel.saved {
+			set.AddNum(imap.UID(uid))
+		}
+		return set
 	}
 	switch set := numSet.(type) {
 	case imap.SeqSet:

@@ -48,6 +48,10 @@ type Config struct {
 	// \Trash) as ham. It runs on a goroutine of its own behind a bounded
 	// queue, after the command has succeeded; IMAP never waits for it.
 	JunkLearner JunkLearner
+	// Quota is the server's mail storage limit in octets for members whose
+	// own setting and domain set none (mailstore.Quota.Limit); 0 is none.
+	// Over the limit APPEND and COPY get NO [OVERQUOTA].
+	Quota int64
 }
 
 // Server is an IMAP server; one Server may serve several listeners.
@@ -96,6 +100,16 @@ func newServer(cfg Config, loginWindow time.Duration) *Server {
 			return st != nil && st.plainAuth
 		},
 		LoginTimeout: loginWindow,
+		// In the middle of a command (its literal, or the rest of its line
+		// after one) a client that keeps Nagle's algorithm on holds the
+		// rest back until the server acknowledges what it sent: the ACK
+		// is asked for at once (netserver.QuickAck). Between commands it
+		// goes out with the response, as usual.
+		ReadingLiteral: func(c *imapserver.Conn) {
+			if st := connOf(c); st != nil {
+				quickAck(st.Revocable.Conn)
+			}
+		},
 		Limits: imapserver.Limits{
 			MaxLine:                    maxLine,
 			MaxCommand:                 maxCommand,
@@ -113,16 +127,31 @@ func newServer(cfg Config, loginWindow time.Duration) *Server {
 // LITERAL-, IDLE, UNSELECT, ENABLE, AUTH=PLAIN / LOGINDISABLED, STARTTLS, and
 // APPENDLIMIT from session.AppendLimit).
 var caps = imap.CapSet{
-	imap.CapIMAP4rev1:  {},
-	imap.CapNamespace:  {},
-	imap.CapUIDPlus:    {},
-	imap.CapMove:       {},
-	imap.CapSpecialUse: {},
-	imap.CapChildren:   {},
-	imap.CapStatusSize: {},
-	imap.CapListStatus: {},
-	imap.CapCondStore:  {},
-	imap.CapQResync:    {},
+	imap.CapIMAP4rev1:        {},
+	imap.CapNamespace:        {},
+	imap.CapUIDPlus:          {},
+	imap.CapMove:             {},
+	imap.CapSpecialUse:       {},
+	imap.CapChildren:         {},
+	imap.CapStatusSize:       {},
+	imap.CapListStatus:       {},
+	imap.CapCondStore:        {},
+	imap.CapQResync:          {},
+	imap.CapIMAP4rev2:        {},
+	imap.CapESearch:          {},
+	imap.CapSearchRes:        {},
+	imap.CapLiteralPlus:      {},
+	imap.CapBinary:           {},
+	imap.CapListExtended:     {},
+	imap.CapCreateSpecialUse: {},
+	imap.CapMultiAppend:      {},
+	imap.CapQuota:            {}, // RFC 9208, with its one resource:
+	"QUOTA=RES-STORAGE":      {},
+	imap.CapPreview:          {},
+	imap.CapSort:             {},
+	imap.CapSortDisplay:      {},
+	imap.Cap("THREAD=" + imap.ThreadOrderedSubject): {},
+	imap.Cap("THREAD=" + imap.ThreadReferences):     {},
 	// RFC 4978, offered once authenticated (go-imap's compress.go).
 	imap.CapCompressDeflate: {},
 }

@@ -49,6 +49,8 @@ var (
 	_ imapserver.SessionSASL        = (*session)(nil)
 	_ imapserver.SessionAppendLimit = (*session)(nil)
 	_ imapserver.SessionCondStore   = (*session)(nil)
+	_ imapserver.SessionMultiAppend = (*session)(nil)
+	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {

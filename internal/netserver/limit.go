@@ -228,3 +228,7 @@ func (c *limitedConn) Close() error {
 	}
 	return c.Conn.Close()
 }
+
+// NetConn returns the connection beneath, for its socket options
+// (QuickAck); reads and writes go through c.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }

@@ -229,6 +229,10 @@ func (c *Conn) RemoteAddr() net.Addr {
 	return c.Conn.RemoteAddr()
 }
 
+// NetConn returns the proxy's connection beneath, for its socket options
+// (netserver.QuickAck); reading it directly would skip what c has buffered.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // ProxyHeader returns the header the proxy sent.
 func (c *Conn) ProxyHeader() Header { return c.header }
 
@@ -244,6 +248,9 @@ type guardConn struct {
 	checked bool
 	buf     []byte // first bytes read while checking, not yet returned
 }
+
+// NetConn returns the connection beneath, for its socket options.
+func (g *guardConn) NetConn() net.Conn { return g.Conn }
 
 func (g *guardConn) Read(p []byte) (int, error) {
 	if !g.checked {

@@ -231,3 +231,26 @@ func TestParseTrusted(t *testing.T) {
 		t.Errorf("empty: %v %v", tr, err)
 	}
 }
+
+// TestNetConn: both kinds of accepted connection expose the TCP socket
+// beneath, so that a server can set its options (netserver.QuickAck).
+func TestNetConn(t *testing.T) {
+	src := netip.MustParseAddrPort("203.0.113.5:1234")
+	for name, trusted := range map[string]string{"trusted": "127.0.0.0/8", "untrusted": "192.0.2.0/24"} {
+		t.Run(name, func(t *testing.T) {
+			l := listen(t, trusted, 0)
+			dial(t, l, Header{Source: src, Destination: src}.AppendV1(nil))
+			sc := acceptOne(t, l, 10*time.Second)
+			if sc == nil {
+				t.Fatal("not accepted")
+			}
+			nc, ok := sc.(interface{ NetConn() net.Conn })
+			if !ok {
+				t.Fatalf("%T has no NetConn", sc)
+			}
+			if _, ok := nc.NetConn().(*net.TCPConn); !ok {
+				t.Fatalf("NetConn is %T, want *net.TCPConn", nc.NetConn())
+			}
+		})
+	}
+}

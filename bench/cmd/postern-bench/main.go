@@ -45,7 +45,7 @@ func main() {
 
 func dispatch(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: postern-bench run|mx|send|null|passwd|seed|profile|load|smtp [flags]")
+		return fmt.Errorf("usage: postern-bench run|mx|send|imap|null|passwd|seed|profile|load|smtp [flags]")
 	}
 	switch args[0] {
 	case "run":
@@ -66,6 +66,8 @@ func dispatch(args []string) error {
 		return mxCmd(args[1:])
 	case "send":
 		return sendCmd(args[1:])
+	case "imap":
+		return imapCmd(args[1:])
 	}
 	return fmt.Errorf("unknown subcommand %q", args[0])
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -85,16 +84,7 @@ func runMX(ctx context.Context, c *mxConfig) error {
 		targets = nil
 	}
 	defer stopAll()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go func() {
-		if _, ok := <-sig; ok {
-			fmt.Println("interrupted: stopping the servers")
-			stopAll()
-			os.Exit(1)
-		}
-	}()
+	defer stopOnInterrupt(stopAll)()
 	fmt.Printf("work folder %s\n", c.work)
 	machineInfo := machine()
 	if c.postern != "" && hasServeFlag(c.postern, "dns-resolver") {
@@ -115,20 +105,12 @@ func runMX(ctx context.Context, c *mxConfig) error {
 		fmt.Printf("started %s: %s\n", t.name, t.addr)
 		return nil
 	}
-	if c.postern != "" && c.targets["postern-sqlite"] {
-		if err := add(startPosternMX(ctx, c, "postern-sqlite", "")); err != nil {
-			return err
-		}
-	}
-	if c.postern != "" && c.pg != "" && c.targets["postern-postgres"] {
-		dsn, err := freshSchema(ctx, c.pg, "bench_mx")
-		if err != nil {
-			return err
-		}
-		defer dropSchema(c.pg, "bench_mx")
-		if err := add(startPosternMX(ctx, c, "postern-postgres", dsn)); err != nil {
-			return err
-		}
+	dropPG, err := startPosterns(ctx, c.postern, c.pg, "bench_mx", c.targets, func(name, dsn string) error {
+		return add(startPosternMX(ctx, c, name, dsn))
+	})
+	defer dropPG()
+	if err != nil {
+		return err
 	}
 	if c.targets[pipeline] {
 		if err := add(startPipeline(c)); err != nil {

@@ -102,14 +102,7 @@ func (b *bench) markdown(elapsed time.Duration) string {
 // targetTable compares the medians with the targets of issue 6.
 func (b *bench) targetTable() string {
 	r := b.res
-	med := func(fig, cas, metric, target string) (float64, bool) {
-		s := r.get(fig, cas, metric, target)
-		if s == nil {
-			return 0, false
-		}
-		m, _, _ := s.stats()
-		return m, true
-	}
+	med := r.median
 	var w strings.Builder
 	w.WriteString("| target | measured | met |\n|---|---|---|\n")
 	row := func(name, measured string, ok, have bool) {

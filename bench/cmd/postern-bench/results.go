@@ -57,6 +57,16 @@ func (r *results) get(fig, cas, metric, target string) *sample {
 	return r.index[fig+"\x00"+cas+"\x00"+metric+"\x00"+target]
 }
 
+// median is the median of a sample, and whether it was measured.
+func (r *results) median(fig, cas, metric, target string) (float64, bool) {
+	s := r.get(fig, cas, metric, target)
+	if s == nil {
+		return 0, false
+	}
+	m, _, _ := s.stats()
+	return m, true
+}
+
 func (r *results) note(fig, text string) {
 	if r.Notes[fig] != "" {
 		r.Notes[fig] += " "
@@ -77,6 +87,30 @@ func (r *results) save(path string) error {
 // per target ("median (min–max)"), then the ratios of ratioOf to each other
 // target's median.
 func (r *results) table(fig, ratioOf string, targets []string) string {
+	present := r.present(fig)
+	var ratios [][2]string
+	for _, c := range targets {
+		if present[c] && c != ratioOf && present[ratioOf] && !strings.HasPrefix(c, ratioOf) {
+			ratios = append(ratios, [2]string{ratioOf, c})
+		}
+	}
+	return r.tableRatios(fig, targets, ratios)
+}
+
+// present says which targets have samples of fig.
+func (r *results) present(fig string) map[string]bool {
+	p := map[string]bool{}
+	for _, s := range r.Samples {
+		if s.Figure == fig {
+			p[s.Target] = true
+		}
+	}
+	return p
+}
+
+// tableRatios is table with the ratio columns given: each pair's first
+// target's median over its second's.
+func (r *results) tableRatios(fig string, targets []string, ratios [][2]string) string {
 	var rows [][2]string // case, metric
 	seen := map[[2]string]bool{}
 	present := map[string]bool{}
@@ -105,14 +139,10 @@ func (r *results) table(fig, ratioOf string, targets []string) string {
 	for _, c := range cols {
 		fmt.Fprintf(&b, " %s |", c)
 	}
-	var ratioCols []string
-	for _, c := range cols {
-		if c != ratioOf && present[ratioOf] && !strings.HasPrefix(c, ratioOf) {
-			ratioCols = append(ratioCols, c)
-			fmt.Fprintf(&b, " %s / %s |", ratioOf, c)
-		}
+	for _, rc := range ratios {
+		fmt.Fprintf(&b, " %s / %s |", rc[0], rc[1])
 	}
-	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(cols)+len(ratioCols)) + "\n")
+	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(cols)+len(ratios)) + "\n")
 	for _, k := range rows {
 		fmt.Fprintf(&b, "| %s | %s |", k[0], k[1])
 		for _, c := range cols {
@@ -128,8 +158,8 @@ func (r *results) table(fig, ratioOf string, targets []string) string {
 				fmt.Fprintf(&b, " %s (%s–%s) |", num(med), num(lo), num(hi))
 			}
 		}
-		for _, c := range ratioCols {
-			a, o := r.get(fig, k[0], k[1], ratioOf), r.get(fig, k[0], k[1], c)
+		for _, rc := range ratios {
+			a, o := r.get(fig, k[0], k[1], rc[0]), r.get(fig, k[0], k[1], rc[1])
 			if a == nil || o == nil {
 				b.WriteString(" – |")
 				continue
@@ -165,13 +195,9 @@ func num(v float64) string {
 // was not measured in this run, with their notes, so that one figure can be
 // measured again without the others.
 func (r *results) mergeFrom(path string, measured map[string]bool) error {
-	b, err := os.ReadFile(path)
+	old, err := loadResults(path)
 	if err != nil {
 		return err
-	}
-	var old results
-	if err := json.Unmarshal(b, &old); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	for _, s := range old.Samples {
 		fig := s.Figure
@@ -191,4 +217,50 @@ func (r *results) mergeFrom(path string, measured map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// mergeCases adds the samples of path (an earlier run's results) whose
+// figure and case this run did not measure, with the notes of figures it
+// did not measure at all: one mailbox size measured again keeps the others.
+func (r *results) mergeCases(path string) error {
+	old, err := loadResults(path)
+	if err != nil {
+		return err
+	}
+	measured := map[[2]string]bool{}
+	figs := map[string]bool{}
+	for _, s := range r.Samples {
+		measured[[2]string{s.Figure, s.Case}] = true
+		figs[s.Figure] = true
+	}
+	n0 := len(r.Samples)
+	for _, s := range old.Samples {
+		if measured[[2]string{s.Figure, s.Case}] {
+			continue
+		}
+		for _, v := range s.Values {
+			r.add(s.Figure, s.Case, s.Metric, s.Target, v)
+		}
+	}
+	// The earlier cases first: the tables list them in order of recording.
+	r.Samples = slices.Concat(r.Samples[n0:], r.Samples[:n0])
+	for fig, n := range old.Notes {
+		if !figs[fig] && r.Notes[fig] == "" {
+			r.Notes[fig] = n
+		}
+	}
+	return nil
+}
+
+// loadResults reads the results an earlier run saved.
+func loadResults(path string) (*results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var old results
+	if err := json.Unmarshal(b, &old); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &old, nil
 }

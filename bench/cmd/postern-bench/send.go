@@ -11,10 +11,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/postern/postern/test/postfix"
@@ -119,16 +117,7 @@ func runSend(ctx context.Context, c *sendConfig) error {
 		}
 	}
 	defer stopAll()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	go func() {
-		if _, ok := <-sig; ok {
-			fmt.Println("interrupted: stopping the servers")
-			stopAll()
-			os.Exit(1)
-		}
-	}()
+	defer stopOnInterrupt(stopAll)()
 	fmt.Printf("work folder %s\n", c.work)
 	if err := os.MkdirAll(c.work, 0o755); err != nil {
 		return err
@@ -164,20 +153,12 @@ func runSend(ctx context.Context, c *sendConfig) error {
 		fmt.Printf("started %s: %s\n", t.name, t.addr)
 		return nil
 	}
-	if c.postern != "" && c.targets["postern-sqlite"] {
-		if err := add(startPosternSend(ctx, c, "postern-sqlite", "")); err != nil {
-			return err
-		}
-	}
-	if c.postern != "" && c.pg != "" && c.targets["postern-postgres"] {
-		dsn, err := freshSchema(ctx, c.pg, "bench_send")
-		if err != nil {
-			return err
-		}
-		defer dropSchema(c.pg, "bench_send")
-		if err := add(startPosternSend(ctx, c, "postern-postgres", dsn)); err != nil {
-			return err
-		}
+	dropPG, err := startPosterns(ctx, c.postern, c.pg, "bench_send", c.targets, func(name, dsn string) error {
+		return add(startPosternSend(ctx, c, name, dsn))
+	})
+	defer dropPG()
+	if err != nil {
+		return err
 	}
 	if c.targets["postfix"] {
 		if err := add(startPostfixSubmission(c, sk.smtp)); err != nil {

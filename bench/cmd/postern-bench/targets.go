@@ -83,7 +83,12 @@ func startDovecot(name string, o dovecotOpts, work string) (*proc, error) {
 	p.stop = func() error { return stopProcess(cmd, lf) }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	wait := [][2]string{{"tcp", o.imap}, {"tcp", o.pop3}}
+	var wait [][2]string
+	for _, a := range []string{o.imap, o.pop3} {
+		if a != "" {
+			wait = append(wait, [2]string{"tcp", a})
+		}
+	}
 	if o.lmtp != "" {
 		p.addr = map[string]string{"lmtp": o.lmtp}
 		wait = [][2]string{{"unix", o.lmtp}}

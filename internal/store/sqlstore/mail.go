@@ -206,17 +206,19 @@ func (s *Mail) DeleteMailbox(ctx context.Context, memberID int64, name string) e
 			return err
 		}
 		var bodies []int64
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT body_id FROM mail_messages WHERE mailbox_id = ?`), id)
+		var size int64
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT body_id, size FROM mail_messages WHERE mailbox_id = ?`), id)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var b int64
-			if err := rows.Scan(&b); err != nil {
+			var b, n int64
+			if err := rows.Scan(&b, &n); err != nil {
 				rows.Close()
 				return err
 			}
 			bodies = append(bodies, b)
+			size += n
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -226,6 +228,9 @@ func (s *Mail) DeleteMailbox(ctx context.Context, memberID int64, name string) e
 			return err
 		}
 		if err := db.dropBodies(ctx, tx, bodies); err != nil {
+			return err
+		}
+		if err := db.addUsage(ctx, tx, memberID, -size); err != nil {
 			return err
 		}
 		return db.mailboxChanged(ctx, tx, memberID, id)

@@ -22,7 +22,10 @@ import (
 // refers to a member (a body, a mailbox) takes a share lock on the member's
 // row, which account transactions lock FOR UPDATE before they deliver a
 // notification. Locks are therefore always taken in the order: member row
-// (share), mail_accounts, mailboxes (by id), so transactions cannot deadlock on each other.
+// (share), mail_accounts, mailboxes (by id), the member's mail_usage row
+// (addUsage, after the messages changed), so transactions cannot deadlock
+// on each other; a transaction that reaches several members (DeliverAll)
+// takes them one member at a time, in member ID order.
 
 // chunk bounds the parameters of one IN (...) list, far below the limits of
 // both engines (SQLite 32766, PostgreSQL 65535).

@@ -32,6 +32,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Subscribe", testMailSubscribe},
 		{"AppendListBody", testMailAppend},
 		{"AppendRules", testMailAppendRules},
+		{"AppendManyAllOrNothing", testMailAppendMany},
 		{"UIDsNeverReused", testMailUIDs},
 		{"StoreFlags", testMailStoreFlags},
 		{"Expunge", testMailExpunge},
@@ -44,8 +45,13 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"DeliverAllOrNothing", testMailDeliverAll},
 		{"DeliverJunk", testMailDeliverJunk},
 		{"Usage", testMailUsage},
+		{"UsageConcurrent", testMailUsageConcurrent},
+		{"QuotaLimits", testMailQuotaLimits},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
+		{"Index", testMailIndex},
+		{"SearchIndex", testMailSearchIndex},
+		{"Counts", testMailCounts},
 	}
 	env := NewMailEnv(t, open(t))
 	for _, tc := range tests {

@@ -126,29 +126,40 @@ func testMailDeliverJunk(t *testing.T, e *MailEnv) {
 	}
 }
 
-// testMailUsage: Usage sums the sizes of the member's messages in every
-// mailbox, and only the member's.
-func testMailUsage(t *testing.T, e *MailEnv) {
+// testMailAppendMany: the messages of one MULTIAPPEND get consecutive UIDs
+// in order, with their own flags and dates, and a refused one (a bad flag,
+// too big, a missing mailbox) leaves none of them behind.
+func testMailAppendMany(t *testing.T, e *MailEnv) {
 	ctx := context.Background()
-	a, b := e.NewMember(t), e.NewMember(t)
-	usage := func(m int64) int64 {
-		t.Helper()
-		n, err := e.Mail.Usage(ctx, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	wantEq(t, "empty", usage(a), int64(0))
-	ds := []mailstore.Delivery{{MemberID: a, Body: []byte("12345")}, {MemberID: a, Body: []byte("123"), Junk: true}, {MemberID: b, Body: []byte("1")}}
-	if err := e.Mail.DeliverAll(ctx, ds); err != nil {
+	m := e.NewMember(t)
+	box := e.Create(t, m, "Batch")
+	e.Append(t, box.ID, "first")
+	date := time.Date(2024, 2, 29, 13, 14, 15, 0, time.UTC)
+	uids, err := e.Mail.AppendMany(ctx, box.ID, []mailstore.NewMessage{
+		{Flags: []string{`\seen`}, Date: date, Body: []byte("one")},
+		{Body: []byte("two")},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Mail.Append(ctx, e.Box(t, a, "Sent").ID, nil, time.Time{}, []byte("1234567")); err != nil {
-		t.Fatal(err)
+	wantEq(t, "UIDs", uids, []uint32{2, 3})
+	list := e.List(t, box.ID)
+	wantEq(t, "bodies", e.Bodies(t, box.ID), []string{"first", "one", "two"})
+	wantEq(t, "flags", list[1].Flags, []string{`\Seen`})
+	if !list[1].InternalDate.Equal(date) || list[2].InternalDate.IsZero() {
+		t.Errorf("dates %v %v", list[1].InternalDate, list[2].InternalDate)
 	}
-	wantEq(t, "a", usage(a), int64(15))
-	wantEq(t, "b", usage(b), int64(1))
+	for _, bad := range [][]mailstore.NewMessage{
+		{{Body: []byte("ok")}, {Flags: []string{`\Unknown`}, Body: []byte("bad flag")}},
+		{{Body: []byte("ok")}, {Body: make([]byte, mailstore.MaxMessageSize+1)}},
+	} {
+		_, err := e.Mail.AppendMany(ctx, box.ID, bad)
+		WantCode(t, err, account.EINVALID)
+	}
+	_, err = e.Mail.AppendMany(ctx, 1<<40, []mailstore.NewMessage{{Body: []byte("x")}})
+	WantNotFound(t, err)
+	wantEq(t, "bodies after refusals", len(e.Bodies(t, box.ID)), 3)
+	wantEq(t, "UIDNEXT", e.Box(t, m, "Batch").UIDNext, uint32(4))
 }
 
 func testMailAppendRules(t *testing.T, e *MailEnv) {

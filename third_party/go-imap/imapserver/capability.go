@@ -46,10 +46,15 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 	}
 
 	if available.Has(imap.CapIMAP4rev1) {
-		caps = append(caps, []imap.Cap{
-			imap.CapSASLIR,
-			imap.CapLiteralMinus,
-		}...)
+		caps = append(caps, imap.CapSASLIR)
+	}
+	// Postern: LITERAL+ in every state, instead of LITERAL-, which it
+	// includes (RFC 7888 §4); upstream listed LITERAL+ after login only,
+	// beside LITERAL-.
+	if available.Has(imap.CapLiteralPlus) {
+		caps = append(caps, imap.CapLiteralPlus)
+	} else if available.Has(imap.CapIMAP4rev1) {
+		caps = append(caps, imap.CapLiteralMinus)
 	}
 	if c.canStartTLS() {
 		caps = append(caps, imap.CapStartTLS)
@@ -100,11 +105,22 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 		caps = addAvailableCaps(caps, available, []imap.Cap{
 			imap.CapSpecialUse,
 			imap.CapCreateSpecialUse,
-			imap.CapLiteralPlus,
+			imap.CapMultiAppend,
 			imap.CapUnauthenticate,
 			imap.CapCondStore,
 			imap.CapQResync,
+			imap.CapPreview,
+			imap.CapSort,
+			imap.CapSortDisplay,
+			imap.Cap("THREAD=" + imap.ThreadOrderedSubject),
+			imap.Cap("THREAD=" + imap.ThreadReferences),
 		})
+
+		// RFC 9208: QUOTA and the resources the server counts.
+		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
+			caps = append(caps, imap.CapQuota)
+			caps = addAvailableCaps(caps, available, quotaResCaps)
+		}
 
 		// RFC 4978: once compression is on, COMPRESS is no longer offered
 		// (Postern).

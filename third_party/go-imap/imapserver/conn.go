@@ -54,6 +54,11 @@ type Conn struct {
 	dlSet      [2]bool
 	timeoutBye atomic.Pointer[string]
 	byeAfter   string
+	// The command being read: its name and how many literals it
+	// announced so far; readingLiteral calls Options.ReadingLiteral.
+	cmdName        string
+	cmdLiterals    int
+	readingLiteral func()
 
 	// compressed: COMPRESS=DEFLATE is on (compress.go); fw is the
 	// compressor bw writes to while a response is written, nil between
@@ -71,7 +76,7 @@ type Conn struct {
 
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
-	return &Conn{
+	conn := &Conn{
 		conn:    c,
 		server:  server,
 		rw:      rw,
@@ -79,6 +84,10 @@ func newConn(c net.Conn, server *Server) *Conn {
 		enabled: make(imap.CapSet),
 		started: time.Now(),
 	}
+	if f := server.options.ReadingLiteral; f != nil {
+		conn.readingLiteral = func() { f(conn) }
+	}
+	return conn
 }
 
 // connReader reads from the connection and keeps the first error (Postern):
@@ -89,9 +98,15 @@ func newConn(c net.Conn, server *Server) *Conn {
 type connReader struct {
 	r   io.Reader
 	err error
+	// beforeRead is Options.ReadingLiteral's call while the command being
+	// read has announced a literal, nil otherwise.
+	beforeRead func()
 }
 
 func (cr *connReader) Read(p []byte) (int, error) {
+	if cr.beforeRead != nil {
+		cr.beforeRead()
+	}
 	n, err := cr.r.Read(p)
 	if err != nil && cr.err == nil {
 		cr.err = err
@@ -306,6 +321,7 @@ func (c *Conn) serve() {
 		if c.state == imap.ConnStateLogout {
 			break
 		}
+		c.cmdName, c.cmdLiterals, c.rd.beforeRead = "", 0, nil
 		c.waitInput()
 
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
@@ -405,32 +421,56 @@ func (c *Conn) answerLimit(tag string, dec *imapwire.Decoder) error {
 // checkLiteral applies Options.Limits to a literal announcement, before
 // anything is read or sent for it (Postern).
 func (c *Conn) checkLiteral(size int64, nonSync bool) error {
+	c.cmdLiterals++
 	err := c.literalRefusal(size, nonSync)
-	if err != nil && nonSync {
-		// RFC 7888 §4: the literal is already on its way, so after the
-		// refusal the connection ends.
-		c.byeAfter = "Literal too big"
+	if err != nil {
+		if nonSync {
+			// RFC 7888 §4: the literal is already on its way, so after
+			// the refusal the connection ends.
+			c.byeAfter = "Literal too big"
+		}
+		return err
 	}
-	return err
+	// From here to the command's end the client may be waiting for an
+	// ACK: asked for now, and before each read.
+	if c.readingLiteral != nil {
+		c.readingLiteral()
+	}
+	c.rd.beforeRead = c.readingLiteral
+	return nil
 }
 
 func (c *Conn) literalRefusal(size int64, nonSync bool) error {
 	lim := &c.server.options.Limits
-	if nonSync && size > 4096 && !c.server.options.caps().Has(imap.CapLiteralPlus) {
-		return &imap.Error{
-			Type: imap.StatusResponseTypeBad,
-			Code: imap.ResponseCodeTooBig,
-			Text: "Non-synchronizing literals are limited to 4096 octets",
+	limit := lim.MaxLiteral
+	if c.state == imap.ConnStateNotAuthenticated {
+		limit = lim.MaxLiteralNotAuthenticated
+	}
+	if nonSync {
+		// Only APPEND streams its literals (up to the message size); the
+		// other commands' are strings go-imap buffers, at most 4 KiB.
+		max := int64(4096)
+		if c.cmdName == "APPEND" && c.server.options.caps().Has(imap.CapLiteralPlus) && (limit == 0 || limit > max) {
+			max = limit
 		}
+		if max > 0 && size > max {
+			return &imap.Error{
+				Type: imap.StatusResponseTypeBad,
+				Code: imap.ResponseCodeTooBig,
+				Text: "Non-synchronizing literal too big",
+			}
+		}
+		return nil
+	}
+	if c.cmdLiterals > 1 || limit <= 0 || size <= limit {
+		// A later literal of the command (a MULTIAPPEND's next message, a
+		// LOGIN's password) meets the command's own bound before its "+".
+		return nil
 	}
 	if c.state == imap.ConnStateNotAuthenticated {
-		if lim.MaxLiteralNotAuthenticated > 0 && size > lim.MaxLiteralNotAuthenticated {
-			return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeTooBig, Text: "Literal too big"}
-		}
-	} else if lim.MaxLiteral > 0 && size > lim.MaxLiteral {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Literal too big"}
+		return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeTooBig, Text: "Literal too big"}
 	}
-	return nil
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Literal too big"}
 }
 
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
@@ -455,6 +495,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 		name = "UID " + strings.ToUpper(subName)
 	}
+	c.cmdName = name
 
 	// TODO: handle multiple commands concurrently
 	sendOK := true
@@ -499,6 +540,12 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleNamespace(dec)
 	case "ID":
 		err = c.handleID(dec)
+	case "GETQUOTAROOT":
+		err = c.handleGetQuotaRoot(dec)
+	case "GETQUOTA":
+		err = c.handleGetQuota(dec)
+	case "SETQUOTA":
+		err = c.handleSetQuota(dec)
 	case "IDLE":
 		err = c.handleIdle(dec)
 	case "SELECT", "EXAMINE":
@@ -525,6 +572,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "SORT", "UID SORT":
+		err = c.handleSort(dec, numKind)
+	case "THREAD", "UID THREAD":
+		err = c.handleThread(dec, numKind)
 	case "COMPRESS":
 		err = c.handleCompress(tag, dec)
 		sendOK = false
@@ -780,7 +831,7 @@ func (c *Conn) poll(cmd string) error {
 
 	allowExpunge := true
 	switch cmd {
-	case "FETCH", "STORE", "SEARCH":
+	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD":
 		allowExpunge = false
 	}
 

@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"mime"
@@ -142,6 +143,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		}
 		writerOptions.obsolete[bs] = attName
 		options.BodySection = append(options.BodySection, bs)
+	case "PREVIEW":
+		return readPreviewModifiers(dec, options)
 	case "BINARY", "BINARY.PEEK":
 		part, err := readSectionBinary(dec)
 		if err != nil {
@@ -197,6 +200,35 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		return newClientBugError("Unknown FETCH data item")
 	}
 	return nil
+}
+
+// readPreviewModifiers reads PREVIEW's optional modifier list (RFC 8970
+// §3.1: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]), whose only
+// modifier is LAZY. The SP before it is told apart from the one before the
+// next item by the parenthesis after it.
+func readPreviewModifiers(dec *imapwire.Decoder, options *imap.FetchOptions) error {
+	options.Preview = true
+	if !dec.PeekSPList() {
+		return nil
+	}
+	dec.SP()
+	dec.Special('(')
+	for {
+		var mod string
+		if !dec.ExpectAtom(&mod) {
+			return dec.Err()
+		}
+		if !strings.EqualFold(mod, "LAZY") {
+			return newClientBugError("Unknown PREVIEW modifier")
+		}
+		options.PreviewLazy = true
+		if dec.Special(')') {
+			return nil
+		}
+		if !dec.ExpectSP() {
+			return dec.Err()
+		}
+	}
 }
 
 func handleFetchBodyStructure(options *imap.FetchOptions, writerOptions *fetchWriterOptions, extended bool) {
@@ -455,6 +487,34 @@ func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySe
 	enc.Special(']').SP()
 	enc.Special('~') // indicates literal8
 	return w.enc.Literal(size)
+}
+
+// WriteBinarySectionBytes writes a binary section and its data: a literal8
+// ("~{n}", RFC 3516 §4.2) when the data holds a NUL, which no other
+// literal may, else a plain literal; with its origin octet when partial.
+//
+// Postern: upstream's WriteBinarySection always writes literal8 and
+// leaves out the origin of a partial fetch.
+func (w *FetchResponseWriter) WriteBinarySectionBytes(section *imap.FetchItemBinarySection, b []byte) error {
+	w.writeItemSep()
+	enc := w.enc.Encoder
+
+	enc.Atom("BINARY").Special('[')
+	writeSectionPart(enc, section.Part)
+	enc.Special(']')
+	if partial := section.Partial; partial != nil {
+		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
+	}
+	enc.SP()
+	if bytes.IndexByte(b, 0) >= 0 {
+		enc.Special('~')
+	}
+	lit := w.enc.Literal(int64(len(b)))
+	_, werr := lit.Write(b)
+	if err := lit.Close(); werr == nil {
+		werr = err
+	}
+	return werr
 }
 
 // WriteBinarySectionSize writes a binary section size.

@@ -160,48 +160,62 @@ func extractPartial(b []byte, partial *imap.SectionPartial) []byte {
 }
 
 func ExtractBinarySection(r io.Reader, item *imap.FetchItemBinarySection) []byte {
-	var (
-		header textproto.Header
-		body   io.Reader
-	)
-
-	br := bufio.NewReader(r)
-	header, err := textproto.ReadHeader(br)
-	if err != nil {
-		return nil
-	}
-	body = br
-
-	_, header, body = findMessagePart(header, body, item.Part)
-	if body == nil {
-		return nil
-	}
-
-	part, err := gomessage.New(gomessage.Header{header}, body)
-	if err != nil {
-		return nil
-	}
-
-	// Write the requested data to a buffer
-	var buf bytes.Buffer
-
-	if len(item.Part) == 0 {
-		if err := textproto.WriteHeader(&buf, part.Header.Header); err != nil {
-			return nil
-		}
-	}
-
-	if _, err := io.Copy(&buf, part.Body); err != nil {
-		return nil
-	}
-
-	return extractPartial(buf.Bytes(), item.Partial)
+	b, _ := DecodeBinarySection(r, item)
+	return b
 }
 
 func ExtractBinarySectionSize(r io.Reader, item *imap.FetchItemBinarySectionSize) uint32 {
 	// TODO: optimize
 	b := ExtractBinarySection(r, &imap.FetchItemBinarySection{Part: item.Part})
 	return uint32(len(b))
+}
+
+// ErrUnknownCTE is DecodeBinarySection's error for a part whose
+// Content-Transfer-Encoding it cannot decode: FETCH BINARY answers NO
+// [UNKNOWN-CTE] (RFC 3516 §4.3).
+var ErrUnknownCTE = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: "UNKNOWN-CTE",
+	Text: "The part's Content-Transfer-Encoding is unknown",
+}
+
+// DecodeBinarySection returns a section of a message for FETCH BINARY: the
+// part's content with its Content-Transfer-Encoding undone, or, for the
+// whole message (BINARY[]), the message as it is. A part that does not
+// exist is empty; an encoding that cannot be undone is ErrUnknownCTE.
+//
+// Postern: upstream's ExtractBinarySection returns nil for an unknown
+// encoding, as for a missing part, and decodes BINARY[] part by part.
+func DecodeBinarySection(r io.Reader, item *imap.FetchItemBinarySection) ([]byte, error) {
+	br := bufio.NewReader(r)
+	if len(item.Part) == 0 {
+		b, err := io.ReadAll(br)
+		if err != nil {
+			return nil, err
+		}
+		return extractPartial(b, item.Partial), nil
+	}
+	header, err := textproto.ReadHeader(br)
+	if err != nil {
+		return nil, nil
+	}
+	_, header, body := findMessagePart(header, br, item.Part)
+	if body == nil {
+		return nil, nil
+	}
+	part, err := gomessage.New(gomessage.Header{header}, body)
+	if gomessage.IsUnknownEncoding(err) {
+		return nil, ErrUnknownCTE
+	}
+	if err != nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(part.Body)
+	if err != nil && len(b) == 0 {
+		// A broken encoding (bad base64) yields what decoded before it.
+		return nil, nil
+	}
+	return extractPartial(b, item.Partial), nil
 }
 
 // ExtractEnvelope returns a message envelope from its header.
@@ -269,6 +283,17 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 				break
 			}
 			bs.Children = append(bs.Children, extractBodyStructure(part.Header, part))
+		}
+		if len(bs.Children) == 0 {
+			// Postern: a multipart without a part (no boundary, or none
+			// found) has an empty text part, as Dovecot shows it: the
+			// syntax needs one (RFC 3501 body-type-mpart), and the writer
+			// panics without it.
+			bs.Children = []imap.BodyStructure{&imap.BodyStructureSinglePart{
+				Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"}, Encoding: "7bit",
+				Text:     &imap.BodyStructureText{},
+				Extended: &imap.BodyStructureSinglePartExt{},
+			}}
 		}
 		bs.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      typeParams,

@@ -83,16 +83,24 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		}
 	}
 
-	// If no return option is specified, ALL is assumed
+	// If no return option is specified, ALL is assumed. The session sees
+	// the options as given: SAVE with MIN or MAX saves only those (RFC
+	// 5182 §2.1).
+	given := options
 	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount {
 		options.ReturnAll = true
 	}
 
-	data, err := c.session.Search(numKind, &criteria, &options)
+	data, err := c.session.Search(numKind, &criteria, &given)
 	if err != nil {
 		return err
 	}
 
+	// Postern: SAVE alone answers nothing but the tagged OK (RFC 5182
+	// §2.1); upstream sent an ESEARCH with ALL.
+	if given.ReturnSave && !given.ReturnMin && !given.ReturnMax && !given.ReturnAll && !given.ReturnCount {
+		return nil
+	}
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
 		return c.writeESearch(tag, data, &options, numKind)
 	} else {

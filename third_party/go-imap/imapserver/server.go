@@ -61,6 +61,12 @@ type Options struct {
 	// Limits bounds what clients send (Postern); the zero value keeps the
 	// upstream behaviour.
 	Limits Limits
+	// ReadingLiteral, when set, is called when a command announces a
+	// literal and before each read from the connection until the command
+	// is read (the literal, the rest of the command) (Postern: it asks the
+	// kernel for immediate TCP ACKs there, see netserver.QuickAck). With
+	// Limits only.
+	ReadingLiteral func(*Conn)
 	// ID, when set, is the server's identification, answered to ID (RFC
 	// 2971) in any state; nil: ID is neither advertised nor answered.
 	ID *imap.IDData

@@ -140,3 +140,16 @@ type SessionAppendLimit interface {
 	// this server in an APPEND command.
 	AppendLimit() uint32
 }
+
+// SessionMultiAppend is an IMAP session which supports MULTIAPPEND (RFC
+// 3502): one APPEND of several messages, stored all or none.
+//
+// Postern: upstream has no MULTIAPPEND.
+type SessionMultiAppend interface {
+	Session
+
+	// AppendMulti reads every message of r (until io.EOF) and stores them
+	// all in mailbox, or none of them. It is called for an APPEND of one
+	// message as well, instead of Append, when MULTIAPPEND is advertised.
+	AppendMulti(mailbox string, r *AppendReader) (*imap.AppendData, error)
+}
