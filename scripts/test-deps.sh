@@ -7,7 +7,7 @@
 # its counts in, the
 # browser for the web UI tests (chromium, chromium-driver, and fonts-noto-cjk
 # so the Japanese screenshots show text), and the npm packages of the browser
-# test and of the IMAP CONDSTORE test (imapflow). Safe to run again: it does nothing when all is present.
+# test and of the IMAP client tests (imapflow). Safe to run again: it does nothing when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,8 +40,8 @@ fi
 # leaves it.
 tools/imaptest/build.sh >/dev/null
 
-# The npm packages of the browser tests and of the IMAP CONDSTORE/QRESYNC
-# test (imapflow), when they exist: npm ci again only when the lock file is
+# The npm packages of the browser tests and of the IMAP client tests
+# (imapflow), when they exist: npm ci again only when the lock file is
 # newer than the installed tree.
 for dir in test/browser test/imapflow; do
 	if [ -f "$dir/package.json" ]; then

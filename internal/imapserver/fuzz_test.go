@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -33,29 +32,6 @@ var fuzzSeeds = []string{
 	"a1 SELECT INBOX\r\na2 SEARCH RETURN (SAVE MIN) ALL\r\na3 FETCH $ (BINARY.PEEK[1]<0.3> BINARY.SIZE[1])\r\na4 UID MOVE $ x\r\n",
 	"a1 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"a\" %) RETURN (CHILDREN STATUS (MESSAGES))\r\na2 CREATE a (USE (\\Archive \\All))\r\na3 ENABLE IMAP4rev2\r\n",
 	"* \r\n+ \r\n{}\r\n",
-}
-
-// FuzzFrame checks the guard's line parser on its own.
-func FuzzFrame(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		if i := bytes.IndexByte(line, '\n'); i >= 0 {
-			line = line[:i+1]
-		}
-		li := parseLine(line)
-		body := bytes.TrimRight(line, "\r\n")
-		if li.literal && !bytes.HasSuffix(body, []byte("}")) {
-			t.Fatalf("literal without a closing brace: %q", line)
-		}
-		if li.size < 0 || li.size > tooBig {
-			t.Fatalf("size %d out of range", li.size)
-		}
-		if li.tag != "" && (strings.ContainsAny(li.tag, " {\x00\r\n+") || li.cmd == "") {
-			t.Fatalf("bad tag %q / cmd %q for %q", li.tag, li.cmd, line)
-		}
-	})
 }
 
 // errorLog fails the fuzz target when the server logs an error (go-imap
