@@ -2,7 +2,6 @@ package imapserver
 
 import (
 	"bytes"
-	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -126,7 +125,7 @@ func savedResult(found []uint32, options *imap.SearchOptions) []uint32 {
 // whether it meets criteria.
 func (s *session) searchMatches(criteria *imap.SearchCriteria) ([]bool, error) {
 	sel := s.sel
-	m := &matcher{sel: sel, indexed: map[*imap.SearchCriteriaHeaderField]map[uint32]bool{}}
+	m := &matcher{sel: sel, indexed: map[*imap.SearchCriteriaHeaderField]map[uint32]bool{}, textIndexed: map[*string]map[uint32]bool{}}
 	if err := s.searchIndex(m, criteria); err != nil {
 		return nil, err
 	}
@@ -191,15 +190,27 @@ func (s *session) searchIndex(m *matcher, c *imap.SearchCriteria) error {
 		if !ok || strings.IndexByte(value, mailstore.SearchSep) >= 0 {
 			continue
 		}
-		uids, err := s.srv.cfg.Mail.SearchIndex(s.ctx, s.sel.mb.ID, field, value)
+		set, err := s.indexSet(field, value)
 		if err != nil {
-			return s.storeErr("search", err)
-		}
-		set := make(map[uint32]bool, len(uids))
-		for _, u := range uids {
-			set[u] = true
+			return err
 		}
 		m.indexed[hf] = set
+	}
+	for _, keys := range []struct {
+		list  []string
+		field mailstore.SearchField
+	}{{c.Body, mailstore.SearchBody}, {c.Text, mailstore.SearchText}} {
+		for i := range keys.list {
+			value := strings.ToLower(keys.list[i])
+			if strings.IndexByte(value, mailstore.SearchSep) >= 0 {
+				continue
+			}
+			set, err := s.indexSet(keys.field, value)
+			if err != nil {
+				return err
+			}
+			m.textIndexed[&keys.list[i]] = set
+		}
 	}
 	for i := range c.Not {
 		if err := s.searchIndex(m, &c.Not[i]); err != nil {
@@ -216,10 +227,31 @@ func (s *session) searchIndex(m *matcher, c *imap.SearchCriteria) error {
 	return nil
 }
 
+// indexSet returns the UIDs of the selected mailbox's messages whose
+// field contains value (lowercased), from the index.
+func (s *session) indexSet(field mailstore.SearchField, value string) (map[uint32]bool, error) {
+	uids, err := s.srv.cfg.Mail.SearchIndex(s.ctx, s.sel.mb.ID, field, value)
+	if err != nil {
+		return nil, s.storeErr("search", err)
+	}
+	set := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		set[u] = true
+	}
+	return set, nil
+}
+
 // needBody reports whether a criterion of c needs the raw message.
 func (mt *matcher) needBody(c *imap.SearchCriteria) bool {
-	if len(c.Body) > 0 || len(c.Text) > 0 || (mt.index == nil && (!c.SentSince.IsZero() || !c.SentBefore.IsZero())) {
+	if mt.index == nil && (!c.SentSince.IsZero() || !c.SentBefore.IsZero()) {
 		return true
+	}
+	for _, list := range [][]string{c.Body, c.Text} {
+		for i := range list {
+			if mt.textIndexed[&list[i]] == nil {
+				return true
+			}
+		}
 	}
 	for i := range c.Header {
 		if mt.indexed[&c.Header[i]] == nil {
@@ -276,7 +308,9 @@ type matcher struct {
 	// indexed holds the UIDs matching each header criterion the index
 	// answered; index the messages' indexes when a SENT* key needs them.
 	indexed map[*imap.SearchCriteriaHeaderField]map[uint32]bool
-	index   map[int64]*mailstore.MessageIndex
+	// textIndexed is indexed for BODY and TEXT keys, by their string.
+	textIndexed map[*string]map[uint32]bool
+	index       map[int64]*mailstore.MessageIndex
 }
 
 // match reports whether msg meets every criterion of c (they are ANDed).
@@ -330,14 +364,15 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 			return false
 		}
 	}
-	for _, text := range c.Body {
-		if !matchEntity(msg.body, text, false) {
-			return false
-		}
-	}
-	for _, text := range c.Text {
-		if !matchEntity(msg.body, text, true) {
-			return false
+	for i, list := range [][]string{c.Body, c.Text} {
+		for j := range list {
+			if set := mt.textIndexed[&list[j]]; set != nil {
+				if !set[info.UID] {
+					return false
+				}
+			} else if !matchEntity(msg.body, list[j], i == 1) {
+				return false
+			}
 		}
 	}
 	for i := range c.Not {
@@ -400,74 +435,36 @@ func matchDate(t, since, before time.Time) bool {
 // case-insensitively once decoded (RFC 9051 §6.4.4 HEADER, FROM, SUBJECT...).
 func matchHeader(h *mail.Header, key, value string) bool {
 	text, ok := msgindex.FieldText(h, key)
-	if !ok {
+	return ok && containsPart(text, strings.ToLower(value))
+}
+
+// maxPartDepth bounds the walk through nested multiparts of hostile mail.
+const maxPartDepth = 20
+
+// matchEntity looks for text in the message's text parts (BODY), and in its
+// headers as well for TEXT: the search texts the index keeps, made from
+// the raw message.
+func matchEntity(body []byte, text string, withHeader bool) bool {
+	text = strings.ToLower(text)
+	if !mayContain(body, text, withHeader) {
 		return false
 	}
-	value = strings.ToLower(value)
+	b, h, ok := msgindex.SearchTexts(body)
+	return ok && (containsPart(b, text) || withHeader && containsPart(h, text))
+}
+
+// containsPart reports whether a part (or field) of a search text contains
+// value; value may hold the separator only in the unindexed path.
+func containsPart(text []byte, value string) bool {
 	if strings.IndexByte(value, mailstore.SearchSep) < 0 {
 		return bytes.Contains(text, []byte(value))
 	}
-	// A value no search text can hold apart from the separator: field by field.
 	for _, f := range bytes.Split(text, []byte{mailstore.SearchSep}) {
 		if bytes.Contains(f, []byte(value)) {
 			return true
 		}
 	}
 	return false
-}
-
-// matchEntity looks for text in the message's text parts (BODY), and in its
-// headers as well for TEXT.
-func matchEntity(body []byte, text string, withHeader bool) bool {
-	if !mayContain(body, strings.ToLower(text), withHeader) {
-		return false
-	}
-	e, err := gomessage.Read(bytes.NewReader(body))
-	if e == nil {
-		return false
-	}
-	_ = err // an unknown charset or encoding still leaves the raw part readable
-	return matchPart(e, strings.ToLower(text), withHeader, 0)
-}
-
-// maxPartDepth bounds the walk through nested multiparts of hostile mail.
-const maxPartDepth = 20
-
-func matchPart(e *gomessage.Entity, text string, withHeader bool, depth int) bool {
-	if depth > maxPartDepth {
-		return false
-	}
-	if withHeader {
-		for f := e.Header.Fields(); f.Next(); {
-			v, err := f.Text()
-			if err != nil {
-				v = f.Value()
-			}
-			if strings.Contains(strings.ToLower(v), text) {
-				return true
-			}
-		}
-	}
-	if mr := e.MultipartReader(); mr != nil {
-		for {
-			part, err := mr.NextPart()
-			if err != nil {
-				return false
-			}
-			if matchPart(part, text, withHeader, depth+1) {
-				return true
-			}
-		}
-	}
-	t, _, _ := e.Header.ContentType()
-	if t != "" && !strings.HasPrefix(t, "text/") && !strings.HasPrefix(t, "message/") {
-		return false
-	}
-	b, err := io.ReadAll(io.LimitReader(e.Body, 64<<20))
-	if err != nil && len(b) == 0 {
-		return false
-	}
-	return bytes.Contains(bytes.ToLower(b), []byte(text))
 }
 
 // mayContain reports whether a message's text parts (and, withHeader,

@@ -172,7 +172,13 @@ type Store interface {
 	// RenameMailbox renames a mailbox and its children; renaming INBOX moves its
 	// messages to the new mailbox (RFC 3501 §6.3.5).
 	RenameMailbox(ctx context.Context, memberID int64, oldName, newName string) error
+	// SetSubscribed subscribes or unsubscribes a mailbox; unsubscribing
+	// also takes a name from SubscribedNames.
 	SetSubscribed(ctx context.Context, memberID int64, name string, on bool) error
+	// SubscribedNames lists, in order, the subscribed names that have no
+	// mailbox: a mailbox deleted while subscribed keeps its subscription
+	// (RFC 9051 §6.3.7), and one created again under its name takes it back.
+	SubscribedNames(ctx context.Context, memberID int64) ([]string, error)
 
 	// Append stores a message in mailboxID and returns its UID.
 	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
@@ -243,6 +249,10 @@ type MessageIndex struct {
 	// field decoded and lowercased, fields joined by SearchSep; nil when the
 	// message has no such field.
 	From, To, Cc, Bcc, Subject []byte
+	// What SEARCH BODY and TEXT match: the decoded, lowercased text parts,
+	// and the header fields of the message and its parts (msgindex's
+	// SearchTexts); both nil for a message that does not parse.
+	BodyText, HeaderText []byte
 	// Sort keys (RFC 5256 §3, RFC 5957): the first address's mailbox
 	// (local part), the display name or else the address, and the base
 	// subject; SentDate is the Date field's time, zero when it has none.
@@ -270,6 +280,8 @@ const (
 	SearchCc      SearchField = "cc"
 	SearchBcc     SearchField = "bcc"
 	SearchSubject SearchField = "subject"
+	SearchBody    SearchField = "body"
+	SearchText    SearchField = "text" // the header texts or the body's
 )
 
 // Counts are a mailbox's totals (IMAP STATUS).

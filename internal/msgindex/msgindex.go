@@ -77,6 +77,64 @@ func FieldText(h *mail.Header, key string) (text []byte, ok bool) {
 	return text, ok
 }
 
+// SearchTexts returns what SEARCH BODY and TEXT match (RFC 9051 §6.4.4):
+// body is the decoded content of the message's text parts (and of its
+// message/* parts, as they are), headers the decoded fields of the message
+// and of every part; each lowercased, parts and fields joined by
+// mailstore.SearchSep. ok is false for a message that does not parse at
+// all, which no BODY or TEXT key matches.
+func SearchTexts(raw []byte) (body, headers []byte, ok bool) {
+	e, _ := gomessage.Read(bytes.NewReader(raw)) // an unknown charset or encoding still leaves the raw part readable
+	if e == nil {
+		return nil, nil, false
+	}
+	body, headers = []byte{}, []byte{}
+	searchParts(e, 0, &body, &headers)
+	return body, headers, true
+}
+
+// maxSearchPart bounds what one part gives the search text.
+const maxSearchPart = 64 << 20
+
+func searchParts(e *gomessage.Entity, depth int, body, headers *[]byte) {
+	if depth > maxPartDepth {
+		return
+	}
+	for f := e.Header.Fields(); f.Next(); {
+		v, err := f.Text()
+		if err != nil {
+			v = f.Value()
+		}
+		*headers = appendSep(*headers, strings.ToLower(v))
+	}
+	if mr := e.MultipartReader(); mr != nil {
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				return
+			}
+			searchParts(part, depth+1, body, headers)
+		}
+	}
+	t, _, _ := e.Header.ContentType()
+	if t != "" && !strings.HasPrefix(t, "text/") && !strings.HasPrefix(t, "message/") {
+		return
+	}
+	b, err := io.ReadAll(io.LimitReader(e.Body, maxSearchPart))
+	if err != nil && len(b) == 0 {
+		return
+	}
+	*body = appendSep(*body, string(bytes.ToLower(b)))
+}
+
+// appendSep appends s to a search text, after a separator unless first.
+func appendSep(text []byte, s string) []byte {
+	if len(text) > 0 {
+		text = append(text, mailstore.SearchSep)
+	}
+	return append(text, s...)
+}
+
 // addressFields are the fields whose search text lists their addresses.
 var addressFields = map[string]bool{"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true}
 
@@ -173,6 +231,9 @@ func build(body []byte) *mailstore.MessageIndex {
 	}
 	x.References, _ = mh.MsgIDList("References")
 	x.Preview, x.HasAttachment = preview(body)
+	if b, hdr, ok := SearchTexts(body); ok {
+		x.BodyText, x.HeaderText = b, hdr
+	}
 	for _, s := range []*string{&x.SortFrom, &x.SortTo, &x.SortCc, &x.DisplayFrom, &x.DisplayTo, &x.BaseSubject, &x.MessageID, &x.InReplyTo, &x.Preview} {
 		*s = clean(*s)
 	}

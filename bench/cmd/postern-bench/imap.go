@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,7 @@ func imapCmd(args []string) error {
 	fs.StringVar(&c.imaptest, "imaptest", "imaptest", "path of Dovecot's imaptest (empty: the stress figure is left out)")
 	fs.StringVar(&c.scripts, "scripts", "bench", "folder of mailbox_ops.py and mkmbox.py")
 	fs.StringVar(&c.python, "python", "python3", "python 3, for mailbox_ops.py")
-	sizes := fs.String("messages", "", "sizes of the mailbox of the operations figure, comma-separated (default 10000, quick 1000)")
+	sizes := fs.String("messages", "", "sizes of the mailbox of the operations figure, comma-separated (default 10000, quick 1000; 0: none)")
 	conns := fs.String("load-conns", "", "connections that fill each size's mailbox, comma-separated, in step with --messages (default 1 up to 20,000 messages, 4 above)")
 	fs.IntVar(&c.mboxMsgs, "mbox", 1000, "messages of imaptest's append source (bench/mkmbox.py)")
 	fs.IntVar(&c.nagleK, "nagle", 200, "messages appended without TCP_NODELAY (quick: 20)")
@@ -187,6 +188,9 @@ func runIMAP(ctx context.Context, c *imapConfig) error {
 		return err
 	}
 	for i, n := range c.sizes {
+		if n <= 0 {
+			continue // --messages 0: no mailbox operations
+		}
 		if err := imapOps(c, targets, res, n, c.loadConns[i], i == 0); err != nil {
 			return err
 		}
@@ -195,6 +199,11 @@ func runIMAP(ctx context.Context, c *imapConfig) error {
 	if c.merge != "" {
 		if err := res.mergeCases(c.merge); err != nil {
 			return err
+		}
+		for _, s := range res.Samples {
+			if !slices.Contains(order, s.Target) {
+				order = append(order, s.Target)
+			}
 		}
 	}
 	c.resultsForTest = res
@@ -381,6 +390,10 @@ func imapStress(c *imapConfig, targets []*imapTarget, res *results) error {
 			}
 			res.add("imap-stress", cas, "login cycles", t.name, float64(cycles))
 			res.add("imap-stress", cas, "commands", t.name, float64(all))
+			// What imaptest found wrong in the replies (e.g. "Keyword used
+			// without being in FLAGS"): a server that answers faster by
+			// answering wrongly is not faster.
+			res.add("imap-stress", cas, "imaptest errors", t.name, float64(strings.Count(string(out), "\nError: ")))
 			if cycles > 0 {
 				res.add("imap-stress", cas, "server CPU ms/cycle", t.name, float64(cpu.Microseconds())/1000/float64(cycles))
 			}

@@ -20,11 +20,11 @@ import (
 
 // indexCols are mail_index's columns in indexArgs's order.
 const indexCols = `body_id, version, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
-	from_text, to_text, cc_text, bcc_text, subject_text, sort_from, sort_to, sort_cc, display_from, display_to,
+	from_text, to_text, cc_text, bcc_text, subject_text, body_text, header_text, sort_from, sort_to, sort_cc, display_from, display_to,
 	base_subject, sent_date, sent_offset, message_id, in_reply_to, refs, preview, has_attachment`
 
 // indexColCount is the number of indexCols.
-const indexColCount = 26
+const indexColCount = 28
 
 // indexArgs are the values of indexCols for a body's index.
 func indexArgs(bodyID int64, x *mailstore.MessageIndex) []any {
@@ -37,6 +37,7 @@ func indexArgs(bodyID int64, x *mailstore.MessageIndex) []any {
 	return []any{bodyID, msgindex.Version, x.Envelope, nullBytes(x.EnvelopeUTF8), x.Body, nullBytes(x.BodyUTF8),
 		x.BodyStructure, nullBytes(x.BodyStructureUTF8),
 		nullBytes(x.From), nullBytes(x.To), nullBytes(x.Cc), nullBytes(x.Bcc), nullBytes(x.Subject),
+		nullBytes(x.BodyText), nullBytes(x.HeaderText),
 		x.SortFrom, x.SortTo, x.SortCc, x.DisplayFrom, x.DisplayTo,
 		x.BaseSubject, sent, offset, x.MessageID, x.InReplyTo, strings.Join(x.References, " "),
 		x.Preview, x.HasAttachment}
@@ -187,40 +188,45 @@ func (s *Mail) Indexes(ctx context.Context, mailboxID int64, ids []int64, encode
 	return out, nil
 }
 
-// searchCols are the search texts by field.
-var searchCols = map[mailstore.SearchField]string{
-	mailstore.SearchFrom: "from_text", mailstore.SearchTo: "to_text", mailstore.SearchCc: "cc_text",
-	mailstore.SearchBcc: "bcc_text", mailstore.SearchSubject: "subject_text",
+// searchCols are the search texts by field: a match in any of them.
+var searchCols = map[mailstore.SearchField][]string{
+	mailstore.SearchFrom: {"from_text"}, mailstore.SearchTo: {"to_text"}, mailstore.SearchCc: {"cc_text"},
+	mailstore.SearchBcc: {"bcc_text"}, mailstore.SearchSubject: {"subject_text"},
+	mailstore.SearchBody: {"body_text"}, mailstore.SearchText: {"header_text", "body_text"},
 }
 
 // SearchIndex implements mailstore.Indexer. One statement returns the
 // matching messages and those not indexed yet, which are indexed and
 // matched here.
 func (s *Mail) SearchIndex(ctx context.Context, mailboxID int64, field mailstore.SearchField, value string) ([]uint32, error) {
-	col, ok := searchCols[field]
+	cols, ok := searchCols[field]
 	if !ok {
 		return nil, account.Errorf(account.EINVALID, "Unknown search field.")
 	}
 	db := s.db
-	match := `i.` + col + ` IS NOT NULL`
-	var args []any
-	if value != "" {
-		if db.Dialect == Postgres {
-			match += ` AND position(?::bytea in i.` + col + `) > 0`
-		} else {
-			match += ` AND instr(i.` + col + `, ?) > 0`
+	// match is true for a message whose field is there and (for a value)
+	// contains it; its placeholders are the value, once per column.
+	var terms []string
+	var valueArgs []any
+	for _, col := range cols {
+		switch {
+		case value == "":
+			terms = append(terms, `i.`+col+` IS NOT NULL`)
+		case db.Dialect == Postgres:
+			terms = append(terms, `position(?::bytea in i.`+col+`) > 0`)
+			valueArgs = append(valueArgs, []byte(value))
+		default:
+			terms = append(terms, `instr(i.`+col+`, ?) > 0`)
+			valueArgs = append(valueArgs, []byte(value))
 		}
-		args = []any{[]byte(value), msgindex.Version, mailboxID, msgindex.Version}
-	} else {
-		args = []any{msgindex.Version, mailboxID, msgindex.Version}
 	}
+	match := `(` + strings.Join(terms, ` OR `) + `)`
+	args := append(slices.Clone(valueArgs), msgindex.Version, mailboxID, msgindex.Version)
+	args = append(args, valueArgs...)
 	// The first column tells a match (1) from a message to index (0).
 	q := `SELECT CASE WHEN ` + match + ` AND i.version >= ? THEN 1 ELSE 0 END, m.uid, m.body_id
 		FROM mail_messages m LEFT JOIN mail_index i ON i.body_id = m.body_id
 		WHERE m.mailbox_id = ? AND (i.body_id IS NULL OR i.version < ? OR ` + match + `) ORDER BY m.uid`
-	if value != "" {
-		args = append(args, []byte(value))
-	}
 	rows, err := db.SQL.QueryContext(ctx, db.q(q), args...)
 	if err != nil {
 		return nil, mailErr("search", err)
@@ -267,6 +273,7 @@ func (s *Mail) SearchIndex(ctx context.Context, mailboxID int64, field mailstore
 	return uids, nil
 }
 
+// searchText is the text of x that field's search matches.
 func searchText(x *mailstore.MessageIndex, f mailstore.SearchField) []byte {
 	switch f {
 	case mailstore.SearchFrom:
@@ -277,6 +284,13 @@ func searchText(x *mailstore.MessageIndex, f mailstore.SearchField) []byte {
 		return x.Cc
 	case mailstore.SearchBcc:
 		return x.Bcc
+	case mailstore.SearchBody:
+		return x.BodyText
+	case mailstore.SearchText:
+		if x.HeaderText == nil {
+			return nil
+		}
+		return append(append(slices.Clip(x.HeaderText), mailstore.SearchSep), x.BodyText...)
 	}
 	return x.Subject
 }

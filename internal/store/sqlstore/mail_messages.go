@@ -282,7 +282,7 @@ SELECT id FROM mb`
 // in deliverInboxQueryPG (its arguments follow the first six), cast to
 // their column's type: in a SELECT list PostgreSQL would take them as text.
 var indexValuesPG = func() string {
-	types := strings.Fields(`bigint bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea
+	types := strings.Fields(`bigint bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea
 		text text text text text text bigint bigint text text text text boolean`)
 	var ps []string
 	for i, t := range types {

@@ -137,6 +137,19 @@ func (db *DB) insertMailbox(ctx context.Context, tx *sql.Tx, memberID int64, nam
 	if isUnique(err) {
 		return mailstore.Mailbox{}, account.Errorf(account.ECONFLICT, "A mailbox with this name exists.")
 	}
+	if err != nil {
+		return mb, err
+	}
+	// A mailbox made again under a subscribed name takes the subscription
+	// back from mail_subscribed_names.
+	res, err := tx.ExecContext(ctx, db.q(`DELETE FROM mail_subscribed_names WHERE member_id = ? AND name = ?`), memberID, name)
+	if err != nil {
+		return mb, err
+	}
+	if n, _ := res.RowsAffected(); n > 0 && !mb.Subscribed {
+		mb.Subscribed = true
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET subscribed = TRUE WHERE id = ?`), mb.ID)
+	}
 	return mb, err
 }
 

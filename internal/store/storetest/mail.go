@@ -30,6 +30,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"RenameMailbox", testMailRename},
 		{"RenameInbox", testMailRenameInbox},
 		{"Subscribe", testMailSubscribe},
+		{"SubscriptionsOutliveMailboxes", testMailSubscribedNames},
 		{"AppendListBody", testMailAppend},
 		{"AppendRules", testMailAppendRules},
 		{"AppendManyAllOrNothing", testMailAppendMany},

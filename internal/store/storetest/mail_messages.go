@@ -162,6 +162,46 @@ func testMailAppendMany(t *testing.T, e *MailEnv) {
 	wantEq(t, "UIDNEXT", e.Box(t, m, "Batch").UIDNext, uint32(4))
 }
 
+// testMailSubscribedNames: a mailbox deleted while subscribed leaves its
+// name subscribed (RFC 9051 §6.3.7) until it is unsubscribed or a mailbox
+// of that name is made again, which is then subscribed; an unsubscribed
+// one leaves nothing.
+func testMailSubscribedNames(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	m := e.NewMember(t)
+	names := func() []string {
+		t.Helper()
+		n, err := e.Mail.SubscribedNames(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, n := range []string{"A", "B", "C"} {
+		e.Create(t, m, n)
+	}
+	for n, on := range map[string]bool{"A": true, "B": false, "C": true} {
+		if err := e.Mail.SetSubscribed(ctx, m, n, on); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"A", "B", "C"} {
+		if err := e.Mail.DeleteMailbox(ctx, m, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantEq(t, "after deletion", names(), []string{"A", "C"})
+	if err := e.Mail.SetSubscribed(ctx, m, "A", false); err != nil {
+		t.Fatal(err)
+	}
+	WantNotFound(t, e.Mail.SetSubscribed(ctx, m, "A", false))
+	wantEq(t, "after unsubscribing A", names(), []string{"C"})
+	if c := e.Create(t, m, "C"); !c.Subscribed || !e.Box(t, m, "C").Subscribed {
+		t.Errorf("C made again is not subscribed: %+v", c)
+	}
+	wantEq(t, "after C is made again", len(names()), 0)
+}
+
 func testMailAppendRules(t *testing.T, e *MailEnv) {
 	ctx := context.Background()
 	m := e.NewMember(t)

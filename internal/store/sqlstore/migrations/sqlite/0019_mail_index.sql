@@ -20,6 +20,13 @@ CREATE TABLE mail_index (
 	cc_text            BLOB,
 	bcc_text           BLOB,
 	subject_text       BLOB,
+	-- SEARCH BODY and TEXT: the decoded text parts, and the header fields of
+	-- the message and its parts, lowercased; a substring scan of these in
+	-- the database is exactly the unindexed search's match (full-text
+	-- indexes split words, which IMAP's substring match does not); NULL for
+	-- a message that does not parse
+	body_text          BLOB,
+	header_text        BLOB,
 	-- sort and thread keys (RFC 5256, RFC 5957)
 	sort_from          TEXT NOT NULL,
 	sort_to            TEXT NOT NULL,
