@@ -48,6 +48,7 @@ var (
 	_ imapserver.SessionMove        = (*session)(nil)
 	_ imapserver.SessionSASL        = (*session)(nil)
 	_ imapserver.SessionAppendLimit = (*session)(nil)
+	_ imapserver.SessionNoop        = (*session)(nil)
 	_ imapserver.SessionCondStore   = (*session)(nil)
 	_ imapserver.SessionMultiAppend = (*session)(nil)
 	_ imapserver.SessionIMAP4rev2   = (*session)(nil)

@@ -118,15 +118,7 @@ func TestAbuseFromForged(t *testing.T) {
 // searchScript logs in with Python's imaplib over STARTTLS, selects INBOX,
 // runs each SEARCH and prints, for each, the reply's type and text (imaplib
 // raises on BAD), and whether a NOOP after it still worked.
-const searchScript = `
-import imaplib, json, ssl, sys
-a = json.load(sys.stdin)
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-c = imaplib.IMAP4(a["host"], a["port"], timeout=30)
-c.starttls(ssl_context=ctx)
-c.login(a["user"], a["password"])
+const searchScript = pyIMAPLogin + `
 c.select("INBOX")
 out = []
 for keys in a["searches"]:

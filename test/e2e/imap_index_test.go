@@ -5,10 +5,9 @@ import (
 	"testing"
 )
 
-// indexScript appends messages with imaplib, then sends SORT, THREAD,
-// FETCH PREVIEW and a SEARCH answered from the message index as raw
-// commands (imaplib's xatom/uid), printing each untagged reply.
-const indexScript = `
+// pyIMAPLogin starts a python script that reads its JSON input into a and
+// logs in with imaplib over STARTTLS (a certificate not checked) as c.
+const pyIMAPLogin = `
 import imaplib, json, ssl, sys
 a = json.load(sys.stdin)
 ctx = ssl.create_default_context()
@@ -16,7 +15,12 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 c = imaplib.IMAP4(a["host"], a["port"], timeout=30)
 c.starttls(ssl_context=ctx)
-c.login(a["user"], a["password"])
+c.login(a["user"], a["password"])`
+
+// indexScript appends messages with imaplib, then sends SORT, THREAD,
+// FETCH PREVIEW and a SEARCH answered from the message index as raw
+// commands (imaplib's xatom/uid), printing each untagged reply.
+const indexScript = pyIMAPLogin + `
 c.create("Threads")
 for m in a["messages"]:
     c.append("Threads", None, None, m.encode())

@@ -173,6 +173,23 @@ func hasFlag(flags []string, f string) bool {
 
 func joinFlags(flags []string) string { return strings.Join(flags, " ") }
 
+// flagSets hands out one []string per distinct flags column within a read
+// of many messages (SELECT of a large mailbox, where most messages share a
+// few sets): no allocation per message. The slices are shared, so nothing
+// may change them in place (applyFlags makes new ones).
+type flagSets map[string][]string
+
+// split is splitFlags of b, shared with the other rows holding the same.
+func (fs flagSets) split(b []byte) []string {
+	if f, ok := fs[string(b)]; ok {
+		return f
+	}
+	s := string(b)
+	f := splitFlags(s)
+	fs[s] = f
+	return f
+}
+
 func splitFlags(s string) []string {
 	f := strings.Fields(s)
 	if f == nil {

@@ -419,6 +419,9 @@ func (c *Conn) handleNoop(dec *imapwire.Decoder) error {
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
+	if s, ok := c.session.(SessionNoop); ok && c.state == imap.ConnStateSelected {
+		s.Noop()
+	}
 	return nil
 }
 
@@ -709,6 +712,13 @@ func (w *UpdateWriter) WriteNumRecent(n uint32) error {
 // WriteMailboxFlags writes a FLAGS response.
 func (w *UpdateWriter) WriteMailboxFlags(flags []imap.Flag) error {
 	return w.conn.writeFlags(flags)
+}
+
+// WritePermanentFlags writes an OK [PERMANENTFLAGS] response: with FLAGS,
+// how a session announces a keyword before the first FETCH that shows it
+// (RFC 3501 §7.2.6).
+func (w *UpdateWriter) WritePermanentFlags(flags []imap.Flag) error {
+	return w.conn.writePermanentFlags(flags)
 }
 
 // WriteMessageFlags writes a FETCH response with FLAGS.

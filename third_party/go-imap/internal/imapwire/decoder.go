@@ -65,6 +65,7 @@ type Decoder struct {
 	r         *bufio.Reader
 	side      ConnSide
 	err       error
+	badName   error // the first mailbox name that did not decode, see ExpectMailbox
 	literal   bool
 	crlf      bool
 	listDepth int
@@ -196,8 +197,14 @@ func (dec *Decoder) CRLF() bool {
 	return true
 }
 
+// ExpectCRLF ends a command line. When a mailbox name on it did not decode
+// (ExpectMailbox), the command fails here with that name's error: the line
+// is read to its end, so the tagged NO is the command's one answer.
 func (dec *Decoder) ExpectCRLF() bool {
-	return dec.Expect(dec.CRLF(), "CRLF")
+	if !dec.Expect(dec.CRLF(), "CRLF") {
+		return false
+	}
+	return dec.returnErr(dec.badName)
 }
 
 func (dec *Decoder) Func(ptr *string, valid func(ch byte) bool) bool {
@@ -533,6 +540,12 @@ func (dec *Decoder) ExpectNList(f func() error) error {
 	return dec.ExpectList(f)
 }
 
+// ExpectMailbox reads a mailbox name. A name that is well-formed on the
+// wire but does not decode (not modified UTF-7 from an IMAP4rev1 client,
+// RFC 3501 §5.1.3; not UTF-8 in UTF-8 mode) names no mailbox that can
+// exist: it is not a syntax error, so the command reads on and gets a NO
+// [CANNOT] from ExpectCRLF (see BadMailbox), the reply clients expect for
+// a mailbox they cannot have; *ptr is left empty.
 func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 	var name string
 	if !dec.ExpectAString(&name) {
@@ -543,28 +556,46 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		return true
 	}
 	name, err := dec.DecodeMailbox(name)
-	if err == nil {
-		*ptr = name
+	if err != nil {
+		dec.NoteBadMailbox(err)
+		return true
 	}
-	return dec.returnErr(err)
+	*ptr = name
+	return true
 }
+
+// NoteBadMailbox records err, from DecodeMailbox, as the command's answer
+// once its line is read (ExpectCRLF); the first one counts.
+func (dec *Decoder) NoteBadMailbox(err error) {
+	if dec.badName == nil {
+		dec.badName = err
+	}
+}
+
+// BadMailbox returns the error of the first mailbox name of the command
+// that did not decode, nil when all did.
+func (dec *Decoder) BadMailbox() error { return dec.badName }
 
 // DecodeMailbox decodes a mailbox name as the session sends them: UTF-8 in
 // UTF-8 mode, else modified UTF-7 (RFC 3501 §5.1.3). A name that is not
-// valid in its form is the client's mistake, a DecoderExpectError (BAD
-// [CLIENTBUG]), not the server's.
+// valid in its form is the client's mistake, never the server's: the error
+// is NO [CANNOT] with the reason.
 func (dec *Decoder) DecodeMailbox(name string) (string, error) {
 	if dec.UTF8 {
 		if !utf8.ValidString(name) {
-			return "", &DecoderExpectError{Message: "mailbox name is not valid UTF-8"}
+			return "", errBadName("Mailbox name is not valid UTF-8")
 		}
 		return name, nil
 	}
 	s, err := utf7.Decode(name)
 	if err != nil {
-		return "", &DecoderExpectError{Message: "mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3): write & as &-"}
+		return "", errBadName("Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3): write & as &-")
 	}
 	return s, nil
+}
+
+func errBadName(text string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: text}
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
@@ -643,7 +674,8 @@ func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
 	if dec.side == ConnSideServer {
 		nonSync = dec.acceptByte('+')
 	}
-	if !dec.ExpectSpecial('}') || !dec.ExpectCRLF() {
+	// Not ExpectCRLF: this line break is inside the command, not its end.
+	if !dec.ExpectSpecial('}') || !dec.Expect(dec.CRLF(), "CRLF") {
 		return nil, false, false
 	}
 	dec.literal = true
