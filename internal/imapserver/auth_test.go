@@ -155,6 +155,10 @@ func TestRevocationClosesIdle(t *testing.T) {
 		t.Fatalf("%d tracked sessions", len(ts))
 	}
 	ts[0].close()
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, err := c.r.ReadString('\n'); l != "* BYE Session ended: the credential was revoked\r\n" {
+		t.Fatalf("after revocation: %q %v", l, err)
+	}
 	if !c.closed(10 * time.Second) {
 		t.Fatal("connection still open after revocation")
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +41,59 @@ func BenchmarkIMAPLoginLogout(b *testing.B) {
 		}
 		c.Close()
 	}
+}
+
+// BenchmarkIdleMemory reports the server's heap and stacks per connection
+// sitting in IDLE, plain and with COMPRESS=DEFLATE (docs/benchmarks.md):
+// -benchtime=1x, each run opens 200 connections. The clients drop their
+// decompressors once IDLE is confirmed, so what stays is the server's.
+func BenchmarkIdleMemory(b *testing.B) {
+	for _, compress := range []bool{false, true} {
+		name := "plain"
+		if compress {
+			name = "deflate"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := newEnv(b, envOptions{noTailer: true})
+			const n = 200
+			var kib float64
+			for i := 0; i < b.N; i++ {
+				before := inUse()
+				conns := make([]net.Conn, 0, n)
+				for k := 0; k < n; k++ {
+					c := dial(b, e.addr)
+					c.login()
+					if compress {
+						c.ok("z", "COMPRESS DEFLATE")
+						deflateClient(c)
+					}
+					c.ok("s", "SELECT INBOX")
+					c.send("i IDLE\r\n")
+					if l := c.line(); !strings.HasPrefix(l, "+") {
+						b.Fatalf("IDLE: %q", l)
+					}
+					nc := c.c
+					if d, ok := nc.(*deflateConn); ok {
+						nc = d.Conn // the client's compressor is the client's
+					}
+					conns = append(conns, nc)
+				}
+				kib = float64(inUse()-before) / n / 1024
+				for _, c := range conns {
+					c.Close()
+				}
+			}
+			b.ReportMetric(kib, "KiB/conn")
+		})
+	}
+}
+
+func inUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
 }
 
 // BenchmarkAppendWithoutNoDelay measures an APPEND from a client that keeps

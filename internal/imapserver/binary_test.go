@@ -26,7 +26,7 @@ func TestBinary(t *testing.T) {
 	wantReply(t, c.cmd("a4", "FETCH 1 (BINARY.PEEK[3])"), "a4 NO [UNKNOWN-CTE] The part's Content-Transfer-Encoding is unknown")
 	wantReply(t, c.cmd("a5", "FETCH 1 (BINARY.SIZE[3])"), "a5 NO [UNKNOWN-CTE] The part's Content-Transfer-Encoding is unknown")
 	// BINARY without .PEEK sets \Seen.
-	wantReply(t, c.cmd("a6", "FETCH 1 (BINARY[2])"), "* 1 FETCH (UID 1 FLAGS (\\Seen) BINARY[2] {4}\r\nx=yz)", "a6 OK FETCH completed")
+	wantReply(t, c.cmd("a6", "FETCH 1 (BINARY[2])"), "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) BINARY[2] {4}\r\nx=yz)", "a6 OK FETCH completed")
 
 	bin := "Subject: x\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\xe4\r\n"
 	c.send("b1 APPEND INBOX ~{" + itoa(uint32(len(bin))) + "+}\r\n" + bin + "\r\n")

@@ -38,7 +38,9 @@ func (c *client) idle(tag string) {
 }
 
 // condStoreEnv is a server with three messages in INBOX, appended by
-// IMAP: their MODSEQs are 2, 3 and 4 (a new mailbox starts at 1).
+// IMAP: their MODSEQs are 2, 3 and 4 (a new mailbox starts at 1). The
+// appending session selects INBOX once, so that the messages are \Recent
+// there and not in the sessions of the tests.
 func condStoreEnv(t *testing.T, o envOptions) (*env, uint32) {
 	t.Helper()
 	e := newEnv(t, o)
@@ -47,6 +49,7 @@ func condStoreEnv(t *testing.T, o envOptions) (*env, uint32) {
 	for i := 1; i <= 3; i++ {
 		appendCmd(c, fmt.Sprintf("p%d", i), "INBOX", "", testMessage)
 	}
+	c.ok("s", "SELECT INBOX")
 	c.ok("z", "LOGOUT")
 	return e, e.inbox(t).UIDValidity
 }

@@ -82,7 +82,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
 		if options.Flags || seen[m.UID] {
-			rw.WriteFlags(toIMAPFlags(m.Flags))
+			rw.WriteFlags(sel.flagsOf(&m))
 		}
 		if options.ModSeq || condStore && seen[m.UID] {
 			rw.WriteModSeq(m.ModSeq)
@@ -265,6 +265,11 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		}
 	}
 	touched := sel.apply(infos)
+	for _, m := range infos {
+		if err := sel.announceKeywords(w, m.Flags); err != nil {
+			return err
+		}
+	}
 	if len(modified) > 0 {
 		w.SetModified(sel.numSet(modified, numSet))
 	}
@@ -283,7 +288,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
 		if !flags.Silent {
-			rw.WriteFlags(toIMAPFlags(m.Flags))
+			rw.WriteFlags(sel.flagsOf(&m))
 		}
 		if condStore {
 			rw.WriteModSeq(m.ModSeq)

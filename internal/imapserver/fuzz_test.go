@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -29,33 +28,12 @@ var fuzzSeeds = []string{
 	"a1 SELECT INBOX\r\na2 STORE 1:* +FLAGS (\\Deleted)\r\na3 MOVE 1 Trash\r\na4 CLOSE\r\n",
 	"a1 LIST \"\" \"*\"\r\na2 STATUS INBOX (MESSAGES UNSEEN SIZE)\r\na3 CREATE x/y\r\na4 RENAME x z\r\n",
 	"a1 SEARCH {5}\r\n",
+	"a1 GETQUOTAROOT INBOX\r\na2 GETQUOTA \"\"\r\na3 SETQUOTA \"\" (STORAGE 512 MESSAGE 10)\r\na4 SETQUOTA x (STORAGE)\r\n",
+	"a1 STATUS INBOX (DELETED DELETED-STORAGE)\r\na2 GETQUOTAROOT {5}\r\nINBOX\r\na3 GETQUOTA {0}\r\n\r\n",
 	"a1 APPEND INBOX (\\Seen) {3+}\r\none {3+}\r\ntwo ~{3+}\r\n\x00\xe4x\r\na2 APPEND INBOX {3}\r\nabc (x {1}\r\n",
 	"a1 SELECT INBOX\r\na2 SEARCH RETURN (SAVE MIN) ALL\r\na3 FETCH $ (BINARY.PEEK[1]<0.3> BINARY.SIZE[1])\r\na4 UID MOVE $ x\r\n",
 	"a1 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"a\" %) RETURN (CHILDREN STATUS (MESSAGES))\r\na2 CREATE a (USE (\\Archive \\All))\r\na3 ENABLE IMAP4rev2\r\n",
 	"* \r\n+ \r\n{}\r\n",
-}
-
-// FuzzFrame checks the guard's line parser on its own.
-func FuzzFrame(f *testing.F) {
-	for _, s := range fuzzSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		if i := bytes.IndexByte(line, '\n'); i >= 0 {
-			line = line[:i+1]
-		}
-		li := parseLine(line)
-		body := bytes.TrimRight(line, "\r\n")
-		if li.literal && !bytes.HasSuffix(body, []byte("}")) {
-			t.Fatalf("literal without a closing brace: %q", line)
-		}
-		if li.size < 0 || li.size > tooBig {
-			t.Fatalf("size %d out of range", li.size)
-		}
-		if li.tag != "" && (strings.ContainsAny(li.tag, " {\x00\r\n+") || li.cmd == "") {
-			t.Fatalf("bad tag %q / cmd %q for %q", li.tag, li.cmd, line)
-		}
-	})
 }
 
 // errorLog fails the fuzz target when the server logs an error (go-imap

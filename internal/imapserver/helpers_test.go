@@ -102,7 +102,7 @@ type envOptions struct {
 	plaintext tlsconf.Plaintext
 	noTailer  bool
 	log       *slog.Logger
-	// loginWindow shortens the server's, set before it serves.
+	// loginWindow shortens the server's.
 	loginWindow time.Duration
 	limits      netserver.Limits
 	learner     JunkLearner
@@ -160,10 +160,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.wrapMail != nil {
 		mail = o.wrapMail(mail)
 	}
-	e.srv = New(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner, Quota: o.quota})
-	if o.loginWindow > 0 {
-		e.srv.loginWindow = o.loginWindow
+	if o.loginWindow == 0 {
+		o.loginWindow = defaultLoginWindow
 	}
+	e.srv = newServer(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner, Quota: o.quota}, o.loginWindow)
 	l1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -135,7 +135,7 @@ func TestPreview(t *testing.T) {
 		"FETCH 4 PREVIEW":                    `* 4 FETCH (UID 4 PREVIEW "See the photos attached.")`,
 		"FETCH 4 (PREVIEW (LAZY))":           `* 4 FETCH (UID 4 PREVIEW "See the photos attached.")`,
 		"FETCH 4 PREVIEW (lazy)":             `* 4 FETCH (UID 4 PREVIEW "See the photos attached.")`,
-		"UID FETCH 4 (PREVIEW (LAZY) FLAGS)": `* 4 FETCH (UID 4 FLAGS () PREVIEW "See the photos attached.")`,
+		"UID FETCH 4 (PREVIEW (LAZY) FLAGS)": `* 4 FETCH (UID 4 FLAGS (\Recent) PREVIEW "See the photos attached.")`,
 		"FETCH 9 (PREVIEW)":                  `* 9 FETCH (UID 9 PREVIEW "Hello World &amp; more")`,
 		"FETCH 11 (PREVIEW)":                 `* 11 FETCH (UID 11 PREVIEW "")`,
 		"FETCH 3 (PREVIEW)":                  "* 3 FETCH (UID 3 PREVIEW {39}\r\nSchöne Grüße, das Budget ist fertig.)",

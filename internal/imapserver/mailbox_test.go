@@ -61,10 +61,17 @@ func TestMailboxCommands(t *testing.T) {
 	if out := c.ok("a4", `LIST "" ""`); !contains(out, `* LIST (\Noselect) "/" ""`) {
 		t.Errorf("delimiter query: %q", out)
 	}
-	c.ok("a5", "UNSUBSCRIBE Work")
-	if out := c.ok("a6", `LSUB "" "*"`); contains(out, `"/" "Work"`) || !contains(out, `"/" "Work/Projects"`) {
+	c.ok("a5", "SUBSCRIBE Work/Projects")
+	if out := c.ok("a6", `LSUB "" "*"`); contains(out, `"/" "Work"`) || !contains(out, `* LSUB () "/" "Work/Projects"`) {
 		t.Errorf("lsub: %q", out)
 	}
+	// A "%" that stops at an unsubscribed superior of a subscribed mailbox
+	// lists it \Noselect (RFC 3501 §6.3.9); LSUB has no LIST attributes.
+	wantLines(t, "LSUB %", c.ok("a6b", `LSUB "" "%"`), `* LSUB () "/" INBOX`, `* LSUB () "/" "Drafts"`, `* LSUB () "/" "Junk"`,
+		`* LSUB () "/" "Sent"`, `* LSUB () "/" "Trash"`, `* LSUB (\Noselect) "/" "Work"`, "a6b OK LSUB completed")
+	wantLines(t, "LSUB Work/%", c.ok("a6c", `LSUB "" "Work/%"`), `* LSUB () "/" "Work/Projects"`, "a6c OK LSUB completed")
+	c.ok("a6d", "UNSUBSCRIBE Work/Projects")
+	wantLines(t, "LSUB % after UNSUBSCRIBE", c.ok("a6e", `LSUB "" "W%"`), "a6e OK LSUB completed")
 	c.ok("a7", "SUBSCRIBE Work")
 	c.ok("a8", "RENAME Work/Projects Work/Old")
 	if out := c.cmd("a9", "CREATE Work/Old"); !strings.Contains(out[len(out)-1], "NO [ALREADYEXISTS]") {

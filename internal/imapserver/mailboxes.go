@@ -30,12 +30,15 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return s.storeErr("list", err)
 	}
+	if w.LSub() {
+		return lsub(w, mbs, ref, patterns)
+	}
 	names := make([]string, len(mbs))
 	for i, mb := range mbs {
 		names[i] = mb.Name
 	}
 	sort.Strings(names)
-	if options.SelectSubscribed && !w.LSub() {
+	if options.SelectSubscribed {
 		gone, err := s.srv.cfg.Mail.SubscribedNames(s.ctx, s.memberID)
 		if err != nil {
 			return s.storeErr("list", err)
@@ -87,6 +90,54 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	return nil
+}
+
+// lsub is LSUB (RFC 3501 §6.3.9): the subscribed mailboxes that match,
+// without attributes, and the unsubscribed superiors of subscribed ones
+// that a "%" matches, as \Noselect, so that a client walking the tree one
+// level at a time finds the subscribed mailboxes below them.
+func lsub(w *imapserver.ListWriter, mbs []mailstore.Mailbox, ref string, patterns []string) error {
+	subscribed := map[string]bool{}
+	for _, mb := range mbs {
+		if mb.Subscribed {
+			subscribed[mb.Name] = true
+		}
+	}
+	noselect := map[string]bool{}
+	for _, mb := range mbs {
+		// A mailbox the pattern matches needs no superior to lead to it.
+		if !mb.Subscribed || matchAny(mb.Name, ref, patterns) {
+			continue
+		}
+		for i := strings.IndexByte(mb.Name, delim); i >= 0; i = next(mb.Name, i) {
+			if p := mb.Name[:i]; !subscribed[p] && matchAny(p, ref, patterns) {
+				noselect[p] = true
+			}
+		}
+	}
+	for _, mb := range mbs {
+		data := &imap.ListData{Mailbox: mb.Name, Delim: delim}
+		switch {
+		case noselect[mb.Name]:
+			data.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect}
+			delete(noselect, mb.Name)
+		case !mb.Subscribed || !matchAny(mb.Name, ref, patterns):
+			continue
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// next returns the index of the hierarchy separator after i in name, or -1.
+func next(name string, i int) int {
+	j := strings.IndexByte(name[i+1:], delim)
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
 }
 
 // recursiveMatch returns, for LIST (SUBSCRIBED RECURSIVEMATCH), the names
@@ -214,7 +265,7 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 			return nil, s.storeErr("status", err)
 		}
 		total, unseen, deleted, size, deletedSize := c.Messages, c.Unseen, c.Deleted, c.Size, c.DeletedSize
-		zero := uint32(0) // no \Recent: it is obsolete (RFC 9051 §2.3.2)
+		recent := c.Recent // not claimed yet: recent for the next SELECT
 		set := func(on bool, v uint32) *uint32 {
 			if on {
 				return &v
@@ -224,7 +275,7 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 		data.NumMessages = set(options.NumMessages, total)
 		data.NumUnseen = set(options.NumUnseen, unseen)
 		data.NumDeleted = set(options.NumDeleted, deleted)
-		data.NumRecent = set(options.NumRecent, zero)
+		data.NumRecent = set(options.NumRecent, recent)
 		if options.Size {
 			data.Size = &size
 		}

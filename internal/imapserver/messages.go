@@ -218,6 +218,10 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	if err != nil {
 		return s.storeErr("expunge", err)
 	}
+	// The poll after EXPUNGE re-reads the mailbox: a message another
+	// session expunged a moment before is reported now, not when its event
+	// comes (imaptest: two sessions expunging the same message).
+	s.dirty.Store(true)
 	return sel.remove(removed, w, s.conn.Enabled(imap.CapQResync))
 }
 

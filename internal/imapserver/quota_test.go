@@ -66,7 +66,7 @@ func TestQuota(t *testing.T) {
 
 	// 2 KiB used of 5: another 2 KiB fits, then 2 KiB more does not.
 	c.ok("b1", "SELECT INBOX")
-	want("b2", "COPY 1 INBOX", "* 2 EXISTS", "b2 OK [COPYUID "+fmt.Sprint(e.inbox(t).UIDValidity)+" 1 2] COPY completed")
+	want("b2", "COPY 1 INBOX", "* 2 EXISTS", "* 2 RECENT", "b2 OK [COPYUID "+fmt.Sprint(e.inbox(t).UIDValidity)+" 1 2] COPY completed")
 	want("b3", "COPY 1:2 Trash", "b3 NO [OVERQUOTA] Over quota: the mail storage limit is reached; delete messages and expunge them to make room.")
 	want("b4", "APPEND Drafts {2048}", "b4 NO [OVERQUOTA] Over quota: the mail storage limit is reached; delete messages and expunge them to make room.")
 	if out := c.appendMsg("b5", "INBOX", 1025); !strings.HasPrefix(out[len(out)-1], "b5 NO [OVERQUOTA]") {

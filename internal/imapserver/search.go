@@ -330,12 +330,12 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 		return false
 	}
 	for _, f := range c.Flag {
-		if !hasFlag(info.Flags, string(f)) {
+		if !mt.hasFlag(info, string(f)) {
 			return false
 		}
 	}
 	for _, f := range c.NotFlag {
-		if hasFlag(info.Flags, string(f)) {
+		if mt.hasFlag(info, string(f)) {
 			return false
 		}
 	}
@@ -386,6 +386,15 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 		}
 	}
 	return true
+}
+
+// hasFlag tests a stored flag, or \Recent as the session sees it (RECENT,
+// NEW and OLD).
+func (mt *matcher) hasFlag(info *mailstore.MessageInfo, f string) bool {
+	if strings.EqualFold(f, flagRecent) {
+		return mt.sel.isRecent(info.UID)
+	}
+	return hasFlag(info.Flags, f)
 }
 
 // sentMatches is SENTSINCE and SENTBEFORE: the Date field's own date, from

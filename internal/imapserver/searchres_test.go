@@ -36,7 +36,7 @@ func TestSearchRes(t *testing.T) {
 	wantReply(t, c.cmd("a6", "UID SEARCH UID $"), "* SEARCH 2 4", "a6 OK UID SEARCH completed")
 	wantReply(t, c.cmd("a7", "SEARCH $ 3:*"), "* SEARCH 4", "a7 OK SEARCH completed")
 	wantReply(t, c.cmd("a8", "STORE $ +FLAGS (\\Seen)"),
-		"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Seen))", "* 4 FETCH (UID 4 FLAGS (\\Flagged \\Seen))", "a8 OK STORE completed")
+		"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Seen \\Recent))", "* 4 FETCH (UID 4 FLAGS (\\Flagged \\Seen \\Recent))", "a8 OK STORE completed")
 	c.ok("a9", "CREATE Saved")
 	if out := c.cmd("a10", "UID COPY $ Saved"); out[len(out)-1] != "a10 OK [COPYUID "+itoa(copyValidity(t, c))+" 2,4 1:2] COPY completed" {
 		t.Errorf("copy: %q", out)

@@ -2,7 +2,6 @@ package imapserver
 
 import (
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -23,6 +22,7 @@ type selected struct {
 	msgs     []viewMsg
 	// pendingExpunge: some msgs are gone but could not be reported yet.
 	pendingExpunge bool
+	sessionFlags
 	// saved is the result of the last SEARCH RETURN (SAVE) (RFC 5182), by
 	// UID: "$" in later commands. Empty on SELECT; an expunged message
 	// simply drops out, as its UID names nothing.
@@ -57,53 +57,49 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	// Listen before reading, so that no change falls between the two.
 	s.selectedID.Store(mb.ID)
 	s.dirty.Store(false)
+	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly}
 	// One snapshot: HIGHESTMODSEQ covers exactly the messages listed.
 	mb, infos, err := s.srv.cfg.Mail.State(s.ctx, mb.ID)
+	if err == nil && sel.readOnly && s.rev1() {
+		sel.recentFrom = mb.RecentUID // shown, not claimed
+	} else if err == nil && mb.RecentUID < mb.UIDNext {
+		// Claimed after the listing: the UIDs claimed that it lacks
+		// are recent here when a refresh brings them.
+		err = s.claimRecent(sel)
+	}
 	if err != nil {
 		s.selectedID.Store(0)
 		return nil, s.storeErr("select", err)
 	}
-	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly, highest: mb.HighestModSeq}
+	sel.mb, sel.highest = mb, mb.HighestModSeq
 	sel.msgs = make([]viewMsg, len(infos))
-	keywords := map[string]bool{}
 	var firstUnseen uint32
 	for i, m := range infos {
 		sel.msgs[i] = viewMsg{MessageInfo: m}
-		for _, f := range m.Flags {
-			if !strings.HasPrefix(f, `\`) {
-				keywords[f] = true
-			}
-		}
+		sel.learnKeywords(m.Flags)
 		if firstUnseen == 0 && !hasFlag(m.Flags, `\Seen`) {
 			firstUnseen = uint32(i + 1)
 		}
 	}
 	s.sel = sel
-	flags := slices.Clone(systemFlags)
-	for k := range keywords {
-		flags = append(flags, k)
-	}
-	sort.Strings(flags[len(systemFlags):])
 	data := &imap.SelectData{
-		Flags:             toIMAPFlags(flags),
-		PermanentFlags:    []imap.Flag{},
+		Flags:             sel.mailboxFlags(),
+		PermanentFlags:    sel.permanentFlags(),
 		NumMessages:       uint32(len(sel.msgs)),
+		NumRecent:         sel.numRecent(),
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(mb.UIDNext),
 		UIDValidity:       mb.UIDValidity,
 		HighestModSeq:     mb.HighestModSeq,
 	}
-	if !sel.readOnly {
-		// Any keyword may be created (the "\*" of RFC 9051 §7.1).
-		data.PermanentFlags = append(toIMAPFlags(flags), imap.FlagWildcard)
+	if s.rev1() {
+		return data, nil
 	}
-	if s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) {
-		// RFC 9051 §6.3.2: an IMAP4rev2 SELECT names the mailbox in a LIST
-		// response with its attributes.
-		if data.List, err = s.selectedList(mb); err != nil {
-			s.Unselect()
-			return nil, err
-		}
+	// RFC 9051 §6.3.2: an IMAP4rev2 SELECT names the mailbox in a LIST
+	// response with its attributes.
+	if data.List, err = s.selectedList(mb); err != nil {
+		s.Unselect()
+		return nil, err
 	}
 	return data, nil
 }
@@ -146,6 +142,11 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	}
 	return s.refresh(w, allowExpunge)
 }
+
+// Noop makes the poll after NOOP and CHECK re-read the mailbox: a change
+// another session made before the NOOP shows in its answer even when its
+// event has not arrived yet (imaptest checks this across connections).
+func (s *session) Noop() { s.dirty.Store(true) }
 
 // Idle is IDLE (RFC 2177): it waits for changes to the selected mailbox.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
@@ -216,8 +217,13 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		flagsChanged := !slices.Equal(m.Flags, n.Flags)
 		modSeqChanged := m.ModSeq != n.ModSeq
 		m.Flags, m.ModSeq = n.Flags, n.ModSeq
+		if flagsChanged {
+			if err := sel.announceKeywords(w, m.Flags); err != nil {
+				return err
+			}
+		}
 		if flagsChanged || condStore && modSeqChanged {
-			if err := w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(m.UID), toIMAPFlags(m.Flags), m.ModSeq); err != nil {
+			if err := w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(m.UID), sel.flagsOf(m), m.ModSeq); err != nil {
 				return err
 			}
 		}
@@ -242,16 +248,30 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	for _, m := range infos {
 		if m.UID > last {
 			sel.msgs = append(sel.msgs, viewMsg{MessageInfo: m})
+			if err := sel.announceKeywords(w, m.Flags); err != nil {
+				return err
+			}
 			added = true
 		}
 	}
 	if !sel.pendingExpunge {
 		sel.highest = max(sel.highest, mb.HighestModSeq)
 	}
-	if added {
-		return w.WriteNumMessages(uint32(len(sel.msgs)))
+	if !added {
+		return nil
 	}
-	return nil
+	// New mail is recent in the first session to see it (RFC 3501 §2.3.2);
+	// a claim made after the listing may take UIDs it does not hold yet:
+	// they are recent here when the next refresh brings them.
+	if mb.RecentUID < mb.UIDNext {
+		if err := s.claimRecent(sel); err != nil {
+			return s.storeErr("poll", err)
+		}
+	}
+	if err := w.WriteNumMessages(uint32(len(sel.msgs))); err != nil {
+		return err
+	}
+	return w.WriteNumRecent(sel.numRecent())
 }
 
 // HighestModSeq is the selected mailbox's HIGHESTMODSEQ as the client

@@ -1,11 +1,10 @@
-// Package imapserver is Postern's IMAP4rev1 server: go-imap v2's protocol
-// engine over mailstore.Store, with logins through auth.Authenticator.
-//
-// Between the socket and go-imap sits an input guard (conn.go, frame.go)
-// that enforces limits before anything is allocated, owns STARTTLS, and
-// decides per connection whether a password may be sent: go-imap takes those
-// decisions per server, so the Server runs three go-imap servers and hands
-// each connection to the right one.
+// Package imapserver is Postern's IMAP4rev1 server: the carried go-imap v2's
+// protocol engine over mailstore.Store, with logins through
+// auth.Authenticator. go-imap reads each connection itself, through one
+// buffer per direction, and enforces the input limits, STARTTLS and the
+// per-connection plaintext rule (third_party/go-imap/POSTERN.md); this
+// package owns the sockets, TLS on port 993, the connection caps, and the
+// ends of sessions (revocation, shutdown).
 package imapserver
 
 import (
@@ -15,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -58,54 +56,70 @@ type Config struct {
 
 // Server is an IMAP server; one Server may serve several listeners.
 type Server struct {
-	cfg         Config
-	log         *slog.Logger
-	maxLiteral  int64
-	loginWindow time.Duration
+	cfg        Config
+	log        *slog.Logger
+	maxLiteral int64
 
-	// The go-imap servers: before TLS with and without password logins
-	// (LOGINDISABLED, RFC 9051 §6.2.3), and with TLS.
-	plainAuth, plainNoAuth, secure *backend
+	imap *imapserver.Server
 
 	// conns holds the listeners and the live connections, each tracked
 	// by its *connState from handle until connState.close.
 	conns *netserver.Group
 	limit *netserver.Limiter
-	// byes counts the BYEs said at shutdown; Close waits for them.
-	byes sync.WaitGroup
 	// learner teaches Config.JunkLearner; nil without one.
 	learner *learner
 }
 
 // New returns a Server for cfg.
-func New(cfg Config) *Server {
+func New(cfg Config) *Server { return newServer(cfg, defaultLoginWindow) }
+
+func newServer(cfg Config, loginWindow time.Duration) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
 	log := cfg.Log.With("proto", "imap")
 	s := &Server{
-		cfg:         cfg,
-		log:         log,
-		maxLiteral:  mailstore.MaxMessageSize,
-		loginWindow: defaultLoginWindow,
-		conns:       netserver.New("imapserver", log),
-		limit:       netserver.NewLimiter("imapserver", cfg.Limits, log),
-	}
-	// go-imap only advertises STARTTLS when it has a tls.Config; the guard
-	// runs STARTTLS itself, so the one given to go-imap refuses every
-	// handshake in case a command ever slipped past the guard.
-	var advertiseTLS *tls.Config
-	if cfg.TLS != nil {
-		advertiseTLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return nil, errors.New("imapserver: STARTTLS is handled by the input guard")
-		}}
+		cfg:        cfg,
+		log:        log,
+		maxLiteral: mailstore.MaxMessageSize,
+		conns:      netserver.New("imapserver", log),
+		limit:      netserver.NewLimiter("imapserver", cfg.Limits, log),
 	}
 	if cfg.JunkLearner != nil {
 		s.learner = newLearner(cfg.JunkLearner, cfg.Mail, log)
 	}
-	s.plainAuth = s.newBackend(advertiseTLS, true)
-	s.plainNoAuth = s.newBackend(advertiseTLS, false)
-	s.secure = s.newBackend(nil, true)
+	s.imap = imapserver.New(&imapserver.Options{
+		NewSession: s.newSession,
+		Caps:       caps,
+		Logger:     imapLogger{s.log},
+		TLSConfig:  cfg.TLS,
+		// LOGINDISABLED (RFC 9051 §6.2.3) before TLS, unless
+		// Config.Plaintext allows this client a password in clear.
+		InsecureAuthFunc: func(c *imapserver.Conn) bool {
+			st := connOf(c)
+			return st != nil && st.plainAuth
+		},
+		LoginTimeout: loginWindow,
+		// In the middle of a command (its literal, or the rest of its line
+		// after one) a client that keeps Nagle's algorithm on holds the
+		// rest back until the server acknowledges what it sent: the ACK
+		// is asked for at once (netserver.QuickAck). Between commands it
+		// goes out with the response, as usual.
+		ReadingLiteral: func(c *imapserver.Conn) {
+			if st := connOf(c); st != nil {
+				quickAck(st.Revocable.Conn)
+			}
+		},
+		Limits: imapserver.Limits{
+			MaxLine:                    maxLine,
+			MaxCommand:                 maxCommand,
+			MaxLiteralNotAuthenticated: maxLiteralPreAuth,
+			MaxLiteral:                 s.maxLiteral,
+		},
+		// RFC 2971: iOS Mail and others send ID; the name alone, no
+		// version for a scanner to match against.
+		ID: &imap.IDData{Name: "Postern"},
+	})
 	return s
 }
 
@@ -138,25 +152,8 @@ var caps = imap.CapSet{
 	imap.CapSortDisplay:      {},
 	imap.Cap("THREAD=" + imap.ThreadOrderedSubject): {},
 	imap.Cap("THREAD=" + imap.ThreadReferences):     {},
-}
-
-func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {
-	b := &backend{ln: newChanListener()}
-	b.srv = imapserver.New(&imapserver.Options{
-		NewSession:   s.newSession,
-		Caps:         caps,
-		Logger:       imapLogger{s.log},
-		TLSConfig:    tlsConfig,
-		InsecureAuth: insecureAuth,
-		// RFC 2971: iOS Mail and others send ID; the name alone, no
-		// version for a scanner to match against.
-		ID: &imap.IDData{Name: "Postern"},
-	})
-	go b.srv.Serve(b.ln)
-	// go-imap's Serve counts itself in a WaitGroup that Close waits on;
-	// waiting for its first Accept orders that Add before any Close.
-	<-b.ln.accepting
-	return b
+	// RFC 4978, offered once authenticated (go-imap's compress.go).
+	imap.CapCompressDeflate: {},
 }
 
 // Serve accepts connections on l until l fails or the server is closed. With
@@ -186,32 +183,21 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 		raw.Close()
 		return
 	}
-	var b *backend
-	switch {
-	case implicitTLS:
-		tc := tls.Server(raw, s.cfg.TLS)
-		raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	defer st.close()
+	var nc net.Conn = st
+	if implicitTLS {
+		tc := tls.Server(st, s.cfg.TLS)
+		st.SetDeadline(time.Now().Add(handshakeTimeout))
 		if err := tc.Handshake(); err != nil {
 			st.logger().Debug("imap TLS handshake failed", "err", err)
-			st.close()
 			return
 		}
-		raw.SetDeadline(time.Time{})
-		st.tmu.Lock()
-		st.transport = tc
-		st.tmu.Unlock()
-		st.isTLS.Store(true)
-		b = s.secure
-	case s.cfg.Plaintext.Allows(raw.RemoteAddr(), false):
-		b = s.plainAuth
-	default:
-		b = s.plainNoAuth
+		st.SetDeadline(time.Time{})
+		nc = tc
 	}
-	// Served here, in the accept loop's goroutine for this connection; after
-	// STARTTLS the connection goes on in the secure backend's (startTLS).
-	if err := b.srv.ServeConn(&vconn{st: st}); err != nil {
-		st.close()
-	}
+	// Served here, in the accept loop's goroutine for this connection,
+	// STARTTLS included.
+	s.imap.ServeConn(nc)
 }
 
 // refusal is what a connection over a cap of Config.Limits is told before
@@ -222,79 +208,16 @@ var refusal = netserver.Refusal{
 	Total:   "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
 }
 
-// Close closes the listeners and every connection.
+// Close closes the listeners and every connection: a connection says BYE
+// (RFC 9051 §7.1.5) and closes within a second, and Close waits for it.
 func (s *Server) Close() error {
-	// First the go-imap servers' inlets, so that a connection being handed
-	// over now is closed rather than keep Close waiting for its handler.
-	for _, b := range s.backends() {
-		b.ln.Close()
-	}
 	err := s.conns.Close()
-	s.byes.Wait()
-	for _, b := range s.backends() {
-		b.srv.Close()
-	}
+	s.imap.Close()
 	if s.learner != nil {
 		s.learner.close()
 	}
 	return err
 }
-
-func (s *Server) backends() []*backend { return []*backend{s.plainAuth, s.plainNoAuth, s.secure} }
-
-// backend is one go-imap server: handle serves new connections with it
-// directly (ServeConn), and startTLS hands connections to it through its
-// chanListener.
-type backend struct {
-	srv *imapserver.Server
-	ln  *chanListener
-}
-
-func (b *backend) push(c net.Conn) bool { return b.ln.push(c) }
-
-// chanListener is a net.Listener whose connections come from push.
-type chanListener struct {
-	ch         chan net.Conn
-	done       chan struct{}
-	closeOnce  sync.Once
-	accepting  chan struct{} // closed at the first Accept
-	acceptOnce sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{}), accepting: make(chan struct{})}
-}
-
-func (l *chanListener) push(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	l.acceptOnce.Do(func() { close(l.accepting) })
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return chanAddr{} }
-
-type chanAddr struct{}
-
-func (chanAddr) Network() string { return "imap" }
-func (chanAddr) String() string  { return "imapserver" }
 
 // imapLogger routes go-imap's messages (mostly clients that went away in the
 // middle of a command) to slog.

@@ -2,11 +2,11 @@ package imapserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -48,23 +48,24 @@ var (
 	_ imapserver.SessionMove        = (*session)(nil)
 	_ imapserver.SessionSASL        = (*session)(nil)
 	_ imapserver.SessionAppendLimit = (*session)(nil)
+	_ imapserver.SessionNoop        = (*session)(nil)
 	_ imapserver.SessionCondStore   = (*session)(nil)
 	_ imapserver.SessionMultiAppend = (*session)(nil)
 	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	vc, ok := c.NetConn().(*vconn)
-	if !ok {
+	st := connOf(c)
+	if st == nil {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Internal error."}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sess := &session{
-		srv: s, conn: c, st: vc.st,
+		srv: s, conn: c, st: st,
 		ctx: ctx, cancel: cancel,
 		changed: make(chan struct{}, 1),
 	}
-	vc.st.sess.Store(sess)
+	st.served(c)
 	return sess, nil, nil
 }
 
@@ -100,7 +101,7 @@ func (s *session) Login(username, password string) error {
 func (s *session) authenticate(user, secret, mech string) error {
 	login, err := s.srv.cfg.Auth.Authenticate(s.ctx, auth.Attempt{
 		User: user, Secret: secret, Protocol: auth.IMAP, Mechanism: mech,
-		RemoteIP: s.st.remoteIP, TLS: s.st.isTLS.Load(),
+		RemoteIP: s.st.remoteIP, TLS: s.isTLS(),
 	})
 	if err != nil {
 		if account.ErrorCode(err) == account.EUNAVAILABLE {
@@ -110,7 +111,6 @@ func (s *session) authenticate(user, secret, mech string) error {
 		return errAuthFailed
 	}
 	s.memberID = login.Member.ID
-	s.st.authed.Store(true)
 	s.email = login.Member.Email
 	if bus := s.srv.cfg.Bus; bus != nil {
 		s.unsub = bus.Subscribe(login.Member.ID, s.onEvent)
@@ -122,24 +122,14 @@ func (s *session) authenticate(user, secret, mech string) error {
 // revoke ends the session because its credential was revoked.
 func (s *session) revoke() { s.end("Session ended: the credential was revoked") }
 
-// end says BYE with text and closes the connection. It may run on any
-// goroutine and returns at once (see endWait).
-func (s *session) end(text string) { go s.endWait(text) }
+// end says BYE with text and closes the connection (connState.end). It may
+// run on any goroutine and returns at once.
+func (s *session) end(text string) { s.st.end(text) }
 
-// endWait says BYE with text and closes the connection. The BYE waits for
-// any response being written, so the connection is cut after a second in
-// any case.
-func (s *session) endWait(text string) {
-	bye := make(chan struct{})
-	go func() {
-		s.conn.Bye(text)
-		close(bye)
-	}()
-	select {
-	case <-bye:
-	case <-time.After(time.Second):
-	}
-	s.st.abort()
+// isTLS: the connection runs TLS, implicit or after STARTTLS.
+func (s *session) isTLS() bool {
+	_, ok := s.conn.NetConn().(*tls.Conn)
+	return ok
 }
 
 // onEvent runs on the publisher's goroutine: it only flags and signals.

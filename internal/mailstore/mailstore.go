@@ -43,6 +43,10 @@ type Mailbox struct {
 	UIDValidity uint32
 	UIDNext     uint32
 	Subscribed  bool
+	// RecentUID is the first UID no IMAP session has claimed as \Recent
+	// (RFC 3501 §2.3.2): the messages from it on are recent for the next
+	// session that selects the mailbox read-write (ClaimRecent).
+	RecentUID uint32
 	// HighestModSeq is the last mod-sequence of the mailbox (RFC 7162's
 	// HIGHESTMODSEQ): every change to its messages takes a higher one,
 	// expunges included, and none is ever handed out twice.
@@ -201,6 +205,12 @@ type Store interface {
 	// at once from one snapshot (IMAP SELECT, POP3's maildrop), creating the
 	// defaults on first use like Mailbox.
 	Open(ctx context.Context, memberID int64, name string) (Mailbox, []MessageInfo, error)
+	// ClaimRecent makes the caller the one session for which the mailbox's
+	// messages not yet claimed are \Recent (RFC 3501 §2.3.2): it moves the
+	// mailbox's RecentUID to its UIDNext, atomically on every node, and
+	// returns the UIDs the caller now holds, first <= uid < next (first ==
+	// next: none).
+	ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error)
 	// State returns a mailbox by ID with its messages in UID order, read at
 	// once from one snapshot, so that HighestModSeq covers exactly the
 	// listed state (IMAP SELECT and the re-reads of a selected mailbox).
@@ -290,6 +300,9 @@ const (
 type Counts struct {
 	Messages, Unseen, Deleted uint32
 	Size, DeletedSize         int64 // DeletedSize: of the messages flagged \Deleted
+	// Recent counts the messages no session has claimed as \Recent yet
+	// (UID from the mailbox's RecentUID on): STATUS RECENT.
+	Recent uint32
 }
 
 // Indexer is what a store offers over its messages' indexes.

@@ -23,8 +23,9 @@ import (
 
 // Version is the version of what Build computes. Stores keep it with each
 // index and build again an index of an older version, so a change here
-// (a fixed envelope builder) reaches messages stored before it.
-const Version = 1
+// (a fixed envelope builder) reaches messages stored before it. 2: ENVELOPE
+// keeps address groups and source routes.
+const Version = 2
 
 // Header parses the message's header as FETCH and SEARCH do: a message
 // whose header does not parse has ok false.

@@ -83,7 +83,7 @@ func testDomains(t *testing.T, in *Instance) {
 		t.Fatalf("domain list: %v", list)
 	}
 	for _, d := range list {
-		if keys(d) != "created_at,name,policy" {
+		if keys(d) != "created_at,name,policy,quota" || d["quota"] != nil {
 			t.Errorf("domain keys %s", keys(d))
 		}
 		if d["policy"] != want[d["name"].(string)] {
@@ -131,7 +131,7 @@ func testUsers(t *testing.T, in *Instance) {
 		t.Fatalf("user list example.com: %v", users)
 	}
 	for _, u := range users {
-		if keys(u) != "domain,email,name,policy,state,use_app_passwords" {
+		if keys(u) != "domain,email,name,policy,quota,state,storage_limit,storage_used,use_app_passwords" {
 			t.Errorf("user keys %s", keys(u))
 		}
 	}

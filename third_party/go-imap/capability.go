@@ -44,6 +44,7 @@ const (
 	CapESort            Cap = "ESORT"              // RFC 5267
 	CapFilters          Cap = "FILTERS"            // RFC 5466
 	CapID               Cap = "ID"                 // RFC 2971
+	CapCompressDeflate  Cap = "COMPRESS=DEFLATE"   // RFC 4978
 	CapLanguage         Cap = "LANGUAGE"           // RFC 5255
 	CapListMyRights     Cap = "LIST-MYRIGHTS"      // RFC 8440
 	CapLiteralPlus      Cap = "LITERAL+"           // RFC 7888

@@ -101,6 +101,7 @@ type Envelope struct {
 // Address represents a sender or recipient of a message.
 type Address struct {
 	Name    string
+	Route   string // the obsolete source route, "@host1,@host2" (RFC 5322 §4.4)
 	Mailbox string
 	Host    string
 }

@@ -18,13 +18,13 @@ func (db *DB) Mail() *Mail { return &Mail{db: db} }
 
 var _ mailstore.Store = (*Mail)(nil)
 
-const mailboxCols = `id, member_id, name, special_use, uid_validity, uid_next, subscribed, highest_modseq`
+const mailboxCols = `id, member_id, name, special_use, uid_validity, uid_next, subscribed, highest_modseq, recent_uid`
 
 func scanMailbox(row interface{ Scan(...any) error }) (mailstore.Mailbox, error) {
 	var mb mailstore.Mailbox
-	var validity, next, highest int64
-	err := row.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed, &highest)
-	mb.UIDValidity, mb.UIDNext, mb.HighestModSeq = uint32(validity), uint32(next), uint64(highest)
+	var validity, next, highest, recent int64
+	err := row.Scan(&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed, &highest, &recent)
+	mb.UIDValidity, mb.UIDNext, mb.HighestModSeq, mb.RecentUID = uint32(validity), uint32(next), uint64(highest), uint32(recent)
 	return mb, err
 }
 
@@ -117,7 +117,7 @@ func (s *Mail) CreateMailbox(ctx context.Context, memberID int64, name, specialU
 		if err := db.createParents(ctx, tx, memberID, name, names); err != nil {
 			return err
 		}
-		mb, err = db.insertMailbox(ctx, tx, memberID, name, specialUse)
+		mb, err = db.insertMailbox(ctx, tx, memberID, name, specialUse, false)
 		return err
 	})
 	return mb, mailErr("create mailbox", err)
@@ -149,7 +149,7 @@ func (db *DB) createParents(ctx context.Context, tx *sql.Tx, memberID int64, nam
 		if _, ok := names[p]; ok {
 			continue
 		}
-		mb, err := db.insertMailbox(ctx, tx, memberID, p, "")
+		mb, err := db.insertMailbox(ctx, tx, memberID, p, "", false)
 		if err != nil {
 			return err
 		}
@@ -298,7 +298,7 @@ func (db *DB) renameInbox(ctx context.Context, tx *sql.Tx, memberID, inboxID int
 	if err := db.createParents(ctx, tx, memberID, newKey, names); err != nil {
 		return err
 	}
-	mb, err := db.insertMailbox(ctx, tx, memberID, newKey, "")
+	mb, err := db.insertMailbox(ctx, tx, memberID, newKey, "", false)
 	if err != nil {
 		return err
 	}

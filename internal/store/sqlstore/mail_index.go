@@ -327,10 +327,12 @@ func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body [
 
 // countsQuery totals a mailbox. Flags are stored canonical and keywords
 // hold no backslash, so a system flag's name inside the flags column is
-// that flag.
+// that flag. The recent messages are those from the mailbox's recent_uid
+// on (an uncorrelated subquery: read once).
 const countsQuery = `SELECT COUNT(*), COALESCE(SUM(CASE WHEN instr(flags, '\Seen') = 0 THEN 1 ELSE 0 END), 0),
 	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(size), 0),
-	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN size ELSE 0 END), 0)
+	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN size ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN uid >= (SELECT recent_uid FROM mailboxes WHERE id = ?) THEN 1 ELSE 0 END), 0)
 	FROM mail_messages WHERE mailbox_id = ?`
 
 // Counts implements mailstore.Indexer.
@@ -341,10 +343,10 @@ func (s *Mail) Counts(ctx context.Context, mailboxID int64) (mailstore.Counts, e
 		q = strings.ReplaceAll(q, "instr(flags, ", "strpos(flags, ")
 	}
 	var c mailstore.Counts
-	var n, unseen, deleted int64
-	if err := db.SQL.QueryRowContext(ctx, db.q(q), mailboxID).Scan(&n, &unseen, &deleted, &c.Size, &c.DeletedSize); err != nil {
+	var n, unseen, deleted, recent int64
+	if err := db.SQL.QueryRowContext(ctx, db.q(q), mailboxID, mailboxID).Scan(&n, &unseen, &deleted, &c.Size, &c.DeletedSize, &recent); err != nil {
 		return c, mailErr("counts", err)
 	}
-	c.Messages, c.Unseen, c.Deleted = uint32(n), uint32(unseen), uint32(deleted)
+	c.Messages, c.Unseen, c.Deleted, c.Recent = uint32(n), uint32(unseen), uint32(deleted), uint32(recent)
 	return c, nil
 }

@@ -165,7 +165,7 @@ func (db *DB) deliverJunkTx(ctx context.Context, tx *sql.Tx, memberID int64, bod
 		memberID, mailstore.Junk, "Junk").Scan(&id)
 	if notFound(err) {
 		var mb mailstore.Mailbox
-		mb, err = db.insertMailbox(ctx, tx, memberID, "Junk", mailstore.Junk)
+		mb, err = db.insertMailbox(ctx, tx, memberID, "Junk", mailstore.Junk, true)
 		id = mb.ID
 	}
 	if err != nil {
@@ -314,14 +314,14 @@ func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, bo
 // openQuery reads a mailbox and its messages in one statement: one read
 // transaction, so the list matches the mailbox row, and one query for every
 // POP3 login instead of four.
-const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq,
+const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, b.recent_uid,
 		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
 	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
 	WHERE b.member_id = ? AND b.name_key = ? ORDER BY m.uid`
 
 // stateQuery is openQuery by mailbox id: State's listing read whole, without
 // the view cache (tests compare the two).
-const stateQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq,
+const stateQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, b.recent_uid,
 		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
 	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
 	WHERE b.id = ? ORDER BY m.uid`
@@ -384,16 +384,16 @@ func (db *DB) openWith(ctx context.Context, query string, args ...any) (mailstor
 	sets := flagSets{}
 	var name, specialUse, flags sql.RawBytes
 	for rows.Next() {
-		var validity, next, highest int64
+		var validity, next, highest, recent int64
 		var id, uid, date, size, bodyID, modseq sql.NullInt64
-		if err := rows.Scan(&mb.ID, &mb.MemberID, &name, &specialUse, &validity, &next, &mb.Subscribed, &highest,
+		if err := rows.Scan(&mb.ID, &mb.MemberID, &name, &specialUse, &validity, &next, &mb.Subscribed, &highest, &recent,
 			&id, &uid, &flags, &date, &size, &bodyID, &modseq); err != nil {
 			return mailstore.Mailbox{}, nil, err
 		}
 		if !found {
 			mb.Name, mb.SpecialUse = string(name), string(specialUse)
 		}
-		mb.UIDValidity, mb.UIDNext, mb.HighestModSeq, found = uint32(validity), uint32(next), uint64(highest), true
+		mb.UIDValidity, mb.UIDNext, mb.HighestModSeq, mb.RecentUID, found = uint32(validity), uint32(next), uint64(highest), uint32(recent), true
 		if id.Valid {
 			r := msgRow{id: id.Int64, bodyID: bodyID.Int64, uid: uint32(uid.Int64), flags: sets.split(flags), date: date.Int64, size: size.Int64, modseq: modseq.Int64}
 			msgs = append(msgs, r.info(mb.ID))
@@ -430,6 +430,40 @@ func (s *Mail) Messages(ctx context.Context, mailboxID int64) ([]mailstore.Messa
 		out[i] = r.info(mailboxID)
 	}
 	return out, nil
+}
+
+// ClaimRecent implements mailstore.Store. A plain read first: most calls
+// (every session that sees new mail after another claimed it) find nothing
+// to claim and take no write lock. The claim itself locks the mailbox row
+// (see Locking), so it waits for an append in progress and its UIDs are all
+// committed when it returns. It moves the member's mail counter as any
+// change does, so that the INBOX cache (which keeps RecentUID) stays exact.
+func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error) {
+	db := s.db
+	var recent, uidNext, memberID int64
+	err = db.SQL.QueryRowContext(ctx, db.q(`SELECT recent_uid, uid_next FROM mailboxes WHERE id = ?`), mailboxID).Scan(&recent, &uidNext)
+	if notFound(err) {
+		return 0, 0, account.ErrNotFound
+	}
+	if err != nil || recent >= uidNext {
+		return uint32(uidNext), uint32(uidNext), mailErr("claim recent", err)
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, db.q(`SELECT recent_uid, uid_next, member_id FROM mailboxes WHERE id = ?`+db.forUpdate()), mailboxID).Scan(&recent, &uidNext, &memberID)
+		if notFound(err) {
+			return account.ErrNotFound
+		}
+		if err != nil || recent >= uidNext {
+			return err
+		}
+		db.noteMailChanged(tx, memberID)
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET recent_uid = ? WHERE id = ?`), uidNext, mailboxID)
+		return err
+	})
+	if err != nil {
+		return 0, 0, mailErr("claim recent", err)
+	}
+	return uint32(min(recent, uidNext)), uint32(uidNext), nil
 }
 
 // Body returns the raw message; it reads that one body only.

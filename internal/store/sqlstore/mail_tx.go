@@ -69,7 +69,7 @@ func (db *DB) ensureAccountTx(ctx context.Context, tx *sql.Tx, memberID int64) e
 		return err
 	}
 	for _, d := range mailstore.DefaultMailboxes {
-		if _, err := db.insertMailbox(ctx, tx, memberID, d.Name, d.SpecialUse); err != nil {
+		if _, err := db.insertMailbox(ctx, tx, memberID, d.Name, d.SpecialUse, true); err != nil {
 			return fmt.Errorf("create mailbox %s: %w", d.Name, err)
 		}
 	}
@@ -123,17 +123,20 @@ func (db *DB) newUIDValidity(ctx context.Context, tx *sql.Tx, memberID int64) (u
 	return uint32(v), nil
 }
 
-// insertMailbox creates a mailbox with a new UIDVALIDITY. Mailboxes start
-// subscribed: clients that show only subscribed mailboxes (RFC 3501 §6.3.6)
-// then show every mailbox made here or by another client.
-func (db *DB) insertMailbox(ctx context.Context, tx *sql.Tx, memberID int64, name, specialUse string) (mailstore.Mailbox, error) {
+// insertMailbox creates a mailbox with a new UIDVALIDITY. The mailboxes
+// Postern makes (the defaults, Junk) start subscribed, so that clients that
+// show only subscribed mailboxes (RFC 3501 §6.3.6) show them; a client's
+// CREATE or RENAME does not subscribe (RFC 3501 has SUBSCRIBE for that, and
+// clients that create folders subscribe them; imaptest's LSUB test expects
+// a created parent of a subscribed mailbox to be listed \Noselect).
+func (db *DB) insertMailbox(ctx context.Context, tx *sql.Tx, memberID int64, name, specialUse string, subscribed bool) (mailstore.Mailbox, error) {
 	v, err := db.newUIDValidity(ctx, tx, memberID)
 	if err != nil {
 		return mailstore.Mailbox{}, err
 	}
-	mb := mailstore.Mailbox{MemberID: memberID, Name: name, SpecialUse: specialUse, UIDValidity: v, UIDNext: 1, Subscribed: true, HighestModSeq: 1}
+	mb := mailstore.Mailbox{MemberID: memberID, Name: name, SpecialUse: specialUse, UIDValidity: v, UIDNext: 1, Subscribed: subscribed, HighestModSeq: 1, RecentUID: 1}
 	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO mailboxes (member_id, name, name_key, special_use, uid_validity, uid_next, subscribed) VALUES (?, ?, ?, ?, ?, 1, ?) RETURNING id`),
-		memberID, name, name, specialUse, int64(v), true).Scan(&mb.ID)
+		memberID, name, name, specialUse, int64(v), subscribed).Scan(&mb.ID)
 	if isUnique(err) {
 		return mailstore.Mailbox{}, account.Errorf(account.ECONFLICT, "A mailbox with this name exists.")
 	}

@@ -110,9 +110,8 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mb mailstore.Mailbox,
 	var fresh *view
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		var pruned int64
-		var validity, next, highest int64
-		err := tx.QueryRowContext(ctx, db.q(`SELECT `+mailboxCols+`, pruned_modseq FROM mailboxes WHERE id = ?`), mailboxID).Scan(
-			&mb.ID, &mb.MemberID, &mb.Name, &mb.SpecialUse, &validity, &next, &mb.Subscribed, &highest, &pruned)
+		row := tx.QueryRowContext(ctx, db.q(`SELECT pruned_modseq, `+mailboxCols+` FROM mailboxes WHERE id = ?`), mailboxID)
+		mb, err = scanMailbox(scanAfter{row, &pruned})
 		if notFound(err) {
 			c.drop(mailboxID)
 			return account.ErrNotFound
@@ -120,7 +119,6 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mb mailstore.Mailbox,
 		if err != nil {
 			return err
 		}
-		mb.UIDValidity, mb.UIDNext, mb.HighestModSeq = uint32(validity), uint32(next), uint64(highest)
 		v := c.get(mailboxID)
 		if v != nil && (v.memberID != mb.MemberID || v.uidValidity != mb.UIDValidity) {
 			v = nil
@@ -155,6 +153,16 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mb mailstore.Mailbox,
 		c.put(fresh)
 	}
 	return mb, msgs, nil
+}
+
+// scanAfter scans its first column into first and the others as asked.
+type scanAfter struct {
+	row   *sql.Row
+	first any
+}
+
+func (s scanAfter) Scan(dest ...any) error {
+	return s.row.Scan(append([]any{s.first}, dest...)...)
 }
 
 // patchView returns v's listing as of tx's snapshot: v's messages less those

@@ -36,6 +36,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"AppendManyAllOrNothing", testMailAppendMany},
 		{"UIDsNeverReused", testMailUIDs},
 		{"StoreFlags", testMailStoreFlags},
+		{"Recent", testMailRecent},
 		{"Expunge", testMailExpunge},
 		{"Delete", testMailDelete},
 		{"Copy", testMailCopy},
@@ -498,9 +499,15 @@ func testMailRenameInbox(t *testing.T, e *MailEnv) {
 func testMailSubscribe(t *testing.T, e *MailEnv) {
 	ctx := context.Background()
 	m := e.NewMember(t)
-	e.Create(t, m, "Lists")
+	e.Create(t, m, "Lists/Go")
+	if e.Box(t, m, "Lists").Subscribed || e.Box(t, m, "Lists/Go").Subscribed {
+		t.Error("a created mailbox or its parent is subscribed: subscribing is the client's choice (RFC 3501 §6.3.6)")
+	}
+	if err := e.Mail.SetSubscribed(ctx, m, "Lists", true); err != nil {
+		t.Fatal(err)
+	}
 	if !e.Box(t, m, "Lists").Subscribed {
-		t.Error("a new mailbox is not subscribed")
+		t.Error("not subscribed")
 	}
 	if err := e.Mail.SetSubscribed(ctx, m, "Lists", false); err != nil {
 		t.Fatal(err)

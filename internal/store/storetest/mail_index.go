@@ -172,7 +172,7 @@ func testMailCounts(t *testing.T, e *MailEnv) {
 	e.Append(t, in.ID, "ccc", `\Seen`, `\Deleted`)
 	e.Append(t, in.ID, "dddd")
 	c, err := e.Mail.Counts(ctx, in.ID)
-	if err != nil || c != (mailstore.Counts{Messages: 4, Unseen: 2, Deleted: 2, Size: 10, DeletedSize: 5}) {
+	if err != nil || c != (mailstore.Counts{Messages: 4, Unseen: 2, Deleted: 2, Size: 10, DeletedSize: 5, Recent: 4}) {
 		t.Fatalf("counts %+v %v", c, err)
 	}
 	if c, err := e.Mail.Counts(ctx, e.Box(t, m, "Trash").ID); err != nil || c != (mailstore.Counts{}) {

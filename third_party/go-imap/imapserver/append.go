@@ -34,6 +34,9 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return r.drain(err)
 	}
+	if err := dec.BadMailbox(); err != nil {
+		return r.drain(err)
+	}
 
 	var (
 		data      *imap.AppendData

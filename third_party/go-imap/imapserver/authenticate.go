@@ -27,7 +27,11 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		var err error
 		initialResp, err = internal.DecodeSASL(initialRespStr)
 		if err != nil {
-			return err
+			// Postern: upstream answered NO [SERVERBUG].
+			return &imap.Error{
+				Type: imap.StatusResponseTypeBad,
+				Text: "Malformed SASL initial response",
+			}
 		}
 	}
 
@@ -89,6 +93,9 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 			challengeStr = internal.EncodeSASL(challenge)
 		}
 		if err := writeContReq(enc.Encoder, challengeStr); err != nil {
+			return err
+		}
+		if err := enc.flush(); err != nil { // Postern: see responseEncoder.flush
 			return err
 		}
 

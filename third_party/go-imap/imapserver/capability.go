@@ -122,6 +122,12 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 			caps = addAvailableCaps(caps, available, quotaResCaps)
 		}
 
+		// RFC 4978: once compression is on, COMPRESS is no longer offered
+		// (Postern).
+		if available.Has(imap.CapCompressDeflate) && !c.compressed {
+			caps = append(caps, imap.CapCompressDeflate)
+		}
+
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()
 			caps = append(caps, derivedCap("APPENDLIMIT=", strconv.FormatUint(uint64(limit), 10)))

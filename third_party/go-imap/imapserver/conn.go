@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"bufio"
+	"compress/flate"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -36,11 +38,33 @@ var internalServerErrorResp = &imap.StatusResponse{
 // A Conn represents an IMAP connection to the server.
 type Conn struct {
 	server   *Server
-	rw       io.ReadWriter // what br reads from and bw writes to
+	rw       io.ReadWriter // what bw writes to
+	rd       connReader    // what br reads from
 	br       *bufio.Reader // nil while waiting for input: see waitInput
 	bw       *bufio.Writer // nil between responses: see newResponseEncoder
 	encMutex sync.Mutex
 	first    firstReader
+
+	// Postern: the connection's start (for Options.LoginTimeout), the
+	// deadlines last set (see setDeadline), the text of the BYE said after
+	// a read timed out (SetTimeoutBye), and the BYE that ends the
+	// connection after a refused non-synchronizing literal.
+	started    time.Time
+	deadlines  [2]time.Time
+	dlSet      [2]bool
+	timeoutBye atomic.Pointer[string]
+	byeAfter   string
+	// The command being read: its name and how many literals it
+	// announced so far; readingLiteral calls Options.ReadingLiteral.
+	cmdName        string
+	cmdLiterals    int
+	readingLiteral func()
+
+	// compressed: COMPRESS=DEFLATE is on (compress.go); fw is the
+	// compressor bw writes to while a response is written, nil between
+	// responses. Both guarded by encMutex.
+	compressed bool
+	fw         *flate.Writer
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -52,12 +76,51 @@ type Conn struct {
 
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
-	return &Conn{
+	conn := &Conn{
 		conn:    c,
 		server:  server,
 		rw:      rw,
+		rd:      connReader{r: rw},
 		enabled: make(imap.CapSet),
+		started: time.Now(),
 	}
+	if f := server.options.ReadingLiteral; f != nil {
+		conn.readingLiteral = func() { f(conn) }
+	}
+	return conn
+}
+
+// connReader reads from the connection and keeps the first error (Postern):
+// once a read failed (a timeout above all: an idle client, the login window,
+// or a connection woken to end), the connection ends with a BYE
+// (byeAfterReadError) instead of answering the command the failure
+// interrupted.
+type connReader struct {
+	r   io.Reader
+	err error
+	// beforeRead is Options.ReadingLiteral's call while the command being
+	// read has announced a literal, nil otherwise.
+	beforeRead func()
+}
+
+func (cr *connReader) Read(p []byte) (int, error) {
+	if cr.beforeRead != nil {
+		cr.beforeRead()
+	}
+	n, err := cr.r.Read(p)
+	if err != nil && cr.err == nil {
+		cr.err = err
+	}
+	return n, err
+}
+
+// SetTimeoutBye sets the text of the BYE the connection says when a read
+// fails with a timeout, "Autologout; idle for too long" by default. With a
+// connection whose reads can be made to time out from another goroutine
+// (a past read deadline), that is how it is ended politely: by the
+// goroutine serving it, between two responses (Postern).
+func (c *Conn) SetTimeoutBye(text string) {
+	c.timeoutBye.Store(&text)
 }
 
 // readerPool holds the buffered readers of the connections waiting for
@@ -78,8 +141,8 @@ func (c *Conn) waitInput() {
 		}
 		c.putReader()
 	}
-	c.first.r = c.rw
-	c.first.n, c.first.err = c.rw.Read(c.first.buf[:])
+	c.first.r = &c.rd
+	c.first.n, c.first.err = c.rd.Read(c.first.buf[:])
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.first)
 }
@@ -162,6 +225,13 @@ func (c *Conn) serve() {
 			c.server.logger().Printf("panic handling command: %v\n%s", v, debug.Stack())
 		}
 
+		// Postern: output held back (a BYE waiting for LOGOUT's tagged
+		// reply, see handleLogout) goes out before the close.
+		c.encMutex.Lock()
+		if c.bw != nil {
+			c.bw.Flush()
+		}
+		c.encMutex.Unlock()
 		c.conn.Close()
 		// Postern: the read buffer goes back to the pool (see waitInput)
 		// when the connection ends too, or every connection would take a
@@ -251,10 +321,17 @@ func (c *Conn) serve() {
 		if c.state == imap.ConnStateLogout {
 			break
 		}
+		c.cmdName, c.cmdLiterals, c.rd.beforeRead = "", 0, nil
 		c.waitInput()
 
 		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
 		dec.MaxSize = maxCommandSize
+		if lim := &c.server.options.Limits; lim.on() {
+			dec.MaxSize = lim.MaxCommand
+			dec.MaxLine = lim.MaxLine
+			dec.StrictBytes = true
+			dec.LiteralFunc = c.checkLiteral
+		}
 		dec.UTF8 = c.enabled.Has(imap.CapIMAP4rev2) || c.enabled.Has(imap.CapUTF8Accept)
 		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
 
@@ -264,17 +341,144 @@ func (c *Conn) serve() {
 
 		c.setReadTimeout(cmdReadTimeout)
 		if err := c.readCommand(dec); err != nil {
-			if !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, errConnEnded) && c.rd.err == nil {
 				c.server.logger().Printf("failed to read command: %v", err)
 			}
 			break
 		}
 	}
+	c.byeAfterReadError()
+}
+
+// errConnEnded ends serve after the connection said BYE for a broken limit
+// (Postern).
+var errConnEnded = errors.New("imapserver: connection ended")
+
+// byeAfterReadError says BYE when a read timed out (RFC 9051 §7.1.5):
+// the client was silent too long, or the connection was woken to end
+// (SetTimeoutBye) (Postern).
+func (c *Conn) byeAfterReadError() {
+	var ne net.Error
+	if c.state == imap.ConnStateLogout || !errors.As(c.rd.err, &ne) || !ne.Timeout() {
+		return
+	}
+	text := "Autologout; idle for too long"
+	if t := c.timeoutBye.Load(); t != nil {
+		text = *t
+	}
+	c.state = imap.ConnStateLogout
+	c.writeStatusResp("", &imap.StatusResponse{Type: imap.StatusResponseTypeBye, Text: text})
+}
+
+// endWithBye says BYE and ends the connection (Postern).
+func (c *Conn) endWithBye(text string) error {
+	c.server.logger().Printf("connection closed: %v", text)
+	c.state = imap.ConnStateLogout
+	if err := c.writeStatusResp("", &imap.StatusResponse{Type: imap.StatusResponseTypeBye, Text: text}); err != nil {
+		return err
+	}
+	return errConnEnded
+}
+
+// answerLimit answers a command that broke a limit of Options.Limits
+// (Postern): the input that broke it was not used, so the reply is the
+// limit's, whatever the command's parser made of the failed read.
+func (c *Conn) answerLimit(tag string, dec *imapwire.Decoder) error {
+	lerr := dec.LimitErr()
+	var imapErr *imap.Error
+	switch {
+	case errors.Is(lerr, imapwire.ErrLineTooLong):
+		return c.endWithBye("Line too long")
+	case errors.Is(lerr, imapwire.ErrCommandTooLong):
+		return c.endWithBye("Command too long")
+	case errors.Is(lerr, imapwire.ErrBadBytes):
+		if tag == "" {
+			return c.endWithBye("Protocol error")
+		}
+		if !dec.DiscardLineAfterLimit() {
+			if c.rd.err != nil {
+				return c.rd.err
+			}
+			return c.endWithBye("Line too long")
+		}
+		return c.writeStatusResp(tag, &imap.StatusResponse{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeClientBug,
+			Text: "NUL and bare CR are not allowed in a command",
+		})
+	case errors.As(lerr, &imapErr):
+		if err := c.writeStatusResp(tag, (*imap.StatusResponse)(imapErr)); err != nil {
+			return err
+		}
+		if c.byeAfter != "" {
+			return c.endWithBye(c.byeAfter)
+		}
+		return nil
+	}
+	return lerr
+}
+
+// checkLiteral applies Options.Limits to a literal announcement, before
+// anything is read or sent for it (Postern).
+func (c *Conn) checkLiteral(size int64, nonSync bool) error {
+	c.cmdLiterals++
+	err := c.literalRefusal(size, nonSync)
+	if err != nil {
+		if nonSync {
+			// RFC 7888 §4: the literal is already on its way, so after
+			// the refusal the connection ends.
+			c.byeAfter = "Literal too big"
+		}
+		return err
+	}
+	// From here to the command's end the client may be waiting for an
+	// ACK: asked for now, and before each read.
+	if c.readingLiteral != nil {
+		c.readingLiteral()
+	}
+	c.rd.beforeRead = c.readingLiteral
+	return nil
+}
+
+func (c *Conn) literalRefusal(size int64, nonSync bool) error {
+	lim := &c.server.options.Limits
+	limit := lim.MaxLiteral
+	if c.state == imap.ConnStateNotAuthenticated {
+		limit = lim.MaxLiteralNotAuthenticated
+	}
+	if nonSync {
+		// Only APPEND streams its literals (up to the message size); the
+		// other commands' are strings go-imap buffers, at most 4 KiB.
+		max := int64(4096)
+		if c.cmdName == "APPEND" && c.server.options.caps().Has(imap.CapLiteralPlus) && (limit == 0 || limit > max) {
+			max = limit
+		}
+		if max > 0 && size > max {
+			return &imap.Error{
+				Type: imap.StatusResponseTypeBad,
+				Code: imap.ResponseCodeTooBig,
+				Text: "Non-synchronizing literal too big",
+			}
+		}
+		return nil
+	}
+	if c.cmdLiterals > 1 || limit <= 0 || size <= limit {
+		// A later literal of the command (a MULTIAPPEND's next message, a
+		// LOGIN's password) meets the command's own bound before its "+".
+		return nil
+	}
+	if c.state == imap.ConnStateNotAuthenticated {
+		return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeTooBig, Text: "Literal too big"}
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Literal too big"}
 }
 
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	var tag, name string
 	if !dec.ExpectAtom(&tag) || !dec.ExpectSP() || !dec.ExpectAtom(&name) {
+		if dec.LimitErr() != nil {
+			return c.answerLimit(tag, dec)
+		}
 		return fmt.Errorf("in command: %w", dec.Err())
 	}
 	name = strings.ToUpper(name)
@@ -284,10 +488,14 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		numKind = NumKindUID
 		var subName string
 		if !dec.ExpectSP() || !dec.ExpectAtom(&subName) {
+			if dec.LimitErr() != nil {
+				return c.answerLimit(tag, dec)
+			}
 			return fmt.Errorf("in command: %w", dec.Err())
 		}
 		name = "UID " + strings.ToUpper(subName)
 	}
+	c.cmdName = name
 
 	// TODO: handle multiple commands concurrently
 	sendOK := true
@@ -368,6 +576,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleSort(dec, numKind)
 	case "THREAD", "UID THREAD":
 		err = c.handleThread(dec, numKind)
+	case "COMPRESS":
+		err = c.handleCompress(tag, dec)
+		sendOK = false
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to
@@ -383,13 +594,20 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	}
 
 	dec.DiscardLine()
+	if dec.LimitErr() != nil {
+		return c.answerLimit(tag, dec)
+	}
 
 	var (
 		resp    *imap.StatusResponse
 		imapErr *imap.Error
 		decErr  *imapwire.DecoderExpectError
 	)
-	if errors.As(err, &imapErr) {
+	if c.rd.err != nil && err != nil {
+		// Postern: the connection failed under the command (or was woken
+		// to end): no reply, the connection ends (byeAfterReadError).
+		return err
+	} else if errors.As(err, &imapErr) {
 		resp = (*imap.StatusResponse)(imapErr)
 	} else if errors.As(err, &decErr) {
 		resp = &imap.StatusResponse{
@@ -419,6 +637,9 @@ func (c *Conn) handleNoop(dec *imapwire.Decoder) error {
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
+	if s, ok := c.session.(SessionNoop); ok && c.state == imap.ConnStateSelected {
+		s.Noop()
+	}
 	return nil
 }
 
@@ -429,7 +650,12 @@ func (c *Conn) handleLogout(dec *imapwire.Decoder) error {
 
 	c.state = imap.ConnStateLogout
 
-	return c.writeStatusResp("", &imap.StatusResponse{
+	// Postern: the BYE waits in the buffer for the tagged reply, so that
+	// LOGOUT costs one write.
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	enc.Hold, enc.keep = true, true
+	return writeStatusResp(enc.Encoder, "", &imap.StatusResponse{
 		Type: imap.StatusResponseTypeBye,
 		Text: "Logging out",
 	})
@@ -482,10 +708,11 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 	if size > 4096 {
+		// Postern: BAD, as a literal over Options.Limits before login.
 		return &imap.Error{
-			Type: imap.StatusResponseTypeNo,
+			Type: imap.StatusResponseTypeBad,
 			Code: imap.ResponseCodeTooBig,
-			Text: "Literals are limited to 4096 bytes for this command",
+			Text: "Literals are limited to 4096 octets for this command",
 		}
 	}
 
@@ -512,7 +739,13 @@ func (c *Conn) canAuth() bool {
 		return false
 	}
 	_, isTLS := c.conn.(*tls.Conn)
-	return isTLS || c.server.options.InsecureAuth
+	if isTLS {
+		return true
+	}
+	if f := c.server.options.InsecureAuthFunc; f != nil {
+		return f(c)
+	}
+	return c.server.options.InsecureAuth
 }
 
 func (c *Conn) writeStatusResp(tag string, statusResp *imap.StatusResponse) error {
@@ -545,18 +778,49 @@ func (c *Conn) checkState(state imap.ConnState) error {
 }
 
 func (c *Conn) setReadTimeout(dur time.Duration) {
+	var t time.Time
 	if dur > 0 {
-		c.conn.SetReadDeadline(time.Now().Add(dur))
-	} else {
-		c.conn.SetReadDeadline(time.Time{})
+		t = time.Now().Add(dur)
 	}
+	// Postern: Options.LoginTimeout bounds the whole not authenticated
+	// state, so that NOOPs cannot hold a connection open for ever.
+	if lt := c.server.options.LoginTimeout; lt > 0 && c.state == imap.ConnStateNotAuthenticated {
+		if end := c.started.Add(lt); t.IsZero() || t.After(end) {
+			t = end
+		}
+	}
+	c.setDeadline(readDeadline, t)
 }
 
 func (c *Conn) setWriteTimeout(dur time.Duration) {
+	var t time.Time
 	if dur > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(dur))
+		t = time.Now().Add(dur)
+	}
+	c.setDeadline(writeDeadline, t)
+}
+
+const (
+	readDeadline = iota
+	writeDeadline
+)
+
+// setDeadline sets the read or write deadline, except when it only extends
+// the one in force by less than a second (Postern): both are set before
+// every command and response, and each costs a timer update in the runtime
+// (3% of a login's CPU). A deadline may thus fall up to a second early.
+// Read deadlines are set by the serving goroutine only, write deadlines
+// under encMutex.
+func (c *Conn) setDeadline(kind int, t time.Time) {
+	cur := c.deadlines[kind]
+	if c.dlSet[kind] && !t.IsZero() && !cur.IsZero() && !t.Before(cur) && t.Sub(cur) < time.Second {
+		return
+	}
+	c.deadlines[kind], c.dlSet[kind] = t, true
+	if kind == readDeadline {
+		c.conn.SetReadDeadline(t)
 	} else {
-		c.conn.SetWriteDeadline(time.Time{})
+		c.conn.SetWriteDeadline(t)
 	}
 }
 
@@ -581,6 +845,9 @@ func (c *Conn) poll(cmd string) error {
 type responseEncoder struct {
 	*imapwire.Encoder
 	conn *Conn
+	// keep: the response is not sent at end, but with the next one
+	// (Postern).
+	keep bool
 }
 
 func newResponseEncoder(conn *Conn) *responseEncoder {
@@ -591,10 +858,18 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	conn.encMutex.Lock() // released by responseEncoder.end
 	if conn.bw == nil {
 		conn.bw = writerPool.Get().(*bufio.Writer)
-		conn.bw.Reset(conn.rw)
+		if conn.compressed {
+			conn.fw = getFlateWriter(conn.rw)
+			conn.bw.Reset(conn.fw)
+		} else {
+			conn.bw.Reset(conn.rw)
+		}
 	}
 	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
 	wireEnc.QuotedUTF8 = quotedUTF8
+	// Compressed, lines wait in the buffer until the response is over
+	// (end): a sync flush per line would cost a write and 5 octets each.
+	wireEnc.Hold = conn.compressed
 
 	conn.setWriteTimeout(respWriteTimeout)
 	return &responseEncoder{
@@ -608,16 +883,37 @@ func (enc *responseEncoder) end() {
 		panic("imapserver: responseEncoder.end called twice")
 	}
 	enc.Encoder = nil
-	enc.conn.setWriteTimeout(0)
-	// Give the writer back unless it holds output not sent yet or a write
-	// error (which bufio.Writer keeps and Flush returns): the next response
-	// must meet them as it would with a writer of its own.
-	if bw := enc.conn.bw; bw.Buffered() == 0 && bw.Flush() == nil {
+	c := enc.conn
+	// Send the response and give the writer back, unless it is held for
+	// the next response (handleLogout) or holds a write error (which
+	// bufio.Writer keeps and Flush returns): the next response must meet
+	// it as it would with a writer of its own. Compressed, the response
+	// ends with a sync flush (RFC 4978 §4), and the compressor goes back
+	// too, unless it failed.
+	if bw := c.bw; !enc.keep && bw.Flush() == nil && (c.fw == nil || c.fw.Flush() == nil) {
+		if c.fw != nil {
+			putFlateWriter(c.fw)
+			c.fw = nil
+		}
 		bw.Reset(nil)
 		writerPool.Put(bw)
-		enc.conn.bw = nil
+		c.bw = nil
 	}
-	enc.conn.encMutex.Unlock()
+	c.setWriteTimeout(0)
+	c.encMutex.Unlock()
+}
+
+// flush sends what the response wrote so far, for a response that waits
+// for the client before it ends (AUTHENTICATE's challenges): compressed,
+// lines wait in the buffer and the compressor until end (Postern).
+func (enc *responseEncoder) flush() error {
+	if err := enc.conn.bw.Flush(); err != nil {
+		return err
+	}
+	if enc.conn.fw != nil {
+		return enc.conn.fw.Flush()
+	}
+	return nil
 }
 
 func (enc *responseEncoder) Literal(size int64) io.WriteCloser {
@@ -709,6 +1005,13 @@ func (w *UpdateWriter) WriteNumRecent(n uint32) error {
 // WriteMailboxFlags writes a FLAGS response.
 func (w *UpdateWriter) WriteMailboxFlags(flags []imap.Flag) error {
 	return w.conn.writeFlags(flags)
+}
+
+// WritePermanentFlags writes an OK [PERMANENTFLAGS] response: with FLAGS,
+// how a session announces a keyword before the first FETCH that shows it
+// (RFC 3501 §7.2.6).
+func (w *UpdateWriter) WritePermanentFlags(flags []imap.Flag) error {
+	return w.conn.writePermanentFlags(flags)
 }
 
 // WriteMessageFlags writes a FETCH response with FLAGS.

@@ -384,6 +384,18 @@ func (cmd *FetchWriter) CreateMessage(seqNum uint32) *FetchResponseWriter {
 	return &FetchResponseWriter{enc: enc, options: cmd.options}
 }
 
+// WriteMailboxFlags writes a FLAGS response, and WritePermanentFlags an OK
+// [PERMANENTFLAGS] response, before the FETCH responses: a STORE that adds
+// a keyword new to the mailbox announces it first (RFC 3501 §7.2.6).
+func (cmd *FetchWriter) WriteMailboxFlags(flags []imap.Flag) error {
+	return cmd.conn.writeFlags(flags)
+}
+
+// WritePermanentFlags: see WriteMailboxFlags.
+func (cmd *FetchWriter) WritePermanentFlags(flags []imap.Flag) error {
+	return cmd.conn.writePermanentFlags(flags)
+}
+
 // FetchResponseWriter writes a single FETCH response for a message.
 type FetchResponseWriter struct {
 	enc     *responseEncoder
@@ -640,7 +652,9 @@ func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
 		addr := l[i]
 		enc.Special('(')
 		writeNString(enc, mime.QEncoding.Encode("utf-8", addr.Name))
-		enc.SP().NIL().SP()
+		enc.SP()
+		writeNString(enc, addr.Route)
+		enc.SP()
 		writeNString(enc, addr.Mailbox)
 		enc.SP()
 		writeNString(enc, addr.Host)

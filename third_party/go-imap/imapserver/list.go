@@ -10,7 +10,9 @@ import (
 
 func (c *Conn) handleList(dec *imapwire.Decoder) error {
 	ref, pattern, options, err := readListCmd(dec)
-	if err != nil {
+	if err != nil && err == dec.BadMailbox() {
+		return c.listNothing()
+	} else if err != nil {
 		return err
 	}
 
@@ -35,6 +37,9 @@ func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
 		return err
 	}
 	if !dec.ExpectCRLF() {
+		if dec.Err() == dec.BadMailbox() {
+			return c.listNothing()
+		}
 		return dec.Err()
 	}
 
@@ -48,6 +53,13 @@ func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
 		lsub: true,
 	}
 	return c.session.List(w, ref, []string{pattern}, options)
+}
+
+// listNothing answers a LIST or LSUB whose reference or pattern is not a
+// name the session could send (see imapwire's ExpectMailbox): no mailbox
+// matches it, so the answer is an OK with no listing.
+func (c *Conn) listNothing() error {
+	return c.checkState(imap.ConnStateAuthenticated)
 }
 
 func (c *Conn) writeList(data *imap.ListData) error {
@@ -205,7 +217,11 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 			return "", dec.Err()
 		}
 	}
-	return dec.DecodeMailbox(mailbox)
+	name, err := dec.DecodeMailbox(mailbox)
+	if err != nil {
+		dec.NoteBadMailbox(err)
+	}
+	return name, nil
 }
 
 func isListChar(ch byte) bool {

@@ -241,22 +241,13 @@ func ExtractEnvelope(h textproto.Header) *imap.Envelope {
 	}
 }
 
+// parseAddressList is ParseAddressList of the first field k, nil when
+// there is none.
 func parseAddressList(mh mail.Header, k string) []imap.Address {
-	// TODO: handle groups
-	addrs, _ := mh.AddressList(k)
-	var l []imap.Address
-	for _, addr := range addrs {
-		mailbox, host, ok := strings.Cut(addr.Address, "@")
-		if !ok {
-			continue
-		}
-		l = append(l, imap.Address{
-			Name:    addr.Name,
-			Mailbox: mailbox,
-			Host:    host,
-		})
+	if !mh.Has(k) {
+		return nil
 	}
-	return l
+	return ParseAddressList(mh.Get(k))
 }
 
 // ExtractBodyStructure extracts the structure of a message body.

@@ -49,6 +49,24 @@ type Options struct {
 	// InsecureAuth allows clients to authenticate without TLS. In this mode,
 	// the server is susceptible to man-in-the-middle attacks.
 	InsecureAuth bool
+	// InsecureAuthFunc, when set, decides per connection whether a client
+	// may authenticate without TLS, instead of InsecureAuth: one server can
+	// then serve, say, loopback clients in plaintext and require STARTTLS
+	// of the others (Postern).
+	InsecureAuthFunc func(*Conn) bool
+	// LoginTimeout, when positive, bounds the not authenticated state from
+	// the connection's start: reads past it time out, and the client is
+	// told BYE (Postern).
+	LoginTimeout time.Duration
+	// Limits bounds what clients send (Postern); the zero value keeps the
+	// upstream behaviour.
+	Limits Limits
+	// ReadingLiteral, when set, is called when a command announces a
+	// literal and before each read from the connection until the command
+	// is read (the literal, the rest of the command) (Postern: it asks the
+	// kernel for immediate TCP ACKs there, see netserver.QuickAck). With
+	// Limits only.
+	ReadingLiteral func(*Conn)
 	// ID, when set, is the server's identification, answered to ID (RFC
 	// 2971) in any state; nil: ID is neither advertised nor answered.
 	ID *imap.IDData
@@ -57,6 +75,24 @@ type Options struct {
 	// during authentication.
 	DebugWriter io.Writer
 }
+
+// Limits bounds the input of a client (Postern). Each is checked before
+// anything is allocated or answered for the input that breaks it.
+type Limits struct {
+	// MaxLine bounds one line of a command and MaxCommand the lines of one
+	// command together, literals apart: past either, the client is told
+	// BYE ("Line too long", "Command too long") and the connection ends.
+	MaxLine, MaxCommand int64
+	// MaxLiteralNotAuthenticated and MaxLiteral bound a literal before and
+	// after authentication: a larger one is refused with BAD [TOOBIG]
+	// before, NO [TOOBIG] after (and the connection ends when it was a
+	// non-synchronizing literal, already on its way: RFC 7888 §4).
+	MaxLiteralNotAuthenticated, MaxLiteral int64
+}
+
+// on: with Limits set, command lines are also held to their grammar's
+// octets: NUL and a bare CR get BAD [CLIENTBUG].
+func (l *Limits) on() bool { return *l != Limits{} }
 
 func (options *Options) wrapReadWriter(rw io.ReadWriter) io.ReadWriter {
 	if options.DebugWriter == nil {

@@ -99,6 +99,16 @@ type SessionIMAP4rev2 interface {
 	SessionMove
 }
 
+// SessionNoop is a session told of NOOP and CHECK before the poll that
+// follows them. Clients poll with them (RFC 3501 §6.1.2, §6.4.1), and a
+// change another connection made before NOOP must show in its answer: a
+// session that learns of changes late (events from other nodes) re-reads
+// its mailbox there.
+type SessionNoop interface {
+	Session
+	Noop()
+}
+
 // SessionCondStore is an IMAP session which supports CONDSTORE and QRESYNC
 // (RFC 7162). Its Fetch, Store, Search and Status honour the CONDSTORE
 // fields of their options (FetchOptions.ModSeq, ChangedSince and Vanished,

@@ -1,10 +1,7 @@
 package imapserver
 
 import (
-	"bytes"
 	"crypto/tls"
-	"io"
-	"net"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -46,21 +43,16 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 		return err
 	}
 
-	// Drain buffered data from our bufio.Reader
-	var buf bytes.Buffer
-	if _, err := io.CopyN(&buf, c.br, int64(c.br.Buffered())); err != nil {
-		panic(err) // unreachable
+	// Postern: what the client sent after STARTTLS, before the handshake,
+	// is thrown away, not run as commands of the TLS session (command
+	// injection: CVE-2011-0411, CVE-2021-33515). Upstream handed it to the
+	// TLS layer as handshake data.
+	if n := c.br.Buffered(); n > 0 {
+		c.br.Discard(n)
+		c.server.logger().Printf("discarded %v octets of plaintext sent after STARTTLS", n)
 	}
 
-	var cleartextConn net.Conn
-	if buf.Len() > 0 {
-		r := io.MultiReader(&buf, c.conn)
-		cleartextConn = startTLSConn{c.conn, r}
-	} else {
-		cleartextConn = c.conn
-	}
-
-	tlsConn := tls.Server(cleartextConn, c.server.options.TLSConfig)
+	tlsConn := tls.Server(c.conn, c.server.options.TLSConfig)
 
 	c.mutex.Lock()
 	c.conn = tlsConn
@@ -68,19 +60,11 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 
 	rw := c.server.options.wrapReadWriter(tlsConn)
 	c.rw = rw
-	c.br.Reset(rw)
+	c.rd.r = rw
+	c.br.Reset(&c.rd)
 	if c.bw != nil { // nil between responses (Postern: see newResponseEncoder)
 		c.bw.Reset(rw)
 	}
 
 	return nil
-}
-
-type startTLSConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (conn startTLSConn) Read(b []byte) (int, error) {
-	return conn.r.Read(b)
 }

@@ -2,6 +2,7 @@ package imapwire
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -59,16 +60,81 @@ type Decoder struct {
 	// and needs to be fully buffered in memory.
 	CheckBufferedLiteralFunc func(size int64, nonSync bool) error
 	// MaxSize defines a maximum number of bytes to be read from the input.
-	// Literals are ignored.
+	// Literals are ignored. Past it, reads fail with ErrCommandTooLong
+	// (LimitErr).
 	MaxSize int64
+	// MaxLine, when positive, bounds one line of input (literals apart):
+	// past it, reads fail with ErrLineTooLong (LimitErr) (Postern).
+	MaxLine int64
+	// StrictBytes refuses NUL and a CR that does not end a line outside
+	// literals: reads fail with ErrBadBytes (LimitErr) (Postern).
+	StrictBytes bool
+	// LiteralFunc, when set, is called for every literal announcement,
+	// with its size (capped at MaxLiteralSize), before anything is read or
+	// sent for it; its error ends the decoding (LimitErr) (Postern).
+	LiteralFunc func(size int64, nonSync bool) error
 
 	r         *bufio.Reader
 	side      ConnSide
 	err       error
+	badName   error // the first mailbox name that did not decode, see ExpectMailbox
 	literal   bool
 	crlf      bool
 	listDepth int
 	readBytes int64
+	lineBytes int64
+	// lastCR: the last byte read was a CR; crBefore: the one before it,
+	// for mustUnreadByte.
+	lastCR, crBefore bool
+	// limitErr is the first limit broken: every read fails with it.
+	limitErr error
+}
+
+// The limits a Decoder enforces (Postern): see LimitErr.
+var (
+	ErrCommandTooLong = errors.New("imapwire: max size exceeded")
+	ErrLineTooLong    = errors.New("imapwire: line too long")
+	ErrBadBytes       = errors.New("imapwire: NUL or bare CR in a line")
+)
+
+// MaxLiteralSize stands for every literal size above any limit, given to
+// LiteralFunc, so that "{99999999999999999999}" is too big rather than a
+// syntax error (Postern).
+const MaxLiteralSize = 1 << 40
+
+// LimitErr returns the limit the input broke (ErrCommandTooLong,
+// ErrLineTooLong, ErrBadBytes or LiteralFunc's error), if any. A limit
+// breaks before anything of the offending input is used: a command that
+// broke one must be answered from it, whatever its parser made of the
+// failed reads (Postern).
+func (dec *Decoder) LimitErr() error {
+	return dec.limitErr
+}
+
+func (dec *Decoder) breakLimit(err error) bool {
+	if dec.limitErr == nil {
+		dec.limitErr = err
+	}
+	return dec.returnErr(err)
+}
+
+// DiscardLineAfterLimit reads the rest of the current line, NULs and bare
+// CRs included, within MaxLine, after ErrBadBytes. It reports whether the
+// line ended within the limit (Postern).
+func (dec *Decoder) DiscardLineAfterLimit() bool {
+	for {
+		if dec.MaxLine > 0 && dec.lineBytes > dec.MaxLine {
+			return false
+		}
+		b, err := dec.r.ReadByte()
+		if err != nil {
+			return false
+		}
+		dec.lineBytes++
+		if b == '\n' {
+			return true
+		}
+	}
 }
 
 // NewDecoder creates a new decoder.
@@ -81,6 +147,10 @@ func (dec *Decoder) mustUnreadByte() {
 		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
 	}
 	dec.readBytes--
+	if dec.lineBytes > 0 {
+		dec.lineBytes--
+	}
+	dec.lastCR = dec.crBefore
 }
 
 // Err returns the decoder error, if any.
@@ -99,8 +169,14 @@ func (dec *Decoder) returnErr(err error) bool {
 }
 
 func (dec *Decoder) readByte() (byte, bool) {
+	if dec.limitErr != nil {
+		return 0, dec.returnErr(dec.limitErr)
+	}
+	if dec.MaxLine > 0 && dec.lineBytes > dec.MaxLine {
+		return 0, dec.breakLimit(ErrLineTooLong)
+	}
 	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
-		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
+		return 0, dec.breakLimit(ErrCommandTooLong)
 	}
 	dec.crlf = false
 	if dec.literal {
@@ -114,6 +190,20 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return b, dec.returnErr(err)
 	}
 	dec.readBytes++
+	dec.lineBytes++
+	if b == '\n' {
+		dec.lineBytes = 0
+	}
+	if dec.StrictBytes {
+		// A NUL is allowed only inside literal8 data (RFC 3516), never in
+		// a line (Dovecot's CVE-2019-11500 came from NULs in quoted
+		// strings); a bare CR is no line ending (RFC 9051 §2.2) and a
+		// classic smuggling vector.
+		if b == 0 || dec.lastCR && b != '\n' {
+			return 0, dec.breakLimit(ErrBadBytes)
+		}
+		dec.crBefore, dec.lastCR = dec.lastCR, b == '\r'
+	}
 	return b, true
 }
 
@@ -196,8 +286,14 @@ func (dec *Decoder) CRLF() bool {
 	return true
 }
 
+// ExpectCRLF ends a command line. When a mailbox name on it did not decode
+// (ExpectMailbox), the command fails here with that name's error: the line
+// is read to its end, so the tagged NO is the command's one answer.
 func (dec *Decoder) ExpectCRLF() bool {
-	return dec.Expect(dec.CRLF(), "CRLF")
+	if !dec.Expect(dec.CRLF(), "CRLF") {
+		return false
+	}
+	return dec.returnErr(dec.badName)
 }
 
 func (dec *Decoder) Func(ptr *string, valid func(ch byte) bool) bool {
@@ -437,6 +533,10 @@ func (dec *Decoder) ExpectAString(ptr *string) bool {
 	if dec.Literal(ptr) {
 		return true
 	}
+	if dec.err != nil {
+		// Postern: a refused literal ends the string, and the command.
+		return false
+	}
 	// We cannot do dec.Atom(ptr) here because sometimes mailbox names are unquoted,
 	// and they can contain special characters like `]`.
 	return dec.Expect(dec.Func(ptr, isAStringChar), "ASTRING-CHAR")
@@ -533,6 +633,12 @@ func (dec *Decoder) ExpectNList(f func() error) error {
 	return dec.ExpectList(f)
 }
 
+// ExpectMailbox reads a mailbox name. A name that is well-formed on the
+// wire but does not decode (not modified UTF-7 from an IMAP4rev1 client,
+// RFC 3501 §5.1.3; not UTF-8 in UTF-8 mode) names no mailbox that can
+// exist: it is not a syntax error, so the command reads on and gets a NO
+// [CANNOT] from ExpectCRLF (see BadMailbox), the reply clients expect for
+// a mailbox they cannot have; *ptr is left empty.
 func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 	var name string
 	if !dec.ExpectAString(&name) {
@@ -543,28 +649,46 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		return true
 	}
 	name, err := dec.DecodeMailbox(name)
-	if err == nil {
-		*ptr = name
+	if err != nil {
+		dec.NoteBadMailbox(err)
+		return true
 	}
-	return dec.returnErr(err)
+	*ptr = name
+	return true
 }
+
+// NoteBadMailbox records err, from DecodeMailbox, as the command's answer
+// once its line is read (ExpectCRLF); the first one counts.
+func (dec *Decoder) NoteBadMailbox(err error) {
+	if dec.badName == nil {
+		dec.badName = err
+	}
+}
+
+// BadMailbox returns the error of the first mailbox name of the command
+// that did not decode, nil when all did.
+func (dec *Decoder) BadMailbox() error { return dec.badName }
 
 // DecodeMailbox decodes a mailbox name as the session sends them: UTF-8 in
 // UTF-8 mode, else modified UTF-7 (RFC 3501 §5.1.3). A name that is not
-// valid in its form is the client's mistake, a DecoderExpectError (BAD
-// [CLIENTBUG]), not the server's.
+// valid in its form is the client's mistake, never the server's: the error
+// is NO [CANNOT] with the reason.
 func (dec *Decoder) DecodeMailbox(name string) (string, error) {
 	if dec.UTF8 {
 		if !utf8.ValidString(name) {
-			return "", &DecoderExpectError{Message: "mailbox name is not valid UTF-8"}
+			return "", errBadName("Mailbox name is not valid UTF-8")
 		}
 		return name, nil
 	}
 	s, err := utf7.Decode(name)
 	if err != nil {
-		return "", &DecoderExpectError{Message: "mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3): write & as &-"}
+		return "", errBadName("Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3): write & as &-")
 	}
 	return s, nil
+}
+
+func errBadName(text string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: text}
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
@@ -621,7 +745,9 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	if dec.CheckBufferedLiteralFunc != nil {
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
 			lit.cancel()
-			return false
+			// Postern: the refusal is the reply (upstream dropped it and
+			// answered a syntax error).
+			return dec.returnErr(err)
 		}
 	}
 	var sb strings.Builder
@@ -637,14 +763,33 @@ func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
 		return nil, false, false
 	}
 	var size int64
-	if !dec.ExpectNumber64(&size) {
+	if dec.LiteralFunc != nil {
+		// Any number of digits: a size past every limit is too big, not
+		// a syntax error (Postern).
+		digits, ok := dec.numberStr()
+		if !dec.Expect(ok, "number64") {
+			return nil, false, false
+		}
+		for _, c := range digits {
+			if size = size*10 + int64(c-'0'); size >= MaxLiteralSize {
+				size = MaxLiteralSize
+				break
+			}
+		}
+	} else if !dec.ExpectNumber64(&size) {
 		return nil, false, false
 	}
 	if dec.side == ConnSideServer {
 		nonSync = dec.acceptByte('+')
 	}
-	if !dec.ExpectSpecial('}') || !dec.ExpectCRLF() {
+	// Not ExpectCRLF: this line break is inside the command, not its end.
+	if !dec.ExpectSpecial('}') || !dec.Expect(dec.CRLF(), "CRLF") {
 		return nil, false, false
+	}
+	if dec.LiteralFunc != nil {
+		if err := dec.LiteralFunc(size, nonSync); err != nil {
+			return nil, false, dec.breakLimit(err)
+		}
 	}
 	dec.literal = true
 	lit = &LiteralReader{

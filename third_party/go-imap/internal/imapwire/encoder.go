@@ -32,6 +32,10 @@ type Encoder struct {
 	// meaningful for clients.
 	NewContinuationRequest func() *ContinuationRequest
 
+	// Hold keeps CRLF from flushing: the line waits in the buffer for the
+	// next flush (Postern).
+	Hold bool
+
 	w       *bufio.Writer
 	side    ConnSide
 	err     error
@@ -89,6 +93,9 @@ func (enc *Encoder) CRLF() error {
 	enc.writeString("\r\n")
 	if enc.err != nil {
 		return enc.err
+	}
+	if enc.Hold {
+		return nil
 	}
 	return enc.w.Flush()
 }

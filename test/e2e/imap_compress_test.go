@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestIMAPCompressImapflow runs test/imapflow/compress.mjs: imapflow, a
+// real client that asks for COMPRESS=DEFLATE (RFC 4978) when offered, over
+// STARTTLS against the binary's IMAP port. It logs in with an app password,
+// lists, appends a 150 KiB message, fetches it back byte for byte, idles
+// until a second (also compressed) connection's APPEND wakes it, fetches
+// the envelopes and logs out, all compressed.
+//
+// It never skips: CI installs the npm package (scripts/test-deps.sh); when
+// node_modules is missing it runs npm ci itself.
+func TestIMAPCompressImapflow(t *testing.T) {
+	dir := imapflowDir(t)
+	Engines(t, func(t *testing.T, in *Instance) {
+		in.MustRun(t, "domain", "add", "example.com")
+		m := addMember(t, in, "carol@example.com")
+		p := createAppPass(t, in, m.Email, "imapflow")
+		srv := in.StartServer(t)
+		host, port := splitAddr(srv.Addr("imap"))
+		cfg, _ := json.Marshal(map[string]any{"host": host, "port": port, "user": m.Email, "pass": p.Password})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "node", "compress.mjs", string(cfg))
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("compress.mjs: %v\n%s\n%s\nserver stderr:\n%s", err, out, stderr, srv.Stderr())
+		}
+		var got struct {
+			Compressed, OtherCompressed, Secure, SourceMatches bool
+			Mailboxes, Flags, Subjects                         []string
+			Subject                                            string
+			AppendUID                                          int `json:"appendUid"`
+			ExistsCount                                        int
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("compress.mjs output %q: %v", out, err)
+		}
+		if !got.Compressed || !got.OtherCompressed || !got.Secure {
+			t.Fatalf("imapflow did not run COMPRESS=DEFLATE over TLS: %s", out)
+		}
+		if !slices.Contains(got.Mailboxes, "INBOX") {
+			t.Errorf("LIST: %q", got.Mailboxes)
+		}
+		if got.AppendUID == 0 || got.Subject != "first" || !got.SourceMatches || !reflect.DeepEqual(got.Flags, []string{`\Seen`}) {
+			t.Errorf("APPEND then FETCH: %s", out)
+		}
+		// INBOX also holds the notice of the app password's creation.
+		n := len(got.Subjects)
+		if n < 2 || got.ExistsCount != n || !reflect.DeepEqual(got.Subjects[n-2:], []string{"first", "second"}) {
+			t.Errorf("IDLE then FETCH: %s", out)
+		}
+	})
+}
+
+// imapflowDir returns test/imapflow with its npm packages installed.
+func imapflowDir(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "test", "imapflow")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "imapflow")); err != nil {
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in test/imapflow (run scripts/test-deps.sh): %v\n%s", err, out)
+		}
+	}
+	return dir
+}
