@@ -95,11 +95,7 @@ func TestSendCountsWindows(t *testing.T) {
 func TestNoteSendLimitedAcrossNodes(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
-		other, err := sqlstore.Open(ctx, db.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
+		other := storetest.OpenOther(t, db)
 		e := storetest.NewEnv(t, db)
 		m := e.Enforced(t, "alice")
 		at := time.Date(2025, 3, 2, 12, 0, 0, 0, time.UTC)

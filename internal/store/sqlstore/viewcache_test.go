@@ -43,11 +43,7 @@ func sameState(t *testing.T, step string, db *sqlstore.DB, id int64) {
 func TestViewCacheExact(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
-		other, err := sqlstore.Open(ctx, db.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
+		other := storetest.OpenOther(t, db)
 		env := storetest.NewMailEnv(t, db)
 		m := env.NewMember(t)
 		in := env.Box(t, m, "INBOX")

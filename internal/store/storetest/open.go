@@ -140,3 +140,15 @@ func redact(dsn string) string {
 	user, _, _ := strings.Cut(userinfo, ":")
 	return scheme + "://" + user + "@" + host
 }
+
+// OpenOther opens a second store on db's database, as another node sharing
+// it would; it is closed when the test ends.
+func OpenOther(t testing.TB, db *sqlstore.DB) *sqlstore.DB {
+	t.Helper()
+	other, err := sqlstore.Open(context.Background(), db.DSN)
+	if err != nil {
+		t.Fatalf("open another store: %v", err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
+}
