@@ -65,6 +65,10 @@ type Conn struct {
 	// responses. Both guarded by encMutex.
 	compressed bool
 	fw         *flate.Writer
+	// batched: responses stay in bw until one ends unbatched, the
+	// command's tagged reply: a FETCH of thousands of messages is a few
+	// writes, not one per message (Postern). Guarded by encMutex.
+	batched bool
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -869,7 +873,7 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	wireEnc.QuotedUTF8 = quotedUTF8
 	// Compressed, lines wait in the buffer until the response is over
 	// (end): a sync flush per line would cost a write and 5 octets each.
-	wireEnc.Hold = conn.compressed
+	wireEnc.Hold = conn.compressed || conn.batched
 
 	conn.setWriteTimeout(respWriteTimeout)
 	return &responseEncoder{
@@ -890,7 +894,7 @@ func (enc *responseEncoder) end() {
 	// it as it would with a writer of its own. Compressed, the response
 	// ends with a sync flush (RFC 4978 §4), and the compressor goes back
 	// too, unless it failed.
-	if bw := c.bw; !enc.keep && bw.Flush() == nil && (c.fw == nil || c.fw.Flush() == nil) {
+	if bw := c.bw; !enc.keep && !c.batched && bw.Flush() == nil && (c.fw == nil || c.fw.Flush() == nil) {
 		if c.fw != nil {
 			putFlateWriter(c.fw)
 			c.fw = nil
@@ -900,6 +904,14 @@ func (enc *responseEncoder) end() {
 		c.bw = nil
 	}
 	c.setWriteTimeout(0)
+	c.encMutex.Unlock()
+}
+
+// batch makes the responses that follow wait in the buffer (see batched)
+// until it is undone; the buffer still goes out whenever it is full.
+func (c *Conn) batch(on bool) {
+	c.encMutex.Lock()
+	c.batched = on
 	c.encMutex.Unlock()
 }
 

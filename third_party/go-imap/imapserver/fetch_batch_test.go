@@ -1,0 +1,102 @@
+package imapserver_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+)
+
+// Postern: a FETCH's responses go out together with its tagged reply, not
+// one write per message.
+
+// manyFetchSession answers FETCH with n messages.
+type manyFetchSession struct {
+	condStoreSession
+	n uint32
+}
+
+func (s *manyFetchSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	for i := uint32(1); i <= s.n; i++ {
+		rw := w.CreateMessage(i)
+		rw.WriteUID(imap.UID(i))
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countingConn counts the writes made to it.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+func TestFetchResponsesBatched(t *testing.T) {
+	const n = 100
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &manyFetchSession{n: n}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		InsecureAuth: true,
+	})
+	client, server := net.Pipe()
+	defer client.Close()
+	counted := &countingConn{Conn: server}
+	go srv.ServeConn(counted)
+	r := bufio.NewReader(client)
+	line := func() string {
+		t.Helper()
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return strings.TrimSuffix(l, "\r\n")
+	}
+	send := func(s string) {
+		t.Helper()
+		client.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := client.Write([]byte(s + "\r\n")); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	line() // greeting
+	send("a LOGIN u p")
+	line()
+	send("s SELECT INBOX")
+	for !strings.HasPrefix(line(), "s OK") {
+	}
+	before := counted.writes.Load()
+	send("f FETCH 1:* (UID)")
+	for i := uint32(1); i <= n; i++ {
+		if got, want := line(), fmt.Sprintf("* %d FETCH (UID %d)", i, i); got != want {
+			t.Fatalf("response %d: got %q, want %q", i, got, want)
+		}
+	}
+	if got := line(); got != "f OK FETCH completed" {
+		t.Fatalf("tagged reply %q", got)
+	}
+	// 100 short responses and the tagged reply fit in one buffer.
+	if w := counted.writes.Load() - before; w > 2 {
+		t.Errorf("%d writes for a FETCH of %d messages", w, n)
+	}
+	// What follows is sent as before, a reply per command.
+	send("n NOOP")
+	if got := line(); got != "n OK NOOP completed" {
+		t.Fatalf("NOOP: %q", got)
+	}
+}
