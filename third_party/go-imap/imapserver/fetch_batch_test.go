@@ -13,7 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 )
 
-// Postern: a FETCH's responses go out together with its tagged reply, not
+// Postern: a FETCH's (and a STORE's) responses go out together with its tagged reply, not
 // one write per message.
 
 // manyFetchSession answers FETCH with n messages.
@@ -26,6 +26,17 @@ func (s *manyFetchSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, 
 	for i := uint32(1); i <= s.n; i++ {
 		rw := w.CreateMessage(i)
 		rw.WriteUID(imap.UID(i))
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *manyFetchSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	for i := uint32(1); i <= s.n; i++ {
+		rw := w.CreateMessage(i)
+		rw.WriteFlags(flags.Flags)
 		if err := rw.Close(); err != nil {
 			return err
 		}
@@ -93,6 +104,19 @@ func TestFetchResponsesBatched(t *testing.T) {
 	// 100 short responses and the tagged reply fit in one buffer.
 	if w := counted.writes.Load() - before; w > 2 {
 		t.Errorf("%d writes for a FETCH of %d messages", w, n)
+	}
+	before = counted.writes.Load()
+	send(`t STORE 1:* +FLAGS (\Seen)`)
+	for i := uint32(1); i <= n; i++ {
+		if got, want := line(), fmt.Sprintf(`* %d FETCH (FLAGS (\Seen))`, i); got != want {
+			t.Fatalf("response %d: got %q, want %q", i, got, want)
+		}
+	}
+	if got := line(); got != "t OK STORE completed" {
+		t.Fatalf("tagged reply %q", got)
+	}
+	if w := counted.writes.Load() - before; w > 2 {
+		t.Errorf("%d writes for a STORE of %d messages", w, n)
 	}
 	// What follows is sent as before, a reply per command.
 	send("n NOOP")
