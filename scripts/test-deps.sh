@@ -5,8 +5,8 @@
 # sender to Postern's MX), the rspamd spam filter with the Redis its Bayes classifier keeps
 # its counts in, the
 # browser for the web UI tests (chromium, chromium-driver, and fonts-noto-cjk
-# so the Japanese screenshots show text), and the browser
-# test's npm packages. Safe to run again: it does nothing when all is present.
+# so the Japanese screenshots show text), and the npm packages of the browser
+# test and of the IMAP CONDSTORE test (imapflow). Safe to run again: it does nothing when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,11 +33,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The browser tests' packages, when they exist: npm ci again only when the
-# lock file is newer than the installed tree.
-if [ -f test/browser/package.json ]; then
-	if [ ! -f test/browser/node_modules/.package-lock.json ] ||
-		[ test/browser/package-lock.json -nt test/browser/node_modules/.package-lock.json ]; then
-		(cd test/browser && npm ci --no-audit --no-fund)
+# The npm packages of the browser tests and of the IMAP CONDSTORE/QRESYNC
+# test (imapflow), when they exist: npm ci again only when the lock file is
+# newer than the installed tree.
+for dir in test/browser test/imapflow; do
+	if [ -f "$dir/package.json" ]; then
+		if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+			[ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+			(cd "$dir" && npm ci --no-audit --no-fund)
+		fi
 	fi
-fi
+done

@@ -41,7 +41,7 @@ func domainAdd(a *app, fs *flag.FlagSet) runFunc {
 }
 
 func domainList(a *app, fs *flag.FlagSet) runFunc {
-	asJSON := fs.Bool("json", false, `print [{"name","created_at","policy"}]`)
+	asJSON := fs.Bool("json", false, `print [{"name","created_at","policy","quota"}]`)
 	return func(ctx context.Context, a *app, args []string) error {
 		svc, err := a.open(ctx)
 		if err != nil {
@@ -58,9 +58,9 @@ func domainList(a *app, fs *flag.FlagSet) runFunc {
 		if *asJSON {
 			return writeJSON(a.stdout, out)
 		}
-		rows := [][]string{{"DOMAIN", "CREATED", "POLICY"}}
+		rows := [][]string{{"DOMAIN", "CREATED", "POLICY", "MAIL QUOTA"}}
 		for i, d := range out {
-			rows = append(rows, []string{d.Name, list[i].CreatedAt.In(a.cutoff.Location()).Format(dateLayout), d.Policy})
+			rows = append(rows, []string{d.Name, list[i].CreatedAt.In(a.cutoff.Location()).Format(dateLayout), d.Policy, describeLimit(d.Quota, "server's")})
 		}
 		return table(a.stdout, rows)
 	}

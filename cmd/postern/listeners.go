@@ -52,14 +52,15 @@ func (s *server) setupProtocols() error {
 	if spam != nil && s.flags.inspect.rspamdController != "" {
 		imapCfg.JunkLearner = spam // rspamd learns from what members file in and out of Junk
 	}
-	imap := imapserver.New(imapCfg)
-	if imapCfg.JunkLearner != nil {
-		s.learnMetrics(imap)
-	}
 	pop3 := pop3server.New(pop3server.Config{Auth: gw, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits})
 	smtpCfg := smtpserver.Config{Auth: gw, Recipients: s.svc, Mail: mail, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Hostname: host, Limits: s.limits}
 	if err := s.setupMail(&smtpCfg, inspector); err != nil { // mx.go: MX and LMTP listeners, quota
 		return err
+	}
+	imapCfg.Quota = s.mailQuota
+	imap := imapserver.New(imapCfg)
+	if imapCfg.JunkLearner != nil {
+		s.learnMetrics(imap)
 	}
 	if err := s.setupOutbound(&smtpCfg, host); err != nil { // outbound.go: the queue and its runner
 		return err

@@ -35,11 +35,12 @@ type mailFlags struct {
 func (f *mailFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.smtp, "smtp-addr", "", "MX listener receiving mail from the Internet (SMTP, STARTTLS, no AUTH), e.g. :25; empty: off")
 	a.configVar(fs, &f.lmtp, "lmtp-addr", "", "LMTP for a mail server in front (Postfix's lmtp transport): host:port, or unix:/path for a socket made 0660; empty: off")
-	a.configVar(fs, &f.quota, "mailbox-quota", "0", "each member's mailbox limit, every folder together: octets or a size such as 500MiB or 2GiB; 0: none")
+	a.configVar(fs, &f.quota, "mailbox-quota", "0", "mail storage limit of members whose own (user set --quota) and domain's (domain set --quota) set none, every folder together: octets or a size such as 500MiB or 2GiB; 0: none")
 	a.configVar(fs, &f.rate, "smtp-rate-limit", strconv.Itoa(defaultSMTPRate), "recipients per minute one client address (IPv4, IPv6 /56) may give the MX listener; 0: no limit")
 }
 
-// setupMail sets the quota in cfg, submission's configuration, and
+// setupMail sets the quota in cfg, submission's configuration, and in
+// s.mailQuota for IMAP and the web UI, and
 // declares the MX listener (with inspector) and LMTP on the same engine,
 // store, recipients, hostname and TLS.
 func (s *server) setupMail(sub *smtpserver.Config, inspector smtpserver.Inspector) error {
@@ -52,7 +53,7 @@ func (s *server) setupMail(sub *smtpserver.Config, inspector smtpserver.Inspecto
 	if err != nil {
 		return usagef(serveCommand, "--smtp-rate-limit must be a number of recipients a minute, or 0, not %q", f.rate)
 	}
-	sub.Quota = quota
+	sub.Quota, s.mailQuota = quota, quota
 	cfg := *sub
 	cfg.Auth = nil
 

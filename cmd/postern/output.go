@@ -17,6 +17,9 @@ type domainJSON struct {
 	Name      string `json:"name"`
 	CreatedAt string `json:"created_at"`
 	Policy    string `json:"policy"`
+	// Quota is the members' default mail storage limit in octets (0:
+	// none); null: serve's --mailbox-quota.
+	Quota *int64 `json:"quota"`
 }
 
 type memberJSON struct {
@@ -49,7 +52,7 @@ type createdAppPasswordJSON struct {
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func toDomainJSON(d account.Domain, cutoff time.Time) domainJSON {
-	return domainJSON{Name: d.Name, CreatedAt: rfc3339(d.CreatedAt), Policy: string(account.PolicyFor(d.CreatedAt, cutoff))}
+	return domainJSON{Name: d.Name, CreatedAt: rfc3339(d.CreatedAt), Policy: string(account.PolicyFor(d.CreatedAt, cutoff)), Quota: d.MailQuota}
 }
 
 func toMemberJSON(m account.Member, cutoff time.Time) memberJSON {

@@ -99,6 +99,7 @@ type server struct {
 	web       *http.ServeMux   // routes of the web listener
 	gw        *auth.Gateway    // the authentication gateway of every third-party protocol
 	limits    netserver.Limits // each server's connection caps (connlimits.go)
+	mailQuota int64            // --mailbox-quota: the limit of members whose own setting and domain set none (mx.go)
 
 	signer     *dkim.Signer // DKIM signatures of outgoing mail (dkim.go)
 	mtaSTSMode string       // --mta-sts-mode, checked (dkim.go)

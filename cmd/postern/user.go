@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
 )
 
 // cliActor marks changes made with this command in notifications and logs.
@@ -91,7 +92,7 @@ func readPassword(r io.Reader) (string, error) {
 }
 
 func userList(a *app, fs *flag.FlagSet) runFunc {
-	asJSON := fs.Bool("json", false, `print [{"email","name","domain","policy","use_app_passwords","state"}]`)
+	asJSON := fs.Bool("json", false, `print [{"email","name","domain","policy","use_app_passwords","state","quota","storage_limit","storage_used"}]`)
 	return func(ctx context.Context, a *app, args []string) error {
 		svc, err := a.open(ctx)
 		if err != nil {
@@ -112,16 +113,21 @@ func userList(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		out := make([]memberJSON, 0, len(list))
+		out := make([]memberWithStorage, 0, len(list))
+		quotas := make([]mailstore.Quota, 0, len(list))
 		for _, m := range list {
-			out = append(out, toMemberJSON(m, a.cutoff))
+			j, q, err := a.memberStorage(ctx, m)
+			if err != nil {
+				return err
+			}
+			out, quotas = append(out, j), append(quotas, q)
 		}
 		if *asJSON {
 			return writeJSON(a.stdout, out)
 		}
-		rows := [][]string{{"EMAIL", "NAME", "POLICY", "APP PASSWORDS ONLY", "STATE"}}
-		for _, m := range out {
-			rows = append(rows, []string{m.Email, m.Name, m.Policy, onOff(m.UseAppPasswords), m.State})
+		rows := [][]string{{"EMAIL", "NAME", "POLICY", "APP PASSWORDS ONLY", "STATE", "MAIL STORAGE"}}
+		for i, m := range out {
+			rows = append(rows, []string{m.Email, m.Name, m.Policy, onOff(m.UseAppPasswords), m.State, storageText(quotas[i])})
 		}
 		return table(a.stdout, rows)
 	}
@@ -160,7 +166,8 @@ func userPasswd(a *app, fs *flag.FlagSet) runFunc {
 
 func userSet(a *app, fs *flag.FlagSet) runFunc {
 	value := fs.String("use-app-passwords", "", "on: third-party apps log in only with app passwords; off: with the main password")
-	asJSON := fs.Bool("json", false, "print the member as JSON")
+	quota := fs.String("quota", "", "the member's mail storage limit, every folder together: a size such as 500MiB or 2GiB, 0 for no limit, or default (the domain's)")
+	asJSON := fs.Bool("json", false, "print the member as JSON, with \"quota\", \"storage_limit\" and \"storage_used\"")
 	return func(ctx context.Context, a *app, args []string) error {
 		var on bool
 		switch strings.ToLower(*value) {
@@ -168,35 +175,58 @@ func userSet(a *app, fs *flag.FlagSet) runFunc {
 			on = true
 		case "off", "false", "no":
 		case "":
-			return usagef(findCmd("user set"), "give --use-app-passwords on or off")
+			if *quota == "" {
+				return usagef(findCmd("user set"), "give --use-app-passwords on or off, or --quota")
+			}
 		default:
 			return usagef(findCmd("user set"), "--use-app-passwords must be on or off, not %q", *value)
+		}
+		if *quota != "" {
+			if _, err := parseQuota(*quota); err != nil {
+				return usagef(findCmd("user set"), "--quota must be a size such as 500MiB or 2GiB, 0 for no limit, or default, not %q", *quota)
+			}
 		}
 		svc, m, err := a.openMember(ctx, args[0])
 		if err != nil {
 			return err
 		}
-		if svc.Policy(m) == account.PolicyEnforced {
-			return failf("%s is an enforced domain (created on or after the cut-off, %s): its members always log in to third-party apps with app passwords, so the setting cannot be changed.",
-				m.Domain(), a.cutoff.Format(dateLayout))
+		var said []string
+		if *value != "" {
+			if svc.Policy(m) == account.PolicyEnforced {
+				return failf("%s is an enforced domain (created on or after the cut-off, %s): its members always log in to third-party apps with app passwords, so the setting cannot be changed.",
+					m.Domain(), a.cutoff.Format(dateLayout))
+			}
+			changed := m.UseAppPasswords != on
+			if err := svc.SetUseAppPasswords(ctx, m, on, cliActor); err != nil {
+				return err
+			}
+			m.UseAppPasswords = on
+			switch {
+			case !changed:
+				said = append(said, fmt.Sprintf("\"Use a third-party app password\" was already %s for %s.", onOff(on), m.Email))
+			case on:
+				said = append(said, fmt.Sprintf("\"Use a third-party app password\" is now on for %s: third-party apps log in only with app passwords; live third-party sessions were ended.", m.Email))
+			default:
+				said = append(said, fmt.Sprintf("\"Use a third-party app password\" is now off for %s: third-party apps log in with the main password; app passwords are kept but inactive; live third-party sessions were ended.", m.Email))
+			}
 		}
-		changed := m.UseAppPasswords != on
-		if err := svc.SetUseAppPasswords(ctx, m, on, cliActor); err != nil {
+		if *quota != "" {
+			if err := a.setMemberQuota(ctx, svc, m, *quota); err != nil {
+				return err
+			}
+		}
+		j, q, err := a.memberStorage(ctx, m)
+		if err != nil {
 			return err
 		}
-		m.UseAppPasswords = on
 		if *asJSON {
-			return writeJSON(a.stdout, toMemberJSON(m, a.cutoff))
+			return writeJSON(a.stdout, j)
 		}
-		switch {
-		case !changed:
-			fmt.Fprintf(a.stdout, "\"Use a third-party app password\" was already %s for %s.\n", onOff(on), m.Email)
-		case on:
-			fmt.Fprintf(a.stdout, "\"Use a third-party app password\" is now on for %s: third-party apps log in only with app passwords; live third-party sessions were ended.\n", m.Email)
-		default:
-			fmt.Fprintf(a.stdout, "\"Use a third-party app password\" is now off for %s: third-party apps log in with the main password; app passwords are kept but inactive; live third-party sessions were ended.\n", m.Email)
+		if *quota != "" {
+			said = append(said, fmt.Sprintf("Mail storage of %s: %s.", m.Email, storageText(q)))
 		}
-		return nil
+		_, err = fmt.Fprintln(a.stdout, strings.Join(said, "\n"))
+		return err
 	}
 }
 

@@ -47,6 +47,8 @@ func (s *server) setupWeb() {
 		ClientIP: s.clientIP,
 
 		MTASTSPolicy: s.mtaSTSPolicy(host), // dkim.go
+		Mail:         s.db.Mail(),
+		MailQuota:    s.mailQuota, // --mailbox-quota (mx.go)
 	}))
 }
 

@@ -34,6 +34,9 @@ type Domain struct {
 	// to addresses no member or alias has; "" when there is none and such
 	// mail is refused.
 	CatchAll string
+	// MailQuota is the default storage limit of the domain's members, in
+	// octets, 0 for none; nil leaves them to the server's (mailstore.Quota).
+	MailQuota *int64
 }
 
 // PolicyAt returns the domain's policy for the given cut-off.

@@ -72,6 +72,11 @@ type Store interface {
 	Alias(ctx context.Context, address string) (Alias, error)        // ErrNotFound when missing
 	Aliases(ctx context.Context, domain string) ([]Alias, error)     // by address; all when domain == ""
 	SetCatchAll(ctx context.Context, domainID, memberID int64) error // memberID 0: none
+	// SetMailQuota sets the member's own storage limit in octets (0: none;
+	// nil: the domain's default); SetDomainMailQuota the domain's default
+	// (nil: the server's). ErrNotFound when the member or domain is gone.
+	SetMailQuota(ctx context.Context, memberID int64, limit *int64) error
+	SetDomainMailQuota(ctx context.Context, domainID int64, limit *int64) error
 	// LookupAddresses says in one round trip whether domain is served here,
 	// its catch-all member, and which of addresses (of that domain) belong
 	// to a member or an alias, with the members each reaches: what every

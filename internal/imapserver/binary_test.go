@@ -11,12 +11,7 @@ import (
 // [UNKNOWN-CTE] for an encoding it cannot undo. APPEND of a literal8 with
 // a NUL stores that part in base64, so BODY[] never carries a NUL.
 func TestBinary(t *testing.T) {
-	e := newEnv(t, envOptions{noTailer: true})
-	c := dial(t, e.addr)
-	c.login()
-	if out := c.ok("a0", "CAPABILITY"); !hasCap(out, "BINARY") {
-		t.Fatalf("BINARY not advertised: %q", out)
-	}
+	_, c := loggedIn(t, "BINARY")
 	msg := "Content-Type: multipart/mixed; boundary=b\r\n\r\n" +
 		"--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n" +
 		"--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nx=3Dy=\r\nz\r\n" +

@@ -19,6 +19,24 @@ func wantLines(t *testing.T, what string, got []string, want ...string) {
 	}
 }
 
+// selectedSession is another session, logged in, with INBOX selected.
+func selectedSession(t *testing.T, e *env) *client {
+	t.Helper()
+	b := dial(t, e.addr)
+	b.login()
+	b.ok("b1", "SELECT INBOX")
+	return b
+}
+
+// idle starts IDLE and waits for its continuation request.
+func (c *client) idle(tag string) {
+	c.t.Helper()
+	c.send(tag + " IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		c.t.Fatalf("idle: %q", l)
+	}
+}
+
 // condStoreEnv is a server with three messages in INBOX, appended by
 // IMAP: their MODSEQs are 2, 3 and 4 (a new mailbox starts at 1).
 func condStoreEnv(t *testing.T, o envOptions) (*env, uint32) {
@@ -75,6 +93,9 @@ func TestCondStoreCommands(t *testing.T) {
 		"a7 OK [MODIFIED 1:3] Conditional STORE failed")
 	wantLines(t, "unchangedsince, nothing fails", c.cmd("a8", `STORE 3 (UNCHANGEDSINCE 7) -FLAGS (\Flagged)`),
 		"* 3 FETCH (UID 3 FLAGS () MODSEQ (8))", "a8 OK STORE completed")
+	// imapflow's order: the modifiers after the flag list.
+	wantLines(t, "modifier after the flags", c.cmd("a8b", `UID STORE 3 +FLAGS ($X) (UNCHANGEDSINCE 7)`),
+		"a8b OK [MODIFIED 3] Conditional STORE failed")
 	wantLines(t, "changedsince", c.cmd("a9", "FETCH 1:* (FLAGS) (CHANGEDSINCE 6)"),
 		`* 2 FETCH (UID 2 FLAGS (\Answered) MODSEQ (7))`, "* 3 FETCH (UID 3 FLAGS () MODSEQ (8))",
 		"a9 OK FETCH completed")
@@ -143,6 +164,8 @@ func TestCondStoreBadSyntax(t *testing.T) {
 	bad("b10", "FETCH 1 (FLAGS) (SOMETHING)", "Unknown FETCH modifier")
 	bad("b11", `STORE 1 (FOO 1) +FLAGS (\Seen)`, "Unknown STORE modifier")
 	bad("b12", `STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) +FLAGS (\Seen)`, "Unknown STORE modifier")
+	bad("b12b", `STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\Seen) (UNCHANGEDSINCE 2)`, `Syntax error: expected CRLF, got "("`)
+	bad("b12c", `STORE 1 +FLAGS (\Seen) (FOO 2)`, "Unknown STORE modifier")
 	bad("b13", `SEARCH MODSEQ "/flags/\\seen" everybody 1`, "SEARCH MODSEQ: the entry type is priv, shared or all")
 	out := c.cmd("b14", "FETCH 1 (FLAGS) (CHANGEDSINCE x)")
 	if !strings.HasPrefix(out[len(out)-1], "b14 BAD [CLIENTBUG] Syntax error") {
@@ -163,13 +186,8 @@ func TestQResync(t *testing.T) {
 		t.Fatalf("select: %q", out)
 	}
 	// Changes by another session, seen in IDLE.
-	b := dial(t, e.addr)
-	b.login()
-	b.ok("b1", "SELECT INBOX")
-	a.send("a3 IDLE\r\n")
-	if l := a.line(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("idle: %q", l)
-	}
+	b := selectedSession(t, e)
+	a.idle("a3")
 	b.ok("b2", `STORE 2 +FLAGS (\Seen)`)
 	if l := a.line(); l != `* 2 FETCH (UID 2 FLAGS (\Seen) MODSEQ (5))` {
 		t.Fatalf("in IDLE: %q", l)
@@ -247,4 +265,42 @@ type forgetful struct{ mailstore.Store }
 
 func (f forgetful) Vanished(ctx context.Context, mailboxID int64, since uint64) ([]uint32, bool, error) {
 	return nil, false, nil
+}
+
+// The HIGHESTMODSEQ told when a command enables CONDSTORE follows the
+// changes the session has reported, those of other sessions included.
+func TestCondStoreHighestFollowsUpdates(t *testing.T) {
+	e, _ := condStoreEnv(t, envOptions{})
+	a := dial(t, e.addr)
+	a.login()
+	a.ok("a1", "SELECT INBOX")
+	b := selectedSession(t, e)
+	a.idle("a2")
+	b.ok("b2", `STORE 1 +FLAGS (\Seen)`)
+	if l := a.line(); l != `* 1 FETCH (UID 1 FLAGS (\Seen))` {
+		t.Fatalf("in IDLE: %q", l)
+	}
+	a.send("DONE\r\n")
+	a.until("a2")
+	wantLines(t, "fetch modseq", a.cmd("a3", "FETCH 1 (MODSEQ)"),
+		"* OK [HIGHESTMODSEQ 5] Highest", "* 1 FETCH (UID 1 MODSEQ (5))", "a3 OK FETCH completed")
+}
+
+// VANISHED (EARLIER) names no UID the session still shows: one expunged
+// elsewhere but not yet reported to it is reported as it leaves the view.
+func TestQResyncVanishedEarlierSkipsTheView(t *testing.T) {
+	e, _ := condStoreEnv(t, envOptions{noTailer: true}) // no events: a never re-reads
+	a := dial(t, e.addr)
+	a.login()
+	a.ok("a1", "ENABLE QRESYNC")
+	a.ok("a2", "SELECT INBOX")
+	b := dial(t, e.addr)
+	b.login()
+	b.ok("b0", "ENABLE QRESYNC")
+	b.ok("b1", "SELECT INBOX")
+	b.ok("b2", `STORE 1 +FLAGS.SILENT (\Deleted)`)
+	wantLines(t, "expunge in b", b.cmd("b3", "EXPUNGE"), "* VANISHED 1", "b3 OK EXPUNGE completed")
+	wantLines(t, "uid fetch vanished", a.cmd("a3", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4 VANISHED)"), "a3 OK UID FETCH completed")
+	wantLines(t, "uid fetch vanished in b", b.cmd("b5", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4 VANISHED)"),
+		"* VANISHED (EARLIER) 1", "b5 OK UID FETCH completed")
 }

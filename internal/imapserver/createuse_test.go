@@ -8,12 +8,7 @@ import (
 // (RFC 6154 §3), which LIST shows; a use a real mailbox cannot have, an
 // unknown one, or two at once are NO [USEATTR], and nothing is created.
 func TestCreateSpecialUse(t *testing.T) {
-	e := newEnv(t, envOptions{noTailer: true})
-	c := dial(t, e.addr)
-	c.login()
-	if out := c.ok("a0", "CAPABILITY"); !hasCap(out, "CREATE-SPECIAL-USE") {
-		t.Fatalf("CREATE-SPECIAL-USE not advertised: %q", out)
-	}
+	_, c := loggedIn(t, "CREATE-SPECIAL-USE")
 	c.ok("a1", `CREATE Old (USE (\archive))`)
 	wantReply(t, c.cmd("a2", `LIST "" Old`), `* LIST (\HasNoChildren \Archive) "/" "Old"`, "a2 OK LIST completed")
 	c.ok("a3", `CREATE Plain (USE ())`)

@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"slices"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/mailstore"
@@ -21,8 +19,9 @@ var errReadOnly = &imap.Error{
 	Text: "The mailbox is open read-only (EXAMINE).",
 }
 
-// Fetch is FETCH and UID FETCH (RFC 9051 §6.4.5). Envelope, body structure
-// and sections come from the raw message through go-imap's helpers.
+// Fetch is FETCH and UID FETCH (RFC 9051 §6.4.5). ENVELOPE, BODY,
+// BODYSTRUCTURE and PREVIEW come from the message index, encoded when the
+// message was stored; only sections read the raw message.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	sel := s.sel
 	if options.Vanished {
@@ -45,10 +44,24 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if err != nil {
 		return err
 	}
-	needBody := options.Envelope || options.BodyStructure != nil || len(options.BodySection) > 0 ||
-		len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	var index map[int64]*mailstore.MessageIndex
+	encoded := options.Envelope || options.BodyStructure != nil
+	if encoded || options.Preview {
+		ids := make([]int64, len(idx))
+		for n, i := range idx {
+			ids[n] = sel.msgs[i].ID
+		}
+		if index, err = s.srv.cfg.Mail.Indexes(s.ctx, sel.mb.ID, ids, encoded); err != nil {
+			return s.storeErr("fetch", err)
+		}
+	}
+	needBody := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 	for _, i := range idx {
 		m := sel.msgs[i]
+		x := index[m.ID]
+		if index != nil && x == nil {
+			continue // expunged elsewhere a moment ago
+		}
 		var body []byte
 		if needBody {
 			body, err = s.srv.cfg.Mail.Body(s.ctx, m.ID)
@@ -80,11 +93,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if options.RFC822Size {
 			rw.WriteRFC822Size(m.Size)
 		}
+		utf8 := rw.QuotedUTF8()
 		if options.Envelope {
-			rw.WriteEnvelope(envelope(body))
+			rw.WriteEnvelopeEncoded(encodedFor(x.Envelope, x.EnvelopeUTF8, utf8))
 		}
 		if options.BodyStructure != nil {
-			rw.WriteBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(body)))
+			rw.WriteBodyStructureEncoded(encodedFor(x.Body, x.BodyUTF8, utf8), encodedFor(x.BodyStructure, x.BodyStructureUTF8, utf8))
+		}
+		if options.Preview {
+			rw.WritePreview(x.Preview, true)
 		}
 		if err := writeSections(rw, body, bin, options); err != nil {
 			// rw holds go-imap's response encoder lock until Close: without
@@ -99,6 +116,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 	}
 	return nil
+}
+
+// encodedFor picks an index's encoded item for the connection: the UTF-8
+// form when the connection takes UTF-8 quoted strings and it differs.
+func encodedFor(plain, utf8 []byte, quotedUTF8 bool) []byte {
+	if quotedUTF8 && utf8 != nil {
+		return utf8
+	}
+	return plain
 }
 
 // binarySections decodes the BINARY and BINARY.SIZE sections of a FETCH,
@@ -153,14 +179,6 @@ func writeLiteral(wc io.WriteCloser, b []byte) error {
 		return werr
 	}
 	return cerr
-}
-
-func envelope(body []byte) *imap.Envelope {
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
-	if err != nil {
-		return nil
-	}
-	return imapserver.ExtractEnvelope(h)
 }
 
 // markSeen sets \Seen on the messages a FETCH reads without PEEK and returns

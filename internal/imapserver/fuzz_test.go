@@ -29,6 +29,9 @@ var fuzzSeeds = []string{
 	"a1 SELECT INBOX\r\na2 STORE 1:* +FLAGS (\\Deleted)\r\na3 MOVE 1 Trash\r\na4 CLOSE\r\n",
 	"a1 LIST \"\" \"*\"\r\na2 STATUS INBOX (MESSAGES UNSEEN SIZE)\r\na3 CREATE x/y\r\na4 RENAME x z\r\n",
 	"a1 SEARCH {5}\r\n",
+	"a1 APPEND INBOX (\\Seen) {3+}\r\none {3+}\r\ntwo ~{3+}\r\n\x00\xe4x\r\na2 APPEND INBOX {3}\r\nabc (x {1}\r\n",
+	"a1 SELECT INBOX\r\na2 SEARCH RETURN (SAVE MIN) ALL\r\na3 FETCH $ (BINARY.PEEK[1]<0.3> BINARY.SIZE[1])\r\na4 UID MOVE $ x\r\n",
+	"a1 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"a\" %) RETURN (CHILDREN STATUS (MESSAGES))\r\na2 CREATE a (USE (\\Archive \\All))\r\na3 ENABLE IMAP4rev2\r\n",
 	"* \r\n+ \r\n{}\r\n",
 }
 

@@ -106,6 +106,7 @@ type envOptions struct {
 	loginWindow time.Duration
 	limits      netserver.Limits
 	learner     JunkLearner
+	quota       int64 // Config.Quota
 	// wrapMail, when set, wraps the store the server uses.
 	wrapMail func(mailstore.Store) mailstore.Store
 }
@@ -159,7 +160,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.wrapMail != nil {
 		mail = o.wrapMail(mail)
 	}
-	e.srv = New(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner})
+	e.srv = New(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner, Quota: o.quota})
 	if o.loginWindow > 0 {
 		e.srv.loginWindow = o.loginWindow
 	}

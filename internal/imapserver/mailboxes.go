@@ -16,6 +16,10 @@ const delim = '/'
 // List is LIST and LSUB (RFC 9051 §6.3.9), with the special-use attributes
 // of RFC 6154 and the child attributes of RFC 3348 on every mailbox, as
 // Dovecot does: clients look for \Sent or \Trash without asking for them.
+// LIST-EXTENDED (RFC 5258): several patterns, the selection options
+// SUBSCRIBED (with the names of deleted mailboxes still subscribed, as
+// \NonExistent), SPECIAL-USE, REMOTE (nothing is remote) and RECURSIVEMATCH,
+// and the return options SUBSCRIBED, CHILDREN, SPECIAL-USE and STATUS.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	if len(patterns) == 0 && !options.SelectSubscribed {
 		// The delimiter query, LIST "" "" (RFC 9051 §6.3.9); go-imap drops
@@ -31,20 +35,37 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		names[i] = mb.Name
 	}
 	sort.Strings(names)
-	for _, mb := range mbs {
-		if !matchAny(mb.Name, ref, patterns) {
-			continue
+	if options.SelectSubscribed && !w.LSub() {
+		gone, err := s.srv.cfg.Mail.SubscribedNames(s.ctx, s.memberID)
+		if err != nil {
+			return s.storeErr("list", err)
 		}
-		if options.SelectSubscribed && !mb.Subscribed {
-			continue
+		for _, n := range gone {
+			mbs = append(mbs, mailstore.Mailbox{Name: n, Subscribed: true}) // ID 0: no mailbox
 		}
-		if options.SelectSpecialUse && mb.SpecialUse == "" {
+	}
+	selected := func(mb *mailstore.Mailbox) bool {
+		return (!options.SelectSubscribed || mb.Subscribed) && (!options.SelectSpecialUse || mb.SpecialUse != "")
+	}
+	childInfo := recursiveMatch(mbs, ref, patterns, options, selected)
+	for n := range childInfo {
+		if i := sort.SearchStrings(names, n); i == len(names) || names[i] != n {
+			mbs = append(mbs, mailstore.Mailbox{Name: n}) // a missing superior
+		}
+	}
+	for i := range mbs {
+		mb := &mbs[i]
+		if !matchAny(mb.Name, ref, patterns) || !(selected(mb) || childInfo[mb.Name]) {
 			continue
 		}
 		data := &imap.ListData{Mailbox: mb.Name, Delim: delim}
-		if hasChildren(names, mb.Name) {
+		switch {
+		case mb.ID == 0:
+			// RFC 5258 §3: \NonExistent, which implies \Noselect.
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
+		case hasChildren(names, mb.Name):
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
+		default:
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
 		}
 		if mb.SpecialUse != "" {
@@ -53,8 +74,11 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		if mb.Subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
 		}
-		if options.ReturnStatus != nil {
-			if data.Status, err = s.status(mb, options.ReturnStatus); err != nil {
+		if childInfo[mb.Name] {
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		}
+		if options.ReturnStatus != nil && mb.ID != 0 {
+			if data.Status, err = s.status(*mb, options.ReturnStatus); err != nil {
 				return err
 			}
 		}
@@ -63,6 +87,32 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	return nil
+}
+
+// recursiveMatch returns, for LIST (SUBSCRIBED RECURSIVEMATCH), the names
+// owed CHILDINFO ("SUBSCRIBED") (RFC 5258 §3.5): the superiors of the
+// selected mailboxes that no pattern matches, so that a client listing one
+// level finds where the subscribed mailboxes below it are. Nil otherwise.
+func recursiveMatch(mbs []mailstore.Mailbox, ref string, patterns []string, options *imap.ListOptions, selected func(*mailstore.Mailbox) bool) map[string]bool {
+	if !options.SelectRecursiveMatch {
+		return nil
+	}
+	out := map[string]bool{}
+	for i := range mbs {
+		name := mbs[i].Name
+		if !selected(&mbs[i]) || matchAny(name, ref, patterns) {
+			continue
+		}
+		for j := strings.IndexByte(name, delim); j >= 0; {
+			out[name[:j]] = true
+			k := strings.IndexByte(name[j+1:], delim)
+			if k < 0 {
+				break
+			}
+			j += 1 + k
+		}
+	}
+	return out
 }
 
 func matchAny(name, ref string, patterns []string) bool {
@@ -158,23 +208,12 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 
 func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*imap.StatusData, error) {
 	data := &imap.StatusData{Mailbox: mb.Name, UIDNext: imap.UID(mb.UIDNext), UIDValidity: mb.UIDValidity, HighestModSeq: mb.HighestModSeq}
-	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent {
-		msgs, err := s.srv.cfg.Mail.Messages(s.ctx, mb.ID)
+	if options.NumMessages || options.NumUnseen || options.NumDeleted || options.Size || options.NumRecent || options.DeletedStorage {
+		c, err := s.srv.cfg.Mail.Counts(s.ctx, mb.ID)
 		if err != nil {
 			return nil, s.storeErr("status", err)
 		}
-		var total, unseen, deleted uint32
-		var size int64
-		for _, m := range msgs {
-			total++
-			size += m.Size
-			if !hasFlag(m.Flags, `\Seen`) {
-				unseen++
-			}
-			if hasFlag(m.Flags, `\Deleted`) {
-				deleted++
-			}
-		}
+		total, unseen, deleted, size, deletedSize := c.Messages, c.Unseen, c.Deleted, c.Size, c.DeletedSize
 		zero := uint32(0) // no \Recent: it is obsolete (RFC 9051 §2.3.2)
 		set := func(on bool, v uint32) *uint32 {
 			if on {
@@ -188,6 +227,12 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 		data.NumRecent = set(options.NumRecent, zero)
 		if options.Size {
 			data.Size = &size
+		}
+		if options.DeletedStorage {
+			// RFC 9208 §4.2: what EXPUNGE would free, in the STORAGE
+			// resource's units (1024 octets).
+			kib := deletedSize / 1024
+			data.DeletedStorage = &kib
 		}
 	}
 	if options.AppendLimit {

@@ -41,6 +41,9 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, err
 	}
+	if err := s.fitsQuota(r.Size()); err != nil {
+		return nil, err
+	}
 	body, err := io.ReadAll(io.LimitReader(r, mailstore.MaxMessageSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("append: read literal: %w", err)
@@ -96,6 +99,10 @@ func (s *session) AppendMulti(name string, r *imapserver.AppendReader) (*imap.Ap
 				return nil, err
 			}
 		}
+		// The messages so far must fit together, before this one is read.
+		if err := s.fitsQuota(total); err != nil {
+			return nil, err
+		}
 		body := make([]byte, lit.Size())
 		if _, err := io.ReadFull(lit, body); err != nil {
 			return nil, fmt.Errorf("append: read literal: %w", err)
@@ -132,6 +139,15 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	idx := sel.resolve(numSet)
 	if len(idx) == 0 {
 		return nil, nil
+	}
+	// A copy counts as much as its original; MOVE needs no check, the
+	// messages stay the member's.
+	var size int64
+	for _, i := range idx {
+		size += sel.msgs[i].Size
+	}
+	if err := s.fitsQuota(size); err != nil {
+		return nil, err
 	}
 	src, dstUIDs, validity, err := s.srv.cfg.Mail.Copy(s.ctx, sel.mb.ID, sel.uids(idx), dst.ID)
 	if err != nil {

@@ -12,12 +12,7 @@ import (
 // their UID set; a failure stores none of them and ends the command
 // without asking for the next synchronizing literal.
 func TestMultiAppend(t *testing.T) {
-	e := newEnv(t, envOptions{noTailer: true})
-	c := dial(t, e.addr)
-	c.login()
-	if out := c.ok("a0", "CAPABILITY"); !hasCap(out, "MULTIAPPEND") {
-		t.Fatalf("MULTIAPPEND not advertised: %q", out)
-	}
+	e, c := loggedIn(t, "MULTIAPPEND")
 	v := e.inbox(t).UIDValidity
 	c.send("a1 APPEND INBOX (\\Seen) {5+}\r\nhello {5+}\r\nworld\r\n")
 	wantReply(t, c.until("a1"), "a1 OK [APPENDUID "+itoa(v)+" 1:2] APPEND completed")
@@ -54,6 +49,19 @@ func TestMultiAppend(t *testing.T) {
 	if strings.Join(bodies, "|") != `hello \Seen|world |one |two ` {
 		t.Errorf("stored %q", bodies)
 	}
+}
+
+// loggedIn starts a server, logs a client in and checks that the server
+// advertises capability.
+func loggedIn(t *testing.T, capability string) (*env, *client) {
+	t.Helper()
+	e := newEnv(t, envOptions{noTailer: true})
+	c := dial(t, e.addr)
+	c.login()
+	if out := c.ok("a0", "CAPABILITY"); !hasCap(out, capability) {
+		t.Fatalf("%s not advertised: %q", capability, out)
+	}
+	return e, c
 }
 
 // wantReply fails unless got is exactly want, line by line.

@@ -1,23 +1,24 @@
 package imapserver
 
 import (
-	"bufio"
 	"bytes"
-	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
 
-	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/msgindex"
 )
 
 // Search is SEARCH and UID SEARCH (RFC 9051 §6.4.4) over the session's view.
-// Message bodies are read only when a criterion needs them.
+// Address and subject keys and the SENT* dates are answered from the
+// message index; message bodies are read, in one pass, only when a
+// criterion needs them (BODY, TEXT, other HEADER fields).
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
 	if options.ReturnSave {
@@ -25,8 +26,10 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		sel.saved = nil
 	}
 	var found []uint32 // UIDs, for SAVE
-	m := &matcher{sel: sel}
-	needBody := criteriaNeedBody(criteria)
+	hits, err := s.searchMatches(criteria)
+	if err != nil {
+		return nil, err
+	}
 	var data imap.SearchData
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
@@ -35,35 +38,22 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	// MAX: of those two).
 	withModSeq := criteriaUseModSeq(criteria)
 	var allModSeq, minModSeq, maxModSeq uint64
-	for i := range sel.msgs {
-		if sel.msgs[i].gone {
+	for i, hit := range hits {
+		if !hit {
 			continue
 		}
-		msg := &searchMsg{seq: uint32(i + 1), view: &sel.msgs[i]}
-		if needBody {
-			body, err := s.srv.cfg.Mail.Body(s.ctx, sel.msgs[i].ID)
-			if account.ErrorCode(err) == account.ENOTFOUND {
-				continue
-			}
-			if err != nil {
-				return nil, s.storeErr("search", err)
-			}
-			msg.body = body
-		}
-		if !m.match(msg, criteria) {
-			continue
-		}
+		view := &sel.msgs[i]
 		if options.ReturnSave {
-			found = append(found, msg.view.UID)
+			found = append(found, view.UID)
 		}
-		num := msg.seq
+		num := uint32(i + 1)
 		if kind == imapserver.NumKindUID {
-			num = msg.view.UID
+			num = view.UID
 			uids.AddNum(imap.UID(num))
 		} else {
 			seqs.AddNum(num)
 		}
-		modSeq := msg.view.ModSeq
+		modSeq := view.ModSeq
 		if data.Min == 0 || num < data.Min {
 			data.Min, minModSeq = num, modSeq
 		}
@@ -131,17 +121,167 @@ func savedResult(found []uint32, options *imap.SearchOptions) []uint32 {
 	return out
 }
 
-func criteriaNeedBody(c *imap.SearchCriteria) bool {
-	if len(c.Header) > 0 || len(c.Body) > 0 || len(c.Text) > 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
-		return true
+// searchMatches reports, for each message of the view in sequence order,
+// whether it meets criteria.
+func (s *session) searchMatches(criteria *imap.SearchCriteria) ([]bool, error) {
+	sel := s.sel
+	m := &matcher{sel: sel, indexed: map[*imap.SearchCriteriaHeaderField]map[uint32]bool{}, textIndexed: map[*string]map[uint32]bool{}}
+	if err := s.searchIndex(m, criteria); err != nil {
+		return nil, err
+	}
+	if searchWithIndex && criteriaNeedDates(criteria) {
+		index, err := s.srv.cfg.Mail.Indexes(s.ctx, sel.mb.ID, nil, false)
+		if err != nil {
+			return nil, s.storeErr("search", err)
+		}
+		m.index = index
+	}
+	hits := make([]bool, len(sel.msgs))
+	if !m.needBody(criteria) {
+		for i := range sel.msgs {
+			if !sel.msgs[i].gone {
+				hits[i] = m.match(&searchMsg{seq: uint32(i + 1), view: &sel.msgs[i]}, criteria)
+			}
+		}
+		return hits, nil
+	}
+	pos := make(map[int64]int, len(sel.msgs))
+	ids := make([]int64, 0, len(sel.msgs))
+	for i := range sel.msgs {
+		if !sel.msgs[i].gone {
+			pos[sel.msgs[i].ID] = i
+			ids = append(ids, sel.msgs[i].ID)
+		}
+	}
+	err := s.srv.cfg.Mail.Bodies(s.ctx, ids, func(id int64, body []byte) error {
+		i, ok := pos[id]
+		if ok {
+			hits[i] = m.match(&searchMsg{seq: uint32(i + 1), view: &sel.msgs[i], body: body}, criteria)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.storeErr("search", err)
+	}
+	return hits, nil
+}
+
+// indexFields are the header fields the message index answers, by the
+// canonical name go-imap gives FROM, TO... (and HEADER, in any case).
+var indexFields = map[string]mailstore.SearchField{
+	"from": mailstore.SearchFrom, "to": mailstore.SearchTo, "cc": mailstore.SearchCc,
+	"bcc": mailstore.SearchBcc, "subject": mailstore.SearchSubject,
+}
+
+// searchWithIndex is off only in tests, which compare the index's answers
+// with those of the raw messages.
+var searchWithIndex = true
+
+// searchIndex answers every header criterion the index can from the store
+// (one statement each), recording the matching UIDs in m.indexed.
+func (s *session) searchIndex(m *matcher, c *imap.SearchCriteria) error {
+	if !searchWithIndex {
+		return nil
+	}
+	for i := range c.Header {
+		hf := &c.Header[i]
+		field, ok := indexFields[strings.ToLower(hf.Key)]
+		value := strings.ToLower(hf.Value)
+		if !ok || strings.IndexByte(value, mailstore.SearchSep) >= 0 {
+			continue
+		}
+		set, err := s.indexSet(field, value)
+		if err != nil {
+			return err
+		}
+		m.indexed[hf] = set
+	}
+	for _, keys := range []struct {
+		list  []string
+		field mailstore.SearchField
+	}{{c.Body, mailstore.SearchBody}, {c.Text, mailstore.SearchText}} {
+		for i := range keys.list {
+			value := strings.ToLower(keys.list[i])
+			if strings.IndexByte(value, mailstore.SearchSep) >= 0 {
+				continue
+			}
+			set, err := s.indexSet(keys.field, value)
+			if err != nil {
+				return err
+			}
+			m.textIndexed[&keys.list[i]] = set
+		}
 	}
 	for i := range c.Not {
-		if criteriaNeedBody(&c.Not[i]) {
+		if err := s.searchIndex(m, &c.Not[i]); err != nil {
+			return err
+		}
+	}
+	for i := range c.Or {
+		for j := range c.Or[i] {
+			if err := s.searchIndex(m, &c.Or[i][j]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// indexSet returns the UIDs of the selected mailbox's messages whose
+// field contains value (lowercased), from the index.
+func (s *session) indexSet(field mailstore.SearchField, value string) (map[uint32]bool, error) {
+	uids, err := s.srv.cfg.Mail.SearchIndex(s.ctx, s.sel.mb.ID, field, value)
+	if err != nil {
+		return nil, s.storeErr("search", err)
+	}
+	set := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		set[u] = true
+	}
+	return set, nil
+}
+
+// needBody reports whether a criterion of c needs the raw message.
+func (mt *matcher) needBody(c *imap.SearchCriteria) bool {
+	if mt.index == nil && (!c.SentSince.IsZero() || !c.SentBefore.IsZero()) {
+		return true
+	}
+	for _, list := range [][]string{c.Body, c.Text} {
+		for i := range list {
+			if mt.textIndexed[&list[i]] == nil {
+				return true
+			}
+		}
+	}
+	for i := range c.Header {
+		if mt.indexed[&c.Header[i]] == nil {
+			return true
+		}
+	}
+	for i := range c.Not {
+		if mt.needBody(&c.Not[i]) {
 			return true
 		}
 	}
 	for i := range c.Or {
-		if criteriaNeedBody(&c.Or[i][0]) || criteriaNeedBody(&c.Or[i][1]) {
+		if mt.needBody(&c.Or[i][0]) || mt.needBody(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
+
+func criteriaNeedDates(c *imap.SearchCriteria) bool {
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		return true
+	}
+	for i := range c.Not {
+		if criteriaNeedDates(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if criteriaNeedDates(&c.Or[i][0]) || criteriaNeedDates(&c.Or[i][1]) {
 			return true
 		}
 	}
@@ -157,16 +297,21 @@ type searchMsg struct {
 
 func (m *searchMsg) header() *mail.Header {
 	if m.hdr == nil {
-		h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(m.body)))
-		if err != nil {
-			h = textproto.Header{}
-		}
+		h, _ := msgindex.Header(m.body) // an empty header when it does not parse
 		m.hdr = &mail.Header{Header: gomessage.Header{Header: h}}
 	}
 	return m.hdr
 }
 
-type matcher struct{ sel *selected }
+type matcher struct {
+	sel *selected
+	// indexed holds the UIDs matching each header criterion the index
+	// answered; index the messages' indexes when a SENT* key needs them.
+	indexed map[*imap.SearchCriteriaHeaderField]map[uint32]bool
+	// textIndexed is indexed for BODY and TEXT keys, by their string.
+	textIndexed map[*string]map[uint32]bool
+	index       map[int64]*mailstore.MessageIndex
+}
 
 // match reports whether msg meets every criterion of c (they are ANDed).
 func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
@@ -206,24 +351,28 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 		return false
 	}
 	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
-		t, err := msg.header().Date()
-		if err != nil || !matchDate(t, c.SentSince, c.SentBefore) {
+		if !mt.sentMatches(msg, c) {
 			return false
 		}
 	}
-	for _, hf := range c.Header {
-		if !matchHeader(msg.header(), hf.Key, hf.Value) {
+	for i := range c.Header {
+		if set := mt.indexed[&c.Header[i]]; set != nil {
+			if !set[info.UID] {
+				return false
+			}
+		} else if !matchHeader(msg.header(), c.Header[i].Key, c.Header[i].Value) {
 			return false
 		}
 	}
-	for _, text := range c.Body {
-		if !matchEntity(msg.body, text, false) {
-			return false
-		}
-	}
-	for _, text := range c.Text {
-		if !matchEntity(msg.body, text, true) {
-			return false
+	for i, list := range [][]string{c.Body, c.Text} {
+		for j := range list {
+			if set := mt.textIndexed[&list[j]]; set != nil {
+				if !set[info.UID] {
+					return false
+				}
+			} else if !matchEntity(msg.body, list[j], i == 1) {
+				return false
+			}
 		}
 	}
 	for i := range c.Not {
@@ -237,6 +386,19 @@ func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
 		}
 	}
 	return true
+}
+
+// sentMatches is SENTSINCE and SENTBEFORE: the Date field's own date, from
+// the index when it is loaded, else from the raw message. A message without
+// a Date field, or with one that does not parse, has no sent date and
+// matches neither.
+func (mt *matcher) sentMatches(msg *searchMsg, c *imap.SearchCriteria) bool {
+	if mt.index != nil {
+		x := mt.index[msg.view.ID]
+		return x != nil && !x.SentDate.IsZero() && matchDate(x.SentDate, c.SentSince, c.SentBefore)
+	}
+	t, err := msg.header().Date()
+	return err == nil && !t.IsZero() && matchDate(t, c.SentSince, c.SentBefore)
 }
 
 // inSet resolves "*" against the view as FETCH does, then tests msg.
@@ -272,70 +434,115 @@ func matchDate(t, since, before time.Time) bool {
 // matchHeader: the field exists and, unless value is empty, contains value
 // case-insensitively once decoded (RFC 9051 §6.4.4 HEADER, FROM, SUBJECT...).
 func matchHeader(h *mail.Header, key, value string) bool {
-	fields := h.FieldsByKey(key)
-	if value == "" {
-		return fields.Len() > 0
+	text, ok := msgindex.FieldText(h, key)
+	return ok && containsPart(text, strings.ToLower(value))
+}
+
+// maxPartDepth bounds the walk through nested multiparts of hostile mail.
+const maxPartDepth = 20
+
+// matchEntity looks for text in the message's text parts (BODY), and in its
+// headers as well for TEXT: the search texts the index keeps, made from
+// the raw message.
+func matchEntity(body []byte, text string, withHeader bool) bool {
+	text = strings.ToLower(text)
+	if !mayContain(body, text, withHeader) {
+		return false
 	}
-	value = strings.ToLower(value)
-	for fields.Next() {
-		v, err := fields.Text()
-		if err != nil {
-			v = fields.Value()
-		}
-		if strings.Contains(strings.ToLower(v), value) {
+	b, h, ok := msgindex.SearchTexts(body)
+	return ok && (containsPart(b, text) || withHeader && containsPart(h, text))
+}
+
+// containsPart reports whether a part (or field) of a search text contains
+// value; value may hold the separator only in the unindexed path.
+func containsPart(text []byte, value string) bool {
+	if strings.IndexByte(value, mailstore.SearchSep) < 0 {
+		return bytes.Contains(text, []byte(value))
+	}
+	for _, f := range bytes.Split(text, []byte{mailstore.SearchSep}) {
+		if bytes.Contains(f, []byte(value)) {
 			return true
 		}
 	}
 	return false
 }
 
-// matchEntity looks for text in the message's text parts (BODY), and in its
-// headers as well for TEXT.
-func matchEntity(body []byte, text string, withHeader bool) bool {
-	e, err := gomessage.Read(bytes.NewReader(body))
-	if e == nil {
-		return false
+// mayContain reports whether a message's text parts (and, withHeader,
+// its header fields) can contain text (lowercased) once decoded; false
+// only when certainly not, so that most messages of a BODY or TEXT search
+// are not parsed. Decoding can only reveal an ASCII string the raw bytes
+// lack through a transfer encoding (base64, quoted-printable) or, in a
+// header, an encoded word (=?) or folding (the string would hold a space);
+// and lowercasing can only make one from the two non-ASCII letters whose
+// lower case is ASCII (KELVIN SIGN, İ). Charsets other than UTF-8 are not
+// converted.
+func mayContain(raw []byte, text string, withHeader bool) bool {
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c >= utf8.RuneSelf || c < ' ' || c == 0x7f || (withHeader && c == ' ') {
+			return true
+		}
 	}
-	_ = err // an unknown charset or encoding still leaves the raw part readable
-	return matchPart(e, strings.ToLower(text), withHeader, 0)
+	hide := []string{text, "base64", "quoted-printable"}
+	if withHeader {
+		hide = append(hide, "=?")
+	}
+	for _, h := range hide {
+		if containsFold(raw, h) {
+			return true
+		}
+	}
+	return bytes.Contains(raw, []byte("\u212a")) || bytes.Contains(raw, []byte("\u0130"))
 }
 
-// maxPartDepth bounds the walk through nested multiparts of hostile mail.
-const maxPartDepth = 20
+// containsFold reports whether b contains s (ASCII, lowercase, not empty)
+// under ASCII case folding.
+func containsFold(b []byte, s string) bool {
+	lo, up := s[0], s[0]
+	if 'a' <= lo && lo <= 'z' {
+		up = lo - 'a' + 'A'
+	}
+	last := len(b) - len(s) // the last possible start
+	// The next start with each case of s[0], found by IndexByte and kept
+	// until passed, so each scan runs over b once.
+	nextLo, nextUp := -1, -1
+	for i := 0; i <= last; {
+		if nextLo < i {
+			nextLo = indexFrom(b[:last+1], lo, i)
+		}
+		if nextUp < i {
+			nextUp = indexFrom(b[:last+1], up, i)
+		}
+		j := min(nextLo, nextUp)
+		if j > last {
+			return false
+		}
+		if equalFold(b[j:j+len(s)], s) {
+			return true
+		}
+		i = j + 1
+	}
+	return false
+}
 
-func matchPart(e *gomessage.Entity, text string, withHeader bool, depth int) bool {
-	if depth > maxPartDepth {
-		return false
+// indexFrom is the index of c in b at or after from, or len(b) when
+// there is none (past every start, so the caller never searches again).
+func indexFrom(b []byte, c byte, from int) int {
+	if k := bytes.IndexByte(b[from:], c); k >= 0 {
+		return from + k
 	}
-	if withHeader {
-		for f := e.Header.Fields(); f.Next(); {
-			v, err := f.Text()
-			if err != nil {
-				v = f.Value()
-			}
-			if strings.Contains(strings.ToLower(v), text) {
-				return true
-			}
+	return len(b)
+}
+
+func equalFold(b []byte, s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
 		}
 	}
-	if mr := e.MultipartReader(); mr != nil {
-		for {
-			part, err := mr.NextPart()
-			if err != nil {
-				return false
-			}
-			if matchPart(part, text, withHeader, depth+1) {
-				return true
-			}
-		}
-	}
-	t, _, _ := e.Header.ContentType()
-	if t != "" && !strings.HasPrefix(t, "text/") && !strings.HasPrefix(t, "message/") {
-		return false
-	}
-	b, err := io.ReadAll(io.LimitReader(e.Body, 64<<20))
-	if err != nil && len(b) == 0 {
-		return false
-	}
-	return bytes.Contains(bytes.ToLower(b), []byte(text))
+	return true
 }

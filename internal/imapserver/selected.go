@@ -23,14 +23,14 @@ type selected struct {
 	msgs     []viewMsg
 	// pendingExpunge: some msgs are gone but could not be reported yet.
 	pendingExpunge bool
-	// highest is the HIGHESTMODSEQ up to which the client has been told
-	// every change (RFC 7162): it moves only when a re-read is reported in
-	// full, expunges included, so a client that keeps it misses nothing.
-	highest uint64
 	// saved is the result of the last SEARCH RETURN (SAVE) (RFC 5182), by
 	// UID: "$" in later commands. Empty on SELECT; an expunged message
 	// simply drops out, as its UID names nothing.
 	saved []uint32
+	// highest is the HIGHESTMODSEQ up to which the client has been told
+	// every change (RFC 7162): it moves only when a re-read is reported in
+	// full, expunges included, so a client that keeps it misses nothing.
+	highest uint64
 }
 
 type viewMsg struct {
@@ -96,6 +96,34 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if !sel.readOnly {
 		// Any keyword may be created (the "\*" of RFC 9051 §7.1).
 		data.PermanentFlags = append(toIMAPFlags(flags), imap.FlagWildcard)
+	}
+	if s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) {
+		// RFC 9051 §6.3.2: an IMAP4rev2 SELECT names the mailbox in a LIST
+		// response with its attributes.
+		if data.List, err = s.selectedList(mb); err != nil {
+			s.Unselect()
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// selectedList is the LIST response of SELECT for mb.
+func (s *session) selectedList(mb mailstore.Mailbox) (*imap.ListData, error) {
+	mbs, err := s.srv.cfg.Mail.Mailboxes(s.ctx, s.memberID)
+	if err != nil {
+		return nil, s.storeErr("select", err)
+	}
+	attr := imap.MailboxAttrHasNoChildren
+	for _, m := range mbs {
+		if strings.HasPrefix(m.Name, mb.Name+string(delim)) {
+			attr = imap.MailboxAttrHasChildren
+			break
+		}
+	}
+	data := &imap.ListData{Mailbox: mb.Name, Delim: delim, Attrs: []imap.MailboxAttr{attr}}
+	if mb.SpecialUse != "" {
+		data.Attrs = append(data.Attrs, imap.MailboxAttr(mb.SpecialUse))
 	}
 	return data, nil
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// \Trash) as ham. It runs on a goroutine of its own behind a bounded
 	// queue, after the command has succeeded; IMAP never waits for it.
 	JunkLearner JunkLearner
+	// Quota is the server's mail storage limit in octets for members whose
+	// own setting and domain set none (mailstore.Quota.Limit); 0 is none.
+	// Over the limit APPEND and COPY get NO [OVERQUOTA].
+	Quota int64
 }
 
 // Server is an IMAP server; one Server may serve several listeners.
@@ -127,6 +131,13 @@ var caps = imap.CapSet{
 	imap.CapListExtended:     {},
 	imap.CapCreateSpecialUse: {},
 	imap.CapMultiAppend:      {},
+	imap.CapQuota:            {}, // RFC 9208, with its one resource:
+	"QUOTA=RES-STORAGE":      {},
+	imap.CapPreview:          {},
+	imap.CapSort:             {},
+	imap.CapSortDisplay:      {},
+	imap.Cap("THREAD=" + imap.ThreadOrderedSubject): {},
+	imap.Cap("THREAD=" + imap.ThreadReferences):     {},
 }
 
 func (s *Server) newBackend(tlsConfig *tls.Config, insecureAuth bool) *backend {

@@ -8,6 +8,8 @@ package mailstore
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -102,6 +104,52 @@ type Outbound struct {
 	EightBit bool     // BODY=8BITMIME
 }
 
+// Quota is a member's mail storage (RFC 9208's STORAGE resource): what the
+// member's messages take and the limits set on it.
+type Quota struct {
+	// Used is the octets of all the member's messages, every mailbox
+	// together; a copy counts as much as its original.
+	Used int64
+	// Member is the member's own limit and Domain the default of the
+	// member's domain, in octets, 0 for none; nil when not set.
+	Member, Domain *int64
+}
+
+// Limit is the limit that applies: the member's own, else the domain's
+// default, else def (the server's); 0 is none.
+func (q Quota) Limit(def int64) int64 {
+	switch {
+	case q.Member != nil:
+		return *q.Member
+	case q.Domain != nil:
+		return *q.Domain
+	}
+	return max(def, 0)
+}
+
+// Fits says whether size more octets fit under the limit that applies
+// (see Limit). Quotas are checked, not reserved: two messages accepted at
+// once may together pass the limit, by at most one message each.
+func (q Quota) Fits(size, def int64) bool {
+	limit := q.Limit(def)
+	return limit == 0 || q.Used+size <= limit
+}
+
+// FormatSize shows octets in the binary units quotas are set in (postern
+// user set --quota 2GiB): 512 B, 12.3 MiB, 2 GiB.
+func FormatSize(n int64) string {
+	if n < 1024 {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB"}
+	v, u := float64(n)/1024, 0
+	for v >= 1024 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + units[u]
+}
+
 // FlagOp is how StoreFlags changes flags.
 type FlagOp int
 
@@ -124,7 +172,13 @@ type Store interface {
 	// RenameMailbox renames a mailbox and its children; renaming INBOX moves its
 	// messages to the new mailbox (RFC 3501 §6.3.5).
 	RenameMailbox(ctx context.Context, memberID int64, oldName, newName string) error
+	// SetSubscribed subscribes or unsubscribes a mailbox; unsubscribing
+	// also takes a name from SubscribedNames.
 	SetSubscribed(ctx context.Context, memberID int64, name string, on bool) error
+	// SubscribedNames lists, in order, the subscribed names that have no
+	// mailbox: a mailbox deleted while subscribed keeps its subscription
+	// (RFC 9051 §6.3.7), and one created again under its name takes it back.
+	SubscribedNames(ctx context.Context, memberID int64) ([]string, error)
 
 	// Append stores a message in mailboxID and returns its UID.
 	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
@@ -137,9 +191,10 @@ type Store interface {
 	// transaction: every recipient gets the message or none does, so an SMTP
 	// client retrying after a failure never duplicates it.
 	DeliverAll(ctx context.Context, ds []Delivery) error
-	// Usage returns the octets of all the member's messages, every mailbox
-	// together: what a mailbox quota counts (RFC 9208's STORAGE).
-	Usage(ctx context.Context, memberID int64) (int64, error)
+	// Quota returns the member's storage use and the limits set for it
+	// (account.ErrNotFound when there is no such member). It costs the same
+	// at any mailbox size: every delivery and APPEND reads it.
+	Quota(ctx context.Context, memberID int64) (Quota, error)
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
 	// Open returns a mailbox by name with its messages in UID order, read
@@ -175,4 +230,80 @@ type Store interface {
 	Copy(ctx context.Context, src int64, uids []uint32, dst int64) (srcUIDs, dstUIDs []uint32, uidValidity uint32, err error)
 	// Move is Copy and Delete of the source in one transaction (RFC 6851).
 	Move(ctx context.Context, src int64, uids []uint32, dst int64) (srcUIDs, dstUIDs []uint32, uidValidity uint32, err error)
+
+	Indexer
+}
+
+// MessageIndex is what a message's IMAP commands need of its content,
+// computed once when the message is stored (internal/msgindex builds it)
+// instead of parsing the message for every FETCH, SEARCH or SORT. Copies of
+// a message share it, as they share the body.
+type MessageIndex struct {
+	// ENVELOPE, BODY and BODYSTRUCTURE as go-imap writes them, for a
+	// connection without UTF-8 quoted strings; the *UTF8 forms are for one
+	// with them (UTF8=ACCEPT, IMAP4rev2), nil when they are the same bytes.
+	Envelope, EnvelopeUTF8           []byte
+	Body, BodyUTF8                   []byte
+	BodyStructure, BodyStructureUTF8 []byte
+	// The search text of the From, To, Cc, Bcc and Subject fields: each
+	// field decoded and lowercased, fields joined by SearchSep; nil when the
+	// message has no such field.
+	From, To, Cc, Bcc, Subject []byte
+	// What SEARCH BODY and TEXT match: the decoded, lowercased text parts,
+	// and the header fields of the message and its parts (msgindex's
+	// SearchTexts); both nil for a message that does not parse.
+	BodyText, HeaderText []byte
+	// Sort keys (RFC 5256 §3, RFC 5957): the first address's mailbox
+	// (local part), the display name or else the address, and the base
+	// subject; SentDate is the Date field's time, zero when it has none.
+	SortFrom, SortTo, SortCc string
+	DisplayFrom, DisplayTo   string
+	BaseSubject              string
+	SentDate                 time.Time
+	MessageID, InReplyTo     string // message ids without angle brackets
+	References               []string
+	Preview                  string // RFC 8970: the start of the first text part
+	HasAttachment            bool
+}
+
+// SearchSep separates the fields of a MessageIndex search text: no IMAP
+// search string can hold it (it is a control character), so no match can
+// span two fields.
+const SearchSep = '\x01'
+
+// SearchField names a MessageIndex search text.
+type SearchField string
+
+const (
+	SearchFrom    SearchField = "from"
+	SearchTo      SearchField = "to"
+	SearchCc      SearchField = "cc"
+	SearchBcc     SearchField = "bcc"
+	SearchSubject SearchField = "subject"
+	SearchBody    SearchField = "body"
+	SearchText    SearchField = "text" // the header texts or the body's
+)
+
+// Counts are a mailbox's totals (IMAP STATUS).
+type Counts struct {
+	Messages, Unseen, Deleted uint32
+	Size, DeletedSize         int64 // DeletedSize: of the messages flagged \Deleted
+}
+
+// Indexer is what a store offers over its messages' indexes.
+type Indexer interface {
+	// Indexes returns the index of each message of ids (every message when
+	// ids is nil) that exists in the mailbox, by message id, building and
+	// keeping any index not built yet. Without encoded, the ENVELOPE and
+	// BODYSTRUCTURE forms are left out.
+	Indexes(ctx context.Context, mailboxID int64, ids []int64, encoded bool) (map[int64]*MessageIndex, error)
+	// SearchIndex returns the UIDs of the mailbox's messages whose field
+	// contains value (already lowercased), or that have the field at all
+	// when value is empty.
+	SearchIndex(ctx context.Context, mailboxID int64, field SearchField, value string) ([]uint32, error)
+	// Bodies calls fn with each message of ids that exists and its raw
+	// body, reading them in one pass; fn's error stops it.
+	Bodies(ctx context.Context, ids []int64, fn func(id int64, body []byte) error) error
+	// Counts returns the mailbox's totals.
+	Counts(ctx context.Context, mailboxID int64) (Counts, error)
 }

@@ -182,18 +182,16 @@ func (c *conn) rcpt(arg string) {
 	c.reply(250, "2.1.5", "Recipient OK")
 }
 
-// fits says whether size more octets fit in the member's quota (RFC 3463
-// 4.2.2 when not). The quota is checked, not reserved: two messages
-// accepted at once may together pass it by at most one message each.
+// fits says whether size more octets fit in the member's quota: the
+// member's own limit, else the domain's, else the server's (RFC 3463 4.2.2
+// when not). The quota is checked, not reserved: two messages accepted at
+// once may together pass it by at most one message each.
 func (c *conn) fits(member, size int64) (bool, error) {
-	if c.cfg.Quota <= 0 {
-		return true, nil
-	}
-	used, err := c.cfg.Mail.Usage(c.ctx, member)
+	q, err := c.cfg.Mail.Quota(c.ctx, member)
 	if err != nil {
 		return false, err
 	}
-	return used+size <= c.cfg.Quota, nil
+	return q.Fits(size, c.cfg.Quota), nil
 }
 
 // remoteAddress says whether addr is fit to be queued for another domain:

@@ -219,10 +219,10 @@ type memMail struct {
 	n  int
 }
 
-func (m *memMail) Usage(context.Context, int64) (int64, error) {
+func (m *memMail) Quota(context.Context, int64) (mailstore.Quota, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return int64(m.n) * 100, nil // every message counts 100 octets
+	return mailstore.Quota{Used: int64(m.n) * 100}, nil // every message counts 100 octets
 }
 
 func (m *memMail) DeliverAll(context.Context, []mailstore.Delivery) error {

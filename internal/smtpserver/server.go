@@ -68,10 +68,11 @@ type Recipients interface {
 }
 
 // Mail is the part of the mail store the server writes to. DeliverAll puts
-// every copy of a message in one transaction; Usage is what a quota counts.
+// every copy of a message in one transaction; Quota is a member's storage
+// use and limits.
 type Mail interface {
 	DeliverAll(ctx context.Context, ds []mailstore.Delivery) error
-	Usage(ctx context.Context, memberID int64) (int64, error)
+	Quota(ctx context.Context, memberID int64) (mailstore.Quota, error)
 }
 
 // Submitter stores what a member submitted: local copies and the copy
@@ -145,9 +146,10 @@ type Config struct {
 	MaxDataLine     int   // default DefaultMaxDataLine
 	MaxHeaderBytes  int   // default DefaultMaxHeaderBytes
 	MaxHeaderFields int   // default DefaultMaxHeaderFields
-	// Quota is each member's mailbox limit in octets, every mailbox
-	// together (mailstore Usage); 0 is none. Over it a recipient gets 452
-	// 4.2.2.
+	// Quota is the server's storage limit in octets, every mailbox
+	// together, for members whose own setting and domain set none
+	// (mailstore.Quota.Limit); 0 is none. Over the limit that applies a
+	// recipient gets 452 4.2.2.
 	Quota int64
 	// RateLimit caps the recipients (RCPT commands) one client address
 	// (IPv4, IPv6 /56) may give per minute on an MX server, with bursts of

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -120,12 +121,41 @@ type meJSON struct {
 	Domain          string `json:"domain"`
 	Policy          string `json:"policy"`
 	UseAppPasswords bool   `json:"use_app_passwords"`
+	// Storage is the member's mail storage; absent when the server has no
+	// mail store to ask.
+	Storage *storageJSON `json:"storage,omitempty"`
 }
 
-func (s *Server) me(m account.Member) meJSON {
+// storageJSON is the octets of all the member's messages, every folder
+// together, and the limit that applies to them (null: none).
+type storageJSON struct {
+	Used  int64  `json:"used"`
+	Limit *int64 `json:"limit"`
+}
+
+func (s *Server) me(ctx context.Context, m account.Member) (meJSON, error) {
 	// For an enforced domain the setting is on, whatever the stored value.
-	return meJSON{Email: m.Email, Name: m.Name, Domain: m.Domain(), Policy: string(s.svc.Policy(m)),
+	j := meJSON{Email: m.Email, Name: m.Name, Domain: m.Domain(), Policy: string(s.svc.Policy(m)),
 		UseAppPasswords: m.AppPasswordsOnly(s.svc.Config.Cutoff)}
+	used, limit, ok, err := s.storage(ctx, m.ID)
+	if err != nil || !ok {
+		return j, err
+	}
+	j.Storage = &storageJSON{Used: used}
+	if limit > 0 {
+		j.Storage.Limit = &limit
+	}
+	return j, nil
+}
+
+// writeMe answers with the me object.
+func (s *Server) writeMe(w http.ResponseWriter, r *http.Request, m account.Member) {
+	j, err := s.me(r.Context(), m)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
 }
 
 func (s *Server) apiSignin(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +181,7 @@ func (s *Server) apiSignin(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.me(m))
+	s.writeMe(w, r, m)
 }
 
 func (s *Server) apiSignout(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -164,7 +194,7 @@ func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiMe(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	writeJSON(w, http.StatusOK, s.me(rc.member))
+	s.writeMe(w, r, rc.member)
 }
 
 // apiReauth lets a sensitive API call through when the session entered the
@@ -217,7 +247,7 @@ func (s *Server) apiSettings(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		return
 	}
 	m.UseAppPasswords = *in.UseAppPasswords
-	writeJSON(w, http.StatusOK, s.me(m))
+	s.writeMe(w, r, m)
 }
 
 type appPasswordJSON struct {

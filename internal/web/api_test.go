@@ -24,6 +24,10 @@ func TestAPISessionAndMe(t *testing.T) {
 	wantStatus(t, r, 200)
 	var me meJSON
 	r.json(&me)
+	if me.Storage == nil || me.Storage.Used != 0 || me.Storage.Limit != nil {
+		t.Fatalf("session's storage: %+v", me.Storage)
+	}
+	me.Storage = nil
 	if me != (meJSON{Email: "alice@new.example", Name: "Alice Liddell", Domain: "new.example", Policy: "enforced", UseAppPasswords: true}) {
 		t.Fatalf("session: %+v", me)
 	}

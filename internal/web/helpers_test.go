@@ -88,7 +88,7 @@ func newEnvAuth(t *testing.T, secure bool, mod func(*auth.Config)) *env {
 	}
 	t.Cleanup(func() { gw.Close() })
 	e.gw = gw
-	e.srv = New(Config{Service: e.svc, Sessions: e.db, Auth: gw, Log: log, Now: e.Now, Secure: secure,
+	e.srv = New(Config{Service: e.svc, Sessions: e.db, Auth: gw, Log: log, Now: e.Now, Secure: secure, Mail: e.db.Mail(),
 		Settings: ServerSettings{Host: "mail.example.com", IMAPSPort: 993, IMAPPort: 143, SubmissionsPort: 465,
 			SubmissionPort: 587, POP3SPort: 995, WebPort: 443, WebTLS: true}})
 	if secure {

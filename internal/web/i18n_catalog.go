@@ -119,6 +119,11 @@ var catalog = map[string]map[string]string{
 		"setup.gone":             "The configuration profile can be downloaded only from the page that showed the new password, within 10 minutes of creating it. Delete the password and create a new one to get another.",
 
 		"password.section":        "Password",
+		"storage.title":           "Mail storage",
+		"storage.used":            "%s of %s used",
+		"storage.unlimited":       "%s used; your mail storage has no limit.",
+		"storage.desc":            "Every folder counts, Trash and Junk included. Deleting messages and emptying Trash makes room.",
+		"storage.full":            "Your mail storage is full: new mail is refused until you make room.",
 		"password.desc":           "Your account password signs you in here.",
 		"password.title":          "Change password",
 		"password.intro":          "Other places where you are signed in to this site are signed out, and apps that sign in with your account password must log in again.",
@@ -281,6 +286,11 @@ var catalog = map[string]map[string]string{
 		"setup.gone":             "構成プロファイルは、新しいパスワードを表示したページから、作成後10分以内にだけダウンロードできます。もう一度必要なときは、パスワードを削除して新しく作成してください。",
 
 		"password.section":        "パスワード",
+		"storage.title":           "メールの保存容量",
+		"storage.used":            "%[2]s 中 %[1]s を使用",
+		"storage.unlimited":       "%s を使用中（保存容量の上限はありません）。",
+		"storage.desc":            "ゴミ箱や迷惑メールを含むすべてのフォルダが対象です。メールを削除してゴミ箱を空にすると空き容量が増えます。",
+		"storage.full":            "保存容量がいっぱいです。空きができるまで新しいメールは受け取れません。",
 		"password.desc":           "アカウントのパスワードでこのサイトにログインします。",
 		"password.title":          "パスワードを変更",
 		"password.intro":          "このサイトにログインしている他の場所からはログアウトされ、アカウントのパスワードでログインしているアプリは再ログインが必要になります。",

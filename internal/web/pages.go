@@ -233,6 +233,7 @@ type securityData struct {
 	Enforced, On bool
 	Count, Max   int
 	Sessions     []sessionView
+	Storage      *storageView // nil: no mail store to ask
 }
 
 func (s *Server) securityPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -251,10 +252,19 @@ func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, rc *reqC
 		s.pageError(w, r, rc, err)
 		return
 	}
+	used, limit, ok, err := s.storage(r.Context(), rc.member.ID)
+	if err != nil {
+		s.pageError(w, r, rc, err)
+		return
+	}
 	p.Error = errMsg
 	m := rc.member
-	p.Data = securityData{Enforced: s.svc.Policy(m) == account.PolicyEnforced,
+	d := securityData{Enforced: s.svc.Policy(m) == account.PolicyEnforced,
 		On: m.AppPasswordsOnly(s.svc.Config.Cutoff), Count: len(list), Max: account.MaxAppPasswords, Sessions: sessions}
+	if ok {
+		d.Storage = newStorageView(used, limit)
+	}
+	p.Data = d
 	s.render(w, status, "security", p)
 }
 

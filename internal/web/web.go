@@ -81,6 +81,12 @@ type Config struct {
 	// mta-sts.DOMAIN/.well-known/mta-sts.txt for each local DOMAIN; "" serves none.
 	MTASTSPolicy string
 
+	// Mail gives the member's mail storage, shown on the Security page and
+	// in GET /api/v1/me; nil leaves it out. MailQuota is the server's limit
+	// for members whose own setting and domain set none (0: none).
+	Mail      QuotaReader
+	MailQuota int64
+
 	IdleTimeout     time.Duration // 1 h when zero (NIST SP 800-63B-4 §2.2.3, AAL2)
 	AbsoluteTimeout time.Duration // 24 h when zero
 	ReauthWindow    time.Duration // 10 min when zero: sensitive actions need a fresher password

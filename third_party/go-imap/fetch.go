@@ -19,6 +19,8 @@ type FetchOptions struct {
 	BinarySection     []*FetchItemBinarySection     // requires IMAP4rev2 or BINARY
 	BinarySectionSize []*FetchItemBinarySectionSize // requires IMAP4rev2 or BINARY
 	ModSeq            bool                          // requires CONDSTORE
+	Preview           bool                          // requires PREVIEW (RFC 8970)
+	PreviewLazy       bool                          // PREVIEW (LAZY): NIL rather than a costly preview
 
 	ChangedSince uint64 // requires CONDSTORE
 	Vanished     bool   // requires QRESYNC, with ChangedSince, UID FETCH only

@@ -133,16 +133,17 @@ func (db *DB) CreateDomain(ctx context.Context, d *account.Domain) error {
 }
 
 // domainQuery selects a domain with its catch-all member's address.
-const domainQuery = `SELECT d.id, d.name, d.created_at, COALESCE(c.email, '')
+const domainQuery = `SELECT d.id, d.name, d.created_at, COALESCE(c.email, ''), d.mail_quota
 	FROM domains d LEFT JOIN members c ON c.id = d.catchall_member_id`
 
 func scanDomain(r rowScanner) (account.Domain, error) {
 	var d account.Domain
 	var created int64
-	if err := r.Scan(&d.ID, &d.Name, &created, &d.CatchAll); err != nil {
+	var quota sql.NullInt64
+	if err := r.Scan(&d.ID, &d.Name, &created, &d.CatchAll, &quota); err != nil {
 		return account.Domain{}, err
 	}
-	d.CreatedAt = fromMicros(created)
+	d.CreatedAt, d.MailQuota = fromMicros(created), nullInt(quota)
 	return d, nil
 }
 

@@ -206,26 +206,35 @@ func (s *Mail) DeleteMailbox(ctx context.Context, memberID int64, name string) e
 			return err
 		}
 		var bodies []int64
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT body_id FROM mail_messages WHERE mailbox_id = ?`), id)
+		var size int64
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT body_id, size FROM mail_messages WHERE mailbox_id = ?`), id)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var b int64
-			if err := rows.Scan(&b); err != nil {
+			var b, n int64
+			if err := rows.Scan(&b, &n); err != nil {
 				rows.Close()
 				return err
 			}
 			bodies = append(bodies, b)
+			size += n
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
+			return err
+		}
+		// The subscription stays (RFC 9051 §6.3.7), by name.
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO mail_subscribed_names (member_id, name) SELECT member_id, name FROM mailboxes WHERE id = ? AND subscribed = TRUE ON CONFLICT DO NOTHING`), id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM mailboxes WHERE id = ?`), id); err != nil {
 			return err
 		}
 		if err := db.dropBodies(ctx, tx, bodies); err != nil {
+			return err
+		}
+		if err := db.addUsage(ctx, tx, memberID, -size); err != nil {
 			return err
 		}
 		return db.mailboxChanged(ctx, tx, memberID, id)
@@ -331,6 +340,35 @@ func (s *Mail) SetSubscribed(ctx context.Context, memberID int64, name string, o
 	}
 	db.MailChanged(memberID) // Open returns the flag (inboxcache.go)
 	defer db.MailChanged(memberID)
-	return mailErr("subscribe", db.execOne(ctx, db.SQL, account.ErrNotFound,
-		`UPDATE mailboxes SET subscribed = ? WHERE member_id = ? AND name_key = ?`, on, memberID, key))
+	// Unsubscribing also drops the name of a deleted mailbox.
+	res, err := db.SQL.ExecContext(ctx, db.q(`DELETE FROM mail_subscribed_names WHERE member_id = ? AND name = ?`), memberID, key)
+	if err != nil {
+		return mailErr("subscribe", err)
+	}
+	err = db.execOne(ctx, db.SQL, account.ErrNotFound,
+		`UPDATE mailboxes SET subscribed = ? WHERE member_id = ? AND name_key = ?`, on, memberID, key)
+	if n, _ := res.RowsAffected(); err == account.ErrNotFound && n > 0 && !on {
+		err = nil
+	}
+	return mailErr("subscribe", err)
+}
+
+// SubscribedNames returns the subscribed names that have no mailbox, in
+// order: mailboxes deleted while subscribed.
+func (s *Mail) SubscribedNames(ctx context.Context, memberID int64) ([]string, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, s.db.q(`SELECT s.name FROM mail_subscribed_names s WHERE s.member_id = ? AND NOT EXISTS (SELECT 1 FROM mailboxes b WHERE b.member_id = s.member_id AND b.name_key = s.name)`), memberID)
+	if err != nil {
+		return nil, mailErr("subscribed names", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, mailErr("subscribed names", err)
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names) // here, as Mailboxes: both engines agree
+	return names, mailErr("subscribed names", rows.Err())
 }

@@ -1,14 +1,19 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"math"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/msgindex"
 )
 
 // Append stores a message in mailboxID and returns its UID. A zero date
@@ -83,6 +88,9 @@ func (db *DB) appendTx(ctx context.Context, tx *sql.Tx, mailboxID int64, flags [
 	if err != nil {
 		return 0, err
 	}
+	if err := db.insertIndex(ctx, tx, bodyID, msgindex.Build(body)); err != nil {
+		return 0, err
+	}
 	locked, err := db.lockMailboxes(ctx, tx, mailboxID)
 	if err != nil {
 		return 0, err
@@ -94,6 +102,9 @@ func (db *DB) appendTx(ctx context.Context, tx *sql.Tx, mailboxID int64, flags [
 	}
 	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		mb.id, int64(uid), joinFlags(flags), micros(date), int64(len(body)), bodyID, mb.modseq); err != nil {
+		return 0, err
+	}
+	if err := db.addUsage(ctx, tx, mb.memberID, int64(len(body))); err != nil {
 		return 0, err
 	}
 	return uid, db.mailboxChanged(ctx, tx, mb.memberID, mb.id)
@@ -119,8 +130,13 @@ func (s *Mail) DeliverAll(ctx context.Context, ds []mailstore.Delivery) error {
 	return mailErr("deliver", db.tx(ctx, func(tx *sql.Tx) error { return db.deliverAllTx(ctx, tx, ds) }))
 }
 
-// deliverAllTx stores every delivery inside tx.
+// deliverAllTx stores every delivery inside tx, member by member in ID
+// order: each member's mailbox and usage rows are locked together, so two
+// deliveries to the same members lock them in the same order and cannot
+// deadlock (see Locking).
 func (db *DB) deliverAllTx(ctx context.Context, tx *sql.Tx, ds []mailstore.Delivery) error {
+	ds = slices.Clone(ds)
+	slices.SortStableFunc(ds, func(a, b mailstore.Delivery) int { return cmp.Compare(a.MemberID, b.MemberID) })
 	for _, d := range ds {
 		// One copy's bytes at a time: a message to many members never
 		// holds them all in memory.
@@ -159,22 +175,53 @@ func (db *DB) deliverJunkTx(ctx context.Context, tx *sql.Tx, memberID int64, bod
 	return err
 }
 
-// usageQuery sums a member's message sizes. The mail_messages_usage index
-// (mailbox_id, size) covers it: both engines read the sizes from the index
-// alone, one range per mailbox, without touching the message rows.
-const usageQuery = `SELECT COALESCE(SUM(m.size), 0) FROM mailboxes b JOIN mail_messages m ON m.mailbox_id = b.id WHERE b.member_id = ?`
+// quotaQuery reads a member's usage counter and the limits set for the
+// member and the domain: three rows by primary key.
+const quotaQuery = `SELECT COALESCE(u.bytes, 0), m.mail_quota, d.mail_quota
+	FROM members m JOIN domains d ON d.id = m.domain_id LEFT JOIN mail_usage u ON u.member_id = m.id
+	WHERE m.id = ?`
 
-// Usage implements mailstore.Store.
-func (s *Mail) Usage(ctx context.Context, memberID int64) (int64, error) {
-	stmt, err := s.db.prepared(ctx, s.db.q(usageQuery)) // every RCPT on a server with a quota
+// Quota implements mailstore.Store.
+func (s *Mail) Quota(ctx context.Context, memberID int64) (mailstore.Quota, error) {
+	stmt, err := s.db.prepared(ctx, s.db.q(quotaQuery)) // every RCPT and APPEND
 	if err != nil {
-		return 0, mailErr("usage", err)
+		return mailstore.Quota{}, mailErr("quota", err)
 	}
-	var n int64
-	if err := stmt.QueryRowContext(ctx, memberID).Scan(&n); err != nil {
-		return 0, mailErr("usage", err)
+	var q mailstore.Quota
+	var member, domain sql.NullInt64
+	err = stmt.QueryRowContext(ctx, memberID).Scan(&q.Used, &member, &domain)
+	if notFound(err) {
+		return mailstore.Quota{}, account.ErrNotFound
 	}
-	return n, nil
+	if err != nil {
+		return mailstore.Quota{}, mailErr("quota", err)
+	}
+	q.Member, q.Domain = nullInt(member), nullInt(domain)
+	return q, nil
+}
+
+func nullInt(n sql.NullInt64) *int64 {
+	if !n.Valid {
+		return nil
+	}
+	return &n.Int64
+}
+
+// addUsageQuery moves a member's usage counter. The row is made on the
+// member's first message; later ones update it, which locks that row alone
+// (no foreign key is checked on an update that keeps the key).
+const addUsageQuery = `INSERT INTO mail_usage (member_id, bytes) VALUES (?, ?)
+	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes`
+
+// addUsage adds delta octets to the member's usage inside tx: every
+// transaction that adds or removes messages calls it, so the counter is
+// exactly the sum of the member's message sizes once it commits.
+func (db *DB) addUsage(ctx context.Context, tx *sql.Tx, memberID, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, db.q(addUsageQuery), memberID, delta)
+	return err
 }
 
 // deliverTx appends body to the member's INBOX inside tx, creating the
@@ -210,7 +257,7 @@ func (db *DB) deliverTx(ctx context.Context, tx *sql.Tx, memberID int64, body []
 // member's row (KEY SHARE, as the body's foreign key takes it), then the
 // INBOX row, which the UPDATE locks while it takes the next UID and the next
 // mod-sequence.
-const deliverInboxQueryPG = `WITH mem AS (
+var deliverInboxQueryPG = `WITH mem AS (
 	SELECT id FROM members WHERE id = $1 FOR KEY SHARE
 ), mb AS (
 	UPDATE mailboxes SET uid_next = mailboxes.uid_next + 1, highest_modseq = mailboxes.highest_modseq + 1 FROM mem
@@ -223,8 +270,26 @@ const deliverInboxQueryPG = `WITH mem AS (
 	SELECT mb.id, mb.uid, '', $4, $5, b.id, mb.modseq FROM mb, b
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $6, $1, mb.id, $4 FROM mb
+), u AS (
+	INSERT INTO mail_usage (member_id, bytes) SELECT $1, $5 FROM mb
+	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
+), x AS (
+	INSERT INTO mail_index (` + indexCols + `) SELECT b.id, ` + indexValuesPG + ` FROM b
 )
 SELECT id FROM mb`
+
+// indexValuesPG are the placeholders of the index columns after body_id
+// in deliverInboxQueryPG (its arguments follow the first six), cast to
+// their column's type: in a SELECT list PostgreSQL would take them as text.
+var indexValuesPG = func() string {
+	types := strings.Fields(`bigint bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea
+		text text text text text text bigint bigint text text text text boolean`)
+	var ps []string
+	for i, t := range types {
+		ps = append(ps, "$"+strconv.Itoa(i+7)+"::"+t)
+	}
+	return strings.Join(ps, ", ")
+}()
 
 // deliverInboxPG delivers body to the member's INBOX with
 // deliverInboxQueryPG. done is false when nothing was written: the member
@@ -232,8 +297,9 @@ SELECT id FROM mb`
 // creates (or reports).
 func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, body []byte) (done bool, err error) {
 	var id int64
-	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, memberID, inbox, body, micros(time.Now()), int64(len(body)),
-		string(account.EventMailboxChanged)).Scan(&id)
+	args := []any{memberID, inbox, body, micros(time.Now()), int64(len(body)), string(account.EventMailboxChanged)}
+	args = append(args, indexArgs(0, msgindex.Build(body))[1:]...)
+	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, args...).Scan(&id)
 	if notFound(err) {
 		return false, nil
 	}
@@ -403,29 +469,43 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		if err != nil {
 			return err
 		}
-		changed := false
+		// One UPDATE per resulting set of flags, not per message: a STORE
+		// on many messages leaves them with few distinct sets.
+		byFlags := map[string][]int64{}
+		var order []string
 		for _, r := range rows {
 			if unchangedSince != 0 && uint64(r.modseq) > unchangedSince {
 				modified = append(modified, r.uid)
 				continue
 			}
 			next := applyFlags(r.flags, op, flags)
-			if joinFlags(next) != joinFlags(r.flags) {
-				modseq, err := db.nextModSeq(ctx, tx, mb)
+			if joined := joinFlags(next); joined != joinFlags(r.flags) {
+				modseq, err := db.nextModSeq(ctx, tx, mb) // one per transaction
 				if err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET flags = ?, modseq = ? WHERE id = ?`), joinFlags(next), modseq, r.id); err != nil {
-					return err
+				if byFlags[joined] == nil {
+					order = append(order, joined)
 				}
+				byFlags[joined] = append(byFlags[joined], r.id)
 				r.modseq = modseq
-				changed = true
 			}
 			r.flags = next
 			out = append(out, r.info(mailboxID))
 		}
-		if !changed {
+		if len(order) == 0 {
 			return nil
+		}
+		for _, joined := range order {
+			ids := byFlags[joined]
+			for len(ids) > 0 {
+				part := ids[:min(chunk, len(ids))]
+				ids = ids[len(part):]
+				args := append([]any{joined, mb.modseq}, int64Args(part)...)
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE mail_messages SET flags = ?, modseq = ? WHERE id IN (`+placeholders(len(part))+`)`), args...); err != nil {
+					return err
+				}
+			}
 		}
 		return db.mailboxChanged(ctx, tx, mb.memberID, mailboxID)
 	})
@@ -535,10 +615,15 @@ func (db *DB) removeMsgs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, row
 		return err
 	}
 	uids := make([]uint32, len(rows))
+	var size int64
 	for i, r := range rows {
 		uids[i] = r.uid
+		size += r.size
 	}
 	if err := db.bury(ctx, tx, mb, uids); err != nil {
+		return err
+	}
+	if err := db.addUsage(ctx, tx, mb.memberID, -size); err != nil {
 		return err
 	}
 	return db.mailboxChanged(ctx, tx, mb.memberID, mb.id)
@@ -586,6 +671,7 @@ func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32
 		if err != nil {
 			return err
 		}
+		var added int64 // a copy counts as much as its original; a move adds nothing
 		for i, r := range rows {
 			uid := first + uint32(i)
 			if move {
@@ -593,12 +679,16 @@ func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32
 			} else {
 				_, err = tx.ExecContext(ctx, db.q(`INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 					dst, int64(uid), joinFlags(r.flags), r.date, r.size, r.bodyID, to.modseq)
+				added += r.size
 			}
 			if err != nil {
 				return err
 			}
 			srcUIDs = append(srcUIDs, r.uid)
 			dstUIDs = append(dstUIDs, uid)
+		}
+		if err := db.addUsage(ctx, tx, to.memberID, added); err != nil {
+			return err
 		}
 		changed := []int64{dst}
 		if move && src != dst {

@@ -22,7 +22,10 @@ import (
 // refers to a member (a body, a mailbox) takes a share lock on the member's
 // row, which account transactions lock FOR UPDATE before they deliver a
 // notification. Locks are therefore always taken in the order: member row
-// (share), mail_accounts, mailboxes (by id), so transactions cannot deadlock on each other.
+// (share), mail_accounts, mailboxes (by id), the member's mail_usage row
+// (addUsage, after the messages changed), so transactions cannot deadlock
+// on each other; a transaction that reaches several members (DeliverAll)
+// takes them one member at a time, in member ID order.
 
 // chunk bounds the parameters of one IN (...) list, far below the limits of
 // both engines (SQLite 32766, PostgreSQL 65535).
@@ -133,6 +136,19 @@ func (db *DB) insertMailbox(ctx context.Context, tx *sql.Tx, memberID int64, nam
 		memberID, name, name, specialUse, int64(v), true).Scan(&mb.ID)
 	if isUnique(err) {
 		return mailstore.Mailbox{}, account.Errorf(account.ECONFLICT, "A mailbox with this name exists.")
+	}
+	if err != nil {
+		return mb, err
+	}
+	// A mailbox made again under a subscribed name takes the subscription
+	// back from mail_subscribed_names.
+	res, err := tx.ExecContext(ctx, db.q(`DELETE FROM mail_subscribed_names WHERE member_id = ? AND name = ?`), memberID, name)
+	if err != nil {
+		return mb, err
+	}
+	if n, _ := res.RowsAffected(); n > 0 && !mb.Subscribed {
+		mb.Subscribed = true
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET subscribed = TRUE WHERE id = ?`), mb.ID)
 	}
 	return mb, err
 }

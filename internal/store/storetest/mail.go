@@ -30,6 +30,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"RenameMailbox", testMailRename},
 		{"RenameInbox", testMailRenameInbox},
 		{"Subscribe", testMailSubscribe},
+		{"SubscriptionsOutliveMailboxes", testMailSubscribedNames},
 		{"AppendListBody", testMailAppend},
 		{"AppendRules", testMailAppendRules},
 		{"AppendManyAllOrNothing", testMailAppendMany},
@@ -45,8 +46,13 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"DeliverAllOrNothing", testMailDeliverAll},
 		{"DeliverJunk", testMailDeliverJunk},
 		{"Usage", testMailUsage},
+		{"UsageConcurrent", testMailUsageConcurrent},
+		{"QuotaLimits", testMailQuotaLimits},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
+		{"Index", testMailIndex},
+		{"SearchIndex", testMailSearchIndex},
+		{"Counts", testMailCounts},
 	}
 	env := NewMailEnv(t, open(t))
 	for _, tc := range tests {

@@ -126,31 +126,6 @@ func testMailDeliverJunk(t *testing.T, e *MailEnv) {
 	}
 }
 
-// testMailUsage: Usage sums the sizes of the member's messages in every
-// mailbox, and only the member's.
-func testMailUsage(t *testing.T, e *MailEnv) {
-	ctx := context.Background()
-	a, b := e.NewMember(t), e.NewMember(t)
-	usage := func(m int64) int64 {
-		t.Helper()
-		n, err := e.Mail.Usage(ctx, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	wantEq(t, "empty", usage(a), int64(0))
-	ds := []mailstore.Delivery{{MemberID: a, Body: []byte("12345")}, {MemberID: a, Body: []byte("123"), Junk: true}, {MemberID: b, Body: []byte("1")}}
-	if err := e.Mail.DeliverAll(ctx, ds); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Mail.Append(ctx, e.Box(t, a, "Sent").ID, nil, time.Time{}, []byte("1234567")); err != nil {
-		t.Fatal(err)
-	}
-	wantEq(t, "a", usage(a), int64(15))
-	wantEq(t, "b", usage(b), int64(1))
-}
-
 // testMailAppendMany: the messages of one MULTIAPPEND get consecutive UIDs
 // in order, with their own flags and dates, and a refused one (a bad flag,
 // too big, a missing mailbox) leaves none of them behind.
@@ -185,6 +160,46 @@ func testMailAppendMany(t *testing.T, e *MailEnv) {
 	WantNotFound(t, err)
 	wantEq(t, "bodies after refusals", len(e.Bodies(t, box.ID)), 3)
 	wantEq(t, "UIDNEXT", e.Box(t, m, "Batch").UIDNext, uint32(4))
+}
+
+// testMailSubscribedNames: a mailbox deleted while subscribed leaves its
+// name subscribed (RFC 9051 §6.3.7) until it is unsubscribed or a mailbox
+// of that name is made again, which is then subscribed; an unsubscribed
+// one leaves nothing.
+func testMailSubscribedNames(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	m := e.NewMember(t)
+	names := func() []string {
+		t.Helper()
+		n, err := e.Mail.SubscribedNames(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, n := range []string{"A", "B", "C"} {
+		e.Create(t, m, n)
+	}
+	for n, on := range map[string]bool{"A": true, "B": false, "C": true} {
+		if err := e.Mail.SetSubscribed(ctx, m, n, on); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"A", "B", "C"} {
+		if err := e.Mail.DeleteMailbox(ctx, m, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantEq(t, "after deletion", names(), []string{"A", "C"})
+	if err := e.Mail.SetSubscribed(ctx, m, "A", false); err != nil {
+		t.Fatal(err)
+	}
+	WantNotFound(t, e.Mail.SetSubscribed(ctx, m, "A", false))
+	wantEq(t, "after unsubscribing A", names(), []string{"C"})
+	if c := e.Create(t, m, "C"); !c.Subscribed || !e.Box(t, m, "C").Subscribed {
+		t.Errorf("C made again is not subscribed: %+v", c)
+	}
+	wantEq(t, "after C is made again", len(names()), 0)
 }
 
 func testMailAppendRules(t *testing.T, e *MailEnv) {

@@ -23,7 +23,7 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	if !c.server.options.caps().Has(imap.CapMultiAppend) {
 		multi = nil
 	}
-	r := &AppendReader{conn: c, dec: dec, multi: multi != nil}
+	r := &AppendReader{conn: c, dec: dec, multi: multi != nil, mailbox: mailbox}
 	if err := r.readMessage(); err != nil {
 		return err
 	}
@@ -58,9 +58,13 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 //
 // Postern: upstream reads one message per APPEND and has no MULTIAPPEND.
 type AppendReader struct {
-	conn  *Conn
-	dec   *imapwire.Decoder
-	multi bool
+	conn    *Conn
+	dec     *imapwire.Decoder
+	multi   bool
+	mailbox string
+	// announced adds up the sizes of the command's messages so far, for
+	// the quota check of the next (SessionQuota.AppendFits).
+	announced int64
 
 	lit     *imapwire.LiteralReader
 	options imap.AppendOptions
@@ -114,6 +118,16 @@ func (r *AppendReader) readMessage() error {
 			Code: imap.ResponseCodeTooBig,
 			Text: fmt.Sprintf("Literals are limited to %v bytes for this command", appendLimit),
 		})
+	}
+	// A message over quota is refused before the client is asked to send
+	// it (a synchronizing literal); one already on its way is read and
+	// refused by the session's Append.
+	r.announced += r.lit.Size()
+	c := r.conn
+	if qs, ok := c.session.(SessionQuota); ok && !r.nonSync && (c.state == imap.ConnStateAuthenticated || c.state == imap.ConnStateSelected) {
+		if err := qs.AppendFits(r.mailbox, r.announced); err != nil {
+			return r.fail(err)
+		}
 	}
 	if err := r.conn.acceptLiteral(r.lit.Size(), r.nonSync); err != nil {
 		return r.fail(err)

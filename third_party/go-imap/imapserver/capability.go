@@ -109,7 +109,18 @@ func (c *Conn) availableCaps(caps []imap.Cap) []imap.Cap {
 			imap.CapUnauthenticate,
 			imap.CapCondStore,
 			imap.CapQResync,
+			imap.CapPreview,
+			imap.CapSort,
+			imap.CapSortDisplay,
+			imap.Cap("THREAD=" + imap.ThreadOrderedSubject),
+			imap.Cap("THREAD=" + imap.ThreadReferences),
 		})
+
+		// RFC 9208: QUOTA and the resources the server counts.
+		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
+			caps = append(caps, imap.CapQuota)
+			caps = addAvailableCaps(caps, available, quotaResCaps)
+		}
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()

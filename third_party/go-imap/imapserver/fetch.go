@@ -143,6 +143,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		}
 		writerOptions.obsolete[bs] = attName
 		options.BodySection = append(options.BodySection, bs)
+	case "PREVIEW":
+		return readPreviewModifiers(dec, options)
 	case "BINARY", "BINARY.PEEK":
 		part, err := readSectionBinary(dec)
 		if err != nil {
@@ -198,6 +200,35 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		return newClientBugError("Unknown FETCH data item")
 	}
 	return nil
+}
+
+// readPreviewModifiers reads PREVIEW's optional modifier list (RFC 8970
+// §3.1: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]), whose only
+// modifier is LAZY. The SP before it is told apart from the one before the
+// next item by the parenthesis after it.
+func readPreviewModifiers(dec *imapwire.Decoder, options *imap.FetchOptions) error {
+	options.Preview = true
+	if !dec.PeekSPList() {
+		return nil
+	}
+	dec.SP()
+	dec.Special('(')
+	for {
+		var mod string
+		if !dec.ExpectAtom(&mod) {
+			return dec.Err()
+		}
+		if !strings.EqualFold(mod, "LAZY") {
+			return newClientBugError("Unknown PREVIEW modifier")
+		}
+		options.PreviewLazy = true
+		if dec.Special(')') {
+			return nil
+		}
+		if !dec.ExpectSP() {
+			return dec.Err()
+		}
+	}
 }
 
 func handleFetchBodyStructure(options *imap.FetchOptions, writerOptions *fetchWriterOptions, extended bool) {

@@ -270,6 +270,11 @@ func (w *ListWriter) WriteList(data *imap.ListData) error {
 	return nil
 }
 
+// LSub reports whether the writer answers LSUB, whose listing differs from
+// LIST's: RFC 3501 §6.3.9 lists an unsubscribed parent matched by "%" as
+// \Noselect, and LIST's extended attributes have no place in it.
+func (w *ListWriter) LSub() bool { return w.lsub }
+
 // MatchList checks whether a reference and a pattern matches a mailbox.
 func MatchList(name string, delim rune, reference, pattern string) bool {
 	var delimStr string

@@ -284,6 +284,17 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			}
 			bs.Children = append(bs.Children, extractBodyStructure(part.Header, part))
 		}
+		if len(bs.Children) == 0 {
+			// Postern: a multipart without a part (no boundary, or none
+			// found) has an empty text part, as Dovecot shows it: the
+			// syntax needs one (RFC 3501 body-type-mpart), and the writer
+			// panics without it.
+			bs.Children = []imap.BodyStructure{&imap.BodyStructureSinglePart{
+				Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"}, Encoding: "7bit",
+				Text:     &imap.BodyStructureText{},
+				Extended: &imap.BodyStructureSinglePartExt{},
+			}}
+		}
 		bs.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      typeParams,
 			Disposition: getContentDisposition(header),

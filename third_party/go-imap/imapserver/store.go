@@ -48,6 +48,15 @@ func (c *Conn) handleStore(tag string, dec *imapwire.Decoder, numKind NumKind) e
 				break
 			}
 		}
+	} else if !options.Conditional && dec.SP() {
+		// Postern: imapflow sends the modifiers after the flag list
+		// ("+FLAGS (\Seen) (UNCHANGEDSINCE 5)"), not before the item as
+		// RFC 7162 §3.1.3 has it; after a list they cannot be mistaken.
+		if isList, err := c.readStoreModifiers(dec, &options); err != nil {
+			return err
+		} else if !dec.Expect(isList, "store modifiers") {
+			return dec.Err()
+		}
 	}
 	if !dec.ExpectCRLF() {
 		return dec.Err()

@@ -153,6 +153,15 @@ func (dec *Decoder) Expect(ok bool, name string) bool {
 	return true
 }
 
+// PeekSPList reports whether the next bytes are SP "(", without reading
+// them (Postern: an optional parenthesised list after an item, as PREVIEW's
+// modifiers, RFC 8970 §3.1). The command's CRLF is still to come, so the
+// peek does not wait for input the client will not send.
+func (dec *Decoder) PeekSPList() bool {
+	b, err := dec.r.Peek(2)
+	return err == nil && b[0] == ' ' && b[1] == '('
+}
+
 func (dec *Decoder) SP() bool {
 	if dec.acceptByte(' ') {
 		// https://github.com/emersion/go-imap/issues/571

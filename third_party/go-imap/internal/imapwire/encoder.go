@@ -72,6 +72,18 @@ func (enc *Encoder) writeString(s string) *Encoder {
 	return enc
 }
 
+// Raw writes b as it is: a value encoded beforehand by an Encoder of the
+// same side and QuotedUTF8 setting (Postern: pre-encoded FETCH items).
+func (enc *Encoder) Raw(b []byte) *Encoder {
+	if !enc.writable() {
+		return enc
+	}
+	if _, err := enc.w.Write(b); err != nil {
+		enc.err = err
+	}
+	return enc
+}
+
 // CRLF writes a "\r\n" sequence and flushes the buffered writer.
 func (enc *Encoder) CRLF() error {
 	enc.writeString("\r\n")

@@ -1,0 +1,44 @@
+-- A message's index (internal/msgindex): what IMAP's FETCH ENVELOPE and
+-- BODYSTRUCTURE, SEARCH on address and subject fields, SORT, THREAD and
+-- PREVIEW need of its content, computed once when the message is stored.
+-- One row per body, so copies share it as they share the body. Messages
+-- stored before this table existed get theirs on first use (the store
+-- builds any missing or older-version row when a command needs it), so no
+-- migration has to parse every message.
+CREATE TABLE mail_index (
+	body_id            INTEGER PRIMARY KEY REFERENCES mail_bodies(id) ON DELETE CASCADE,
+	version            INTEGER NOT NULL, -- msgindex.Version that built it
+	envelope           BLOB NOT NULL,    -- ENVELOPE as written to a connection without UTF-8 quoted strings
+	envelope_utf8      BLOB,             -- the same for one with them, NULL when identical
+	body_plain         BLOB NOT NULL,    -- BODY
+	body_plain_utf8    BLOB,
+	bodystructure      BLOB NOT NULL,    -- BODYSTRUCTURE
+	bodystructure_utf8 BLOB,
+	-- search texts: the fields decoded and lowercased; NULL when absent
+	from_text          BLOB,
+	to_text            BLOB,
+	cc_text            BLOB,
+	bcc_text           BLOB,
+	subject_text       BLOB,
+	-- SEARCH BODY and TEXT: the decoded text parts, and the header fields of
+	-- the message and its parts, lowercased; a substring scan of these in
+	-- the database is exactly the unindexed search's match (full-text
+	-- indexes split words, which IMAP's substring match does not); NULL for
+	-- a message that does not parse
+	body_text          BLOB,
+	header_text        BLOB,
+	-- sort and thread keys (RFC 5256, RFC 5957)
+	sort_from          TEXT NOT NULL,
+	sort_to            TEXT NOT NULL,
+	sort_cc            TEXT NOT NULL,
+	display_from       TEXT NOT NULL,
+	display_to         TEXT NOT NULL,
+	base_subject       TEXT NOT NULL,
+	sent_date          INTEGER,          -- the Date field, microseconds; NULL when none
+	sent_offset        INTEGER NOT NULL,  -- its zone, seconds east of UTC: SENTBEFORE and SENTSINCE compare its own date
+	message_id         TEXT NOT NULL,
+	in_reply_to        TEXT NOT NULL,
+	refs               TEXT NOT NULL,    -- References' message ids, space-separated
+	preview            TEXT NOT NULL,    -- RFC 8970
+	has_attachment     INTEGER NOT NULL
+);

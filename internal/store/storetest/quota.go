@@ -1,0 +1,206 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/store/sqlstore"
+)
+
+// used returns the member's usage counter (Quota.Used).
+func (e *MailEnv) used(t testing.TB, member int64) int64 {
+	t.Helper()
+	q, err := e.Mail.Quota(context.Background(), member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q.Used
+}
+
+// summed adds up the member's message sizes the slow way, to check the
+// counter against.
+func (e *MailEnv) summed(t testing.TB, member int64) int64 {
+	t.Helper()
+	q := `SELECT COALESCE(SUM(m.size), 0) FROM mailboxes b JOIN mail_messages m ON m.mailbox_id = b.id WHERE b.member_id = ?`
+	if e.DB.Dialect == sqlstore.Postgres {
+		q = `SELECT COALESCE(SUM(m.size), 0) FROM mailboxes b JOIN mail_messages m ON m.mailbox_id = b.id WHERE b.member_id = $1`
+	}
+	var n int64
+	if err := e.DB.SQL.QueryRowContext(context.Background(), q, member).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// testMailUsage: the usage counter follows every change to the member's
+// messages exactly — deliveries (Junk too), APPEND, COPY (a copy counts),
+// MOVE, EXPUNGE, POP3's Delete, a mailbox's deletion, INBOX's rename, a
+// submission's local copies — and counts only the member's own.
+func testMailUsage(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	a, b := e.NewMember(t), e.NewMember(t)
+	check := func(step string, want int64) {
+		t.Helper()
+		if got, sum := e.used(t, a), e.summed(t, a); got != want || sum != want {
+			t.Fatalf("after %s: counter %d, sum of sizes %d, want %d", step, got, sum, want)
+		}
+	}
+	check("nothing", 0)
+	ds := []mailstore.Delivery{{MemberID: b, Body: []byte("1")}, {MemberID: a, Body: []byte("12345")}, {MemberID: a, Header: []byte("X: y\r\n"), Body: []byte("123"), Junk: true}}
+	if err := e.Mail.DeliverAll(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	check("DeliverAll", 5+9)
+	wantEq(t, "b", e.used(t, b), int64(1))
+	sent := e.Box(t, a, "Sent")
+	e.Append(t, sent.ID, "1234567")
+	e.Append(t, sent.ID, "12", `\Deleted`)
+	check("Append", 14+7+2)
+	if err := e.Mail.Deliver(ctx, a, []byte("1234")); err != nil {
+		t.Fatal(err)
+	}
+	check("Deliver", 23+4)
+	box := e.Create(t, a, "Box")
+	if _, _, _, err := e.Mail.Copy(ctx, sent.ID, []uint32{1, 2}, box.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("Copy", 27+9)
+	if _, _, _, err := e.Mail.Copy(ctx, sent.ID, []uint32{99}, box.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("Copy of nothing", 36)
+	if _, _, _, err := e.Mail.Move(ctx, box.ID, []uint32{1}, sent.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("Move", 36)
+	if _, err := e.Mail.Expunge(ctx, sent.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("Expunge", 36-2)
+	in := e.Box(t, a, "INBOX")
+	if err := e.Mail.Delete(ctx, in.ID, []uint32{2}); err != nil {
+		t.Fatal(err)
+	}
+	check("Delete", 34-4)
+	if err := e.Mail.DeleteMailbox(ctx, a, "Box"); err != nil { // holds the copy of "12" (\Deleted)
+		t.Fatal(err)
+	}
+	check("DeleteMailbox", 30-2)
+	if err := e.Mail.RenameMailbox(ctx, a, "INBOX", "Old"); err != nil {
+		t.Fatal(err)
+	}
+	check("RenameMailbox INBOX", 28)
+	if err := e.Mail.Submit(ctx, mailstore.Submission{MemberID: b, Local: []mailstore.Delivery{{MemberID: a, Body: []byte("123456")}}, Recipients: 1}); err != nil {
+		t.Fatal(err)
+	}
+	check("Submit", 28+6)
+	wantEq(t, "b at the end", e.used(t, b), int64(1))
+}
+
+// testMailUsageConcurrent: appends to several mailboxes of one member at
+// once, and deliveries to two members given in opposite orders, leave the
+// counter exact (and do not deadlock on PostgreSQL).
+func testMailUsageConcurrent(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	a, b := e.NewMember(t), e.NewMember(t)
+	boxes := []int64{e.Box(t, a, "INBOX").ID, e.Create(t, a, "One").ID, e.Create(t, a, "Two").ID}
+	const writers, each = 8, 5
+	errs := parallel(writers, func(i int) error {
+		for j := range each {
+			body := []byte(fmt.Sprintf("%d-%d", i, j))
+			switch i % 4 {
+			case 3:
+				ds := []mailstore.Delivery{{MemberID: a, Body: body}, {MemberID: b, Body: body}}
+				if i%8 == 7 {
+					ds[0], ds[1] = ds[1], ds[0]
+				}
+				if err := e.Mail.DeliverAll(ctx, ds); err != nil {
+					return err
+				}
+			default:
+				if _, err := e.Mail.Append(ctx, boxes[i%3], nil, time.Time{}, body); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []int64{a, b} {
+		if got, sum := e.used(t, m), e.summed(t, m); got != sum || got == 0 {
+			t.Fatalf("member %d: counter %d, sum of sizes %d", m, got, sum)
+		}
+	}
+}
+
+// testMailQuotaLimits: the member's own limit, the domain's default and
+// unset (nil) are stored and read back; Limit takes the member's, else the
+// domain's, else the server's; 0 is no limit.
+func testMailQuotaLimits(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	m := e.NewMember(t)
+	mem, err := e.DB.MemberByID(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quota := func() mailstore.Quota {
+		t.Helper()
+		q, err := e.Mail.Quota(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	n := func(v int64) *int64 { return &v }
+	q := quota()
+	if q.Member != nil || q.Domain != nil || q.Limit(300) != 300 || q.Limit(0) != 0 {
+		t.Fatalf("new member: %+v", q)
+	}
+	e.Append(t, e.Box(t, m, "INBOX").ID, "0123456789")
+	if err := e.DB.SetDomainMailQuota(ctx, mem.DomainID, n(50)); err != nil {
+		t.Fatal(err)
+	}
+	q = quota()
+	if q.Domain == nil || *q.Domain != 50 || q.Limit(300) != 50 || !q.Fits(40, 300) || q.Fits(41, 300) {
+		t.Fatalf("domain default: %+v", q)
+	}
+	d, err := e.DB.DomainByName(ctx, mem.Domain())
+	if err != nil || d.MailQuota == nil || *d.MailQuota != 50 {
+		t.Fatalf("DomainByName: %+v %v", d, err)
+	}
+	if err := e.DB.SetMailQuota(ctx, m, n(0)); err != nil {
+		t.Fatal(err)
+	}
+	if q = quota(); q.Member == nil || *q.Member != 0 || q.Limit(300) != 0 || !q.Fits(1<<40, 300) {
+		t.Fatalf("member unlimited: %+v", q)
+	}
+	if err := e.DB.SetMailQuota(ctx, m, n(20)); err != nil {
+		t.Fatal(err)
+	}
+	if q = quota(); q.Limit(300) != 20 || !q.Fits(10, 0) || q.Fits(11, 0) {
+		t.Fatalf("member's own: %+v", q)
+	}
+	if err := e.DB.SetMailQuota(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DB.SetDomainMailQuota(ctx, mem.DomainID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if q = quota(); q.Member != nil || q.Domain != nil || q.Limit(300) != 300 || q.Used != 10 {
+		t.Fatalf("back to the server's: %+v", q)
+	}
+	_, err = e.Mail.Quota(ctx, 1<<40)
+	WantNotFound(t, err)
+	WantNotFound(t, e.DB.SetMailQuota(ctx, 1<<40, nil))
+	if err := e.DB.SetDomainMailQuota(ctx, 1<<40, nil); account.ErrorCode(err) != account.ENOTFOUND {
+		t.Fatalf("missing domain: %v", err)
+	}
+}
