@@ -14,8 +14,8 @@
 #
 # Also run as `bench/run.sh imap [flags]`. Needs root (Dovecot starts as root;
 # apt-get when it is missing), python3, and Dovecot's imaptest for the stress
-# figure: IMAPTEST=/path/to/imaptest, or imaptest on PATH (built from
-# github.com/dovecot/imaptest against dovecot-dev); without it that figure is
+# figure: IMAPTEST=/path/to/imaptest, imaptest on PATH, or the one
+# tools/imaptest/build.sh builds (scripts/test-deps.sh runs it); without it that figure is
 # left out. POSTERN_BENCH_PG (default: the local test database, schema
 # bench_imap) is the PostgreSQL of Postern's second column; set it empty to
 # skip. KEEP=1 keeps the temporary folder (configurations, logs, results).
@@ -35,7 +35,7 @@ fi
 
 imaptest=${IMAPTEST:-}
 if [[ -z "$imaptest" ]]; then
-	for c in "$(command -v imaptest || true)" /work/imaptest/imaptest; do
+	for c in "$(command -v imaptest || true)" "${XDG_CACHE_HOME:-$HOME/.cache}/postern-imaptest/imaptest"; do
 		if [[ -n "$c" && -x "$c" ]]; then
 			imaptest=$c
 			break
