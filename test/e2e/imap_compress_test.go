@@ -17,7 +17,8 @@ import (
 // STARTTLS against the binary's IMAP port. It logs in with an app password,
 // lists, appends a 150 KiB message, fetches it back byte for byte, idles
 // until a second (also compressed) connection's APPEND wakes it, fetches
-// the envelopes and logs out, all compressed.
+// the envelopes and logs out, all compressed; on connecting it sent ID
+// (RFC 2971), as iOS Mail does, and got the server's name.
 //
 // It never skips: CI installs the npm package (scripts/test-deps.sh); when
 // node_modules is missing it runs npm ci itself.
@@ -48,12 +49,17 @@ func TestIMAPCompressImapflow(t *testing.T) {
 			Subject                                            string
 			AppendUID                                          int `json:"appendUid"`
 			ExistsCount                                        int
+			ServerInfo                                         map[string]string
 		}
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("compress.mjs output %q: %v", out, err)
 		}
 		if !got.Compressed || !got.OtherCompressed || !got.Secure {
 			t.Fatalf("imapflow did not run COMPRESS=DEFLATE over TLS: %s", out)
+		}
+		// ID: the server's name only, no version for a scanner to match.
+		if !reflect.DeepEqual(got.ServerInfo, map[string]string{"name": "Postern"}) {
+			t.Errorf("ID: imapflow's serverInfo = %v, want the name only", got.ServerInfo)
 		}
 		if !slices.Contains(got.Mailboxes, "INBOX") {
 			t.Errorf("LIST: %q", got.Mailboxes)

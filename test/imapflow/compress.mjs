@@ -34,6 +34,8 @@ const c = client();
 await c.connect();
 out.compressed = !!c._deflate;
 out.secure = !!c.secureConnection;
+// imapflow sends ID (RFC 2971) when offered and keeps the server's answer.
+out.serverInfo = c.serverInfo;
 
 out.mailboxes = (await c.list()).map((m) => m.path).sort();
 
