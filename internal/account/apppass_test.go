@@ -13,7 +13,7 @@ import (
 	"github.com/postern/postern/internal/account"
 )
 
-// TestGenerateAppPassword draws 10⁵ app passwords (SECURITY-CHECKLIST 1.1):
+// TestGenerateAppPassword draws 10⁵ app passwords (docs/security.md):
 // right length and alphabet, a letter and a digit each, no duplicates, and
 // every symbol of the alphabet about equally often.
 func TestGenerateAppPassword(t *testing.T) {
@@ -74,7 +74,7 @@ func TestGroupAppPassword(t *testing.T) {
 
 // TestNormalizeAppPassword: the 20 characters and the exact grouped form are
 // accepted; nothing else is normalised (no case folding, no trimming, no
-// look-alike mapping: SECURITY-CHECKLIST 2.5).
+// look-alike mapping: docs/security.md).
 func TestNormalizeAppPassword(t *testing.T) {
 	p := "abcdeFGHJK23456mnpqr"
 	cases := []struct {
@@ -157,7 +157,7 @@ func TestHashAndMatchAppPassword(t *testing.T) {
 	}
 }
 
-// TestCleanAppName: the app name is hostile input (SECURITY-CHECKLIST 1.7).
+// TestCleanAppName: the app name is hostile input (docs/security.md).
 func TestCleanAppName(t *testing.T) {
 	const (
 		empty   = "Enter the name of the app, for example “Thunderbird on my laptop”."

@@ -13,7 +13,7 @@ import (
 
 // TestNoMathRand: secrets (app passwords, salts, session tokens, IDs) must
 // come from crypto/rand, so no non-test file of the program imports
-// math/rand at all (SECURITY-CHECKLIST 1.1).
+// math/rand at all (docs/security.md).
 func TestNoMathRand(t *testing.T) {
 	root := filepath.Join("..", "..")
 	fset := token.NewFileSet()

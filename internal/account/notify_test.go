@@ -39,7 +39,7 @@ func parseNotification(t *testing.T, raw []byte) (names []string, subject, body 
 }
 
 // TestRenderMailHostile: names and user agents that try to split headers or
-// inject markup add no header field (SECURITY-CHECKLIST 1.7).
+// inject markup add no header field (docs/security.md).
 func TestRenderMailHostile(t *testing.T) {
 	m := Member{ID: 1, Email: "alice@example.com"}
 	at := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)

@@ -140,7 +140,7 @@ func (s *Service) CheckMainPassword(ctx context.Context, m Member, pw string) er
 
 // VerifyMain decides whether pw is the main password of email, for the web
 // sign-in and re-authentication: app passwords never open a web session
-// (SECURITY-CHECKLIST §2.4), and the domain policy does not apply there. Like
+// (docs/security.md), and the domain policy does not apply there. Like
 // Verify, every failure is ErrAuthFailed (the reason, "unknown-user",
 // "bad-password" or "suspended", only in the wrapped cause), every failure
 // costs one hash, and the state is told only after the right password. The

@@ -67,7 +67,7 @@ func throttled(reason string) error {
 // per-IP throttle (shared between nodes on PostgreSQL), it is a login record
 // with protocol "web", and a failure adds to the account's consecutive-failure
 // counter, so that failures spread over IMAP, SMTP, POP3, CalDAV and the web
-// pause third-party logins at the limit (SECURITY-CHECKLIST §2.1), and a
+// pause third-party logins at the limit (docs/security.md), and a
 // correct web sign-in resets the counter, as a correct third-party login does.
 //
 // The pause itself does not apply to the web: the member must still be able

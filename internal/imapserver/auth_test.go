@@ -15,7 +15,7 @@ const authFailed = "NO [AUTHENTICATIONFAILED] Authentication failed."
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // Every failed login gets the same bytes, whatever went wrong
-// (SECURITY-CHECKLIST 2.3).
+// (docs/security.md).
 func TestAuthFailuresAreIdentical(t *testing.T) {
 	e := newEnv(t, envOptions{noTailer: true})
 	cases := []struct{ name, cmd string }{
@@ -107,7 +107,7 @@ func TestUnavailable(t *testing.T) {
 }
 
 // Before TLS, a client that may not send passwords sees LOGINDISABLED and
-// is refused; after STARTTLS it logs in (RFC 9051 §6.2.3, SECURITY-CHECKLIST 4.1).
+// is refused; after STARTTLS it logs in (RFC 9051 §6.2.3, docs/security.md).
 func TestLoginDisabledUntilTLS(t *testing.T) {
 	e := newEnv(t, envOptions{plaintext: tlsconf.PlaintextNever, noTailer: true})
 	c := dial(t, e.addr)

@@ -24,7 +24,7 @@ const (
 	defaultLoginWindow = 3 * time.Minute
 )
 
-// Limits on client input (SECURITY-CHECKLIST 4.5), enforced by go-imap's
+// Limits on client input (docs/security.md), enforced by go-imap's
 // decoder as it reads (imapserver.Limits): before anything is allocated for
 // a literal, and before a command that broke one is run.
 const (

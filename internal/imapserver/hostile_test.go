@@ -9,7 +9,7 @@ import (
 )
 
 // Literal sizes are checked before anything is allocated or read
-// (SECURITY-CHECKLIST 4.5; GreenMail PR #1038, go-imap #93).
+// (docs/security.md; GreenMail PR #1038, go-imap #93).
 func TestLiteralLimits(t *testing.T) {
 	e := newEnv(t, envOptions{noTailer: true})
 	var before runtime.MemStats

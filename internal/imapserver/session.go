@@ -78,7 +78,7 @@ func (s *session) logger() *slog.Logger {
 }
 
 // The one reply to every failed login, whatever the reason (SPEC §5,
-// SECURITY-CHECKLIST 2.3): wrong user, wrong password, policy, malformed
+// docs/security.md): wrong user, wrong password, policy, malformed
 // PLAIN message all give these same bytes.
 var errAuthFailed = &imap.Error{
 	Type: imap.StatusResponseTypeNo,

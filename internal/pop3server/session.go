@@ -18,8 +18,8 @@ import (
 
 // Replies that must stay byte-identical. Every credential failure gets
 // replyAuthFailed whatever the cause (unknown user, wrong password, policy,
-// malformed PLAIN message), so a client learns nothing (SECURITY-CHECKLIST
-// 2.3, 2.4). [AUTH] and [SYS/TEMP] are RFC 3206 codes announced by
+// malformed PLAIN message), so a client learns nothing (docs/security.md).
+// [AUTH] and [SYS/TEMP] are RFC 3206 codes announced by
 // AUTH-RESP-CODE and RESP-CODES (RFC 2449 §8, RFC 5034 §6).
 const (
 	replyAuthFailed  = "-ERR [AUTH] Authentication failed."

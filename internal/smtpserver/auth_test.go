@@ -109,7 +109,7 @@ func TestAuthMechanisms(t *testing.T) {
 	}
 }
 
-// Every credential failure gets the same bytes (SECURITY-CHECKLIST §2.3).
+// Every credential failure gets the same bytes (docs/security.md).
 func TestAuthFailuresAreByteIdentical(t *testing.T) {
 	e := newEnv(t)
 	cases := map[string][]string{
@@ -155,7 +155,7 @@ func TestAuthUnavailable(t *testing.T) {
 	}
 }
 
-// RFC 4954 §4 replies, where go-smtp's server differs (SECURITY-CHECKLIST §4.3).
+// RFC 4954 §4 replies, where go-smtp's server differs (docs/security.md).
 func TestAuthProtocolReplies(t *testing.T) {
 	e := newEnv(t)
 	long := "AUTH PLAIN " + strings.Repeat("QUFB", 3100) // 12,411 octets

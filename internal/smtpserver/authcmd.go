@@ -14,7 +14,7 @@ import (
 )
 
 // The one reply to every failed login, whatever the reason (SPEC §5,
-// SECURITY-CHECKLIST §2.3): unknown user, wrong password, a main password
+// docs/security.md): unknown user, wrong password, a main password
 // refused by policy, a suspended member and a malformed SASL message all get
 // these same bytes.
 const (

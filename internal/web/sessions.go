@@ -11,7 +11,7 @@ import (
 	"github.com/postern/postern/internal/account"
 )
 
-// The sessions list, "Where you're signed in" (SECURITY-CHECKLIST 3.3, ASVS
+// The sessions list, "Where you're signed in" (docs/security.md, ASVS
 // 5.0 7.5.2: users can list and kill their sessions). A session is named by
 // its random public id, never by its token or the token's hash.
 

@@ -149,7 +149,7 @@ func TestSigninLoginRecords(t *testing.T) {
 
 // TestWebFailuresPauseThirdPartyLogins: 100 failures mixing the API and form
 // sign-ins, re-authentication, the current password of a password change and
-// IMAP pause third-party logins (SECURITY-CHECKLIST §2.1): the right app
+// IMAP pause third-party logins (docs/security.md): the right app
 // password then fails over the gateway. The member still signs in to the web
 // and deletes the app password; the pause holds until its time.
 func TestWebFailuresPauseThirdPartyLogins(t *testing.T) {

@@ -193,7 +193,7 @@ func testLimit(t *testing.T, e *Env) {
 }
 
 // testConcurrentCreates: 20 parallel creates for one member leave exactly 5
-// rows, 5 messages and 5 events (SECURITY-CHECKLIST 1.4).
+// rows, 5 messages and 5 events (docs/security.md).
 func testConcurrentCreates(t *testing.T, e *Env) {
 	ctx := context.Background()
 	m := e.Enforced(t, "alice")

@@ -10,7 +10,7 @@ import (
 
 // testNotifications: create, delete and a setting change each write exactly
 // one message (app name, IP, browser, the seed's advice, links) and one event;
-// no message ever holds the password (SECURITY-CHECKLIST 1.6).
+// no message ever holds the password (docs/security.md).
 func testNotifications(t *testing.T, e *Env) {
 	ctx := context.Background()
 	m := e.Optional(t, "alice", true)

@@ -14,7 +14,7 @@ import (
 
 // testNoPlaintext: after app passwords are created, neither the database's
 // bytes (SQLite file and WAL; a pg_dump of the schema) nor the log nor the
-// messages hold any plaintext, grouped or not (SECURITY-CHECKLIST 1.2).
+// messages hold any plaintext, grouped or not (docs/security.md).
 func testNoPlaintext(t *testing.T, e *Env) {
 	ctx := context.Background()
 	m := e.Enforced(t, "alice")
