@@ -19,9 +19,11 @@ type Touch struct {
 // Effects in the same transaction as the change, filling in CreatedAt where zero.
 type Store interface {
 	AdminStore
+	SecurityPolicyStore
 
 	CreateDomain(ctx context.Context, d *Domain) error // ECONFLICT when the name exists
 	DomainByName(ctx context.Context, name string) (Domain, error)
+	DomainByID(ctx context.Context, id int64) (Domain, error)
 	Domains(ctx context.Context) ([]Domain, error)
 
 	// CreateMember inserts m: ECONFLICT when a member or an alias has the

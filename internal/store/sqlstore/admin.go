@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-
+	"strings"
 	"time"
 
 	"github.com/postern/postern/internal/account"
@@ -65,4 +65,43 @@ func (db *DB) AdminRoles(ctx context.Context, memberID int64) ([]account.AdminRo
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// SetSecurityPolicy replaces the domain's security policy. Every member's
+// credentials change with it, so every credential counter moves (before
+// and after the commit, as memberTx does for one member): the credential
+// caches of every process drop what they hold.
+func (db *DB) SetSecurityPolicy(ctx context.Context, domainID int64, p account.SecurityPolicy, fx account.Effects) error {
+	var protocols sql.NullString
+	if p.Protocols != nil {
+		protocols = sql.NullString{String: strings.Join(p.Protocols, ","), Valid: true}
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE domains SET policy_protocols = ?, policy_allow_cidrs = ?,
+			policy_expire_unused_days = ?, policy_force_setting = ? WHERE id = ?`),
+			protocols, account.FormatNetworks(p.Networks), p.ExpireUnusedDays, p.ForceAppPasswords, domainID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("domain %d: %w", domainID, account.ErrNotFound)
+		}
+		if err := db.writeEffects(ctx, tx, fx); err != nil {
+			return err
+		}
+		db.AllCredentialsChanged()
+		return nil
+	})
+	db.AllCredentialsChanged()
+	return wrap("set security policy", err)
+}
+
+// AllCredentialsChanged moves every credential counter: a change to what
+// Credentials returns for many members at once (a domain's policy).
+func (db *DB) AllCredentialsChanged() {
+	if db.gen != nil {
+		for i := range genSlots {
+			db.gen.bump(i)
+		}
+	}
 }
