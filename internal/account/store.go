@@ -20,6 +20,7 @@ type Touch struct {
 type Store interface {
 	AdminStore
 	SecurityPolicyStore
+	DomainStore
 
 	CreateDomain(ctx context.Context, d *Domain) error // ECONFLICT when the name exists
 	DomainByName(ctx context.Context, name string) (Domain, error)

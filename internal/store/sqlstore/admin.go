@@ -105,3 +105,35 @@ func (db *DB) AllCredentialsChanged() {
 		}
 	}
 }
+
+// CountMembers returns how many members the domain has.
+func (db *DB) CountMembers(ctx context.Context, domainID int64) (int, error) {
+	var n int
+	if err := db.SQL.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM members WHERE domain_id = ?`), domainID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count members: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteDomain deletes the domain with its aliases, DKIM keys and admin
+// roles, unless it has members (ECONFLICT): the check holds the domain's
+// lock, which CreateMember takes too, so no member is added meanwhile.
+func (db *DB) DeleteDomain(ctx context.Context, domainID int64) error {
+	return wrap("delete domain", db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockDomain(ctx, tx, domainID); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM members WHERE domain_id = ?`), domainID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return account.Errorf(account.ECONFLICT, "The domain still has %d members: delete them first.", n)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM aliases WHERE domain_id = ?`), domainID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM domains WHERE id = ?`), domainID)
+		return err
+	}))
+}
