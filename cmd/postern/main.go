@@ -86,6 +86,7 @@ func init() {
 		{name: "queue delete", args: "ID... | --all", summary: "delete queued messages without a report to the sender", max: 1000, setup: queueAct(queue.Delete, "Deleted")},
 		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create an app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
 		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
+		{name: "apppass expire", args: "[--at TIME] [--json]", summary: "apply the domains' expiry of unused app passwords now (serve does every hour)", setup: apppassExpire},
 		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
 	}
 }

@@ -21,6 +21,7 @@ type Store interface {
 	AdminStore
 	SecurityPolicyStore
 	DomainStore
+	ExpiryStore
 
 	CreateDomain(ctx context.Context, d *Domain) error // ECONFLICT when the name exists
 	DomainByName(ctx context.Context, name string) (Domain, error)
