@@ -99,3 +99,18 @@ func TestCommandsAreUnique(t *testing.T) {
 		}
 	}
 }
+
+// TestVersion: `postern --version` and `postern version --json` need no data
+// folder and name a version.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		code, out, errOut := runIn(t, nil, args...)
+		if code != 0 || !strings.HasPrefix(out, "postern ") || !strings.HasSuffix(out, "\n") || errOut != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	code, out, _ := runIn(t, nil, "version", "--json")
+	if code != 0 || !strings.Contains(out, `"version":`) || !strings.Contains(out, `"platform":`) {
+		t.Errorf("version --json: exit %d, %q", code, out)
+	}
+}
