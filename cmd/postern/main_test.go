@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,5 +113,24 @@ func TestVersion(t *testing.T) {
 	code, out, _ := runIn(t, nil, "version", "--json")
 	if code != 0 || !strings.Contains(out, `"version":`) || !strings.Contains(out, `"platform":`) {
 		t.Errorf("version --json: exit %d, %q", code, out)
+	}
+}
+
+// TestLogFormatJSON: --log-format json (or POSTERN_LOG_FORMAT) makes every
+// log line one JSON object; an unknown format is a usage error.
+func TestLogFormatJSON(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runIn(t, map[string]string{"POSTERN_LOG_FORMAT": "json"}, "domain", "list", "--data", dir, "--log-level", "info")
+	if code != 0 || stderr == "" {
+		t.Fatalf("exit %d, stderr %q (the new secret key is logged at info)", code, stderr)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Errorf("not a JSON log record: %q (%v)", line, err)
+		}
+	}
+	if code, _, stderr := runIn(t, nil, "domain", "list", "--data", dir, "--log-format", "xml"); code != 2 || !strings.Contains(stderr, "--log-format") {
+		t.Errorf("--log-format xml: exit %d, %q", code, stderr)
 	}
 }
