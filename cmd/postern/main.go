@@ -83,6 +83,7 @@ func init() {
 		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create an app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
 		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
 		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
+		{name: "migrate", args: "[--status] [--json]", summary: "apply the database's pending migrations, or list them with --status", setup: migrateCmd},
 		{name: "version", args: "[--json]", summary: "print the version of this binary (also: postern --version)", setup: versionCmd},
 	}
 }

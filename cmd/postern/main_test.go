@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,5 +133,34 @@ func TestLogFormatJSON(t *testing.T) {
 	}
 	if code, _, stderr := runIn(t, nil, "domain", "list", "--data", dir, "--log-format", "xml"); code != 2 || !strings.Contains(stderr, "--log-format") {
 		t.Errorf("--log-format xml: exit %d, %q", code, stderr)
+	}
+}
+
+// TestMigrateStatus: --status on a data folder without a database lists
+// every migration pending and creates nothing; migrate applies them.
+func TestMigrateStatus(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := runIn(t, nil, "migrate", "--status", "--data", dir)
+	if code != 0 || !strings.Contains(out, "pending") || strings.Contains(out, "applied ") {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "postern.db")); !os.IsNotExist(err) {
+		t.Fatalf("--status created the database: %v", err)
+	}
+	if code, _, stderr := runIn(t, nil, "migrate", "--data", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, out, _ = runIn(t, nil, "migrate", "--status", "--json", "--data", dir)
+	var list []struct {
+		Name    string `json:"name"`
+		Applied bool   `json:"applied"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) == 0 {
+		t.Fatalf("exit %d, %v: %s", code, err, out)
+	}
+	for _, m := range list {
+		if !m.Applied {
+			t.Errorf("after migrate: %+v", m)
+		}
 	}
 }
