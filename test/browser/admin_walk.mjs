@@ -81,6 +81,8 @@ async function walk(run) {
   // The skip link comes first.
   await page.keyboard.press('Tab');
   check(await page.evaluate(() => document.activeElement.classList.contains('skip')), 'the first Tab reaches the skip link');
+  // Shown while focused, the skip link covers the brand; axe looks at the page at rest.
+  await page.evaluate(() => document.activeElement.blur());
   await look('domains');
 
   // Add a domain created before the cut-off: each member decides.
