@@ -10,14 +10,7 @@ import (
 // policy, as the console sees them, with their usage errors.
 func TestAdminAndPolicyCommands(t *testing.T) {
 	env := map[string]string{"POSTERN_DATA": t.TempDir()}
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, stderr := runIn(t, env, args...)
-		if code != 0 {
-			t.Fatalf("%v: %d %s", args, code, stderr)
-		}
-		return out
-	}
+	must := mustRunIn(t, env)
 	must("domain", "add", "old.example", "--created", "2020-01-01")
 	must("domain", "add", "new.example")
 	must("user", "add", "root@new.example")
