@@ -53,6 +53,8 @@ async function walk(run) {
     step++;
     process.stderr.write(`${new Date().toISOString()} ${run.tag}: step ${step} ${name}\n`);
     await page.screenshot({ path: path.join(cfg.outDir, `admin-${run.tag}-${String(step).padStart(2, '0')}-${name}.png`), fullPage: true });
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(width <= run.width, `${name}: the page is ${width}px wide in a ${run.width}px window`);
     // Evaluated through the DevTools protocol, which the page's CSP
     // (script-src 'self') does not govern: the page itself is unchanged.
     await page.evaluate(axeSource);
