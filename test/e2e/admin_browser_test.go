@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -21,18 +20,7 @@ import (
 // width. axe-core checks every page and must report no violation;
 // screenshots go to test/e2e/screenshots.
 func TestAdminConsoleBrowser(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "test", "browser")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "axe-core")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in test/browser (run scripts/test-deps.sh): %v\n%s", err, out)
-		}
-	}
+	root, dir := browserDir(t)
 	in := NewSQLite(t)
 	in.MustRun(t, "domain", "add", "example.com")
 	root1 := addMember(t, in, "root@example.com")

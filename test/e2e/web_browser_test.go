@@ -30,18 +30,7 @@ import (
 // It never skips: CI installs chromium and the npm package
 // (scripts/test-deps.sh); when node_modules is missing it runs npm ci itself.
 func TestWebBrowserWalk(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "test", "browser")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in test/browser (run scripts/test-deps.sh): %v\n%s", err, out)
-		}
-	}
+	root, dir := browserDir(t)
 
 	// The demo's members (alice on the enforced example.com, bob with the
 	// setting off on the optional legacy.example), and one Japanese member of
@@ -149,6 +138,29 @@ func TestWebBrowserWalk(t *testing.T) {
 			t.Fatal("an app password reached the server's output")
 		}
 	}
+}
+
+// browserDir returns the repository's root and test/browser, with its npm
+// packages installed (npm ci when one is missing).
+func browserDir(t *testing.T) (root, dir string) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(root, "test", "browser")
+	for _, pkg := range []string{"playwright-core", "axe-core"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg)); err == nil {
+			continue
+		}
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in test/browser (run scripts/test-deps.sh): %v\n%s", err, out)
+		}
+		break
+	}
+	return root, dir
 }
 
 // walkText is the UI's strings in language l that walk.mjs finds elements
