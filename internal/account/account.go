@@ -168,4 +168,5 @@ func (p EventPos) Before(q EventPos) bool {
 type Effects struct {
 	Events   []Event
 	Messages []Message
+	Audit    []AuditEntry // Service.Audit makes them
 }
