@@ -303,23 +303,24 @@ func (s *Service) AuditStats(ctx context.Context, q AuditQuery, days int) (Audit
 }
 
 // AuditRetention returns how long audit entries are kept: the stored
-// setting, else def (the server's flag), else DefaultAuditRetention.
-func (s *Service) AuditRetention(ctx context.Context, def time.Duration) (time.Duration, error) {
+// setting (stored true), else def (the server's flag), else
+// DefaultAuditRetention.
+func (s *Service) AuditRetention(ctx context.Context, def time.Duration) (keep time.Duration, stored bool, err error) {
 	as, err := s.auditStore()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	days, err := as.AuditRetention(ctx)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	switch {
 	case days > 0:
-		return time.Duration(days) * 24 * time.Hour, nil
+		return time.Duration(days) * 24 * time.Hour, true, nil
 	case def > 0:
-		return def, nil
+		return def, false, nil
 	}
-	return DefaultAuditRetention, nil
+	return DefaultAuditRetention, false, nil
 }
 
 // MaxAuditRetentionDays bounds the setting (about 30 years).
@@ -343,7 +344,7 @@ func (s *Service) SetAuditRetention(ctx context.Context, days int, by Actor) err
 // PruneAudit deletes the audit entries past the retention (AuditRetention
 // with def) and returns how many.
 func (s *Service) PruneAudit(ctx context.Context, def time.Duration) (int64, error) {
-	keep, err := s.AuditRetention(ctx, def)
+	keep, _, err := s.AuditRetention(ctx, def)
 	if err != nil {
 		return 0, err
 	}
@@ -392,4 +393,24 @@ func onOff(on bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// ParseAuditTime reads a bound of an audit period: an RFC 3339 time, a day
+// (YYYY-MM-DD, its start in loc), or an age before now ("90m", "36h", "7d").
+func ParseAuditTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
+		return t.UTC(), nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if d, err := strconv.Atoi(n); err == nil && d >= 0 && d <= 100000 {
+			return now.AddDate(0, 0, -d).UTC(), nil
+		}
+	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d).UTC(), nil
+	}
+	return time.Time{}, Errorf(EINVALID, "%q is not a time: give 2006-01-02, 2006-01-02T15:04:05Z or an age such as 36h or 7d.", s)
 }

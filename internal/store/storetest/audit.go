@@ -346,10 +346,10 @@ func testAuditAppendOnly(t *testing.T, e *Env) {
 
 func testAuditRetention(t *testing.T, e *Env) {
 	ctx := context.Background()
-	if d, err := e.Svc.AuditRetention(ctx, 0); err != nil || d != account.DefaultAuditRetention {
-		t.Errorf("default retention %v %v", d, err)
+	if d, stored, err := e.Svc.AuditRetention(ctx, 0); err != nil || stored || d != account.DefaultAuditRetention {
+		t.Errorf("default retention %v %v %v", d, stored, err)
 	}
-	if d, _ := e.Svc.AuditRetention(ctx, 48*time.Hour); d != 48*time.Hour {
+	if d, _, _ := e.Svc.AuditRetention(ctx, 48*time.Hour); d != 48*time.Hour {
 		t.Errorf("the flag's retention: %v", d)
 	}
 	for _, bad := range []int{0, -1, account.MaxAuditRetentionDays + 1} {
@@ -366,8 +366,8 @@ func testAuditRetention(t *testing.T, e *Env) {
 	if err := e.Svc.SetAuditRetention(ctx, 30, CLI); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := e.Svc.AuditRetention(ctx, 48*time.Hour); d != 30*24*time.Hour {
-		t.Errorf("stored retention %v, want 30 days over the flag", d)
+	if d, stored, _ := e.Svc.AuditRetention(ctx, 48*time.Hour); d != 30*24*time.Hour || !stored {
+		t.Errorf("stored retention %v (%v), want 30 days over the flag", d, stored)
 	}
 	if err := e.Svc.SetAuditRetention(ctx, 25, CLI); err != nil { // replaced, not added
 		t.Fatal(err)
