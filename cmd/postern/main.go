@@ -55,9 +55,13 @@ func init() {
 	commands = []*command{
 		serveCommand,
 		demoCommand,
+		{name: "admin grant", args: "EMAIL (--org | --domain DOMAIN…) [--json]", summary: "make a member an administrator of every domain or of the domains named", min: 1, max: 1, setup: adminGrant},
+		{name: "admin revoke", args: "EMAIL [--domain DOMAIN]", summary: "take a member's administrator roles away, all or one domain's", min: 1, max: 1, setup: adminRevoke},
+		{name: "admin list", args: "[--json]", summary: "list the administrators and what they administer", setup: adminList},
 		{name: "domain add", args: "NAME [--created YYYY-MM-DD]", summary: "add a domain (created now unless --created)", min: 1, max: 1, setup: domainAdd},
 		{name: "domain list", args: "[--json]", summary: "list the domains and their policy", setup: domainList},
 		{name: "domain set", args: "DOMAIN --quota SIZE|0|default [--json]", summary: "set the default mail storage limit of the domain's members", min: 1, max: 1, setup: domainSet},
+		{name: "domain policy", args: "DOMAIN [--protocols imap,pop3,smtp,caldav,carddav|all] [--allow-cidr CIDR…|any] [--expire-unused-days N] [--force-setting on|off] [--quota SIZE] [--json]", summary: "show or change the domain's security policy for third-party apps", min: 1, max: 1, setup: domainPolicy},
 		{name: "domain catchall", args: "DOMAIN [MEMBER | --off] [--json]", summary: "show, set or turn off the member who gets mail to the domain's unknown addresses", min: 1, max: 2, setup: domainCatchall},
 		{name: "domain dns", args: "DOMAIN [--mail-host HOST] [--mta-sts-mode MODE] [--json]", summary: "print the DNS records to publish for the domain, and why each", min: 1, max: 1, setup: domainDNS},
 		{name: "domain dkim list", args: "DOMAIN [--json]", summary: "list the domain's DKIM keys and the records to keep published", min: 1, max: 1, setup: domainDKIMList},

@@ -18,9 +18,13 @@ type Touch struct {
 // return ErrNotFound (or an *Error wrapping it) for missing rows, and write
 // Effects in the same transaction as the change, filling in CreatedAt where zero.
 type Store interface {
+	AdminStore
+	SecurityPolicyStore
+
 	// CreateDomain inserts d, and fx with it: ECONFLICT when the name exists.
 	CreateDomain(ctx context.Context, d *Domain, fx ...Effects) error
 	DomainByName(ctx context.Context, name string) (Domain, error)
+	DomainByID(ctx context.Context, id int64) (Domain, error)
 	Domains(ctx context.Context) ([]Domain, error)
 
 	// CreateMember inserts m: ECONFLICT when a member or an alias has the
