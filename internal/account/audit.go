@@ -28,6 +28,7 @@ const (
 	AuditAccountPaused      = "account.paused"   // too many failed logins (the gateway's counter)
 	AuditPolicyChanged      = "policy.changed"   // a domain's security policy
 	AuditRetentionChanged   = "audit.retention"
+	AuditExported           = "audit.exported" // a copy of the log was taken (Detail: its filter)
 
 	// Login records appear in the audit log as these, with their result
 	// after the dot: "login.ok", "signin.fail" (see AuditEntry.Result).
