@@ -18,9 +18,9 @@ import (
 var assets embed.FS
 
 var funcs = template.FuncMap{
-	"t":    func(l, key string, args ...any) string { return tr(l, key, args...) },
-	"date": func(p *pageData, t time.Time) string { return formatTime(p.L, p.Loc, t) },
-	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"t":     func(l, key string, args ...any) string { return tr(l, key, args...) },
+	"date":  func(p *pageData, t time.Time) string { return formatTime(p.L, p.Loc, t) },
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"proto": protoName,
 }
 
