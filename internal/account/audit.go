@@ -27,6 +27,8 @@ const (
 	AuditPasswordReset      = "password.reset"   // by an administrator or the CLI
 	AuditAccountPaused      = "account.paused"   // too many failed logins (the gateway's counter)
 	AuditPolicyChanged      = "policy.changed"   // a domain's security policy
+	AuditAdminGranted       = "admin.granted"    // Detail: the organisation or the domain
+	AuditAdminRevoked       = "admin.revoked"
 	AuditRetentionChanged   = "audit.retention"
 	AuditExported           = "audit.exported" // a copy of the log was taken (Detail: its filter)
 
@@ -384,6 +386,14 @@ func csvSafe(f string) string {
 		return "'" + f
 	}
 	return f
+}
+
+// adminScope names what an admin role covers in the audit log.
+func adminScope(domain string) string {
+	if domain == "" {
+		return "organisation"
+	}
+	return "domain " + domain
 }
 
 // appPasswordDetail names an app password in the audit log.

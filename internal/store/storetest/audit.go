@@ -26,6 +26,7 @@ func RunAudit(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"AppendOnly", testAuditAppendOnly},
 		{"Retention", testAuditRetention},
 		{"Stats", testAuditStats},
+		{"AdminRoles", testAuditAdminRoles},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewEnv(t, open(t))) })
@@ -397,6 +398,34 @@ func testAuditRetention(t *testing.T, e *Env) {
 	}
 	if got := len(e.Audit(t, account.AuditQuery{Action: account.AuditRetentionChanged})); got != 2 {
 		t.Errorf("%d retention changes recorded, want 2", got)
+	}
+}
+
+// testAuditAdminRoles: a grant and a revocation are recorded with the
+// role's scope, once: granting a role held already records nothing, nor
+// does revoking one not held.
+func testAuditAdminRoles(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m := e.Enforced(t, "boss")
+	for i := 0; i < 2; i++ {
+		if _, err := e.Svc.GrantAdmin(ctx, m.Email, []string{"enforced.test"}, CLI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Svc.GrantAdmin(ctx, m.Email, nil, Admin); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Svc.RevokeAdmin(ctx, m.Email, "", CLI); err != nil {
+		t.Fatal(err)
+	}
+	WantCode(t, e.Svc.RevokeAdmin(ctx, m.Email, "", CLI), account.ENOTFOUND)
+	var got []string
+	for _, a := range e.Audit(t, account.AuditQuery{Action: "admin"}) {
+		got = append(got, a.Action+" "+a.Actor+" "+a.Detail)
+	}
+	want := "admin.revoked cli every role|admin.granted admin organisation|admin.granted cli domain enforced.test"
+	if strings.Join(got, "|") != want {
+		t.Errorf("role changes recorded:\n got %s\nwant %s", strings.Join(got, "|"), want)
 	}
 }
 
