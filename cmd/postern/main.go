@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/buildinfo"
 	"github.com/postern/postern/internal/queue"
 )
 
@@ -88,6 +89,8 @@ func init() {
 		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
 		{name: "audit retention", args: "[DAYS] [--json]", summary: "show or set how many days audit entries are kept", max: 1, setup: auditRetention},
 		{name: "audit", args: "[--member EMAIL] [--action A] [--since T] [--until T] [--limit N] [--before CURSOR] [--json|--csv]", summary: "show the audit log: every change, sign-in and login, newest first", setup: auditList},
+		{name: "migrate", args: "[--status] [--json]", summary: "apply the database's pending migrations, or list them with --status", setup: migrateCmd},
+		{name: "version", args: "[--json]", summary: "print the version of this binary (also: postern --version)", setup: versionCmd},
 	}
 }
 
@@ -143,6 +146,10 @@ var errHelp = errors.New("help shown")
 func dispatch(ctx context.Context, a *app, args []string) error {
 	words, rest := splitWords(args, boolFlags())
 	if len(words) == 0 {
+		if isVersionFlag(rest) {
+			_, err := fmt.Fprintln(a.stdout, buildinfo.Read())
+			return err
+		}
 		if hasHelpFlag(rest) {
 			printUsage(a.stdout, true)
 			return errHelp
