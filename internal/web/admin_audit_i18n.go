@@ -71,6 +71,9 @@ func init() {
 			"audit.action.domain.added":       "Domain added",
 			"audit.action.audit.retention":    "Audit retention changed",
 			"audit.action.audit.exported":     "Audit log exported",
+			"audit.action.admin":              "Administrator roles: all",
+			"audit.action.admin.granted":      "Administrator role granted",
+			"audit.action.admin.revoked":      "Administrator role revoked",
 		},
 		"ja": {
 			"admin.nav.audit":                 "監査ログ",
@@ -140,6 +143,9 @@ func init() {
 			"audit.action.domain.added":       "ドメイン追加",
 			"audit.action.audit.retention":    "監査ログ保存期間の変更",
 			"audit.action.audit.exported":     "監査ログのエクスポート",
+			"audit.action.admin":              "管理者権限：すべて",
+			"audit.action.admin.granted":      "管理者権限の付与",
+			"audit.action.admin.revoked":      "管理者権限の取り消し",
 		},
 	})
 }

@@ -31,6 +31,8 @@ func protoName(p string) string {
 		return "CalDAV"
 	case "carddav":
 		return "CardDAV"
+	case "web":
+		return "Web"
 	}
 	return strings.ToUpper(p)
 }
