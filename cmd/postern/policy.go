@@ -130,3 +130,17 @@ func printPolicy(a *app, j policyJSON) error {
 		{"Default mail storage", describeLimit(j.Quota, "the server's")},
 	})
 }
+
+func domainDelete(a *app, fs *flag.FlagSet) runFunc {
+	return func(ctx context.Context, a *app, args []string) error {
+		svc, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		if err := svc.DeleteDomain(ctx, args[0], cliActor); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.stdout, "Deleted the domain %s, its aliases and DKIM keys.\n", args[0])
+		return err
+	}
+}

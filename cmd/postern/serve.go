@@ -182,6 +182,7 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 	if err := s.setupAudit(); err != nil { // audit.go
 		return nil, err
 	}
+	s.setupExpiry() // expiry.go
 	if err := s.setupListeners(); err != nil {
 		return nil, err
 	}

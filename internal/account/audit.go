@@ -16,6 +16,7 @@ import (
 // dot ("apppass", "login") matches every action under it.
 const (
 	AuditDomainAdded        = "domain.added"
+	AuditDomainDeleted      = "domain.deleted"
 	AuditMemberAdded        = "member.added"
 	AuditMemberSuspended    = "member.suspended"
 	AuditMemberResumed      = "member.resumed"

@@ -20,6 +20,8 @@ type Touch struct {
 type Store interface {
 	AdminStore
 	SecurityPolicyStore
+	DomainStore
+	ExpiryStore
 
 	// CreateDomain inserts d, and fx with it: ECONFLICT when the name exists.
 	CreateDomain(ctx context.Context, d *Domain, fx ...Effects) error

@@ -110,7 +110,7 @@ var auditActionFilters = []string{
 	account.AuditLogin, account.AuditLogin + ".fail", account.AuditSignIn, account.AuditSignIn + ".fail",
 	account.AuditAccountPaused, "apppass", account.AuditAppPasswordCreated, account.AuditAppPasswordDeleted,
 	account.AuditAppPasswordExpired, account.AuditSettingChanged, "password", "member", account.AuditPolicyChanged,
-	account.AuditDomainAdded, "admin", account.AuditRetentionChanged, account.AuditExported,
+	"domain", "admin", account.AuditRetentionChanged, account.AuditExported,
 }
 
 // auditActionText is an action as a person reads it.

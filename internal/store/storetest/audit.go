@@ -27,6 +27,7 @@ func RunAudit(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Retention", testAuditRetention},
 		{"Stats", testAuditStats},
 		{"AdminRoles", testAuditAdminRoles},
+		{"DomainsPolicyExpiry", testAuditDomainsPolicyExpiry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, NewEnv(t, open(t))) })
@@ -426,6 +427,41 @@ func testAuditAdminRoles(t *testing.T, e *Env) {
 	want := "admin.revoked cli every role|admin.granted admin organisation|admin.granted cli domain enforced.test"
 	if strings.Join(got, "|") != want {
 		t.Errorf("role changes recorded:\n got %s\nwant %s", strings.Join(got, "|"), want)
+	}
+}
+
+// testAuditDomainsPolicyExpiry: a domain deleted, a policy changed and an
+// app password expired by the server are entries with their domain.
+func testAuditDomainsPolicyExpiry(t *testing.T, e *Env) {
+	ctx := context.Background()
+	if _, err := e.Svc.AddDomainBy(ctx, "gone.test", EnforcedDate, Admin); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Svc.DeleteDomain(ctx, "gone.test", Admin); err != nil {
+		t.Fatal(err)
+	}
+	m := e.Enforced(t, "alice")
+	p, _ := e.Create(t, m, "Old phone")
+	if _, err := e.Svc.SetSecurityPolicy(ctx, "enforced.test", account.SecurityPolicy{ExpireUnusedDays: 1}, Admin); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.Svc.ExpireAppPasswords(ctx, e.Now().Add(72*time.Hour)); err != nil || res.Expired != 1 {
+		t.Fatalf("expiry %+v %v", res, err)
+	}
+	var got []string
+	for _, a := range e.Audit(t, account.AuditQuery{}) {
+		if a.Action == account.AuditDomainDeleted || a.Action == account.AuditPolicyChanged || a.Action == account.AuditAppPasswordExpired {
+			got = append(got, a.Action+"|"+a.Actor+"|"+a.ActorEmail+"|"+a.Domain+"|"+a.MemberEmail)
+			if a.Action == account.AuditAppPasswordExpired && !strings.Contains(a.Detail, p.ID) {
+				t.Errorf("expiry detail %q lacks the id", a.Detail)
+			}
+		}
+	}
+	want := "apppass.expired|system||enforced.test|alice@enforced.test," +
+		"policy.changed|admin|boss@enforced.test|enforced.test|," +
+		"domain.deleted|admin|boss@enforced.test|gone.test|"
+	if strings.Join(got, ",") != want {
+		t.Errorf("entries:\n got %s\nwant %s", strings.Join(got, ","), want)
 	}
 }
 
