@@ -44,7 +44,7 @@ func adminGrant(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		roles, err := svc.GrantAdmin(ctx, args[0], domains)
+		roles, err := svc.GrantAdmin(ctx, args[0], domains, cliActor)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func adminRevoke(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		if err := svc.RevokeAdmin(ctx, args[0], *domain); err != nil {
+		if err := svc.RevokeAdmin(ctx, args[0], *domain, cliActor); err != nil {
 			return err
 		}
 		if *domain != "" {

@@ -80,7 +80,7 @@ func seedDemo(ctx context.Context, a *app) (map[string]string, error) {
 		return nil, err
 	}
 	for _, d := range demoDomains {
-		if _, err := svc.AddDomain(ctx, d.name, d.created); err != nil && account.ErrorCode(err) != account.ECONFLICT {
+		if _, err := svc.AddDomainBy(ctx, d.name, d.created, cliActor); err != nil && account.ErrorCode(err) != account.ECONFLICT {
 			return nil, err
 		}
 	}
@@ -95,7 +95,7 @@ func seedDemo(ctx context.Context, a *app) (map[string]string, error) {
 		m, err := svc.Member(ctx, dm.email)
 		switch {
 		case account.ErrorCode(err) == account.ENOTFOUND:
-			if m, err = svc.AddMember(ctx, dm.email, dm.name, pw); err != nil {
+			if m, err = svc.AddMemberBy(ctx, dm.email, dm.name, pw, cliActor); err != nil {
 				return nil, err
 			}
 			if dm.useAppPw {

@@ -24,7 +24,7 @@ func domainAdd(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		d, err := a.svc.AddDomain(ctx, args[0], at)
+		d, err := a.svc.AddDomainBy(ctx, args[0], at, cliActor)
 		if err != nil {
 			return err
 		}

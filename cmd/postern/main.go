@@ -89,6 +89,8 @@ func init() {
 		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
 		{name: "apppass expire", args: "[--at TIME] [--json]", summary: "apply the domains' expiry of unused app passwords now (serve does every hour)", setup: apppassExpire},
 		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
+		{name: "audit retention", args: "[DAYS] [--json]", summary: "show or set how many days audit entries are kept", max: 1, setup: auditRetention},
+		{name: "audit", args: "[--member EMAIL] [--action A] [--since T] [--until T] [--limit N] [--before CURSOR] [--json|--csv]", summary: "show the audit log: every change, sign-in and login, newest first", setup: auditList},
 		{name: "migrate", args: "[--status] [--json]", summary: "apply the database's pending migrations, or list them with --status", setup: migrateCmd},
 		{name: "version", args: "[--json]", summary: "print the version of this binary (also: postern --version)", setup: versionCmd},
 	}

@@ -43,6 +43,7 @@ type serveFlags struct {
 	outbound                                                        outboundFlags  // --outbound, --smarthost*, --queue-* (outbound.go)
 	sending                                                         sendingFlags   // --mail-host, --mta-sts-mode (dkim.go)
 	sendLimits                                                      sendLimitFlags // --send-limit-* (sendlimits.go)
+	audit                                                           auditFlags     // --audit-retention (audit.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -64,6 +65,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	f.outbound.register(a, fs)   // outbound.go
 	f.sending.register(a, fs)    // dkim.go
 	f.sendLimits.register(a, fs) // sendlimits.go
+	f.audit.register(a, fs)      // audit.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 
@@ -175,6 +177,9 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 		return s.tailer.Run(ctx)
 	}})
 	if err := s.setupSending(ctx); err != nil { // dkim.go
+		return nil, err
+	}
+	if err := s.setupAudit(); err != nil { // audit.go
 		return nil, err
 	}
 	s.setupExpiry() // expiry.go

@@ -47,7 +47,7 @@ func userAdd(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		m, err := svc.AddMember(ctx, args[0], *name, pw)
+		m, err := svc.AddMemberBy(ctx, args[0], *name, pw, cliActor)
 		if err != nil {
 			return err
 		}
@@ -238,7 +238,7 @@ func userState(st account.State) func(a *app, fs *flag.FlagSet) runFunc {
 			if err != nil {
 				return err
 			}
-			if err := svc.SetState(ctx, m, st); err != nil {
+			if err := svc.SetState(ctx, m, st, cliActor); err != nil {
 				return err
 			}
 			m.State = st

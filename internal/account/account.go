@@ -188,4 +188,5 @@ func (p EventPos) Before(q EventPos) bool {
 type Effects struct {
 	Events   []Event
 	Messages []Message
+	Audit    []AuditEntry // Service.Audit makes them
 }

@@ -39,11 +39,13 @@ func (a AdminAccess) CanDomain(name string) bool {
 // AdminStore keeps the admin roles; *sqlstore.DB implements it.
 type AdminStore interface {
 	// GrantAdmin gives the member the role over domainID (0: the
-	// organisation); granting a role held already is no error.
-	GrantAdmin(ctx context.Context, memberID, domainID int64, at time.Time) error
+	// organisation); granting a role held already is no error and writes
+	// nothing, fx included (fx goes in the grant's transaction).
+	GrantAdmin(ctx context.Context, memberID, domainID int64, at time.Time, fx ...Effects) error
 	// RevokeAdmin removes the member's role over domainID, or every role
-	// of the member when all; it returns how many were removed.
-	RevokeAdmin(ctx context.Context, memberID, domainID int64, all bool) (int, error)
+	// of the member when all; it returns how many were removed, and writes
+	// fx with them (not when none was).
+	RevokeAdmin(ctx context.Context, memberID, domainID int64, all bool, fx ...Effects) (int, error)
 	// AdminRoles lists the roles of the member, or of everyone when
 	// memberID is 0, by address then domain (the organisation first).
 	AdminRoles(ctx context.Context, memberID int64) ([]AdminRole, error)
@@ -51,24 +53,25 @@ type AdminStore interface {
 
 // GrantAdmin makes the member an organisation admin (domains empty) or the
 // admin of each of domains, which must exist.
-func (s *Service) GrantAdmin(ctx context.Context, email string, domains []string) ([]AdminRole, error) {
+func (s *Service) GrantAdmin(ctx context.Context, email string, domains []string, by Actor) ([]AdminRole, error) {
 	m, err := s.Member(ctx, email)
 	if err != nil {
 		return nil, err
 	}
-	ids := []int64{0}
+	ids, names := []int64{0}, []string{""}
 	if len(domains) > 0 {
-		ids = ids[:0]
+		ids, names = ids[:0], names[:0]
 		for _, name := range domains {
 			d, err := s.Domain(ctx, name)
 			if err != nil {
 				return nil, err
 			}
-			ids = append(ids, d.ID)
+			ids, names = append(ids, d.ID), append(names, d.Name)
 		}
 	}
-	for _, id := range ids {
-		if err := s.Store.GrantAdmin(ctx, m.ID, id, s.Now().UTC()); err != nil {
+	for i, id := range ids {
+		a := s.Audit(AuditAdminGranted, m, by, adminScope(names[i]))
+		if err := s.Store.GrantAdmin(ctx, m.ID, id, s.Now().UTC(), Effects{Audit: []AuditEntry{a}}); err != nil {
 			return nil, err
 		}
 	}
@@ -78,7 +81,7 @@ func (s *Service) GrantAdmin(ctx context.Context, email string, domains []string
 
 // RevokeAdmin removes the member's role over domain, or every role of the
 // member when domain is "". ENOTFOUND when there was none to remove.
-func (s *Service) RevokeAdmin(ctx context.Context, email, domain string) error {
+func (s *Service) RevokeAdmin(ctx context.Context, email, domain string, by Actor) error {
 	m, err := s.Member(ctx, email)
 	if err != nil {
 		return err
@@ -91,7 +94,12 @@ func (s *Service) RevokeAdmin(ctx context.Context, email, domain string) error {
 		}
 		id, domain = d.ID, d.Name
 	}
-	n, err := s.Store.RevokeAdmin(ctx, m.ID, id, domain == "")
+	detail := adminScope(domain)
+	if domain == "" {
+		detail = "every role"
+	}
+	a := s.Audit(AuditAdminRevoked, m, by, detail)
+	n, err := s.Store.RevokeAdmin(ctx, m.ID, id, domain == "", Effects{Audit: []AuditEntry{a}})
 	if err != nil {
 		return err
 	}
@@ -171,7 +179,8 @@ type DomainStore interface {
 	CountMembers(ctx context.Context, domainID int64) (int, error)
 	// DeleteDomain deletes a domain without members, with its aliases, DKIM
 	// keys and admin roles; ECONFLICT while it has members.
-	DeleteDomain(ctx context.Context, domainID int64) error
+	// fx is written in the same transaction.
+	DeleteDomain(ctx context.Context, domainID int64, fx ...Effects) error
 }
 
 // CountMembers returns how many members the domain d has.
@@ -186,7 +195,9 @@ func (s *Service) DeleteDomain(ctx context.Context, name string, by Actor) error
 	if err != nil {
 		return err
 	}
-	if err := s.Store.DeleteDomain(ctx, d.ID); err != nil {
+	a := s.Audit(AuditDomainDeleted, Member{}, by, "")
+	a.Domain = d.Name
+	if err := s.Store.DeleteDomain(ctx, d.ID, Effects{Audit: []AuditEntry{a}}); err != nil {
 		return err
 	}
 	s.Log.Info("domain deleted", "domain", d.Name, "via", by.Via, "ip", by.IP)

@@ -65,6 +65,8 @@ func (s *Service) ExpireAppPasswords(ctx context.Context, now time.Time) (Expiry
 				fx := Effects{
 					Events:   []Event{{Kind: EventAppPasswordDeleted, MemberID: p.Member.ID, AppPasswordID: p.ID}},
 					Messages: []Message{s.expiredMessage(p, days, now)},
+					Audit: []AuditEntry{s.Audit(AuditAppPasswordExpired, p.Member, Actor{Via: "system"},
+						fmt.Sprintf("“%s” (%s), unused for %d days", p.Name, p.ID, days))},
 				}
 				ok, err := s.Store.ExpireAppPassword(ctx, p.Member.ID, p.ID, expireBefore, fx)
 				if err != nil {

@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -173,7 +174,11 @@ func (s *Service) SetSecurityPolicy(ctx context.Context, domain string, p Securi
 	if p.Protocols != nil {
 		p.Protocols = orderProtocols(p.Protocols)
 	}
-	err = s.Store.SetSecurityPolicy(ctx, d.ID, p, Effects{Events: []Event{{Kind: EventPolicyChanged, DomainID: d.ID}}})
+	a := s.Audit(AuditPolicyChanged, Member{}, by, fmt.Sprintf("protocols %s; networks %s; expire unused after %d days; force app passwords %s",
+		policyProtocols(p.Protocols), policyNetworks(p.Networks), p.ExpireUnusedDays, onOff(p.ForceAppPasswords)))
+	a.Domain = d.Name
+	err = s.Store.SetSecurityPolicy(ctx, d.ID, p, Effects{Events: []Event{{Kind: EventPolicyChanged, DomainID: d.ID}},
+		Audit: []AuditEntry{a}})
 	if err != nil {
 		return Domain{}, err
 	}
@@ -203,4 +208,23 @@ func (s *Service) SetDomainMailQuota(ctx context.Context, domain string, limit *
 	}
 	d.MailQuota = limit
 	return d, nil
+}
+
+// policyProtocols and policyNetworks describe a policy's lists in the audit
+// log: nil is no restriction.
+func policyProtocols(list []string) string {
+	if list == nil {
+		return "all"
+	}
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, ",")
+}
+
+func policyNetworks(list []netip.Prefix) string {
+	if list == nil {
+		return "any"
+	}
+	return FormatNetworks(list)
 }

@@ -44,18 +44,27 @@ func NewService(st Store, h Hasher, cfg Config) *Service {
 	return &Service{Store: st, Hasher: h, Config: cfg, Now: time.Now, Log: slog.Default()}
 }
 
-// Actor is who made a change, for notifications and logs.
+// Actor is who made a change, for notifications, logs and the audit log.
 type Actor struct {
-	Via       string // "web", "api", "cli"
+	Via       string // "web", "api", "cli", "system" (the server itself)
 	IP        string
 	UserAgent string
+	// Admin is the address of the administrator who acts on someone
+	// else's account (the console); "" when members act on their own.
+	Admin string
 }
 
 // Policy returns the member's domain policy.
 func (s *Service) Policy(m Member) Policy { return m.Policy(s.Config.Cutoff) }
 
-// AddDomain creates a domain; created zero means now.
+// AddDomain creates a domain; created zero means now. The audit log names
+// the server as the actor: front ends call AddDomainBy.
 func (s *Service) AddDomain(ctx context.Context, name string, created time.Time) (Domain, error) {
+	return s.AddDomainBy(ctx, name, created, Actor{Via: "system"})
+}
+
+// AddDomainBy creates a domain for by; created zero means now.
+func (s *Service) AddDomainBy(ctx context.Context, name string, created time.Time, by Actor) (Domain, error) {
 	n, err := ParseDomain(name)
 	if err != nil {
 		return Domain{}, err
@@ -64,7 +73,9 @@ func (s *Service) AddDomain(ctx context.Context, name string, created time.Time)
 		created = s.Now()
 	}
 	d := Domain{Name: n, CreatedAt: created.UTC()}
-	if err := s.Store.CreateDomain(ctx, &d); err != nil {
+	a := s.Audit(AuditDomainAdded, Member{}, by, "created "+d.CreatedAt.Format(time.RFC3339))
+	a.Domain = n
+	if err := s.Store.CreateDomain(ctx, &d, Effects{Audit: []AuditEntry{a}}); err != nil {
 		return Domain{}, err
 	}
 	return d, nil
@@ -83,8 +94,14 @@ func (s *Service) Domain(ctx context.Context, name string) (Domain, error) {
 	return d, err
 }
 
-// AddMember creates an active member of an existing domain.
+// AddMember creates an active member of an existing domain. The audit log
+// names the server as the actor: front ends call AddMemberBy.
 func (s *Service) AddMember(ctx context.Context, email, name, password string) (Member, error) {
+	return s.AddMemberBy(ctx, email, name, password, Actor{Via: "system"})
+}
+
+// AddMemberBy creates an active member of an existing domain for by.
+func (s *Service) AddMemberBy(ctx context.Context, email, name, password string, by Actor) (Member, error) {
 	e, err := ParseEmail(email)
 	if err != nil {
 		return Member{}, err
@@ -111,7 +128,13 @@ func (s *Service) AddMember(ctx context.Context, email, name, password string) (
 	}
 	m := Member{DomainID: d.ID, Email: e, Name: name, PasswordHash: hash, State: StateActive,
 		CreatedAt: s.Now().UTC(), DomainCreatedAt: d.CreatedAt}
-	if err := s.Store.CreateMember(ctx, &m); err != nil {
+	a := s.Audit(AuditMemberAdded, m, by, "")
+	if by.Via != "cli" && by.Via != "system" && by.Admin == "" {
+		// Nobody signs up for themselves: an actor that is no administrator
+		// is the server.
+		a.Actor, a.ActorEmail = ActorSystem, ""
+	}
+	if err := s.Store.CreateMember(ctx, &m, Effects{Audit: []AuditEntry{a}}); err != nil {
 		return Member{}, err
 	}
 	return m, nil
@@ -184,19 +207,21 @@ func (s *Service) SetUseAppPasswords(ctx context.Context, m Member, on bool, by 
 	return s.Store.SetUseAppPasswords(ctx, m.ID, on, Effects{
 		Events:   []Event{{Kind: EventSettingChanged, MemberID: m.ID}},
 		Messages: []Message{msg},
+		Audit:    []AuditEntry{s.Audit(AuditSettingChanged, m, by, "use app passwords "+onOff(on))},
 	})
 }
 
 // SetState suspends or resumes a member; suspension ends every session.
-func (s *Service) SetState(ctx context.Context, m Member, st State) error {
+func (s *Service) SetState(ctx context.Context, m Member, st State, by Actor) error {
 	if st != StateActive && st != StateSuspended {
 		return Errorf(EINVALID, "Unknown state %q.", st)
 	}
-	kind := EventMemberResumed
+	kind, action := EventMemberResumed, AuditMemberResumed
 	if st == StateSuspended {
-		kind = EventMemberSuspended
+		kind, action = EventMemberSuspended, AuditMemberSuspended
 	}
-	return s.Store.SetState(ctx, m.ID, st, Effects{Events: []Event{{Kind: kind, MemberID: m.ID}}})
+	return s.Store.SetState(ctx, m.ID, st, Effects{Events: []Event{{Kind: kind, MemberID: m.ID}},
+		Audit: []AuditEntry{s.Audit(action, m, by, "")}})
 }
 
 // ChangePassword sets a new main password. current is checked unless
@@ -215,7 +240,12 @@ func (s *Service) ChangePassword(ctx context.Context, m Member, current, newPw s
 	if err != nil {
 		return err
 	}
-	fx := Effects{Events: []Event{{Kind: EventPasswordChanged, MemberID: m.ID}}}
+	action := AuditPasswordChanged
+	if skipCurrent {
+		action = AuditPasswordReset
+	}
+	fx := Effects{Events: []Event{{Kind: EventPasswordChanged, MemberID: m.ID}},
+		Audit: []AuditEntry{s.Audit(action, m, by, "")}}
 	if deleteAppPasswords {
 		list, err := s.Store.AppPasswords(ctx, m.ID)
 		if err != nil {
@@ -223,6 +253,7 @@ func (s *Service) ChangePassword(ctx context.Context, m Member, current, newPw s
 		}
 		for _, p := range list {
 			fx.Events = append(fx.Events, Event{Kind: EventAppPasswordDeleted, MemberID: m.ID, AppPasswordID: p.ID})
+			fx.Audit = append(fx.Audit, s.Audit(AuditAppPasswordDeleted, m, by, appPasswordDetail(p)+", with the password change"))
 		}
 	}
 	fx.Messages = append(fx.Messages, s.passwordMessage(m, deleteAppPasswords, by))
@@ -278,6 +309,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, m Member, name string, 
 	err = s.Store.CreateAppPassword(ctx, &p, MaxAppPasswords, Effects{
 		Events:   []Event{{Kind: EventAppPasswordCreated, MemberID: m.ID, AppPasswordID: p.ID}},
 		Messages: []Message{s.createdMessage(m, p, by)},
+		Audit:    []AuditEntry{s.Audit(AuditAppPasswordCreated, m, by, appPasswordDetail(p))},
 	})
 	if err != nil {
 		return AppPassword{}, "", err
@@ -305,6 +337,7 @@ func (s *Service) DeleteAppPassword(ctx context.Context, m Member, id string, by
 	err = s.Store.DeleteAppPassword(ctx, m.ID, id, Effects{
 		Events:   []Event{{Kind: EventAppPasswordDeleted, MemberID: m.ID, AppPasswordID: id}},
 		Messages: []Message{s.deletedMessage(m, *p, by)},
+		Audit:    []AuditEntry{s.Audit(AuditAppPasswordDeleted, m, by, appPasswordDetail(*p))},
 	})
 	if errors.Is(err, ErrNotFound) {
 		return Errorf(ENOTFOUND, "No such app password.")

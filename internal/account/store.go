@@ -23,14 +23,17 @@ type Store interface {
 	DomainStore
 	ExpiryStore
 
-	CreateDomain(ctx context.Context, d *Domain) error // ECONFLICT when the name exists
+	// CreateDomain inserts d, and fx with it: ECONFLICT when the name exists.
+	CreateDomain(ctx context.Context, d *Domain, fx ...Effects) error
 	DomainByName(ctx context.Context, name string) (Domain, error)
 	DomainByID(ctx context.Context, id int64) (Domain, error)
 	Domains(ctx context.Context) ([]Domain, error)
 
 	// CreateMember inserts m: ECONFLICT when a member or an alias has the
 	// address, checked atomically with the insert (as CreateAlias does).
-	CreateMember(ctx context.Context, m *Member) error
+	// fx is written with the insert; its audit entries without a member
+	// are about m.
+	CreateMember(ctx context.Context, m *Member, fx ...Effects) error
 	MemberByEmail(ctx context.Context, email string) (Member, error)
 	MemberByID(ctx context.Context, id int64) (Member, error)
 	Members(ctx context.Context, domain string) ([]Member, error) // all when domain == ""
@@ -107,7 +110,7 @@ type Store interface {
 	// write are atomic: nodes racing write one.
 	NoteSendLimited(ctx context.Context, memberID int64, appPasswordID string, at, notBefore time.Time, fx Effects) (told bool, err error)
 
-	AddMessage(ctx context.Context, memberID int64, fx Effects) error        // writes fx alone
+	AddMessage(ctx context.Context, memberID int64, fx Effects) error        // writes fx alone (audit entries too)
 	Messages(ctx context.Context, memberID int64) ([]Message, error)         // newest first
 	MarkMessagesRead(ctx context.Context, memberID int64, ids []int64) error // all when ids is empty
 	UnreadMessages(ctx context.Context, memberID int64) (int, error)

@@ -55,6 +55,9 @@ type Attempt struct {
 	Mechanism string // "LOGIN", "PLAIN", "USER", "BASIC"
 	RemoteIP  netip.Addr
 	TLS       bool
+	// Client names the client when the protocol says it (a browser's or a
+	// DAV client's User-Agent), for the login records; "" otherwise.
+	Client string
 	// Devices (web sign-in only) are the device tokens the browser holds
 	// (Gateway.DeviceToken), joined by "."; one issued for User gives the
 	// attempt the browser's own schedule instead of its address's and the

@@ -183,7 +183,7 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 	start := g.now()
 	gen := g.reg.generation()
 	rec := LoginRecord{At: start.UTC(), Username: cleanUsername(a.User), Protocol: a.Protocol,
-		Mechanism: a.Mechanism, TLS: a.TLS}
+		Mechanism: a.Mechanism, TLS: a.TLS, Client: cleanClient(a.Client)}
 	if a.RemoteIP.IsValid() {
 		rec.IP = a.RemoteIP.Unmap().String()
 	}
@@ -313,9 +313,13 @@ func (g *Gateway) countFailure(ctx context.Context, m account.Member, st AuthSta
 	}
 	// The message is written by the store only if this failure starts the
 	// pause, in the same transaction: exactly one per pause, even on a crash.
+	until := now.Add(g.pause)
 	onPause := account.Effects{
-		Messages: []account.Message{g.svc.PausedMessage(m, now.Add(g.pause), from)},
+		Messages: []account.Message{g.svc.PausedMessage(m, until, from)},
 		Events:   []account.Event{{Kind: account.EventAccountPaused, MemberID: m.ID}},
+		Audit: []account.AuditEntry{g.svc.Audit(account.AuditAccountPaused, m,
+			account.Actor{Via: "system", IP: ip, UserAgent: a.Protocol},
+			"third-party logins with the main password paused until "+until.UTC().Format(time.RFC3339))},
 	}
 	res, err := g.store.RecordAuthFailure(ctx, m.ID, tag, now, g.maxFail, g.pause, onPause)
 	if err != nil {

@@ -102,7 +102,7 @@ func TestPolicyMatrix(t *testing.T) {
 		_, suspApp := f.env.Create(t, susp, "Phone")
 		suspOff := f.env.Optional(t, "suspoff", false)
 		for _, m := range []account.Member{susp, suspOff} {
-			if err := f.env.Svc.SetState(ctx, m, account.StateSuspended); err != nil {
+			if err := f.env.Svc.SetState(ctx, m, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {
 				t.Fatal(err)
 			}
 		}

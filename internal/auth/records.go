@@ -239,7 +239,12 @@ func (r *recorder) touchLoop() {
 
 // cleanUsername keeps what a client sent as user name fit for a record and a
 // log line: valid UTF-8, no control characters, at most 128 characters.
-func cleanUsername(s string) string {
+func cleanUsername(s string) string { return clean(s, 128) }
+
+// cleanClient is cleanUsername for a client's name, at most 256 characters.
+func cleanClient(s string) string { return clean(s, 256) }
+
+func clean(s string, max int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
@@ -247,8 +252,8 @@ func cleanUsername(s string) string {
 		}
 		return r
 	}, s)
-	if utf8.RuneCountInString(s) > 128 {
-		s = string([]rune(s)[:128])
+	if utf8.RuneCountInString(s) > max {
+		s = string([]rune(s)[:max])
 	}
 	return s
 }

@@ -84,7 +84,7 @@ func TestRevocationFromAnotherProcess(t *testing.T) {
 		}
 		waitClosed("main password changed", mainSess)
 
-		if err := admin.Svc.SetState(ctx, m, account.StateSuspended); err != nil {
+		if err := admin.Svc.SetState(ctx, m, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {
 			t.Fatal(err)
 		}
 		waitClosed("member suspended", laptop)

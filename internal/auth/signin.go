@@ -89,7 +89,7 @@ func (g *Gateway) SignIn(ctx context.Context, a Attempt) (account.Member, error)
 	start := g.now()
 	a.Protocol = Web
 	rec := LoginRecord{At: start.UTC(), Username: cleanUsername(a.User), Protocol: Web,
-		Mechanism: a.Mechanism, TLS: a.TLS}
+		Mechanism: a.Mechanism, TLS: a.TLS, Client: cleanClient(a.Client)}
 	if a.RemoteIP.IsValid() {
 		rec.IP = a.RemoteIP.Unmap().String()
 	}

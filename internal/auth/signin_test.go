@@ -72,7 +72,7 @@ func TestSignInMainPasswordOnly(t *testing.T) {
 			t.Errorf("%s: reason %q, want %q", c.user, r, c.reason)
 		}
 	}
-	if err := f.env.Svc.SetState(context.Background(), opt, account.StateSuspended); err != nil {
+	if err := f.env.Svc.SetState(context.Background(), opt, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := f.signIn(opt.Email, storetest.MainPassword, "192.0.2.12")

@@ -20,14 +20,16 @@ type Store interface {
 	// counter starts again; Paused in the result is true for exactly that
 	// failure. onPause (the member's message and event) is written in the
 	// same transaction when no message went out in the last AlertEvery
-	// (Alerted), so that it is sent once per attack, even on a crash.
+	// (Alerted), so that it is sent once per attack, even on a crash; its
+	// audit entries are written with every pause.
 	// Failures while paused are not counted; a counter with no failure in
 	// FailuresForget starts afresh.
 	RecordAuthFailure(ctx context.Context, memberID int64, tag PairTag, now time.Time, limit int, pause time.Duration, onPause account.Effects) (FailureResult, error)
 	// ResetAuthFailures forgets the member's failures and pause.
 	ResetAuthFailures(ctx context.Context, memberID int64) error
 
-	// AddLoginRecords appends records in one transaction.
+	// AddLoginRecords appends records in one transaction. Records are never
+	// changed afterwards (the audit log shows them).
 	AddLoginRecords(ctx context.Context, recs []LoginRecord) error
 	// PruneLoginRecords deletes records older than before.
 	PruneLoginRecords(ctx context.Context, before time.Time) (int64, error)
@@ -81,4 +83,5 @@ type LoginRecord struct {
 	Result        string // ResultOK, ResultFail, ResultError
 	Reason        string // for failures: "unknown-user", "bad-password", "policy", ...
 	AppPasswordID string
+	Client        string // Attempt.Client, clipped
 }

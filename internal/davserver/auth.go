@@ -50,6 +50,7 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, protocol 
 		Mechanism: "BASIC",
 		RemoteIP:  remoteIP(r.RemoteAddr),
 		TLS:       tlsconf.RequestTLS(r),
+		Client:    r.UserAgent(),
 	})
 	if err != nil {
 		if account.ErrorCode(err) == account.EUNAVAILABLE {

@@ -121,7 +121,7 @@ func (s *Server) adminAddDomain(w http.ResponseWriter, r *http.Request, ac *admi
 		}
 		created = t
 	}
-	dom, err := s.svc.AddDomain(r.Context(), d.Name, created)
+	dom, err := s.svc.AddDomainBy(r.Context(), d.Name, created, s.adminActor(r, ac))
 	if err != nil {
 		code := account.ErrorCode(err)
 		if code == account.EINTERNAL || code == account.EUNAVAILABLE {
@@ -260,7 +260,7 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, ac *admi
 		s.pageError(w, r, ac.reqCtx, err)
 		return
 	}
-	if _, err := s.svc.SetSecurityPolicy(r.Context(), dom.Name, pol, s.actor(r, "web")); err != nil {
+	if _, err := s.svc.SetSecurityPolicy(r.Context(), dom.Name, pol, s.adminActor(r, ac)); err != nil {
 		s.pageError(w, r, ac.reqCtx, err)
 		return
 	}
@@ -330,7 +330,7 @@ func (s *Server) adminDeleteDomain(w http.ResponseWriter, r *http.Request, ac *a
 		s.confirmDeleteDomain(w, r, ac, dom, http.StatusOK)
 		return
 	}
-	if err := s.svc.DeleteDomain(r.Context(), dom.Name, s.actor(r, "web")); err != nil {
+	if err := s.svc.DeleteDomain(r.Context(), dom.Name, s.adminActor(r, ac)); err != nil {
 		if account.ErrorCode(err) == account.ECONFLICT {
 			s.confirmDeleteDomain(w, r, ac, dom, http.StatusConflict)
 			return

@@ -45,10 +45,10 @@ func newAdminEnv(t *testing.T) *adminEnv {
 	e.member("dom@new.example", "Dom")
 	e.member("plain@new.example", "Plain")
 	e.member("alice@old.example", "Alice")
-	if _, err := e.svc.GrantAdmin(ctx, "root@new.example", nil); err != nil {
+	if _, err := e.svc.GrantAdmin(ctx, "root@new.example", nil, account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.GrantAdmin(ctx, "dom@new.example", []string{"new.example"}); err != nil {
+	if _, err := e.svc.GrantAdmin(ctx, "dom@new.example", []string{"new.example"}, account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
 	a := &adminEnv{env: e, org: e.client(), dom: e.client(), plain: e.client()}

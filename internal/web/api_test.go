@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/internal/account"
 )
 
 func TestAPISessionAndMe(t *testing.T) {
@@ -252,7 +254,7 @@ func TestSuspendedMemberSignedOut(t *testing.T) {
 	m := e.member("alice@new.example", "")
 	c := e.client()
 	wantStatus(t, c.signinAPI("alice@new.example", testPassword), 200)
-	if err := e.svc.SetState(t.Context(), m, "suspended"); err != nil {
+	if err := e.svc.SetState(t.Context(), m, "suspended", account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, c.api("GET", "/api/v1/me", nil), 401, "unauthorized")

@@ -177,7 +177,7 @@ func (s *Server) checkSignin(r *http.Request, email, pw, mechanism string) (acco
 func (s *Server) attempt(r *http.Request, email, pw, mechanism string) auth.Attempt {
 	ip, _ := netip.ParseAddr(s.cfg.ClientIP(r)) // unparsable: the zero Addr, the gateway's "unknown peer"
 	return auth.Attempt{User: email, Secret: pw, Protocol: auth.Web, Mechanism: mechanism,
-		RemoteIP: ip, TLS: r.TLS != nil || s.cfg.Secure, Devices: s.devices(r)}
+		RemoteIP: ip, TLS: r.TLS != nil || s.cfg.Secure, Devices: s.devices(r), Client: r.UserAgent()}
 }
 
 func (s *Server) signout(w http.ResponseWriter, r *http.Request, rc *reqCtx) {

@@ -18,18 +18,23 @@ import (
 var assets embed.FS
 
 var funcs = template.FuncMap{
-	"t":    func(l, key string, args ...any) string { return tr(l, key, args...) },
-	"date": func(p *pageData, t time.Time) string { return formatTime(p.L, p.Loc, t) },
-	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"proto": func(p string) string {
-		switch p {
-		case "caldav":
-			return "CalDAV"
-		case "carddav":
-			return "CardDAV"
-		}
-		return strings.ToUpper(p)
-	},
+	"t":     func(l, key string, args ...any) string { return tr(l, key, args...) },
+	"date":  func(p *pageData, t time.Time) string { return formatTime(p.L, p.Loc, t) },
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"proto": protoName,
+}
+
+// protoName is a protocol as people write it.
+func protoName(p string) string {
+	switch p {
+	case "caldav":
+		return "CalDAV"
+	case "carddav":
+		return "CardDAV"
+	case "web":
+		return "Web"
+	}
+	return strings.ToUpper(p)
 }
 
 // pages are parsed once: each page with the layout, so that every page can

@@ -133,6 +133,14 @@ async function walk(run) {
   check(!(await page.locator('main').innerText()).includes(name), 'the domain is gone from the list');
   await look('deleted');
 
+  // The audit log has the deletion, by this admin, and its charts.
+  await page.getByRole('link', { name: T.auditNav }).click();
+  await page.waitForURL('**/admin/audit');
+  const log = await page.locator('main').innerText();
+  check(log.includes(name) && log.includes(T.auditDeleted), 'the audit log lists the domain deleted');
+  await page.locator('details summary').first().click();
+  await look('audit');
+
   check(errors.length === 0, 'no script errors: ' + errors.join('; '));
   await context.close();
 }

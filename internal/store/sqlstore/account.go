@@ -14,6 +14,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/dkim"
 )
 
 var _ account.Store = (*DB)(nil)
@@ -130,22 +131,31 @@ func isForeignKey(err error) bool {
 }
 
 // CreateDomain inserts d and sets its ID, with its first DKIM keys when
-// SetDomainKeys gave a maker (dkim.go).
-func (db *DB) CreateDomain(ctx context.Context, d *account.Domain) error {
+// SetDomainKeys gave a maker (dkim.go), and writes fx in the same
+// transaction.
+func (db *DB) CreateDomain(ctx context.Context, d *account.Domain, fx ...account.Effects) error {
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = time.Now().UTC()
 	}
-	var err error
+	var keys []dkim.StoredKey
 	if mk := db.domainKeys.Load(); mk != nil {
-		keys, kerr := (*mk)(d.Name)
-		if kerr != nil {
-			return fmt.Errorf("create domain: %w", kerr)
+		var err error
+		if keys, err = (*mk)(d.Name); err != nil {
+			return fmt.Errorf("create domain: %w", err)
 		}
-		err = db.createDomainWithKeys(ctx, d, keys)
-	} else {
-		err = db.SQL.QueryRowContext(ctx, db.q(`INSERT INTO domains (name, created_at) VALUES (?, ?) RETURNING id`),
-			d.Name, micros(d.CreatedAt)).Scan(&d.ID)
 	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO domains (name, created_at) VALUES (?, ?) RETURNING id`),
+			d.Name, micros(d.CreatedAt)).Scan(&d.ID); err != nil {
+			return err
+		}
+		if keys != nil {
+			if err := db.insertDKIMKeys(ctx, tx, d.ID, keys); err != nil {
+				return err
+			}
+		}
+		return db.writeAllEffects(ctx, tx, fx)
+	})
 	if isUnique(err) {
 		return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("The domain %s already exists.", d.Name), Err: err}
 	}
@@ -203,8 +213,9 @@ func (db *DB) Domains(ctx context.Context) ([]account.Domain, error) {
 
 // CreateMember inserts m and sets its ID (and DomainCreatedAt when zero),
 // unless a member or an alias has its address: the alias check and the
-// insert are atomic (lockDomain, alias.go).
-func (db *DB) CreateMember(ctx context.Context, m *account.Member) error {
+// insert are atomic (lockDomain, alias.go). fx is written in the same
+// transaction; its audit entries without a member are about m.
+func (db *DB) CreateMember(ctx context.Context, m *account.Member, fx ...account.Effects) error {
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = time.Now().UTC()
 	}
@@ -226,7 +237,17 @@ func (db *DB) CreateMember(ctx context.Context, m *account.Member) error {
 		if isUnique(err) {
 			return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("A member %s already exists.", m.Email), Err: err}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		for _, f := range fx {
+			for i := range f.Audit {
+				if f.Audit[i].MemberID == 0 {
+					f.Audit[i].MemberID = m.ID
+				}
+			}
+		}
+		return db.writeAllEffects(ctx, tx, fx)
 	})
 	switch {
 	case err == nil:

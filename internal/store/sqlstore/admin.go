@@ -11,10 +11,19 @@ import (
 )
 
 // GrantAdmin gives the member the role over domainID (0: the organisation).
-func (db *DB) GrantAdmin(ctx context.Context, memberID, domainID int64, at time.Time) error {
+func (db *DB) GrantAdmin(ctx context.Context, memberID, domainID int64, at time.Time, fx ...account.Effects) error {
 	dom := sql.NullInt64{Int64: domainID, Valid: domainID != 0}
-	_, err := db.SQL.ExecContext(ctx, db.q(`INSERT INTO admin_roles (member_id, domain_id, created_at) VALUES (?, ?, ?)
-		ON CONFLICT DO NOTHING`), memberID, dom, micros(at))
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`INSERT INTO admin_roles (member_id, domain_id, created_at) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`), memberID, dom, micros(at))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // held already: nothing changed, nothing to record
+		}
+		return db.writeAllEffects(ctx, tx, fx)
+	})
 	if err != nil {
 		return fmt.Errorf("grant admin: %w", err)
 	}
@@ -22,22 +31,31 @@ func (db *DB) GrantAdmin(ctx context.Context, memberID, domainID int64, at time.
 }
 
 // RevokeAdmin removes the member's role over domainID, or all of its roles.
-func (db *DB) RevokeAdmin(ctx context.Context, memberID, domainID int64, all bool) (int, error) {
-	var res sql.Result
-	var err error
-	switch {
-	case all:
-		res, err = db.SQL.ExecContext(ctx, db.q(`DELETE FROM admin_roles WHERE member_id = ?`), memberID)
-	case domainID == 0:
-		res, err = db.SQL.ExecContext(ctx, db.q(`DELETE FROM admin_roles WHERE member_id = ? AND domain_id IS NULL`), memberID)
-	default:
-		res, err = db.SQL.ExecContext(ctx, db.q(`DELETE FROM admin_roles WHERE member_id = ? AND domain_id = ?`), memberID, domainID)
-	}
+func (db *DB) RevokeAdmin(ctx context.Context, memberID, domainID int64, all bool, fx ...account.Effects) (int, error) {
+	var n int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		switch {
+		case all:
+			res, err = tx.ExecContext(ctx, db.q(`DELETE FROM admin_roles WHERE member_id = ?`), memberID)
+		case domainID == 0:
+			res, err = tx.ExecContext(ctx, db.q(`DELETE FROM admin_roles WHERE member_id = ? AND domain_id IS NULL`), memberID)
+		default:
+			res, err = tx.ExecContext(ctx, db.q(`DELETE FROM admin_roles WHERE member_id = ? AND domain_id = ?`), memberID, domainID)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err // none held: nothing changed, nothing to record
+		}
+		return db.writeAllEffects(ctx, tx, fx)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("revoke admin: %w", err)
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	return int(n), nil
 }
 
 // AdminRoles lists the member's roles (every member's when memberID is 0).
@@ -118,7 +136,7 @@ func (db *DB) CountMembers(ctx context.Context, domainID int64) (int, error) {
 // DeleteDomain deletes the domain with its aliases, DKIM keys and admin
 // roles, unless it has members (ECONFLICT): the check holds the domain's
 // lock, which CreateMember takes too, so no member is added meanwhile.
-func (db *DB) DeleteDomain(ctx context.Context, domainID int64) error {
+func (db *DB) DeleteDomain(ctx context.Context, domainID int64, fx ...account.Effects) error {
 	return wrap("delete domain", db.tx(ctx, func(tx *sql.Tx) error {
 		if err := db.lockDomain(ctx, tx, domainID); err != nil {
 			return err
@@ -133,8 +151,10 @@ func (db *DB) DeleteDomain(ctx context.Context, domainID int64) error {
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM aliases WHERE domain_id = ?`), domainID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM domains WHERE id = ?`), domainID)
-		return err
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM domains WHERE id = ?`), domainID); err != nil {
+			return err
+		}
+		return db.writeAllEffects(ctx, tx, fx)
 	}))
 }
 

@@ -122,8 +122,11 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 			failures, newPaused, joinTags(tags), micros(now), alerted, memberID); err != nil {
 			return err
 		}
-		if res.Alerted {
+		switch {
+		case res.Alerted:
 			return db.writeEffects(ctx, tx, onPause)
+		case res.Paused:
+			return db.writeEffects(ctx, tx, account.Effects{Audit: onPause.Audit})
 		}
 		return nil
 	})
@@ -146,7 +149,7 @@ func (db *DB) ResetAuthFailures(ctx context.Context, memberID int64) error {
 // loginRecordColumns are written per row; rowsPerInsert keeps one statement
 // well under SQLite's and PostgreSQL's parameter limits.
 const (
-	loginRecordColumns = 10
+	loginRecordColumns = 11
 	rowsPerInsert      = 100
 )
 
@@ -160,14 +163,14 @@ func (db *DB) AddLoginRecords(ctx context.Context, recs []auth.LoginRecord) erro
 		for start := 0; start < len(recs); start += rowsPerInsert {
 			chunk := recs[start:min(start+rowsPerInsert, len(recs))]
 			var b strings.Builder
-			b.WriteString(`INSERT INTO login_records (at, member_id, username, protocol, mechanism, ip, tls, result, reason, app_password_id) VALUES `)
+			b.WriteString(`INSERT INTO login_records (at, member_id, username, protocol, mechanism, ip, tls, result, reason, app_password_id, client) VALUES `)
 			args := make([]any, 0, len(chunk)*loginRecordColumns)
 			for i, r := range chunk {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-				args = append(args, micros(r.At), r.MemberID, r.Username, r.Protocol, r.Mechanism, r.IP, r.TLS, r.Result, r.Reason, r.AppPasswordID)
+				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				args = append(args, micros(r.At), r.MemberID, r.Username, r.Protocol, r.Mechanism, r.IP, r.TLS, r.Result, r.Reason, r.AppPasswordID, r.Client)
 			}
 			if _, err := tx.ExecContext(ctx, db.q(b.String()), args...); err != nil {
 				return err
@@ -184,7 +187,7 @@ func (db *DB) AddLoginRecords(ctx context.Context, recs []auth.LoginRecord) erro
 // LoginRecords returns the member's login records (all members when memberID
 // is 0 and all is true), newest first, at most limit.
 func (db *DB) LoginRecords(ctx context.Context, memberID int64, all bool, limit int) ([]auth.LoginRecord, error) {
-	q := `SELECT at, member_id, username, protocol, mechanism, ip, tls, result, reason, app_password_id FROM login_records`
+	q := `SELECT at, member_id, username, protocol, mechanism, ip, tls, result, reason, app_password_id, client FROM login_records`
 	args := []any{}
 	if !all {
 		q += ` WHERE member_id = ?`
@@ -201,7 +204,7 @@ func (db *DB) LoginRecords(ctx context.Context, memberID int64, all bool, limit 
 	for rows.Next() {
 		var r auth.LoginRecord
 		var at int64
-		if err := rows.Scan(&at, &r.MemberID, &r.Username, &r.Protocol, &r.Mechanism, &r.IP, &r.TLS, &r.Result, &r.Reason, &r.AppPasswordID); err != nil {
+		if err := rows.Scan(&at, &r.MemberID, &r.Username, &r.Protocol, &r.Mechanism, &r.IP, &r.TLS, &r.Result, &r.Reason, &r.AppPasswordID, &r.Client); err != nil {
 			return nil, fmt.Errorf("login records: %w", err)
 		}
 		r.At = fromMicros(at)

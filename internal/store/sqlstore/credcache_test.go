@@ -168,10 +168,10 @@ func TestCredentialCacheAcrossHandles(t *testing.T) {
 		}
 	}
 	step("suspend", alice.Email, func() error {
-		return e.Svc.SetState(ctx, e.Reload(t, alice), account.StateSuspended)
+		return e.Svc.SetState(ctx, e.Reload(t, alice), account.StateSuspended, account.Actor{Via: "cli"})
 	}, state(account.StateSuspended))
 	step("resume", alice.Email, func() error {
-		return e.Svc.SetState(ctx, e.Reload(t, alice), account.StateActive)
+		return e.Svc.SetState(ctx, e.Reload(t, alice), account.StateActive, account.Actor{Via: "cli"})
 	}, state(account.StateActive))
 
 	onRecord := func(want bool) func(account.Member, []account.AppPassword) error {
@@ -513,7 +513,7 @@ func TestCredentialCacheEngines(t *testing.T) {
 		if _, list := credsOf(t, db, m.Email); hasAppPassword(list, p.ID) {
 			t.Fatal("the deleted app password is still listed")
 		}
-		if err := e.Svc.SetState(ctx, m, account.StateSuspended); err != nil {
+		if err := e.Svc.SetState(ctx, m, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := credsOf(t, db, m.Email); got.State != account.StateSuspended {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/dkim"
 )
 
@@ -130,15 +129,4 @@ func (db *DB) DomainsWithoutDKIMKeys(ctx context.Context) ([]string, error) {
 		out = append(out, name)
 	}
 	return out, rows.Err()
-}
-
-// createDomainWithKeys inserts d and its first DKIM keys in one transaction.
-func (db *DB) createDomainWithKeys(ctx context.Context, d *account.Domain, keys []dkim.StoredKey) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, db.q(`INSERT INTO domains (name, created_at) VALUES (?, ?) RETURNING id`),
-			d.Name, micros(d.CreatedAt)).Scan(&d.ID); err != nil {
-			return err
-		}
-		return db.insertDKIMKeys(ctx, tx, d.ID, keys)
-	})
 }

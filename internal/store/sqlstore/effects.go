@@ -19,6 +19,11 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 // the change's transaction: nothing is lost, nothing is sent twice.
 func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) error {
 	now := time.Now().UTC()
+	for _, a := range fx.Audit {
+		if err := db.writeAudit(ctx, tx, a, now); err != nil {
+			return err
+		}
+	}
 	for _, m := range fx.Messages {
 		at := m.CreatedAt
 		if at.IsZero() {
@@ -56,6 +61,16 @@ func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) 
 		// each event row carries its transaction's id by default: see
 		// EventsAfter.)
 		db.afterCommit(tx, db.notifyEvents)
+	}
+	return nil
+}
+
+// writeAllEffects writes each of fx (the optional effects of a change).
+func (db *DB) writeAllEffects(ctx context.Context, tx *sql.Tx, fx []account.Effects) error {
+	for _, f := range fx {
+		if err := db.writeEffects(ctx, tx, f); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -300,7 +300,7 @@ func testResolveAlias(t *testing.T, e *Env) {
 	if _, _, err := e.Svc.AddAlias(ctx, "sales@enforced.test", []string{carol.Email, alice.Email, bob.Email, alice.Email}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Svc.SetState(ctx, bob, account.StateSuspended); err != nil {
+	if err := e.Svc.SetState(ctx, bob, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
 	want := of(alice, bob, carol)

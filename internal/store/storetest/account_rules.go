@@ -197,7 +197,7 @@ func testSetting(t *testing.T, e *Env) {
 func testSetState(t *testing.T, e *Env) {
 	ctx := context.Background()
 	m := e.Enforced(t, "alice")
-	if err := e.Svc.SetState(ctx, m, account.StateSuspended); err != nil {
+	if err := e.Svc.SetState(ctx, m, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
 	m = e.Reload(t, m)
@@ -206,10 +206,10 @@ func testSetState(t *testing.T, e *Env) {
 	}
 	_, _, err := e.Svc.CreateAppPassword(ctx, m, "Thunderbird", Web)
 	WantCode(t, err, account.EFORBIDDEN)
-	if err := e.Svc.SetState(ctx, m, account.StateActive); err != nil {
+	if err := e.Svc.SetState(ctx, m, account.StateActive, account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
-	WantCode(t, e.Svc.SetState(ctx, m, "deleted"), account.EINVALID)
+	WantCode(t, e.Svc.SetState(ctx, m, "deleted", account.Actor{Via: "cli"}), account.EINVALID)
 	evs := e.Events(t, m)
 	if len(evs) != 2 || evs[0].Kind != account.EventMemberSuspended || evs[1].Kind != account.EventMemberResumed {
 		t.Errorf("events %+v", evs)

@@ -33,21 +33,21 @@ func testAdminRoles(t *testing.T, e *Env) {
 	dom := e.Member(t, "dom@a.example")
 	plain := e.Member(t, "plain@a.example")
 
-	if _, err := e.Svc.GrantAdmin(ctx, "root@a.example", nil); err != nil {
+	if _, err := e.Svc.GrantAdmin(ctx, "root@a.example", nil, CLI); err != nil {
 		t.Fatal(err)
 	}
 	// Granted twice: no error, one role.
-	if _, err := e.Svc.GrantAdmin(ctx, "root@a.example", nil); err != nil {
+	if _, err := e.Svc.GrantAdmin(ctx, "root@a.example", nil, CLI); err != nil {
 		t.Fatal(err)
 	}
-	roles, err := e.Svc.GrantAdmin(ctx, "dom@a.example", []string{"b.example", "A.example"})
+	roles, err := e.Svc.GrantAdmin(ctx, "dom@a.example", []string{"b.example", "A.example"}, CLI)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(roles) != 2 || roles[0].Domain != "a.example" || roles[1].Domain != "b.example" {
 		t.Fatalf("roles of dom: %+v", roles)
 	}
-	_, err = e.Svc.GrantAdmin(ctx, "dom@a.example", []string{"c.example"})
+	_, err = e.Svc.GrantAdmin(ctx, "dom@a.example", []string{"c.example"}, CLI)
 	WantCode(t, err, account.ENOTFOUND)
 
 	all, err := e.Svc.AdminRoles(ctx)
@@ -81,27 +81,27 @@ func testAdminRoles(t *testing.T, e *Env) {
 	}
 
 	// A suspended admin administers nothing.
-	if err := e.Svc.SetState(ctx, root, account.StateSuspended); err != nil {
+	if err := e.Svc.SetState(ctx, root, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
 	if a, _ := e.Svc.AdminAccess(ctx, e.Reload(t, root)); a.IsAdmin() {
 		t.Fatalf("suspended root: %+v", a)
 	}
 
-	if err := e.Svc.RevokeAdmin(ctx, "dom@a.example", "b.example"); err != nil {
+	if err := e.Svc.RevokeAdmin(ctx, "dom@a.example", "b.example", CLI); err != nil {
 		t.Fatal(err)
 	}
-	WantCode(t, e.Svc.RevokeAdmin(ctx, "dom@a.example", "b.example"), account.ENOTFOUND)
+	WantCode(t, e.Svc.RevokeAdmin(ctx, "dom@a.example", "b.example", CLI), account.ENOTFOUND)
 	if a := access(dom); a.CanDomain("b.example") || !a.CanDomain("a.example") {
 		t.Fatalf("dom after revoke: %+v", a)
 	}
-	if err := e.Svc.RevokeAdmin(ctx, "dom@a.example", ""); err != nil {
+	if err := e.Svc.RevokeAdmin(ctx, "dom@a.example", "", CLI); err != nil {
 		t.Fatal(err)
 	}
 	if a := access(dom); a.IsAdmin() {
 		t.Fatalf("dom after revoking all: %+v", a)
 	}
-	WantCode(t, e.Svc.RevokeAdmin(ctx, "plain@a.example", ""), account.ENOTFOUND)
+	WantCode(t, e.Svc.RevokeAdmin(ctx, "plain@a.example", "", CLI), account.ENOTFOUND)
 }
 
 // testExpiry: app passwords unused for the domain's days are warned about

@@ -47,7 +47,7 @@ func testVerifyMatrix(t *testing.T, e *Env) {
 	_, suspPlain := e.Create(t, susp, "Thunderbird")
 	suspOff := e.Optional(t, "erin", false)
 	for _, m := range []account.Member{susp, suspOff} {
-		if err := e.Svc.SetState(ctx, m, account.StateSuspended); err != nil {
+		if err := e.Svc.SetState(ctx, m, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {
 			t.Fatal(err)
 		}
 	}
