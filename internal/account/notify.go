@@ -63,7 +63,7 @@ Time: %s
 %s
 
 If you did not create it yourself, delete it now and change your password:
-  Delete the app password: %s
+  Delete the third-party app password: %s
   Change your password: %s
 `, m.Email, p.Name, p.CreatedAt.UTC().Format(time.RFC1123), describeActor(by),
 		s.link("/security/app-passwords"), s.link("/security/password"))
@@ -87,7 +87,7 @@ If you did not delete it yourself, change your password now: %s
 
 func (s *Service) settingMessage(m Member, on bool, by Actor) Message {
 	now := s.Now().UTC()
-	state, effect := "off", "Third-party apps now log in with your account password; app passwords do not work."
+	state, effect := "off", "Third-party apps now log in with your account password; third-party app passwords do not work."
 	if on {
 		state, effect = "on", "Third-party apps now log in only with third-party app passwords."
 	}

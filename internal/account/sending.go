@@ -89,7 +89,7 @@ func (l SendLimit) String() string {
 		window = "a day"
 	}
 	if l.AppPassword {
-		scope = "per app password"
+		scope = "per third-party app password"
 	}
 	return fmt.Sprintf("%d %s %s %s", l.Max, what, window, scope)
 }
@@ -212,7 +212,7 @@ func (s *Service) sendLimitedMessage(m Member, cred Credential, l SendLimit, at 
 	}
 	scope, per := "member", "from your account, all apps together"
 	if l.AppPassword {
-		scope, per = "app_password", "with one app password"
+		scope, per = "app_password", "with one third-party app password"
 	}
 	every := map[string]string{"hour": "an hour", "day": "a day"}[window]
 	limit := fmt.Sprintf("at most %d %s %s %s", l.Max, noun, every, per)
@@ -230,16 +230,16 @@ If this was not you, someone else knows your password and may be sending spam
 with it. Change your password now: %s
 `, m.Email, limit, next, at.Format(time.RFC1123), password)
 	} else {
-		subject = "Sending limit reached by the app password: " + cred.AppName
+		subject = "Sending limit reached by the third-party app password: " + cred.AppName
 		body = fmt.Sprintf(`Mail sent from your account %s with the third-party app password "%s"
 reached a sending limit: %s.
 %s
 
 Time: %s
 
-If this was not you, someone else has this app password and may be sending spam
+If this was not you, someone else has this third-party app password and may be sending spam
 with it. Delete it now, and change your password:
-  Delete the app password: %s
+  Delete the third-party app password: %s
   Change your password: %s
 `, m.Email, cred.AppName, limit, next, at.Format(time.RFC1123), apps, password)
 	}

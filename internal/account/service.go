@@ -300,14 +300,14 @@ func (s *Service) DeleteAppPassword(ctx context.Context, m Member, id string, by
 		}
 	}
 	if p == nil {
-		return Errorf(ENOTFOUND, "No such app password.")
+		return Errorf(ENOTFOUND, "No such third-party app password.")
 	}
 	err = s.Store.DeleteAppPassword(ctx, m.ID, id, Effects{
 		Events:   []Event{{Kind: EventAppPasswordDeleted, MemberID: m.ID, AppPasswordID: id}},
 		Messages: []Message{s.deletedMessage(m, *p, by)},
 	})
 	if errors.Is(err, ErrNotFound) {
-		return Errorf(ENOTFOUND, "No such app password.")
+		return Errorf(ENOTFOUND, "No such third-party app password.")
 	}
 	if err == nil {
 		s.Log.Info("app password deleted", "member", m.Email, "id", id, "via", by.Via, "ip", by.IP)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,10 +63,14 @@ func (s *Server) errText(l, context string, err error) string {
 	case account.EINTERNAL, account.EUNAVAILABLE:
 		return tr(l, "err.internal")
 	case codeThrottled:
-		return tr(l, "err.throttled")
+		return throttledText(l)
 	}
 	if l != "en" {
-		for _, k := range []string{"err." + context + "." + code, "err." + code} {
+		keys := []string{"err." + context + "." + code, "err." + code}
+		if reason := account.ErrorReason(err); reason != "" {
+			keys = append([]string{"err." + context + "." + code + "." + reason}, keys...)
+		}
+		for _, k := range keys {
 			if msg, ok := catalog[l][k]; ok {
 				return msg
 			}
@@ -88,7 +93,21 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }
 
-type signinData struct{ Next, Email string }
+type signinData struct {
+	Next, Email string
+	Error       string // why the last attempt failed, shown in the form
+	Failed      bool   // the password was wrong: focus goes to it
+}
+
+// throttleWait is how long a refused sign-in should wait: the backlog of
+// the gateway's per-IP and per-account queues, beyond which an attempt is
+// refused unchecked (auth.ThrottleConfig.Backlog).
+var throttleWait = auth.DefaultWebAccountThrottle.Backlog
+
+// throttledText explains a refusal by the throttle: why, and how long to wait.
+func throttledText(l string) string {
+	return tr(l, "err.throttled", int((throttleWait+time.Minute-1)/time.Minute))
+}
 
 // signinPage shows the sign-in form. Before a session exists the form's
 // CSRF token is a random value also held in a cookie (double submit), so
@@ -107,10 +126,16 @@ func (s *Server) renderSignin(w http.ResponseWriter, r *http.Request, status int
 	s.setCookie(w, preCookie, tok, time.Hour, true)
 	p := s.newPage(r, nil, "signin.title")
 	p.CSRF = tok
-	p.Data = d
-	if errKey != "" {
-		p.Error = tr(p.L, errKey)
+	switch errKey {
+	case "":
+	case "err.throttled":
+		d.Error = throttledText(p.L)
+		w.Header().Set("Retry-After", strconv.Itoa(int(throttleWait/time.Second)))
+	default:
+		d.Error = tr(p.L, errKey)
 	}
+	d.Failed = errKey == "err.signin"
+	p.Data = d
 	s.render(w, status, "signin", p)
 }
 
@@ -184,7 +209,11 @@ type reauthData struct {
 func (s *Server) renderReauth(w http.ResponseWriter, r *http.Request, rc *reqCtx, status int, d reauthData, errKey string) {
 	p := s.newPage(r, rc, "reauth.title")
 	p.Data = d
-	if errKey != "" {
+	switch errKey {
+	case "":
+	case "err.throttled":
+		p.Error = throttledText(p.L)
+	default:
 		p.Error = tr(p.L, errKey)
 	}
 	s.render(w, status, "reauth", p)
@@ -203,6 +232,7 @@ func (s *Server) pageReauth(w http.ResponseWriter, r *http.Request, rc *reqCtx, 
 		case account.EFORBIDDEN:
 			s.renderReauth(w, r, rc, http.StatusForbidden, d, "err.badpassword")
 		case codeThrottled:
+			w.Header().Set("Retry-After", strconv.Itoa(int(throttleWait/time.Second)))
 			s.renderReauth(w, r, rc, http.StatusTooManyRequests, d, "err.throttled")
 		default:
 			s.pageError(w, r, rc, err)

@@ -166,6 +166,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /security/app-passwords", s.page(s.appPasswordsPage))
 	m.HandleFunc("GET /security/app-passwords/new", s.page(s.newAppPasswordPage))
 	m.HandleFunc("POST /security/app-passwords", s.page(s.createAppPassword))
+	m.HandleFunc("GET /security/app-passwords/created", s.page(s.createdPage))
 	m.HandleFunc("GET /security/app-passwords/{id}/delete", s.page(s.deleteAppPasswordPage))
 	m.HandleFunc("POST /security/app-passwords/{id}/delete", s.page(s.deleteAppPassword))
 	m.HandleFunc("POST /security/app-passwords/profile", s.page(s.downloadProfile))

@@ -174,3 +174,46 @@ func TestStoreMessageParams(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreReveals runs the one-time views on both engines: taken once,
+// only by their own session, and gone with the session.
+func TestStoreReveals(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: []byte("k")})
+		if _, err := svc.AddDomain(ctx, "example.com", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := svc.AddMember(ctx, "a@example.com", "", "a long password")
+		var st websession.Store = db
+		t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+		for _, s := range []string{"s1", "s2"} {
+			if err := st.CreateWebSession(ctx, websession.Record{IDHash: id(s), PublicID: "p" + s, MemberID: a.ID,
+				CreatedAt: t0, LastSeenAt: t0, ReauthAt: t0, CSRF: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, v := range []websession.Reveal{{ID: "v1", SessionID: id("s1"), ExpiresAt: t0.Add(5 * time.Minute), Sealed: []byte("sealed one")},
+			{ID: "v2", SessionID: id("s1"), ExpiresAt: t0, Sealed: []byte("two")}} {
+			if err := st.PutReveal(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := st.TakeReveal(ctx, "v1", id("s2")); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("another session took the view: %v", err)
+		}
+		got, err := st.TakeReveal(ctx, "v1", id("s1"))
+		if err != nil || string(got.Sealed) != "sealed one" || !got.ExpiresAt.Equal(t0.Add(5*time.Minute)) {
+			t.Fatalf("take: %+v, %v", got, err)
+		}
+		if _, err := st.TakeReveal(ctx, "v1", id("s1")); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("taken twice: %v", err)
+		}
+		if err := st.DeleteWebSession(ctx, id("s1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.TakeReveal(ctx, "v2", id("s1")); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("view outlived its session: %v", err)
+		}
+	})
+}
