@@ -10,6 +10,8 @@ import (
 	"mime/quotedprintable"
 	"strings"
 	"time"
+
+	"github.com/postern/postern/internal/useragent"
 )
 
 // Message kinds.
@@ -36,7 +38,13 @@ func describeActor(by Actor) string {
 		parts = append(parts, "IP address: "+by.IP)
 	}
 	if by.UserAgent != "" {
-		parts = append(parts, "Browser: "+clip(strings.Map(printable, by.UserAgent)))
+		// A name for people ("Chrome on Linux"), from the parser the web
+		// UI uses in every language; the header itself when it says nothing known.
+		name := useragent.Parse(by.UserAgent).English()
+		if name == "" {
+			name = clip(strings.Map(printable, by.UserAgent))
+		}
+		parts = append(parts, "Browser: "+name)
 	}
 	switch by.Via {
 	case "cli":
@@ -55,7 +63,9 @@ func printable(r rune) rune {
 	return r
 }
 
-func (s *Service) createdMessage(m Member, p AppPassword, by Actor) Message {
+// The messages below show times in loc, the member's time zone.
+
+func (s *Service) createdMessage(m Member, p AppPassword, by Actor, loc *time.Location) Message {
 	body := fmt.Sprintf(`A third-party app password was created for your account %s.
 
 App name: %s
@@ -65,13 +75,13 @@ Time: %s
 If you did not create it yourself, delete it now and change your password:
   Delete the third-party app password: %s
   Change your password: %s
-`, m.Email, p.Name, p.CreatedAt.UTC().Format(time.RFC1123), describeActor(by),
+`, m.Email, p.Name, FormatTime(loc, p.CreatedAt), describeActor(by),
 		s.link("/security/app-passwords"), s.link("/security/password"))
 	return s.message(m, MsgAppPasswordCreated, "A third-party app password was created: "+p.Name, body, p.CreatedAt,
 		params(m, by, p.CreatedAt, "app", p.Name, "link_apps", s.link("/security/app-passwords"), "link_password", s.link("/security/password")))
 }
 
-func (s *Service) deletedMessage(m Member, p AppPassword, by Actor) Message {
+func (s *Service) deletedMessage(m Member, p AppPassword, by Actor, loc *time.Location) Message {
 	now := s.Now().UTC()
 	body := fmt.Sprintf(`The third-party app password "%s" was deleted from your account %s.
 Apps that logged in with it are logged out and cannot log in with it again.
@@ -80,12 +90,12 @@ Time: %s
 %s
 
 If you did not delete it yourself, change your password now: %s
-`, p.Name, m.Email, now.Format(time.RFC1123), describeActor(by), s.link("/security/password"))
+`, p.Name, m.Email, FormatTime(loc, now), describeActor(by), s.link("/security/password"))
 	return s.message(m, MsgAppPasswordDeleted, "A third-party app password was deleted: "+p.Name, body, now,
 		params(m, by, now, "app", p.Name, "link_password", s.link("/security/password")))
 }
 
-func (s *Service) settingMessage(m Member, on bool, by Actor) Message {
+func (s *Service) settingMessage(m Member, on bool, by Actor, loc *time.Location) Message {
 	now := s.Now().UTC()
 	state, effect := "off", "Third-party apps now log in with your account password; third-party app passwords do not work."
 	if on {
@@ -99,12 +109,12 @@ Time: %s
 %s
 
 If you did not change it yourself, change your password now: %s
-`, state, m.Email, effect, now.Format(time.RFC1123), describeActor(by), s.link("/security/password"))
+`, state, m.Email, effect, FormatTime(loc, now), describeActor(by), s.link("/security/password"))
 	return s.message(m, MsgSettingChanged, "“Use a third-party app password” was turned "+state, body, now,
 		params(m, by, now, "state", state, "link_password", s.link("/security/password")))
 }
 
-func (s *Service) passwordMessage(m Member, deleted bool, by Actor) Message {
+func (s *Service) passwordMessage(m Member, deleted bool, by Actor, loc *time.Location) Message {
 	now := s.Now().UTC()
 	extra := ""
 	if deleted {
@@ -117,7 +127,7 @@ Time: %s
 %s
 
 If you did not change it yourself, contact your administrator now.
-`, m.Email, extra, now.Format(time.RFC1123), describeActor(by))
+`, m.Email, extra, FormatTime(loc, now), describeActor(by))
 	deletedApps := ""
 	if deleted {
 		deletedApps = "1"

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,6 +173,11 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 	if err := s.svc.SetLanguage(r.Context(), m.ID, lang(r, s.cookieName(langCookie))); err != nil {
 		s.log.Warn("record the member's language", "err", err)
 	}
+	// The browser's time zone (static/app.js fills the field) is the
+	// member's until they choose one on the Security page.
+	if err := s.svc.DefaultTimeZone(r.Context(), m.ID, r.PostFormValue("tz")); err != nil {
+		s.log.Warn("record the member's time zone", "err", err)
+	}
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 }
 
@@ -260,6 +266,8 @@ func (s *Server) reauth(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 }
 
 type securityData struct {
+	Zone         string   // the member's time zone, as the page shows times
+	Zones        []string // the zones to choose from
 	Enforced, On bool
 	Count, Max   int
 	Sessions     []sessionView
@@ -289,13 +297,34 @@ func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, rc *reqC
 	}
 	p.Error = errMsg
 	m := rc.member
-	d := securityData{Enforced: s.svc.Policy(m) == account.PolicyEnforced,
+	d := securityData{Zone: p.Zone, Zones: zoneChoices(p.Zone), Enforced: s.svc.Policy(m) == account.PolicyEnforced,
 		On: m.AppPasswordsOnly(s.svc.Config.Cutoff), Count: len(list), Max: account.MaxAppPasswords, Sessions: sessions}
 	if ok {
 		d.Storage = newStorageView(used, limit)
 	}
 	p.Data = d
 	s.render(w, status, "security", p)
+}
+
+// zoneChoices is zoneNames with current among them.
+func zoneChoices(current string) []string {
+	if slices.Contains(zoneNames, current) {
+		return zoneNames
+	}
+	out := append([]string{current}, zoneNames...)
+	slices.Sort(out)
+	return out
+}
+
+// setTimeZone records the zone the member chose; not a sensitive action:
+// it changes how times read, nothing about access.
+func (s *Server) setTimeZone(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	if err := s.svc.SetTimeZone(r.Context(), rc.member.ID, r.PostFormValue("tz")); err != nil {
+		l := lang(r, s.cookieName(langCookie))
+		s.renderSecurity(w, r, rc, statusOf(account.ErrorCode(err)), s.errText(l, "timezone", err))
+		return
+	}
+	http.Redirect(w, r, "/security?done=timezone#timezone-h", http.StatusSeeOther)
 }
 
 type confirmData struct {

@@ -161,6 +161,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /reauth", s.page(s.reauth))
 	m.HandleFunc("GET /security", s.page(s.securityPage))
 	m.HandleFunc("POST /security/setting", s.page(s.setting))
+	m.HandleFunc("POST /security/timezone", s.page(s.setTimeZone))
 	m.HandleFunc("GET /security/password", s.page(s.passwordPage))
 	m.HandleFunc("POST /security/password", s.page(s.changePassword))
 	m.HandleFunc("GET /security/app-passwords", s.page(s.appPasswordsPage))
