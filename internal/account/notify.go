@@ -10,8 +10,6 @@ import (
 	"mime/quotedprintable"
 	"strings"
 	"time"
-
-	"github.com/postern/postern/internal/useragent"
 )
 
 // Message kinds.
@@ -40,7 +38,7 @@ func describeActor(by Actor) string {
 	if by.UserAgent != "" {
 		// A name for people ("Chrome on Linux"), from the parser the web
 		// UI uses in every language; the header itself when it says nothing known.
-		name := useragent.Parse(by.UserAgent).English()
+		name := ParseUserAgent(by.UserAgent).English()
 		if name == "" {
 			name = clip(strings.Map(printable, by.UserAgent))
 		}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
-	"github.com/postern/postern/internal/useragent"
 )
 
 // The sessions list, "Where you're signed in" (docs/security.md, ASVS
@@ -158,9 +157,9 @@ func (s *Server) apiDeleteOtherSessions(w http.ResponseWriter, r *http.Request, 
 
 // describeBrowser names the client of a User-Agent for people in l:
 // "Firefox on Linux", "Firefox（Linux）"; the parser is the one the notices
-// use (package useragent).
+// use (account.ParseUserAgent).
 func describeBrowser(l, ua string) string {
-	c := useragent.Parse(ua)
+	c := account.ParseUserAgent(ua)
 	if !c.Known() {
 		return tr(l, "sessions.unknown")
 	}

@@ -1,8 +1,8 @@
-package useragent
+package account
 
 import "testing"
 
-func TestParse(t *testing.T) {
+func TestParseUserAgent(t *testing.T) {
 	for ua, want := range map[string]string{
 		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36":                           "Chrome on Linux",
 		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36":                                   "Chrome on Linux",
@@ -20,11 +20,11 @@ func TestParse(t *testing.T) {
 		"something else": "",
 		"":               "",
 	} {
-		if got := Parse(ua).English(); got != want {
+		if got := ParseUserAgent(ua).English(); got != want {
 			t.Errorf("%.60q: %q, want %q", ua, got, want)
 		}
 	}
-	if got := Parse("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36").Format("%s（%s）"); got != "Chrome（Linux）" {
+	if got := ParseUserAgent("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36").Format("%s（%s）"); got != "Chrome（Linux）" {
 		t.Errorf("Japanese: %q", got)
 	}
 }

@@ -1,27 +1,22 @@
-// Package useragent names the client behind a User-Agent header for people
-// — "Chrome", "Linux"; "Thunderbird"; "Apple Mail", "iPhone" — so that the
-// web UI's sessions list and the notices to the member, in every language,
-// describe a client the same way. It is a leaf package: the account service
-// and the web UI both use it.
-package useragent
+package account
 
 import "strings"
 
-// Client is what a User-Agent says about the program and the system it
-// runs on; either may be "" when the header does not tell.
-type Client struct {
+// UserAgent is what a User-Agent header says about the program and the
+// system it runs on; either may be "" when the header does not tell.
+type UserAgent struct {
 	App    string // "Chrome", "Thunderbird", "Apple Mail", "DAVx⁵", "curl"
 	System string // "Linux", "Windows", "macOS", "iPhone", "Android"
 }
 
-// rule maps a token of the header to a name; the first rule that matches
+// uaRule maps a token of the header to a name; the first rule that matches
 // wins, so the more specific tokens come first.
-type rule struct{ token, name string }
+type uaRule struct{ token, name string }
 
 // Mail, calendar and contacts apps first: Thunderbird's header also says
 // Firefox and Gecko, Outlook's says Windows. Then browsers: Edge and Opera
 // also say Chrome, Chrome also says Safari, and an iPhone's Chrome is CriOS.
-var apps = []rule{
+var uaApps = []uaRule{
 	{"Thunderbird/", "Thunderbird"}, {"Microsoft Outlook", "Outlook"}, {"Outlook-iOS", "Outlook"},
 	{"Outlook-Android", "Outlook"}, {"Microsoft Office", "Outlook"}, {"Evolution/", "Evolution"},
 	{"DAVx5/", "DAVx⁵"}, {"DAVdroid/", "DAVx⁵"}, {"vdirsyncer/", "vdirsyncer"},
@@ -33,12 +28,12 @@ var apps = []rule{
 	{"curl/", "curl"}, {"python", "Python"}, {"Go-http-client", "Go"}, {"okhttp/", "okhttp"},
 }
 
-var systems = []rule{
+var uaSystems = []uaRule{
 	{"iPhone", "iPhone"}, {"iPad", "iPad"}, {"iOS/", "iPhone"}, {"Android", "Android"}, {"Windows", "Windows"},
 	{"Mac OS X", "macOS"}, {"Macintosh", "macOS"}, {"macOS", "macOS"}, {"Darwin/", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
 }
 
-func pick(ua string, rules []rule) string {
+func uaPick(ua string, rules []uaRule) string {
 	for _, r := range rules {
 		if strings.Contains(ua, r.token) {
 			return r.name
@@ -47,9 +42,12 @@ func pick(ua string, rules []rule) string {
 	return ""
 }
 
-// Parse names the client of the User-Agent ua.
-func Parse(ua string) Client {
-	c := Client{App: pick(ua, apps), System: pick(ua, systems)}
+// ParseUserAgent names the client behind a User-Agent header for people —
+// "Chrome", "Linux"; "Thunderbird"; "Apple Mail", "iPhone" — so that the
+// notices to the member and the web UI's pages, in every language, describe
+// a client the same way.
+func ParseUserAgent(ua string) UserAgent {
+	c := UserAgent{App: uaPick(ua, uaApps), System: uaPick(ua, uaSystems)}
 	if c.App == "Apple Mail" && c.System == "" && strings.Contains(ua, "CFNetwork/") {
 		c.System = "macOS"
 	}
@@ -61,15 +59,15 @@ func Parse(ua string) Client {
 }
 
 // Known reports whether anything was recognised.
-func (c Client) Known() bool { return c.App != "" || c.System != "" }
+func (c UserAgent) Known() bool { return c.App != "" || c.System != "" }
 
 // English is the client for people in English: "Chrome on Linux",
 // "Thunderbird", "Apple Mail on iPhone"; "" when nothing was recognised.
-func (c Client) English() string { return c.Format("%s on %s") }
+func (c UserAgent) English() string { return c.Format("%s on %s") }
 
 // Format names the client with onFormat ("%s on %s", "%s（%s）") when both
 // the app and the system are known, else with the one that is.
-func (c Client) Format(onFormat string) string {
+func (c UserAgent) Format(onFormat string) string {
 	switch {
 	case c.App == "":
 		return c.System
