@@ -150,11 +150,7 @@ func TestStoreSessionsList(t *testing.T) {
 func TestStoreMessageParams(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
-		svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: []byte("k")})
-		if _, err := svc.AddDomain(ctx, "example.com", time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		a, _ := svc.AddMember(ctx, "a@example.com", "", "a long password")
+		a := exampleMember(t, db)
 		p := map[string]string{"app": `"><img src=x onerror=alert(1)> 日本語`, "ip": "192.0.2.1", "time": "2025-01-02T03:04:05Z"}
 		if err := db.AddMessage(ctx, a.ID, account.Effects{Messages: []account.Message{
 			{Kind: "plain", Subject: "s0", Body: "b0"},
@@ -180,11 +176,7 @@ func TestStoreMessageParams(t *testing.T) {
 func TestStoreReveals(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
-		svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: []byte("k")})
-		if _, err := svc.AddDomain(ctx, "example.com", time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		a, _ := svc.AddMember(ctx, "a@example.com", "", "a long password")
+		a := exampleMember(t, db)
 		var st websession.Store = db
 		t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 		for _, s := range []string{"s1", "s2"} {
@@ -216,4 +208,19 @@ func TestStoreReveals(t *testing.T) {
 			t.Fatalf("view outlived its session: %v", err)
 		}
 	})
+}
+
+// exampleMember adds the domain example.com and its member a@example.com.
+func exampleMember(t *testing.T, db *sqlstore.DB) account.Member {
+	t.Helper()
+	ctx := context.Background()
+	svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: []byte("k")})
+	if _, err := svc.AddDomain(ctx, "example.com", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := svc.AddMember(ctx, "a@example.com", "", "a long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
