@@ -90,7 +90,7 @@ func TestWebBrowserWalk(t *testing.T) {
 	out := filepath.Join(root, "test", "e2e", "screenshots")
 	cfg, _ := json.Marshal(map[string]any{"baseURL": srv.URL(""), "outDir": out, "runs": runs, "checkProfile": true})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute) // a watchdog: four walks on a loaded machine
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "walk.mjs", string(cfg))
 	cmd.Dir = dir
