@@ -338,8 +338,8 @@ func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	l := lang(r, s.cookieName(langCookie))
 	out := make([]messageJSON, 0, len(list))
 	loc, set, _ := s.svc.Zone(r.Context(), rc.member.ID)
-	if _, bz, ok := browserZone(r); ok && !set {
-		loc = bz
+	if !set {
+		loc = location(r)
 	}
 	for _, v := range localizeMessages(l, loc, list) {
 		p := v.Params

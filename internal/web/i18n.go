@@ -65,6 +65,15 @@ func browserZone(r *http.Request) (name string, loc *time.Location, ok bool) {
 	return c.Value, loc, ok
 }
 
+// location returns the time zone the browser reports, UTC when it reports
+// none (a signed-in member's pages use the member's zone: Server.memberZone).
+func location(r *http.Request) *time.Location {
+	if _, loc, ok := browserZone(r); ok {
+		return loc
+	}
+	return time.UTC
+}
+
 // formatTime renders t for people: in the member's zone, in the UI language.
 func formatTime(l string, loc *time.Location, t time.Time) string {
 	if t.IsZero() {

@@ -70,10 +70,7 @@ type pageData struct {
 // newPage fills what the layout needs; rc is nil when signed out.
 func (s *Server) newPage(r *http.Request, rc *reqCtx, title string) *pageData {
 	l := lang(r, s.cookieName(langCookie))
-	p := &pageData{L: l, Loc: time.UTC, Title: tr(l, title), Path: r.URL.Path}
-	if _, loc, ok := browserZone(r); ok {
-		p.Loc = loc
-	}
+	p := &pageData{L: l, Loc: location(r), Title: tr(l, title), Path: r.URL.Path}
 	if rc != nil {
 		m := rc.member
 		p.Loc = s.memberZone(r, rc)
