@@ -2,6 +2,7 @@ package account
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -137,7 +138,8 @@ If you did not change it yourself, contact your administrator now.
 // PausedMessage is sent when logins with the main password from
 // third-party apps are paused after too many failures: at most once a day
 // (auth.Store.RecordAuthFailure), however long the attack goes on.
-func (s *Service) PausedMessage(m Member, until time.Time, lastIP string) Message {
+func (s *Service) PausedMessage(ctx context.Context, m Member, until time.Time, lastIP string) Message {
+	loc := s.Location(ctx, m.ID)
 	now := s.Now().UTC()
 	body := fmt.Sprintf(`There were too many failed logins to your account %s, from third-party
 apps or the sign-in page (the last one from %s). Third-party apps cannot log in with your
@@ -146,7 +148,7 @@ still sign in to the web.
 
 If these were not you or your apps, someone may be guessing your password. Change your
 password and check your third-party app passwords: %s
-`, m.Email, lastIP, until.UTC().Format(time.RFC1123), s.link("/security"))
+`, m.Email, lastIP, FormatTime(loc, until), s.link("/security"))
 	return s.message(m, MsgAccountPaused, "Someone may be guessing your password", body, now,
 		params(m, Actor{}, now, "last_ip", lastIP, "until", until.UTC().Format(time.RFC3339), "link_security", s.link("/security")))
 }

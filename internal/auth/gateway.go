@@ -296,7 +296,7 @@ func (g *Gateway) countFailure(ctx context.Context, m account.Member, st AuthSta
 	// The message is written by the store only if this failure starts the
 	// pause, in the same transaction: exactly one per pause, even on a crash.
 	onPause := account.Effects{
-		Messages: []account.Message{g.svc.PausedMessage(m, now.Add(g.pause), from)},
+		Messages: []account.Message{g.svc.PausedMessage(ctx, m, now.Add(g.pause), from)},
 		Events:   []account.Event{{Kind: account.EventAccountPaused, MemberID: m.ID}},
 	}
 	res, err := g.store.RecordAuthFailure(ctx, m.ID, tag, now, g.maxFail, g.pause, onPause)

@@ -305,4 +305,7 @@ func TestMemberTimeZone(t *testing.T) {
 	e.advance(time.Minute)
 	create("Phone")
 	has(t, c.get("/messages"), "Time: Mar 1, 2025, 04:01 EST", "Browser: Chrome on Linux")
+	if b := e.svc.PausedMessage(t.Context(), m, e.Now().Add(15*time.Minute), "192.0.2.9").Body; !strings.Contains(b, "until Mar 1, 2025, 04:16 EST.") {
+		t.Errorf("pause notice:\n%s", b)
+	}
 }
