@@ -38,9 +38,11 @@ func describeActor(by Actor) string {
 	}
 	if by.UserAgent != "" {
 		// A name for people ("Chrome on Linux"), from the parser the web
-		// UI uses in every language; the header itself when it says nothing known.
-		name := ParseUserAgent(by.UserAgent).English()
-		if name == "" {
+		// UI uses in every language; the header itself when it names no
+		// program the parser knows.
+		ua := ParseUserAgent(by.UserAgent)
+		name := ua.English()
+		if ua.App == "" {
 			name = clip(strings.Map(printable, by.UserAgent))
 		}
 		parts = append(parts, "Browser: "+name)
