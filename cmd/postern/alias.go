@@ -187,6 +187,9 @@ func domainDNS(a *app, fs *flag.FlagSet) runFunc {
 	sf.register(a, fs) // --mail-host, --mta-sts-mode, as serve has them (dkim.go)
 	asJSON := fs.Bool("json", false, `print [{"name","type","ttl","value","why"}]`)
 	return func(ctx context.Context, a *app, args []string) error {
+		if _, err := a.open(ctx); err != nil { // the base URL serve saved, when none is given
+			return err
+		}
 		base := a.baseURL
 		if base == "" {
 			return failf("set --base-url (or POSTERN_BASE_URL) to the public web address, such as https://mail.example.com: the records name its host")

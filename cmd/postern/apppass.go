@@ -22,7 +22,7 @@ func apppassCreate(a *app, fs *flag.FlagSet) runFunc {
 		if !m.AppPasswordsOnly(a.cutoff) {
 			// The service's message speaks to the member in the web UI; an
 			// operator needs the command that fixes it.
-			return failf("%s has \"Use a third-party app password\" off, so app passwords would not work; turn it on first with 'postern user set %s --use-app-passwords on'.", m.Email, m.Email)
+			return failf("%s has \"Use a third-party app password\" off, so third-party app passwords would not work; turn it on first with 'postern user set %s --use-app-passwords on'.", m.Email, m.Email)
 		}
 		p, plain, err := svc.CreateAppPassword(ctx, m, *name, cliActor)
 		if err != nil {
@@ -34,7 +34,7 @@ func apppassCreate(a *app, fs *flag.FlagSet) runFunc {
 		// The password alone on stdout, so that scripts can capture it; the
 		// explanation on stderr.
 		fmt.Fprintln(a.stdout, plain)
-		fmt.Fprintf(a.stderr, "Created the app password %q (id %s) for %s. It is shown only this once (grouped: %s); %s was notified.\n",
+		fmt.Fprintf(a.stderr, "Created the third-party app password %q (id %s) for %s. It is shown only this once (grouped: %s); %s was notified.\n",
 			p.Name, p.ID, m.Email, account.GroupAppPassword(plain), m.Email)
 		return nil
 	}
@@ -79,7 +79,7 @@ func apppassDelete(a *app, fs *flag.FlagSet) runFunc {
 		}
 		if err := svc.DeleteAppPassword(ctx, m, args[1], cliActor); err != nil {
 			if account.ErrorCode(err) == account.ENOTFOUND {
-				return failf("%s has no app password with id %.40q; see 'postern apppass list %s'.", m.Email, args[1], m.Email)
+				return failf("%s has no third-party app password with id %.40q; see 'postern apppass list %s'.", m.Email, args[1], m.Email)
 			}
 			return err
 		}
@@ -89,7 +89,7 @@ func apppassDelete(a *app, fs *flag.FlagSet) runFunc {
 				Deleted bool   `json:"deleted"`
 			}{args[1], true})
 		}
-		fmt.Fprintf(a.stdout, "Deleted app password %s of %s; apps that logged in with it are logged out. %s was notified.\n", args[1], m.Email, m.Email)
+		fmt.Fprintf(a.stdout, "Deleted third-party app password %s of %s; apps that logged in with it are logged out. %s was notified.\n", args[1], m.Email, m.Email)
 		return nil
 	}
 }

@@ -34,6 +34,8 @@ type app struct {
 	logLevel   string
 	logFormat  string
 
+	baseURLGiven bool // --base-url (or its variable) was given, not read from the database
+
 	cutoff time.Time
 	envOK  map[string]bool // flags that may come from the environment
 	runCmd runFunc
@@ -69,7 +71,7 @@ func (a *app) registerGlobals(fs *flag.FlagSet) {
 	a.configVar(fs, &a.secretFile, "secret-file", "", "file with the app-password HMAC key, kept out of the database; default: DATA/secret.key")
 	a.configVar(fs, &a.cutoffFlag, "cutoff", account.DefaultCutoff.Format(dateLayout),
 		"domains created before this date (Asia/Tokyo) let members choose; later ones require app passwords")
-	a.configVar(fs, &a.baseURL, "base-url", "", "public URL of the web UI, for links in notifications (default http://localhost:8080)")
+	a.configVar(fs, &a.baseURL, "base-url", "", "public URL of the web UI, for links in notifications; serve and demo save it in the database for every later command (default: the saved one, else http://localhost:8080)")
 	a.configVar(fs, &a.logLevel, "log-level", "", "debug, info, warn or error (default: info for serve and demo, warn otherwise)")
 	a.configVar(fs, &a.logFormat, "log-format", "text", "text (key=value lines) or json (one object a line, for log collectors)")
 }
@@ -271,6 +273,16 @@ func (a *app) open(ctx context.Context) (*account.Service, error) {
 	a.db = db
 	a.svc = account.NewService(db, passhash.New(passhash.Default), account.Config{Key: key, Cutoff: a.cutoff, BaseURL: a.baseURL})
 	a.svc.Log = a.logger()
+	a.baseURLGiven = a.baseURL != ""
+	if !a.baseURLGiven {
+		// The base URL serve was given: notices made by any command link
+		// where members really reach the web UI.
+		if a.baseURL, err = a.svc.SavedBaseURL(ctx); err != nil {
+			a.svc = nil
+			return nil, fmt.Errorf("read the saved base URL: %w", err)
+		}
+		a.svc.Config.BaseURL = a.baseURL
+	}
 	return a.svc, nil
 }
 

@@ -193,14 +193,14 @@ func printDemoBox(ctx context.Context, w io.Writer, s *server, passwords map[str
 		how := "the main password (setting off)"
 		switch {
 		case s.svc.Policy(m) == account.PolicyEnforced:
-			how = "app passwords only (enforced domain)"
+			how = "third-party app passwords only (enforced domain)"
 		case m.UseAppPasswords:
-			how = "app passwords only (setting on)"
+			how = "third-party app passwords only (setting on)"
 		}
 		lines = append(lines, fmt.Sprintf("%-22s %-24s %s", m.Email, passwords[dm.email], how))
 	}
 	lines = append(lines, "",
-		"The main password signs in to the web UI. Create app passwords there",
+		"The main password signs in to the web UI. Create third-party app passwords there",
 		"(profile picture → Security) or on the command line:",
 		"  postern "+dataFlag(s.app)+"apppass create alice@example.com --name Thunderbird",
 		"The TLS certificate is self-signed unless --tls-cert is given.",

@@ -85,10 +85,10 @@ func init() {
 		{name: "queue hold", args: "ID... | --all", summary: "hold queued messages: no attempt until released", max: 1000, setup: queueAct(queue.Hold, "Held")},
 		{name: "queue release", args: "ID... | --all", summary: "release held messages and try them now", max: 1000, setup: queueAct(queue.Release, "Released")},
 		{name: "queue delete", args: "ID... | --all", summary: "delete queued messages without a report to the sender", max: 1000, setup: queueAct(queue.Delete, "Deleted")},
-		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create an app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
-		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
-		{name: "apppass expire", args: "[--at TIME] [--json]", summary: "apply the domains' expiry of unused app passwords now (serve does every hour)", setup: apppassExpire},
-		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
+		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create a third-party app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
+		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's third-party app passwords", min: 1, max: 1, setup: apppassList},
+		{name: "apppass expire", args: "[--at TIME] [--json]", summary: "apply the domains' expiry of unused third-party app passwords now (serve does every hour)", setup: apppassExpire},
+		{name: "apppass delete", args: "EMAIL ID", summary: "delete a third-party app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
 		{name: "audit retention", args: "[DAYS] [--json]", summary: "show or set how many days audit entries are kept", max: 1, setup: auditRetention},
 		{name: "audit", args: "[--member EMAIL] [--action A] [--since T] [--until T] [--limit N] [--before CURSOR] [--json|--csv]", summary: "show the audit log: every change, sign-in and login, newest first", setup: auditList},
 		{name: "migrate", args: "[--status] [--json]", summary: "apply the database's pending migrations, or list them with --status", setup: migrateCmd},
@@ -219,7 +219,7 @@ func plural(lo, hi int) string {
 
 // printUsage lists the commands; full adds the global flags.
 func printUsage(w io.Writer, full bool) {
-	fmt.Fprintln(w, "Postern: app passwords for IMAP, POP3, SMTP, CalDAV and CardDAV.")
+	fmt.Fprintln(w, "Postern: third-party app passwords for IMAP, POP3, SMTP, CalDAV and CardDAV.")
 	fmt.Fprintln(w, "\nUsage: postern COMMAND [ARGS] [FLAGS]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands {

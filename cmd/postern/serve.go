@@ -145,6 +145,11 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.baseURLGiven {
+		if err := svc.SaveBaseURL(ctx, a.baseURL); err != nil {
+			return nil, usagef(serveCommand, "--base-url: %v", err)
+		}
+	}
 	tlsConfig, err := tlsconf.Load(f.tlsCert, f.tlsKey, a.data, hostnames(a.baseURL))
 	if err != nil {
 		return nil, err

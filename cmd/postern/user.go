@@ -135,7 +135,7 @@ func userList(a *app, fs *flag.FlagSet) runFunc {
 
 func userPasswd(a *app, fs *flag.FlagSet) runFunc {
 	fromStdin := fs.Bool("password-stdin", false, "read the new main password from the first line of standard input (required)")
-	deleteAll := fs.Bool("delete-app-passwords", false, "also delete all the member's app passwords (after a hijack)")
+	deleteAll := fs.Bool("delete-app-passwords", false, "also delete all the member's third-party app passwords (after a hijack)")
 	asJSON := fs.Bool("json", false, "print the member as JSON")
 	return func(ctx context.Context, a *app, args []string) error {
 		if !*fromStdin {
@@ -158,14 +158,14 @@ func userPasswd(a *app, fs *flag.FlagSet) runFunc {
 		}
 		fmt.Fprintf(a.stdout, "Changed the main password of %s. Third-party sessions that used the old one are closed.\n", m.Email)
 		if *deleteAll {
-			fmt.Fprintln(a.stdout, "All the member's app passwords were deleted.")
+			fmt.Fprintln(a.stdout, "All the member's third-party app passwords were deleted.")
 		}
 		return nil
 	}
 }
 
 func userSet(a *app, fs *flag.FlagSet) runFunc {
-	value := fs.String("use-app-passwords", "", "on: third-party apps log in only with app passwords; off: with the main password")
+	value := fs.String("use-app-passwords", "", "on: third-party apps log in only with third-party app passwords; off: with the main password")
 	quota := fs.String("quota", "", "the member's mail storage limit, every folder together: a size such as 500MiB or 2GiB, 0 for no limit, or default (the domain's)")
 	asJSON := fs.Bool("json", false, "print the member as JSON, with \"quota\", \"storage_limit\" and \"storage_used\"")
 	return func(ctx context.Context, a *app, args []string) error {
@@ -193,7 +193,7 @@ func userSet(a *app, fs *flag.FlagSet) runFunc {
 		var said []string
 		if *value != "" {
 			if svc.Policy(m) == account.PolicyEnforced {
-				return failf("%s is an enforced domain (created on or after the cut-off, %s): its members always log in to third-party apps with app passwords, so the setting cannot be changed.",
+				return failf("%s is an enforced domain (created on or after the cut-off, %s): its members always log in to third-party apps with third-party app passwords, so the setting cannot be changed.",
 					m.Domain(), a.cutoff.Format(dateLayout))
 			}
 			changed := m.UseAppPasswords != on
@@ -205,9 +205,9 @@ func userSet(a *app, fs *flag.FlagSet) runFunc {
 			case !changed:
 				said = append(said, fmt.Sprintf("\"Use a third-party app password\" was already %s for %s.", onOff(on), m.Email))
 			case on:
-				said = append(said, fmt.Sprintf("\"Use a third-party app password\" is now on for %s: third-party apps log in only with app passwords; live third-party sessions were ended.", m.Email))
+				said = append(said, fmt.Sprintf("\"Use a third-party app password\" is now on for %s: third-party apps log in only with third-party app passwords; live third-party sessions were ended.", m.Email))
 			default:
-				said = append(said, fmt.Sprintf("\"Use a third-party app password\" is now off for %s: third-party apps log in with the main password; app passwords are kept but inactive; live third-party sessions were ended.", m.Email))
+				said = append(said, fmt.Sprintf("\"Use a third-party app password\" is now off for %s: third-party apps log in with the main password; third-party app passwords are kept but inactive; live third-party sessions were ended.", m.Email))
 			}
 		}
 		if *quota != "" {

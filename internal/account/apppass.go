@@ -135,24 +135,24 @@ func NewID() string {
 func CleanAppName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if !utf8.ValidString(name) {
-		return "", Errorf(EINVALID, "The app name is not valid text.")
+		return "", Errorf(EINVALID, "The app name is not valid text.").withReason("encoding")
 	}
 	n := utf8.RuneCountInString(name)
 	if n == 0 {
-		return "", Errorf(EINVALID, "Enter the name of the app, for example “Thunderbird on my laptop”.")
+		return "", Errorf(EINVALID, "Enter the name of the app, for example “Thunderbird on my laptop”.").withReason("empty")
 	}
 	if n > 64 {
-		return "", Errorf(EINVALID, "The app name is too long: at most 64 characters.")
+		return "", Errorf(EINVALID, "The app name is too long: at most 64 characters.").withReason("too_long")
 	}
 	visible := false
 	for _, r := range name {
 		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
-			return "", Errorf(EINVALID, "The app name cannot contain control characters.")
+			return "", Errorf(EINVALID, "The app name cannot contain control characters.").withReason("control")
 		}
 		visible = visible || VisibleRune(r)
 	}
 	if !visible {
-		return "", Errorf(EINVALID, "The app name needs at least one visible letter, digit or symbol.")
+		return "", Errorf(EINVALID, "The app name needs at least one visible letter, digit or symbol.").withReason("invisible")
 	}
 	return name, nil
 }

@@ -23,7 +23,11 @@ const (
 type Error struct {
 	Code    string
 	Message string
-	Err     error
+	// Reason tells apart the cases of one Code that a client words
+	// differently, such as "empty" and "too_long" of an invalid name; "" when
+	// the code says it all.
+	Reason string
+	Err    error
 }
 
 func (e *Error) Error() string {
@@ -56,6 +60,18 @@ func ErrorCode(err error) string {
 	}
 	return EINTERNAL
 }
+
+// ErrorReason returns the Reason of err, "" when it has none.
+func ErrorReason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
+// withReason sets the Reason of e.
+func (e *Error) withReason(reason string) *Error { e.Reason = reason; return e }
 
 // ErrorMessage returns the client-safe message of err.
 func ErrorMessage(err error) string {

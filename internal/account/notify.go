@@ -2,6 +2,7 @@ package account
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -39,7 +40,15 @@ func describeActor(by Actor) string {
 		parts = append(parts, "IP address: "+by.IP)
 	}
 	if by.UserAgent != "" {
-		parts = append(parts, "Browser: "+clip(strings.Map(printable, by.UserAgent)))
+		// A name for people ("Chrome on Linux"), from the parser the web
+		// UI uses in every language; the header itself when it names no
+		// program the parser knows.
+		ua := ParseUserAgent(by.UserAgent)
+		name := ua.English()
+		if ua.App == "" {
+			name = clip(strings.Map(printable, by.UserAgent))
+		}
+		parts = append(parts, "Browser: "+name)
 	}
 	switch by.Via {
 	case "cli":
@@ -58,7 +67,9 @@ func printable(r rune) rune {
 	return r
 }
 
-func (s *Service) createdMessage(m Member, p AppPassword, by Actor) Message {
+// The messages below show times in loc, the member's time zone.
+
+func (s *Service) createdMessage(m Member, p AppPassword, by Actor, loc *time.Location) Message {
 	body := fmt.Sprintf(`A third-party app password was created for your account %s.
 
 App name: %s
@@ -66,15 +77,15 @@ Time: %s
 %s
 
 If you did not create it yourself, delete it now and change your password:
-  Delete the app password: %s
+  Delete the third-party app password: %s
   Change your password: %s
-`, m.Email, p.Name, p.CreatedAt.UTC().Format(time.RFC1123), describeActor(by),
+`, m.Email, p.Name, FormatTime(loc, p.CreatedAt), describeActor(by),
 		s.link("/security/app-passwords"), s.link("/security/password"))
 	return s.message(m, MsgAppPasswordCreated, "A third-party app password was created: "+p.Name, body, p.CreatedAt,
 		params(m, by, p.CreatedAt, "app", p.Name, "link_apps", s.link("/security/app-passwords"), "link_password", s.link("/security/password")))
 }
 
-func (s *Service) deletedMessage(m Member, p AppPassword, by Actor) Message {
+func (s *Service) deletedMessage(m Member, p AppPassword, by Actor, loc *time.Location) Message {
 	now := s.Now().UTC()
 	body := fmt.Sprintf(`The third-party app password "%s" was deleted from your account %s.
 Apps that logged in with it are logged out and cannot log in with it again.
@@ -83,14 +94,14 @@ Time: %s
 %s
 
 If you did not delete it yourself, change your password now: %s
-`, p.Name, m.Email, now.Format(time.RFC1123), describeActor(by), s.link("/security/password"))
+`, p.Name, m.Email, FormatTime(loc, now), describeActor(by), s.link("/security/password"))
 	return s.message(m, MsgAppPasswordDeleted, "A third-party app password was deleted: "+p.Name, body, now,
 		params(m, by, now, "app", p.Name, "link_password", s.link("/security/password")))
 }
 
-func (s *Service) settingMessage(m Member, on bool, by Actor) Message {
+func (s *Service) settingMessage(m Member, on bool, by Actor, loc *time.Location) Message {
 	now := s.Now().UTC()
-	state, effect := "off", "Third-party apps now log in with your account password; app passwords do not work."
+	state, effect := "off", "Third-party apps now log in with your account password; third-party app passwords do not work."
 	if on {
 		state, effect = "on", "Third-party apps now log in only with third-party app passwords."
 	}
@@ -102,12 +113,12 @@ Time: %s
 %s
 
 If you did not change it yourself, change your password now: %s
-`, state, m.Email, effect, now.Format(time.RFC1123), describeActor(by), s.link("/security/password"))
+`, state, m.Email, effect, FormatTime(loc, now), describeActor(by), s.link("/security/password"))
 	return s.message(m, MsgSettingChanged, "“Use a third-party app password” was turned "+state, body, now,
 		params(m, by, now, "state", state, "link_password", s.link("/security/password")))
 }
 
-func (s *Service) passwordMessage(m Member, deleted bool, by Actor) Message {
+func (s *Service) passwordMessage(m Member, deleted bool, by Actor, loc *time.Location) Message {
 	now := s.Now().UTC()
 	extra := ""
 	if deleted {
@@ -120,7 +131,7 @@ Time: %s
 %s
 
 If you did not change it yourself, contact your administrator now.
-`, m.Email, extra, now.Format(time.RFC1123), describeActor(by))
+`, m.Email, extra, FormatTime(loc, now), describeActor(by))
 	deletedApps := ""
 	if deleted {
 		deletedApps = "1"
@@ -132,7 +143,8 @@ If you did not change it yourself, contact your administrator now.
 // PausedMessage is sent when logins with the main password from
 // third-party apps are paused after too many failures: at most once a day
 // (auth.Store.RecordAuthFailure), however long the attack goes on.
-func (s *Service) PausedMessage(m Member, until time.Time, lastIP string) Message {
+func (s *Service) PausedMessage(ctx context.Context, m Member, until time.Time, lastIP string) Message {
+	loc := s.Location(ctx, m.ID)
 	now := s.Now().UTC()
 	body := fmt.Sprintf(`There were too many failed logins to your account %s, from third-party
 apps or the sign-in page (the last one from %s). Third-party apps cannot log in with your
@@ -141,7 +153,7 @@ still sign in to the web.
 
 If these were not you or your apps, someone may be guessing your password. Change your
 password and check your third-party app passwords: %s
-`, m.Email, lastIP, until.UTC().Format(time.RFC1123), s.link("/security"))
+`, m.Email, lastIP, FormatTime(loc, until), s.link("/security"))
 	return s.message(m, MsgAccountPaused, "Someone may be guessing your password", body, now,
 		params(m, Actor{}, now, "last_ip", lastIP, "until", until.UTC().Format(time.RFC3339), "link_security", s.link("/security")))
 }

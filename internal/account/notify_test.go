@@ -75,11 +75,11 @@ func TestCreatedMessage(t *testing.T) {
 	m := Member{ID: 7, Email: "alice@example.com"}
 	p := AppPassword{ID: "0123456789abcdef", MemberID: 7, Name: `"><img src=x onerror=alert(1)>`, CreatedAt: now}
 	by := Actor{Via: "web", IP: "203.0.113.7", UserAgent: "Mozilla/5.0\r\nBcc: evil@x"}
-	msg := s.createdMessage(m, p, by)
+	msg := s.createdMessage(m, p, by, time.UTC)
 	if msg.Kind != MsgAppPasswordCreated || msg.MemberID != 7 || !msg.CreatedAt.Equal(now) {
 		t.Errorf("message %+v", msg)
 	}
-	for _, want := range []string{p.Name, "203.0.113.7", "Browser: Mozilla/5.0Bcc: evil@x", now.Format(time.RFC1123),
+	for _, want := range []string{p.Name, "203.0.113.7", "Browser: Mozilla/5.0Bcc: evil@x", "Mar 1, 2025, 09:00 UTC",
 		"If you did not create it yourself, delete it now and change your password",
 		"https://mail.example.com/security/app-passwords", "https://mail.example.com/security/password"} {
 		if !strings.Contains(msg.Body, want) {
@@ -97,7 +97,18 @@ func TestCreatedMessage(t *testing.T) {
 		t.Errorf("mail body differs from the message:\n%q\n%q", body, msg.Body)
 	}
 
-	deleted := s.deletedMessage(m, p, Actor{Via: "cli"})
+	// A browser named for people, the time in the member's zone.
+	tokyo, _ := LoadZone("Asia/Tokyo")
+	chrome := Actor{Via: "web", IP: "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36"}
+	for _, msg := range []Message{s.createdMessage(m, p, chrome, tokyo), s.deletedMessage(m, p, chrome, tokyo),
+		s.settingMessage(m, true, chrome, tokyo), s.passwordMessage(m, false, chrome, tokyo)} {
+		if !strings.Contains(msg.Body, "Browser: Chrome on Linux\n") || !strings.Contains(msg.Body, "Time: Mar 1, 2025, 18:00 JST\n") ||
+			strings.Contains(msg.Body, "Mozilla") || strings.Contains(msg.Body, "UTC") {
+			t.Errorf("%s body:\n%s", msg.Kind, msg.Body)
+		}
+	}
+
+	deleted := s.deletedMessage(m, p, Actor{Via: "cli"}, time.UTC)
 	if deleted.Kind != MsgAppPasswordDeleted || !strings.Contains(deleted.Body, p.Name) ||
 		!strings.Contains(deleted.Body, "administrator") || !strings.Contains(deleted.Body, "change your password") {
 		t.Errorf("deleted message %+v", deleted)

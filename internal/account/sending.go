@@ -89,7 +89,7 @@ func (l SendLimit) String() string {
 		window = "a day"
 	}
 	if l.AppPassword {
-		scope = "per app password"
+		scope = "per third-party app password"
 	}
 	return fmt.Sprintf("%d %s %s %s", l.Max, what, window, scope)
 }
@@ -172,7 +172,7 @@ func (s *Service) SendBudget(ctx context.Context, m Member, cred Credential) (Se
 // told says whether this call wrote it.
 func (s *Service) SendLimited(ctx context.Context, m Member, cred Credential, l SendLimit) (told bool, err error) {
 	now := s.Now().UTC()
-	msg := s.sendLimitedMessage(m, cred, l, now)
+	msg := s.sendLimitedMessage(m, cred, l, now, s.Location(ctx, m.ID))
 	told, err = s.Store.NoteSendLimited(ctx, m.ID, cred.AppPasswordID, now, now.Add(-SendNoticeEvery), Effects{Messages: []Message{msg}})
 	if err != nil {
 		return false, unavailableErr(err)
@@ -197,7 +197,7 @@ func (s *Service) Senders(ctx context.Context, m Member) ([]string, error) {
 
 // sendLimitedMessage is the member's message about a cap reached by a
 // login with cred.
-func (s *Service) sendLimitedMessage(m Member, cred Credential, l SendLimit, at time.Time) Message {
+func (s *Service) sendLimitedMessage(m Member, cred Credential, l SendLimit, at time.Time, loc *time.Location) Message {
 	window, next := "hour", "Mail is accepted again as the count of the last hour falls below the limit."
 	if l.Day {
 		window, next = "day", "Mail is refused until the count of the last 24 hours falls below the limit."
@@ -212,7 +212,7 @@ func (s *Service) sendLimitedMessage(m Member, cred Credential, l SendLimit, at 
 	}
 	scope, per := "member", "from your account, all apps together"
 	if l.AppPassword {
-		scope, per = "app_password", "with one app password"
+		scope, per = "app_password", "with one third-party app password"
 	}
 	every := map[string]string{"hour": "an hour", "day": "a day"}[window]
 	limit := fmt.Sprintf("at most %d %s %s %s", l.Max, noun, every, per)
@@ -228,20 +228,20 @@ Time: %s
 
 If this was not you, someone else knows your password and may be sending spam
 with it. Change your password now: %s
-`, m.Email, limit, next, at.Format(time.RFC1123), password)
+`, m.Email, limit, next, FormatTime(loc, at), password)
 	} else {
-		subject = "Sending limit reached by the app password: " + cred.AppName
+		subject = "Sending limit reached by the third-party app password: " + cred.AppName
 		body = fmt.Sprintf(`Mail sent from your account %s with the third-party app password "%s"
 reached a sending limit: %s.
 %s
 
 Time: %s
 
-If this was not you, someone else has this app password and may be sending spam
+If this was not you, someone else has this third-party app password and may be sending spam
 with it. Delete it now, and change your password:
-  Delete the app password: %s
+  Delete the third-party app password: %s
   Change your password: %s
-`, m.Email, cred.AppName, limit, next, at.Format(time.RFC1123), apps, password)
+`, m.Email, cred.AppName, limit, next, FormatTime(loc, at), apps, password)
 	}
 	return s.message(m, MsgSendLimited, subject, body, at,
 		params(m, Actor{}, at, "app", cred.AppName, "app_id", cred.AppPasswordID, "scope", scope, "what", what,

@@ -50,7 +50,7 @@ func TestSendBudgetOver(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
 		}
 	}
-	if s := (account.SendLimit{AppPassword: true, Recipients: true, Day: true, Max: 1500}).String(); s != "1500 recipients a day per app password" {
+	if s := (account.SendLimit{AppPassword: true, Recipients: true, Day: true, Max: 1500}).String(); s != "1500 recipients a day per third-party app password" {
 		t.Errorf("String %q", s)
 	}
 }

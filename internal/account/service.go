@@ -203,7 +203,7 @@ func (s *Service) SetUseAppPasswords(ctx context.Context, m Member, on bool, by 
 	if m.UseAppPasswords == on {
 		return nil
 	}
-	msg := s.settingMessage(m, on, by)
+	msg := s.settingMessage(m, on, by, s.Location(ctx, m.ID))
 	return s.Store.SetUseAppPasswords(ctx, m.ID, on, Effects{
 		Events:   []Event{{Kind: EventSettingChanged, MemberID: m.ID}},
 		Messages: []Message{msg},
@@ -256,7 +256,7 @@ func (s *Service) ChangePassword(ctx context.Context, m Member, current, newPw s
 			fx.Audit = append(fx.Audit, s.Audit(AuditAppPasswordDeleted, m, by, appPasswordDetail(p)+", with the password change"))
 		}
 	}
-	fx.Messages = append(fx.Messages, s.passwordMessage(m, deleteAppPasswords, by))
+	fx.Messages = append(fx.Messages, s.passwordMessage(m, deleteAppPasswords, by, s.Location(ctx, m.ID)))
 	return s.Store.SetPasswordHash(ctx, m.ID, hash, deleteAppPasswords, fx)
 }
 
@@ -308,13 +308,13 @@ func (s *Service) CreateAppPassword(ctx context.Context, m Member, name string, 
 	p := AppPassword{ID: NewID(), MemberID: m.ID, Name: name, Hash: HashAppPassword(s.Config.Key, plain), CreatedAt: s.Now().UTC()}
 	err = s.Store.CreateAppPassword(ctx, &p, MaxAppPasswords, Effects{
 		Events:   []Event{{Kind: EventAppPasswordCreated, MemberID: m.ID, AppPasswordID: p.ID}},
-		Messages: []Message{s.createdMessage(m, p, by)},
+		Messages: []Message{s.createdMessage(m, p, by, s.Location(ctx, m.ID))},
 		Audit:    []AuditEntry{s.Audit(AuditAppPasswordCreated, m, by, appPasswordDetail(p))},
 	})
 	if err != nil {
 		return AppPassword{}, "", err
 	}
-	s.Log.Info("app password created", "member", m.Email, "id", p.ID, "via", by.Via, "ip", by.IP)
+	s.Log.Info("third-party app password created", "member", m.Email, "id", p.ID, "via", by.Via, "ip", by.IP)
 	return p, plain, nil
 }
 
@@ -332,18 +332,18 @@ func (s *Service) DeleteAppPassword(ctx context.Context, m Member, id string, by
 		}
 	}
 	if p == nil {
-		return Errorf(ENOTFOUND, "No such app password.")
+		return Errorf(ENOTFOUND, "No such third-party app password.")
 	}
 	err = s.Store.DeleteAppPassword(ctx, m.ID, id, Effects{
 		Events:   []Event{{Kind: EventAppPasswordDeleted, MemberID: m.ID, AppPasswordID: id}},
-		Messages: []Message{s.deletedMessage(m, *p, by)},
+		Messages: []Message{s.deletedMessage(m, *p, by, s.Location(ctx, m.ID))},
 		Audit:    []AuditEntry{s.Audit(AuditAppPasswordDeleted, m, by, appPasswordDetail(*p))},
 	})
 	if errors.Is(err, ErrNotFound) {
-		return Errorf(ENOTFOUND, "No such app password.")
+		return Errorf(ENOTFOUND, "No such third-party app password.")
 	}
 	if err == nil {
-		s.Log.Info("app password deleted", "member", m.Email, "id", id, "via", by.Via, "ip", by.IP)
+		s.Log.Info("third-party app password deleted", "member", m.Email, "id", id, "via", by.Via, "ip", by.IP)
 	}
 	return err
 }

@@ -118,6 +118,15 @@ type Store interface {
 	// SetLanguage records the language of the mail Postern writes to the
 	// member (delivery reports).
 	SetLanguage(ctx context.Context, memberID int64, lang string) error
+	// TimeZone returns the member's time zone (an IANA name), "" when unset.
+	TimeZone(ctx context.Context, memberID int64) (string, error)
+	// SetTimeZone records the member's time zone; with onlyIfUnset it keeps
+	// one already recorded (the browser's guess never overrides a choice).
+	SetTimeZone(ctx context.Context, memberID int64, zone string, onlyIfUnset bool) error
+	// ServerSetting returns a server-wide setting, "" when unset.
+	ServerSetting(ctx context.Context, name string) (string, error)
+	// SetServerSetting records a server-wide setting.
+	SetServerSetting(ctx context.Context, name, value string) error
 
 	// EventsAfter returns up to limit events after pos, in EventPos order.
 	EventsAfter(ctx context.Context, after EventPos, limit int) ([]Event, error)

@@ -315,7 +315,7 @@ func (g *Gateway) countFailure(ctx context.Context, m account.Member, st AuthSta
 	// pause, in the same transaction: exactly one per pause, even on a crash.
 	until := now.Add(g.pause)
 	onPause := account.Effects{
-		Messages: []account.Message{g.svc.PausedMessage(m, until, from)},
+		Messages: []account.Message{g.svc.PausedMessage(ctx, m, until, from)},
 		Events:   []account.Event{{Kind: account.EventAccountPaused, MemberID: m.ID}},
 		Audit: []account.AuditEntry{g.svc.Audit(account.AuditAccountPaused, m,
 			account.Actor{Via: "system", IP: ip, UserAgent: a.Protocol},

@@ -102,7 +102,7 @@ func TestSendCapMessages(t *testing.T) {
 		msgs[0].Params["window"] != "hour" || !strings.Contains(msgs[0].Body, "If this was not you") {
 		t.Fatalf("the member's messages: %+v", msgs)
 	}
-	if box := e.inbox(e.alice); len(box) != 1 || !strings.Contains(box[0], "Sending limit reached by the app password: test") {
+	if box := e.inbox(e.alice); len(box) != 1 || !strings.Contains(box[0], "Sending limit reached by the third-party app password: test") {
 		t.Fatalf("INBOX %q", box)
 	}
 	// Another member is not held by alice's sends.

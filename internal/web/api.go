@@ -337,7 +337,11 @@ func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	}
 	l := lang(r, s.cookieName(langCookie))
 	out := make([]messageJSON, 0, len(list))
-	for _, v := range localizeMessages(l, location(r), list) {
+	loc, set, _ := s.svc.Zone(r.Context(), rc.member.ID)
+	if !set {
+		loc = location(r)
+	}
+	for _, v := range localizeMessages(l, loc, list) {
 		p := v.Params
 		if p == nil {
 			p = map[string]string{}

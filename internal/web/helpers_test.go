@@ -233,3 +233,17 @@ func wantCode(t *testing.T, r resp, status int, code string) {
 		t.Fatalf("%s %s: error code %q, want %q; body: %s", r.Request.Method, r.Request.URL.Path, got, code, r.body)
 	}
 }
+
+// created follows the redirect of a successful "Create password" POST (r)
+// to the one-time view of the new password, and returns that page.
+func (c *client) created(r resp) resp {
+	c.t.Helper()
+	wantStatus(c.t, r, 303)
+	loc := r.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/security/app-passwords/created?view=") {
+		c.t.Fatalf("create redirected to %q", loc)
+	}
+	page := c.get(loc)
+	wantStatus(c.t, page, 200)
+	return page
+}

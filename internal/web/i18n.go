@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-	_ "time/tzdata" // member time zones work on hosts without a zoneinfo database
+
+	"github.com/postern/postern/internal/account"
 )
 
 // Languages of the UI; the first is the default.
@@ -54,30 +54,24 @@ func (s *Server) setLang(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(r.URL.Query().Get("next"), "/"), http.StatusSeeOther)
 }
 
-var zones sync.Map // name -> *time.Location
-
-// location returns the member's time zone as the browser reported it in the
-// cookie that static/app.js sets, UTC when absent or unknown.
-func location(r *http.Request) *time.Location {
+// browserZone returns the time zone the browser reported in the cookie
+// that static/app.js sets; ok is false when absent or unknown.
+func browserZone(r *http.Request) (name string, loc *time.Location, ok bool) {
 	c, err := r.Cookie(tzCookie)
-	if err != nil || c.Value == "" || len(c.Value) > 64 {
-		return time.UTC
-	}
-	name := c.Value
-	for _, ch := range name {
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.ContainsRune("/_-+", ch)) {
-			return time.UTC
-		}
-	}
-	if v, ok := zones.Load(name); ok {
-		return v.(*time.Location)
-	}
-	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return time.UTC
+		return "", nil, false
 	}
-	zones.Store(name, loc)
-	return loc
+	loc, ok = account.LoadZone(c.Value)
+	return c.Value, loc, ok
+}
+
+// location returns the time zone the browser reports, UTC when it reports
+// none (a signed-in member's pages use the member's zone: Server.memberZone).
+func location(r *http.Request) *time.Location {
+	if _, loc, ok := browserZone(r); ok {
+		return loc
+	}
+	return time.UTC
 }
 
 // formatTime renders t for people: in the member's zone, in the UI language.
@@ -85,11 +79,10 @@ func formatTime(l string, loc *time.Location, t time.Time) string {
 	if t.IsZero() {
 		return tr(l, "never")
 	}
-	t = t.In(loc)
 	if l == "ja" {
-		return t.Format("2006年1月2日 15:04 MST")
+		return t.In(loc).Format("2006年1月2日 15:04 MST")
 	}
-	return t.Format("Jan 2, 2006, 15:04 MST")
+	return account.FormatTime(loc, t)
 }
 
 // tr translates key into l, formatting args into it.

@@ -75,7 +75,7 @@ func localizeMessage(l string, loc *time.Location, m account.Message) messageVie
 		subject = "サードパーティアプリ用パスワードが作成されました: " + p["app"]
 		body = fmt.Sprintf("アカウント %s のサードパーティアプリ用パスワードが作成されました。\n\nアプリ名: %s\n日時: %s\n%s\n"+
 			"ご自身で作成したものでない場合は、すぐにこのパスワードを削除し、アカウントのパスワードを変更してください。\n"+
-			"  アプリ用パスワードを削除: %s\n  パスワードを変更: %s\n",
+			"  サードパーティアプリ用パスワードを削除: %s\n  パスワードを変更: %s\n",
 			p["email"], p["app"], when("time"), actorJA(p), p["link_apps"], p["link_password"])
 	case account.MsgAppPasswordDeleted:
 		subject = "サードパーティアプリ用パスワードが削除されました: " + p["app"]
@@ -84,7 +84,7 @@ func localizeMessage(l string, loc *time.Location, m account.Message) messageVie
 			"ご自身で削除したものでない場合は、すぐにアカウントのパスワードを変更してください: %s\n",
 			p["email"], p["app"], when("time"), actorJA(p), p["link_password"])
 	case account.MsgSettingChanged:
-		state, effect := "オフ", "サードパーティアプリはアカウントのパスワードでログインします。アプリ用パスワードは使用できません。"
+		state, effect := "オフ", "サードパーティアプリはアカウントのパスワードでログインします。サードパーティアプリ用パスワードは使用できません。"
 		if p["state"] == "on" {
 			state, effect = "オン", "サードパーティアプリは、サードパーティアプリ用パスワードでのみログインできます。"
 		}
@@ -169,7 +169,7 @@ func localizeMessages(l string, loc *time.Location, list []account.Message) []me
 func sendLimitedJA(p map[string]string, when string) (subject, body string) {
 	per := "アカウント全体（すべてのアプリの合計）で"
 	if p["scope"] == "app_password" {
-		per = "1つのアプリ用パスワードにつき"
+		per = "1つのサードパーティアプリ用パスワードにつき"
 	}
 	window, next := "1時間", "直近1時間の送信数が上限を下回ると、再び送信できます。"
 	if p["window"] == "day" {
@@ -186,10 +186,10 @@ func sendLimitedJA(p map[string]string, when string) (subject, body string) {
 			p["email"], limit, next, when, p["link_password"])
 		return subject, body
 	}
-	subject = "アプリ用パスワードが送信の上限に達しました: " + p["app"]
+	subject = "サードパーティアプリ用パスワードが送信の上限に達しました: " + p["app"]
 	body = fmt.Sprintf("アカウント %s から、サードパーティアプリ用パスワード「%s」で送信したメールが、送信の上限（%s）に達しました。\n%s\n\n日時: %s\n\n"+
-		"ご自身が送信したものでない場合、他人にこのアプリ用パスワードを知られ、迷惑メールの送信に使われている可能性があります。"+
-		"すぐにこのパスワードを削除し、アカウントのパスワードを変更してください。\n  アプリ用パスワードを削除: %s\n  パスワードを変更: %s\n",
+		"ご自身が送信したものでない場合、他人にこのサードパーティアプリ用パスワードを知られ、迷惑メールの送信に使われている可能性があります。"+
+		"すぐにこのパスワードを削除し、アカウントのパスワードを変更してください。\n  サードパーティアプリ用パスワードを削除: %s\n  パスワードを変更: %s\n",
 		p["email"], p["app"], limit, next, when, p["link_apps"], p["link_password"])
 	return subject, body
 }

@@ -28,7 +28,7 @@ func TestMessagesInTheMembersLanguage(t *testing.T) {
 	r.json(&created)
 	wantStatus(t, c.api("DELETE", "/api/v1/me/app-passwords/"+created.ID, nil, "User-Agent", ua), 204)
 	wantStatus(t, c.api("PUT", "/api/v1/me/password", map[string]any{"current": testPassword, "new": "another long password", "delete_app_passwords": true}), 204)
-	paused := e.svc.PausedMessage(m, e.Now().Add(15*time.Minute), "198.51.100.7")
+	paused := e.svc.PausedMessage(t.Context(), m, e.Now().Add(15*time.Minute), "198.51.100.7")
 	if err := e.db.AddMessage(t.Context(), m.ID, account.Effects{Messages: []account.Message{paused, {Kind: "legacy", Subject: "An old message", Body: "Stored before parameters."}}}); err != nil {
 		t.Fatal(err)
 	}

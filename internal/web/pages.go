@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,10 +79,14 @@ func (s *Server) errText(l, context string, err error) string {
 	case account.EINTERNAL, account.EUNAVAILABLE:
 		return tr(l, "err.internal")
 	case codeThrottled:
-		return tr(l, "err.throttled")
+		return throttledText(l)
 	}
 	if l != "en" {
-		for _, k := range []string{"err." + context + "." + code, "err." + code} {
+		keys := []string{"err." + context + "." + code, "err." + code}
+		if reason := account.ErrorReason(err); reason != "" {
+			keys = append([]string{"err." + context + "." + code + "." + reason}, keys...)
+		}
+		for _, k := range keys {
 			if msg, ok := catalog[l][k]; ok {
 				return msg
 			}
@@ -103,7 +109,21 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }
 
-type signinData struct{ Next, Email string }
+type signinData struct {
+	Next, Email string
+	Error       string // why the last attempt failed, shown in the form
+	Failed      bool   // the password was wrong: focus goes to it
+}
+
+// throttleWait is how long a refused sign-in should wait: the backlog of
+// the gateway's per-IP and per-account queues, beyond which an attempt is
+// refused unchecked (auth.ThrottleConfig.Backlog).
+var throttleWait = auth.DefaultWebAccountThrottle.Backlog
+
+// throttledText explains a refusal by the throttle: why, and how long to wait.
+func throttledText(l string) string {
+	return tr(l, "err.throttled", int((throttleWait+time.Minute-1)/time.Minute))
+}
 
 // signinPage shows the sign-in form. Before a session exists the form's
 // CSRF token is a random value also held in a cookie (double submit), so
@@ -122,10 +142,16 @@ func (s *Server) renderSignin(w http.ResponseWriter, r *http.Request, status int
 	s.setCookie(w, preCookie, tok, time.Hour, true)
 	p := s.newPage(r, nil, "signin.title")
 	p.CSRF = tok
-	p.Data = d
-	if errKey != "" {
-		p.Error = tr(p.L, errKey)
+	switch errKey {
+	case "":
+	case "err.throttled":
+		d.Error = throttledText(p.L)
+		w.Header().Set("Retry-After", strconv.Itoa(int(throttleWait/time.Second)))
+	default:
+		d.Error = tr(p.L, errKey)
 	}
+	d.Failed = errKey == "err.signin"
+	p.Data = d
 	s.render(w, status, "signin", p)
 }
 
@@ -161,6 +187,11 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 	// to them (delivery reports) is written in.
 	if err := s.svc.SetLanguage(r.Context(), m.ID, lang(r, s.cookieName(langCookie))); err != nil {
 		s.log.Warn("record the member's language", "err", err)
+	}
+	// The browser's time zone (static/app.js fills the field) is the
+	// member's until they choose one on the Security page.
+	if err := s.svc.DefaultTimeZone(r.Context(), m.ID, r.PostFormValue("tz")); err != nil {
+		s.log.Warn("record the member's time zone", "err", err)
 	}
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 }
@@ -199,7 +230,11 @@ type reauthData struct {
 func (s *Server) renderReauth(w http.ResponseWriter, r *http.Request, rc *reqCtx, status int, d reauthData, errKey string) {
 	p := s.newPage(r, rc, "reauth.title")
 	p.Data = d
-	if errKey != "" {
+	switch errKey {
+	case "":
+	case "err.throttled":
+		p.Error = throttledText(p.L)
+	default:
 		p.Error = tr(p.L, errKey)
 	}
 	s.render(w, status, "reauth", p)
@@ -218,6 +253,7 @@ func (s *Server) pageReauth(w http.ResponseWriter, r *http.Request, rc *reqCtx, 
 		case account.EFORBIDDEN:
 			s.renderReauth(w, r, rc, http.StatusForbidden, d, "err.badpassword")
 		case codeThrottled:
+			w.Header().Set("Retry-After", strconv.Itoa(int(throttleWait/time.Second)))
 			s.renderReauth(w, r, rc, http.StatusTooManyRequests, d, "err.throttled")
 		default:
 			s.pageError(w, r, rc, err)
@@ -245,6 +281,8 @@ func (s *Server) reauth(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 }
 
 type securityData struct {
+	Zone         string   // the member's time zone, as the page shows times
+	Zones        []string // the zones to choose from
 	Enforced, On bool
 	Count, Max   int
 	Sessions     []sessionView
@@ -274,13 +312,34 @@ func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, rc *reqC
 	}
 	p.Error = errMsg
 	m := rc.member
-	d := securityData{Enforced: s.svc.Policy(m) == account.PolicyEnforced,
+	d := securityData{Zone: p.Zone, Zones: zoneChoices(p.Zone), Enforced: s.svc.Policy(m) == account.PolicyEnforced,
 		On: m.AppPasswordsOnly(s.svc.Config.Cutoff), Count: len(list), Max: account.MaxAppPasswords, Sessions: sessions}
 	if ok {
 		d.Storage = newStorageView(used, limit)
 	}
 	p.Data = d
 	s.render(w, status, "security", p)
+}
+
+// zoneChoices is zoneNames with current among them.
+func zoneChoices(current string) []string {
+	if slices.Contains(zoneNames, current) {
+		return zoneNames
+	}
+	out := append([]string{current}, zoneNames...)
+	slices.Sort(out)
+	return out
+}
+
+// setTimeZone records the zone the member chose; not a sensitive action:
+// it changes how times read, nothing about access.
+func (s *Server) setTimeZone(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	if err := s.svc.SetTimeZone(r.Context(), rc.member.ID, r.PostFormValue("tz")); err != nil {
+		l := lang(r, s.cookieName(langCookie))
+		s.renderSecurity(w, r, rc, statusOf(account.ErrorCode(err)), s.errText(l, "timezone", err))
+		return
+	}
+	http.Redirect(w, r, "/security?done=timezone#timezone-h", http.StatusSeeOther)
 }
 
 type confirmData struct {

@@ -39,7 +39,10 @@ func (s *Server) appPasswordsPage(w http.ResponseWriter, r *http.Request, rc *re
 	s.render(w, http.StatusOK, "apppasswords", p)
 }
 
-type newData struct{ Name string }
+type newData struct {
+	Name  string
+	Error string // what is wrong with Name, shown at the field
+}
 
 // newAppPasswordPage asks for the app's name, after the password when the
 // last one was entered too long ago (so that the name is not typed twice).
@@ -69,11 +72,13 @@ type createdData struct {
 	Servers              []serverRow
 	DAV                  string
 	ID                   string // for the profile download, with Plain
+	Gone                 bool   // the one-time view was shown already, or expired
 }
 
-// createAppPassword creates the password and shows it, once, in the
-// response to this POST: it is never stored in plaintext, never put in a URL,
-// and the page is not cached.
+// createAppPassword creates the password and redirects to a one-time view
+// of it (POST-redirect-GET): reloading that page, or a phone restoring the
+// tab, never re-sends the form. The password is never stored in plaintext,
+// never put in a URL (only the view's random id is), and no page is cached.
 func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	name := r.PostFormValue("name")
 	if !s.pageReauth(w, r, rc, "/security/app-passwords", []field{{"name", name}}) {
@@ -82,18 +87,53 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, rc *r
 	ap, plain, err := s.svc.CreateAppPassword(r.Context(), rc.member, name, s.actor(r, "web"))
 	if err != nil {
 		p := s.newPage(r, rc, "new.title")
-		p.Data = newData{Name: name}
-		p.Error = s.errText(p.L, "name", err)
+		d := newData{Name: name}
+		switch code := account.ErrorCode(err); code {
+		case account.EINVALID, account.ECONFLICT: // about the name: said at the field
+			d.Error = s.errText(p.L, "name", err)
+		default:
+			p.Error = s.errText(p.L, "name", err)
+		}
+		p.Data = d
 		s.render(w, statusOf(account.ErrorCode(err)), "newapppassword", p)
 		return
 	}
+	v := revealed{ID: ap.ID, Name: ap.Name, Password: plain}
+	id, err := s.putReveal(r, rc, v)
+	if err != nil {
+		// The password exists: show it in this response rather than lose it.
+		s.log.Error("keep the one-time view of a new third-party app password", "err", err)
+		s.renderCreated(w, r, rc, http.StatusCreated, v)
+		return
+	}
+	http.Redirect(w, r, "/security/app-passwords/created?view="+id, http.StatusSeeOther)
+}
+
+// createdPage shows a new password once: the view is deleted as it is read,
+// and afterwards (or after revealTTL) the page says so and points to Manage.
+func (s *Server) createdPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	v, ok, err := s.takeReveal(r, rc, r.URL.Query().Get("view"))
+	if err != nil {
+		s.pageError(w, r, rc, err)
+		return
+	}
+	if !ok {
+		p := s.newPage(r, rc, "created.gone.title")
+		p.Data = createdData{Gone: true}
+		s.render(w, http.StatusGone, "created", p)
+		return
+	}
+	s.renderCreated(w, r, rc, http.StatusOK, v)
+}
+
+func (s *Server) renderCreated(w http.ResponseWriter, r *http.Request, rc *reqCtx, status int, v revealed) {
 	p := s.newPage(r, rc, "created.title")
-	p.Title = tr(p.L, "created.title", ap.Name)
+	p.Title = tr(p.L, "created.title", v.Name)
 	p.Notice = tr(p.L, "notice.created")
 	set := s.serverSettings(r)
-	p.Data = createdData{Name: ap.Name, Plain: plain, Grouped: account.GroupAppPassword(plain),
-		Servers: set.rows(p.L), DAV: set.davURL(), ID: ap.ID}
-	s.render(w, http.StatusCreated, "created", p)
+	p.Data = createdData{Name: v.Name, Plain: v.Password, Grouped: account.GroupAppPassword(v.Password),
+		Servers: set.rows(p.L), DAV: set.davURL(), ID: v.ID}
+	s.render(w, status, "created", p)
 }
 
 // downloadProfile renders the Apple configuration profile of a password
@@ -172,7 +212,7 @@ func (s *Server) confirmDelete(w http.ResponseWriter, r *http.Request, rc *reqCt
 		return
 	}
 	if !ok {
-		s.pageError(w, r, rc, account.Errorf(account.ENOTFOUND, "This app password does not exist any more."))
+		s.pageError(w, r, rc, account.Errorf(account.ENOTFOUND, "This third-party app password does not exist any more."))
 		return
 	}
 	p := s.newPage(r, rc, "delete.title.generic")

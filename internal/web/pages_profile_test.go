@@ -36,8 +36,7 @@ var profileIDRE = regexp.MustCompile(`name="id" value="([^"]+)"`)
 // and plaintext as the result page carries them to the profile form.
 func createOnPage(t *testing.T, c *client, tok, name string) (id, plain string) {
 	t.Helper()
-	r := c.post("/security/app-passwords", url.Values{"csrf": {tok}, "name": {name}})
-	wantStatus(t, r, 201)
+	r := c.created(c.post("/security/app-passwords", url.Values{"csrf": {tok}, "name": {name}}))
 	m, n := passwordRE.FindSubmatch(r.body), profileIDRE.FindSubmatch(r.body)
 	if m == nil || n == nil {
 		t.Fatalf("no password or id in the result page:\n%s", r.body)

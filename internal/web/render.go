@@ -77,10 +77,10 @@ type pageData struct {
 // newPage fills what the layout needs; rc is nil when signed out.
 func (s *Server) newPage(r *http.Request, rc *reqCtx, title string) *pageData {
 	l := lang(r, s.cookieName(langCookie))
-	loc := location(r)
-	p := &pageData{L: l, Loc: loc, Zone: loc.String(), Title: tr(l, title), Path: r.URL.Path}
+	p := &pageData{L: l, Loc: location(r), Title: tr(l, title), Path: r.URL.Path}
 	if rc != nil {
 		m := rc.member
+		p.Loc = s.memberZone(r, rc)
 		p.Member = &m
 		p.CSRF = rc.rec.CSRF
 		p.Initials = initials(m.Name, m.Email)
@@ -96,12 +96,30 @@ func (s *Server) newPage(r *http.Request, rc *reqCtx, title string) *pageData {
 			s.log.Warn("count unread messages", "err", err)
 		}
 	}
+	p.Zone = p.Loc.String()
 	if k := r.URL.Query().Get("done"); k != "" {
 		if _, ok := catalog["en"]["notice."+k]; ok {
 			p.Notice = tr(l, "notice."+k)
 		}
 	}
 	return p
+}
+
+// memberZone is the member's time zone. A member who never chose one gets
+// the zone the browser reports, recorded as theirs from this first page on
+// (the notices to them use it too); UTC when neither is known.
+func (s *Server) memberZone(r *http.Request, rc *reqCtx) *time.Location {
+	loc, set, err := s.svc.Zone(r.Context(), rc.member.ID)
+	if set || err != nil {
+		return loc
+	}
+	if name, bz, ok := browserZone(r); ok {
+		if err := s.svc.DefaultTimeZone(r.Context(), rc.member.ID, name); err != nil {
+			s.log.Warn("record the member's time zone", "err", err)
+		}
+		return bz
+	}
+	return loc
 }
 
 // render writes a page; a template error is logged and becomes a 500.

@@ -89,22 +89,22 @@ func TestSendLimitedMessageJA(t *testing.T) {
 		!strings.Contains(main.Body, "パスワードを変更してください: https://mail.example.com/security/password") {
 		t.Errorf("main password, ja: %+v", main)
 	}
-	if app.Lang != "ja" || app.Subject != "アプリ用パスワードが送信の上限に達しました: "+hostileName ||
+	if app.Lang != "ja" || app.Subject != "サードパーティアプリ用パスワードが送信の上限に達しました: "+hostileName ||
 		!strings.Contains(app.Body, "「"+hostileName+"」") ||
-		!strings.Contains(app.Body, "1つのアプリ用パスワードにつき宛先を1時間に 500 件まで") ||
-		!strings.Contains(app.Body, "アプリ用パスワードを削除: https://mail.example.com/security/app-passwords") {
+		!strings.Contains(app.Body, "1つのサードパーティアプリ用パスワードにつき宛先を1時間に 500 件まで") ||
+		!strings.Contains(app.Body, "サードパーティアプリ用パスワードを削除: https://mail.example.com/security/app-passwords") {
 		t.Errorf("app password, ja: %+v", app)
 	}
 	r = c.api("GET", "/api/v1/me/messages", nil)
 	r.json(&list)
-	if list[1].Lang != "en" || !strings.Contains(list[1].Body, "at most 500 recipients an hour with one app password") {
+	if list[1].Lang != "en" || !strings.Contains(list[1].Body, "at most 500 recipients an hour with one third-party app password") {
 		t.Errorf("app password, en: %+v", list[1])
 	}
 
 	p := e.client()
 	wantStatus(t, p.signinForm(m.Email, testPassword), 303)
 	page := p.get("/messages")
-	has(t, page, `href="/security/app-passwords"`, "Manage third-party app passwords", "Sending limit reached by the app password")
+	has(t, page, `href="/security/app-passwords"`, "Manage third-party app passwords", "Sending limit reached by the third-party app password")
 	if strings.Contains(string(page.body), "<img src=x") {
 		t.Error("the app name is markup on the page")
 	}

@@ -88,6 +88,7 @@ func (s *Server) devices(r *http.Request) string {
 type reqCtx struct {
 	rec    websession.Record
 	member account.Member
+	token  string // the cookie's session token: keys what is sealed for this session (reveal.go)
 }
 
 // startSession signs m in: a new session with a new id (never one the client
@@ -109,7 +110,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, m account.
 	s.setCookie(w, sessionCookie, tok, s.cfg.AbsoluteTimeout, true)
 	s.setCookie(w, deviceCookie, s.auth.RememberDevice(m.Email, s.devices(r)), deviceMaxAge, true)
 	s.maybePrune()
-	return &reqCtx{rec: rec, member: m}, nil
+	return &reqCtx{rec: rec, member: m, token: tok}, nil
 }
 
 // errNoSession: no cookie, an unknown or expired session, or a member who
@@ -155,7 +156,7 @@ func (s *Server) loadSession(r *http.Request) (*reqCtx, error) {
 		}
 		rec.LastSeenAt = now.UTC()
 	}
-	return &reqCtx{rec: rec, member: m}, nil
+	return &reqCtx{rec: rec, member: m, token: c.Value}, nil
 }
 
 // endSession signs the browser out and clears its cookie.

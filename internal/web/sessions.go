@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/postern/postern/internal/account"
@@ -156,29 +155,13 @@ func (s *Server) apiDeleteOtherSessions(w http.ResponseWriter, r *http.Request, 
 	}{n})
 }
 
-// describeBrowser names the browser and system of a User-Agent for people:
-// "Firefox on Linux". Order matters: Edge and Opera also say Chrome, Chrome
-// also says Safari, Android also says Linux.
+// describeBrowser names the client of a User-Agent for people in l:
+// "Firefox on Linux", "Firefox（Linux）"; the parser is the one the notices
+// use (account.ParseUserAgent).
 func describeBrowser(l, ua string) string {
-	pick := func(rules [][2]string) string {
-		for _, r := range rules {
-			if strings.Contains(ua, r[0]) {
-				return r[1]
-			}
-		}
-		return ""
-	}
-	browser := pick([][2]string{{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"},
-		{"Chromium/", "Chromium"}, {"Safari/", "Safari"}, {"curl/", "curl"}, {"python", "Python"}, {"Go-http-client", "Go"}})
-	system := pick([][2]string{{"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Android", "Android"}, {"Windows", "Windows"},
-		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"}})
-	switch {
-	case browser == "" && system == "":
+	c := account.ParseUserAgent(ua)
+	if !c.Known() {
 		return tr(l, "sessions.unknown")
-	case system == "":
-		return browser
-	case browser == "":
-		return system
 	}
-	return tr(l, "sessions.on", browser, system)
+	return c.Format(tr(l, "sessions.on"))
 }

@@ -31,7 +31,7 @@ func TestSigninThrottle(t *testing.T) {
 	wantCode(t, c.signinAPI("alice@new.example", testPassword), 429, codeThrottled)
 	r := e.client().signinForm("alice@new.example", testPassword)
 	wantStatus(t, r, 429)
-	if !strings.Contains(string(r.body), "Too many failed attempts") {
+	if !strings.Contains(string(r.body), "Too many failed sign-in attempts") {
 		t.Errorf("form: %s", r.body)
 	}
 	e.advance(61 * time.Minute)

@@ -67,7 +67,11 @@ async function walk(run) {
   page.setDefaultTimeout(30000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  // The walk's deliberate failures (a wrong password 401, a blank app name
+  // 400, the reloaded password page 410) are logged by Chromium as failed
+  // loads; anything else is an error.
+  const expected = /^Failed to load resource: the server responded with a status of (400|401|410) /;
+  page.on('console', (m) => { if (m.type() === 'error' && !expected.test(m.text())) errors.push(m.text()); });
   let step = 0;
   const shot = async (name) => {
     step++;
@@ -81,14 +85,26 @@ async function walk(run) {
     check(await page.locator('#account-button').getAttribute('aria-expanded') === 'true', 'menu button aria-expanded');
   };
 
-  // Sign in with the main password.
+  // Sign in with the main password, after a wrong one: the focus goes to the
+  // password field, marked invalid and described by the error.
   await page.goto(cfg.baseURL + '/');
   await page.waitForURL('**/signin');
   await shot('signin');
   await page.getByLabel(T.email).fill(run.email);
+  await page.getByLabel(T.password, { exact: true }).fill('not the password');
+  await page.getByRole('button', { name: T.signin }).click();
+  await page.locator('#signin-error').waitFor();
+  check((await page.locator('#signin-error').innerText()).includes(T.signinError), 'the sign-in error is shown');
+  check(await page.evaluate(() => document.activeElement.id) === 'password', 'focus on the password after a failed sign-in');
+  check(await page.locator('#password').getAttribute('aria-describedby') === 'signin-error', 'the password field is described by the error');
+  check(await page.getByLabel(T.email).inputValue() === run.email, 'the address is kept');
+  await shot('signin-failed');
   await page.getByLabel(T.password, { exact: true }).fill(run.password);
   await page.getByRole('button', { name: T.signin }).click();
   await page.waitForURL('**/security');
+  // The browser's time zone came with the form: it is the member's now.
+  check(await page.locator('#tz').inputValue() === run.timezone, 'the time zone chosen from the browser: ' + await page.locator('#tz').inputValue());
+  check((await page.locator('.tz').innerText()).includes(T.zoneNote), 'times are shown in the member\'s zone');
 
   // The profile picture at the top right opens the menu: name, address,
   // Security, Messages, Sign out. Keyboard first: Enter opens and focuses the
@@ -135,8 +151,19 @@ async function walk(run) {
   await page.getByRole('link', { name: T.createEntry }).click();
   await page.waitForURL('**/security/app-passwords');
   await shot('app-passwords');
+  check((await page.locator('#delete-hint').innerText()) === T.deleteHint, 'Manage says when to delete a password');
   await page.getByRole('link', { name: T.createNew }).click();
   await page.waitForURL('**/security/app-passwords/new');
+  // A blank name: the error is at the field, which has the focus and is
+  // described by it.
+  await page.getByLabel(T.appName).fill('   ');
+  await page.getByRole('button', { name: T.createPassword }).click();
+  await page.locator('#name-error').waitFor();
+  check(await page.evaluate(() => document.activeElement.id) === 'name', 'focus on the name field after an error');
+  check(await page.locator('#name').getAttribute('aria-invalid') === 'true', 'the name field is marked invalid');
+  check((await page.locator('#name').getAttribute('aria-describedby')).split(' ').includes('name-error'), 'the name field is described by its error');
+  check(await page.locator('main .alert').count() === 0, 'no banner for a field error');
+  await shot('app-name-error');
   await page.getByLabel(T.appName).fill('Thunderbird');
   await shot('app-name');
   await page.getByRole('button', { name: T.createPassword }).click();
@@ -160,8 +187,20 @@ async function walk(run) {
     check(!page.url().includes(password), 'no password in the URL');
     profile = true;
   }
+  check(/\/security\/app-passwords\/created\?view=[0-9a-f]{32}$/.test(page.url()), 'the page after Create is a GET of a view: ' + page.url());
   emit({ event: 'created', tag: run.tag, email: run.email, password, clipboard, profile });
   await waitForGo();
+
+  // Reloading (or a phone restoring the tab) sends no form again and shows
+  // the password no more.
+  let reposted = false;
+  page.on('request', (r) => { if (r.method() === 'POST') reposted = true; });
+  await page.reload();
+  await page.locator('#manage').waitFor();
+  check(!reposted, 'the reload sent no form');
+  check((await page.locator('h1').innerText()) === T.createdGone, 'the reload says the password cannot be shown again');
+  check(!(await page.content()).includes(password), 'the reload shows no password');
+  await shot('created-reloaded');
 
   // The message about it, from the menu's Messages (with its unread count).
   await openMenu();
@@ -169,6 +208,8 @@ async function walk(run) {
   await page.waitForURL('**/messages');
   const first = page.locator('li.message').first();
   check((await first.innerText()).includes('Thunderbird'), 'the newest message is about Thunderbird');
+  const msgText = await first.innerText();
+  check(msgText.includes(T.browserName) && !msgText.includes('Mozilla/'), 'the message names the browser for people: ' + msgText);
   check(await first.evaluate((el) => el.classList.contains('unread')), 'the message is marked unread');
   await shot('messages');
 

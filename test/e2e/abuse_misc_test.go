@@ -290,7 +290,7 @@ func TestAbuseAppNames(t *testing.T) {
 		createAppPass(t, in, "alice@example.com", "Thunderbird")
 		for _, name := range []string{"\u0422hunderbird", "Thunderbird\u3164", "\U0001d413hunderbird", "THUNDERB\u0399RD"} {
 			r := in.Run(t, "apppass", "create", "alice@example.com", "--name", name)
-			want := "postern: You already have an app password named “Thunderbird”, which looks the same as “" + name + "”. Choose a name that looks different.\n"
+			want := "postern: You already have a third-party app password named “Thunderbird”, which looks the same as “" + name + "”. Choose a name that looks different.\n"
 			if r.Code != 1 || r.Stderr != want {
 				t.Errorf("--name %+q: %s\nwant stderr %q", name, r, want)
 			}

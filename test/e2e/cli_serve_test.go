@@ -76,7 +76,7 @@ func TestDemo(t *testing.T) {
 	first := srv.Stdout()
 	srv.Stop(t)
 	for _, want := range []string{"alice@example.com", "bob@legacy.example", "carol@legacy.example", srv.URL("/"),
-		"app passwords only (enforced domain)", "the main password (setting off)", "app passwords only (setting on)"} {
+		"third-party app passwords only (enforced domain)", "the main password (setting off)", "third-party app passwords only (setting on)"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("demo box lacks %q:\n%s", want, first)
 		}

@@ -238,9 +238,9 @@ func testAppPasswords(t *testing.T, in *Instance) {
 			t.Error("deleted app password still listed")
 		}
 	}
-	wantFailLine(t, in.Run(t, "apppass", "delete", "alice@example.com", id), "no app password with id")
+	wantFailLine(t, in.Run(t, "apppass", "delete", "alice@example.com", id), "no third-party app password with id")
 	// Another member's id is not found either (no IDOR through the CLI).
-	wantFailLine(t, in.Run(t, "apppass", "delete", "carol@legacy.example", list[0]["id"].(string)), "no app password")
+	wantFailLine(t, in.Run(t, "apppass", "delete", "carol@legacy.example", list[0]["id"].(string)), "no third-party app password")
 
 	// Turning the setting off makes a member's app passwords inactive, not gone.
 	in.MustRun(t, "apppass", "create", "carol@legacy.example", "--name", "Mail")

@@ -399,7 +399,7 @@ print(json.dumps({"codes": codes, "texts": texts}))
 	if fmt.Sprint(out.Codes) != "[250 250 250 450 450 450]" || !strings.HasPrefix(out.Texts[3], "4.7.1 ") {
 		t.Fatalf("replies %v %q", out.Codes, out.Texts)
 	}
-	got := a.waitMail(t, "Sending limit reached by the app password: Thunderbird")
+	got := a.waitMail(t, "Sending limit reached by the third-party app password: Thunderbird")
 	if !strings.Contains(got, "Thunderbird") {
 		t.Errorf("the message does not name the app password:\n%s", got)
 	}

@@ -19,11 +19,14 @@ import (
 // TestWebBrowserWalk runs test/browser/walk.mjs (playwright-core driving the
 // system's /usr/bin/chromium) against the web listener of the real binary,
 // started as "postern demo" with two more members: the seed's whole path by
-// clicking — sign in, profile picture, Security (with "Where you're signed
-// in"), turn the setting on (optional domain), create "Thunderbird", copy it,
+// clicking — sign in (after a wrong password: focus on the password field),
+// profile picture, Security (with "Where you're signed in", and the time
+// zone the browser sent), turn the setting on (optional domain), create
+// "Thunderbird" (after a blank name: the error at the field), copy it,
 // download the Apple profile that carries it, log in over the binary's IMAP
-// port with python3 imaplib, read the message about it, delete it, and the
-// same IMAP login fails. Desktop and phone widths, English and Japanese, an
+// port with python3 imaplib, reload the page (no form re-sent, no password
+// shown again), read the message about it (the browser named for people),
+// delete it, and the same IMAP login fails. Desktop and phone widths, English and Japanese, an
 // optional and an enforced domain; screenshots of every step go to
 // test/e2e/screenshots.
 //
@@ -70,11 +73,13 @@ func TestWebBrowserWalk(t *testing.T) {
 			t.Fatalf("no demo password for %s", runs[i].Email)
 		}
 		runs[i].Text = walkText(runs[i].Lang)
+		runs[i].Text["zoneNote"] = web.Text(runs[i].Lang, "timezone", runs[i].Timezone)
+		runs[i].Text["browserName"] = web.Text(runs[i].Lang, "sessions.on", "Chrome", "Linux")
 	}
 	out := filepath.Join(root, "test", "e2e", "screenshots")
 	cfg, _ := json.Marshal(map[string]any{"baseURL": srv.URL(""), "outDir": out, "runs": runs, "checkProfile": true})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute) // a watchdog: four walks on a loaded machine
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "walk.mjs", string(cfg))
 	cmd.Dir = dir
@@ -171,7 +176,8 @@ func walkText(l string) map[string]string {
 		"security": "nav.security", "messages": "nav.messages", "signout": "nav.signout", "setting": "setting.title",
 		"logout": "setting.confirm.logout", "turnOn": "setting.turnon", "enforced": "setting.enforced",
 		"createEntry": "apps.entry", "createNew": "apps.create", "appName": "new.name", "createPassword": "new.submit",
-		"copy": "copy", "copied": "copied", "delete": "delete", "thisSession": "sessions.this", "sessionSignOut": "sessions.signout"} {
+		"copy": "copy", "copied": "copied", "delete": "delete", "thisSession": "sessions.this", "sessionSignOut": "sessions.signout",
+		"signinError": "err.signin", "deleteHint": "apps.deletehint", "createdGone": "created.gone.title"} {
 		m[k] = web.Text(l, key)
 	}
 	return m

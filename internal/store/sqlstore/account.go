@@ -358,9 +358,9 @@ func (db *DB) CreateAppPassword(ctx context.Context, p *account.AppPassword, lim
 	}
 	key := nameKey(p.Name)
 	conflict := func(existing string, err error) error {
-		msg := fmt.Sprintf("You already have an app password named “%s”.", p.Name)
+		msg := fmt.Sprintf("You already have a third-party app password named “%s”.", p.Name)
 		if existing != "" && !strings.EqualFold(existing, p.Name) {
-			msg = fmt.Sprintf("You already have an app password named “%s”, which looks the same as “%s”. Choose a name that looks different.", existing, p.Name)
+			msg = fmt.Sprintf("You already have a third-party app password named “%s”, which looks the same as “%s”. Choose a name that looks different.", existing, p.Name)
 		}
 		return &account.Error{Code: account.ECONFLICT, Message: msg, Err: err}
 	}

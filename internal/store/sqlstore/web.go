@@ -123,3 +123,24 @@ func (db *DB) PruneWebSessions(ctx context.Context, idleBefore, createdBefore ti
 	n, err := res.RowsAffected()
 	return n, wrap("prune web sessions", err)
 }
+
+// PutReveal stores a one-time view.
+func (db *DB) PutReveal(ctx context.Context, v websession.Reveal) error {
+	_, err := db.SQL.ExecContext(ctx, db.q(`INSERT INTO web_reveals (id, session_id, expires_at, sealed) VALUES (?, ?, ?, ?)`),
+		v.ID, v.SessionID, micros(v.ExpiresAt), v.Sealed)
+	return wrap("put reveal", err)
+}
+
+// TakeReveal deletes and returns the session's view id, in one statement:
+// of two requests racing for it, one gets it.
+func (db *DB) TakeReveal(ctx context.Context, id string, sessionID []byte) (websession.Reveal, error) {
+	v := websession.Reveal{ID: id, SessionID: sessionID}
+	var expires int64
+	err := db.SQL.QueryRowContext(ctx, db.q(`DELETE FROM web_reveals WHERE id = ? AND session_id = ? RETURNING expires_at, sealed`),
+		id, sessionID).Scan(&expires, &v.Sealed)
+	if err != nil {
+		return websession.Reveal{}, wrap("take reveal", notFoundErr(err, "reveal"))
+	}
+	v.ExpiresAt = fromMicros(expires)
+	return v, nil
+}

@@ -84,7 +84,7 @@ func testAppNameUnique(t *testing.T, e *Env) {
 	for _, name := range []string{"Thunderbird", "THUNDERBIRD", "  thunderBird  "} {
 		_, _, err := e.Svc.CreateAppPassword(ctx, m, name, Web)
 		WantCode(t, err, account.ECONFLICT)
-		want := fmt.Sprintf("You already have an app password named “%s”.", strings.TrimSpace(name))
+		want := fmt.Sprintf("You already have a third-party app password named “%s”.", strings.TrimSpace(name))
 		if got := account.ErrorMessage(err); got != want {
 			t.Errorf("message %q, want %q", got, want)
 		}
@@ -124,9 +124,9 @@ func testAppNameConfusable(t *testing.T, e *Env) {
 	} {
 		_, _, err := e.Svc.CreateAppPassword(ctx, m, c.name, Web)
 		WantCode(t, err, account.ECONFLICT)
-		want := fmt.Sprintf("You already have an app password named “%s”, which looks the same as “%s”. Choose a name that looks different.", c.existing, c.name)
+		want := fmt.Sprintf("You already have a third-party app password named “%s”, which looks the same as “%s”. Choose a name that looks different.", c.existing, c.name)
 		if strings.EqualFold(c.name, c.existing) {
-			want = fmt.Sprintf("You already have an app password named “%s”.", c.name)
+			want = fmt.Sprintf("You already have a third-party app password named “%s”.", c.name)
 		}
 		if got := account.ErrorMessage(err); got != want {
 			t.Errorf("%q: message %q, want %q", c.name, got, want)

@@ -87,12 +87,12 @@ func testSendLimited(t *testing.T, e *Env) {
 		t.Fatalf("told %d times, %d new messages; want 1", told, len(msgs)-before)
 	}
 	m := msgs[0]
-	if m.Kind != account.MsgSendLimited || m.Subject != "Sending limit reached by the app password: "+p.Name ||
+	if m.Kind != account.MsgSendLimited || m.Subject != "Sending limit reached by the third-party app password: "+p.Name ||
 		m.Params["app"] != p.Name || m.Params["app_id"] != p.ID || m.Params["scope"] != "app_password" ||
 		m.Params["what"] != "messages" || m.Params["window"] != "hour" || m.Params["max"] != "100" {
 		t.Fatalf("message %+v", m)
 	}
-	for _, s := range []string{alice.Email, `"` + p.Name + `"`, "at most 100 messages an hour with one app password",
+	for _, s := range []string{alice.Email, `"` + p.Name + `"`, "at most 100 messages an hour with one third-party app password",
 		"If this was not you", "Delete it now", "https://mail.example.test/security/app-passwords", "https://mail.example.test/security/password"} {
 		if !strings.Contains(m.Body, s) {
 			t.Errorf("body lacks %q:\n%s", s, m.Body)

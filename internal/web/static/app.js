@@ -7,6 +7,10 @@
   var tz;
   try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
   if (!tz || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(tz)) return;
+  // The sign-in form carries it: the member's zone until they choose one.
+  document.addEventListener('DOMContentLoaded', function () {
+    Array.prototype.forEach.call(document.querySelectorAll('input.js-timezone'), function (i) { i.value = tz; });
+  });
   var had = document.cookie.split('; ').indexOf('postern_tz=' + tz) >= 0;
   if (had) return;
   document.cookie = 'postern_tz=' + tz + '; path=/; max-age=31536000; SameSite=Lax' +

@@ -21,18 +21,7 @@ func id(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 func TestStore(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
-		svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: []byte("k")})
-		if _, err := svc.AddDomain(ctx, "example.com", time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		a, err := svc.AddMember(ctx, "a@example.com", "", "a long password")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := svc.AddMember(ctx, "b@example.com", "", "a long password")
-		if err != nil {
-			t.Fatal(err)
-		}
+		a, b := exampleMembers(t, db)
 		var st websession.Store = db
 		t0 := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
 		rec := websession.Record{IDHash: id("one"), MemberID: a.ID, CreatedAt: t0, LastSeenAt: t0, ReauthAt: t0,
@@ -99,12 +88,7 @@ func TestStore(t *testing.T) {
 func TestStoreSessionsList(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
-		svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: []byte("k")})
-		if _, err := svc.AddDomain(ctx, "example.com", time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		a, _ := svc.AddMember(ctx, "a@example.com", "", "a long password")
-		b, _ := svc.AddMember(ctx, "b@example.com", "", "a long password")
+		a, b := exampleMembers(t, db)
 		var st websession.Store = db
 		t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 		for i, r := range []websession.Record{
@@ -150,11 +134,7 @@ func TestStoreSessionsList(t *testing.T) {
 func TestStoreMessageParams(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
-		svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: []byte("k")})
-		if _, err := svc.AddDomain(ctx, "example.com", time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-		a, _ := svc.AddMember(ctx, "a@example.com", "", "a long password")
+		a, _ := exampleMembers(t, db)
 		p := map[string]string{"app": `"><img src=x onerror=alert(1)> 日本語`, "ip": "192.0.2.1", "time": "2025-01-02T03:04:05Z"}
 		if err := db.AddMessage(ctx, a.ID, account.Effects{Messages: []account.Message{
 			{Kind: "plain", Subject: "s0", Body: "b0"},
@@ -173,4 +153,61 @@ func TestStoreMessageParams(t *testing.T) {
 			t.Fatalf("params of a message without any: %#v", list[1].Params)
 		}
 	})
+}
+
+// TestStoreReveals runs the one-time views on both engines: taken once,
+// only by their own session, and gone with the session.
+func TestStoreReveals(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		a, _ := exampleMembers(t, db)
+		var st websession.Store = db
+		t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+		for _, s := range []string{"s1", "s2"} {
+			if err := st.CreateWebSession(ctx, websession.Record{IDHash: id(s), PublicID: "p" + s, MemberID: a.ID,
+				CreatedAt: t0, LastSeenAt: t0, ReauthAt: t0, CSRF: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, v := range []websession.Reveal{{ID: "v1", SessionID: id("s1"), ExpiresAt: t0.Add(5 * time.Minute), Sealed: []byte("sealed one")},
+			{ID: "v2", SessionID: id("s1"), ExpiresAt: t0, Sealed: []byte("two")}} {
+			if err := st.PutReveal(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := st.TakeReveal(ctx, "v1", id("s2")); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("another session took the view: %v", err)
+		}
+		got, err := st.TakeReveal(ctx, "v1", id("s1"))
+		if err != nil || string(got.Sealed) != "sealed one" || !got.ExpiresAt.Equal(t0.Add(5*time.Minute)) {
+			t.Fatalf("take: %+v, %v", got, err)
+		}
+		if _, err := st.TakeReveal(ctx, "v1", id("s1")); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("taken twice: %v", err)
+		}
+		if err := st.DeleteWebSession(ctx, id("s1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.TakeReveal(ctx, "v2", id("s1")); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("view outlived its session: %v", err)
+		}
+	})
+}
+
+// exampleMembers adds the domain example.com and its members a@ and b@.
+func exampleMembers(t *testing.T, db *sqlstore.DB) (a, b account.Member) {
+	t.Helper()
+	ctx := context.Background()
+	svc := account.NewService(db, passhash.New(passhash.Params{Memory: 64, Time: 1, Threads: 1}), account.Config{Key: []byte("k")})
+	if _, err := svc.AddDomain(ctx, "example.com", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if a, err = svc.AddMember(ctx, "a@example.com", "", "a long password"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = svc.AddMember(ctx, "b@example.com", "", "a long password"); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }

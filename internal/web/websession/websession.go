@@ -50,4 +50,24 @@ type Store interface {
 	// PruneWebSessions deletes sessions idle since before idleBefore or
 	// created before createdBefore.
 	PruneWebSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error)
+
+	// PutReveal keeps a one-time view; it ends with its session.
+	PutReveal(ctx context.Context, v Reveal) error
+	// TakeReveal deletes the view id of the session sessionID and returns
+	// it, whether or not it has expired (the caller checks ExpiresAt); an
+	// error wrapping account.ErrNotFound when the session has no such view,
+	// so that a view is shown at most once, on any node.
+	TakeReveal(ctx context.Context, id string, sessionID []byte) (Reveal, error)
+}
+
+// Reveal is a one-time view of a secret just made for the member, such as a
+// new third-party app password, for the page a form redirects to: the form's
+// response carries no secret, and reloading the page cannot re-send the form.
+type Reveal struct {
+	ID        string // random; the only part of it in the page's URL
+	SessionID []byte // IDHash of the web session it is bound to
+	ExpiresAt time.Time
+	// Sealed is the secret encrypted under a key derived from the session's
+	// cookie token, which the store never holds.
+	Sealed []byte
 }
