@@ -207,7 +207,7 @@ func (s *Service) SetUseAppPasswords(ctx context.Context, m Member, on bool, by 
 	return s.Store.SetUseAppPasswords(ctx, m.ID, on, Effects{
 		Events:   []Event{{Kind: EventSettingChanged, MemberID: m.ID}},
 		Messages: []Message{msg},
-		Audit:    []AuditEntry{s.Audit(AuditSettingChanged, m, by, "use app passwords "+onOff(on))},
+		Audit:    []AuditEntry{s.Audit(AuditSettingChanged, m, by, "use third-party app passwords "+onOff(on))},
 	})
 }
 

@@ -115,13 +115,13 @@ func localizeMessage(l string, loc *time.Location, m account.Message) messageVie
 	case account.MsgAppPasswordExpiring:
 		subject = "サードパーティアプリ用パスワードがまもなく削除されます: " + p["app"]
 		body = fmt.Sprintf("アカウント %s のサードパーティアプリ用パスワード「%s」はしばらく使われていません。"+
-			"このドメインでは %s 日間使われていないアプリパスワードは削除されます。このパスワードは %s に削除されます。\n\n"+
+			"このドメインでは %s 日間使われていないサードパーティアプリ用パスワードは削除されます。このパスワードは %s に削除されます。\n\n"+
 			"一度使う（アプリがこのパスワードでログインする）と削除されません。不要であれば何もする必要はありません。"+
-			"アプリ用パスワードの一覧: %s\n", p["email"], p["app"], p["days"], when("at"), p["link_apps"])
+			"サードパーティアプリ用パスワードの一覧: %s\n", p["email"], p["app"], p["days"], when("at"), p["link_apps"])
 	case account.MsgAppPasswordExpired:
 		subject = "使われていないサードパーティアプリ用パスワードが削除されました: " + p["app"]
 		body = fmt.Sprintf("アカウント %s のサードパーティアプリ用パスワード「%s」は、ドメインで定められた %s 日間使われなかったため削除されました。\n\n"+
-			"まだ必要なアプリには、新しいアプリパスワードを作成してください: %s\n", p["email"], p["app"], p["days"], p["link_apps"])
+			"まだ必要なアプリには、新しいサードパーティアプリ用パスワードを作成してください: %s\n", p["email"], p["app"], p["days"], p["link_apps"])
 	default:
 		return v
 	}
@@ -164,7 +164,7 @@ func localizeMessages(l string, loc *time.Location, list []account.Message) []me
 }
 
 // sendLimitedJA renders account.MsgSendLimited in Japanese from its
-// parameters: the app password (none for the main password), the cap
+// parameters: the third-party app password (none for the main password), the cap
 // (scope, what, window, max) and the links.
 func sendLimitedJA(p map[string]string, when string) (subject, body string) {
 	per := "アカウント全体（すべてのアプリの合計）で"
