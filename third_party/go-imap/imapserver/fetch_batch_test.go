@@ -44,10 +44,18 @@ func (s *manyFetchSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, 
 	return nil
 }
 
-// countingConn counts the writes made to it.
+// countingConn counts the writes made to it and the write deadlines set.
 type countingConn struct {
 	net.Conn
-	writes atomic.Int64
+	writes    atomic.Int64
+	deadlines atomic.Int64
+	cleared   atomic.Bool // the last write deadline set was none
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines.Add(1)
+	c.cleared.Store(t.IsZero())
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
@@ -92,6 +100,7 @@ func TestFetchResponsesBatched(t *testing.T) {
 	for !strings.HasPrefix(line(), "s OK") {
 	}
 	before := counted.writes.Load()
+	deadlines := counted.deadlines.Load()
 	send("f FETCH 1:* (UID)")
 	for i := uint32(1); i <= n; i++ {
 		if got, want := line(), fmt.Sprintf("* %d FETCH (UID %d)", i, i); got != want {
@@ -104,6 +113,14 @@ func TestFetchResponsesBatched(t *testing.T) {
 	// 100 short responses and the tagged reply fit in one buffer.
 	if w := counted.writes.Load() - before; w > 2 {
 		t.Errorf("%d writes for a FETCH of %d messages", w, n)
+	}
+	// One write deadline for the batch, not one per response, and none
+	// left in force once the tagged reply is out.
+	if d := counted.deadlines.Load() - deadlines; d > 4 {
+		t.Errorf("%d write deadlines set for a FETCH of %d messages", d, n)
+	}
+	if !counted.cleared.Load() {
+		t.Error("a write deadline is left in force after the FETCH")
 	}
 	before = counted.writes.Load()
 	send(`t STORE 1:* +FLAGS (\Seen)`)
