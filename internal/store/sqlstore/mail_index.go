@@ -34,9 +34,9 @@ const (
 // bulkCols are mail_index_bulk's columns in bulkArgs's order, and
 // bulkTypesPG their PostgreSQL types after body_id.
 const (
-	bulkCols = `body_id, preview, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
+	bulkCols = `body_id, version, preview, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
 	body_text, header_text`
-	bulkTypesPG = `text bytea bytea bytea bytea bytea bytea bytea bytea`
+	bulkTypesPG = `bigint text bytea bytea bytea bytea bytea bytea bytea bytea`
 )
 
 // indexArgs are the values of indexCols for a body's index.
@@ -55,7 +55,7 @@ func indexArgs(bodyID int64, x *mailstore.MessageIndex) []any {
 
 // bulkArgs are the values of bulkCols for a body's index.
 func bulkArgs(bodyID int64, x *mailstore.MessageIndex) []any {
-	return []any{bodyID, x.Preview, x.Envelope, nullBytes(x.EnvelopeUTF8), x.Body, nullBytes(x.BodyUTF8),
+	return []any{bodyID, msgindex.Version, x.Preview, x.Envelope, nullBytes(x.EnvelopeUTF8), x.Body, nullBytes(x.BodyUTF8),
 		x.BodyStructure, nullBytes(x.BodyStructureUTF8), nullBytes(x.BodyText), nullBytes(x.HeaderText)}
 }
 
@@ -147,12 +147,12 @@ func (db *DB) indexBody(ctx context.Context, bodyID int64) (*mailstore.MessageIn
 
 // indexSelect reads messages with their index: with fetch, the FETCH
 // items from mail_index_bulk, else mail_index's keys. A NULL version is a
-// body without an index (or an older one's: see scanIndexes).
+// body without the row.
 func indexSelect(fetch bool) string {
 	if fetch {
-		return `SELECT m.id, m.body_id, i.version, b.envelope, b.envelope_utf8, b.body_plain, b.body_plain_utf8, b.bodystructure,
+		return `SELECT m.id, m.body_id, b.version, b.envelope, b.envelope_utf8, b.body_plain, b.body_plain_utf8, b.bodystructure,
 			b.bodystructure_utf8, b.preview
-			FROM mail_messages m LEFT JOIN mail_index i ON i.body_id = m.body_id LEFT JOIN mail_index_bulk b ON b.body_id = m.body_id`
+			FROM mail_messages m LEFT JOIN mail_index_bulk b ON b.body_id = m.body_id`
 	}
 	return `SELECT m.id, m.body_id, i.version, i.from_text, i.to_text, i.cc_text, i.bcc_text, i.subject_text,
 		i.sort_from, i.sort_to, i.sort_cc, i.display_from, i.display_to, i.base_subject, i.sent_date, i.sent_offset,
@@ -181,9 +181,7 @@ func scanIndexes(rows *sql.Rows, fetch bool, out map[int64]*mailstore.MessageInd
 		if err != nil {
 			return err
 		}
-		// The encoded items are never empty: without them the bulk row is
-		// missing, and both rows are written again.
-		if !version.Valid || version.Int64 < msgindex.Version || fetch && x.Envelope == nil {
+		if !version.Valid || version.Int64 < msgindex.Version {
 			stale[id] = bodyID
 			continue
 		}
@@ -218,11 +216,20 @@ func (s *Mail) Indexes(ctx context.Context, mailboxID int64, ids []int64, fetch 
 			return nil, mailErr("indexes", err)
 		}
 	}
-	for len(ids) > 0 {
-		part := ids[:min(chunk, len(ids))]
-		ids = ids[len(part):]
-		args := append([]any{mailboxID}, int64Args(part)...)
-		rows, err := db.SQL.QueryContext(ctx, db.q(indexSelect(fetch)+` WHERE m.mailbox_id = ? AND m.id IN (`+placeholders(len(part))+`)`), args...)
+	if len(ids) > 0 {
+		// The ids go as one argument, so that the statement is prepared
+		// once for any number of them. The messages are looked up by id:
+		// +m.mailbox_id keeps SQLite from walking the whole mailbox through
+		// its index on mailbox_id instead.
+		q, arg := ` WHERE +m.mailbox_id = ? AND m.id IN (SELECT value FROM json_each(?))`, any(idList(ids))
+		if db.Dialect == Postgres {
+			q, arg = ` WHERE m.mailbox_id = $1 AND m.id = ANY($2::bigint[])`, ids
+		}
+		stmt, err := db.prepared(ctx, indexSelect(fetch)+q)
+		if err != nil {
+			return nil, mailErr("indexes", err)
+		}
+		rows, err := stmt.QueryContext(ctx, mailboxID, arg)
 		if err != nil {
 			return nil, mailErr("indexes", err)
 		}
@@ -249,12 +256,26 @@ func (s *Mail) Indexes(ctx context.Context, mailboxID int64, ids []int64, fetch 
 	return out, nil
 }
 
-// searchCols are the search texts by field, in mail_index (i) or
-// mail_index_bulk (b): a match in any of them.
+// idList is ids as a JSON array, for SQLite's json_each.
+func idList(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// searchCols are the search texts by field: a match in any of them. Those
+// of BODY and TEXT are in mail_index_bulk, the others in mail_index, whose
+// narrow rows a scan reads quickly.
 var searchCols = map[mailstore.SearchField][]string{
-	mailstore.SearchFrom: {"i.from_text"}, mailstore.SearchTo: {"i.to_text"}, mailstore.SearchCc: {"i.cc_text"},
-	mailstore.SearchBcc: {"i.bcc_text"}, mailstore.SearchSubject: {"i.subject_text"},
-	mailstore.SearchBody: {"b.body_text"}, mailstore.SearchText: {"b.header_text", "b.body_text"},
+	mailstore.SearchFrom: {"from_text"}, mailstore.SearchTo: {"to_text"}, mailstore.SearchCc: {"cc_text"},
+	mailstore.SearchBcc: {"bcc_text"}, mailstore.SearchSubject: {"subject_text"},
+	mailstore.SearchBody: {"body_text"}, mailstore.SearchText: {"header_text", "body_text"},
 }
 
 // SearchIndex implements mailstore.Indexer. One statement returns the
@@ -273,30 +294,31 @@ func (s *Mail) SearchIndex(ctx context.Context, mailboxID int64, field mailstore
 	for _, col := range cols {
 		switch {
 		case value == "":
-			terms = append(terms, col+` IS NOT NULL`)
+			terms = append(terms, `t.`+col+` IS NOT NULL`)
 		case db.Dialect == Postgres:
-			terms = append(terms, `position(?::bytea in `+col+`) > 0`)
+			terms = append(terms, `position(?::bytea in t.`+col+`) > 0`)
 			valueArgs = append(valueArgs, []byte(value))
 		default:
-			terms = append(terms, `instr(`+col+`, ?) > 0`)
+			terms = append(terms, `instr(t.`+col+`, ?) > 0`)
 			valueArgs = append(valueArgs, []byte(value))
 		}
 	}
 	match := `(` + strings.Join(terms, ` OR `) + `)`
 	args := append(slices.Clone(valueArgs), msgindex.Version, mailboxID, msgindex.Version)
 	args = append(args, valueArgs...)
-	// The first column tells a match (1) from a message to index (0). The
-	// BODY and TEXT search texts are in mail_index_bulk, the others in
-	// mail_index, whose narrow rows a scan reads quickly.
-	from, missing := `mail_messages m LEFT JOIN mail_index i ON i.body_id = m.body_id`, `i.body_id IS NULL`
-	if strings.HasPrefix(cols[0], "b.") {
-		from += ` LEFT JOIN mail_index_bulk b ON b.body_id = m.body_id`
-		missing += ` OR b.body_id IS NULL`
+	table := "mail_index"
+	if field == mailstore.SearchBody || field == mailstore.SearchText {
+		table = "mail_index_bulk"
 	}
-	q := `SELECT CASE WHEN ` + match + ` AND i.version >= ? THEN 1 ELSE 0 END, m.uid, m.body_id
-		FROM ` + from + `
-		WHERE m.mailbox_id = ? AND (` + missing + ` OR i.version < ? OR ` + match + `) ORDER BY m.uid`
-	rows, err := db.SQL.QueryContext(ctx, db.q(q), args...)
+	// The first column tells a match (1) from a message to index (0).
+	q := `SELECT CASE WHEN ` + match + ` AND t.version >= ? THEN 1 ELSE 0 END, m.uid, m.body_id
+		FROM mail_messages m LEFT JOIN ` + table + ` t ON t.body_id = m.body_id
+		WHERE m.mailbox_id = ? AND (t.body_id IS NULL OR t.version < ? OR ` + match + `) ORDER BY m.uid`
+	stmt, err := db.prepared(ctx, db.q(q))
+	if err != nil {
+		return nil, mailErr("search", err)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, mailErr("search", err)
 	}

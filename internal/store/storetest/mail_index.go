@@ -65,10 +65,12 @@ func testMailIndex(t *testing.T, e *MailEnv) {
 			t.Fatal(err)
 		}
 		check(fmt.Sprintf("built on use, fetch %v", fetch), fetch)
-		if _, err := e.DB.SQL.ExecContext(ctx, `UPDATE mail_index SET version = 0`); err != nil {
-			t.Fatal(err)
+		for _, table := range []string{"mail_index", "mail_index_bulk"} {
+			if _, err := e.DB.SQL.ExecContext(ctx, `UPDATE `+table+` SET version = 0`); err != nil {
+				t.Fatal(err)
+			}
+			check(fmt.Sprintf("older version in %s, fetch %v", table, fetch), fetch)
 		}
-		check(fmt.Sprintf("older version, fetch %v", fetch), fetch)
 	}
 	if _, err := e.DB.SQL.ExecContext(ctx, `DELETE FROM mail_index_bulk`); err != nil {
 		t.Fatal(err)
@@ -179,12 +181,18 @@ func testMailSearchIndex(t *testing.T, e *MailEnv) {
 		t.Fatal(err)
 	}
 	run("large rows missing")
-	if _, err := e.DB.SQL.ExecContext(ctx, `UPDATE mail_index SET version = 0`); err != nil {
-		t.Fatal(err)
+	for _, table := range []string{"mail_index", "mail_index_bulk"} {
+		if _, err := e.DB.SQL.ExecContext(ctx, `UPDATE `+table+` SET version = 0`); err != nil {
+			t.Fatal(err)
+		}
 	}
 	got, err := e.Mail.SearchIndex(ctx, in.ID, mailstore.SearchFrom, "carol")
 	if err != nil || !slices.Equal(got, []uint32{1}) {
 		t.Errorf("old version rows: %v %v", got, err)
+	}
+	got, err = e.Mail.SearchIndex(ctx, in.ID, mailstore.SearchBody, "budget")
+	if err != nil || len(got) == 0 {
+		t.Errorf("old version rows, BODY: %v %v", got, err)
 	}
 }
 

@@ -5,13 +5,13 @@
 -- items, the preview) or by SEARCH BODY and TEXT. One table made those
 -- scans read every row's encoded items and texts: a row larger than a page
 -- spreads over overflow pages, and a column after the large ones is reached
--- only through them. A body has both rows or neither (the store writes them
--- together), and the version in mail_index covers both.
+-- only through them. The store writes a body's two rows together; each
+-- has the version that built it, so that each is read without the other.
 ALTER TABLE mail_index RENAME TO mail_index_0019;
 
 CREATE TABLE mail_index (
 	body_id        INTEGER PRIMARY KEY REFERENCES mail_bodies(id) ON DELETE CASCADE,
-	version        INTEGER NOT NULL, -- msgindex.Version that built both rows
+	version        INTEGER NOT NULL, -- msgindex.Version that built it
 	-- search texts: the fields decoded and lowercased; NULL when absent
 	from_text      BLOB,
 	to_text        BLOB,
@@ -35,7 +35,8 @@ CREATE TABLE mail_index (
 
 CREATE TABLE mail_index_bulk (
 	body_id            INTEGER PRIMARY KEY REFERENCES mail_bodies(id) ON DELETE CASCADE,
-	preview            TEXT NOT NULL, -- RFC 8970
+	version            INTEGER NOT NULL, -- msgindex.Version that built it
+	preview            TEXT NOT NULL,    -- RFC 8970
 	envelope           BLOB NOT NULL, -- ENVELOPE as written to a connection without UTF-8 quoted strings
 	envelope_utf8      BLOB,          -- the same for one with them, NULL when identical
 	body_plain         BLOB NOT NULL, -- BODY
@@ -56,9 +57,9 @@ INSERT INTO mail_index (body_id, version, from_text, to_text, cc_text, bcc_text,
 		display_from, display_to, base_subject, sent_date, sent_offset, message_id, in_reply_to, refs, has_attachment
 	FROM mail_index_0019;
 
-INSERT INTO mail_index_bulk (body_id, preview, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
+INSERT INTO mail_index_bulk (body_id, version, preview, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
 		body_text, header_text)
-	SELECT body_id, preview, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
+	SELECT body_id, version, preview, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
 		body_text, header_text
 	FROM mail_index_0019;
 
