@@ -31,6 +31,8 @@ type selected struct {
 	// every change (RFC 7162): it moves only when a re-read is reported in
 	// full, expunges included, so a client that keeps it misses nothing.
 	highest uint64
+	// flagBuf is flagsOf's result.
+	flagBuf []imap.Flag
 }
 
 type viewMsg struct {

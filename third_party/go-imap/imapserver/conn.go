@@ -858,6 +858,15 @@ type responseEncoder struct {
 }
 
 func newResponseEncoder(conn *Conn) *responseEncoder {
+	enc := new(responseEncoder)
+	initResponseEncoder(conn, enc, new(imapwire.Encoder))
+	return enc
+}
+
+// initResponseEncoder makes enc, writing through wire, the connection's
+// response encoder, as newResponseEncoder does: a caller that writes many
+// responses allocates them together (Postern: FETCH).
+func initResponseEncoder(conn *Conn, enc *responseEncoder, wire *imapwire.Encoder) {
 	conn.mutex.Lock()
 	quotedUTF8 := conn.enabled.Has(imap.CapIMAP4rev2) || conn.enabled.Has(imap.CapUTF8Accept)
 	conn.mutex.Unlock()
@@ -872,11 +881,11 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 			conn.bw.Reset(conn.rw)
 		}
 	}
-	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
-	wireEnc.QuotedUTF8 = quotedUTF8
+	*wire = *imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
+	wire.QuotedUTF8 = quotedUTF8
 	// Compressed, lines wait in the buffer until the response is over
 	// (end): a sync flush per line would cost a write and 5 octets each.
-	wireEnc.Hold = conn.compressed || conn.batched
+	wire.Hold = conn.compressed || conn.batched
 
 	// In a batch the write deadline moves every batchDeadlineEvery
 	// responses: reading the clock for each was a fifth of the CPU of a
@@ -887,10 +896,7 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	if conn.batched {
 		conn.batchN++
 	}
-	return &responseEncoder{
-		Encoder: wireEnc,
-		conn:    conn,
-	}
+	*enc = responseEncoder{Encoder: wire, conn: conn}
 }
 
 func (enc *responseEncoder) end() {

@@ -146,3 +146,66 @@ func TestFetchResponsesBatched(t *testing.T) {
 		t.Error("the batch's write deadline was left in force after the STORE")
 	}
 }
+
+// flagsFetchSession answers FETCH with n messages' UID and FLAGS, as
+// `UID FETCH 1:* (UID FLAGS)` on a large mailbox.
+type flagsFetchSession struct {
+	condStoreSession
+	n uint32
+}
+
+func (s *flagsFetchSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	flags := []imap.Flag{imap.FlagSeen}
+	for i := uint32(1); i <= s.n; i++ {
+		rw := w.CreateMessage(i)
+		rw.WriteUID(imap.UID(i))
+		rw.WriteFlags(flags[:i%2])
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchmarkFetchFlags: the server's side of a FETCH of 10,000 messages'
+// UID and FLAGS over loopback TCP, the client reading and discarding.
+func BenchmarkFetchFlags(b *testing.B) {
+	const n = 10000
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &flagsFetchSession{n: n}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		InsecureAuth: true,
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go srv.Serve(l)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 64<<10)
+	until := func(tag string) {
+		for {
+			l, err := r.ReadSlice('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if strings.HasPrefix(string(l), tag+" ") {
+				return
+			}
+		}
+	}
+	c.Write([]byte("a LOGIN u p\r\ns SELECT INBOX\r\n"))
+	until("s")
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Write([]byte("f UID FETCH 1:* (UID FLAGS)\r\n"))
+		until("f")
+	}
+}
