@@ -45,13 +45,12 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		return err
 	}
 	var index map[int64]*mailstore.MessageIndex
-	encoded := options.Envelope || options.BodyStructure != nil
-	if encoded || options.Preview {
+	if options.Envelope || options.BodyStructure != nil || options.Preview {
 		ids := make([]int64, len(idx))
 		for n, i := range idx {
 			ids[n] = sel.msgs[i].ID
 		}
-		if index, err = s.srv.cfg.Mail.Indexes(s.ctx, sel.mb.ID, ids, encoded); err != nil {
+		if index, err = s.srv.cfg.Mail.Indexes(s.ctx, sel.mb.ID, ids, true); err != nil {
 			return s.storeErr("fetch", err)
 		}
 	}

@@ -67,15 +67,18 @@ func (sel *selected) numRecent() uint32 {
 }
 
 // flagsOf is a message's FLAGS as this session sees them: the stored flags
-// and \Recent when it is recent here.
+// and \Recent when it is recent here. The slice is the view's, good until
+// the next call (every caller writes it at once): a FETCH of every
+// message's flags allocated one per message.
 func (sel *selected) flagsOf(m *viewMsg) []imap.Flag {
-	out := make([]imap.Flag, len(m.Flags), len(m.Flags)+1)
-	for i, f := range m.Flags {
-		out[i] = imap.Flag(f)
+	out := sel.flagBuf[:0]
+	for _, f := range m.Flags {
+		out = append(out, imap.Flag(f))
 	}
 	if sel.isRecent(m.UID) {
 		out = append(out, flagRecent)
 	}
+	sel.flagBuf = out
 	return out
 }
 

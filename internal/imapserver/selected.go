@@ -31,6 +31,8 @@ type selected struct {
 	// every change (RFC 7162): it moves only when a re-read is reported in
 	// full, expunges included, so a client that keeps it misses nothing.
 	highest uint64
+	// flagBuf is flagsOf's result.
+	flagBuf []imap.Flag
 }
 
 type viewMsg struct {
@@ -287,14 +289,25 @@ func (s *session) HighestModSeq() (uint64, error) {
 // in order, skipping those gone.
 func (sel *selected) resolve(numSet imap.NumSet) []int {
 	var out []int
+	// Sized once, by the numbers the set spans (at most the view): grown
+	// by append, UID FETCH 1:* on a large mailbox copied it a dozen times.
+	n := 0
 	switch set := sel.static(numSet).(type) {
 	case imap.SeqSet:
+		for _, r := range set {
+			n += int(r.Stop-r.Start) + 1
+		}
+		out = make([]int, 0, min(n, len(sel.msgs)))
 		for i := range sel.msgs {
 			if !sel.msgs[i].gone && set.Contains(uint32(i+1)) {
 				out = append(out, i)
 			}
 		}
 	case imap.UIDSet:
+		for _, r := range set {
+			n += int(r.Stop-r.Start) + 1
+		}
+		out = make([]int, 0, min(n, len(sel.msgs)))
 		for i := range sel.msgs {
 			if !sel.msgs[i].gone && set.Contains(imap.UID(sel.msgs[i].UID)) {
 				out = append(out, i)

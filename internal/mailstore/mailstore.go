@@ -332,9 +332,11 @@ type Counts struct {
 type Indexer interface {
 	// Indexes returns the index of each message of ids (every message when
 	// ids is nil) that exists in the mailbox, by message id, building and
-	// keeping any index not built yet. Without encoded, the ENVELOPE and
-	// BODYSTRUCTURE forms are left out.
-	Indexes(ctx context.Context, mailboxID int64, ids []int64, encoded bool) (map[int64]*MessageIndex, error)
+	// keeping any index not built yet. With fetch, only what FETCH writes
+	// of it is filled in (the ENVELOPE, BODY and BODYSTRUCTURE forms and
+	// the preview); without, all but those and the BODY and TEXT search
+	// texts. (An index built on the way has everything.)
+	Indexes(ctx context.Context, mailboxID int64, ids []int64, fetch bool) (map[int64]*MessageIndex, error)
 	// SearchIndex returns the UIDs of the mailbox's messages whose field
 	// contains value (already lowercased), or that have the field at all
 	// when value is empty.

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/msgindex/mailcorpus"
+	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/store/storetest"
 )
 
@@ -27,12 +29,7 @@ func BenchmarkMailUsage(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			// As autovacuum leaves a PostgreSQL table.
-			for _, q := range []string{"VACUUM", "ANALYZE"} {
-				if _, err := e.DB.SQL.ExecContext(ctx, q); err != nil {
-					b.Fatal(err)
-				}
-			}
+			vacuum(b, e.DB)
 			b.ReportAllocs()
 			for b.Loop() {
 				if q, err := e.Mail.Quota(ctx, m); err != nil || q.Used != 20000*10<<10 {
@@ -64,11 +61,7 @@ func BenchmarkState(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			for _, q := range []string{"VACUUM", "ANALYZE"} {
-				if _, err := db.SQL.ExecContext(ctx, q); err != nil {
-					b.Fatal(err)
-				}
-			}
+			vacuum(b, db)
 			state := func(b *testing.B) {
 				if _, msgs, err := e.Mail.State(ctx, in.ID); err != nil || len(msgs) != 10000 {
 					b.Fatalf("%d messages, %v", len(msgs), err)
@@ -106,5 +99,77 @@ func BenchmarkState(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkMailIndex measures the message index's reads on a mailbox of
+// 10,000 varied messages (mailcorpus.Varied, as the IMAP benchmark's):
+// FETCH's items of the last 200 messages (Indexes with fetch), the keys
+// of every message (SORT and THREAD), and SEARCH FROM and BODY.
+func BenchmarkMailIndex(b *testing.B) {
+	const n = 10000
+	for _, eng := range storetest.AllEngines {
+		b.Run(eng.Name, func(b *testing.B) {
+			db := eng.Open(b)
+			e := storetest.NewMailEnv(b, db)
+			m := e.NewMember(b)
+			ctx := context.Background()
+			for i := 0; i < n; {
+				var ds []mailstore.Delivery
+				for ; i < n && len(ds) < 1000; i++ {
+					ds = append(ds, mailstore.Delivery{MemberID: m, Body: mailcorpus.Varied(1, i)})
+				}
+				if err := e.Mail.DeliverAll(ctx, ds); err != nil {
+					b.Fatal(err)
+				}
+			}
+			vacuum(b, db)
+			in := e.Box(b, m, "INBOX")
+			list := e.List(b, in.ID)
+			var last []int64
+			for _, msg := range list[len(list)-200:] {
+				last = append(last, msg.ID)
+			}
+			b.Run("fetch_last_200", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if x, err := e.Mail.Indexes(ctx, in.ID, last, true); err != nil || len(x) != 200 {
+						b.Fatalf("%d indexes, %v", len(x), err)
+					}
+				}
+			})
+			b.Run("keys_all", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if x, err := e.Mail.Indexes(ctx, in.ID, nil, false); err != nil || len(x) != n {
+						b.Fatalf("%d indexes, %v", len(x), err)
+					}
+				}
+			})
+			for _, s := range []struct {
+				name  string
+				field mailstore.SearchField
+				value string
+			}{{"search_from", mailstore.SearchFrom, "carol"}, {"search_body", mailstore.SearchBody, "budget"}} {
+				b.Run(s.name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if uids, err := e.Mail.SearchIndex(ctx, in.ID, s.field, s.value); err != nil || len(uids) == 0 {
+							b.Fatalf("%d found, %v", len(uids), err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// vacuum leaves db's tables as autovacuum leaves PostgreSQL's: compacted,
+// with planner statistics.
+func vacuum(b *testing.B, db *sqlstore.DB) {
+	for _, q := range []string{"VACUUM", "ANALYZE"} {
+		if _, err := db.SQL.ExecContext(context.Background(), q); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

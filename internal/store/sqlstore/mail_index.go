@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,19 +13,31 @@ import (
 	"github.com/postern/postern/internal/msgindex"
 )
 
-// The message index (migration 0019, internal/msgindex): one mail_index
-// row per body, written with the body on every append and delivery. A body
-// stored before the table existed, or indexed by an older msgindex.Version,
-// gets its row when a command first needs it (indexMissing), so reads never
-// depend on a backfill having run.
+// The message index (migrations 0019 and 0023, internal/msgindex): per
+// body, a mail_index row (the version, search texts, sort and thread keys:
+// what is read for every message of a mailbox) and a mail_index_bulk row
+// (the encoded FETCH items, the preview and the BODY and TEXT search texts:
+// read for the messages a FETCH names, or by a substring scan), written
+// together with the body on every append and delivery. A body stored before
+// the table existed, or indexed by an older msgindex.Version, gets its rows
+// when a command first needs them (indexMissing), so reads never depend on
+// a backfill having run.
 
-// indexCols are mail_index's columns in indexArgs's order.
-const indexCols = `body_id, version, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
-	from_text, to_text, cc_text, bcc_text, subject_text, body_text, header_text, sort_from, sort_to, sort_cc, display_from, display_to,
-	base_subject, sent_date, sent_offset, message_id, in_reply_to, refs, preview, has_attachment`
+// indexCols are mail_index's columns in indexArgs's order, and
+// indexTypesPG their PostgreSQL types after body_id.
+const (
+	indexCols = `body_id, version, from_text, to_text, cc_text, bcc_text, subject_text, sort_from, sort_to, sort_cc,
+	display_from, display_to, base_subject, sent_date, sent_offset, message_id, in_reply_to, refs, has_attachment`
+	indexTypesPG = `bigint bytea bytea bytea bytea bytea text text text text text text bigint bigint text text text boolean`
+)
 
-// indexColCount is the number of indexCols.
-const indexColCount = 28
+// bulkCols are mail_index_bulk's columns in bulkArgs's order, and
+// bulkTypesPG their PostgreSQL types after body_id.
+const (
+	bulkCols = `body_id, version, preview, envelope, envelope_utf8, body_plain, body_plain_utf8, bodystructure, bodystructure_utf8,
+	body_text, header_text`
+	bulkTypesPG = `bigint text bytea bytea bytea bytea bytea bytea bytea bytea`
+)
 
 // indexArgs are the values of indexCols for a body's index.
 func indexArgs(bodyID int64, x *mailstore.MessageIndex) []any {
@@ -34,13 +47,16 @@ func indexArgs(bodyID int64, x *mailstore.MessageIndex) []any {
 		sent = micros(x.SentDate)
 		_, offset = x.SentDate.Zone()
 	}
-	return []any{bodyID, msgindex.Version, x.Envelope, nullBytes(x.EnvelopeUTF8), x.Body, nullBytes(x.BodyUTF8),
-		x.BodyStructure, nullBytes(x.BodyStructureUTF8),
+	return []any{bodyID, msgindex.Version,
 		nullBytes(x.From), nullBytes(x.To), nullBytes(x.Cc), nullBytes(x.Bcc), nullBytes(x.Subject),
-		nullBytes(x.BodyText), nullBytes(x.HeaderText),
 		x.SortFrom, x.SortTo, x.SortCc, x.DisplayFrom, x.DisplayTo,
-		x.BaseSubject, sent, offset, x.MessageID, x.InReplyTo, strings.Join(x.References, " "),
-		x.Preview, x.HasAttachment}
+		x.BaseSubject, sent, offset, x.MessageID, x.InReplyTo, strings.Join(x.References, " "), x.HasAttachment}
+}
+
+// bulkArgs are the values of bulkCols for a body's index.
+func bulkArgs(bodyID int64, x *mailstore.MessageIndex) []any {
+	return []any{bodyID, msgindex.Version, x.Preview, x.Envelope, nullBytes(x.EnvelopeUTF8), x.Body, nullBytes(x.BodyUTF8),
+		x.BodyStructure, nullBytes(x.BodyStructureUTF8), nullBytes(x.BodyText), nullBytes(x.HeaderText)}
 }
 
 // nullBytes is NULL for nil, so that an absent field and an empty one
@@ -53,22 +69,55 @@ func nullBytes(b []byte) any {
 	return b
 }
 
-// insertIndex writes a body's index, replacing an older one.
-func (db *DB) insertIndex(ctx context.Context, q execer, bodyID int64, x *mailstore.MessageIndex) error {
-	_, err := q.ExecContext(ctx, db.q(`INSERT INTO mail_index (`+indexCols+`) VALUES (`+placeholders(indexColCount)+`)
-		ON CONFLICT (body_id) DO UPDATE SET `+indexUpdate), indexArgs(bodyID, x)...)
-	return err
+// valuesPG are numbered placeholders from $from, one per type, each cast
+// to its type: in a SELECT list PostgreSQL would take them as text.
+func valuesPG(types string, from int) string {
+	var ps []string
+	for i, t := range strings.Fields(types) {
+		ps = append(ps, "$"+strconv.Itoa(from+i)+"::"+t)
+	}
+	return strings.Join(ps, ", ")
 }
 
-// indexUpdate sets every column but body_id from the row being inserted.
-var indexUpdate = func() string {
+// upsertSet sets every column of cols but the first (the key) from the
+// row being inserted.
+func upsertSet(cols string) string {
 	var sets []string
-	for _, c := range strings.Split(indexCols, ",")[1:] {
+	for _, c := range strings.Split(cols, ",")[1:] {
 		c = strings.TrimSpace(c)
 		sets = append(sets, c+" = excluded."+c)
 	}
 	return strings.Join(sets, ", ")
-}()
+}
+
+var (
+	// insertIndexQuery and insertBulkQuery write a body's index rows,
+	// replacing older ones.
+	insertIndexQuery = `INSERT INTO mail_index (` + indexCols + `) VALUES (` + placeholders(strings.Count(indexCols, ",")+1) + `)
+		ON CONFLICT (body_id) DO UPDATE SET ` + upsertSet(indexCols)
+	insertBulkQuery = `INSERT INTO mail_index_bulk (` + bulkCols + `) VALUES (` + placeholders(strings.Count(bulkCols, ",")+1) + `)
+		ON CONFLICT (body_id) DO UPDATE SET ` + upsertSet(bulkCols)
+	// insertIndexQueryPG is both as one statement, one round trip; its
+	// arguments are indexArgs's, then bulkArgs's after body_id.
+	insertIndexQueryPG = `WITH i AS (
+		INSERT INTO mail_index (` + indexCols + `) VALUES ($1, ` + valuesPG(indexTypesPG, 2) + `)
+		ON CONFLICT (body_id) DO UPDATE SET ` + upsertSet(indexCols) + `
+	) INSERT INTO mail_index_bulk (` + bulkCols + `) VALUES ($1, ` + valuesPG(bulkTypesPG, 2+len(strings.Fields(indexTypesPG))) + `)
+		ON CONFLICT (body_id) DO UPDATE SET ` + upsertSet(bulkCols)
+)
+
+// insertIndex writes a body's index, replacing an older one.
+func (db *DB) insertIndex(ctx context.Context, q execer, bodyID int64, x *mailstore.MessageIndex) error {
+	if db.Dialect == Postgres {
+		_, err := q.ExecContext(ctx, insertIndexQueryPG, append(indexArgs(bodyID, x), bulkArgs(bodyID, x)[1:]...)...)
+		return err
+	}
+	if _, err := q.ExecContext(ctx, insertIndexQuery, indexArgs(bodyID, x)...); err != nil {
+		return err
+	}
+	_, err := q.ExecContext(ctx, insertBulkQuery, bulkArgs(bodyID, x)...)
+	return err
+}
 
 // indexBody builds and stores the index of a stored body. The body is
 // read and indexed outside any transaction: a concurrent build of the same
@@ -96,22 +145,24 @@ func (db *DB) indexBody(ctx context.Context, bodyID int64) (*mailstore.MessageIn
 	return x, nil
 }
 
-// indexSelect reads messages with their index; a NULL version is a body
-// without an index row (or the message's own columns when encoded is
-// false: the encoded items are left out).
-func indexSelect(encoded bool) string {
-	cols := `m.id, m.body_id, i.version, i.from_text, i.to_text, i.cc_text, i.bcc_text, i.subject_text,
-		i.sort_from, i.sort_to, i.sort_cc, i.display_from, i.display_to, i.base_subject, i.sent_date, i.sent_offset,
-		i.message_id, i.in_reply_to, i.refs, i.preview, i.has_attachment`
-	if encoded {
-		cols += `, i.envelope, i.envelope_utf8, i.body_plain, i.body_plain_utf8, i.bodystructure, i.bodystructure_utf8`
+// indexSelect reads messages with their index: with fetch, the FETCH
+// items from mail_index_bulk, else mail_index's keys. A NULL version is a
+// body without the row.
+func indexSelect(fetch bool) string {
+	if fetch {
+		return `SELECT m.id, m.body_id, b.version, b.envelope, b.envelope_utf8, b.body_plain, b.body_plain_utf8, b.bodystructure,
+			b.bodystructure_utf8, b.preview
+			FROM mail_messages m LEFT JOIN mail_index_bulk b ON b.body_id = m.body_id`
 	}
-	return `SELECT ` + cols + ` FROM mail_messages m LEFT JOIN mail_index i ON i.body_id = m.body_id`
+	return `SELECT m.id, m.body_id, i.version, i.from_text, i.to_text, i.cc_text, i.bcc_text, i.subject_text,
+		i.sort_from, i.sort_to, i.sort_cc, i.display_from, i.display_to, i.base_subject, i.sent_date, i.sent_offset,
+		i.message_id, i.in_reply_to, i.refs, i.has_attachment
+		FROM mail_messages m LEFT JOIN mail_index i ON i.body_id = m.body_id`
 }
 
 // scanIndexes reads indexSelect's rows: the current indexes by message id,
 // and the messages whose index is missing or old, with their body.
-func scanIndexes(rows *sql.Rows, encoded bool, out map[int64]*mailstore.MessageIndex, stale map[int64]int64) error {
+func scanIndexes(rows *sql.Rows, fetch bool, out map[int64]*mailstore.MessageIndex, stale map[int64]int64) error {
 	defer rows.Close()
 	for rows.Next() {
 		var id, bodyID int64
@@ -119,16 +170,24 @@ func scanIndexes(rows *sql.Rows, encoded bool, out map[int64]*mailstore.MessageI
 		var sortFrom, sortTo, sortCc, dispFrom, dispTo, base, msgID, inReplyTo, refs, preview sql.NullString
 		var attach sql.NullBool
 		x := &mailstore.MessageIndex{}
-		dest := []any{&id, &bodyID, &version, &x.From, &x.To, &x.Cc, &x.Bcc, &x.Subject,
-			&sortFrom, &sortTo, &sortCc, &dispFrom, &dispTo, &base, &sent, &offset, &msgID, &inReplyTo, &refs, &preview, &attach}
-		if encoded {
-			dest = append(dest, &x.Envelope, &x.EnvelopeUTF8, &x.Body, &x.BodyUTF8, &x.BodyStructure, &x.BodyStructureUTF8)
+		var err error
+		if fetch {
+			err = rows.Scan(&id, &bodyID, &version, &x.Envelope, &x.EnvelopeUTF8, &x.Body, &x.BodyUTF8, &x.BodyStructure,
+				&x.BodyStructureUTF8, &preview)
+		} else {
+			err = rows.Scan(&id, &bodyID, &version, &x.From, &x.To, &x.Cc, &x.Bcc, &x.Subject, &sortFrom, &sortTo, &sortCc,
+				&dispFrom, &dispTo, &base, &sent, &offset, &msgID, &inReplyTo, &refs, &attach)
 		}
-		if err := rows.Scan(dest...); err != nil {
+		if err != nil {
 			return err
 		}
 		if !version.Valid || version.Int64 < msgindex.Version {
 			stale[id] = bodyID
+			continue
+		}
+		if fetch {
+			x.Preview = preview.String
+			out[id] = x
 			continue
 		}
 		x.SortFrom, x.SortTo, x.SortCc = sortFrom.String, sortTo.String, sortCc.String
@@ -136,7 +195,7 @@ func scanIndexes(rows *sql.Rows, encoded bool, out map[int64]*mailstore.MessageI
 		if sent.Valid {
 			x.SentDate = time.UnixMicro(sent.Int64).In(time.FixedZone("", int(offset.Int64)))
 		}
-		x.MessageID, x.InReplyTo, x.Preview, x.HasAttachment = msgID.String, inReplyTo.String, preview.String, attach.Bool
+		x.MessageID, x.InReplyTo, x.HasAttachment = msgID.String, inReplyTo.String, attach.Bool
 		x.References = strings.Fields(refs.String)
 		out[id] = x
 	}
@@ -144,28 +203,37 @@ func scanIndexes(rows *sql.Rows, encoded bool, out map[int64]*mailstore.MessageI
 }
 
 // Indexes implements mailstore.Indexer.
-func (s *Mail) Indexes(ctx context.Context, mailboxID int64, ids []int64, encoded bool) (map[int64]*mailstore.MessageIndex, error) {
+func (s *Mail) Indexes(ctx context.Context, mailboxID int64, ids []int64, fetch bool) (map[int64]*mailstore.MessageIndex, error) {
 	db := s.db
 	out := make(map[int64]*mailstore.MessageIndex, len(ids))
 	stale := map[int64]int64{}
 	if ids == nil {
-		rows, err := db.SQL.QueryContext(ctx, db.q(indexSelect(encoded)+` WHERE m.mailbox_id = ?`), mailboxID)
+		rows, err := db.SQL.QueryContext(ctx, db.q(indexSelect(fetch)+` WHERE m.mailbox_id = ?`), mailboxID)
 		if err != nil {
 			return nil, mailErr("indexes", err)
 		}
-		if err := scanIndexes(rows, encoded, out, stale); err != nil {
+		if err := scanIndexes(rows, fetch, out, stale); err != nil {
 			return nil, mailErr("indexes", err)
 		}
 	}
-	for len(ids) > 0 {
-		part := ids[:min(chunk, len(ids))]
-		ids = ids[len(part):]
-		args := append([]any{mailboxID}, int64Args(part)...)
-		rows, err := db.SQL.QueryContext(ctx, db.q(indexSelect(encoded)+` WHERE m.mailbox_id = ? AND m.id IN (`+placeholders(len(part))+`)`), args...)
+	if len(ids) > 0 {
+		// The ids go as one argument, so that the statement is prepared
+		// once for any number of them. The messages are looked up by id:
+		// +m.mailbox_id keeps SQLite from walking the whole mailbox through
+		// its index on mailbox_id instead.
+		q, arg := ` WHERE +m.mailbox_id = ? AND m.id IN (SELECT value FROM json_each(?))`, any(idList(ids))
+		if db.Dialect == Postgres {
+			q, arg = ` WHERE m.mailbox_id = $1 AND m.id = ANY($2::bigint[])`, ids
+		}
+		stmt, err := db.prepared(ctx, indexSelect(fetch)+q)
 		if err != nil {
 			return nil, mailErr("indexes", err)
 		}
-		if err := scanIndexes(rows, encoded, out, stale); err != nil {
+		rows, err := stmt.QueryContext(ctx, mailboxID, arg)
+		if err != nil {
+			return nil, mailErr("indexes", err)
+		}
+		if err := scanIndexes(rows, fetch, out, stale); err != nil {
 			return nil, mailErr("indexes", err)
 		}
 	}
@@ -188,7 +256,22 @@ func (s *Mail) Indexes(ctx context.Context, mailboxID int64, ids []int64, encode
 	return out, nil
 }
 
-// searchCols are the search texts by field: a match in any of them.
+// idList is ids as a JSON array, for SQLite's json_each.
+func idList(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// searchCols are the search texts by field: a match in any of them. Those
+// of BODY and TEXT are in mail_index_bulk, the others in mail_index, whose
+// narrow rows a scan reads quickly.
 var searchCols = map[mailstore.SearchField][]string{
 	mailstore.SearchFrom: {"from_text"}, mailstore.SearchTo: {"to_text"}, mailstore.SearchCc: {"cc_text"},
 	mailstore.SearchBcc: {"bcc_text"}, mailstore.SearchSubject: {"subject_text"},
@@ -211,23 +294,31 @@ func (s *Mail) SearchIndex(ctx context.Context, mailboxID int64, field mailstore
 	for _, col := range cols {
 		switch {
 		case value == "":
-			terms = append(terms, `i.`+col+` IS NOT NULL`)
+			terms = append(terms, `t.`+col+` IS NOT NULL`)
 		case db.Dialect == Postgres:
-			terms = append(terms, `position(?::bytea in i.`+col+`) > 0`)
+			terms = append(terms, `position(?::bytea in t.`+col+`) > 0`)
 			valueArgs = append(valueArgs, []byte(value))
 		default:
-			terms = append(terms, `instr(i.`+col+`, ?) > 0`)
+			terms = append(terms, `instr(t.`+col+`, ?) > 0`)
 			valueArgs = append(valueArgs, []byte(value))
 		}
 	}
 	match := `(` + strings.Join(terms, ` OR `) + `)`
 	args := append(slices.Clone(valueArgs), msgindex.Version, mailboxID, msgindex.Version)
 	args = append(args, valueArgs...)
+	table := "mail_index"
+	if field == mailstore.SearchBody || field == mailstore.SearchText {
+		table = "mail_index_bulk"
+	}
 	// The first column tells a match (1) from a message to index (0).
-	q := `SELECT CASE WHEN ` + match + ` AND i.version >= ? THEN 1 ELSE 0 END, m.uid, m.body_id
-		FROM mail_messages m LEFT JOIN mail_index i ON i.body_id = m.body_id
-		WHERE m.mailbox_id = ? AND (i.body_id IS NULL OR i.version < ? OR ` + match + `) ORDER BY m.uid`
-	rows, err := db.SQL.QueryContext(ctx, db.q(q), args...)
+	q := `SELECT CASE WHEN ` + match + ` AND t.version >= ? THEN 1 ELSE 0 END, m.uid, m.body_id
+		FROM mail_messages m LEFT JOIN ` + table + ` t ON t.body_id = m.body_id
+		WHERE m.mailbox_id = ? AND (t.body_id IS NULL OR t.version < ? OR ` + match + `) ORDER BY m.uid`
+	stmt, err := db.prepared(ctx, db.q(q))
+	if err != nil {
+		return nil, mailErr("search", err)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, mailErr("search", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -274,22 +273,11 @@ var deliverInboxQueryPG = `WITH mem AS (
 	INSERT INTO mail_usage (member_id, bytes) SELECT $1, $5 FROM mb
 	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
 ), x AS (
-	INSERT INTO mail_index (` + indexCols + `) SELECT b.id, ` + indexValuesPG + ` FROM b
+	INSERT INTO mail_index (` + indexCols + `) SELECT b.id, ` + valuesPG(indexTypesPG, 7) + ` FROM b
+), y AS (
+	INSERT INTO mail_index_bulk (` + bulkCols + `) SELECT b.id, ` + valuesPG(bulkTypesPG, 7+len(strings.Fields(indexTypesPG))) + ` FROM b
 )
 SELECT id FROM mb`
-
-// indexValuesPG are the placeholders of the index columns after body_id
-// in deliverInboxQueryPG (its arguments follow the first six), cast to
-// their column's type: in a SELECT list PostgreSQL would take them as text.
-var indexValuesPG = func() string {
-	types := strings.Fields(`bigint bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea
-		text text text text text text bigint bigint text text text text boolean`)
-	var ps []string
-	for i, t := range types {
-		ps = append(ps, "$"+strconv.Itoa(i+7)+"::"+t)
-	}
-	return strings.Join(ps, ", ")
-}()
 
 // deliverInboxPG delivers body to the member's INBOX with
 // deliverInboxQueryPG. done is false when nothing was written: the member
@@ -298,7 +286,9 @@ var indexValuesPG = func() string {
 func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, body []byte) (done bool, err error) {
 	var id int64
 	args := []any{memberID, inbox, body, micros(time.Now()), int64(len(body)), string(account.EventMailboxChanged)}
-	args = append(args, indexArgs(0, msgindex.Build(body))[1:]...)
+	x := msgindex.Build(body)
+	args = append(args, indexArgs(0, x)[1:]...)
+	args = append(args, bulkArgs(0, x)[1:]...)
 	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, args...).Scan(&id)
 	if notFound(err) {
 		return false, nil

@@ -377,15 +377,35 @@ type FetchWriter struct {
 	options fetchWriterOptions
 
 	modified imap.NumSet // STORE (UNCHANGEDSINCE): see SetModified
+
+	// resp is the writer CreateMessage hands out, used again for each
+	// message: a response is closed before the next one is created (the
+	// connection's response lock demands it), and a writer was an
+	// allocation per message (Postern).
+	resp *fetchResponse
 }
 
 // CreateMessage writes a FETCH response for a message.
 //
 // FetchResponseWriter.Close must be called.
 func (cmd *FetchWriter) CreateMessage(seqNum uint32) *FetchResponseWriter {
-	enc := newResponseEncoder(cmd.conn)
-	enc.Atom("*").SP().Number(seqNum).SP().Atom("FETCH").SP().Special('(')
-	return &FetchResponseWriter{enc: enc, options: cmd.options}
+	r := cmd.resp
+	if r == nil || r.w.enc != nil {
+		r = new(fetchResponse)
+		cmd.resp = r
+	}
+	initResponseEncoder(cmd.conn, &r.enc, &r.wire)
+	r.enc.Atom("*").SP().Number(seqNum).SP().Atom("FETCH").SP().Special('(')
+	r.w = FetchResponseWriter{enc: &r.enc, options: cmd.options}
+	return &r.w
+}
+
+// fetchResponse is a FETCH response's writer with its encoders, allocated
+// together (Postern).
+type fetchResponse struct {
+	w    FetchResponseWriter
+	enc  responseEncoder
+	wire imapwire.Encoder
 }
 
 // WriteMailboxFlags writes a FLAGS response, and WritePermanentFlags an OK

@@ -44,10 +44,21 @@ func (s *manyFetchSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, 
 	return nil
 }
 
-// countingConn counts the writes made to it.
+// countingConn counts the writes made to it and the write deadlines set
+// (set: those that are not none).
 type countingConn struct {
 	net.Conn
-	writes atomic.Int64
+	writes    atomic.Int64
+	deadlines atomic.Int64
+	set       atomic.Int64
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines.Add(1)
+	if !t.IsZero() {
+		c.set.Add(1)
+	}
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
@@ -92,6 +103,7 @@ func TestFetchResponsesBatched(t *testing.T) {
 	for !strings.HasPrefix(line(), "s OK") {
 	}
 	before := counted.writes.Load()
+	deadlines := counted.deadlines.Load()
 	send("f FETCH 1:* (UID)")
 	for i := uint32(1); i <= n; i++ {
 		if got, want := line(), fmt.Sprintf("* %d FETCH (UID %d)", i, i); got != want {
@@ -104,6 +116,10 @@ func TestFetchResponsesBatched(t *testing.T) {
 	// 100 short responses and the tagged reply fit in one buffer.
 	if w := counted.writes.Load() - before; w > 2 {
 		t.Errorf("%d writes for a FETCH of %d messages", w, n)
+	}
+	// One write deadline for the batch, not one per response.
+	if d := counted.deadlines.Load() - deadlines; d > 4 {
+		t.Errorf("%d write deadlines set for a FETCH of %d messages", d, n)
 	}
 	before = counted.writes.Load()
 	send(`t STORE 1:* +FLAGS (\Seen)`)
@@ -118,9 +134,78 @@ func TestFetchResponsesBatched(t *testing.T) {
 	if w := counted.writes.Load() - before; w > 2 {
 		t.Errorf("%d writes for a STORE of %d messages", w, n)
 	}
-	// What follows is sent as before, a reply per command.
+	// What follows is sent as before, a reply per command, and with a
+	// deadline of its own: the batch's was cleared (kept, it would have
+	// spared the NOOP's reply setting one).
+	set := counted.set.Load()
 	send("n NOOP")
 	if got := line(); got != "n OK NOOP completed" {
 		t.Fatalf("NOOP: %q", got)
+	}
+	if counted.set.Load() == set {
+		t.Error("the batch's write deadline was left in force after the STORE")
+	}
+}
+
+// flagsFetchSession answers FETCH with n messages' UID and FLAGS, as
+// `UID FETCH 1:* (UID FLAGS)` on a large mailbox.
+type flagsFetchSession struct {
+	condStoreSession
+	n uint32
+}
+
+func (s *flagsFetchSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	flags := []imap.Flag{imap.FlagSeen}
+	for i := uint32(1); i <= s.n; i++ {
+		rw := w.CreateMessage(i)
+		rw.WriteUID(imap.UID(i))
+		rw.WriteFlags(flags[:i%2])
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchmarkFetchFlags: the server's side of a FETCH of 10,000 messages'
+// UID and FLAGS over loopback TCP, the client reading and discarding.
+func BenchmarkFetchFlags(b *testing.B) {
+	const n = 10000
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &flagsFetchSession{n: n}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		InsecureAuth: true,
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go srv.Serve(l)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 64<<10)
+	until := func(tag string) {
+		for {
+			l, err := r.ReadSlice('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if strings.HasPrefix(string(l), tag+" ") {
+				return
+			}
+		}
+	}
+	c.Write([]byte("a LOGIN u p\r\ns SELECT INBOX\r\n"))
+	until("s")
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Write([]byte("f UID FETCH 1:* (UID FLAGS)\r\n"))
+		until("f")
 	}
 }

@@ -242,17 +242,19 @@ func isValidFlag(s string) bool {
 }
 
 func (enc *Encoder) Number(v uint32) *Encoder {
-	return enc.writeString(strconv.FormatUint(uint64(v), 10))
+	return enc.Raw(strconv.AppendUint(enc.w.AvailableBuffer(), uint64(v), 10))
 }
 
+// Number64 and ModSeq, like Number, format into the writer's free buffer:
+// a string per number was an allocation per FETCH response (Postern).
 func (enc *Encoder) Number64(v int64) *Encoder {
 	// TODO: disallow negative values
-	return enc.writeString(strconv.FormatInt(v, 10))
+	return enc.Raw(strconv.AppendInt(enc.w.AvailableBuffer(), v, 10))
 }
 
 func (enc *Encoder) ModSeq(v uint64) *Encoder {
 	// TODO: disallow zero values
-	return enc.writeString(strconv.FormatUint(v, 10))
+	return enc.Raw(strconv.AppendUint(enc.w.AvailableBuffer(), v, 10))
 }
 
 // List writes a parenthesized list.
