@@ -190,26 +190,11 @@ func (db *DB) releaseWriter() {
 	}
 }
 
-// tx runs fn in a transaction and commits it, retrying serialization
-// failures of PostgreSQL a few times. On SQLite this process's transactions
-// queue for the write lock in Go, first come first served: SQLite lets one
-// writer in at a time anyway (BEGIN IMMEDIATE), and a writer that finds the
-// lock taken would sleep in its busy handler in growing steps, which under
-// load leaves the lock idle while writers sleep and stretches the slowest
-// far behind the rest (p99 several times the median, docs/benchmarks.md).
-// Other processes on the file (the CLI) still meet the busy handler.
+// tx runs fn in a transaction and commits it, through writing.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	for attempt := 0; ; attempt++ {
-		if db.writer != nil {
-			select {
-			case db.writer <- struct{}{}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	return db.writing(ctx, func() error {
 		tx, err := db.SQL.BeginTx(ctx, nil)
 		if err != nil {
-			db.releaseWriter()
 			return err
 		}
 		err = fn(tx)
@@ -218,12 +203,39 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		} else {
 			tx.Rollback()
 		}
-		db.releaseWriter()
 		hooks := db.takeHooks(tx)
 		if err == nil {
 			for _, h := range hooks {
 				h()
 			}
+		}
+		return err
+	})
+}
+
+// writing runs fn, a transaction or a single statement that writes (one
+// round trip on PostgreSQL where a transaction takes three: BEGIN, the
+// statement, COMMIT), retrying serialization failures and deadlocks of
+// PostgreSQL a few times, and wakes Listen's channels once it succeeded.
+// On SQLite this process's writers queue for the write lock in Go, first
+// come first served: SQLite lets one writer in at a time anyway (BEGIN
+// IMMEDIATE), and a writer that finds the lock taken would sleep in its
+// busy handler in growing steps, which under load leaves the lock idle
+// while writers sleep and stretches the slowest far behind the rest (p99
+// several times the median, docs/benchmarks.md). Other processes on the
+// file (the CLI) still meet the busy handler.
+func (db *DB) writing(ctx context.Context, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		if db.writer != nil {
+			select {
+			case db.writer <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := fn()
+		db.releaseWriter()
+		if err == nil {
 			db.onCommit()
 		}
 		if err != nil && attempt < 5 && isRetryable(err) {

@@ -30,6 +30,12 @@ func (s *Mail) Append(ctx context.Context, mailboxID int64, flags []string, date
 		date = time.Now()
 	}
 	db := s.db
+	if db.Dialect == Postgres {
+		uid, done, err := db.appendPG(ctx, mailboxID, flags, date, body)
+		if done || err != nil {
+			return uid, mailErr("append", err)
+		}
+	}
 	var uid uint32
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		uid, err = db.appendTx(ctx, tx, mailboxID, flags, date, body)
@@ -251,55 +257,75 @@ func (db *DB) deliverTx(ctx context.Context, tx *sql.Tx, memberID int64, body []
 	return err
 }
 
-// deliverInboxQueryPG is appendTx into INBOX as one statement: on
-// PostgreSQL every statement is a round trip, and a delivery is otherwise
-// seven of them per recipient. The locks come in appendTx's order: the
-// member's row (KEY SHARE, as the body's foreign key takes it), then the
-// INBOX row, which the UPDATE locks while it takes the next UID and the next
-// mod-sequence.
-var deliverInboxQueryPG = `WITH mem AS (
-	SELECT id FROM members WHERE id = $1 FOR KEY SHARE
-), mb AS (
-	UPDATE mailboxes SET uid_next = mailboxes.uid_next + 1, highest_modseq = mailboxes.highest_modseq + 1 FROM mem
-	WHERE mailboxes.member_id = mem.id AND mailboxes.name_key = $2 AND mailboxes.uid_next < 4294967295
-	RETURNING mailboxes.id, mailboxes.uid_next - 1 AS uid, mailboxes.highest_modseq AS modseq
-), b AS (
-	INSERT INTO mail_bodies (member_id, body) SELECT $1, $3 FROM mb RETURNING id
-), m AS (
-	INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq)
-	SELECT mb.id, mb.uid, '', $4, $5, b.id, mb.modseq FROM mb, b
-), e AS (
-	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $6, $1, mb.id, $4 FROM mb
-), u AS (
-	INSERT INTO mail_usage (member_id, bytes) SELECT $1, $5 FROM mb
-	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
-), x AS (
-	INSERT INTO mail_index (` + indexCols + `) SELECT b.id, ` + indexValuesPG + ` FROM b
-)
-SELECT id FROM mb`
-
-// indexValuesPG are the placeholders of the index columns after body_id
-// in deliverInboxQueryPG (its arguments follow the first six), cast to
-// their column's type: in a SELECT list PostgreSQL would take them as text.
-var indexValuesPG = func() string {
+// appendQueryPG returns appendTx as one statement: on PostgreSQL every
+// statement is a round trip, and an APPEND or a delivery is otherwise
+// seven of them. target defines the CTEs mem and mb with the parameters
+// $1..$n: mem locks the member's row (KEY SHARE, as the body's foreign key
+// takes it), then mb updates the mailbox row, which locks it, taking the
+// next UID and the next mod-sequence, and returns the mailbox's id and
+// member_id, the uid and the modseq: appendTx's lock order. The other
+// parameters follow: the body, the flags, the internal date, the size,
+// the event's kind and time, and the index columns after body_id. The
+// statement returns the uid and the member, or no row when mb updated none (no such
+// mailbox, or its UIDs ran out), and then has written nothing.
+func appendQueryPG(target string, n int) string {
+	p := func(i int, typ string) string { return "$" + strconv.Itoa(n+i) + "::" + typ }
+	body, flags, date, size, kind, now := p(1, "bytea"), p(2, "text"), p(3, "bigint"), p(4, "bigint"), p(5, "text"), p(6, "bigint")
+	// The index columns after body_id, cast to their column's type: in a
+	// SELECT list PostgreSQL would take them as text.
 	types := strings.Fields(`bigint bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea bytea
 		text text text text text text bigint bigint text text text text boolean`)
-	var ps []string
+	var index []string
 	for i, t := range types {
-		ps = append(ps, "$"+strconv.Itoa(i+7)+"::"+t)
+		index = append(index, p(7+i, t))
 	}
-	return strings.Join(ps, ", ")
-}()
+	return `WITH ` + target + `, b AS (
+	INSERT INTO mail_bodies (member_id, body) SELECT mb.member_id, ` + body + ` FROM mb RETURNING id
+), m AS (
+	INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq)
+	SELECT mb.id, mb.uid, ` + flags + `, ` + date + `, ` + size + `, b.id, mb.modseq FROM mb, b
+), e AS (
+	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT ` + kind + `, mb.member_id, mb.id, ` + now + ` FROM mb
+), u AS (
+	INSERT INTO mail_usage (member_id, bytes) SELECT mb.member_id, ` + size + ` FROM mb
+	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
+), x AS (
+	INSERT INTO mail_index (` + indexCols + `) SELECT b.id, ` + strings.Join(index, ", ") + ` FROM b
+)
+SELECT uid, member_id FROM mb`
+}
+
+// takeUIDPG is the UPDATE of mb in appendQueryPG's targets, FROM mem.
+const takeUIDPG = `UPDATE mailboxes SET uid_next = mailboxes.uid_next + 1, highest_modseq = mailboxes.highest_modseq + 1 FROM mem
+	WHERE mailboxes.member_id = mem.id AND mailboxes.uid_next < 4294967295 AND `
+
+const takeUIDReturningPG = ` RETURNING mailboxes.id, mailboxes.member_id, mailboxes.uid_next - 1 AS uid, mailboxes.highest_modseq AS modseq`
+
+var (
+	// appendQueryPG into a mailbox by id ($1).
+	appendByIDPG = appendQueryPG(`mem AS (
+	SELECT m.id FROM members m JOIN mailboxes x ON x.member_id = m.id WHERE x.id = $1 FOR KEY SHARE OF m
+), mb AS (`+takeUIDPG+`mailboxes.id = $1`+takeUIDReturningPG+`)`, 1)
+	// appendQueryPG into the member's ($1) INBOX ($2).
+	deliverInboxQueryPG = appendQueryPG(`mem AS (
+	SELECT id FROM members WHERE id = $1 FOR KEY SHARE
+), mb AS (`+takeUIDPG+`mailboxes.name_key = $2`+takeUIDReturningPG+`)`, 2)
+)
+
+// appendArgsPG are appendQueryPG's arguments after the target's.
+func appendArgsPG(flags []string, date time.Time, body []byte) []any {
+	args := []any{body, joinFlags(flags), micros(date), int64(len(body)), string(account.EventMailboxChanged), micros(time.Now())}
+	return append(args, indexArgs(0, msgindex.Build(body))[1:]...)
+}
 
 // deliverInboxPG delivers body to the member's INBOX with
 // deliverInboxQueryPG. done is false when nothing was written: the member
 // has no INBOX yet (or its UIDs ran out), which deliverTx's general path
 // creates (or reports).
 func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, body []byte) (done bool, err error) {
-	var id int64
-	args := []any{memberID, inbox, body, micros(time.Now()), int64(len(body)), string(account.EventMailboxChanged)}
-	args = append(args, indexArgs(0, msgindex.Build(body))[1:]...)
-	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, args...).Scan(&id)
+	var uid, member int64
+	args := append([]any{memberID, inbox}, appendArgsPG(nil, time.Now(), body)...)
+	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, args...).Scan(&uid, &member)
 	if notFound(err) {
 		return false, nil
 	}
@@ -309,6 +335,26 @@ func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, bo
 	db.noteMailChanged(tx, memberID)
 	db.afterCommit(tx, db.notifyEvents)
 	return true, nil
+}
+
+// appendPG is Append with appendByIDPG, outside a transaction: the one
+// statement is atomic. done is false when nothing was written (no such
+// mailbox, or its UIDs ran out), which appendTx then reports.
+func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uid uint32, done bool, err error) {
+	args := append([]any{mailboxID}, appendArgsPG(flags, date, body)...)
+	var u, memberID int64
+	err = db.writing(ctx, func() error {
+		return db.SQL.QueryRowContext(ctx, appendByIDPG, args...).Scan(&u, &memberID)
+	})
+	if notFound(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	db.MailChanged(memberID) // as noteMailChanged after a commit
+	db.notifyEvents()
+	return uint32(u), true, nil
 }
 
 // openQuery reads a mailbox and its messages in one statement: one read
@@ -434,36 +480,43 @@ func (s *Mail) Messages(ctx context.Context, mailboxID int64) ([]mailstore.Messa
 
 // ClaimRecent implements mailstore.Store. A plain read first: most calls
 // (every session that sees new mail after another claimed it) find nothing
-// to claim and take no write lock. The claim itself locks the mailbox row
-// (see Locking), so it waits for an append in progress and its UIDs are all
-// committed when it returns. It moves the member's mail counter as any
-// change does, so that the INBOX cache (which keeps RecentUID) stays exact.
+// to claim and write nothing. The claim is then one UPDATE that moves
+// recent_uid from the value read to UIDNEXT, and does nothing when another
+// session moved it first (the read is then taken again). Its lock on the
+// mailbox row (see Locking) makes it wait for an append in progress, so
+// the UIDs it claims are all committed when it returns. It moves the
+// member's mail counter as any change does, so that the INBOX cache (which
+// keeps RecentUID) stays exact.
 func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error) {
 	db := s.db
-	var recent, uidNext, memberID int64
-	err = db.SQL.QueryRowContext(ctx, db.q(`SELECT recent_uid, uid_next FROM mailboxes WHERE id = ?`), mailboxID).Scan(&recent, &uidNext)
-	if notFound(err) {
-		return 0, 0, account.ErrNotFound
-	}
-	if err != nil || recent >= uidNext {
-		return uint32(uidNext), uint32(uidNext), mailErr("claim recent", err)
-	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, db.q(`SELECT recent_uid, uid_next, member_id FROM mailboxes WHERE id = ?`+db.forUpdate()), mailboxID).Scan(&recent, &uidNext, &memberID)
-		if notFound(err) {
-			return account.ErrNotFound
-		}
-		if err != nil || recent >= uidNext {
-			return err
-		}
-		db.noteMailChanged(tx, memberID)
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET recent_uid = ? WHERE id = ?`), uidNext, mailboxID)
-		return err
-	})
+	read, err := db.prepared(ctx, db.q(`SELECT recent_uid, uid_next, member_id FROM mailboxes WHERE id = ?`))
 	if err != nil {
 		return 0, 0, mailErr("claim recent", err)
 	}
-	return uint32(min(recent, uidNext)), uint32(uidNext), nil
+	claim, err := db.prepared(ctx, db.q(`UPDATE mailboxes SET recent_uid = uid_next WHERE id = ? AND recent_uid = ? AND recent_uid < uid_next RETURNING uid_next`))
+	if err != nil {
+		return 0, 0, mailErr("claim recent", err)
+	}
+	for {
+		var recent, uidNext, memberID int64
+		err = read.QueryRowContext(ctx, mailboxID).Scan(&recent, &uidNext, &memberID)
+		if notFound(err) {
+			return 0, 0, account.ErrNotFound
+		}
+		if err != nil || recent >= uidNext {
+			return uint32(uidNext), uint32(uidNext), mailErr("claim recent", err)
+		}
+		db.MailChanged(memberID)
+		err = db.writing(ctx, func() error { return claim.QueryRowContext(ctx, mailboxID, recent).Scan(&uidNext) })
+		db.MailChanged(memberID)
+		if notFound(err) {
+			continue // claimed by another session meanwhile
+		}
+		if err != nil {
+			return 0, 0, mailErr("claim recent", err)
+		}
+		return uint32(recent), uint32(uidNext), nil
+	}
 }
 
 // Body returns the raw message; it reads that one body only.
