@@ -574,8 +574,11 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 			}
 			next := applyFlags(r.flags, op, flags)
 			if joined := joinFlags(next); joined != joinFlags(r.flags) {
-				modseq, err := db.nextModSeq(ctx, tx, mb) // one per transaction
-				if err != nil {
+				// One per transaction; storeFlagsPG writes it with the flags.
+				var modseq int64
+				if db.Dialect == Postgres {
+					modseq = mb.takeModSeq()
+				} else if modseq, err = db.nextModSeq(ctx, tx, mb); err != nil {
 					return err
 				}
 				if byFlags[joined] == nil {
@@ -589,6 +592,9 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		}
 		if len(order) == 0 {
 			return nil
+		}
+		if db.Dialect == Postgres {
+			return db.storeFlagsPG(ctx, tx, mb, byFlags)
 		}
 		for _, joined := range order {
 			ids := byFlags[joined]
@@ -607,6 +613,37 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		return nil, nil, mailErr("store flags", err)
 	}
 	return out, modified, nil
+}
+
+// storeFlagsQueryPG writes a STORE in one statement: the flags ($4) of the
+// messages ($3), the mailbox's new HIGHESTMODSEQ ($2, which the messages
+// take) and the event.
+const storeFlagsQueryPG = `WITH mb AS (
+	UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1
+), e AS (
+	INSERT INTO events (kind, member_id, mailbox_id, created_at) VALUES ($5, $6, $1, $7)
+)
+UPDATE mail_messages m SET flags = v.flags, modseq = $2 FROM unnest($3::bigint[], $4::text[]) AS v(id, flags) WHERE m.id = v.id`
+
+// storeFlagsPG is the end of StoreFlagsIf on PostgreSQL: byFlags's
+// messages take their flags at mb's new mod-sequence (nextModSeq taken
+// already, not yet written), in one round trip.
+func (db *DB) storeFlagsPG(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, byFlags map[string][]int64) error {
+	var ids []int64
+	var sets []string
+	for joined, part := range byFlags {
+		for _, id := range part {
+			ids = append(ids, id)
+			sets = append(sets, joined)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, storeFlagsQueryPG, mb.id, mb.modseq, ids, sets,
+		string(account.EventMailboxChanged), mb.memberID, micros(time.Now())); err != nil {
+		return err
+	}
+	db.noteMailChanged(tx, mb.memberID)
+	db.afterCommit(tx, db.notifyEvents)
+	return nil
 }
 
 // Vanished implements mailstore.Store: the UIDs expunged from the mailbox
@@ -689,6 +726,9 @@ func (s *Mail) Delete(ctx context.Context, mailboxID int64, uids []uint32) error
 // lockedMsgs locks one mailbox (see Locking) and reads its messages uids
 // (all of them when uids is nil).
 func (db *DB) lockedMsgs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (*lockedMailbox, []msgRow, error) {
+	if db.Dialect == Postgres {
+		return db.lockedMsgsPG(ctx, tx, mailboxID, uids)
+	}
 	locked, err := db.lockMailboxes(ctx, tx, mailboxID)
 	if err != nil {
 		return nil, nil, err
@@ -698,6 +738,68 @@ func (db *DB) lockedMsgs(ctx context.Context, tx *sql.Tx, mailboxID int64, uids 
 		return nil, nil, err
 	}
 	return locked[mailboxID], rows, nil
+}
+
+// lockedMsgsQueryPG locks the mailbox row (kind 0) and reads the messages
+// (kind 1, optionally among the UIDs of $2) in one statement, one round
+// trip less while the lock is held. The messages are read from the
+// statement's snapshot, taken before the lock; if it had to wait for
+// another transaction's change, FOR UPDATE returns the row as that change
+// left it, with a higher HIGHESTMODSEQ than the snapshot's (every change to
+// a mailbox's messages takes a new mod-sequence under this lock), and the
+// messages are read again.
+const lockedMsgsQueryPG = `WITH l AS (SELECT member_id, uid_validity, uid_next, highest_modseq FROM mailboxes WHERE id = $1 FOR UPDATE)
+SELECT 0, l.member_id, l.uid_validity, l.uid_next, l.highest_modseq, s.highest_modseq, NULL::bigint, NULL::text FROM l, mailboxes s WHERE s.id = $1
+UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, flags FROM mail_messages WHERE mailbox_id = $1`
+
+func (db *DB) lockedMsgsPG(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (*lockedMailbox, []msgRow, error) {
+	query, args := lockedMsgsQueryPG, []any{mailboxID}
+	if uids != nil {
+		query, args = query+` AND uid = ANY($2)`, append(args, uidArray(uids))
+	}
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var mb *lockedMailbox
+	var snapshot int64
+	var out []msgRow
+	sets := flagSets{}
+	sorted := true
+	var kind int
+	var i1, i2, i3, i4, i5 int64
+	var i6 sql.NullInt64
+	var flags sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&kind, &i1, &i2, &i3, &i4, &i5, &i6, &flags); err != nil {
+			return nil, nil, err
+		}
+		if kind == 0 {
+			mb = &lockedMailbox{id: mailboxID, memberID: i1, uidValidity: uint32(i2), uidNext: i3, highestModSeq: i4}
+			snapshot = i5
+			continue
+		}
+		r := msgRow{id: i1, uid: uint32(i2), date: i3, size: i4, bodyID: i5, modseq: i6.Int64, flags: sets.split(flags)}
+		if n := len(out); n > 0 && out[n-1].uid > r.uid {
+			sorted = false
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	if mb == nil {
+		return nil, nil, account.ErrNotFound
+	}
+	if snapshot != mb.highestModSeq {
+		out, err = db.selectMsgs(ctx, tx, mailboxID, uids)
+		return mb, out, err
+	}
+	if !sorted {
+		slices.SortFunc(out, func(a, b msgRow) int { return cmp.Compare(a.uid, b.uid) })
+	}
+	return mb, out, nil
 }
 
 // removeMsgs deletes rows of a locked mailbox and writes the event.

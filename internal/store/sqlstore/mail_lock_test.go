@@ -1,0 +1,79 @@
+package sqlstore_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/store/storetest"
+)
+
+// A STORE that waits for the mailbox lock while another node's transaction
+// changes the same messages sees that change: on PostgreSQL the lock and
+// the read of the messages are one statement, whose snapshot predates the
+// wait, and the read must be taken again (else the other change is lost).
+func TestStoreFlagsAfterLockWait(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in := env.Box(t, m, "INBOX")
+	uid := env.Append(t, in.ID, "Subject: x\r\n\r\nx\r\n")
+
+	// The other node: locks the mailbox and flags the message, as a STORE
+	// does, and commits only once this node's STORE waits for the lock.
+	other := storetest.OpenOther(t, db)
+	tx, err := other.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var highest int64
+	if err := tx.QueryRowContext(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1 FOR UPDATE`, in.ID).Scan(&highest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE mail_messages SET flags = '\Flagged', modseq = $1 WHERE mailbox_id = $2`, highest+1, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highest_modseq = $1 WHERE id = $2`, highest+1, in.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		infos []mailstore.MessageInfo
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		infos, err := db.Mail().StoreFlags(ctx, in.ID, []uint32{uid}, mailstore.FlagsAdd, []string{`\Seen`})
+		done <- result{infos, err}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%FOR UPDATE%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the STORE never waited for the lock")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	want := []string{`\Flagged`, `\Seen`}
+	if len(r.infos) != 1 || !slices.Equal(r.infos[0].Flags, want) || r.infos[0].ModSeq != uint64(highest+2) {
+		t.Fatalf("STORE returned %+v, want flags %v at modseq %d", r.infos, want, highest+2)
+	}
+	if got := env.List(t, in.ID); !slices.Equal(got[0].Flags, want) {
+		t.Fatalf("stored flags %v, want %v", got[0].Flags, want)
+	}
+}
