@@ -46,6 +46,12 @@ type DB struct {
 	Dialect Dialect
 	DSN     string
 
+	// ephemeral is SQL for writes that need not survive a crash (\Recent
+	// claims): on PostgreSQL a pool whose commits do not wait for the WAL
+	// flush (synchronous_commit off), so that such a write holds the
+	// mailbox row's lock for a round trip, not for an fsync; on SQLite, SQL.
+	ephemeral *sql.DB
+
 	commits commitSignals // Listen's channels, woken after local commits (listen.go)
 	stmts   stmtCache     // prepared statements of the login path (prepared.go)
 
@@ -103,6 +109,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			db.SQL.SetMaxOpenConns(32)
 			db.SQL.SetMaxIdleConns(32)
 			db.SQL.SetConnMaxIdleTime(5 * time.Minute)
+			sep := "?"
+			if strings.Contains(dsn, "?") {
+				sep = "&"
+			}
+			// pgx sends the parameters it does not know as run-time settings.
+			db.ephemeral, err = sql.Open("pgx", dsn+sep+"synchronous_commit=off")
+		}
+		if err == nil {
+			db.ephemeral.SetMaxOpenConns(8)
+			db.ephemeral.SetMaxIdleConns(8)
+			db.ephemeral.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	} else {
 		// The file is created here, 0600, when it is missing: it holds
@@ -123,24 +140,28 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			db.SQL.SetMaxOpenConns(8)
 			db.SQL.SetMaxIdleConns(8)
 			db.writer = make(chan struct{}, 1)
+			db.ephemeral = db.SQL
 		}
 	}
 	if err != nil {
+		if db.SQL != nil {
+			db.SQL.Close()
+		}
 		return nil, fmt.Errorf("open %s: %w", db.Dialect, err)
 	}
 	if err := db.SQL.PingContext(ctx); err != nil {
-		db.SQL.Close()
+		db.closeSQL()
 		return nil, fmt.Errorf("connect to %s: %w", db.Dialect, err)
 	}
 	if err := db.migrate(ctx); err != nil {
-		db.SQL.Close()
+		db.closeSQL()
 		return nil, err
 	}
 	if db.Dialect == SQLite && genSupported {
 		// Every process that may change credentials must move the counters,
 		// so a database whose generation file cannot be opened is not opened.
 		if db.gen, err = openGenFile(dsn); err != nil {
-			db.SQL.Close()
+			db.closeSQL()
 			return nil, fmt.Errorf("open the credential generation file: %w", err)
 		}
 		db.SetCredentialCache(DefaultCredentialCache)
@@ -155,13 +176,21 @@ func (db *DB) Close() error {
 	db.closeStmts()
 	db.creds.Store(nil)
 	db.inboxes.Store(nil)
-	err := db.SQL.Close()
+	err := db.closeSQL()
 	if db.gen != nil {
 		if gerr := db.gen.close(); err == nil {
 			err = gerr
 		}
 	}
 	return err
+}
+
+// closeSQL closes the connection pools.
+func (db *DB) closeSQL() error {
+	if db.ephemeral != nil && db.ephemeral != db.SQL {
+		db.ephemeral.Close()
+	}
+	return db.SQL.Close()
 }
 
 // q rewrites the ? placeholders of shared SQL to $n for PostgreSQL.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/store/storetest"
 )
 
@@ -76,4 +77,25 @@ func TestStoreFlagsAfterLockWait(t *testing.T) {
 	if got := env.List(t, in.ID); !slices.Equal(got[0].Flags, want) {
 		t.Fatalf("stored flags %v, want %v", got[0].Flags, want)
 	}
+}
+
+// \Recent claims go through a pool whose commits do not wait for the WAL
+// flush on PostgreSQL, and through the one pool on SQLite.
+func TestEphemeralPool(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		p := db.EphemeralForTest()
+		if db.Dialect == sqlstore.SQLite {
+			if p != db.SQL {
+				t.Fatal("SQLite has a second pool")
+			}
+			return
+		}
+		var v string
+		if err := p.QueryRowContext(context.Background(), `SHOW synchronous_commit`).Scan(&v); err != nil || v != "off" {
+			t.Fatalf("synchronous_commit %q, %v", v, err)
+		}
+		if err := db.SQL.QueryRowContext(context.Background(), `SHOW synchronous_commit`).Scan(&v); err != nil || v != "on" {
+			t.Fatalf("main pool: synchronous_commit %q, %v", v, err)
+		}
+	})
 }

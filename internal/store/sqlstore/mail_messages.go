@@ -493,10 +493,11 @@ func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next ui
 	if err != nil {
 		return 0, 0, mailErr("claim recent", err)
 	}
-	claim, err := db.prepared(ctx, db.q(`UPDATE mailboxes SET recent_uid = uid_next WHERE id = ? AND recent_uid = ? AND recent_uid < uid_next RETURNING uid_next`))
-	if err != nil {
-		return 0, 0, mailErr("claim recent", err)
-	}
+	// A claim lost in a crash leaves messages that another session may
+	// show as \Recent again (RFC 3501 §2.3.2 asks no more): it is
+	// written through db.ephemeral, which on PostgreSQL does not wait for
+	// the WAL flush with the mailbox locked.
+	const claim = `UPDATE mailboxes SET recent_uid = uid_next WHERE id = ? AND recent_uid = ? AND recent_uid < uid_next RETURNING uid_next`
 	for {
 		var recent, uidNext, memberID int64
 		err = read.QueryRowContext(ctx, mailboxID).Scan(&recent, &uidNext, &memberID)
@@ -507,7 +508,9 @@ func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next ui
 			return uint32(uidNext), uint32(uidNext), mailErr("claim recent", err)
 		}
 		db.MailChanged(memberID)
-		err = db.writing(ctx, func() error { return claim.QueryRowContext(ctx, mailboxID, recent).Scan(&uidNext) })
+		err = db.writing(ctx, func() error {
+			return db.ephemeral.QueryRowContext(ctx, db.q(claim), mailboxID, recent).Scan(&uidNext)
+		})
 		db.MailChanged(memberID)
 		if notFound(err) {
 			continue // claimed by another session meanwhile
