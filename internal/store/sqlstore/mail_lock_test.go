@@ -99,3 +99,50 @@ func TestEphemeralPool(t *testing.T) {
 		}
 	})
 }
+
+// EXPUNGE deletes a body with its last message only: a copy keeps it.
+func TestExpungeDropsUnsharedBodies(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		env := storetest.NewMailEnv(t, db)
+		m := env.NewMember(t)
+		in, trash := env.Box(t, m, "INBOX"), env.Box(t, m, "Trash")
+		uid := env.Append(t, in.ID, "Subject: x\r\n\r\nx\r\n", `\Deleted`)
+		env.Append(t, in.ID, "Subject: y\r\n\r\ny\r\n")
+		if _, _, _, err := db.Mail().Copy(ctx, in.ID, []uint32{uid}, trash.ID); err != nil {
+			t.Fatal(err)
+		}
+		bodies := func() int {
+			q := `SELECT COUNT(*) FROM mail_bodies WHERE member_id = ?`
+			if db.Dialect == sqlstore.Postgres {
+				q = `SELECT COUNT(*) FROM mail_bodies WHERE member_id = $1`
+			}
+			var n int
+			if err := db.SQL.QueryRowContext(ctx, q, m).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if gone, err := db.Mail().Expunge(ctx, in.ID, nil); err != nil || !slices.Equal(gone, []uint32{uid}) {
+			t.Fatalf("expunge: %v %v", gone, err)
+		}
+		if n := bodies(); n != 2 {
+			t.Fatalf("%d bodies after expunging the original, want 2 (the copy's and the other message's)", n)
+		}
+		if q, err := db.Mail().Quota(ctx, m); err != nil || q.Used != int64(2*len("Subject: x\r\n\r\nx\r\n")) {
+			t.Fatalf("usage %d, %v", q.Used, err)
+		}
+		if _, err := db.Mail().StoreFlags(ctx, trash.ID, []uint32{1}, mailstore.FlagsAdd, []string{`\Deleted`}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Mail().Expunge(ctx, trash.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := bodies(); n != 1 {
+			t.Fatalf("%d bodies after expunging the copy, want 1", n)
+		}
+		if vanished, _, err := db.Mail().Vanished(ctx, in.ID, 0); err != nil || !slices.Equal(vanished, []uint32{uid}) {
+			t.Fatalf("vanished %v, %v", vanished, err)
+		}
+	})
+}

@@ -278,6 +278,12 @@ func (db *DB) bury(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, uids []ui
 	if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = ?`), mb.id).Scan(&n); err != nil {
 		return err
 	}
+	return db.pruneTombstones(ctx, tx, mb, n)
+}
+
+// pruneTombstones prunes the oldest tombstones of a locked mailbox that
+// holds n of them, past maxTombstones.
+func (db *DB) pruneTombstones(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n int64) error {
 	if n <= maxTombstones {
 		return nil
 	}
@@ -290,7 +296,7 @@ func (db *DB) bury(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, uids []ui
 	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM mail_vanished WHERE mailbox_id = ? AND modseq <= ?`), mb.id, cut); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET pruned_modseq = ? WHERE id = ? AND pruned_modseq < ?`), cut, mb.id, cut)
+	_, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET pruned_modseq = ? WHERE id = ? AND pruned_modseq < ?`), cut, mb.id, cut)
 	return err
 }
 
