@@ -266,8 +266,8 @@ func (db *DB) deliverTx(ctx context.Context, tx *sql.Tx, memberID int64, body []
 // member_id, the uid and the modseq: appendTx's lock order. The other
 // parameters follow: the body, the flags, the internal date, the size,
 // the event's kind and time, and the index columns after body_id. The
-// statement returns the uid and the member, or no row when mb updated none (no such
-// mailbox, or its UIDs ran out), and then has written nothing.
+// statement returns the uid and the member, or no row when mb updated none
+// (no such mailbox, or its UIDs ran out), and then has written nothing.
 func appendQueryPG(target string, n int) string {
 	p := func(i int, typ string) string { return "$" + strconv.Itoa(n+i) + "::" + typ }
 	body, flags, date, size, kind, now := p(1, "bytea"), p(2, "text"), p(3, "bigint"), p(4, "bigint"), p(5, "text"), p(6, "bigint")
