@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -49,6 +50,13 @@ func (s *server) setupProtocols() error {
 		return err
 	}
 	imapCfg := imapserver.Config{Auth: gw, Mail: mail, Bus: s.bus, TLS: s.tls, Plaintext: s.plaintext, Log: s.log, Limits: s.limits}
+	switch strings.ToLower(strings.TrimSpace(s.flags.imapCompress)) {
+	case "on":
+	case "off":
+		imapCfg.NoCompress = true
+	default:
+		return usagef(serveCommand, "--imap-compress must be on or off, not %q", s.flags.imapCompress)
+	}
 	if spam != nil && s.flags.inspect.rspamdController != "" {
 		imapCfg.JunkLearner = spam // rspamd learns from what members file in and out of Junk
 	}

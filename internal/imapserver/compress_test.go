@@ -109,3 +109,19 @@ func TestCompressPipelined(t *testing.T) {
 		}
 	}
 }
+
+// Config.NoCompress (postern serve --imap-compress off): COMPRESS=DEFLATE
+// is not offered, after login either, and the command is refused; the
+// connection goes on uncompressed.
+func TestCompressOff(t *testing.T) {
+	e := newEnv(t, envOptions{noTailer: true, noCompress: true})
+	c := dial(t, e.addr)
+	c.login()
+	if caps := c.ok("a1", "CAPABILITY"); contains(caps, "COMPRESS") || !contains(caps, " IDLE") {
+		t.Fatalf("capabilities after login: %q", caps)
+	}
+	if out := c.cmd("a2", "COMPRESS DEFLATE"); len(out) != 1 || !strings.HasPrefix(out[0], "a2 BAD ") {
+		t.Fatalf("COMPRESS DEFLATE: %q", out)
+	}
+	c.ok("a3", "NOOP")
+}

@@ -107,6 +107,7 @@ type envOptions struct {
 	limits      netserver.Limits
 	learner     JunkLearner
 	quota       int64 // Config.Quota
+	noCompress  bool  // Config.NoCompress
 	// wrapMail, when set, wraps the store the server uses.
 	wrapMail func(mailstore.Store) mailstore.Store
 }
@@ -163,7 +164,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.loginWindow == 0 {
 		o.loginWindow = defaultLoginWindow
 	}
-	e.srv = newServer(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner, Quota: o.quota}, o.loginWindow)
+	e.srv = newServer(Config{Auth: e.auth, Mail: mail, Bus: e.bus, TLS: tlsCfg, Plaintext: o.plaintext, Log: log, Limits: o.limits, JunkLearner: o.learner, Quota: o.quota, NoCompress: o.noCompress}, o.loginWindow)
 	l1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if err != nil {
 		return nil, err
 	}
-	if err := s.fitsQuota(r.Size()); err != nil {
+	if err := s.fitsAppend(r.Size()); err != nil {
 		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(r, mailstore.MaxMessageSize+1))
@@ -100,7 +100,7 @@ func (s *session) AppendMulti(name string, r *imapserver.AppendReader) (*imap.Ap
 			}
 		}
 		// The messages so far must fit together, before this one is read.
-		if err := s.fitsQuota(total); err != nil {
+		if err := s.fitsAppend(total); err != nil {
 			return nil, err
 		}
 		body := make([]byte, lit.Size())

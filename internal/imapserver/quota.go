@@ -75,4 +75,21 @@ func (s *session) SetQuota(string, []imap.QuotaResource) (*imap.QuotaData, error
 }
 
 // AppendFits refuses an APPEND over quota before its literal is sent.
-func (s *session) AppendFits(_ string, size int64) error { return s.fitsQuota(size) }
+func (s *session) AppendFits(_ string, size int64) error {
+	err := s.fitsQuota(size)
+	s.fitted, s.fittedOK = size, err == nil
+	return err
+}
+
+// fitsAppend is fitsQuota for APPEND once size octets are on their way:
+// answered without a second read of the store when AppendFits has just
+// found room for them (a synchronizing literal), the check being one
+// without reservation either way.
+func (s *session) fitsAppend(size int64) error {
+	checked := s.fittedOK && s.fitted == size
+	s.fittedOK = false
+	if checked {
+		return nil
+	}
+	return s.fitsQuota(size)
+}

@@ -52,6 +52,11 @@ type Config struct {
 	// own setting and domain set none (mailstore.Quota.Limit); 0 is none.
 	// Over the limit APPEND and COPY get NO [OVERQUOTA].
 	Quota int64
+	// NoCompress withdraws COMPRESS=DEFLATE (RFC 4978): the capability is
+	// not offered and the command is refused. A compressed connection holds
+	// the client's 32 KiB DEFLATE window for its whole life, about 39 KiB
+	// more per idle connection (docs/benchmarks.md).
+	NoCompress bool
 }
 
 // Server is an IMAP server; one Server may serve several listeners.
@@ -90,7 +95,7 @@ func newServer(cfg Config, loginWindow time.Duration) *Server {
 	}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
-		Caps:       caps,
+		Caps:       capsOf(cfg),
 		Logger:     imapLogger{s.log},
 		TLSConfig:  cfg.TLS,
 		// LOGINDISABLED (RFC 9051 §6.2.3) before TLS, unless
@@ -154,6 +159,20 @@ var caps = imap.CapSet{
 	imap.Cap("THREAD=" + imap.ThreadReferences):     {},
 	// RFC 4978, offered once authenticated (go-imap's compress.go).
 	imap.CapCompressDeflate: {},
+}
+
+// capsOf is caps less what cfg turns off.
+func capsOf(cfg Config) imap.CapSet {
+	if !cfg.NoCompress {
+		return caps
+	}
+	out := make(imap.CapSet, len(caps))
+	for c := range caps {
+		if c != imap.CapCompressDeflate {
+			out[c] = struct{}{}
+		}
+	}
+	return out
 }
 
 // Serve accepts connections on l until l fails or the server is closed. With

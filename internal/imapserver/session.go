@@ -40,6 +40,11 @@ type session struct {
 	dirty      atomic.Bool  // the selected mailbox changed since it was last read
 	changed    chan struct{}
 	closeOnce  sync.Once
+
+	// fitted is the size AppendFits last found room for (fittedOK), which
+	// the APPEND then reading that literal need not ask the store again.
+	fitted   int64
+	fittedOK bool
 }
 
 var (

@@ -92,3 +92,50 @@ func imapflowDir(t *testing.T) string {
 	}
 	return dir
 }
+
+// TestIMAPCompressOff: postern serve --imap-compress off withdraws
+// COMPRESS=DEFLATE. Python's imaplib logs in over STARTTLS and finds it
+// neither in the capabilities nor accepted; the default server offers it.
+func TestIMAPCompressOff(t *testing.T) {
+	Engines(t, func(t *testing.T, in *Instance) {
+		in.MustRun(t, "domain", "add", "example.com")
+		m := addMember(t, in, "dave@example.com")
+		p := createAppPass(t, in, m.Email, "imaplib")
+		const script = `
+import imaplib, json, ssl, sys
+imaplib.Commands["COMPRESS"] = ("AUTH",)
+cfg = json.load(sys.stdin)
+c = imaplib.IMAP4(cfg["host"], cfg["port"])
+c.starttls(ssl_context=ssl._create_unverified_context())
+c.login(cfg["user"], cfg["pass"])
+caps = [x.decode() for x in c.capability()[1][0].split()]
+try:
+    typ, data = c._simple_command("COMPRESS", "DEFLATE")
+    reply = typ
+except c.error as e:
+    reply = "BAD"
+if reply == "OK":
+    c.shutdown()  # every octet from here on would be compressed
+else:
+    c.noop()
+    c.logout()
+print(json.dumps({"caps": caps, "reply": reply}))
+`
+		for _, tc := range []struct {
+			args []string
+			on   bool
+		}{{nil, true}, {[]string{"--imap-compress", "off"}, false}} {
+			srv := in.StartServer(t, tc.args...)
+			host, port := splitAddr(srv.Addr("imap"))
+			var got struct {
+				Caps  []string
+				Reply string
+			}
+			runPythonScript(t, script, map[string]any{"host": host, "port": port, "user": m.Email, "pass": p.Password}, &got)
+			srv.Stop(t)
+			if offered := slices.Contains(got.Caps, "COMPRESS=DEFLATE"); offered != tc.on || (got.Reply == "OK") != tc.on {
+				t.Errorf("%v: capabilities %q, COMPRESS DEFLATE answered %s", tc.args, got.Caps, got.Reply)
+			}
+		}
+	})
+}

@@ -46,6 +46,12 @@ type DB struct {
 	Dialect Dialect
 	DSN     string
 
+	// ephemeral is SQL for writes that need not survive a crash (\Recent
+	// claims): on PostgreSQL a pool whose commits do not wait for the WAL
+	// flush (synchronous_commit off), so that such a write holds the
+	// mailbox row's lock for a round trip, not for an fsync; on SQLite, SQL.
+	ephemeral *sql.DB
+
 	commits commitSignals // Listen's channels, woken after local commits (listen.go)
 	stmts   stmtCache     // prepared statements of the login path (prepared.go)
 
@@ -114,6 +120,17 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 			db.SQL.SetMaxOpenConns(32)
 			db.SQL.SetMaxIdleConns(32)
 			db.SQL.SetConnMaxIdleTime(5 * time.Minute)
+			sep := "?"
+			if strings.Contains(dsn, "?") {
+				sep = "&"
+			}
+			// pgx sends the parameters it does not know as run-time settings.
+			db.ephemeral, err = sql.Open("pgx", dsn+sep+"synchronous_commit=off")
+		}
+		if err == nil {
+			db.ephemeral.SetMaxOpenConns(8)
+			db.ephemeral.SetMaxIdleConns(8)
+			db.ephemeral.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	} else {
 		// The file is created here, 0600, when it is missing: it holds
@@ -134,27 +151,31 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 			db.SQL.SetMaxOpenConns(8)
 			db.SQL.SetMaxIdleConns(8)
 			db.writer = make(chan struct{}, 1)
+			db.ephemeral = db.SQL
 		}
 	}
 	if err != nil {
+		if db.SQL != nil {
+			db.SQL.Close()
+		}
 		return nil, fmt.Errorf("open %s: %w", db.Dialect, err)
 	}
 	if err := db.SQL.PingContext(ctx); err != nil {
-		db.SQL.Close()
+		db.closeSQL()
 		return nil, fmt.Errorf("connect to %s: %w", db.Dialect, err)
 	}
 	if !migrate {
 		return db, nil
 	}
 	if err := db.migrate(ctx); err != nil {
-		db.SQL.Close()
+		db.closeSQL()
 		return nil, err
 	}
 	if db.Dialect == SQLite && genSupported {
 		// Every process that may change credentials must move the counters,
 		// so a database whose generation file cannot be opened is not opened.
 		if db.gen, err = openGenFile(dsn); err != nil {
-			db.SQL.Close()
+			db.closeSQL()
 			return nil, fmt.Errorf("open the credential generation file: %w", err)
 		}
 		db.SetCredentialCache(DefaultCredentialCache)
@@ -169,13 +190,21 @@ func (db *DB) Close() error {
 	db.closeStmts()
 	db.creds.Store(nil)
 	db.inboxes.Store(nil)
-	err := db.SQL.Close()
+	err := db.closeSQL()
 	if db.gen != nil {
 		if gerr := db.gen.close(); err == nil {
 			err = gerr
 		}
 	}
 	return err
+}
+
+// closeSQL closes the connection pools.
+func (db *DB) closeSQL() error {
+	if db.ephemeral != nil && db.ephemeral != db.SQL {
+		db.ephemeral.Close()
+	}
+	return db.SQL.Close()
 }
 
 // q rewrites the ? placeholders of shared SQL to $n for PostgreSQL.
@@ -204,26 +233,11 @@ func (db *DB) releaseWriter() {
 	}
 }
 
-// tx runs fn in a transaction and commits it, retrying serialization
-// failures of PostgreSQL a few times. On SQLite this process's transactions
-// queue for the write lock in Go, first come first served: SQLite lets one
-// writer in at a time anyway (BEGIN IMMEDIATE), and a writer that finds the
-// lock taken would sleep in its busy handler in growing steps, which under
-// load leaves the lock idle while writers sleep and stretches the slowest
-// far behind the rest (p99 several times the median, docs/benchmarks.md).
-// Other processes on the file (the CLI) still meet the busy handler.
+// tx runs fn in a transaction and commits it, through writing.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	for attempt := 0; ; attempt++ {
-		if db.writer != nil {
-			select {
-			case db.writer <- struct{}{}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	return db.writing(ctx, func() error {
 		tx, err := db.SQL.BeginTx(ctx, nil)
 		if err != nil {
-			db.releaseWriter()
 			return err
 		}
 		err = fn(tx)
@@ -232,12 +246,39 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		} else {
 			tx.Rollback()
 		}
-		db.releaseWriter()
 		hooks := db.takeHooks(tx)
 		if err == nil {
 			for _, h := range hooks {
 				h()
 			}
+		}
+		return err
+	})
+}
+
+// writing runs fn, a transaction or a single statement that writes (one
+// round trip on PostgreSQL where a transaction takes three: BEGIN, the
+// statement, COMMIT), retrying serialization failures and deadlocks of
+// PostgreSQL a few times, and wakes Listen's channels once it succeeded.
+// On SQLite this process's writers queue for the write lock in Go, first
+// come first served: SQLite lets one writer in at a time anyway (BEGIN
+// IMMEDIATE), and a writer that finds the lock taken would sleep in its
+// busy handler in growing steps, which under load leaves the lock idle
+// while writers sleep and stretches the slowest far behind the rest (p99
+// several times the median, docs/benchmarks.md). Other processes on the
+// file (the CLI) still meet the busy handler.
+func (db *DB) writing(ctx context.Context, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		if db.writer != nil {
+			select {
+			case db.writer <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := fn()
+		db.releaseWriter()
+		if err == nil {
 			db.onCommit()
 		}
 		if err != nil && attempt < 5 && isRetryable(err) {

@@ -32,10 +32,14 @@ func scanMailbox(row interface{ Scan(...any) error }) (mailstore.Mailbox, error)
 // name, creating the defaults on first use.
 func (s *Mail) Mailboxes(ctx context.Context, memberID int64) ([]mailstore.Mailbox, error) {
 	db := s.db
-	if err := db.ensureAccount(ctx, memberID); err != nil {
-		return nil, mailErr("mailboxes", err)
-	}
 	list, err := db.mailboxes(ctx, db.SQL, memberID)
+	if err == nil && len(list) == 0 {
+		// No INBOX, which cannot be deleted: a member who never had mail.
+		if err := db.ensureAccount(ctx, memberID); err != nil {
+			return nil, mailErr("mailboxes", err)
+		}
+		list, err = db.mailboxes(ctx, db.SQL, memberID)
+	}
 	return list, mailErr("mailboxes", err)
 }
 
@@ -74,14 +78,19 @@ func (s *Mail) Mailbox(ctx context.Context, memberID int64, name string) (mailst
 		return mailstore.Mailbox{}, account.ErrNotFound // no such name can exist
 	}
 	db := s.db
-	if err := db.ensureAccount(ctx, memberID); err != nil {
-		return mailstore.Mailbox{}, mailErr("mailbox", err)
-	}
-	stmt, err := db.prepared(ctx, db.q(`SELECT `+mailboxCols+` FROM mailboxes WHERE member_id = ? AND name_key = ?`)) // every POP3 login
+	stmt, err := db.prepared(ctx, db.q(`SELECT `+mailboxCols+` FROM mailboxes WHERE member_id = ? AND name_key = ?`)) // every SELECT and APPEND
 	if err != nil {
 		return mailstore.Mailbox{}, mailErr("mailbox", err)
 	}
 	mb, err := scanMailbox(stmt.QueryRowContext(ctx, memberID, key))
+	if notFound(err) {
+		// Perhaps a member who never had mail: the defaults are made on
+		// first use, and then looked up again.
+		if err := db.ensureAccount(ctx, memberID); err != nil {
+			return mailstore.Mailbox{}, mailErr("mailbox", err)
+		}
+		mb, err = scanMailbox(stmt.QueryRowContext(ctx, memberID, key))
+	}
 	if notFound(err) {
 		return mailstore.Mailbox{}, account.ErrNotFound
 	}

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/internal/mailstore"
 	"github.com/postern/postern/internal/msgindex/mailcorpus"
@@ -171,5 +172,56 @@ func vacuum(b *testing.B, db *sqlstore.DB) {
 		if _, err := db.SQL.ExecContext(context.Background(), q); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkStoreFlags measures STORE +FLAGS then -FLAGS (\Seen) on 1,000
+// messages of a 1,000-message mailbox, the mailbox-operations figure of
+// docs/benchmarks.md: on PostgreSQL a lock-and-read and one write.
+func BenchmarkStoreFlags(b *testing.B) {
+	eachInbox(b, func(b *testing.B, e *storetest.MailEnv, in mailstore.Mailbox) {
+		ctx := context.Background()
+		msgs := make([]mailstore.NewMessage, 1000)
+		uids := make([]uint32, len(msgs))
+		for i := range msgs {
+			msgs[i] = mailstore.NewMessage{Body: []byte("Subject: x\r\n\r\nbody\r\n")}
+			uids[i] = uint32(i + 1)
+		}
+		if _, err := e.Mail.AppendMany(ctx, in.ID, msgs); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, op := range []mailstore.FlagOp{mailstore.FlagsAdd, mailstore.FlagsRemove} {
+				if infos, err := e.Mail.StoreFlags(ctx, in.ID, uids, op, []string{`\Seen`}); err != nil || len(infos) != 1000 {
+					b.Fatalf("%d, %v", len(infos), err)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkAppend measures one APPEND of a small message with its commit
+// (on PostgreSQL one statement, outside a transaction).
+func BenchmarkAppend(b *testing.B) {
+	eachInbox(b, func(b *testing.B, e *storetest.MailEnv, in mailstore.Mailbox) {
+		ctx := context.Background()
+		body := []byte("From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n")
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := e.Mail.Append(ctx, in.ID, []string{`\Seen`}, time.Time{}, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// eachInbox runs fn on each engine with a new member's INBOX.
+func eachInbox(b *testing.B, fn func(b *testing.B, e *storetest.MailEnv, in mailstore.Mailbox)) {
+	for _, eng := range storetest.AllEngines {
+		b.Run(eng.Name, func(b *testing.B) {
+			e := storetest.NewMailEnv(b, eng.Open(b))
+			fn(b, e, e.Box(b, e.NewMember(b), "INBOX"))
+		})
 	}
 }

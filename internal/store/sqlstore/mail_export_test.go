@@ -53,3 +53,6 @@ func (db *DB) ViewCacheCounts() (hits, patches, misses uint64) {
 
 // SetViewBudget replaces the view cache with an empty one of this budget.
 func (db *DB) SetViewBudget(n int) { db.views = newViewCache(n) }
+
+// EphemeralForTest is the pool of writes that need not survive a crash.
+func (db *DB) EphemeralForTest() *sql.DB { return db.ephemeral }

@@ -164,6 +164,7 @@ type lockedMailbox struct {
 	// highestModSeq is the mailbox's HIGHESTMODSEQ; modseq is the one this
 	// transaction took (nextModSeq), 0 until it takes one.
 	highestModSeq, modseq int64
+	modseqWritten         bool // modseq is in the mailbox row
 }
 
 // lockMailboxes locks the mailboxes ids, in id order (see Locking), and
@@ -205,13 +206,11 @@ func (db *DB) allocUIDs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n in
 		return 0, account.Errorf(account.ECONFLICT, "The mailbox has run out of message UIDs; copy its messages to a new mailbox.")
 	}
 	mb.uidNext += int64(n)
-	if mb.modseq == 0 {
-		mb.highestModSeq++
-		mb.modseq = mb.highestModSeq
-	}
+	mb.takeModSeq()
 	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?`), mb.uidNext, mb.highestModSeq, mb.id); err != nil {
 		return 0, err
 	}
+	mb.modseqWritten = true
 	return uint32(first), nil
 }
 
@@ -220,15 +219,25 @@ func (db *DB) allocUIDs(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n in
 // later calls return the same. The mailbox lock makes them grow in commit
 // order, so a client that saw one has seen every change below it.
 func (db *DB) nextModSeq(ctx context.Context, tx *sql.Tx, mb *lockedMailbox) (int64, error) {
-	if mb.modseq != 0 {
+	if mb.modseq != 0 && mb.modseqWritten {
 		return mb.modseq, nil
 	}
-	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET highest_modseq = ? WHERE id = ?`), mb.highestModSeq+1, mb.id); err != nil {
+	modseq := mb.takeModSeq()
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET highest_modseq = ? WHERE id = ?`), modseq, mb.id); err != nil {
 		return 0, err
 	}
-	mb.highestModSeq++
-	mb.modseq = mb.highestModSeq
-	return mb.modseq, nil
+	mb.modseqWritten = true
+	return modseq, nil
+}
+
+// takeModSeq is nextModSeq without writing it: the caller writes
+// highest_modseq itself.
+func (mb *lockedMailbox) takeModSeq() int64 {
+	if mb.modseq == 0 {
+		mb.highestModSeq++
+		mb.modseq = mb.highestModSeq
+	}
+	return mb.modseq
 }
 
 // maxTombstones bounds the expunged UIDs remembered per mailbox for
@@ -269,6 +278,12 @@ func (db *DB) bury(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, uids []ui
 	if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = ?`), mb.id).Scan(&n); err != nil {
 		return err
 	}
+	return db.pruneTombstones(ctx, tx, mb, n)
+}
+
+// pruneTombstones prunes the oldest tombstones of a locked mailbox that
+// holds n of them, past maxTombstones.
+func (db *DB) pruneTombstones(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, n int64) error {
 	if n <= maxTombstones {
 		return nil
 	}
@@ -281,7 +296,7 @@ func (db *DB) bury(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, uids []ui
 	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM mail_vanished WHERE mailbox_id = ? AND modseq <= ?`), mb.id, cut); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET pruned_modseq = ? WHERE id = ? AND pruned_modseq < ?`), cut, mb.id, cut)
+	_, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET pruned_modseq = ? WHERE id = ? AND pruned_modseq < ?`), cut, mb.id, cut)
 	return err
 }
 
@@ -347,6 +362,14 @@ func (db *DB) selectMsgs(ctx context.Context, q queryer, mailboxID int64, uids [
 		}
 		return scanMsgs(rows, nil)
 	}
+	if db.Dialect == Postgres {
+		// One array parameter, one statement, whatever the number.
+		rows, err := q.QueryContext(ctx, `SELECT `+msgCols+` FROM mail_messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid`, mailboxID, uidArray(uids))
+		if err != nil {
+			return nil, err
+		}
+		return scanMsgs(rows, nil)
+	}
 	uniq := make(map[uint32]bool, len(uids))
 	list := make([]uint32, 0, len(uids))
 	for _, u := range uids {
@@ -374,6 +397,15 @@ func (db *DB) selectMsgs(ctx context.Context, q queryer, mailboxID int64, uids [
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].uid < out[j].uid })
 	return out, nil
+}
+
+// uidArray is uids as a PostgreSQL bigint[] argument.
+func uidArray(uids []uint32) []int64 {
+	out := make([]int64, len(uids))
+	for i, u := range uids {
+		out[i] = int64(u)
+	}
+	return out
 }
 
 // queryer is a *sql.DB or a *sql.Tx.

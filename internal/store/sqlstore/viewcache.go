@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"database/sql"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -103,97 +105,149 @@ func (c *viewCache) removeLocked(e *list.Element) {
 	c.total -= len(v.msgs)
 }
 
+// stateChangesQuery reads, in one statement (one snapshot, one round trip), the
+// mailbox row (kind 0), its messages changed after the first mod-sequence
+// argument (kind 1) and the UIDs buried after the second (kind 2). The
+// three kinds share columns: i1..i7, t1, t2 and b are the mailbox's
+// id, member_id, uid_validity, uid_next, highest_modseq, recent_uid,
+// pruned_modseq, name, special_use and subscribed, and a message's id,
+// uid, internal_date, size, body_id, modseq, -, flags; a tombstone has its
+// UID in i2.
+const stateChangesQuery = `SELECT 0, id, member_id, uid_validity, uid_next, highest_modseq, recent_uid, pruned_modseq, name, special_use, subscribed
+	FROM mailboxes WHERE id = ?
+UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, NULL, NULL
+	FROM mail_messages WHERE mailbox_id = ? AND modseq > ?
+UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+	FROM mail_vanished WHERE mailbox_id = ? AND modseq > ?`
+
 // state is State through the view cache: the mailbox row and what changed
-// since the cached view, in one read snapshot.
-func (db *DB) state(ctx context.Context, mailboxID int64) (mb mailstore.Mailbox, msgs []mailstore.MessageInfo, err error) {
+// since the cached view, read by one statement. On PostgreSQL every
+// statement is a round trip, and every session of a mailbox re-reads it
+// after each change to it.
+func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
 	c := db.views
-	var fresh *view
-	err = db.readTx(ctx, func(tx *sql.Tx) error {
-		var pruned int64
-		row := tx.QueryRowContext(ctx, db.q(`SELECT pruned_modseq, `+mailboxCols+` FROM mailboxes WHERE id = ?`), mailboxID)
-		mb, err = scanMailbox(scanAfter{row, &pruned})
-		if notFound(err) {
-			c.drop(mailboxID)
-			return account.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		v := c.get(mailboxID)
-		if v != nil && (v.memberID != mb.MemberID || v.uidValidity != mb.UIDValidity) {
-			v = nil
-		}
-		switch {
-		case v != nil && v.highest == mb.HighestModSeq:
-			c.hits.Add(1)
-			msgs = v.msgs
-			return nil
-		case v != nil && v.highest < mb.HighestModSeq && uint64(pruned) <= v.highest:
-			c.patches.Add(1)
-			msgs, err = db.patchView(ctx, tx, v, mailboxID)
-		default:
-			c.misses.Add(1)
-			var rows []msgRow
-			rows, err = db.selectMsgs(ctx, tx, mailboxID, nil)
-			msgs = make([]mailstore.MessageInfo, len(rows))
-			for i, r := range rows {
-				msgs[i] = r.info(mailboxID)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		fresh = &view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, highest: mb.HighestModSeq, msgs: msgs}
-		return nil
-	})
+	v := c.get(mailboxID)
+	since := int64(-1) // no view: every message
+	if v != nil {
+		since = int64(min(v.highest, math.MaxInt64))
+	}
+	r, err := db.readState(ctx, mailboxID, since)
+	if notFound(err) {
+		c.drop(mailboxID)
+		return mailstore.Mailbox{}, nil, account.ErrNotFound
+	}
 	if err != nil {
 		return mailstore.Mailbox{}, nil, err
 	}
-	if fresh != nil {
-		c.put(fresh)
+	mb := r.mb
+	var msgs []mailstore.MessageInfo
+	switch {
+	case v == nil:
+		c.misses.Add(1)
+		msgs = r.infos(mailboxID)
+	case v.memberID != mb.MemberID || v.uidValidity != mb.UIDValidity || v.highest > mb.HighestModSeq ||
+		v.highest < mb.HighestModSeq && uint64(r.pruned) > v.highest:
+		// Another mailbox of the same id, or the tombstones the view
+		// needs are pruned: read whole.
+		c.misses.Add(1)
+		if r, err = db.readState(ctx, mailboxID, -1); notFound(err) {
+			c.drop(mailboxID)
+			return mailstore.Mailbox{}, nil, account.ErrNotFound
+		} else if err != nil {
+			return mailstore.Mailbox{}, nil, err
+		}
+		mb, msgs = r.mb, r.infos(mailboxID)
+	case v.highest == mb.HighestModSeq:
+		c.hits.Add(1)
+		return mb, v.msgs, nil
+	default:
+		c.patches.Add(1)
+		msgs = patchView(v, r.changed, r.gone, mailboxID)
 	}
+	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, highest: mb.HighestModSeq, msgs: msgs})
 	return mb, msgs, nil
 }
 
-// scanAfter scans its first column into first and the others as asked.
-type scanAfter struct {
-	row   *sql.Row
-	first any
+// stateRead is what stateChangesQuery returned.
+type stateRead struct {
+	mb      mailstore.Mailbox
+	pruned  int64
+	changed []msgRow // in UID order
+	gone    map[uint32]bool
 }
 
-func (s scanAfter) Scan(dest ...any) error {
-	return s.row.Scan(append([]any{s.first}, dest...)...)
+func (r *stateRead) infos(mailboxID int64) []mailstore.MessageInfo {
+	out := make([]mailstore.MessageInfo, len(r.changed))
+	for i, m := range r.changed {
+		out[i] = m.info(mailboxID)
+	}
+	return out
 }
 
-// patchView returns v's listing as of tx's snapshot: v's messages less those
-// buried or changed after v.highest, merged in UID order with the rows
-// changed (or arrived) after it. v.msgs is left as it is.
-func (db *DB) patchView(ctx context.Context, tx *sql.Tx, v *view, mailboxID int64) ([]mailstore.MessageInfo, error) {
-	since := int64(min(v.highest, math.MaxInt64))
-	rows, err := tx.QueryContext(ctx, db.q(`SELECT `+msgCols+` FROM mail_messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`), mailboxID, since)
+// readState runs stateChangesQuery: the messages changed after since (all when
+// it is negative) and, with a view to patch, the UIDs buried after it.
+// errNoRows when the mailbox does not exist.
+func (db *DB) readState(ctx context.Context, mailboxID, since int64) (*stateRead, error) {
+	buriedSince := since
+	if since < 0 {
+		buriedSince = math.MaxInt64 // a whole read needs no tombstones
+	}
+	stmt, err := db.prepared(ctx, db.q(stateChangesQuery))
 	if err != nil {
 		return nil, err
 	}
-	changed, err := scanMsgs(rows, nil)
+	rows, err := stmt.QueryContext(ctx, mailboxID, mailboxID, since, mailboxID, buriedSince)
 	if err != nil {
 		return nil, err
 	}
-	gone := map[uint32]bool{}
-	vrows, err := tx.QueryContext(ctx, db.q(`SELECT uid FROM mail_vanished WHERE mailbox_id = ? AND modseq > ?`), mailboxID, since)
-	if err != nil {
-		return nil, err
-	}
-	defer vrows.Close()
-	for vrows.Next() {
-		var u int64
-		if err := vrows.Scan(&u); err != nil {
+	defer rows.Close()
+	r := &stateRead{}
+	found, sorted := false, true
+	sets := flagSets{}
+	var kind int
+	var i1, i3, i4, i5, i6, i7 sql.NullInt64
+	var i2 int64
+	var t1, t2 sql.RawBytes
+	var b sql.NullBool
+	for rows.Next() {
+		if err := rows.Scan(&kind, &i1, &i2, &i3, &i4, &i5, &i6, &i7, &t1, &t2, &b); err != nil {
 			return nil, err
 		}
-		gone[uint32(u)] = true
+		switch kind {
+		case 0:
+			found = true
+			r.mb = mailstore.Mailbox{ID: i1.Int64, MemberID: i2, UIDValidity: uint32(i3.Int64), UIDNext: uint32(i4.Int64),
+				HighestModSeq: uint64(i5.Int64), RecentUID: uint32(i6.Int64), Name: string(t1), SpecialUse: string(t2), Subscribed: b.Bool}
+			r.pruned = i7.Int64
+		case 1:
+			m := msgRow{id: i1.Int64, uid: uint32(i2), date: i3.Int64, size: i4.Int64, bodyID: i5.Int64, modseq: i6.Int64, flags: sets.split(t1)}
+			if n := len(r.changed); n > 0 && r.changed[n-1].uid > m.uid {
+				sorted = false
+			}
+			r.changed = append(r.changed, m)
+		case 2:
+			if r.gone == nil {
+				r.gone = map[uint32]bool{}
+			}
+			r.gone[uint32(i2)] = true
+		}
 	}
-	if err := vrows.Err(); err != nil {
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	if !found {
+		return nil, errNoRows
+	}
+	if !sorted {
+		slices.SortFunc(r.changed, func(a, b msgRow) int { return cmp.Compare(a.uid, b.uid) })
+	}
+	return r, nil
+}
+
+// patchView returns v's listing brought up to date: v's messages less
+// those buried (gone) or changed, merged in UID order with the rows changed
+// (or arrived) since v, in UID order. v.msgs is left as it is.
+func patchView(v *view, changed []msgRow, gone map[uint32]bool, mailboxID int64) []mailstore.MessageInfo {
 	out := make([]mailstore.MessageInfo, 0, len(v.msgs)+len(changed))
 	i := 0
 	for _, m := range v.msgs {
@@ -212,5 +266,5 @@ func (db *DB) patchView(ctx context.Context, tx *sql.Tx, v *view, mailboxID int6
 	for ; i < len(changed); i++ {
 		out = append(out, changed[i].info(mailboxID))
 	}
-	return out, nil
+	return out
 }

@@ -1,0 +1,148 @@
+package sqlstore_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/store/sqlstore"
+	"github.com/postern/postern/internal/store/storetest"
+)
+
+// A STORE that waits for the mailbox lock while another node's transaction
+// changes the same messages sees that change: on PostgreSQL the lock and
+// the read of the messages are one statement, whose snapshot predates the
+// wait, and the read must be taken again (else the other change is lost).
+func TestStoreFlagsAfterLockWait(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in := env.Box(t, m, "INBOX")
+	uid := env.Append(t, in.ID, "Subject: x\r\n\r\nx\r\n")
+
+	// The other node: locks the mailbox and flags the message, as a STORE
+	// does, and commits only once this node's STORE waits for the lock.
+	other := storetest.OpenOther(t, db)
+	tx, err := other.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var highest int64
+	if err := tx.QueryRowContext(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1 FOR UPDATE`, in.ID).Scan(&highest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE mail_messages SET flags = '\Flagged', modseq = $1 WHERE mailbox_id = $2`, highest+1, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highest_modseq = $1 WHERE id = $2`, highest+1, in.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		infos []mailstore.MessageInfo
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		infos, err := db.Mail().StoreFlags(ctx, in.ID, []uint32{uid}, mailstore.FlagsAdd, []string{`\Seen`})
+		done <- result{infos, err}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%FOR UPDATE%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the STORE never waited for the lock")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	want := []string{`\Flagged`, `\Seen`}
+	if len(r.infos) != 1 || !slices.Equal(r.infos[0].Flags, want) || r.infos[0].ModSeq != uint64(highest+2) {
+		t.Fatalf("STORE returned %+v, want flags %v at modseq %d", r.infos, want, highest+2)
+	}
+	if got := env.List(t, in.ID); !slices.Equal(got[0].Flags, want) {
+		t.Fatalf("stored flags %v, want %v", got[0].Flags, want)
+	}
+}
+
+// \Recent claims go through a pool whose commits do not wait for the WAL
+// flush on PostgreSQL, and through the one pool on SQLite.
+func TestEphemeralPool(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		p := db.EphemeralForTest()
+		if db.Dialect == sqlstore.SQLite {
+			if p != db.SQL {
+				t.Fatal("SQLite has a second pool")
+			}
+			return
+		}
+		var v string
+		if err := p.QueryRowContext(context.Background(), `SHOW synchronous_commit`).Scan(&v); err != nil || v != "off" {
+			t.Fatalf("synchronous_commit %q, %v", v, err)
+		}
+		if err := db.SQL.QueryRowContext(context.Background(), `SHOW synchronous_commit`).Scan(&v); err != nil || v != "on" {
+			t.Fatalf("main pool: synchronous_commit %q, %v", v, err)
+		}
+	})
+}
+
+// EXPUNGE deletes a body with its last message only: a copy keeps it.
+func TestExpungeDropsUnsharedBodies(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		env := storetest.NewMailEnv(t, db)
+		m := env.NewMember(t)
+		in, trash := env.Box(t, m, "INBOX"), env.Box(t, m, "Trash")
+		uid := env.Append(t, in.ID, "Subject: x\r\n\r\nx\r\n", `\Deleted`)
+		env.Append(t, in.ID, "Subject: y\r\n\r\ny\r\n")
+		if _, _, _, err := db.Mail().Copy(ctx, in.ID, []uint32{uid}, trash.ID); err != nil {
+			t.Fatal(err)
+		}
+		bodies := func() int {
+			q := `SELECT COUNT(*) FROM mail_bodies WHERE member_id = ?`
+			if db.Dialect == sqlstore.Postgres {
+				q = `SELECT COUNT(*) FROM mail_bodies WHERE member_id = $1`
+			}
+			var n int
+			if err := db.SQL.QueryRowContext(ctx, q, m).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if gone, err := db.Mail().Expunge(ctx, in.ID, nil); err != nil || !slices.Equal(gone, []uint32{uid}) {
+			t.Fatalf("expunge: %v %v", gone, err)
+		}
+		if n := bodies(); n != 2 {
+			t.Fatalf("%d bodies after expunging the original, want 2 (the copy's and the other message's)", n)
+		}
+		if q, err := db.Mail().Quota(ctx, m); err != nil || q.Used != int64(2*len("Subject: x\r\n\r\nx\r\n")) {
+			t.Fatalf("usage %d, %v", q.Used, err)
+		}
+		if _, err := db.Mail().StoreFlags(ctx, trash.ID, []uint32{1}, mailstore.FlagsAdd, []string{`\Deleted`}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Mail().Expunge(ctx, trash.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := bodies(); n != 1 {
+			t.Fatalf("%d bodies after expunging the copy, want 1", n)
+		}
+		if vanished, _, err := db.Mail().Vanished(ctx, in.ID, 0); err != nil || !slices.Equal(vanished, []uint32{uid}) {
+			t.Fatalf("vanished %v, %v", vanished, err)
+		}
+	})
+}
