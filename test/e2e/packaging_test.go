@@ -228,6 +228,45 @@ func TestSystemdUnit(t *testing.T) {
 		}
 	})
 
+	t.Run("env-file-in-sh", func(t *testing.T) {
+		// The CLI reads the environment file with sh (docs/install.md):
+		// every sample line, commented out or not, must mean to sh what it
+		// means to systemd.
+		var lines []string
+		for _, l := range strings.Split(readFile(t, envPath), "\n") {
+			if strings.HasPrefix(l, "#POSTERN_") {
+				l = l[1:]
+			}
+			lines = append(lines, l)
+		}
+		all := strings.Join(lines, "\n")
+		path := filepath.Join(t.TempDir(), "postern.env")
+		if err := os.WriteFile(path, []byte(all), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("sh", "-c", `set -a; . "$1"; env`, "sh", path)
+		cmd.Env = cleanEnv(nil)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("sh cannot read the environment file: %v", err)
+		}
+		got := map[string]bool{}
+		for _, kv := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(kv, "POSTERN_") {
+				got[kv] = true
+			}
+		}
+		want := envFile(t, all)
+		for _, kv := range want {
+			if !got[kv] {
+				t.Errorf("systemd reads %q, sh does not", kv)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("sh reads %d variables, systemd %d", len(got), len(want))
+		}
+	})
+
 	// The command line of the unit, as systemd runs it, with the settings of
 	// the sample environment file: a test folder for /var/lib/postern and
 	// loopback ports. PostgreSQL comes from the environment file too.
