@@ -37,6 +37,28 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
+// logicalLines returns the lines of a systemd unit or a Dockerfile, both of
+// which continue a line ending in a backslash on the next, without blank
+// lines and lines starting with one of the comment characters.
+func logicalLines(text, comment string) []string {
+	var lines []string
+	var cont strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if cont.Len() == 0 && (trimmed == "" || strings.ContainsRune(comment, rune(trimmed[0]))) {
+			continue
+		}
+		if strings.HasSuffix(trimmed, `\`) {
+			cont.WriteString(strings.TrimSuffix(trimmed, `\`) + " ")
+			continue
+		}
+		cont.WriteString(trimmed)
+		lines = append(lines, cont.String())
+		cont.Reset()
+	}
+	return lines
+}
+
 // unitFile is a parsed systemd unit: section → key → values in order.
 type unitFile map[string]map[string][]string
 
@@ -46,19 +68,7 @@ func parseUnit(t *testing.T, text string) unitFile {
 	t.Helper()
 	u := unitFile{}
 	section := ""
-	var cont strings.Builder
-	for i, line := range strings.Split(text, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if cont.Len() == 0 && (trimmed == "" || trimmed[0] == '#' || trimmed[0] == ';') {
-			continue
-		}
-		if strings.HasSuffix(trimmed, `\`) {
-			cont.WriteString(strings.TrimSuffix(trimmed, `\`) + " ")
-			continue
-		}
-		cont.WriteString(trimmed)
-		full := cont.String()
-		cont.Reset()
+	for _, full := range logicalLines(text, "#;") {
 		if strings.HasPrefix(full, "[") && strings.HasSuffix(full, "]") {
 			section = full[1 : len(full)-1]
 			u[section] = map[string][]string{}
@@ -66,7 +76,7 @@ func parseUnit(t *testing.T, text string) unitFile {
 		}
 		k, v, ok := strings.Cut(full, "=")
 		if !ok || section == "" {
-			t.Fatalf("unit line %d: %q is not Key=Value in a section", i+1, full)
+			t.Fatalf("unit line %q is not Key=Value in a section", full)
 		}
 		u[section][k] = append(u[section][k], v)
 	}
@@ -325,19 +335,7 @@ type dockerImage struct {
 func parseDockerfile(t *testing.T, text string) dockerImage {
 	t.Helper()
 	var img dockerImage
-	var cont strings.Builder
-	for _, line := range strings.Split(text, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if cont.Len() == 0 && (trimmed == "" || trimmed[0] == '#') {
-			continue
-		}
-		if strings.HasSuffix(trimmed, `\`) {
-			cont.WriteString(strings.TrimSuffix(trimmed, `\`) + " ")
-			continue
-		}
-		cont.WriteString(trimmed)
-		full := cont.String()
-		cont.Reset()
+	for _, full := range logicalLines(text, "#") {
 		instr, rest, _ := strings.Cut(full, " ")
 		rest = strings.TrimSpace(rest)
 		switch strings.ToUpper(instr) {
