@@ -4,7 +4,8 @@
 # imaptest (built from tools/imaptest against Debian's dovecot-core and dovecot-dev), Debian's
 # Postfix (test/postfix runs private instances of it: the MX in front of Postern and the
 # sender to Postern's MX), the rspamd spam filter with the Redis its Bayes classifier keeps
-# its counts in, the
+# its counts in, systemd's systemd-analyze and systemd-sysusers (the packaged unit
+# is checked with them; a minimal image has no systemd), the
 # browser for the web UI tests (chromium, chromium-driver, and fonts-noto-cjk
 # so the Japanese screenshots show text), and the npm packages of the browser
 # test and of the IMAP client tests (imapflow). Safe to run again: it does nothing when all is present.
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 # swaks speaks TLS only with Net::SSLeay and IO::Socket::SSL, which it merely
 # recommends (and recommends are not installed here).
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl postfix curl python3-caldav vdirsyncer chromium chromium-driver fonts-noto-cjk rspamd redis-server
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl postfix curl python3-caldav vdirsyncer chromium chromium-driver fonts-noto-cjk rspamd redis-server systemd
 	dovecot-core dovecot-dev autoconf automake libtool pkg-config make gcc libssl-dev)
 missing=()
 for p in "${packages[@]}"; do
