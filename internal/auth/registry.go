@@ -80,7 +80,8 @@ func revokes(kind account.EventKind, apID string, s *session) bool {
 	switch kind {
 	case account.EventAppPasswordDeleted:
 		return apID != "" && s.cred.AppPasswordID == apID
-	case account.EventSettingChanged, account.EventMemberSuspended:
+	case account.EventSettingChanged, account.EventMemberSuspended,
+		account.EventMemberRenamed, account.EventMemberDeleted, account.EventSessionsEnded:
 		return true
 	case account.EventPasswordChanged:
 		return s.cred.IsMain()
@@ -92,7 +93,8 @@ func revokes(kind account.EventKind, apID string, s *session) bool {
 func (r *Registry) HandleEvent(e account.Event) {
 	switch e.Kind {
 	case account.EventAppPasswordDeleted, account.EventSettingChanged,
-		account.EventMemberSuspended, account.EventPasswordChanged:
+		account.EventMemberSuspended, account.EventPasswordChanged,
+		account.EventMemberRenamed, account.EventMemberDeleted, account.EventSessionsEnded:
 	default:
 		return
 	}

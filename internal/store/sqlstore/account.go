@@ -20,7 +20,7 @@ var _ account.Store = (*DB)(nil)
 
 // memberCols selects a member with its domain's creation time (the policy
 // needs it), from members m JOIN domains d.
-const memberCols = `m.id, m.domain_id, m.email, m.name, m.password_hash, m.use_app_passwords, m.state, m.created_at, d.created_at`
+const memberCols = `m.id, m.domain_id, m.email, m.name, m.password_hash, m.use_app_passwords, m.state, m.created_at, d.created_at, m.must_change_password`
 
 const memberFrom = ` FROM members m JOIN domains d ON d.id = m.domain_id`
 
@@ -46,14 +46,14 @@ func (b *dbBool) Scan(v any) error {
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanMember(r rowScanner, m *account.Member, extra ...any) error {
-	var use dbBool
+	var use, mustChange dbBool
 	var state string
 	var created, domainCreated int64
-	dest := append([]any{&m.ID, &m.DomainID, &m.Email, &m.Name, &m.PasswordHash, &use, &state, &created, &domainCreated}, extra...)
+	dest := append([]any{&m.ID, &m.DomainID, &m.Email, &m.Name, &m.PasswordHash, &use, &state, &created, &domainCreated, &mustChange}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return err
 	}
-	m.UseAppPasswords = bool(use)
+	m.UseAppPasswords, m.MustChangePassword = bool(use), bool(mustChange)
 	m.State = account.State(state)
 	m.CreatedAt = fromMicros(created)
 	m.DomainCreatedAt = fromMicros(domainCreated)
@@ -175,12 +175,6 @@ func (db *DB) Domains(ctx context.Context) ([]account.Domain, error) {
 // unless a member or an alias has its address: the alias check and the
 // insert are atomic (lockDomain, alias.go).
 func (db *DB) CreateMember(ctx context.Context, m *account.Member) error {
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = time.Now().UTC()
-	}
-	if m.State == "" {
-		m.State = account.StateActive
-	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		if err := db.lockDomain(ctx, tx, m.DomainID); err != nil {
 			return err
@@ -190,13 +184,13 @@ func (db *DB) CreateMember(ctx context.Context, m *account.Member) error {
 		} else if alias {
 			return account.Errorf(account.ECONFLICT, "%s is the address of an alias: delete the alias first ('postern alias delete %s').", m.Email, m.Email)
 		}
-		err := tx.QueryRowContext(ctx, db.q(`INSERT INTO members (domain_id, email, name, password_hash, use_app_passwords, state, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-			m.DomainID, m.Email, m.Name, m.PasswordHash, m.UseAppPasswords, string(m.State), micros(m.CreatedAt)).Scan(&m.ID)
-		if isUnique(err) {
-			return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("A member %s already exists.", m.Email), Err: err}
+		if err := db.insertMembers(ctx, tx, []*account.Member{m}); err != nil {
+			return err
 		}
-		return err
+		if m.ID == 0 {
+			return account.Errorf(account.ECONFLICT, "A member %s already exists.", m.Email)
+		}
+		return nil
 	})
 	switch {
 	case err == nil:
@@ -278,7 +272,7 @@ func (db *DB) SetState(ctx context.Context, memberID int64, s account.State, fx 
 // deleteAppPasswords, deletes the member's app passwords in the same transaction.
 func (db *DB) SetPasswordHash(ctx context.Context, memberID int64, hash string, deleteAppPasswords bool, fx account.Effects) error {
 	return wrap("set password", db.memberTx(ctx, memberID, func(tx *sql.Tx) error {
-		if err := db.execOne(ctx, tx, memberMissing(memberID), `UPDATE members SET password_hash = ? WHERE id = ?`, hash, memberID); err != nil {
+		if err := db.execOne(ctx, tx, memberMissing(memberID), `UPDATE members SET password_hash = ?, must_change_password = FALSE WHERE id = ?`, hash, memberID); err != nil {
 			return err
 		}
 		if deleteAppPasswords {

@@ -247,11 +247,11 @@ func (db *DB) LookupAddresses(ctx context.Context, domain string, addresses []st
 type optMember struct {
 	id, domainID, created, domainCreated sql.NullInt64
 	email, name, hash, state             sql.NullString
-	use                                  dbBool
+	use, mustChange                      dbBool
 }
 
 func (o *optMember) dest() []any {
-	return []any{&o.id, &o.domainID, &o.email, &o.name, &o.hash, &o.use, &o.state, &o.created, &o.domainCreated}
+	return []any{&o.id, &o.domainID, &o.email, &o.name, &o.hash, &o.use, &o.state, &o.created, &o.domainCreated, &o.mustChange}
 }
 
 func (o *optMember) member() (account.Member, bool) {
@@ -260,5 +260,6 @@ func (o *optMember) member() (account.Member, bool) {
 	}
 	return account.Member{ID: o.id.Int64, DomainID: o.domainID.Int64, Email: o.email.String, Name: o.name.String,
 		PasswordHash: o.hash.String, UseAppPasswords: bool(o.use), State: account.State(o.state.String),
-		CreatedAt: fromMicros(o.created.Int64), DomainCreatedAt: fromMicros(o.domainCreated.Int64)}, true
+		CreatedAt: fromMicros(o.created.Int64), DomainCreatedAt: fromMicros(o.domainCreated.Int64),
+		MustChangePassword: bool(o.mustChange)}, true
 }
