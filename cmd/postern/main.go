@@ -64,7 +64,14 @@ func init() {
 		{name: "domain dkim rotate", args: "DOMAIN [--json]", summary: "make new DKIM keys the signing ones; the old stay published until retired", min: 1, max: 1, setup: domainDKIMRotate},
 		{name: "domain dkim retire", args: "DOMAIN SELECTOR", summary: "retire an inactive DKIM key: erase it; its record may leave DNS", min: 2, max: 2, setup: domainDKIMRetire},
 		{name: "user add", args: "EMAIL [--name NAME] [--password-stdin]", summary: "add a member (a strong password is generated and printed unless --password-stdin)", min: 1, max: 1, setup: userAdd},
-		{name: "user list", args: "[DOMAIN] [--json]", summary: "list members, of one domain or all", max: 1, setup: userList},
+		{name: "user list", args: "[DOMAIN] [--domain D] [--query Q] [--after EMAIL] [--limit N] [--json]", summary: "list or search members, of one domain or all, a page at a time with --limit", max: 1, setup: userList},
+		{name: "user import", args: "FILE.csv|- [--dry-run] [--passwords-out FILE] [--json]", summary: "add members from CSV (email,name,password; no password: a one-time one); --dry-run only checks", min: 1, max: 1, setup: userImport},
+		{name: "user rename", args: "OLD NEW [--keep-alias] [--json]", summary: "change a member's address; mail, aliases and app passwords follow, sessions close", min: 2, max: 2, setup: userRename},
+		{name: "user reset-password", args: "EMAIL [--json]", summary: "give a member a one-time password, to change at the next web sign-in", min: 1, max: 1, setup: userResetPassword},
+		{name: "user delete", args: "EMAIL --yes [--json]", summary: "delete a member with their mail, calendars, contacts and app passwords", min: 1, max: 1, setup: userDelete},
+		{name: "user unpause", args: "EMAIL [--json]", summary: "lift the pause that failed logins put on a member's main password", min: 1, max: 1, setup: userUnpause},
+		{name: "user sessions", args: "EMAIL [--json]", summary: "list a member's web sessions", min: 1, max: 1, setup: userSessions},
+		{name: "user end-sessions", args: "EMAIL [--json]", summary: "sign a member out everywhere: web sessions and live third-party sessions", min: 1, max: 1, setup: userEndSessions},
 		{name: "user passwd", args: "EMAIL --password-stdin [--delete-app-passwords]", summary: "reset a member's main password", min: 1, max: 1, setup: userPasswd},
 		{name: "user set", args: "EMAIL [--use-app-passwords on|off] [--quota SIZE|0|default] [--json]", summary: "change \"Use a third-party app password\" (optional domains only) or the member's mail storage limit", min: 1, max: 1, setup: userSet},
 		{name: "user suspend", args: "EMAIL", summary: "suspend a member: every session ends, logins fail", min: 1, max: 1, setup: userState(account.StateSuspended)},
@@ -81,7 +88,7 @@ func init() {
 		{name: "queue delete", args: "ID... | --all", summary: "delete queued messages without a report to the sender", max: 1000, setup: queueAct(queue.Delete, "Deleted")},
 		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create an app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
 		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
-		{name: "apppass delete", args: "EMAIL ID", summary: "delete an app password; its sessions end, the member is notified", min: 2, max: 2, setup: apppassDelete},
+		{name: "apppass delete", args: "EMAIL ID | EMAIL --all", summary: "delete an app password, or all; their sessions end, the member is notified", min: 1, max: 2, setup: apppassDelete},
 	}
 }
 
