@@ -37,6 +37,10 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, *reqCtx)) http.
 			s.render(w, http.StatusForbidden, "notfound", p)
 			return
 		}
+		if rc.member.MustChangePassword && r.URL.Path != passwordPath && r.URL.Path != "/signout" {
+			http.Redirect(w, r, passwordPath, http.StatusSeeOther)
+			return
+		}
 		h(w, r, rc)
 	}
 }
@@ -313,15 +317,29 @@ func (s *Server) setting(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 
 type passwordData struct{ DeleteApps bool }
 
+// passwordPath is the page of the password change, the only page (with
+// signing out) that a member whose password is a one-time password sees.
+const passwordPath = "/security/password"
+
 func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	p := s.newPage(r, rc, "password.title")
+	p := s.newPasswordPage(r, rc)
 	p.Data = passwordData{}
 	s.render(w, http.StatusOK, "password", p)
 }
 
+// newPasswordPage tells a member signed in with a one-time password why
+// this page came first.
+func (s *Server) newPasswordPage(r *http.Request, rc *reqCtx) *pageData {
+	p := s.newPage(r, rc, "password.title")
+	if rc.member.MustChangePassword {
+		p.Notice = tr(p.L, "password.onetime")
+	}
+	return p
+}
+
 // changePassword: the current password is the re-authentication.
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	p := s.newPage(r, rc, "password.title")
+	p := s.newPasswordPage(r, rc)
 	del := r.PostFormValue("delete_app_passwords") == "1"
 	p.Data = passwordData{DeleteApps: del}
 	newPw := r.PostFormValue("new")
