@@ -55,6 +55,9 @@ func init() {
 	commands = []*command{
 		serveCommand,
 		demoCommand,
+		{name: "admin grant", args: "EMAIL (--org | --domain DOMAIN…) [--json]", summary: "make a member an administrator of every domain or of the domains named", min: 1, max: 1, setup: adminGrant},
+		{name: "admin revoke", args: "EMAIL [--domain DOMAIN]", summary: "take a member's administrator roles away, all or one domain's", min: 1, max: 1, setup: adminRevoke},
+		{name: "admin list", args: "[--json]", summary: "list the administrators and what they administer", setup: adminList},
 		{name: "domain add", args: "NAME [--created YYYY-MM-DD]", summary: "add a domain (created now unless --created)", min: 1, max: 1, setup: domainAdd},
 		{name: "domain list", args: "[--json]", summary: "list the domains and their policy", setup: domainList},
 		{name: "domain set", args: "DOMAIN --quota SIZE|0|default [--json]", summary: "set the default mail storage limit of the domain's members", min: 1, max: 1, setup: domainSet},

@@ -18,6 +18,7 @@ type Touch struct {
 // return ErrNotFound (or an *Error wrapping it) for missing rows, and write
 // Effects in the same transaction as the change, filling in CreatedAt where zero.
 type Store interface {
+	AdminStore
 	MemberAdminStore
 
 	CreateDomain(ctx context.Context, d *Domain) error // ECONFLICT when the name exists

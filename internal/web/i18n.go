@@ -110,3 +110,17 @@ func tr(l, key string, args ...any) string {
 // Text returns the UI string key in language l ("en", "ja"), as the pages
 // show it: browser tests of the real binary find buttons and labels by it.
 func Text(l, key string, args ...any) string { return tr(l, key, args...) }
+
+// addCatalog adds the strings of one part of the UI (each admin console
+// section keeps its own, in its own file) to catalog; a key defined twice
+// is a programming error.
+func addCatalog(strings map[string]map[string]string) {
+	for l, m := range strings {
+		for k, v := range m {
+			if _, dup := catalog[l][k]; dup {
+				panic("web: catalog key defined twice: " + k)
+			}
+			catalog[l][k] = v
+		}
+	}
+}

@@ -18,31 +18,47 @@ import (
 // carry the session's CSRF token.
 func (s *Server) page(h func(http.ResponseWriter, *http.Request, *reqCtx)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		rc, err := s.loadSession(r)
-		if errors.Is(err, errNoSession) {
-			to := "/signin"
-			if r.Method == http.MethodGet && r.URL.Path != "/" {
-				to += "?next=" + url.QueryEscape(r.URL.Path)
-			}
-			http.Redirect(w, r, to, http.StatusSeeOther)
-			return
-		} else if err != nil {
-			s.pageError(w, r, nil, err)
-			return
+		rc, ok := s.pageSession(w, r)
+		if ok && s.pageCSRF(w, r, rc) {
+			h(w, r, rc)
 		}
-		if r.Method == http.MethodPost && !validCSRF(r, rc.rec.CSRF) {
-			p := s.newPage(r, rc, "err.csrf")
-			p.Data = tr(p.L, "err.csrf")
-			s.render(w, http.StatusForbidden, "notfound", p)
-			return
-		}
-		if rc.member.MustChangePassword && r.URL.Path != passwordPath && r.URL.Path != "/signout" {
-			http.Redirect(w, r, passwordPath, http.StatusSeeOther)
-			return
-		}
-		h(w, r, rc)
 	}
+}
+
+// pageSession returns the session of a signed-in page's request; without
+// one it sends the browser to sign in (and back here afterwards, for a GET)
+// and returns false. A member signed in with a one-time password is sent to
+// the password change from every other page, the console's included.
+func (s *Server) pageSession(w http.ResponseWriter, r *http.Request) (*reqCtx, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	rc, err := s.loadSession(r)
+	if errors.Is(err, errNoSession) {
+		to := "/signin"
+		if r.Method == http.MethodGet && r.URL.Path != "/" {
+			to += "?next=" + url.QueryEscape(r.URL.Path)
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return nil, false
+	} else if err != nil {
+		s.pageError(w, r, nil, err)
+		return nil, false
+	}
+	if rc.member.MustChangePassword && r.URL.Path != passwordPath && r.URL.Path != "/signout" {
+		http.Redirect(w, r, passwordPath, http.StatusSeeOther)
+		return nil, false
+	}
+	return rc, true
+}
+
+// pageCSRF refuses a POST without the session's CSRF token.
+func (s *Server) pageCSRF(w http.ResponseWriter, r *http.Request, rc *reqCtx) bool {
+	if r.Method == http.MethodPost && !validCSRF(r, rc.rec.CSRF) {
+		p := s.newPage(r, rc, "err.csrf")
+		p.Data = tr(p.L, "err.csrf")
+		s.render(w, http.StatusForbidden, "notfound", p)
+		return false
+	}
+	return true
 }
 
 // pageError shows err on a page of its own: the client-safe message for

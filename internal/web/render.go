@@ -58,6 +58,8 @@ type pageData struct {
 	Title       string
 	Path        string // this page, for the language links to return to
 	Member      *account.Member
+	IsAdmin     bool      // the member administers something: the menu links to the console
+	Admin       *adminNav // the console's navigation, on its pages
 	Unread      int
 	CSRF        string
 	Initials    string
@@ -78,6 +80,11 @@ func (s *Server) newPage(r *http.Request, rc *reqCtx, title string) *pageData {
 		p.CSRF = rc.rec.CSRF
 		p.Initials = initials(m.Name, m.Email)
 		p.AvatarColor = avatarColor(m.Email)
+		if a, err := s.svc.AdminAccess(r.Context(), m); err == nil {
+			p.IsAdmin = a.IsAdmin()
+		} else {
+			s.log.Warn("read admin roles", "err", err)
+		}
 		if n, err := s.svc.Store.UnreadMessages(r.Context(), m.ID); err == nil {
 			p.Unread = n
 		} else {

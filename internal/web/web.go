@@ -103,6 +103,10 @@ type Server struct {
 	cop      *http.CrossOriginProtection
 	auth     Authenticator
 
+	// adminPatterns are the console's routes (handleAdmin), which the
+	// tests walk to check every one's authorisation.
+	adminPatterns []string
+
 	pruneMu   sync.Mutex
 	lastPrune time.Time
 }
@@ -187,6 +191,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/me/sessions", s.api(s.apiSessions))
 	m.HandleFunc("DELETE /api/v1/me/sessions", s.api(s.apiDeleteOtherSessions))
 	m.HandleFunc("DELETE /api/v1/me/sessions/{id}", s.api(s.apiDeleteSession))
+	s.adminRoutes()
 	m.HandleFunc("/api/", s.apiNotFound)
 	m.HandleFunc("/", s.notFound)
 }

@@ -1,0 +1,167 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+)
+
+// AdminRole is one grant: an organisation admin (Domain "") administers
+// every domain, a domain admin the domain named.
+type AdminRole struct {
+	MemberID  int64
+	Email     string
+	Domain    string // "" for the organisation
+	CreatedAt time.Time
+}
+
+// AdminAccess is what a member may administer: every domain (Org) or the
+// domains listed. The zero value administers nothing.
+type AdminAccess struct {
+	Org     bool
+	Domains []string // sorted; empty when Org
+}
+
+// IsAdmin reports whether the member administers anything.
+func (a AdminAccess) IsAdmin() bool { return a.Org || len(a.Domains) > 0 }
+
+// CanDomain reports whether the member administers the domain name
+// (lower case, as stored).
+func (a AdminAccess) CanDomain(name string) bool {
+	if a.Org {
+		return true
+	}
+	_, ok := slices.BinarySearch(a.Domains, name)
+	return ok
+}
+
+// AdminStore keeps the admin roles; *sqlstore.DB implements it.
+type AdminStore interface {
+	// GrantAdmin gives the member the role over domainID (0: the
+	// organisation); granting a role held already is no error.
+	GrantAdmin(ctx context.Context, memberID, domainID int64, at time.Time) error
+	// RevokeAdmin removes the member's role over domainID, or every role
+	// of the member when all; it returns how many were removed.
+	RevokeAdmin(ctx context.Context, memberID, domainID int64, all bool) (int, error)
+	// AdminRoles lists the roles of the member, or of everyone when
+	// memberID is 0, by address then domain (the organisation first).
+	AdminRoles(ctx context.Context, memberID int64) ([]AdminRole, error)
+}
+
+// GrantAdmin makes the member an organisation admin (domains empty) or the
+// admin of each of domains, which must exist.
+func (s *Service) GrantAdmin(ctx context.Context, email string, domains []string) ([]AdminRole, error) {
+	m, err := s.Member(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	ids := []int64{0}
+	if len(domains) > 0 {
+		ids = ids[:0]
+		for _, name := range domains {
+			d, err := s.Domain(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, d.ID)
+		}
+	}
+	for _, id := range ids {
+		if err := s.Store.GrantAdmin(ctx, m.ID, id, s.Now().UTC()); err != nil {
+			return nil, err
+		}
+	}
+	s.Log.Info("admin role granted", "member", m.Email, "domains", domains)
+	return s.Store.AdminRoles(ctx, m.ID)
+}
+
+// RevokeAdmin removes the member's role over domain, or every role of the
+// member when domain is "". ENOTFOUND when there was none to remove.
+func (s *Service) RevokeAdmin(ctx context.Context, email, domain string) error {
+	m, err := s.Member(ctx, email)
+	if err != nil {
+		return err
+	}
+	var id int64
+	if domain != "" {
+		d, err := s.Domain(ctx, domain)
+		if err != nil {
+			return err
+		}
+		id, domain = d.ID, d.Name
+	}
+	n, err := s.Store.RevokeAdmin(ctx, m.ID, id, domain == "")
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		if domain == "" {
+			return Errorf(ENOTFOUND, "%s is not an administrator.", m.Email)
+		}
+		return Errorf(ENOTFOUND, "%s is not an administrator of %s.", m.Email, domain)
+	}
+	s.Log.Info("admin role revoked", "member", m.Email, "domain", domain)
+	return nil
+}
+
+// AdminRoles lists every admin role, by address.
+func (s *Service) AdminRoles(ctx context.Context) ([]AdminRole, error) {
+	return s.Store.AdminRoles(ctx, 0)
+}
+
+// AdminAccess returns what the member administers. A suspended member
+// administers nothing.
+func (s *Service) AdminAccess(ctx context.Context, m Member) (AdminAccess, error) {
+	if m.State != StateActive {
+		return AdminAccess{}, nil
+	}
+	roles, err := s.Store.AdminRoles(ctx, m.ID)
+	if err != nil {
+		return AdminAccess{}, err
+	}
+	var a AdminAccess
+	for _, r := range roles {
+		if r.Domain == "" {
+			return AdminAccess{Org: true}, nil
+		}
+		a.Domains = append(a.Domains, r.Domain)
+	}
+	slices.Sort(a.Domains)
+	return a, nil
+}
+
+// AdminDomains lists the domains a can administer, by name.
+func (s *Service) AdminDomains(ctx context.Context, a AdminAccess) ([]Domain, error) {
+	if !a.IsAdmin() {
+		return nil, nil
+	}
+	all, err := s.Store.Domains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, d := range all {
+		if a.CanDomain(d.Name) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// AdminDomain returns the domain named name when a administers it. A
+// domain that does not exist and one that a may not see are the same
+// ENOTFOUND, so that an admin of one domain learns nothing of another.
+func (s *Service) AdminDomain(ctx context.Context, a AdminAccess, name string) (Domain, error) {
+	n, err := ParseDomain(name)
+	if err != nil || !a.CanDomain(n) {
+		return Domain{}, errNoDomain
+	}
+	d, err := s.Store.DomainByName(ctx, n)
+	if errors.Is(err, ErrNotFound) {
+		return Domain{}, errNoDomain
+	}
+	return d, err
+}
+
+var errNoDomain = Errorf(ENOTFOUND, "No such domain.")
