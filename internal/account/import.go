@@ -115,7 +115,7 @@ func ReadMembersCSV(r io.Reader) ([]ImportRow, error) {
 // Passwords given in the file are hashed as any main password, in
 // parallel up to the Hasher's bound; generated ones are hashed with
 // HashGenerated, so ten thousand members take seconds, not hours.
-func (s *Service) ImportMembers(ctx context.Context, sc Scope, rows []ImportRow, dryRun bool, by Actor) (ImportReport, error) {
+func (s *Service) ImportMembers(ctx context.Context, sc AdminAccess, rows []ImportRow, dryRun bool, by Actor) (ImportReport, error) {
 	if len(rows) > MaxImportRows {
 		return ImportReport{}, Errorf(ELIMIT, "More than %d members: split the import.", MaxImportRows)
 	}
@@ -136,7 +136,7 @@ func (s *Service) ImportMembers(ctx context.Context, sc Scope, rows []ImportRow,
 		dn := domainOf(e)
 		d, ok := domains[dn]
 		if !ok {
-			if dd, err := s.scopeDomain(ctx, sc, dn); err == nil {
+			if dd, err := s.AdminDomain(ctx, sc, dn); err == nil {
 				d = &dd
 			} else if ErrorCode(err) != ENOTFOUND {
 				return ImportReport{}, err
@@ -294,7 +294,7 @@ func (s *Service) importCreate(ctx context.Context, members []Member, rep *Impor
 // AddMemberOneTime creates a member of a domain sc covers with a one-time
 // main password, which it returns: the administrator hands it over, and the
 // member chooses their own at the first sign-in.
-func (s *Service) AddMemberOneTime(ctx context.Context, sc Scope, email, name string, by Actor) (Member, string, error) {
+func (s *Service) AddMemberOneTime(ctx context.Context, sc AdminAccess, email, name string, by Actor) (Member, string, error) {
 	rep, err := s.ImportMembers(ctx, sc, []ImportRow{{Email: email, Name: name}}, false, by)
 	if err != nil {
 		return Member{}, "", err

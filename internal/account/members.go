@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -12,21 +11,11 @@ import (
 // Administering members: search and paging, rename, delete, a one-time
 // password, lifting a pause, ending sessions. The callers (the admin
 // console, the CLI) authorise the administrator; these methods take the
-// Scope they were granted, so that an administrator of one domain never
+// AdminAccess they were granted, so that an administrator of one domain never
 // sees or changes a member of another, whatever the request names.
 
-// Scope is what an administrator may see and change: every domain (Org) or
-// the domains listed, lower case. The zero value covers nothing.
-type Scope struct {
-	Org     bool
-	Domains []string
-}
-
-// AllDomains is the scope of the CLI: whoever runs it owns the database.
-var AllDomains = Scope{Org: true}
-
-// Has reports whether the scope covers the domain name (lower case).
-func (sc Scope) Has(domain string) bool { return sc.Org || slices.Contains(sc.Domains, domain) }
+// AllDomains is the access of the CLI: whoever runs it owns the database.
+var AllDomains = AdminAccess{Org: true}
 
 // MemberSearch is a page of SearchMembers, as the store reads it.
 type MemberSearch struct {
@@ -61,30 +50,13 @@ func errNoMember(email string) error { return Errorf(ENOTFOUND, "No member %s.",
 
 // errNoDomainNamed is errNoMember for domains.
 func errNoDomainNamed(name string) error {
-	return Errorf(ENOTFOUND, "No domain %s. Add it with 'postern domain add %s'.", name, name)
-}
-
-// scopeDomain returns the domain name when sc covers it; otherwise, and
-// when it does not exist, ENOTFOUND.
-func (s *Service) scopeDomain(ctx context.Context, sc Scope, name string) (Domain, error) {
-	n, err := ParseDomain(name)
-	if err != nil {
-		return Domain{}, err
-	}
-	if !sc.Has(n) {
-		return Domain{}, errNoDomainNamed(n)
-	}
-	d, err := s.Store.DomainByName(ctx, n)
-	if errors.Is(err, ErrNotFound) {
-		return Domain{}, errNoDomainNamed(n)
-	}
-	return d, err
+	return Errorf(ENOTFOUND, "No domain %s.", name)
 }
 
 // SearchMembers returns a page of the members sc covers, of domain ("":
 // every domain of the scope), whose address or name starts with query,
 // after the cursor after, by address.
-func (s *Service) SearchMembers(ctx context.Context, sc Scope, domain, query, after string, limit int) (MemberPage, error) {
+func (s *Service) SearchMembers(ctx context.Context, sc AdminAccess, domain, query, after string, limit int) (MemberPage, error) {
 	query = strings.TrimSpace(query)
 	if len(query) > 254 || strings.IndexFunc(query, isControl) >= 0 {
 		return MemberPage{}, Errorf(EINVALID, "The search must be at most 254 characters, without control characters.")
@@ -101,7 +73,7 @@ func (s *Service) SearchMembers(ctx context.Context, sc Scope, domain, query, af
 	q := MemberSearch{Query: query, After: strings.ToLower(after), Limit: limit + 1}
 	switch {
 	case domain != "":
-		d, err := s.scopeDomain(ctx, sc, domain)
+		d, err := s.AdminDomain(ctx, sc, domain)
 		if err != nil {
 			return MemberPage{}, err
 		}
@@ -135,12 +107,12 @@ func (s *Service) SearchMembers(ctx context.Context, sc Scope, domain, query, af
 
 // AdminMember returns the member email when sc covers its domain. A member
 // outside the scope is ENOTFOUND, as a missing one is.
-func (s *Service) AdminMember(ctx context.Context, sc Scope, email string) (Member, error) {
+func (s *Service) AdminMember(ctx context.Context, sc AdminAccess, email string) (Member, error) {
 	e, err := ParseEmail(email)
 	if err != nil {
 		return Member{}, err
 	}
-	if !sc.Has(domainOf(e)) {
+	if !sc.CanDomain(domainOf(e)) {
 		return Member{}, errNoMember(e)
 	}
 	m, err := s.Store.MemberByEmail(ctx, e)
@@ -180,7 +152,7 @@ func GeneratePassword() string {
 // since each names the old address. With keepAlias the old address becomes
 // an alias of the member, so that mail sent to it still arrives. The member
 // is told by a message.
-func (s *Service) RenameMember(ctx context.Context, sc Scope, m Member, newEmail string, keepAlias bool, by Actor) (Member, error) {
+func (s *Service) RenameMember(ctx context.Context, sc AdminAccess, m Member, newEmail string, keepAlias bool, by Actor) (Member, error) {
 	e, err := ParseEmail(newEmail)
 	if err != nil {
 		return Member{}, err
@@ -188,7 +160,7 @@ func (s *Service) RenameMember(ctx context.Context, sc Scope, m Member, newEmail
 	if e == m.Email {
 		return Member{}, Errorf(EINVALID, "%s already has that address.", m.Email)
 	}
-	d, err := s.scopeDomain(ctx, sc, domainOf(e))
+	d, err := s.AdminDomain(ctx, sc, domainOf(e))
 	if err != nil {
 		return Member{}, err
 	}

@@ -137,7 +137,7 @@ func testMemberSearchScope(t *testing.T, e *Env) {
 	e.named(t, "alice@a.test", "Alice")
 	e.named(t, "alice@b.test", "Alice")
 	e.named(t, "bob@b.test", "Bob")
-	sc := account.Scope{Domains: []string{"a.test"}}
+	sc := account.AdminAccess{Domains: []string{"a.test"}}
 	p, err := e.Svc.SearchMembers(ctx, sc, "", "alice", "", 50)
 	if err != nil || pageEmails(p) != "alice@a.test" {
 		t.Fatalf("scoped search: %q %v", pageEmails(p), err)
@@ -147,7 +147,7 @@ func testMemberSearchScope(t *testing.T, e *Env) {
 	}
 	_, err = e.Svc.SearchMembers(ctx, sc, "b.test", "", "", 50)
 	WantCode(t, err, account.ENOTFOUND)
-	if p, err := e.Svc.SearchMembers(ctx, account.Scope{}, "", "", "", 50); err != nil || len(p.Members) != 0 {
+	if p, err := e.Svc.SearchMembers(ctx, account.AdminAccess{}, "", "", "", 50); err != nil || len(p.Members) != 0 {
 		t.Fatalf("empty scope: %q %v", pageEmails(p), err)
 	}
 	_, err = e.Svc.AdminMember(ctx, sc, "bob@b.test")
@@ -183,7 +183,7 @@ func testMemberImport(t *testing.T, e *Env) {
 	if err != nil || len(rows) != 10 {
 		t.Fatalf("read: %d rows, %v", len(rows), err)
 	}
-	sc := account.Scope{Domains: []string{"a.test"}}
+	sc := account.AdminAccess{Domains: []string{"a.test"}}
 	wantErr := map[int]string{4: account.EINVALID, 5: account.ENOTFOUND, 6: account.ENOTFOUND, 7: account.ECONFLICT,
 		8: account.ECONFLICT, 9: account.ECONFLICT, 10: account.EINVALID, 11: account.EINVALID}
 	check := func(rep account.ImportReport) {
@@ -357,7 +357,7 @@ func testMemberRenameRefused(t *testing.T, e *Env) {
 	if _, _, err := e.Svc.AddAlias(ctx, "list@enforced.test", []string{other.Email}); err != nil {
 		t.Fatal(err)
 	}
-	sc := account.Scope{Domains: []string{"enforced.test"}}
+	sc := account.AdminAccess{Domains: []string{"enforced.test"}}
 	for _, c := range []struct{ to, code string }{
 		{"m@b.test", account.ENOTFOUND},
 		{"m@missing.test", account.ENOTFOUND},
