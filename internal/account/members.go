@@ -293,6 +293,12 @@ func (s *Service) DeleteAllAppPasswords(ctx context.Context, m Member, by Actor)
 	return n, nil
 }
 
+// MemberAliases lists the addresses of the aliases that deliver to the
+// member.
+func (s *Service) MemberAliases(ctx context.Context, m Member) ([]string, error) {
+	return s.Store.MemberAliases(ctx, m.ID)
+}
+
 // MsgAddressChanged is the kind of the message that tells a member their
 // address changed.
 const MsgAddressChanged = "member.renamed"
