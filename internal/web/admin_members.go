@@ -239,16 +239,16 @@ func (s *Server) adminImport(w http.ResponseWriter, r *http.Request, ac *adminCt
 
 // adminMemberData is a member's page.
 type adminMemberData struct {
-	M             account.Member
-	URL           string
-	Enforced      bool
-	AppsOnly      bool // third-party apps log in with app passwords only
-	Paused        bool
-	Pause         account.Pause
-	AppPasswords  []account.AppPasswordView
-	Sessions      []adminSessionView
-	Live          []liveCount // third-party sessions open on this server, by protocol
-	Aliases       []string
+	M            account.Member
+	URL          string
+	Enforced     bool
+	AppsOnly     bool // third-party apps log in with app passwords only
+	Paused       bool
+	Pause        account.Pause
+	AppPasswords []account.AppPasswordView
+	Sessions     []adminSessionView
+	Live         []liveCount // third-party sessions open on this server, by protocol
+	Aliases      []string
 }
 
 type liveCount struct {
