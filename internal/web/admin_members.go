@@ -35,6 +35,12 @@ func init() {
 
 const memberBase = "/admin/domains/{domain}/members/{email}"
 
+// bodyLimits raise the request body limit of a page's route (by its
+// pattern) above maxBody: an import file of 10,000 members is about 500 KB.
+var bodyLimits = map[string]int64{
+	"POST /admin/domains/{domain}/members/import": 4 << 20,
+}
+
 // memberURL is the path of m's page.
 func memberURL(m account.Member) string {
 	return "/admin/domains/" + url.PathEscape(m.Domain()) + "/members/" + url.PathEscape(m.Email)

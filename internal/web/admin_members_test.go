@@ -173,3 +173,25 @@ func between(s, before, after string) string {
 	v, _, _ := strings.Cut(rest, after)
 	return v
 }
+
+// TestRenamedMessageInJapanese: the member is told of the new address in
+// their language, with what to change in their apps.
+func TestRenamedMessageInJapanese(t *testing.T) {
+	e := newEnv(t, false)
+	m := e.member("bob@new.example", "Bob")
+	if _, err := e.svc.RenameMember(context.Background(), account.AllDomains, m, "robert@new.example", true, account.Actor{Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	wantStatus(t, c.signinAPI("robert@new.example", testPassword), http.StatusOK)
+	var list []struct{ Kind, Lang, Subject, Body string }
+	r := c.api("GET", "/api/v1/me/messages", nil, "Accept-Language", "ja")
+	wantStatus(t, r, http.StatusOK)
+	r.json(&list)
+	if len(list) == 0 || list[0].Kind != account.MsgAddressChanged || list[0].Lang != "ja" ||
+		list[0].Subject != "アカウントのアドレスが robert@new.example になりました" ||
+		!strings.Contains(list[0].Body, "各アプリのユーザー名を bob@new.example から robert@new.example に変更") ||
+		!strings.Contains(list[0].Body, "エイリアス") {
+		t.Fatalf("messages: %+v", list)
+	}
+}

@@ -30,7 +30,11 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, *reqCtx)) http.
 // and returns false. A member signed in with a one-time password is sent to
 // the password change from every other page, the console's included.
 func (s *Server) pageSession(w http.ResponseWriter, r *http.Request) (*reqCtx, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	limit := int64(maxBody)
+	if n, ok := bodyLimits[r.Pattern]; ok {
+		limit = n
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	rc, err := s.loadSession(r)
 	if errors.Is(err, errNoSession) {
 		to := "/signin"
