@@ -1,5 +1,9 @@
 # Postern: make test runs everything CI runs (after .ci/run's checks).
 GO ?= go
+# The version stamped into the binary (postern --version): the nearest tag and
+# commit, "-dirty" for uncommitted changes.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/postern/postern/internal/buildinfo.Version=$(VERSION)
 
 .PHONY: test deps vet build demo fmt-check
 
@@ -18,7 +22,7 @@ vet:
 	$(GO) vet ./...
 
 build:
-	$(GO) build -o postern ./cmd/postern
+	$(GO) build -buildvcs=true -ldflags "$(LDFLAGS)" -o postern ./cmd/postern
 
 demo:
 	$(GO) run ./cmd/postern demo

@@ -32,6 +32,7 @@ type app struct {
 	cutoffFlag string
 	baseURL    string
 	logLevel   string
+	logFormat  string
 
 	cutoff time.Time
 	envOK  map[string]bool // flags that may come from the environment
@@ -70,6 +71,7 @@ func (a *app) registerGlobals(fs *flag.FlagSet) {
 		"domains created before this date (Asia/Tokyo) let members choose; later ones require app passwords")
 	a.configVar(fs, &a.baseURL, "base-url", "", "public URL of the web UI, for links in notifications (default http://localhost:8080)")
 	a.configVar(fs, &a.logLevel, "log-level", "", "debug, info, warn or error (default: info for serve and demo, warn otherwise)")
+	a.configVar(fs, &a.logFormat, "log-format", "text", "text (key=value lines) or json (one object a line, for log collectors)")
 }
 
 const dateLayout = "2006-01-02"
@@ -195,23 +197,34 @@ func (a *app) parseFlags(cmd *command, args []string) error {
 	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return usagef(cmd, "--log-level must be debug, info, warn or error, not %q", a.logLevel)
 	}
-	// Text to stderr: stdout carries the command's output (and serve's ready
-	// lines). The long-running commands buffer it (logbuf.go).
+	if a.logFormat != "text" && a.logFormat != "json" {
+		return usagef(cmd, "--log-format must be text or json, not %q", a.logFormat)
+	}
+	// The log goes to stderr: stdout carries the command's output (and serve's
+	// ready lines). The long-running commands buffer it (logbuf.go).
 	opts := &slog.HandlerOptions{Level: lvl}
 	if cmd == serveCommand || cmd == demoCommand {
 		a.logBuf = &logBuffer{w: a.stderr}
-		a.log = slog.New(flushHandler{slog.NewTextHandler(a.logBuf, opts), a.logBuf})
+		a.log = slog.New(flushHandler{a.logHandler(a.logBuf, opts), a.logBuf})
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { a.logBuf.run(ctx); close(done) }()
 		a.stopLog = func() { stop(); <-done }
 	} else {
-		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
+		a.log = slog.New(a.logHandler(a.stderr, opts))
 	}
 	if a.data == "" {
 		return usagef(cmd, "--data must not be empty")
 	}
 	return nil
+}
+
+// logHandler writes records to w in the --log-format.
+func (a *app) logHandler(w io.Writer, opts *slog.HandlerOptions) slog.Handler {
+	if a.logFormat == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }
 
 func (a *app) logger() *slog.Logger {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/buildinfo"
 	"github.com/postern/postern/internal/queue"
 )
 
@@ -92,6 +93,8 @@ func init() {
 		{name: "apppass create", args: "EMAIL --name NAME [--json]", summary: "create an app password and print it once; the member is notified", min: 1, max: 1, setup: apppassCreate},
 		{name: "apppass list", args: "EMAIL [--json]", summary: "list a member's app passwords", min: 1, max: 1, setup: apppassList},
 		{name: "apppass delete", args: "EMAIL ID | EMAIL --all", summary: "delete an app password, or all; their sessions end, the member is notified", min: 1, max: 2, setup: apppassDelete},
+		{name: "migrate", args: "[--status] [--json]", summary: "apply the database's pending migrations, or list them with --status", setup: migrateCmd},
+		{name: "version", args: "[--json]", summary: "print the version of this binary (also: postern --version)", setup: versionCmd},
 	}
 }
 
@@ -147,6 +150,10 @@ var errHelp = errors.New("help shown")
 func dispatch(ctx context.Context, a *app, args []string) error {
 	words, rest := splitWords(args, boolFlags())
 	if len(words) == 0 {
+		if isVersionFlag(rest) {
+			_, err := fmt.Fprintln(a.stdout, buildinfo.Read())
+			return err
+		}
 		if hasHelpFlag(rest) {
 			printUsage(a.stdout, true)
 			return errHelp

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,6 +98,69 @@ func TestCommandsAreUnique(t *testing.T) {
 		seen[c.name] = true
 		if c.setup == nil {
 			t.Errorf("%s has no setup", c.name)
+		}
+	}
+}
+
+// TestVersion: `postern --version` and `postern version --json` need no data
+// folder and name a version.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		code, out, errOut := runIn(t, nil, args...)
+		if code != 0 || !strings.HasPrefix(out, "postern ") || !strings.HasSuffix(out, "\n") || errOut != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	code, out, _ := runIn(t, nil, "version", "--json")
+	if code != 0 || !strings.Contains(out, `"version":`) || !strings.Contains(out, `"platform":`) {
+		t.Errorf("version --json: exit %d, %q", code, out)
+	}
+}
+
+// TestLogFormatJSON: --log-format json (or POSTERN_LOG_FORMAT) makes every
+// log line one JSON object; an unknown format is a usage error.
+func TestLogFormatJSON(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runIn(t, map[string]string{"POSTERN_LOG_FORMAT": "json"}, "domain", "list", "--data", dir, "--log-level", "info")
+	if code != 0 || stderr == "" {
+		t.Fatalf("exit %d, stderr %q (the new secret key is logged at info)", code, stderr)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Errorf("not a JSON log record: %q (%v)", line, err)
+		}
+	}
+	if code, _, stderr := runIn(t, nil, "domain", "list", "--data", dir, "--log-format", "xml"); code != 2 || !strings.Contains(stderr, "--log-format") {
+		t.Errorf("--log-format xml: exit %d, %q", code, stderr)
+	}
+}
+
+// TestMigrateStatus: --status on a data folder without a database lists
+// every migration pending and creates nothing; migrate applies them.
+func TestMigrateStatus(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := runIn(t, nil, "migrate", "--status", "--data", dir)
+	if code != 0 || !strings.Contains(out, "pending") || strings.Contains(out, "applied ") {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "postern.db")); !os.IsNotExist(err) {
+		t.Fatalf("--status created the database: %v", err)
+	}
+	if code, _, stderr := runIn(t, nil, "migrate", "--data", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, out, _ = runIn(t, nil, "migrate", "--status", "--json", "--data", dir)
+	var list []struct {
+		Name    string `json:"name"`
+		Applied bool   `json:"applied"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) == 0 {
+		t.Fatalf("exit %d, %v: %s", code, err, out)
+	}
+	for _, m := range list {
+		if !m.Applied {
+			t.Errorf("after migrate: %+v", m)
 		}
 	}
 }

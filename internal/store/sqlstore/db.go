@@ -93,6 +93,17 @@ var migrations embed.FS
 // Open opens and migrates the database at dsn: a postgres:// or postgresql://
 // URL, or else the path of a SQLite file.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return open(ctx, dsn, true)
+}
+
+// OpenUnmigrated opens the database at dsn as it is, for MigrationStatus
+// (postern migrate --status): nothing is migrated, and the caches and the
+// generation file are not set up, so it must not be used to change data.
+func OpenUnmigrated(ctx context.Context, dsn string) (*DB, error) {
+	return open(ctx, dsn, false)
+}
+
+func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 	db := &DB{DSN: dsn, views: newViewCache(viewBudget)}
 	db.notify.done = make(chan struct{})
 	var err error
@@ -131,6 +142,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err := db.SQL.PingContext(ctx); err != nil {
 		db.SQL.Close()
 		return nil, fmt.Errorf("connect to %s: %w", db.Dialect, err)
+	}
+	if !migrate {
+		return db, nil
 	}
 	if err := db.migrate(ctx); err != nil {
 		db.SQL.Close()
@@ -258,14 +272,12 @@ func isUnique(err error) bool {
 	return strings.Contains(s, "SQLSTATE 23505") || strings.Contains(s, "UNIQUE constraint failed")
 }
 
-// migrate applies the embedded migrations of the dialect not yet applied, in
-// name order, each in its own transaction. On PostgreSQL an advisory lock
-// keeps nodes starting together from racing.
-func (db *DB) migrate(ctx context.Context) error {
-	dir := "migrations/" + db.Dialect.String()
-	entries, err := fs.ReadDir(migrations, dir)
+// migrationNames lists the dialect's embedded migrations, SQL and Go, in the
+// order they apply.
+func migrationNames(d Dialect) ([]string, error) {
+	entries, err := fs.ReadDir(migrations, "migrations/"+d.String())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	names := make([]string, 0, len(entries)+len(goMigrations))
 	for _, e := range entries {
@@ -277,6 +289,93 @@ func (db *DB) migrate(ctx context.Context) error {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	return names, nil
+}
+
+// ErrNewerSchema: the database carries migrations this binary does not know,
+// so a newer Postern has run on it. Running an older one would read and write
+// a schema it was not written for; the way back from an upgrade is the backup
+// taken before it (docs/install.md).
+var ErrNewerSchema = errors.New("the database was migrated by a newer Postern")
+
+// Migration is one migration and whether the database has it.
+type Migration struct {
+	Name      string `json:"name"`
+	Applied   bool   `json:"applied"`
+	AppliedAt string `json:"applied_at,omitempty"` // RFC 3339
+	Unknown   bool   `json:"unknown,omitempty"`    // applied, but not in this binary: a newer Postern's
+}
+
+// applied returns the migrations recorded in q's database, by name with
+// their time; none when the table does not exist yet.
+func (db *DB) applied(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) (map[string]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, applied_at FROM schema_migrations`)
+	if err != nil {
+		// A database no Postern has opened has no table: nothing applied.
+		var exists bool
+		probe := `SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations')`
+		if db.Dialect == Postgres {
+			probe = `SELECT to_regclass('schema_migrations') IS NOT NULL`
+		}
+		if perr := db.SQL.QueryRowContext(ctx, probe).Scan(&exists); perr == nil && !exists {
+			return map[string]string{}, nil
+		}
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, at string
+		if err := rows.Scan(&name, &at); err != nil {
+			return nil, err
+		}
+		out[name] = at
+	}
+	return out, rows.Err()
+}
+
+// MigrationStatus lists this binary's migrations and, after them, any the
+// database has that the binary does not know. It changes nothing.
+func (db *DB) MigrationStatus(ctx context.Context) ([]Migration, error) {
+	names, err := migrationNames(db.Dialect)
+	if err != nil {
+		return nil, err
+	}
+	done, err := db.applied(ctx, db.SQL)
+	if err != nil {
+		return nil, fmt.Errorf("read the applied migrations: %w", err)
+	}
+	out := make([]Migration, 0, len(names))
+	known := map[string]bool{}
+	for _, n := range names {
+		at, ok := done[n]
+		out = append(out, Migration{Name: n, Applied: ok, AppliedAt: at})
+		known[n] = true
+	}
+	var extra []string
+	for n := range done {
+		if !known[n] {
+			extra = append(extra, n)
+		}
+	}
+	sort.Strings(extra)
+	for _, n := range extra {
+		out = append(out, Migration{Name: n, Applied: true, AppliedAt: done[n], Unknown: true})
+	}
+	return out, nil
+}
+
+// migrate applies the embedded migrations of the dialect not yet applied, in
+// name order, each in its own transaction. On PostgreSQL an advisory lock
+// keeps nodes starting together from racing. A database that a newer Postern
+// migrated is refused (ErrNewerSchema) before anything is written.
+func (db *DB) migrate(ctx context.Context) error {
+	names, err := migrationNames(db.Dialect)
+	if err != nil {
+		return err
+	}
 	conn, err := db.SQL.Conn(ctx)
 	if err != nil {
 		return err
@@ -291,12 +390,27 @@ func (db *DB) migrate(ctx context.Context) error {
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	for _, name := range names {
-		var n int
-		if err := conn.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM schema_migrations WHERE name = ?`), name).Scan(&n); err != nil {
-			return fmt.Errorf("migrate: %w", err)
+	done, err := db.applied(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	known := map[string]bool{}
+	for _, n := range names {
+		known[n] = true
+	}
+	var extra []string
+	for n := range done {
+		if !known[n] {
+			extra = append(extra, n)
 		}
-		if n > 0 {
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return fmt.Errorf("%w (it has %s, which this binary does not know): run that version, or restore the backup taken before the upgrade", ErrNewerSchema, strings.Join(extra, ", "))
+	}
+	dir := "migrations/" + db.Dialect.String()
+	for _, name := range names {
+		if _, ok := done[name]; ok {
 			continue
 		}
 		tx, err := conn.BeginTx(ctx, nil)
@@ -329,3 +443,17 @@ func (db *DB) migrate(ctx context.Context) error {
 var errNoRows = sql.ErrNoRows
 
 func notFound(err error) bool { return errors.Is(err, errNoRows) }
+
+// PendingMigrations is MigrationStatus for a SQLite database that does not
+// exist yet: every migration pending.
+func PendingMigrations() ([]Migration, error) {
+	names, err := migrationNames(SQLite)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Migration, len(names))
+	for i, n := range names {
+		out[i] = Migration{Name: n}
+	}
+	return out, nil
+}
