@@ -37,7 +37,8 @@ func prefixEnd(p string) string { return p + "\U0010FFFF" }
 // address. Without a query the page is read in address order from an index
 // (members_domain_email within domains) and stops at the limit. With one,
 // the address prefix and the name prefix are each a range of an index
-// (members_email, members_name_key), each branch limited on its own before
+// (members_email or members_domain_email, members_name_key or
+// members_domain_name_key), each branch limited on its own before
 // the union is sorted: with the two ranges ORed in one WHERE, the planners
 // walked the whole address index in order, filtering (PostgreSQL: 75 ms a
 // page at 100,000 members; docs/benchmarks.md).
