@@ -216,15 +216,10 @@ func domainDNS(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		c := dnsrecords.Config{Domain: d.Name, MailHost: host, Web: web}
-		if _, err := svc.ResolveRecipient(ctx, "postmaster@"+d.Name); err == nil {
-			c.ReportTo = "postmaster@" + d.Name
-		}
-		hint, err := a.sendingRecords(ctx, &c, mode) // dkim.go: DKIM keys, MTA-STS
+		recs, hint, err := a.domainRecords(ctx, svc, d.Name, host, web, mode)
 		if err != nil {
 			return err
 		}
-		recs := dnsrecords.Records(c)
 		if *asJSON {
 			return writeJSON(a.stdout, recs)
 		}
@@ -238,4 +233,19 @@ func domainDNS(a *app, fs *flag.FlagSet) runFunc {
 		}
 		return nil
 	}
+}
+
+// domainRecords are the DNS records of the domain named name, as `domain
+// dns` prints them and the admin console shows them; hint is a line for
+// the operator when the domain has no DKIM keys yet.
+func (a *app) domainRecords(ctx context.Context, svc *account.Service, name, host string, web *url.URL, mode string) ([]dnsrecords.Record, string, error) {
+	c := dnsrecords.Config{Domain: name, MailHost: host, Web: web}
+	if _, err := svc.ResolveRecipient(ctx, "postmaster@"+name); err == nil {
+		c.ReportTo = "postmaster@" + name
+	}
+	hint, err := a.sendingRecords(ctx, &c, mode) // dkim.go: DKIM keys, MTA-STS
+	if err != nil {
+		return nil, "", err
+	}
+	return dnsrecords.Records(c), hint, nil
 }

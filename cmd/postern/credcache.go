@@ -58,6 +58,8 @@ func (s *server) setupCredentialCache() error {
 	// its second move of a counter.
 	s.bus.Subscribe(0, func(e account.Event) {
 		switch {
+		case e.DomainID != 0:
+			s.db.AllCredentialsChanged()
 		case e.MemberID == 0:
 		case e.Kind == account.EventMailboxChanged:
 			s.db.MailChanged(e.MemberID)

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"strconv"
-	"strings"
 
+	"github.com/postern/postern/internal/mailstore"
 	"github.com/postern/postern/internal/smtpserver"
 )
 
@@ -45,7 +43,7 @@ func (f *mailFlags) register(a *app, fs *flag.FlagSet) {
 // store, recipients, hostname and TLS.
 func (s *server) setupMail(sub *smtpserver.Config, inspector smtpserver.Inspector) error {
 	f := &s.flags.mail
-	quota, err := parseSize(f.quota)
+	quota, err := mailstore.ParseSize(f.quota)
 	if err != nil {
 		return usagef(serveCommand, "--mailbox-quota must be a size such as 1073741824, 500MiB or 2GiB, or 0, not %q", f.quota)
 	}
@@ -67,28 +65,6 @@ func (s *server) setupMail(sub *smtpserver.Config, inspector smtpserver.Inspecto
 	lmtp.Mode = smtpserver.LMTP
 	s.addProtocol("lmtp", f.lmtp, false, smtpserver.New(lmtp))
 	return nil
-}
-
-// parseSize reads octets, or a number with a binary (KiB, MiB, GiB, TiB)
-// or decimal (KB, MB, GB, TB) unit.
-func parseSize(v string) (int64, error) {
-	v = strings.TrimSpace(v)
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	mult := 1.0
-	for _, u := range units {
-		if len(v) > len(u.suffix) && strings.EqualFold(v[len(v)-len(u.suffix):], u.suffix) {
-			v, mult = strings.TrimSpace(v[:len(v)-len(u.suffix)]), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(v, 64)
-	if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) || n*mult >= math.MaxInt64 {
-		return 0, errors.New("not a size")
-	}
-	return int64(n * mult), nil
 }
 
 // listenUnix makes the unix socket of "unix:/path", mode 0660: the server's

@@ -52,7 +52,7 @@ type createdAppPasswordJSON struct {
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func toDomainJSON(d account.Domain, cutoff time.Time) domainJSON {
-	return domainJSON{Name: d.Name, CreatedAt: rfc3339(d.CreatedAt), Policy: string(account.PolicyFor(d.CreatedAt, cutoff)), Quota: d.MailQuota}
+	return domainJSON{Name: d.Name, CreatedAt: rfc3339(d.CreatedAt), Policy: string(d.Policy(cutoff)), Quota: d.MailQuota}
 }
 
 func toMemberJSON(m account.Member, cutoff time.Time) memberJSON {

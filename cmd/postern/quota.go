@@ -20,7 +20,7 @@ func parseQuota(v string) (*int64, error) {
 	if strings.EqualFold(strings.TrimSpace(v), "default") {
 		return nil, nil
 	}
-	n, err := parseSize(v)
+	n, err := mailstore.ParseSize(v)
 	if err != nil {
 		return nil, err
 	}
@@ -112,14 +112,10 @@ func domainSet(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		d, err := svc.Domain(ctx, args[0])
+		d, err := svc.SetDomainMailQuota(ctx, args[0], limit)
 		if err != nil {
 			return err
 		}
-		if err := svc.Store.SetDomainMailQuota(ctx, d.ID, limit); err != nil {
-			return err
-		}
-		d.MailQuota = limit
 		if *asJSON {
 			return writeJSON(a.stdout, toDomainJSON(d, a.cutoff))
 		}

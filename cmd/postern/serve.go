@@ -177,6 +177,7 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 	if err := s.setupSending(ctx); err != nil { // dkim.go
 		return nil, err
 	}
+	s.setupExpiry() // expiry.go
 	if err := s.setupListeners(); err != nil {
 		return nil, err
 	}

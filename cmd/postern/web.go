@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 
+	"github.com/postern/postern/internal/dnsrecords"
 	"github.com/postern/postern/internal/web"
 )
 
@@ -49,6 +51,7 @@ func (s *server) setupWeb() {
 		MTASTSPolicy: s.mtaSTSPolicy(host), // dkim.go
 		Mail:         s.db.Mail(),
 		MailQuota:    s.mailQuota, // --mailbox-quota (mx.go)
+		DNSRecords:   s.dnsRecords(host, secure),
 	}))
 }
 
@@ -80,3 +83,24 @@ func (s *server) port(name string) int {
 
 // clientIP is the web client's address as the web UI records it.
 func (s *server) clientIP(r *http.Request) string { return web.ClientIP(r) }
+
+// dnsRecords gives the admin console the records `domain dns` prints,
+// for the mail host and web address the server is reached at.
+func (s *server) dnsRecords(publicHost string, secure bool) func(ctx context.Context, domain string) ([]dnsrecords.Record, error) {
+	base, err := url.Parse(s.app.baseURL)
+	if err != nil || base.Hostname() == "" {
+		scheme := "http"
+		if secure {
+			scheme = "https"
+		}
+		base = &url.URL{Scheme: scheme, Host: net.JoinHostPort(publicHost, strconv.Itoa(s.port("web")))}
+	}
+	host := s.flags.sending.mailHost
+	if host == "" {
+		host = base.Hostname()
+	}
+	return func(ctx context.Context, domain string) ([]dnsrecords.Record, error) {
+		recs, _, err := s.app.domainRecords(ctx, s.svc, domain, host, base, s.mtaSTSMode)
+		return recs, err
+	}
+}

@@ -37,6 +37,18 @@ type Domain struct {
 	// MailQuota is the default storage limit of the domain's members, in
 	// octets, 0 for none; nil leaves them to the server's (mailstore.Quota).
 	MailQuota *int64
+	// Security is the domain's policy for third-party logins.
+	Security SecurityPolicy
+}
+
+// Policy returns the domain's policy under cutoff: enforced when created
+// on or after it, or when its administrators turned the setting on for
+// every member.
+func (d Domain) Policy(cutoff time.Time) Policy {
+	if d.Security.ForceAppPasswords {
+		return PolicyEnforced
+	}
+	return PolicyFor(d.CreatedAt, cutoff)
 }
 
 // PolicyAt returns the domain's policy for the given cut-off.
@@ -65,8 +77,10 @@ type Member struct {
 	UseAppPasswords bool   // the member's setting; ignored for enforced domains
 	State           State
 	CreatedAt       time.Time
-	// DomainCreatedAt is carried with the member so the policy needs no second query.
+	// DomainCreatedAt and Security are the domain's, carried with the
+	// member so that the policy needs no second query.
 	DomainCreatedAt time.Time
+	Security        SecurityPolicy
 	// FailuresOnRecord is set by Store.Credentials when the authentication
 	// gateway holds failed logins or a pause for the member: without it, a
 	// successful login needs no second read of that state.
@@ -84,7 +98,9 @@ func (m Member) Local() string { l, _, _ := strings.Cut(m.Email, "@"); return l 
 func (m Member) Domain() string { _, d, _ := strings.Cut(m.Email, "@"); return d }
 
 // Policy returns the member's domain policy under cutoff.
-func (m Member) Policy(cutoff time.Time) Policy { return PolicyFor(m.DomainCreatedAt, cutoff) }
+func (m Member) Policy(cutoff time.Time) Policy {
+	return Domain{CreatedAt: m.DomainCreatedAt, Security: m.Security}.Policy(cutoff)
+}
 
 // AppPasswordsOnly reports whether third-party apps must use app passwords:
 // enforced domain, or the member turned the setting on.
@@ -139,6 +155,9 @@ const (
 	EventMemberRenamed      EventKind = "member.renamed"  // close all the member's sessions: they name the old address
 	EventMemberDeleted      EventKind = "member.deleted"  // close all the member's sessions
 	EventSessionsEnded      EventKind = "sessions.ended"  // an administrator ended all the member's sessions
+	// EventPolicyChanged: DomainID's security policy changed; close the
+	// sessions of its members that the new policy refuses.
+	EventPolicyChanged EventKind = "domain.policy_changed"
 )
 
 // Event is one row of the outbox: written in the transaction of the change it
@@ -150,6 +169,7 @@ type Event struct {
 	MemberID      int64
 	AppPasswordID string
 	MailboxID     int64
+	DomainID      int64 // events about a whole domain (MemberID 0)
 	CreatedAt     time.Time
 }
 

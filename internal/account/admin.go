@@ -165,3 +165,30 @@ func (s *Service) AdminDomain(ctx context.Context, a AdminAccess, name string) (
 }
 
 var errNoDomain = Errorf(ENOTFOUND, "No such domain.")
+
+// DomainStore is the rest of what the console needs of domains.
+type DomainStore interface {
+	CountMembers(ctx context.Context, domainID int64) (int, error)
+	// DeleteDomain deletes a domain without members, with its aliases, DKIM
+	// keys and admin roles; ECONFLICT while it has members.
+	DeleteDomain(ctx context.Context, domainID int64) error
+}
+
+// CountMembers returns how many members the domain d has.
+func (s *Service) CountMembers(ctx context.Context, d Domain) (int, error) {
+	return s.Store.CountMembers(ctx, d.ID)
+}
+
+// DeleteDomain deletes the domain named name, which must have no members
+// left (ECONFLICT otherwise), with its aliases, DKIM keys and admin roles.
+func (s *Service) DeleteDomain(ctx context.Context, name string, by Actor) error {
+	d, err := s.Domain(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.DeleteDomain(ctx, d.ID); err != nil {
+		return err
+	}
+	s.Log.Info("domain deleted", "domain", d.Name, "via", by.Via, "ip", by.IP)
+	return nil
+}

@@ -20,6 +20,9 @@ const (
 	MsgPasswordChanged    = "password.changed"
 	MsgAccountPaused      = "account.paused"
 	MsgSendLimited        = "send.limited" // a login reached a sending cap (sending.go)
+	// An app password left unused expires under the domain's policy (expiry.go).
+	MsgAppPasswordExpiring = "apppass.expiring"
+	MsgAppPasswordExpired  = "apppass.expired"
 )
 
 func (s *Service) link(path string) string {

@@ -20,9 +20,13 @@ type Touch struct {
 type Store interface {
 	AdminStore
 	MemberAdminStore
+	SecurityPolicyStore
+	DomainStore
+	ExpiryStore
 
 	CreateDomain(ctx context.Context, d *Domain) error // ECONFLICT when the name exists
 	DomainByName(ctx context.Context, name string) (Domain, error)
+	DomainByID(ctx context.Context, id int64) (Domain, error)
 	Domains(ctx context.Context) ([]Domain, error)
 
 	// CreateMember inserts m: ECONFLICT when a member or an alias has the

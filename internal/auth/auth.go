@@ -70,6 +70,9 @@ type Login struct {
 	// gen is the registry's revocation counter when the login was checked,
 	// so that Track closes a session revoked between check and Track.
 	gen uint64
+	// ip is the client's address, which a change of the domain's address
+	// allowlist checks the session against again.
+	ip netip.Addr
 }
 
 // Authenticator is what protocol servers need. Authenticate returns an error
@@ -79,7 +82,8 @@ type Login struct {
 //
 // Track registers a live session after a successful login: close is called,
 // at most once and from any goroutine, when the login's credential is revoked
-// (app password deleted, setting or main password changed, member suspended).
+// (app password deleted, setting or main password changed, member suspended)
+// or the domain's security policy no longer allows it.
 // The returned done must be called when the session ends.
 type Authenticator interface {
 	Authenticate(ctx context.Context, a Attempt) (Login, error)

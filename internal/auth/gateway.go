@@ -109,6 +109,9 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{svc: cfg.Service, store: cfg.Store, key: cfg.Key, throttle: cfg.Throttle, acct: newAccountThrottle(cfg),
 		maxFail: cfg.MaxFailures, pause: cfg.Pause, log: cfg.Log, now: cfg.Now, m: m}
 	g.reg = newRegistry(m, cfg.Now)
+	g.reg.domain = cfg.Service.DomainByID
+	g.reg.cutoff = cfg.Service.Config.Cutoff
+	g.reg.log = cfg.Log
 	g.rec = newRecorder(cfg.Store, cfg.Service.Store, cfg.Log, m, cfg.Now,
 		cfg.FlushInterval, cfg.FlushBatch, cfg.RecordBuffer, cfg.RecordRetention)
 	g.rec.start()
@@ -197,6 +200,13 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 		return Login{}, g.finish(start, 0, &rec, unavailable(err))
 	}
 	if ok {
+		if reason := m.Security.Refusal(a.Protocol, a.RemoteIP); reason != "" {
+			// What a failure costs, so that the reply's timing does not
+			// tell that the app password was right.
+			g.svc.Hasher.Verify(ctx, "", a.Secret)
+			rec.MemberID = m.ID
+			return Login{}, g.finish(start, 0, &rec, failure(reason))
+		}
 		return g.succeed(start, 0, &rec, a, m, cred, gen), nil
 	}
 
@@ -250,6 +260,14 @@ func (g *Gateway) Authenticate(ctx context.Context, a Attempt) (Login, error) {
 			g.countFailure(ctx, m, st, a, rec.IP, start)
 		}
 	}
+	if err == nil {
+		// The domain's security policy, after the credential: it never
+		// tells a guesser anything, and a member's refused app (wrong
+		// network, protocol not allowed) does not count toward the pause.
+		if reason := m.Security.Refusal(a.Protocol, a.RemoteIP); reason != "" {
+			err = failure(reason)
+		}
+	}
 	if err != nil {
 		outcome = Failed
 		return Login{}, g.finish(start, wait, &rec, err)
@@ -266,7 +284,7 @@ func (g *Gateway) succeed(start time.Time, wait time.Duration, rec *LoginRecord,
 		g.rec.touch(cred.AppPasswordID, a.Protocol, rec.IP, start.UTC())
 	}
 	g.finish(start, wait, rec, nil)
-	return Login{Member: m, Credential: cred, gen: gen}
+	return Login{Member: m, Credential: cred, gen: gen, ip: a.RemoteIP}
 }
 
 // tags returns the throttle's tags of an attempt: the pair only for a

@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"context"
+	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -20,16 +23,26 @@ type Registry struct {
 	mu       sync.Mutex
 	gen      uint64                             // counts revocations seen
 	sessions multimap.Multimap[int64, *session] // by member
+	byDomain multimap.Multimap[int64, *session] // by the member's domain
 	revoked  map[int64][]revocation             // recent revocations, by member
+	policies []revocation                       // recent policy changes (domainID set)
 	closeFn  func(list []*session, kind string) // calls the close funcs, outside mu
 	pruneAt  time.Time                          // next sweep of revoked
 	gauges   map[string]prometheus.Gauge        // live sessions by protocol (gauge)
 	now      func() time.Time
+
+	// domain reads a domain's current security policy when it changes
+	// (account.Service.DomainByID); cutoff decides its policy.
+	domain func(ctx context.Context, id int64) (account.Domain, error)
+	cutoff time.Time
+	log    *slog.Logger
 }
 
 type session struct {
 	memberID int64
+	domainID int64
 	cred     account.Credential // what revokes checks; not the whole Login (a login's allocations)
+	ip       netip.Addr
 	protocol string
 	close    func()
 	once     sync.Once
@@ -43,6 +56,10 @@ type revocation struct {
 	at   time.Time
 	kind account.EventKind
 	apID string
+	// domainID: a policy change of the domain, which closes at once a
+	// session tracked after it but checked before (it reconnects under
+	// the new policy).
+	domainID int64
 }
 
 // revocationMemory is how long revocations are remembered for the
@@ -51,7 +68,7 @@ const revocationMemory = 5 * time.Minute
 
 func newRegistry(m *metrics, now func() time.Time) *Registry {
 	// gen starts at 1 so that 0 in a Login means "not from Authenticate".
-	r := &Registry{gen: 1, m: m, now: now, revoked: map[int64][]revocation{}, gauges: map[string]prometheus.Gauge{}}
+	r := &Registry{gen: 1, m: m, now: now, revoked: map[int64][]revocation{}, gauges: map[string]prometheus.Gauge{}, log: slog.Default()}
 	r.closeFn = func(list []*session, kind string) {
 		// The bus calls us on the tailer's goroutine, which must not block;
 		// closing a connection may.
@@ -91,6 +108,10 @@ func revokes(kind account.EventKind, apID string, s *session) bool {
 
 // HandleEvent closes the sessions that e revokes. Subscribe it on the bus.
 func (r *Registry) HandleEvent(e account.Event) {
+	if e.Kind == account.EventPolicyChanged {
+		r.policyChanged(e.DomainID)
+		return
+	}
 	switch e.Kind {
 	case account.EventAppPasswordDeleted, account.EventSettingChanged,
 		account.EventMemberSuspended, account.EventPasswordChanged,
@@ -117,9 +138,68 @@ func (r *Registry) HandleEvent(e account.Event) {
 	}
 }
 
+// policyChanged checks the live sessions of the domain's members against
+// its new security policy and closes those it refuses: a protocol no
+// longer allowed, an address outside the allowlist, the main password
+// where app passwords became required.
+func (r *Registry) policyChanged(domainID int64) {
+	r.mu.Lock()
+	r.gen++
+	now := r.now()
+	r.policies = append(r.policies, revocation{gen: r.gen, at: now, kind: account.EventPolicyChanged, domainID: domainID})
+	if now.After(r.pruneAt) {
+		r.pruneRevoked(now)
+	}
+	list := append([]*session(nil), r.byDomain.Get(domainID)...)
+	r.mu.Unlock()
+	if len(list) == 0 || r.domain == nil {
+		return
+	}
+	// Reading the policy may block; the bus's goroutine must not.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		d, err := r.domain(ctx, domainID)
+		if err != nil {
+			// Fail closed: the sessions reconnect under the policy in force.
+			r.log.Warn("reading a changed security policy; closing the domain's sessions", "domain_id", domainID, "err", err)
+			r.closeFn(list, string(account.EventPolicyChanged))
+			return
+		}
+		var refused []*session
+		for _, s := range list {
+			if reason := policyRefuses(d, r.cutoff, s); reason != "" {
+				refused = append(refused, s)
+				r.log.Info("session closed by the domain's security policy", "domain", d.Name, "member_id", s.memberID,
+					"protocol", s.protocol, "ip", s.ip.String(), "reason", reason)
+			}
+		}
+		if len(refused) > 0 {
+			r.closeFn(refused, string(account.EventPolicyChanged))
+		}
+	}()
+}
+
+// policyRefuses says why the domain's policy refuses the session s, "" when
+// it does not: the same rules as a login's (Gateway.Authenticate).
+func policyRefuses(d account.Domain, cutoff time.Time, s *session) string {
+	if reason := d.Security.Refusal(s.protocol, s.ip); reason != "" {
+		return reason
+	}
+	if s.cred.IsMain() && d.Policy(cutoff) == account.PolicyEnforced {
+		return "policy"
+	}
+	return ""
+}
+
 // pruneRevoked forgets old revocations; the caller holds mu.
 func (r *Registry) pruneRevoked(now time.Time) {
 	r.pruneAt = now.Add(time.Minute)
+	i := 0
+	for i < len(r.policies) && now.Sub(r.policies[i].at) > revocationMemory {
+		i++
+	}
+	r.policies = r.policies[i:]
 	for id, list := range r.revoked {
 		i := 0
 		for i < len(list) && now.Sub(list[i].at) > revocationMemory {
@@ -135,9 +215,10 @@ func (r *Registry) pruneRevoked(now time.Time) {
 
 // Track registers a live session; see Authenticator.
 func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
-	s := &session{memberID: l.Member.ID, cred: l.Credential, protocol: protocol, close: close}
+	s := &session{memberID: l.Member.ID, domainID: l.Member.DomainID, cred: l.Credential, ip: l.ip, protocol: protocol, close: close}
 	r.mu.Lock()
 	r.sessions.Add(l.Member.ID, s)
+	r.byDomain.Add(s.domainID, s)
 	// A revocation published after the login was checked but before this
 	// call found no session to close: close it now.
 	var hit *revocation
@@ -146,6 +227,11 @@ func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
 			if rv.gen > l.gen && revokes(rv.kind, rv.apID, s) {
 				hit = &r.revoked[l.Member.ID][i]
 				break
+			}
+		}
+		for i, rv := range r.policies {
+			if hit == nil && rv.gen > l.gen && rv.domainID == s.domainID {
+				hit = &r.policies[i]
 			}
 		}
 	}
@@ -171,6 +257,7 @@ func (r *Registry) end(s *session) {
 	}
 	s.ended = true
 	r.sessions.Remove(s.memberID, s)
+	r.byDomain.Remove(s.domainID, s)
 	gauge := r.gauge(s.protocol)
 	r.mu.Unlock()
 	gauge.Dec()

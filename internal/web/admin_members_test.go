@@ -10,13 +10,6 @@ import (
 	"github.com/postern/postern/internal/account"
 )
 
-// adminPost posts form to path as c, with c's CSRF token.
-func (c *client) adminPost(path string, form url.Values) resp {
-	c.t.Helper()
-	form.Set("csrf", c.csrf("/security"))
-	return c.post(path, form)
-}
-
 func wantBody(t *testing.T, r resp, want ...string) {
 	t.Helper()
 	for _, w := range want {

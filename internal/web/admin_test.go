@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/postern/postern/internal/account"
 )
 
 // adminPathValues fill the wildcards of the console's routes: each names a
@@ -160,4 +162,93 @@ func TestAdminNavigationAndMenu(t *testing.T) {
 	}
 	wantStatus(t, a.org.get("/admin/no-such-page"), http.StatusNotFound)
 	wantStatus(t, a.plain.get("/admin"), http.StatusNotFound)
+}
+
+// post sends a form with c's CSRF token, after a fresh re-authentication.
+func (c *client) adminPost(path string, form url.Values) resp {
+	c.t.Helper()
+	form.Set("csrf", c.csrf("/security"))
+	return c.post(path, form)
+}
+
+func TestAdminDomains(t *testing.T) {
+	a := newAdminEnv(t)
+	ctx := context.Background()
+
+	// Adding: organisation admins only; the creation date decides the policy.
+	wantStatus(t, a.dom.get("/admin/domains/new"), http.StatusForbidden)
+	wantStatus(t, a.dom.adminPost("/admin/domains/new", url.Values{"name": {"x.example"}}), http.StatusForbidden)
+	r := a.org.adminPost("/admin/domains/new", url.Values{"name": {"Legacy.Example"}, "created": {"2021-04-01"}})
+	wantStatus(t, r, http.StatusSeeOther)
+	if loc := r.Header.Get("Location"); loc != "/admin/domains/legacy.example?done=domain.added" {
+		t.Fatalf("after adding: %q", loc)
+	}
+	d, err := a.svc.Domain(ctx, "legacy.example")
+	if err != nil || d.Policy(a.svc.Config.Cutoff) != account.PolicyOptional {
+		t.Fatalf("added domain: %+v, %v", d, err)
+	}
+	r = a.org.adminPost("/admin/domains/new", url.Values{"name": {"legacy.example"}})
+	wantStatus(t, r, http.StatusConflict)
+	if !strings.Contains(string(r.body), `aria-invalid="true"`) || !strings.Contains(string(r.body), `id="name-err"`) {
+		t.Errorf("the error is not at the field: %s", r.body)
+	}
+	wantStatus(t, a.org.adminPost("/admin/domains/new", url.Values{"name": {"ok.example"}, "created": {"April"}}), http.StatusBadRequest)
+
+	// The domain's page, policy and DNS records.
+	r = a.org.get("/admin/domains/legacy.example")
+	wantStatus(t, r, http.StatusOK)
+	if !strings.Contains(string(r.body), "Each member decides") {
+		t.Errorf("domain page: %s", r.body)
+	}
+	wantStatus(t, a.dom.get("/admin/domains/new.example"), http.StatusOK)
+	wantStatus(t, a.dom.get("/admin/domains/new.example/dns"), http.StatusOK)
+
+	// Invalid fields: nothing saved, the errors at the fields.
+	r = a.dom.adminPost("/admin/domains/new.example/policy", url.Values{"protocol_imap": {"1"}, "networks": {"10.0.0.0/8\nnot-a-network"}, "expire": {"-3"}, "quota": {"lots"}})
+	wantStatus(t, r, http.StatusBadRequest)
+	for _, id := range []string{"networks-err", "expire-err", "quota-err"} {
+		if !strings.Contains(string(r.body), `id="`+id+`"`) {
+			t.Errorf("no %s in %s", id, r.body)
+		}
+	}
+	if d, _ := a.svc.Domain(ctx, "new.example"); d.Security.Protocols != nil {
+		t.Fatalf("an invalid form saved: %+v", d.Security)
+	}
+	r = a.dom.adminPost("/admin/domains/new.example/policy", url.Values{"protocol_imap": {"1"}, "protocol_smtp": {"1"},
+		"networks": {"10.0.0.0/8\n192.0.2.7"}, "expire": {"90"}, "quota": {"2GiB"}, "force": {"1"}})
+	wantStatus(t, r, http.StatusSeeOther)
+	d, _ = a.svc.Domain(ctx, "new.example")
+	if got := strings.Join(d.Security.Protocols, ","); got != "imap,smtp" || account.FormatNetworks(d.Security.Networks) != "10.0.0.0/8,192.0.2.7/32" ||
+		d.Security.ExpireUnusedDays != 90 || d.Security.ForceAppPasswords || d.MailQuota == nil || *d.MailQuota != 2<<30 {
+		t.Fatalf("saved policy: %+v quota %v", d.Security, d.MailQuota)
+	}
+	// Every protocol checked is "all", including protocols added later.
+	form := url.Values{"expire": {"0"}, "force": {"1"}}
+	for _, p := range account.ThirdPartyProtocols {
+		form.Set("protocol_"+p, "1")
+	}
+	wantStatus(t, a.org.adminPost("/admin/domains/legacy.example/policy", form), http.StatusSeeOther)
+	d, _ = a.svc.Domain(ctx, "legacy.example")
+	if d.Security.Protocols != nil || d.Security.Networks != nil || !d.Security.ForceAppPasswords || d.MailQuota != nil {
+		t.Fatalf("saved policy: %+v", d.Security)
+	}
+
+	// Deleting: organisation admins only, refused while members exist.
+	wantStatus(t, a.dom.get("/admin/domains/new.example/delete"), http.StatusForbidden)
+	r = a.org.get("/admin/domains/old.example/delete")
+	wantStatus(t, r, http.StatusConflict)
+	if !strings.Contains(string(r.body), "still has 1 members") {
+		t.Errorf("delete with members: %s", r.body)
+	}
+	wantStatus(t, a.org.adminPost("/admin/domains/old.example/delete", url.Values{"confirmed": {"1"}}), http.StatusConflict)
+	// Without confirmed, the POST only asks.
+	wantStatus(t, a.org.adminPost("/admin/domains/legacy.example/delete", url.Values{}), http.StatusOK)
+	if _, err := a.svc.Domain(ctx, "legacy.example"); err != nil {
+		t.Fatal("deleted without confirmation")
+	}
+	r = a.org.adminPost("/admin/domains/legacy.example/delete", url.Values{"confirmed": {"1"}})
+	wantStatus(t, r, http.StatusSeeOther)
+	if _, err := a.svc.Domain(ctx, "legacy.example"); account.ErrorCode(err) != account.ENOTFOUND {
+		t.Fatalf("after delete: %v", err)
+	}
 }

@@ -41,6 +41,8 @@ func messageLinks(l, kind string) []messageLink {
 		return []messageLink{security, password}
 	case account.MsgSendLimited:
 		return []messageLink{apps, password}
+	case account.MsgAppPasswordExpiring, account.MsgAppPasswordExpired:
+		return []messageLink{apps}
 	}
 	return nil
 }
@@ -121,6 +123,16 @@ func localizeMessage(l string, loc *time.Location, m account.Message) messageVie
 			"新しいアドレスでサインインしてください。すべてのアプリとブラウザはサインアウトされました。"+
 			"各アプリのユーザー名を %s から %s に変更し、サードパーティアプリ用パスワードはそのまま使ってください。\n\n日時: %s\n%s",
 			p["old_email"], p["email"], mail, p["old_email"], p["email"], when("time"), actorJA(p))
+	case account.MsgAppPasswordExpiring:
+		subject = "サードパーティアプリ用パスワードがまもなく削除されます: " + p["app"]
+		body = fmt.Sprintf("アカウント %s のサードパーティアプリ用パスワード「%s」はしばらく使われていません。"+
+			"このドメインでは %s 日間使われていないアプリパスワードは削除されます。このパスワードは %s に削除されます。\n\n"+
+			"一度使う（アプリがこのパスワードでログインする）と削除されません。不要であれば何もする必要はありません。"+
+			"アプリ用パスワードの一覧: %s\n", p["email"], p["app"], p["days"], when("at"), p["link_apps"])
+	case account.MsgAppPasswordExpired:
+		subject = "使われていないサードパーティアプリ用パスワードが削除されました: " + p["app"]
+		body = fmt.Sprintf("アカウント %s のサードパーティアプリ用パスワード「%s」は、ドメインで定められた %s 日間使われなかったため削除されました。\n\n"+
+			"まだ必要なアプリには、新しいアプリパスワードを作成してください: %s\n", p["email"], p["app"], p["days"], p["link_apps"])
 	default:
 		return v
 	}

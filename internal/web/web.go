@@ -23,6 +23,7 @@ import (
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/dnsrecords"
 	"github.com/postern/postern/internal/web/websession"
 )
 
@@ -86,6 +87,10 @@ type Config struct {
 	// for members whose own setting and domain set none (0: none).
 	Mail      QuotaReader
 	MailQuota int64
+
+	// DNSRecords are the DNS records a domain publishes (postern domain
+	// dns), shown in the admin console; nil shows none.
+	DNSRecords func(ctx context.Context, domain string) ([]dnsrecords.Record, error)
 
 	IdleTimeout     time.Duration // 1 h when zero (NIST SP 800-63B-4 §2.2.3, AAL2)
 	AbsoluteTimeout time.Duration // 24 h when zero

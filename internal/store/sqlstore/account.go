@@ -20,7 +20,28 @@ var _ account.Store = (*DB)(nil)
 
 // memberCols selects a member with its domain's creation time (the policy
 // needs it), from members m JOIN domains d.
-const memberCols = `m.id, m.domain_id, m.email, m.name, m.password_hash, m.use_app_passwords, m.state, m.created_at, d.created_at, m.must_change_password`
+const memberCols = `m.id, m.domain_id, m.email, m.name, m.password_hash, m.use_app_passwords, m.state, m.created_at, d.created_at,
+	` + policyCols + `, m.must_change_password`
+
+// policyCols selects the security policy of domain d (scanPolicy).
+const policyCols = `d.policy_protocols, d.policy_allow_cidrs, d.policy_expire_unused_days, d.policy_force_setting`
+
+// policyDest scans policyCols; NULLs come from the nullable side of a LEFT JOIN.
+type policyDest struct {
+	protocols, networks sql.NullString
+	days                sql.NullInt64
+	force               dbBool
+}
+
+func (p *policyDest) dest() []any { return []any{&p.protocols, &p.networks, &p.days, &p.force} }
+
+func (p *policyDest) policy() account.SecurityPolicy {
+	var protocols *string
+	if p.protocols.Valid {
+		protocols = &p.protocols.String
+	}
+	return account.DecodeSecurityPolicy(protocols, p.networks.String, int(p.days.Int64), bool(p.force))
+}
 
 const memberFrom = ` FROM members m JOIN domains d ON d.id = m.domain_id`
 
@@ -49,10 +70,12 @@ func scanMember(r rowScanner, m *account.Member, extra ...any) error {
 	var use, mustChange dbBool
 	var state string
 	var created, domainCreated int64
-	dest := append([]any{&m.ID, &m.DomainID, &m.Email, &m.Name, &m.PasswordHash, &use, &state, &created, &domainCreated, &mustChange}, extra...)
-	if err := r.Scan(dest...); err != nil {
+	var pol policyDest
+	dest := append(append([]any{&m.ID, &m.DomainID, &m.Email, &m.Name, &m.PasswordHash, &use, &state, &created, &domainCreated}, pol.dest()...), &mustChange)
+	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return err
 	}
+	m.Security = pol.policy()
 	m.UseAppPasswords, m.MustChangePassword = bool(use), bool(mustChange)
 	m.State = account.State(state)
 	m.CreatedAt = fromMicros(created)
@@ -133,23 +156,30 @@ func (db *DB) CreateDomain(ctx context.Context, d *account.Domain) error {
 }
 
 // domainQuery selects a domain with its catch-all member's address.
-const domainQuery = `SELECT d.id, d.name, d.created_at, COALESCE(c.email, ''), d.mail_quota
+const domainQuery = `SELECT d.id, d.name, d.created_at, COALESCE(c.email, ''), d.mail_quota, ` + policyCols + `
 	FROM domains d LEFT JOIN members c ON c.id = d.catchall_member_id`
 
 func scanDomain(r rowScanner) (account.Domain, error) {
 	var d account.Domain
 	var created int64
 	var quota sql.NullInt64
-	if err := r.Scan(&d.ID, &d.Name, &created, &d.CatchAll, &quota); err != nil {
+	var pol policyDest
+	if err := r.Scan(append([]any{&d.ID, &d.Name, &created, &d.CatchAll, &quota}, pol.dest()...)...); err != nil {
 		return account.Domain{}, err
 	}
-	d.CreatedAt, d.MailQuota = fromMicros(created), nullInt(quota)
+	d.CreatedAt, d.MailQuota, d.Security = fromMicros(created), nullInt(quota), pol.policy()
 	return d, nil
 }
 
 // DomainByName returns the domain named name (lower case).
 func (db *DB) DomainByName(ctx context.Context, name string) (account.Domain, error) {
 	d, err := scanDomain(db.SQL.QueryRowContext(ctx, db.q(domainQuery+` WHERE d.name = ?`), name))
+	return d, notFoundErr(err, "domain")
+}
+
+// DomainByID returns the domain with the id.
+func (db *DB) DomainByID(ctx context.Context, id int64) (account.Domain, error) {
+	d, err := scanDomain(db.SQL.QueryRowContext(ctx, db.q(domainQuery+` WHERE d.id = ?`), id))
 	return d, notFoundErr(err, "domain")
 }
 

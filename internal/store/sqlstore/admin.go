@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-
+	"strings"
 	"time"
 
 	"github.com/postern/postern/internal/account"
@@ -65,4 +65,169 @@ func (db *DB) AdminRoles(ctx context.Context, memberID int64) ([]account.AdminRo
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// SetSecurityPolicy replaces the domain's security policy. Every member's
+// credentials change with it, so every credential counter moves (before
+// and after the commit, as memberTx does for one member): the credential
+// caches of every process drop what they hold.
+func (db *DB) SetSecurityPolicy(ctx context.Context, domainID int64, p account.SecurityPolicy, fx account.Effects) error {
+	var protocols sql.NullString
+	if p.Protocols != nil {
+		protocols = sql.NullString{String: strings.Join(p.Protocols, ","), Valid: true}
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE domains SET policy_protocols = ?, policy_allow_cidrs = ?,
+			policy_expire_unused_days = ?, policy_force_setting = ? WHERE id = ?`),
+			protocols, account.FormatNetworks(p.Networks), p.ExpireUnusedDays, p.ForceAppPasswords, domainID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("domain %d: %w", domainID, account.ErrNotFound)
+		}
+		if err := db.writeEffects(ctx, tx, fx); err != nil {
+			return err
+		}
+		db.AllCredentialsChanged()
+		return nil
+	})
+	db.AllCredentialsChanged()
+	return wrap("set security policy", err)
+}
+
+// AllCredentialsChanged moves every credential counter: a change to what
+// Credentials returns for many members at once (a domain's policy).
+func (db *DB) AllCredentialsChanged() {
+	if db.gen != nil {
+		for i := range genSlots {
+			db.gen.bump(i)
+		}
+	}
+}
+
+// CountMembers returns how many members the domain has.
+func (db *DB) CountMembers(ctx context.Context, domainID int64) (int, error) {
+	var n int
+	if err := db.SQL.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM members WHERE domain_id = ?`), domainID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count members: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteDomain deletes the domain with its aliases, DKIM keys and admin
+// roles, unless it has members (ECONFLICT): the check holds the domain's
+// lock, which CreateMember takes too, so no member is added meanwhile.
+func (db *DB) DeleteDomain(ctx context.Context, domainID int64) error {
+	return wrap("delete domain", db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockDomain(ctx, tx, domainID); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM members WHERE domain_id = ?`), domainID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return account.Errorf(account.ECONFLICT, "The domain still has %d members: delete them first.", n)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM aliases WHERE domain_id = ?`), domainID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM domains WHERE id = ?`), domainID)
+		return err
+	}))
+}
+
+// lastUse is when an app password was last used, or created when never.
+const lastUse = `COALESCE(a.last_used_at, a.created_at)`
+
+// UnusedAppPasswords lists the domain's app passwords unused since before since.
+func (db *DB) UnusedAppPasswords(ctx context.Context, domainID int64, since time.Time) ([]account.UnusedAppPassword, error) {
+	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT `+memberCols+`, a.id, a.name, a.created_at, `+lastUse+`, a.expiry_warned_at
+		`+memberFrom+` JOIN app_passwords a ON a.member_id = m.id
+		WHERE m.domain_id = ? AND `+lastUse+` < ? ORDER BY a.id`), domainID, micros(since))
+	if err != nil {
+		return nil, fmt.Errorf("unused app passwords: %w", err)
+	}
+	defer rows.Close()
+	var out []account.UnusedAppPassword
+	for rows.Next() {
+		var p account.UnusedAppPassword
+		var created, last int64
+		var warned sql.NullInt64
+		if err := scanMember(rows, &p.Member, &p.ID, &p.Name, &created, &last, &warned); err != nil {
+			return nil, fmt.Errorf("unused app passwords: %w", err)
+		}
+		p.MemberID, p.CreatedAt, p.LastUse = p.Member.ID, fromMicros(created), fromMicros(last)
+		p.Warned = warned.Valid && warned.Int64 >= last
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// WarnAppPasswordExpiry records the warning unless the password was used
+// or warned about since unusedSince; fx goes with the record.
+func (db *DB) WarnAppPasswordExpiry(ctx context.Context, id string, unusedSince, at time.Time, fx account.Effects) (bool, error) {
+	told := false
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE app_passwords SET expiry_warned_at = ?
+			WHERE id = ? AND COALESCE(last_used_at, created_at) <= ?
+			AND (expiry_warned_at IS NULL OR expiry_warned_at < COALESCE(last_used_at, created_at))`), micros(at), id, micros(unusedSince))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		told = true
+		return db.writeEffects(ctx, tx, fx)
+	})
+	return told, wrap("warn app password expiry", err)
+}
+
+// ExpireAppPassword deletes the app password unless it was used after
+// unusedSince; fx goes with the deletion.
+func (db *DB) ExpireAppPassword(ctx context.Context, memberID int64, id string, unusedSince time.Time, fx account.Effects) (bool, error) {
+	deleted := false
+	err := db.memberTx(ctx, memberID, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM app_passwords
+			WHERE id = ? AND member_id = ? AND COALESCE(last_used_at, created_at) < ?`), id, memberID, micros(unusedSince))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		deleted = true
+		return db.writeEffects(ctx, tx, fx)
+	})
+	return deleted, wrap("expire app password", err)
+}
+
+// ExpiryLock is the advisory lock that lets one PostgreSQL node at a time
+// run the app password expiry.
+const ExpiryLock = 7413024
+
+// Exclusive runs fn unless another node holds the PostgreSQL advisory lock
+// key (ran false then); on SQLite, one node, it just runs fn. The lock is
+// an optimisation, not what makes fn correct: work done twice must be
+// harmless.
+func (db *DB) Exclusive(ctx context.Context, key int64, fn func(context.Context) error) (ran bool, err error) {
+	if db.Dialect != Postgres {
+		return true, fn(ctx)
+	}
+	conn, err := db.SQL.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+		return false, fmt.Errorf("advisory lock: %w", err)
+	}
+	if !got {
+		return false, nil
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key)
+	return true, fn(ctx)
 }

@@ -46,8 +46,8 @@ func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) 
 		if at.IsZero() {
 			at = now
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO events (kind, member_id, app_password_id, mailbox_id, created_at) VALUES (?, ?, ?, ?, ?)`),
-			string(e.Kind), e.MemberID, e.AppPasswordID, e.MailboxID, micros(at)); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO events (kind, member_id, app_password_id, mailbox_id, domain_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+			string(e.Kind), e.MemberID, e.AppPasswordID, e.MailboxID, e.DomainID, micros(at)); err != nil {
 			return err
 		}
 	}

@@ -28,12 +28,12 @@ func (db *DB) EventsAfter(ctx context.Context, after account.EventPos, limit int
 	var err error
 	if db.Dialect == Postgres {
 		db.watchHorizon(ctx)
-		rows, err = db.SQL.QueryContext(ctx, `SELECT seq, xid, kind, member_id, app_password_id, mailbox_id, created_at
+		rows, err = db.SQL.QueryContext(ctx, `SELECT seq, xid, kind, member_id, app_password_id, mailbox_id, domain_id, created_at
 			FROM events
 			WHERE (xid, seq) > ($1, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
 			ORDER BY xid, seq LIMIT $3`, after.Txn, after.Seq, limit)
 	} else {
-		rows, err = db.SQL.QueryContext(ctx, `SELECT seq, 0, kind, member_id, app_password_id, mailbox_id, created_at
+		rows, err = db.SQL.QueryContext(ctx, `SELECT seq, 0, kind, member_id, app_password_id, mailbox_id, domain_id, created_at
 			FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after.Seq, limit)
 	}
 	if err != nil {
@@ -45,7 +45,7 @@ func (db *DB) EventsAfter(ctx context.Context, after account.EventPos, limit int
 		var e account.Event
 		var kind string
 		var created int64
-		if err := rows.Scan(&e.Seq, &e.Txn, &kind, &e.MemberID, &e.AppPasswordID, &e.MailboxID, &created); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Txn, &kind, &e.MemberID, &e.AppPasswordID, &e.MailboxID, &e.DomainID, &created); err != nil {
 			return nil, fmt.Errorf("events after %v: %w", after, err)
 		}
 		e.Kind, e.CreatedAt = account.EventKind(kind), fromMicros(created)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -130,7 +131,7 @@ func testMembers(t *testing.T, e *Env) {
 		t.Fatal(err)
 	}
 	byID, err := e.DB.MemberByID(ctx, m.ID)
-	if err != nil || byID != m {
+	if err != nil || !reflect.DeepEqual(byID, m) {
 		t.Errorf("MemberByID = %+v, %v; want %+v", byID, err, m)
 	}
 	if m.Name != "alice" || e.Svc.Policy(m) != account.PolicyEnforced {

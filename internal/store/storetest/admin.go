@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/store/sqlstore"
@@ -16,6 +18,7 @@ func RunAdmin(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		fn   func(*testing.T, *Env)
 	}{
 		{"Roles", testAdminRoles},
+		{"Expiry", testExpiry},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, NewEnv(t, open(t))) })
@@ -99,4 +102,91 @@ func testAdminRoles(t *testing.T, e *Env) {
 		t.Fatalf("dom after revoking all: %+v", a)
 	}
 	WantCode(t, e.Svc.RevokeAdmin(ctx, "plain@a.example", ""), account.ENOTFOUND)
+}
+
+// testExpiry: app passwords unused for the domain's days are warned about
+// a week before, once, and deleted with a message and a revoking event; a
+// use in between keeps them; running twice (two nodes) changes nothing more.
+func testExpiry(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m := e.Enforced(t, "exp")
+	other := e.Optional(t, "keep", true)
+	old, _ := e.Create(t, m, "Old phone")
+	used, _ := e.Create(t, m, "Laptop")
+	e.Create(t, other, "Other domain")
+	setDays := func(domain string, days int) {
+		t.Helper()
+		d, err := e.Svc.Domain(ctx, domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := d.Security
+		p.ExpireUnusedDays = days
+		if _, err := e.Svc.SetSecurityPolicy(ctx, domain, p, Web); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setDays("enforced.test", 30)
+	start := old.CreatedAt
+	run := func(at time.Time) account.ExpiryResult {
+		t.Helper()
+		res, err := e.Svc.ExpireAppPasswords(ctx, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := run(start.Add(20 * 24 * time.Hour)); res != (account.ExpiryResult{}) {
+		t.Fatalf("after 20 days: %+v", res)
+	}
+	// Day 24: both within a week of expiry; warned once each.
+	if res := run(start.Add(24 * 24 * time.Hour)); res.Warned != 2 || res.Expired != 0 {
+		t.Fatalf("after 24 days: %+v", res)
+	}
+	if res := run(start.Add(24*24*time.Hour + time.Hour)); res != (account.ExpiryResult{}) {
+		t.Fatalf("warned twice: %+v", res)
+	}
+	// The laptop is used on day 25: kept.
+	if err := e.DB.TouchAppPassword(ctx, used.ID, start.Add(25*24*time.Hour), "imap", "192.0.2.1", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if res := run(start.Add(31 * 24 * time.Hour)); res.Expired != 1 || res.Warned != 0 {
+		t.Fatalf("after 31 days: %+v", res)
+	}
+	if res := run(start.Add(31 * 24 * time.Hour)); res != (account.ExpiryResult{}) {
+		t.Fatalf("run again: %+v", res)
+	}
+	left := e.AppPasswords(t, m)
+	if len(left) != 1 || left[0].ID != used.ID {
+		t.Fatalf("left: %+v", left)
+	}
+	if len(e.AppPasswords(t, other)) != 1 {
+		t.Fatal("a domain without expiry lost an app password")
+	}
+	var warned, expired int
+	for _, msg := range e.Messages(t, m) {
+		switch msg.Kind {
+		case account.MsgAppPasswordExpiring:
+			warned++
+		case account.MsgAppPasswordExpired:
+			expired++
+			if !strings.Contains(msg.Subject, "Old phone") {
+				t.Errorf("expired message: %+v", msg)
+			}
+		}
+	}
+	if warned != 2 || expired != 1 {
+		t.Fatalf("messages: %d warnings, %d expiries", warned, expired)
+	}
+	var revoked bool
+	for _, ev := range e.Events(t, m) {
+		revoked = revoked || ev.Kind == account.EventAppPasswordDeleted && ev.AppPasswordID == old.ID
+	}
+	if !revoked {
+		t.Fatal("no event closes the expired password's sessions")
+	}
+	// Used again after its warning, the laptop is warned about again later.
+	if res := run(start.Add(50 * 24 * time.Hour)); res.Warned != 1 {
+		t.Fatalf("second warning: %+v", res)
+	}
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -133,7 +134,7 @@ func testCredentials(t *testing.T, e *Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != e.Reload(t, m) || len(list) != 3 {
+	if !reflect.DeepEqual(got, e.Reload(t, m)) || len(list) != 3 {
 		t.Fatalf("credentials %+v, %d app passwords", got, len(list))
 	}
 	for i, p := range list {
