@@ -65,6 +65,15 @@ func (s *Server) adminMember(w http.ResponseWriter, r *http.Request, ac *adminCt
 	return m, true
 }
 
+// newMembersPage is newAdminPage with Members as the current section: a
+// member's pages are under their domain's path, which is the Domains
+// section's.
+func (s *Server) newMembersPage(r *http.Request, ac *adminCtx, title string) *pageData {
+	p := s.newAdminPage(r, ac, title)
+	p.Admin.Current = "/admin/members"
+	return p
+}
+
 // memberRow is a member as the list shows it.
 type memberRow struct {
 	Email, Name, URL string
@@ -117,7 +126,7 @@ func (s *Server) adminMembersPage(w http.ResponseWriter, r *http.Request, ac *ad
 		}
 		d.Next = "/admin/members?" + next.Encode()
 	}
-	p := s.newAdminPage(r, ac, "admin.members.title")
+	p := s.newMembersPage(r, ac, "admin.members.title")
 	p.Data = d
 	s.render(w, http.StatusOK, "admin_members", p)
 }
@@ -137,7 +146,7 @@ type memberFormData struct {
 }
 
 func (s *Server) renderMemberForm(w http.ResponseWriter, r *http.Request, ac *adminCtx, status int, title string, d memberFormData, errText string) {
-	p := s.newAdminPage(r, ac, title)
+	p := s.newMembersPage(r, ac, title)
 	p.Data, p.Error = d, errText
 	s.render(w, status, "admin_members_form", p)
 }
@@ -175,7 +184,7 @@ type secretData struct {
 }
 
 func (s *Server) renderSecret(w http.ResponseWriter, r *http.Request, ac *adminCtx, m account.Member, key, pw string) {
-	p := s.newAdminPage(r, ac, key)
+	p := s.newMembersPage(r, ac, key)
 	p.Data = secretData{Text: tr(p.L, key+".text", m.Email), Email: m.Email, Password: pw, Back: memberURL(m)}
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, http.StatusOK, "admin_members_secret", p)
@@ -230,7 +239,7 @@ func (s *Server) adminImport(w http.ResponseWriter, r *http.Request, ac *adminCt
 	for _, row := range rep.Rows {
 		switch {
 		case row.Err != nil:
-			v.Errors = append(v.Errors, importLine{Line: row.Line, Email: row.Email, Text: s.errText(l, "", row.Err)})
+			v.Errors = append(v.Errors, importLine{Line: row.Line, Email: row.Email, Text: s.errText(l, "import", row.Err)})
 		case row.OneTimePassword != "":
 			v.Passwords = append(v.Passwords, importLine{Line: row.Line, Email: row.Email, Secret: row.OneTimePassword})
 		}
@@ -301,7 +310,7 @@ func (s *Server) adminMemberPage(w http.ResponseWriter, r *http.Request, ac *adm
 		}
 		slices.SortFunc(d.Live, func(a, b liveCount) int { return strings.Compare(a.Protocol, b.Protocol) })
 	}
-	p := s.newAdminPage(r, ac, "admin.member.title")
+	p := s.newMembersPage(r, ac, "admin.member.title")
 	p.Data = d
 	s.render(w, http.StatusOK, "admin_member", p)
 }
@@ -360,7 +369,7 @@ func (s *Server) adminMemberActionPage(a memberAction) adminHandler {
 				memberFormData{Kind: a.name, Domain: m.Domain(), Action: r.URL.Path, Cancel: memberURL(m), Email: m.Email}, "")
 			return
 		}
-		p := s.newAdminPage(r, ac, "admin.member."+a.name+".title")
+		p := s.newMembersPage(r, ac, "admin.member."+a.name+".title")
 		p.Data = confirmData{Title: p.Title, Subject: m.Email, Body: tr(p.L, "admin.member."+a.name+".body", m.Email),
 			Action: r.URL.Path, Submit: tr(p.L, "admin.member."+a.name+".submit"), Kind: a.kind, Cancel: memberURL(m)}
 		s.render(w, http.StatusOK, "confirm", p)
@@ -427,7 +436,7 @@ func (s *Server) adminDeleteAppPasswordPage(w http.ResponseWriter, r *http.Reque
 	if !ok {
 		return
 	}
-	p := s.newAdminPage(r, ac, "admin.member.app-password-delete.title")
+	p := s.newMembersPage(r, ac, "admin.member.app-password-delete.title")
 	p.Data = confirmData{Title: p.Title, Subject: m.Email, Body: tr(p.L, "admin.member.app-password-delete.body", m.Email),
 		Action: r.URL.Path, Submit: tr(p.L, "admin.member.app-password-delete.submit"), Kind: "danger", Cancel: memberURL(m)}
 	s.render(w, http.StatusOK, "confirm", p)

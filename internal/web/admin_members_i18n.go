@@ -232,6 +232,9 @@ func init() {
 			"notice.m-setting-off":                     "「サードパーティアプリ用パスワードを使用」をオフにしました。",
 			"notice.m-rename":                          "アドレスを変更し、メンバーに通知しました。",
 			"notice.m-delete":                          "メンバーを削除しました。",
+			"err.import.invalid":                       "アドレス、名前、パスワードのいずれかが規則に合いません（アドレスは local@domain の形式、名前は200文字まで、パスワードは10文字以上）。",
+			"err.import.conflict":                      "このアドレスは既存のメンバーかエイリアスが使用しているか、ファイル内で重複しています。",
+			"err.import.not_found":                     "このドメインはありません。",
 		},
 	})
 }
