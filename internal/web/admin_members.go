@@ -369,11 +369,17 @@ func (s *Server) adminMemberActionPage(a memberAction) adminHandler {
 				memberFormData{Kind: a.name, Domain: m.Domain(), Action: r.URL.Path, Cancel: memberURL(m), Email: m.Email}, "")
 			return
 		}
-		p := s.newMembersPage(r, ac, "admin.member."+a.name+".title")
-		p.Data = confirmData{Title: p.Title, Subject: m.Email, Body: tr(p.L, "admin.member."+a.name+".body", m.Email),
-			Action: r.URL.Path, Submit: tr(p.L, "admin.member."+a.name+".submit"), Kind: a.kind, Cancel: memberURL(m)}
-		s.render(w, http.StatusOK, "confirm", p)
+		s.renderMemberConfirm(w, r, ac, m, a.name, a.kind)
 	}
+}
+
+// renderMemberConfirm asks to confirm the action named by the catalog keys
+// admin.member.<name>.title, .body and .submit, with a button of kind.
+func (s *Server) renderMemberConfirm(w http.ResponseWriter, r *http.Request, ac *adminCtx, m account.Member, name, kind string) {
+	p := s.newMembersPage(r, ac, "admin.member."+name+".title")
+	p.Data = confirmData{Title: p.Title, Subject: m.Email, Body: tr(p.L, "admin.member."+name+".body", m.Email),
+		Action: r.URL.Path, Submit: tr(p.L, "admin.member."+name+".submit"), Kind: kind, Cancel: memberURL(m)}
+	s.render(w, http.StatusOK, "confirm", p)
 }
 
 func (s *Server) adminMemberAction(a memberAction) adminHandler {
@@ -436,10 +442,7 @@ func (s *Server) adminDeleteAppPasswordPage(w http.ResponseWriter, r *http.Reque
 	if !ok {
 		return
 	}
-	p := s.newMembersPage(r, ac, "admin.member.app-password-delete.title")
-	p.Data = confirmData{Title: p.Title, Subject: m.Email, Body: tr(p.L, "admin.member.app-password-delete.body", m.Email),
-		Action: r.URL.Path, Submit: tr(p.L, "admin.member.app-password-delete.submit"), Kind: "danger", Cancel: memberURL(m)}
-	s.render(w, http.StatusOK, "confirm", p)
+	s.renderMemberConfirm(w, r, ac, m, "app-password-delete", "danger")
 }
 
 // adminDeleteAppPassword deletes one app password of the member; the member
