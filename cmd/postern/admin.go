@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/postern/postern/internal/account"
 )
 
 // listFlag is a flag that may be repeated and holds comma-separated values.
@@ -46,10 +48,7 @@ func adminGrant(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		out := make([]adminRoleJSON, 0, len(roles))
-		for _, r := range roles {
-			out = append(out, toAdminRoleJSON(r.Email, r.Domain, r.CreatedAt))
-		}
+		out := toAdminRolesJSON(roles)
 		if *asJSON {
 			return writeJSON(a.stdout, out)
 		}
@@ -60,12 +59,16 @@ func adminGrant(a *app, fs *flag.FlagSet) runFunc {
 	}
 }
 
-func toAdminRoleJSON(email, domain string, at time.Time) adminRoleJSON {
-	j := adminRoleJSON{Email: email, Role: "organisation", Domain: domain, CreatedAt: at}
-	if domain != "" {
-		j.Role = "domain"
+func toAdminRolesJSON(roles []account.AdminRole) []adminRoleJSON {
+	out := make([]adminRoleJSON, 0, len(roles))
+	for _, r := range roles {
+		j := adminRoleJSON{Email: r.Email, Role: "organisation", Domain: r.Domain, CreatedAt: r.CreatedAt}
+		if r.Domain != "" {
+			j.Role = "domain"
+		}
+		out = append(out, j)
 	}
-	return j
+	return out
 }
 
 func roleScope(r adminRoleJSON) string {
@@ -105,10 +108,7 @@ func adminList(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		out := make([]adminRoleJSON, 0, len(roles))
-		for _, r := range roles {
-			out = append(out, toAdminRoleJSON(r.Email, r.Domain, r.CreatedAt))
-		}
+		out := toAdminRolesJSON(roles)
 		if *asJSON {
 			return writeJSON(a.stdout, out)
 		}

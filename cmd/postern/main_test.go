@@ -47,6 +47,19 @@ func runIn(t *testing.T, env map[string]string, args ...string) (int, string, st
 	return code, stdout.String(), stderr.String()
 }
 
+// mustRunIn returns a function that runs a command in env and fails the
+// test unless it succeeds, returning its standard output.
+func mustRunIn(t *testing.T, env map[string]string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		code, out, stderr := runIn(t, env, args...)
+		if code != 0 {
+			t.Fatalf("%v: %d %s", args, code, stderr)
+		}
+		return out
+	}
+}
+
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	envDir, flagDir := t.TempDir(), t.TempDir()
 	env := map[string]string{"POSTERN_DATA": envDir, "POSTERN_NAME": "ignored"}

@@ -16,14 +16,7 @@ import (
 func TestQueueCommands(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"POSTERN_DATA": dir}
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, stderr := runIn(t, env, args...)
-		if code != 0 {
-			t.Fatalf("%v: %d %s", args, code, stderr)
-		}
-		return out
-	}
+	must := mustRunIn(t, env)
 	must("domain", "add", "example.com")
 	must("user", "add", "alice@example.com")
 	if out := must("queue", "list"); !strings.Contains(out, "The queue is empty.") {

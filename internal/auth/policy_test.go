@@ -171,3 +171,36 @@ func TestPolicyChangeClosesSessions(t *testing.T) {
 		}
 	})
 }
+
+// TestTrackAfterPolicyChange: a login checked before its domain's policy
+// changed, tracked after the change was published, is closed at once (the
+// app reconnects under the new policy); another domain's is not.
+func TestTrackAfterPolicyChange(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	f := newFixture(t, db, nil)
+	m := f.env.Enforced(t, "race")
+	_, app := f.env.Create(t, m, "Phone")
+	other := f.env.Optional(t, "other", false)
+	l, err := f.try(m.Email, app, auth.IMAP, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, err := f.try(other.Email, storetest.MainPassword, auth.IMAP, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.bus.Publish(account.Event{Kind: account.EventPolicyChanged, DomainID: m.DomainID})
+	closed, otherClosed := make(chan struct{}), make(chan struct{})
+	defer f.gw.Track(lo, auth.IMAP, func() { close(otherClosed) })()
+	defer f.gw.Track(l, auth.IMAP, func() { close(closed) })()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a session checked before the policy change and tracked after it stayed open")
+	}
+	select {
+	case <-otherClosed:
+		t.Fatal("another domain's session was closed")
+	default:
+	}
+}

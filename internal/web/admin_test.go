@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/internal/account"
 )
@@ -250,5 +251,22 @@ func TestAdminDomains(t *testing.T) {
 	wantStatus(t, r, http.StatusSeeOther)
 	if _, err := a.svc.Domain(ctx, "legacy.example"); account.ErrorCode(err) != account.ENOTFOUND {
 		t.Fatalf("after delete: %v", err)
+	}
+}
+
+// TestExpiryMessagesJapanese: the expiry's warning and notice read in
+// Japanese, with the time in the reader's zone and a link to the list.
+func TestExpiryMessagesJapanese(t *testing.T) {
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	p := map[string]string{"email": "a@example.com", "app": "Thunderbird", "days": "30", "at": "2025-04-01T00:00:00Z",
+		"link_apps": "https://mail.example.com/security/app-passwords", "time": "2025-03-25T00:00:00Z"}
+	warn := localizeMessage("ja", tokyo, account.Message{Kind: account.MsgAppPasswordExpiring, Subject: "English", Params: p})
+	if warn.Lang != "ja" || !strings.Contains(warn.Subject, "まもなく削除されます: Thunderbird") ||
+		!strings.Contains(warn.Body, "2025年4月1日 09:00 JST") || !strings.Contains(warn.Body, "30 日間") {
+		t.Errorf("warning: %+v", warn)
+	}
+	gone := localizeMessage("ja", tokyo, account.Message{Kind: account.MsgAppPasswordExpired, Subject: "English", Params: p})
+	if gone.Lang != "ja" || !strings.Contains(gone.Subject, "削除されました: Thunderbird") || len(gone.Links) != 1 || gone.Links[0].Href != "/security/app-passwords" {
+		t.Errorf("notice: %+v", gone)
 	}
 }
