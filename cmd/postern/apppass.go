@@ -71,11 +71,33 @@ func apppassList(a *app, fs *flag.FlagSet) runFunc {
 }
 
 func apppassDelete(a *app, fs *flag.FlagSet) runFunc {
-	asJSON := fs.Bool("json", false, `print {"id","deleted":true}`)
+	all := fs.Bool("all", false, "delete every app password of the member (instead of one ID)")
+	asJSON := fs.Bool("json", false, `print {"id","deleted":true}; with --all {"email","deleted":N}`)
 	return func(ctx context.Context, a *app, args []string) error {
+		if *all == (len(args) == 2) {
+			return usagef(findCmd("apppass delete"), "give either an app password ID or --all")
+		}
 		svc, m, err := a.openMember(ctx, args[0])
 		if err != nil {
 			return err
+		}
+		if *all {
+			n, err := svc.DeleteAllAppPasswords(ctx, m, cliActor)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(a.stdout, struct {
+					Email   string `json:"email"`
+					Deleted int    `json:"deleted"`
+				}{m.Email, n})
+			}
+			if n == 0 {
+				fmt.Fprintf(a.stdout, "%s has no app passwords.\n", m.Email)
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "Deleted %d app passwords of %s; apps that logged in with them are logged out. %s was notified.\n", n, m.Email, m.Email)
+			return nil
 		}
 		if err := svc.DeleteAppPassword(ctx, m, args[1], cliActor); err != nil {
 			if account.ErrorCode(err) == account.ENOTFOUND {

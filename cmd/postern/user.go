@@ -92,26 +92,41 @@ func readPassword(r io.Reader) (string, error) {
 }
 
 func userList(a *app, fs *flag.FlagSet) runFunc {
+	domainFlag := fs.String("domain", "", "only the members of this domain (as the DOMAIN argument)")
+	query := fs.String("query", "", "only the members whose address or display name starts with this")
+	after := fs.String("after", "", "the members after this address: the last one of the previous page")
+	limit := fs.String("limit", "", fmt.Sprintf("print one page of at most this many members (1 to %d); the last address printed is the --after of the next page", account.MaxPageSize))
 	asJSON := fs.Bool("json", false, `print [{"email","name","domain","policy","use_app_passwords","state","quota","storage_limit","storage_used"}]`)
 	return func(ctx context.Context, a *app, args []string) error {
+		domain := *domainFlag
+		if len(args) == 1 {
+			if domain != "" && !strings.EqualFold(domain, args[0]) {
+				return usagef(findCmd("user list"), "give the domain once: as DOMAIN or as --domain")
+			}
+			domain = args[0]
+		}
+		pageSize, all := account.MaxPageSize, *limit == ""
+		if !all {
+			var err error
+			if pageSize, err = limitFlag(*limit); err != nil {
+				return usagef(findCmd("user list"), "%v", err)
+			}
+		}
 		svc, err := a.open(ctx)
 		if err != nil {
 			return err
 		}
-		domain := ""
-		if len(args) == 1 {
-			if domain, err = account.ParseDomain(args[0]); err != nil {
+		var list []account.Member
+		next := *after
+		for {
+			p, err := svc.SearchMembers(ctx, account.AllDomains, domain, *query, next, pageSize)
+			if err != nil {
 				return err
 			}
-			if _, err := svc.Store.DomainByName(ctx, domain); errors.Is(err, account.ErrNotFound) {
-				return failf("No domain %s. Add it with 'postern domain add %s'.", domain, domain)
-			} else if err != nil {
-				return err
+			list, next = append(list, p.Members...), p.Next
+			if next == "" || !all {
+				break
 			}
-		}
-		list, err := svc.Store.Members(ctx, domain)
-		if err != nil {
-			return err
 		}
 		out := make([]memberWithStorage, 0, len(list))
 		quotas := make([]mailstore.Quota, 0, len(list))
@@ -129,7 +144,13 @@ func userList(a *app, fs *flag.FlagSet) runFunc {
 		for i, m := range out {
 			rows = append(rows, []string{m.Email, m.Name, m.Policy, onOff(m.UseAppPasswords), m.State, storageText(quotas[i])})
 		}
-		return table(a.stdout, rows)
+		if err := table(a.stdout, rows); err != nil {
+			return err
+		}
+		if next != "" {
+			fmt.Fprintf(a.stdout, "More members follow: add --after %s\n", next)
+		}
+		return nil
 	}
 }
 

@@ -85,6 +85,10 @@ type Member struct {
 	// gateway holds failed logins or a pause for the member: without it, a
 	// successful login needs no second read of that state.
 	FailuresOnRecord bool
+	// MustChangePassword: the main password is a one-time password an
+	// administrator set. It signs in to the web only, which asks for a new
+	// one before anything else; third-party logins refuse it.
+	MustChangePassword bool
 }
 
 // Local returns the part before the @.
@@ -148,6 +152,9 @@ const (
 	EventMemberResumed      EventKind = "member.resumed"
 	EventAccountPaused      EventKind = "account.paused"  // too many failed logins
 	EventMailboxChanged     EventKind = "mailbox.changed" // Mailbox set: new mail, flags, expunges
+	EventMemberRenamed      EventKind = "member.renamed"  // close all the member's sessions: they name the old address
+	EventMemberDeleted      EventKind = "member.deleted"  // close all the member's sessions
+	EventSessionsEnded      EventKind = "sessions.ended"  // an administrator ended all the member's sessions
 	// EventPolicyChanged: DomainID's security policy changed; close the
 	// sessions of its members that the new policy refuses.
 	EventPolicyChanged EventKind = "domain.policy_changed"

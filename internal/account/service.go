@@ -14,6 +14,9 @@ type Hasher interface {
 	// Verify returns nil when pw matches encoded. With encoded == "" it does
 	// the same work and fails, so unknown users cost what known ones do.
 	Verify(ctx context.Context, encoded, pw string) error
+	// HashGenerated hashes a password drawn from crypto/rand with at least
+	// 100 bits of entropy, cheaply: see passhash.HashGenerated.
+	HashGenerated(pw string) string
 }
 
 // Config of the account service.
@@ -109,9 +112,8 @@ func (s *Service) AddMemberBy(ctx context.Context, email, name, password string,
 	if err := CheckPassword(e, password); err != nil {
 		return Member{}, err
 	}
-	name = strings.TrimSpace(name)
-	if len(name) > 200 || strings.IndexFunc(name, isControl) >= 0 {
-		return Member{}, Errorf(EINVALID, "The display name must be at most 200 characters, without control characters.")
+	if name, err = checkName(e, name); err != nil {
+		return Member{}, err
 	}
 	d, err := s.Store.DomainByName(ctx, strings.SplitN(e, "@", 2)[1])
 	if errors.Is(err, ErrNotFound) {
@@ -122,9 +124,6 @@ func (s *Service) AddMemberBy(ctx context.Context, email, name, password string,
 	hash, err := s.Hasher.Hash(ctx, password)
 	if err != nil {
 		return Member{}, err
-	}
-	if name == "" {
-		name = strings.SplitN(e, "@", 2)[0]
 	}
 	m := Member{DomainID: d.ID, Email: e, Name: name, PasswordHash: hash, State: StateActive,
 		CreatedAt: s.Now().UTC(), DomainCreatedAt: d.CreatedAt}
@@ -398,6 +397,11 @@ func (s *Service) Verify(ctx context.Context, email, secret string) (Member, Cre
 	// reveal itself to someone who does not know its password.
 	if reason == "" && m.State != StateActive {
 		reason = "suspended"
+	}
+	// A one-time password that an administrator set opens the web sign-in
+	// only, where the member replaces it: it never becomes an app's password.
+	if reason == "" && cred.IsMain() && m.MustChangePassword {
+		reason = "one-time-password"
 	}
 	if reason != "" {
 		return m, Credential{}, authFailure(reason)

@@ -19,6 +19,7 @@ type Touch struct {
 // Effects in the same transaction as the change, filling in CreatedAt where zero.
 type Store interface {
 	AdminStore
+	MemberAdminStore
 	SecurityPolicyStore
 	DomainStore
 	ExpiryStore

@@ -97,7 +97,8 @@ func revokes(kind account.EventKind, apID string, s *session) bool {
 	switch kind {
 	case account.EventAppPasswordDeleted:
 		return apID != "" && s.cred.AppPasswordID == apID
-	case account.EventSettingChanged, account.EventMemberSuspended:
+	case account.EventSettingChanged, account.EventMemberSuspended,
+		account.EventMemberRenamed, account.EventMemberDeleted, account.EventSessionsEnded:
 		return true
 	case account.EventPasswordChanged:
 		return s.cred.IsMain()
@@ -113,7 +114,8 @@ func (r *Registry) HandleEvent(e account.Event) {
 	}
 	switch e.Kind {
 	case account.EventAppPasswordDeleted, account.EventSettingChanged,
-		account.EventMemberSuspended, account.EventPasswordChanged:
+		account.EventMemberSuspended, account.EventPasswordChanged,
+		account.EventMemberRenamed, account.EventMemberDeleted, account.EventSessionsEnded:
 	default:
 		return
 	}
@@ -277,4 +279,17 @@ func (r *Registry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.sessions.Len()
+}
+
+// MemberSessions counts the member's live sessions on this node, by
+// protocol: what an administrator sees of them (each node has its own; an
+// event closes them on every node).
+func (r *Registry) MemberSessions(memberID int64) map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for _, s := range r.sessions.Get(memberID) {
+		out[s.protocol]++
+	}
+	return out
 }

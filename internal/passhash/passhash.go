@@ -50,7 +50,7 @@ func New(p Params) *Hasher {
 		p.Concurrency = DefaultConcurrency()
 	}
 	h := &Hasher{p: p, slots: make(chan struct{}, p.Concurrency)}
-	h.dummy = h.encode(make([]byte, 16), h.derive("postern-dummy-password", make([]byte, 16), p))
+	h.dummy = encode(p, make([]byte, 16), h.derive("postern-dummy-password", make([]byte, 16), p))
 	return h
 }
 
@@ -65,7 +65,23 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	defer h.done(time.Now())
 	salt := make([]byte, 16)
 	rand.Read(salt)
-	return h.encode(salt, h.derive(pw, salt, h.p)), nil
+	return encode(h.p, salt, h.derive(pw, salt, h.p)), nil
+}
+
+// generated are the argon2id parameters of HashGenerated: the least the
+// format allows.
+var generated = Params{Memory: 64, Time: 1, Threads: 1}
+
+// HashGenerated hashes a password drawn from crypto/rand with at least 100
+// bits of entropy (an administrator's one-time password): its strength is
+// its entropy, which no offline search can cover at any hash speed, so the
+// memory-hard cost that protects passwords people choose buys nothing and
+// would make importing ten thousand members take hours. The result is an
+// ordinary argon2id PHC string that Verify reads.
+func (h *Hasher) HashGenerated(pw string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	return encode(generated, salt, h.derive(pw, salt, generated))
 }
 
 // Verify checks pw against encoded; with encoded == "" it verifies against a
@@ -127,10 +143,10 @@ func (h *Hasher) derive(pw string, salt []byte, p Params) []byte {
 	return argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, 32)
 }
 
-func (h *Hasher) encode(salt, key []byte) string {
+func encode(p Params, salt, key []byte) string {
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, h.p.Memory, h.p.Time, h.p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 func decode(s string) (p Params, salt, key []byte, err error) {

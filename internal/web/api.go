@@ -41,6 +41,10 @@ func statusOf(code string) int {
 // re-authentication window.
 const codeReauth = "reauth_required"
 
+// codePasswordChange: the member signed in with a one-time password and
+// must choose a new one before anything else.
+const codePasswordChange = "password_change_required"
+
 // codeThrottled: a sign-in or password check refused unchecked because too
 // many attempts of the client or against the account are waiting (429).
 const codeThrottled = auth.CodeThrottled
@@ -105,6 +109,11 @@ func (s *Server) api(h func(http.ResponseWriter, *http.Request, *reqCtx)) http.H
 			return
 		} else if err != nil {
 			s.apiError(w, r, err)
+			return
+		}
+		if rc.member.MustChangePassword && !(r.Method == http.MethodPut && r.URL.Path == "/api/v1/me/password") &&
+			!(r.Method == http.MethodDelete && r.URL.Path == "/api/v1/session") {
+			writeError(w, http.StatusForbidden, codePasswordChange, "The password is a one-time password: choose a new one first with PUT /api/v1/me/password.")
 			return
 		}
 		h(w, r, rc)

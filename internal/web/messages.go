@@ -112,6 +112,17 @@ func localizeMessage(l string, loc *time.Location, m account.Message) messageVie
 			p["email"], p["last_ip"], when("until"), p["link_security"])
 	case account.MsgSendLimited:
 		subject, body = sendLimitedJA(p, when("time"))
+	case account.MsgAddressChanged:
+		mail := "古いアドレス宛てのメールは今後届きません。"
+		if p["kept_alias"] == "1" {
+			mail = "古いアドレスはアカウントのエイリアスになり、宛てられたメールは引き続き届きます。"
+		}
+		subject = "アカウントのアドレスが " + p["email"] + " になりました"
+		body = fmt.Sprintf("管理者がアカウントのアドレスを %s から %s に変更しました。\n"+
+			"メール、カレンダー、連絡先、サードパーティアプリ用パスワードはそのままです。\n%s\n\n"+
+			"新しいアドレスでサインインしてください。すべてのアプリとブラウザはサインアウトされました。"+
+			"各アプリのユーザー名を %s から %s に変更し、サードパーティアプリ用パスワードはそのまま使ってください。\n\n日時: %s\n%s",
+			p["old_email"], p["email"], mail, p["old_email"], p["email"], when("time"), actorJA(p))
 	case account.MsgAppPasswordExpiring:
 		subject = "サードパーティアプリ用パスワードがまもなく削除されます: " + p["app"]
 		body = fmt.Sprintf("アカウント %s のサードパーティアプリ用パスワード「%s」はしばらく使われていません。"+

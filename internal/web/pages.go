@@ -29,9 +29,14 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, *reqCtx)) http.
 
 // pageSession returns the session of a signed-in page's request; without
 // one it sends the browser to sign in (and back here afterwards, for a GET)
-// and returns false.
+// and returns false. A member signed in with a one-time password is sent to
+// the password change from every other page, the console's included.
 func (s *Server) pageSession(w http.ResponseWriter, r *http.Request) (*reqCtx, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	limit := int64(maxBody)
+	if n, ok := bodyLimits[r.Pattern]; ok {
+		limit = n
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	rc, err := s.loadSession(r)
 	if errors.Is(err, errNoSession) {
 		to := "/signin"
@@ -42,6 +47,10 @@ func (s *Server) pageSession(w http.ResponseWriter, r *http.Request) (*reqCtx, b
 		return nil, false
 	} else if err != nil {
 		s.pageError(w, r, nil, err)
+		return nil, false
+	}
+	if rc.member.MustChangePassword && r.URL.Path != passwordPath && r.URL.Path != "/signout" {
+		http.Redirect(w, r, passwordPath, http.StatusSeeOther)
 		return nil, false
 	}
 	return rc, true
@@ -387,15 +396,29 @@ func (s *Server) setting(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 
 type passwordData struct{ DeleteApps bool }
 
+// passwordPath is the page of the password change, the only page (with
+// signing out) that a member whose password is a one-time password sees.
+const passwordPath = "/security/password"
+
 func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	p := s.newPage(r, rc, "password.title")
+	p := s.newPasswordPage(r, rc)
 	p.Data = passwordData{}
 	s.render(w, http.StatusOK, "password", p)
 }
 
+// newPasswordPage tells a member signed in with a one-time password why
+// this page came first.
+func (s *Server) newPasswordPage(r *http.Request, rc *reqCtx) *pageData {
+	p := s.newPage(r, rc, "password.title")
+	if rc.member.MustChangePassword {
+		p.Notice = tr(p.L, "password.onetime")
+	}
+	return p
+}
+
 // changePassword: the current password is the re-authentication.
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	p := s.newPage(r, rc, "password.title")
+	p := s.newPasswordPage(r, rc)
 	del := r.PostFormValue("delete_app_passwords") == "1"
 	p.Data = passwordData{DeleteApps: del}
 	newPw := r.PostFormValue("new")

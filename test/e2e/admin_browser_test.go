@@ -16,7 +16,8 @@ import (
 // TestAdminConsoleBrowser runs test/browser/admin_walk.mjs (playwright-core
 // driving /usr/bin/chromium) against the real binary: an organisation
 // administrator adds a domain, sets its security policy, reads its DNS
-// records and deletes it, in English and Japanese at desktop and phone
+// records and deletes it, then finds, adds, imports (dry run), resets and
+// deletes a member, in English and Japanese at desktop and phone
 // width. axe-core checks every page and must report no violation;
 // screenshots go to test/e2e/screenshots.
 func TestAdminConsoleBrowser(t *testing.T) {
@@ -85,8 +86,8 @@ func TestAdminConsoleBrowser(t *testing.T) {
 		t.Fatalf("admin_walk.mjs: %v\n%s\nserver stderr:\n%s", err, stderr.String(), srv.Stderr())
 	}
 	t.Logf("axe-core checked %d pages", pages)
-	if pages < 4*9 {
-		t.Fatalf("axe-core checked %d pages, want 36", pages)
+	if pages < 4*18 {
+		t.Fatalf("axe-core checked %d pages, want at least 72", pages)
 	}
 }
 
@@ -99,7 +100,7 @@ func adminWalkText(l string) map[string]string {
 		"created": "admin.domains.add.created", "optional": "admin.policy.optional", "policyEdit": "admin.policy.edit",
 		"networks": "admin.policy.networks", "expire": "admin.policy.expire", "force": "admin.policy.force",
 		"save": "admin.policy.save", "forced": "admin.policy.forced", "dns": "admin.dns.show",
-		"deleteDomain": "admin.domains.delete.title", "delete": "delete",
+		"deleteDomain": "admin.domains.delete.title", "delete": "delete", "members": "admin.nav.members",
 		"auditNav": "admin.nav.audit", "auditDeleted": "audit.action.domain.deleted"} {
 		m[k] = web.Text(l, key)
 	}

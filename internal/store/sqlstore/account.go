@@ -22,7 +22,7 @@ var _ account.Store = (*DB)(nil)
 // memberCols selects a member with its domain's creation time (the policy
 // needs it), from members m JOIN domains d.
 const memberCols = `m.id, m.domain_id, m.email, m.name, m.password_hash, m.use_app_passwords, m.state, m.created_at, d.created_at,
-	` + policyCols
+	` + policyCols + `, m.must_change_password`
 
 // policyCols selects the security policy of domain d (scanPolicy).
 const policyCols = `d.policy_protocols, d.policy_allow_cidrs, d.policy_expire_unused_days, d.policy_force_setting`
@@ -68,16 +68,16 @@ func (b *dbBool) Scan(v any) error {
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanMember(r rowScanner, m *account.Member, extra ...any) error {
-	var use dbBool
+	var use, mustChange dbBool
 	var state string
 	var created, domainCreated int64
 	var pol policyDest
-	dest := append(append([]any{&m.ID, &m.DomainID, &m.Email, &m.Name, &m.PasswordHash, &use, &state, &created, &domainCreated}, pol.dest()...), extra...)
-	if err := r.Scan(dest...); err != nil {
+	dest := append(append([]any{&m.ID, &m.DomainID, &m.Email, &m.Name, &m.PasswordHash, &use, &state, &created, &domainCreated}, pol.dest()...), &mustChange)
+	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return err
 	}
 	m.Security = pol.policy()
-	m.UseAppPasswords = bool(use)
+	m.UseAppPasswords, m.MustChangePassword = bool(use), bool(mustChange)
 	m.State = account.State(state)
 	m.CreatedAt = fromMicros(created)
 	m.DomainCreatedAt = fromMicros(domainCreated)
@@ -216,12 +216,6 @@ func (db *DB) Domains(ctx context.Context) ([]account.Domain, error) {
 // insert are atomic (lockDomain, alias.go). fx is written in the same
 // transaction; its audit entries without a member are about m.
 func (db *DB) CreateMember(ctx context.Context, m *account.Member, fx ...account.Effects) error {
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = time.Now().UTC()
-	}
-	if m.State == "" {
-		m.State = account.StateActive
-	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		if err := db.lockDomain(ctx, tx, m.DomainID); err != nil {
 			return err
@@ -231,14 +225,11 @@ func (db *DB) CreateMember(ctx context.Context, m *account.Member, fx ...account
 		} else if alias {
 			return account.Errorf(account.ECONFLICT, "%s is the address of an alias: delete the alias first ('postern alias delete %s').", m.Email, m.Email)
 		}
-		err := tx.QueryRowContext(ctx, db.q(`INSERT INTO members (domain_id, email, name, password_hash, use_app_passwords, state, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-			m.DomainID, m.Email, m.Name, m.PasswordHash, m.UseAppPasswords, string(m.State), micros(m.CreatedAt)).Scan(&m.ID)
-		if isUnique(err) {
-			return &account.Error{Code: account.ECONFLICT, Message: fmt.Sprintf("A member %s already exists.", m.Email), Err: err}
-		}
-		if err != nil {
+		if err := db.insertMembers(ctx, tx, []*account.Member{m}); err != nil {
 			return err
+		}
+		if m.ID == 0 {
+			return account.Errorf(account.ECONFLICT, "A member %s already exists.", m.Email)
 		}
 		for _, f := range fx {
 			for i := range f.Audit {
@@ -329,7 +320,7 @@ func (db *DB) SetState(ctx context.Context, memberID int64, s account.State, fx 
 // deleteAppPasswords, deletes the member's app passwords in the same transaction.
 func (db *DB) SetPasswordHash(ctx context.Context, memberID int64, hash string, deleteAppPasswords bool, fx account.Effects) error {
 	return wrap("set password", db.memberTx(ctx, memberID, func(tx *sql.Tx) error {
-		if err := db.execOne(ctx, tx, memberMissing(memberID), `UPDATE members SET password_hash = ? WHERE id = ?`, hash, memberID); err != nil {
+		if err := db.execOne(ctx, tx, memberMissing(memberID), `UPDATE members SET password_hash = ?, must_change_password = FALSE WHERE id = ?`, hash, memberID); err != nil {
 			return err
 		}
 		if deleteAppPasswords {

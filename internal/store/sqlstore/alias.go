@@ -247,12 +247,12 @@ func (db *DB) LookupAddresses(ctx context.Context, domain string, addresses []st
 type optMember struct {
 	id, domainID, created, domainCreated sql.NullInt64
 	email, name, hash, state             sql.NullString
-	use                                  dbBool
+	use, mustChange                      dbBool
 	pol                                  policyDest
 }
 
 func (o *optMember) dest() []any {
-	return append([]any{&o.id, &o.domainID, &o.email, &o.name, &o.hash, &o.use, &o.state, &o.created, &o.domainCreated}, o.pol.dest()...)
+	return append(append([]any{&o.id, &o.domainID, &o.email, &o.name, &o.hash, &o.use, &o.state, &o.created, &o.domainCreated}, o.pol.dest()...), &o.mustChange)
 }
 
 func (o *optMember) member() (account.Member, bool) {
@@ -261,5 +261,6 @@ func (o *optMember) member() (account.Member, bool) {
 	}
 	return account.Member{ID: o.id.Int64, DomainID: o.domainID.Int64, Email: o.email.String, Name: o.name.String,
 		PasswordHash: o.hash.String, UseAppPasswords: bool(o.use), State: account.State(o.state.String),
-		CreatedAt: fromMicros(o.created.Int64), DomainCreatedAt: fromMicros(o.domainCreated.Int64), Security: o.pol.policy()}, true
+		CreatedAt: fromMicros(o.created.Int64), DomainCreatedAt: fromMicros(o.domainCreated.Int64), Security: o.pol.policy(),
+		MustChangePassword: bool(o.mustChange)}, true
 }

@@ -11,6 +11,41 @@ import (
 // dialects, and is recorded in schema_migrations like them.
 var goMigrations = map[string]func(ctx context.Context, db *DB, tx *sql.Tx) error{
 	"0010_app_name_skeleton.go": migrateAppNameKeys,
+	"0025_members_name_key.go":  migrateMemberNameKeys,
+}
+
+// migrateMemberNameKeys fills in members.name_key (searchKey of the name),
+// which migration 0025 added empty.
+func migrateMemberNameKeys(ctx context.Context, db *DB, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, name FROM members`)
+	if err != nil {
+		return err
+	}
+	type key struct {
+		id  int64
+		key string
+	}
+	var keys []key
+	for rows.Next() {
+		var k key
+		var name string
+		if err := rows.Scan(&k.id, &name); err != nil {
+			rows.Close()
+			return err
+		}
+		k.key = searchKey(name)
+		keys = append(keys, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE members SET name_key = ? WHERE id = ?`), k.key, k.id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrateAppNameKeys recomputes app_passwords.name_key with nameKey (it was
