@@ -159,7 +159,8 @@ func (s *Service) AdminDomains(ctx context.Context, a AdminAccess) ([]Domain, er
 
 // AdminDomain returns the domain named name when a administers it. A
 // domain that does not exist and one that a may not see are the same
-// ENOTFOUND, so that an admin of one domain learns nothing of another.
+// ENOTFOUND, so that an admin of one domain learns nothing of another; an
+// organisation admin (and the CLI), who sees every domain, is told which.
 func (s *Service) AdminDomain(ctx context.Context, a AdminAccess, name string) (Domain, error) {
 	n, err := ParseDomain(name)
 	if err != nil || !a.CanDomain(n) {
@@ -167,6 +168,9 @@ func (s *Service) AdminDomain(ctx context.Context, a AdminAccess, name string) (
 	}
 	d, err := s.Store.DomainByName(ctx, n)
 	if errors.Is(err, ErrNotFound) {
+		if a.Org {
+			return Domain{}, Errorf(ENOTFOUND, "No domain %s. Add it with 'postern domain add %s'.", n, n)
+		}
 		return Domain{}, errNoDomain
 	}
 	return d, err
