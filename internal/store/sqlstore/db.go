@@ -389,20 +389,11 @@ func (db *DB) MigrationStatus(ctx context.Context) ([]Migration, error) {
 		return nil, fmt.Errorf("read the applied migrations: %w", err)
 	}
 	out := make([]Migration, 0, len(names))
-	known := map[string]bool{}
 	for _, n := range names {
 		at, ok := done[n]
 		out = append(out, Migration{Name: n, Applied: ok, AppliedAt: at})
-		known[n] = true
 	}
-	var extra []string
-	for n := range done {
-		if !known[n] {
-			extra = append(extra, n)
-		}
-	}
-	sort.Strings(extra)
-	for _, n := range extra {
+	for _, n := range unknownMigrations(names, done) {
 		out = append(out, Migration{Name: n, Applied: true, AppliedAt: done[n], Unknown: true})
 	}
 	return out, nil
@@ -435,18 +426,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	known := map[string]bool{}
-	for _, n := range names {
-		known[n] = true
-	}
-	var extra []string
-	for n := range done {
-		if !known[n] {
-			extra = append(extra, n)
-		}
-	}
-	if len(extra) > 0 {
-		sort.Strings(extra)
+	if extra := unknownMigrations(names, done); len(extra) > 0 {
 		return fmt.Errorf("%w (it has %s, which this binary does not know): run that version, or restore the backup taken before the upgrade", ErrNewerSchema, strings.Join(extra, ", "))
 	}
 	dir := "migrations/" + db.Dialect.String()
@@ -497,4 +477,21 @@ func PendingMigrations() ([]Migration, error) {
 		out[i] = Migration{Name: n}
 	}
 	return out, nil
+}
+
+// unknownMigrations lists, sorted, the applied migrations not among names:
+// a newer Postern's.
+func unknownMigrations(names []string, done map[string]string) []string {
+	known := make(map[string]bool, len(names))
+	for _, n := range names {
+		known[n] = true
+	}
+	var extra []string
+	for n := range done {
+		if !known[n] {
+			extra = append(extra, n)
+		}
+	}
+	sort.Strings(extra)
+	return extra
 }
