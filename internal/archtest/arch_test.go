@@ -5,6 +5,7 @@ package archtest
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,6 +45,29 @@ func TestFrontendsDoNotImportStores(t *testing.T) {
 				if d == mod+other && other != pkg {
 					t.Errorf("%s depends on %s: frontends are independent", pkg, d)
 				}
+			}
+		}
+	}
+}
+
+// storageMayImport is every package of ours the storage may depend on: the
+// domain, and the neutral packages that declare what a front end keeps in the
+// database (its records and the store interface it needs), so that the store
+// implements them without depending on the front end. A package missing here
+// is a front end, or drags one in.
+var storageMayImport = []string{"internal/account", "internal/mailstore", "internal/msgindex",
+	"internal/msgindex/mailcorpus", "internal/passhash", "internal/queue", "internal/dkim",
+	"internal/authrec", "internal/davrec", "internal/web/websession"}
+
+func TestStorageImportsNoFrontend(t *testing.T) {
+	for _, pkg := range []string{"internal/store/sqlstore", "internal/store/storetest"} {
+		for _, d := range deps(t, pkg) {
+			if !strings.HasPrefix(d, mod) || strings.HasPrefix(d, mod+"internal/store/") {
+				continue
+			}
+			if !slices.Contains(storageMayImport, strings.TrimPrefix(d, mod)) {
+				t.Errorf("%s depends on %s: storage imports the domain and the neutral record packages only "+
+					"(move the records it needs into one, as authrec, davrec and websession)", pkg, d)
 			}
 		}
 	}

@@ -35,16 +35,17 @@ import (
 	"net/netip"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/authrec"
 )
 
 // Protocols, as recorded in login records and "last used".
 const (
-	IMAP    = "imap"
-	POP3    = "pop3"
-	SMTP    = "smtp"
-	CalDAV  = "caldav"
-	CardDAV = "carddav"
-	Web     = "web" // sign-ins and re-authentications of the member web UI and API (Gateway.SignIn)
+	IMAP    = authrec.IMAP
+	POP3    = authrec.POP3
+	SMTP    = authrec.SMTP
+	CalDAV  = authrec.CalDAV
+	CardDAV = authrec.CardDAV
+	Web     = authrec.Web
 )
 
 // Attempt is one login by a third-party app.

@@ -8,10 +8,6 @@ import (
 	"time"
 )
 
-// PairTag identifies a user+secret pair without holding the secret: the first
-// 8 bytes of an HMAC under the server key (see Gateway.pairTag).
-type PairTag [8]byte
-
 // Tags identify what a failed attempt tried, without holding its secret.
 type Tags struct {
 	// Pair is the user and secret: a pair repeating one of an address's
@@ -53,61 +49,10 @@ type Throttle interface {
 	End(ip netip.Addr, o Outcome, t Tags, now time.Time)
 }
 
-// ThrottleConfig tunes MemThrottle. Zero fields take the defaults, which
-// follow Dovecot's auth penalty: no delay after the first failure, then
-// 2 s, 4 s, 8 s, capped at 15 s.
-type ThrottleConfig struct {
-	Free    int           // failures without delay (default 1)
-	Base    time.Duration // delay after Free+1 failures (default 2 s); doubles with each further one
-	Max     time.Duration // cap of one attempt's delay (default 15 s)
-	Backlog time.Duration // refuse unchecked when a client's queue reaches this far ahead (default 2 min)
-	Forget  time.Duration // an IP block with no failure for this long starts afresh (default 30 min)
-	Entries int           // most IP blocks kept; least recently used go first (default 100 000)
-	Recent  int           // failed pairs remembered per IP block (default 10)
-}
-
 // maxAttributed is how many accounts an IP block's failures are attributed
 // to, for forgiving them one account at a time. Failures beyond (a spray
 // over many accounts) stay counted and are forgiven by no success.
 const maxAttributed = 32
-
-func (c ThrottleConfig) withDefaults() ThrottleConfig {
-	if c.Free <= 0 {
-		c.Free = 1
-	}
-	if c.Base <= 0 {
-		c.Base = 2 * time.Second
-	}
-	if c.Max <= 0 {
-		c.Max = 15 * time.Second
-	}
-	if c.Backlog <= 0 {
-		c.Backlog = 2 * time.Minute
-	}
-	if c.Forget <= 0 {
-		c.Forget = 30 * time.Minute
-	}
-	if c.Entries <= 0 {
-		c.Entries = 100_000
-	}
-	if c.Recent <= 0 {
-		c.Recent = 10
-	}
-	return c
-}
-
-// Delay returns the delay of an attempt made after n penalised failures.
-func (c ThrottleConfig) Delay(n int) time.Duration {
-	c = c.withDefaults()
-	if n <= c.Free {
-		return 0
-	}
-	d := c.Base
-	for i := c.Free + 1; i < n && d < c.Max; i++ {
-		d *= 2
-	}
-	return min(d, c.Max)
-}
 
 // IPKey returns the throttling key of ip: the IPv4 address (IPv4-mapped IPv6
 // addresses count as IPv4, so they cannot bypass the limit) or the IPv6 /56,
@@ -161,7 +106,7 @@ type throttleEntry struct {
 
 // NewMemThrottle returns an empty in-memory throttle.
 func NewMemThrottle(cfg ThrottleConfig) *MemThrottle {
-	return &MemThrottle{cfg: cfg.withDefaults(), entries: map[string]*list.Element{}}
+	return &MemThrottle{cfg: cfg.WithDefaults(), entries: map[string]*list.Element{}}
 }
 
 // Len returns the number of IP blocks held.

@@ -9,43 +9,6 @@ import (
 	"time"
 )
 
-// PenaltyStore keeps the per-IP-block failure state that SharedThrottle
-// shares between nodes (internal/store/sqlstore implements it on
-// PostgreSQL). Only blocks with a recent failure have a penalty, so that a
-// login from a clean address costs one indexed lookup that finds nothing.
-// key is IPKey(ip).String() ("" for an unknown peer), or for the web's
-// per-account schedule "web-account:" and a keyed tag of the address (see
-// Gateway.SignIn); cfg has its defaults filled in.
-type PenaltyStore interface {
-	// BeginPenalty schedules an attempt of a block that has a penalty (a
-	// failure within cfg.Forget): it starts at max(the previous attempt's
-	// start, now) + cfg.Delay(failures + attempts in flight). Admitted is
-	// false, and nothing changes, when that start is more than cfg.Backlog
-	// away; otherwise the attempt is counted in flight. Found is false when
-	// the block has no penalty.
-	BeginPenalty(ctx context.Context, key string, now time.Time, cfg ThrottleConfig) (PenaltyStart, error)
-	// FailPenalty counts a failed attempt of the block (not again when pair
-	// is one of its last cfg.Recent failures) and, with release, ends one
-	// attempt in flight. The failure is also counted under acctKey (the
-	// block's failures against one account), for ForgivePenalty.
-	FailPenalty(ctx context.Context, key, acctKey string, pair PairTag, release bool, now time.Time, cfg ThrottleConfig) error
-	// ForgivePenalty takes the failures counted under acctKey off the
-	// block's penalty (a client there knows that account's secret) and
-	// forgets the block when none are left.
-	ForgivePenalty(ctx context.Context, key, acctKey string) error
-	// ReleasePenalty ends one attempt in flight without an outcome.
-	ReleasePenalty(ctx context.Context, key string) error
-	// PrunePenalties deletes the penalties forgotten by now.
-	PrunePenalties(ctx context.Context, now time.Time, cfg ThrottleConfig) (int64, error)
-}
-
-// PenaltyStart is what BeginPenalty decided.
-type PenaltyStart struct {
-	Found    bool
-	Admitted bool
-	Start    time.Time // when the attempt may be checked
-}
-
 // SharedThrottle is the Throttle of several nodes on one database: the
 // failures of an IP block count on every node, so spreading guesses over
 // nodes buys nothing once the block has failed. A node keeps a MemThrottle
@@ -77,7 +40,7 @@ func NewSharedThrottle(store PenaltyStore, cfg ThrottleConfig, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	return &SharedThrottle{local: NewMemThrottle(cfg), store: store, cfg: cfg, log: log,
 		timeout: 2 * time.Second, counted: map[string]int{}}
 }

@@ -9,27 +9,27 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
-	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/authrec"
 )
 
-var _ auth.Store = (*DB)(nil)
+var _ authrec.Store = (*DB)(nil)
 
-// AuthState implements auth.Store.
-func (db *DB) AuthState(ctx context.Context, memberID int64) (auth.AuthState, error) {
+// AuthState implements authrec.Store.
+func (db *DB) AuthState(ctx context.Context, memberID int64) (authrec.AuthState, error) {
 	var failures int
 	var paused int64
 	var tags []byte
 	stmt, err := db.prepared(ctx, db.q(`SELECT failures, paused_until, recent_tags FROM auth_failures WHERE member_id = ?`))
 	if err != nil {
-		return auth.AuthState{}, fmt.Errorf("auth state: %w", err)
+		return authrec.AuthState{}, fmt.Errorf("auth state: %w", err)
 	}
 	err = stmt.QueryRowContext(ctx, memberID).Scan(&failures, &paused, &tags)
 	if notFound(err) {
-		return auth.AuthState{}, nil
+		return authrec.AuthState{}, nil
 	} else if err != nil {
-		return auth.AuthState{}, fmt.Errorf("auth state: %w", err)
+		return authrec.AuthState{}, fmt.Errorf("auth state: %w", err)
 	}
-	return auth.AuthState{Failures: failures, PausedUntil: microsOrZero(paused), Tags: splitTags(tags)}, nil
+	return authrec.AuthState{Failures: failures, PausedUntil: microsOrZero(paused), Tags: splitTags(tags)}, nil
 }
 
 func microsOrZero(us int64) time.Time {
@@ -39,10 +39,10 @@ func microsOrZero(us int64) time.Time {
 	return fromMicros(us)
 }
 
-func splitTags(b []byte) []auth.PairTag {
-	var out []auth.PairTag
-	for len(b) >= len(auth.PairTag{}) {
-		var t auth.PairTag
+func splitTags(b []byte) []authrec.PairTag {
+	var out []authrec.PairTag
+	for len(b) >= len(authrec.PairTag{}) {
+		var t authrec.PairTag
 		copy(t[:], b)
 		out = append(out, t)
 		b = b[len(t):]
@@ -50,22 +50,22 @@ func splitTags(b []byte) []auth.PairTag {
 	return out
 }
 
-func joinTags(tags []auth.PairTag) []byte {
-	b := make([]byte, 0, len(tags)*len(auth.PairTag{}))
+func joinTags(tags []authrec.PairTag) []byte {
+	b := make([]byte, 0, len(tags)*len(authrec.PairTag{}))
 	for _, t := range tags {
 		b = append(b, t[:]...)
 	}
 	return b
 }
 
-// RecordAuthFailure implements auth.Store. The row is locked for the
+// RecordAuthFailure implements authrec.Store. The row is locked for the
 // read-modify-write: SQLite transactions here take the write lock at BEGIN
 // (_txlock=immediate), PostgreSQL uses SELECT ... FOR UPDATE after making
 // sure the row exists.
-func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.PairTag, now time.Time, limit int, pause time.Duration, onPause account.Effects) (auth.FailureResult, error) {
-	var res auth.FailureResult
+func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag authrec.PairTag, now time.Time, limit int, pause time.Duration, onPause account.Effects) (authrec.FailureResult, error) {
+	var res authrec.FailureResult
 	err := db.memberTx(ctx, memberID, func(tx *sql.Tx) error {
-		res = auth.FailureResult{}
+		res = authrec.FailureResult{}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO auth_failures (member_id, failures, paused_until, recent_tags) VALUES (?, 0, 0, ?) ON CONFLICT (member_id) DO NOTHING`),
 			memberID, []byte{}); err != nil {
 			return err
@@ -86,7 +86,7 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 			return nil // refused unchecked: not a guess that counts
 		}
 		tags := splitTags(raw)
-		if last < micros(now.Add(-auth.FailuresForget)) {
+		if last < micros(now.Add(-authrec.FailuresForget)) {
 			// A quiet day: what came before was a member's typos, not an
 			// attack still going on.
 			failures, tags = 0, nil
@@ -97,8 +97,8 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 			}
 		}
 		tags = append(tags, tag)
-		if len(tags) > auth.RecentFailures {
-			tags = tags[len(tags)-auth.RecentFailures:]
+		if len(tags) > authrec.RecentFailures {
+			tags = tags[len(tags)-authrec.RecentFailures:]
 		}
 		res.Counted = true
 		failures++
@@ -112,7 +112,7 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 			failures = 0
 			// One message per attack, not one per pause: an attack that
 			// goes on all day pauses the account every few minutes.
-			res.Alerted = alerted < micros(now.Add(-auth.AlertEvery))
+			res.Alerted = alerted < micros(now.Add(-authrec.AlertEvery))
 			if res.Alerted {
 				alerted = micros(now)
 			}
@@ -131,12 +131,12 @@ func (db *DB) RecordAuthFailure(ctx context.Context, memberID int64, tag auth.Pa
 		return nil
 	})
 	if err != nil {
-		return auth.FailureResult{}, fmt.Errorf("record auth failure: %w", err)
+		return authrec.FailureResult{}, fmt.Errorf("record auth failure: %w", err)
 	}
 	return res, nil
 }
 
-// ResetAuthFailures implements auth.Store.
+// ResetAuthFailures implements authrec.Store.
 func (db *DB) ResetAuthFailures(ctx context.Context, memberID int64) error {
 	db.CredentialsChanged(memberID) // FailuresOnRecord changes (see memberTx)
 	defer db.CredentialsChanged(memberID)
@@ -153,9 +153,9 @@ const (
 	rowsPerInsert      = 100
 )
 
-// AddLoginRecords implements auth.Store with multi-row INSERTs in one
+// AddLoginRecords implements authrec.Store with multi-row INSERTs in one
 // transaction: a batch costs one commit (one fsync on SQLite).
-func (db *DB) AddLoginRecords(ctx context.Context, recs []auth.LoginRecord) error {
+func (db *DB) AddLoginRecords(ctx context.Context, recs []authrec.LoginRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -186,7 +186,7 @@ func (db *DB) AddLoginRecords(ctx context.Context, recs []auth.LoginRecord) erro
 
 // LoginRecords returns the member's login records (all members when memberID
 // is 0 and all is true), newest first, at most limit.
-func (db *DB) LoginRecords(ctx context.Context, memberID int64, all bool, limit int) ([]auth.LoginRecord, error) {
+func (db *DB) LoginRecords(ctx context.Context, memberID int64, all bool, limit int) ([]authrec.LoginRecord, error) {
 	q := `SELECT at, member_id, username, protocol, mechanism, ip, tls, result, reason, app_password_id, client FROM login_records`
 	args := []any{}
 	if !all {
@@ -200,9 +200,9 @@ func (db *DB) LoginRecords(ctx context.Context, memberID int64, all bool, limit 
 		return nil, fmt.Errorf("login records: %w", err)
 	}
 	defer rows.Close()
-	var out []auth.LoginRecord
+	var out []authrec.LoginRecord
 	for rows.Next() {
-		var r auth.LoginRecord
+		var r authrec.LoginRecord
 		var at int64
 		if err := rows.Scan(&at, &r.MemberID, &r.Username, &r.Protocol, &r.Mechanism, &r.IP, &r.TLS, &r.Result, &r.Reason, &r.AppPasswordID, &r.Client); err != nil {
 			return nil, fmt.Errorf("login records: %w", err)
@@ -216,7 +216,7 @@ func (db *DB) LoginRecords(ctx context.Context, memberID int64, all bool, limit 
 	return out, nil
 }
 
-// PruneLoginRecords implements auth.Store.
+// PruneLoginRecords implements authrec.Store.
 func (db *DB) PruneLoginRecords(ctx context.Context, before time.Time) (int64, error) {
 	res, err := db.SQL.ExecContext(ctx, db.q(`DELETE FROM login_records WHERE at < ?`), micros(before))
 	if err != nil {

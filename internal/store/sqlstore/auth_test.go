@@ -9,12 +9,13 @@ import (
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/authrec"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/store/storetest"
 )
 
-func tagOf(i int) auth.PairTag {
-	var t auth.PairTag
+func tagOf(i int) authrec.PairTag {
+	var t authrec.PairTag
 	copy(t[:], fmt.Sprintf("%08d", i))
 	return t
 }
@@ -59,7 +60,7 @@ func TestAuthFailuresConcurrent(t *testing.T) {
 			t.Fatalf("messages %+v %v; want the one pause message", msgs, err)
 		}
 		st, err := db.AuthState(ctx, m.ID)
-		if err != nil || !st.PausedUntil.Equal(now.Add(15*time.Minute)) || st.Failures != 0 || len(st.Tags) != auth.RecentFailures {
+		if err != nil || !st.PausedUntil.Equal(now.Add(15*time.Minute)) || st.Failures != 0 || len(st.Tags) != authrec.RecentFailures {
 			t.Fatalf("state %+v %v", st, err)
 		}
 	})
@@ -134,11 +135,11 @@ func TestLoginRecordsStore(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
-		var recs []auth.LoginRecord
+		var recs []authrec.LoginRecord
 		for i := range 250 { // more than one INSERT statement
-			recs = append(recs, auth.LoginRecord{At: now.Add(-time.Duration(i) * time.Hour), MemberID: int64(i % 3),
+			recs = append(recs, authrec.LoginRecord{At: now.Add(-time.Duration(i) * time.Hour), MemberID: int64(i % 3),
 				Username: fmt.Sprintf("u%d@example.test", i), Protocol: auth.IMAP, Mechanism: "LOGIN",
-				IP: "192.0.2.1", TLS: i%2 == 0, Result: auth.ResultFail, Reason: "bad-password"})
+				IP: "192.0.2.1", TLS: i%2 == 0, Result: authrec.ResultFail, Reason: "bad-password"})
 		}
 		if err := db.AddLoginRecords(ctx, recs); err != nil {
 			t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
-	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/authrec"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/store/storetest"
 )
@@ -82,8 +82,8 @@ func hasAppPassword(list []account.AppPassword, id string) bool {
 	return slices.ContainsFunc(list, func(p account.AppPassword) bool { return p.ID == id })
 }
 
-func credTag(i int) auth.PairTag {
-	var tag auth.PairTag
+func credTag(i int) authrec.PairTag {
+	var tag authrec.PairTag
 	copy(tag[:], fmt.Sprintf("cc%06d", i))
 	return tag
 }

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
-	"github.com/postern/postern/internal/davserver"
+	"github.com/postern/postern/internal/davrec"
 )
 
-// DAV is the calendar and address book store (davserver.Store) of a DB. A
+// DAV is the calendar and address book store (davrec.Store) of a DB. A
 // type of its own keeps its method names (Collections, Objects, ...) apart
 // from the account and mail stores.
 //
@@ -25,11 +25,11 @@ type DAV struct{ db *DB }
 // DAV returns the DB's DAV store.
 func (db *DB) DAV() *DAV { return &DAV{db: db} }
 
-var _ davserver.Store = (*DAV)(nil)
+var _ davrec.Store = (*DAV)(nil)
 
 func davErr(op string, err error) error {
 	var e *account.Error
-	var u *davserver.UIDConflictError
+	var u *davrec.UIDConflictError
 	if err == nil || errors.As(err, &e) || errors.As(err, &u) {
 		return err
 	}
@@ -38,12 +38,12 @@ func davErr(op string, err error) error {
 
 const collectionCols = `id, member_id, kind, name, displayname, description, color, components, seq, created_at`
 
-func scanCollection(r rowScanner) (davserver.Collection, error) {
-	var c davserver.Collection
+func scanCollection(r rowScanner) (davrec.Collection, error) {
+	var c davrec.Collection
 	var kind string
 	var created int64
 	err := r.Scan(&c.ID, &c.MemberID, &kind, &c.Name, &c.DisplayName, &c.Description, &c.Color, &c.Components, &c.Seq, &created)
-	c.Kind = davserver.Kind(kind)
+	c.Kind = davrec.Kind(kind)
 	c.CreatedAt = fromMicros(created)
 	return c, err
 }
@@ -51,7 +51,7 @@ func scanCollection(r rowScanner) (davserver.Collection, error) {
 // EnsureDefaults creates the member's default collections on first use.
 // INSERT ... ON CONFLICT DO NOTHING on dav_accounts makes concurrent first
 // uses safe: exactly one transaction creates the defaults.
-func (s *DAV) EnsureDefaults(ctx context.Context, memberID int64, defaults []davserver.Collection) error {
+func (s *DAV) EnsureDefaults(ctx context.Context, memberID int64, defaults []davrec.Collection) error {
 	db := s.db
 	var one int
 	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT 1 FROM dav_accounts WHERE member_id = ?`), memberID).Scan(&one)
@@ -83,7 +83,7 @@ func (s *DAV) EnsureDefaults(ctx context.Context, memberID int64, defaults []dav
 	return davErr("defaults", err)
 }
 
-func (db *DB) insertCollection(ctx context.Context, tx *sql.Tx, c *davserver.Collection) error {
+func (db *DB) insertCollection(ctx context.Context, tx *sql.Tx, c *davrec.Collection) error {
 	c.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	c.Seq = 0
 	err := tx.QueryRowContext(ctx, db.q(`INSERT INTO dav_collections (member_id, kind, name, displayname, description, color, components, seq, created_at)
@@ -99,14 +99,14 @@ func (db *DB) insertCollection(ctx context.Context, tx *sql.Tx, c *davserver.Col
 }
 
 // Collections lists the member's collections of kind, by name.
-func (s *DAV) Collections(ctx context.Context, memberID int64, kind davserver.Kind) ([]davserver.Collection, error) {
+func (s *DAV) Collections(ctx context.Context, memberID int64, kind davrec.Kind) ([]davrec.Collection, error) {
 	db := s.db
 	rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT `+collectionCols+` FROM dav_collections WHERE member_id = ? AND kind = ? ORDER BY id`), memberID, string(kind))
 	if err != nil {
 		return nil, davErr("collections", err)
 	}
 	defer rows.Close()
-	var out []davserver.Collection
+	var out []davrec.Collection
 	for rows.Next() {
 		c, err := scanCollection(rows)
 		if err != nil {
@@ -118,24 +118,24 @@ func (s *DAV) Collections(ctx context.Context, memberID int64, kind davserver.Ki
 }
 
 // Collection returns the member's collection of kind called name.
-func (s *DAV) Collection(ctx context.Context, memberID int64, kind davserver.Kind, name string) (davserver.Collection, error) {
+func (s *DAV) Collection(ctx context.Context, memberID int64, kind davrec.Kind, name string) (davrec.Collection, error) {
 	db := s.db
 	c, err := scanCollection(db.SQL.QueryRowContext(ctx, db.q(`SELECT `+collectionCols+` FROM dav_collections WHERE member_id = ? AND kind = ? AND name = ?`), memberID, string(kind), name))
 	if notFound(err) {
-		return davserver.Collection{}, account.ErrNotFound
+		return davrec.Collection{}, account.ErrNotFound
 	}
 	return c, davErr("collection", err)
 }
 
 // CreateCollection inserts c.
-func (s *DAV) CreateCollection(ctx context.Context, c *davserver.Collection) error {
+func (s *DAV) CreateCollection(ctx context.Context, c *davrec.Collection) error {
 	db := s.db
 	return davErr("create collection", db.tx(ctx, func(tx *sql.Tx) error { return db.insertCollection(ctx, tx, c) }))
 }
 
 // UpdateCollection stores c's properties and raises its Seq, so that
 // clients polling getctag see the change.
-func (s *DAV) UpdateCollection(ctx context.Context, c davserver.Collection) error {
+func (s *DAV) UpdateCollection(ctx context.Context, c davrec.Collection) error {
 	db := s.db
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		return db.execOne(ctx, tx, account.ErrNotFound, `UPDATE dav_collections SET displayname = ?, description = ?, color = ?, seq = seq + 1 WHERE id = ?`,

@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
-	"github.com/postern/postern/internal/davserver"
+	"github.com/postern/postern/internal/davrec"
 )
 
 const objectMeta = `collection_id, name, etag, uid, component, start_at, end_at, modified_at, size`
 
 // scanObject scans objectMeta, and data when withData.
-func scanObject(r rowScanner, withData bool) (davserver.Object, error) {
-	var o davserver.Object
+func scanObject(r rowScanner, withData bool) (davrec.Object, error) {
+	var o davrec.Object
 	var start, end sql.NullInt64
 	var modified int64
 	dest := []any{&o.CollectionID, &o.Name, &o.ETag, &o.UID, &o.Component, &start, &end, &modified, &o.Size}
@@ -45,7 +45,7 @@ func bound(t time.Time) any {
 	return micros(t)
 }
 
-func (db *DB) queryObjects(ctx context.Context, q queryer, withData bool, query string, args ...any) ([]davserver.Object, error) {
+func (db *DB) queryObjects(ctx context.Context, q queryer, withData bool, query string, args ...any) ([]davrec.Object, error) {
 	cols := objectMeta
 	if withData {
 		cols += ", data"
@@ -55,7 +55,7 @@ func (db *DB) queryObjects(ctx context.Context, q queryer, withData bool, query 
 		return nil, err
 	}
 	defer rows.Close()
-	var out []davserver.Object
+	var out []davrec.Object
 	for rows.Next() {
 		o, err := scanObject(rows, withData)
 		if err != nil {
@@ -67,14 +67,14 @@ func (db *DB) queryObjects(ctx context.Context, q queryer, withData bool, query 
 }
 
 // Objects lists a collection's objects by name.
-func (s *DAV) Objects(ctx context.Context, collectionID int64, withData bool) ([]davserver.Object, error) {
+func (s *DAV) Objects(ctx context.Context, collectionID int64, withData bool) ([]davrec.Object, error) {
 	list, err := s.db.queryObjects(ctx, s.db.SQL, withData, `collection_id = ? ORDER BY name`, collectionID)
 	return list, davErr("objects", err)
 }
 
 // ObjectsByName returns the named objects that exist, with their data.
-func (s *DAV) ObjectsByName(ctx context.Context, collectionID int64, names []string) ([]davserver.Object, error) {
-	var out []davserver.Object
+func (s *DAV) ObjectsByName(ctx context.Context, collectionID int64, names []string) ([]davrec.Object, error) {
+	var out []davrec.Object
 	for len(names) > 0 {
 		part := names[:min(len(names), chunk)]
 		names = names[len(part):]
@@ -94,7 +94,7 @@ func (s *DAV) ObjectsByName(ctx context.Context, collectionID int64, names []str
 // ObjectsInRange returns the candidates of a time-range query from the
 // start/end index: NULL bounds are unbounded, and the comparisons include
 // the bounds so that zero-length events at the range start are candidates.
-func (s *DAV) ObjectsInRange(ctx context.Context, collectionID int64, component string, start, end time.Time) ([]davserver.Object, error) {
+func (s *DAV) ObjectsInRange(ctx context.Context, collectionID int64, component string, start, end time.Time) ([]davrec.Object, error) {
 	query := `collection_id = ? AND component = ?`
 	args := []any{collectionID, component}
 	if !end.IsZero() {
@@ -138,7 +138,7 @@ func etag(data []byte, seq int64) string {
 }
 
 // PutObject creates or replaces o.
-func (s *DAV) PutObject(ctx context.Context, o *davserver.Object, check func(*davserver.Object) error) (bool, error) {
+func (s *DAV) PutObject(ctx context.Context, o *davrec.Object, check func(*davrec.Object) error) (bool, error) {
 	db := s.db
 	var created bool
 	err := db.tx(ctx, func(tx *sql.Tx) error {
@@ -150,7 +150,7 @@ func (s *DAV) PutObject(ctx context.Context, o *davserver.Object, check func(*da
 		if err != nil {
 			return err
 		}
-		var current *davserver.Object
+		var current *davrec.Object
 		if len(cur) > 0 {
 			current = &cur[0]
 		}
@@ -163,7 +163,7 @@ func (s *DAV) PutObject(ctx context.Context, o *davserver.Object, check func(*da
 			var other string
 			err := tx.QueryRowContext(ctx, db.q(`SELECT name FROM dav_objects WHERE collection_id = ? AND uid = ? AND name <> ?`), o.CollectionID, o.UID, o.Name).Scan(&other)
 			if err == nil {
-				return &davserver.UIDConflictError{Name: other}
+				return &davrec.UIDConflictError{Name: other}
 			}
 			if !notFound(err) {
 				return err
@@ -184,7 +184,7 @@ func (s *DAV) PutObject(ctx context.Context, o *davserver.Object, check func(*da
 				o.ETag, o.UID, o.Component, bound(o.Start), bound(o.End), micros(o.Modified), o.Size, o.Data, o.CollectionID, o.Name)
 		}
 		if isUnique(err) && strings.Contains(err.Error(), "uid") {
-			return &davserver.UIDConflictError{}
+			return &davrec.UIDConflictError{}
 		}
 		if err != nil {
 			return err
@@ -195,7 +195,7 @@ func (s *DAV) PutObject(ctx context.Context, o *davserver.Object, check func(*da
 }
 
 // DeleteObject deletes an object and leaves a tombstone in the change log.
-func (s *DAV) DeleteObject(ctx context.Context, collectionID int64, name string, check func(*davserver.Object) error) error {
+func (s *DAV) DeleteObject(ctx context.Context, collectionID int64, name string, check func(*davrec.Object) error) error {
 	db := s.db
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		seq, err := db.lockCollection(ctx, tx, collectionID)
@@ -223,10 +223,10 @@ func (s *DAV) DeleteObject(ctx context.Context, collectionID int64, name string,
 }
 
 // Changes returns the change log after since and the current Seq.
-func (s *DAV) Changes(ctx context.Context, collectionID int64, since int64) ([]davserver.Change, int64, error) {
+func (s *DAV) Changes(ctx context.Context, collectionID int64, since int64) ([]davrec.Change, int64, error) {
 	db := s.db
 	var seq int64
-	var out []davserver.Change
+	var out []davrec.Change
 	// One read transaction, so that the changes and the Seq agree.
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, db.q(`SELECT seq FROM dav_collections WHERE id = ?`), collectionID).Scan(&seq); err != nil {
@@ -241,7 +241,7 @@ func (s *DAV) Changes(ctx context.Context, collectionID int64, since int64) ([]d
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var c davserver.Change
+			var c davrec.Change
 			var del dbBool
 			if err := rows.Scan(&c.Name, &c.Seq, &del); err != nil {
 				return err

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/authrec"
 )
 
-// The shared login penalties (auth.PenaltyStore) live on PostgreSQL only:
+// The shared login penalties (authrec.PenaltyStore) live on PostgreSQL only:
 // they exist for several nodes, and a single SQLite node keeps them in memory.
-var _ auth.PenaltyStore = (*DB)(nil)
+var _ authrec.PenaltyStore = (*DB)(nil)
 
 var errPenaltiesPostgres = errors.New("shared login penalties need PostgreSQL")
 
@@ -22,7 +22,7 @@ const inflightStale = time.Minute
 
 // beginPenaltySQL schedules one attempt in one round trip. The row is locked
 // (FOR UPDATE re-reads the newest version after waiting), the start computed
-// as auth.ThrottleConfig.Delay does: 0 up to Free failures, then
+// as authrec.ThrottleConfig.Delay does: 0 up to Free failures, then
 // Base·2^(n−Free−1) capped at Max; the UPDATE applies only when the start is
 // within Backlog. A block without a recent failure matches no row.
 //
@@ -47,10 +47,10 @@ WITH locked AS (
 )
 SELECT start, EXISTS (SELECT 1 FROM upd) FROM cur`
 
-// BeginPenalty implements auth.PenaltyStore.
-func (db *DB) BeginPenalty(ctx context.Context, key string, now time.Time, cfg auth.ThrottleConfig) (auth.PenaltyStart, error) {
+// BeginPenalty implements authrec.PenaltyStore.
+func (db *DB) BeginPenalty(ctx context.Context, key string, now time.Time, cfg authrec.ThrottleConfig) (authrec.PenaltyStart, error) {
 	if db.Dialect != Postgres {
-		return auth.PenaltyStart{}, errPenaltiesPostgres
+		return authrec.PenaltyStart{}, errPenaltiesPostgres
 	}
 	var start int64
 	var admitted bool
@@ -58,11 +58,11 @@ func (db *DB) BeginPenalty(ctx context.Context, key string, now time.Time, cfg a
 		cfg.Base.Microseconds(), cfg.Max.Microseconds(), micros(now.Add(-cfg.Forget)),
 		micros(now.Add(-inflightStale)), cfg.Backlog.Microseconds()).Scan(&start, &admitted)
 	if notFound(err) {
-		return auth.PenaltyStart{}, nil
+		return authrec.PenaltyStart{}, nil
 	} else if err != nil {
-		return auth.PenaltyStart{}, fmt.Errorf("begin login penalty: %w", err)
+		return authrec.PenaltyStart{}, fmt.Errorf("begin login penalty: %w", err)
 	}
-	return auth.PenaltyStart{Found: true, Admitted: admitted, Start: fromMicros(start)}, nil
+	return authrec.PenaltyStart{Found: true, Admitted: admitted, Start: fromMicros(start)}, nil
 }
 
 // failPenaltySQL counts one failure on two rows: the block's ($1) and the
@@ -86,8 +86,8 @@ ON CONFLICT (ip_key) DO UPDATE SET
 	inflight = GREATEST(p.inflight - $6::int, 0),
 	last_failure = $2::bigint`
 
-// FailPenalty implements auth.PenaltyStore.
-func (db *DB) FailPenalty(ctx context.Context, key, acctKey string, pair auth.PairTag, release bool, now time.Time, cfg auth.ThrottleConfig) error {
+// FailPenalty implements authrec.PenaltyStore.
+func (db *DB) FailPenalty(ctx context.Context, key, acctKey string, pair authrec.PairTag, release bool, now time.Time, cfg authrec.ThrottleConfig) error {
 	if db.Dialect != Postgres {
 		return errPenaltiesPostgres
 	}
@@ -115,7 +115,7 @@ UPDATE auth_ip_penalties p SET
 	last_failure = CASE WHEN p.failures - n.n <= 0 THEN 0 ELSE p.last_failure END
 FROM n WHERE p.ip_key = $1`
 
-// ForgivePenalty implements auth.PenaltyStore.
+// ForgivePenalty implements authrec.PenaltyStore.
 func (db *DB) ForgivePenalty(ctx context.Context, key, acctKey string) error {
 	if db.Dialect != Postgres {
 		return errPenaltiesPostgres
@@ -126,7 +126,7 @@ func (db *DB) ForgivePenalty(ctx context.Context, key, acctKey string) error {
 	return nil
 }
 
-// ReleasePenalty implements auth.PenaltyStore.
+// ReleasePenalty implements authrec.PenaltyStore.
 func (db *DB) ReleasePenalty(ctx context.Context, key string) error {
 	if db.Dialect != Postgres {
 		return errPenaltiesPostgres
@@ -137,8 +137,8 @@ func (db *DB) ReleasePenalty(ctx context.Context, key string) error {
 	return nil
 }
 
-// PrunePenalties implements auth.PenaltyStore.
-func (db *DB) PrunePenalties(ctx context.Context, now time.Time, cfg auth.ThrottleConfig) (int64, error) {
+// PrunePenalties implements authrec.PenaltyStore.
+func (db *DB) PrunePenalties(ctx context.Context, now time.Time, cfg authrec.ThrottleConfig) (int64, error) {
 	if db.Dialect != Postgres {
 		return 0, errPenaltiesPostgres
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/authrec"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/store/storetest"
 )
@@ -19,7 +20,7 @@ var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // nodes returns n SharedThrottles on one PostgreSQL schema, each with its
 // own connection pool: n nodes of one deployment.
-func nodes(t *testing.T, n int, cfg auth.ThrottleConfig) ([]*auth.SharedThrottle, *sqlstore.DB) {
+func nodes(t *testing.T, n int, cfg authrec.ThrottleConfig) ([]*auth.SharedThrottle, *sqlstore.DB) {
 	t.Helper()
 	first := storetest.OpenPostgres(t)
 	out := []*auth.SharedThrottle{auth.NewSharedThrottle(first, cfg, quietLog)}
@@ -53,7 +54,7 @@ func begin(t *testing.T, th auth.Throttle, ip string, now time.Time) time.Durati
 // TestSharedThrottleAcrossNodes: sequential failures spread over three nodes
 // get exactly the delays one node gives them (0, 0, 2, 4, 8, 15, 15 s).
 func TestSharedThrottleAcrossNodes(t *testing.T) {
-	ns, _ := nodes(t, 3, auth.ThrottleConfig{})
+	ns, _ := nodes(t, 3, authrec.ThrottleConfig{})
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	var got []time.Duration
 	for i := range 7 {
@@ -103,7 +104,7 @@ func TestSharedThrottleAcrossNodes(t *testing.T) {
 // TestSharedThrottleRepeatsAndForget: a stale password retried on any node
 // does not raise the penalty; a block quiet for Forget starts afresh.
 func TestSharedThrottleRepeatsAndForget(t *testing.T) {
-	ns, _ := nodes(t, 2, auth.ThrottleConfig{Forget: 10 * time.Minute})
+	ns, _ := nodes(t, 2, authrec.ThrottleConfig{Forget: 10 * time.Minute})
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	ip := netip.MustParseAddr("2001:db8:1:2::7")
 	for i := range 20 {
@@ -137,7 +138,7 @@ func TestSharedThrottleRepeatsAndForget(t *testing.T) {
 // nodes are spaced out as sequential failures would be, and refused once
 // the queue reaches Backlog.
 func TestSharedThrottleParallel(t *testing.T) {
-	ns, db := nodes(t, 2, auth.ThrottleConfig{Backlog: time.Minute})
+	ns, db := nodes(t, 2, authrec.ThrottleConfig{Backlog: time.Minute})
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	ip := netip.MustParseAddr("198.51.100.4")
 	for i := range 3 {
@@ -178,7 +179,7 @@ func TestSharedThrottleParallel(t *testing.T) {
 	}
 	// Attempts a dead node left in flight are ignored after a minute.
 	later := now.Add(3 * time.Minute)
-	th := auth.NewSharedThrottle(db, auth.ThrottleConfig{}, quietLog)
+	th := auth.NewSharedThrottle(db, authrec.ThrottleConfig{}, quietLog)
 	if w := begin(t, th, ip.String(), later); w != 4*time.Second {
 		t.Errorf("after stale in-flight attempts: wait %v, want 4s", w)
 	}
@@ -186,7 +187,7 @@ func TestSharedThrottleParallel(t *testing.T) {
 
 func TestPenaltiesNeedPostgres(t *testing.T) {
 	db := storetest.OpenSQLite(t)
-	if _, err := db.BeginPenalty(context.Background(), "192.0.2.1/32", time.Now(), auth.ThrottleConfig{}); err == nil {
+	if _, err := db.BeginPenalty(context.Background(), "192.0.2.1/32", time.Now(), authrec.ThrottleConfig{}); err == nil {
 		t.Error("BeginPenalty worked on SQLite")
 	}
 }
@@ -195,7 +196,7 @@ func TestPenaltiesNeedPostgres(t *testing.T) {
 func TestPenaltyPrune(t *testing.T) {
 	db := storetest.OpenPostgres(t)
 	ctx := context.Background()
-	cfg := auth.ThrottleConfig{Forget: time.Hour, Recent: 10}
+	cfg := authrec.ThrottleConfig{Forget: time.Hour, Recent: 10}
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	for i, at := range []time.Time{now.Add(-2 * time.Hour), now.Add(-time.Minute)} {
 		key := fmt.Sprintf("192.0.2.%d/32", i)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
-	"github.com/postern/postern/internal/auth"
+	"github.com/postern/postern/internal/authrec"
 	"github.com/postern/postern/internal/store/sqlstore"
 )
 
@@ -165,17 +165,17 @@ func testAuditLogins(t *testing.T, e *Env) {
 	ctx := context.Background()
 	m := e.Enforced(t, "alice")
 	at := time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)
-	recs := []auth.LoginRecord{
-		{At: at, MemberID: m.ID, Username: m.Email, Protocol: auth.IMAP, Mechanism: "PLAIN", IP: "192.0.2.1", TLS: true, Result: auth.ResultOK, AppPasswordID: "ap1"},
-		{At: at.Add(time.Second), MemberID: m.ID, Username: m.Email, Protocol: auth.Web, Mechanism: "FORM", IP: "192.0.2.2", Result: auth.ResultFail, Reason: "bad-password", Client: "Firefox/130"},
-		{At: at.Add(2 * time.Second), Username: "nobody@enforced.test", Protocol: auth.SMTP, Mechanism: "LOGIN", IP: "192.0.2.3", Result: auth.ResultFail, Reason: "unknown-user"},
+	recs := []authrec.LoginRecord{
+		{At: at, MemberID: m.ID, Username: m.Email, Protocol: authrec.IMAP, Mechanism: "PLAIN", IP: "192.0.2.1", TLS: true, Result: authrec.ResultOK, AppPasswordID: "ap1"},
+		{At: at.Add(time.Second), MemberID: m.ID, Username: m.Email, Protocol: authrec.Web, Mechanism: "FORM", IP: "192.0.2.2", Result: authrec.ResultFail, Reason: "bad-password", Client: "Firefox/130"},
+		{At: at.Add(2 * time.Second), Username: "nobody@enforced.test", Protocol: authrec.SMTP, Mechanism: "LOGIN", IP: "192.0.2.3", Result: authrec.ResultFail, Reason: "unknown-user"},
 	}
 	if err := e.DB.AddLoginRecords(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
 	// A pause, then another after the first one ended: the member's message
 	// goes out once a day, the audit entry every time.
-	var tag auth.PairTag
+	var tag authrec.PairTag
 	for i, now := range []time.Time{at.Add(time.Minute), at.Add(time.Hour)} {
 		tag[0] = byte(i)
 		fx := account.Effects{Audit: []account.AuditEntry{e.Svc.Audit(account.AuditAccountPaused, m,
@@ -195,7 +195,7 @@ func testAuditLogins(t *testing.T, e *Env) {
 	if l := auditLine(got[1]); l != "login.ok|member|alice@enforced.test|alice@enforced.test|enforced.test|192.0.2.1|imap PLAIN" {
 		t.Errorf("IMAP login: %s", l)
 	}
-	if got[1].Protocol != auth.IMAP || got[1].Result != auth.ResultOK || got[1].Source != account.AuditSourceLogin {
+	if got[1].Protocol != authrec.IMAP || got[1].Result != authrec.ResultOK || got[1].Source != account.AuditSourceLogin {
 		t.Errorf("IMAP login %+v", got[1])
 	}
 	si := e.Audit(t, account.AuditQuery{Action: "signin.fail"})
@@ -215,9 +215,9 @@ func testAuditFilters(t *testing.T, e *Env) {
 	e.Create(t, a, "A1")
 	e.Create(t, b, "B1")
 	e.Create(t, b, "B2")
-	if err := e.DB.AddLoginRecords(ctx, []auth.LoginRecord{
-		{At: e.Now(), MemberID: b.ID, Username: b.Email, Protocol: auth.POP3, Mechanism: "USER", IP: "192.0.2.4", Result: auth.ResultOK},
-		{At: e.Now(), Username: "ghost@optional.test", Protocol: auth.IMAP, Mechanism: "LOGIN", IP: "192.0.2.5", Result: auth.ResultFail},
+	if err := e.DB.AddLoginRecords(ctx, []authrec.LoginRecord{
+		{At: e.Now(), MemberID: b.ID, Username: b.Email, Protocol: authrec.POP3, Mechanism: "USER", IP: "192.0.2.4", Result: authrec.ResultOK},
+		{At: e.Now(), Username: "ghost@optional.test", Protocol: authrec.IMAP, Mechanism: "LOGIN", IP: "192.0.2.5", Result: authrec.ResultFail},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -275,10 +275,10 @@ func testAuditPaging(t *testing.T, e *Env) {
 	ctx := context.Background()
 	m := e.Enforced(t, "alice")
 	at := e.Now()
-	var recs []auth.LoginRecord
+	var recs []authrec.LoginRecord
 	for i := 0; i < 7; i++ {
 		// Same instant as audit entries, to exercise the tie-break.
-		recs = append(recs, auth.LoginRecord{At: at, MemberID: m.ID, Username: m.Email, Protocol: auth.IMAP, Mechanism: "PLAIN", IP: fmt.Sprint("192.0.2.", i), Result: auth.ResultOK})
+		recs = append(recs, authrec.LoginRecord{At: at, MemberID: m.ID, Username: m.Email, Protocol: authrec.IMAP, Mechanism: "PLAIN", IP: fmt.Sprint("192.0.2.", i), Result: authrec.ResultOK})
 	}
 	if err := e.DB.AddLoginRecords(ctx, recs); err != nil {
 		t.Fatal(err)
@@ -325,7 +325,7 @@ func testAuditAppendOnly(t *testing.T, e *Env) {
 	ctx := context.Background()
 	m := e.Enforced(t, "alice")
 	e.Create(t, m, "Mail")
-	if err := e.DB.AddLoginRecords(ctx, []auth.LoginRecord{{At: e.Now(), MemberID: m.ID, Username: m.Email, Protocol: auth.IMAP, Result: auth.ResultOK}}); err != nil {
+	if err := e.DB.AddLoginRecords(ctx, []authrec.LoginRecord{{At: e.Now(), MemberID: m.ID, Username: m.Email, Protocol: authrec.IMAP, Result: authrec.ResultOK}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
@@ -471,16 +471,16 @@ func testAuditStats(t *testing.T, e *Env) {
 	b := e.Optional(t, "bob", true)
 	today := e.Now().UTC().Truncate(24 * time.Hour)
 	yesterday := today.Add(-24 * time.Hour)
-	rec := func(at time.Time, m account.Member, proto, result string) auth.LoginRecord {
-		return auth.LoginRecord{At: at, MemberID: m.ID, Username: m.Email, Protocol: proto, IP: "192.0.2.1", Result: result}
+	rec := func(at time.Time, m account.Member, proto, result string) authrec.LoginRecord {
+		return authrec.LoginRecord{At: at, MemberID: m.ID, Username: m.Email, Protocol: proto, IP: "192.0.2.1", Result: result}
 	}
-	if err := e.DB.AddLoginRecords(ctx, []auth.LoginRecord{
-		rec(yesterday.Add(time.Hour), a, auth.IMAP, auth.ResultOK),
-		rec(yesterday.Add(2*time.Hour), a, auth.IMAP, auth.ResultOK),
-		rec(today.Add(time.Minute), a, auth.SMTP, auth.ResultOK),
-		rec(today.Add(time.Minute), a, auth.Web, auth.ResultFail),
-		rec(today.Add(time.Minute), b, auth.IMAP, auth.ResultOK),
-		rec(today.Add(-30*24*time.Hour), a, auth.IMAP, auth.ResultOK), // outside
+	if err := e.DB.AddLoginRecords(ctx, []authrec.LoginRecord{
+		rec(yesterday.Add(time.Hour), a, authrec.IMAP, authrec.ResultOK),
+		rec(yesterday.Add(2*time.Hour), a, authrec.IMAP, authrec.ResultOK),
+		rec(today.Add(time.Minute), a, authrec.SMTP, authrec.ResultOK),
+		rec(today.Add(time.Minute), a, authrec.Web, authrec.ResultFail),
+		rec(today.Add(time.Minute), b, authrec.IMAP, authrec.ResultOK),
+		rec(today.Add(-30*24*time.Hour), a, authrec.IMAP, authrec.ResultOK), // outside
 	}); err != nil {
 		t.Fatal(err)
 	}

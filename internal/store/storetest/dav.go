@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
-	"github.com/postern/postern/internal/davserver"
+	"github.com/postern/postern/internal/davrec"
 	"github.com/postern/postern/internal/store/sqlstore"
 )
 
-// RunDAV runs the DAV store conformance suite (davserver.Store) over a store
+// RunDAV runs the DAV store conformance suite (davrec.Store) over a store
 // that open returns; the tests share it, each with members of its own.
 func RunDAV(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 	tests := []struct {
@@ -56,9 +56,9 @@ func (e *DAVEnv) NewMember(t testing.TB) int64 {
 }
 
 // Calendar creates a calendar collection called name.
-func (e *DAVEnv) Calendar(t testing.TB, member int64, name string) davserver.Collection {
+func (e *DAVEnv) Calendar(t testing.TB, member int64, name string) davrec.Collection {
 	t.Helper()
-	c := davserver.Collection{MemberID: member, Kind: davserver.KindCalendar, Name: name, DisplayName: name, Components: "VEVENT,VTODO"}
+	c := davrec.Collection{MemberID: member, Kind: davrec.KindCalendar, Name: name, DisplayName: name, Components: "VEVENT,VTODO"}
 	if err := e.DAV.CreateCollection(context.Background(), &c); err != nil {
 		t.Fatalf("create collection %q: %v", name, err)
 	}
@@ -66,7 +66,7 @@ func (e *DAVEnv) Calendar(t testing.TB, member int64, name string) davserver.Col
 }
 
 // Put stores an object without preconditions.
-func (e *DAVEnv) Put(t testing.TB, o davserver.Object) davserver.Object {
+func (e *DAVEnv) Put(t testing.TB, o davrec.Object) davrec.Object {
 	t.Helper()
 	if o.Data == nil {
 		o.Data = []byte("BEGIN:VCALENDAR\r\nUID:" + o.UID + "\r\nEND:VCALENDAR\r\n")
@@ -80,9 +80,9 @@ func (e *DAVEnv) Put(t testing.TB, o davserver.Object) davserver.Object {
 	return o
 }
 
-var davDefaults = []davserver.Collection{
-	{Kind: davserver.KindCalendar, Name: "default", DisplayName: "Calendar", Components: "VEVENT,VTODO"},
-	{Kind: davserver.KindAddressBook, Name: "default", DisplayName: "Contacts"},
+var davDefaults = []davrec.Collection{
+	{Kind: davrec.KindCalendar, Name: "default", DisplayName: "Calendar", Components: "VEVENT,VTODO"},
+	{Kind: davrec.KindAddressBook, Name: "default", DisplayName: "Contacts"},
 }
 
 func testDAVDefaults(t *testing.T, e *DAVEnv) {
@@ -91,8 +91,8 @@ func testDAVDefaults(t *testing.T, e *DAVEnv) {
 	if err := e.DAV.EnsureDefaults(ctx, m, davDefaults); err != nil {
 		t.Fatal(err)
 	}
-	cals, _ := e.DAV.Collections(ctx, m, davserver.KindCalendar)
-	books, _ := e.DAV.Collections(ctx, m, davserver.KindAddressBook)
+	cals, _ := e.DAV.Collections(ctx, m, davrec.KindCalendar)
+	books, _ := e.DAV.Collections(ctx, m, davrec.KindAddressBook)
 	if len(cals) != 1 || cals[0].Name != "default" || cals[0].DisplayName != "Calendar" || cals[0].Components != "VEVENT,VTODO" || len(books) != 1 {
 		t.Fatalf("defaults: %+v %+v", cals, books)
 	}
@@ -103,7 +103,7 @@ func testDAVDefaults(t *testing.T, e *DAVEnv) {
 	if err := e.DAV.EnsureDefaults(ctx, m, davDefaults); err != nil {
 		t.Fatal(err)
 	}
-	if cals, _ := e.DAV.Collections(ctx, m, davserver.KindCalendar); len(cals) != 0 {
+	if cals, _ := e.DAV.Collections(ctx, m, davrec.KindCalendar); len(cals) != 0 {
 		t.Fatalf("default calendar came back: %+v", cals)
 	}
 	if err := e.DAV.EnsureDefaults(ctx, 1<<40, davDefaults); account.ErrorCode(err) != account.ENOTFOUND {
@@ -130,7 +130,7 @@ func testDAVDefaultsRace(t *testing.T, e *DAVEnv) {
 			t.Fatal(err)
 		}
 	}
-	cals, _ := e.DAV.Collections(ctx, m, davserver.KindCalendar)
+	cals, _ := e.DAV.Collections(ctx, m, davrec.KindCalendar)
 	if len(cals) != 1 {
 		t.Fatalf("%d default calendars", len(cals))
 	}
@@ -143,28 +143,28 @@ func testDAVCollections(t *testing.T, e *DAVEnv) {
 	if ca.ID == 0 || ca.Seq != 0 || ca.CreatedAt.IsZero() {
 		t.Fatalf("created: %+v", ca)
 	}
-	dup := davserver.Collection{MemberID: a, Kind: davserver.KindCalendar, Name: "work"}
+	dup := davrec.Collection{MemberID: a, Kind: davrec.KindCalendar, Name: "work"}
 	if err := e.DAV.CreateCollection(ctx, &dup); account.ErrorCode(err) != account.ECONFLICT {
 		t.Fatalf("duplicate name: %v", err)
 	}
 	// The same name is free for another kind and another member.
-	book := davserver.Collection{MemberID: a, Kind: davserver.KindAddressBook, Name: "work"}
+	book := davrec.Collection{MemberID: a, Kind: davrec.KindAddressBook, Name: "work"}
 	if err := e.DAV.CreateCollection(ctx, &book); err != nil {
 		t.Fatal(err)
 	}
 	e.Calendar(t, b, "work")
-	if _, err := e.DAV.Collection(ctx, a, davserver.KindCalendar, "missing"); account.ErrorCode(err) != account.ENOTFOUND {
+	if _, err := e.DAV.Collection(ctx, a, davrec.KindCalendar, "missing"); account.ErrorCode(err) != account.ENOTFOUND {
 		t.Fatalf("missing collection: %v", err)
 	}
 	ca.DisplayName, ca.Description, ca.Color = "Work", "Meetings", "#FF0000FF"
 	if err := e.DAV.UpdateCollection(ctx, ca); err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.DAV.Collection(ctx, a, davserver.KindCalendar, "work")
+	got, err := e.DAV.Collection(ctx, a, davrec.KindCalendar, "work")
 	if err != nil || got.DisplayName != "Work" || got.Description != "Meetings" || got.Color != "#FF0000FF" || got.Seq != 1 {
 		t.Fatalf("updated: %+v %v", got, err)
 	}
-	list, _ := e.DAV.Collections(ctx, a, davserver.KindCalendar)
+	list, _ := e.DAV.Collections(ctx, a, davrec.KindCalendar)
 	if len(list) != 1 || list[0].ID != ca.ID {
 		t.Fatalf("member a calendars: %+v", list)
 	}
@@ -173,7 +173,7 @@ func testDAVCollections(t *testing.T, e *DAVEnv) {
 func testDAVPut(t *testing.T, e *DAVEnv) {
 	ctx := context.Background()
 	c := e.Calendar(t, e.NewMember(t), "cal")
-	o := davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "a", Component: "VEVENT", Data: []byte("one")}
+	o := davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "a", Component: "VEVENT", Data: []byte("one")}
 	created, err := e.DAV.PutObject(ctx, &o, nil)
 	if err != nil || !created || o.ETag == "" || o.Modified.IsZero() || o.Size != 3 {
 		t.Fatalf("create: %v %v %+v", created, err, o)
@@ -195,7 +195,7 @@ func testDAVPut(t *testing.T, e *DAVEnv) {
 	if c2, _ := e.DAV.Collection(ctx, c.MemberID, c.Kind, c.Name); c2.Seq != 2 {
 		t.Fatalf("seq after two puts: %d", c2.Seq)
 	}
-	if _, err := e.DAV.PutObject(ctx, &davserver.Object{CollectionID: 1 << 40, Name: "x", Data: []byte("x")}, nil); account.ErrorCode(err) != account.ENOTFOUND {
+	if _, err := e.DAV.PutObject(ctx, &davrec.Object{CollectionID: 1 << 40, Name: "x", Data: []byte("x")}, nil); account.ErrorCode(err) != account.ENOTFOUND {
 		t.Fatalf("put into a missing collection: %v", err)
 	}
 }
@@ -203,12 +203,12 @@ func testDAVPut(t *testing.T, e *DAVEnv) {
 func testDAVPreconditions(t *testing.T, e *DAVEnv) {
 	ctx := context.Background()
 	c := e.Calendar(t, e.NewMember(t), "cal")
-	o := e.Put(t, davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
+	o := e.Put(t, davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
 	stale := errors.New("stale")
-	var seen *davserver.Object
+	var seen *davrec.Object
 	o2 := o
 	o2.Data = []byte("changed")
-	_, err := e.DAV.PutObject(ctx, &o2, func(cur *davserver.Object) error {
+	_, err := e.DAV.PutObject(ctx, &o2, func(cur *davrec.Object) error {
 		seen = cur
 		return stale
 	})
@@ -219,7 +219,7 @@ func testDAVPreconditions(t *testing.T, e *DAVEnv) {
 	if string(got[0].Data) == "changed" {
 		t.Fatal("a refused put was written")
 	}
-	_, err = e.DAV.PutObject(ctx, &davserver.Object{CollectionID: c.ID, Name: "new.ics", Data: []byte("x")}, func(cur *davserver.Object) error {
+	_, err = e.DAV.PutObject(ctx, &davrec.Object{CollectionID: c.ID, Name: "new.ics", Data: []byte("x")}, func(cur *davrec.Object) error {
 		if cur != nil {
 			return fmt.Errorf("current of a new object: %+v", cur)
 		}
@@ -228,7 +228,7 @@ func testDAVPreconditions(t *testing.T, e *DAVEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DAV.DeleteObject(ctx, c.ID, "a.ics", func(*davserver.Object) error { return stale }); !errors.Is(err, stale) {
+	if err := e.DAV.DeleteObject(ctx, c.ID, "a.ics", func(*davrec.Object) error { return stale }); !errors.Is(err, stale) {
 		t.Fatalf("delete check: %v", err)
 	}
 	if err := e.DAV.DeleteObject(ctx, c.ID, "missing.ics", nil); account.ErrorCode(err) != account.ENOTFOUND {
@@ -240,17 +240,17 @@ func testDAVUIDConflict(t *testing.T, e *DAVEnv) {
 	ctx := context.Background()
 	m := e.NewMember(t)
 	c, other := e.Calendar(t, m, "cal"), e.Calendar(t, m, "other")
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "same"})
-	_, err := e.DAV.PutObject(ctx, &davserver.Object{CollectionID: c.ID, Name: "b.ics", UID: "same", Data: []byte("x")}, nil)
-	var conflict *davserver.UIDConflictError
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "same"})
+	_, err := e.DAV.PutObject(ctx, &davrec.Object{CollectionID: c.ID, Name: "b.ics", UID: "same", Data: []byte("x")}, nil)
+	var conflict *davrec.UIDConflictError
 	if !errors.As(err, &conflict) || conflict.Name != "a.ics" {
 		t.Fatalf("uid conflict: %v", err)
 	}
 	// Replacing the object itself, another collection, and empty UIDs are fine.
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "same"})
-	e.Put(t, davserver.Object{CollectionID: other.ID, Name: "b.ics", UID: "same"})
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "x.ics", Data: []byte("x")})
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "y.ics", Data: []byte("y")})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "same"})
+	e.Put(t, davrec.Object{CollectionID: other.ID, Name: "b.ics", UID: "same"})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "x.ics", Data: []byte("x")})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "y.ics", Data: []byte("y")})
 }
 
 func testDAVChanges(t *testing.T, e *DAVEnv) {
@@ -260,14 +260,14 @@ func testDAVChanges(t *testing.T, e *DAVEnv) {
 	if err != nil || seq0 != 0 {
 		t.Fatalf("empty: %d %v", seq0, err)
 	}
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "b.ics", UID: "b"})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "b.ics", UID: "b"})
 	_, token, _ := e.DAV.Changes(ctx, c.ID, 0)
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
 	if err := e.DAV.DeleteObject(ctx, c.ID, "b.ics", nil); err != nil {
 		t.Fatal(err)
 	}
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "c.ics", UID: "c"})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "c.ics", UID: "c"})
 	ch, seq, err := e.DAV.Changes(ctx, c.ID, token)
 	if err != nil || seq != token+3 {
 		t.Fatalf("changes: %d %v", seq, err)
@@ -287,7 +287,7 @@ func testDAVChanges(t *testing.T, e *DAVEnv) {
 		t.Fatalf("changes after the current seq: %+v", ch)
 	}
 	// A re-created object is no longer a tombstone.
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "b.ics", UID: "b"})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "b.ics", UID: "b"})
 	ch, _, _ = e.DAV.Changes(ctx, c.ID, seq)
 	if len(ch) != 1 || ch[0].Name != "b.ics" || ch[0].Deleted {
 		t.Fatalf("re-created: %+v", ch)
@@ -301,11 +301,11 @@ func testDAVRange(t *testing.T, e *DAVEnv) {
 	ctx := context.Background()
 	c := e.Calendar(t, e.NewMember(t), "cal")
 	day := func(d int) time.Time { return time.Date(2030, 1, d, 0, 0, 0, 0, time.UTC) }
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "jan2.ics", UID: "1", Start: day(2), End: day(3)})
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "jan10.ics", UID: "2", Start: day(10), End: day(11)})
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "series.ics", UID: "3", Start: day(5)})               // open end
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "instant.ics", UID: "4", Start: day(4), End: day(4)}) // zero length
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "todo.ics", UID: "5", Component: "VTODO"})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "jan2.ics", UID: "1", Start: day(2), End: day(3)})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "jan10.ics", UID: "2", Start: day(10), End: day(11)})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "series.ics", UID: "3", Start: day(5)})               // open end
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "instant.ics", UID: "4", Start: day(4), End: day(4)}) // zero length
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "todo.ics", UID: "5", Component: "VTODO"})
 	names := func(start, end time.Time, comp string) []string {
 		list, err := e.DAV.ObjectsInRange(ctx, c.ID, comp, start, end)
 		if err != nil {
@@ -342,7 +342,7 @@ func testDAVDeleteCollection(t *testing.T, e *DAVEnv) {
 	ctx := context.Background()
 	m := e.NewMember(t)
 	c := e.Calendar(t, m, "cal")
-	e.Put(t, davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
+	e.Put(t, davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
 	if err := e.DAV.DeleteCollection(ctx, c.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func testDAVDeleteCollection(t *testing.T, e *DAVEnv) {
 func testDAVConcurrentPuts(t *testing.T, e *DAVEnv) {
 	ctx := context.Background()
 	c := e.Calendar(t, e.NewMember(t), "cal")
-	base := e.Put(t, davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
+	base := e.Put(t, davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "a"})
 	// Ten writers that all read the same ETag: exactly one If-Match wins.
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -370,8 +370,8 @@ func testDAVConcurrentPuts(t *testing.T, e *DAVEnv) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := davserver.Object{CollectionID: c.ID, Name: "a.ics", UID: "a", Component: "VEVENT", Data: fmt.Appendf(nil, "v%d", i)}
-			_, err := e.DAV.PutObject(ctx, &o, func(cur *davserver.Object) error {
+			o := davrec.Object{CollectionID: c.ID, Name: "a.ics", UID: "a", Component: "VEVENT", Data: fmt.Appendf(nil, "v%d", i)}
+			_, err := e.DAV.PutObject(ctx, &o, func(cur *davrec.Object) error {
 				if cur == nil || cur.ETag != base.ETag {
 					return errors.New("stale")
 				}

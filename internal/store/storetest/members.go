@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/account"
-	"github.com/postern/postern/internal/auth"
-	"github.com/postern/postern/internal/davserver"
+	"github.com/postern/postern/internal/authrec"
+	"github.com/postern/postern/internal/davrec"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/web/websession"
 )
@@ -386,11 +386,11 @@ func testMemberDelete(t *testing.T, e *Env) {
 		e.Create(t, x, "Phone")
 		webSession(t, e, x, fmt.Sprintf("s%d", x.ID))
 		dav := e.DB.DAV()
-		c := davserver.Collection{MemberID: x.ID, Kind: davserver.KindCalendar, Name: "work", DisplayName: "Work", Components: "VEVENT"}
+		c := davrec.Collection{MemberID: x.ID, Kind: davrec.KindCalendar, Name: "work", DisplayName: "Work", Components: "VEVENT"}
 		if err := dav.CreateCollection(ctx, &c); err != nil {
 			t.Fatal(err)
 		}
-		o := davserver.Object{CollectionID: c.ID, Name: "e.ics", UID: "e1", Component: "VEVENT", Data: []byte("BEGIN:VCALENDAR\r\nUID:e1\r\nEND:VCALENDAR\r\n")}
+		o := davrec.Object{CollectionID: c.ID, Name: "e.ics", UID: "e1", Component: "VEVENT", Data: []byte("BEGIN:VCALENDAR\r\nUID:e1\r\nEND:VCALENDAR\r\n")}
 		if _, err := dav.PutObject(ctx, &o, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -489,7 +489,7 @@ func testMemberLiftPause(t *testing.T, e *Env) {
 	m := e.Enforced(t, "p")
 	now := time.Now()
 	for i := range 3 {
-		if _, err := e.DB.RecordAuthFailure(ctx, m.ID, auth.PairTag{byte(i + 1)}, now, 3, time.Hour, account.Effects{}); err != nil {
+		if _, err := e.DB.RecordAuthFailure(ctx, m.ID, authrec.PairTag{byte(i + 1)}, now, 3, time.Hour, account.Effects{}); err != nil {
 			t.Fatal(err)
 		}
 	}
