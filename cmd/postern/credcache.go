@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/store/sqlstore"
 )
 
@@ -56,17 +55,7 @@ func (s *server) setupCredentialCache() error {
 	// Every store write moves the member's counters itself; the outbox's
 	// events also do, which covers a writer that died between its commit and
 	// its second move of a counter.
-	s.bus.Subscribe(0, func(e account.Event) {
-		switch {
-		case e.DomainID != 0:
-			s.db.AllCredentialsChanged()
-		case e.MemberID == 0:
-		case e.Kind == account.EventMailboxChanged:
-			s.db.MailChanged(e.MemberID)
-		default:
-			s.db.CredentialsChanged(e.MemberID)
-		}
-	})
+	s.bus.Subscribe(0, s.db.HandleEvent)
 	if !s.db.CredentialCacheStats().Enabled {
 		return nil
 	}

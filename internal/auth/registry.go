@@ -41,7 +41,7 @@ type Registry struct {
 type session struct {
 	memberID int64
 	domainID int64
-	cred     account.Credential // what revokes checks; not the whole Login (a login's allocations)
+	cred     account.Credential // what Event.Revokes checks; not the whole Login (a login's allocations)
 	ip       netip.Addr
 	protocol string
 	close    func()
@@ -91,32 +91,13 @@ func (r *Registry) generation() uint64 {
 	return r.gen
 }
 
-// revokes reports whether an event of kind (for app password apID) ends the
-// session s.
-func revokes(kind account.EventKind, apID string, s *session) bool {
-	switch kind {
-	case account.EventAppPasswordDeleted:
-		return apID != "" && s.cred.AppPasswordID == apID
-	case account.EventSettingChanged, account.EventMemberSuspended,
-		account.EventMemberRenamed, account.EventMemberDeleted, account.EventSessionsEnded:
-		return true
-	case account.EventPasswordChanged:
-		return s.cred.IsMain()
-	}
-	return false
-}
-
 // HandleEvent closes the sessions that e revokes. Subscribe it on the bus.
 func (r *Registry) HandleEvent(e account.Event) {
 	if e.Kind == account.EventPolicyChanged {
 		r.policyChanged(e.DomainID)
 		return
 	}
-	switch e.Kind {
-	case account.EventAppPasswordDeleted, account.EventSettingChanged,
-		account.EventMemberSuspended, account.EventPasswordChanged,
-		account.EventMemberRenamed, account.EventMemberDeleted, account.EventSessionsEnded:
-	default:
+	if !e.Kind.Revoking() {
 		return
 	}
 	r.mu.Lock()
@@ -128,7 +109,7 @@ func (r *Registry) HandleEvent(e account.Event) {
 	}
 	var list []*session
 	for _, s := range r.sessions.Get(e.MemberID) {
-		if revokes(e.Kind, e.AppPasswordID, s) {
+		if e.Revokes(s.cred) {
 			list = append(list, s)
 		}
 	}
@@ -224,7 +205,7 @@ func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
 	var hit *revocation
 	if l.gen != 0 {
 		for i, rv := range r.revoked[l.Member.ID] {
-			if rv.gen > l.gen && revokes(rv.kind, rv.apID, s) {
+			if rv.gen > l.gen && (account.Event{Kind: rv.kind, AppPasswordID: rv.apID}).Revokes(s.cred) {
 				hit = &r.revoked[l.Member.ID][i]
 				break
 			}

@@ -93,6 +93,26 @@ func (db *DB) CredentialsChanged(id int64) {
 	}
 }
 
+// HandleEvent moves the counters that an event from the outbox names, for
+// postern serve to subscribe on the bus: every store write moves them
+// itself, and the event covers a writer that died between its commit and
+// its second move. Which events change what a login checks is
+// account.EventKind.ChangesLogin, the rule the session registry shares.
+func (db *DB) HandleEvent(e account.Event) {
+	if e.Kind == account.EventMailboxChanged && e.MemberID != 0 {
+		db.MailChanged(e.MemberID)
+	}
+	if !e.Kind.ChangesLogin() {
+		return
+	}
+	switch {
+	case e.DomainID != 0:
+		db.AllCredentialsChanged()
+	case e.MemberID != 0:
+		db.CredentialsChanged(e.MemberID)
+	}
+}
+
 // memberTx is tx for changes to what Credentials returns for memberID.
 func (db *DB) memberTx(ctx context.Context, memberID int64, fn func(*sql.Tx) error) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {

@@ -527,3 +527,44 @@ func TestCredentialCacheEngines(t *testing.T) {
 		}
 	})
 }
+
+// TestCredentialCacheHandleEvent: an event from the outbox drops the cached
+// credentials it names (its member's, or every member's for a domain's
+// event) when account.EventKind.ChangesLogin says so, and a mailbox event
+// leaves them.
+func TestCredentialCacheHandleEvent(t *testing.T) {
+	db := openCredDB(t, filepath.Join(t.TempDir(), "postern.db"))
+	e := storetest.NewEnv(t, db)
+	alice, bob := e.Enforced(t, "alice"), e.Enforced(t, "bob")
+	for _, c := range []struct {
+		event      account.Event
+		alice, bob bool // dropped
+	}{
+		{account.Event{Kind: account.EventMailboxChanged, MemberID: alice.ID, MailboxID: 1}, false, false},
+		{account.Event{Kind: account.EventAppPasswordDeleted, MemberID: alice.ID, AppPasswordID: "x"}, true, false},
+		{account.Event{Kind: account.EventMemberResumed, MemberID: bob.ID}, false, true},
+		{account.Event{Kind: account.EventPolicyChanged, DomainID: alice.DomainID}, true, true},
+	} {
+		for _, email := range []string{alice.Email, bob.Email} {
+			for i := 0; ; i++ {
+				before := db.CredentialCacheStats().Hits
+				if credsOf(t, db, email); db.CredentialCacheStats().Hits != before {
+					break
+				} else if i == 2 {
+					t.Fatalf("%s is not cached", email)
+				}
+			}
+		}
+		db.HandleEvent(c.event)
+		for _, m := range []struct {
+			email   string
+			dropped bool
+		}{{alice.Email, c.alice}, {bob.Email, c.bob}} {
+			before := db.CredentialCacheStats().Misses
+			credsOf(t, db, m.email)
+			if dropped := db.CredentialCacheStats().Misses != before; dropped != m.dropped {
+				t.Errorf("%s: %s's cached credentials dropped %v, want %v", c.event.Kind, m.email, dropped, m.dropped)
+			}
+		}
+	}
+}
