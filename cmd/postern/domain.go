@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/postern/postern/internal/account"
 )
 
 func domainAdd(a *app, fs *flag.FlagSet) runFunc {
@@ -47,7 +49,7 @@ func domainList(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		list, err := svc.Store.Domains(ctx)
+		list, err := svc.AdminDomains(ctx, account.AllDomains)
 		if err != nil {
 			return err
 		}

@@ -94,7 +94,7 @@ func (a *app) setMemberQuota(ctx context.Context, svc *account.Service, m accoun
 	if err != nil {
 		return usagef(findCmd("user set"), "--quota must be a size such as 500MiB or 2GiB, 0 for no limit, or default, not %q", v)
 	}
-	return svc.Store.SetMailQuota(ctx, m.ID, limit)
+	return svc.SetMailQuota(ctx, m, limit)
 }
 
 func domainSet(a *app, fs *flag.FlagSet) runFunc {

@@ -71,12 +71,12 @@ func (s *Service) GrantAdmin(ctx context.Context, email string, domains []string
 	}
 	for i, id := range ids {
 		a := s.Audit(AuditAdminGranted, m, by, adminScope(names[i]))
-		if err := s.Store.GrantAdmin(ctx, m.ID, id, s.Now().UTC(), Effects{Audit: []AuditEntry{a}}); err != nil {
+		if err := s.store.GrantAdmin(ctx, m.ID, id, s.Now().UTC(), Effects{Audit: []AuditEntry{a}}); err != nil {
 			return nil, err
 		}
 	}
 	s.Log.Info("admin role granted", "member", m.Email, "domains", domains)
-	return s.Store.AdminRoles(ctx, m.ID)
+	return s.store.AdminRoles(ctx, m.ID)
 }
 
 // RevokeAdmin removes the member's role over domain, or every role of the
@@ -99,7 +99,7 @@ func (s *Service) RevokeAdmin(ctx context.Context, email, domain string, by Acto
 		detail = "every role"
 	}
 	a := s.Audit(AuditAdminRevoked, m, by, detail)
-	n, err := s.Store.RevokeAdmin(ctx, m.ID, id, domain == "", Effects{Audit: []AuditEntry{a}})
+	n, err := s.store.RevokeAdmin(ctx, m.ID, id, domain == "", Effects{Audit: []AuditEntry{a}})
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (s *Service) RevokeAdmin(ctx context.Context, email, domain string, by Acto
 
 // AdminRoles lists every admin role, by address.
 func (s *Service) AdminRoles(ctx context.Context) ([]AdminRole, error) {
-	return s.Store.AdminRoles(ctx, 0)
+	return s.store.AdminRoles(ctx, 0)
 }
 
 // AdminAccess returns what the member administers. A suspended member
@@ -124,7 +124,7 @@ func (s *Service) AdminAccess(ctx context.Context, m Member) (AdminAccess, error
 	if m.State != StateActive {
 		return AdminAccess{}, nil
 	}
-	roles, err := s.Store.AdminRoles(ctx, m.ID)
+	roles, err := s.store.AdminRoles(ctx, m.ID)
 	if err != nil {
 		return AdminAccess{}, err
 	}
@@ -144,7 +144,7 @@ func (s *Service) AdminDomains(ctx context.Context, a AdminAccess) ([]Domain, er
 	if !a.IsAdmin() {
 		return nil, nil
 	}
-	all, err := s.Store.Domains(ctx)
+	all, err := s.store.Domains(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (s *Service) AdminDomain(ctx context.Context, a AdminAccess, name string) (
 	if err != nil || !a.CanDomain(n) {
 		return Domain{}, errNoDomain
 	}
-	d, err := s.Store.DomainByName(ctx, n)
+	d, err := s.store.DomainByName(ctx, n)
 	if errors.Is(err, ErrNotFound) {
 		if a.Org {
 			return Domain{}, Errorf(ENOTFOUND, "No domain %s. Add it with 'postern domain add %s'.", n, n)
@@ -189,7 +189,7 @@ type DomainStore interface {
 
 // CountMembers returns how many members the domain d has.
 func (s *Service) CountMembers(ctx context.Context, d Domain) (int, error) {
-	return s.Store.CountMembers(ctx, d.ID)
+	return s.store.CountMembers(ctx, d.ID)
 }
 
 // DeleteDomain deletes the domain named name, which must have no members
@@ -201,7 +201,7 @@ func (s *Service) DeleteDomain(ctx context.Context, name string, by Actor) error
 	}
 	a := s.Audit(AuditDomainDeleted, Member{}, by, "")
 	a.Domain = d.Name
-	if err := s.Store.DeleteDomain(ctx, d.ID, Effects{Audit: []AuditEntry{a}}); err != nil {
+	if err := s.store.DeleteDomain(ctx, d.ID, Effects{Audit: []AuditEntry{a}}); err != nil {
 		return err
 	}
 	s.Log.Info("domain deleted", "domain", d.Name, "via", by.Via, "ip", by.IP)

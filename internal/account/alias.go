@@ -59,7 +59,7 @@ func (s *Service) parseAliasAddress(ctx context.Context, address string) (string
 	if strings.Contains(local, "+") {
 		return "", Domain{}, Errorf(EINVALID, "An alias address cannot contain +: mail to %s already reaches the alias %s@%s, with the tag kept.", e, strings.SplitN(local, "+", 2)[0], domain)
 	}
-	d, err := s.Store.DomainByName(ctx, domain)
+	d, err := s.store.DomainByName(ctx, domain)
 	if errors.Is(err, ErrNotFound) {
 		return "", Domain{}, Errorf(ENOTLOCAL, "%s is not a domain of this server: add it first with 'postern domain add %s'.", domain, domain)
 	} else if err != nil {
@@ -78,9 +78,9 @@ func (s *Service) targetMembers(ctx context.Context, targets []string) ([]Member
 		if err != nil {
 			return nil, err
 		}
-		m, err := s.Store.MemberByEmail(ctx, e)
+		m, err := s.store.MemberByEmail(ctx, e)
 		if errors.Is(err, ErrNotFound) {
-			if _, derr := s.Store.DomainByName(ctx, strings.SplitN(e, "@", 2)[1]); errors.Is(derr, ErrNotFound) {
+			if _, derr := s.store.DomainByName(ctx, strings.SplitN(e, "@", 2)[1]); errors.Is(derr, ErrNotFound) {
 				return nil, Errorf(EINVALID, "%s is not an address of this server: an alias delivers only to members here, it never forwards mail elsewhere.", e)
 			}
 			return nil, Errorf(ENOTFOUND, "%s is not a member: an alias delivers only to members (not to other aliases); add the member first with 'postern user add'.", e)
@@ -118,7 +118,7 @@ func (s *Service) AddAlias(ctx context.Context, address string, targets []string
 	if err != nil {
 		return Alias{}, false, err
 	}
-	created, err := s.Store.AddAliasTargets(ctx, d.ID, e, memberIDs(members), MaxAliasTargets, s.Now().UTC())
+	created, err := s.store.AddAliasTargets(ctx, d.ID, e, memberIDs(members), MaxAliasTargets, s.Now().UTC())
 	if errors.Is(err, ErrNotFound) {
 		return Alias{}, false, Errorf(ENOTFOUND, "A member named as a target, or the domain, was deleted meanwhile; try again.")
 	} else if err != nil {
@@ -150,7 +150,7 @@ func (s *Service) RemoveAliasTargets(ctx context.Context, address string, target
 			ids = append(ids, a.Targets[i].ID)
 		}
 	}
-	if err := s.Store.RemoveAliasTargets(ctx, a.Address, ids); err != nil {
+	if err := s.store.RemoveAliasTargets(ctx, a.Address, ids); err != nil {
 		return Alias{}, s.aliasErr(a.Address, err)
 	}
 	return s.Alias(ctx, a.Address)
@@ -163,7 +163,7 @@ func (s *Service) DeleteAlias(ctx context.Context, address string) error {
 	if err != nil {
 		return err
 	}
-	return s.aliasErr(e, s.Store.DeleteAlias(ctx, e))
+	return s.aliasErr(e, s.store.DeleteAlias(ctx, e))
 }
 
 // Alias returns the alias address with its targets.
@@ -172,7 +172,7 @@ func (s *Service) Alias(ctx context.Context, address string) (Alias, error) {
 	if err != nil {
 		return Alias{}, err
 	}
-	a, err := s.Store.Alias(ctx, e)
+	a, err := s.store.Alias(ctx, e)
 	return a, s.aliasErr(e, err)
 }
 
@@ -185,7 +185,7 @@ func (s *Service) Aliases(ctx context.Context, domain string) ([]Alias, error) {
 		}
 		domain = d.Name
 	}
-	return s.Store.Aliases(ctx, domain)
+	return s.store.Aliases(ctx, domain)
 }
 
 func (s *Service) aliasErr(address string, err error) error {
@@ -211,8 +211,8 @@ func (s *Service) SetCatchAll(ctx context.Context, domain, member string) (Domai
 		}
 		id = list[0].ID
 	}
-	if err := s.Store.SetCatchAll(ctx, d.ID, id); err != nil {
+	if err := s.store.SetCatchAll(ctx, d.ID, id); err != nil {
 		return Domain{}, err
 	}
-	return s.Store.DomainByName(ctx, d.Name)
+	return s.store.DomainByName(ctx, d.Name)
 }

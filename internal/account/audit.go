@@ -160,7 +160,7 @@ type AuditStore interface {
 // auditStore is the store's audit half; every store of this package's
 // tests and sqlstore implement it.
 func (s *Service) auditStore() (AuditStore, error) {
-	if as, ok := s.Store.(AuditStore); ok {
+	if as, ok := s.store.(AuditStore); ok {
 		return as, nil
 	}
 	return nil, Errorf(EUNAVAILABLE, "This store keeps no audit log.")
@@ -193,7 +193,7 @@ func (s *Service) Audit(action string, m Member, by Actor, detail string) AuditE
 // nothing in the database (an export, a session ended in memory). A change
 // puts its entries in its Effects instead, so that both commit together.
 func (s *Service) RecordAudit(ctx context.Context, entries ...AuditEntry) error {
-	return s.Store.AddMessage(ctx, 0, Effects{Audit: entries})
+	return s.store.AddMessage(ctx, 0, Effects{Audit: entries})
 }
 
 // clipClient keeps a client-supplied string fit for the log: printable, at
@@ -236,7 +236,7 @@ func (s *Service) auditQuery(ctx context.Context, q AuditQuery) (AuditQuery, err
 			return q, err
 		}
 		q.Member = e
-		m, err := s.Store.MemberByEmail(ctx, e)
+		m, err := s.store.MemberByEmail(ctx, e)
 		switch {
 		case err == nil:
 			q.MemberID = m.ID

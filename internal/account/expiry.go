@@ -45,7 +45,7 @@ type ExpiryResult struct{ Warned, Expired int }
 // conditional, so a password is warned about and deleted once.
 func (s *Service) ExpireAppPasswords(ctx context.Context, now time.Time) (ExpiryResult, error) {
 	var res ExpiryResult
-	domains, err := s.Store.Domains(ctx)
+	domains, err := s.store.Domains(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -56,7 +56,7 @@ func (s *Service) ExpireAppPasswords(ctx context.Context, now time.Time) (Expiry
 		}
 		limit := time.Duration(days) * 24 * time.Hour
 		expireBefore := now.Add(-limit)
-		list, err := s.Store.UnusedAppPasswords(ctx, d.ID, now.Add(-max(limit-ExpiryWarning, 0)))
+		list, err := s.store.UnusedAppPasswords(ctx, d.ID, now.Add(-max(limit-ExpiryWarning, 0)))
 		if err != nil {
 			return res, err
 		}
@@ -68,7 +68,7 @@ func (s *Service) ExpireAppPasswords(ctx context.Context, now time.Time) (Expiry
 					Audit: []AuditEntry{s.Audit(AuditAppPasswordExpired, p.Member, Actor{Via: "system"},
 						fmt.Sprintf("“%s” (%s), unused for %d days", p.Name, p.ID, days))},
 				}
-				ok, err := s.Store.ExpireAppPassword(ctx, p.Member.ID, p.ID, expireBefore, fx)
+				ok, err := s.store.ExpireAppPassword(ctx, p.Member.ID, p.ID, expireBefore, fx)
 				if err != nil {
 					return res, err
 				}
@@ -82,7 +82,7 @@ func (s *Service) ExpireAppPasswords(ctx context.Context, now time.Time) (Expiry
 				continue
 			}
 			fx := Effects{Messages: []Message{s.expiringMessage(p, p.LastUse.Add(limit), days, now)}}
-			ok, err := s.Store.WarnAppPasswordExpiry(ctx, p.ID, p.LastUse, now, fx)
+			ok, err := s.store.WarnAppPasswordExpiry(ctx, p.ID, p.LastUse, now, fx)
 			if err != nil {
 				return res, err
 			}

@@ -166,7 +166,7 @@ func (s *Service) ImportMembers(ctx context.Context, sc AdminAccess, rows []Impo
 		emails = append(emails, e)
 		members[i] = Member{DomainID: d.ID, Email: e, Name: name, State: StateActive, DomainCreatedAt: d.CreatedAt}
 	}
-	taken, err := s.Store.TakenAddresses(ctx, emails)
+	taken, err := s.store.TakenAddresses(ctx, emails)
 	if err != nil {
 		return ImportReport{}, err
 	}
@@ -263,7 +263,7 @@ func (s *Service) importCreate(ctx context.Context, members []Member, rep *Impor
 		if len(batch) == 0 {
 			return
 		}
-		errs, err := s.Store.CreateMembers(ctx, batch)
+		errs, err := s.store.CreateMembers(ctx, batch)
 		for j, i := range idx {
 			switch {
 			case err != nil:

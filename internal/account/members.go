@@ -81,7 +81,7 @@ func (s *Service) SearchMembers(ctx context.Context, sc AdminAccess, domain, que
 	case !sc.Org:
 		q.DomainIDs = []int64{}
 		for _, name := range sc.Domains {
-			d, err := s.Store.DomainByName(ctx, name)
+			d, err := s.store.DomainByName(ctx, name)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			} else if err != nil {
@@ -93,7 +93,7 @@ func (s *Service) SearchMembers(ctx context.Context, sc AdminAccess, domain, que
 			return MemberPage{}, nil
 		}
 	}
-	list, err := s.Store.SearchMembers(ctx, q)
+	list, err := s.store.SearchMembers(ctx, q)
 	if err != nil {
 		return MemberPage{}, err
 	}
@@ -115,7 +115,7 @@ func (s *Service) AdminMember(ctx context.Context, sc AdminAccess, email string)
 	if !sc.CanDomain(domainOf(e)) {
 		return Member{}, errNoMember(e)
 	}
-	m, err := s.Store.MemberByEmail(ctx, e)
+	m, err := s.store.MemberByEmail(ctx, e)
 	if errors.Is(err, ErrNotFound) {
 		return Member{}, errNoMember(e)
 	}
@@ -171,7 +171,7 @@ func (s *Service) RenameMember(ctx context.Context, sc AdminAccess, m Member, ne
 		Events:   []Event{{Kind: EventMemberRenamed, MemberID: m.ID}},
 		Messages: []Message{s.renamedMessage(renamed, m.Email, keepAlias, by, now)},
 	}
-	if err := s.Store.RenameMember(ctx, m.ID, d.ID, e, keepAlias, now, fx); err != nil {
+	if err := s.store.RenameMember(ctx, m.ID, d.ID, e, keepAlias, now, fx); err != nil {
 		return Member{}, err
 	}
 	s.Log.Info("member renamed", "member", m.Email, "to", e, "keep_alias", keepAlias, "via", by.Via, "ip", by.IP)
@@ -184,7 +184,7 @@ func (s *Service) RenameMember(ctx context.Context, sc AdminAccess, m Member, ne
 // (the member.deleted event). The login records stay, for the audit.
 func (s *Service) DeleteMember(ctx context.Context, m Member, by Actor) error {
 	fx := Effects{Events: []Event{{Kind: EventMemberDeleted, MemberID: m.ID}}}
-	if err := s.Store.DeleteMember(ctx, m.ID, fx); err != nil {
+	if err := s.store.DeleteMember(ctx, m.ID, fx); err != nil {
 		return err
 	}
 	s.Log.Info("member deleted", "member", m.Email, "id", m.ID, "via", by.Via, "ip", by.IP)
@@ -204,7 +204,7 @@ func (s *Service) ResetPassword(ctx context.Context, m Member, by Actor) (string
 		Messages: []Message{s.passwordMessage(m, false, by, s.Location(ctx, m.ID))},
 		Audit:    []AuditEntry{s.Audit(AuditPasswordReset, m, by, "one-time password")},
 	}
-	if err := s.Store.SetOneTimePassword(ctx, m.ID, s.Hasher.HashGenerated(pw), fx); err != nil {
+	if err := s.store.SetOneTimePassword(ctx, m.ID, s.Hasher.HashGenerated(pw), fx); err != nil {
 		return "", err
 	}
 	s.Log.Info("main password reset", "member", m.Email, "via", by.Via, "ip", by.IP)
@@ -223,18 +223,18 @@ func (p Pause) Paused(now time.Time) bool { return p.Until.After(now) }
 
 // Pause returns the member's failure count and pause.
 func (s *Service) Pause(ctx context.Context, m Member) (Pause, error) {
-	return s.Store.AccountPause(ctx, m.ID)
+	return s.store.AccountPause(ctx, m.ID)
 }
 
 // LiftPause forgets the member's failed logins and pause, so that the main
 // password logs in to third-party apps again at once. It reports whether
 // the member was paused.
 func (s *Service) LiftPause(ctx context.Context, m Member, by Actor) (bool, error) {
-	p, err := s.Store.AccountPause(ctx, m.ID)
+	p, err := s.store.AccountPause(ctx, m.ID)
 	if err != nil {
 		return false, err
 	}
-	if err := s.Store.ResetAuthFailures(ctx, m.ID); err != nil {
+	if err := s.store.ResetAuthFailures(ctx, m.ID); err != nil {
 		return false, err
 	}
 	paused := p.Paused(s.Now())
@@ -254,7 +254,7 @@ type WebSession struct {
 
 // WebSessions lists the member's web sessions, the most recently used first.
 func (s *Service) WebSessions(ctx context.Context, m Member) ([]WebSession, error) {
-	return s.Store.WebSessionsOf(ctx, m.ID)
+	return s.store.WebSessionsOf(ctx, m.ID)
 }
 
 // EndSessions signs the member out everywhere: every web session is
@@ -263,7 +263,7 @@ func (s *Service) WebSessions(ctx context.Context, m Member) ([]WebSession, erro
 // again unless the member is also suspended or their password changed. It
 // returns how many web sessions ended.
 func (s *Service) EndSessions(ctx context.Context, m Member, by Actor) (int64, error) {
-	n, err := s.Store.EndSessions(ctx, m.ID, Effects{Events: []Event{{Kind: EventSessionsEnded, MemberID: m.ID}}})
+	n, err := s.store.EndSessions(ctx, m.ID, Effects{Events: []Event{{Kind: EventSessionsEnded, MemberID: m.ID}}})
 	if err != nil {
 		return 0, err
 	}
@@ -275,7 +275,7 @@ func (s *Service) EndSessions(ctx context.Context, m Member, by Actor) (int64, e
 // transaction; the member gets the message of each deletion, and the
 // sessions that used them close. It returns how many were deleted.
 func (s *Service) DeleteAllAppPasswords(ctx context.Context, m Member, by Actor) (int, error) {
-	list, err := s.Store.AppPasswords(ctx, m.ID)
+	list, err := s.store.AppPasswords(ctx, m.ID)
 	if err != nil || len(list) == 0 {
 		return 0, err
 	}
@@ -287,7 +287,7 @@ func (s *Service) DeleteAllAppPasswords(ctx context.Context, m Member, by Actor)
 		fx.Messages = append(fx.Messages, s.deletedMessage(m, p, by, s.Location(ctx, m.ID)))
 		fx.Audit = append(fx.Audit, s.Audit(AuditAppPasswordDeleted, m, by, appPasswordDetail(p)))
 	}
-	n, err := s.Store.DeleteAppPasswords(ctx, m.ID, ids, fx)
+	n, err := s.store.DeleteAppPasswords(ctx, m.ID, ids, fx)
 	if err != nil {
 		return 0, err
 	}
@@ -298,7 +298,7 @@ func (s *Service) DeleteAllAppPasswords(ctx context.Context, m Member, by Actor)
 // MemberAliases lists the addresses of the aliases that deliver to the
 // member.
 func (s *Service) MemberAliases(ctx context.Context, m Member) ([]string, error) {
-	return s.Store.MemberAliases(ctx, m.ID)
+	return s.store.MemberAliases(ctx, m.ID)
 }
 
 // MsgAddressChanged is the kind of the message that tells a member their

@@ -177,7 +177,7 @@ func (s *Service) SetSecurityPolicy(ctx context.Context, domain string, p Securi
 	a := s.Audit(AuditPolicyChanged, Member{}, by, fmt.Sprintf("protocols %s; networks %s; expire unused after %d days; force app passwords %s",
 		policyProtocols(p.Protocols), policyNetworks(p.Networks), p.ExpireUnusedDays, onOff(p.ForceAppPasswords)))
 	a.Domain = d.Name
-	err = s.Store.SetSecurityPolicy(ctx, d.ID, p, Effects{Events: []Event{{Kind: EventPolicyChanged, DomainID: d.ID}},
+	err = s.store.SetSecurityPolicy(ctx, d.ID, p, Effects{Events: []Event{{Kind: EventPolicyChanged, DomainID: d.ID}},
 		Audit: []AuditEntry{a}})
 	if err != nil {
 		return Domain{}, err
@@ -190,7 +190,7 @@ func (s *Service) SetSecurityPolicy(ctx context.Context, domain string, p Securi
 
 // DomainByID returns the domain with the id (ErrNotFound when gone).
 func (s *Service) DomainByID(ctx context.Context, id int64) (Domain, error) {
-	return s.Store.DomainByID(ctx, id)
+	return s.store.DomainByID(ctx, id)
 }
 
 // SetDomainMailQuota sets the default storage limit of the domain's
@@ -203,7 +203,7 @@ func (s *Service) SetDomainMailQuota(ctx context.Context, domain string, limit *
 	if limit != nil && *limit < 0 {
 		return Domain{}, Errorf(EINVALID, "A storage limit cannot be negative.")
 	}
-	if err := s.Store.SetDomainMailQuota(ctx, d.ID, limit); err != nil {
+	if err := s.store.SetDomainMailQuota(ctx, d.ID, limit); err != nil {
 		return Domain{}, err
 	}
 	d.MailQuota = limit

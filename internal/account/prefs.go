@@ -44,7 +44,7 @@ func (s *Service) Location(ctx context.Context, memberID int64) *time.Location {
 // Zone is Location, and whether the member has a zone recorded; err is the
 // store's, with loc UTC.
 func (s *Service) Zone(ctx context.Context, memberID int64) (loc *time.Location, set bool, err error) {
-	name, err := s.Store.TimeZone(ctx, memberID)
+	name, err := s.store.TimeZone(ctx, memberID)
 	if err != nil {
 		s.Log.Warn("read the member's time zone", "err", err)
 	}
@@ -60,7 +60,7 @@ func (s *Service) SetTimeZone(ctx context.Context, memberID int64, name string) 
 	if _, ok := LoadZone(name); !ok {
 		return Errorf(EINVALID, "%.64q is not a time zone: choose one from the list, such as Asia/Tokyo.", name).withReason("timezone")
 	}
-	return s.Store.SetTimeZone(ctx, memberID, name, false)
+	return s.store.SetTimeZone(ctx, memberID, name, false)
 }
 
 // DefaultTimeZone records name, the zone the member's browser reports, as
@@ -70,7 +70,7 @@ func (s *Service) DefaultTimeZone(ctx context.Context, memberID int64, name stri
 	if _, ok := LoadZone(name); !ok {
 		return nil
 	}
-	return s.Store.SetTimeZone(ctx, memberID, name, true)
+	return s.store.SetTimeZone(ctx, memberID, name, true)
 }
 
 // FormatTime is how English text shows t to a member: in loc, with the
@@ -95,7 +95,7 @@ func CheckBaseURL(raw string) error {
 // SavedBaseURL returns the public base URL saved by SaveBaseURL, "" when
 // none was.
 func (s *Service) SavedBaseURL(ctx context.Context) (string, error) {
-	return s.Store.ServerSetting(ctx, settingBaseURL)
+	return s.store.ServerSetting(ctx, settingBaseURL)
 }
 
 // SaveBaseURL records the public base URL of the web UI, so that every
@@ -104,5 +104,5 @@ func (s *Service) SaveBaseURL(ctx context.Context, raw string) error {
 	if err := CheckBaseURL(raw); err != nil {
 		return err
 	}
-	return s.Store.SetServerSetting(ctx, settingBaseURL, strings.TrimSuffix(raw, "/"))
+	return s.store.SetServerSetting(ctx, settingBaseURL, strings.TrimSuffix(raw, "/"))
 }

@@ -43,7 +43,7 @@ func (s *Service) ResolveRecipient(ctx context.Context, address string) (Recipie
 	if tagged {
 		candidates = append(candidates, base+"@"+domain)
 	}
-	l, err := s.Store.LookupAddresses(ctx, domain, candidates)
+	l, err := s.store.LookupAddresses(ctx, domain, candidates)
 	if err != nil {
 		return Recipient{}, unavailableErr(err)
 	}

@@ -157,7 +157,7 @@ func (s *Service) SendBudget(ctx context.Context, m Member, cred Credential) (Se
 	if b.Limits == (SendLimits{}) {
 		return b, nil // no caps: nothing to count
 	}
-	c, err := s.Store.SendCounts(ctx, m.ID, cred.AppPasswordID, s.Now())
+	c, err := s.store.SendCounts(ctx, m.ID, cred.AppPasswordID, s.Now())
 	if err != nil {
 		return SendBudget{}, unavailableErr(err)
 	}
@@ -173,7 +173,7 @@ func (s *Service) SendBudget(ctx context.Context, m Member, cred Credential) (Se
 func (s *Service) SendLimited(ctx context.Context, m Member, cred Credential, l SendLimit) (told bool, err error) {
 	now := s.Now().UTC()
 	msg := s.sendLimitedMessage(m, cred, l, now, s.Location(ctx, m.ID))
-	told, err = s.Store.NoteSendLimited(ctx, m.ID, cred.AppPasswordID, now, now.Add(-SendNoticeEvery), Effects{Messages: []Message{msg}})
+	told, err = s.store.NoteSendLimited(ctx, m.ID, cred.AppPasswordID, now, now.Add(-SendNoticeEvery), Effects{Messages: []Message{msg}})
 	if err != nil {
 		return false, unavailableErr(err)
 	}
@@ -188,7 +188,7 @@ func (s *Service) SendLimited(ctx context.Context, m Member, cred Credential, l 
 // address. Tagged forms (alice+news@) are the caller's rule; see
 // docs/mail.md. A store failure is EUNAVAILABLE.
 func (s *Service) Senders(ctx context.Context, m Member) ([]string, error) {
-	aliases, err := s.Store.MemberAliases(ctx, m.ID)
+	aliases, err := s.store.MemberAliases(ctx, m.ID)
 	if err != nil {
 		return nil, unavailableErr(err)
 	}

@@ -30,9 +30,12 @@ type Config struct {
 }
 
 // Service applies the rules of accounts and app passwords over a Store.
-// Every interface (web, API, CLI, protocols) goes through it.
+// Every interface (web, API, admin console, CLI, protocols) goes through
+// it: the store is not exported, so that no rule can be gone around
+// (internal/archtest checks that nothing outside cmd/postern's wiring
+// reaches the store).
 type Service struct {
-	Store  Store
+	store  Store
 	Hasher Hasher
 	Config Config
 	Now    func() time.Time
@@ -44,7 +47,7 @@ func NewService(st Store, h Hasher, cfg Config) *Service {
 	if cfg.Cutoff.IsZero() {
 		cfg.Cutoff = DefaultCutoff
 	}
-	return &Service{Store: st, Hasher: h, Config: cfg, Now: time.Now, Log: slog.Default()}
+	return &Service{store: st, Hasher: h, Config: cfg, Now: time.Now, Log: slog.Default()}
 }
 
 // Actor is who made a change, for notifications, logs and the audit log.
@@ -78,7 +81,7 @@ func (s *Service) AddDomainBy(ctx context.Context, name string, created time.Tim
 	d := Domain{Name: n, CreatedAt: created.UTC()}
 	a := s.Audit(AuditDomainAdded, Member{}, by, "created "+d.CreatedAt.Format(time.RFC3339))
 	a.Domain = n
-	if err := s.Store.CreateDomain(ctx, &d, Effects{Audit: []AuditEntry{a}}); err != nil {
+	if err := s.store.CreateDomain(ctx, &d, Effects{Audit: []AuditEntry{a}}); err != nil {
 		return Domain{}, err
 	}
 	return d, nil
@@ -90,7 +93,7 @@ func (s *Service) Domain(ctx context.Context, name string) (Domain, error) {
 	if err != nil {
 		return Domain{}, err
 	}
-	d, err := s.Store.DomainByName(ctx, n)
+	d, err := s.store.DomainByName(ctx, n)
 	if errors.Is(err, ErrNotFound) {
 		return Domain{}, Errorf(ENOTFOUND, "No domain %s. Add it with 'postern domain add %s'.", n, n)
 	}
@@ -115,7 +118,7 @@ func (s *Service) AddMemberBy(ctx context.Context, email, name, password string,
 	if name, err = checkName(e, name); err != nil {
 		return Member{}, err
 	}
-	d, err := s.Store.DomainByName(ctx, strings.SplitN(e, "@", 2)[1])
+	d, err := s.store.DomainByName(ctx, strings.SplitN(e, "@", 2)[1])
 	if errors.Is(err, ErrNotFound) {
 		return Member{}, Errorf(ENOTFOUND, "The domain %s does not exist: add it first with 'postern domain add'.", strings.SplitN(e, "@", 2)[1])
 	} else if err != nil {
@@ -133,7 +136,7 @@ func (s *Service) AddMemberBy(ctx context.Context, email, name, password string,
 		// is the server.
 		a.Actor, a.ActorEmail = ActorSystem, ""
 	}
-	if err := s.Store.CreateMember(ctx, &m, Effects{Audit: []AuditEntry{a}}); err != nil {
+	if err := s.store.CreateMember(ctx, &m, Effects{Audit: []AuditEntry{a}}); err != nil {
 		return Member{}, err
 	}
 	return m, nil
@@ -145,7 +148,7 @@ func (s *Service) Member(ctx context.Context, email string) (Member, error) {
 	if err != nil {
 		return Member{}, err
 	}
-	m, err := s.Store.MemberByEmail(ctx, e)
+	m, err := s.store.MemberByEmail(ctx, e)
 	if errors.Is(err, ErrNotFound) {
 		return Member{}, Errorf(ENOTFOUND, "No member %s.", e)
 	}
@@ -174,7 +177,7 @@ func (s *Service) VerifyMain(ctx context.Context, email, pw string) (Member, err
 		s.Hasher.Verify(ctx, "", pw)
 		return Member{}, authFailure("unknown-user")
 	}
-	m, err := s.Store.MemberByEmail(ctx, e)
+	m, err := s.store.MemberByEmail(ctx, e)
 	if errors.Is(err, ErrNotFound) {
 		s.Hasher.Verify(ctx, "", pw)
 		return Member{}, authFailure("unknown-user")
@@ -203,7 +206,7 @@ func (s *Service) SetUseAppPasswords(ctx context.Context, m Member, on bool, by 
 		return nil
 	}
 	msg := s.settingMessage(m, on, by, s.Location(ctx, m.ID))
-	return s.Store.SetUseAppPasswords(ctx, m.ID, on, Effects{
+	return s.store.SetUseAppPasswords(ctx, m.ID, on, Effects{
 		Events:   []Event{{Kind: EventSettingChanged, MemberID: m.ID}},
 		Messages: []Message{msg},
 		Audit:    []AuditEntry{s.Audit(AuditSettingChanged, m, by, "use third-party app passwords "+onOff(on))},
@@ -219,7 +222,7 @@ func (s *Service) SetState(ctx context.Context, m Member, st State, by Actor) er
 	if st == StateSuspended {
 		kind, action = EventMemberSuspended, AuditMemberSuspended
 	}
-	return s.Store.SetState(ctx, m.ID, st, Effects{Events: []Event{{Kind: kind, MemberID: m.ID}},
+	return s.store.SetState(ctx, m.ID, st, Effects{Events: []Event{{Kind: kind, MemberID: m.ID}},
 		Audit: []AuditEntry{s.Audit(action, m, by, "")}})
 }
 
@@ -246,7 +249,7 @@ func (s *Service) ChangePassword(ctx context.Context, m Member, current, newPw s
 	fx := Effects{Events: []Event{{Kind: EventPasswordChanged, MemberID: m.ID}},
 		Audit: []AuditEntry{s.Audit(action, m, by, "")}}
 	if deleteAppPasswords {
-		list, err := s.Store.AppPasswords(ctx, m.ID)
+		list, err := s.store.AppPasswords(ctx, m.ID)
 		if err != nil {
 			return err
 		}
@@ -256,7 +259,7 @@ func (s *Service) ChangePassword(ctx context.Context, m Member, current, newPw s
 		}
 	}
 	fx.Messages = append(fx.Messages, s.passwordMessage(m, deleteAppPasswords, by, s.Location(ctx, m.ID)))
-	return s.Store.SetPasswordHash(ctx, m.ID, hash, deleteAppPasswords, fx)
+	return s.store.SetPasswordHash(ctx, m.ID, hash, deleteAppPasswords, fx)
 }
 
 // AppPasswordView is an app password as the Manage list shows it.
@@ -271,13 +274,13 @@ type AppPasswordView struct {
 
 // AppPasswords lists the member's app passwords, oldest first.
 func (s *Service) AppPasswords(ctx context.Context, m Member) ([]AppPasswordView, error) {
-	list, err := s.Store.AppPasswords(ctx, m.ID)
+	list, err := s.store.AppPasswords(ctx, m.ID)
 	if err != nil {
 		return nil, err
 	}
 	var sent map[string]int
 	if len(list) > 0 {
-		if sent, err = s.Store.SentByAppPassword(ctx, m.ID, s.Now().Add(-24*time.Hour)); err != nil {
+		if sent, err = s.store.SentByAppPassword(ctx, m.ID, s.Now().Add(-24*time.Hour)); err != nil {
 			return nil, err
 		}
 	}
@@ -305,7 +308,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, m Member, name string, 
 	}
 	plain := GenerateAppPassword()
 	p := AppPassword{ID: NewID(), MemberID: m.ID, Name: name, Hash: HashAppPassword(s.Config.Key, plain), CreatedAt: s.Now().UTC()}
-	err = s.Store.CreateAppPassword(ctx, &p, MaxAppPasswords, Effects{
+	err = s.store.CreateAppPassword(ctx, &p, MaxAppPasswords, Effects{
 		Events:   []Event{{Kind: EventAppPasswordCreated, MemberID: m.ID, AppPasswordID: p.ID}},
 		Messages: []Message{s.createdMessage(m, p, by, s.Location(ctx, m.ID))},
 		Audit:    []AuditEntry{s.Audit(AuditAppPasswordCreated, m, by, appPasswordDetail(p))},
@@ -320,7 +323,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, m Member, name string, 
 // DeleteAppPassword deletes one of the member's app passwords; sessions that
 // logged in with it are closed by whoever tails the events.
 func (s *Service) DeleteAppPassword(ctx context.Context, m Member, id string, by Actor) error {
-	list, err := s.Store.AppPasswords(ctx, m.ID)
+	list, err := s.store.AppPasswords(ctx, m.ID)
 	if err != nil {
 		return err
 	}
@@ -333,7 +336,7 @@ func (s *Service) DeleteAppPassword(ctx context.Context, m Member, id string, by
 	if p == nil {
 		return Errorf(ENOTFOUND, "No such third-party app password.")
 	}
-	err = s.Store.DeleteAppPassword(ctx, m.ID, id, Effects{
+	err = s.store.DeleteAppPassword(ctx, m.ID, id, Effects{
 		Events:   []Event{{Kind: EventAppPasswordDeleted, MemberID: m.ID, AppPasswordID: id}},
 		Messages: []Message{s.deletedMessage(m, *p, by, s.Location(ctx, m.ID))},
 		Audit:    []AuditEntry{s.Audit(AuditAppPasswordDeleted, m, by, appPasswordDetail(*p))},
@@ -368,7 +371,7 @@ func (s *Service) Verify(ctx context.Context, email, secret string) (Member, Cre
 		s.Hasher.Verify(ctx, "", secret)
 		return Member{}, Credential{}, authFailure("unknown-user")
 	}
-	m, list, err := s.Store.Credentials(ctx, e)
+	m, list, err := s.store.Credentials(ctx, e)
 	if errors.Is(err, ErrNotFound) {
 		s.Hasher.Verify(ctx, "", secret)
 		return Member{}, Credential{}, authFailure("unknown-user")
@@ -422,7 +425,7 @@ func (s *Service) MatchAppPassword(ctx context.Context, email, secret string) (M
 	if err != nil || len(secret) == 0 || len(secret) > 1024 {
 		return Member{}, Credential{}, false, nil
 	}
-	m, list, err := s.Store.Credentials(ctx, e)
+	m, list, err := s.store.Credentials(ctx, e)
 	if errors.Is(err, ErrNotFound) {
 		return Member{}, Credential{}, false, nil
 	} else if err != nil {
@@ -457,5 +460,5 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // SetLanguage records the language ("en", "ja") the member uses the web UI
 // in, for the mail Postern writes to them itself (delivery reports).
 func (s *Service) SetLanguage(ctx context.Context, memberID int64, lang string) error {
-	return s.Store.SetLanguage(ctx, memberID, lang)
+	return s.store.SetLanguage(ctx, memberID, lang)
 }

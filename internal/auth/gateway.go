@@ -112,7 +112,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.reg.domain = cfg.Service.DomainByID
 	g.reg.cutoff = cfg.Service.Config.Cutoff
 	g.reg.log = cfg.Log
-	g.rec = newRecorder(cfg.Store, cfg.Service.Store, cfg.Log, m, cfg.Now,
+	g.rec = newRecorder(cfg.Store, cfg.Service, cfg.Log, m, cfg.Now,
 		cfg.FlushInterval, cfg.FlushBatch, cfg.RecordBuffer, cfg.RecordRetention)
 	g.rec.start()
 	if cfg.Bus != nil {

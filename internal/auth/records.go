@@ -27,7 +27,7 @@ import (
 // log has a line for every attempt.
 type recorder struct {
 	store     Store
-	accounts  account.Store
+	accounts  toucher
 	log       *slog.Logger
 	m         *metrics
 	now       func() time.Time
@@ -58,9 +58,14 @@ type logLine struct {
 // own buffering (cmd/postern, logbuf.go); each line carries its attempt's time.
 const lineGather = 10 * time.Millisecond
 
+// toucher records the last uses of app passwords (account.Service).
+type toucher interface {
+	TouchAppPasswords(ctx context.Context, uses []account.Touch) error
+}
+
 // newRecorder returns a recorder that holds up to buffer records and log
 // lines, and writes records and last uses every interval, batch at once.
-func newRecorder(store Store, accounts account.Store, log *slog.Logger, m *metrics, now func() time.Time,
+func newRecorder(store Store, accounts toucher, log *slog.Logger, m *metrics, now func() time.Time,
 	interval time.Duration, batch, buffer int, retention time.Duration) *recorder {
 	return &recorder{store: store, accounts: accounts, log: log, m: m, now: now,
 		retention: retention,

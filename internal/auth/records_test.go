@@ -15,10 +15,8 @@ import (
 	"github.com/postern/postern/internal/account"
 )
 
-// touchStore records TouchAppPassword calls; the other account.Store methods
-// are not used by the recorder.
+// touchStore records TouchAppPasswords calls, in the service's place.
 type touchStore struct {
-	account.Store
 	mu    sync.Mutex
 	calls []string
 }

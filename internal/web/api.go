@@ -339,7 +339,7 @@ type messageJSON struct {
 // parameters. Reading them here marks nothing: GET changes no state; POST
 // /api/v1/me/messages/read does.
 func (s *Server) apiMessages(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	list, err := s.svc.Store.Messages(r.Context(), rc.member.ID)
+	list, err := s.svc.Messages(r.Context(), rc.member)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -374,7 +374,7 @@ func (s *Server) apiMarkRead(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		writeError(w, http.StatusBadRequest, account.EINVALID, "At most 1000 ids at once.")
 		return
 	}
-	if err := s.svc.Store.MarkMessagesRead(r.Context(), rc.member.ID, in.IDs); err != nil {
+	if err := s.svc.MarkMessagesRead(r.Context(), rc.member, in.IDs); err != nil {
 		s.apiError(w, r, err)
 		return
 	}

@@ -449,22 +449,10 @@ type messagesData struct{ List []messageView }
 // messagesPage lists the messages newest first, marked as they were, and
 // marks them read: opening Messages is reading them, as in any mail client.
 func (s *Server) messagesPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	ctx := r.Context()
-	list, err := s.svc.Store.Messages(ctx, rc.member.ID)
+	list, err := s.svc.OpenMessages(r.Context(), rc.member)
 	if err != nil {
 		s.pageError(w, r, rc, err)
 		return
-	}
-	var unread []int64
-	for _, m := range list {
-		if !m.Read {
-			unread = append(unread, m.ID)
-		}
-	}
-	if len(unread) > 0 {
-		if err := s.svc.Store.MarkMessagesRead(ctx, rc.member.ID, unread); err != nil {
-			s.log.Warn("mark messages read", "err", err)
-		}
 	}
 	p := s.newPage(r, rc, "messages.title")
 	p.Data = messagesData{List: localizeMessages(p.L, p.Loc, list)}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"crypto/subtle"
 	"net/http"
 
 	"github.com/postern/postern/internal/account"
@@ -171,19 +170,12 @@ func (s *Server) profilePassword(r *http.Request, rc *reqCtx, id, pw string) (ac
 	if id == "" || pw == "" || len(pw) > 64 {
 		return account.AppPassword{}, false, nil
 	}
-	list, err := s.svc.Store.AppPasswords(r.Context(), rc.member.ID)
-	if err != nil {
-		return account.AppPassword{}, false, err
+	ap, match, err := s.svc.FindAppPassword(r.Context(), rc.member, id, pw)
+	if err != nil || ap.ID == "" {
+		return ap, false, err
 	}
-	for _, ap := range list {
-		if ap.ID != id {
-			continue
-		}
-		age := s.now().Sub(ap.CreatedAt)
-		match := subtle.ConstantTimeCompare(account.HashAppPassword(s.svc.Config.Key, pw), ap.Hash) == 1
-		return ap, match && age >= 0 && age <= profileWindow, nil
-	}
-	return account.AppPassword{}, false, nil
+	age := s.now().Sub(ap.CreatedAt)
+	return ap, match && age >= 0 && age <= profileWindow, nil
 }
 
 func (s *Server) findAppPassword(r *http.Request, rc *reqCtx, id string) (account.AppPasswordView, bool, error) {

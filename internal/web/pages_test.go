@@ -207,7 +207,7 @@ func TestPagesChangePassword(t *testing.T) {
 	wantStatus(t, r, 303)
 	has(t, c.get("/security?done=password"), "Your password was changed.")
 	wantStatus(t, other.get("/security"), 303) // signed out
-	list, _ := e.svc.Store.AppPasswords(t.Context(), m.ID)
+	list, _ := e.svc.AppPasswords(t.Context(), m)
 	if len(list) != 0 {
 		t.Fatalf("app passwords kept: %v", list)
 	}

@@ -90,7 +90,7 @@ func (s *Server) newPage(r *http.Request, rc *reqCtx, title string) *pageData {
 		} else {
 			s.log.Warn("read admin roles", "err", err)
 		}
-		if n, err := s.svc.Store.UnreadMessages(r.Context(), m.ID); err == nil {
+		if n, err := s.svc.UnreadMessages(r.Context(), m); err == nil {
 			p.Unread = n
 		} else {
 			s.log.Warn("count unread messages", "err", err)

@@ -138,7 +138,7 @@ func (s *Server) loadSession(r *http.Request) (*reqCtx, error) {
 		}
 		return nil, errNoSession
 	}
-	m, err := s.svc.Store.MemberByID(ctx, rec.MemberID)
+	m, err := s.svc.MemberByID(ctx, rec.MemberID)
 	if errors.Is(err, account.ErrNotFound) {
 		return nil, errNoSession
 	} else if err != nil {
