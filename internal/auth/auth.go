@@ -9,7 +9,7 @@
 //
 //	bus := events.NewBus()
 //	gw, err := auth.New(auth.Config{
-//		Service:    svc,   // *account.Service: Verify, PausedMessage, Store
+//		Service:    svc,   // *account.Service: Verify, PausedMessage, TouchAppPasswords
 //		Store:      db,    // *sqlstore.DB: failure counters and login records
 //		Bus:        bus,   // revocation events close live sessions
 //		Key:        key,   // the server secret (same as account.Config.Key)
