@@ -1,6 +1,7 @@
 package archtest
 
 import (
+	"fmt"
 	"go/ast"
 	"go/importer"
 	"go/parser"
@@ -95,7 +96,7 @@ func accountStoreCalls(t *testing.T, pkg string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	methods := map[string]bool{}
+	methods := map[string][]types.Type{} // by name, their signatures
 	for _, name := range acct.Scope().Names() {
 		obj := acct.Scope().Lookup(name)
 		iface, ok := obj.Type().Underlying().(*types.Interface)
@@ -103,15 +104,18 @@ func accountStoreCalls(t *testing.T, pkg string) []string {
 			continue
 		}
 		for m := range iface.Methods() {
-			methods[m.Name()] = true
+			methods[m.Name()] = append(methods[m.Name()], m.Type())
 		}
 	}
-	if !methods["MemberByID"] || !methods["AuditLog"] {
+	if methods["MemberByID"] == nil || methods["AuditLog"] == nil {
 		t.Fatalf("account's store interfaces not found: %v", methods)
 	}
 	var calls []string
 	for sel, s := range info.Selections {
-		if s.Kind() != types.MethodVal || !methods[s.Obj().Name()] {
+		// The same name with another signature is another store's method
+		// (the mail store's Messages), not an account one.
+		if s.Kind() != types.MethodVal || !slices.ContainsFunc(methods[s.Obj().Name()],
+			func(sig types.Type) bool { return types.Identical(sig, s.Obj().Type()) }) {
 			continue
 		}
 		recv := s.Recv()
@@ -120,7 +124,8 @@ func accountStoreCalls(t *testing.T, pkg string) []string {
 		}
 		named, ok := recv.(*types.Named)
 		if ok && named.Obj().Pkg() != nil && strings.HasPrefix(named.Obj().Pkg().Path(), mod+"internal/store/") {
-			calls = append(calls, fset.Position(sel.Pos()).String()+" "+named.Obj().Name()+"."+s.Obj().Name())
+			pos := fset.Position(sel.Pos())
+			calls = append(calls, fmt.Sprintf("%s:%d %s.%s", filepath.Base(pos.Filename), pos.Line, named.Obj().Name(), s.Obj().Name()))
 		}
 	}
 	slices.Sort(calls)
