@@ -38,6 +38,11 @@ const (
 // registry looks at no other event.
 func (k EventKind) Revoking() bool { return eventKinds[k].ends != endsNone }
 
+// RevokesByPolicy reports whether an event of kind k ends the sessions of
+// the event's domain (DomainID) that the domain's new policy refuses: the
+// registry reads the policy and checks each session against it.
+func (k EventKind) RevokesByPolicy() bool { return eventKinds[k].ends == endsByPolicy }
+
 // ChangesLogin reports whether an event of kind k changes what a login
 // checks, so that a cached copy of the member's credentials (or, with
 // DomainID set, of every member's) is stale. An unknown kind, written by a

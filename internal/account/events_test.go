@@ -93,6 +93,9 @@ func TestEventRevokes(t *testing.T) {
 		if got := [3]bool{c.e.Revokes(main), c.e.Revokes(app), c.e.Revokes(other)}; got != [3]bool{c.main, c.app, c.other} {
 			t.Errorf("%+v revokes main, ap1, ap2: %v", c.e, got)
 		}
+		if byPolicy := c.e.Kind == EventPolicyChanged; c.e.Kind.RevokesByPolicy() != byPolicy {
+			t.Errorf("%s: RevokesByPolicy %v", c.e.Kind, !byPolicy)
+		}
 		if c.e.Kind.Revoking() != c.revoking || c.e.Kind.ChangesLogin() != c.newLogin {
 			t.Errorf("%s: Revoking %v, ChangesLogin %v", c.e.Kind, c.e.Kind.Revoking(), c.e.Kind.ChangesLogin())
 		}

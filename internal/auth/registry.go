@@ -93,7 +93,7 @@ func (r *Registry) generation() uint64 {
 
 // HandleEvent closes the sessions that e revokes. Subscribe it on the bus.
 func (r *Registry) HandleEvent(e account.Event) {
-	if e.Kind == account.EventPolicyChanged {
+	if e.Kind.RevokesByPolicy() {
 		r.policyChanged(e.DomainID)
 		return
 	}
