@@ -62,7 +62,7 @@ func init() {
 		{name: "domain add", args: "NAME [--created YYYY-MM-DD]", summary: "add a domain (created now unless --created)", min: 1, max: 1, setup: domainAdd},
 		{name: "domain list", args: "[--json]", summary: "list the domains and their policy", setup: domainList},
 		{name: "domain set", args: "DOMAIN --quota SIZE|0|default [--json]", summary: "set the default mail storage limit of the domain's members", min: 1, max: 1, setup: domainSet},
-		{name: "domain delete", args: "DOMAIN", summary: "delete a domain without members, with its aliases and DKIM keys", min: 1, max: 1, setup: domainDelete},
+		{name: "domain delete", args: "DOMAIN [--with-members] [--json]", summary: "delete a domain with its aliases and DKIM keys; refused while it has members unless --with-members", min: 1, max: 1, setup: domainDelete},
 		{name: "domain policy", args: "DOMAIN [--protocols imap,pop3,smtp,caldav,carddav|all] [--allow-cidr CIDR…|any] [--expire-unused-days N] [--force-setting on|off] [--quota SIZE] [--json]", summary: "show or change the domain's security policy for third-party apps", min: 1, max: 1, setup: domainPolicy},
 		{name: "domain catchall", args: "DOMAIN [MEMBER | --off] [--json]", summary: "show, set or turn off the member who gets mail to the domain's unknown addresses", min: 1, max: 2, setup: domainCatchall},
 		{name: "domain dns", args: "DOMAIN [--mail-host HOST] [--mta-sts-mode MODE] [--json]", summary: "print the DNS records to publish for the domain, and why each", min: 1, max: 1, setup: domainDNS},

@@ -256,7 +256,7 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, ac *admi
 		s.renderPolicy(w, r, ac, http.StatusBadRequest, f)
 		return
 	}
-	if _, err := s.svc.SetDomainMailQuota(r.Context(), dom.Name, quota); err != nil {
+	if _, err := s.svc.SetDomainMailQuota(r.Context(), dom.Name, quota, s.adminActor(r, ac)); err != nil {
 		s.pageError(w, r, ac.reqCtx, err)
 		return
 	}

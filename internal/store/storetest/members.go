@@ -165,7 +165,7 @@ func testMemberImport(t *testing.T, e *Env) {
 	e.Domain(t, "a.test", EnforcedDate)
 	e.Domain(t, "b.test", EnforcedDate)
 	e.Member(t, "taken@a.test")
-	if _, _, err := e.Svc.AddAlias(ctx, "team@a.test", []string{"taken@a.test"}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "team@a.test", []string{"taken@a.test"}, Web); err != nil {
 		t.Fatal(err)
 	}
 	file := "\ufeffEmail,Name,Password\n" +
@@ -253,7 +253,7 @@ func testMemberImportRace(t *testing.T, e *Env) {
 		{DomainID: d.ID, Email: "ok2@a.test", Name: "ok2", PasswordHash: "x"},
 		{DomainID: d.ID, Email: "ok2@a.test", Name: "twice", PasswordHash: "x"},
 	}
-	errs, err := e.DB.CreateMembers(ctx, ms)
+	errs, err := e.DB.CreateMembers(ctx, ms, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func testMemberRename(t *testing.T, e *Env) {
 	e.Domain(t, "b.test", EnforcedDate)
 	m := e.Enforced(t, "old")
 	_, plain := e.Create(t, m, "Phone") // also a message, so mail in the INBOX
-	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{m.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{m.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	webSession(t, e, m, "s1")
@@ -354,7 +354,7 @@ func testMemberRenameRefused(t *testing.T, e *Env) {
 	e.Domain(t, "b.test", EnforcedDate)
 	m := e.Enforced(t, "m")
 	other := e.Enforced(t, "other")
-	if _, _, err := e.Svc.AddAlias(ctx, "list@enforced.test", []string{other.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "list@enforced.test", []string{other.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	sc := account.AdminAccess{Domains: []string{"enforced.test"}}
@@ -395,10 +395,10 @@ func testMemberDelete(t *testing.T, e *Env) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{m.Email, keep.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{m.Email, keep.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", m.Email); err != nil {
+	if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", m.Email, Web); err != nil {
 		t.Fatal(err)
 	}
 	tables := map[string]string{
