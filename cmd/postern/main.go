@@ -76,7 +76,7 @@ func init() {
 		{name: "user reset-password", args: "EMAIL [--json]", summary: "give a member a one-time password, to change at the next web sign-in", min: 1, max: 1, setup: userResetPassword},
 		{name: "user delete", args: "EMAIL --yes [--json]", summary: "delete a member with their mail, calendars, contacts and app passwords", min: 1, max: 1, setup: userDelete},
 		{name: "user unpause", args: "EMAIL [--json]", summary: "lift the pause that failed logins put on a member's main password", min: 1, max: 1, setup: userUnpause},
-		{name: "user sessions", args: "EMAIL [--json]", summary: "list a member's web sessions", min: 1, max: 1, setup: userSessions},
+		{name: "user sessions", args: "EMAIL [--json]", summary: "list a member's web sessions and the apps connected now, on every server", min: 1, max: 1, setup: userSessions},
 		{name: "user end-sessions", args: "EMAIL [--json]", summary: "sign a member out everywhere: web sessions and live third-party sessions", min: 1, max: 1, setup: userEndSessions},
 		{name: "user passwd", args: "EMAIL --password-stdin [--delete-app-passwords]", summary: "reset a member's main password", min: 1, max: 1, setup: userPasswd},
 		{name: "user set", args: "EMAIL [--use-app-passwords on|off] [--quota SIZE|0|default] [--json]", summary: "change \"Use a third-party app password\" (optional domains only) or the member's mail storage limit", min: 1, max: 1, setup: userSet},

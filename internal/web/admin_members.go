@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/postern/postern/internal/account"
@@ -262,13 +261,8 @@ type adminMemberData struct {
 	Pause        account.Pause
 	AppPasswords []account.AppPasswordView
 	Sessions     []adminSessionView
-	Live         []liveCount // third-party sessions open on this server, by protocol
+	Live         []account.LiveSession // third-party sessions open on every node
 	Aliases      []string
-}
-
-type liveCount struct {
-	Protocol string
-	N        int
 }
 
 type adminSessionView struct {
@@ -297,18 +291,15 @@ func (s *Server) adminMemberPage(w http.ResponseWriter, r *http.Request, ac *adm
 	if err == nil {
 		d.Aliases, err = s.svc.MemberAliases(ctx, m)
 	}
+	if err == nil {
+		d.Live, err = s.svc.LiveSessions(ctx, m)
+	}
 	if err != nil {
 		s.pageError(w, r, ac.reqCtx, err)
 		return
 	}
 	for _, ws := range sessions {
 		d.Sessions = append(d.Sessions, adminSessionView{ws, describeBrowser(l, ws.UserAgent)})
-	}
-	if lc, ok := s.auth.(interface{ LiveSessions(int64) map[string]int }); ok {
-		for proto, n := range lc.LiveSessions(m.ID) {
-			d.Live = append(d.Live, liveCount{proto, n})
-		}
-		slices.SortFunc(d.Live, func(a, b liveCount) int { return strings.Compare(a.Protocol, b.Protocol) })
 	}
 	p := s.newMembersPage(r, ac, "admin.member.title")
 	p.Data = d

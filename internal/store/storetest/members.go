@@ -33,6 +33,7 @@ func RunMembers(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"LiftPause", testMemberLiftPause},
 		{"EndSessions", testMemberEndSessions},
 		{"DeleteAllAppPasswords", testMemberDeleteAllAppPasswords},
+		{"LiveSessions", testMemberLiveSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, NewEnv(t, open(t))) })
@@ -552,5 +553,84 @@ func testMemberDeleteAllAppPasswords(t *testing.T, e *Env) {
 	}
 	if n, err := e.Svc.DeleteAllAppPasswords(ctx, m, Web); err != nil || n != 0 {
 		t.Fatalf("again: %d %v", n, err)
+	}
+}
+
+// testMemberLiveSessions: two nodes publish their sessions; a member sees
+// both nodes', with the app password's name, and not another member's; a
+// session closed goes; a node that stops beating is no longer listed and
+// is deleted by the next heartbeat of another; a full publication
+// replaces the node's rows; a node shut down forgets its own.
+func testMemberLiveSessions(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m, other := e.Enforced(t, "live"), e.Enforced(t, "other")
+	p, _, err := e.Svc.CreateAppPassword(ctx, m, "Thunderbird", Web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Truncate(time.Second)
+	stale := func(at time.Time) time.Time { return at.Add(-account.LiveSessionTimeout) }
+	sess := func(id, member int64, proto, client, ap string) account.LiveSession {
+		return account.LiveSession{ID: id, MemberID: member, Protocol: proto, IP: "192.0.2.7", Client: client, AppPasswordID: ap, StartedAt: t0}
+	}
+	publish := func(node string, at time.Time, full bool, opened []account.LiveSession, closed ...int64) bool {
+		t.Helper()
+		known, err := e.DB.PublishSessions(ctx, node, at, stale(at), full, opened, closed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return known
+	}
+	list := func(at time.Time) string {
+		t.Helper()
+		l, err := e.DB.LiveSessionsOf(ctx, m.ID, at.Add(-account.LiveSessionTimeout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for _, s := range l {
+			parts = append(parts, fmt.Sprintf("%s/%d %s %s %s", s.Node, s.ID, s.Protocol, s.Client, s.AppName))
+		}
+		return strings.Join(parts, "; ")
+	}
+	if known := publish("a", t0, true, []account.LiveSession{sess(1, m.ID, "imap", "Thunderbird 128", p.ID), sess(2, other.ID, "imap", "", "")}); known {
+		t.Error("a new node was known")
+	}
+	if known := publish("b", t0, true, []account.LiveSession{sess(1, m.ID, "pop3", "", "")}); known {
+		t.Error("a new node was known")
+	}
+	if got, want := list(t0), "a/1 imap Thunderbird 128 Thunderbird; b/1 pop3  "; got != want {
+		t.Fatalf("listed %q, want %q", got, want)
+	}
+	// a closes its session and opens another; b goes silent.
+	t1 := t0.Add(account.LiveSessionTimeout / 2)
+	if !publish("a", t1, false, []account.LiveSession{sess(3, m.ID, "smtp", "", "")}, 1) {
+		t.Error("a known node was not known")
+	}
+	t2 := t0.Add(account.LiveSessionTimeout + time.Second)
+	// b's rows are still there, but b is taken for dead: not listed.
+	if got, want := list(t2), "a/3 smtp  "; got != want {
+		t.Fatalf("b silent: %q, want %q", got, want)
+	}
+	publish("a", t2, false, nil)
+	if got, want := list(t2), "a/3 smtp  "; got != want {
+		t.Fatalf("after b went silent: %q, want %q", got, want)
+	}
+	if n := count(t, e.DB, `SELECT COUNT(*) FROM live_sessions WHERE node = ?`, "b"); n != 0 {
+		t.Errorf("the dead node's sessions were kept: %d", n)
+	}
+	// A full publication replaces the node's rows.
+	publish("a", t2, true, []account.LiveSession{sess(4, m.ID, "imap", "", "")})
+	if got, want := list(t2), "a/4 imap  "; got != want {
+		t.Fatalf("after a full publication: %q, want %q", got, want)
+	}
+	if err := e.DB.ForgetNode(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t2); got != "" {
+		t.Fatalf("after shutdown: %q", got)
+	}
+	if n := count(t, e.DB, `SELECT COUNT(*) FROM live_sessions`); n != 0 {
+		t.Errorf("rows left: %d", n)
 	}
 }
