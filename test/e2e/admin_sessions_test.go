@@ -27,7 +27,7 @@ func waitAppSessions(t *testing.T, in *Instance, email string, n int) appSession
 			return s
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("user sessions %s : %d sessions of apps, want %d: %+v", email, len(s.Apps), n, s.Apps)
+			t.Fatalf("user sessions %s: %d sessions of apps, want %d: %+v", email, len(s.Apps), n, s.Apps)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
