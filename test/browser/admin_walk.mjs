@@ -117,11 +117,19 @@ async function walk(run) {
   check((await page.locator('main').innerText()).includes('_dmarc.' + name), 'the DMARC record is listed');
   await look('dns');
 
+  // A member, so that deleting the domain asks the second confirmation.
+  await page.goto(`${cfg.baseURL}/admin/domains/${name}/members/new`);
+  await page.locator('#local').fill('leaver');
+  await page.locator('main form.form button[type="submit"]').click();
+  await page.locator('#one-time-password').waitFor();
+
   await page.goto(`${cfg.baseURL}/admin/domains/${name}`);
-  await page.getByRole('link', { name: T.deleteDomain }).click();
+  await page.getByRole('link', { name: T.deleteAll }).click();
   await page.waitForURL(`**/admin/domains/${name}/delete`);
+  check((await page.locator('main').innerText()).includes(T.deleteAllMembers), 'the page counts the members that go');
+  await page.getByLabel(T.deleteAllType).fill(name);
   await look('delete');
-  await page.getByRole('button', { name: T.delete, exact: true }).click();
+  await page.getByRole('button', { name: T.deleteAll, exact: true }).click();
   await page.waitForURL('**/admin/domains?done=domain.deleted');
   check(!(await page.locator('main').innerText()).includes(name), 'the domain is gone from the list');
   await look('deleted');
