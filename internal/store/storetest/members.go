@@ -34,6 +34,7 @@ func RunMembers(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"EndSessions", testMemberEndSessions},
 		{"DeleteAllAppPasswords", testMemberDeleteAllAppPasswords},
 		{"LiveSessions", testMemberLiveSessions},
+		{"DeleteDomainWithMembers", testDeleteDomainWithMembers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, NewEnv(t, open(t))) })
@@ -633,4 +634,58 @@ func testMemberLiveSessions(t *testing.T, e *Env) {
 	if n := count(t, e.DB, `SELECT COUNT(*) FROM live_sessions`); n != 0 {
 		t.Errorf("rows left: %d", n)
 	}
+}
+
+// testDeleteDomainWithMembers: the contents are counted; the plain delete
+// refuses; the confirmed one deletes each member as DeleteMember does (an
+// event and an audit entry each), then the domain; another domain's
+// member keeps everything.
+func testDeleteDomainWithMembers(t *testing.T, e *Env) {
+	ctx := context.Background()
+	a, b := e.Enforced(t, "a"), e.Enforced(t, "b")
+	other := e.Optional(t, "o", true)
+	for _, m := range []account.Member{a, b, other} {
+		e.Create(t, m, "Phone") // its notice is mail in the INBOX
+	}
+	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{a.Email, other.Email}, Web); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Svc.Domain(ctx, "enforced.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.Svc.DomainContents(ctx, d)
+	if err != nil || c.Members != 2 || c.Aliases != 1 || c.Messages < 2 {
+		t.Fatalf("contents: %+v %v", c, err)
+	}
+	WantCode(t, e.Svc.DeleteDomain(ctx, "enforced.test", Web), account.ECONFLICT)
+	n, err := e.Svc.DeleteDomainWithMembers(ctx, "enforced.test", Web)
+	if err != nil || n != 2 {
+		t.Fatalf("delete with members: %d %v", n, err)
+	}
+	if _, err := e.Svc.Domain(ctx, "enforced.test"); account.ErrorCode(err) != account.ENOTFOUND {
+		t.Fatalf("domain: %v", err)
+	}
+	for _, m := range []account.Member{a, b} {
+		if _, err := e.DB.MemberByID(ctx, m.ID); err == nil {
+			t.Errorf("%s still there", m.Email)
+		}
+		if k := eventKinds(e.Events(t, m)); !strings.HasSuffix(k, string(account.EventMemberDeleted)) {
+			t.Errorf("%s events: %s", m.Email, k)
+		}
+	}
+	if _, err := e.DB.MemberByID(ctx, other.ID); err != nil {
+		t.Fatal("the other domain's member was deleted")
+	}
+	if n := count(t, e.DB, `SELECT COUNT(*) FROM app_passwords WHERE member_id = ?`, other.ID); n != 1 {
+		t.Errorf("the other member's app passwords: %d", n)
+	}
+	for action, want := range map[string]int{account.AuditMemberDeleted: 2, account.AuditDomainDeleted: 1} {
+		list, err := e.Svc.AuditLog(ctx, account.AuditQuery{Action: action})
+		if err != nil || len(list) != want {
+			t.Errorf("%s entries: %+v %v", action, list, err)
+		}
+	}
+	_, err = e.Svc.DeleteDomainWithMembers(ctx, "enforced.test", Web)
+	WantCode(t, err, account.ENOTFOUND)
 }
