@@ -147,10 +147,6 @@ func (g *Gateway) Close() error {
 // Registry returns the live-session registry.
 func (g *Gateway) Registry() *Registry { return g.reg }
 
-// LiveSessions counts the member's live third-party sessions on this node,
-// by protocol.
-func (g *Gateway) LiveSessions(memberID int64) map[string]int { return g.reg.MemberSessions(memberID) }
-
 // Track implements Authenticator.
 func (g *Gateway) Track(l Login, protocol string, close func()) (done func()) {
 	return g.reg.Track(l, protocol, close)

@@ -297,16 +297,3 @@ func (r *Registry) Len() int {
 	defer r.mu.Unlock()
 	return r.sessions.Len()
 }
-
-// MemberSessions counts the member's live sessions on this node, by
-// protocol: what an administrator sees of them (each node has its own; an
-// event closes them on every node).
-func (r *Registry) MemberSessions(memberID int64) map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string]int{}
-	for _, s := range r.sessions.Get(memberID) {
-		out[s.protocol]++
-	}
-	return out
-}
