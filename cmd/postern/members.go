@@ -289,10 +289,16 @@ func userSessions(a *app, fs *flag.FlagSet) runFunc {
 		for _, s := range out.Web {
 			rows = append(rows, []string{s.CreatedAt, s.LastSeenAt, s.IP, s.UserAgent})
 		}
-		if err := table(a.stdout, rows); err != nil {
+		if len(out.Web) == 0 {
+			fmt.Fprintf(a.stdout, "%s is not signed in to the web anywhere.\n", m.Email)
+		} else if err := table(a.stdout, rows); err != nil {
 			return err
 		}
 		fmt.Fprintln(a.stdout)
+		if len(out.Apps) == 0 {
+			_, err := fmt.Fprintf(a.stdout, "No app is connected as %s on any server.\n", m.Email)
+			return err
+		}
 		rows = [][]string{{"APP", "PROTOCOL", "SINCE", "IP", "SERVER"}}
 		for _, s := range out.Apps {
 			app := s.Client
