@@ -37,7 +37,8 @@ func waitAppSessions(t *testing.T, in *Instance, email string, n int) appSession
 // apps on node B and on node A are both listed by a command run next to
 // node A, with what the IMAP client said it is (ID, RFC 2971) and the app
 // password's name; ending the member's sessions from node A closes them on
-// both nodes and in the list, and the audit log has it.
+// both nodes and in the list, and the audit log has it; so does deleting
+// the domain with its members.
 func TestLiveSessionsAcrossNodes(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 2, "")
@@ -101,5 +102,14 @@ func TestLiveSessionsAcrossNodes(t *testing.T) {
 	a.RunJSON(t, &ended, "audit", "--action", "sessions.ended", "--json")
 	if len(ended) != 1 || ended[0].Actor != "cli" {
 		t.Errorf("audit: %+v", ended)
+	}
+
+	// Deleting the domain with its members from node A closes the
+	// member's session on node B: each member goes as user delete does.
+	idle = openIMAPIdle(t, sb.Addr("imap"), alice.Email, ap.Password)
+	waitAppSessions(t, a, alice.Email, 1)
+	revokeOn(t, a, "domain delete --with-members on node A", []*liveSession{idle}, "domain", "delete", "example.com", "--with-members")
+	if _, r := imapLogin(t, sb.Addr("imap"), nextSrc(), alice.Email, ap.Password); !strings.Contains(r, "a1 NO [AUTHENTICATIONFAILED]") {
+		t.Errorf("IMAP login after the domain was deleted: %q", r)
 	}
 }
