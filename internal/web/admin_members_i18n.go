@@ -191,7 +191,7 @@ func init() {
 			"admin.member.nosessions":                  "このサイトにはどこからもログインしていません。",
 			"admin.member.live":                        "いま接続中のアプリ（すべてのサーバー）",
 			"admin.member.nolive":                      "接続中のアプリはありません。",
-			"admin.member.web":                         "このサイトへのサインイン",
+			"admin.member.web":                         "このサイトへのログイン",
 			"admin.member.live.app":                    "アプリ",
 			"admin.member.live.protocol":               "プロトコル",
 			"admin.member.live.since":                  "接続開始",
