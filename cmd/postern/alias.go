@@ -41,7 +41,7 @@ func aliasAdd(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		al, created, err := svc.AddAlias(ctx, args[0], args[1:])
+		al, created, err := svc.AddAlias(ctx, args[0], args[1:], cliActor)
 		if err != nil {
 			return err
 		}
@@ -121,14 +121,14 @@ func aliasDelete(a *app, fs *flag.FlagSet) runFunc {
 			return err
 		}
 		if len(args) == 1 {
-			if err := svc.DeleteAlias(ctx, args[0]); err != nil {
+			if err := svc.DeleteAlias(ctx, args[0], cliActor); err != nil {
 				return err
 			}
 			e, _ := account.ParseEmail(args[0]) // DeleteAlias accepted it
 			_, err = fmt.Fprintf(a.stdout, "Deleted the alias %s.\n", e)
 			return err
 		}
-		al, err := svc.RemoveAliasTargets(ctx, args[0], args[1:])
+		al, err := svc.RemoveAliasTargets(ctx, args[0], args[1:], cliActor)
 		if err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func domainCatchall(a *app, fs *flag.FlagSet) runFunc {
 			if len(args) == 2 {
 				member = args[1]
 			}
-			d, err = svc.SetCatchAll(ctx, args[0], member)
+			d, err = svc.SetCatchAll(ctx, args[0], member, cliActor)
 		default:
 			d, err = svc.Domain(ctx, args[0])
 		}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/dkim"
 	"github.com/postern/postern/internal/dnsrecords"
 )
@@ -41,13 +42,17 @@ func (f *sendingFlags) mode(cmd *command) (string, error) {
 
 // keyring opens the store and returns the DKIM keyring, sealing with the
 // secret key file; from then on a domain created by this process is
-// created with its keys, in the same transaction.
-func (a *app) keyring(ctx context.Context) (*dkim.Keyring, error) {
+// created with its keys, in the same transaction. Every key it makes or
+// retires is in the audit log, in the change's transaction, as by's.
+func (a *app) keyring(ctx context.Context, by account.Actor) (*dkim.Keyring, error) {
 	svc, err := a.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ring, err := dkim.NewKeyring(a.db, svc.Config.Key)
+	audited := a.db.DKIMAudited(func(action, domain, detail string) account.Effects {
+		return svc.DomainAudit(action, domain, by, detail)
+	})
+	ring, err := dkim.NewKeyring(audited, svc.Config.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +69,7 @@ func (s *server) setupSending(ctx context.Context) error {
 		return err
 	}
 	s.mtaSTSMode = mode
-	ring, err := s.app.keyring(ctx)
+	ring, err := s.app.keyring(ctx, account.Actor{Via: "system"})
 	if err != nil {
 		return err
 	}
@@ -103,7 +108,7 @@ func (s *server) mtaSTSPolicy(publicHost string) string {
 // and the MTA-STS policy's id for `domain dns`; the TLS reports go where
 // DMARC's do. hint is a line for the operator when the domain has no keys.
 func (a *app) sendingRecords(ctx context.Context, c *dnsrecords.Config, mode string) (hint string, err error) {
-	ring, err := a.keyring(ctx)
+	ring, err := a.keyring(ctx, cliActor)
 	if err != nil {
 		return "", err
 	}
@@ -161,7 +166,7 @@ func selectorList(keys []dkim.StoredKey) string {
 // dkimDomain returns the keyring and the domain's name as stored, or the
 // error for an unknown domain.
 func dkimDomain(ctx context.Context, a *app, name string) (*dkim.Keyring, string, error) {
-	ring, err := a.keyring(ctx)
+	ring, err := a.keyring(ctx, cliActor)
 	if err != nil {
 		return nil, "", err
 	}

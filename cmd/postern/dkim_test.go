@@ -98,7 +98,7 @@ func TestDomainAddMakesKeys(t *testing.T) {
 	ctx := context.Background()
 	a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, data: c.data}
 	defer a.close()
-	ring, err := a.keyring(ctx)
+	ring, err := a.keyring(ctx, cliActor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestDomainAddMakesKeys(t *testing.T) {
 	os.WriteFile(other, bytes.Repeat([]byte("k"), 32), 0o600)
 	b := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, data: c.data, secretFile: other}
 	defer b.close()
-	ring, err = b.keyring(ctx)
+	ring, err = b.keyring(ctx, cliActor)
 	if err != nil {
 		t.Fatal(err)
 	}

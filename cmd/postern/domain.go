@@ -22,7 +22,7 @@ func domainAdd(a *app, fs *flag.FlagSet) runFunc {
 			at = t
 		}
 		// Through the keyring: the domain is created with its DKIM keys.
-		ring, err := a.keyring(ctx) // dkim.go
+		ring, err := a.keyring(ctx, cliActor) // dkim.go
 		if err != nil {
 			return err
 		}

@@ -32,6 +32,7 @@ func (s *server) setupProtocols() error {
 		Log:        s.log,
 		Registerer: s.reg,
 		Throttle:   s.authThrottle(), // scaleout.go: shared on PostgreSQL, --auth-max-delay
+		Sessions:   s.db,             // every node lists every node's live sessions
 	})
 	if err != nil {
 		return err

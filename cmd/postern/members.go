@@ -247,8 +247,18 @@ type webSessionJSON struct {
 	UserAgent  string `json:"user_agent"`
 }
 
+// appSessionJSON is a live third-party session in user sessions --json.
+type appSessionJSON struct {
+	Node        string `json:"node"`
+	Protocol    string `json:"protocol"`
+	StartedAt   string `json:"started_at"`
+	IP          string `json:"ip"`
+	Client      string `json:"client"`       // the IMAP ID name, "" when the client said nothing
+	AppPassword string `json:"app_password"` // its name; "" for the main password
+}
+
 func userSessions(a *app, fs *flag.FlagSet) runFunc {
-	asJSON := fs.Bool("json", false, `print [{"id","created_at","last_seen_at","ip","user_agent"}]: the web sessions`)
+	asJSON := fs.Bool("json", false, `print {"web":[{"id","created_at","last_seen_at","ip","user_agent"}],"apps":[{"node","protocol","started_at","ip","client","app_password"}]}`)
 	return func(ctx context.Context, a *app, args []string) error {
 		svc, m, err := a.openMember(ctx, args[0])
 		if err != nil {
@@ -258,21 +268,54 @@ func userSessions(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		out := make([]webSessionJSON, len(list))
+		live, err := svc.LiveSessions(ctx, m)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			Web  []webSessionJSON `json:"web"`
+			Apps []appSessionJSON `json:"apps"`
+		}{Web: make([]webSessionJSON, len(list)), Apps: make([]appSessionJSON, len(live))}
 		for i, s := range list {
-			out[i] = webSessionJSON{ID: s.PublicID, CreatedAt: rfc3339(s.CreatedAt), LastSeenAt: rfc3339(s.LastSeenAt), IP: s.IP, UserAgent: s.UserAgent}
+			out.Web[i] = webSessionJSON{ID: s.PublicID, CreatedAt: rfc3339(s.CreatedAt), LastSeenAt: rfc3339(s.LastSeenAt), IP: s.IP, UserAgent: s.UserAgent}
+		}
+		for i, s := range live {
+			out.Apps[i] = appSessionJSON{Node: s.Node, Protocol: s.Protocol, StartedAt: rfc3339(s.StartedAt), IP: s.IP, Client: s.Client, AppPassword: s.AppName}
 		}
 		if *asJSON {
 			return writeJSON(a.stdout, out)
 		}
 		rows := [][]string{{"SIGNED IN", "LAST SEEN", "IP", "BROWSER"}}
-		for _, s := range out {
+		for _, s := range out.Web {
 			rows = append(rows, []string{s.CreatedAt, s.LastSeenAt, s.IP, s.UserAgent})
+		}
+		if len(out.Web) == 0 {
+			fmt.Fprintf(a.stdout, "%s is not signed in to the web anywhere.\n", m.Email)
+		} else if err := table(a.stdout, rows); err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stdout)
+		if len(out.Apps) == 0 {
+			_, err := fmt.Fprintf(a.stdout, "No app is connected as %s on any server.\n", m.Email)
+			return err
+		}
+		rows = [][]string{{"APP", "PROTOCOL", "SINCE", "IP", "SERVER"}}
+		for _, s := range out.Apps {
+			app := s.Client
+			switch {
+			case app == "" && s.AppPassword != "":
+				app = s.AppPassword
+			case app == "":
+				app = "(main password)"
+			case s.AppPassword != "":
+				app += " (" + s.AppPassword + ")"
+			}
+			rows = append(rows, []string{app, s.Protocol, s.StartedAt, s.IP, s.Node})
 		}
 		if err := table(a.stdout, rows); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "Third-party sessions (IMAP, POP3, SMTP) are live connections of the servers: 'postern user end-sessions %s' closes them too.\n", m.Email)
+		fmt.Fprintf(a.stdout, "Apps' sessions are those of every server, published about once a second. 'postern user end-sessions %s' closes them all, with the web sessions.\n", m.Email)
 		return nil
 	}
 }

@@ -74,7 +74,7 @@ func domainPolicy(a *app, fs *flag.FlagSet) runFunc {
 			if err != nil {
 				return usagef(cmd, "--quota must be a size such as 500MiB or 2GiB, 0 for no limit, or default, not %q", *quota)
 			}
-			if d, err = svc.SetDomainMailQuota(ctx, d.Name, limit); err != nil {
+			if d, err = svc.SetDomainMailQuota(ctx, d.Name, limit, cliActor); err != nil {
 				return err
 			}
 		}
@@ -131,16 +131,50 @@ func printPolicy(a *app, j policyJSON) error {
 	})
 }
 
+// domainDeleteJSON is domain delete --json.
+type domainDeleteJSON struct {
+	Domain         string `json:"domain"`
+	MembersDeleted int    `json:"members_deleted"`
+	Aliases        int    `json:"aliases"`
+	Messages       int64  `json:"messages"`
+}
+
 func domainDelete(a *app, fs *flag.FlagSet) runFunc {
+	withMembers := fs.Bool("with-members", false, "also delete every member of the domain with their mail, calendars, contacts and third-party app passwords (their sessions end on every node)")
+	asJSON := fs.Bool("json", false, `print {"domain","members_deleted","aliases","messages"}`)
 	return func(ctx context.Context, a *app, args []string) error {
 		svc, err := a.open(ctx)
 		if err != nil {
 			return err
 		}
-		if err := svc.DeleteDomain(ctx, args[0], cliActor); err != nil {
+		d, err := svc.Domain(ctx, args[0])
+		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(a.stdout, "Deleted the domain %s, its aliases and DKIM keys.\n", args[0])
+		c, err := svc.DomainContents(ctx, d)
+		if err != nil {
+			return err
+		}
+		out := domainDeleteJSON{Domain: d.Name, Aliases: c.Aliases, Messages: c.Messages}
+		if *withMembers {
+			out.MembersDeleted, err = svc.DeleteDomainWithMembers(ctx, d.Name, cliActor)
+		} else {
+			err = svc.DeleteDomain(ctx, d.Name, cliActor)
+			if account.ErrorCode(err) == account.ECONFLICT {
+				return failf("%s still has %d members: delete them first, or give --with-members to delete them with the domain (%d messages)", d.Name, c.Members, c.Messages)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(a.stdout, out)
+		}
+		if *withMembers {
+			_, err = fmt.Fprintf(a.stdout, "Deleted the domain %s with its %d members and their %d messages, its aliases and DKIM keys.\n", d.Name, out.MembersDeleted, out.Messages)
+			return err
+		}
+		_, err = fmt.Fprintf(a.stdout, "Deleted the domain %s, its aliases and DKIM keys.\n", d.Name)
 		return err
 	}
 }

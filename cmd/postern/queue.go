@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/queue"
 )
 
@@ -164,11 +165,16 @@ func queueAct(act queue.Action, done string) func(a *app, fs *flag.FlagSet) runF
 				}
 				ids = append(ids, id)
 			}
-			q, err := a.queueStore(ctx)
+			svc, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
-			n, err := q.QueueAct(ctx, act, ids, time.Now())
+			which := "all"
+			if len(args) > 0 {
+				which = strings.Join(args, ",")
+			}
+			fx := account.Effects{Audit: []account.AuditEntry{svc.Audit(account.AuditQueueChanged, account.Member{}, cliActor, string(act)+" "+which)}}
+			n, err := a.db.Queue().QueueActAudited(ctx, act, ids, time.Now(), fx)
 			if err != nil {
 				return err
 			}

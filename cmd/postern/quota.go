@@ -94,7 +94,7 @@ func (a *app) setMemberQuota(ctx context.Context, svc *account.Service, m accoun
 	if err != nil {
 		return usagef(findCmd("user set"), "--quota must be a size such as 500MiB or 2GiB, 0 for no limit, or default, not %q", v)
 	}
-	return svc.SetMailQuota(ctx, m, limit)
+	return svc.SetMailQuota(ctx, m, limit, cliActor)
 }
 
 func domainSet(a *app, fs *flag.FlagSet) runFunc {
@@ -112,7 +112,7 @@ func domainSet(a *app, fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		d, err := svc.SetDomainMailQuota(ctx, args[0], limit)
+		d, err := svc.SetDomainMailQuota(ctx, args[0], limit, cliActor)
 		if err != nil {
 			return err
 		}

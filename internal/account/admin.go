@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -181,6 +182,8 @@ var errNoDomain = Errorf(ENOTFOUND, "No such domain.")
 // DomainStore is the rest of what the console needs of domains.
 type DomainStore interface {
 	CountMembers(ctx context.Context, domainID int64) (int, error)
+	// DomainContents counts what deleting the domain would delete.
+	DomainContents(ctx context.Context, domainID int64) (DomainContents, error)
 	// DeleteDomain deletes a domain without members, with its aliases, DKIM
 	// keys and admin roles; ECONFLICT while it has members.
 	// fx is written in the same transaction.
@@ -190,6 +193,68 @@ type DomainStore interface {
 // CountMembers returns how many members the domain d has.
 func (s *Service) CountMembers(ctx context.Context, d Domain) (int, error) {
 	return s.store.CountMembers(ctx, d.ID)
+}
+
+// DomainContents is what deleting a domain with its members deletes.
+type DomainContents struct {
+	Members  int
+	Aliases  int
+	Messages int64 // the members' mail, every mailbox
+}
+
+// DomainContents counts the members, aliases and messages of the domain d.
+func (s *Service) DomainContents(ctx context.Context, d Domain) (DomainContents, error) {
+	return s.store.DomainContents(ctx, d.ID)
+}
+
+// DeleteDomainWithMembers deletes every member of the domain named name,
+// each as DeleteMember does (their mail, calendars, contacts and app
+// passwords; their live sessions closed on every node; an audit entry
+// each), then the domain with its aliases, DKIM keys and admin roles. It
+// returns how many members it deleted.
+//
+// Each member goes in a transaction of its own, as when deleted one by
+// one: a domain of thousands of members never holds one long transaction,
+// and an interruption leaves whole members, deleted or not, and the domain
+// still there to delete again. A member added meanwhile is deleted too (up
+// to a few rounds), since the administrator confirmed the whole domain.
+func (s *Service) DeleteDomainWithMembers(ctx context.Context, name string, by Actor) (int, error) {
+	d, err := s.Domain(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for round := 0; ; round++ {
+		for {
+			list, err := s.store.SearchMembers(ctx, MemberSearch{DomainIDs: []int64{d.ID}, Limit: MaxPageSize})
+			if err != nil {
+				return deleted, err
+			}
+			if len(list) == 0 {
+				break
+			}
+			for _, m := range list {
+				err := s.DeleteMember(ctx, m, by)
+				if errors.Is(err, ErrNotFound) || ErrorCode(err) == ENOTFOUND {
+					continue // deleted meanwhile by someone else
+				} else if err != nil {
+					return deleted, err
+				}
+				deleted++
+			}
+		}
+		a := s.Audit(AuditDomainDeleted, Member{}, by, fmt.Sprintf("with %d members", deleted))
+		a.Domain = d.Name
+		err := s.store.DeleteDomain(ctx, d.ID, Effects{Audit: []AuditEntry{a}})
+		if ErrorCode(err) == ECONFLICT && round < 3 {
+			continue
+		}
+		if err != nil {
+			return deleted, err
+		}
+		s.Log.Info("domain deleted with its members", "domain", d.Name, "members", deleted, "via", by.Via, "ip", by.IP)
+		return deleted, nil
+	}
 }
 
 // DeleteDomain deletes the domain named name, which must have no members

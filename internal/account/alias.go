@@ -106,7 +106,7 @@ func memberIDs(list []Member) []int64 {
 // adds targets to it when it exists. created says which. The address must
 // be in a domain served here and must not be a member's (nor, later, become
 // one: AddMember refuses an alias's address).
-func (s *Service) AddAlias(ctx context.Context, address string, targets []string) (Alias, bool, error) {
+func (s *Service) AddAlias(ctx context.Context, address string, targets []string, by Actor) (Alias, bool, error) {
 	e, d, err := s.parseAliasAddress(ctx, address)
 	if err != nil {
 		return Alias{}, false, err
@@ -118,25 +118,47 @@ func (s *Service) AddAlias(ctx context.Context, address string, targets []string
 	if err != nil {
 		return Alias{}, false, err
 	}
-	created, err := s.store.AddAliasTargets(ctx, d.ID, e, memberIDs(members), MaxAliasTargets, s.Now().UTC())
+	a := s.Audit(AuditAliasChanged, Member{}, by, e+" + "+memberList(members))
+	a.Domain = d.Name
+	created, err := s.store.AddAliasTargets(ctx, d.ID, e, memberIDs(members), MaxAliasTargets, s.Now().UTC(), Effects{Audit: []AuditEntry{a}})
 	if errors.Is(err, ErrNotFound) {
 		return Alias{}, false, Errorf(ENOTFOUND, "A member named as a target, or the domain, was deleted meanwhile; try again.")
 	} else if err != nil {
 		return Alias{}, false, err
 	}
-	a, err := s.Alias(ctx, e)
-	return a, created, err
+	al, err := s.Alias(ctx, e)
+	return al, created, err
+}
+
+// memberList names members in an audit entry's detail.
+func memberList(list []Member) string {
+	var b strings.Builder
+	for i, m := range list {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(m.Email)
+	}
+	return b.String()
+}
+
+// aliasAudit is the audit entry of a change to the alias address.
+func (s *Service) aliasAudit(action, address string, by Actor, detail string) Effects {
+	a := s.Audit(action, Member{}, by, detail)
+	a.Domain = domainOf(address)
+	return Effects{Audit: []AuditEntry{a}}
 }
 
 // RemoveAliasTargets removes targets from the alias address, all or
 // nothing. An alias left with no target stays, and mail to it is refused
 // (see docs/mail.md); DeleteAlias removes it.
-func (s *Service) RemoveAliasTargets(ctx context.Context, address string, targets []string) (Alias, error) {
+func (s *Service) RemoveAliasTargets(ctx context.Context, address string, targets []string, by Actor) (Alias, error) {
 	a, err := s.Alias(ctx, address)
 	if err != nil {
 		return Alias{}, err
 	}
 	var ids []int64
+	var removed []Member
 	for _, t := range targets {
 		te, err := ParseEmail(t)
 		if err != nil {
@@ -147,10 +169,11 @@ func (s *Service) RemoveAliasTargets(ctx context.Context, address string, target
 			return Alias{}, Errorf(ENOTFOUND, "%s is not a target of the alias %s; nothing was removed.", te, a.Address)
 		}
 		if !slices.Contains(ids, a.Targets[i].ID) {
-			ids = append(ids, a.Targets[i].ID)
+			ids, removed = append(ids, a.Targets[i].ID), append(removed, a.Targets[i])
 		}
 	}
-	if err := s.store.RemoveAliasTargets(ctx, a.Address, ids); err != nil {
+	fx := s.aliasAudit(AuditAliasChanged, a.Address, by, a.Address+" - "+memberList(removed))
+	if err := s.store.RemoveAliasTargets(ctx, a.Address, ids, fx); err != nil {
 		return Alias{}, s.aliasErr(a.Address, err)
 	}
 	return s.Alias(ctx, a.Address)
@@ -158,12 +181,12 @@ func (s *Service) RemoveAliasTargets(ctx context.Context, address string, target
 
 // DeleteAlias deletes the alias address; mail to it is refused from then on
 // (or goes to the domain's catch-all).
-func (s *Service) DeleteAlias(ctx context.Context, address string) error {
+func (s *Service) DeleteAlias(ctx context.Context, address string, by Actor) error {
 	e, err := ParseEmail(address)
 	if err != nil {
 		return err
 	}
-	return s.aliasErr(e, s.store.DeleteAlias(ctx, e))
+	return s.aliasErr(e, s.store.DeleteAlias(ctx, e, s.aliasAudit(AuditAliasDeleted, e, by, e)))
 }
 
 // Alias returns the alias address with its targets.
@@ -198,20 +221,23 @@ func (s *Service) aliasErr(address string, err error) error {
 // SetCatchAll makes member (an address of any member here) receive the
 // domain's mail to addresses that no member or alias has; member "" turns
 // the catch-all off. Mail to another domain never reaches it.
-func (s *Service) SetCatchAll(ctx context.Context, domain, member string) (Domain, error) {
+func (s *Service) SetCatchAll(ctx context.Context, domain, member string, by Actor) (Domain, error) {
 	d, err := s.Domain(ctx, domain)
 	if err != nil {
 		return Domain{}, err
 	}
 	var id int64
+	detail := "off"
 	if member != "" {
 		list, err := s.targetMembers(ctx, []string{member})
 		if err != nil {
 			return Domain{}, err
 		}
-		id = list[0].ID
+		id, detail = list[0].ID, list[0].Email
 	}
-	if err := s.store.SetCatchAll(ctx, d.ID, id); err != nil {
+	a := s.Audit(AuditCatchAllChanged, Member{}, by, detail)
+	a.Domain = d.Name
+	if err := s.store.SetCatchAll(ctx, d.ID, id, Effects{Audit: []AuditEntry{a}}); err != nil {
 		return Domain{}, err
 	}
 	return s.store.DomainByName(ctx, d.Name)

@@ -32,6 +32,17 @@ const (
 	AuditAdminRevoked       = "admin.revoked"
 	AuditRetentionChanged   = "audit.retention"
 	AuditExported           = "audit.exported" // a copy of the log was taken (Detail: its filter)
+	AuditMemberRenamed      = "member.renamed" // Detail: the old address
+	AuditMemberDeleted      = "member.deleted" // with their mail, calendars, contacts and app passwords
+	AuditPauseLifted        = "account.unpaused"
+	AuditSessionsEnded      = "sessions.ended" // every web and third-party session of the member
+	AuditQuotaChanged       = "quota.changed"  // a member's (MemberEmail set) or a domain's default
+	AuditAliasChanged       = "alias.changed"  // created, or members added or removed (Detail)
+	AuditAliasDeleted       = "alias.deleted"
+	AuditCatchAllChanged    = "catchall.changed" // Detail: the member, or "off"
+	AuditDKIMRotated        = "dkim.rotated"     // new signing keys (Detail: their selectors)
+	AuditDKIMRetired        = "dkim.retired"     // Detail: the selector
+	AuditQueueChanged       = "queue.changed"    // retry, hold, release, delete (Detail)
 
 	// Login records appear in the audit log as these, with their result
 	// after the dot: "login.ok", "signin.fail" (see AuditEntry.Result).
@@ -187,6 +198,14 @@ func (s *Service) Audit(action string, m Member, by Actor, detail string) AuditE
 		e.Actor, e.ActorEmail = ActorMember, m.Email
 	}
 	return e
+}
+
+// DomainAudit is the effects of an action on the domain named domain (no
+// member): an audit entry.
+func (s *Service) DomainAudit(action, domain string, by Actor, detail string) Effects {
+	a := s.Audit(action, Member{}, by, detail)
+	a.Domain = domain
+	return Effects{Audit: []AuditEntry{a}}
 }
 
 // RecordAudit writes entries on their own, for an action that changes

@@ -11,15 +11,6 @@ func (s *Service) MemberByID(ctx context.Context, id int64) (Member, error) {
 	return s.store.MemberByID(ctx, id)
 }
 
-// SetMailQuota sets the member's own storage limit (octets, 0 for none; nil:
-// the domain's default).
-func (s *Service) SetMailQuota(ctx context.Context, m Member, limit *int64) error {
-	if limit != nil && *limit < 0 {
-		return Errorf(EINVALID, "A storage limit cannot be negative.")
-	}
-	return s.store.SetMailQuota(ctx, m.ID, limit)
-}
-
 // FindAppPassword returns the member's app password id (the zero
 // AppPassword when there is none) and whether secret is that password
 // (keyed hash, constant-time compare), for a request that carries both (a

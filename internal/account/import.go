@@ -185,7 +185,7 @@ func (s *Service) ImportMembers(ctx context.Context, sc AdminAccess, rows []Impo
 		if err := s.importHash(ctx, rows, members, &rep); err != nil {
 			return ImportReport{}, err
 		}
-		s.importCreate(ctx, members, &rep)
+		s.importCreate(ctx, members, &rep, by)
 	}
 	for _, r := range rep.Rows {
 		if r.Err == nil {
@@ -256,14 +256,17 @@ func (s *Service) importHash(ctx context.Context, rows []ImportRow, members []Me
 // importCreate inserts the valid rows in batches. A batch that fails (the
 // database went away) fails its rows, which the report shows, and the
 // others go on.
-func (s *Service) importCreate(ctx context.Context, members []Member, rep *ImportReport) {
+func (s *Service) importCreate(ctx context.Context, members []Member, rep *ImportReport, by Actor) {
+	audit := func(m Member) Effects {
+		return Effects{Audit: []AuditEntry{s.Audit(AuditMemberAdded, m, by, "")}}
+	}
 	var batch []*Member
 	var idx []int
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		errs, err := s.store.CreateMembers(ctx, batch)
+		errs, err := s.store.CreateMembers(ctx, batch, audit)
 		for j, i := range idx {
 			switch {
 			case err != nil:

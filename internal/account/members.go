@@ -122,6 +122,13 @@ func (s *Service) AdminMember(ctx context.Context, sc AdminAccess, email string)
 	return m, err
 }
 
+func keepDetail(keepAlias bool) string {
+	if keepAlias {
+		return ", kept as an alias"
+	}
+	return ""
+}
+
 func domainOf(email string) string { _, d, _ := strings.Cut(email, "@"); return d }
 
 // checkName applies the display-name rules and returns the name to store:
@@ -170,6 +177,7 @@ func (s *Service) RenameMember(ctx context.Context, sc AdminAccess, m Member, ne
 	fx := Effects{
 		Events:   []Event{{Kind: EventMemberRenamed, MemberID: m.ID}},
 		Messages: []Message{s.renamedMessage(renamed, m.Email, keepAlias, by, now)},
+		Audit:    []AuditEntry{s.Audit(AuditMemberRenamed, renamed, by, "from "+m.Email+keepDetail(keepAlias))},
 	}
 	if err := s.store.RenameMember(ctx, m.ID, d.ID, e, keepAlias, now, fx); err != nil {
 		return Member{}, err
@@ -183,7 +191,8 @@ func (s *Service) RenameMember(ctx context.Context, sc AdminAccess, m Member, ne
 // place in aliases; live third-party sessions are closed on every node
 // (the member.deleted event). The login records stay, for the audit.
 func (s *Service) DeleteMember(ctx context.Context, m Member, by Actor) error {
-	fx := Effects{Events: []Event{{Kind: EventMemberDeleted, MemberID: m.ID}}}
+	fx := Effects{Events: []Event{{Kind: EventMemberDeleted, MemberID: m.ID}},
+		Audit: []AuditEntry{s.Audit(AuditMemberDeleted, m, by, "")}}
 	if err := s.store.DeleteMember(ctx, m.ID, fx); err != nil {
 		return err
 	}
@@ -234,10 +243,14 @@ func (s *Service) LiftPause(ctx context.Context, m Member, by Actor) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	if err := s.store.ResetAuthFailures(ctx, m.ID); err != nil {
+	paused := p.Paused(s.Now())
+	detail := "not paused"
+	if paused {
+		detail = "was paused"
+	}
+	if err := s.store.LiftPause(ctx, m.ID, Effects{Audit: []AuditEntry{s.Audit(AuditPauseLifted, m, by, detail)}}); err != nil {
 		return false, err
 	}
-	paused := p.Paused(s.Now())
 	s.Log.Info("pause lifted", "member", m.Email, "was_paused", paused, "via", by.Via, "ip", by.IP)
 	return paused, nil
 }
@@ -263,7 +276,8 @@ func (s *Service) WebSessions(ctx context.Context, m Member) ([]WebSession, erro
 // again unless the member is also suspended or their password changed. It
 // returns how many web sessions ended.
 func (s *Service) EndSessions(ctx context.Context, m Member, by Actor) (int64, error) {
-	n, err := s.store.EndSessions(ctx, m.ID, Effects{Events: []Event{{Kind: EventSessionsEnded, MemberID: m.ID}}})
+	n, err := s.store.EndSessions(ctx, m.ID, Effects{Events: []Event{{Kind: EventSessionsEnded, MemberID: m.ID}},
+		Audit: []AuditEntry{s.Audit(AuditSessionsEnded, m, by, "")}})
 	if err != nil {
 		return 0, err
 	}
@@ -346,7 +360,9 @@ type MemberAdminStore interface {
 	// CreateMembers inserts ms in one transaction and sets their IDs: the
 	// error of each is ECONFLICT when a member or an alias took its address
 	// meanwhile (that member alone is not created); err is for the batch.
-	CreateMembers(ctx context.Context, ms []*Member) (errs []error, err error)
+	// fx (when not nil) gives the effects of each member created, written
+	// in the transaction.
+	CreateMembers(ctx context.Context, ms []*Member, fx func(created Member) Effects) (errs []error, err error)
 	// RenameMember moves the member to the address email of domainID and
 	// deletes their web sessions; with keepAlias the old address becomes an
 	// alias with the member as its target (created at at). ECONFLICT when
@@ -363,9 +379,9 @@ type MemberAdminStore interface {
 	// still there) and writes fx; it returns how many it deleted.
 	DeleteAppPasswords(ctx context.Context, memberID int64, ids []string, fx Effects) (int, error)
 	// AccountPause returns the authentication gateway's failure count and
-	// pause of the member; ResetAuthFailures forgets them.
+	// pause of the member; LiftPause forgets them, with fx.
 	AccountPause(ctx context.Context, memberID int64) (Pause, error)
-	ResetAuthFailures(ctx context.Context, memberID int64) error
+	LiftPause(ctx context.Context, memberID int64, fx Effects) error
 	// WebSessionsOf lists the member's web sessions, the most recently used
 	// first; EndSessions deletes them all and writes fx, returning how many.
 	WebSessionsOf(ctx context.Context, memberID int64) ([]WebSession, error)

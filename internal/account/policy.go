@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -195,7 +196,7 @@ func (s *Service) DomainByID(ctx context.Context, id int64) (Domain, error) {
 
 // SetDomainMailQuota sets the default storage limit of the domain's
 // members who set none (octets, 0 for none; nil: the server's).
-func (s *Service) SetDomainMailQuota(ctx context.Context, domain string, limit *int64) (Domain, error) {
+func (s *Service) SetDomainMailQuota(ctx context.Context, domain string, limit *int64, by Actor) (Domain, error) {
 	d, err := s.Domain(ctx, domain)
 	if err != nil {
 		return Domain{}, err
@@ -203,11 +204,41 @@ func (s *Service) SetDomainMailQuota(ctx context.Context, domain string, limit *
 	if limit != nil && *limit < 0 {
 		return Domain{}, Errorf(EINVALID, "A storage limit cannot be negative.")
 	}
-	if err := s.store.SetDomainMailQuota(ctx, d.ID, limit); err != nil {
+	if quotaEqual(d.MailQuota, limit) {
+		return d, nil // nothing changes: no audit entry
+	}
+	a := s.Audit(AuditQuotaChanged, Member{}, by, "domain default "+quotaDetail(limit))
+	a.Domain = d.Name
+	if err := s.store.SetDomainMailQuota(ctx, d.ID, limit, Effects{Audit: []AuditEntry{a}}); err != nil {
 		return Domain{}, err
 	}
 	d.MailQuota = limit
 	return d, nil
+}
+
+// SetMailQuota sets the member's own storage limit (octets, 0 for none;
+// nil: the domain's default).
+func (s *Service) SetMailQuota(ctx context.Context, m Member, limit *int64, by Actor) error {
+	if limit != nil && *limit < 0 {
+		return Errorf(EINVALID, "A storage limit cannot be negative.")
+	}
+	a := s.Audit(AuditQuotaChanged, m, by, quotaDetail(limit))
+	return s.store.SetMailQuota(ctx, m.ID, limit, Effects{Audit: []AuditEntry{a}})
+}
+
+func quotaEqual(a, b *int64) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// quotaDetail describes a storage limit in the audit log.
+func quotaDetail(limit *int64) string {
+	switch {
+	case limit == nil:
+		return "default"
+	case *limit == 0:
+		return "no limit"
+	}
+	return strconv.FormatInt(*limit, 10) + " octets"
 }
 
 // policyProtocols and policyNetworks describe a policy's lists in the audit

@@ -73,20 +73,22 @@ type Store interface {
 	// check and the insert are atomic with CreateMember's. ELIMIT when the
 	// alias would have more than limit targets; ErrNotFound when a member is
 	// gone. created says whether the alias is new.
-	AddAliasTargets(ctx context.Context, domainID int64, address string, memberIDs []int64, limit int, at time.Time) (created bool, err error)
+	AddAliasTargets(ctx context.Context, domainID int64, address string, memberIDs []int64, limit int, at time.Time, fx ...Effects) (created bool, err error)
 	// RemoveAliasTargets removes members from the alias's targets, all or
 	// nothing: ErrNotFound when the alias does not exist, ENOTFOUND when one
 	// of the members is not a target. An alias left with no target stays.
-	RemoveAliasTargets(ctx context.Context, address string, memberIDs []int64) error
-	DeleteAlias(ctx context.Context, address string) error           // ErrNotFound when missing
-	Alias(ctx context.Context, address string) (Alias, error)        // ErrNotFound when missing
-	Aliases(ctx context.Context, domain string) ([]Alias, error)     // by address; all when domain == ""
-	SetCatchAll(ctx context.Context, domainID, memberID int64) error // memberID 0: none
+	// Every change below writes its fx (the audit entry) in its
+	// transaction.
+	RemoveAliasTargets(ctx context.Context, address string, memberIDs []int64, fx ...Effects) error
+	DeleteAlias(ctx context.Context, address string, fx ...Effects) error           // ErrNotFound when missing
+	Alias(ctx context.Context, address string) (Alias, error)                       // ErrNotFound when missing
+	Aliases(ctx context.Context, domain string) ([]Alias, error)                    // by address; all when domain == ""
+	SetCatchAll(ctx context.Context, domainID, memberID int64, fx ...Effects) error // memberID 0: none
 	// SetMailQuota sets the member's own storage limit in octets (0: none;
 	// nil: the domain's default); SetDomainMailQuota the domain's default
 	// (nil: the server's). ErrNotFound when the member or domain is gone.
-	SetMailQuota(ctx context.Context, memberID int64, limit *int64) error
-	SetDomainMailQuota(ctx context.Context, domainID int64, limit *int64) error
+	SetMailQuota(ctx context.Context, memberID int64, limit *int64, fx ...Effects) error
+	SetDomainMailQuota(ctx context.Context, domainID int64, limit *int64, fx ...Effects) error
 	// LookupAddresses says in one round trip whether domain is served here,
 	// its catch-all member, and which of addresses (of that domain) belong
 	// to a member or an alias, with the members each reaches: what every

@@ -77,6 +77,8 @@ type Login struct {
 	// ip is the client's address, which a change of the domain's address
 	// allowlist checks the session against again.
 	ip netip.Addr
+	// client is Attempt.Client, shown with the live session.
+	client string
 }
 
 // Authenticator is what protocol servers need. Authenticate returns an error

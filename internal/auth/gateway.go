@@ -40,6 +40,10 @@ type Config struct {
 	FlushBatch      int           // records written at once (default 1000)
 	RecordRetention time.Duration // login records kept (default 30 days)
 
+	// Sessions receives this node's live third-party sessions, for every
+	// node to list (account.Service.LiveSessions); nil: not published.
+	Sessions account.LiveSessionStore
+
 	Log        *slog.Logger          // default slog.Default()
 	Registerer prometheus.Registerer // nil: a private registry (metrics not exported)
 	Now        func() time.Time      // default time.Now
@@ -118,6 +122,10 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Bus != nil {
 		g.unsub = cfg.Bus.Subscribe(0, g.reg.HandleEvent)
 	}
+	if cfg.Sessions != nil {
+		g.reg.pub = newPublisher(cfg.Sessions, cfg.FlushInterval, cfg.Log, cfg.Now)
+		go g.reg.pub.run()
+	}
 	return g, nil
 }
 
@@ -128,6 +136,9 @@ func (g *Gateway) Close() error {
 		if g.unsub != nil {
 			g.unsub()
 		}
+		if g.reg.pub != nil {
+			g.reg.pub.shutdown()
+		}
 		g.rec.close()
 	})
 	return nil
@@ -135,10 +146,6 @@ func (g *Gateway) Close() error {
 
 // Registry returns the live-session registry.
 func (g *Gateway) Registry() *Registry { return g.reg }
-
-// LiveSessions counts the member's live third-party sessions on this node,
-// by protocol.
-func (g *Gateway) LiveSessions(memberID int64) map[string]int { return g.reg.MemberSessions(memberID) }
 
 // Track implements Authenticator.
 func (g *Gateway) Track(l Login, protocol string, close func()) (done func()) {
@@ -284,7 +291,7 @@ func (g *Gateway) succeed(start time.Time, wait time.Duration, rec *LoginRecord,
 		g.rec.touch(cred.AppPasswordID, a.Protocol, rec.IP, start.UTC())
 	}
 	g.finish(start, wait, rec, nil)
-	return Login{Member: m, Credential: cred, gen: gen, ip: a.RemoteIP}
+	return Login{Member: m, Credential: cred, gen: gen, ip: a.RemoteIP, client: cleanClient(a.Client)}
 }
 
 // tags returns the throttle's tags of an attempt: the pair only for a

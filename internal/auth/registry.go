@@ -36,9 +36,13 @@ type Registry struct {
 	domain func(ctx context.Context, id int64) (account.Domain, error)
 	cutoff time.Time
 	log    *slog.Logger
+
+	lastID int64      // numbers the sessions; guarded by mu
+	pub    *publisher // nil: sessions are not published for other nodes
 }
 
 type session struct {
+	id       int64
 	memberID int64
 	domainID int64
 	cred     account.Credential // what Event.Revokes checks; not the whole Login (a login's allocations)
@@ -198,6 +202,8 @@ func (r *Registry) pruneRevoked(now time.Time) {
 func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
 	s := &session{memberID: l.Member.ID, domainID: l.Member.DomainID, cred: l.Credential, ip: l.ip, protocol: protocol, close: close}
 	r.mu.Lock()
+	r.lastID++
+	s.id = r.lastID
 	r.sessions.Add(l.Member.ID, s)
 	r.byDomain.Add(s.domainID, s)
 	// A revocation published after the login was checked but before this
@@ -223,6 +229,14 @@ func (r *Registry) Track(l Login, protocol string, close func()) (done func()) {
 	gauge := r.gauge(protocol)
 	r.mu.Unlock()
 	gauge.Inc()
+	if r.pub != nil {
+		ls := account.LiveSession{ID: s.id, MemberID: s.memberID, Protocol: protocol, Client: l.client,
+			AppPasswordID: s.cred.AppPasswordID, StartedAt: r.now().UTC()}
+		if s.ip.IsValid() {
+			ls.IP = s.ip.Unmap().String()
+		}
+		r.pub.open(ls)
+	}
 	if hit != nil {
 		r.closeFn([]*session{s}, kind)
 	}
@@ -242,6 +256,9 @@ func (r *Registry) end(s *session) {
 	gauge := r.gauge(s.protocol)
 	r.mu.Unlock()
 	gauge.Dec()
+	if r.pub != nil {
+		r.pub.close(s.id)
+	}
 }
 
 // gauge returns the live-sessions gauge of protocol, looked up once (a
@@ -260,17 +277,4 @@ func (r *Registry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.sessions.Len()
-}
-
-// MemberSessions counts the member's live sessions on this node, by
-// protocol: what an administrator sees of them (each node has its own; an
-// event closes them on every node).
-func (r *Registry) MemberSessions(memberID int64) map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string]int{}
-	for _, s := range r.sessions.Get(memberID) {
-		out[s.protocol]++
-	}
-	return out
 }

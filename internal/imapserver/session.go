@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -32,8 +33,12 @@ type session struct {
 	cancel context.CancelFunc
 
 	memberID int64
-	done     func() // from Authenticator.Track
-	unsub    func() // Bus subscription
+	// client is what the client said it is with ID (RFC 2971) before
+	// logging in: "Thunderbird 128.5.0". The login record and the live
+	// session show it; an ID after the login is answered, not recorded.
+	client string
+	done   func() // from Authenticator.Track
+	unsub  func() // Bus subscription
 
 	sel        *selected    // the selected mailbox, nil when none
 	selectedID atomic.Int64 // sel's mailbox ID, for the Bus callback
@@ -57,6 +62,7 @@ var (
 	_ imapserver.SessionCondStore   = (*session)(nil)
 	_ imapserver.SessionMultiAppend = (*session)(nil)
 	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
+	_ imapserver.SessionClientID    = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -106,7 +112,7 @@ func (s *session) Login(username, password string) error {
 func (s *session) authenticate(user, secret, mech string) error {
 	login, err := s.srv.cfg.Auth.Authenticate(s.ctx, auth.Attempt{
 		User: user, Secret: secret, Protocol: auth.IMAP, Mechanism: mech,
-		RemoteIP: s.st.remoteIP, TLS: s.isTLS(),
+		RemoteIP: s.st.remoteIP, TLS: s.isTLS(), Client: s.client,
 	})
 	if err != nil {
 		if account.ErrorCode(err) == account.EUNAVAILABLE {
@@ -122,6 +128,18 @@ func (s *session) authenticate(user, secret, mech string) error {
 	}
 	s.done = s.srv.cfg.Auth.Track(login, auth.IMAP, s.revoke)
 	return nil
+}
+
+// ClientID implements imapserver.SessionClientID.
+func (s *session) ClientID(id *imap.IDData) {
+	if s.memberID != 0 {
+		return
+	}
+	name := strings.TrimSpace(id.Name)
+	if v := strings.TrimSpace(id.Version); name != "" && v != "" {
+		name += " " + v
+	}
+	s.client = name
 }
 
 // revoke ends the session because its credential was revoked.

@@ -245,7 +245,7 @@ func TestSendAsAlias(t *testing.T) {
 		{"info@other.test", []string{e.alice.Email}},
 		{"hr@example.test", []string{carol.Email}},
 	} {
-		if _, _, err := e.se.Svc.AddAlias(ctx, a.address, a.targets); err != nil {
+		if _, _, err := e.se.Svc.AddAlias(ctx, a.address, a.targets, account.Actor{Via: "cli"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -302,7 +302,7 @@ func TestSendAsAlias(t *testing.T) {
 		t.Fatalf("the member alice+list got %d", n)
 	}
 	// Removed from the alias, alice no longer sends as it.
-	if _, err := e.se.Svc.RemoveAliasTargets(ctx, "sales@example.test", []string{e.alice.Email}); err != nil {
+	if _, err := e.se.Svc.RemoveAliasTargets(ctx, "sales@example.test", []string{e.alice.Email}, account.Actor{Via: "cli"}); err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, e.addr)

@@ -111,6 +111,8 @@ var auditActionFilters = []string{
 	account.AuditAccountPaused, "apppass", account.AuditAppPasswordCreated, account.AuditAppPasswordDeleted,
 	account.AuditAppPasswordExpired, account.AuditSettingChanged, "password", "member", account.AuditPolicyChanged,
 	"domain", "admin", account.AuditRetentionChanged, account.AuditExported,
+	account.AuditMemberRenamed, account.AuditMemberDeleted, account.AuditPauseLifted, account.AuditSessionsEnded,
+	account.AuditQuotaChanged, "alias", account.AuditCatchAllChanged, "dkim", account.AuditQueueChanged,
 }
 
 // auditActionText is an action as a person reads it.

@@ -256,7 +256,7 @@ func (s *Server) adminSetPolicy(w http.ResponseWriter, r *http.Request, ac *admi
 		s.renderPolicy(w, r, ac, http.StatusBadRequest, f)
 		return
 	}
-	if _, err := s.svc.SetDomainMailQuota(r.Context(), dom.Name, quota); err != nil {
+	if _, err := s.svc.SetDomainMailQuota(r.Context(), dom.Name, quota, s.adminActor(r, ac)); err != nil {
 		s.pageError(w, r, ac.reqCtx, err)
 		return
 	}
@@ -292,8 +292,9 @@ func (s *Server) adminDNSPage(w http.ResponseWriter, r *http.Request, ac *adminC
 	s.render(w, http.StatusOK, "admin_domain_dns", p)
 }
 
-// adminDeleteDomainPage asks for confirmation; a domain with members
-// cannot be deleted, and the page says so instead.
+// adminDeleteDomainPage asks for confirmation. A domain with members asks
+// more: the page counts what goes with it (members, their messages,
+// aliases) and the admin types the domain's name, as for a member.
 func (s *Server) adminDeleteDomainPage(w http.ResponseWriter, r *http.Request, ac *adminCtx) {
 	dom, ok := s.adminDomain(w, r, ac)
 	if !ok || !s.requireOrg(w, r, ac) {
@@ -308,22 +309,58 @@ func (s *Server) confirmDeleteDomain(w http.ResponseWriter, r *http.Request, ac 
 		s.pageError(w, r, ac.reqCtx, err)
 		return
 	}
+	if n > 0 {
+		s.confirmDeleteDomainWithMembers(w, r, ac, dom, status, "")
+		return
+	}
 	p := s.newAdminPage(r, ac, "admin.domains.delete.title")
 	p.Title = tr(p.L, "admin.domains.delete.title.of", dom.Name)
 	back := "/admin/domains/" + url.PathEscape(dom.Name)
-	if n > 0 {
-		p.Data = tr(p.L, "admin.domains.delete.members", n)
-		s.render(w, http.StatusConflict, "notfound", p)
-		return
-	}
 	p.Data = confirmData{Title: p.Title, Body: tr(p.L, "admin.domains.delete.body"), Strong: tr(p.L, "admin.domains.delete.strong"),
 		Action: back + "/delete", Submit: tr(p.L, "delete"), Kind: "danger", Cancel: back}
 	s.render(w, status, "confirm", p)
 }
 
+// deleteAllData is the confirmation of a domain's deletion with its members.
+type deleteAllData struct {
+	Domain   string
+	Contents account.DomainContents
+	Err      string // the typed name did not match
+}
+
+func (s *Server) confirmDeleteDomainWithMembers(w http.ResponseWriter, r *http.Request, ac *adminCtx, dom account.Domain, status int, errKey string) {
+	c, err := s.svc.DomainContents(r.Context(), dom)
+	if err != nil {
+		s.pageError(w, r, ac.reqCtx, err)
+		return
+	}
+	p := s.newAdminPage(r, ac, "admin.domains.delete.title")
+	p.Title = tr(p.L, "admin.domains.delete.title.of", dom.Name)
+	d := deleteAllData{Domain: dom.Name, Contents: c}
+	if errKey != "" {
+		d.Err = tr(p.L, errKey)
+	}
+	p.Data = d
+	s.render(w, status, "admin_domain_delete", p)
+}
+
 func (s *Server) adminDeleteDomain(w http.ResponseWriter, r *http.Request, ac *adminCtx) {
 	dom, ok := s.adminDomain(w, r, ac)
 	if !ok || !s.requireOrg(w, r, ac) {
+		return
+	}
+	if r.PostFormValue("with_members") == "1" {
+		if !strings.EqualFold(strings.TrimSpace(r.PostFormValue("confirm_domain")), dom.Name) {
+			s.confirmDeleteDomainWithMembers(w, r, ac, dom, http.StatusBadRequest, "admin.domains.deleteall.mismatch")
+			return
+		}
+		n, err := s.svc.DeleteDomainWithMembers(r.Context(), dom.Name, s.adminActor(r, ac))
+		if err != nil {
+			s.pageError(w, r, ac.reqCtx, err)
+			return
+		}
+		s.log.Info("domain deleted with its members", "domain", dom.Name, "members", n, "by", ac.member.Email, "ip", s.cfg.ClientIP(r))
+		http.Redirect(w, r, "/admin/domains?done=domain.deleted", http.StatusSeeOther)
 		return
 	}
 	if r.PostFormValue("confirmed") != "1" {

@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/postern/postern/internal/account"
@@ -170,7 +169,7 @@ func (s *Server) adminNewMember(w http.ResponseWriter, r *http.Request, ac *admi
 	local := strings.TrimSpace(r.PostFormValue("local"))
 	d := memberFormData{Kind: "new", Domain: dom.Name, Action: r.URL.Path, Cancel: "/admin/members", Email: local, Name: r.PostFormValue("name")}
 	only := account.AdminAccess{Domains: []string{dom.Name}}
-	m, pw, err := s.svc.AddMemberOneTime(r.Context(), only, local+"@"+dom.Name, d.Name, s.actor(r, "web"))
+	m, pw, err := s.svc.AddMemberOneTime(r.Context(), only, local+"@"+dom.Name, d.Name, s.adminActor(r, ac))
 	if err != nil {
 		s.renderMemberForm(w, r, ac, statusOf(account.ErrorCode(err)), "admin.members.new.title", d, s.errText(lang(r, s.cookieName(langCookie)), "", err))
 		return
@@ -230,7 +229,7 @@ func (s *Server) adminImport(w http.ResponseWriter, r *http.Request, ac *adminCt
 		return
 	}
 	only := account.AdminAccess{Domains: []string{dom.Name}}
-	rep, err := s.svc.ImportMembers(r.Context(), only, rows, d.DryRun, s.actor(r, "web"))
+	rep, err := s.svc.ImportMembers(r.Context(), only, rows, d.DryRun, s.adminActor(r, ac))
 	if err != nil {
 		s.renderMemberForm(w, r, ac, statusOf(account.ErrorCode(err)), "admin.members.import.title", d, s.errText(l, "", err))
 		return
@@ -262,13 +261,8 @@ type adminMemberData struct {
 	Pause        account.Pause
 	AppPasswords []account.AppPasswordView
 	Sessions     []adminSessionView
-	Live         []liveCount // third-party sessions open on this server, by protocol
+	Live         []account.LiveSession // third-party sessions open on every node
 	Aliases      []string
-}
-
-type liveCount struct {
-	Protocol string
-	N        int
 }
 
 type adminSessionView struct {
@@ -297,18 +291,15 @@ func (s *Server) adminMemberPage(w http.ResponseWriter, r *http.Request, ac *adm
 	if err == nil {
 		d.Aliases, err = s.svc.MemberAliases(ctx, m)
 	}
+	if err == nil {
+		d.Live, err = s.svc.LiveSessions(ctx, m)
+	}
 	if err != nil {
 		s.pageError(w, r, ac.reqCtx, err)
 		return
 	}
 	for _, ws := range sessions {
 		d.Sessions = append(d.Sessions, adminSessionView{ws, describeBrowser(l, ws.UserAgent)})
-	}
-	if lc, ok := s.auth.(interface{ LiveSessions(int64) map[string]int }); ok {
-		for proto, n := range lc.LiveSessions(m.ID) {
-			d.Live = append(d.Live, liveCount{proto, n})
-		}
-		slices.SortFunc(d.Live, func(a, b liveCount) int { return strings.Compare(a.Protocol, b.Protocol) })
 	}
 	p := s.newMembersPage(r, ac, "admin.member.title")
 	p.Data = d
@@ -322,36 +313,36 @@ type memberAction struct {
 	name string // the path's last segment and the catalog keys' middle
 	kind string // the button's class: "danger" or "primary"
 	// do acts; it returns the one-time password to show, if any.
-	do func(s *Server, r *http.Request, m account.Member) (string, error)
+	do func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error)
 }
 
 var memberActions = []memberAction{
-	{name: "suspend", kind: "danger", do: func(s *Server, r *http.Request, m account.Member) (string, error) {
-		return "", s.svc.SetState(r.Context(), m, account.StateSuspended, s.actor(r, "web"))
+	{name: "suspend", kind: "danger", do: func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error) {
+		return "", s.svc.SetState(r.Context(), m, account.StateSuspended, by)
 	}},
-	{name: "resume", kind: "primary", do: func(s *Server, r *http.Request, m account.Member) (string, error) {
-		return "", s.svc.SetState(r.Context(), m, account.StateActive, s.actor(r, "web"))
+	{name: "resume", kind: "primary", do: func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error) {
+		return "", s.svc.SetState(r.Context(), m, account.StateActive, by)
 	}},
-	{name: "reset-password", kind: "danger", do: func(s *Server, r *http.Request, m account.Member) (string, error) {
-		return s.svc.ResetPassword(r.Context(), m, s.actor(r, "web"))
+	{name: "reset-password", kind: "danger", do: func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error) {
+		return s.svc.ResetPassword(r.Context(), m, by)
 	}},
-	{name: "unpause", kind: "primary", do: func(s *Server, r *http.Request, m account.Member) (string, error) {
-		_, err := s.svc.LiftPause(r.Context(), m, s.actor(r, "web"))
+	{name: "unpause", kind: "primary", do: func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error) {
+		_, err := s.svc.LiftPause(r.Context(), m, by)
 		return "", err
 	}},
-	{name: "end-sessions", kind: "danger", do: func(s *Server, r *http.Request, m account.Member) (string, error) {
-		_, err := s.svc.EndSessions(r.Context(), m, s.actor(r, "web"))
+	{name: "end-sessions", kind: "danger", do: func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error) {
+		_, err := s.svc.EndSessions(r.Context(), m, by)
 		return "", err
 	}},
-	{name: "app-passwords-delete", kind: "danger", do: func(s *Server, r *http.Request, m account.Member) (string, error) {
-		_, err := s.svc.DeleteAllAppPasswords(r.Context(), m, s.actor(r, "web"))
+	{name: "app-passwords-delete", kind: "danger", do: func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error) {
+		_, err := s.svc.DeleteAllAppPasswords(r.Context(), m, by)
 		return "", err
 	}},
-	{name: "setting-on", kind: "primary", do: func(s *Server, r *http.Request, m account.Member) (string, error) {
-		return "", s.svc.SetUseAppPasswords(r.Context(), m, true, s.actor(r, "web"))
+	{name: "setting-on", kind: "primary", do: func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error) {
+		return "", s.svc.SetUseAppPasswords(r.Context(), m, true, by)
 	}},
-	{name: "setting-off", kind: "danger", do: func(s *Server, r *http.Request, m account.Member) (string, error) {
-		return "", s.svc.SetUseAppPasswords(r.Context(), m, false, s.actor(r, "web"))
+	{name: "setting-off", kind: "danger", do: func(s *Server, r *http.Request, m account.Member, by account.Actor) (string, error) {
+		return "", s.svc.SetUseAppPasswords(r.Context(), m, false, by)
 	}},
 	{name: "rename", kind: "primary"},
 	{name: "delete", kind: "danger"},
@@ -396,7 +387,7 @@ func (s *Server) adminMemberAction(a memberAction) adminHandler {
 			s.adminDelete(w, r, ac, m)
 			return
 		}
-		pw, err := a.do(s, r, m)
+		pw, err := a.do(s, r, m, s.adminActor(r, ac))
 		if err != nil {
 			s.pageError(w, r, ac.reqCtx, err)
 			return
@@ -414,7 +405,7 @@ func (s *Server) adminMemberAction(a memberAction) adminHandler {
 func (s *Server) adminRename(w http.ResponseWriter, r *http.Request, ac *adminCtx, m account.Member) {
 	d := memberFormData{Kind: "rename", Domain: m.Domain(), Action: r.URL.Path, Cancel: memberURL(m), Email: m.Email,
 		Name: strings.TrimSpace(r.PostFormValue("new")), Keep: r.PostFormValue("keep_alias") == "1"}
-	renamed, err := s.svc.RenameMember(r.Context(), ac.access, m, d.Name, d.Keep, s.actor(r, "web"))
+	renamed, err := s.svc.RenameMember(r.Context(), ac.access, m, d.Name, d.Keep, s.adminActor(r, ac))
 	if err != nil {
 		s.renderMemberForm(w, r, ac, statusOf(account.ErrorCode(err)), "admin.member.rename.title", d, s.errText(lang(r, s.cookieName(langCookie)), "", err))
 		return
@@ -430,7 +421,7 @@ func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request, ac *adminCt
 		s.renderMemberForm(w, r, ac, http.StatusBadRequest, "admin.member.delete.title", d, tr(l, "admin.member.delete.mismatch"))
 		return
 	}
-	if err := s.svc.DeleteMember(r.Context(), m, s.actor(r, "web")); err != nil {
+	if err := s.svc.DeleteMember(r.Context(), m, s.adminActor(r, ac)); err != nil {
 		s.pageError(w, r, ac.reqCtx, err)
 		return
 	}
@@ -452,7 +443,7 @@ func (s *Server) adminDeleteAppPassword(w http.ResponseWriter, r *http.Request, 
 	if !ok {
 		return
 	}
-	err := s.svc.DeleteAppPassword(r.Context(), m, r.PathValue("id"), s.actor(r, "web"))
+	err := s.svc.DeleteAppPassword(r.Context(), m, r.PathValue("id"), s.adminActor(r, ac))
 	if account.ErrorCode(err) == account.ENOTFOUND {
 		s.notFound(w, r)
 		return

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/internal/account"
 )
@@ -187,4 +188,37 @@ func TestRenamedMessageInJapanese(t *testing.T) {
 		!strings.Contains(list[0].Body, "エイリアス") {
 		t.Fatalf("messages: %+v", list)
 	}
+}
+
+// TestAdminMemberLiveSessions: the member page lists the apps' sessions
+// that every node published, with the client's name, the app password's
+// name and the node; a node taken for dead is left out.
+func TestAdminMemberLiveSessions(t *testing.T) {
+	a := newAdminEnv(t)
+	ctx := context.Background()
+	m, _ := a.svc.Member(ctx, "alice@old.example")
+	if err := a.svc.SetUseAppPasswords(ctx, m, true, account.Actor{Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ = a.svc.Member(ctx, m.Email)
+	p, _, err := a.svc.CreateAppPassword(ctx, m, "Phone", account.Actor{Via: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := "/admin/domains/old.example/members/alice@old.example"
+	wantBody(t, a.org.get(page), "No app is connected.")
+	now := a.svc.Now()
+	publish := func(node string, at time.Time, s account.LiveSession) {
+		if _, err := a.db.PublishSessions(ctx, node, at, at.Add(-time.Hour), true, []account.LiveSession{s}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("mx1-0a0b", now, account.LiveSession{ID: 1, MemberID: m.ID, Protocol: "imap", IP: "192.0.2.9", Client: "Thunderbird 128.5.0",
+		AppPasswordID: p.ID, StartedAt: now.Add(-time.Hour)})
+	publish("mx2-0c0d", now.Add(-account.LiveSessionTimeout-time.Second), account.LiveSession{ID: 1, MemberID: m.ID, Protocol: "pop3",
+		IP: "192.0.2.10", StartedAt: now})
+	r := a.org.get(page)
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "Thunderbird 128.5.0", "(Phone)", "192.0.2.9", "mx1-0a0b")
+	wantNoBody(t, r, "No app is connected.", "mx2-0c0d")
 }

@@ -234,14 +234,16 @@ func TestAdminDomains(t *testing.T) {
 		t.Fatalf("saved policy: %+v", d.Security)
 	}
 
-	// Deleting: organisation admins only, refused while members exist.
+	// Deleting: organisation admins only; while members exist, only with
+	// the second confirmation (TestAdminDeleteDomainWithMembers).
 	wantStatus(t, a.dom.get("/admin/domains/new.example/delete"), http.StatusForbidden)
 	r = a.org.get("/admin/domains/old.example/delete")
-	wantStatus(t, r, http.StatusConflict)
-	if !strings.Contains(string(r.body), "still has 1 members") {
-		t.Errorf("delete with members: %s", r.body)
-	}
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "1 members, with their", `name="with_members"`, `id="confirm_domain"`)
 	wantStatus(t, a.org.adminPost("/admin/domains/old.example/delete", url.Values{"confirmed": {"1"}}), http.StatusConflict)
+	if _, err := a.svc.Member(ctx, "alice@old.example"); err != nil {
+		t.Fatal("a member deleted by the simple confirmation")
+	}
 	// Without confirmed, the POST only asks.
 	wantStatus(t, a.org.adminPost("/admin/domains/legacy.example/delete", url.Values{}), http.StatusOK)
 	if _, err := a.svc.Domain(ctx, "legacy.example"); err != nil {
@@ -268,5 +270,53 @@ func TestExpiryMessagesJapanese(t *testing.T) {
 	gone := localizeMessage("ja", tokyo, account.Message{Kind: account.MsgAppPasswordExpired, Subject: "English", Params: p})
 	if gone.Lang != "ja" || !strings.Contains(gone.Subject, "削除されました: Thunderbird") || len(gone.Links) != 1 || gone.Links[0].Href != "/security/app-passwords" {
 		t.Errorf("notice: %+v", gone)
+	}
+}
+
+// TestAdminDeleteDomainWithMembers: the page counts what goes; a name
+// typed wrong deletes nothing; the right one deletes the members (with
+// their mail) and the domain, each in the audit log under the admin's
+// address; a domain admin cannot, even of their own domain.
+func TestAdminDeleteDomainWithMembers(t *testing.T) {
+	a := newAdminEnv(t)
+	ctx := context.Background()
+	a.member("bob@old.example", "Bob")
+	if _, _, err := a.svc.AddAlias(ctx, "team@old.example", []string{"bob@old.example"}, account.Actor{Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	r := a.org.get("/admin/domains/old.example")
+	wantBody(t, r, `href="/admin/domains/old.example/delete"`, "Delete the domain and its members")
+	r = a.org.get("/admin/domains/old.example/delete")
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "2 members, with their", "1 aliases")
+
+	r = a.org.adminPost("/admin/domains/old.example/delete", url.Values{"with_members": {"1"}, "confirm_domain": {"new.example"}})
+	wantStatus(t, r, http.StatusBadRequest)
+	wantBody(t, r, "not the domain", `aria-invalid="true"`)
+	if _, err := a.svc.Member(ctx, "bob@old.example"); err != nil {
+		t.Fatal("deleted with the wrong name")
+	}
+	wantStatus(t, a.dom.adminPost("/admin/domains/new.example/delete", url.Values{"with_members": {"1"}, "confirm_domain": {"new.example"}}), http.StatusForbidden)
+	if _, err := a.svc.Member(ctx, "dom@new.example"); err != nil {
+		t.Fatal("a domain admin deleted their domain")
+	}
+
+	r = a.org.adminPost("/admin/domains/old.example/delete", url.Values{"with_members": {"1"}, "confirm_domain": {" Old.Example "}})
+	wantStatus(t, r, http.StatusSeeOther)
+	if _, err := a.svc.Domain(ctx, "old.example"); account.ErrorCode(err) != account.ENOTFOUND {
+		t.Fatalf("domain after delete: %v", err)
+	}
+	for _, m := range []string{"alice@old.example", "bob@old.example"} {
+		if _, err := a.svc.Member(ctx, m); account.ErrorCode(err) != account.ENOTFOUND {
+			t.Fatalf("%s after delete: %v", m, err)
+		}
+	}
+	list, err := a.svc.AuditLog(ctx, account.AuditQuery{Action: "member.deleted"})
+	if err != nil || len(list) != 2 || list[0].ActorEmail != "root@new.example" {
+		t.Fatalf("member deletions: %+v %v", list, err)
+	}
+	list, err = a.svc.AuditLog(ctx, account.AuditQuery{Action: "domain.deleted"})
+	if err != nil || len(list) != 1 || list[0].ActorEmail != "root@new.example" || list[0].Detail != "with 2 members" {
+		t.Fatalf("domain deletion: %+v %v", list, err)
 	}
 }

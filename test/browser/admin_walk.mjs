@@ -8,7 +8,7 @@
 // configuration as JSON in argv[2] and reads one JSON object a line on
 // stdout: {"event":"axe","tag","page","violations":[…]} for every page
 // checked, {"event":"done"} at the end.
-import { chromium } from 'playwright-core';
+import { launchChromium, emit, check } from './chromium.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -16,15 +16,8 @@ import { createRequire } from 'node:module';
 const cfg = JSON.parse(process.argv[2]);
 const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
-function emit(obj) { process.stdout.write(JSON.stringify(obj) + '\n'); }
-function check(ok, what) { if (!ok) throw new Error('check failed: ' + what); }
-
 fs.mkdirSync(cfg.outDir, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: cfg.chromium || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-    '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launchChromium(cfg);
 try {
   for (const run of cfg.runs) await walk(run);
 } finally {
@@ -124,11 +117,19 @@ async function walk(run) {
   check((await page.locator('main').innerText()).includes('_dmarc.' + name), 'the DMARC record is listed');
   await look('dns');
 
+  // A member, so that deleting the domain asks the second confirmation.
+  await page.goto(`${cfg.baseURL}/admin/domains/${name}/members/new`);
+  await page.locator('#local').fill('leaver');
+  await page.locator('main form.form button[type="submit"]').click();
+  await page.locator('#one-time-password').waitFor();
+
   await page.goto(`${cfg.baseURL}/admin/domains/${name}`);
-  await page.getByRole('link', { name: T.deleteDomain }).click();
+  await page.getByRole('link', { name: T.deleteAll }).click();
   await page.waitForURL(`**/admin/domains/${name}/delete`);
+  check((await page.locator('main').innerText()).includes(T.deleteAllMembers), 'the page counts the members that go');
+  await page.getByLabel(T.deleteAllType).fill(name);
   await look('delete');
-  await page.getByRole('button', { name: T.delete, exact: true }).click();
+  await page.getByRole('button', { name: T.deleteAll, exact: true }).click();
   await page.waitForURL('**/admin/domains?done=domain.deleted');
   check(!(await page.locator('main').innerText()).includes(name), 'the domain is gone from the list');
   await look('deleted');

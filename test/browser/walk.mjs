@@ -15,7 +15,7 @@
 //   stdout {"event":"done"}.
 // Nothing is fetched from the network: the browser is the system's
 // /usr/bin/chromium, started with its background services off.
-import { chromium } from 'playwright-core';
+import { launchChromium, emit, check } from './chromium.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -24,21 +24,13 @@ const cfg = JSON.parse(process.argv[2]);
 const rl = readline.createInterface({ input: process.stdin });
 const lines = rl[Symbol.asyncIterator]();
 
-function emit(obj) { process.stdout.write(JSON.stringify(obj) + '\n'); }
-
 async function waitForGo() {
   const { value, done } = await lines.next();
   if (done || value.trim() !== 'continue') throw new Error('the Go test said: ' + (done ? 'EOF' : value));
 }
 
-function check(ok, what) { if (!ok) throw new Error('check failed: ' + what); }
-
 fs.mkdirSync(cfg.outDir, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: cfg.chromium || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-    '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launchChromium(cfg);
 
 try {
   for (const run of cfg.runs) await walk(run);

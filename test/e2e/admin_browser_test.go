@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -100,9 +101,12 @@ func adminWalkText(l string) map[string]string {
 		"created": "admin.domains.add.created", "optional": "admin.policy.optional", "policyEdit": "admin.policy.edit",
 		"networks": "admin.policy.networks", "expire": "admin.policy.expire", "force": "admin.policy.force",
 		"save": "admin.policy.save", "forced": "admin.policy.forced", "dns": "admin.dns.show",
-		"deleteDomain": "admin.domains.delete.title", "delete": "delete", "members": "admin.nav.members",
+		"deleteAll": "admin.domains.deleteall.submit", "deleteAllType": "admin.domains.deleteall.type", "members": "admin.nav.members",
 		"auditNav": "admin.nav.audit", "auditDeleted": "audit.action.domain.deleted"} {
 		m[k] = web.Text(l, key)
 	}
+	// The member count's line, as the page writes it for the one member.
+	m["deleteAllMembers"] = strings.SplitN(fmt.Sprintf(web.Text(l, "admin.domains.deleteall.members"), 1), "（", 2)[0]
+	m["deleteAllMembers"] = strings.SplitN(m["deleteAllMembers"], ",", 2)[0]
 	return m
 }

@@ -54,10 +54,10 @@ func BenchmarkResolveRecipient(b *testing.B) {
 			for i := range 5 {
 				targets = append(targets, e.Enforced(b, fmt.Sprintf("m%d", i)).Email)
 			}
-			if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", targets); err != nil {
+			if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", targets, account.Actor{Via: "cli"}); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", targets[0]); err != nil {
+			if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", targets[0], account.Actor{Via: "cli"}); err != nil {
 				b.Fatal(err)
 			}
 			for _, c := range []struct {

@@ -133,6 +133,21 @@ func (db *DB) CountMembers(ctx context.Context, domainID int64) (int, error) {
 	return n, nil
 }
 
+// DomainContents implements account.DomainStore, in one statement.
+func (db *DB) DomainContents(ctx context.Context, domainID int64) (account.DomainContents, error) {
+	var c account.DomainContents
+	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT
+		(SELECT COUNT(*) FROM members WHERE domain_id = ?),
+		(SELECT COUNT(*) FROM aliases WHERE domain_id = ?),
+		(SELECT COUNT(*) FROM mail_messages WHERE mailbox_id IN
+			(SELECT b.id FROM mailboxes b JOIN members m ON m.id = b.member_id WHERE m.domain_id = ?))`),
+		domainID, domainID, domainID).Scan(&c.Members, &c.Aliases, &c.Messages)
+	if err != nil {
+		return c, fmt.Errorf("domain contents: %w", err)
+	}
+	return c, nil
+}
+
 // DeleteDomain deletes the domain with its aliases, DKIM keys and admin
 // roles, unless it has members (ECONFLICT): the check holds the domain's
 // lock, which CreateMember takes too, so no member is added meanwhile.

@@ -42,7 +42,7 @@ func (db *DB) exists(ctx context.Context, tx *sql.Tx, query string, args ...any)
 }
 
 // AddAliasTargets creates the alias unless it exists and adds the targets.
-func (db *DB) AddAliasTargets(ctx context.Context, domainID int64, address string, memberIDs []int64, limit int, at time.Time) (bool, error) {
+func (db *DB) AddAliasTargets(ctx context.Context, domainID int64, address string, memberIDs []int64, limit int, at time.Time, fx ...account.Effects) (bool, error) {
 	var created bool
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		created = false
@@ -79,13 +79,13 @@ func (db *DB) AddAliasTargets(ctx context.Context, domainID int64, address strin
 		if n > limit {
 			return account.Errorf(account.ELIMIT, "An alias delivers to at most %d members; %s would have %d.", limit, address, n)
 		}
-		return nil
+		return db.writeAllEffects(ctx, tx, fx)
 	})
 	return created, wrap("add alias targets", err)
 }
 
 // RemoveAliasTargets removes targets from the alias, all or nothing.
-func (db *DB) RemoveAliasTargets(ctx context.Context, address string, memberIDs []int64) error {
+func (db *DB) RemoveAliasTargets(ctx context.Context, address string, memberIDs []int64, fx ...account.Effects) error {
 	return wrap("remove alias targets", db.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
 		if err := tx.QueryRowContext(ctx, db.q(`SELECT id FROM aliases WHERE address = ?`), address).Scan(&id); err != nil {
@@ -97,13 +97,13 @@ func (db *DB) RemoveAliasTargets(ctx context.Context, address string, memberIDs 
 				return err
 			}
 		}
-		return nil
+		return db.writeAllEffects(ctx, tx, fx)
 	}))
 }
 
 // DeleteAlias deletes the alias and its targets.
-func (db *DB) DeleteAlias(ctx context.Context, address string) error {
-	return wrap("delete alias", db.execOne(ctx, db.SQL, fmt.Errorf("alias: %w", account.ErrNotFound),
+func (db *DB) DeleteAlias(ctx context.Context, address string, fx ...account.Effects) error {
+	return wrap("delete alias", db.execWithEffects(ctx, fmt.Errorf("alias: %w", account.ErrNotFound), fx,
 		`DELETE FROM aliases WHERE address = ?`, address))
 }
 
@@ -163,12 +163,12 @@ func (db *DB) Aliases(ctx context.Context, domain string) ([]account.Alias, erro
 }
 
 // SetCatchAll sets (memberID > 0) or clears the domain's catch-all member.
-func (db *DB) SetCatchAll(ctx context.Context, domainID, memberID int64) error {
+func (db *DB) SetCatchAll(ctx context.Context, domainID, memberID int64, fx ...account.Effects) error {
 	var m any
 	if memberID > 0 {
 		m = memberID
 	}
-	err := db.execOne(ctx, db.SQL, fmt.Errorf("domain %d: %w", domainID, account.ErrNotFound),
+	err := db.execWithEffects(ctx, fmt.Errorf("domain %d: %w", domainID, account.ErrNotFound), fx,
 		`UPDATE domains SET catchall_member_id = ? WHERE id = ?`, m, domainID)
 	if err != nil && isForeignKey(err) {
 		return fmt.Errorf("catch-all member %d: %w", memberID, account.ErrNotFound)

@@ -146,6 +146,20 @@ func (db *DB) ResetAuthFailures(ctx context.Context, memberID int64) error {
 	return nil
 }
 
+// LiftPause implements account.MemberAdminStore: ResetAuthFailures with
+// fx in the same transaction.
+func (db *DB) LiftPause(ctx context.Context, memberID int64, fx account.Effects) error {
+	db.CredentialsChanged(memberID) // as ResetAuthFailures
+	defer db.CredentialsChanged(memberID)
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM auth_failures WHERE member_id = ?`), memberID); err != nil {
+			return err
+		}
+		return db.writeEffects(ctx, tx, fx)
+	})
+	return wrap("lift pause", err)
+}
+
 // loginRecordColumns are written per row; rowsPerInsert keeps one statement
 // well under SQLite's and PostgreSQL's parameter limits.
 const (

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/dkim"
 )
 
@@ -63,6 +65,39 @@ func (db *DB) DKIMKeys(ctx context.Context, domain string) ([]dkim.StoredKey, er
 // locked first (lockDomain) so that two nodes adding keys to a domain
 // without any, at start, add one pair between them.
 func (db *DB) AddDKIMKeys(ctx context.Context, domain string, keys []dkim.StoredKey, onlyIfNone bool) (bool, error) {
+	return db.addDKIMKeys(ctx, domain, keys, onlyIfNone, nil)
+}
+
+// DKIMAuditor gives the audit entry of a change to a domain's DKIM keys:
+// action is account.AuditDKIMRotated or account.AuditDKIMRetired, detail
+// the selectors.
+type DKIMAuditor func(action, domain, detail string) account.Effects
+
+// DKIMAudited returns the database as the dkim.Store of a keyring whose
+// every change (new keys, a key retired) writes the effects fx gives for
+// it in its transaction: the dkim package stays ignorant of the audit log.
+func (db *DB) DKIMAudited(fx DKIMAuditor) dkim.Store { return dkimAudited{db, fx} }
+
+type dkimAudited struct {
+	*DB
+	fx DKIMAuditor
+}
+
+func (d dkimAudited) AddDKIMKeys(ctx context.Context, domain string, keys []dkim.StoredKey, onlyIfNone bool) (bool, error) {
+	sels := make([]string, len(keys))
+	for i, k := range keys {
+		sels[i] = k.Selector
+	}
+	fx := d.fx(account.AuditDKIMRotated, domain, strings.Join(sels, ","))
+	return d.addDKIMKeys(ctx, domain, keys, onlyIfNone, &fx)
+}
+
+func (d dkimAudited) RetireDKIMKey(ctx context.Context, domain, selector string, at time.Time) error {
+	return d.retireDKIMKey(ctx, domain, selector, at, []account.Effects{d.fx(account.AuditDKIMRetired, domain, selector)})
+}
+
+// addDKIMKeys is AddDKIMKeys writing fx (when not nil) with the keys.
+func (db *DB) addDKIMKeys(ctx context.Context, domain string, keys []dkim.StoredKey, onlyIfNone bool, fx *account.Effects) (bool, error) {
 	var added bool
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		added = false
@@ -85,6 +120,9 @@ func (db *DB) AddDKIMKeys(ctx context.Context, domain string, keys []dkim.Stored
 			return err
 		}
 		added = true
+		if fx != nil {
+			return db.writeEffects(ctx, tx, *fx)
+		}
 		return nil
 	})
 	return added, wrap("add dkim keys", err)
@@ -106,7 +144,11 @@ func (db *DB) insertDKIMKeys(ctx context.Context, tx *sql.Tx, domainID int64, ke
 
 // RetireDKIMKey retires an inactive key and erases its sealed private key.
 func (db *DB) RetireDKIMKey(ctx context.Context, domain, selector string, at time.Time) error {
-	return wrap("retire dkim key", db.execOne(ctx, db.SQL, fmt.Errorf("%s of %s: %w", selector, domain, dkim.ErrNoKey),
+	return db.retireDKIMKey(ctx, domain, selector, at, nil)
+}
+
+func (db *DB) retireDKIMKey(ctx context.Context, domain, selector string, at time.Time, fx []account.Effects) error {
+	return wrap("retire dkim key", db.execWithEffects(ctx, fmt.Errorf("%s of %s: %w", selector, domain, dkim.ErrNoKey), fx,
 		`UPDATE dkim_keys SET retired_at = ?, private_sealed = NULL
 		WHERE domain_id = (SELECT id FROM domains WHERE name = ?) AND selector = ? AND active = ? AND retired_at IS NULL`,
 		micros(at), domain, selector, false))

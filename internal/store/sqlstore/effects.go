@@ -65,6 +65,21 @@ func (db *DB) writeEffects(ctx context.Context, tx *sql.Tx, fx account.Effects) 
 	return nil
 }
 
+// execWithEffects runs one statement that must change a row (missing
+// otherwise) and writes fx with it: a single statement, one round trip,
+// when fx is empty, a transaction otherwise.
+func (db *DB) execWithEffects(ctx context.Context, missing error, fx []account.Effects, query string, args ...any) error {
+	if len(fx) == 0 {
+		return db.execOne(ctx, db.SQL, missing, query, args...)
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.execOne(ctx, tx, missing, query, args...); err != nil {
+			return err
+		}
+		return db.writeAllEffects(ctx, tx, fx)
+	})
+}
+
 // writeAllEffects writes each of fx (the optional effects of a change).
 func (db *DB) writeAllEffects(ctx context.Context, tx *sql.Tx, fx []account.Effects) error {
 	for _, f := range fx {

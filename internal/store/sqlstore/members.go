@@ -198,7 +198,7 @@ const importRowsPerInsert = 500
 // CreateMembers implements account.MemberAdminStore: the domains are locked
 // as CreateMember locks them, the aliases checked with one query, and the
 // members inserted with multi-row statements; the batch costs one commit.
-func (db *DB) CreateMembers(ctx context.Context, ms []*account.Member) ([]error, error) {
+func (db *DB) CreateMembers(ctx context.Context, ms []*account.Member, fx func(account.Member) account.Effects) ([]error, error) {
 	errs := make([]error, len(ms))
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		clear(errs)
@@ -249,6 +249,11 @@ func (db *DB) CreateMembers(ctx context.Context, ms []*account.Member) ([]error,
 		for i, m := range ms {
 			if errs[i] == nil && m.ID == 0 { // the same address twice in ms
 				errs[i] = account.Errorf(account.ECONFLICT, "A member %s already exists.", m.Email)
+			}
+			if errs[i] == nil && fx != nil {
+				if err := db.writeEffects(ctx, tx, fx(*m)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

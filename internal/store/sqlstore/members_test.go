@@ -33,7 +33,7 @@ func BenchmarkSearchMembers(b *testing.B) {
 				batch = append(batch, &account.Member{DomainID: ids[d], Email: fmt.Sprintf("user%06d@d%d.test", i, d),
 					Name: fmt.Sprintf("Name %06d", members-i), PasswordHash: "x"})
 				if len(batch) == 1000 || i == members-1 {
-					if _, err := e.DB.CreateMembers(ctx, batch); err != nil {
+					if _, err := e.DB.CreateMembers(ctx, batch, nil); err != nil {
 						b.Fatal(err)
 					}
 					batch = batch[:0]

@@ -364,6 +364,12 @@ func (q *Queue) entries(ctx context.Context, where string, args ...any) ([]queue
 
 // QueueAct implements queue.Store.
 func (q *Queue) QueueAct(ctx context.Context, act queue.Action, ids []int64, now time.Time) (int, error) {
+	return q.QueueActAudited(ctx, act, ids, now, account.Effects{})
+}
+
+// QueueActAudited is QueueAct writing fx (the operator's audit entry) in
+// its transaction when the action changed a recipient.
+func (q *Queue) QueueActAudited(ctx context.Context, act queue.Action, ids []int64, now time.Time, fx account.Effects) (int, error) {
 	db := q.db
 	sel := ""
 	if len(ids) > 0 {
@@ -392,8 +398,10 @@ func (q *Queue) QueueAct(ctx context.Context, act queue.Action, ids []int64, now
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return db.writeEffects(ctx, tx, fx)
 	})
 	return int(n), wrap("queue "+string(act), err)
 }

@@ -163,11 +163,11 @@ func TestMemberAliases(t *testing.T) {
 		e := storetest.NewEnv(t, db)
 		alice, bob := e.Enforced(t, "alice"), e.Enforced(t, "bob")
 		for _, a := range []string{"zeta@enforced.test", "alpha@enforced.test"} {
-			if _, _, err := e.Svc.AddAlias(ctx, a, []string{alice.Email, bob.Email}); err != nil {
+			if _, _, err := e.Svc.AddAlias(ctx, a, []string{alice.Email, bob.Email}, account.Actor{Via: "cli"}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, _, err := e.Svc.AddAlias(ctx, "bob-only@enforced.test", []string{bob.Email}); err != nil {
+		if _, _, err := e.Svc.AddAlias(ctx, "bob-only@enforced.test", []string{bob.Email}, account.Actor{Via: "cli"}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := db.MemberAliases(ctx, alice.ID)

@@ -297,7 +297,7 @@ func testResolveAlias(t *testing.T, e *Env) {
 	ctx := context.Background()
 	// Created out of address order, so that no other order passes for it.
 	carol, bob, alice := e.Enforced(t, "carol"), e.Enforced(t, "bob"), e.Enforced(t, "alice")
-	if _, _, err := e.Svc.AddAlias(ctx, "sales@enforced.test", []string{carol.Email, alice.Email, bob.Email, alice.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "sales@enforced.test", []string{carol.Email, alice.Email, bob.Email, alice.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Svc.SetState(ctx, bob, account.StateSuspended, account.Actor{Via: "cli"}); err != nil {

@@ -37,17 +37,17 @@ func testAliases(t *testing.T, e *Env) {
 	dave := e.Member(t, "dave@other.test")
 	carol, bob, alice := e.Enforced(t, "carol"), e.Enforced(t, "bob"), e.Enforced(t, "alice")
 
-	a, created, err := e.Svc.AddAlias(ctx, "Sales@Enforced.Test", []string{bob.Email, alice.Email, "BOB@enforced.test"})
+	a, created, err := e.Svc.AddAlias(ctx, "Sales@Enforced.Test", []string{bob.Email, alice.Email, "BOB@enforced.test"}, Web)
 	if err != nil || !created || a.Address != "sales@enforced.test" || emails(a.Targets) != of(alice, bob) {
 		t.Fatalf("add: %s %s created %v, %v", a.Address, emails(a.Targets), created, err)
 	}
 	// Adding to an existing alias keeps its targets; a member of another
 	// local domain may be a target.
-	a, created, err = e.Svc.AddAlias(ctx, "sales@enforced.test", []string{dave.Email, alice.Email})
+	a, created, err = e.Svc.AddAlias(ctx, "sales@enforced.test", []string{dave.Email, alice.Email}, Web)
 	if err != nil || created || emails(a.Targets) != of(alice, bob, dave) {
 		t.Fatalf("add more: %s %s created %v, %v", a.Address, emails(a.Targets), created, err)
 	}
-	if _, _, err := e.Svc.AddAlias(ctx, "all@other.test", []string{carol.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "all@other.test", []string{carol.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	all, err := e.Svc.Aliases(ctx, "")
@@ -61,7 +61,7 @@ func testAliases(t *testing.T, e *Env) {
 	WantCode(t, err, account.ENOTFOUND)
 
 	// All or nothing: carol is no target, so bob stays too.
-	_, err = e.Svc.RemoveAliasTargets(ctx, "sales@enforced.test", []string{bob.Email, carol.Email})
+	_, err = e.Svc.RemoveAliasTargets(ctx, "sales@enforced.test", []string{bob.Email, carol.Email}, Web)
 	WantCode(t, err, account.ENOTFOUND)
 	if !strings.Contains(account.ErrorMessage(err), carol.Email) {
 		t.Errorf("message %q does not name %s", account.ErrorMessage(err), carol.Email)
@@ -69,22 +69,22 @@ func testAliases(t *testing.T, e *Env) {
 	if a, _ := e.Svc.Alias(ctx, "sales@enforced.test"); len(a.Targets) != 3 {
 		t.Fatalf("a refused removal removed targets: %+v", a)
 	}
-	if a, err = e.Svc.RemoveAliasTargets(ctx, "sales@enforced.test", []string{bob.Email, dave.Email}); err != nil || emails(a.Targets) != of(alice) {
+	if a, err = e.Svc.RemoveAliasTargets(ctx, "sales@enforced.test", []string{bob.Email, dave.Email}, Web); err != nil || emails(a.Targets) != of(alice) {
 		t.Fatalf("remove: %s, %v", emails(a.Targets), err)
 	}
-	if a, err = e.Svc.RemoveAliasTargets(ctx, "sales@enforced.test", []string{alice.Email}); err != nil || len(a.Targets) != 0 {
+	if a, err = e.Svc.RemoveAliasTargets(ctx, "sales@enforced.test", []string{alice.Email}, Web); err != nil || len(a.Targets) != 0 {
 		t.Fatalf("remove the last: %s, %v", emails(a.Targets), err)
 	}
 	_, err = e.Svc.ResolveRecipient(ctx, "sales@enforced.test")
 	WantCode(t, err, account.ENOTFOUND)
 
-	if err := e.Svc.DeleteAlias(ctx, "sales@enforced.test"); err != nil {
+	if err := e.Svc.DeleteAlias(ctx, "sales@enforced.test", Web); err != nil {
 		t.Fatal(err)
 	}
-	WantCode(t, e.Svc.DeleteAlias(ctx, "sales@enforced.test"), account.ENOTFOUND)
+	WantCode(t, e.Svc.DeleteAlias(ctx, "sales@enforced.test", Web), account.ENOTFOUND)
 	_, err = e.Svc.Alias(ctx, "sales@enforced.test")
 	WantCode(t, err, account.ENOTFOUND)
-	_, err = e.Svc.RemoveAliasTargets(ctx, "sales@enforced.test", []string{alice.Email})
+	_, err = e.Svc.RemoveAliasTargets(ctx, "sales@enforced.test", []string{alice.Email}, Web)
 	WantCode(t, err, account.ENOTFOUND)
 	// The address is free again, for a member too.
 	e.Member(t, "sales@enforced.test")
@@ -110,7 +110,7 @@ func testAliasRefusals(t *testing.T, e *Env) {
 		{alice.Email, []string{alice.Email}, account.ECONFLICT},
 		{"ALICE@enforced.test", []string{alice.Email}, account.ECONFLICT},
 	} {
-		_, _, err := e.Svc.AddAlias(ctx, c.addr, c.targets)
+		_, _, err := e.Svc.AddAlias(ctx, c.addr, c.targets, Web)
 		if account.ErrorCode(err) != c.code {
 			t.Errorf("%s → %v: %v, want %s", c.addr, c.targets, err, c.code)
 		}
@@ -118,7 +118,7 @@ func testAliasRefusals(t *testing.T, e *Env) {
 	if list, _ := e.Svc.Aliases(ctx, ""); len(list) != 0 {
 		t.Fatalf("a refused alias was stored: %+v", list)
 	}
-	if _, _, err := e.Svc.AddAlias(ctx, "sales@enforced.test", []string{alice.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "sales@enforced.test", []string{alice.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.Svc.AddMember(ctx, "Sales@enforced.test", "", MainPassword)
@@ -182,7 +182,7 @@ func testCatchAll(t *testing.T, e *Env) {
 	alice, bob := e.Enforced(t, "alice"), e.Enforced(t, "bob")
 	e.Domain(t, "other.test", EnforcedDate)
 	carol := e.Member(t, "carol@other.test")
-	d, err := e.Svc.SetCatchAll(ctx, "Enforced.Test", bob.Email)
+	d, err := e.Svc.SetCatchAll(ctx, "Enforced.Test", bob.Email, Web)
 	if err != nil || d.CatchAll != bob.Email {
 		t.Fatalf("set: %+v %v", d, err)
 	}
@@ -203,32 +203,32 @@ func testCatchAll(t *testing.T, e *Env) {
 	_, err = e.Svc.ResolveRecipient(ctx, "nobody@other.test")
 	WantCode(t, err, account.ENOTFOUND)
 	// An alias whose targets are all gone reaches nobody, not the catch-all.
-	if _, _, err := e.Svc.AddAlias(ctx, "old@enforced.test", []string{carol.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "old@enforced.test", []string{carol.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Svc.RemoveAliasTargets(ctx, "old@enforced.test", []string{carol.Email}); err != nil {
+	if _, err := e.Svc.RemoveAliasTargets(ctx, "old@enforced.test", []string{carol.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.Svc.ResolveRecipient(ctx, "old@enforced.test")
 	WantCode(t, err, account.ENOTFOUND)
 
-	_, err = e.Svc.SetCatchAll(ctx, "enforced.test", "nobody@enforced.test")
+	_, err = e.Svc.SetCatchAll(ctx, "enforced.test", "nobody@enforced.test", Web)
 	WantCode(t, err, account.ENOTFOUND)
-	_, err = e.Svc.SetCatchAll(ctx, "enforced.test", "x@gmail.example")
+	_, err = e.Svc.SetCatchAll(ctx, "enforced.test", "x@gmail.example", Web)
 	WantCode(t, err, account.EINVALID)
-	_, err = e.Svc.SetCatchAll(ctx, "missing.test", bob.Email)
+	_, err = e.Svc.SetCatchAll(ctx, "missing.test", bob.Email, Web)
 	WantCode(t, err, account.ENOTFOUND)
 	// Another domain's member may be the catch-all.
-	if d, err := e.Svc.SetCatchAll(ctx, "enforced.test", carol.Email); err != nil || d.CatchAll != carol.Email {
+	if d, err := e.Svc.SetCatchAll(ctx, "enforced.test", carol.Email, Web); err != nil || d.CatchAll != carol.Email {
 		t.Fatalf("set carol: %+v %v", d, err)
 	}
-	if d, err := e.Svc.SetCatchAll(ctx, "enforced.test", ""); err != nil || d.CatchAll != "" {
+	if d, err := e.Svc.SetCatchAll(ctx, "enforced.test", "", Web); err != nil || d.CatchAll != "" {
 		t.Fatalf("off: %+v %v", d, err)
 	}
 	_, err = e.Svc.ResolveRecipient(ctx, "nobody@enforced.test")
 	WantCode(t, err, account.ENOTFOUND)
 
-	if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", bob.Email); err != nil {
+	if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", bob.Email, Web); err != nil {
 		t.Fatal(err)
 	}
 	execSQL(t, e.DB, `DELETE FROM members WHERE id = ?`, bob.ID)

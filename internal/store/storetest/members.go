@@ -33,6 +33,8 @@ func RunMembers(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"LiftPause", testMemberLiftPause},
 		{"EndSessions", testMemberEndSessions},
 		{"DeleteAllAppPasswords", testMemberDeleteAllAppPasswords},
+		{"LiveSessions", testMemberLiveSessions},
+		{"DeleteDomainWithMembers", testDeleteDomainWithMembers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, NewEnv(t, open(t))) })
@@ -165,7 +167,7 @@ func testMemberImport(t *testing.T, e *Env) {
 	e.Domain(t, "a.test", EnforcedDate)
 	e.Domain(t, "b.test", EnforcedDate)
 	e.Member(t, "taken@a.test")
-	if _, _, err := e.Svc.AddAlias(ctx, "team@a.test", []string{"taken@a.test"}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "team@a.test", []string{"taken@a.test"}, Web); err != nil {
 		t.Fatal(err)
 	}
 	file := "\ufeffEmail,Name,Password\n" +
@@ -253,7 +255,7 @@ func testMemberImportRace(t *testing.T, e *Env) {
 		{DomainID: d.ID, Email: "ok2@a.test", Name: "ok2", PasswordHash: "x"},
 		{DomainID: d.ID, Email: "ok2@a.test", Name: "twice", PasswordHash: "x"},
 	}
-	errs, err := e.DB.CreateMembers(ctx, ms)
+	errs, err := e.DB.CreateMembers(ctx, ms, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +294,7 @@ func testMemberRename(t *testing.T, e *Env) {
 	e.Domain(t, "b.test", EnforcedDate)
 	m := e.Enforced(t, "old")
 	_, plain := e.Create(t, m, "Phone") // also a message, so mail in the INBOX
-	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{m.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{m.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	webSession(t, e, m, "s1")
@@ -354,7 +356,7 @@ func testMemberRenameRefused(t *testing.T, e *Env) {
 	e.Domain(t, "b.test", EnforcedDate)
 	m := e.Enforced(t, "m")
 	other := e.Enforced(t, "other")
-	if _, _, err := e.Svc.AddAlias(ctx, "list@enforced.test", []string{other.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "list@enforced.test", []string{other.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	sc := account.AdminAccess{Domains: []string{"enforced.test"}}
@@ -395,10 +397,10 @@ func testMemberDelete(t *testing.T, e *Env) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{m.Email, keep.Email}); err != nil {
+	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{m.Email, keep.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", m.Email); err != nil {
+	if _, err := e.Svc.SetCatchAll(ctx, "enforced.test", m.Email, Web); err != nil {
 		t.Fatal(err)
 	}
 	tables := map[string]string{
@@ -553,4 +555,137 @@ func testMemberDeleteAllAppPasswords(t *testing.T, e *Env) {
 	if n, err := e.Svc.DeleteAllAppPasswords(ctx, m, Web); err != nil || n != 0 {
 		t.Fatalf("again: %d %v", n, err)
 	}
+}
+
+// testMemberLiveSessions: two nodes publish their sessions; a member sees
+// both nodes', with the app password's name, and not another member's; a
+// session closed goes; a node that stops beating is no longer listed and
+// is deleted by the next heartbeat of another; a full publication
+// replaces the node's rows; a node shut down forgets its own.
+func testMemberLiveSessions(t *testing.T, e *Env) {
+	ctx := context.Background()
+	m, other := e.Enforced(t, "live"), e.Enforced(t, "other")
+	p, _, err := e.Svc.CreateAppPassword(ctx, m, "Thunderbird", Web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Truncate(time.Second)
+	stale := func(at time.Time) time.Time { return at.Add(-account.LiveSessionTimeout) }
+	sess := func(id, member int64, proto, client, ap string) account.LiveSession {
+		return account.LiveSession{ID: id, MemberID: member, Protocol: proto, IP: "192.0.2.7", Client: client, AppPasswordID: ap, StartedAt: t0}
+	}
+	publish := func(node string, at time.Time, full bool, opened []account.LiveSession, closed ...int64) bool {
+		t.Helper()
+		known, err := e.DB.PublishSessions(ctx, node, at, stale(at), full, opened, closed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return known
+	}
+	list := func(at time.Time) string {
+		t.Helper()
+		l, err := e.DB.LiveSessionsOf(ctx, m.ID, at.Add(-account.LiveSessionTimeout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for _, s := range l {
+			parts = append(parts, fmt.Sprintf("%s/%d %s %s %s", s.Node, s.ID, s.Protocol, s.Client, s.AppName))
+		}
+		return strings.Join(parts, "; ")
+	}
+	if known := publish("a", t0, true, []account.LiveSession{sess(1, m.ID, "imap", "Thunderbird 128", p.ID), sess(2, other.ID, "imap", "", "")}); known {
+		t.Error("a new node was known")
+	}
+	if known := publish("b", t0, true, []account.LiveSession{sess(1, m.ID, "pop3", "", "")}); known {
+		t.Error("a new node was known")
+	}
+	if got, want := list(t0), "a/1 imap Thunderbird 128 Thunderbird; b/1 pop3  "; got != want {
+		t.Fatalf("listed %q, want %q", got, want)
+	}
+	// a closes its session and opens another; b goes silent.
+	t1 := t0.Add(account.LiveSessionTimeout / 2)
+	if !publish("a", t1, false, []account.LiveSession{sess(3, m.ID, "smtp", "", "")}, 1) {
+		t.Error("a known node was not known")
+	}
+	t2 := t0.Add(account.LiveSessionTimeout + time.Second)
+	// b's rows are still there, but b is taken for dead: not listed.
+	if got, want := list(t2), "a/3 smtp  "; got != want {
+		t.Fatalf("b silent: %q, want %q", got, want)
+	}
+	publish("a", t2, false, nil)
+	if got, want := list(t2), "a/3 smtp  "; got != want {
+		t.Fatalf("after b went silent: %q, want %q", got, want)
+	}
+	if n := count(t, e.DB, `SELECT COUNT(*) FROM live_sessions WHERE node = ?`, "b"); n != 0 {
+		t.Errorf("the dead node's sessions were kept: %d", n)
+	}
+	// A full publication replaces the node's rows.
+	publish("a", t2, true, []account.LiveSession{sess(4, m.ID, "imap", "", "")})
+	if got, want := list(t2), "a/4 imap  "; got != want {
+		t.Fatalf("after a full publication: %q, want %q", got, want)
+	}
+	if err := e.DB.ForgetNode(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t2); got != "" {
+		t.Fatalf("after shutdown: %q", got)
+	}
+	if n := count(t, e.DB, `SELECT COUNT(*) FROM live_sessions`); n != 0 {
+		t.Errorf("rows left: %d", n)
+	}
+}
+
+// testDeleteDomainWithMembers: the contents are counted; the plain delete
+// refuses; the confirmed one deletes each member as DeleteMember does (an
+// event and an audit entry each), then the domain; another domain's
+// member keeps everything.
+func testDeleteDomainWithMembers(t *testing.T, e *Env) {
+	ctx := context.Background()
+	a, b := e.Enforced(t, "a"), e.Enforced(t, "b")
+	other := e.Optional(t, "o", true)
+	for _, m := range []account.Member{a, b, other} {
+		e.Create(t, m, "Phone") // its notice is mail in the INBOX
+	}
+	if _, _, err := e.Svc.AddAlias(ctx, "team@enforced.test", []string{a.Email, other.Email}, Web); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Svc.Domain(ctx, "enforced.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.Svc.DomainContents(ctx, d)
+	if err != nil || c.Members != 2 || c.Aliases != 1 || c.Messages < 2 {
+		t.Fatalf("contents: %+v %v", c, err)
+	}
+	WantCode(t, e.Svc.DeleteDomain(ctx, "enforced.test", Web), account.ECONFLICT)
+	n, err := e.Svc.DeleteDomainWithMembers(ctx, "enforced.test", Web)
+	if err != nil || n != 2 {
+		t.Fatalf("delete with members: %d %v", n, err)
+	}
+	if _, err := e.Svc.Domain(ctx, "enforced.test"); account.ErrorCode(err) != account.ENOTFOUND {
+		t.Fatalf("domain: %v", err)
+	}
+	for _, m := range []account.Member{a, b} {
+		if _, err := e.DB.MemberByID(ctx, m.ID); err == nil {
+			t.Errorf("%s still there", m.Email)
+		}
+		if k := eventKinds(e.Events(t, m)); !strings.HasSuffix(k, string(account.EventMemberDeleted)) {
+			t.Errorf("%s events: %s", m.Email, k)
+		}
+	}
+	if _, err := e.DB.MemberByID(ctx, other.ID); err != nil {
+		t.Fatal("the other domain's member was deleted")
+	}
+	if n := count(t, e.DB, `SELECT COUNT(*) FROM app_passwords WHERE member_id = ?`, other.ID); n != 1 {
+		t.Errorf("the other member's app passwords: %d", n)
+	}
+	for action, want := range map[string]int{account.AuditMemberDeleted: 2, account.AuditDomainDeleted: 1} {
+		list, err := e.Svc.AuditLog(ctx, account.AuditQuery{Action: action})
+		if err != nil || len(list) != want {
+			t.Errorf("%s entries: %+v %v", action, list, err)
+		}
+	}
+	_, err = e.Svc.DeleteDomainWithMembers(ctx, "enforced.test", Web)
+	WantCode(t, err, account.ENOTFOUND)
 }

@@ -158,11 +158,11 @@ func testSenders(t *testing.T, e *Env) {
 		{"support@enforced.test", []string{bob.Email}},
 		{"old@enforced.test", []string{alice.Email, bob.Email}},
 	} {
-		if _, _, err := e.Svc.AddAlias(ctx, a.address, a.targets); err != nil {
+		if _, _, err := e.Svc.AddAlias(ctx, a.address, a.targets, Web); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := e.Svc.RemoveAliasTargets(ctx, "old@enforced.test", []string{alice.Email}); err != nil {
+	if _, err := e.Svc.RemoveAliasTargets(ctx, "old@enforced.test", []string{alice.Email}, Web); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.Svc.Senders(ctx, alice)

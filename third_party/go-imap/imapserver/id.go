@@ -1,6 +1,8 @@
 package imapserver
 
 import (
+	"strings"
+
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
 )
@@ -13,9 +15,17 @@ const (
 	idFieldsPerLine = 2 // a field and its value
 )
 
+// SessionClientID is a Session told what the client says it is (ID, RFC
+// 2971), to show it (a list of sessions, a login record); the fields are
+// only what the client claims.
+type SessionClientID interface {
+	ClientID(id *imap.IDData)
+}
+
 // handleID answers ID (RFC 2971) in any state with Options.ID. The
-// client's fields are checked against the RFC's bounds and otherwise
-// ignored: no client gets another treatment for what it says it is.
+// client's fields are checked against the RFC's bounds; a session that
+// implements SessionClientID is given them, and no client gets another
+// treatment for what it says it is.
 func (c *Conn) handleID(dec *imapwire.Decoder) error {
 	if c.server.options.ID == nil {
 		return newClientBugError("ID is not supported")
@@ -25,6 +35,7 @@ func (c *Conn) handleID(dec *imapwire.Decoder) error {
 	}
 	var n int
 	var tooMany bool
+	var client imap.IDData
 	isList, err := dec.List(func() error {
 		var field, value string
 		if !dec.ExpectString(&field) || !dec.ExpectSP() || !dec.ExpectNString(&value) {
@@ -33,6 +44,16 @@ func (c *Conn) handleID(dec *imapwire.Decoder) error {
 		n++
 		if n > maxIDFields || len(field) > maxIDFieldLen || len(value) > maxIDValueLen {
 			tooMany = true
+		}
+		switch strings.ToLower(field) {
+		case "name":
+			client.Name = value
+		case "version":
+			client.Version = value
+		case "os":
+			client.OS = value
+		case "vendor":
+			client.Vendor = value
 		}
 		return nil
 	})
@@ -48,6 +69,9 @@ func (c *Conn) handleID(dec *imapwire.Decoder) error {
 	if tooMany {
 		return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug,
 			Text: "ID allows at most 30 fields of 30 octets with values of 1024 (RFC 2971 §3.3)"}
+	}
+	if s, ok := c.session.(SessionClientID); ok && isList {
+		s.ClientID(&client)
 	}
 
 	id := c.server.options.ID
