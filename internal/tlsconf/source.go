@@ -191,3 +191,9 @@ func Open(certFile, keyFile, dataDir string, hostnames []string, log *slog.Logge
 	}
 	return OpenFiles(certFile, keyFile, log)
 }
+
+// HSTS is the Strict-Transport-Security of HTTPS responses: a year, this
+// host only. includeSubDomains would also bind every name under the web
+// UI's host to HTTPS for a year, names Postern does not serve and cannot
+// vouch for; whoever runs them all over HTTPS can add it at a proxy.
+const HSTS = "max-age=31536000"
