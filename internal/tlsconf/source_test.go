@@ -312,3 +312,22 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestFileSourceWatch: the poll picks up a renewal by itself.
+func TestFileSourceWatch(t *testing.T) {
+	a, b := newPair(t), newPair(t)
+	src, cf, kf, _ := files(t, a)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { src.Watch(stop, time.Millisecond); close(done) }()
+	b.install(t, cf, kf)
+	deadline := time.Now().Add(30 * time.Second)
+	for servedSerial(t, src).Cmp(b.serial) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Watch did not pick up the new pair")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+}
