@@ -25,8 +25,8 @@ const acmeChallengePrefix = "/.well-known/acme-challenge/"
 // (from autoconfig.DOMAIN, where a certificate for the name may not exist),
 // and Outlook's Autodiscover starts with a plain-HTTP request; both answer
 // the same public settings to anyone. The health checks stay for the probes
-// that do not follow redirects. MTA-STS is not here: RFC 8461 §3.3 fetches
-// the policy over HTTPS only, and a redirect costs nobody anything.
+// that do not follow redirects. MTA-STS is not here: senders fetch the
+// policy over HTTPS only (RFC 8461 §3.3), so its redirect changes nothing.
 var plainHTTPPaths = []string{
 	acmeChallengePrefix,
 	"/.well-known/autoconfig/mail/config-v1.1.xml",
@@ -61,19 +61,24 @@ func (s *server) setupCertificates() error {
 // (checked every tlsconf.PollInterval) and at once on SIGHUP, until ctx
 // ends. A pair that does not load leaves the previous one in use; the
 // source logs why. Connections already open keep their certificate.
+// SIGHUP is taken even without files: its default would end the process,
+// and `systemctl reload` must never do that.
 func (s *server) watchCertificates(ctx context.Context) error {
-	if s.certFiles == nil {
-		return nil
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go s.certFiles.Watch(ctx.Done(), tlsconf.PollInterval)
+	if s.certFiles != nil {
+		go s.certFiles.Watch(ctx.Done(), tlsconf.PollInterval)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
+			if s.certFiles == nil {
+				s.log.Info("SIGHUP: no certificate files to read again")
+				continue
+			}
 			s.log.Info("SIGHUP: reading the TLS certificate files again")
 			s.certFiles.Reload()
 		}
