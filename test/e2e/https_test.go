@@ -165,6 +165,11 @@ func TestHTTPS(t *testing.T) {
 				t.Errorf("%s %s over plain HTTP: %q, want %q", tc.method, tc.path, got, tc.want)
 			}
 		}
+		// Autoconfig, over plain HTTP, sends CalDAV/CardDAV clients to HTTPS.
+		xml := runTool(t, nil, "", "curl", "-sS", srv.URL("/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=alice@example.com"))
+		if !strings.Contains(xml, "<serverURL>"+want+"/dav/</serverURL>") {
+			t.Errorf("autoconfig does not name the HTTPS DAV URL %s/dav/:\n%s", want, xml)
+		}
 		// curl following the redirect lands on the page over HTTPS.
 		out := runTool(t, nil, "", "curl", "-sSLk", "-o", "/dev/null", "-w", "%{http_code} %{url_effective}", srv.URL("/signin"))
 		if out != "200 "+want+"/signin" {
