@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -29,7 +30,7 @@ const renewBefore = 30 * 24 * time.Hour
 // Load returns a TLS configuration presenting the certificate Open finds,
 // for callers that need no reload (tests, tools): see Open and ServerConfig.
 func Load(certFile, keyFile, dataDir string, hostnames []string) (*tls.Config, error) {
-	src, err := Open(certFile, keyFile, dataDir, hostnames, nil)
+	src, err := Open(certFile, keyFile, dataDir, hostnames, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

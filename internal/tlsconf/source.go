@@ -124,11 +124,17 @@ func (f *FileSource) reloadLocked() error {
 		return err
 	}
 	f.cur.Store(cert)
-	if old == nil || old.Leaf == nil || !old.Leaf.Equal(cert.Leaf) {
-		f.log.Info("TLS certificate loaded", "cert", f.certFile, "subject", cert.Leaf.Subject.String(),
-			"names", cert.Leaf.DNSNames, "serial", cert.Leaf.SerialNumber.Text(16), "not_after", cert.Leaf.NotAfter.UTC())
+	if old == nil || !old.Leaf.Equal(cert.Leaf) {
+		f.logLoaded(cert)
 	}
 	return nil
+}
+
+// logLoaded says which certificate handshakes now get: an operator checks
+// a renewal by its serial and expiry.
+func (f *FileSource) logLoaded(cert *tls.Certificate) {
+	f.log.Info("TLS certificate loaded", "cert", f.certFile, "subject", cert.Leaf.Subject.String(),
+		"names", cert.Leaf.DNSNames, "serial", cert.Leaf.SerialNumber.Text(16), "not_after", cert.Leaf.NotAfter.UTC())
 }
 
 // load is the first read, at open: its error stops the start.
@@ -141,6 +147,7 @@ func (f *FileSource) load() (*tls.Certificate, error) {
 		return nil, err
 	}
 	f.cur.Store(cert)
+	f.logLoaded(cert)
 	return cert, nil
 }
 
