@@ -168,7 +168,9 @@ var listenerLabels = map[string]string{
 
 func printDemoBox(ctx context.Context, w io.Writer, s *server, passwords map[string]string) error {
 	web := ""
-	if addr := s.addr("web"); addr != "" {
+	if addr := s.addr("https"); addr != "" {
+		web = "https://" + browsable(addr) + "/" // --web-addr redirects there
+	} else if addr := s.addr("web"); addr != "" {
 		web = "http://" + browsable(addr) + "/"
 	}
 	lines := []string{"Postern demo is running. Stop it with Ctrl-C.", ""}

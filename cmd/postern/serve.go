@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +32,7 @@ import (
 // turns its listener off.
 type serveFlags struct {
 	web, metrics, imap, imaps, pop3, pop3s, submission, submissions string
+	https                                                           string // --https-addr (https.go)
 	tlsCert, tlsKey                                                 string
 	plaintext                                                       string
 	imapCompress                                                    string         // --imap-compress (listeners.go)
@@ -49,6 +49,7 @@ type serveFlags struct {
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.web, "web-addr", "127.0.0.1:8080", "web UI, JSON API, CalDAV/CardDAV, /healthz and /readyz (HTTP)")
+	a.configVar(fs, &f.https, "https-addr", "", "the web listener's routes over HTTPS, with HTTP/2 and HSTS; --web-addr then redirects there")
 	a.configVar(fs, &f.metrics, "metrics-addr", "127.0.0.1:9465", "Prometheus /metrics (HTTP), for operators only: keep it off the Internet")
 	a.configVar(fs, &f.imap, "imap-addr", "127.0.0.1:1143", "IMAP with STARTTLS")
 	a.configVar(fs, &f.imaps, "imaps-addr", "127.0.0.1:1993", "IMAP over implicit TLS")
@@ -95,7 +96,9 @@ type server struct {
 	log       *slog.Logger
 	db        *sqlstore.DB
 	svc       *account.Service
-	tls       *tls.Config
+	tls       *tls.Config         // of the mail listeners: s.certs, no ALPN
+	certs     tlsconf.Source      // the certificate of every TLS listener (https.go)
+	certFiles *tlsconf.FileSource // s.certs when read from files: reloaded on change and SIGHUP
 	plaintext tlsconf.Plaintext
 	reg       *prometheus.Registry
 	bus       *events.Bus      // the outbox's events, fed by tailer; listeners subscribe
@@ -152,16 +155,8 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 			return nil, usagef(serveCommand, "--base-url: %v", err)
 		}
 	}
-	tlsConfig, err := tlsconf.Load(f.tlsCert, f.tlsKey, a.data, hostnames(a.baseURL))
-	if err != nil {
-		return nil, err
-	}
-	if f.tlsCert == "" {
-		a.log.Info("using the self-signed TLS certificate of the data folder; give --tls-cert and --tls-key in production", "dir", filepath.Join(a.data, "tls"))
-	}
 	s := &server{
-		app: a, flags: f, log: a.log, db: a.db, svc: svc,
-		tls: tlsConfig, plaintext: plaintext,
+		app: a, flags: f, log: a.log, db: a.db, svc: svc, plaintext: plaintext,
 		reg:  prometheus.NewRegistry(),
 		bus:  events.NewBus(),
 		web:  http.NewServeMux(),
@@ -174,6 +169,9 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 		collectors.NewDBStatsCollector(s.db.SQL, s.db.Dialect.String()),
 	)
 	if err := s.setupCredentialCache(); err != nil {
+		return nil, err
+	}
+	if err := s.setupCertificates(); err != nil { // https.go
 		return nil, err
 	}
 	s.tailer = &events.Tailer{Store: s.db, Bus: s.bus, Log: s.log}
@@ -214,8 +212,12 @@ func (s *server) setupListeners() error {
 		return err
 	}
 	s.routeDAV()
-	s.add(s.httpListener("web", s.flags.web, s.forwarded(s.web))) // forwarded: X-Forwarded-For from --trusted-proxies
-	s.add(s.httpListener("metrics", s.flags.metrics, s.metricsHandler()))
+	web, https := s.webHandlers() // https.go; forwarded: X-Forwarded-For from --trusted-proxies
+	s.add(s.httpListener("web", s.flags.web, web, nil))
+	if https != nil {
+		s.add(s.httpListener("https", s.flags.https, https, tlsconf.ServerConfig(s.certs, httpsNextProtos...)))
+	}
+	s.add(s.httpListener("metrics", s.flags.metrics, s.metricsHandler(), nil))
 	return nil
 }
 
@@ -250,7 +252,7 @@ func (s *server) start() error {
 	}
 	for _, l := range s.listeners {
 		lc := net.ListenConfig{}
-		if l.name != "web" {
+		if l.name != "web" && l.name != "https" {
 			// No TCP keepalive probes on mail connections: Go's default
 			// probes every 15 s, which on 10,000 phones idling in IMAP IDLE
 			// is 700 packets a second and radios woken up for nothing, and
@@ -362,8 +364,9 @@ func (s *server) wait(ctx context.Context) error {
 }
 
 // httpListener serves h over HTTP on addr, under s.limits (a count of its
-// own) and with request bodies and responses under webRate (connlimits.go).
-func (s *server) httpListener(name, addr string, h http.Handler) *listener {
+// own) and with request bodies and responses under webRate (connlimits.go);
+// over TLS with tlsCfg (HTTP/2 when its NextProtos offer h2), else plain.
+func (s *server) httpListener(name, addr string, h http.Handler, tlsCfg *tls.Config) *listener {
 	hs := &http.Server{
 		Handler:           webRate.guard(h),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -372,6 +375,12 @@ func (s *server) httpListener(name, addr string, h http.Handler) *listener {
 	}
 	limit := netserver.NewLimiter(name, s.limits, s.log)
 	serve := func(ln net.Listener) error { return hs.Serve(limit.Listener(ln, webRefusal)) }
+	if tlsCfg != nil {
+		hs.TLSConfig = tlsCfg
+		// No refusal written: before the handshake, plain HTTP is noise to
+		// a TLS client; the close says enough.
+		serve = func(ln net.Listener) error { return hs.ServeTLS(limit.Listener(ln, netserver.Refusal{}), "", "") }
+	}
 	return &listener{name: name, addr: addr, serve: serve, stop: hs.Shutdown}
 }
 

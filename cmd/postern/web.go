@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/postern/postern/internal/dnsrecords"
 	"github.com/postern/postern/internal/web"
@@ -17,10 +18,13 @@ import (
 // the real ports (port 0 in tests).
 func (s *server) setupWeb() {
 	host, secure := s.publicHost()
-	if s.app.baseURL == "" && s.addr("web") != "" {
-		// Links in notifications point at this web listener unless
-		// --base-url says where members reach it.
-		s.svc.Config.BaseURL = "http://" + net.JoinHostPort(host, strconv.Itoa(s.port("web")))
+	if s.app.baseURL == "" {
+		// Links in notifications point at this web listener (its HTTPS
+		// side when there is one) unless --base-url says where members
+		// reach it.
+		if u := s.webURL(host); u != nil {
+			s.svc.Config.BaseURL = u.String()
+		}
 	}
 	settings := web.ServerSettings{
 		Host:            host,
@@ -34,9 +38,11 @@ func (s *server) setupWeb() {
 		WebTLS:          secure,
 	}
 	if secure {
-		settings.WebPort = 443 // TLS is terminated in front of the web listener
+		settings.WebPort = 443 // TLS is terminated in front of the web listener, or by --https-addr
 		if u, err := url.Parse(s.app.baseURL); err == nil && u.Port() != "" {
 			settings.WebPort, _ = strconv.Atoi(u.Port())
+		} else if s.app.baseURL == "" && s.addr("https") != "" {
+			settings.WebPort = s.port("https")
 		}
 	}
 	s.web.Handle("/", web.New(web.Config{
@@ -56,19 +62,47 @@ func (s *server) setupWeb() {
 }
 
 // publicHost is the host name apps connect to: the host of --base-url, else
-// the web listener's host when it is bound to one, else this machine's name.
-// secure tells whether members reach the web UI over HTTPS.
+// the web (or HTTPS) listener's host when it is bound to one, else this
+// machine's name. secure tells whether members reach the web UI over HTTPS:
+// --base-url says so, or --https-addr, to which the web listener redirects.
 func (s *server) publicHost() (host string, secure bool) {
+	https := s.addr("https") != ""
 	if u, err := url.Parse(s.app.baseURL); err == nil && u.Hostname() != "" {
-		return u.Hostname(), u.Scheme == "https"
+		return u.Hostname(), u.Scheme == "https" || https
 	}
-	if h, _, err := net.SplitHostPort(s.addr("web")); err == nil {
-		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
-			return h, false
+	for _, name := range []string{"web", "https"} {
+		if h, _, err := net.SplitHostPort(s.addr(name)); err == nil {
+			if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+				return h, https
+			}
 		}
 	}
 	h, _ := os.Hostname()
-	return h, false
+	return h, https
+}
+
+// webURL is where this server's own listeners serve the web UI at host:
+// HTTPS when it is on (no port for 443), else the web listener; nil when
+// both are off.
+func (s *server) webURL(host string) *url.URL {
+	if p := s.port("https"); p != 0 {
+		if p == 443 {
+			return &url.URL{Scheme: "https", Host: hostForURL(host)}
+		}
+		return &url.URL{Scheme: "https", Host: net.JoinHostPort(host, strconv.Itoa(p))}
+	}
+	if p := s.port("web"); p != 0 {
+		return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, strconv.Itoa(p))}
+	}
+	return nil
+}
+
+// hostForURL brackets an IPv6 address for the host part of a URL.
+func hostForURL(host string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]"
+	}
+	return host
 }
 
 // port returns the bound port of a listener, 0 when it is off.
@@ -89,11 +123,10 @@ func (s *server) clientIP(r *http.Request) string { return web.ClientIP(r) }
 func (s *server) dnsRecords(publicHost string, secure bool) func(ctx context.Context, domain string) ([]dnsrecords.Record, error) {
 	base, err := url.Parse(s.app.baseURL)
 	if err != nil || base.Hostname() == "" {
-		scheme := "http"
-		if secure {
-			scheme = "https"
+		base = s.webURL(publicHost)
+		if base == nil { // neither web listener is on: the host alone
+			base = &url.URL{Scheme: "https", Host: hostForURL(publicHost)}
 		}
-		base = &url.URL{Scheme: scheme, Host: net.JoinHostPort(publicHost, strconv.Itoa(s.port("web")))}
 	}
 	host := s.flags.sending.mailHost
 	if host == "" {

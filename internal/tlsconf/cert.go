@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -26,39 +27,23 @@ const selfSignedValidity = 825 * 24 * time.Hour
 // renewBefore: a generated certificate this close to expiry is replaced at start.
 const renewBefore = 30 * 24 * time.Hour
 
-// Load returns the TLS configuration of every listener. With certFile and
-// keyFile it uses that pair (both must be given). Without them it uses a
-// self-signed ECDSA P-256 certificate kept in dataDir/tls (cert.pem, key.pem),
-// generated on first use for localhost, 127.0.0.1, ::1 and hostnames, and
-// reused on later starts until it nears expiry. TLS 1.0 and 1.1 are refused
-// (RFC 8996).
+// Load returns a TLS configuration presenting the certificate Open finds,
+// for callers that need no reload (tests, tools): see Open and ServerConfig.
 func Load(certFile, keyFile, dataDir string, hostnames []string) (*tls.Config, error) {
-	var cert tls.Certificate
-	var err error
-	switch {
-	case certFile != "" && keyFile != "":
-		cert, err = tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", certFile, keyFile, err)
-		}
-	case certFile != "" || keyFile != "":
-		return nil, errors.New("--tls-cert and --tls-key must be given together")
-	default:
-		cert, err = selfSigned(filepath.Join(dataDir, "tls"), hostnames)
-		if err != nil {
-			return nil, err
-		}
+	src, err := Open(certFile, keyFile, dataDir, hostnames, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-	}, nil
+	return ServerConfig(src), nil
 }
 
-// selfSigned loads dir/cert.pem and dir/key.pem, generating them when they
-// are missing or about to expire.
-func selfSigned(dir string, hostnames []string) (tls.Certificate, error) {
-	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+// selfSignedDir is where the generated certificate of a data folder lives.
+func selfSignedDir(dataDir string) string { return filepath.Join(dataDir, "tls") }
+
+// selfSigned returns the paths of dir/cert.pem and dir/key.pem, generating
+// them when they are missing or about to expire.
+func selfSigned(dir string, hostnames []string) (certPath, keyPath string, err error) {
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err == nil {
 		leaf := cert.Leaf
@@ -66,27 +51,27 @@ func selfSigned(dir string, hostnames []string) (tls.Certificate, error) {
 			leaf, err = x509.ParseCertificate(cert.Certificate[0])
 		}
 		if err == nil && time.Until(leaf.NotAfter) > renewBefore {
-			return cert, nil
+			return certPath, keyPath, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return tls.Certificate{}, fmt.Errorf("load the self-signed certificate in %s (delete the folder to generate a new one): %w", dir, err)
+		return "", "", fmt.Errorf("load the self-signed certificate in %s (delete the folder to generate a new one): %w", dir, err)
 	}
 	certPEM, keyPEM, err := generate(hostnames, time.Now())
 	if err != nil {
-		return tls.Certificate{}, err
+		return "", "", err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return tls.Certificate{}, fmt.Errorf("create %s: %w", dir, err)
+		return "", "", fmt.Errorf("create %s: %w", dir, err)
 	}
 	// The key is written first: a process that crashes in between leaves a
 	// pair that fails to load, and the error above says what to do.
 	if err := writeFileAtomic(keyPath, keyPEM); err != nil {
-		return tls.Certificate{}, err
+		return "", "", err
 	}
 	if err := writeFileAtomic(certPath, certPEM); err != nil {
-		return tls.Certificate{}, err
+		return "", "", err
 	}
-	return tls.X509KeyPair(certPEM, keyPEM)
+	return certPath, keyPath, nil
 }
 
 // generate returns a PEM certificate and PKCS #8 key for a new self-signed

@@ -23,7 +23,7 @@ func TestLoadSelfSignedGeneratedOnceAndReused(t *testing.T) {
 	if cfg.MinVersion != tls.VersionTLS12 {
 		t.Errorf("MinVersion = %x, want TLS 1.2", cfg.MinVersion)
 	}
-	leaf, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	leaf, err := x509.ParseCertificate(servedDER(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestLoadSelfSignedGeneratedOnceAndReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(cfg2.Certificates[0].Certificate[0], cfg.Certificates[0].Certificate[0]) {
+	if !bytes.Equal(servedDER(t, cfg2), servedDER(t, cfg)) {
 		t.Error("certificate regenerated on the second start")
 	}
 }
@@ -69,7 +69,7 @@ func TestLoadRenewsExpiringCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	leaf, _ := x509.ParseCertificate(servedDER(t, cfg))
 	if time.Until(leaf.NotAfter) < 800*24*time.Hour {
 		t.Errorf("expiring certificate kept: NotAfter %v", leaf.NotAfter)
 	}
@@ -89,7 +89,7 @@ func TestLoadConfiguredPair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	leaf, _ := x509.ParseCertificate(servedDER(t, cfg))
 	if leaf.VerifyHostname("imap.example.org") != nil {
 		t.Error("configured certificate not used")
 	}
@@ -140,7 +140,7 @@ func TestHandshake(t *testing.T) {
 		}
 	}()
 	pool := x509.NewCertPool()
-	leaf, _ := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	leaf, _ := x509.ParseCertificate(servedDER(t, cfg))
 	pool.AddCert(leaf)
 	dial := func(max uint16) error {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", ln.Addr().String(),
@@ -158,4 +158,14 @@ func TestHandshake(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "protocol version") {
 		t.Errorf("TLS 1.1 refused for another reason: %v", err)
 	}
+}
+
+// servedDER is the leaf certificate a handshake on cfg presents.
+func servedDER(t *testing.T, cfg *tls.Config) []byte {
+	t.Helper()
+	cert, err := cfg.GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil || cert == nil {
+		t.Fatalf("GetCertificate: %v, %v", cert, err)
+	}
+	return cert.Certificate[0]
 }

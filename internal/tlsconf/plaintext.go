@@ -1,5 +1,6 @@
-// Package tlsconf holds the TLS settings shared by every listener: the
-// certificate (configured, or self-signed into the data folder), TLS 1.2 as
+// Package tlsconf holds the TLS settings shared by every listener: where the
+// certificate comes from (a Source: files reloaded when they change, or a
+// certificate self-signed into the data folder), TLS 1.2 as
 // the floor (RFC 8996), and the rule for plaintext authentication before TLS.
 package tlsconf
 

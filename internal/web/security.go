@@ -5,6 +5,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/postern/postern/internal/tlsconf"
 )
 
 // csp allows nothing from another origin and no inline script or style;
@@ -23,7 +25,7 @@ func (s *Server) securityHeaders(w http.ResponseWriter) {
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
 	if s.cfg.Secure {
-		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h.Set("Strict-Transport-Security", tlsconf.HSTS)
 	}
 }
 

@@ -151,6 +151,8 @@ func TestSystemdUnit(t *testing.T) {
 		"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
 		"SystemCallFilter":        "@system-service",
 		"Restart":                 "on-failure",
+		// systemctl reload: new certificate files without closing a connection.
+		"ExecReload": "/bin/kill -HUP $MAINPID",
 	}
 	for k, v := range want {
 		if got := u.one(t, "Service", k); got != v {
