@@ -43,6 +43,8 @@ type Pebble struct {
 	ca                *ca.CAImpl
 }
 
+var setEnv sync.Once
+
 // Options changes Pebble's defaults.
 type Options struct {
 	// Validity is the issued certificates' lifetime in seconds; 0 for
@@ -54,10 +56,13 @@ type Options struct {
 // need A records on p.DNS (Host adds them).
 func Start(t testing.TB, opt Options) *Pebble {
 	t.Helper()
-	// No random sleeps before validation, no rejected nonces: fast and the
-	// same on every run.
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	setEnv.Do(func() {
+		// No random sleeps before validation, no rejected nonces: fast
+		// and the same on every run. Pebble reads them when built; set
+		// for the whole process (t.Setenv would forbid parallel tests).
+		os.Setenv("PEBBLE_VA_NOSLEEP", "1")
+		os.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	})
 	p := &Pebble{DNS: dnstest.Start(t)}
 	p.HTTP01 = newForwarder(t)
 	p.TLSALPN01 = newForwarder(t)
