@@ -68,7 +68,7 @@ type Config struct {
 
 // Manager holds the certificates of Config's names.
 type Manager struct {
-	cfg    Config
+	cfg   Config
 	cache *certmagic.Cache
 	// magic holds Names' certificates and renews every certificate in the
 	// cache; onDemand, on the same cache, storage and issuer, obtains in a
