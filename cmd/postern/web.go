@@ -57,7 +57,7 @@ func (s *server) setupWeb() {
 		MTASTSPolicy: s.mtaSTSPolicy(host), // dkim.go
 		Mail:         s.db.Mail(),
 		MailQuota:    s.mailQuota, // --mailbox-quota (mx.go)
-		DNSRecords:   s.dnsRecords(host, secure),
+		DNSRecords:   s.dnsRecords(host),
 	}))
 }
 
@@ -120,7 +120,7 @@ func (s *server) clientIP(r *http.Request) string { return web.ClientIP(r) }
 
 // dnsRecords gives the admin console the records `domain dns` prints,
 // for the mail host and web address the server is reached at.
-func (s *server) dnsRecords(publicHost string, secure bool) func(ctx context.Context, domain string) ([]dnsrecords.Record, error) {
+func (s *server) dnsRecords(publicHost string) func(ctx context.Context, domain string) ([]dnsrecords.Record, error) {
 	base, err := url.Parse(s.app.baseURL)
 	if err != nil || base.Hostname() == "" {
 		base = s.webURL(publicHost)
