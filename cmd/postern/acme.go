@@ -33,8 +33,8 @@ func (f *acmeFlags) register(a *app, fs *flag.FlagSet) {
 }
 
 // acmeRefresh is how often the domains are listed again for their
-// certificates; a domain added in between gets its certificates at the
-// first handshake that names them (on demand).
+// certificates; a domain added in between gets its certificates soon after
+// the first handshake that names them (acmeMaybe).
 const acmeRefresh = 10 * time.Minute
 
 // setupACME makes the ACME manager the certificate source of every TLS
@@ -74,7 +74,7 @@ func (s *server) setupACME() error {
 		Roots:       roots,
 		Store:       s.db,
 		Names:       func(ctx context.Context) ([]string, error) { return s.acmeNames(ctx, static) },
-		Allowed:     func(ctx context.Context, name string) (bool, error) { return s.acmeAllowed(ctx, static, name) },
+		Maybe:       acmeMaybe,
 		DefaultName: firstOr(static, ""),
 		Refresh:     acmeRefresh,
 		RenewCheck:  renew,
@@ -162,23 +162,15 @@ func (s *server) acmeNames(ctx context.Context, static []string) ([]string, erro
 	return out, nil
 }
 
-// acmeAllowed says whether a handshake may get a certificate obtained on
-// demand for name: one of the host names, or a per-domain name of a domain
-// that exists (added since the last refresh).
-func (s *server) acmeAllowed(ctx context.Context, static []string, name string) (bool, error) {
-	if contains(static, name) {
-		return true, nil
-	}
+// acmeMaybe says whether a handshake's server name may be a per-domain
+// name of a domain added since the names were last listed.
+func acmeMaybe(name string) bool {
 	for _, p := range acmePrefixes {
-		if d, ok := strings.CutPrefix(name, p); ok {
-			names, err := s.svc.DomainNames(ctx)
-			if err != nil {
-				return false, err
-			}
-			return contains(names, d), nil
+		if strings.HasPrefix(name, p) {
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 func contains(list []string, s string) bool {

@@ -7,9 +7,9 @@
 // order. Leases in the Store keep two nodes from ordering the same
 // certificate at once.
 //
-// The names come from a function asked at start, every Refresh and when a
-// handshake names a certificate not yet held (on demand, for a domain added
-// since the last refresh): Names and Allowed in Config.
+// The names come from a function asked at start, every Refresh, and soon
+// after a handshake names one that may be new (a domain added since the last
+// refresh): Names and Maybe in Config. Handshakes never wait for the CA.
 package acme
 
 import (
@@ -52,10 +52,11 @@ type Config struct {
 	// Names returns every name that should have a certificate now; asked at
 	// Start and every Refresh.
 	Names func(ctx context.Context) ([]string, error)
-	// Allowed reports whether name may have a certificate, for a handshake
-	// naming one not held yet: a domain added since the last refresh. nil
-	// allows only what Names returned last.
-	Allowed func(ctx context.Context, name string) (bool, error)
+	// Maybe reports, without a database query, whether a name a handshake
+	// asks for and Names did not return last may be one of its names now
+	// (autoconfig.DOMAIN of a domain just added): Names is then asked again
+	// within seconds. nil: only every Refresh.
+	Maybe func(name string) bool
 	// DefaultName is the certificate of handshakes without a server name
 	// (clients configured with an IP address, old ones): the mail host's.
 	DefaultName string
@@ -68,14 +69,11 @@ type Config struct {
 
 // Manager holds the certificates of Config's names.
 type Manager struct {
-	cfg   Config
-	cache *certmagic.Cache
-	// magic holds Names' certificates and renews every certificate in the
-	// cache; onDemand, on the same cache, storage and issuer, obtains in a
-	// handshake what Allowed accepts. certmagic's one config cannot do
-	// both: with on-demand set, it obtains nothing before a handshake asks.
-	magic, onDemand *certmagic.Config
-	issuer          *certmagic.ACMEIssuer
+	cfg    Config
+	cache  *certmagic.Cache
+	magic  *certmagic.Config
+	issuer *certmagic.ACMEIssuer
+	kick   chan struct{} // a handshake asked for a name that may be new
 
 	mu      sync.Mutex
 	managed map[string]bool // the names handed to certmagic
@@ -95,7 +93,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	m := &Manager{cfg: cfg, managed: map[string]bool{}}
+	m := &Manager{cfg: cfg, managed: map[string]bool{}, kick: make(chan struct{}, 1)}
 	zl := zapLogger(cfg.Log)
 	var magic *certmagic.Config
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -124,9 +122,6 @@ func New(cfg Config) (*Manager, error) {
 	})
 	magic.Issuers = []certmagic.Issuer{m.issuer}
 	m.magic = magic
-	base.OnDemand = &certmagic.OnDemandConfig{DecisionFunc: m.decide}
-	m.onDemand = certmagic.New(m.cache, base)
-	m.onDemand.Issuers = []certmagic.Issuer{m.issuer}
 	return m, nil
 }
 
@@ -174,6 +169,9 @@ func (m *Manager) Challenges(httpAddr, tlsAddr string) error {
 	return nil
 }
 
+// kickPause is the least time between two listings of the names.
+const kickPause = 2 * time.Second
+
 // Start obtains (or loads from the Store) the certificates of Names in the
 // background and refreshes the names until ctx ends; certmagic renews them
 // in the background, and new handshakes get the renewed certificate.
@@ -190,9 +188,16 @@ func (m *Manager) Start(ctx context.Context) error {
 				m.cache.Stop()
 				return
 			case <-t.C:
-				if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
-					m.cfg.Log.Error("acme: listing the certificate names failed; trying again later", "err", err)
-				}
+			case <-m.kick:
+			}
+			if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
+				m.cfg.Log.Error("acme: listing the certificate names failed; trying again later", "err", err)
+			}
+			// Handshakes naming new names (or a scanner's made-up ones)
+			// cost one listing every kickPause at most.
+			select {
+			case <-ctx.Done():
+			case <-time.After(kickPause):
 			}
 		}
 	}()
@@ -263,41 +268,27 @@ func Eligible(name string) bool {
 	return certmagic.SubjectQualifiesForPublicCert(name)
 }
 
-// decide is the on-demand decision: a name Names returned, or one Allowed
-// says yes to (a domain added since the last refresh).
-func (m *Manager) decide(ctx context.Context, name string) error {
-	m.mu.Lock()
-	ok := m.managed[name]
-	m.mu.Unlock()
-	if ok {
-		return nil
-	}
-	if m.cfg.Allowed != nil && Eligible(name) {
-		allowed, err := m.cfg.Allowed(ctx, name)
-		if err != nil {
-			return err
-		}
-		if allowed {
-			return nil
-		}
-	}
-	return fmt.Errorf("acme: no certificate is wanted for %q", name)
-}
-
 // GetCertificate is the tls.Config hook of every listener: the managed
 // certificate of the handshake's server name, a TLS-ALPN-01 challenge's
-// certificate, or, when neither applies or none is held yet, fallback's
-// (the file or self-signed certificate), so that a server whose
-// certificate is still being obtained still answers.
+// certificate, or else fallback's (the self-signed certificate): for
+// localhost and IP addresses, names not served here, and names whose
+// certificate is still being obtained, so that a handshake never waits for
+// the CA. A name Maybe recognises makes the names be listed again.
 func (m *Manager) GetCertificate(fallback func(*tls.ClientHelloInfo) (*tls.Certificate, error)) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		cert, err := m.magic.GetCertificate(hello)
 		if err == nil || slices.Contains(hello.SupportedProtos, ALPNProto) {
 			return cert, err
 		}
-		if m.cfg.Allowed != nil && hello.ServerName != "" {
-			if cert, err = m.onDemand.GetCertificate(hello); err == nil {
-				return cert, nil
+		if name := strings.ToLower(hello.ServerName); name != "" && m.cfg.Maybe != nil && Eligible(name) {
+			m.mu.Lock()
+			known := m.managed[name]
+			m.mu.Unlock()
+			if !known && m.cfg.Maybe(name) {
+				select {
+				case m.kick <- struct{}{}:
+				default: // a listing is already due
+				}
 			}
 		}
 		if fallback == nil {

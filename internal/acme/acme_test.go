@@ -32,27 +32,25 @@ type node struct {
 }
 
 type nodeOptions struct {
-	names      []string
-	allowed    func(string) bool
+	names      func() []string
+	maybe      func(string) bool
 	http, alpn bool // which challenges the node answers
 	renewCheck time.Duration
 	noStart    bool // the test calls start
 }
 
+func fixed(names ...string) func() []string { return func() []string { return names } }
+
 func startNode(t *testing.T, p *acmetest.Pebble, db *sqlstore.DB, o nodeOptions) *node {
 	t.Helper()
 	n := &node{change: make(chan struct{}, 1)}
-	var allowed func(context.Context, string) (bool, error)
-	if o.allowed != nil {
-		allowed = func(_ context.Context, name string) (bool, error) { return o.allowed(name), nil }
-	}
 	m, err := acme.New(acme.Config{
 		Email:      "postmaster@example.com",
 		Directory:  p.Directory,
 		Roots:      p.DirectoryRoots,
 		Store:      db,
-		Names:      func(context.Context) ([]string, error) { return o.names, nil },
-		Allowed:    allowed,
+		Names:      func(context.Context) ([]string, error) { return o.names(), nil },
+		Maybe:      o.maybe,
 		RenewCheck: o.renewCheck,
 		Log:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		EventLogger: func(event string, data map[string]any) {
@@ -200,7 +198,7 @@ func TestObtainTLSALPN(t *testing.T) {
 	p := acmetest.Start(t, acmetest.Options{})
 	p.Host(t, "mail.example.com")
 	db := storetest.OpenSQLite(t)
-	n := startNode(t, p, db, nodeOptions{names: []string{"mail.example.com"}, alpn: true})
+	n := startNode(t, p, db, nodeOptions{names: fixed("mail.example.com"), alpn: true})
 	p.TLSALPN01.To(n.https.Addr().String())
 	c := n.waitCert(t, p, n.https, "mail.example.com")
 	defer c.Close()
@@ -223,33 +221,49 @@ func containsSuffix(list []string, suffix string) bool {
 	return false
 }
 
-func TestObtainHTTP01AndOnDemand(t *testing.T) {
+func TestObtainHTTP01AndNewNames(t *testing.T) {
 	p := acmetest.Start(t, acmetest.Options{})
 	p.Host(t, "mail.example.com", "autoconfig.example.org", "mta-sts.example.net")
 	db := storetest.OpenPostgres(t)
+	var mu sync.Mutex
+	names := []string{"mail.example.com"}
 	// Only HTTP-01: the TLS-ALPN port refuses.
 	n := startNode(t, p, db, nodeOptions{
-		names:   []string{"mail.example.com"},
-		allowed: func(name string) bool { return name == "autoconfig.example.org" },
-		http:    true,
+		names: func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), names...)
+		},
+		maybe: func(name string) bool {
+			return strings.HasPrefix(name, "autoconfig.") || strings.HasPrefix(name, "mta-sts.")
+		},
+		http: true,
 	})
 	p.HTTP01.To(n.web.Addr().String())
 	n.waitCert(t, p, n.https, "mail.example.com").Close()
 
-	// A name the refresh has not seen yet but Allowed accepts (a domain
-	// just added) is obtained during its first handshake.
-	c := dial(t, p, n.https, "autoconfig.example.org")
+	// A name added after the last listing (a domain just added): the
+	// handshakes naming it get no certificate of Pebble's until it is
+	// obtained, and make the names be listed again well before the
+	// 10-minute refresh.
+	mu.Lock()
+	names = append(names, "autoconfig.example.org")
+	mu.Unlock()
+	c := n.waitCert(t, p, n.https, "autoconfig.example.org")
 	if err := leaf(c).VerifyHostname("autoconfig.example.org"); err != nil {
 		t.Error(err)
 	}
 	c.Close()
-	// A name nobody allowed gets no certificate (and no order at the CA).
-	if c, err := tls.Dial("tcp", n.https.Addr().String(), &tls.Config{ServerName: "mta-sts.example.net", RootCAs: p.Roots}); err == nil {
-		c.Close()
-		t.Error("handshake for a name not allowed succeeded")
+	// A name the listing does not return gets no certificate (and no
+	// order at the CA), however often it is asked for.
+	for i := 0; i < 3; i++ {
+		if c, err := tls.Dial("tcp", n.https.Addr().String(), &tls.Config{ServerName: "mta-sts.example.net", RootCAs: p.Roots}); err == nil {
+			c.Close()
+			t.Error("handshake for a name not listed verified")
+		}
 	}
 	if got := n.count("cert_obtaining mta-sts.example.net"); got != 0 {
-		t.Errorf("ordered a certificate for a name not allowed (%d)", got)
+		t.Errorf("ordered a certificate for a name not listed (%d)", got)
 	}
 }
 
@@ -259,7 +273,7 @@ func TestRenewal(t *testing.T) {
 	p := acmetest.Start(t, acmetest.Options{Validity: 20})
 	p.Host(t, "mail.example.com")
 	db := storetest.OpenSQLite(t)
-	n := startNode(t, p, db, nodeOptions{names: []string{"mail.example.com"}, alpn: true, renewCheck: time.Second})
+	n := startNode(t, p, db, nodeOptions{names: fixed("mail.example.com"), alpn: true, renewCheck: time.Second})
 	p.TLSALPN01.To(n.https.Addr().String())
 	before := n.waitCert(t, p, n.https, "mail.example.com")
 	defer before.Close()
@@ -298,7 +312,7 @@ func TestSharedStore(t *testing.T) {
 			p := acmetest.Start(t, acmetest.Options{})
 			p.Host(t, "mail.example.com")
 			db := engine.open(t)
-			opts := nodeOptions{names: []string{"mail.example.com"}, http: true, noStart: true}
+			opts := nodeOptions{names: fixed("mail.example.com"), http: true, noStart: true}
 			a := startNode(t, p, db, opts)
 			b := startNode(t, p, db, opts)
 			p.HTTP01.To(b.web.Addr().String())

@@ -114,7 +114,9 @@ func TestACME(t *testing.T) {
 
 	t.Run("a domain added while serving", func(t *testing.T) {
 		in.MustRun(t, "domain", "add", "example.net")
-		// Obtained during the first handshake naming it, not at the next refresh.
+		// The first handshakes naming it get the self-signed certificate
+		// and make the server list the domains again: the certificate
+		// comes well before the next 10-minute refresh.
 		leaf := pebbleLeaf(t, p, srv.Addr("https"), "autoconfig.example.net")
 		if err := leaf.VerifyHostname("autoconfig.example.net"); err != nil {
 			t.Error(err)
