@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"math/big"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,5 +189,30 @@ func TestACMECluster(t *testing.T) {
 	}
 	if !strings.Contains(a.Stderr(), "certificate obtained successfully") {
 		t.Errorf("the first node logged no certificate obtained:\n%s", a.Stderr())
+	}
+}
+
+// TestACMEFlags: mistakes in the ACME flags stop serve before it listens.
+func TestACMEFlags(t *testing.T) {
+	t.Parallel()
+	in := NewSQLite(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	newTestCert(t).install(t, certFile, keyFile)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--tls-cert", certFile, "--tls-key", keyFile}, 2, "exclude each other"},
+		{[]string{"--acme-renew-check", "often"}, 2, "--acme-renew-check must be a duration"},
+		{[]string{"--acme-ca-root", filepath.Join(dir, "missing.pem")}, 1, "--acme-ca-root"},
+		{[]string{"--acme-ca-root", keyFile}, 1, "holds no PEM certificate"},
+	} {
+		args := append([]string{"serve", "--web-addr", "127.0.0.1:0", "--acme-email", "postmaster@example.org"}, tc.args...)
+		r := in.Run(t, args...)
+		if r.Code != tc.code || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("serve %s: %s; want exit %d and %q", strings.Join(tc.args, " "), r, tc.code, tc.want)
+		}
 	}
 }
