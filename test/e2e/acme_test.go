@@ -34,12 +34,16 @@ func freeAddr(t *testing.T) string {
 }
 
 // startACME starts a server of in that gets its certificates from p, with
-// the CA's validation sent to its listeners.
-func startACME(t *testing.T, in *Instance, p *acmetest.Pebble, extra ...string) *Server {
+// the CA's validation sent to its listeners: to the web listener (HTTP-01)
+// and, with alpn, to the HTTPS one (TLS-ALPN-01).
+func startACME(t *testing.T, in *Instance, p *acmetest.Pebble, alpn bool, extra ...string) *Server {
 	t.Helper()
 	web, https := freeAddr(t), freeAddr(t)
 	p.HTTP01.To(web)
-	p.TLSALPN01.To(https)
+	p.TLSALPN01.To("")
+	if alpn {
+		p.TLSALPN01.To(https)
+	}
 	args := append([]string{
 		"--web-addr", web, "--https-addr", https,
 		"--mail-host", "mail.example.com",
@@ -79,7 +83,7 @@ func TestACME(t *testing.T) {
 	in.MustRun(t, "domain", "add", "example.org")
 	alice := addMember(t, in, "alice@example.org")
 	app := createAppPass(t, in, alice.Email, "Thunderbird")
-	srv := startACME(t, in, p, "--acme-renew-check", "1s")
+	srv := startACME(t, in, p, true, "--acme-renew-check", "1s")
 
 	t.Run("every TLS listener", func(t *testing.T) {
 		for _, l := range []string{"imaps", "pop3s", "submissions", "https"} {
@@ -173,7 +177,10 @@ func TestACMECluster(t *testing.T) {
 	p.Host(t, "mail.example.com", "autoconfig.example.org", "mta-sts.example.org")
 	in := NewPostgres(t)
 	in.MustRun(t, "domain", "add", "example.org")
-	a := startACME(t, in, p)
+	// Port 443 leads nowhere: the CA's check is HTTP-01, on the web
+	// listener, whose /.well-known/acme-challenge/ stays on plain HTTP
+	// while the rest redirects to HTTPS.
+	a := startACME(t, in, p, false)
 	first := pebbleLeaf(t, p, a.Addr("imaps"), "mail.example.com")
 	// The CA's validation keeps going to the first node: the second needs none.
 	b := in.StartServer(t, "--https-addr", "127.0.0.1:0", "--mail-host", "mail.example.com",
@@ -189,6 +196,9 @@ func TestACMECluster(t *testing.T) {
 	}
 	if !strings.Contains(a.Stderr(), "certificate obtained successfully") {
 		t.Errorf("the first node logged no certificate obtained:\n%s", a.Stderr())
+	}
+	if out := runTool(t, nil, "", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", a.URL("/signin")); out != "301" {
+		t.Errorf("the web listener does not redirect to HTTPS (GET /signin: %s): HTTP-01 was not checked through the redirect", out)
 	}
 }
 
