@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/postern/postern/internal/acme"
 	"github.com/postern/postern/internal/tlsconf"
 )
@@ -84,6 +86,19 @@ func (s *server) setupACME() error {
 		return err
 	}
 	s.acme = m
+	s.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_acme_certificates_missing",
+			Help: "Names that should have a certificate from the ACME CA and have none in use (they get the self-signed one)."},
+			func() float64 { n, _ := m.Status(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postern_acme_certificate_expiry_timestamp_seconds",
+			Help: "The earliest expiry (Unix time) among the certificates from the ACME CA in use; renewal moves it on, so alert when it comes within a few days."},
+			func() float64 {
+				if _, t := m.Status(); !t.IsZero() {
+					return float64(t.Unix())
+				}
+				return 0
+			}),
+	)
 	s.certs = acmeSource{m.GetCertificate(s.certs.GetCertificate)}
 	s.tls = tlsconf.ServerConfig(s.certs)
 	// HTTP-01: the CA fetches the token over plain HTTP from the web

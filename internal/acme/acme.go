@@ -298,6 +298,35 @@ func (m *Manager) GetCertificate(fallback func(*tls.ClientHelloInfo) (*tls.Certi
 	}
 }
 
+// Status says how the certificates stand, for monitoring: how many of the
+// names have none in use, and the earliest expiry among those that have
+// one (zero when none has). A renewal that keeps failing shows as an
+// expiry coming closer.
+func (m *Manager) Status() (missing int, earliest time.Time) {
+	m.mu.Lock()
+	names := make([]string, 0, len(m.managed))
+	for n := range m.managed {
+		names = append(names, n)
+	}
+	m.mu.Unlock()
+	for _, n := range names {
+		var newest time.Time
+		for _, c := range m.cache.AllMatchingCertificates(n) {
+			if c.Leaf != nil && c.Leaf.NotAfter.After(newest) {
+				newest = c.Leaf.NotAfter
+			}
+		}
+		if newest.IsZero() {
+			missing++
+			continue
+		}
+		if earliest.IsZero() || newest.Before(earliest) {
+			earliest = newest
+		}
+	}
+	return missing, earliest
+}
+
 // HTTPHandler answers the HTTP-01 challenges at /.well-known/acme-challenge/
 // (this node's and, from the Store, any other node's) and passes every
 // other request to next.

@@ -205,6 +205,9 @@ func TestObtainTLSALPN(t *testing.T) {
 	if got := leaf(c).DNSNames; len(got) != 1 || got[0] != "mail.example.com" {
 		t.Errorf("certificate names %q", got)
 	}
+	if missing, earliest := n.m.Status(); missing != 0 || !earliest.Equal(leaf(c).NotAfter) {
+		t.Errorf("Status = %d missing, earliest %v; want 0 and %v", missing, earliest, leaf(c).NotAfter)
+	}
 	// Stored in the database, not in a folder: another process finds it.
 	keys, err := db.ACMEKeys(context.Background(), "certificates")
 	if err != nil || !containsSuffix(keys, "mail.example.com.crt") {

@@ -96,6 +96,11 @@ func TestACME(t *testing.T) {
 		for _, name := range []string{"autoconfig.example.org", "mta-sts.example.org"} {
 			pebbleLeaf(t, p, srv.Addr("https"), name)
 		}
+		// Monitoring sees every name with its certificate.
+		metrics := runTool(t, nil, "", "curl", "-sS", srv.MetricsURL())
+		if !strings.Contains(metrics, "\npostern_acme_certificates_missing 0\n") || !strings.Contains(metrics, "\npostern_acme_certificate_expiry_timestamp_seconds 1.") {
+			t.Errorf("ACME metrics:\n%s", grepLines(metrics, "postern_acme"))
+		}
 		// A real client: curl fetches the MTA-STS policy trusting Pebble's root only.
 		host, port := splitAddr(srv.Addr("https"))
 		out := runTool(t, nil, "", "curl", "-sS", "--cacert", p.RootPEMFile,
@@ -225,4 +230,15 @@ func TestACMEFlags(t *testing.T) {
 			t.Errorf("serve %s: %s; want exit %d and %q", strings.Join(tc.args, " "), r, tc.code, tc.want)
 		}
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
