@@ -70,6 +70,11 @@ func (s *server) setupACME() error {
 		}
 	}
 	static := s.acmeHostNames()
+	if len(static) == 0 {
+		// Only the domains' autoconfig and mta-sts names would have
+		// certificates: mail apps would get the self-signed one.
+		s.log.Warn("automatic certificates: no public host name for the mail ports; give --mail-host or --base-url")
+	}
 	m, err := acme.New(acme.Config{
 		Email:       f.email,
 		Directory:   f.directory,
