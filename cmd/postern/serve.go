@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/acme"
 	"github.com/postern/postern/internal/auth"
 	"github.com/postern/postern/internal/davserver"
 	"github.com/postern/postern/internal/dkim"
@@ -45,6 +46,7 @@ type serveFlags struct {
 	sending                                                         sendingFlags   // --mail-host, --mta-sts-mode (dkim.go)
 	sendLimits                                                      sendLimitFlags // --send-limit-* (sendlimits.go)
 	audit                                                           auditFlags     // --audit-retention (audit.go)
+	acme                                                            acmeFlags      // --acme-* (acme.go)
 }
 
 func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
@@ -69,6 +71,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	f.sending.register(a, fs)    // dkim.go
 	f.sendLimits.register(a, fs) // sendlimits.go
 	f.audit.register(a, fs)      // audit.go
+	f.acme.register(a, fs)       // acme.go
 	registerCredentialCache(a, fs, &f.credCache)
 }
 
@@ -99,6 +102,7 @@ type server struct {
 	tls       *tls.Config         // of the mail listeners: s.certs, no ALPN
 	certs     tlsconf.Source      // the certificate of every TLS listener (https.go)
 	certFiles *tlsconf.FileSource // s.certs when read from files: reloaded on change and SIGHUP
+	acme      *acme.Manager       // with --acme-email: s.certs, falling back to certFiles (acme.go)
 	plaintext tlsconf.Plaintext
 	reg       *prometheus.Registry
 	bus       *events.Bus      // the outbox's events, fed by tailer; listeners subscribe
@@ -174,6 +178,9 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 	if err := s.setupCertificates(); err != nil { // https.go
 		return nil, err
 	}
+	if err := s.setupACME(); err != nil { // acme.go: after setupCertificates, whose certificate it falls back to
+		return nil, err
+	}
 	s.tailer = &events.Tailer{Store: s.db, Bus: s.bus, Log: s.log}
 	s.tasks = append(s.tasks, task{"events", func(ctx context.Context) error {
 		// Wake on LISTEN/NOTIFY (PostgreSQL: every node's commits) or on
@@ -215,7 +222,11 @@ func (s *server) setupListeners() error {
 	web, https := s.webHandlers() // https.go; forwarded: X-Forwarded-For from --trusted-proxies
 	s.add(s.httpListener("web", s.flags.web, web, nil))
 	if https != nil {
-		s.add(s.httpListener("https", s.flags.https, https, tlsconf.ServerConfig(s.certs, httpsNextProtos...)))
+		protos := httpsNextProtos
+		if s.acme != nil {
+			protos = append(protos[:len(protos):len(protos)], acme.ALPNProto) // TLS-ALPN-01 (acme.go)
+		}
+		s.add(s.httpListener("https", s.flags.https, https, tlsconf.ServerConfig(s.certs, protos...)))
 	}
 	s.add(s.httpListener("metrics", s.flags.metrics, s.metricsHandler(), nil))
 	return nil
@@ -276,6 +287,11 @@ func (s *server) start() error {
 	}
 	// The web UI shows members the bound ports, known only now.
 	s.setupWeb()
+	// ACME's challenges arrive on the bound web and HTTPS ports.
+	if err := s.startACME(); err != nil { // acme.go
+		s.closeListeners()
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopTasks = cancel
 	for _, t := range s.tasks {

@@ -100,6 +100,21 @@ func (s *Service) Domain(ctx context.Context, name string) (Domain, error) {
 	return d, err
 }
 
+// DomainNames returns the name of every domain served here, for what the
+// server holds per domain (the certificates of its autoconfig and mta-sts
+// names).
+func (s *Service) DomainNames(ctx context.Context) ([]string, error) {
+	all, err := s.Store.Domains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(all))
+	for i, d := range all {
+		out[i] = d.Name
+	}
+	return out, nil
+}
+
 // AddMember creates an active member of an existing domain. The audit log
 // names the server as the actor: front ends call AddMemberBy.
 func (s *Service) AddMember(ctx context.Context, email, name, password string) (Member, error) {
