@@ -39,6 +39,9 @@ type app struct {
 
 	cutoff time.Time
 	envOK  map[string]bool // flags that may come from the environment
+	given  map[string]bool // configuration flags given by a flag or a variable, not the file
+
+	invocation *invocation // how suggested commands run this binary; nil: this process's (selfcmd.go)
 	runCmd runFunc
 
 	log     *slog.Logger
@@ -188,11 +191,16 @@ func (a *app) parseFlags(cmd *command, args []string) error {
 			set[name] = true
 		}
 	}
+	a.given = set
 	// The file last: it is found in the data folder the flags and the
-	// environment name, and fills only what they left unset.
-	cf, err := a.loadConfigFile(getenv)
-	if err != nil {
-		return usagef(cmd, "%v", err)
+	// environment name, and fills only what they left unset. quickstart
+	// writes the file rather than reading it.
+	var cf *configFile
+	if cmd != quickstartCommand {
+		var err error
+		if cf, err = a.loadConfigFile(getenv); err != nil {
+			return usagef(cmd, "%v", err)
+		}
 	}
 	if cf != nil {
 		for _, name := range names {
