@@ -73,15 +73,16 @@ func goRunBuild(exe string) bool {
 
 // selfCommand returns a postern command line for the reader to run: this
 // binary as it can be run, the global flags that select this installation
-// (a --data other than the default; a --database URL is never repeated, it
-// may hold a password), then args.
+// (a --data other than the default, where the secret key and the
+// configuration file are; a --database URL is never repeated, it may hold
+// a password), then args.
 func (a *app) selfCommand(args ...string) []string {
 	in := currentInvocation()
 	if a.invocation != nil {
 		in = *a.invocation
 	}
 	words := in.command()
-	if a.database == "" && a.data != "./postern-data" {
+	if a.data != "./postern-data" {
 		words = append(words, "--data", a.data)
 	}
 	if a.configPath != "" {
