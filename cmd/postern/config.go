@@ -42,7 +42,7 @@ type app struct {
 	given  map[string]bool // configuration flags given by a flag or a variable, not the file
 
 	invocation *invocation // how suggested commands run this binary; nil: this process's (selfcmd.go)
-	runCmd runFunc
+	runCmd     runFunc
 
 	log     *slog.Logger
 	logBuf  *logBuffer // serve and demo: the log's buffer (logbuf.go)

@@ -375,4 +375,3 @@ func quickstartNext(a *app, fs *flag.FlagSet, w io.Writer, domain, admin, config
 		fmt.Fprintln(w, l)
 	}
 }
-

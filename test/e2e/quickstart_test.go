@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/postern/postern/internal/dnsrecords"
 )
@@ -246,6 +248,111 @@ func TestQuickstart(t *testing.T) {
 		next := strings.ReplaceAll(q.next, " \\\n        ", " ")
 		if !strings.Contains(next, "--data "+data+" apppass create admin@example.com --name Thunderbird\n") {
 			t.Errorf("next steps:\n%s", next)
+		}
+	})
+}
+
+// demoCommand checks that every line the demo printed fits 80 columns and
+// returns the app password command printed below its box, its continued
+// lines joined.
+func demoCommand(t *testing.T, out string) string {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if n := utf8.RuneCountInString(l); n > 80 {
+			t.Errorf("%d columns: %q", n, l)
+		}
+	}
+	_, after, ok := strings.Cut(out, "A third-party app password from the command line:\n")
+	if !ok {
+		t.Fatalf("no app password command:\n%s", out)
+	}
+	var cmd strings.Builder
+	for _, l := range strings.Split(after, "\n") {
+		if !strings.HasPrefix(l, "  ") {
+			break
+		}
+		cmd.WriteString(strings.TrimSuffix(strings.TrimSpace(l), `\`))
+	}
+	return cmd.String()
+}
+
+// runShell runs a command line as the reader would paste it, in dir.
+func runShell(t *testing.T, dir, line string) string {
+	t.Helper()
+	c := exec.Command("sh", "-c", line)
+	c.Dir = dir
+	c.Env = cleanEnv(nil)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	return string(out)
+}
+
+// TestDemoFitsAndItsCommandRuns: the demo's output fits 80 columns, and the
+// command it suggests works when pasted: the binary's path when it was
+// started by path, go run when it is go run's temporary build.
+func TestDemoFitsAndItsCommandRuns(t *testing.T) {
+	t.Run("binary", func(t *testing.T) {
+		in := NewSQLite(t)
+		srv := in.Start(t, "demo")
+		out := srv.Stdout()
+		srv.Stop(t)
+		cmd := demoCommand(t, out)
+		if want := binary + " --data " + in.Data + " apppass create alice@example.com --name Thunderbird"; cmd != want {
+			t.Fatalf("command %q, want %q", cmd, want)
+		}
+		wd, _ := os.Getwd()
+		if out := runShell(t, wd, cmd); !strings.Contains(out, "alice@example.com") {
+			t.Errorf("%s:\n%s", cmd, out)
+		}
+	})
+	t.Run("go-run", func(t *testing.T) {
+		// go run's build: GOTMPDIR/go-buildNNN/b001/exe/postern, run in
+		// the module's root.
+		exe := filepath.Join(t.TempDir(), "go-build4242", "b001", "exe", "postern")
+		b, err := os.ReadFile(binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(exe), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(exe, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		root, _ := filepath.Abs("../..")
+		data := t.TempDir()
+		args := []string{"demo", "--data", data, "--dns-resolver", "127.0.0.1:1"}
+		for _, name := range listenerFlags {
+			args = append(args, "--"+name+"-addr", "127.0.0.1:0")
+		}
+		c := exec.Command(exe, args...)
+		c.Dir = root
+		c.Env = cleanEnv(nil)
+		var stdout syncBuffer
+		c.Stdout, c.Stderr = &stdout, io.Discard
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		for deadline := time.Now().Add(90 * time.Second); !strings.Contains(stdout.String(), "\nready\n"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				c.Process.Kill()
+				t.Fatalf("demo not ready:\n%s", stdout.String())
+			}
+		}
+		c.Process.Signal(syscall.SIGTERM)
+		if err := <-done; err != nil {
+			t.Fatalf("demo after SIGTERM: %v", err)
+		}
+		cmd := demoCommand(t, stdout.String())
+		if want := "go run ./cmd/postern --data " + data + " apppass create alice@example.com --name Thunderbird"; cmd != want {
+			t.Fatalf("command %q, want %q", cmd, want)
+		}
+		if out := runShell(t, root, cmd); !strings.Contains(out, "alice@example.com") {
+			t.Errorf("%s:\n%s", cmd, out)
 		}
 	})
 }
