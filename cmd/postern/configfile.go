@@ -220,10 +220,20 @@ func (a *app) loadConfigFile(getenv func(string) (string, bool)) (*configFile, e
 	if err != nil {
 		return nil, err
 	}
-	if d, ok := cf.values["data"]; ok && !named && filepath.Clean(d) != filepath.Clean(a.data) {
+	if d, ok := cf.values["data"]; ok && !named && !sameDir(d, a.data) {
 		// Found in one folder, it would move the data to another: the
 		// next command would not find this file there.
 		return nil, cf.errorf("data", "data = %q, but the file is in the data folder %s: remove the line, or name the file with --config", d, a.data)
 	}
 	return cf, nil
+}
+
+// sameDir tells whether two paths name one folder, written alike or not.
+func sameDir(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }

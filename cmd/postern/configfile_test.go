@@ -103,9 +103,15 @@ func TestConfigFileMistakes(t *testing.T) {
 			}
 		}
 	}
-	// The data folder naming itself is fine.
+	// The data folder naming itself is fine, however written.
 	writeConfig(t, path, "data = \""+dir+"/\"\n")
 	mustRunIn(t, env)("domain", "list")
+	wd, _ := os.Getwd()
+	rel, err := filepath.Rel(wd, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRunIn(t, map[string]string{"POSTERN_DATA": rel})("domain", "list")
 }
 
 func TestKeyLines(t *testing.T) {
@@ -118,5 +124,28 @@ func TestKeyLines(t *testing.T) {
 	}
 	if _, ok := got["x"]; ok {
 		t.Errorf("a line of a multi-line string counted as a key: %v", got)
+	}
+}
+
+// TestConfigFileDocExample: the example in docs/deploy.md is a file
+// postern reads.
+func TestConfigFileDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "```toml\n")
+	if !ok {
+		t.Fatal("docs/deploy.md has no TOML example")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	path := filepath.Join(t.TempDir(), "example.toml")
+	writeConfig(t, path, block)
+	cf, err := readConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.values["max-connections"] != "20000" || cf.values["cutoff"] != "2022-10-13" || cf.values["auth-max-delay"] != "15s" {
+		t.Errorf("read %v", cf.values)
 	}
 }
