@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -61,15 +62,24 @@ func (in invocation) command() []string {
 	return []string{"postern"}
 }
 
-// goRunBuild tells whether exe is a binary `go run` built: GOTMPDIR's
-// go-buildNNN/bNNN/exe/NAME, deleted when go run ends.
+// goRunBuild tells whether exe is a binary `go run` built: since Go 1.24
+// one kept in the build cache, GOCACHE/XX/HASH-d/NAME, and otherwise one
+// in GOTMPDIR's go-buildNNN/bNNN/exe/NAME, deleted when go run ends.
 func goRunBuild(exe string) bool {
 	dir := filepath.Dir(exe)
+	if cacheEntry.MatchString(filepath.Base(dir)) && cacheShard.MatchString(filepath.Base(filepath.Dir(dir))) {
+		return true
+	}
 	if filepath.Base(dir) != "exe" {
 		return false
 	}
 	return strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build")
 }
+
+var (
+	cacheEntry = regexp.MustCompile(`^[0-9a-f]{64}-d$`)
+	cacheShard = regexp.MustCompile(`^[0-9a-f]{2}$`)
+)
 
 // selfCommand returns a postern command line for the reader to run: this
 // binary as it can be run, the global flags that select this installation

@@ -26,6 +26,9 @@ func TestInvocationCommand(t *testing.T) {
 	}{
 		{"go run in the module root", invocation{exe: "/tmp/go-build2771/b001/exe/postern", arg0: "/tmp/go-build2771/b001/exe/postern", cwd: "/src/postern",
 			isDir: func(p string) bool { return p == "/src/postern/cmd/postern" }, lookPath: onPath(""), sameFile: same}, "go run ./cmd/postern"},
+		{"go run's cached build", invocation{exe: "/root/.cache/go-build/e0/e0cbc160da94bda9d298ba3b5828a5238014fb58b2bf5fa3a468282e729c462b-d/postern", arg0: "postern", cwd: "/src/postern",
+			isDir: func(p string) bool { return p == "/src/postern/cmd/postern" }, lookPath: onPath(""), sameFile: same}, "go run ./cmd/postern"},
+		{"a folder like a cache entry's", invocation{exe: "/opt/e0/e0cbc160-d/postern", arg0: "/opt/e0/e0cbc160-d/postern"}, "/opt/e0/e0cbc160-d/postern"},
 		{"go run elsewhere in the module", invocation{exe: "/tmp/go-build2771/b001/exe/postern", arg0: "postern", cwd: "/src/postern/internal",
 			isDir: func(string) bool { return false }, lookPath: onPath("/usr/bin/postern"), sameFile: same}, "go run github.com/postern/postern/cmd/postern"},
 		{"on PATH", invocation{exe: "/usr/local/bin/postern", arg0: "postern", lookPath: onPath("/usr/local/bin/postern"), sameFile: same}, "postern"},

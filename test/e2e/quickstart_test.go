@@ -308,9 +308,9 @@ func TestDemoFitsAndItsCommandRuns(t *testing.T) {
 		}
 	})
 	t.Run("go-run", func(t *testing.T) {
-		// go run's build: GOTMPDIR/go-buildNNN/b001/exe/postern, run in
-		// the module's root.
-		exe := filepath.Join(t.TempDir(), "go-build4242", "b001", "exe", "postern")
+		// go run's build, kept in the build cache (GOCACHE/XX/HASH-d/postern),
+		// run in the module's root.
+		exe := filepath.Join(t.TempDir(), "go-build", "e0", "e0cbc160da94bda9d298ba3b5828a5238014fb58b2bf5fa3a468282e729c462b-d", "postern")
 		b, err := os.ReadFile(binary)
 		if err != nil {
 			t.Fatal(err)
