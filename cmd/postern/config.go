@@ -39,7 +39,7 @@ type app struct {
 
 	cutoff time.Time
 	envOK  map[string]bool // flags that may come from the environment
-	given  map[string]bool // configuration flags given by a flag or a variable, not the file
+	given  map[string]bool // flags given on the command line or by a variable (not by the file)
 
 	invocation *invocation // how suggested commands run this binary; nil: this process's (selfcmd.go)
 	runCmd     runFunc
