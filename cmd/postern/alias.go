@@ -187,55 +187,62 @@ func domainDNS(a *app, fs *flag.FlagSet) runFunc {
 	sf.register(a, fs) // --mail-host, --mta-sts-mode, as serve has them (dkim.go)
 	asJSON := fs.Bool("json", false, `print [{"name","type","ttl","value","why"}]`)
 	return func(ctx context.Context, a *app, args []string) error {
-		if _, err := a.open(ctx); err != nil { // the base URL serve saved, when none is given
-			return err
-		}
-		base := a.baseURL
-		if base == "" {
-			return failf("set --base-url (or POSTERN_BASE_URL) to the public web address, such as https://mail.example.com: the records name its host")
-		}
-		web, err := url.Parse(base)
-		if err != nil || (web.Scheme != "https" && web.Scheme != "http") {
-			return failf("--base-url %q is not an http(s) URL", base)
-		}
-		if err := dnsrecords.Check("--base-url", web.Hostname()); err != nil {
-			return failf("%v", err)
-		}
-		mode, err := sf.mode(findCmd("domain dns"))
-		if err != nil {
-			return err
-		}
-		host := sf.mailHost
-		if host == "" {
-			host = web.Hostname()
-		} else if err := dnsrecords.Check("--mail-host", host); err != nil {
-			return failf("%v", err)
-		}
-		svc, err := a.open(ctx)
-		if err != nil {
-			return err
-		}
-		d, err := svc.Domain(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		recs, hint, err := a.domainRecords(ctx, svc, d.Name, host, web, mode)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(a.stdout, recs)
-		}
-		fmt.Fprintf(a.stdout, "; DNS records to publish for %s (mail host %s, web %s).\n", d.Name, host, web.Host)
-		fmt.Fprintf(a.stdout, "; Zone-file lines; a line starting with ; says why the record below it is there.\n")
-		if hint != "" {
-			fmt.Fprintf(a.stdout, "; %s\n", hint)
-		}
-		for _, r := range recs {
-			fmt.Fprintf(a.stdout, "\n; %s\n%s\n", r.Why, r.Zone())
-		}
-		return nil
+		return a.printDomainDNS(ctx, findCmd("domain dns"), &sf, args[0], *asJSON)
 	}
+}
+
+// printDomainDNS prints the DNS records of the domain named name, for the
+// --base-url and the sending flags sf: `domain dns` and quickstart print
+// them alike.
+func (a *app) printDomainDNS(ctx context.Context, cmd *command, sf *sendingFlags, name string, asJSON bool) error {
+	if _, err := a.open(ctx); err != nil { // the base URL serve saved, when none is given
+		return err
+	}
+	base := a.baseURL
+	if base == "" {
+		return failf("set --base-url (or POSTERN_BASE_URL) to the public web address, such as https://mail.example.com: the records name its host")
+	}
+	web, err := url.Parse(base)
+	if err != nil || (web.Scheme != "https" && web.Scheme != "http") {
+		return failf("--base-url %q is not an http(s) URL", base)
+	}
+	if err := dnsrecords.Check("--base-url", web.Hostname()); err != nil {
+		return failf("%v", err)
+	}
+	mode, err := sf.mode(cmd)
+	if err != nil {
+		return err
+	}
+	host := sf.mailHost
+	if host == "" {
+		host = web.Hostname()
+	} else if err := dnsrecords.Check("--mail-host", host); err != nil {
+		return failf("%v", err)
+	}
+	svc, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	d, err := svc.Domain(ctx, name)
+	if err != nil {
+		return err
+	}
+	recs, hint, err := a.domainRecords(ctx, svc, d.Name, host, web, mode)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(a.stdout, recs)
+	}
+	fmt.Fprintf(a.stdout, "; DNS records to publish for %s (mail host %s, web %s).\n", d.Name, host, web.Host)
+	fmt.Fprintf(a.stdout, "; Zone-file lines; a line starting with ; says why the record below it is there.\n")
+	if hint != "" {
+		fmt.Fprintf(a.stdout, "; %s\n", hint)
+	}
+	for _, r := range recs {
+		fmt.Fprintf(a.stdout, "\n; %s\n%s\n", r.Why, r.Zone())
+	}
+	return nil
 }
 
 // domainRecords are the DNS records of the domain named name, as `domain

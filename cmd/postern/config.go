@@ -33,12 +33,16 @@ type app struct {
 	baseURL    string
 	logLevel   string
 	logFormat  string
+	configPath string // --config (configfile.go)
 
 	baseURLGiven bool // --base-url (or its variable) was given, not read from the database
 
 	cutoff time.Time
 	envOK  map[string]bool // flags that may come from the environment
-	runCmd runFunc
+	given  map[string]bool // flags given on the command line or by a variable (not by the file)
+
+	invocation *invocation // how suggested commands run this binary; nil: this process's (selfcmd.go)
+	runCmd     runFunc
 
 	log     *slog.Logger
 	logBuf  *logBuffer // serve and demo: the log's buffer (logbuf.go)
@@ -66,6 +70,8 @@ func (a *app) configVar(fs *flag.FlagSet, p *string, name, def, usage string) {
 }
 
 func (a *app) registerGlobals(fs *flag.FlagSet) {
+	// Not a configVar: the file cannot name another file.
+	fs.StringVar(&a.configPath, "config", "", "TOML file of settings, named like these flags: web-addr = \":80\"; flags and variables win over it (default: DATA/"+configFileName+" if it exists) ("+configEnv+")")
 	a.configVar(fs, &a.data, "data", "./postern-data", "data folder: SQLite database, secret key, TLS certificate")
 	a.configVar(fs, &a.database, "database", "", "PostgreSQL URL postgres://…; default: SQLite in the data folder")
 	a.configVar(fs, &a.secretFile, "secret-file", "", "file with the app-password HMAC key, kept out of the database; default: DATA/secret.key")
@@ -181,6 +187,29 @@ func (a *app) parseFlags(cmd *command, args []string) error {
 		if v, ok := getenv(envName(name)); ok {
 			if err := fs.Set(name, v); err != nil {
 				return usagef(cmd, "%s: %v", envName(name), err)
+			}
+			set[name] = true
+		}
+	}
+	a.given = set
+	// The file last: it is found in the data folder the flags and the
+	// environment name, and fills only what they left unset. quickstart
+	// writes the file rather than reading it.
+	var cf *configFile
+	if cmd != quickstartCommand {
+		var err error
+		if cf, err = a.loadConfigFile(getenv); err != nil {
+			return usagef(cmd, "%v", err)
+		}
+	}
+	if cf != nil {
+		for _, name := range names {
+			v, ok := cf.values[name]
+			if !ok || set[name] {
+				continue
+			}
+			if err := fs.Set(name, v); err != nil {
+				return usagef(cmd, "%s: %v", cf.where(name), err)
 			}
 		}
 	}

@@ -166,6 +166,9 @@ var listenerLabels = map[string]string{
 	"lmtp":        "LMTP",
 }
 
+// demoWidth is the widest line the demo prints: a terminal's 80 columns.
+const demoWidth = 80
+
 func printDemoBox(ctx context.Context, w io.Writer, s *server, passwords map[string]string) error {
 	web := ""
 	if addr := s.addr("https"); addr != "" {
@@ -182,11 +185,7 @@ func printDemoBox(ctx context.Context, w io.Writer, s *server, passwords map[str
 			lines = append(lines, fmt.Sprintf("%-16s %s (%s)", strings.ToUpper(l.name), browsable(l.ln.Addr().String()), label))
 		}
 	}
-	if addr := s.addr("smtp"); addr != "" {
-		lines = append(lines, "", "Mail from outside arrives on SMTP, e.g.:",
-			"  swaks --server "+browsable(addr)+" --from someone@elsewhere.test --to alice@example.com")
-	}
-	lines = append(lines, "", fmt.Sprintf("%-22s %-24s %s", "Member", "Main password", "Third-party apps log in with"))
+	lines = append(lines, "", fmt.Sprintf("%-22s %s", "Member", "Main password"))
 	for _, dm := range demoMembers {
 		m, err := s.svc.Member(ctx, dm.email)
 		if err != nil {
@@ -199,14 +198,11 @@ func printDemoBox(ctx context.Context, w io.Writer, s *server, passwords map[str
 		case m.UseAppPasswords:
 			how = "third-party app passwords only (setting on)"
 		}
-		lines = append(lines, fmt.Sprintf("%-22s %-24s %s", m.Email, passwords[dm.email], how))
+		lines = append(lines, fmt.Sprintf("%-22s %s", m.Email, passwords[dm.email]), "  Apps log in with "+how)
 	}
-	lines = append(lines, "",
-		"The main password signs in to the web UI. Create third-party app passwords there",
-		"(profile picture → Security) or on the command line:",
-		"  postern "+dataFlag(s.app)+"apppass create alice@example.com --name Thunderbird",
-		"The TLS certificate is self-signed unless --tls-cert is given.",
-		"Passwords are kept in "+filepath.Join(s.app.data, demoPasswordFile)+".")
+	lines = append(lines, "")
+	lines = append(lines, wrapWords("The main password signs in to the web UI. Create third-party app passwords there (profile picture → Security) or on the command line, as below. The TLS certificate is self-signed unless --tls-cert is given.", demoWidth-4)...)
+	lines = append(lines, wrapWords("Passwords are kept in "+filepath.Join(s.app.data, demoPasswordFile)+".", demoWidth-4)...)
 	width := 0
 	for _, l := range lines {
 		width = max(width, utf8.RuneCountInString(l))
@@ -217,8 +213,38 @@ func printDemoBox(ctx context.Context, w io.Writer, s *server, passwords map[str
 		b.WriteString("│ " + l + strings.Repeat(" ", width-utf8.RuneCountInString(l)) + " │\n")
 	}
 	b.WriteString("└" + strings.Repeat("─", width+2) + "┘\n")
+	// The commands go below the box, where they can be copied whole.
+	b.WriteString("A third-party app password from the command line:\n")
+	for _, l := range shellLines(s.app.selfCommand("apppass", "create", "alice@example.com", "--name", "Thunderbird"), "  ", demoWidth) {
+		b.WriteString(l + "\n")
+	}
+	if addr := s.addr("smtp"); addr != "" {
+		b.WriteString("Mail from outside arrives on SMTP, e.g. with swaks:\n")
+		for _, l := range shellLines([]string{"swaks", "--server", browsable(addr), "--from", "someone@elsewhere.test", "--to", "alice@example.com"}, "  ", demoWidth) {
+			b.WriteString(l + "\n")
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// wrapWords breaks text into lines of at most width runes at spaces; a
+// word longer than width (a long path) gets a line of its own.
+func wrapWords(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = w
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(w) > width:
+			lines = append(lines, line)
+			line = w
+		default:
+			line += " " + w
+		}
+	}
+	return append(lines, line)
 }
 
 // browsable turns a wildcard listen address into one a browser can open.
@@ -231,13 +257,4 @@ func browsable(addr string) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// dataFlag is the --data flag to repeat in a suggested command, when not the
-// default. A --database URL is not repeated: it may hold a password.
-func dataFlag(a *app) string {
-	if a.database != "" || a.data == "./postern-data" {
-		return ""
-	}
-	return "--data " + a.data + " "
 }

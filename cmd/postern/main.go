@@ -48,14 +48,20 @@ var commands []*command
 // serveCommand and demoCommand log at info by default, the others at warn.
 var serveCommand, demoCommand *command
 
+// quickstartCommand writes the configuration file rather than reading it.
+var quickstartCommand *command
+
 func init() {
 	serveCommand = &command{name: "serve", args: "[--web-addr ADDR] [--imap-addr ADDR] … [--tls-cert FILE --tls-key FILE]",
 		summary: "run the server: web UI and API, IMAP, POP3, SMTP submission, CalDAV/CardDAV", setup: serveSetup}
 	demoCommand = &command{name: "demo", args: "[serve flags]",
 		summary: "serve with demo domains and members; prints their credentials", setup: demoSetup}
+	quickstartCommand = &command{name: "quickstart", args: "MAILHOST ADMIN-EMAIL [--data DIR] [--config FILE] [serve flags]",
+		summary: "set up a new installation: settings file, domain, admin; prints the DNS records and the systemd unit", min: 2, max: 2, setup: quickstartSetup}
 	commands = []*command{
 		serveCommand,
 		demoCommand,
+		quickstartCommand,
 		{name: "admin grant", args: "EMAIL (--org | --domain DOMAIN…) [--json]", summary: "make a member an administrator of every domain or of the domains named", min: 1, max: 1, setup: adminGrant},
 		{name: "admin revoke", args: "EMAIL [--domain DOMAIN]", summary: "take a member's administrator roles away, all or one domain's", min: 1, max: 1, setup: adminRevoke},
 		{name: "admin list", args: "[--json]", summary: "list the administrators and what they administer", setup: adminList},

@@ -104,7 +104,7 @@ func (s *Service) Domain(ctx context.Context, name string) (Domain, error) {
 // server holds per domain (the certificates of its autoconfig and mta-sts
 // names).
 func (s *Service) DomainNames(ctx context.Context) ([]string, error) {
-	all, err := s.Store.Domains(ctx)
+	all, err := s.store.Domains(ctx)
 	if err != nil {
 		return nil, err
 	}

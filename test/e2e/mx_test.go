@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -314,7 +315,8 @@ func TestMXDemo(t *testing.T) {
 	in := NewSQLite(t)
 	srv := in.Start(t, "demo", "--smtp-addr", "127.0.0.1:0")
 	addr := srv.Addr("smtp")
-	box := srv.Stdout()
+	// The commands below the box are wrapped for 80 columns, continued with a backslash.
+	box := regexp.MustCompile(` \\\n +`).ReplaceAllString(srv.Stdout(), " ")
 	for _, want := range []string{"SMTP             " + addr + " (incoming mail (MX), no AUTH)", "swaks --server " + addr + " --from someone@elsewhere.test --to alice@example.com"} {
 		if !strings.Contains(box, want) {
 			t.Errorf("demo box lacks %q:\n%s", want, box)
