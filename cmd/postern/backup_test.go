@@ -188,7 +188,9 @@ func TestRestoreRefuses(t *testing.T) {
 	}{
 		{"a flipped byte in the database", func(t *testing.T, dir string) { flip(t, dir, "data/postern.db") }, "data/postern.db does not match its checksum"},
 		{"a flipped byte in the secret key", func(t *testing.T, dir string) { flip(t, dir, "data/secret.key") }, "data/secret.key does not match its checksum"},
-		{"a file cut short", func(t *testing.T, dir string) { os.WriteFile(filepath.Join(dir, "data/tls/cert.pem"), []byte("ce"), 0o600) }, "data/tls/cert.pem has 2 bytes, the manifest says 4"},
+		{"a file cut short", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "data/tls/cert.pem"), []byte("ce"), 0o600)
+		}, "data/tls/cert.pem has 2 bytes, the manifest says 4"},
 		{"a missing file", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "data/tls/key.pem")) }, "data/tls/key.pem is missing"},
 		{"a file the manifest does not list", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "data/extra"), []byte("x"), 0o600)
