@@ -100,6 +100,9 @@ func (a *app) backup(ctx context.Context, dest string) (err error) {
 			return failf("no database at %s: nothing to back up (is --data right?)", a.dsn())
 		}
 	}
+	if inside(dest, a.data) {
+		return failf("the backup folder %s is in the data folder %s: give a folder outside it", dest, a.data)
+	}
 	created, err := makeBackupDir(dest)
 	if err != nil {
 		return err
@@ -205,7 +208,10 @@ func (a *app) copyDataFolder(secretPath, out string) ([]manifestFile, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if abs, _ := filepath.Abs(p); abs == absSecret || skipInDataFolder(rel) {
+		// The key in use is data/secret.key of the backup, wherever it
+		// lives; a secret.key in the data folder beside a --secret-file
+		// elsewhere is not in use.
+		if abs, _ := filepath.Abs(p); abs == absSecret || rel == secretKeyFile || skipInDataFolder(rel) {
 			return nil
 		}
 		target := filepath.Join(out, filepath.FromSlash(rel))
@@ -381,6 +387,17 @@ func formatSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// inside reports whether p is dir or a path under it.
+func inside(p, dir string) bool {
+	ap, err1 := filepath.Abs(p)
+	ad, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(ad, ap)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func isPostgresURL(s string) bool {

@@ -140,6 +140,14 @@ func TestBackupRefuses(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "nothing to back up") {
 		t.Errorf("empty data folder: %d %s", code, stderr)
 	}
+	inData := filepath.Join(data, "backups", "today")
+	code, _, stderr = runIn(t, nil, "backup", inData, "--data", data)
+	if code != 1 || !strings.Contains(stderr, "is in the data folder") {
+		t.Errorf("destination in the data folder: %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(data, "backups")); !os.IsNotExist(err) {
+		t.Errorf("a folder was made in the data folder: %v", err)
+	}
 	// An existing empty folder is fine, and becomes 0700.
 	empty := filepath.Join(t.TempDir(), "empty")
 	os.Mkdir(empty, 0o755)
@@ -268,7 +276,7 @@ func TestRestoreRefuses(t *testing.T) {
 
 // TestRestoreSecretFile: with --secret-file the key goes to that file: a
 // missing one is written, one with the same key is left alone, one with
-// another key is refused (it would lock out every app password).
+// another key is refused (it would lock out every third-party app password).
 func TestRestoreSecretFile(t *testing.T) {
 	dir := backupOf(t)
 	key, _ := os.ReadFile(filepath.Join(dir, "data/secret.key"))
@@ -354,5 +362,25 @@ func TestPgDumpCommand(t *testing.T) {
 	}
 	if got := shellQuote("it's"); got != `'it'\''s'` {
 		t.Errorf("shellQuote: %s", got)
+	}
+}
+
+// TestBackupSecretFile: with --secret-file the backup holds that key as
+// data/secret.key, not a secret.key left in the data folder.
+func TestBackupSecretFile(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	secret := filepath.Join(t.TempDir(), "key")
+	key := bytes.Repeat([]byte{42}, 32)
+	os.WriteFile(secret, key, 0o600)
+	run := mustRunIn(t, map[string]string{"POSTERN_DATA": data, "POSTERN_SECRET_FILE": secret})
+	run("domain", "add", "example.com")
+	os.WriteFile(filepath.Join(data, "secret.key"), bytes.Repeat([]byte{1}, 32), 0o600)
+	dest := filepath.Join(t.TempDir(), "backup")
+	run("backup", dest)
+	if got, _ := os.ReadFile(filepath.Join(dest, "data", "secret.key")); !bytes.Equal(got, key) {
+		t.Errorf("the backup's key is %x, want the --secret-file's", got)
+	}
+	if m := readManifestT(t, dest); len(m.Files) != 2 {
+		t.Errorf("files %+v", m.Files)
 	}
 }
