@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -75,8 +76,9 @@ func skipInDataFolder(rel string) bool {
 }
 
 func backupCmd(a *app, fs *flag.FlagSet) runFunc {
+	pgDump := fs.Bool("pg-dump", false, "PostgreSQL: run pg_dump (from PATH, at least the server's version) into DEST/"+pgDumpFile+" and list it in the manifest")
 	return func(ctx context.Context, a *app, args []string) error {
-		return a.backup(ctx, args[0])
+		return a.backup(ctx, args[0], *pgDump)
 	}
 }
 
@@ -84,7 +86,7 @@ func backupCmd(a *app, fs *flag.FlagSet) runFunc {
 // The database comes first, the files after: a file that a row of the
 // copy names was written before that row committed, so it is there when
 // the files are read.
-func (a *app) backup(ctx context.Context, dest string) (err error) {
+func (a *app) backup(ctx context.Context, dest string, runPgDump bool) (err error) {
 	if a.database != "" && !isPostgresURL(a.database) {
 		return failf("--database must be a postgres:// URL; leave it out to use SQLite in the data folder")
 	}
@@ -138,7 +140,18 @@ func (a *app) backup(ctx context.Context, dest string) (err error) {
 			}
 		}
 		sort.Strings(m.Migrations)
-		m.PgDump = pgDumpCommand(a.database, filepath.Join(dest, pgDumpFile))
+		dumpFile := filepath.Join(dest, pgDumpFile)
+		m.PgDump = pgDumpCommand(a.database, dumpFile)
+		if runPgDump {
+			if err := a.pgDump(ctx, dumpFile); err != nil {
+				return err
+			}
+			f, err := fileEntry(dest, dumpFile)
+			if err != nil {
+				return err
+			}
+			m.Files = append(m.Files, f)
+		}
 	} else {
 		out := filepath.Join(dataOut, sqliteFile)
 		if err := db.Snapshot(ctx, out); err != nil {
@@ -183,12 +196,48 @@ func (a *app) backup(ctx context.Context, dest string) (err error) {
 		total += f.Size
 	}
 	fmt.Fprintf(a.stdout, "Backed up %d files (%s) to %s: schema %s, made by postern %s.\n", len(m.Files), formatSize(total), dest, m.Schema, m.Postern.Version)
-	if m.PgDump != "" {
-		fmt.Fprintf(a.stdout, "\nThe database is in PostgreSQL and is not in this backup. Dump it now, into the same folder:\n\n  %s\n\n"+
+	if m.PgDump != "" && runPgDump {
+		fmt.Fprintf(a.stdout, "The database was dumped into %s by: %s\n", filepath.Join(dest, pgDumpFile), m.PgDump)
+	} else if m.PgDump != "" {
+		fmt.Fprintf(a.stdout, "\nThe database is in PostgreSQL and is not in this backup. Dump it now, into the same folder\n"+
+			"(or let postern backup --pg-dump run pg_dump):\n\n  %s\n\n"+
 			"pg_dump reads the password from PGPASSWORD or ~/.pgpass. Keep the dump and the folder together: the secret key\n"+
 			"is needed to use the database's third-party app passwords and DKIM keys.\n", m.PgDump)
 	}
 	return nil
+}
+
+// pgDump runs pg_dump into file, 0600. The password goes in PGPASSWORD, out
+// of the command line that other users can read in the process list.
+func (a *app) pgDump(ctx context.Context, file string) error {
+	bin, err := exec.LookPath("pg_dump")
+	if err != nil {
+		return failf("--pg-dump: pg_dump is not on the PATH; install the PostgreSQL client tools of the server's version, or run the printed command elsewhere")
+	}
+	args, password, err := pgDumpArgs(a.database, file)
+	if err != nil {
+		return err
+	}
+	// pg_dump creates the file with the umask; an empty 0600 file first
+	// keeps it private whatever the umask is.
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = os.Environ()
+	if password != "" {
+		cmd.Env = append(cmd.Env, "PGPASSWORD="+password)
+	}
+	cmd.Stdout, cmd.Stderr = a.stderr, a.stderr
+	if err := cmd.Run(); err != nil {
+		return failf("pg_dump failed (%v); its messages are above", err)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		return err
+	}
+	return syncFile(file)
 }
 
 // copyDataFolder copies the data folder's files, but the live database

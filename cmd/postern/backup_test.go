@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -324,7 +326,7 @@ func TestBackupPostgres(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	a := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, database: db.DSN, data: data}
 	defer a.close()
-	if err := a.backup(context.Background(), dest); err != nil {
+	if err := a.backup(context.Background(), dest, false); err != nil {
 		t.Fatal(err)
 	}
 	m := readManifestT(t, dest)
@@ -382,5 +384,65 @@ func TestBackupSecretFile(t *testing.T) {
 	}
 	if m := readManifestT(t, dest); len(m.Files) != 2 {
 		t.Errorf("files %+v", m.Files)
+	}
+}
+
+// TestBackupPgDumpRoundTrip: backup --pg-dump runs pg_dump for real and
+// lists the dump in the manifest; the pg_restore command restore prints
+// restores it into a new database, where the members are.
+func TestBackupPgDumpRoundTrip(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	data := filepath.Join(t.TempDir(), "data")
+	run := mustRunIn(t, map[string]string{"POSTERN_DATA": data, "POSTERN_DATABASE": db.DSN})
+	run("domain", "add", "example.com")
+	run("user", "add", "alice@example.com", "--name", "Alice")
+	dest := filepath.Join(t.TempDir(), "backup")
+	out := run("backup", dest, "--pg-dump")
+	if !strings.Contains(out, "The database was dumped into") {
+		t.Errorf("backup said:\n%s", out)
+	}
+	m := readManifestT(t, dest)
+	if len(m.Files) != 2 || m.Files[1].Path != pgDumpFile || m.Files[1].Size == 0 {
+		t.Fatalf("files %+v", m.Files)
+	}
+	if info, err := os.Stat(filepath.Join(dest, pgDumpFile)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("the dump: %v %v", info, err)
+	}
+
+	// A new, empty database on the test server.
+	base, err := url.Parse(storetest.PostgresDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", base.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := "restore_" + strings.ReplaceAll(strings.ToLower(filepath.Base(t.TempDir())), "-", "")
+	name = name[:min(len(name), 40)]
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE " + name + " WITH (FORCE)") })
+	base.Path = "/" + name
+	target := storetest.WithSearchPath(base.String(), storetest.Schema(db))
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	out = mustRunIn(t, nil)("restore", dest, "--data", restored, "--database", target)
+	var restoreCmd string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "pg_restore ") {
+			restoreCmd = strings.TrimSpace(l)
+		}
+	}
+	if restoreCmd == "" || !strings.Contains(out, "its checksum was verified") {
+		t.Fatalf("restore said:\n%s", out)
+	}
+	if b, err := exec.Command("sh", "-c", restoreCmd).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", restoreCmd, err, b)
+	}
+	if out := mustRunIn(t, nil)("user", "list", "--data", restored, "--database", target); !strings.Contains(out, "alice@example.com") {
+		t.Errorf("members of the restored database:\n%s", out)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/url"
 	"sort"
 	"strings"
@@ -23,14 +24,16 @@ var libpqParams = map[string]bool{
 
 // pgConn splits Postern's --database URL into what the PostgreSQL tools
 // take: the URL without its password and without the parameters libpq
-// does not know, and the schema of a search_path parameter (Postern's
-// tables live there, and pg_dump dumps only it with --schema).
-func pgConn(dsn string) (conn, schema string) {
+// does not know, the schema of a search_path parameter (Postern's tables
+// live there, and pg_dump dumps only it with --schema), and the password,
+// for the PGPASSWORD of a tool Postern runs itself.
+func pgConn(dsn string) (conn, schema, password string, err error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return "'<the --database URL without its password>'", ""
+		return "", "", "", errors.New("the --database URL does not parse")
 	}
 	if u.User != nil {
+		password, _ = u.User.Password()
 		u.User = url.User(u.User.Username())
 	}
 	q := u.Query()
@@ -44,32 +47,64 @@ func pgConn(dsn string) (conn, schema string) {
 		switch {
 		case k == "search_path":
 			schema = strings.TrimSpace(strings.Split(q.Get(k), ",")[0])
+		case k == "password":
+			password = q.Get(k)
 		case libpqParams[k]:
 			keep[k] = q[k]
 		}
 	}
 	u.RawQuery = keep.Encode()
-	return shellQuote(u.String()), schema
+	return u.String(), schema, password, nil
 }
 
-// pgDumpCommand is the command that dumps the database of dsn to file, in
-// pg_dump's custom format (compressed; pg_restore restores it, also in
-// parallel and selectively).
-func pgDumpCommand(dsn, file string) string {
-	conn, schema := pgConn(dsn)
-	cmd := "pg_dump --format=custom --file=" + shellQuote(file)
-	if schema != "" {
-		cmd += " --schema=" + shellQuote(schema)
+// pgDumpArgs are pg_dump's arguments to dump the database of dsn to file in
+// its custom format (compressed; pg_restore restores it, also in parallel
+// and selectively), and the password to give it in PGPASSWORD.
+func pgDumpArgs(dsn, file string) (args []string, password string, err error) {
+	conn, schema, password, err := pgConn(dsn)
+	if err != nil {
+		return nil, "", err
 	}
-	return cmd + " --dbname=" + conn
+	args = []string{"--format=custom", "--file=" + file}
+	if schema != "" {
+		args = append(args, "--schema="+schema)
+	}
+	return append(args, "--dbname="+conn), password, nil
+}
+
+// pgDumpCommand is the pg_dump command line, without the password, for
+// the operator to run.
+func pgDumpCommand(dsn, file string) string {
+	args, _, err := pgDumpArgs(dsn, file)
+	if err != nil {
+		return "pg_dump --format=custom --file=" + shellQuote(file) + " --dbname='<the --database URL without its password>'"
+	}
+	return shellCommand("pg_dump", args)
 }
 
 // pgRestoreCommand is the command that restores such a dump into the
 // database of dsn, which must be empty. --no-owner: the tables belong to
 // whoever restores them, the user Postern connects as.
 func pgRestoreCommand(dsn, file string) string {
-	conn, _ := pgConn(dsn)
-	return "pg_restore --no-owner --exit-on-error --dbname=" + conn + " " + shellQuote(file)
+	conn, _, _, err := pgConn(dsn)
+	if err != nil {
+		conn = "<the --database URL without its password>"
+	}
+	return shellCommand("pg_restore", []string{"--no-owner", "--exit-on-error", "--dbname=" + conn, file})
+}
+
+// shellCommand joins a command line for a POSIX shell, quoting the value
+// of each --flag=value apart so that the flag stays readable.
+func shellCommand(name string, args []string) string {
+	parts := []string{name}
+	for _, a := range args {
+		if flag, value, ok := strings.Cut(a, "="); ok && strings.HasPrefix(flag, "--") {
+			parts = append(parts, flag+"="+shellQuote(value))
+		} else {
+			parts = append(parts, shellQuote(a))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // shellQuote quotes s for a POSIX shell when it needs quoting.

@@ -80,6 +80,9 @@ func (a *app) restore(ctx context.Context, src string) (err error) {
 		removeBackup(a.data, created)
 	}()
 	for _, f := range m.Files {
+		if f.Path == pgDumpFile {
+			continue // pg_restore's, into the database
+		}
 		rel := strings.TrimPrefix(f.Path, backupDataDir+"/")
 		target := filepath.Join(a.data, filepath.FromSlash(rel))
 		if rel == secretKeyFile && a.secretFile != "" {
@@ -112,11 +115,13 @@ func (a *app) restore(ctx context.Context, src string) (err error) {
 			return err
 		}
 	}
-	fmt.Fprintf(a.stdout, "Restored %d files into %s from the backup of %s (postern %s, schema %s).\n", len(m.Files), a.data, m.Created, m.Postern.Version, m.Schema)
+	fmt.Fprintf(a.stdout, "Restored %d files into %s from the backup of %s (postern %s, schema %s).\n", len(written), a.data, m.Created, m.Postern.Version, m.Schema)
 	if m.Database == "postgres" {
 		dump := filepath.Join(src, pgDumpFile)
 		fmt.Fprintf(a.stdout, "\nThe database is in PostgreSQL. Restore its dump into an empty database, then start postern serve:\n\n  %s\n", pgRestoreCommand(a.database, dump))
-		if _, err := os.Stat(dump); err != nil {
+		if listedDump(m) {
+			fmt.Fprintf(a.stdout, "\n(The dump is part of the backup: its checksum was verified.)\n")
+		} else if _, err := os.Stat(dump); err != nil {
 			fmt.Fprintf(a.stdout, "\n(%s is not there: use the dump made with this backup, by the command the backup printed.)\n", dump)
 		}
 		return nil
@@ -158,7 +163,7 @@ func verifyBackup(src string, m *manifest) error {
 	listed := map[string]bool{}
 	for _, f := range m.Files {
 		clean := path.Clean(f.Path)
-		if clean != f.Path || !strings.HasPrefix(clean, backupDataDir+"/") || strings.Contains(clean, "..") {
+		if clean != f.Path || !(strings.HasPrefix(clean, backupDataDir+"/") || clean == pgDumpFile && m.Database == "postgres") || strings.Contains(clean, "..") {
 			return failf("%s is damaged: it names the file %q", filepath.Join(src, manifestName), f.Path)
 		}
 		listed[f.Path] = true
@@ -242,4 +247,14 @@ func makeRestoreDir(dir string) (bool, error) {
 		return false, failf("the data folder %s is not empty: restore into a new or empty folder (--data), then swap it in while Postern is stopped", dir)
 	}
 	return false, os.Chmod(dir, 0o700)
+}
+
+// listedDump reports whether the backup holds its pg_dump (backup --pg-dump).
+func listedDump(m *manifest) bool {
+	for _, f := range m.Files {
+		if f.Path == pgDumpFile {
+			return true
+		}
+	}
+	return false
 }
