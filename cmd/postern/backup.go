@@ -90,6 +90,9 @@ func (a *app) backup(ctx context.Context, dest string, runPgDump bool) (err erro
 	if a.database != "" && !isPostgresURL(a.database) {
 		return failf("--database must be a postgres:// URL; leave it out to use SQLite in the data folder")
 	}
+	if runPgDump && a.database == "" {
+		return failf("--pg-dump is for a PostgreSQL database (--database); the SQLite database is copied by postern backup itself")
+	}
 	secretPath := a.secretFile
 	if secretPath == "" {
 		secretPath = filepath.Join(a.data, secretKeyFile)

@@ -150,6 +150,10 @@ func TestBackupRefuses(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "backups")); !os.IsNotExist(err) {
 		t.Errorf("a folder was made in the data folder: %v", err)
 	}
+	code, _, stderr = runIn(t, nil, "backup", filepath.Join(t.TempDir(), "b"), "--data", data, "--pg-dump")
+	if code != 1 || !strings.Contains(stderr, "--pg-dump is for a PostgreSQL database") {
+		t.Errorf("--pg-dump on SQLite: %d %s", code, stderr)
+	}
 	// An existing empty folder is fine, and becomes 0700.
 	empty := filepath.Join(t.TempDir(), "empty")
 	os.Mkdir(empty, 0o755)
