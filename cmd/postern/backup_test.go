@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"net/url"
 	"os"
@@ -422,13 +424,19 @@ func TestBackupPgDumpRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
-	name := "restore_" + strings.ReplaceAll(strings.ToLower(filepath.Base(t.TempDir())), "-", "")
-	name = name[:min(len(name), 40)]
+	b := make([]byte, 8)
+	rand.Read(b)
+	name := "t_restore_" + hex.EncodeToString(b)
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		admin.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE " + name + " WITH (FORCE)") })
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+		admin.Close()
+	})
 	base.Path = "/" + name
 	target := storetest.WithSearchPath(base.String(), storetest.Schema(db))
 
