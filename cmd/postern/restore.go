@@ -226,7 +226,7 @@ func checkBackupSchema(ctx context.Context, src string, m *manifest) error {
 		migrations = inDB
 	}
 	if err := sqlstore.CheckMigrations(dialect, migrations); err != nil {
-		return failf("cannot restore this backup, nothing was restored: %v. It was made by postern %s", err, m.Postern.Version)
+		return failf("cannot restore this backup, nothing was restored: %v. It was made by postern %s: restore it with that version or a later one", err, m.Postern.Version)
 	}
 	return nil
 }

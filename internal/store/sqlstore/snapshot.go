@@ -166,7 +166,7 @@ func CheckMigrations(d Dialect, applied []string) error {
 		done[n] = ""
 	}
 	if extra := unknownMigrations(names, done); len(extra) > 0 {
-		return fmt.Errorf("%w (it has %s, which this binary does not know): restore it with that version or a later one", ErrNewerSchema, strings.Join(extra, ", "))
+		return fmt.Errorf("%w (it has %s, which this binary does not know)", ErrNewerSchema, strings.Join(extra, ", "))
 	}
 	return nil
 }
