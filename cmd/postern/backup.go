@@ -180,7 +180,7 @@ func (a *app) backup(ctx context.Context, dest string, runPgDump bool) (err erro
 	}
 	m.Files = append(m.Files, manifestFile{Path: backupDataDir + "/" + secretKeyFile, Size: size, SHA256: sum})
 
-	files, err := a.copyDataFolder(secretPath, dataOut)
+	files, err := a.copyDataFolder(secretPath, dest)
 	if err != nil {
 		return err
 	}
@@ -244,18 +244,39 @@ func (a *app) pgDump(ctx context.Context, file string) error {
 }
 
 // copyDataFolder copies the data folder's files, but the live database
-// and the secret key (copied already), into out.
-func (a *app) copyDataFolder(secretPath, out string) ([]manifestFile, error) {
+// and the secret key (copied already), into dest/data.
+func (a *app) copyDataFolder(secretPath, dest string) ([]manifestFile, error) {
 	var files []manifestFile
-	if _, err := os.Stat(a.data); errors.Is(err, os.ErrNotExist) {
+	out := filepath.Join(dest, backupDataDir)
+	// The walk starts from the real folder: WalkDir does not enter a root
+	// that is a symbolic link (a data folder moved to another disk).
+	root, err := realPath(a.data)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // PostgreSQL with --secret-file and --tls-cert: no data folder
 	}
-	absSecret, _ := filepath.Abs(secretPath)
-	err := filepath.WalkDir(a.data, func(p string, d fs.DirEntry, err error) error {
+	if err != nil {
+		return nil, err
+	}
+	absSecret, err := realPath(secretPath)
+	if err != nil {
+		return nil, err
+	}
+	// The backup's own folder is never copied into itself, whatever path
+	// (a symbolic link) put it in the data folder past backup's check.
+	destInfo, err := os.Stat(dest)
+	if err != nil {
+		return nil, err
+	}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(a.data, p)
+		if d.IsDir() {
+			if info, err := d.Info(); err == nil && os.SameFile(info, destInfo) {
+				return fs.SkipDir
+			}
+		}
+		rel, err := filepath.Rel(root, p)
 		if err != nil || rel == "." {
 			return err
 		}
@@ -263,7 +284,7 @@ func (a *app) copyDataFolder(secretPath, out string) ([]manifestFile, error) {
 		// The key in use is data/secret.key of the backup, wherever it
 		// lives; a secret.key in the data folder beside a --secret-file
 		// elsewhere is not in use.
-		if abs, _ := filepath.Abs(p); abs == absSecret || rel == secretKeyFile || skipInDataFolder(rel) {
+		if p == absSecret || rel == secretKeyFile || skipInDataFolder(rel) {
 			return nil
 		}
 		target := filepath.Join(out, filepath.FromSlash(rel))
@@ -439,6 +460,15 @@ func formatSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// realPath is p absolute, with its symbolic links resolved.
+func realPath(p string) (string, error) {
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(r)
 }
 
 // inside reports whether p is dir or a path under it.

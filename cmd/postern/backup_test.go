@@ -458,3 +458,27 @@ func TestBackupPgDumpRoundTrip(t *testing.T) {
 		t.Errorf("members of the restored database:\n%s", out)
 	}
 }
+
+// TestBackupSymlinkedDataFolder: a data folder reached through a symbolic
+// link is copied (the walk starts from the real folder), and a backup
+// folder that is inside it by another path is not copied into itself.
+func TestBackupSymlinkedDataFolder(t *testing.T) {
+	data, _ := newInstallation(t)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(data, link); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(data, "backups", "today")
+	mustRunIn(t, nil)("backup", dest, "--data", link)
+	var paths []string
+	for _, f := range readManifestT(t, dest).Files {
+		paths = append(paths, f.Path)
+	}
+	want := "data/acme/example.com/account.key data/acme/example.com/cert.pem data/postern.db data/secret.key data/tls/cert.pem data/tls/key.pem"
+	if got := strings.Join(paths, " "); got != want {
+		t.Errorf("files\n%s\nwant\n%s", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "data", "backups", "today")); !os.IsNotExist(err) {
+		t.Errorf("the backup holds itself: %v", err)
+	}
+}
