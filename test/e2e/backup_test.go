@@ -65,6 +65,9 @@ func TestBackupOnline(t *testing.T) {
 		wg      sync.WaitGroup
 		errs    = make(chan error, 16)
 	)
+	// On a failure the writers stop before the server does (cleanups run
+	// last in, first out).
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
 	record := func(writer string, c change) {
 		c.acked = phase.Load()
 		mu.Lock()
