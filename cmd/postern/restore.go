@@ -116,6 +116,9 @@ func (a *app) restore(ctx context.Context, src string) (err error) {
 		}
 	}
 	fmt.Fprintf(a.stdout, "Restored %d files into %s from the backup of %s (postern %s, schema %s).\n", len(written), a.data, m.Created, m.Postern.Version, m.Schema)
+	if a.secretFile != "" {
+		fmt.Fprintf(a.stdout, "The secret key is %s: give serve the same --secret-file.\n", a.secretFile)
+	}
 	if m.Database == "postgres" {
 		dump := filepath.Join(src, pgDumpFile)
 		fmt.Fprintf(a.stdout, "\nThe database is in PostgreSQL. Restore its dump into an empty database, then start postern serve:\n\n  %s\n", pgRestoreCommand(a.database, dump))
