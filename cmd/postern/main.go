@@ -105,6 +105,8 @@ func init() {
 		{name: "audit retention", args: "[DAYS] [--json]", summary: "show or set how many days audit entries are kept", max: 1, setup: auditRetention},
 		{name: "audit", args: "[--member EMAIL] [--action A] [--since T] [--until T] [--limit N] [--before CURSOR] [--json|--csv]", summary: "show the audit log: every change, sign-in and login, newest first", setup: auditList},
 		{name: "migrate", args: "[--status] [--json]", summary: "apply the database's pending migrations, or list them with --status", setup: migrateCmd},
+		{name: "backup", args: "DEST [--pg-dump]", summary: "copy the database, the secret key and the data folder's files to a new folder, while serve runs", min: 1, max: 1, setup: backupCmd},
+		{name: "restore", args: "SRC", summary: "check a backup's checksums and schema and restore it into an empty data folder", min: 1, max: 1, setup: restoreCmd},
 		{name: "version", args: "[--json]", summary: "print the version of this binary (also: postern --version)", setup: versionCmd},
 	}
 }
