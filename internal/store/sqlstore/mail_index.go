@@ -419,11 +419,11 @@ func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body [
 // countsQuery totals a mailbox. Flags are stored canonical and keywords
 // hold no backslash, so a system flag's name inside the flags column is
 // that flag. The recent messages are those from the mailbox's recent_uid
-// on (an uncorrelated subquery: read once).
+// (mailbox_recent) on (an uncorrelated subquery: read once).
 const countsQuery = `SELECT COUNT(*), COALESCE(SUM(CASE WHEN instr(flags, '\Seen') = 0 THEN 1 ELSE 0 END), 0),
 	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(size), 0),
 	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN size ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN uid >= (SELECT recent_uid FROM mailboxes WHERE id = ?) THEN 1 ELSE 0 END), 0)
+	COALESCE(SUM(CASE WHEN uid >= COALESCE((SELECT recent_uid FROM mailbox_recent WHERE mailbox_id = ?), 1) THEN 1 ELSE 0 END), 0)
 	FROM mail_messages WHERE mailbox_id = ?`
 
 // Counts implements mailstore.Indexer.

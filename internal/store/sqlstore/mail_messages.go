@@ -357,16 +357,16 @@ func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, dat
 // openQuery reads a mailbox and its messages in one statement: one read
 // transaction, so the list matches the mailbox row, and one query for every
 // POP3 login instead of four.
-const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, b.recent_uid,
+const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, COALESCE(r.recent_uid, 1),
 		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
-	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
+	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id LEFT JOIN mail_messages m ON m.mailbox_id = b.id
 	WHERE b.member_id = ? AND b.name_key = ? ORDER BY m.uid`
 
 // stateQuery is openQuery by mailbox id: State's listing read whole, without
 // the view cache (tests compare the two).
-const stateQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, b.recent_uid,
+const stateQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, COALESCE(r.recent_uid, 1),
 		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
-	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
+	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id LEFT JOIN mail_messages m ON m.mailbox_id = b.id
 	WHERE b.id = ? ORDER BY m.uid`
 
 // Open implements mailstore.Store.
@@ -477,24 +477,29 @@ func (s *Mail) Messages(ctx context.Context, mailboxID int64) ([]mailstore.Messa
 
 // ClaimRecent implements mailstore.Store. A plain read first: most calls
 // (every session that sees new mail after another claimed it) find nothing
-// to claim and write nothing. The claim is then one UPDATE that moves
-// recent_uid from the value read to UIDNEXT, and does nothing when another
-// session moved it first (the read is then taken again). Its lock on the
-// mailbox row (see Locking) makes it wait for an append in progress, so
-// the UIDs it claims are all committed when it returns. It moves the
-// member's mail counter as any change does, so that the INBOX cache (which
-// keeps RecentUID) stays exact.
+// to claim and write nothing. The claim is then one statement that moves
+// the mailbox's row of mailbox_recent from the value read to UIDNEXT, and
+// does nothing when another session moved it first (the read is then taken
+// again). It takes no lock on the mailbox row: UIDNEXT is read as the last
+// committed change left it, and every UID below it is committed (UIDs are
+// handed out under the row's lock, each with its message), so an append
+// still in progress is left to a later claim and the claim never waits for
+// one. It moves the member's mail counter as any change does, so that the
+// INBOX cache (which keeps RecentUID) stays exact.
 func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error) {
 	db := s.db
-	read, err := db.prepared(ctx, db.q(`SELECT recent_uid, uid_next, member_id FROM mailboxes WHERE id = ?`))
+	read, err := db.prepared(ctx, db.q(`SELECT COALESCE(r.recent_uid, 1), b.uid_next, b.member_id
+		FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = ?`))
 	if err != nil {
 		return 0, 0, mailErr("claim recent", err)
 	}
 	// A claim lost in a crash leaves messages that another session may
 	// show as \Recent again (RFC 3501 §2.3.2 asks no more): it is
 	// written through db.ephemeral, which on PostgreSQL does not wait for
-	// the WAL flush with the mailbox locked.
-	const claim = `UPDATE mailboxes SET recent_uid = uid_next WHERE id = ? AND recent_uid = ? AND recent_uid < uid_next RETURNING uid_next`
+	// the WAL flush.
+	claim := db.q(`INSERT INTO mailbox_recent (mailbox_id, recent_uid) SELECT id, uid_next FROM mailboxes WHERE id = ? AND uid_next > ?
+		ON CONFLICT (mailbox_id) DO UPDATE SET recent_uid = excluded.recent_uid WHERE mailbox_recent.recent_uid = ?
+		RETURNING recent_uid`)
 	for {
 		var recent, uidNext, memberID int64
 		err = read.QueryRowContext(ctx, mailboxID).Scan(&recent, &uidNext, &memberID)
@@ -506,11 +511,11 @@ func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next ui
 		}
 		db.MailChanged(memberID)
 		err = db.writing(ctx, func() error {
-			return db.ephemeral.QueryRowContext(ctx, db.q(claim), mailboxID, recent).Scan(&uidNext)
+			return db.ephemeral.QueryRowContext(ctx, claim, mailboxID, recent, recent).Scan(&uidNext)
 		})
 		db.MailChanged(memberID)
 		if notFound(err) {
-			continue // claimed by another session meanwhile
+			continue // claimed by another session meanwhile, or the mailbox is gone
 		}
 		if err != nil {
 			return 0, 0, mailErr("claim recent", err)
