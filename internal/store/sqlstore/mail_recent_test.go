@@ -2,6 +2,8 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -159,4 +161,28 @@ wait:
 	if first, next, err := db.Mail().ClaimRecent(ctx, in.ID); err != nil || first != 2 || next != 3 {
 		t.Fatalf("claim after the commit: [%d, %d) %v, want [2, 3)", first, next, err)
 	}
+}
+
+// Bodies reads the raw messages of the ids that exist, in one statement
+// per chunk, on both engines.
+func TestBodiesByID(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		env := storetest.NewMailEnv(t, db)
+		m := env.NewMember(t)
+		in := env.Box(t, m, "INBOX")
+		for i := 1; i <= 3; i++ {
+			env.Append(t, in.ID, fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))
+		}
+		list := env.List(t, in.ID)
+		want := map[int64]string{list[0].ID: "Subject: 1\r\n\r\nx\r\n", list[2].ID: "Subject: 3\r\n\r\nx\r\n"}
+		got := map[int64]string{}
+		err := env.Mail.Bodies(ctx, []int64{list[2].ID, list[0].ID, list[2].ID + 1000}, func(id int64, body []byte) error {
+			got[id] = string(body)
+			return nil
+		})
+		if err != nil || !maps.Equal(got, want) {
+			t.Fatalf("bodies: %v %v, want %v", got, err, want)
+		}
+	})
 }
