@@ -561,48 +561,49 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		uids = []uint32{}
 	}
 	db := s.db
+	if db.Dialect == Postgres {
+		// Optimistically first: a STORE that changes nothing takes no
+		// lock, and one that does holds the mailbox row for one
+		// statement and its commit instead of a transaction of four
+		// round trips. After a few conflicts, the locked path below.
+		for range optimisticTries {
+			infos, modified, done, err := db.storeFlagsOptimisticPG(ctx, mailboxID, uids, op, flags, unchangedSince)
+			if err != nil {
+				return nil, nil, mailErr("store flags", err)
+			}
+			if done {
+				return infos, modified, nil
+			}
+		}
+	}
 	var out []mailstore.MessageInfo
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		out, modified = out[:0], modified[:0]
 		mb, rows, err := db.lockedMsgs(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
 		}
-		// One UPDATE per resulting set of flags, not per message: a STORE
-		// on many messages leaves them with few distinct sets.
-		byFlags := map[string][]int64{}
-		var order []string
-		for _, r := range rows {
-			if unchangedSince != 0 && uint64(r.modseq) > unchangedSince {
-				modified = append(modified, r.uid)
-				continue
-			}
-			next := applyFlags(r.flags, op, flags)
-			if joined := joinFlags(next); joined != joinFlags(r.flags) {
-				// One per transaction; storeFlagsPG writes it with the flags.
-				var modseq int64
-				if db.Dialect == Postgres {
-					modseq = mb.takeModSeq()
-				} else if modseq, err = db.nextModSeq(ctx, tx, mb); err != nil {
+		var p storePlan
+		if db.Dialect == Postgres {
+			p = planStore(rows, mailboxID, op, flags, unchangedSince, mb.takeModSeq())
+		} else {
+			p = planStore(rows, mailboxID, op, flags, unchangedSince, 0)
+			if len(p.order) > 0 {
+				modseq, err := db.nextModSeq(ctx, tx, mb)
+				if err != nil {
 					return err
 				}
-				if byFlags[joined] == nil {
-					order = append(order, joined)
-				}
-				byFlags[joined] = append(byFlags[joined], r.id)
-				r.modseq = modseq
+				p.setModSeq(modseq)
 			}
-			r.flags = next
-			out = append(out, r.info(mailboxID))
 		}
-		if len(order) == 0 {
+		out, modified = p.out, p.modified
+		if len(p.order) == 0 {
 			return nil
 		}
 		if db.Dialect == Postgres {
-			return db.storeFlagsPG(ctx, tx, mb, byFlags)
+			return db.storeFlagsPG(ctx, tx, mb, p.byFlags)
 		}
-		for _, joined := range order {
-			ids := byFlags[joined]
+		for _, joined := range p.order {
+			ids := p.byFlags[joined]
 			for len(ids) > 0 {
 				part := ids[:min(chunk, len(ids))]
 				ids = ids[len(part):]
@@ -618,6 +619,111 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		return nil, nil, mailErr("store flags", err)
 	}
 	return out, modified, nil
+}
+
+// optimisticTries bounds the optimistic attempts of a change on
+// PostgreSQL before it takes the mailbox lock and waits.
+var optimisticTries = 3
+
+// storePlan is what a STORE does to the messages read: their state after
+// it (out), those left as they were for UNCHANGEDSINCE (modified), and the
+// ids to write, by their new set of flags (in order of first use).
+type storePlan struct {
+	out      []mailstore.MessageInfo
+	modified []uint32
+	byFlags  map[string][]int64
+	order    []string
+	changed  []int // indexes in out of the messages written
+}
+
+// planStore applies a STORE to rows in memory: one UPDATE per resulting
+// set of flags, not per message, since a STORE on many messages leaves
+// them with few distinct sets. The messages written take modseq (which
+// setModSeq may give later).
+func planStore(rows []msgRow, mailboxID int64, op mailstore.FlagOp, flags []string, unchangedSince uint64, modseq int64) storePlan {
+	p := storePlan{byFlags: map[string][]int64{}}
+	for _, r := range rows {
+		if unchangedSince != 0 && uint64(r.modseq) > unchangedSince {
+			p.modified = append(p.modified, r.uid)
+			continue
+		}
+		next := applyFlags(r.flags, op, flags)
+		if joined := joinFlags(next); joined != joinFlags(r.flags) {
+			if p.byFlags[joined] == nil {
+				p.order = append(p.order, joined)
+			}
+			p.byFlags[joined] = append(p.byFlags[joined], r.id)
+			r.modseq = modseq
+			p.changed = append(p.changed, len(p.out))
+		}
+		r.flags = next
+		p.out = append(p.out, r.info(mailboxID))
+	}
+	return p
+}
+
+// setModSeq gives the messages written their mod-sequence.
+func (p *storePlan) setModSeq(modseq int64) {
+	for _, i := range p.changed {
+		p.out[i].ModSeq = uint64(modseq)
+	}
+}
+
+// storeFlagsIfQueryPG is storeFlagsQueryPG as a compare-and-set, outside
+// a transaction: it writes only if the mailbox's HIGHESTMODSEQ is still
+// the one the messages were read at ($2 - 1), which every change to its
+// messages moves under the mailbox's row lock. The UPDATE of the mailbox
+// row waits for a change in progress and then tests the row that change
+// left; the messages' UPDATE joins its result, so nothing is written when
+// it fails. It returns the number of mailboxes written (0 or 1).
+const storeFlagsIfQueryPG = `WITH mb AS (
+	UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1 AND highest_modseq = $2 - 1 RETURNING member_id
+), e AS (
+	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
+), w AS (
+	UPDATE mail_messages m SET flags = v.flags, modseq = $2 FROM mb, unnest($3::bigint[], $4::text[]) AS v(id, flags) WHERE m.id = v.id
+)
+SELECT COUNT(*) FROM mb`
+
+// snapshotMsgsQueryPG is lockedMsgsQueryPG without the lock: the mailbox
+// row and its messages from one snapshot.
+const snapshotMsgsQueryPG = `SELECT 0, member_id, uid_validity, uid_next, highest_modseq, highest_modseq, NULL::bigint, NULL::text FROM mailboxes WHERE id = $1
+UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, flags FROM mail_messages WHERE mailbox_id = $1`
+
+// storeFlagsOptimisticPG is one optimistic attempt of StoreFlagsIf: the
+// messages read without a lock, the STORE planned on them, and written by
+// storeFlagsIfQueryPG. done is false when another change to the mailbox
+// came between the read and the write (nothing was written).
+func (db *DB) storeFlagsOptimisticPG(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) (infos []mailstore.MessageInfo, modified []uint32, done bool, err error) {
+	mb, rows, err := db.msgsPG(ctx, db.SQL, snapshotMsgsQueryPG, mailboxID, uids)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	modseq := mb.takeModSeq()
+	p := planStore(rows, mailboxID, op, flags, unchangedSince, modseq)
+	if len(p.order) == 0 {
+		return p.out, p.modified, true, nil
+	}
+	var ids []int64
+	var sets []string
+	for _, joined := range p.order {
+		for _, id := range p.byFlags[joined] {
+			ids = append(ids, id)
+			sets = append(sets, joined)
+		}
+	}
+	var n int
+	db.MailChanged(mb.memberID)
+	err = db.writing(ctx, func() error {
+		return db.SQL.QueryRowContext(ctx, storeFlagsIfQueryPG, mailboxID, modseq, ids, sets,
+			string(account.EventMailboxChanged), micros(time.Now())).Scan(&n)
+	})
+	db.MailChanged(mb.memberID)
+	if err != nil || n == 0 {
+		return nil, nil, false, err
+	}
+	db.notifyEvents()
+	return p.out, p.modified, true, nil
 }
 
 // storeFlagsQueryPG writes a STORE in one statement: the flags ($4) of the
@@ -691,6 +797,22 @@ func (s *Mail) Vanished(ctx context.Context, mailboxID int64, since uint64) (uid
 // is not nil (UID EXPUNGE, RFC 4315 §2.1), and returns their UIDs in order.
 func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	db := s.db
+	if db.Dialect == Postgres {
+		// Most EXPUNGEs (every CLOSE) find nothing flagged \Deleted, which
+		// a read without the mailbox's lock can tell: as of its snapshot,
+		// nothing was to be removed.
+		q, args := expungeAnyQueryPG, []any{mailboxID}
+		if uids != nil {
+			q, args = q+` AND uid = ANY($2)`, append(args, uidArray(uids))
+		}
+		var exists, deleted bool
+		if err := db.SQL.QueryRowContext(ctx, q+`)`, args...).Scan(&exists, &deleted); err != nil {
+			return nil, mailErr("expunge", err)
+		}
+		if exists && !deleted {
+			return nil, nil
+		}
+	}
 	var gone []uint32
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		gone = gone[:0]
@@ -712,6 +834,12 @@ func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]u
 	}
 	return gone, nil
 }
+
+// expungeAnyQueryPG says whether the mailbox ($1) exists and whether it has
+// messages flagged \Deleted (flags are stored canonical, and keywords hold
+// no backslash); Expunge adds the UIDs' test and the closing parenthesis.
+const expungeAnyQueryPG = `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1),
+	EXISTS (SELECT 1 FROM mail_messages WHERE mailbox_id = $1 AND strpos(flags, '\Deleted') > 0`
 
 // Delete removes the given UIDs whatever their flags (POP3 DELE at QUIT).
 func (s *Mail) Delete(ctx context.Context, mailboxID int64, uids []uint32) error {
@@ -758,11 +886,18 @@ SELECT 0, l.member_id, l.uid_validity, l.uid_next, l.highest_modseq, s.highest_m
 UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, flags FROM mail_messages WHERE mailbox_id = $1`
 
 func (db *DB) lockedMsgsPG(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (*lockedMailbox, []msgRow, error) {
-	query, args := lockedMsgsQueryPG, []any{mailboxID}
+	return db.msgsPG(ctx, tx, lockedMsgsQueryPG, mailboxID, uids)
+}
+
+// msgsPG runs lockedMsgsQueryPG or snapshotMsgsQueryPG (through q, a
+// transaction or the pool) and reads the mailbox and its messages uids
+// (all of them when uids is nil), in UID order.
+func (db *DB) msgsPG(ctx context.Context, q queryer, query string, mailboxID int64, uids []uint32) (*lockedMailbox, []msgRow, error) {
+	args := []any{mailboxID}
 	if uids != nil {
 		query, args = query+` AND uid = ANY($2)`, append(args, uidArray(uids))
 	}
-	rows, err := tx.QueryContext(ctx, query, args...)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -798,7 +933,7 @@ func (db *DB) lockedMsgsPG(ctx context.Context, tx *sql.Tx, mailboxID int64, uid
 		return nil, nil, account.ErrNotFound
 	}
 	if snapshot != mb.highestModSeq {
-		out, err = db.selectMsgs(ctx, tx, mailboxID, uids)
+		out, err = db.selectMsgs(ctx, q, mailboxID, uids)
 		return mb, out, err
 	}
 	if !sorted {
