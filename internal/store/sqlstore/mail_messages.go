@@ -634,6 +634,9 @@ type storePlan struct {
 	byFlags  map[string][]int64
 	order    []string
 	changed  []int // indexes in out of the messages written
+	// The messages written, one by one: id, new flags, MODSEQ read.
+	ids, olds []int64
+	sets      []string
 }
 
 // planStore applies a STORE to rows in memory: one UPDATE per resulting
@@ -653,6 +656,7 @@ func planStore(rows []msgRow, mailboxID int64, op mailstore.FlagOp, flags []stri
 				p.order = append(p.order, joined)
 			}
 			p.byFlags[joined] = append(p.byFlags[joined], r.id)
+			p.ids, p.olds, p.sets = append(p.ids, r.id), append(p.olds, r.modseq), append(p.sets, joined)
 			r.modseq = modseq
 			p.changed = append(p.changed, len(p.out))
 		}
@@ -670,20 +674,28 @@ func (p *storePlan) setModSeq(modseq int64) {
 }
 
 // storeFlagsIfQueryPG is storeFlagsQueryPG as a compare-and-set, outside
-// a transaction: it writes only if the mailbox's HIGHESTMODSEQ is still
-// the one the messages were read at ($2 - 1), which every change to its
-// messages moves under the mailbox's row lock. The UPDATE of the mailbox
-// row waits for a change in progress and then tests the row that change
-// left; the messages' UPDATE joins its result, so nothing is written when
-// it fails. It returns the number of mailboxes written (0 or 1).
-const storeFlagsIfQueryPG = `WITH mb AS (
-	UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1 AND highest_modseq = $2 - 1 RETURNING member_id
+// a transaction: it locks the mailbox row (l, first, as every change to
+// the mailbox does: no deadlock with them), then the messages to write
+// ($2) that still have the MODSEQ they were read at ($4): after waiting
+// for the lock, FOR UPDATE tests the rows as the last change left them,
+// and leaves out one changed or expunged since. Only when all of them are
+// there does it take the next mod-sequence and write their flags ($3) and
+// the event; it returns that mod-sequence, or no row. A change to other
+// messages of the mailbox (an APPEND, a STORE elsewhere) is no conflict.
+const storeFlagsIfQueryPG = `WITH l AS MATERIALIZED (
+	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
+), k AS MATERIALIZED (
+	SELECT m.id FROM l, mail_messages m JOIN unnest($2::bigint[], $4::bigint[]) AS v(id, old) ON m.id = v.id
+	WHERE m.mailbox_id = l.id AND m.modseq = v.old FOR UPDATE OF m
+), mb AS (
+	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
+	WHERE id = $1 AND (SELECT COUNT(*) FROM k) = cardinality($2::bigint[]) RETURNING highest_modseq, member_id
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
 ), w AS (
-	UPDATE mail_messages m SET flags = v.flags, modseq = $2 FROM mb, unnest($3::bigint[], $4::text[]) AS v(id, flags) WHERE m.id = v.id
+	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags) WHERE m.id = v.id
 )
-SELECT COUNT(*) FROM mb`
+SELECT highest_modseq FROM mb`
 
 // snapshotMsgsQueryPG is lockedMsgsQueryPG without the lock: the mailbox
 // row and its messages from one snapshot.
@@ -692,36 +704,31 @@ UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, flags FROM ma
 
 // storeFlagsOptimisticPG is one optimistic attempt of StoreFlagsIf: the
 // messages read without a lock, the STORE planned on them, and written by
-// storeFlagsIfQueryPG. done is false when another change to the mailbox
-// came between the read and the write (nothing was written).
+// storeFlagsIfQueryPG. done is false when another change to those
+// messages came between the read and the write (nothing was written).
 func (db *DB) storeFlagsOptimisticPG(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) (infos []mailstore.MessageInfo, modified []uint32, done bool, err error) {
 	mb, rows, err := db.msgsPG(ctx, db.SQL, snapshotMsgsQueryPG, mailboxID, uids)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	modseq := mb.takeModSeq()
-	p := planStore(rows, mailboxID, op, flags, unchangedSince, modseq)
+	p := planStore(rows, mailboxID, op, flags, unchangedSince, 0)
 	if len(p.order) == 0 {
 		return p.out, p.modified, true, nil
 	}
-	var ids []int64
-	var sets []string
-	for _, joined := range p.order {
-		for _, id := range p.byFlags[joined] {
-			ids = append(ids, id)
-			sets = append(sets, joined)
-		}
-	}
-	var n int
+	var modseq int64
 	db.MailChanged(mb.memberID)
 	err = db.writing(ctx, func() error {
-		return db.SQL.QueryRowContext(ctx, storeFlagsIfQueryPG, mailboxID, modseq, ids, sets,
-			string(account.EventMailboxChanged), micros(time.Now())).Scan(&n)
+		return db.SQL.QueryRowContext(ctx, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
+			string(account.EventMailboxChanged), micros(time.Now())).Scan(&modseq)
 	})
 	db.MailChanged(mb.memberID)
-	if err != nil || n == 0 {
+	if notFound(err) {
+		return nil, nil, false, nil
+	}
+	if err != nil {
 		return nil, nil, false, err
 	}
+	p.setModSeq(modseq)
 	db.notifyEvents()
 	return p.out, p.modified, true, nil
 }
