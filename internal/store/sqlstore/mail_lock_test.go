@@ -221,3 +221,66 @@ func TestNoOpChangesTakeNoLock(t *testing.T) {
 		}
 	}
 }
+
+// An EXPUNGE that waits for the mailbox lock while another node copies the
+// message it removes keeps the body the copy now shares: the optimistic
+// EXPUNGE read the messages before the copy was committed, and the
+// foreign key sends it to the locked path, which sees the copy.
+func TestExpungeAfterCopyWait(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in, trash := env.Box(t, m, "INBOX"), env.Box(t, m, "Trash")
+	const msg = "Subject: x\r\n\r\nx\r\n"
+	uid := env.Append(t, in.ID, msg, `\Deleted`)
+
+	other := storetest.OpenOther(t, db)
+	tx, err := other.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE`, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq)
+		SELECT $1, 1, '', internal_date, size, body_id, 1 FROM mail_messages WHERE mailbox_id = $2`, trash.ID, in.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		gone []uint32
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		gone, err := db.Mail().Expunge(ctx, in.ID, nil)
+		done <- result{gone, err}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%mail_vanished%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the EXPUNGE never waited for the lock")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || !slices.Equal(r.gone, []uint32{uid}) {
+		t.Fatalf("expunge: %v %v", r.gone, r.err)
+	}
+	if got := env.Bodies(t, trash.ID); len(got) != 1 || got[0] != msg {
+		t.Fatalf("the copy's body: %q", got)
+	}
+	if got := env.UIDs(t, in.ID); len(got) != 0 {
+		t.Fatalf("INBOX after the expunge: %v", got)
+	}
+}

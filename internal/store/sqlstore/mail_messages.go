@@ -805,19 +805,17 @@ func (s *Mail) Vanished(ctx context.Context, mailboxID int64, since uint64) (uid
 func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	db := s.db
 	if db.Dialect == Postgres {
-		// Most EXPUNGEs (every CLOSE) find nothing flagged \Deleted, which
-		// a read without the mailbox's lock can tell: as of its snapshot,
-		// nothing was to be removed.
-		q, args := expungeAnyQueryPG, []any{mailboxID}
-		if uids != nil {
-			q, args = q+` AND uid = ANY($2)`, append(args, uidArray(uids))
-		}
-		var exists, deleted bool
-		if err := db.SQL.QueryRowContext(ctx, q+`)`, args...).Scan(&exists, &deleted); err != nil {
-			return nil, mailErr("expunge", err)
-		}
-		if exists && !deleted {
-			return nil, nil
+		// Optimistically first, as StoreFlagsIf: an EXPUNGE that finds
+		// nothing flagged \Deleted (every CLOSE, mostly) takes no lock,
+		// and one that does holds the mailbox for one statement.
+		for range optimisticTries {
+			gone, done, err := db.expungeOptimisticPG(ctx, mailboxID, uids)
+			if err != nil {
+				return nil, mailErr("expunge", err)
+			}
+			if done {
+				return gone, nil
+			}
 		}
 	}
 	var gone []uint32
@@ -842,11 +840,120 @@ func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]u
 	return gone, nil
 }
 
-// expungeAnyQueryPG says whether the mailbox ($1) exists and whether it has
-// messages flagged \Deleted (flags are stored canonical, and keywords hold
-// no backslash); Expunge adds the UIDs' test and the closing parenthesis.
-const expungeAnyQueryPG = `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1),
-	EXISTS (SELECT 1 FROM mail_messages WHERE mailbox_id = $1 AND strpos(flags, '\Deleted') > 0`
+// deletedMsgsQueryPG reads the mailbox's member (kind 0) and its messages flagged
+// \Deleted (kind 1; flags are stored canonical, and keywords hold no
+// backslash); Expunge may add a test of the UIDs ($2).
+const deletedMsgsQueryPG = `SELECT 0, member_id, 0, 0, 0 FROM mailboxes WHERE id = $1
+UNION ALL SELECT 1, id, uid, size, body_id FROM mail_messages WHERE mailbox_id = $1 AND strpos(flags, '\Deleted') > 0`
+
+// expungeIfQueryPG is removeMsgsQueryPG as a compare-and-set outside a
+// transaction, as storeFlagsIfQueryPG: it locks the mailbox row, then the
+// messages to remove ($2) that are still flagged \Deleted ($4: the flags
+// read); only when all of them are there does it take the next
+// mod-sequence and delete them, their bodies that no other message shares,
+// bury their UIDs ($3), move the usage by $5 and write the event. It
+// returns the tombstones the mailbox held before, or no row. A message
+// that shares a body and was committed after the statement's snapshot
+// (a COPY waiting for the lock) is not seen by the body's NOT EXISTS, but
+// is by the foreign key's check, which fails the statement: Expunge then
+// takes the locked path.
+const expungeIfQueryPG = `WITH l AS MATERIALIZED (
+	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
+), k AS MATERIALIZED (
+	SELECT m.id FROM l, mail_messages m JOIN unnest($2::bigint[]) AS v(id) ON m.id = v.id
+	WHERE m.mailbox_id = l.id AND strpos(m.flags, '\Deleted') > 0 FOR UPDATE OF m
+), mb AS (
+	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
+	WHERE id = $1 AND (SELECT COUNT(*) FROM k) = cardinality($2::bigint[]) RETURNING highest_modseq, member_id
+), d AS (
+	DELETE FROM mail_messages m USING mb WHERE m.id = ANY($2::bigint[]) RETURNING m.body_id
+), b AS (
+	DELETE FROM mail_bodies WHERE id IN (SELECT body_id FROM d)
+	AND NOT EXISTS (SELECT 1 FROM mail_messages m WHERE m.body_id = mail_bodies.id AND m.id <> ALL($2::bigint[]))
+), v AS (
+	INSERT INTO mail_vanished (mailbox_id, uid, modseq) SELECT $1, u, mb.highest_modseq FROM mb, unnest($3::bigint[]) AS u
+	ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
+), u AS (
+	INSERT INTO mail_usage (member_id, bytes) SELECT member_id, $4 FROM mb
+	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
+), e AS (
+	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
+)
+SELECT (SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = $1) FROM mb`
+
+// expungeOptimisticPG is one optimistic attempt of Expunge. done is false
+// when the mailbox is missing (the locked path says so) or another change
+// to the messages came between the read and the write (nothing was
+// written).
+func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []uint32) (gone []uint32, done bool, err error) {
+	q, args := deletedMsgsQueryPG, []any{mailboxID}
+	if uids != nil {
+		q, args = q+` AND uid = ANY($2)`, append(args, uidArray(uids))
+	}
+	rows, err := db.SQL.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	exists := false
+	var ids, uidList []int64
+	var size, memberID int64
+	for rows.Next() {
+		var kind, id, uid, sz, bodyID int64
+		if err := rows.Scan(&kind, &id, &uid, &sz, &bodyID); err != nil {
+			rows.Close()
+			return nil, false, err
+		}
+		if kind == 0 {
+			exists, memberID = true, id
+			continue
+		}
+		ids, uidList, size = append(ids, id), append(uidList, uid), size+sz
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if !exists {
+		return nil, false, nil
+	}
+	if len(ids) == 0 {
+		return nil, true, nil
+	}
+	var before int64
+	db.MailChanged(memberID)
+	err = db.writing(ctx, func() error {
+		return db.SQL.QueryRowContext(ctx, expungeIfQueryPG, mailboxID, ids, uidList, -size,
+			string(account.EventMailboxChanged), micros(time.Now())).Scan(&before)
+	})
+	db.MailChanged(memberID)
+	if notFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "SQLSTATE 23503") {
+			return nil, false, nil // a body shared meanwhile: see expungeIfQueryPG
+		}
+		return nil, false, err
+	}
+	db.notifyEvents()
+	if before+int64(len(uidList)) > maxTombstones {
+		if err := db.tx(ctx, func(tx *sql.Tx) error {
+			locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+			if err != nil {
+				return err
+			}
+			return db.pruneTombstones(ctx, tx, locked[mailboxID], before+int64(len(uidList)))
+		}); err != nil && !errors.Is(err, account.ErrNotFound) {
+			return nil, false, err
+		}
+	}
+	gone = make([]uint32, len(uidList))
+	for i, u := range uidList {
+		gone[i] = uint32(u)
+	}
+	slices.Sort(gone)
+	return gone, true, nil
+}
 
 // Delete removes the given UIDs whatever their flags (POP3 DELE at QUIT).
 func (s *Mail) Delete(ctx context.Context, mailboxID int64, uids []uint32) error {
