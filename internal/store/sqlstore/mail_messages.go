@@ -682,6 +682,10 @@ func (p *storePlan) setModSeq(modseq int64) {
 // there does it take the next mod-sequence and write their flags ($3) and
 // the event; it returns that mod-sequence, or no row. A change to other
 // messages of the mailbox (an APPEND, a STORE elsewhere) is no conflict.
+// Messages the STORE leaves as they are (no change needed as of the read)
+// are not tested: a change made to them since is ordered after this STORE
+// on those messages, and each message's own history stays in MODSEQ order,
+// which is what CONDSTORE's CHANGEDSINCE and UNCHANGEDSINCE rely on.
 const storeFlagsIfQueryPG = `WITH l AS MATERIALIZED (
 	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
 ), k AS MATERIALIZED (
