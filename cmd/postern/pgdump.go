@@ -106,4 +106,3 @@ func shellCommand(name string, args []string) string {
 	}
 	return strings.Join(parts, " ")
 }
-

@@ -9,7 +9,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/mailstore"
 )
 
@@ -55,7 +54,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 	}
 	needBody := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
-	for _, i := range idx {
+	var bodies map[int64][]byte
+	loaded := 0 // idx[:loaded] have had their bodies read
+	for n, i := range idx {
 		m := sel.msgs[i]
 		x := index[m.ID]
 		if index != nil && x == nil {
@@ -63,12 +64,14 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 		var body []byte
 		if needBody {
-			body, err = s.srv.cfg.Mail.Body(s.ctx, m.ID)
-			if account.ErrorCode(err) == account.ENOTFOUND {
-				continue // expunged elsewhere a moment ago
+			if n >= loaded {
+				if bodies, loaded, err = s.readBodies(bodies, idx, n); err != nil {
+					return s.storeErr("fetch", err)
+				}
 			}
-			if err != nil {
-				return s.storeErr("fetch", err)
+			var ok bool
+			if body, ok = bodies[m.ID]; !ok {
+				continue // expunged elsewhere a moment ago
 			}
 		}
 		// Binary sections are decoded before the response starts: an
@@ -115,6 +118,37 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 	}
 	return nil
+}
+
+// Bodies are read for up to bodyBatch messages, or bodyBatchBytes, at a
+// time: on PostgreSQL each read is a round trip, and a FETCH of sections
+// of many messages made one per message; the bound keeps a FETCH 1:*
+// BODY[] of a large mailbox from holding all of it in memory.
+const (
+	bodyBatch      = 64
+	bodyBatchBytes = 1 << 20
+)
+
+// readBodies reads into bodies (emptied first) the raw messages of
+// idx[from:], as many as one batch holds (at least one), and returns
+// where the batch ends. A message expunged meanwhile is left out.
+func (s *session) readBodies(bodies map[int64][]byte, idx []int, from int) (map[int64][]byte, int, error) {
+	if bodies == nil {
+		bodies = make(map[int64][]byte, min(bodyBatch, len(idx)-from))
+	}
+	clear(bodies)
+	ids := make([]int64, 0, min(bodyBatch, len(idx)-from))
+	end, size := from, int64(0)
+	for ; end < len(idx) && len(ids) < bodyBatch && (len(ids) == 0 || size < bodyBatchBytes); end++ {
+		m := &s.sel.msgs[idx[end]]
+		ids = append(ids, m.ID)
+		size += m.Size
+	}
+	err := s.srv.cfg.Mail.Bodies(s.ctx, ids, func(id int64, body []byte) error {
+		bodies[id] = body
+		return nil
+	})
+	return bodies, end, err
 }
 
 // encodedFor picks an index's encoded item for the connection: the UTF-8

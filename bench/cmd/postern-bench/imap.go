@@ -105,8 +105,11 @@ func imapCmd(args []string) error {
 			return err
 		}
 	}
-	if c.sizes, err = parseCounts("messages", *sizes); err != nil {
-		return err
+	// --messages 0 leaves the mailbox operations out (the stress figure alone).
+	if *sizes != "0" {
+		if c.sizes, err = parseCounts("messages", *sizes); err != nil {
+			return err
+		}
 	}
 	if *conns != "" {
 		if c.loadConns, err = parseCounts("load-conns", *conns); err != nil {

@@ -8,3 +8,11 @@ func SetHorizonTimes(check, stuck time.Duration) (restore func()) {
 	horizonCheck, horizonStuck = check, stuck
 	return func() { horizonCheck, horizonStuck = oc, os }
 }
+
+// SetOptimisticTries sets how many optimistic attempts a change makes on
+// PostgreSQL before it takes the mailbox lock (0: the locked path at once).
+func SetOptimisticTries(n int) (restore func()) {
+	old := optimisticTries
+	optimisticTries = n
+	return func() { optimisticTries = old }
+}

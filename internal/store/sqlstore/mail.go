@@ -18,7 +18,12 @@ func (db *DB) Mail() *Mail { return &Mail{db: db} }
 
 var _ mailstore.Store = (*Mail)(nil)
 
-const mailboxCols = `id, member_id, name, special_use, uid_validity, uid_next, subscribed, highest_modseq, recent_uid`
+// mailboxCols are scanMailbox's columns, FROM mailboxFrom. The \Recent
+// horizon lives in mailbox_recent (migration 0029), a row claimed
+// without the mailbox's lock; no row there means 1.
+const mailboxCols = `b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, COALESCE(r.recent_uid, 1)`
+
+const mailboxFrom = `mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id`
 
 func scanMailbox(row interface{ Scan(...any) error }) (mailstore.Mailbox, error) {
 	var mb mailstore.Mailbox
@@ -44,7 +49,7 @@ func (s *Mail) Mailboxes(ctx context.Context, memberID int64) ([]mailstore.Mailb
 }
 
 func (db *DB) mailboxes(ctx context.Context, q queryer, memberID int64) ([]mailstore.Mailbox, error) {
-	rows, err := q.QueryContext(ctx, db.q(`SELECT `+mailboxCols+` FROM mailboxes WHERE member_id = ?`), memberID)
+	rows, err := q.QueryContext(ctx, db.q(`SELECT `+mailboxCols+` FROM `+mailboxFrom+` WHERE b.member_id = ?`), memberID)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +83,7 @@ func (s *Mail) Mailbox(ctx context.Context, memberID int64, name string) (mailst
 		return mailstore.Mailbox{}, account.ErrNotFound // no such name can exist
 	}
 	db := s.db
-	stmt, err := db.prepared(ctx, db.q(`SELECT `+mailboxCols+` FROM mailboxes WHERE member_id = ? AND name_key = ?`)) // every SELECT and APPEND
+	stmt, err := db.prepared(ctx, db.q(`SELECT `+mailboxCols+` FROM `+mailboxFrom+` WHERE b.member_id = ? AND b.name_key = ?`)) // every SELECT and APPEND
 	if err != nil {
 		return mailstore.Mailbox{}, mailErr("mailbox", err)
 	}

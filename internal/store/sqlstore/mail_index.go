@@ -389,10 +389,24 @@ func searchText(x *mailstore.MessageIndex, f mailstore.SearchField) []byte {
 // Bodies implements mailstore.Indexer.
 func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body []byte) error) error {
 	db := s.db
+	// The ids go as one argument (as in Indexes): one prepared statement
+	// for any number of them.
+	q := `SELECT m.id, b.body FROM mail_messages m JOIN mail_bodies b ON b.id = m.body_id WHERE m.id IN (SELECT value FROM json_each(?))`
+	if db.Dialect == Postgres {
+		q = `SELECT m.id, b.body FROM mail_messages m JOIN mail_bodies b ON b.id = m.body_id WHERE m.id = ANY($1::bigint[])`
+	}
+	stmt, err := db.prepared(ctx, q)
+	if err != nil {
+		return mailErr("bodies", err)
+	}
 	for len(ids) > 0 {
 		part := ids[:min(chunk, len(ids))]
 		ids = ids[len(part):]
-		rows, err := db.SQL.QueryContext(ctx, db.q(`SELECT m.id, b.body FROM mail_messages m JOIN mail_bodies b ON b.id = m.body_id WHERE m.id IN (`+placeholders(len(part))+`)`), int64Args(part)...)
+		var arg any = part
+		if db.Dialect != Postgres {
+			arg = idList(part)
+		}
+		rows, err := stmt.QueryContext(ctx, arg)
 		if err != nil {
 			return mailErr("bodies", err)
 		}
@@ -402,6 +416,9 @@ func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body [
 			if err := rows.Scan(&id, &body); err != nil {
 				rows.Close()
 				return mailErr("bodies", err)
+			}
+			if body == nil {
+				body = []byte{}
 			}
 			if err := fn(id, body); err != nil {
 				rows.Close()
@@ -419,11 +436,11 @@ func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body [
 // countsQuery totals a mailbox. Flags are stored canonical and keywords
 // hold no backslash, so a system flag's name inside the flags column is
 // that flag. The recent messages are those from the mailbox's recent_uid
-// on (an uncorrelated subquery: read once).
+// (mailbox_recent) on (an uncorrelated subquery: read once).
 const countsQuery = `SELECT COUNT(*), COALESCE(SUM(CASE WHEN instr(flags, '\Seen') = 0 THEN 1 ELSE 0 END), 0),
 	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(size), 0),
 	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN size ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN uid >= (SELECT recent_uid FROM mailboxes WHERE id = ?) THEN 1 ELSE 0 END), 0)
+	COALESCE(SUM(CASE WHEN uid >= COALESCE((SELECT recent_uid FROM mailbox_recent WHERE mailbox_id = ?), 1) THEN 1 ELSE 0 END), 0)
 	FROM mail_messages WHERE mailbox_id = ?`
 
 // Counts implements mailstore.Indexer.

@@ -14,8 +14,18 @@ import (
 // A STORE that waits for the mailbox lock while another node's transaction
 // changes the same messages sees that change: on PostgreSQL the lock and
 // the read of the messages are one statement, whose snapshot predates the
-// wait, and the read must be taken again (else the other change is lost).
+// wait, and the read must be taken again (else the other change is lost);
+// the optimistic STORE read the messages before the other change, and its
+// write must find out and start again.
 func TestStoreFlagsAfterLockWait(t *testing.T) {
+	t.Run("optimistic", func(t *testing.T) { testStoreFlagsAfterLockWait(t) })
+	t.Run("locked", func(t *testing.T) {
+		defer sqlstore.SetOptimisticTries(0)()
+		testStoreFlagsAfterLockWait(t)
+	})
+}
+
+func testStoreFlagsAfterLockWait(t *testing.T) {
 	db := storetest.OpenPostgres(t)
 	ctx := context.Background()
 	env := storetest.NewMailEnv(t, db)
@@ -53,7 +63,7 @@ func TestStoreFlagsAfterLockWait(t *testing.T) {
 	}()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		var waiting int
-		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%FOR UPDATE%'`).Scan(&waiting); err != nil {
+		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%highest_modseq%'`).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 		if waiting > 0 {
@@ -145,4 +155,132 @@ func TestExpungeDropsUnsharedBodies(t *testing.T) {
 			t.Fatalf("vanished %v, %v", vanished, err)
 		}
 	})
+}
+
+// On PostgreSQL a STORE that changes nothing and an EXPUNGE that finds
+// nothing flagged \Deleted do not wait for a change in progress on the
+// mailbox: as of their snapshot there was nothing to write.
+func TestNoOpChangesTakeNoLock(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in := env.Box(t, m, "INBOX")
+	uid := env.Append(t, in.ID, "Subject: x\r\n\r\nx\r\n", `\Seen`)
+
+	other := storetest.OpenOther(t, db)
+	tx, err := other.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1`, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		run  func() error
+	}{
+		{"STORE +FLAGS of a flag set", func() error {
+			infos, err := db.Mail().StoreFlags(ctx, in.ID, []uint32{uid}, mailstore.FlagsAdd, []string{`\Seen`})
+			if err == nil && (len(infos) != 1 || !slices.Equal(infos[0].Flags, []string{`\Seen`})) {
+				t.Errorf("STORE returned %+v", infos)
+			}
+			return err
+		}},
+		{"EXPUNGE", func() error {
+			gone, err := db.Mail().Expunge(ctx, in.ID, nil)
+			if len(gone) != 0 {
+				t.Errorf("EXPUNGE removed %v", gone)
+			}
+			return err
+		}},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- c.run() }()
+	wait:
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				break wait
+			default:
+			}
+			var waiting int
+			if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%highest_modseq%'`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting > 0 {
+				t.Fatalf("%s waits for the lock of the change in progress", c.name)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never returned", c.name)
+			}
+		}
+	}
+}
+
+// An EXPUNGE that waits for the mailbox lock while another node copies the
+// message it removes keeps the body the copy now shares: the optimistic
+// EXPUNGE read the messages before the copy was committed, and the
+// foreign key sends it to the locked path, which sees the copy.
+func TestExpungeAfterCopyWait(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in, trash := env.Box(t, m, "INBOX"), env.Box(t, m, "Trash")
+	const msg = "Subject: x\r\n\r\nx\r\n"
+	uid := env.Append(t, in.ID, msg, `\Deleted`)
+
+	other := storetest.OpenOther(t, db)
+	tx, err := other.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE`, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq)
+		SELECT $1, 1, '', internal_date, size, body_id, 1 FROM mail_messages WHERE mailbox_id = $2`, trash.ID, in.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		gone []uint32
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		gone, err := db.Mail().Expunge(ctx, in.ID, nil)
+		done <- result{gone, err}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%mail_vanished%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the EXPUNGE never waited for the lock")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || !slices.Equal(r.gone, []uint32{uid}) {
+		t.Fatalf("expunge: %v %v", r.gone, r.err)
+	}
+	if got := env.Bodies(t, trash.ID); len(got) != 1 || got[0] != msg {
+		t.Fatalf("the copy's body: %q", got)
+	}
+	if got := env.UIDs(t, in.ID); len(got) != 0 {
+		t.Fatalf("INBOX after the expunge: %v", got)
+	}
 }

@@ -357,16 +357,16 @@ func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, dat
 // openQuery reads a mailbox and its messages in one statement: one read
 // transaction, so the list matches the mailbox row, and one query for every
 // POP3 login instead of four.
-const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, b.recent_uid,
+const openQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, COALESCE(r.recent_uid, 1),
 		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
-	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
+	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id LEFT JOIN mail_messages m ON m.mailbox_id = b.id
 	WHERE b.member_id = ? AND b.name_key = ? ORDER BY m.uid`
 
 // stateQuery is openQuery by mailbox id: State's listing read whole, without
 // the view cache (tests compare the two).
-const stateQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, b.recent_uid,
+const stateQuery = `SELECT b.id, b.member_id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, COALESCE(r.recent_uid, 1),
 		m.id, m.uid, m.flags, m.internal_date, m.size, m.body_id, m.modseq
-	FROM mailboxes b LEFT JOIN mail_messages m ON m.mailbox_id = b.id
+	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id LEFT JOIN mail_messages m ON m.mailbox_id = b.id
 	WHERE b.id = ? ORDER BY m.uid`
 
 // Open implements mailstore.Store.
@@ -477,24 +477,29 @@ func (s *Mail) Messages(ctx context.Context, mailboxID int64) ([]mailstore.Messa
 
 // ClaimRecent implements mailstore.Store. A plain read first: most calls
 // (every session that sees new mail after another claimed it) find nothing
-// to claim and write nothing. The claim is then one UPDATE that moves
-// recent_uid from the value read to UIDNEXT, and does nothing when another
-// session moved it first (the read is then taken again). Its lock on the
-// mailbox row (see Locking) makes it wait for an append in progress, so
-// the UIDs it claims are all committed when it returns. It moves the
-// member's mail counter as any change does, so that the INBOX cache (which
-// keeps RecentUID) stays exact.
+// to claim and write nothing. The claim is then one statement that moves
+// the mailbox's row of mailbox_recent from the value read to UIDNEXT, and
+// does nothing when another session moved it first (the read is then taken
+// again). It takes no lock on the mailbox row: UIDNEXT is read as the last
+// committed change left it, and every UID below it is committed (UIDs are
+// handed out under the row's lock, each with its message), so an append
+// still in progress is left to a later claim and the claim never waits for
+// one. It moves the member's mail counter as any change does, so that the
+// INBOX cache (which keeps RecentUID) stays exact.
 func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error) {
 	db := s.db
-	read, err := db.prepared(ctx, db.q(`SELECT recent_uid, uid_next, member_id FROM mailboxes WHERE id = ?`))
+	read, err := db.prepared(ctx, db.q(`SELECT COALESCE(r.recent_uid, 1), b.uid_next, b.member_id
+		FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = ?`))
 	if err != nil {
 		return 0, 0, mailErr("claim recent", err)
 	}
 	// A claim lost in a crash leaves messages that another session may
 	// show as \Recent again (RFC 3501 §2.3.2 asks no more): it is
 	// written through db.ephemeral, which on PostgreSQL does not wait for
-	// the WAL flush with the mailbox locked.
-	const claim = `UPDATE mailboxes SET recent_uid = uid_next WHERE id = ? AND recent_uid = ? AND recent_uid < uid_next RETURNING uid_next`
+	// the WAL flush.
+	claim := db.q(`INSERT INTO mailbox_recent (mailbox_id, recent_uid) SELECT id, uid_next FROM mailboxes WHERE id = ? AND uid_next > ?
+		ON CONFLICT (mailbox_id) DO UPDATE SET recent_uid = excluded.recent_uid WHERE mailbox_recent.recent_uid = ?
+		RETURNING recent_uid`)
 	for {
 		var recent, uidNext, memberID int64
 		err = read.QueryRowContext(ctx, mailboxID).Scan(&recent, &uidNext, &memberID)
@@ -506,11 +511,11 @@ func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next ui
 		}
 		db.MailChanged(memberID)
 		err = db.writing(ctx, func() error {
-			return db.ephemeral.QueryRowContext(ctx, db.q(claim), mailboxID, recent).Scan(&uidNext)
+			return db.ephemeral.QueryRowContext(ctx, claim, mailboxID, recent, recent).Scan(&uidNext)
 		})
 		db.MailChanged(memberID)
 		if notFound(err) {
-			continue // claimed by another session meanwhile
+			continue // claimed by another session meanwhile, or the mailbox is gone
 		}
 		if err != nil {
 			return 0, 0, mailErr("claim recent", err)
@@ -556,48 +561,49 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		uids = []uint32{}
 	}
 	db := s.db
+	if db.Dialect == Postgres {
+		// Optimistically first: a STORE that changes nothing takes no
+		// lock, and one that does holds the mailbox row for one
+		// statement and its commit instead of a transaction of four
+		// round trips. After a few conflicts, the locked path below.
+		for range optimisticTries {
+			infos, modified, done, err := db.storeFlagsOptimisticPG(ctx, mailboxID, uids, op, flags, unchangedSince)
+			if err != nil {
+				return nil, nil, mailErr("store flags", err)
+			}
+			if done {
+				return infos, modified, nil
+			}
+		}
+	}
 	var out []mailstore.MessageInfo
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		out, modified = out[:0], modified[:0]
 		mb, rows, err := db.lockedMsgs(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
 		}
-		// One UPDATE per resulting set of flags, not per message: a STORE
-		// on many messages leaves them with few distinct sets.
-		byFlags := map[string][]int64{}
-		var order []string
-		for _, r := range rows {
-			if unchangedSince != 0 && uint64(r.modseq) > unchangedSince {
-				modified = append(modified, r.uid)
-				continue
-			}
-			next := applyFlags(r.flags, op, flags)
-			if joined := joinFlags(next); joined != joinFlags(r.flags) {
-				// One per transaction; storeFlagsPG writes it with the flags.
-				var modseq int64
-				if db.Dialect == Postgres {
-					modseq = mb.takeModSeq()
-				} else if modseq, err = db.nextModSeq(ctx, tx, mb); err != nil {
+		var p storePlan
+		if db.Dialect == Postgres {
+			p = planStore(rows, mailboxID, op, flags, unchangedSince, mb.takeModSeq())
+		} else {
+			p = planStore(rows, mailboxID, op, flags, unchangedSince, 0)
+			if len(p.order) > 0 {
+				modseq, err := db.nextModSeq(ctx, tx, mb)
+				if err != nil {
 					return err
 				}
-				if byFlags[joined] == nil {
-					order = append(order, joined)
-				}
-				byFlags[joined] = append(byFlags[joined], r.id)
-				r.modseq = modseq
+				p.setModSeq(modseq)
 			}
-			r.flags = next
-			out = append(out, r.info(mailboxID))
 		}
-		if len(order) == 0 {
+		out, modified = p.out, p.modified
+		if len(p.order) == 0 {
 			return nil
 		}
 		if db.Dialect == Postgres {
-			return db.storeFlagsPG(ctx, tx, mb, byFlags)
+			return db.storeFlagsPG(ctx, tx, mb, p.byFlags)
 		}
-		for _, joined := range order {
-			ids := byFlags[joined]
+		for _, joined := range p.order {
+			ids := p.byFlags[joined]
 			for len(ids) > 0 {
 				part := ids[:min(chunk, len(ids))]
 				ids = ids[len(part):]
@@ -613,6 +619,122 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		return nil, nil, mailErr("store flags", err)
 	}
 	return out, modified, nil
+}
+
+// optimisticTries bounds the optimistic attempts of a change on
+// PostgreSQL before it takes the mailbox lock and waits.
+var optimisticTries = 3
+
+// storePlan is what a STORE does to the messages read: their state after
+// it (out), those left as they were for UNCHANGEDSINCE (modified), and the
+// ids to write, by their new set of flags (in order of first use).
+type storePlan struct {
+	out      []mailstore.MessageInfo
+	modified []uint32
+	byFlags  map[string][]int64
+	order    []string
+	changed  []int // indexes in out of the messages written
+	// The messages written, one by one: id, new flags, MODSEQ read.
+	ids, olds []int64
+	sets      []string
+}
+
+// planStore applies a STORE to rows in memory: one UPDATE per resulting
+// set of flags, not per message, since a STORE on many messages leaves
+// them with few distinct sets. The messages written take modseq (which
+// setModSeq may give later).
+func planStore(rows []msgRow, mailboxID int64, op mailstore.FlagOp, flags []string, unchangedSince uint64, modseq int64) storePlan {
+	p := storePlan{byFlags: map[string][]int64{}}
+	for _, r := range rows {
+		if unchangedSince != 0 && uint64(r.modseq) > unchangedSince {
+			p.modified = append(p.modified, r.uid)
+			continue
+		}
+		next := applyFlags(r.flags, op, flags)
+		if joined := joinFlags(next); joined != joinFlags(r.flags) {
+			if p.byFlags[joined] == nil {
+				p.order = append(p.order, joined)
+			}
+			p.byFlags[joined] = append(p.byFlags[joined], r.id)
+			p.ids, p.olds, p.sets = append(p.ids, r.id), append(p.olds, r.modseq), append(p.sets, joined)
+			r.modseq = modseq
+			p.changed = append(p.changed, len(p.out))
+		}
+		r.flags = next
+		p.out = append(p.out, r.info(mailboxID))
+	}
+	return p
+}
+
+// setModSeq gives the messages written their mod-sequence.
+func (p *storePlan) setModSeq(modseq int64) {
+	for _, i := range p.changed {
+		p.out[i].ModSeq = uint64(modseq)
+	}
+}
+
+// storeFlagsIfQueryPG is storeFlagsQueryPG as a compare-and-set, outside
+// a transaction: it locks the mailbox row (l, first, as every change to
+// the mailbox does: no deadlock with them), then the messages to write
+// ($2) that still have the MODSEQ they were read at ($4): after waiting
+// for the lock, FOR UPDATE tests the rows as the last change left them,
+// and leaves out one changed or expunged since. Only when all of them are
+// there does it take the next mod-sequence and write their flags ($3) and
+// the event; it returns that mod-sequence, or no row. A change to other
+// messages of the mailbox (an APPEND, a STORE elsewhere) is no conflict.
+// Messages the STORE leaves as they are (no change needed as of the read)
+// are not tested: a change made to them since is ordered after this STORE
+// on those messages, and each message's own history stays in MODSEQ order,
+// which is what CONDSTORE's CHANGEDSINCE and UNCHANGEDSINCE rely on.
+const storeFlagsIfQueryPG = `WITH l AS MATERIALIZED (
+	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
+), k AS MATERIALIZED (
+	SELECT m.id FROM l, mail_messages m JOIN unnest($2::bigint[], $4::bigint[]) AS v(id, old) ON m.id = v.id
+	WHERE m.mailbox_id = l.id AND m.modseq = v.old FOR UPDATE OF m
+), mb AS (
+	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
+	WHERE id = $1 AND (SELECT COUNT(*) FROM k) = cardinality($2::bigint[]) RETURNING highest_modseq, member_id
+), e AS (
+	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
+), w AS (
+	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags) WHERE m.id = v.id
+)
+SELECT highest_modseq FROM mb`
+
+// snapshotMsgsQueryPG is lockedMsgsQueryPG without the lock: the mailbox
+// row and its messages from one snapshot.
+const snapshotMsgsQueryPG = `SELECT 0, member_id, uid_validity, uid_next, highest_modseq, highest_modseq, NULL::bigint, NULL::text FROM mailboxes WHERE id = $1
+UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, flags FROM mail_messages WHERE mailbox_id = $1`
+
+// storeFlagsOptimisticPG is one optimistic attempt of StoreFlagsIf: the
+// messages read without a lock, the STORE planned on them, and written by
+// storeFlagsIfQueryPG. done is false when another change to those
+// messages came between the read and the write (nothing was written).
+func (db *DB) storeFlagsOptimisticPG(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) (infos []mailstore.MessageInfo, modified []uint32, done bool, err error) {
+	mb, rows, err := db.msgsPG(ctx, db.SQL, snapshotMsgsQueryPG, mailboxID, uids)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	p := planStore(rows, mailboxID, op, flags, unchangedSince, 0)
+	if len(p.order) == 0 {
+		return p.out, p.modified, true, nil
+	}
+	var modseq int64
+	db.MailChanged(mb.memberID)
+	err = db.writing(ctx, func() error {
+		return db.SQL.QueryRowContext(ctx, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
+			string(account.EventMailboxChanged), micros(time.Now())).Scan(&modseq)
+	})
+	db.MailChanged(mb.memberID)
+	if notFound(err) {
+		return nil, nil, false, nil
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	p.setModSeq(modseq)
+	db.notifyEvents()
+	return p.out, p.modified, true, nil
 }
 
 // storeFlagsQueryPG writes a STORE in one statement: the flags ($4) of the
@@ -686,6 +808,20 @@ func (s *Mail) Vanished(ctx context.Context, mailboxID int64, since uint64) (uid
 // is not nil (UID EXPUNGE, RFC 4315 §2.1), and returns their UIDs in order.
 func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	db := s.db
+	if db.Dialect == Postgres {
+		// Optimistically first, as StoreFlagsIf: an EXPUNGE that finds
+		// nothing flagged \Deleted (every CLOSE, mostly) takes no lock,
+		// and one that does holds the mailbox for one statement.
+		for range optimisticTries {
+			gone, done, err := db.expungeOptimisticPG(ctx, mailboxID, uids)
+			if err != nil {
+				return nil, mailErr("expunge", err)
+			}
+			if done {
+				return gone, nil
+			}
+		}
+	}
 	var gone []uint32
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		gone = gone[:0]
@@ -706,6 +842,121 @@ func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]u
 		return nil, mailErr("expunge", err)
 	}
 	return gone, nil
+}
+
+// deletedMsgsQueryPG reads the mailbox's member (kind 0) and its messages flagged
+// \Deleted (kind 1; flags are stored canonical, and keywords hold no
+// backslash); Expunge may add a test of the UIDs ($2).
+const deletedMsgsQueryPG = `SELECT 0, member_id, 0, 0, 0 FROM mailboxes WHERE id = $1
+UNION ALL SELECT 1, id, uid, size, body_id FROM mail_messages WHERE mailbox_id = $1 AND strpos(flags, '\Deleted') > 0`
+
+// expungeIfQueryPG is removeMsgsQueryPG as a compare-and-set outside a
+// transaction, as storeFlagsIfQueryPG: it locks the mailbox row, then the
+// messages to remove ($2) that are still flagged \Deleted ($4: the flags
+// read); only when all of them are there does it take the next
+// mod-sequence and delete them, their bodies that no other message shares,
+// bury their UIDs ($3), move the usage by $5 and write the event. It
+// returns the tombstones the mailbox held before, or no row. A message
+// that shares a body and was committed after the statement's snapshot
+// (a COPY waiting for the lock) is not seen by the body's NOT EXISTS, but
+// is by the foreign key's check, which fails the statement: Expunge then
+// takes the locked path.
+const expungeIfQueryPG = `WITH l AS MATERIALIZED (
+	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
+), k AS MATERIALIZED (
+	SELECT m.id FROM l, mail_messages m JOIN unnest($2::bigint[]) AS v(id) ON m.id = v.id
+	WHERE m.mailbox_id = l.id AND strpos(m.flags, '\Deleted') > 0 FOR UPDATE OF m
+), mb AS (
+	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
+	WHERE id = $1 AND (SELECT COUNT(*) FROM k) = cardinality($2::bigint[]) RETURNING highest_modseq, member_id
+), d AS (
+	DELETE FROM mail_messages m USING mb WHERE m.id = ANY($2::bigint[]) RETURNING m.body_id
+), b AS (
+	DELETE FROM mail_bodies WHERE id IN (SELECT body_id FROM d)
+	AND NOT EXISTS (SELECT 1 FROM mail_messages m WHERE m.body_id = mail_bodies.id AND m.id <> ALL($2::bigint[]))
+), v AS (
+	INSERT INTO mail_vanished (mailbox_id, uid, modseq) SELECT $1, u, mb.highest_modseq FROM mb, unnest($3::bigint[]) AS u
+	ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
+), u AS (
+	INSERT INTO mail_usage (member_id, bytes) SELECT member_id, $4 FROM mb
+	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
+), e AS (
+	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
+)
+SELECT (SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = $1) FROM mb`
+
+// expungeOptimisticPG is one optimistic attempt of Expunge. done is false
+// when the mailbox is missing (the locked path says so) or another change
+// to the messages came between the read and the write (nothing was
+// written).
+func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []uint32) (gone []uint32, done bool, err error) {
+	q, args := deletedMsgsQueryPG, []any{mailboxID}
+	if uids != nil {
+		q, args = q+` AND uid = ANY($2)`, append(args, uidArray(uids))
+	}
+	rows, err := db.SQL.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	exists := false
+	var ids, uidList []int64
+	var size, memberID int64
+	for rows.Next() {
+		var kind, id, uid, sz, bodyID int64
+		if err := rows.Scan(&kind, &id, &uid, &sz, &bodyID); err != nil {
+			rows.Close()
+			return nil, false, err
+		}
+		if kind == 0 {
+			exists, memberID = true, id
+			continue
+		}
+		ids, uidList, size = append(ids, id), append(uidList, uid), size+sz
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if !exists {
+		return nil, false, nil
+	}
+	if len(ids) == 0 {
+		return nil, true, nil
+	}
+	var before int64
+	db.MailChanged(memberID)
+	err = db.writing(ctx, func() error {
+		return db.SQL.QueryRowContext(ctx, expungeIfQueryPG, mailboxID, ids, uidList, -size,
+			string(account.EventMailboxChanged), micros(time.Now())).Scan(&before)
+	})
+	db.MailChanged(memberID)
+	if notFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "SQLSTATE 23503") {
+			return nil, false, nil // a body shared meanwhile: see expungeIfQueryPG
+		}
+		return nil, false, err
+	}
+	db.notifyEvents()
+	if before+int64(len(uidList)) > maxTombstones {
+		if err := db.tx(ctx, func(tx *sql.Tx) error {
+			locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+			if err != nil {
+				return err
+			}
+			return db.pruneTombstones(ctx, tx, locked[mailboxID], before+int64(len(uidList)))
+		}); err != nil && !errors.Is(err, account.ErrNotFound) {
+			return nil, false, err
+		}
+	}
+	gone = make([]uint32, len(uidList))
+	for i, u := range uidList {
+		gone[i] = uint32(u)
+	}
+	slices.Sort(gone)
+	return gone, true, nil
 }
 
 // Delete removes the given UIDs whatever their flags (POP3 DELE at QUIT).
@@ -753,11 +1004,18 @@ SELECT 0, l.member_id, l.uid_validity, l.uid_next, l.highest_modseq, s.highest_m
 UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, flags FROM mail_messages WHERE mailbox_id = $1`
 
 func (db *DB) lockedMsgsPG(ctx context.Context, tx *sql.Tx, mailboxID int64, uids []uint32) (*lockedMailbox, []msgRow, error) {
-	query, args := lockedMsgsQueryPG, []any{mailboxID}
+	return db.msgsPG(ctx, tx, lockedMsgsQueryPG, mailboxID, uids)
+}
+
+// msgsPG runs lockedMsgsQueryPG or snapshotMsgsQueryPG (through q, a
+// transaction or the pool) and reads the mailbox and its messages uids
+// (all of them when uids is nil), in UID order.
+func (db *DB) msgsPG(ctx context.Context, q queryer, query string, mailboxID int64, uids []uint32) (*lockedMailbox, []msgRow, error) {
+	args := []any{mailboxID}
 	if uids != nil {
 		query, args = query+` AND uid = ANY($2)`, append(args, uidArray(uids))
 	}
-	rows, err := tx.QueryContext(ctx, query, args...)
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -793,7 +1051,7 @@ func (db *DB) lockedMsgsPG(ctx context.Context, tx *sql.Tx, mailboxID int64, uid
 		return nil, nil, account.ErrNotFound
 	}
 	if snapshot != mb.highestModSeq {
-		out, err = db.selectMsgs(ctx, tx, mailboxID, uids)
+		out, err = db.selectMsgs(ctx, q, mailboxID, uids)
 		return mb, out, err
 	}
 	if !sorted {

@@ -25,7 +25,10 @@ import (
 // (share), mail_accounts, mailboxes (by id), the member's mail_usage row
 // (addUsage, after the messages changed), so transactions cannot deadlock
 // on each other; a transaction that reaches several members (DeliverAll)
-// takes them one member at a time, in member ID order.
+// takes them one member at a time, in member ID order. Message rows are
+// locked after their mailbox's (the optimistic STORE locks the rows it
+// writes, storeFlagsIfQueryPG). The \Recent claim locks no mailbox: it
+// writes mailbox_recent only.
 
 // chunk bounds the parameters of one IN (...) list, far below the limits of
 // both engines (SQLite 32766, PostgreSQL 65535).

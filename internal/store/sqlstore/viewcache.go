@@ -113,8 +113,8 @@ func (c *viewCache) removeLocked(e *list.Element) {
 // pruned_modseq, name, special_use and subscribed, and a message's id,
 // uid, internal_date, size, body_id, modseq, -, flags; a tombstone has its
 // UID in i2.
-const stateChangesQuery = `SELECT 0, id, member_id, uid_validity, uid_next, highest_modseq, recent_uid, pruned_modseq, name, special_use, subscribed
-	FROM mailboxes WHERE id = ?
+const stateChangesQuery = `SELECT 0, b.id, b.member_id, b.uid_validity, b.uid_next, b.highest_modseq, COALESCE(r.recent_uid, 1), b.pruned_modseq, b.name, b.special_use, b.subscribed
+	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = ?
 UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, NULL, NULL
 	FROM mail_messages WHERE mailbox_id = ? AND modseq > ?
 UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
