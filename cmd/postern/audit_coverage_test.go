@@ -33,6 +33,9 @@ var readOnlyCommands = map[string]string{
 	"audit":            "reads (an export from the console is audited: it hands the log out)",
 	"migrate":          "changes the schema, not the data; recorded in the migrations table",
 	"version":          "reads",
+	"backup":           "reads: copies the installation as it is",
+	"restore":          "writes a new data folder, not a running installation: its audit log is the backup's",
+	"quickstart":       "sets up a new, empty installation: its domain, admin and role are written by the audited calls of domain add, user add and admin grant",
 }
 
 // auditStep runs one command and expects an audit entry of action by
