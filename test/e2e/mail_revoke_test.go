@@ -238,7 +238,10 @@ func (f *mailFixture) testRevocation(t *testing.T) {
 
 	t.Run("setting off then on", func(t *testing.T) {
 		erin := addMember(t, in, "erin@legacy.example")
-		in.MustRun(t, "user", "set", erin.Email, "--use-app-passwords", "on")
+		// Turning the setting on ends erin's sessions once the servers read
+		// the event: waiting for that keeps it from ending the ones opened next.
+		f.revokeAndWait(t, "user set --use-app-passwords on", f.openAll(t, erin.Email, erin.Main), "",
+			"user", "set", erin.Email, "--use-app-passwords", "on")
 		e1 := createAppPass(t, in, erin.Email, "Mail")
 		f.revokeAndWait(t, "user set --use-app-passwords off", f.openAll(t, erin.Email, e1.Password), "",
 			"user", "set", erin.Email, "--use-app-passwords", "off")
