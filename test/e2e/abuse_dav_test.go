@@ -139,7 +139,7 @@ func TestAbuseDAVPlaintext(t *testing.T) {
 	// Another loopback address is no load balancer: its header is ignored.
 	refused(srv, pass, "--interface", "127.0.0.2", "-H", "X-Forwarded-Proto: https", "-H", "X-Forwarded-For: 203.0.113.9")
 	refused(srv, pass, "-H", "X-Forwarded-Proto: http", "-H", "X-Forwarded-For: 203.0.113.9")
-	if !strings.Contains(srv.Stderr(), "dav request without TLS refused") {
+	if !srv.WaitStderr("dav request without TLS refused") {
 		t.Errorf("no log line for the refusals:\n%s", srv.Stderr())
 	}
 	before := authAttempts(t, srv)

@@ -169,7 +169,7 @@ func TestAbuseSearchTooDeep(t *testing.T) {
 			t.Errorf("search %d (%.40s…): got %q, want %s %q and NOOP OK", i, c.keys, got[i], c.typ, c.text)
 		}
 	}
-	if strings.Contains(srv.Stderr(), "panic") {
+	if strings.Contains(srv.SettledStderr(), "panic") {
 		t.Errorf("server log: %s", srv.Stderr())
 	}
 }
@@ -256,7 +256,7 @@ func TestAbuseMiscFileModes(t *testing.T) {
 	srv = in.StartServer(t)
 	work(srv)
 	checkPrivate(t, in.Data, "loosened, restarted")
-	if n := strings.Count(srv.Stderr(), "tightened the mode of a file in the data folder"); n != 4 {
+	if n := strings.Count(srv.SettledStderr(), "tightened the mode of a file in the data folder"); n != 4 {
 		t.Errorf("%d warnings about tightened modes, want 4:\n%s", n, srv.Stderr())
 	}
 	srv.Stop(t)

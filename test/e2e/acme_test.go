@@ -196,10 +196,10 @@ func TestACMECluster(t *testing.T) {
 		}
 	}
 	pebbleLeaf(t, p, b.Addr("https"), "mta-sts.example.org")
-	if strings.Contains(b.Stderr(), "certificate obtained successfully") {
+	if strings.Contains(b.SettledStderr(), "certificate obtained successfully") {
 		t.Errorf("the second node ordered a certificate of its own:\n%s", b.Stderr())
 	}
-	if !strings.Contains(a.Stderr(), "certificate obtained successfully") {
+	if !a.WaitStderr("certificate obtained successfully") {
 		t.Errorf("the first node logged no certificate obtained:\n%s", a.Stderr())
 	}
 	if out := runTool(t, nil, "", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", a.URL("/signin")); out != "301" {

@@ -322,6 +322,30 @@ func (s *Server) MetricsURL() string { return "http://" + s.Addr("metrics") + "/
 func (s *Server) Stdout() string { return s.stdout.String() }
 func (s *Server) Stderr() string { return s.stderr.String() }
 
+// logFlush is longer than the time the server holds information lines in
+// its log buffer before writing them (100 ms; warnings go out at once).
+const logFlush = 300 * time.Millisecond
+
+// SettledStderr is Stderr once the lines logged before the call have been
+// written out: for checks that a line is absent.
+func (s *Server) SettledStderr() string {
+	time.Sleep(logFlush)
+	return s.Stderr()
+}
+
+// WaitStderr reports whether the server's log shows substr within a few
+// seconds: an information line reaches stderr up to 100 ms after it is logged.
+func (s *Server) WaitStderr(substr string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(s.Stderr(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // Stop sends SIGTERM and waits for a graceful exit (SIGKILL after 30 s). It
 // fails the test when the server did not exit cleanly. Calling it again does nothing.
 func (s *Server) Stop(t testing.TB) {

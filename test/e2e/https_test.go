@@ -234,7 +234,7 @@ func TestHTTPS(t *testing.T) {
 		if got, _ := serialAt(t, srv.Addr("imaps")); got.Cmp(second.serial) != 0 {
 			t.Errorf("after a broken reload IMAPS presents %x, want the previous %x", got, second.serial)
 		}
-		if strings.Contains(srv.Stderr(), "PRIVATE KEY") {
+		if strings.Contains(srv.SettledStderr(), "PRIVATE KEY") {
 			t.Errorf("the log shows key material:\n%s", srv.Stderr())
 		}
 		if r := imap.cmd("a3 LOGOUT", "a3 "); !strings.HasPrefix(lastReply(r), "a3 OK") {

@@ -125,7 +125,7 @@ func TestIMAPExtensionsPython(t *testing.T) {
 			bin[0] != " BINARY[1] ~{4}" || bin[1] != "\x00\u00e4\r\n" { // latin-1 through JSON
 			t.Errorf("FETCH BINARY: %q", got.Binary)
 		}
-		if strings.Contains(srv.Stderr(), "panic") {
+		if strings.Contains(srv.SettledStderr(), "panic") {
 			t.Errorf("server log: %s", srv.Stderr())
 		}
 	})

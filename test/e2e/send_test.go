@@ -350,7 +350,7 @@ func TestSendRetryDelayGiveUp(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if !strings.Contains(a.srv.Stderr(), "queue: attempt") || !strings.Contains(a.srv.Stderr(), "result=deferred") {
+	if !a.srv.WaitStderr("queue: attempt") || !a.srv.WaitStderr("result=deferred") {
 		t.Errorf("no per-attempt log lines:\n%s", a.srv.Stderr())
 	}
 }

@@ -330,7 +330,7 @@ func TestSendMTASTSEnforce(t *testing.T) {
 	if bad.Accepts() < 2 || policy.Fetches() < 1 {
 		t.Errorf("MX connections %d, policy fetches %d", bad.Accepts(), policy.Fetches())
 	}
-	if !strings.Contains(s.srv.Stderr(), "MTA-STS policy") || !strings.Contains(s.srv.Stderr(), "mode=enforce") {
+	if !s.srv.WaitStderr("MTA-STS policy") || !s.srv.WaitStderr("mode=enforce") {
 		t.Errorf("no log line of the policy in force:\n%s", s.srv.Stderr())
 	}
 

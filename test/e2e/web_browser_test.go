@@ -139,7 +139,7 @@ func TestWebBrowserWalk(t *testing.T) {
 		t.Fatalf("passwords created: %d of %d", len(passwords), len(runs))
 	}
 	for _, pw := range passwords {
-		if strings.Contains(srv.Stdout()+srv.Stderr(), pw) {
+		if strings.Contains(srv.Stdout()+srv.SettledStderr(), pw) {
 			t.Fatal("an app password reached the server's output")
 		}
 	}

@@ -63,7 +63,7 @@ func TestWebSigninThroughTheGateway(t *testing.T) {
 				t.Fatalf("account counter after the right password: %+v %v", st, err)
 			}
 		})
-		if logs := srv.Stdout() + srv.Stderr(); strings.Contains(logs, alice.Main) || strings.Contains(logs, "wrong 1") {
+		if logs := srv.Stdout() + srv.SettledStderr(); strings.Contains(logs, alice.Main) || strings.Contains(logs, "wrong 1") {
 			t.Error("a password reached the server's log")
 		}
 	})
