@@ -20,7 +20,8 @@ var errReadOnly = &imap.Error{
 
 // Fetch is FETCH and UID FETCH (RFC 9051 §6.4.5). ENVELOPE, BODY,
 // BODYSTRUCTURE and PREVIEW come from the message index, encoded when the
-// message was stored; only sections read the raw message.
+// message was stored (through the server's itemCache); only sections read
+// the raw message.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	sel := s.sel
 	if options.Vanished {
@@ -49,8 +50,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for n, i := range idx {
 			ids[n] = sel.msgs[i].ID
 		}
-		if index, err = s.srv.cfg.Mail.Indexes(s.ctx, sel.mb.ID, ids, true); err != nil {
-			return s.storeErr("fetch", err)
+		index = make(map[int64]*mailstore.MessageIndex, len(ids))
+		if missing := s.srv.items.get(ids, index); len(missing) > 0 {
+			read, err := s.srv.cfg.Mail.Indexes(s.ctx, sel.mb.ID, missing, true)
+			if err != nil {
+				return s.storeErr("fetch", err)
+			}
+			for id, x := range read {
+				index[id] = s.srv.items.put(id, x)
+			}
 		}
 	}
 	needBody := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0

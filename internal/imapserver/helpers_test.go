@@ -22,6 +22,7 @@ import (
 	"github.com/postern/postern/internal/mailstore"
 	"github.com/postern/postern/internal/netserver"
 	"github.com/postern/postern/internal/store/sqlstore"
+	"github.com/postern/postern/internal/store/storetest"
 	"github.com/postern/postern/internal/tlsconf"
 )
 
@@ -110,6 +111,8 @@ type envOptions struct {
 	noCompress  bool  // Config.NoCompress
 	// wrapMail, when set, wraps the store the server uses.
 	wrapMail func(mailstore.Store) mailstore.Store
+	// postgres stores in a fresh PostgreSQL schema instead of SQLite.
+	postgres bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -121,8 +124,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.plaintext = tlsconf.PlaintextLoopback
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	db, err := sqlstore.Open(ctx, filepath.Join(o.dir, "postern.db"))
-	if err != nil {
+	var db *sqlstore.DB
+	var err error
+	if o.postgres {
+		db = storetest.OpenPostgres(t)
+	} else if db, err = sqlstore.Open(ctx, filepath.Join(o.dir, "postern.db")); err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	e := &env{db: db, mail: db.Mail(), bus: events.NewBus(), clientTLS: &tls.Config{InsecureSkipVerify: true}}

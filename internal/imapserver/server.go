@@ -73,6 +73,8 @@ type Server struct {
 	limit *netserver.Limiter
 	// learner teaches Config.JunkLearner; nil without one.
 	learner *learner
+	// items holds the FETCH items of the messages fetched lately.
+	items *itemCache
 }
 
 // New returns a Server for cfg.
@@ -89,6 +91,7 @@ func newServer(cfg Config, loginWindow time.Duration) *Server {
 		maxLiteral: mailstore.MaxMessageSize,
 		conns:      netserver.New("imapserver", log),
 		limit:      netserver.NewLimiter("imapserver", cfg.Limits, log),
+		items:      newItemCache(itemCacheBytes),
 	}
 	if cfg.JunkLearner != nil {
 		s.learner = newLearner(cfg.JunkLearner, cfg.Mail, log)

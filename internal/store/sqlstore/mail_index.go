@@ -433,26 +433,28 @@ func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body [
 	return nil
 }
 
-// countsQuery totals a mailbox. Flags are stored canonical and keywords
-// hold no backslash, so a system flag's name inside the flags column is
-// that flag. The recent messages are those from the mailbox's recent_uid
-// (mailbox_recent) on (an uncorrelated subquery: read once).
-const countsQuery = `SELECT COUNT(*), COALESCE(SUM(CASE WHEN instr(flags, '\Seen') = 0 THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(size), 0),
-	COALESCE(SUM(CASE WHEN instr(flags, '\Deleted') > 0 THEN size ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN uid >= COALESCE((SELECT recent_uid FROM mailbox_recent WHERE mailbox_id = ?), 1) THEN 1 ELSE 0 END), 0)
-	FROM mail_messages WHERE mailbox_id = ?`
+// countsQuery reads a mailbox's counts as mailbox_counts keeps them
+// (migration 0031's triggers), one row by key at any size. The recent
+// messages are those from the mailbox's recent_uid (mailbox_recent) on,
+// counted through the (mailbox_id, uid) index: after a SELECT, few.
+const countsQuery = `SELECT c.messages, c.unseen, c.deleted, c.size, c.deleted_size,
+	(SELECT COUNT(*) FROM mail_messages WHERE mailbox_id = ? AND uid >= COALESCE((SELECT recent_uid FROM mailbox_recent WHERE mailbox_id = ?), 1))
+	FROM mailbox_counts c WHERE c.mailbox_id = ?`
 
 // Counts implements mailstore.Indexer.
 func (s *Mail) Counts(ctx context.Context, mailboxID int64) (mailstore.Counts, error) {
 	db := s.db
-	q := countsQuery
-	if db.Dialect == Postgres {
-		q = strings.ReplaceAll(q, "instr(flags, ", "strpos(flags, ")
+	stmt, err := db.prepared(ctx, db.q(countsQuery))
+	if err != nil {
+		return mailstore.Counts{}, mailErr("counts", err)
 	}
 	var c mailstore.Counts
 	var n, unseen, deleted, recent int64
-	if err := db.SQL.QueryRowContext(ctx, db.q(q), mailboxID, mailboxID).Scan(&n, &unseen, &deleted, &c.Size, &c.DeletedSize, &recent); err != nil {
+	err = stmt.QueryRowContext(ctx, mailboxID, mailboxID, mailboxID).Scan(&n, &unseen, &deleted, &c.Size, &c.DeletedSize, &recent)
+	if notFound(err) {
+		err = account.Errorf(account.ENOTFOUND, "No such mailbox.")
+	}
+	if err != nil {
 		return c, mailErr("counts", err)
 	}
 	c.Messages, c.Unseen, c.Deleted, c.Recent = uint32(n), uint32(unseen), uint32(deleted), uint32(recent)

@@ -209,3 +209,65 @@ func BenchmarkFetchFlags(b *testing.B) {
 		until("f")
 	}
 }
+
+// TestLargeFetchFewWrites: a batch leaves in writes of the batch writer's
+// size, not of bufio's default 4 KiB (Postern).
+func TestLargeFetchFewWrites(t *testing.T) {
+	const n = 5000 // about 120 KiB of responses
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &manyFetchSession{n: n}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		InsecureAuth: true,
+	})
+	client, server := net.Pipe()
+	defer client.Close()
+	counted := &countingConn{Conn: server}
+	go srv.ServeConn(counted)
+	r := bufio.NewReader(client)
+	line := func() string {
+		t.Helper()
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return strings.TrimSuffix(l, "\r\n")
+	}
+	send := func(s string) {
+		t.Helper()
+		client.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := client.Write([]byte(s + "\r\n")); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	line() // greeting
+	send("a LOGIN u p")
+	line()
+	send("s SELECT INBOX")
+	for !strings.HasPrefix(line(), "s OK") {
+	}
+	for round := 0; round < 2; round++ { // the second with a writer from the pool
+		before := counted.writes.Load()
+		octets := 0
+		send("f FETCH 1:* (UID)")
+		for i := uint32(1); i <= n; i++ {
+			got, want := line(), fmt.Sprintf("* %d FETCH (UID %d)", i, i)
+			if got != want {
+				t.Fatalf("round %d, response %d: got %q, want %q", round, i, got, want)
+			}
+			octets += len(got) + 2
+		}
+		if got := line(); got != "f OK FETCH completed" {
+			t.Fatalf("tagged reply %q", got)
+		}
+		if w, most := counted.writes.Load()-before, int64(octets/(64<<10)+2); w > most {
+			t.Errorf("round %d: %d writes for %d octets of responses, want %d at most", round, w, octets, most)
+		}
+		send("n NOOP")
+		if got := line(); got != "n OK NOOP completed" {
+			t.Fatalf("NOOP: %q", got)
+		}
+	}
+}
