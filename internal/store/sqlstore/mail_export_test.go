@@ -55,4 +55,4 @@ func (db *DB) ViewCacheCounts() (hits, patches, misses uint64) {
 func (db *DB) SetViewBudget(n int) { db.views = newViewCache(n) }
 
 // EphemeralForTest is the pool of writes that need not survive a crash.
-func (db *DB) EphemeralForTest() *sql.DB { return db.ephemeral }
+func (db *DB) EphemeralForTest() *sql.DB { return db.async }
