@@ -65,6 +65,7 @@ type DB struct {
 	flush    flusher                    // PostgreSQL: group flushes of the WAL (durable.go)
 	marks    durableMarks               // PostgreSQL: mailboxes known on disk (durable.go)
 	inflight inflight                   // PostgreSQL: changes in flight by mailbox (durable.go)
+	reads    stateReads                 // PostgreSQL: State's reads shared by mailbox (durable.go)
 	notify   notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
 	writer   chan struct{}              // SQLite: the queue for the write lock (tx)
 

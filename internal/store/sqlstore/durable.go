@@ -220,3 +220,81 @@ type inflight struct {
 // alwaysAsync makes every change go through db.async (tests: the path
 // otherwise taken only under contention).
 var alwaysAsync = false
+
+// stateReads shares State's reads of a mailbox among the sessions of this
+// process that ask at once: every session of a mailbox re-reads it after
+// each change to it, woken together. A caller joins the next read not yet
+// started, never one already running, whose snapshot may predate the
+// change the caller was woken for; the sessions that ask while one read
+// runs share the next.
+type stateReads struct {
+	mu sync.Mutex
+	m  map[int64]*stateQueue
+}
+
+type stateQueue struct {
+	pending *stateRead1
+	running bool
+}
+
+type stateRead1 struct {
+	done chan struct{}
+	mb   mailstore.Mailbox
+	msgs []mailstore.MessageInfo
+	err  error
+}
+
+// sharedState is state, and shown of what it read, shared as stateReads
+// says.
+func (db *DB) sharedState(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+	f := &db.reads
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[int64]*stateQueue{}
+	}
+	q := f.m[mailboxID]
+	if q == nil {
+		q = &stateQueue{}
+		f.m[mailboxID] = q
+	}
+	r := q.pending
+	if r == nil {
+		r = &stateRead1{done: make(chan struct{})}
+		q.pending = r
+		if !q.running {
+			q.running = true
+			go db.runStates(mailboxID, q)
+		}
+	}
+	f.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.mb, r.msgs, r.err
+	case <-ctx.Done():
+		return mailstore.Mailbox{}, nil, ctx.Err()
+	}
+}
+
+func (db *DB) runStates(mailboxID int64, q *stateQueue) {
+	f := &db.reads
+	for {
+		f.mu.Lock()
+		r := q.pending
+		q.pending = nil
+		if r == nil {
+			q.running = false
+			delete(f.m, mailboxID)
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		// No caller's context: the read is everyone's.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r.mb, r.msgs, r.err = db.state(ctx, mailboxID)
+		if r.err == nil {
+			r.err = db.shown(ctx, r.mb.ID, r.mb.HighestModSeq)
+		}
+		cancel()
+		close(r.done)
+	}
+}

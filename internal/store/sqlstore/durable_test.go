@@ -101,9 +101,19 @@ func concurrentChanges(t *testing.T, db *sqlstore.DB) {
 					errs <- err
 					return
 				}
+				// State reads after the call, even when shared with
+				// other sessions' (the change is in the listing).
+				if mb, msgs, err := mail.State(ctx, in.ID); err != nil || mb.UIDNext <= uid || len(msgs) < int(uid) || msgs[uid-1].UID != uid {
+					errs <- fmt.Errorf("state after appending UID %d: UIDNEXT %d, %d messages, %v", uid, mb.UIDNext, len(msgs), err)
+					return
+				}
 				infos, err := mail.StoreFlags(ctx, in.ID, []uint32{uid}, mailstore.FlagsAdd, []string{`\Flagged`})
 				if err != nil || len(infos) != 1 {
 					errs <- fmt.Errorf("store %d: %v %v", uid, infos, err)
+					return
+				}
+				if mb, msgs, err := mail.State(ctx, in.ID); err != nil || mb.HighestModSeq < infos[0].ModSeq || msgs[uid-1].ModSeq < infos[0].ModSeq {
+					errs <- fmt.Errorf("state after STORE at MODSEQ %d: HIGHESTMODSEQ %d, %v", infos[0].ModSeq, mb.HighestModSeq, err)
 					return
 				}
 				mu.Lock()

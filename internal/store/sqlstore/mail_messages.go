@@ -407,9 +407,13 @@ func (db *DB) open(ctx context.Context, memberID int64, key string) (mailstore.M
 
 // State implements mailstore.Store.
 func (s *Mail) State(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
-	mb, msgs, err := s.db.state(ctx, mailboxID)
-	if err == nil {
-		err = s.db.shown(ctx, mb.ID, mb.HighestModSeq)
+	var mb mailstore.Mailbox
+	var msgs []mailstore.MessageInfo
+	var err error
+	if s.db.Dialect == Postgres {
+		mb, msgs, err = s.db.sharedState(ctx, mailboxID)
+	} else {
+		mb, msgs, err = s.db.state(ctx, mailboxID)
 	}
 	if err != nil && !errors.Is(err, account.ErrNotFound) {
 		err = mailErr("state", err)
