@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/postern/postern/internal/mailstore"
 	"github.com/postern/postern/internal/netserver"
 	"github.com/postern/postern/internal/store/sqlstore"
+	"github.com/postern/postern/internal/store/storetest"
 	"github.com/postern/postern/internal/tlsconf"
 )
 
@@ -114,6 +116,9 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
+	// POSTERN_TEST_IMAP_ENGINE=postgres runs the server of every test that
+	// does not restart on a data folder on PostgreSQL (a schema of its own).
+	pg := o.dir == "" && os.Getenv("POSTERN_TEST_IMAP_ENGINE") == "postgres"
 	if o.dir == "" {
 		o.dir = t.TempDir()
 	}
@@ -121,8 +126,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.plaintext = tlsconf.PlaintextLoopback
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	db, err := sqlstore.Open(ctx, filepath.Join(o.dir, "postern.db"))
-	if err != nil {
+	var db *sqlstore.DB
+	var err error
+	if pg {
+		db = storetest.OpenPostgres(t)
+	} else if db, err = sqlstore.Open(ctx, filepath.Join(o.dir, "postern.db")); err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	e := &env{db: db, mail: db.Mail(), bus: events.NewBus(), clientTLS: &tls.Config{InsecureSkipVerify: true}}
