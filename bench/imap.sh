@@ -17,7 +17,8 @@
 # figure: IMAPTEST=/path/to/imaptest, imaptest on PATH, or the one
 # tools/imaptest/build.sh builds (scripts/test-deps.sh runs it); without it that figure is
 # left out. POSTERN_BENCH_PG (default: the local test database, schema
-# bench_imap) is the PostgreSQL of Postern's second column; set it empty to
+# bench_imap; --pg-schema NAME for another, so that two runs can share the
+# database) is the PostgreSQL of Postern's second column; set it empty to
 # skip. KEEP=1 keeps the temporary folder (configurations, logs, results).
 set -euo pipefail
 cd "$(dirname "$0")/.."

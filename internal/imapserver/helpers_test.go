@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -117,6 +118,9 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
+	// POSTERN_TEST_IMAP_ENGINE=postgres runs the server of every test that
+	// does not restart on a data folder on PostgreSQL (a schema of its own).
+	pg := o.dir == "" && os.Getenv("POSTERN_TEST_IMAP_ENGINE") == "postgres"
 	if o.dir == "" {
 		o.dir = t.TempDir()
 	}
@@ -126,7 +130,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	var db *sqlstore.DB
 	var err error
-	if o.postgres {
+	if o.postgres || pg {
 		db = storetest.OpenPostgres(t)
 	} else if db, err = sqlstore.Open(ctx, filepath.Join(o.dir, "postern.db")); err != nil {
 		t.Fatalf("open store: %v", err)

@@ -32,6 +32,7 @@ const (
 
 type imapConfig struct {
 	postern, dovecotBin, pg   string
+	pgSchema                  string
 	targets                   map[string]bool
 	quick                     bool
 	rounds, clients           int
@@ -53,7 +54,8 @@ func imapCmd(args []string) error {
 	var c imapConfig
 	fs.StringVar(&c.postern, "postern", "", "path of the postern binary (empty: Postern is left out)")
 	fs.StringVar(&c.dovecotBin, "dovecot-bin", "/usr/sbin/dovecot", "path of dovecot")
-	fs.StringVar(&c.pg, "pg", "", "PostgreSQL URL for Postern on PostgreSQL (schema bench_imap is created and dropped); empty leaves it out")
+	fs.StringVar(&c.pg, "pg", "", "PostgreSQL URL for Postern on PostgreSQL (schema --pg-schema is created and dropped); empty leaves it out")
+	fs.StringVar(&c.pgSchema, "pg-schema", "bench_imap", "the PostgreSQL schema of the run (another name lets two runs share a database)")
 	list := fs.String("targets", "postern-sqlite,postern-postgres,dovecot", "targets to measure")
 	fs.BoolVar(&c.quick, "quick", false, "short: for development and the harness's own test")
 	fs.IntVar(&c.rounds, "rounds", 0, "rounds of each figure (default 3, quick 1)")
@@ -162,7 +164,7 @@ func runIMAP(ctx context.Context, c *imapConfig) error {
 		fmt.Printf("started %s: %s\n", t.name, t.addr)
 		return nil
 	}
-	dropPG, err := startPosterns(ctx, c.postern, c.pg, "bench_imap", c.targets, func(name, dsn string) error {
+	dropPG, err := startPosterns(ctx, c.postern, c.pg, c.pgSchema, c.targets, func(name, dsn string) error {
 		return add(startPosternIMAP(ctx, c, name, dsn))
 	})
 	defer dropPG()

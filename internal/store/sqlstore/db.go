@@ -46,23 +46,28 @@ type DB struct {
 	Dialect Dialect
 	DSN     string
 
-	// ephemeral is SQL for writes that need not survive a crash (\Recent
-	// claims): on PostgreSQL a pool whose commits do not wait for the WAL
-	// flush (synchronous_commit off), so that such a write holds the
-	// mailbox row's lock for a round trip, not for an fsync; on SQLite, SQL.
-	ephemeral *sql.DB
+	// async is, on PostgreSQL, a pool whose commits do not wait for the
+	// WAL flush (synchronous_commit off), so that a write through it holds
+	// the mailbox row's lock for a round trip, not for an fsync: \Recent
+	// claims, which need not survive a crash, and the mailbox changes that
+	// wait for the flush afterwards (durable.go). On SQLite, SQL.
+	async *sql.DB
 
 	commits commitSignals // Listen's channels, woken after local commits (listen.go)
 	stmts   stmtCache     // prepared statements of the login path (prepared.go)
 
-	gen     *genFile                   // SQLite: the generation file (credgen_unix.go)
-	creds   atomic.Pointer[credCache]  // nil: no credential cache (credcache.go)
-	inboxes atomic.Pointer[inboxCache] // nil: no INBOX cache (inboxcache.go)
-	views   *viewCache                 // State's mailbox listings (viewcache.go)
-	hooks   commitHooks                // afterCommit's functions, by transaction
-	horizon horizon                    // PostgreSQL: the events' read horizon (events.go)
-	notify  notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
-	writer  chan struct{}              // SQLite: the queue for the write lock (tx)
+	gen      *genFile                   // SQLite: the generation file (credgen_unix.go)
+	creds    atomic.Pointer[credCache]  // nil: no credential cache (credcache.go)
+	inboxes  atomic.Pointer[inboxCache] // nil: no INBOX cache (inboxcache.go)
+	views    *viewCache                 // State's mailbox listings (viewcache.go)
+	hooks    commitHooks                // afterCommit's functions, by transaction
+	horizon  horizon                    // PostgreSQL: the events' read horizon (events.go)
+	flush    flusher                    // PostgreSQL: group flushes of the WAL (durable.go)
+	marks    durableMarks               // PostgreSQL: mailboxes known on disk (durable.go)
+	inflight inflight                   // PostgreSQL: changes in flight by mailbox (durable.go)
+	reads    stateReads                 // PostgreSQL: State's reads shared by mailbox (durable.go)
+	notify   notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
+	writer   chan struct{}              // SQLite: the queue for the write lock (tx)
 
 	domainKeys atomic.Pointer[domainKeyMaker] // a new domain's DKIM keys (dkim.go)
 }
@@ -125,12 +130,12 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 				sep = "&"
 			}
 			// pgx sends the parameters it does not know as run-time settings.
-			db.ephemeral, err = sql.Open("pgx", dsn+sep+"synchronous_commit=off")
+			db.async, err = sql.Open("pgx", dsn+sep+"synchronous_commit=off")
 		}
 		if err == nil {
-			db.ephemeral.SetMaxOpenConns(8)
-			db.ephemeral.SetMaxIdleConns(8)
-			db.ephemeral.SetConnMaxIdleTime(5 * time.Minute)
+			db.async.SetMaxOpenConns(16)
+			db.async.SetMaxIdleConns(16)
+			db.async.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	} else {
 		// The file is created here, 0600, when it is missing: it holds
@@ -151,7 +156,7 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 			db.SQL.SetMaxOpenConns(8)
 			db.SQL.SetMaxIdleConns(8)
 			db.writer = make(chan struct{}, 1)
-			db.ephemeral = db.SQL
+			db.async = db.SQL
 		}
 	}
 	if err != nil {
@@ -201,8 +206,8 @@ func (db *DB) Close() error {
 
 // closeSQL closes the connection pools.
 func (db *DB) closeSQL() error {
-	if db.ephemeral != nil && db.ephemeral != db.SQL {
-		db.ephemeral.Close()
+	if db.async != nil && db.async != db.SQL {
+		db.async.Close()
 	}
 	return db.SQL.Close()
 }

@@ -45,6 +45,9 @@ func (s *Mail) Mailboxes(ctx context.Context, memberID int64) ([]mailstore.Mailb
 		}
 		list, err = db.mailboxes(ctx, db.SQL, memberID)
 	}
+	if err == nil {
+		err = db.shownAll(ctx, list)
+	}
 	return list, mailErr("mailboxes", err)
 }
 
@@ -98,6 +101,9 @@ func (s *Mail) Mailbox(ctx context.Context, memberID int64, name string) (mailst
 	}
 	if notFound(err) {
 		return mailstore.Mailbox{}, account.ErrNotFound
+	}
+	if err == nil {
+		err = db.shown(ctx, mb.ID, mb.HighestModSeq)
 	}
 	return mb, mailErr("mailbox", err)
 }

@@ -55,4 +55,23 @@ func (db *DB) ViewCacheCounts() (hits, patches, misses uint64) {
 func (db *DB) SetViewBudget(n int) { db.views = newViewCache(n) }
 
 // EphemeralForTest is the pool of writes that need not survive a crash.
-func (db *DB) EphemeralForTest() *sql.DB { return db.ephemeral }
+func (db *DB) EphemeralForTest() *sql.DB { return db.async }
+
+// SetAlwaysAsync makes every change on PostgreSQL commit without waiting
+// for the flush and wait for it afterwards, as a change does when another
+// to its mailbox is in flight.
+func SetAlwaysAsync(on bool) (restore func()) {
+	old := alwaysAsync
+	alwaysAsync = on
+	return func() { alwaysAsync = old }
+}
+
+// FlushRounds returns how many flushes durable has made.
+func (db *DB) FlushRounds() uint64 {
+	db.flush.mu.Lock()
+	defer db.flush.mu.Unlock()
+	return db.flush.rounds
+}
+
+// DurableForTest is durable.
+func (db *DB) DurableForTest(ctx context.Context) error { return db.durable(ctx) }

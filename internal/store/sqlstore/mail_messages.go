@@ -267,7 +267,7 @@ func (db *DB) deliverTx(ctx context.Context, tx *sql.Tx, memberID int64, body []
 // parameters follow: the body, the flags, the internal date, the size,
 // the event's kind and time, the index columns after body_id, then the
 // bulk index columns after body_id. The
-// statement returns the uid and the member, or no row when mb updated none
+// statement returns the uid, the member and the modseq, or no row when mb updated none
 // (no such mailbox, or its UIDs ran out), and then has written nothing.
 func appendQueryPG(target string, n int) string {
 	p := func(i int, typ string) string { return "$" + strconv.Itoa(n+i) + "::" + typ }
@@ -287,7 +287,7 @@ func appendQueryPG(target string, n int) string {
 ), y AS (
 	INSERT INTO mail_index_bulk (` + bulkCols + `) SELECT b.id, ` + valuesPG(bulkTypesPG, n+7+len(strings.Fields(indexTypesPG))) + ` FROM b
 )
-SELECT uid, member_id FROM mb`
+SELECT uid, member_id, modseq FROM mb`
 }
 
 // takeUIDPG is the UPDATE of mb in appendQueryPG's targets, FROM mem.
@@ -320,9 +320,9 @@ func appendArgsPG(flags []string, date time.Time, body []byte) []any {
 // has no INBOX yet (or its UIDs ran out), which deliverTx's general path
 // creates (or reports).
 func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, body []byte) (done bool, err error) {
-	var uid, member int64
+	var uid, member, modseq int64
 	args := append([]any{memberID, inbox}, appendArgsPG(nil, time.Now(), body)...)
-	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, args...).Scan(&uid, &member)
+	err = tx.QueryRowContext(ctx, deliverInboxQueryPG, args...).Scan(&uid, &member, &modseq)
 	if notFound(err) {
 		return false, nil
 	}
@@ -339,18 +339,21 @@ func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, bo
 // mailbox, or its UIDs ran out), which appendTx then reports.
 func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uid uint32, done bool, err error) {
 	args := append([]any{mailboxID}, appendArgsPG(flags, date, body)...)
-	var u, memberID int64
+	var u, memberID, modseq int64
+	pool, wrote := db.writeConn(mailboxID)
 	err = db.writing(ctx, func() error {
-		return db.SQL.QueryRowContext(ctx, appendByIDPG, args...).Scan(&u, &memberID)
+		return pool.QueryRowContext(ctx, appendByIDPG, args...).Scan(&u, &memberID, &modseq)
 	})
 	if notFound(err) {
-		return 0, false, nil
+		return 0, false, wrote(ctx, 0, nil)
 	}
-	if err != nil {
+	if err == nil {
+		db.MailChanged(memberID) // as noteMailChanged after a commit
+		db.notifyEvents()
+	}
+	if err := wrote(ctx, modseq, err); err != nil {
 		return 0, false, err
 	}
-	db.MailChanged(memberID) // as noteMailChanged after a commit
-	db.notifyEvents()
 	return uint32(u), true, nil
 }
 
@@ -384,6 +387,9 @@ func (s *Mail) Open(ctx context.Context, memberID int64, name string) (mailstore
 			}
 			mb, msgs, err = s.db.open(ctx, memberID, key)
 		}
+		if err == nil {
+			err = s.db.shown(ctx, mb.ID, mb.HighestModSeq)
+		}
 		if err != nil && !errors.Is(err, account.ErrNotFound) {
 			err = mailErr("open", err)
 		}
@@ -401,7 +407,14 @@ func (db *DB) open(ctx context.Context, memberID int64, key string) (mailstore.M
 
 // State implements mailstore.Store.
 func (s *Mail) State(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
-	mb, msgs, err := s.db.state(ctx, mailboxID)
+	var mb mailstore.Mailbox
+	var msgs []mailstore.MessageInfo
+	var err error
+	if s.db.Dialect == Postgres {
+		mb, msgs, err = s.db.sharedState(ctx, mailboxID)
+	} else {
+		mb, msgs, err = s.db.state(ctx, mailboxID)
+	}
 	if err != nil && !errors.Is(err, account.ErrNotFound) {
 		err = mailErr("state", err)
 	}
@@ -469,8 +482,13 @@ func (s *Mail) Messages(ctx context.Context, mailboxID int64) ([]mailstore.Messa
 		}
 	}
 	out := make([]mailstore.MessageInfo, len(rows))
+	var highest int64
 	for i, r := range rows {
 		out[i] = r.info(mailboxID)
+		highest = max(highest, r.modseq)
+	}
+	if err := db.shown(ctx, mailboxID, uint64(highest)); err != nil {
+		return nil, mailErr("messages", err)
 	}
 	return out, nil
 }
@@ -495,7 +513,7 @@ func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next ui
 	}
 	// A claim lost in a crash leaves messages that another session may
 	// show as \Recent again (RFC 3501 §2.3.2 asks no more): it is
-	// written through db.ephemeral, which on PostgreSQL does not wait for
+	// written through db.async, which on PostgreSQL does not wait for
 	// the WAL flush.
 	claim := db.q(`INSERT INTO mailbox_recent (mailbox_id, recent_uid) SELECT id, uid_next FROM mailboxes WHERE id = ? AND uid_next > ?
 		ON CONFLICT (mailbox_id) DO UPDATE SET recent_uid = excluded.recent_uid WHERE mailbox_recent.recent_uid = ?
@@ -511,7 +529,7 @@ func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next ui
 		}
 		db.MailChanged(memberID)
 		err = db.writing(ctx, func() error {
-			return db.ephemeral.QueryRowContext(ctx, claim, mailboxID, recent, recent).Scan(&uidNext)
+			return db.async.QueryRowContext(ctx, claim, mailboxID, recent, recent).Scan(&uidNext)
 		})
 		db.MailChanged(memberID)
 		if notFound(err) {
@@ -721,19 +739,22 @@ func (db *DB) storeFlagsOptimisticPG(ctx context.Context, mailboxID int64, uids 
 	}
 	var modseq int64
 	db.MailChanged(mb.memberID)
+	pool, wrote := db.writeConn(mailboxID)
 	err = db.writing(ctx, func() error {
-		return db.SQL.QueryRowContext(ctx, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
+		return pool.QueryRowContext(ctx, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
 			string(account.EventMailboxChanged), micros(time.Now())).Scan(&modseq)
 	})
 	db.MailChanged(mb.memberID)
 	if notFound(err) {
-		return nil, nil, false, nil
+		return nil, nil, false, wrote(ctx, 0, nil)
 	}
-	if err != nil {
+	if err == nil {
+		db.notifyEvents()
+	}
+	if err := wrote(ctx, modseq, err); err != nil {
 		return nil, nil, false, err
 	}
 	p.setModSeq(modseq)
-	db.notifyEvents()
 	return p.out, p.modified, true, nil
 }
 
@@ -773,10 +794,11 @@ func (db *DB) storeFlagsPG(ctx context.Context, tx *sql.Tx, mb *lockedMailbox, b
 // is false when tombstones above since were pruned (maxTombstones).
 func (s *Mail) Vanished(ctx context.Context, mailboxID int64, since uint64) (uids []uint32, complete bool, err error) {
 	db := s.db
+	var highest int64
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		uids = uids[:0]
 		var pruned int64
-		err := tx.QueryRowContext(ctx, db.q(`SELECT pruned_modseq FROM mailboxes WHERE id = ?`), mailboxID).Scan(&pruned)
+		err := tx.QueryRowContext(ctx, db.q(`SELECT pruned_modseq, highest_modseq FROM mailboxes WHERE id = ?`), mailboxID).Scan(&pruned, &highest)
 		if notFound(err) {
 			return account.ErrNotFound
 		}
@@ -798,6 +820,9 @@ func (s *Mail) Vanished(ctx context.Context, mailboxID int64, since uint64) (uid
 		}
 		return rows.Err()
 	})
+	if err == nil {
+		err = db.shown(ctx, mailboxID, uint64(highest))
+	}
 	if err != nil {
 		return nil, false, mailErr("vanished", err)
 	}
@@ -856,7 +881,8 @@ UNION ALL SELECT 1, id, uid, size, body_id FROM mail_messages WHERE mailbox_id =
 // read); only when all of them are there does it take the next
 // mod-sequence and delete them, their bodies that no other message shares,
 // bury their UIDs ($3), move the usage by $5 and write the event. It
-// returns the tombstones the mailbox held before, or no row. A message
+// returns the tombstones the mailbox held before and the mod-sequence
+// taken, or no row. A message
 // that shares a body and was committed after the statement's snapshot
 // (a COPY waiting for the lock) is not seen by the body's NOT EXISTS, but
 // is by the foreign key's check, which fails the statement: Expunge then
@@ -883,7 +909,7 @@ const expungeIfQueryPG = `WITH l AS MATERIALIZED (
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
 )
-SELECT (SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = $1) FROM mb`
+SELECT (SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = $1), highest_modseq FROM mb`
 
 // expungeOptimisticPG is one optimistic attempt of Expunge. done is false
 // when the mailbox is missing (the locked path says so) or another change
@@ -923,23 +949,24 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 	if len(ids) == 0 {
 		return nil, true, nil
 	}
-	var before int64
+	var before, modseq int64
 	db.MailChanged(memberID)
+	pool, wrote := db.writeConn(mailboxID)
 	err = db.writing(ctx, func() error {
-		return db.SQL.QueryRowContext(ctx, expungeIfQueryPG, mailboxID, ids, uidList, -size,
-			string(account.EventMailboxChanged), micros(time.Now())).Scan(&before)
+		return pool.QueryRowContext(ctx, expungeIfQueryPG, mailboxID, ids, uidList, -size,
+			string(account.EventMailboxChanged), micros(time.Now())).Scan(&before, &modseq)
 	})
 	db.MailChanged(memberID)
-	if notFound(err) {
-		return nil, false, nil
+	if notFound(err) || err != nil && strings.Contains(err.Error(), "SQLSTATE 23503") {
+		// Nothing written; for a body shared meanwhile, see expungeIfQueryPG.
+		return nil, false, wrote(ctx, 0, nil)
 	}
-	if err != nil {
-		if strings.Contains(err.Error(), "SQLSTATE 23503") {
-			return nil, false, nil // a body shared meanwhile: see expungeIfQueryPG
-		}
+	if err == nil {
+		db.notifyEvents()
+	}
+	if err := wrote(ctx, modseq, err); err != nil {
 		return nil, false, err
 	}
-	db.notifyEvents()
 	if before+int64(len(uidList)) > maxTombstones {
 		if err := db.tx(ctx, func(tx *sql.Tx) error {
 			locked, err := db.lockMailboxes(ctx, tx, mailboxID)

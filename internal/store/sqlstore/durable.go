@@ -1,0 +1,300 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"time"
+
+	"github.com/postern/postern/internal/mailstore"
+)
+
+// Group commit of mailbox changes on PostgreSQL.
+//
+// Every change to a mailbox's messages takes its UIDs and mod-sequence
+// under the mailbox row's lock, and PostgreSQL holds that lock until the
+// transaction ends. With synchronous_commit on, it ends after the commit's
+// WAL flush, so the changes of one mailbox commit one fsync after another.
+// When another change to the same mailbox is in flight in this process, a
+// change is therefore written through db.async instead, whose commits do
+// not wait for the flush (the lock is held for the statement only), and
+// then waits for the flush itself, outside the lock, with durable: the
+// changes queued behind one another each reach disk in the same flush.
+//
+// Nothing is acknowledged before it is on disk: the change's caller
+// returns only after durable. Nothing is shown before it is on disk
+// either: a change committed and not yet flushed is visible to other
+// sessions, so every read that reports UIDs or mod-sequences (State, Open,
+// Mailbox, Mailboxes, Messages, Vanished) calls shown first, which waits
+// for a flush unless this process already knows the mailbox durable up to
+// the HIGHESTMODSEQ read. A crash of the database's machine can then lose
+// only changes that no client was told of, and since the WAL is written in
+// order, a change survives only if every change it follows survives: no
+// UID or mod-sequence a client has seen can be handed out again.
+
+// flushQuery makes a commit that waits for the WAL flush up to its own
+// record, which is after every commit that came before it: a
+// transactional logical message is the smallest write that takes a
+// transaction id, so its commit flushes (a read-only transaction, or
+// txid_current alone, writes no commit record to wait for). It writes no
+// table and takes no lock, and works at any wal_level.
+const flushQuery = `SELECT pg_logical_emit_message(true, 'postern', '')`
+
+// flusher runs the flushes of durable one at a time: a caller joins the
+// next round not yet started, so every round covers every commit made
+// before any of its callers asked, and the callers that come while one
+// round runs share the next.
+type flusher struct {
+	mu      sync.Mutex
+	pending *flushRound
+	running bool
+
+	rounds uint64 // flushes made (tests)
+}
+
+type flushRound struct {
+	done chan struct{}
+	err  error
+}
+
+// durable returns once every commit made before the call is on disk. On
+// SQLite every commit is (synchronous=FULL).
+func (db *DB) durable(ctx context.Context) error {
+	if db.Dialect != Postgres {
+		return nil
+	}
+	f := &db.flush
+	f.mu.Lock()
+	r := f.pending
+	if r == nil {
+		r = &flushRound{done: make(chan struct{})}
+		f.pending = r
+		if !f.running {
+			f.running = true
+			go db.runFlushes()
+		}
+	}
+	f.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runFlushes runs the pending rounds until there are none.
+func (db *DB) runFlushes() {
+	f := &db.flush
+	for {
+		f.mu.Lock()
+		r := f.pending
+		f.pending = nil
+		if r == nil {
+			f.running = false
+			f.mu.Unlock()
+			return
+		}
+		f.rounds++
+		f.mu.Unlock()
+		// No caller's context: the round is everyone's.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, r.err = db.SQL.ExecContext(ctx, flushQuery)
+		cancel()
+		close(r.done)
+	}
+}
+
+// durableMarks is, per mailbox, the HIGHESTMODSEQ up to which this process
+// knows every change on disk: every change takes its mod-sequence under
+// the mailbox's lock, so a change at or below a mark committed before the
+// one that set it, and the WAL is flushed in order.
+type durableMarks struct {
+	mu sync.Mutex
+	m  map[int64]uint64
+}
+
+// maxMarks bounds durableMarks; past it the marks start again (a mailbox
+// then costs one flush more).
+const maxMarks = 100_000
+
+func (d *durableMarks) get(mailboxID int64) uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m[mailboxID]
+}
+
+func (d *durableMarks) set(mailboxID int64, modseq uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil || len(d.m) >= maxMarks {
+		d.m = map[int64]uint64{}
+	}
+	if d.m[mailboxID] < modseq {
+		d.m[mailboxID] = modseq
+	}
+}
+
+// shown returns once the mailbox's changes up to HIGHESTMODSEQ highest,
+// just read, are on disk (see above): at once when a change of this
+// process, or an earlier read, found them so.
+func (db *DB) shown(ctx context.Context, mailboxID int64, highest uint64) error {
+	if db.Dialect != Postgres || highest == 0 || db.marks.get(mailboxID) >= highest {
+		return nil
+	}
+	if err := db.durable(ctx); err != nil {
+		return err
+	}
+	db.marks.set(mailboxID, highest)
+	return nil
+}
+
+// shownAll is shown for every mailbox of list, with one flush at most.
+func (db *DB) shownAll(ctx context.Context, list []mailstore.Mailbox) error {
+	if db.Dialect != Postgres {
+		return nil
+	}
+	for _, mb := range list {
+		if mb.HighestModSeq > db.marks.get(mb.ID) {
+			if err := db.durable(ctx); err != nil {
+				return err
+			}
+			for _, mb := range list {
+				db.marks.set(mb.ID, mb.HighestModSeq)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// writeConn returns the pool for a change to the mailbox and a function to
+// call with the change's outcome: when another change to the mailbox is in
+// flight in this process, db.async, and the function waits for the flush
+// (durable) before it returns; otherwise db.SQL, whose commit waits for it
+// (one round trip less for a change that nothing queues behind). Either
+// way, once the function returns nil the mailbox is marked durable up to
+// the change's mod-sequence.
+func (db *DB) writeConn(mailboxID int64) (*sql.DB, func(ctx context.Context, modseq int64, err error) error) {
+	if db.Dialect != Postgres {
+		return db.SQL, func(context.Context, int64, error) error { return nil }
+	}
+	db.inflight.mu.Lock()
+	if db.inflight.m == nil {
+		db.inflight.m = map[int64]int{}
+	}
+	async := db.inflight.m[mailboxID] > 0 || alwaysAsync
+	db.inflight.m[mailboxID]++
+	db.inflight.mu.Unlock()
+	pool := db.SQL
+	if async {
+		pool = db.async
+	}
+	return pool, func(ctx context.Context, modseq int64, err error) error {
+		db.inflight.mu.Lock()
+		if db.inflight.m[mailboxID]--; db.inflight.m[mailboxID] <= 0 {
+			delete(db.inflight.m, mailboxID)
+		}
+		db.inflight.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if async {
+			if err := db.durable(ctx); err != nil {
+				return err
+			}
+		}
+		if modseq > 0 {
+			db.marks.set(mailboxID, uint64(modseq))
+		}
+		return nil
+	}
+}
+
+// inflight counts this process's changes in flight, by mailbox.
+type inflight struct {
+	mu sync.Mutex
+	m  map[int64]int
+}
+
+// alwaysAsync makes every change go through db.async (tests: the path
+// otherwise taken only under contention).
+var alwaysAsync = false
+
+// stateReads shares State's reads of a mailbox among the sessions of this
+// process that ask at once: every session of a mailbox re-reads it after
+// each change to it, woken together. A caller joins the next read not yet
+// started, never one already running, whose snapshot may predate the
+// change the caller was woken for; the sessions that ask while one read
+// runs share the next.
+type stateReads struct {
+	mu sync.Mutex
+	m  map[int64]*stateQueue
+}
+
+type stateQueue struct {
+	pending *stateRead1
+	running bool
+}
+
+type stateRead1 struct {
+	done chan struct{}
+	mb   mailstore.Mailbox
+	msgs []mailstore.MessageInfo
+	err  error
+}
+
+// sharedState is state, and shown of what it read, shared as stateReads
+// says.
+func (db *DB) sharedState(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+	f := &db.reads
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[int64]*stateQueue{}
+	}
+	q := f.m[mailboxID]
+	if q == nil {
+		q = &stateQueue{}
+		f.m[mailboxID] = q
+	}
+	r := q.pending
+	if r == nil {
+		r = &stateRead1{done: make(chan struct{})}
+		q.pending = r
+		if !q.running {
+			q.running = true
+			go db.runStates(mailboxID, q)
+		}
+	}
+	f.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.mb, r.msgs, r.err
+	case <-ctx.Done():
+		return mailstore.Mailbox{}, nil, ctx.Err()
+	}
+}
+
+func (db *DB) runStates(mailboxID int64, q *stateQueue) {
+	f := &db.reads
+	for {
+		f.mu.Lock()
+		r := q.pending
+		q.pending = nil
+		if r == nil {
+			q.running = false
+			delete(f.m, mailboxID)
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		// No caller's context: the read is everyone's.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r.mb, r.msgs, r.err = db.state(ctx, mailboxID)
+		if r.err == nil {
+			r.err = db.shown(ctx, r.mb.ID, r.mb.HighestModSeq)
+		}
+		cancel()
+		close(r.done)
+	}
+}
