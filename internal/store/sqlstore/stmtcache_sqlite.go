@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"database/sql/driver"
+	"fmt"
 	"reflect"
 
 	"modernc.org/sqlite"
@@ -39,7 +40,12 @@ func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{conn: conn, stmts: map[string]*list.Element{}, lru: list.New()}, nil
+	sc, ok := conn.(sqliteConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: the driver's connection (%T) lacks an interface the statement cache forwards", conn)
+	}
+	return &cachingConn{conn: sc, stmts: map[string]*list.Element{}, lru: list.New()}, nil
 }
 
 // The interfaces of modernc.org/sqlite's connection that database/sql uses.
@@ -63,7 +69,7 @@ type stmtContext interface {
 // cachingConn is one SQLite connection with its statements. database/sql
 // uses a connection from one goroutine at a time, so it needs no lock.
 type cachingConn struct {
-	conn  driver.Conn
+	conn  sqliteConn
 	stmts map[string]*list.Element // of *cachedStmt, most recently used first in lru
 	lru   *list.List
 }
@@ -74,8 +80,6 @@ type cachedStmt struct {
 	busy  bool // rows of it are open: another run must not reset it
 	gone  bool // evicted while busy: closed when its rows are
 }
-
-func (c *cachingConn) sc() sqliteConn { return c.conn.(sqliteConn) }
 
 // stmt returns query's statement, prepared now if it was not, or nil when
 // it is busy (the same text run again while its rows are open) or cannot
@@ -89,7 +93,7 @@ func (c *cachingConn) stmt(ctx context.Context, query string) (*cachedStmt, erro
 		c.lru.MoveToFront(e)
 		return cs, nil
 	}
-	s, err := c.sc().PrepareContext(ctx, query)
+	s, err := c.conn.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +128,7 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 		return nil, err
 	}
 	if cs == nil {
-		return c.sc().ExecContext(ctx, query, args)
+		return c.conn.ExecContext(ctx, query, args)
 	}
 	return cs.s.ExecContext(ctx, args)
 }
@@ -135,7 +139,7 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 		return nil, err
 	}
 	if cs == nil {
-		return c.sc().QueryContext(ctx, query, args)
+		return c.conn.QueryContext(ctx, query, args)
 	}
 	rows, err := cs.s.QueryContext(ctx, args)
 	if err != nil {
@@ -147,17 +151,17 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 
 func (c *cachingConn) Prepare(query string) (driver.Stmt, error) { return c.conn.Prepare(query) }
 func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	return c.sc().PrepareContext(ctx, query)
+	return c.conn.PrepareContext(ctx, query)
 }
 func (c *cachingConn) Begin() (driver.Tx, error) {
-	return c.sc().BeginTx(context.Background(), driver.TxOptions{})
+	return c.conn.BeginTx(context.Background(), driver.TxOptions{})
 }
 func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.sc().BeginTx(ctx, opts)
+	return c.conn.BeginTx(ctx, opts)
 }
-func (c *cachingConn) Ping(ctx context.Context) error         { return c.sc().Ping(ctx) }
-func (c *cachingConn) ResetSession(ctx context.Context) error { return c.sc().ResetSession(ctx) }
-func (c *cachingConn) IsValid() bool                          { return c.sc().IsValid() }
+func (c *cachingConn) Ping(ctx context.Context) error         { return c.conn.Ping(ctx) }
+func (c *cachingConn) ResetSession(ctx context.Context) error { return c.conn.ResetSession(ctx) }
+func (c *cachingConn) IsValid() bool                          { return c.conn.IsValid() }
 
 // Close finalizes the statements first: SQLite keeps a connection with
 // unfinalized statements open.
