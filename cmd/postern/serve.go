@@ -79,6 +79,7 @@ func serveSetup(a *app, fs *flag.FlagSet) runFunc {
 	var f serveFlags
 	f.register(a, fs)
 	return func(ctx context.Context, a *app, args []string) error {
+		defer startGCFloor(gcHeapFloor).stop()
 		s, err := newServer(ctx, a, &f)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -151,8 +152,9 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 		// read-then-write checks (the 5 app password limit) atomic.
 		q := "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" +
 			"&_pragma=busy_timeout(15000)&_txlock=immediate"
-		db.SQL, err = sql.Open("sqlite", "file:"+filepath.ToSlash(dsn)+q)
-		if err == nil {
+		var conn driver.Connector
+		if conn, err = newCachingConnector("file:" + filepath.ToSlash(dsn) + q); err == nil {
+			db.SQL = sql.OpenDB(conn)
 			db.SQL.SetMaxOpenConns(8)
 			db.SQL.SetMaxIdleConns(8)
 			db.writer = make(chan struct{}, 1)

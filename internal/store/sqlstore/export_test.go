@@ -16,3 +16,6 @@ func SetOptimisticTries(n int) (restore func()) {
 	optimisticTries = n
 	return func() { optimisticTries = old }
 }
+
+// ConnStmtCap is how many statements a SQLite connection keeps prepared.
+const ConnStmtCap = connStmtCap

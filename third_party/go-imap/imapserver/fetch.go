@@ -100,9 +100,7 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 	}
 
 	// The FETCH responses go out with the tagged reply (or as the buffer
-	// fills), which the caller writes next, unbatched.
-	c.batch(true)
-	defer c.batch(false)
+	// fills): readCommand batches the command's responses.
 	w := &FetchWriter{conn: c, options: writerOptions}
 	if err := c.session.Fetch(w, numSet, &options); err != nil {
 		return err

@@ -271,3 +271,90 @@ func TestLargeFetchFewWrites(t *testing.T) {
 		}
 	}
 }
+
+// After login a command's responses go out with its tagged reply, in one
+// write (SELECT's untagged lines, EXPUNGE's); the continuation request of
+// a synchronizing literal and IDLE's go out at once, or the client, which
+// waits for them, would never send the rest.
+func TestCommandResponsesOneWrite(t *testing.T) {
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &condStoreSession{}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}},
+		InsecureAuth: true,
+	})
+	client, server := net.Pipe()
+	defer client.Close()
+	counted := &countingConn{Conn: server}
+	go srv.ServeConn(counted)
+	r := bufio.NewReader(client)
+	line := func() string {
+		t.Helper()
+		client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return strings.TrimSuffix(l, "\r\n")
+	}
+	send := func(s string) {
+		t.Helper()
+		client.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := client.Write([]byte(s)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	// until reads up to the tagged reply and returns the lines read.
+	until := func(tag string) []string {
+		t.Helper()
+		var lines []string
+		for {
+			l := line()
+			lines = append(lines, l)
+			if strings.HasPrefix(l, tag+" ") {
+				return lines
+			}
+		}
+	}
+	line() // greeting
+	send("a LOGIN u p\r\n")
+	until("a")
+
+	for _, c := range []struct{ tag, cmd string }{
+		{"s", "SELECT INBOX"},
+		{"e", "EXPUNGE"},
+		{"n", "NOOP"},
+	} {
+		before := counted.writes.Load()
+		send(c.tag + " " + c.cmd + "\r\n")
+		lines := until(c.tag)
+		if w := counted.writes.Load() - before; w != 1 {
+			t.Errorf("%s: %d writes for %d lines, want 1", c.cmd, w, len(lines))
+		}
+		if c.cmd == "SELECT INBOX" && len(lines) < 5 {
+			t.Errorf("SELECT answered %q", lines)
+		}
+	}
+
+	send("p APPEND INBOX {5}\r\n")
+	if l := line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("APPEND: %q instead of the continuation request", l)
+	}
+	send("hello\r\n")
+	if l := until("p"); !strings.HasPrefix(l[len(l)-1], "p OK") {
+		t.Fatalf("APPEND: %q", l)
+	}
+
+	send("i IDLE\r\n")
+	if l := line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q instead of the continuation request", l)
+	}
+	if l := line(); !strings.HasPrefix(l, "* 1 FETCH") {
+		t.Fatalf("IDLE: %q instead of the update", l)
+	}
+	send("DONE\r\n")
+	if l := until("i"); !strings.HasPrefix(l[len(l)-1], "i OK") {
+		t.Fatalf("IDLE: %q", l)
+	}
+}

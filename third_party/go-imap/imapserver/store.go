@@ -92,16 +92,14 @@ func (c *Conn) handleStore(tag string, dec *imapwire.Decoder, numKind NumKind) e
 		}
 	}
 
-	// As FETCH's, the responses go out with the tagged reply, which
-	// writeStoreDone writes here.
-	c.batch(true)
+	// As FETCH's, the responses go out with the tagged reply (readCommand
+	// batches them).
 	w := &FetchWriter{conn: c}
 	err = c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,
 		Flags:  flags,
 	}, &options)
-	c.batch(false)
 	if err != nil {
 		return err
 	}
