@@ -104,6 +104,11 @@ func TestFetchFromItemCache(t *testing.T) {
 				}
 			}()
 			envelope := regexp.MustCompile(`^\* \d+ FETCH \(UID (\d+) ENVELOPE \((?:NIL|"[^"]*") "([^"]*)"`)
+			// What the sessions fetched, checked once the writer is done: a
+			// message is visible before its Append or Move returns and the
+			// writer records its subject.
+			type observed struct{ key, subject string }
+			var seen []observed
 			checked := 0
 			check := func(c *client, box string, out []string) {
 				t.Helper()
@@ -114,12 +119,7 @@ func TestFetchFromItemCache(t *testing.T) {
 					}
 					checked++
 					uid, _ := strconv.Atoi(m[1])
-					mu.Lock()
-					want := subject[fmt.Sprintf("%s/%d", box, uid)]
-					mu.Unlock()
-					if m[2] != want {
-						t.Errorf("%s UID %d: subject %q, want %q", box, uid, m[2], want)
-					}
+					seen = append(seen, observed{fmt.Sprintf("%s/%d", box, uid), m[2]})
 				}
 			}
 			a, b := dial(t, e.addr), dial(t, e.addr)
@@ -146,6 +146,11 @@ func TestFetchFromItemCache(t *testing.T) {
 			check(b, "Other", b.ok("f", "FETCH 1:* (UID ENVELOPE)"))
 			mu.Lock()
 			n := len(subject)
+			for _, o := range seen {
+				if want := subject[o.key]; o.subject != want {
+					t.Errorf("%s: subject %q, want %q", o.key, o.subject, want)
+				}
+			}
 			mu.Unlock()
 			if n < 40 || checked < 50 {
 				t.Errorf("only %d messages were made, %d envelopes checked", n, checked)
