@@ -63,7 +63,7 @@ type DB struct {
 	views    *viewCache                 // State's mailbox listings (viewcache.go)
 	hooks    commitHooks                // afterCommit's functions, by transaction
 	horizon  horizon                    // PostgreSQL: the events' read horizon (events.go)
-	flush    flusher                    // PostgreSQL: group flushes of the WAL (durable.go)
+	flush    nextRound[struct{}]        // PostgreSQL: group flushes of the WAL (durable.go)
 	marks    durableMarks               // PostgreSQL: mailboxes known on disk (durable.go)
 	inflight inflight                   // PostgreSQL: changes in flight by mailbox (durable.go)
 	reads    stateReads                 // PostgreSQL: State's reads shared by mailbox (durable.go)

@@ -40,69 +40,81 @@ import (
 // table and takes no lock, and works at any wal_level.
 const flushQuery = `SELECT pg_logical_emit_message(true, 'postern', '')`
 
-// flusher runs the flushes of durable one at a time: a caller joins the
-// next round not yet started, so every round covers every commit made
-// before any of its callers asked, and the callers that come while one
-// round runs share the next.
-type flusher struct {
+// nextRound runs a read or write for every caller that asks for it while
+// it waits: a caller joins the next round not yet started, never one
+// already running (whose result may predate what the caller must see),
+// and the callers that come while one round runs share the next. Every
+// caller of one nextRound passes the same work.
+type nextRound[T any] struct {
 	mu      sync.Mutex
-	pending *flushRound
+	pending *round[T]
 	running bool
 
-	rounds uint64 // flushes made (tests)
+	rounds uint64 // rounds run (tests)
 }
 
-type flushRound struct {
+type round[T any] struct {
 	done chan struct{}
+	v    T
 	err  error
 }
 
-// durable returns once every commit made before the call is on disk. On
-// SQLite every commit is (synchronous=FULL).
+// join returns the result of the next round of work.
+func (q *nextRound[T]) join(ctx context.Context, work func(context.Context) (T, error)) (T, error) {
+	q.mu.Lock()
+	r := q.pending
+	if r == nil {
+		r = &round[T]{done: make(chan struct{})}
+		q.pending = r
+		if !q.running {
+			q.running = true
+			go q.run(work)
+		}
+	}
+	q.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// run runs the pending rounds until there are none.
+func (q *nextRound[T]) run(work func(context.Context) (T, error)) {
+	for {
+		q.mu.Lock()
+		r := q.pending
+		q.pending = nil
+		if r == nil {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.rounds++
+		q.mu.Unlock()
+		// No caller's context: the round is everyone's.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r.v, r.err = work(ctx)
+		cancel()
+		close(r.done)
+	}
+}
+
+// durable returns once every commit made before the call is on disk, one
+// flush for the callers that ask at once (nextRound: every flush covers
+// every commit made before any of its callers asked). On SQLite every
+// commit is (synchronous=FULL).
 func (db *DB) durable(ctx context.Context) error {
 	if db.Dialect != Postgres {
 		return nil
 	}
-	f := &db.flush
-	f.mu.Lock()
-	r := f.pending
-	if r == nil {
-		r = &flushRound{done: make(chan struct{})}
-		f.pending = r
-		if !f.running {
-			f.running = true
-			go db.runFlushes()
-		}
-	}
-	f.mu.Unlock()
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// runFlushes runs the pending rounds until there are none.
-func (db *DB) runFlushes() {
-	f := &db.flush
-	for {
-		f.mu.Lock()
-		r := f.pending
-		f.pending = nil
-		if r == nil {
-			f.running = false
-			f.mu.Unlock()
-			return
-		}
-		f.rounds++
-		f.mu.Unlock()
-		// No caller's context: the round is everyone's.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, r.err = db.SQL.ExecContext(ctx, flushQuery)
-		cancel()
-		close(r.done)
-	}
+	_, err := db.flush.join(ctx, func(ctx context.Context) (struct{}, error) {
+		_, err := db.SQL.ExecContext(ctx, flushQuery)
+		return struct{}{}, err
+	})
+	return err
 }
 
 // durableMarks is, per mailbox, the HIGHESTMODSEQ up to which this process
@@ -222,26 +234,17 @@ type inflight struct {
 var alwaysAsync = false
 
 // stateReads shares State's reads of a mailbox among the sessions of this
-// process that ask at once: every session of a mailbox re-reads it after
-// each change to it, woken together. A caller joins the next read not yet
-// started, never one already running, whose snapshot may predate the
-// change the caller was woken for; the sessions that ask while one read
-// runs share the next.
+// process that ask at once (nextRound): every session of a mailbox re-reads
+// it after each change to it, woken together. The callers share the
+// result, which they only read.
 type stateReads struct {
 	mu sync.Mutex
-	m  map[int64]*stateQueue
+	m  map[int64]*nextRound[mailboxState]
 }
 
-type stateQueue struct {
-	pending *stateRead1
-	running bool
-}
-
-type stateRead1 struct {
-	done chan struct{}
+type mailboxState struct {
 	mb   mailstore.Mailbox
 	msgs []mailstore.MessageInfo
-	err  error
 }
 
 // sharedState is state, and shown of what it read, shared as stateReads
@@ -249,52 +252,23 @@ type stateRead1 struct {
 func (db *DB) sharedState(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
 	f := &db.reads
 	f.mu.Lock()
-	if f.m == nil {
-		f.m = map[int64]*stateQueue{}
+	if f.m == nil || len(f.m) >= maxMarks {
+		// A mailbox whose read runs keeps its own; the next read of it
+		// starts a new one.
+		f.m = map[int64]*nextRound[mailboxState]{}
 	}
 	q := f.m[mailboxID]
 	if q == nil {
-		q = &stateQueue{}
+		q = &nextRound[mailboxState]{}
 		f.m[mailboxID] = q
 	}
-	r := q.pending
-	if r == nil {
-		r = &stateRead1{done: make(chan struct{})}
-		q.pending = r
-		if !q.running {
-			q.running = true
-			go db.runStates(mailboxID, q)
-		}
-	}
 	f.mu.Unlock()
-	select {
-	case <-r.done:
-		return r.mb, r.msgs, r.err
-	case <-ctx.Done():
-		return mailstore.Mailbox{}, nil, ctx.Err()
-	}
-}
-
-func (db *DB) runStates(mailboxID int64, q *stateQueue) {
-	f := &db.reads
-	for {
-		f.mu.Lock()
-		r := q.pending
-		q.pending = nil
-		if r == nil {
-			q.running = false
-			delete(f.m, mailboxID)
-			f.mu.Unlock()
-			return
+	st, err := q.join(ctx, func(ctx context.Context) (mailboxState, error) {
+		mb, msgs, err := db.state(ctx, mailboxID)
+		if err == nil {
+			err = db.shown(ctx, mb.ID, mb.HighestModSeq)
 		}
-		f.mu.Unlock()
-		// No caller's context: the read is everyone's.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		r.mb, r.msgs, r.err = db.state(ctx, mailboxID)
-		if r.err == nil {
-			r.err = db.shown(ctx, r.mb.ID, r.mb.HighestModSeq)
-		}
-		cancel()
-		close(r.done)
-	}
+		return mailboxState{mb, msgs}, err
+	})
+	return st.mb, st.msgs, err
 }
