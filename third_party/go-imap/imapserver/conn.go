@@ -958,13 +958,8 @@ func (enc *responseEncoder) end() {
 	// it as it would with a writer of its own. Compressed, the response
 	// ends with a sync flush (RFC 4978 §4), and the compressor goes back
 	// too, unless it failed.
-	if bw := c.bw; !enc.keep && !c.batched && bw.Flush() == nil && (c.fw == nil || c.fw.Flush() == nil) {
-		if c.fw != nil {
-			putFlateWriter(c.fw)
-			c.fw = nil
-		}
-		putWriter(bw)
-		c.bw = nil
+	if !enc.keep && !c.batched {
+		c.send()
 	}
 	// A batch's responses share one write deadline, cleared when the
 	// command's tagged reply ends the batch: clearing and setting it again
@@ -991,21 +986,26 @@ func (c *Conn) endBatch() {
 	c.encMutex.Lock()
 	defer c.encMutex.Unlock()
 	c.batched, c.batchN = false, 0
-	bw := c.bw
-	if bw == nil {
-		return
-	}
-	// A write error stays in bw (bufio.Writer keeps it) for the next
-	// response to meet, as in end.
-	if bw.Flush() == nil && (c.fw == nil || c.fw.Flush() == nil) {
-		if c.fw != nil {
-			putFlateWriter(c.fw)
-			c.fw = nil
-		}
-		putWriter(bw)
-		c.bw = nil
+	if c.bw != nil {
+		c.send()
 	}
 	c.setWriteTimeout(0)
+}
+
+// send writes out what the response writer holds and gives it back, with
+// the compressor, unless a write failed: bufio.Writer keeps the error and
+// Flush returns it, so the writer stays for the next response to meet it
+// as it would with a writer of its own. Called with encMutex held.
+func (c *Conn) send() {
+	if c.bw.Flush() != nil || c.fw != nil && c.fw.Flush() != nil {
+		return
+	}
+	if c.fw != nil {
+		putFlateWriter(c.fw)
+		c.fw = nil
+	}
+	putWriter(c.bw)
+	c.bw = nil
 }
 
 // putWriter gives a response writer back to the pool it came from.
