@@ -208,7 +208,7 @@ func (s *Mail) Indexes(ctx context.Context, mailboxID int64, ids []int64, fetch 
 	out := make(map[int64]*mailstore.MessageIndex, len(ids))
 	stale := map[int64]int64{}
 	if ids == nil {
-		rows, err := db.SQL.QueryContext(ctx, db.q(indexSelect(fetch)+` WHERE m.mailbox_id = ?`), mailboxID)
+		rows, err := db.queryEachPlan(ctx, db.SQL, db.q(indexSelect(fetch)+` WHERE m.mailbox_id = ?`), mailboxID)
 		if err != nil {
 			return nil, mailErr("indexes", err)
 		}
@@ -225,11 +225,7 @@ func (s *Mail) Indexes(ctx context.Context, mailboxID int64, ids []int64, fetch 
 		if db.Dialect == Postgres {
 			q, arg = ` WHERE m.mailbox_id = $1 AND m.id = ANY($2::bigint[])`, ids
 		}
-		stmt, err := db.prepared(ctx, indexSelect(fetch)+q)
-		if err != nil {
-			return nil, mailErr("indexes", err)
-		}
-		rows, err := stmt.QueryContext(ctx, mailboxID, arg)
+		rows, err := db.queryEachPlan(ctx, db.SQL, indexSelect(fetch)+q, mailboxID, arg)
 		if err != nil {
 			return nil, mailErr("indexes", err)
 		}
@@ -314,11 +310,7 @@ func (s *Mail) SearchIndex(ctx context.Context, mailboxID int64, field mailstore
 	q := `SELECT CASE WHEN ` + match + ` AND t.version >= ? THEN 1 ELSE 0 END, m.uid, m.body_id
 		FROM mail_messages m LEFT JOIN ` + table + ` t ON t.body_id = m.body_id
 		WHERE m.mailbox_id = ? AND (t.body_id IS NULL OR t.version < ? OR ` + match + `) ORDER BY m.uid`
-	stmt, err := db.prepared(ctx, db.q(q))
-	if err != nil {
-		return nil, mailErr("search", err)
-	}
-	rows, err := stmt.QueryContext(ctx, args...)
+	rows, err := db.queryEachPlan(ctx, db.SQL, db.q(q), args...)
 	if err != nil {
 		return nil, mailErr("search", err)
 	}
@@ -389,15 +381,11 @@ func searchText(x *mailstore.MessageIndex, f mailstore.SearchField) []byte {
 // Bodies implements mailstore.Indexer.
 func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body []byte) error) error {
 	db := s.db
-	// The ids go as one argument (as in Indexes): one prepared statement
-	// for any number of them.
+	// The ids go as one argument (as in Indexes): one statement for any
+	// number of them.
 	q := `SELECT m.id, b.body FROM mail_messages m JOIN mail_bodies b ON b.id = m.body_id WHERE m.id IN (SELECT value FROM json_each(?))`
 	if db.Dialect == Postgres {
 		q = `SELECT m.id, b.body FROM mail_messages m JOIN mail_bodies b ON b.id = m.body_id WHERE m.id = ANY($1::bigint[])`
-	}
-	stmt, err := db.prepared(ctx, q)
-	if err != nil {
-		return mailErr("bodies", err)
 	}
 	for len(ids) > 0 {
 		part := ids[:min(chunk, len(ids))]
@@ -406,7 +394,7 @@ func (s *Mail) Bodies(ctx context.Context, ids []int64, fn func(id int64, body [
 		if db.Dialect != Postgres {
 			arg = idList(part)
 		}
-		rows, err := stmt.QueryContext(ctx, arg)
+		rows, err := db.queryEachPlan(ctx, db.SQL, q, arg)
 		if err != nil {
 			return mailErr("bodies", err)
 		}

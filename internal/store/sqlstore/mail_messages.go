@@ -423,11 +423,7 @@ func (s *Mail) State(ctx context.Context, mailboxID int64) (mailstore.Mailbox, [
 
 // openWith runs openQuery or stateQuery.
 func (db *DB) openWith(ctx context.Context, query string, args ...any) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
-	stmt, err := db.prepared(ctx, db.q(query))
-	if err != nil {
-		return mailstore.Mailbox{}, nil, err
-	}
-	rows, err := stmt.QueryContext(ctx, args...)
+	rows, err := db.queryEachPlan(ctx, db.SQL, db.q(query), args...)
 	if err != nil {
 		return mailstore.Mailbox{}, nil, err
 	}
@@ -1042,7 +1038,7 @@ func (db *DB) msgsPG(ctx context.Context, q queryer, query string, mailboxID int
 	if uids != nil {
 		query, args = query+` AND uid = ANY($2)`, append(args, uidArray(uids))
 	}
-	rows, err := q.QueryContext(ctx, query, args...)
+	rows, err := db.queryEachPlan(ctx, q, query, args...)
 	if err != nil {
 		return nil, nil, err
 	}

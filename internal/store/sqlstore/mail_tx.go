@@ -359,7 +359,7 @@ func scanMsgs(rows *sql.Rows, out []msgRow) ([]msgRow, error) {
 // nil, else those among uids that exist, in UID order.
 func (db *DB) selectMsgs(ctx context.Context, q queryer, mailboxID int64, uids []uint32) ([]msgRow, error) {
 	if uids == nil {
-		rows, err := q.QueryContext(ctx, db.q(`SELECT `+msgCols+` FROM mail_messages WHERE mailbox_id = ? ORDER BY uid`), mailboxID)
+		rows, err := db.queryEachPlan(ctx, q, db.q(`SELECT `+msgCols+` FROM mail_messages WHERE mailbox_id = ? ORDER BY uid`), mailboxID)
 		if err != nil {
 			return nil, err
 		}
@@ -367,7 +367,7 @@ func (db *DB) selectMsgs(ctx context.Context, q queryer, mailboxID int64, uids [
 	}
 	if db.Dialect == Postgres {
 		// One array parameter, one statement, whatever the number.
-		rows, err := q.QueryContext(ctx, `SELECT `+msgCols+` FROM mail_messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid`, mailboxID, uidArray(uids))
+		rows, err := db.queryEachPlan(ctx, q, `SELECT `+msgCols+` FROM mail_messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid`, mailboxID, uidArray(uids))
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,82 @@
+package sqlstore_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/postern/postern/internal/mailstore"
+	"github.com/postern/postern/internal/store/storetest"
+)
+
+// The reads of a mailbox's messages, by UID set or whole, are planned for
+// their arguments on every run, never kept as a named prepared statement
+// whose generic plan PostgreSQL would then use for any mailbox and any set
+// (a plan made while the table was small scans the table for the STORE of
+// a thousand messages). With the pool held to one connection, the
+// session's prepared statements are those the store's reads left.
+func TestMailboxReadsPlannedForTheirArguments(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.OpenPostgres(t)
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in := env.Box(t, m, "INBOX")
+	var uids []uint32
+	for i := range 8 {
+		uids = append(uids, env.Append(t, in.ID, "From: carol@example.com\r\nSubject: budget "+string(rune('a'+i))+"\r\n\r\nbudget\r\n"))
+	}
+	db.SQL.SetMaxOpenConns(1)
+	for range 7 {
+		if _, err := env.Mail.StoreFlags(ctx, in.ID, uids[:4], mailstore.FlagsAdd, []string{`\Seen`}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Mail.StoreFlags(ctx, in.ID, uids[:4], mailstore.FlagsRemove, []string{`\Seen`}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Mail.Indexes(ctx, in.ID, nil, true); err != nil {
+			t.Fatal(err)
+		}
+		idx, err := env.Mail.Indexes(ctx, in.ID, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for id := range idx {
+			ids = append(ids, id)
+		}
+		if _, err := env.Mail.Indexes(ctx, in.ID, ids[:3], true); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Mail.Bodies(ctx, ids[:3], func(int64, []byte) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := env.Mail.SearchIndex(ctx, in.ID, mailstore.SearchFrom, "carol"); err != nil || len(got) != len(uids) {
+			t.Fatalf("search: %v, %v", got, err)
+		}
+		if _, _, err := env.Mail.Open(ctx, m, "INBOX"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.SQL.QueryContext(ctx, `SELECT statement FROM pg_prepared_statements`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if strings.Contains(s, "FROM mail_messages") && (strings.Contains(s, "ANY(") || strings.Contains(s, "mailbox_id = $")) {
+			t.Errorf("kept prepared, planned generically after five runs:\n%s", s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no prepared statement at all: the check sees another session's")
+	}
+}
