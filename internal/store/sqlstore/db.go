@@ -68,7 +68,8 @@ type DB struct {
 	inflight inflight                   // PostgreSQL: changes in flight by mailbox (durable.go)
 	reads    stateReads                 // PostgreSQL: State's reads shared by mailbox (durable.go)
 	notify   notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
-	writer   chan struct{}              // SQLite: the queue for the write lock (tx)
+	writer   chan struct{}              // SQLite: the queue for the write lock (writing)
+	txq      txQueue                    // SQLite: transactions waiting to commit together (batch.go)
 
 	domainKeys atomic.Pointer[domainKeyMaker] // a new domain's DKIM keys (dkim.go)
 }
@@ -88,6 +89,23 @@ func (db *DB) afterCommit(tx *sql.Tx, fn func()) {
 		db.hooks.m = map[*sql.Tx][]func(){}
 	}
 	db.hooks.m[tx] = append(db.hooks.m[tx], fn)
+}
+
+// hookCount is the number of tx's functions so far.
+func (db *DB) hookCount(tx *sql.Tx) int {
+	db.hooks.mu.Lock()
+	defer db.hooks.mu.Unlock()
+	return len(db.hooks.m[tx])
+}
+
+// dropHooks forgets tx's functions past the first n: those of a part of
+// the transaction rolled back to its savepoint.
+func (db *DB) dropHooks(tx *sql.Tx, n int) {
+	db.hooks.mu.Lock()
+	defer db.hooks.mu.Unlock()
+	if fns := db.hooks.m[tx]; len(fns) > n {
+		db.hooks.m[tx] = fns[:n]
+	}
 }
 
 // takeHooks removes and returns tx's functions.
@@ -240,27 +258,14 @@ func (db *DB) releaseWriter() {
 	}
 }
 
-// tx runs fn in a transaction and commits it, through writing.
+// tx runs fn in a transaction and commits it: on SQLite together with the
+// transactions queued behind the write lock (batch.go), on PostgreSQL
+// through writing.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	return db.writing(ctx, func() error {
-		tx, err := db.SQL.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		err = fn(tx)
-		if err == nil {
-			err = tx.Commit()
-		} else {
-			tx.Rollback()
-		}
-		hooks := db.takeHooks(tx)
-		if err == nil {
-			for _, h := range hooks {
-				h()
-			}
-		}
-		return err
-	})
+	if db.writer != nil {
+		return db.txSQLite(ctx, fn)
+	}
+	return db.writing(ctx, func() error { return db.runTx(ctx, fn) })
 }
 
 // writing runs fn, a transaction or a single statement that writes (one
@@ -275,7 +280,7 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // several times the median, docs/benchmarks.md). Other processes on the
 // file (the CLI) still meet the busy handler.
 func (db *DB) writing(ctx context.Context, fn func() error) error {
-	for attempt := 0; ; attempt++ {
+	return db.retrying(func() error {
 		if db.writer != nil {
 			select {
 			case db.writer <- struct{}{}:
@@ -288,6 +293,16 @@ func (db *DB) writing(ctx context.Context, fn func() error) error {
 		if err == nil {
 			db.onCommit()
 		}
+		return err
+	})
+}
+
+// retrying runs fn again, a few times and a little later each time, while
+// it fails with a serialization failure, a deadlock or SQLite's lock taken
+// by another process.
+func (db *DB) retrying(fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
 		if err != nil && attempt < 5 && isRetryable(err) {
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 			continue
