@@ -257,14 +257,15 @@ func (s *session) markSeen(idx []int, options *imap.FetchOptions) (map[uint32]bo
 
 // apply records new flags in the view and returns the UIDs it touched.
 func (sel *selected) apply(infos []mailstore.MessageInfo) map[uint32]bool {
-	byUID := make(map[uint32]mailstore.MessageInfo, len(infos))
-	for _, m := range infos {
-		byUID[m.UID] = m
+	byUID := make(map[uint32]*mailstore.MessageInfo, len(infos))
+	for i := range infos {
+		byUID[infos[i].UID] = &infos[i]
 	}
 	touched := make(map[uint32]bool, len(infos))
 	for i := range sel.msgs {
 		if m, ok := byUID[sel.msgs[i].UID]; ok {
-			sel.msgs[i].Flags, sel.msgs[i].ModSeq = m.Flags, m.ModSeq
+			// The view's entry is the shared listing's: replaced, not changed.
+			sel.msgs[i].MessageInfo = m
 			touched[sel.msgs[i].UID] = true
 		}
 	}

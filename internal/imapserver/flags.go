@@ -1,6 +1,8 @@
 package imapserver
 
 import (
+	"cmp"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -56,11 +58,31 @@ func (sel *selected) isRecent(uid uint32) bool {
 }
 
 // numRecent counts the recent messages of the view, for "* n RECENT".
+// The view is in UID order and the recent UIDs are a few ranges: each is
+// found by binary search and only its messages are visited, not every
+// message of the mailbox on every SELECT.
 func (sel *selected) numRecent() uint32 {
 	var n uint32
-	for i := range sel.msgs {
-		if !sel.msgs[i].gone && sel.isRecent(sel.msgs[i].UID) {
-			n++
+	count := func(lo, hi uint32) {
+		i, _ := slices.BinarySearchFunc(sel.msgs, lo, func(m viewMsg, uid uint32) int { return cmp.Compare(m.UID, uid) })
+		for ; i < len(sel.msgs) && sel.msgs[i].UID <= hi; i++ {
+			if !sel.msgs[i].gone {
+				n++
+			}
+		}
+	}
+	limit := uint32(math.MaxUint32)
+	if sel.recentFrom != 0 {
+		count(sel.recentFrom, limit)
+		limit = sel.recentFrom - 1 // counted already
+	}
+	for _, r := range sel.recent { // sorted, disjoint
+		hi := uint32(r.Stop)
+		if hi == 0 { // "*"
+			hi = math.MaxUint32
+		}
+		if lo := uint32(r.Start); lo <= min(hi, limit) {
+			count(lo, min(hi, limit))
 		}
 	}
 	return n

@@ -315,7 +315,7 @@ type matcher struct {
 
 // match reports whether msg meets every criterion of c (they are ANDed).
 func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
-	info := &msg.view.MessageInfo
+	info := msg.view.MessageInfo
 	for _, set := range c.SeqNum {
 		if !mt.inSet(msg, set) {
 			return false

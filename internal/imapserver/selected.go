@@ -36,7 +36,12 @@ type selected struct {
 }
 
 type viewMsg struct {
-	mailstore.MessageInfo
+	// The listing's own entry, shared with the store's cached listing and
+	// other sessions and never changed: a SELECT of 100,000 messages
+	// copies a pointer each, not the message's fields (10 MB). Every
+	// re-read points each message at the new listing, so that a view holds
+	// on to one listing, not to every one since SELECT.
+	*mailstore.MessageInfo
 	// gone: expunged elsewhere while EXPUNGE responses were not allowed
 	// (during FETCH, STORE and SEARCH, RFC 9051 §7.5.1); it keeps its
 	// sequence number until the next command that allows them.
@@ -76,9 +81,14 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	sel.mb, sel.highest = mb, mb.HighestModSeq
 	sel.msgs = make([]viewMsg, len(infos))
 	var firstUnseen uint32
-	for i, m := range infos {
+	var learned []string // the last set of flags learned: most messages share a few sets
+	for i := range infos {
+		m := &infos[i]
 		sel.msgs[i] = viewMsg{MessageInfo: m}
-		sel.learnKeywords(m.Flags)
+		if !sameSlice(m.Flags, learned) {
+			sel.learnKeywords(m.Flags)
+			learned = m.Flags
+		}
 		if firstUnseen == 0 && !hasFlag(m.Flags, `\Seen`) {
 			firstUnseen = uint32(i + 1)
 		}
@@ -104,6 +114,12 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		return nil, err
 	}
 	return data, nil
+}
+
+// sameSlice reports whether a and b are the same slice (the listings share
+// the slices of equal flag sets): equal without comparing them.
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // selectedList is the LIST response of SELECT for mb.
@@ -215,10 +231,10 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			m.gone = true
 			continue
 		}
-		n := infos[j]
-		flagsChanged := !slices.Equal(m.Flags, n.Flags)
+		n := &infos[j]
+		flagsChanged := !sameSlice(m.Flags, n.Flags) && !slices.Equal(m.Flags, n.Flags)
 		modSeqChanged := m.ModSeq != n.ModSeq
-		m.Flags, m.ModSeq = n.Flags, n.ModSeq
+		m.MessageInfo = n
 		if flagsChanged {
 			if err := sel.announceKeywords(w, m.Flags); err != nil {
 				return err
@@ -247,8 +263,8 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		last = sel.msgs[n-1].UID
 	}
 	added := false
-	for _, m := range infos {
-		if m.UID > last {
+	for i := range infos {
+		if m := &infos[i]; m.UID > last {
 			sel.msgs = append(sel.msgs, viewMsg{MessageInfo: m})
 			if err := sel.announceKeywords(w, m.Flags); err != nil {
 				return err
