@@ -46,6 +46,7 @@ type imapConfig struct {
 	loadConns                 []int // connections that fill the mailbox, per size
 	idle                      int
 	dovecotMail               string
+	dovecotFill               string // "append", "maildir", or "": maildir above 20,000 messages
 	merge                     string
 }
 
@@ -74,9 +75,13 @@ func imapCmd(args []string) error {
 	fs.IntVar(&c.nagleK, "nagle", 200, "messages appended without TCP_NODELAY (quick: 20)")
 	fs.IntVar(&c.idle, "idle", 10000, "IDLE connections of the memory figure, on Postern (0: left out; quick: 500)")
 	fs.StringVar(&c.dovecotMail, "dovecot-mail", "maildir", "Dovecot's mailbox format: maildir or sdbox")
+	fs.StringVar(&c.dovecotFill, "dovecot-fill", "", "how Dovecot's mailbox is filled: append (as Postern's), or maildir (the files written straight into its Maildir, then indexed at an untimed SELECT; the default above 20,000 messages, which take hours by APPEND)")
 	fs.StringVar(&c.merge, "merge", "", "an earlier run's results.json: its cases this run did not measure (a figure, a mailbox size) go into the report too")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.dovecotFill != "" && c.dovecotFill != "append" && c.dovecotFill != "maildir" {
+		return fmt.Errorf("--dovecot-fill: %q is neither append nor maildir", c.dovecotFill)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -135,6 +140,9 @@ type imapTarget struct {
 	ops    user
 	idle   user // an empty INBOX, as bench/run.sh's idle figure has
 	stop   func()
+	// maildir is the ops user's Maildir root (Dovecot with Maildir only):
+	// the large mailbox can be written there straight.
+	maildir string
 }
 
 func runIMAP(ctx context.Context, c *imapConfig) error {
@@ -286,7 +294,11 @@ func startDovecotIMAP(c *imapConfig) (*imapTarget, error) {
 		return nil, err
 	}
 	us := users(0, 3)
-	return &imapTarget{name: "dovecot", addr: addr, proc: p, stress: us[0], ops: us[1], idle: us[2], stop: func() { p.stop() }}, nil
+	t := &imapTarget{name: "dovecot", addr: addr, proc: p, stress: us[0], ops: us[1], idle: us[2], stop: func() { p.stop() }}
+	if c.dovecotMail == "maildir" {
+		t.maildir = filepath.Join(mail, us[1].Email)
+	}
+	return t, nil
 }
 
 // freeAddr returns a loopback address with a port free now.
@@ -460,6 +472,9 @@ func imapOps(c *imapConfig, targets []*imapTarget, res *results, n, conns int, n
 		"--rounds", strconv.Itoa(c.rounds), "--conns", strconv.Itoa(conns), "--json", out}
 	for _, t := range targets {
 		args = append(args, "--target", t.name, t.addr, t.ops.Email, t.ops.Pass)
+		if t.maildir != "" && (c.dovecotFill == "maildir" || c.dovecotFill == "" && n > 20000) {
+			args = append(args, "--maildir", t.name, t.maildir)
+		}
 	}
 	fmt.Printf("== mailbox operations at %d messages\n", n)
 	cmd := exec.Command(c.python, args...)
