@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -41,6 +42,37 @@ func TestNumRecentCountsEveryRecentMessage(t *testing.T) {
 		}
 		if got := sel.numRecent(); got != want {
 			t.Fatalf("numRecent %d, want %d (recent %v, from %d)", got, want, sel.recent, sel.recentFrom)
+		}
+	}
+}
+
+// summarize finds what learning every message's flags and looking for the
+// first without \Seen find, whatever the order and sharing of the sets.
+func TestSummarizeListing(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	sets := [][]string{nil, {`\Seen`}, {`$Forwarded`, `\Seen`}, {`$label1`}, {`$Label1`, `\Flagged`}, {`Work`, `\Answered`, `\Seen`}}
+	for range 500 {
+		var infos []mailstore.MessageInfo
+		for range r.IntN(40) {
+			f := sets[r.IntN(len(sets))]
+			if r.IntN(2) == 0 {
+				f = append([]string(nil), f...) // an equal set, not the same slice
+			}
+			infos = append(infos, mailstore.MessageInfo{Flags: f})
+		}
+		want := &selected{}
+		var firstUnseen uint32
+		for i := range infos {
+			want.learnKeywords(infos[i].Flags)
+			if firstUnseen == 0 && !hasFlag(infos[i].Flags, `\Seen`) {
+				firstUnseen = uint32(i + 1)
+			}
+		}
+		got := &selected{}
+		sum := summarize(infos)
+		got.learnKeywords(sum.kwList)
+		if fmt.Sprint(got.kwList) != fmt.Sprint(want.kwList) || sum.firstUnseen != firstUnseen {
+			t.Fatalf("summary %v %d, want %v %d", got.kwList, sum.firstUnseen, want.kwList, firstUnseen)
 		}
 	}
 }

@@ -80,19 +80,17 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	}
 	sel.mb, sel.highest = mb, mb.HighestModSeq
 	sel.msgs = make([]viewMsg, len(infos))
-	var firstUnseen uint32
-	var learned []string // the last set of flags learned: most messages share a few sets
 	for i := range infos {
-		m := &infos[i]
-		sel.msgs[i] = viewMsg{MessageInfo: m}
-		if !sameSlice(m.Flags, learned) {
-			sel.learnKeywords(m.Flags)
-			learned = m.Flags
-		}
-		if firstUnseen == 0 && !hasFlag(m.Flags, `\Seen`) {
-			firstUnseen = uint32(i + 1)
-		}
+		sel.msgs[i] = viewMsg{MessageInfo: &infos[i]}
 	}
+	key := listingKey{mailbox: mb.ID, uidValidity: mb.UIDValidity, highest: mb.HighestModSeq, n: len(infos)}
+	sum, ok := s.srv.summaries.get(key)
+	if !ok {
+		sum = summarize(infos)
+		s.srv.summaries.put(key, sum)
+	}
+	sel.learnKeywords(sum.kwList)
+	firstUnseen := sum.firstUnseen
 	s.sel = sel
 	data := &imap.SelectData{
 		Flags:             sel.mailboxFlags(),
