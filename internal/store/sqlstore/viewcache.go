@@ -38,6 +38,7 @@ type viewCache struct {
 	budget int
 
 	hits, patches, misses atomic.Uint64
+	stores                atomic.Uint64 // STOREs planned on a view (storeFlagsFromViewPG)
 }
 
 type view struct {
@@ -103,6 +104,45 @@ func (c *viewCache) removeLocked(e *list.Element) {
 	v := c.lru.Remove(e).(*view)
 	delete(c.m, v.mailboxID)
 	c.total -= len(v.msgs)
+}
+
+// rows returns the view's messages of the given UIDs, in UID order, as
+// planStore takes them (without their body ids).
+func (v *view) rows(uids []uint32) []msgRow {
+	if !slices.IsSorted(uids) {
+		uids = slices.Compact(slices.Sorted(slices.Values(uids)))
+	}
+	out := make([]msgRow, 0, min(len(uids), len(v.msgs)))
+	var last uint32
+	for i, u := range uids {
+		if i > 0 && u == last {
+			continue
+		}
+		last = u
+		j, ok := slices.BinarySearchFunc(v.msgs, u, func(m mailstore.MessageInfo, u uint32) int { return cmp.Compare(m.UID, u) })
+		if !ok {
+			continue
+		}
+		m := &v.msgs[j]
+		out = append(out, msgRow{id: m.ID, uid: m.UID, flags: m.Flags, date: micros(m.InternalDate), size: m.Size, modseq: int64(m.ModSeq)})
+	}
+	return out
+}
+
+// with returns a new view of the mailbox at mod-sequence highest: v's
+// listing with infos (messages of v, in UID order) in place of those of
+// the same UIDs. v is left as it is.
+func (v *view) with(infos []mailstore.MessageInfo, highest uint64) *view {
+	msgs := slices.Clone(v.msgs)
+	j := 0
+	for _, m := range infos {
+		k, ok := slices.BinarySearchFunc(msgs[j:], m.UID, func(m mailstore.MessageInfo, u uint32) int { return cmp.Compare(m.UID, u) })
+		j += k
+		if ok {
+			msgs[j] = m
+		}
+	}
+	return &view{mailboxID: v.mailboxID, memberID: v.memberID, uidValidity: v.uidValidity, highest: highest, msgs: msgs}
 }
 
 // stateChangesQuery reads, in one statement (one snapshot, one round trip), the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/postern/postern/internal/mailstore"
@@ -168,4 +169,78 @@ func TestViewCacheBudget(t *testing.T) {
 	if c := counts(); c != [3]uint64{1, 1, 4} {
 		t.Fatalf("A above the budget: hits, patches, misses %v", c)
 	}
+}
+
+// A STORE planned on this node's cached view is right even when another
+// node changed the mailbox since the view: the write finds the mailbox
+// moved on and the STORE is planned again on a read. On PostgreSQL a
+// STORE on a current view is planned on it without a read.
+func TestStoreOnCachedView(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		other := storetest.OpenOther(t, db)
+		env := storetest.NewMailEnv(t, db)
+		in := env.Box(t, env.NewMember(t), "INBOX")
+		for i := 0; i < 4; i++ {
+			env.Append(t, in.ID, fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))
+		}
+		mail := db.Mail()
+		flagsOf := func(infos []mailstore.MessageInfo, uid uint32) []string {
+			t.Helper()
+			for _, m := range infos {
+				if m.UID == uid {
+					return m.Flags
+				}
+			}
+			t.Fatalf("uid %d not in %+v", uid, infos)
+			return nil
+		}
+		store := func(step string, uid uint32, op mailstore.FlagOp, flag string, want ...string) {
+			t.Helper()
+			out, err := mail.StoreFlags(ctx, in.ID, []uint32{uid}, op, []string{flag})
+			if err != nil {
+				t.Fatalf("%s: %v", step, err)
+			}
+			if got := flagsOf(out, uid); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("%s: flags %q, want %q", step, got, want)
+			}
+			sameState(t, step, db, in.ID)
+			sameState(t, step, other, in.ID)
+		}
+		sameState(t, "start", db, in.ID)
+		stores := db.ViewStores()
+		// A current view: the STOREs one after another need no read.
+		store("store on the view", 1, mailstore.FlagsAdd, `\Seen`, `\Seen`)
+		store("store on the view again", 1, mailstore.FlagsAdd, `\Flagged`, `\Flagged`, `\Seen`)
+		if db.Dialect == sqlstore.Postgres && db.ViewStores() == stores {
+			t.Fatal("no STORE was planned on the view: the test tests nothing")
+		}
+		// Another node adds a flag after this node's view: planned on the
+		// view alone, \Answered would be lost.
+		if _, err := other.Mail().StoreFlags(ctx, in.ID, []uint32{2}, mailstore.FlagsAdd, []string{`\Answered`}); err != nil {
+			t.Fatal(err)
+		}
+		store("store after another node's", 2, mailstore.FlagsAdd, `\Seen`, `\Answered`, `\Seen`)
+		// Another node sets \Seen after this node's view: the view says
+		// there is nothing to remove.
+		if _, err := other.Mail().StoreFlags(ctx, in.ID, []uint32{3}, mailstore.FlagsAdd, []string{`\Seen`}); err != nil {
+			t.Fatal(err)
+		}
+		store("remove what another node set", 3, mailstore.FlagsRemove, `\Seen`)
+		// UNCHANGEDSINCE on the view: message 1 changed after the
+		// mod-sequence given.
+		mb, msgs, err := mail.State(ctx, in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, modified, err := mail.StoreFlagsIf(ctx, in.ID, []uint32{1, 4}, mailstore.FlagsAdd, []string{`\Draft`}, msgs[0].ModSeq-1)
+		if err != nil || !reflect.DeepEqual(modified, []uint32{1}) {
+			t.Fatalf("unchangedsince: modified %v, %v", modified, err)
+		}
+		after, msgs, err := mail.State(ctx, in.ID)
+		if err != nil || after.HighestModSeq != mb.HighestModSeq+1 || !reflect.DeepEqual(flagsOf(msgs, 4), []string{`\Draft`}) || slices.Contains(flagsOf(msgs, 1), `\Draft`) {
+			t.Fatalf("after unchangedsince: %+v %+v %v", after, msgs, err)
+		}
+		sameState(t, "end", other, in.ID)
+	})
 }
