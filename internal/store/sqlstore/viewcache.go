@@ -44,6 +44,7 @@ type viewCache struct {
 type view struct {
 	mailboxID, memberID int64
 	uidValidity         uint32
+	uidNext             uint32 // in the snapshot of highest: later arrivals take UIDs from it
 	highest             uint64
 	msgs                []mailstore.MessageInfo
 }
@@ -142,7 +143,7 @@ func (v *view) with(infos []mailstore.MessageInfo, highest uint64) *view {
 			msgs[j] = m
 		}
 	}
-	return &view{mailboxID: v.mailboxID, memberID: v.memberID, uidValidity: v.uidValidity, highest: highest, msgs: msgs}
+	return &view{mailboxID: v.mailboxID, memberID: v.memberID, uidValidity: v.uidValidity, uidNext: v.uidNext, highest: highest, msgs: msgs}
 }
 
 // stateChangesQuery reads, in one statement (one snapshot, one round trip), the
@@ -160,6 +161,25 @@ UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, 
 UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 	FROM mail_vanished WHERE mailbox_id = ? AND modseq > ?`
 
+// stateChangesQueryPG is stateChangesQuery on PostgreSQL, where no index
+// holds mail_messages.modseq (migration 0032: flag changes are then HOT
+// updates): the messages changed after the mod-sequence are those that
+// arrived since, at or above the view's UIDNEXT (the third argument: 0 for
+// a whole read), and those whose UIDs mail_changes logged after it (the
+// seventh: none for a whole read). The mailbox's pruned_modseq (i7) is
+// raised to where that log begins: the re-read of an older view reads the
+// mailbox whole, as when its tombstones were pruned.
+const stateChangesQueryPG = `SELECT 0, b.id, b.member_id, b.uid_validity, b.uid_next, b.highest_modseq, COALESCE(r.recent_uid, 1),
+		GREATEST(b.pruned_modseq, b.highest_modseq - mail_changes_kept()), b.name, b.special_use, b.subscribed
+	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = ?
+UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, NULL, NULL
+	FROM mail_messages WHERE mailbox_id = ? AND uid >= ?
+UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, NULL, NULL
+	FROM mail_messages WHERE mailbox_id = ? AND uid < ?
+	AND uid IN (SELECT unnest(c.uids) FROM mail_changes c WHERE c.mailbox_id = ? AND c.modseq > ?)
+UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+	FROM mail_vanished WHERE mailbox_id = ? AND modseq > ?`
+
 // state is State through the view cache: the mailbox row and what changed
 // since the cached view, read by one statement. On PostgreSQL every
 // statement is a round trip, and every session of a mailbox re-reads it
@@ -167,11 +187,11 @@ UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
 	c := db.views
 	v := c.get(mailboxID)
-	since := int64(-1) // no view: every message
+	since, uidNext := int64(-1), uint32(0) // no view: every message
 	if v != nil {
-		since = int64(min(v.highest, math.MaxInt64))
+		since, uidNext = int64(min(v.highest, math.MaxInt64)), v.uidNext
 	}
-	r, err := db.readState(ctx, mailboxID, since)
+	r, err := db.readState(ctx, mailboxID, since, uidNext)
 	if notFound(err) {
 		c.drop(mailboxID)
 		return mailstore.Mailbox{}, nil, account.ErrNotFound
@@ -190,7 +210,7 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []
 		// Another mailbox of the same id, or the tombstones the view
 		// needs are pruned: read whole.
 		c.misses.Add(1)
-		if r, err = db.readState(ctx, mailboxID, -1); notFound(err) {
+		if r, err = db.readState(ctx, mailboxID, -1, 0); notFound(err) {
 			c.drop(mailboxID)
 			return mailstore.Mailbox{}, nil, account.ErrNotFound
 		} else if err != nil {
@@ -204,7 +224,7 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []
 		c.patches.Add(1)
 		msgs = patchView(v, r.changed, r.gone, mailboxID)
 	}
-	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, highest: mb.HighestModSeq, msgs: msgs})
+	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, uidNext: mb.UIDNext, highest: mb.HighestModSeq, msgs: msgs})
 	return mb, msgs, nil
 }
 
@@ -225,18 +245,26 @@ func (r *stateRead) infos(mailboxID int64) []mailstore.MessageInfo {
 }
 
 // readState runs stateChangesQuery: the messages changed after since (all when
-// it is negative) and, with a view to patch, the UIDs buried after it.
-// errNoRows when the mailbox does not exist.
-func (db *DB) readState(ctx context.Context, mailboxID, since int64) (*stateRead, error) {
+// it is negative) and, with a view to patch, the UIDs buried after it;
+// uidNext is the view's UIDNEXT. errNoRows when the mailbox does not exist.
+func (db *DB) readState(ctx context.Context, mailboxID, since int64, uidNext uint32) (*stateRead, error) {
 	buriedSince := since
 	if since < 0 {
 		buriedSince = math.MaxInt64 // a whole read needs no tombstones
 	}
-	stmt, err := db.prepared(ctx, db.q(stateChangesQuery))
+	query, args := stateChangesQuery, []any{mailboxID, mailboxID, since, mailboxID, buriedSince}
+	if db.Dialect == Postgres {
+		if since < 0 {
+			uidNext = 0
+		}
+		query = stateChangesQueryPG
+		args = []any{mailboxID, mailboxID, int64(uidNext), mailboxID, int64(uidNext), mailboxID, buriedSince, mailboxID, buriedSince}
+	}
+	stmt, err := db.prepared(ctx, db.q(query))
 	if err != nil {
 		return nil, err
 	}
-	rows, err := stmt.QueryContext(ctx, mailboxID, mailboxID, since, mailboxID, buriedSince)
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -244,3 +244,71 @@ func TestStoreOnCachedView(t *testing.T) {
 		sameState(t, "end", other, in.ID)
 	})
 }
+
+// On PostgreSQL the flag changes a re-read needs come from mail_changes:
+// each STORE logs its UIDs at its mod-sequence, a mailbox keeps the log of
+// its last mail_changes_kept() mod-sequences, and a view older than that is
+// read whole; one within it is brought up to date from the log.
+func TestChangeLogPruned(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	if _, err := db.SQL.ExecContext(ctx, `CREATE OR REPLACE FUNCTION mail_changes_kept() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 3::bigint'`); err != nil {
+		t.Fatal(err)
+	}
+	other := storetest.OpenOther(t, db)
+	env := storetest.NewMailEnv(t, db)
+	in := env.Box(t, env.NewMember(t), "INBOX")
+	for i := 0; i < 6; i++ {
+		env.Append(t, in.ID, fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))
+	}
+	sameState(t, "start", db, in.ID)
+	store := func(uids []uint32, flag string) {
+		t.Helper()
+		if _, err := other.Mail().StoreFlags(ctx, in.ID, uids, mailstore.FlagsAdd, []string{flag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logged := func() (n int, oldest, highest int64) {
+		t.Helper()
+		if err := db.SQL.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN(c.modseq), 0), MAX(b.highest_modseq)
+			FROM mailboxes b LEFT JOIN mail_changes c ON c.mailbox_id = b.id WHERE b.id = $1`, in.ID).Scan(&n, &oldest, &highest); err != nil {
+			t.Fatal(err)
+		}
+		return n, oldest, highest
+	}
+
+	// Within the log: brought up to date from it.
+	store([]uint32{1, 2}, `\Seen`)
+	store([]uint32{2, 3}, `\Flagged`)
+	var uids string
+	if err := db.SQL.QueryRowContext(ctx, `SELECT array_to_string(ARRAY(SELECT unnest(uids) ORDER BY 1), ',') FROM mail_changes WHERE mailbox_id = $1 ORDER BY modseq DESC LIMIT 1`, in.ID).Scan(&uids); err != nil || uids != "2,3" {
+		t.Fatalf("logged %v, %v", uids, err)
+	}
+	_, patches, misses := db.ViewCacheCounts()
+	sameState(t, "within the log", db, in.ID)
+	if _, p, m := db.ViewCacheCounts(); p != patches+1 || m != misses {
+		t.Fatalf("within the log: %d patches, %d whole reads, want 1 and 0", p-patches, m-misses)
+	}
+
+	// Past it: the oldest rows are pruned, and the view is read whole.
+	for _, f := range []string{`$A`, `$B`, `$C`, `$D`} {
+		store([]uint32{4}, f)
+	}
+	n, oldest, highest := logged()
+	if n != 3 || oldest != highest-2 {
+		t.Fatalf("log of %d rows from mod-sequence %d at %d, want the last 3", n, oldest, highest)
+	}
+	_, _, misses = db.ViewCacheCounts()
+	sameState(t, "past the log", db, in.ID)
+	if _, _, m := db.ViewCacheCounts(); m != misses+1 {
+		t.Fatalf("past the log: %d whole reads, want 1", m-misses)
+	}
+	// And arrivals, which the log leaves out, with a change logged.
+	env.Append(t, in.ID, "Subject: new\r\n\r\nx\r\n")
+	store([]uint32{5}, `\Seen`)
+	_, patches, _ = db.ViewCacheCounts()
+	sameState(t, "arrival", db, in.ID)
+	if _, p, _ := db.ViewCacheCounts(); p != patches+1 {
+		t.Fatal("arrival: the view was not brought up to date")
+	}
+}
