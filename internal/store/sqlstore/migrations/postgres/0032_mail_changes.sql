@@ -26,6 +26,9 @@ CREATE TABLE mail_changes (
 	uids       BIGINT[] NOT NULL
 );
 CREATE INDEX mail_changes_modseq ON mail_changes(mailbox_id, modseq);
+-- Not compressed: pglz took some 3 ms on the 8 KB of a STORE on 1,000
+-- messages, more than the update itself.
+ALTER TABLE mail_changes ALTER COLUMN uids SET STORAGE EXTERNAL;
 
 CREATE FUNCTION mail_changes_kept() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 1000::bigint';
 
