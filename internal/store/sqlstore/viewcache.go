@@ -25,8 +25,10 @@ import (
 // becomes the listing at h > c by replacing the rows with modseq > c and
 // dropping the UIDs buried above c, read in one snapshot together with h;
 // when tombstones above c were pruned (pruned_modseq > c) the view is read
-// whole instead. A view is keyed by mailbox id, member and UIDVALIDITY, so a
-// mailbox made again never inherits one.
+// whole instead. (On PostgreSQL the rows with modseq > c are found without
+// an index on modseq: see stateChangesQueryPG.) A view is keyed by mailbox
+// id, member and UIDVALIDITY, so a mailbox made again never inherits one.
+// On PostgreSQL a STORE is also planned on the view (storeFlagsFromViewPG).
 //
 // The listings are shared: State returns the cached slice itself, which
 // callers must not change (mailstore.Store.State says so).
