@@ -248,12 +248,17 @@ func TestStoreOnCachedView(t *testing.T) {
 // On PostgreSQL the flag changes a re-read needs come from mail_changes:
 // each STORE logs its UIDs at its mod-sequence, a mailbox keeps the log of
 // its last mail_changes_kept() mod-sequences, and a view older than that is
-// read whole; one within it is brought up to date from the log.
+// read whole; one within it is brought up to date from the log. A STORE on
+// more than mail_changes_max_uids() messages logs no UIDs, and a view
+// older than it is read whole too.
 func TestChangeLogPruned(t *testing.T) {
 	db := storetest.OpenPostgres(t)
 	ctx := context.Background()
-	if _, err := db.SQL.ExecContext(ctx, `CREATE OR REPLACE FUNCTION mail_changes_kept() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 3::bigint'`); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{`mail_changes_kept() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 3::bigint'`,
+		`mail_changes_max_uids() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 2::bigint'`} {
+		if _, err := db.SQL.ExecContext(ctx, `CREATE OR REPLACE FUNCTION `+f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	other := storetest.OpenOther(t, db)
 	env := storetest.NewMailEnv(t, db)
@@ -310,5 +315,19 @@ func TestChangeLogPruned(t *testing.T) {
 	sameState(t, "arrival", db, in.ID)
 	if _, p, _ := db.ViewCacheCounts(); p != patches+1 {
 		t.Fatal("arrival: the view was not brought up to date")
+	}
+
+	// Too many UIDs to log: read whole, and brought up to date after.
+	store([]uint32{1, 5, 6}, `$E`)
+	var whole bool
+	if err := db.SQL.QueryRowContext(ctx, `SELECT uids IS NULL FROM mail_changes WHERE mailbox_id = $1 ORDER BY modseq DESC LIMIT 1`, in.ID).Scan(&whole); err != nil || !whole {
+		t.Fatalf("a change of 3 messages logged its UIDs (%v)", err)
+	}
+	_, patches, misses = db.ViewCacheCounts()
+	sameState(t, "too many to log", db, in.ID)
+	store([]uint32{6}, `$F`)
+	sameState(t, "after too many to log", db, in.ID)
+	if _, p, m := db.ViewCacheCounts(); m != misses+1 || p != patches+1 {
+		t.Fatalf("too many to log: %d whole reads and %d patches, want 1 and 1", m-misses, p-patches)
 	}
 }
