@@ -712,15 +712,14 @@ const storeFlagsIfQueryPG = `WITH l AS MATERIALIZED (
 	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
 ), k AS MATERIALIZED (
 	SELECT m.id FROM l, mail_messages m JOIN unnest($2::bigint[], $4::bigint[]) AS v(id, old) ON m.id = v.id
-	WHERE m.id = ANY($2::bigint[]) AND m.mailbox_id = l.id AND m.modseq = v.old FOR UPDATE OF m
+	WHERE m.mailbox_id = l.id AND m.modseq = v.old FOR UPDATE OF m
 ), mb AS (
 	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
 	WHERE id = $1 AND (SELECT COUNT(*) FROM k) = cardinality($2::bigint[]) RETURNING highest_modseq, member_id
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
 ), w AS (
-	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags)
-	WHERE m.id = v.id AND m.id = ANY($2::bigint[])
+	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags) WHERE m.id = v.id
 )
 SELECT highest_modseq FROM mb`
 
@@ -742,8 +741,7 @@ const storeFlagsViewQueryPG = `WITH l AS MATERIALIZED (
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
 ), w AS (
-	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags)
-	WHERE m.id = v.id AND m.id = ANY($2::bigint[])
+	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags) WHERE m.id = v.id
 )
 SELECT highest_modseq FROM mb`
 
@@ -827,18 +825,13 @@ func (db *DB) storeFlagsOptimisticPG(ctx context.Context, mailboxID int64, uids 
 
 // storeFlagsQueryPG writes a STORE in one statement: the flags ($4) of the
 // messages ($3), the mailbox's new HIGHESTMODSEQ ($2, which the messages
-// take) and the event. The ids are tested with = ANY besides the join
-// (here and in the statements built on this one): planned for the array
-// itself (a custom plan, the first executions of a prepared statement),
-// the join alone was a hash of every row of mail_messages, read in full
-// (some 50 ms at 100,000 messages), where = ANY reads the rows by the key.
+// take) and the event.
 const storeFlagsQueryPG = `WITH mb AS (
 	UPDATE mailboxes SET highest_modseq = $2 WHERE id = $1
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) VALUES ($5, $6, $1, $7)
 )
-UPDATE mail_messages m SET flags = v.flags, modseq = $2 FROM unnest($3::bigint[], $4::text[]) AS v(id, flags)
-WHERE m.id = v.id AND m.id = ANY($3::bigint[])`
+UPDATE mail_messages m SET flags = v.flags, modseq = $2 FROM unnest($3::bigint[], $4::text[]) AS v(id, flags) WHERE m.id = v.id`
 
 // storeFlagsPG is the end of StoreFlagsIf on PostgreSQL: byFlags's
 // messages take their flags at mb's new mod-sequence (nextModSeq taken
@@ -963,7 +956,7 @@ const expungeIfQueryPG = `WITH l AS MATERIALIZED (
 	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
 ), k AS MATERIALIZED (
 	SELECT m.id FROM l, mail_messages m JOIN unnest($2::bigint[]) AS v(id) ON m.id = v.id
-	WHERE m.id = ANY($2::bigint[]) AND m.mailbox_id = l.id AND strpos(m.flags, '\Deleted') > 0 FOR UPDATE OF m
+	WHERE m.mailbox_id = l.id AND strpos(m.flags, '\Deleted') > 0 FOR UPDATE OF m
 ), mb AS (
 	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
 	WHERE id = $1 AND (SELECT COUNT(*) FROM k) = cardinality($2::bigint[]) RETURNING highest_modseq, member_id
