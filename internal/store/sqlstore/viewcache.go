@@ -168,20 +168,18 @@ UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 // updates): the messages changed after the mod-sequence are those that
 // arrived since, at or above the view's UIDNEXT (the third argument: 0 for
 // a whole read), and those whose UIDs mail_changes logged after it (the
-// seventh: none for a whole read). The mailbox's pruned_modseq (i7) is
-// raised to where that log begins, and to its last change logged without
-// UIDs: the re-read of an older view reads the mailbox whole, as when its
+// fifth: none for a whole read), in one scan (one relation fewer to plan
+// than two: this statement is planned on every execution, its arguments
+// deciding the plan). The mailbox's pruned_modseq (i7) is raised to where
+// that log begins and to its changes_from (a change logged without UIDs):
+// the re-read of an older view reads the mailbox whole, as when its
 // tombstones were pruned.
 const stateChangesQueryPG = `SELECT 0, b.id, b.member_id, b.uid_validity, b.uid_next, b.highest_modseq, COALESCE(r.recent_uid, 1),
-		GREATEST(b.pruned_modseq, b.highest_modseq - mail_changes_kept(),
-			(SELECT max(w.modseq) FROM mail_changes w WHERE w.mailbox_id = b.id AND w.uids IS NULL)),
-		b.name, b.special_use, b.subscribed
+		GREATEST(b.pruned_modseq, b.highest_modseq - mail_changes_kept(), b.changes_from), b.name, b.special_use, b.subscribed
 	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = ?
 UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, NULL, NULL
-	FROM mail_messages WHERE mailbox_id = ? AND uid >= ?
-UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, NULL, NULL
-	FROM mail_messages WHERE mailbox_id = ? AND uid < ?
-	AND uid IN (SELECT unnest(c.uids) FROM mail_changes c WHERE c.mailbox_id = ? AND c.modseq > ?)
+	FROM mail_messages WHERE mailbox_id = ? AND (uid >= ?
+	OR uid = ANY(ARRAY(SELECT unnest(c.uids) FROM mail_changes c WHERE c.mailbox_id = ? AND c.modseq > ?)))
 UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 	FROM mail_vanished WHERE mailbox_id = ? AND modseq > ?`
 
@@ -263,7 +261,7 @@ func (db *DB) readState(ctx context.Context, mailboxID, since int64, uidNext uin
 			uidNext = 0
 		}
 		query = stateChangesQueryPG
-		args = []any{mailboxID, mailboxID, int64(uidNext), mailboxID, int64(uidNext), mailboxID, buriedSince, mailboxID, buriedSince}
+		args = []any{mailboxID, mailboxID, int64(uidNext), mailboxID, buriedSince, mailboxID, buriedSince}
 	}
 	stmt, err := db.prepared(ctx, db.q(query))
 	if err != nil {

@@ -20,20 +20,21 @@ ALTER TABLE mail_messages SET (fillfactor = 50);
 -- last mail_changes_kept() mod-sequences, pruned by the statements that add
 -- rows; the re-read of a view older than that reads the mailbox whole, as
 -- when the tombstones it needs were pruned. A statement that updates more
--- than mail_changes_max_uids() messages of a mailbox logs NULL instead of
--- their UIDs, which bounds the log (a client flagging 100,000 messages
--- again and again would otherwise add 800 KB each time); a view older
--- than that is read whole too, about what reading so many changes costs.
+-- than mail_changes_max_uids() messages of a mailbox logs no UIDs but sets
+-- the mailbox's changes_from to its mod-sequence, which bounds the log (a
+-- client flagging 100,000 messages again and again would otherwise add
+-- 800 KB each time): a view older than that is read whole too, about what
+-- reading so many changes costs.
 CREATE TABLE mail_changes (
 	mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
 	modseq     BIGINT NOT NULL,
-	uids       BIGINT[]
+	uids       BIGINT[] NOT NULL
 );
 CREATE INDEX mail_changes_modseq ON mail_changes(mailbox_id, modseq);
-CREATE INDEX mail_changes_whole ON mail_changes(mailbox_id, modseq) WHERE uids IS NULL;
 -- Not compressed: pglz took some 3 ms on the 8 KB of a STORE on 1,000
 -- messages, more than the update itself.
 ALTER TABLE mail_changes ALTER COLUMN uids SET STORAGE EXTERNAL;
+ALTER TABLE mailboxes ADD COLUMN changes_from BIGINT NOT NULL DEFAULT 0;
 
 CREATE FUNCTION mail_changes_kept() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 1000::bigint';
 CREATE FUNCTION mail_changes_max_uids() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 10000::bigint';
@@ -44,7 +45,11 @@ BEGIN
 		SELECT mailbox_id, modseq, array_agg(uid) AS uids FROM new_rows GROUP BY mailbox_id, modseq
 	), i AS (
 		INSERT INTO mail_changes (mailbox_id, modseq, uids)
-		SELECT mailbox_id, modseq, CASE WHEN cardinality(uids) <= mail_changes_max_uids() THEN uids END FROM n
+		SELECT mailbox_id, modseq, uids FROM n WHERE cardinality(uids) <= mail_changes_max_uids()
+	), w AS (
+		UPDATE mailboxes b SET changes_from = x.m
+		FROM (SELECT mailbox_id, max(modseq) AS m FROM n WHERE cardinality(uids) > mail_changes_max_uids() GROUP BY mailbox_id) x
+		WHERE b.id = x.mailbox_id AND b.changes_from < x.m
 	)
 	DELETE FROM mail_changes c USING (SELECT mailbox_id, max(modseq) AS m FROM n GROUP BY mailbox_id) d
 	WHERE c.mailbox_id = d.mailbox_id AND c.modseq <= d.m - mail_changes_kept();
