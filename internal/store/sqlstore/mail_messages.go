@@ -1237,6 +1237,13 @@ func (s *Mail) Move(ctx context.Context, src int64, uids []uint32, dst int64) ([
 	return s.transfer(ctx, "move", src, uids, dst, true)
 }
 
+// moveQueryPG moves messages ($3) to mailbox $1 under new UIDs ($4) at
+// mod-sequence $2, in one statement: each statement on mail_messages runs
+// its triggers (mailbox_counts, mail_changes) once, where one per message
+// cost more than the update.
+const moveQueryPG = `UPDATE mail_messages m SET mailbox_id = $1, uid = v.uid, modseq = $2
+FROM unnest($3::bigint[], $4::bigint[]) AS v(id, uid) WHERE m.id = v.id`
+
 func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32, dst int64, move bool) (srcUIDs, dstUIDs []uint32, validity uint32, err error) {
 	if uids == nil {
 		uids = []uint32{}
@@ -1267,6 +1274,17 @@ func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32
 			return err
 		}
 		var added int64 // a copy counts as much as its original; a move adds nothing
+		if move && db.Dialect == Postgres {
+			ids, newUIDs := make([]int64, len(rows)), make([]int64, len(rows))
+			for i, r := range rows {
+				ids[i], newUIDs[i] = r.id, int64(first)+int64(i)
+				srcUIDs, dstUIDs = append(srcUIDs, r.uid), append(dstUIDs, first+uint32(i))
+			}
+			if _, err := tx.ExecContext(ctx, moveQueryPG, dst, to.modseq, ids, newUIDs); err != nil {
+				return err
+			}
+			rows = nil
+		}
 		for i, r := range rows {
 			uid := first + uint32(i)
 			if move {
