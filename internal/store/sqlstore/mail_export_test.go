@@ -51,6 +51,9 @@ func (db *DB) ViewCacheCounts() (hits, patches, misses uint64) {
 	return db.views.hits.Load(), db.views.patches.Load(), db.views.misses.Load()
 }
 
+// ViewStores returns how many STOREs were planned on a cached view.
+func (db *DB) ViewStores() uint64 { return db.views.stores.Load() }
+
 // SetViewBudget replaces the view cache with an empty one of this budget.
 func (db *DB) SetViewBudget(n int) { db.views = newViewCache(n) }
 

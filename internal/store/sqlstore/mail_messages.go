@@ -576,7 +576,15 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 	}
 	db := s.db
 	if db.Dialect == Postgres {
-		// Optimistically first: a STORE that changes nothing takes no
+		// On the cached view first, when there is one: no read at all.
+		infos, modified, done, err := db.storeFlagsFromViewPG(ctx, mailboxID, uids, op, flags, unchangedSince)
+		if err != nil {
+			return nil, nil, mailErr("store flags", err)
+		}
+		if done {
+			return infos, modified, nil
+		}
+		// Optimistically then: a STORE that changes nothing takes no
 		// lock, and one that does holds the mailbox row for one
 		// statement and its commit instead of a transaction of four
 		// round trips. After a few conflicts, the locked path below.
@@ -714,6 +722,67 @@ const storeFlagsIfQueryPG = `WITH l AS MATERIALIZED (
 	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags) WHERE m.id = v.id
 )
 SELECT highest_modseq FROM mb`
+
+// storeFlagsViewQueryPG is storeFlagsIfQueryPG for a STORE planned on the
+// mailbox's cached view (viewcache.go) instead of a read. A view is the
+// mailbox's exact listing at its HIGHESTMODSEQ, and every change to the
+// mailbox's messages takes a higher one under the mailbox row's lock: so
+// when the row, once locked, still has the view's mod-sequence ($4) and
+// UIDVALIDITY ($7), nothing changed since the view (a change that
+// committed while this statement waited for the lock has raised it, and
+// FOR UPDATE tests the row as that change left it). The messages then need
+// neither a lock nor a test of their own: nobody can change them until
+// this statement commits. Otherwise it writes nothing and returns no row.
+const storeFlagsViewQueryPG = `WITH l AS MATERIALIZED (
+	SELECT id FROM mailboxes WHERE id = $1 AND highest_modseq = $4 AND uid_validity = $7 FOR UPDATE
+), mb AS (
+	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
+	WHERE id = (SELECT id FROM l) RETURNING highest_modseq, member_id
+), e AS (
+	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
+), w AS (
+	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags) WHERE m.id = v.id
+)
+SELECT highest_modseq FROM mb`
+
+// storeFlagsFromViewPG is StoreFlagsIf planned on the mailbox's cached
+// view and written by storeFlagsViewQueryPG: one statement, no read of the
+// messages. The view brought up to date with the STORE replaces it, so a
+// session's STOREs one after another all take this path. done is false
+// (nothing written) when there is no view, when the view says there is
+// nothing to write (only a read tells that the view is current), or when
+// the mailbox changed since the view.
+func (db *DB) storeFlagsFromViewPG(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) (infos []mailstore.MessageInfo, modified []uint32, done bool, err error) {
+	v := db.views.get(mailboxID)
+	if v == nil || v.highest >= math.MaxInt64 {
+		return nil, nil, false, nil
+	}
+	p := planStore(v.rows(uids), mailboxID, op, flags, unchangedSince, 0)
+	if len(p.order) == 0 {
+		return nil, nil, false, nil
+	}
+	var modseq int64
+	db.MailChanged(v.memberID)
+	pool, wrote := db.writeConn(mailboxID)
+	err = db.writing(ctx, func() error {
+		return pool.QueryRowContext(ctx, storeFlagsViewQueryPG, mailboxID, p.ids, p.sets, int64(v.highest),
+			string(account.EventMailboxChanged), micros(time.Now()), int64(v.uidValidity)).Scan(&modseq)
+	})
+	db.MailChanged(v.memberID)
+	if notFound(err) {
+		return nil, nil, false, wrote(ctx, 0, nil)
+	}
+	if err == nil {
+		db.notifyEvents()
+	}
+	if err := wrote(ctx, modseq, err); err != nil {
+		return nil, nil, false, err
+	}
+	p.setModSeq(modseq)
+	db.views.stores.Add(1)
+	db.views.put(v.with(p.out, uint64(modseq)))
+	return p.out, p.modified, true, nil
+}
 
 // snapshotMsgsQueryPG is lockedMsgsQueryPG without the lock: the mailbox
 // row and its messages from one snapshot.
@@ -1168,6 +1237,13 @@ func (s *Mail) Move(ctx context.Context, src int64, uids []uint32, dst int64) ([
 	return s.transfer(ctx, "move", src, uids, dst, true)
 }
 
+// moveQueryPG moves messages ($3) to mailbox $1 under new UIDs ($4) at
+// mod-sequence $2, in one statement: each statement on mail_messages runs
+// its triggers (mailbox_counts, mail_changes) once, where one per message
+// cost more than the update.
+const moveQueryPG = `UPDATE mail_messages m SET mailbox_id = $1, uid = v.uid, modseq = $2
+FROM unnest($3::bigint[], $4::bigint[]) AS v(id, uid) WHERE m.id = v.id`
+
 func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32, dst int64, move bool) (srcUIDs, dstUIDs []uint32, validity uint32, err error) {
 	if uids == nil {
 		uids = []uint32{}
@@ -1198,6 +1274,17 @@ func (s *Mail) transfer(ctx context.Context, op string, src int64, uids []uint32
 			return err
 		}
 		var added int64 // a copy counts as much as its original; a move adds nothing
+		if move && db.Dialect == Postgres {
+			ids, newUIDs := make([]int64, len(rows)), make([]int64, len(rows))
+			for i, r := range rows {
+				ids[i], newUIDs[i] = r.id, int64(first)+int64(i)
+				srcUIDs, dstUIDs = append(srcUIDs, r.uid), append(dstUIDs, first+uint32(i))
+			}
+			if _, err := tx.ExecContext(ctx, moveQueryPG, dst, to.modseq, ids, newUIDs); err != nil {
+				return err
+			}
+			rows = nil
+		}
 		for i, r := range rows {
 			uid := first + uint32(i)
 			if move {

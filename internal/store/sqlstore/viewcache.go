@@ -25,8 +25,10 @@ import (
 // becomes the listing at h > c by replacing the rows with modseq > c and
 // dropping the UIDs buried above c, read in one snapshot together with h;
 // when tombstones above c were pruned (pruned_modseq > c) the view is read
-// whole instead. A view is keyed by mailbox id, member and UIDVALIDITY, so a
-// mailbox made again never inherits one.
+// whole instead. (On PostgreSQL the rows with modseq > c are found without
+// an index on modseq: see stateChangesQueryPG.) A view is keyed by mailbox
+// id, member and UIDVALIDITY, so a mailbox made again never inherits one.
+// On PostgreSQL a STORE is also planned on the view (storeFlagsFromViewPG).
 //
 // The listings are shared: State returns the cached slice itself, which
 // callers must not change (mailstore.Store.State says so).
@@ -38,11 +40,13 @@ type viewCache struct {
 	budget int
 
 	hits, patches, misses atomic.Uint64
+	stores                atomic.Uint64 // STOREs planned on a view (storeFlagsFromViewPG)
 }
 
 type view struct {
 	mailboxID, memberID int64
 	uidValidity         uint32
+	uidNext             uint32 // in the snapshot of highest: later arrivals take UIDs from it
 	highest             uint64
 	msgs                []mailstore.MessageInfo
 }
@@ -105,6 +109,45 @@ func (c *viewCache) removeLocked(e *list.Element) {
 	c.total -= len(v.msgs)
 }
 
+// rows returns the view's messages of the given UIDs, in UID order, as
+// planStore takes them (without their body ids).
+func (v *view) rows(uids []uint32) []msgRow {
+	if !slices.IsSorted(uids) {
+		uids = slices.Compact(slices.Sorted(slices.Values(uids)))
+	}
+	out := make([]msgRow, 0, min(len(uids), len(v.msgs)))
+	var last uint32
+	for i, u := range uids {
+		if i > 0 && u == last {
+			continue
+		}
+		last = u
+		j, ok := slices.BinarySearchFunc(v.msgs, u, func(m mailstore.MessageInfo, u uint32) int { return cmp.Compare(m.UID, u) })
+		if !ok {
+			continue
+		}
+		m := &v.msgs[j]
+		out = append(out, msgRow{id: m.ID, uid: m.UID, flags: m.Flags, date: micros(m.InternalDate), size: m.Size, modseq: int64(m.ModSeq)})
+	}
+	return out
+}
+
+// with returns a new view of the mailbox at mod-sequence highest: v's
+// listing with infos (messages of v, in UID order) in place of those of
+// the same UIDs. v is left as it is.
+func (v *view) with(infos []mailstore.MessageInfo, highest uint64) *view {
+	msgs := slices.Clone(v.msgs)
+	j := 0
+	for _, m := range infos {
+		k, ok := slices.BinarySearchFunc(msgs[j:], m.UID, func(m mailstore.MessageInfo, u uint32) int { return cmp.Compare(m.UID, u) })
+		j += k
+		if ok {
+			msgs[j] = m
+		}
+	}
+	return &view{mailboxID: v.mailboxID, memberID: v.memberID, uidValidity: v.uidValidity, uidNext: v.uidNext, highest: highest, msgs: msgs}
+}
+
 // stateChangesQuery reads, in one statement (one snapshot, one round trip), the
 // mailbox row (kind 0), its messages changed after the first mod-sequence
 // argument (kind 1) and the UIDs buried after the second (kind 2). The
@@ -120,6 +163,26 @@ UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, 
 UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 	FROM mail_vanished WHERE mailbox_id = ? AND modseq > ?`
 
+// stateChangesQueryPG is stateChangesQuery on PostgreSQL, where no index
+// holds mail_messages.modseq (migration 0032: flag changes are then HOT
+// updates): the messages changed after the mod-sequence are those that
+// arrived since, at or above the view's UIDNEXT (the third argument: 0 for
+// a whole read), and those whose UIDs mail_changes logged after it (the
+// fifth: none for a whole read), in one scan (one relation fewer to plan
+// than two: this statement is planned on every execution, its arguments
+// deciding the plan). The mailbox's pruned_modseq (i7) is raised to where
+// that log begins and to its changes_from (a change logged without UIDs):
+// the re-read of an older view reads the mailbox whole, as when its
+// tombstones were pruned.
+const stateChangesQueryPG = `SELECT 0, b.id, b.member_id, b.uid_validity, b.uid_next, b.highest_modseq, COALESCE(r.recent_uid, 1),
+		GREATEST(b.pruned_modseq, b.highest_modseq - mail_changes_kept(), b.changes_from), b.name, b.special_use, b.subscribed
+	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = ?
+UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, NULL, NULL
+	FROM mail_messages WHERE mailbox_id = ? AND (uid >= ?
+	OR uid = ANY(ARRAY(SELECT unnest(c.uids) FROM mail_changes c WHERE c.mailbox_id = ? AND c.modseq > ?)))
+UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+	FROM mail_vanished WHERE mailbox_id = ? AND modseq > ?`
+
 // state is State through the view cache: the mailbox row and what changed
 // since the cached view, read by one statement. On PostgreSQL every
 // statement is a round trip, and every session of a mailbox re-reads it
@@ -127,11 +190,11 @@ UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
 	c := db.views
 	v := c.get(mailboxID)
-	since := int64(-1) // no view: every message
+	since, uidNext := int64(-1), uint32(0) // no view: every message
 	if v != nil {
-		since = int64(min(v.highest, math.MaxInt64))
+		since, uidNext = int64(min(v.highest, math.MaxInt64)), v.uidNext
 	}
-	r, err := db.readState(ctx, mailboxID, since)
+	r, err := db.readState(ctx, mailboxID, since, uidNext)
 	if notFound(err) {
 		c.drop(mailboxID)
 		return mailstore.Mailbox{}, nil, account.ErrNotFound
@@ -150,7 +213,7 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []
 		// Another mailbox of the same id, or the tombstones the view
 		// needs are pruned: read whole.
 		c.misses.Add(1)
-		if r, err = db.readState(ctx, mailboxID, -1); notFound(err) {
+		if r, err = db.readState(ctx, mailboxID, -1, 0); notFound(err) {
 			c.drop(mailboxID)
 			return mailstore.Mailbox{}, nil, account.ErrNotFound
 		} else if err != nil {
@@ -164,7 +227,7 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []
 		c.patches.Add(1)
 		msgs = patchView(v, r.changed, r.gone, mailboxID)
 	}
-	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, highest: mb.HighestModSeq, msgs: msgs})
+	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, uidNext: mb.UIDNext, highest: mb.HighestModSeq, msgs: msgs})
 	return mb, msgs, nil
 }
 
@@ -185,18 +248,26 @@ func (r *stateRead) infos(mailboxID int64) []mailstore.MessageInfo {
 }
 
 // readState runs stateChangesQuery: the messages changed after since (all when
-// it is negative) and, with a view to patch, the UIDs buried after it.
-// errNoRows when the mailbox does not exist.
-func (db *DB) readState(ctx context.Context, mailboxID, since int64) (*stateRead, error) {
+// it is negative) and, with a view to patch, the UIDs buried after it;
+// uidNext is the view's UIDNEXT. errNoRows when the mailbox does not exist.
+func (db *DB) readState(ctx context.Context, mailboxID, since int64, uidNext uint32) (*stateRead, error) {
 	buriedSince := since
 	if since < 0 {
 		buriedSince = math.MaxInt64 // a whole read needs no tombstones
 	}
-	stmt, err := db.prepared(ctx, db.q(stateChangesQuery))
+	query, args := stateChangesQuery, []any{mailboxID, mailboxID, since, mailboxID, buriedSince}
+	if db.Dialect == Postgres {
+		if since < 0 {
+			uidNext = 0
+		}
+		query = stateChangesQueryPG
+		args = []any{mailboxID, mailboxID, int64(uidNext), mailboxID, buriedSince, mailboxID, buriedSince}
+	}
+	stmt, err := db.prepared(ctx, db.q(query))
 	if err != nil {
 		return nil, err
 	}
-	rows, err := stmt.QueryContext(ctx, mailboxID, mailboxID, since, mailboxID, buriedSince)
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/postern/postern/internal/mailstore"
@@ -167,5 +168,166 @@ func TestViewCacheBudget(t *testing.T) {
 	read(a.ID)
 	if c := counts(); c != [3]uint64{1, 1, 4} {
 		t.Fatalf("A above the budget: hits, patches, misses %v", c)
+	}
+}
+
+// A STORE planned on this node's cached view is right even when another
+// node changed the mailbox since the view: the write finds the mailbox
+// moved on and the STORE is planned again on a read. On PostgreSQL a
+// STORE on a current view is planned on it without a read.
+func TestStoreOnCachedView(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		other := storetest.OpenOther(t, db)
+		env := storetest.NewMailEnv(t, db)
+		in := env.Box(t, env.NewMember(t), "INBOX")
+		for i := 0; i < 4; i++ {
+			env.Append(t, in.ID, fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))
+		}
+		mail := db.Mail()
+		flagsOf := func(infos []mailstore.MessageInfo, uid uint32) []string {
+			t.Helper()
+			for _, m := range infos {
+				if m.UID == uid {
+					return m.Flags
+				}
+			}
+			t.Fatalf("uid %d not in %+v", uid, infos)
+			return nil
+		}
+		store := func(step string, uid uint32, op mailstore.FlagOp, flag string, want ...string) {
+			t.Helper()
+			out, err := mail.StoreFlags(ctx, in.ID, []uint32{uid}, op, []string{flag})
+			if err != nil {
+				t.Fatalf("%s: %v", step, err)
+			}
+			if got := flagsOf(out, uid); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("%s: flags %q, want %q", step, got, want)
+			}
+			sameState(t, step, db, in.ID)
+			sameState(t, step, other, in.ID)
+		}
+		sameState(t, "start", db, in.ID)
+		stores := db.ViewStores()
+		// A current view: the STOREs one after another need no read.
+		store("store on the view", 1, mailstore.FlagsAdd, `\Seen`, `\Seen`)
+		store("store on the view again", 1, mailstore.FlagsAdd, `\Flagged`, `\Flagged`, `\Seen`)
+		if db.Dialect == sqlstore.Postgres && db.ViewStores() == stores {
+			t.Fatal("no STORE was planned on the view: the test tests nothing")
+		}
+		// Another node adds a flag after this node's view: planned on the
+		// view alone, \Answered would be lost.
+		if _, err := other.Mail().StoreFlags(ctx, in.ID, []uint32{2}, mailstore.FlagsAdd, []string{`\Answered`}); err != nil {
+			t.Fatal(err)
+		}
+		store("store after another node's", 2, mailstore.FlagsAdd, `\Seen`, `\Answered`, `\Seen`)
+		// Another node sets \Seen after this node's view: the view says
+		// there is nothing to remove.
+		if _, err := other.Mail().StoreFlags(ctx, in.ID, []uint32{3}, mailstore.FlagsAdd, []string{`\Seen`}); err != nil {
+			t.Fatal(err)
+		}
+		store("remove what another node set", 3, mailstore.FlagsRemove, `\Seen`)
+		// UNCHANGEDSINCE on the view: message 1 changed after the
+		// mod-sequence given.
+		mb, msgs, err := mail.State(ctx, in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, modified, err := mail.StoreFlagsIf(ctx, in.ID, []uint32{1, 4}, mailstore.FlagsAdd, []string{`\Draft`}, msgs[0].ModSeq-1)
+		if err != nil || !reflect.DeepEqual(modified, []uint32{1}) {
+			t.Fatalf("unchangedsince: modified %v, %v", modified, err)
+		}
+		after, msgs, err := mail.State(ctx, in.ID)
+		if err != nil || after.HighestModSeq != mb.HighestModSeq+1 || !reflect.DeepEqual(flagsOf(msgs, 4), []string{`\Draft`}) || slices.Contains(flagsOf(msgs, 1), `\Draft`) {
+			t.Fatalf("after unchangedsince: %+v %+v %v", after, msgs, err)
+		}
+		sameState(t, "end", other, in.ID)
+	})
+}
+
+// On PostgreSQL the flag changes a re-read needs come from mail_changes:
+// each STORE logs its UIDs at its mod-sequence, a mailbox keeps the log of
+// its last mail_changes_kept() mod-sequences, and a view older than that is
+// read whole; one within it is brought up to date from the log. A STORE on
+// more than mail_changes_max_uids() messages logs no UIDs, and a view
+// older than it is read whole too.
+func TestChangeLogPruned(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	for _, f := range []string{`mail_changes_kept() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 3::bigint'`,
+		`mail_changes_max_uids() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 2::bigint'`} {
+		if _, err := db.SQL.ExecContext(ctx, `CREATE OR REPLACE FUNCTION `+f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := storetest.OpenOther(t, db)
+	env := storetest.NewMailEnv(t, db)
+	in := env.Box(t, env.NewMember(t), "INBOX")
+	for i := 0; i < 6; i++ {
+		env.Append(t, in.ID, fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))
+	}
+	sameState(t, "start", db, in.ID)
+	store := func(uids []uint32, flag string) {
+		t.Helper()
+		if _, err := other.Mail().StoreFlags(ctx, in.ID, uids, mailstore.FlagsAdd, []string{flag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logged := func() (n int, oldest, highest int64) {
+		t.Helper()
+		if err := db.SQL.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN(c.modseq), 0), MAX(b.highest_modseq)
+			FROM mailboxes b LEFT JOIN mail_changes c ON c.mailbox_id = b.id WHERE b.id = $1`, in.ID).Scan(&n, &oldest, &highest); err != nil {
+			t.Fatal(err)
+		}
+		return n, oldest, highest
+	}
+
+	// Within the log: brought up to date from it.
+	store([]uint32{1, 2}, `\Seen`)
+	store([]uint32{2, 3}, `\Flagged`)
+	var uids string
+	if err := db.SQL.QueryRowContext(ctx, `SELECT array_to_string(ARRAY(SELECT unnest(uids) ORDER BY 1), ',') FROM mail_changes WHERE mailbox_id = $1 ORDER BY modseq DESC LIMIT 1`, in.ID).Scan(&uids); err != nil || uids != "2,3" {
+		t.Fatalf("logged %v, %v", uids, err)
+	}
+	_, patches, misses := db.ViewCacheCounts()
+	sameState(t, "within the log", db, in.ID)
+	if _, p, m := db.ViewCacheCounts(); p != patches+1 || m != misses {
+		t.Fatalf("within the log: %d patches, %d whole reads, want 1 and 0", p-patches, m-misses)
+	}
+
+	// Past it: the oldest rows are pruned, and the view is read whole.
+	for _, f := range []string{`$A`, `$B`, `$C`, `$D`} {
+		store([]uint32{4}, f)
+	}
+	n, oldest, highest := logged()
+	if n != 3 || oldest != highest-2 {
+		t.Fatalf("log of %d rows from mod-sequence %d at %d, want the last 3", n, oldest, highest)
+	}
+	_, _, misses = db.ViewCacheCounts()
+	sameState(t, "past the log", db, in.ID)
+	if _, _, m := db.ViewCacheCounts(); m != misses+1 {
+		t.Fatalf("past the log: %d whole reads, want 1", m-misses)
+	}
+	// And arrivals, which the log leaves out, with a change logged.
+	env.Append(t, in.ID, "Subject: new\r\n\r\nx\r\n")
+	store([]uint32{5}, `\Seen`)
+	_, patches, _ = db.ViewCacheCounts()
+	sameState(t, "arrival", db, in.ID)
+	if _, p, _ := db.ViewCacheCounts(); p != patches+1 {
+		t.Fatal("arrival: the view was not brought up to date")
+	}
+
+	// Too many UIDs to log: read whole, and brought up to date after.
+	store([]uint32{1, 5, 6}, `$E`)
+	var hasRow bool
+	if err := db.SQL.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes b JOIN mail_changes c ON c.mailbox_id = b.id AND c.modseq = b.highest_modseq WHERE b.id = $1)`, in.ID).Scan(&hasRow); err != nil || hasRow {
+		t.Fatalf("a change of 3 messages logged its UIDs (%v)", err)
+	}
+	_, patches, misses = db.ViewCacheCounts()
+	sameState(t, "too many to log", db, in.ID)
+	store([]uint32{6}, `$F`)
+	sameState(t, "after too many to log", db, in.ID)
+	if _, p, m := db.ViewCacheCounts(); m != misses+1 || p != patches+1 {
+		t.Fatalf("too many to log: %d whole reads and %d patches, want 1 and 1", m-misses, p-patches)
 	}
 }
