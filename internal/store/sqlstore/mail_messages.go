@@ -761,21 +761,9 @@ func (db *DB) storeFlagsFromViewPG(ctx context.Context, mailboxID int64, uids []
 	if len(p.order) == 0 {
 		return nil, nil, false, nil
 	}
-	var modseq int64
-	db.MailChanged(v.memberID)
-	pool, wrote := db.writeConn(mailboxID)
-	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, storeFlagsViewQueryPG, mailboxID, p.ids, p.sets, int64(v.highest),
-			string(account.EventMailboxChanged), micros(time.Now()), int64(v.uidValidity)).Scan(&modseq)
-	})
-	db.MailChanged(v.memberID)
-	if notFound(err) {
-		return nil, nil, false, wrote(ctx, 0, nil)
-	}
-	if err == nil {
-		db.notifyEvents()
-	}
-	if err := wrote(ctx, modseq, err); err != nil {
+	modseq, wrote, err := db.writeStorePG(ctx, mailboxID, v.memberID, storeFlagsViewQueryPG, mailboxID, p.ids, p.sets, int64(v.highest),
+		string(account.EventMailboxChanged), micros(time.Now()), int64(v.uidValidity))
+	if !wrote || err != nil {
 		return nil, nil, false, err
 	}
 	p.setModSeq(modseq)
@@ -802,25 +790,37 @@ func (db *DB) storeFlagsOptimisticPG(ctx context.Context, mailboxID int64, uids 
 	if len(p.order) == 0 {
 		return p.out, p.modified, true, nil
 	}
-	var modseq int64
-	db.MailChanged(mb.memberID)
-	pool, wrote := db.writeConn(mailboxID)
-	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
-			string(account.EventMailboxChanged), micros(time.Now())).Scan(&modseq)
-	})
-	db.MailChanged(mb.memberID)
-	if notFound(err) {
-		return nil, nil, false, wrote(ctx, 0, nil)
-	}
-	if err == nil {
-		db.notifyEvents()
-	}
-	if err := wrote(ctx, modseq, err); err != nil {
+	modseq, wrote, err := db.writeStorePG(ctx, mailboxID, mb.memberID, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
+		string(account.EventMailboxChanged), micros(time.Now()))
+	if !wrote || err != nil {
 		return nil, nil, false, err
 	}
 	p.setModSeq(modseq)
 	return p.out, p.modified, true, nil
+}
+
+// writeStorePG runs a STORE's compare-and-set statement (query, returning
+// the new mod-sequence or no row) through the mailbox's write connection,
+// and waits for its flush. wrote is false, with no error, when the
+// statement wrote nothing: the mailbox or its messages moved on since
+// they were read.
+func (db *DB) writeStorePG(ctx context.Context, mailboxID, memberID int64, query string, args ...any) (modseq int64, wrote bool, err error) {
+	db.MailChanged(memberID)
+	pool, flushed := db.writeConn(mailboxID)
+	err = db.writing(ctx, func() error {
+		return pool.QueryRowContext(ctx, query, args...).Scan(&modseq)
+	})
+	db.MailChanged(memberID)
+	if notFound(err) {
+		return 0, false, flushed(ctx, 0, nil)
+	}
+	if err == nil {
+		db.notifyEvents()
+	}
+	if err := flushed(ctx, modseq, err); err != nil {
+		return 0, false, err
+	}
+	return modseq, true, nil
 }
 
 // storeFlagsQueryPG writes a STORE in one statement: the flags ($4) of the
