@@ -83,7 +83,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	for i := range infos {
 		sel.msgs[i] = viewMsg{MessageInfo: &infos[i]}
 	}
-	key := listingKey{mailbox: mb.ID, uidValidity: mb.UIDValidity, highest: mb.HighestModSeq, n: len(infos)}
+	key := listingKey{mailbox: mb.ID, uidValidity: mb.UIDValidity, highest: mb.HighestModSeq}
 	sum, ok := s.srv.summaries.get(key)
 	if !ok {
 		sum = summarize(infos)
@@ -112,12 +112,6 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		return nil, err
 	}
 	return data, nil
-}
-
-// sameSlice reports whether a and b are the same slice (the listings share
-// the slices of equal flag sets): equal without comparing them.
-func sameSlice(a, b []string) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // selectedList is the LIST response of SELECT for mb.
@@ -230,7 +224,7 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			continue
 		}
 		n := &infos[j]
-		flagsChanged := !sameSlice(m.Flags, n.Flags) && !slices.Equal(m.Flags, n.Flags)
+		flagsChanged := !slices.Equal(m.Flags, n.Flags)
 		modSeqChanged := m.ModSeq != n.ModSeq
 		m.MessageInfo = n
 		if flagsChanged {

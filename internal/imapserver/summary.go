@@ -14,7 +14,6 @@ type listingKey struct {
 	mailbox     int64
 	uidValidity uint32
 	highest     uint64
-	n           int
 }
 
 // listingSummary is what SELECT reads of every message of a listing: the
@@ -83,4 +82,10 @@ func summarize(infos []mailstore.MessageInfo) listingSummary {
 		}
 	}
 	return s
+}
+
+// sameSlice reports whether a and b are the same slice (the listings share
+// the slices of equal flag sets): equal without comparing them.
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

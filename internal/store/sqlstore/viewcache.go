@@ -113,7 +113,7 @@ func (c *viewCache) removeLocked(e *list.Element) {
 // planStore takes them (without their body ids).
 func (v *view) rows(uids []uint32) []msgRow {
 	if !slices.IsSorted(uids) {
-		uids = slices.Compact(slices.Sorted(slices.Values(uids)))
+		uids = slices.Sorted(slices.Values(uids)) // repeats are skipped below
 	}
 	out := make([]msgRow, 0, min(len(uids), len(v.msgs)))
 	var last uint32
