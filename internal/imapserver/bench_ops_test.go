@@ -71,6 +71,9 @@ func mailboxOps(b *testing.B, postgres bool, n int) {
 		{"sort_subject", "SORT (SUBJECT) UTF-8 ALL"},
 		{"thread_references", "THREAD REFERENCES UTF-8 ALL"},
 		{"fetch_preview_200", fmt.Sprintf("FETCH %d:%d (PREVIEW)", n-199, n)},
+		// As bench/mailbox_ops.py's rounds: a new connection's SELECT
+		// after another session's STORE (untimed).
+		{"select_after_store", "SELECT INBOX"},
 	}
 	for _, op := range ops {
 		b.Run(op.name, func(b *testing.B) {
@@ -81,6 +84,17 @@ func mailboxOps(b *testing.B, postgres bool, n int) {
 					c.until("B")
 				case "status":
 					other.ok("A", op.cmd)
+				case "select_after_store":
+					b.StopTimer()
+					c.ok("A", `STORE 1:1000 +FLAGS.SILENT (\Seen)`+"\r\nB STORE 1:1000 -FLAGS.SILENT (\\Seen)")
+					c.until("B")
+					fresh := dial(b, e.addr)
+					fresh.login()
+					b.StartTimer()
+					fresh.ok("A", op.cmd)
+					b.StopTimer()
+					fresh.c.Close()
+					b.StartTimer()
 				default:
 					c.ok("A", op.cmd)
 				}

@@ -450,6 +450,7 @@ var opsRows = [][2]string{
 	{"append_all", "APPEND all (ms per message)"},
 	{"select", "SELECT (ms)"},
 	{"uid_fetch_flags", "UID FETCH 1:* (UID FLAGS) (ms)"},
+	{"uid_fetch_flags_wire", "UID FETCH 1:* (UID FLAGS), received whole, not parsed (ms)"},
 	{"fetch_last_200", "FETCH last 200 (ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE) (ms)"},
 	{"search_from", `UID SEARCH FROM "carol" (ms)`},
 	{"search_body", `UID SEARCH BODY "budget" (ms)`},
