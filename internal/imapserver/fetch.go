@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"slices"
-	"sort"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -32,7 +31,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	idx := sel.resolve(numSet)
 	if options.ChangedSince != 0 {
 		// CHANGEDSINCE (RFC 7162 §3.1.4.1): only what changed after it.
-		idx = slices.DeleteFunc(idx, func(i int) bool { return sel.msgs[i].ModSeq <= options.ChangedSince })
+		idx = slices.DeleteFunc(idx, func(i int) bool { return sel.msg(i).ModSeq <= options.ChangedSince })
 	}
 	if len(idx) == 0 {
 		return nil
@@ -48,7 +47,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if options.Envelope || options.BodyStructure != nil || options.Preview {
 		ids := make([]int64, len(idx))
 		for n, i := range idx {
-			ids[n] = sel.msgs[i].ID
+			ids[n] = sel.msg(i).ID
 		}
 		index = make(map[int64]*mailstore.MessageIndex, len(ids))
 		if missing := s.srv.items.get(ids, index); len(missing) > 0 {
@@ -65,7 +64,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	var bodies map[int64][]byte
 	loaded := 0 // idx[:loaded] have had their bodies read
 	for n, i := range idx {
-		m := sel.msgs[i]
+		m := sel.msg(i)
 		x := index[m.ID]
 		if index != nil && x == nil {
 			continue // expunged elsewhere a moment ago
@@ -92,7 +91,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
 		if options.Flags || seen[m.UID] {
-			rw.WriteFlags(sel.flagsOf(&m))
+			rw.WriteFlags(sel.flagsOf(m))
 		}
 		if options.ModSeq || condStore && seen[m.UID] {
 			rw.WriteModSeq(m.ModSeq)
@@ -148,7 +147,7 @@ func (s *session) readBodies(bodies map[int64][]byte, idx []int, from int) (map[
 	ids := make([]int64, 0, min(bodyBatch, len(idx)-from))
 	end, size := from, int64(0)
 	for ; end < len(idx) && len(ids) < bodyBatch && (len(ids) == 0 || size < bodyBatchBytes); end++ {
-		m := &s.sel.msgs[idx[end]]
+		m := s.sel.msg(idx[end])
 		ids = append(ids, m.ID)
 		size += m.Size
 	}
@@ -241,8 +240,8 @@ func (s *session) markSeen(idx []int, options *imap.FetchOptions) (map[uint32]bo
 	}
 	var uids []uint32
 	for _, i := range idx {
-		if !hasFlag(sel.msgs[i].Flags, `\Seen`) {
-			uids = append(uids, sel.msgs[i].UID)
+		if m := sel.msg(i); !hasFlag(m.Flags, `\Seen`) {
+			uids = append(uids, m.UID)
 		}
 	}
 	if len(uids) == 0 {
@@ -255,20 +254,19 @@ func (s *session) markSeen(idx []int, options *imap.FetchOptions) (map[uint32]bo
 	return sel.apply(infos), nil
 }
 
-// apply records new flags in the view and returns the UIDs it touched.
+// apply records new flags (infos, in UID order) in the view and returns
+// the UIDs it touched.
 func (sel *selected) apply(infos []mailstore.MessageInfo) map[uint32]bool {
-	byUID := make(map[uint32]*mailstore.MessageInfo, len(infos))
-	for i := range infos {
-		byUID[infos[i].UID] = &infos[i]
-	}
 	touched := make(map[uint32]bool, len(infos))
-	for i := range sel.msgs {
-		if m, ok := byUID[sel.msgs[i].UID]; ok {
-			// The view's entry is the shared listing's: replaced, not changed.
-			sel.msgs[i].MessageInfo = m
-			touched[sel.msgs[i].UID] = true
+	var in []mailstore.MessageInfo
+	for _, m := range infos {
+		if _, ok := sel.list.Search(m.UID); ok {
+			touched[m.UID] = true
+			in = append(in, m)
 		}
 	}
+	// The view's listing is shared: a new one, sharing what infos leave.
+	sel.list, _ = sel.list.Replace(in)
 	return touched
 }
 
@@ -293,7 +291,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	}
 	before := make(map[uint32]uint64, len(idx))
 	for _, i := range idx {
-		before[sel.msgs[i].UID] = sel.msgs[i].ModSeq
+		before[sel.msg(i).UID] = sel.msg(i).ModSeq
 	}
 	var infos []mailstore.MessageInfo
 	var modified []uint32
@@ -317,7 +315,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	}
 	condStore := s.conn.Enabled(imap.CapCondStore)
 	for _, i := range idx {
-		m := sel.msgs[i]
+		m := sel.msg(i)
 		if !touched[m.UID] {
 			continue
 		}
@@ -330,7 +328,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
 		if !flags.Silent {
-			rw.WriteFlags(sel.flagsOf(&m))
+			rw.WriteFlags(sel.flagsOf(m))
 		}
 		if condStore {
 			rw.WriteModSeq(m.ModSeq)
@@ -352,13 +350,9 @@ func (sel *selected) numSet(uids []uint32, like imap.NumSet) imap.NumSet {
 		}
 		return set
 	}
-	want := make(map[uint32]bool, len(uids))
-	for _, u := range uids {
-		want[u] = true
-	}
 	var set imap.SeqSet
-	for i := range sel.msgs {
-		if want[sel.msgs[i].UID] {
+	for _, u := range uids {
+		if i, ok := sel.list.Search(u); ok {
 			set.AddNum(uint32(i + 1))
 		}
 	}
@@ -378,16 +372,10 @@ func (s *session) writeVanishedSince(w *imapserver.FetchWriter, numSet imap.NumS
 	if err != nil {
 		return s.storeErr("fetch", err)
 	}
-	present := make(map[uint32]bool, len(sel.msgs))
-	for _, m := range sel.msgs {
-		present[m.UID] = true
-	}
+	present := func(u uint32) bool { _, ok := sel.list.Search(u); return ok }
 	// "*" is the last UID handed out here, not the last one present: the
 	// last messages may be the ones that vanished.
-	last := sel.mb.UIDNext - 1
-	if n := len(sel.msgs); n > 0 {
-		last = max(last, sel.msgs[n-1].UID)
-	}
+	last := max(sel.mb.UIDNext-1, sel.lastUID())
 	set, _ := numSet.(imap.UIDSet)
 	set = slices.Clone(set)
 	for i := range set {
@@ -396,7 +384,7 @@ func (s *session) writeVanishedSince(w *imapserver.FetchWriter, numSet imap.NumS
 	var out imap.UIDSet
 	if complete {
 		for _, u := range uids {
-			if !present[u] && set.Contains(imap.UID(u)) {
+			if !present(u) && set.Contains(imap.UID(u)) {
 				out.AddNum(imap.UID(u))
 			}
 		}
@@ -405,12 +393,12 @@ func (s *session) writeVanishedSince(w *imapserver.FetchWriter, numSet imap.NumS
 	for _, r := range set {
 		// The gaps between the view's UIDs (in order) within the range.
 		cur, stop := uint32(r.Start), min(uint32(r.Stop), last)
-		i := sort.Search(len(sel.msgs), func(i int) bool { return sel.msgs[i].UID >= cur })
-		for ; i < len(sel.msgs) && sel.msgs[i].UID <= stop && cur <= stop; i++ {
-			if u := sel.msgs[i].UID; u > cur {
+		i, _ := sel.list.Search(cur)
+		for ; i < sel.count() && sel.msg(i).UID <= stop && cur <= stop; i++ {
+			if u := sel.msg(i).UID; u > cur {
 				out.AddRange(imap.UID(cur), imap.UID(u-1))
 			}
-			cur = sel.msgs[i].UID + 1
+			cur = sel.msg(i).UID + 1
 		}
 		if cur != 0 && cur <= stop {
 			out.AddRange(imap.UID(cur), imap.UID(stop))

@@ -1,7 +1,6 @@
 package imapserver
 
 import (
-	"cmp"
 	"math"
 	"slices"
 	"sort"
@@ -9,6 +8,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/postern/postern/internal/mailstore"
 )
 
 // flagRecent is IMAP4rev1's session flag (RFC 3501 §2.3.2); IMAP4rev2
@@ -64,9 +65,9 @@ func (sel *selected) isRecent(uid uint32) bool {
 func (sel *selected) numRecent() uint32 {
 	var n uint32
 	count := func(lo, hi uint32) {
-		i, _ := slices.BinarySearchFunc(sel.msgs, lo, func(m viewMsg, uid uint32) int { return cmp.Compare(m.UID, uid) })
-		for ; i < len(sel.msgs) && sel.msgs[i].UID <= hi; i++ {
-			if !sel.msgs[i].gone {
+		i, _ := sel.list.Search(lo)
+		for ; i < sel.count() && sel.msg(i).UID <= hi; i++ {
+			if !sel.isGone(i) {
 				n++
 			}
 		}
@@ -92,7 +93,7 @@ func (sel *selected) numRecent() uint32 {
 // and \Recent when it is recent here. The slice is the view's, good until
 // the next call (every caller writes it at once): a FETCH of every
 // message's flags allocated one per message.
-func (sel *selected) flagsOf(m *viewMsg) []imap.Flag {
+func (sel *selected) flagsOf(m *mailstore.MessageInfo) []imap.Flag {
 	out := sel.flagBuf[:0]
 	for _, f := range m.Flags {
 		out = append(out, imap.Flag(f))

@@ -3,6 +3,7 @@ package imapserver
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -17,15 +18,20 @@ import (
 func TestNumRecentCountsEveryRecentMessage(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
-		sel := &selected{}
+		sel := &selected{gone: map[uint32]bool{}}
 		uid := uint32(0)
-		for range r.IntN(60) {
+		var msgs []mailstore.MessageInfo
+		for range r.IntN(600) {
 			uid += 1 + uint32(r.IntN(3))
-			sel.msgs = append(sel.msgs, viewMsg{MessageInfo: &mailstore.MessageInfo{UID: uid}, gone: r.IntN(5) == 0})
+			msgs = append(msgs, mailstore.MessageInfo{UID: uid})
+			if r.IntN(5) == 0 {
+				sel.gone[uid] = true
+			}
 		}
+		sel.list = mailstore.NewListing(msgs)
 		for range r.IntN(4) {
 			lo := 1 + uint32(r.IntN(int(uid)+5))
-			hi := lo + uint32(r.IntN(10))
+			hi := lo + uint32(r.IntN(300))
 			if r.IntN(6) == 0 {
 				hi = 0
 			}
@@ -35,8 +41,8 @@ func TestNumRecentCountsEveryRecentMessage(t *testing.T) {
 			sel.recentFrom = 1 + uint32(r.IntN(int(uid)+5))
 		}
 		var want uint32
-		for i := range sel.msgs {
-			if !sel.msgs[i].gone && sel.isRecent(sel.msgs[i].UID) {
+		for i := range sel.count() {
+			if !sel.isGone(i) && sel.isRecent(sel.msg(i).UID) {
 				want++
 			}
 		}
@@ -46,14 +52,16 @@ func TestNumRecentCountsEveryRecentMessage(t *testing.T) {
 	}
 }
 
-// summarize finds what learning every message's flags and looking for the
-// first without \Seen find, whatever the order and sharing of the sets.
+// A listing's summary, made of its chunks' summaries, is what SELECT
+// finds learning every message's flags and looking for the first without
+// \Seen, whatever the order and sharing of the sets; and so is the summary
+// of a listing made from it by a change.
 func TestSummarizeListing(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	sets := [][]string{nil, {`\Seen`}, {`$Forwarded`, `\Seen`}, {`$label1`}, {`$Label1`, `\Flagged`}, {`Work`, `\Answered`, `\Seen`}}
 	for range 500 {
 		var infos []mailstore.MessageInfo
-		for range r.IntN(40) {
+		for range r.IntN(700) {
 			f := sets[r.IntN(len(sets))]
 			if r.IntN(2) == 0 {
 				f = append([]string(nil), f...) // an equal set, not the same slice
@@ -68,11 +76,28 @@ func TestSummarizeListing(t *testing.T) {
 				firstUnseen = uint32(i + 1)
 			}
 		}
-		got := &selected{}
-		sum := summarize(infos)
-		got.learnKeywords(sum.kwList)
-		if fmt.Sprint(got.kwList) != fmt.Sprint(want.kwList) || sum.firstUnseen != firstUnseen {
-			t.Fatalf("summary %v %d, want %v %d", got.kwList, sum.firstUnseen, want.kwList, firstUnseen)
+		for i := range infos {
+			infos[i].UID = uint32(i + 1)
+		}
+		list := mailstore.NewListing(infos)
+		for _, l := range []mailstore.Listing{list, list} { // the second time from the chunks' summaries
+			got := &selected{}
+			sum := l.Summary()
+			got.learnKeywords(sum.Keywords)
+			if fmt.Sprint(got.kwList) != fmt.Sprint(want.kwList) || uint32(sum.FirstUnseen+1) != firstUnseen {
+				t.Fatalf("summary %v %d, want %v %d", got.kwList, sum.FirstUnseen+1, want.kwList, firstUnseen)
+			}
+		}
+		if len(infos) > 0 {
+			// The last message unseen and labelled: the changed chunk's
+			// summary is new, the others' are kept.
+			m := infos[len(infos)-1]
+			m.Flags = []string{"$Late"}
+			changed, _ := list.Replace([]mailstore.MessageInfo{m})
+			sum := changed.Summary()
+			if !slices.Contains(sum.Keywords, "$Late") || sum.FirstUnseen < 0 || (firstUnseen == 0 && sum.FirstUnseen != len(infos)-1) {
+				t.Fatalf("after a change: %+v (first unseen before %d)", sum, firstUnseen)
+			}
 		}
 	}
 }

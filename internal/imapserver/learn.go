@@ -156,7 +156,7 @@ func (s *session) learnFiled(sel *selected, idx []int, dst mailstore.Mailbox, sr
 	}
 	ids := make(map[uint32]int64, len(idx))
 	for _, i := range idx {
-		ids[sel.msgs[i].UID] = sel.msgs[i].ID
+		ids[sel.msg(i).UID] = sel.msg(i).ID
 	}
 	jobs := make([]learnJob, 0, len(srcUIDs))
 	for i, u := range srcUIDs {

@@ -144,7 +144,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	// messages stay the member's.
 	var size int64
 	for _, i := range idx {
-		size += sel.msgs[i].Size
+		size += sel.msg(i).Size
 	}
 	if err := s.fitsQuota(size); err != nil {
 		return nil, err
@@ -232,37 +232,50 @@ type expungeReporter interface {
 	WriteVanished(uids imap.UIDSet) error
 }
 
-// remove drops uids from the view and reports them: to a client that
-// enabled QRESYNC in one VANISHED (RFC 7162 §3.2.10), to the others with
-// an EXPUNGE for each sequence number, highest first so that every number
-// is still valid when it is read.
+// remove drops uids from the view and reports them (reportGone).
 func (sel *selected) remove(uids []uint32, w expungeReporter, vanished bool) error {
 	if len(uids) == 0 {
 		return nil
 	}
+	if err := sel.reportGone(uids, w, vanished); err != nil {
+		return err
+	}
 	gone := make(map[uint32]bool, len(uids))
 	for _, u := range uids {
 		gone[u] = true
+		delete(sel.gone, u)
 	}
+	sel.list = sel.list.Filter(func(m *mailstore.MessageInfo) bool { return !gone[m.UID] })
+	return nil
+}
+
+// reportGone reports the messages of uids in the view as expunged: to a
+// client that enabled QRESYNC in one VANISHED (RFC 7162 §3.2.10), to the
+// others with an EXPUNGE for each sequence number, highest first so that
+// every number is still valid when it is read. The view is left as it is.
+func (sel *selected) reportGone(uids []uint32, w expungeReporter, vanished bool) error {
+	var idx []int
+	for _, u := range uids {
+		if i, ok := sel.list.Search(u); ok {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
 	if vanished {
 		var set imap.UIDSet
-		sel.msgs = slices.DeleteFunc(sel.msgs, func(m viewMsg) bool {
-			if gone[m.UID] {
-				set.AddNum(imap.UID(m.UID))
-				return true
-			}
-			return false
-		})
+		for _, i := range idx {
+			set.AddNum(imap.UID(sel.msg(i).UID))
+		}
 		return w.WriteVanished(set)
 	}
-	for i := len(sel.msgs) - 1; i >= 0; i-- {
-		if !gone[sel.msgs[i].UID] {
-			continue
-		}
-		if err := w.WriteExpunge(uint32(i + 1)); err != nil {
+	for k := len(idx) - 1; k >= 0; k-- {
+		if err := w.WriteExpunge(uint32(idx[k] + 1)); err != nil {
 			return err
 		}
-		sel.msgs = slices.Delete(sel.msgs, i, i+1)
 	}
 	return nil
 }

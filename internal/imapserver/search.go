@@ -42,7 +42,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		if !hit {
 			continue
 		}
-		view := &sel.msgs[i]
+		view := sel.msg(i)
 		if options.ReturnSave {
 			found = append(found, view.UID)
 		}
@@ -136,27 +136,27 @@ func (s *session) searchMatches(criteria *imap.SearchCriteria) ([]bool, error) {
 		}
 		m.index = index
 	}
-	hits := make([]bool, len(sel.msgs))
+	hits := make([]bool, sel.count())
 	if !m.needBody(criteria) {
-		for i := range sel.msgs {
-			if !sel.msgs[i].gone {
-				hits[i] = m.match(&searchMsg{seq: uint32(i + 1), view: &sel.msgs[i]}, criteria)
+		for i := range hits {
+			if !sel.isGone(i) {
+				hits[i] = m.match(&searchMsg{seq: uint32(i + 1), view: sel.msg(i)}, criteria)
 			}
 		}
 		return hits, nil
 	}
-	pos := make(map[int64]int, len(sel.msgs))
-	ids := make([]int64, 0, len(sel.msgs))
-	for i := range sel.msgs {
-		if !sel.msgs[i].gone {
-			pos[sel.msgs[i].ID] = i
-			ids = append(ids, sel.msgs[i].ID)
+	pos := make(map[int64]int, sel.count())
+	ids := make([]int64, 0, sel.count())
+	for i := range hits {
+		if !sel.isGone(i) {
+			pos[sel.msg(i).ID] = i
+			ids = append(ids, sel.msg(i).ID)
 		}
 	}
 	err := s.srv.cfg.Mail.Bodies(s.ctx, ids, func(id int64, body []byte) error {
 		i, ok := pos[id]
 		if ok {
-			hits[i] = m.match(&searchMsg{seq: uint32(i + 1), view: &sel.msgs[i], body: body}, criteria)
+			hits[i] = m.match(&searchMsg{seq: uint32(i + 1), view: sel.msg(i), body: body}, criteria)
 		}
 		return nil
 	})
@@ -290,7 +290,7 @@ func criteriaNeedDates(c *imap.SearchCriteria) bool {
 
 type searchMsg struct {
 	seq  uint32
-	view *viewMsg
+	view *mailstore.MessageInfo
 	body []byte
 	hdr  *mail.Header // parsed on first use
 }
@@ -315,7 +315,7 @@ type matcher struct {
 
 // match reports whether msg meets every criterion of c (they are ANDed).
 func (mt *matcher) match(msg *searchMsg, c *imap.SearchCriteria) bool {
-	info := msg.view.MessageInfo
+	info := msg.view
 	for _, set := range c.SeqNum {
 		if !mt.inSet(msg, set) {
 			return false

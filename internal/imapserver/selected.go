@@ -19,9 +19,18 @@ import (
 type selected struct {
 	mb       mailstore.Mailbox
 	readOnly bool
-	msgs     []viewMsg
-	// pendingExpunge: some msgs are gone but could not be reported yet.
-	pendingExpunge bool
+	// list is the view: the messages by sequence number (index + 1). It is
+	// the store's listing itself, shared with the store's cache and the
+	// other sessions of the mailbox (a SELECT of 100,000 messages copies
+	// nothing), or one made from it for this session while some of its
+	// messages are gone. Never changed: a change makes a new listing,
+	// which copies only the chunks it touches (mailstore.Listing).
+	list mailstore.Listing
+	// gone holds the UIDs of messages of list expunged elsewhere while
+	// EXPUNGE responses were not allowed (during FETCH, STORE and SEARCH,
+	// RFC 9051 §7.5.1): each keeps its sequence number until the next
+	// command that allows them. Empty most of the time.
+	gone map[uint32]bool
 	sessionFlags
 	// saved is the result of the last SEARCH RETURN (SAVE) (RFC 5182), by
 	// UID: "$" in later commands. Empty on SELECT; an expunged message
@@ -35,18 +44,20 @@ type selected struct {
 	flagBuf []imap.Flag
 }
 
-type viewMsg struct {
-	// The listing's own entry, shared with the store's cached listing and
-	// other sessions and never changed: a SELECT of 100,000 messages
-	// copies a pointer each, not the message's fields (10 MB). Every
-	// re-read points each message at the new listing, so that a view holds
-	// on to one listing, not to every one since SELECT.
-	*mailstore.MessageInfo
-	// gone: expunged elsewhere while EXPUNGE responses were not allowed
-	// (during FETCH, STORE and SEARCH, RFC 9051 §7.5.1); it keeps its
-	// sequence number until the next command that allows them.
-	gone bool
+// count is the number of messages in the view (the last sequence number).
+func (sel *selected) count() int { return sel.list.Len() }
+
+// msg is the message of sequence number i+1; it must not be changed.
+func (sel *selected) msg(i int) *mailstore.MessageInfo { return sel.list.At(i) }
+
+// isGone reports whether the message of sequence number i+1 is gone (see
+// selected.gone).
+func (sel *selected) isGone(i int) bool {
+	return len(sel.gone) > 0 && sel.gone[sel.list.At(i).UID]
 }
+
+// lastUID is the UID of the view's last message, 0 when it is empty.
+func (sel *selected) lastUID() uint32 { return sel.list.LastUID() }
 
 // systemFlags are the flags every mailbox offers (RFC 9051 §2.3.2).
 var systemFlags = []string{`\Answered`, `\Deleted`, `\Draft`, `\Flagged`, `\Seen`}
@@ -78,26 +89,16 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		s.selectedID.Store(0)
 		return nil, s.storeErr("select", err)
 	}
-	sel.mb, sel.highest = mb, mb.HighestModSeq
-	sel.msgs = make([]viewMsg, len(infos))
-	for i := range infos {
-		sel.msgs[i] = viewMsg{MessageInfo: &infos[i]}
-	}
-	key := listingKey{mailbox: mb.ID, uidValidity: mb.UIDValidity, highest: mb.HighestModSeq}
-	sum, ok := s.srv.summaries.get(key)
-	if !ok {
-		sum = summarize(infos)
-		s.srv.summaries.put(key, sum)
-	}
-	sel.learnKeywords(sum.kwList)
-	firstUnseen := sum.firstUnseen
+	sel.mb, sel.highest, sel.list = mb, mb.HighestModSeq, infos
+	sum := infos.Summary()
+	sel.learnKeywords(sum.Keywords)
 	s.sel = sel
 	data := &imap.SelectData{
 		Flags:             sel.mailboxFlags(),
 		PermanentFlags:    sel.permanentFlags(),
-		NumMessages:       uint32(len(sel.msgs)),
+		NumMessages:       uint32(sel.count()),
 		NumRecent:         sel.numRecent(),
-		FirstUnseenSeqNum: firstUnseen,
+		FirstUnseenSeqNum: uint32(sum.FirstUnseen + 1),
 		UIDNext:           imap.UID(mb.UIDNext),
 		UIDValidity:       mb.UIDValidity,
 		HighestModSeq:     mb.HighestModSeq,
@@ -147,7 +148,7 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		return nil
 	}
 	changed := s.dirty.Swap(false)
-	if !changed && s.srv.cfg.Bus != nil && !(allowExpunge && s.sel.pendingExpunge) {
+	if !changed && s.srv.cfg.Bus != nil && !(allowExpunge && len(s.sel.gone) > 0) {
 		return nil
 	}
 	return s.refresh(w, allowExpunge)
@@ -197,78 +198,103 @@ func (s *session) markChanged(mailboxID int64) {
 // what changed.
 func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	sel := s.sel
-	mb, infos, err := s.srv.cfg.Mail.State(s.ctx, sel.mb.ID)
+	mb, list, err := s.srv.cfg.Mail.State(s.ctx, sel.mb.ID)
 	if account.ErrorCode(err) == account.ENOTFOUND {
 		// Deleted elsewhere: every message is gone, and the view stays
 		// where it was (a mailbox made again has another UIDVALIDITY).
-		mb, infos, err = sel.mb, nil, nil
+		mb, list, err = sel.mb, mailstore.Listing{}, nil
 		mb.HighestModSeq = sel.highest
 	}
 	if err != nil {
 		return s.storeErr("poll", err)
 	}
 	condStore := s.conn.Enabled(imap.CapCondStore)
-	// Both lists are in UID order: one walk matches them, with no map of
-	// the whole mailbox on every re-read.
+	// Both listings are in UID order: one walk matches them, with no map
+	// of the whole mailbox on every re-read; and where the two hold the
+	// same chunk at the same place (mailstore.Listing), nothing in it
+	// changed: after a STORE on a few messages, the walk visits those.
+	old := sel.list
+	var changed []mailstore.MessageInfo
+	var newlyGone []uint32
 	j := 0
-	for i := range sel.msgs {
-		m := &sel.msgs[i]
-		if m.gone {
+	for i := 0; i < old.Len(); i++ {
+		if i == j && old.SharesChunk(list, i) {
+			i = min(mailstore.ChunkEnd(i), old.Len()) - 1
+			j = i + 1
 			continue
 		}
-		for j < len(infos) && infos[j].UID < m.UID {
+		m := old.At(i)
+		if sel.gone[m.UID] {
+			continue
+		}
+		for j < list.Len() && list.At(j).UID < m.UID {
 			j++
 		}
-		if j == len(infos) || infos[j].UID != m.UID {
-			m.gone = true
+		if j == list.Len() || list.At(j).UID != m.UID {
+			newlyGone = append(newlyGone, m.UID)
 			continue
 		}
-		n := &infos[j]
+		n := list.At(j)
+		j++
+		if n == m {
+			continue
+		}
 		flagsChanged := !slices.Equal(m.Flags, n.Flags)
 		modSeqChanged := m.ModSeq != n.ModSeq
-		m.MessageInfo = n
+		if flagsChanged || modSeqChanged {
+			changed = append(changed, *n)
+		}
 		if flagsChanged {
-			if err := sel.announceKeywords(w, m.Flags); err != nil {
+			if err := sel.announceKeywords(w, n.Flags); err != nil {
 				return err
 			}
 		}
 		if flagsChanged || condStore && modSeqChanged {
-			if err := w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(m.UID), sel.flagsOf(m), m.ModSeq); err != nil {
+			if err := w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(n.UID), sel.flagsOf(n), n.ModSeq); err != nil {
 				return err
 			}
 		}
 	}
-	sel.pendingExpunge = false
-	var gone []uint32
-	for i := range sel.msgs {
-		if sel.msgs[i].gone {
-			gone = append(gone, sel.msgs[i].UID)
+	last := old.LastUID()
+	arrived, _ := list.Search(last + 1)
+	if (len(newlyGone) > 0 || len(sel.gone) > 0) && !allowExpunge {
+		// The gone keep their numbers: the view stays the old one, with the
+		// news of the others, until expunges may be reported.
+		if sel.gone == nil {
+			sel.gone = map[uint32]bool{}
 		}
-	}
-	if len(gone) > 0 && !allowExpunge {
-		sel.pendingExpunge = true
-	} else if err := sel.remove(gone, w, s.conn.Enabled(imap.CapQResync)); err != nil {
-		return err
-	}
-	var last uint32
-	if n := len(sel.msgs); n > 0 {
-		last = sel.msgs[n-1].UID
-	}
-	added := false
-	for i := range infos {
-		if m := &infos[i]; m.UID > last {
-			sel.msgs = append(sel.msgs, viewMsg{MessageInfo: m})
-			if err := sel.announceKeywords(w, m.Flags); err != nil {
-				return err
-			}
-			added = true
+		for _, u := range newlyGone {
+			sel.gone[u] = true
 		}
+		sel.list, _ = old.Replace(changed)
+		var added []mailstore.MessageInfo
+		for k := arrived; k < list.Len(); k++ {
+			added = append(added, *list.At(k))
+		}
+		sel.list = sel.list.Append(added)
+	} else {
+		var gone []uint32
+		for u := range sel.gone {
+			gone = append(gone, u)
+		}
+		gone = append(gone, newlyGone...)
+		if err := sel.reportGone(gone, w, s.conn.Enabled(imap.CapQResync)); err != nil {
+			return err
+		}
+		// Every message of the view not gone is in list with the same
+		// UID, and list's others arrived since: list is the view now.
+		sel.list, sel.gone = list, nil
 	}
-	if !sel.pendingExpunge {
+	if len(sel.gone) == 0 {
 		sel.highest = max(sel.highest, mb.HighestModSeq)
 	}
-	if !added {
+	if arrived == list.Len() {
 		return nil
+	}
+	for k := arrived; k < list.Len(); k++ {
+		if err := sel.announceKeywords(w, list.At(k).Flags); err != nil {
+			return err
+		}
 	}
 	// New mail is recent in the first session to see it (RFC 3501 §2.3.2);
 	// a claim made after the listing may take UIDs it does not hold yet:
@@ -278,7 +304,7 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			return s.storeErr("poll", err)
 		}
 	}
-	if err := w.WriteNumMessages(uint32(len(sel.msgs))); err != nil {
+	if err := w.WriteNumMessages(uint32(sel.count())); err != nil {
 		return err
 	}
 	return w.WriteNumRecent(sel.numRecent())
@@ -293,7 +319,7 @@ func (s *session) HighestModSeq() (uint64, error) {
 	return s.sel.highest, nil
 }
 
-// resolve returns the indexes in sel.msgs of the messages numSet names,
+// resolve returns the indexes in the view of the messages numSet names,
 // in order, skipping those gone.
 func (sel *selected) resolve(numSet imap.NumSet) []int {
 	var out []int
@@ -305,24 +331,34 @@ func (sel *selected) resolve(numSet imap.NumSet) []int {
 		for _, r := range set {
 			n += int(r.Stop-r.Start) + 1
 		}
-		out = make([]int, 0, min(n, len(sel.msgs)))
-		for i := range sel.msgs {
-			if !sel.msgs[i].gone && set.Contains(uint32(i+1)) {
-				out = append(out, i)
+		out = make([]int, 0, min(n, sel.count()))
+		for _, r := range set {
+			for i := max(int(r.Start), 1) - 1; i < min(int(r.Stop), sel.count()); i++ {
+				if !sel.isGone(i) {
+					out = append(out, i)
+				}
 			}
 		}
 	case imap.UIDSet:
 		for _, r := range set {
 			n += int(r.Stop-r.Start) + 1
 		}
-		out = make([]int, 0, min(n, len(sel.msgs)))
-		for i := range sel.msgs {
-			if !sel.msgs[i].gone && set.Contains(imap.UID(sel.msgs[i].UID)) {
-				out = append(out, i)
+		out = make([]int, 0, min(n, sel.count()))
+		for _, r := range set {
+			i, _ := sel.list.Search(uint32(r.Start))
+			for ; i < sel.count() && sel.msg(i).UID <= uint32(r.Stop); i++ {
+				if !sel.isGone(i) {
+					out = append(out, i)
+				}
 			}
 		}
 	}
-	return out
+	// The ranges, with "*" made a number, may overlap or come in any
+	// order: the numbers go in sequence order, once each.
+	if !slices.IsSorted(out) {
+		slices.Sort(out)
+	}
+	return slices.Compact(out)
 }
 
 // static returns a copy of numSet with "*" replaced by the last sequence
@@ -338,17 +374,14 @@ func (sel *selected) static(numSet imap.NumSet) imap.NumSet {
 	switch set := numSet.(type) {
 	case imap.SeqSet:
 		static := slices.Clone(set)
-		n := uint32(len(sel.msgs))
+		n := uint32(sel.count())
 		for i := range static {
 			staticRange(&static[i].Start, &static[i].Stop, n)
 		}
 		return static
 	case imap.UIDSet:
 		static := slices.Clone(set)
-		var last uint32
-		if n := len(sel.msgs); n > 0 {
-			last = sel.msgs[n-1].UID
-		}
+		last := sel.lastUID()
 		for i := range static {
 			staticRange((*uint32)(&static[i].Start), (*uint32)(&static[i].Stop), last)
 		}
@@ -391,7 +424,7 @@ func fromIMAPFlags(flags []imap.Flag) []string {
 func (sel *selected) uids(idx []int) []uint32 {
 	out := make([]uint32, len(idx))
 	for i, j := range idx {
-		out[i] = sel.msgs[j].UID
+		out[i] = sel.msg(j).UID
 	}
 	return out
 }

@@ -75,8 +75,6 @@ type Server struct {
 	learner *learner
 	// items holds the FETCH items of the messages fetched lately.
 	items *itemCache
-	// summaries holds what SELECT reads of the listings selected lately.
-	summaries summaries
 }
 
 // New returns a Server for cfg.

@@ -15,8 +15,8 @@ import (
 // sortMsg is a message SORT and THREAD order: its place in the view and
 // its index.
 type sortMsg struct {
-	pos int // index in sel.msgs: the sequence number less one
-	msg *viewMsg
+	pos int // index in the view: the sequence number less one
+	msg *mailstore.MessageInfo
 	x   *mailstore.MessageIndex
 }
 
@@ -46,11 +46,11 @@ func (s *session) sortable(criteria *imap.SearchCriteria) ([]sortMsg, error) {
 		if !hit {
 			continue
 		}
-		x := index[sel.msgs[i].ID]
+		x := index[sel.msg(i).ID]
 		if x == nil {
 			x = &mailstore.MessageIndex{} // expunged elsewhere a moment ago
 		}
-		out = append(out, sortMsg{pos: i, msg: &sel.msgs[i], x: x})
+		out = append(out, sortMsg{pos: i, msg: sel.msg(i), x: x})
 	}
 	return out, nil
 }

@@ -237,9 +237,10 @@ type Store interface {
 	// State returns a mailbox by ID with its messages in UID order, read at
 	// once from one snapshot, so that HighestModSeq covers exactly the
 	// listed state (IMAP SELECT and the re-reads of a selected mailbox).
-	// The listing may be shared with other callers (a store may cache it):
-	// callers must not change it or its messages' Flags.
-	State(ctx context.Context, mailboxID int64) (Mailbox, []MessageInfo, error)
+	// The listing is shared with other callers (a store may cache it, and
+	// make the next listing of the mailbox from it): callers must not
+	// change its messages or their Flags.
+	State(ctx context.Context, mailboxID int64) (Mailbox, Listing, error)
 	// Vanished returns, in order, the UIDs expunged from the mailbox after
 	// mod-sequence since (QRESYNC's VANISHED (EARLIER), RFC 7162 §3.2.5).
 	// Expunges are remembered for a bounded number of messages: complete is

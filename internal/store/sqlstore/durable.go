@@ -244,12 +244,12 @@ type stateReads struct {
 
 type mailboxState struct {
 	mb   mailstore.Mailbox
-	msgs []mailstore.MessageInfo
+	msgs mailstore.Listing
 }
 
 // sharedState is state, and shown of what it read, shared as stateReads
 // says.
-func (db *DB) sharedState(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+func (db *DB) sharedState(ctx context.Context, mailboxID int64) (mailstore.Mailbox, mailstore.Listing, error) {
 	f := &db.reads
 	f.mu.Lock()
 	if f.m == nil || len(f.m) >= maxMarks {

@@ -62,7 +62,7 @@ func concurrentChanges(t *testing.T, db *sqlstore.DB) {
 					return
 				default:
 				}
-				mb, msgs, err := mail.State(ctx, in.ID)
+				mb, msgs, err := stateMessages(ctx, mail, in.ID)
 				if err != nil {
 					errs <- err
 					return
@@ -103,7 +103,7 @@ func concurrentChanges(t *testing.T, db *sqlstore.DB) {
 				}
 				// State reads after the call, even when shared with
 				// other sessions' (the change is in the listing).
-				if mb, msgs, err := mail.State(ctx, in.ID); err != nil || mb.UIDNext <= uid || len(msgs) < int(uid) || msgs[uid-1].UID != uid {
+				if mb, msgs, err := stateMessages(ctx, mail, in.ID); err != nil || mb.UIDNext <= uid || len(msgs) < int(uid) || msgs[uid-1].UID != uid {
 					errs <- fmt.Errorf("state after appending UID %d: UIDNEXT %d, %d messages, %v", uid, mb.UIDNext, len(msgs), err)
 					return
 				}
@@ -112,7 +112,7 @@ func concurrentChanges(t *testing.T, db *sqlstore.DB) {
 					errs <- fmt.Errorf("store %d: %v %v", uid, infos, err)
 					return
 				}
-				if mb, msgs, err := mail.State(ctx, in.ID); err != nil || mb.HighestModSeq < infos[0].ModSeq || msgs[uid-1].ModSeq < infos[0].ModSeq {
+				if mb, msgs, err := stateMessages(ctx, mail, in.ID); err != nil || mb.HighestModSeq < infos[0].ModSeq || msgs[uid-1].ModSeq < infos[0].ModSeq {
 					errs <- fmt.Errorf("state after STORE at MODSEQ %d: HIGHESTMODSEQ %d, %v", infos[0].ModSeq, mb.HighestModSeq, err)
 					return
 				}
@@ -142,7 +142,7 @@ func concurrentChanges(t *testing.T, db *sqlstore.DB) {
 	if _, err := mail.StoreFlags(ctx, in.ID, nil, mailstore.FlagsAdd, []string{`\Deleted`}); err != nil {
 		t.Fatal(err)
 	}
-	before, _, err := mail.State(ctx, in.ID)
+	before, _, err := stateMessages(ctx, mail, in.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func concurrentChanges(t *testing.T, db *sqlstore.DB) {
 			seen[u] = true
 		}
 	}
-	mb, msgs, err := mail.State(ctx, in.ID)
+	mb, msgs, err := stateMessages(ctx, mail, in.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestReadsWaitForTheFlushOfWhatTheyShow(t *testing.T) {
 	mail := env.Mail
 	in := env.Box(t, env.NewMember(t), "INBOX")
 	env.Append(t, in.ID, "Subject: a\r\n\r\na\r\n")
-	if _, _, err := mail.State(ctx, in.ID); err != nil {
+	if _, _, err := stateMessages(ctx, mail, in.ID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -259,7 +259,7 @@ func TestReadsWaitForTheFlushOfWhatTheyShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	rounds := db.FlushRounds()
-	_, msgs, err := mail.State(ctx, in.ID)
+	_, msgs, err := stateMessages(ctx, mail, in.ID)
 	if err != nil || len(msgs) != 1 || !slices.Contains(msgs[0].Flags, `\Seen`) {
 		t.Fatalf("state: %+v %v", msgs, err)
 	}
@@ -271,7 +271,7 @@ func TestReadsWaitForTheFlushOfWhatTheyShow(t *testing.T) {
 		t.Fatalf("WAL flushed up to %s: %v %v", lsn, flushed, err)
 	}
 	rounds = db.FlushRounds()
-	if _, _, err := mail.State(ctx, in.ID); err != nil {
+	if _, _, err := stateMessages(ctx, mail, in.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := mail.Mailbox(ctx, in.MemberID, "INBOX"); err != nil {
@@ -287,7 +287,7 @@ func TestReadsWaitForTheFlushOfWhatTheyShow(t *testing.T) {
 		t.Fatal("an append committed without waiting returned before a flush")
 	}
 	rounds = db.FlushRounds()
-	if _, _, err := mail.State(ctx, in.ID); err != nil {
+	if _, _, err := stateMessages(ctx, mail, in.ID); err != nil {
 		t.Fatal(err)
 	}
 	if db.FlushRounds() != rounds {

@@ -64,7 +64,7 @@ func BenchmarkState(b *testing.B) {
 			}
 			vacuum(b, db)
 			state := func(b *testing.B) {
-				if _, msgs, err := e.Mail.State(ctx, in.ID); err != nil || len(msgs) != 10000 {
+				if _, msgs, err := stateMessages(ctx, e.Mail, in.ID); err != nil || len(msgs) != 10000 {
 					b.Fatalf("%d messages, %v", len(msgs), err)
 				}
 			}

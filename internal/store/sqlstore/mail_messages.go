@@ -406,9 +406,9 @@ func (db *DB) open(ctx context.Context, memberID int64, key string) (mailstore.M
 }
 
 // State implements mailstore.Store.
-func (s *Mail) State(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+func (s *Mail) State(ctx context.Context, mailboxID int64) (mailstore.Mailbox, mailstore.Listing, error) {
 	var mb mailstore.Mailbox
-	var msgs []mailstore.MessageInfo
+	var msgs mailstore.Listing
 	var err error
 	if s.db.Dialect == Postgres {
 		mb, msgs, err = s.db.sharedState(ctx, mailboxID)

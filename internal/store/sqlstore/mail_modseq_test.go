@@ -16,7 +16,7 @@ import (
 // every message's MODSEQ.
 func state(t *testing.T, mail *sqlstore.Mail, id int64) (uint64, map[uint32]uint64) {
 	t.Helper()
-	mb, msgs, err := mail.State(context.Background(), id)
+	mb, msgs, err := stateMessages(context.Background(), mail, id)
 	if err != nil {
 		t.Fatalf("state: %v", err)
 	}

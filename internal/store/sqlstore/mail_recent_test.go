@@ -39,7 +39,7 @@ func TestClaimRecent(t *testing.T) {
 		if first, next, err := mail.ClaimRecent(ctx, in.ID); err != nil || first != next {
 			t.Fatalf("second claim took [%d, %d) %v, want nothing", first, next, err)
 		}
-		mb, _, err := mail.State(ctx, in.ID)
+		mb, _, err := stateMessages(ctx, mail, in.ID)
 		if err != nil || mb.RecentUID != 4 {
 			t.Fatalf("state after the claim: RecentUID %d %v, want 4", mb.RecentUID, err)
 		}

@@ -48,7 +48,7 @@ type view struct {
 	uidValidity         uint32
 	uidNext             uint32 // in the snapshot of highest: later arrivals take UIDs from it
 	highest             uint64
-	msgs                []mailstore.MessageInfo
+	list                mailstore.Listing
 }
 
 // viewBudget bounds the messages the view cache holds in all, least
@@ -84,14 +84,14 @@ func (c *viewCache) put(v *view) {
 		}
 		c.removeLocked(e)
 	}
-	if len(v.msgs) > c.budget {
+	if v.list.Len() > c.budget {
 		return
 	}
-	for c.total+len(v.msgs) > c.budget {
+	for c.total+v.list.Len() > c.budget {
 		c.removeLocked(c.lru.Back())
 	}
 	c.m[v.mailboxID] = c.lru.PushFront(v)
-	c.total += len(v.msgs)
+	c.total += v.list.Len()
 }
 
 // drop forgets the mailbox's view (it no longer exists).
@@ -106,7 +106,7 @@ func (c *viewCache) drop(id int64) {
 func (c *viewCache) removeLocked(e *list.Element) {
 	v := c.lru.Remove(e).(*view)
 	delete(c.m, v.mailboxID)
-	c.total -= len(v.msgs)
+	c.total -= v.list.Len()
 }
 
 // rows returns the view's messages of the given UIDs, in UID order, as
@@ -115,18 +115,18 @@ func (v *view) rows(uids []uint32) []msgRow {
 	if !slices.IsSorted(uids) {
 		uids = slices.Sorted(slices.Values(uids)) // repeats are skipped below
 	}
-	out := make([]msgRow, 0, min(len(uids), len(v.msgs)))
+	out := make([]msgRow, 0, min(len(uids), v.list.Len()))
 	var last uint32
 	for i, u := range uids {
 		if i > 0 && u == last {
 			continue
 		}
 		last = u
-		j, ok := slices.BinarySearchFunc(v.msgs, u, func(m mailstore.MessageInfo, u uint32) int { return cmp.Compare(m.UID, u) })
+		j, ok := v.list.Search(u)
 		if !ok {
 			continue
 		}
-		m := &v.msgs[j]
+		m := v.list.At(j)
 		out = append(out, msgRow{id: m.ID, uid: m.UID, flags: m.Flags, date: micros(m.InternalDate), size: m.Size, modseq: int64(m.ModSeq)})
 	}
 	return out
@@ -136,16 +136,8 @@ func (v *view) rows(uids []uint32) []msgRow {
 // listing with infos (messages of v, in UID order) in place of those of
 // the same UIDs. v is left as it is.
 func (v *view) with(infos []mailstore.MessageInfo, highest uint64) *view {
-	msgs := slices.Clone(v.msgs)
-	j := 0
-	for _, m := range infos {
-		k, ok := slices.BinarySearchFunc(msgs[j:], m.UID, func(m mailstore.MessageInfo, u uint32) int { return cmp.Compare(m.UID, u) })
-		j += k
-		if ok {
-			msgs[j] = m
-		}
-	}
-	return &view{mailboxID: v.mailboxID, memberID: v.memberID, uidValidity: v.uidValidity, uidNext: v.uidNext, highest: highest, msgs: msgs}
+	list, _ := v.list.Replace(infos)
+	return &view{mailboxID: v.mailboxID, memberID: v.memberID, uidValidity: v.uidValidity, uidNext: v.uidNext, highest: highest, list: list}
 }
 
 // stateChangesQuery reads, in one statement (one snapshot, one round trip), the
@@ -187,7 +179,7 @@ UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 // since the cached view, read by one statement. On PostgreSQL every
 // statement is a round trip, and every session of a mailbox re-reads it
 // after each change to it.
-func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, mailstore.Listing, error) {
 	c := db.views
 	v := c.get(mailboxID)
 	since, uidNext := int64(-1), uint32(0) // no view: every message
@@ -197,13 +189,13 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []
 	r, err := db.readState(ctx, mailboxID, since, uidNext)
 	if notFound(err) {
 		c.drop(mailboxID)
-		return mailstore.Mailbox{}, nil, account.ErrNotFound
+		return mailstore.Mailbox{}, mailstore.Listing{}, account.ErrNotFound
 	}
 	if err != nil {
-		return mailstore.Mailbox{}, nil, err
+		return mailstore.Mailbox{}, mailstore.Listing{}, err
 	}
 	mb := r.mb
-	var msgs []mailstore.MessageInfo
+	var msgs mailstore.Listing
 	switch {
 	case v == nil:
 		c.misses.Add(1)
@@ -215,19 +207,19 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, []
 		c.misses.Add(1)
 		if r, err = db.readState(ctx, mailboxID, -1, 0); notFound(err) {
 			c.drop(mailboxID)
-			return mailstore.Mailbox{}, nil, account.ErrNotFound
+			return mailstore.Mailbox{}, mailstore.Listing{}, account.ErrNotFound
 		} else if err != nil {
-			return mailstore.Mailbox{}, nil, err
+			return mailstore.Mailbox{}, mailstore.Listing{}, err
 		}
 		mb, msgs = r.mb, r.infos(mailboxID)
 	case v.highest == mb.HighestModSeq:
 		c.hits.Add(1)
-		return mb, v.msgs, nil
+		return mb, v.list, nil
 	default:
 		c.patches.Add(1)
 		msgs = patchView(v, r.changed, r.gone, mailboxID)
 	}
-	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, uidNext: mb.UIDNext, highest: mb.HighestModSeq, msgs: msgs})
+	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, uidNext: mb.UIDNext, highest: mb.HighestModSeq, list: msgs})
 	return mb, msgs, nil
 }
 
@@ -239,9 +231,13 @@ type stateRead struct {
 	gone    map[uint32]bool
 }
 
-func (r *stateRead) infos(mailboxID int64) []mailstore.MessageInfo {
-	out := make([]mailstore.MessageInfo, len(r.changed))
-	for i, m := range r.changed {
+func (r *stateRead) infos(mailboxID int64) mailstore.Listing {
+	return mailstore.NewListing(rowInfos(r.changed, mailboxID))
+}
+
+func rowInfos(rows []msgRow, mailboxID int64) []mailstore.MessageInfo {
+	out := make([]mailstore.MessageInfo, len(rows))
+	for i, m := range rows {
 		out[i] = m.info(mailboxID)
 	}
 	return out
@@ -317,11 +313,23 @@ func (db *DB) readState(ctx context.Context, mailboxID, since int64, uidNext uin
 
 // patchView returns v's listing brought up to date: v's messages less
 // those buried (gone) or changed, merged in UID order with the rows changed
-// (or arrived) since v, in UID order. v.msgs is left as it is.
-func patchView(v *view, changed []msgRow, gone map[uint32]bool, mailboxID int64) []mailstore.MessageInfo {
-	out := make([]mailstore.MessageInfo, 0, len(v.msgs)+len(changed))
+// (or arrived) since v, in UID order. v's listing is left as it is. When
+// nothing was buried, the rows are changes to messages of v and arrivals
+// above them: the new listing then shares every chunk of v's they do not
+// touch (mailstore.Listing), so that a STORE on a few messages of a large
+// mailbox does not copy all of it for every session.
+func patchView(v *view, changed []msgRow, gone map[uint32]bool, mailboxID int64) mailstore.Listing {
+	if len(gone) == 0 {
+		last := v.list.LastUID()
+		split, _ := slices.BinarySearchFunc(changed, last+1, func(r msgRow, u uint32) int { return cmp.Compare(r.uid, u) })
+		if list, found := v.list.Replace(rowInfos(changed[:split], mailboxID)); found {
+			return list.Append(rowInfos(changed[split:], mailboxID))
+		}
+	}
+	out := make([]mailstore.MessageInfo, 0, v.list.Len()+len(changed))
 	i := 0
-	for _, m := range v.msgs {
+	for k := range v.list.Len() {
+		m := v.list.At(k)
 		for ; i < len(changed) && changed[i].uid < m.UID; i++ {
 			out = append(out, changed[i].info(mailboxID))
 		}
@@ -331,11 +339,11 @@ func patchView(v *view, changed []msgRow, gone map[uint32]bool, mailboxID int64)
 			continue
 		}
 		if !gone[m.UID] {
-			out = append(out, m)
+			out = append(out, *m)
 		}
 	}
 	for ; i < len(changed); i++ {
 		out = append(out, changed[i].info(mailboxID))
 	}
-	return out
+	return mailstore.NewListing(out)
 }

@@ -17,7 +17,7 @@ import (
 func sameState(t *testing.T, step string, db *sqlstore.DB, id int64) {
 	t.Helper()
 	ctx := context.Background()
-	mb, got, err := db.Mail().State(ctx, id)
+	mb, got, err := stateMessages(ctx, db.Mail(), id)
 	if err != nil {
 		t.Fatalf("%s: state: %v", step, err)
 	}
@@ -143,7 +143,7 @@ func TestViewCacheBudget(t *testing.T) {
 	}
 	read := func(id int64) {
 		t.Helper()
-		if _, _, err := db.Mail().State(context.Background(), id); err != nil {
+		if _, _, err := stateMessages(context.Background(), db.Mail(), id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -229,7 +229,7 @@ func TestStoreOnCachedView(t *testing.T) {
 		store("remove what another node set", 3, mailstore.FlagsRemove, `\Seen`)
 		// UNCHANGEDSINCE on the view: message 1 changed after the
 		// mod-sequence given.
-		mb, msgs, err := mail.State(ctx, in.ID)
+		mb, msgs, err := stateMessages(ctx, mail, in.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +237,7 @@ func TestStoreOnCachedView(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(modified, []uint32{1}) {
 			t.Fatalf("unchangedsince: modified %v, %v", modified, err)
 		}
-		after, msgs, err := mail.State(ctx, in.ID)
+		after, msgs, err := stateMessages(ctx, mail, in.ID)
 		if err != nil || after.HighestModSeq != mb.HighestModSeq+1 || !reflect.DeepEqual(flagsOf(msgs, 4), []string{`\Draft`}) || slices.Contains(flagsOf(msgs, 1), `\Draft`) {
 			t.Fatalf("after unchangedsince: %+v %+v %v", after, msgs, err)
 		}
@@ -330,4 +330,10 @@ func TestChangeLogPruned(t *testing.T) {
 	if _, p, m := db.ViewCacheCounts(); m != misses+1 || p != patches+1 {
 		t.Fatalf("too many to log: %d whole reads and %d patches, want 1 and 1", m-misses, p-patches)
 	}
+}
+
+// stateMessages is Mail.State with the listing as a slice.
+func stateMessages(ctx context.Context, mail *sqlstore.Mail, id int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
+	mb, l, err := mail.State(ctx, id)
+	return mb, l.Messages(), err
 }
