@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/internal/mailstore"
 )
 
 // A message expunged elsewhere keeps its sequence number through FETCH,
@@ -71,4 +73,47 @@ func TestExpungesSeenFromAnotherSession(t *testing.T) {
 	wantLines(t, "b STORE", b.ok("b8", `STORE 2 FLAGS (\Seen)`), `* 2 FETCH (UID 6 FLAGS (\Seen))`, "b8 OK STORE completed")
 	wantLines(t, "b SEARCH", b.ok("b9", "SEARCH ALL"), "* SEARCH 2", "b9 OK SEARCH completed")
 	wantLines(t, "b NOOP 3", b.ok("b10", "NOOP"), "* 1 EXPUNGE", "b10 OK NOOP completed")
+}
+
+// SELECT opens the mailbox a name names now, though it opened another one
+// under that name before: renamed away and made again, or deleted, by
+// another session.
+func TestSelectFollowsRenamesAndDeletes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	a, b := dial(t, e.addr), dial(t, e.addr)
+	a.login()
+	b.login()
+	b.ok("b1", "CREATE Work")
+	if _, err := e.mail.Append(context.Background(), mailboxNamed(t, e, "Work").ID, nil, time.Time{}, []byte(testMessage)); err != nil {
+		t.Fatal(err)
+	}
+	wantHas(t, a.ok("a1", "SELECT Work"), "* 1 EXISTS")
+	a.ok("a2", "UNSELECT")
+	b.ok("b3", "RENAME Work Archive")
+	b.ok("b4", "CREATE Work")
+	wantHas(t, a.ok("a3", "SELECT Work"), "* 0 EXISTS")
+	wantHas(t, a.ok("a4", "SELECT Archive"), "* 1 EXISTS")
+	a.ok("a5", "UNSELECT")
+	b.ok("b5", "DELETE Work")
+	if got := a.cmd("a6", "SELECT Work"); !contains(got, "a6 NO [NONEXISTENT]") {
+		t.Fatalf("SELECT of a deleted mailbox: %q", got)
+	}
+	b.ok("b6", "CREATE Work")
+	wantHas(t, a.ok("a7", "SELECT Work"), "* 0 EXISTS")
+}
+
+func wantHas(t *testing.T, lines []string, sub string) {
+	t.Helper()
+	if !contains(lines, sub) {
+		t.Fatalf("no %q in %q", sub, lines)
+	}
+}
+
+func mailboxNamed(t *testing.T, e *env, name string) mailstore.Mailbox {
+	t.Helper()
+	mb, err := e.mail.Mailbox(context.Background(), e.member.ID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mb
 }

@@ -68,16 +68,8 @@ const pollEvery = 10 * time.Second
 // Select is SELECT and EXAMINE (RFC 9051 §6.3.2, §6.3.3).
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	s.Unselect()
-	mb, err := s.srv.cfg.Mail.Mailbox(s.ctx, s.memberID, name)
-	if err != nil {
-		return nil, s.storeErr("select", err)
-	}
-	// Listen before reading, so that no change falls between the two.
-	s.selectedID.Store(mb.ID)
-	s.dirty.Store(false)
+	mb, infos, err := s.selectState(name)
 	sel := &selected{mb: mb, readOnly: options != nil && options.ReadOnly}
-	// One snapshot: HIGHESTMODSEQ covers exactly the messages listed.
-	mb, infos, err := s.srv.cfg.Mail.State(s.ctx, mb.ID)
 	if err == nil && sel.readOnly && s.rev1() {
 		sel.recentFrom = mb.RecentUID // shown, not claimed
 	} else if err == nil && mb.RecentUID < mb.UIDNext {
@@ -113,6 +105,42 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		return nil, err
 	}
 	return data, nil
+}
+
+// selectState reads the mailbox of the name and its listing in one
+// snapshot, listening to its changes from before the read, so that no
+// change falls between the two (errors are the store's). When the name
+// opened a mailbox lately
+// (Server.names), that mailbox is read at once, and the read tells whether
+// it still has that name; otherwise the name is looked up first.
+func (s *session) selectState(name string) (mailstore.Mailbox, mailstore.Listing, error) {
+	mail := s.srv.cfg.Mail
+	if h, ok := s.srv.names.get(s.memberID, name); ok {
+		s.selectedID.Store(h.mailboxID)
+		s.dirty.Store(false)
+		mb, list, err := mail.State(s.ctx, h.mailboxID)
+		if err == nil && mb.MemberID == s.memberID && mb.Name == h.name {
+			return mb, list, nil
+		}
+		s.selectedID.Store(0)
+		if err != nil && account.ErrorCode(err) != account.ENOTFOUND {
+			return mailstore.Mailbox{}, mailstore.Listing{}, err
+		}
+		s.srv.names.drop(s.memberID, name)
+	}
+	mb, err := mail.Mailbox(s.ctx, s.memberID, name)
+	if err != nil {
+		return mailstore.Mailbox{}, mailstore.Listing{}, err
+	}
+	s.selectedID.Store(mb.ID)
+	s.dirty.Store(false)
+	mb, list, err := mail.State(s.ctx, mb.ID)
+	if err != nil {
+		s.selectedID.Store(0)
+		return mailstore.Mailbox{}, mailstore.Listing{}, err
+	}
+	s.srv.names.put(s.memberID, name, nameHint{mailboxID: mb.ID, name: mb.Name})
+	return mb, list, nil
 }
 
 // selectedList is the LIST response of SELECT for mb.

@@ -75,6 +75,8 @@ type Server struct {
 	learner *learner
 	// items holds the FETCH items of the messages fetched lately.
 	items *itemCache
+	// names holds which mailbox each name selected lately named.
+	names mailboxNames
 }
 
 // New returns a Server for cfg.
