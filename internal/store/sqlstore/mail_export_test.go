@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/mailstore"
@@ -78,3 +79,24 @@ func (db *DB) FlushRounds() uint64 {
 
 // DurableForTest is durable.
 func (db *DB) DurableForTest(ctx context.Context) error { return db.durable(ctx) }
+
+// ExplainStateForTest runs EXPLAIN ANALYZE of the re-read of a view of the
+// mailbox at mod-sequence since and UIDNEXT uidNext (stateChangesQueryPG)
+// and returns the plan.
+func (db *DB) ExplainStateForTest(ctx context.Context, mailboxID int64, since uint64, uidNext uint32) (string, error) {
+	rows, err := db.SQL.QueryContext(ctx, "EXPLAIN (ANALYZE, COSTS OFF) "+db.q(stateChangesQueryPG),
+		mailboxID, mailboxID, int64(uidNext), mailboxID, int64(since), mailboxID, int64(uidNext), mailboxID, int64(since))
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return "", err
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n"), rows.Err()
+}

@@ -159,19 +159,28 @@ UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 // holds mail_messages.modseq (migration 0032: flag changes are then HOT
 // updates): the messages changed after the mod-sequence are those that
 // arrived since, at or above the view's UIDNEXT (the third argument: 0 for
-// a whole read), and those whose UIDs mail_changes logged after it (the
-// fifth: none for a whole read), in one scan (one relation fewer to plan
-// than two: this statement is planned on every execution, its arguments
-// deciding the plan). The mailbox's pruned_modseq (i7) is raised to where
-// that log begins and to its changes_from (a change logged without UIDs):
-// the re-read of an older view reads the mailbox whole, as when its
-// tombstones were pruned.
+// a whole read), and those below it whose UIDs mail_changes logged after
+// it (the fifth: none for a whole read), each looked up alone by its UID.
+// The lookup is fenced (LATERAL ... LIMIT 1) so that no plan can scan the
+// mailbox instead: the statement is planned on every execution, and a
+// mailbox filled since the table's statistics were made is estimated at a
+// row or two, for which a scan of the mailbox testing each message against
+// the logged UIDs looks cheap: a mailbox of 10,000 messages filled at once
+// took 3 ms per re-read that way with nothing changed, and 0.66 s to bring
+// a view 18 STOREs on 1,000 messages behind up to date. The mailbox's pruned_modseq (i7) is raised to where that log
+// begins and to its changes_from (a change logged without UIDs): the
+// re-read of an older view reads the mailbox whole, as when its tombstones
+// were pruned.
 const stateChangesQueryPG = `SELECT 0, b.id, b.member_id, b.uid_validity, b.uid_next, b.highest_modseq, COALESCE(r.recent_uid, 1),
 		GREATEST(b.pruned_modseq, b.highest_modseq - mail_changes_kept(), b.changes_from), b.name, b.special_use, b.subscribed
 	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = ?
 UNION ALL SELECT 1, id, uid, internal_date, size, body_id, modseq, NULL, flags, NULL, NULL
-	FROM mail_messages WHERE mailbox_id = ? AND (uid >= ?
-	OR uid = ANY(ARRAY(SELECT unnest(c.uids) FROM mail_changes c WHERE c.mailbox_id = ? AND c.modseq > ?)))
+	FROM mail_messages WHERE mailbox_id = ? AND uid >= ?
+UNION ALL SELECT 1, m.id, m.uid, m.internal_date, m.size, m.body_id, m.modseq, NULL, m.flags, NULL, NULL
+	FROM (SELECT DISTINCT unnest(c.uids) AS uid FROM mail_changes c WHERE c.mailbox_id = ? AND c.modseq > ?) u
+	CROSS JOIN LATERAL (SELECT id, uid, internal_date, size, body_id, modseq, flags FROM mail_messages
+		WHERE mailbox_id = ? AND uid = u.uid LIMIT 1) m
+	WHERE u.uid < ?
 UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 	FROM mail_vanished WHERE mailbox_id = ? AND modseq > ?`
 
@@ -257,7 +266,7 @@ func (db *DB) readState(ctx context.Context, mailboxID, since int64, uidNext uin
 			uidNext = 0
 		}
 		query = stateChangesQueryPG
-		args = []any{mailboxID, mailboxID, int64(uidNext), mailboxID, buriedSince, mailboxID, buriedSince}
+		args = []any{mailboxID, mailboxID, int64(uidNext), mailboxID, buriedSince, mailboxID, int64(uidNext), mailboxID, buriedSince}
 	}
 	stmt, err := db.prepared(ctx, db.q(query))
 	if err != nil {
