@@ -39,12 +39,12 @@ func (s *session) rev1() bool { return !s.conn.Enabled(imap.CapIMAP4rev2) }
 // claimRecent claims the selected mailbox's messages no session has seen
 // yet as recent in this one (RFC 3501 §2.3.2: the first session to be
 // notified of a message). Read-only views and IMAP4rev2 sessions claim
-// nothing.
-func (s *session) claimRecent(sel *selected) error {
+// nothing. mb is the mailbox as last read.
+func (s *session) claimRecent(sel *selected, mb mailstore.Mailbox) error {
 	if sel.readOnly || !s.rev1() {
 		return nil
 	}
-	first, next, err := s.srv.cfg.Mail.ClaimRecent(s.ctx, sel.mb.ID)
+	first, next, err := s.srv.cfg.Mail.ClaimRecent(s.ctx, mb)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	} else if err == nil && mb.RecentUID < mb.UIDNext {
 		// Claimed after the listing: the UIDs claimed that it lacks
 		// are recent here when a refresh brings them.
-		err = s.claimRecent(sel)
+		err = s.claimRecent(sel, mb)
 	}
 	if err != nil {
 		s.selectedID.Store(0)
@@ -328,7 +328,7 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	// a claim made after the listing may take UIDs it does not hold yet:
 	// they are recent here when the next refresh brings them.
 	if mb.RecentUID < mb.UIDNext {
-		if err := s.claimRecent(sel); err != nil {
+		if err := s.claimRecent(sel, mb); err != nil {
 			return s.storeErr("poll", err)
 		}
 	}

@@ -232,8 +232,9 @@ type Store interface {
 	// messages not yet claimed are \Recent (RFC 3501 §2.3.2): it moves the
 	// mailbox's RecentUID to its UIDNext, atomically on every node, and
 	// returns the UIDs the caller now holds, first <= uid < next (first ==
-	// next: none).
-	ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error)
+	// next: none). mb is the mailbox as the caller read it: the claim is
+	// tried from its RecentUID first (a Mailbox of any age will do).
+	ClaimRecent(ctx context.Context, mb Mailbox) (first, next uint32, err error)
 	// State returns a mailbox by ID with its messages in UID order, read at
 	// once from one snapshot, so that HighestModSeq covers exactly the
 	// listed state (IMAP SELECT and the re-reads of a selected mailbox).

@@ -500,8 +500,9 @@ func (s *Mail) Messages(ctx context.Context, mailboxID int64) ([]mailstore.Messa
 // still in progress is left to a later claim and the claim never waits for
 // one. It moves the member's mail counter as any change does, so that the
 // INBOX cache (which keeps RecentUID) stays exact.
-func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next uint32, err error) {
+func (s *Mail) ClaimRecent(ctx context.Context, mb mailstore.Mailbox) (first, next uint32, err error) {
 	db := s.db
+	mailboxID := mb.ID
 	read, err := db.prepared(ctx, db.q(`SELECT COALESCE(r.recent_uid, 1), b.uid_next, b.member_id
 		FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = ?`))
 	if err != nil {
@@ -514,22 +515,30 @@ func (s *Mail) ClaimRecent(ctx context.Context, mailboxID int64) (first, next ui
 	claim := db.q(`INSERT INTO mailbox_recent (mailbox_id, recent_uid) SELECT id, uid_next FROM mailboxes WHERE id = ? AND uid_next > ?
 		ON CONFLICT (mailbox_id) DO UPDATE SET recent_uid = excluded.recent_uid WHERE mailbox_recent.recent_uid = ?
 		RETURNING recent_uid`)
+	// The caller's mailbox, just read, tells where the claim starts: the
+	// claim is tried from there first, and only when another session
+	// claimed meanwhile (it then writes nothing) is the horizon read.
+	recent, memberID := int64(mb.RecentUID), mb.MemberID
 	for {
-		var recent, uidNext, memberID int64
-		err = read.QueryRowContext(ctx, mailboxID).Scan(&recent, &uidNext, &memberID)
-		if notFound(err) {
-			return 0, 0, account.ErrNotFound
+		if recent == 0 || memberID == 0 {
+			var uidNext int64
+			err = read.QueryRowContext(ctx, mailboxID).Scan(&recent, &uidNext, &memberID)
+			if notFound(err) {
+				return 0, 0, account.ErrNotFound
+			}
+			if err != nil || recent >= uidNext {
+				return uint32(uidNext), uint32(uidNext), mailErr("claim recent", err)
+			}
 		}
-		if err != nil || recent >= uidNext {
-			return uint32(uidNext), uint32(uidNext), mailErr("claim recent", err)
-		}
+		var uidNext int64
 		db.MailChanged(memberID)
 		err = db.writing(ctx, func() error {
 			return db.async.QueryRowContext(ctx, claim, mailboxID, recent, recent).Scan(&uidNext)
 		})
 		db.MailChanged(memberID)
 		if notFound(err) {
-			continue // claimed by another session meanwhile, or the mailbox is gone
+			recent = 0 // claimed by another session meanwhile, or the mailbox is gone
+			continue
 		}
 		if err != nil {
 			return 0, 0, mailErr("claim recent", err)

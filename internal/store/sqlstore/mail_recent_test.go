@@ -32,11 +32,11 @@ func TestClaimRecent(t *testing.T) {
 		if c, err := mail.Counts(ctx, in.ID); err != nil || c.Recent != 3 {
 			t.Fatalf("counts before a claim: %+v %v", c, err)
 		}
-		first, next, err := mail.ClaimRecent(ctx, in.ID)
+		first, next, err := mail.ClaimRecent(ctx, in)
 		if err != nil || first != 1 || next != 4 {
 			t.Fatalf("first claim: [%d, %d) %v, want [1, 4)", first, next, err)
 		}
-		if first, next, err := mail.ClaimRecent(ctx, in.ID); err != nil || first != next {
+		if first, next, err := mail.ClaimRecent(ctx, in); err != nil || first != next {
 			t.Fatalf("second claim took [%d, %d) %v, want nothing", first, next, err)
 		}
 		mb, _, err := stateMessages(ctx, mail, in.ID)
@@ -65,7 +65,7 @@ func TestClaimRecent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range 3 {
-					first, next, err := mail.ClaimRecent(ctx, in.ID)
+					first, next, err := mail.ClaimRecent(ctx, in)
 					if err != nil {
 						t.Errorf("claim: %v", err)
 						return
@@ -75,7 +75,7 @@ func TestClaimRecent(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		first, next, err = mail.ClaimRecent(ctx, in.ID)
+		first, next, err = mail.ClaimRecent(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestClaimRecentBesideLockedMailbox(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		first, next, err := db.Mail().ClaimRecent(ctx, in.ID)
+		first, next, err := db.Mail().ClaimRecent(ctx, in)
 		done <- result{first, next, err}
 	}()
 	var r result
@@ -158,7 +158,7 @@ wait:
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if first, next, err := db.Mail().ClaimRecent(ctx, in.ID); err != nil || first != 2 || next != 3 {
+	if first, next, err := db.Mail().ClaimRecent(ctx, in); err != nil || first != 2 || next != 3 {
 		t.Fatalf("claim after the commit: [%d, %d) %v, want [2, 3)", first, next, err)
 	}
 }

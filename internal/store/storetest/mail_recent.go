@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/postern/postern/internal/account"
+	"github.com/postern/postern/internal/mailstore"
 )
 
 // testMailRecent: ClaimRecent hands each message to exactly one claimer
@@ -19,7 +20,7 @@ func testMailRecent(t *testing.T, e *MailEnv) {
 	wantEq(t, "new mailbox's RecentUID", box.RecentUID, uint32(1))
 	claim := func(want string) {
 		t.Helper()
-		first, next, err := e.Mail.ClaimRecent(ctx, box.ID)
+		first, next, err := e.Mail.ClaimRecent(ctx, box)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,15 +59,17 @@ func testMailRecent(t *testing.T, e *MailEnv) {
 		t.Fatal(err)
 	}
 	claim("3:6")
-	if _, _, err := e.Mail.ClaimRecent(ctx, 1<<40); account.ErrorCode(err) != account.ENOTFOUND {
-		t.Errorf("claim on a missing mailbox: %v", err)
+	for _, missing := range []mailstore.Mailbox{{ID: 1 << 40}, {ID: 1 << 40, MemberID: m, RecentUID: 1, UIDNext: 9}} {
+		if _, _, err := e.Mail.ClaimRecent(ctx, missing); account.ErrorCode(err) != account.ENOTFOUND {
+			t.Errorf("claim on a missing mailbox %+v: %v", missing, err)
+		}
 	}
 
 	// Appends and claims at once: every UID is claimed exactly once.
 	var mu sync.Mutex
 	claimed := map[uint32]int{}
 	take := func() error {
-		first, next, err := e.Mail.ClaimRecent(ctx, box.ID)
+		first, next, err := e.Mail.ClaimRecent(ctx, box)
 		mu.Lock()
 		for u := first; u < next; u++ {
 			claimed[u]++
