@@ -12,17 +12,7 @@ import (
 // STORE and SEARCH (RFC 9051 §7.5.1), which go on working on the others,
 // until a command that allows EXPUNGE reports it.
 func TestGoneKeepsItsNumberUntilExpungeAllowed(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	for range 3 {
-		if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, nil, time.Time{}, []byte(testMessage)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a, b := dial(t, e.addr), dial(t, e.addr)
-	a.login()
-	b.login()
-	a.ok("a1", "SELECT INBOX")
-	b.ok("b1", "SELECT INBOX")
+	a, b := twoWithEvents(t, 3)
 	a.ok("a2", `STORE 1 +FLAGS.SILENT (\Deleted)`)
 	wantLines(t, "a's EXPUNGE", a.ok("a3", "EXPUNGE"), "* 1 EXPUNGE", "a3 OK EXPUNGE completed")
 	time.Sleep(300 * time.Millisecond) // the event reaches b's session
@@ -41,17 +31,7 @@ func TestGoneKeepsItsNumberUntilExpungeAllowed(t *testing.T) {
 // imaptest's expunge2, step by step: expunges by one session reported to
 // the other only where allowed, the others numbered accordingly.
 func TestExpungesSeenFromAnotherSession(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	for range 6 {
-		if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, nil, time.Time{}, []byte(testMessage)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a, b := dial(t, e.addr), dial(t, e.addr)
-	a.login()
-	b.login()
-	a.ok("a1", "SELECT INBOX")
-	b.ok("b1", "SELECT INBOX")
+	a, b := twoWithEvents(t, 6)
 	wait := func() { time.Sleep(200 * time.Millisecond) } // the event reaches b's session
 	a.ok("a2", `STORE 1,3 +FLAGS (\Deleted)`)
 	wantLines(t, "a EXPUNGE", a.ok("a3", "EXPUNGE"), "* 3 EXPUNGE", "* 1 EXPUNGE", "a3 OK EXPUNGE completed")
@@ -116,4 +96,22 @@ func mailboxNamed(t *testing.T, e *env, name string) mailstore.Mailbox {
 		t.Fatal(err)
 	}
 	return mb
+}
+
+// twoWithEvents returns two sessions with INBOX selected, of n messages,
+// on a server whose sessions hear of each other's changes by events.
+func twoWithEvents(t *testing.T, n int) (a, b *client) {
+	t.Helper()
+	e := newEnv(t, envOptions{})
+	for range n {
+		if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, nil, time.Time{}, []byte(testMessage)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b = dial(t, e.addr), dial(t, e.addr)
+	a.login()
+	b.login()
+	a.ok("a1", "SELECT INBOX")
+	b.ok("b1", "SELECT INBOX")
+	return a, b
 }
