@@ -37,11 +37,8 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if r.Size() > mailstore.MaxMessageSize {
 		return nil, errTooBig
 	}
-	mb, err := s.destination("append", name)
+	mb, err := s.appendTarget(name, r, r.Size())
 	if err != nil {
-		return nil, err
-	}
-	if err := s.fitsAppend(r.Size()); err != nil {
 		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(r, mailstore.MaxMessageSize+1))
@@ -94,13 +91,12 @@ func (s *session) AppendMulti(name string, r *imapserver.AppendReader) (*imap.Ap
 		if total += lit.Size(); total > maxMultiAppendSize || len(msgs) == maxMultiAppendCount {
 			return nil, errMultiAppendTooBig
 		}
+		// The messages so far must fit together, before this one is read.
 		if len(msgs) == 0 {
-			if mb, err = s.destination("append", name); err != nil {
+			if mb, err = s.appendTarget(name, lit, total); err != nil {
 				return nil, err
 			}
-		}
-		// The messages so far must fit together, before this one is read.
-		if err := s.fitsAppend(total); err != nil {
+		} else if err := s.fitsAppend(lit, total); err != nil {
 			return nil, err
 		}
 		body := make([]byte, lit.Size())

@@ -2,6 +2,8 @@ package imapserver
 
 import (
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/postern/postern/internal/mailstore"
 )
 
 // Quotas (RFC 9208). Every mailbox of a member is under one quota root,
@@ -74,21 +76,75 @@ func (s *session) SetQuota(string, []imap.QuotaResource) (*imap.QuotaData, error
 	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNoPerm, Text: "Quotas are set by the server's administrator."}
 }
 
-// AppendFits refuses an APPEND over quota before its literal is sent.
-func (s *session) AppendFits(_ string, size int64) error {
-	err := s.fitsQuota(size)
-	s.fitted, s.fittedOK = size, err == nil
-	return err
+// appendCheck is what AppendFits found for one literal: room for size
+// octets, and the destination mailbox (found false when it has none yet).
+type appendCheck struct {
+	lit   imap.LiteralReader // nil: nothing checked
+	size  int64
+	mb    mailstore.Mailbox
+	found bool
 }
 
-// fitsAppend is fitsQuota for APPEND once size octets are on their way:
-// answered without a second read of the store when AppendFits has just
-// found room for them (a synchronizing literal), the check being one
-// without reservation either way.
-func (s *session) fitsAppend(size int64) error {
-	checked := s.fittedOK && s.fitted == size
-	s.fittedOK = false
-	if checked {
+// AppendFits refuses an APPEND over quota before its literal is sent. The
+// destination is read with the quota (Store.AppendTarget), in the same
+// round trip, for the APPEND to store into once the literal has come.
+func (s *session) AppendFits(name string, size int64, lit imap.LiteralReader) error {
+	s.fitted = appendCheck{}
+	mb, found, q, err := s.srv.cfg.Mail.AppendTarget(s.ctx, s.memberID, name)
+	if err != nil {
+		return s.storeErr("quota", err)
+	}
+	if !q.Fits(size, s.srv.cfg.Quota) {
+		return errOverQuota
+	}
+	s.fitted = appendCheck{lit: lit, size: size, mb: mb, found: found}
+	return nil
+}
+
+// checked returns, and forgets, what AppendFits found for lit with size
+// octets; ok is false when it checked something else (a non-synchronizing
+// literal skips it).
+func (s *session) checked(lit imap.LiteralReader, size int64) (c appendCheck, ok bool) {
+	c, s.fitted = s.fitted, appendCheck{}
+	return c, c.lit != nil && c.lit == lit && c.size == size
+}
+
+// appendTarget returns the mailbox an APPEND stores lit into, having
+// checked that the command's size octets fit under the quota: from
+// AppendFits when it has just read both, else with one read of the store.
+// A missing mailbox is [TRYCREATE] (destination), before any quota
+// refusal.
+func (s *session) appendTarget(name string, lit imap.LiteralReader, size int64) (mailstore.Mailbox, error) {
+	c, ok := s.checked(lit, size)
+	var q mailstore.Quota
+	if !ok {
+		var err error
+		if c.mb, c.found, q, err = s.srv.cfg.Mail.AppendTarget(s.ctx, s.memberID, name); err != nil {
+			return c.mb, s.storeErr("append", err)
+		}
+	}
+	if !c.found {
+		// Mailbox tells why: no such mailbox, or a member whose default
+		// mailboxes are made on first use.
+		mb, err := s.destination("append", name)
+		if err != nil {
+			return mb, err
+		}
+		c.mb = mb
+	}
+	if !ok && !q.Fits(size, s.srv.cfg.Quota) {
+		return c.mb, errOverQuota
+	}
+	return c.mb, nil
+}
+
+// fitsAppend is fitsQuota for a later message of a MULTIAPPEND, the
+// command's size octets being on their way: answered without a second
+// read of the store when AppendFits has just found room for them (a
+// synchronizing literal), the check being one without reservation either
+// way.
+func (s *session) fitsAppend(lit imap.LiteralReader, size int64) error {
+	if _, ok := s.checked(lit, size); ok {
 		return nil
 	}
 	return s.fitsQuota(size)

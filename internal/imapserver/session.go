@@ -46,10 +46,9 @@ type session struct {
 	changed    chan struct{}
 	closeOnce  sync.Once
 
-	// fitted is the size AppendFits last found room for (fittedOK), which
-	// the APPEND then reading that literal need not ask the store again.
-	fitted   int64
-	fittedOK bool
+	// fitted is what AppendFits last found for a literal, which the APPEND
+	// then reading that literal need not ask the store again.
+	fitted appendCheck
 }
 
 var (

@@ -222,6 +222,13 @@ type Store interface {
 	// (account.ErrNotFound when there is no such member). It costs the same
 	// at any mailbox size: every delivery and APPEND reads it.
 	Quota(ctx context.Context, memberID int64) (Quota, error)
+	// AppendTarget is what APPEND checks before it stores, read at once:
+	// the member's Quota, and the mailbox called name as Mailbox finds it
+	// (found false when there is none yet; Mailbox then tells why). Of the
+	// mailbox only ID and UIDValidity are to be used: its UIDNext and
+	// HighestModSeq may include changes not yet durable (Mailbox waits for
+	// them), which an APPEND, reporting the UID it stores, never shows.
+	AppendTarget(ctx context.Context, memberID int64, name string) (mb Mailbox, found bool, q Quota, err error)
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
 	// Open returns a mailbox by name with its messages in UID order, read

@@ -206,6 +206,50 @@ func (s *Mail) Quota(ctx context.Context, memberID int64) (mailstore.Quota, erro
 	return q, nil
 }
 
+// appendTargetQuery is quotaQuery with the mailbox an APPEND names ($1, its
+// name key), when the member has one: one round trip where Quota and
+// Mailbox take two.
+const appendTargetQuery = `SELECT COALESCE(u.bytes, 0), m.mail_quota, d.mail_quota,
+		b.id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, COALESCE(r.recent_uid, 1)
+	FROM members m JOIN domains d ON d.id = m.domain_id LEFT JOIN mail_usage u ON u.member_id = m.id
+		LEFT JOIN mailboxes b ON b.member_id = m.id AND b.name_key = ? LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id
+	WHERE m.id = ?`
+
+// AppendTarget implements mailstore.Store. Unlike Mailbox it neither
+// creates the default mailboxes nor waits for the mailbox's changes to be
+// durable (shown): it reports no UID or mod-sequence of them.
+func (s *Mail) AppendTarget(ctx context.Context, memberID int64, name string) (mailstore.Mailbox, bool, mailstore.Quota, error) {
+	key, err := cleanMailboxName(name)
+	if err != nil {
+		key = "" // no mailbox has it: found is false, and Mailbox says why
+	}
+	stmt, err := s.db.prepared(ctx, s.db.q(appendTargetQuery)) // every APPEND
+	if err != nil {
+		return mailstore.Mailbox{}, false, mailstore.Quota{}, mailErr("append target", err)
+	}
+	var q mailstore.Quota
+	var member, domain sql.NullInt64
+	var id, validity, next, highest, recent sql.NullInt64
+	var mbName, specialUse sql.NullString
+	var subscribed sql.NullBool
+	err = stmt.QueryRowContext(ctx, key, memberID).Scan(&q.Used, &member, &domain,
+		&id, &mbName, &specialUse, &validity, &next, &subscribed, &highest, &recent)
+	if notFound(err) {
+		return mailstore.Mailbox{}, false, mailstore.Quota{}, account.ErrNotFound
+	}
+	if err != nil {
+		return mailstore.Mailbox{}, false, mailstore.Quota{}, mailErr("append target", err)
+	}
+	q.Member, q.Domain = nullInt(member), nullInt(domain)
+	if !id.Valid {
+		return mailstore.Mailbox{}, false, q, nil
+	}
+	mb := mailstore.Mailbox{ID: id.Int64, MemberID: memberID, Name: mbName.String, SpecialUse: specialUse.String,
+		UIDValidity: uint32(validity.Int64), UIDNext: uint32(next.Int64), Subscribed: subscribed.Bool,
+		HighestModSeq: uint64(highest.Int64), RecentUID: uint32(recent.Int64)}
+	return mb, true, q, nil
+}
+
 func nullInt(n sql.NullInt64) *int64 {
 	if !n.Valid {
 		return nil

@@ -49,6 +49,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Usage", testMailUsage},
 		{"UsageConcurrent", testMailUsageConcurrent},
 		{"QuotaLimits", testMailQuotaLimits},
+		{"AppendTarget", testMailAppendTarget},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
 		{"Index", testMailIndex},

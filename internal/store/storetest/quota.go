@@ -204,3 +204,46 @@ func testMailQuotaLimits(t *testing.T, e *MailEnv) {
 		t.Fatalf("missing domain: %v", err)
 	}
 }
+
+// testMailAppendTarget: AppendTarget reads what Quota and Mailbox read, in
+// one: the quota as Quota has it, the mailbox as Mailbox finds it (INBOX
+// by any case), and found false, with the quota, for a name that has no
+// mailbox (or cannot have one).
+func testMailAppendTarget(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	m := e.NewMember(t)
+	in := e.Box(t, m, "INBOX")
+	e.Append(t, in.ID, "0123456789")
+	limit := int64(1000)
+	if err := e.DB.SetMailQuota(ctx, m, &limit); err != nil {
+		t.Fatal(err)
+	}
+	box, err := e.Mail.CreateMailbox(ctx, m, "Lists/Go", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := e.Mail.Quota(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(q mailstore.Quota) bool {
+		return q.Used == want.Used && q.Limit(0) == want.Limit(0) && q.Used == 10 && q.Limit(0) == 1000 && q.Domain == nil
+	}
+	for name, wantMB := range map[string]mailstore.Mailbox{"INBOX": in, "inbox": in, "Lists/Go": box} {
+		mb, found, q, err := e.Mail.AppendTarget(ctx, m, name)
+		if err != nil || !found || !same(q) {
+			t.Fatalf("%s: found %v, %+v, %v", name, found, q, err)
+		}
+		if mb.ID != wantMB.ID || mb.UIDValidity != wantMB.UIDValidity || mb.Name != wantMB.Name || mb.MemberID != m {
+			t.Fatalf("%s: %+v, want %+v", name, mb, wantMB)
+		}
+	}
+	for _, name := range []string{"Lists/Rust", "", "a//b"} {
+		mb, found, q, err := e.Mail.AppendTarget(ctx, m, name)
+		if err != nil || found || mb.ID != 0 || !same(q) {
+			t.Fatalf("%q: %+v found %v, %+v, %v", name, mb, found, q, err)
+		}
+	}
+	_, _, _, err = e.Mail.AppendTarget(ctx, 1<<40, "INBOX")
+	WantNotFound(t, err)
+}
