@@ -54,17 +54,32 @@ func (c *callCounter) Append(ctx context.Context, mailboxID int64, flags []strin
 	return c.Store.Append(ctx, mailboxID, flags, date, body)
 }
 
-// TestAppendReadsOnce: an APPEND reads the store once before it stores the
-// message, the destination mailbox with the quota: before the "+" of a
-// synchronizing literal (the quota check that may refuse it unsent), or,
-// for a non-synchronizing one, once it has come. A missing mailbox is
-// still [TRYCREATE], over quota still [OVERQUOTA] before the literal.
-func TestAppendReadsOnce(t *testing.T) {
+func (c *callCounter) AppendIf(ctx context.Context, memberID, mailboxID int64, name string, def int64, flags []string, date time.Time, body []byte) (uint32, error) {
+	c.note("AppendIf")
+	return c.Store.AppendIf(ctx, memberID, mailboxID, name, def, flags, date, body)
+}
+
+func (c *callCounter) AppendMany(ctx context.Context, mailboxID int64, msgs []mailstore.NewMessage) ([]uint32, error) {
+	c.note("AppendMany")
+	return c.Store.AppendMany(ctx, mailboxID, msgs)
+}
+
+// TestAppendReads: an APPEND reads the store at most once before it
+// stores the message, the destination mailbox with the quota: before the
+// "+" of a synchronizing literal (the quota check that may refuse it
+// unsent), or, for a non-synchronizing one, once it has come; and not at
+// all to the mailbox of the session's last APPEND when the message fits by
+// what that one learned, the store checking the mailbox and the quota as
+// it stores (AppendIf). What changed meanwhile is still seen: a mailbox
+// renamed away is [TRYCREATE], one made again under the name is appended
+// to, a quota filled by another session is [OVERQUOTA].
+func TestAppendReads(t *testing.T) {
 	calls := &callCounter{}
-	e := newEnv(t, envOptions{noTailer: true, quota: 8 << 10, wrapMail: func(m mailstore.Store) mailstore.Store {
+	e := newEnv(t, envOptions{noTailer: true, quota: 16 << 10, wrapMail: func(m mailstore.Store) mailstore.Store {
 		calls.Store = m
 		return calls
 	}})
+	ctx := context.Background()
 	e.inbox(t) // the member's default mailboxes, made on first use
 	c := dial(t, e.addr)
 	c.login()
@@ -72,17 +87,44 @@ func TestAppendReadsOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name, command string
 		size          int
+		before        func()
 		want, calls   string
 	}{
-		{"synchronizing", "a1 APPEND INBOX {%d}", 1024, "a1 OK [APPENDUID", "AppendTarget Append"},
-		{"non-synchronizing", "a2 APPEND INBOX {%d+}", 1024, "a2 OK [APPENDUID", "AppendTarget Append"},
-		{"MULTIAPPEND of one", "a3 APPEND Drafts (\\Seen) {%d}", 1024, "a3 OK [APPENDUID", "AppendTarget Append"},
-		{"no such mailbox", "a4 APPEND Nowhere {%d}", 1024, "a4 NO [TRYCREATE]", "AppendTarget Mailbox"},
-		{"no such mailbox, non-synchronizing", "a5 APPEND Nowhere {%d+}", 1024, "a5 NO [TRYCREATE]", "AppendTarget Mailbox"},
-		{"over quota", "a6 APPEND INBOX {%d}", 7 << 10, "a6 NO [OVERQUOTA]", "AppendTarget"},
-		{"over quota, non-synchronizing", "a7 APPEND INBOX {%d+}", 7 << 10, "a7 NO [OVERQUOTA]", "AppendTarget"},
+		{"synchronizing", "a1 APPEND INBOX {%d}", 1024, nil, "a1 OK [APPENDUID", "AppendTarget AppendIf"},
+		{"again", "a2 APPEND INBOX {%d}", 1024, nil, "a2 OK [APPENDUID", "AppendIf"},
+		{"non-synchronizing, again", "a3 APPEND INBOX {%d+}", 1024, nil, "a3 OK [APPENDUID", "AppendIf"},
+		{"another mailbox", "a4 APPEND Drafts (\\Seen) {%d}", 1024, nil, "a4 OK [APPENDUID", "AppendTarget AppendIf"},
+		{"non-synchronizing, another mailbox", "a5 APPEND INBOX {%d+}", 1024, nil, "a5 OK [APPENDUID", "AppendTarget AppendIf"},
+		{"no such mailbox", "a6 APPEND Nowhere {%d}", 1024, nil, "a6 NO [TRYCREATE]", "AppendTarget Mailbox"},
+		{"no such mailbox, non-synchronizing", "a7 APPEND Nowhere {%d+}", 1024, nil, "a7 NO [TRYCREATE]", "AppendTarget Mailbox"},
+		{"over quota", "a8 APPEND INBOX {%d}", 14 << 10, nil, "a8 NO [OVERQUOTA]", "AppendTarget"},
+		{"over quota, non-synchronizing", "a9 APPEND INBOX {%d+}", 14 << 10, nil, "a9 NO [OVERQUOTA]", "AppendIf"},
+		{"to learn", "b1 APPEND Drafts {%d}", 1024, nil, "b1 OK [APPENDUID", "AppendTarget AppendIf"},
+		{"renamed away", "b2 APPEND Drafts {%d}", 1024, func() {
+			if err := e.mail.RenameMailbox(ctx, e.member.ID, "Drafts", "Old drafts"); err != nil {
+				t.Fatal(err)
+			}
+		}, "b2 NO [TRYCREATE]", "AppendIf Mailbox"},
+		{"made again", "b3 APPEND Sent {%d}", 1024, nil, "b3 OK [APPENDUID", "AppendTarget AppendIf"},
+		{"made again under the name", "b4 APPEND Sent {%d}", 1024, func() {
+			if err := e.mail.RenameMailbox(ctx, e.member.ID, "Sent", "Old sent"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.mail.CreateMailbox(ctx, e.member.ID, "Sent", ""); err != nil {
+				t.Fatal(err)
+			}
+		}, "b4 OK [APPENDUID", "AppendIf Mailbox AppendIf"},
+		{"to learn again", "b4a APPEND Sent {%d}", 1024, nil, "b4a OK [APPENDUID", "AppendTarget AppendIf"},
+		{"quota filled by another session", "b5 APPEND Sent {%d}", 2048, func() {
+			if err := e.mail.Deliver(ctx, e.member.ID, []byte("Subject: big\r\n\r\n"+strings.Repeat("z", 7<<10))); err != nil {
+				t.Fatal(err)
+			}
+		}, "b5 NO [OVERQUOTA]", "AppendIf"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before()
+			}
 			tag, _, _ := strings.Cut(tc.command, " ")
 			body := "Subject: r\r\n\r\n" + strings.Repeat("x", tc.size-16) + "\r\n"
 			c.send(fmt.Sprintf(tc.command, tc.size) + "\r\n")
@@ -106,5 +148,16 @@ func TestAppendReadsOnce(t *testing.T) {
 				t.Errorf("store calls %q, want %q", got, tc.calls)
 			}
 		})
+	}
+	// The messages are where the OKs said: 4 in INBOX and the delivery, 2
+	// in the Drafts renamed, 1 in the old Sent, 2 in the new.
+	for name, want := range map[string]int{"INBOX": 4 + 1, "Old drafts": 2, "Old sent": 1, "Sent": 2} {
+		mb, err := e.mail.Mailbox(ctx, e.member.ID, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs, err := e.mail.Messages(ctx, mb.ID); err != nil || len(msgs) != want {
+			t.Errorf("%s: %d messages, %v; want %d", name, len(msgs), err, want)
+		}
 	}
 }

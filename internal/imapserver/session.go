@@ -49,6 +49,9 @@ type session struct {
 	// fitted is what AppendFits last found for a literal, which the APPEND
 	// then reading that literal need not ask the store again.
 	fitted appendCheck
+	// known is what the session learned of its last APPEND's mailbox, nil
+	// when nothing is known.
+	known *knownTarget
 }
 
 var (

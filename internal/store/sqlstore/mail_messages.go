@@ -44,6 +44,59 @@ func (s *Mail) Append(ctx context.Context, mailboxID int64, flags []string, date
 	return uid, mailErr("append", err)
 }
 
+// errOverQuota is AppendIf's refusal of a message over quota.
+var errOverQuota = &account.Error{Code: account.ELIMIT, Message: "Over quota.", Err: mailstore.ErrOverQuota}
+
+// AppendIf implements mailstore.Store: on PostgreSQL one statement,
+// appendIfPG, whose checks are part of the write; on SQLite the checks and
+// the append in one transaction, which holds the write lock.
+func (s *Mail) AppendIf(ctx context.Context, memberID, mailboxID int64, name string, quotaDefault int64, flags []string, date time.Time, body []byte) (uint32, error) {
+	if err := checkSize(body); err != nil {
+		return 0, err
+	}
+	flags, err := cleanFlags(flags)
+	if err != nil {
+		return 0, err
+	}
+	key, err := cleanMailboxName(name)
+	if err != nil {
+		return 0, account.ErrNotFound
+	}
+	if date.IsZero() {
+		date = time.Now()
+	}
+	db := s.db
+	if db.Dialect == Postgres {
+		uid, done, err := db.appendIfPG(ctx, memberID, mailboxID, key, quotaDefault, flags, date, body)
+		if done || err != nil {
+			return uid, mailErr("append", err)
+		}
+		// Nothing written: the checks below say why (or, when they pass,
+		// the mailbox's UIDs ran out, which appendTx reports).
+	}
+	var uid uint32
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		var used int64
+		var member, domain, id sql.NullInt64
+		err := tx.QueryRowContext(ctx, db.q(`SELECT COALESCE(u.bytes, 0), m.mail_quota, d.mail_quota, b.id
+			FROM members m JOIN domains d ON d.id = m.domain_id LEFT JOIN mail_usage u ON u.member_id = m.id
+				LEFT JOIN mailboxes b ON b.member_id = m.id AND b.name_key = ?
+			WHERE m.id = ?`), key, memberID).Scan(&used, &member, &domain, &id)
+		if notFound(err) || err == nil && (!id.Valid || id.Int64 != mailboxID) {
+			return account.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if q := (mailstore.Quota{Used: used, Member: nullInt(member), Domain: nullInt(domain)}); !q.Fits(int64(len(body)), quotaDefault) {
+			return errOverQuota
+		}
+		uid, err = db.appendTx(ctx, tx, mailboxID, flags, date, body)
+		return err
+	})
+	return uid, mailErr("append", err)
+}
+
 // AppendMany stores every message in mailboxID in one transaction: a
 // refused one (too big, a bad flag) leaves none behind.
 func (s *Mail) AppendMany(ctx context.Context, mailboxID int64, msgs []mailstore.NewMessage) ([]uint32, error) {
@@ -345,6 +398,17 @@ var (
 	appendByIDPG = appendQueryPG(`mem AS (
 	SELECT m.id FROM members m JOIN mailboxes x ON x.member_id = m.id WHERE x.id = $1 FOR KEY SHARE OF m
 ), mb AS (`+takeUIDPG+`mailboxes.id = $1`+takeUIDReturningPG+`)`, 1)
+	// appendQueryPG into a mailbox by id ($1) while it is the member's ($4)
+	// with the name key $2, and while the message (its size, $8) fits under
+	// the member's quota, $3 being the limit when neither the member nor
+	// the domain has one (0: none; as Quota.Fits).
+	appendIfPG = appendQueryPG(`mem AS (
+	SELECT m.id FROM members m JOIN domains d ON d.id = m.domain_id JOIN mailboxes x ON x.member_id = m.id
+		LEFT JOIN mail_usage u ON u.member_id = m.id
+	WHERE x.id = $1 AND x.name_key = $2 AND m.id = $4 AND (COALESCE(m.mail_quota, d.mail_quota, $3::bigint) = 0
+		OR COALESCE(u.bytes, 0) + $8::bigint <= COALESCE(m.mail_quota, d.mail_quota, $3::bigint))
+	FOR KEY SHARE OF m
+), mb AS (`+takeUIDPG+`mailboxes.id = $1`+takeUIDReturningPG+`)`, 4)
 	// appendQueryPG into the member's ($1) INBOX ($2).
 	deliverInboxQueryPG = appendQueryPG(`mem AS (
 	SELECT id FROM members WHERE id = $1 FOR KEY SHARE
@@ -382,11 +446,16 @@ func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, bo
 // statement is atomic. done is false when nothing was written (no such
 // mailbox, or its UIDs ran out), which appendTx then reports.
 func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uid uint32, done bool, err error) {
-	args := append([]any{mailboxID}, appendArgsPG(flags, date, body)...)
+	return db.appendOnePG(ctx, mailboxID, appendByIDPG, append([]any{mailboxID}, appendArgsPG(flags, date, body)...))
+}
+
+// appendOnePG runs query, an appendQueryPG into mailboxID, with args, as
+// appendPG says.
+func (db *DB) appendOnePG(ctx context.Context, mailboxID int64, query string, args []any) (uid uint32, done bool, err error) {
 	var u, memberID, modseq int64
 	pool, wrote := db.writeConn(mailboxID)
 	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, appendByIDPG, args...).Scan(&u, &memberID, &modseq)
+		return pool.QueryRowContext(ctx, query, args...).Scan(&u, &memberID, &modseq)
 	})
 	if notFound(err) {
 		return 0, false, wrote(ctx, 0, nil)
@@ -399,6 +468,12 @@ func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, dat
 		return 0, false, err
 	}
 	return uint32(u), true, nil
+}
+
+// appendIfPG is AppendIf with appendIfPG, as appendPG is Append. done is
+// false when nothing was written: a check failed, or the UIDs ran out.
+func (db *DB) appendIfPG(ctx context.Context, memberID, mailboxID int64, key string, quotaDefault int64, flags []string, date time.Time, body []byte) (uid uint32, done bool, err error) {
+	return db.appendOnePG(ctx, mailboxID, appendIfPG, append([]any{mailboxID, key, quotaDefault, memberID}, appendArgsPG(flags, date, body)...))
 }
 
 // openQuery reads a mailbox and its messages in one statement: one read

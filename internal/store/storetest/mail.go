@@ -50,6 +50,7 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"UsageConcurrent", testMailUsageConcurrent},
 		{"QuotaLimits", testMailQuotaLimits},
 		{"AppendTarget", testMailAppendTarget},
+		{"AppendIf", testMailAppendIf},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
 		{"Index", testMailIndex},
