@@ -149,9 +149,47 @@ func TestAppendReads(t *testing.T) {
 			}
 		})
 	}
+	// A MULTIAPPEND of several messages, their "+" answered from what the
+	// last APPEND learned, reads the mailbox and the quota again before it
+	// stores them (AppendMany checks neither): here the mailbox was renamed.
+	t.Run("MULTIAPPEND", func(t *testing.T) {
+		limit := int64(1 << 20) // room again
+		if err := e.db.SetMailQuota(ctx, e.member.ID, &limit); err != nil {
+			t.Fatal(err)
+		}
+		msg := "Subject: m\r\n\r\nmulti\r\n"
+		c.send(fmt.Sprintf("c1 APPEND Trash {%d}\r\n", len(msg)))
+		if l := c.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("APPEND: %q", l)
+		}
+		c.send(msg + "\r\n")
+		if out := c.until("c1"); !strings.HasPrefix(out[len(out)-1], "c1 OK") {
+			t.Fatalf("APPEND: %q", out)
+		}
+		calls.take()
+		if err := e.mail.RenameMailbox(ctx, e.member.ID, "Trash", "Old trash"); err != nil {
+			t.Fatal(err)
+		}
+		c.send(fmt.Sprintf("c2 APPEND Trash {%d}\r\n", len(msg)))
+		if l := c.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("MULTIAPPEND: %q", l)
+		}
+		c.send(fmt.Sprintf("%s {%d}\r\n", msg, len(msg)))
+		if l := c.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("MULTIAPPEND: %q", l)
+		}
+		c.send(msg + "\r\n")
+		if out := c.until("c2"); !strings.HasPrefix(out[len(out)-1], "c2 NO [TRYCREATE]") {
+			t.Fatalf("MULTIAPPEND to a renamed mailbox: %q", out)
+		}
+		if got := calls.take(); got != "Mailbox" {
+			t.Errorf("store calls %q, want %q", got, "Mailbox")
+		}
+	})
 	// The messages are where the OKs said: 4 in INBOX and the delivery, 2
-	// in the Drafts renamed, 1 in the old Sent, 2 in the new.
-	for name, want := range map[string]int{"INBOX": 4 + 1, "Old drafts": 2, "Old sent": 1, "Sent": 2} {
+	// in the Drafts renamed, 1 in the old Sent, 2 in the new, 1 in the old
+	// Trash.
+	for name, want := range map[string]int{"INBOX": 4 + 1, "Old drafts": 2, "Old sent": 1, "Sent": 2, "Old trash": 1} {
 		mb, err := e.mail.Mailbox(ctx, e.member.ID, name)
 		if err != nil {
 			t.Fatal(err)
