@@ -37,11 +37,8 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if r.Size() > mailstore.MaxMessageSize {
 		return nil, errTooBig
 	}
-	mb, err := s.destination("append", name)
+	mb, _, err := s.appendTarget(name, r, r.Size())
 	if err != nil {
-		return nil, err
-	}
-	if err := s.fitsAppend(r.Size()); err != nil {
 		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(r, mailstore.MaxMessageSize+1))
@@ -51,9 +48,9 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if len(body) > mailstore.MaxMessageSize {
 		return nil, errTooBig
 	}
-	uid, err := s.srv.cfg.Mail.Append(s.ctx, mb.ID, fromIMAPFlags(options.Flags), options.Time, body)
+	mb, uid, err := s.appendOne(name, mb, mailstore.NewMessage{Flags: fromIMAPFlags(options.Flags), Date: options.Time, Body: body})
 	if err != nil {
-		return nil, s.storeErr("append", err)
+		return nil, err
 	}
 	s.markChanged(mb.ID)
 	return &imap.AppendData{UID: imap.UID(uid), UIDValidity: mb.UIDValidity}, nil
@@ -80,6 +77,7 @@ func (s *session) AppendMulti(name string, r *imapserver.AppendReader) (*imap.Ap
 	var msgs []mailstore.NewMessage
 	var total int64
 	var mb mailstore.Mailbox
+	var known bool // a check answered from an earlier APPEND (appendTarget)
 	for {
 		lit, options, err := r.Next()
 		if err == io.EOF {
@@ -94,15 +92,17 @@ func (s *session) AppendMulti(name string, r *imapserver.AppendReader) (*imap.Ap
 		if total += lit.Size(); total > maxMultiAppendSize || len(msgs) == maxMultiAppendCount {
 			return nil, errMultiAppendTooBig
 		}
-		if len(msgs) == 0 {
-			if mb, err = s.destination("append", name); err != nil {
-				return nil, err
-			}
-		}
 		// The messages so far must fit together, before this one is read.
-		if err := s.fitsAppend(total); err != nil {
+		var k bool
+		if len(msgs) == 0 {
+			mb, k, err = s.appendTarget(name, lit, total)
+		} else {
+			k, err = s.fitsAppend(lit, total)
+		}
+		if err != nil {
 			return nil, err
 		}
+		known = known || k
 		body := make([]byte, lit.Size())
 		if _, err := io.ReadFull(lit, body); err != nil {
 			return nil, fmt.Errorf("append: read literal: %w", err)
@@ -110,12 +110,23 @@ func (s *session) AppendMulti(name string, r *imapserver.AppendReader) (*imap.Ap
 		msgs = append(msgs, mailstore.NewMessage{Flags: fromIMAPFlags(options.Flags), Date: options.Time, Body: encodeNULParts(body)})
 	}
 	if len(msgs) == 1 {
-		uid, err := s.srv.cfg.Mail.Append(s.ctx, mb.ID, msgs[0].Flags, msgs[0].Date, msgs[0].Body)
+		mb, uid, err := s.appendOne(name, mb, msgs[0])
 		if err != nil {
-			return nil, s.storeErr("append", err)
+			return nil, err
 		}
 		s.markChanged(mb.ID)
 		return &imap.AppendData{UID: imap.UID(uid), UIDValidity: mb.UIDValidity}, nil
+	}
+	if known {
+		// AppendMany checks neither the mailbox nor the quota as it
+		// stores (appendOne's AppendIf does): both are read now.
+		var err error
+		if mb, err = s.destination("append", name); err != nil {
+			return nil, err
+		}
+		if err := s.fitsQuota(total); err != nil {
+			return nil, err
+		}
 	}
 	uids, err := s.srv.cfg.Mail.AppendMany(s.ctx, mb.ID, msgs)
 	if err != nil {

@@ -46,10 +46,12 @@ type session struct {
 	changed    chan struct{}
 	closeOnce  sync.Once
 
-	// fitted is the size AppendFits last found room for (fittedOK), which
-	// the APPEND then reading that literal need not ask the store again.
-	fitted   int64
-	fittedOK bool
+	// fitted is what AppendFits last found for a literal, which the APPEND
+	// then reading that literal need not ask the store again.
+	fitted appendCheck
+	// known is what the session learned of its last APPEND's mailbox, nil
+	// when nothing is known.
+	known *knownTarget
 }
 
 var (

@@ -18,6 +18,10 @@ import (
 // has inferior mailboxes (IMAP's HASCHILDREN, RFC 9051 §6.3.5).
 var ErrHasChildren = errors.New("the mailbox has inferior mailboxes")
 
+// ErrOverQuota is the cause of AppendIf's refusal of a message that does
+// not fit under the member's quota (IMAP's OVERQUOTA, RFC 9208 §4.2).
+var ErrOverQuota = errors.New("over quota")
+
 // Special-use attributes (RFC 6154).
 const (
 	Drafts = `\Drafts`
@@ -209,6 +213,14 @@ type Store interface {
 
 	// Append stores a message in mailboxID and returns its UID.
 	Append(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uint32, error)
+	// AppendIf is Append with APPEND's checks made in the same write: the
+	// message is stored only if mailboxID is still the member's mailbox
+	// called name (else account.ErrNotFound: deleted or renamed since it
+	// was looked up) and if it fits under the member's quota, quotaDefault
+	// being the limit when neither the member nor the domain has one (an
+	// *account.Error ELIMIT with ErrOverQuota otherwise, as Quota.Fits
+	// says). Nothing is written when it refuses.
+	AppendIf(ctx context.Context, memberID, mailboxID int64, name string, quotaDefault int64, flags []string, date time.Time, body []byte) (uint32, error)
 	// AppendMany stores the messages in mailboxID in one transaction, all
 	// or none (IMAP MULTIAPPEND, RFC 3502), and returns their UIDs in order.
 	AppendMany(ctx context.Context, mailboxID int64, msgs []NewMessage) ([]uint32, error)
@@ -222,6 +234,13 @@ type Store interface {
 	// (account.ErrNotFound when there is no such member). It costs the same
 	// at any mailbox size: every delivery and APPEND reads it.
 	Quota(ctx context.Context, memberID int64) (Quota, error)
+	// AppendTarget is what APPEND checks before it stores, read at once:
+	// the member's Quota, and the mailbox called name as Mailbox finds it
+	// (found false when there is none yet; Mailbox then tells why). Of the
+	// mailbox only ID and UIDValidity are to be used: its UIDNext and
+	// HighestModSeq may include changes not yet durable (Mailbox waits for
+	// them), which an APPEND, reporting the UID it stores, never shows.
+	AppendTarget(ctx context.Context, memberID int64, name string) (mb Mailbox, found bool, q Quota, err error)
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, mailboxID int64) ([]MessageInfo, error)
 	// Open returns a mailbox by name with its messages in UID order, read

@@ -44,6 +44,59 @@ func (s *Mail) Append(ctx context.Context, mailboxID int64, flags []string, date
 	return uid, mailErr("append", err)
 }
 
+// errOverQuota is AppendIf's refusal of a message over quota.
+var errOverQuota = &account.Error{Code: account.ELIMIT, Message: "Over quota.", Err: mailstore.ErrOverQuota}
+
+// AppendIf implements mailstore.Store: on PostgreSQL one statement,
+// appendIfPG, whose checks are part of the write; on SQLite the checks and
+// the append in one transaction, which holds the write lock.
+func (s *Mail) AppendIf(ctx context.Context, memberID, mailboxID int64, name string, quotaDefault int64, flags []string, date time.Time, body []byte) (uint32, error) {
+	if err := checkSize(body); err != nil {
+		return 0, err
+	}
+	flags, err := cleanFlags(flags)
+	if err != nil {
+		return 0, err
+	}
+	key, err := cleanMailboxName(name)
+	if err != nil {
+		return 0, account.ErrNotFound
+	}
+	if date.IsZero() {
+		date = time.Now()
+	}
+	db := s.db
+	if db.Dialect == Postgres {
+		uid, done, err := db.appendIfPG(ctx, memberID, mailboxID, key, quotaDefault, flags, date, body)
+		if done || err != nil {
+			return uid, mailErr("append", err)
+		}
+		// Nothing written: the checks below say why (or, when they pass,
+		// the mailbox's UIDs ran out, which appendTx reports).
+	}
+	var uid uint32
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		var used int64
+		var member, domain, id sql.NullInt64
+		err := tx.QueryRowContext(ctx, db.q(`SELECT COALESCE(u.bytes, 0), m.mail_quota, d.mail_quota, b.id
+			FROM members m JOIN domains d ON d.id = m.domain_id LEFT JOIN mail_usage u ON u.member_id = m.id
+				LEFT JOIN mailboxes b ON b.member_id = m.id AND b.name_key = ?
+			WHERE m.id = ?`), key, memberID).Scan(&used, &member, &domain, &id)
+		if notFound(err) || err == nil && (!id.Valid || id.Int64 != mailboxID) {
+			return account.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if q := (mailstore.Quota{Used: used, Member: nullInt(member), Domain: nullInt(domain)}); !q.Fits(int64(len(body)), quotaDefault) {
+			return errOverQuota
+		}
+		uid, err = db.appendTx(ctx, tx, mailboxID, flags, date, body)
+		return err
+	})
+	return uid, mailErr("append", err)
+}
+
 // AppendMany stores every message in mailboxID in one transaction: a
 // refused one (too big, a bad flag) leaves none behind.
 func (s *Mail) AppendMany(ctx context.Context, mailboxID int64, msgs []mailstore.NewMessage) ([]uint32, error) {
@@ -206,6 +259,50 @@ func (s *Mail) Quota(ctx context.Context, memberID int64) (mailstore.Quota, erro
 	return q, nil
 }
 
+// appendTargetQuery is quotaQuery with the mailbox an APPEND names ($1, its
+// name key), when the member has one: one round trip where Quota and
+// Mailbox take two.
+const appendTargetQuery = `SELECT COALESCE(u.bytes, 0), m.mail_quota, d.mail_quota,
+		b.id, b.name, b.special_use, b.uid_validity, b.uid_next, b.subscribed, b.highest_modseq, COALESCE(r.recent_uid, 1)
+	FROM members m JOIN domains d ON d.id = m.domain_id LEFT JOIN mail_usage u ON u.member_id = m.id
+		LEFT JOIN mailboxes b ON b.member_id = m.id AND b.name_key = ? LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id
+	WHERE m.id = ?`
+
+// AppendTarget implements mailstore.Store. Unlike Mailbox it neither
+// creates the default mailboxes nor waits for the mailbox's changes to be
+// durable (shown): it reports no UID or mod-sequence of them.
+func (s *Mail) AppendTarget(ctx context.Context, memberID int64, name string) (mailstore.Mailbox, bool, mailstore.Quota, error) {
+	key, err := cleanMailboxName(name)
+	if err != nil {
+		key = "" // no mailbox has it: found is false, and Mailbox says why
+	}
+	stmt, err := s.db.prepared(ctx, s.db.q(appendTargetQuery)) // every APPEND
+	if err != nil {
+		return mailstore.Mailbox{}, false, mailstore.Quota{}, mailErr("append target", err)
+	}
+	var q mailstore.Quota
+	var member, domain sql.NullInt64
+	var id, validity, next, highest, recent sql.NullInt64
+	var mbName, specialUse sql.NullString
+	var subscribed sql.NullBool
+	err = stmt.QueryRowContext(ctx, key, memberID).Scan(&q.Used, &member, &domain,
+		&id, &mbName, &specialUse, &validity, &next, &subscribed, &highest, &recent)
+	if notFound(err) {
+		return mailstore.Mailbox{}, false, mailstore.Quota{}, account.ErrNotFound
+	}
+	if err != nil {
+		return mailstore.Mailbox{}, false, mailstore.Quota{}, mailErr("append target", err)
+	}
+	q.Member, q.Domain = nullInt(member), nullInt(domain)
+	if !id.Valid {
+		return mailstore.Mailbox{}, false, q, nil
+	}
+	mb := mailstore.Mailbox{ID: id.Int64, MemberID: memberID, Name: mbName.String, SpecialUse: specialUse.String,
+		UIDValidity: uint32(validity.Int64), UIDNext: uint32(next.Int64), Subscribed: subscribed.Bool,
+		HighestModSeq: uint64(highest.Int64), RecentUID: uint32(recent.Int64)}
+	return mb, true, q, nil
+}
+
 func nullInt(n sql.NullInt64) *int64 {
 	if !n.Valid {
 		return nil
@@ -301,6 +398,17 @@ var (
 	appendByIDPG = appendQueryPG(`mem AS (
 	SELECT m.id FROM members m JOIN mailboxes x ON x.member_id = m.id WHERE x.id = $1 FOR KEY SHARE OF m
 ), mb AS (`+takeUIDPG+`mailboxes.id = $1`+takeUIDReturningPG+`)`, 1)
+	// appendQueryPG into a mailbox by id ($1) while it is the member's ($4)
+	// with the name key $2, and while the message (its size, $8) fits under
+	// the member's quota, $3 being the limit when neither the member nor
+	// the domain has one (0: none; as Quota.Fits).
+	appendIfPG = appendQueryPG(`mem AS (
+	SELECT m.id FROM members m JOIN domains d ON d.id = m.domain_id JOIN mailboxes x ON x.member_id = m.id
+		LEFT JOIN mail_usage u ON u.member_id = m.id
+	WHERE x.id = $1 AND x.name_key = $2 AND m.id = $4 AND (COALESCE(m.mail_quota, d.mail_quota, $3::bigint) = 0
+		OR COALESCE(u.bytes, 0) + $8::bigint <= COALESCE(m.mail_quota, d.mail_quota, $3::bigint))
+	FOR KEY SHARE OF m
+), mb AS (`+takeUIDPG+`mailboxes.id = $1`+takeUIDReturningPG+`)`, 4)
 	// appendQueryPG into the member's ($1) INBOX ($2).
 	deliverInboxQueryPG = appendQueryPG(`mem AS (
 	SELECT id FROM members WHERE id = $1 FOR KEY SHARE
@@ -338,11 +446,16 @@ func (db *DB) deliverInboxPG(ctx context.Context, tx *sql.Tx, memberID int64, bo
 // statement is atomic. done is false when nothing was written (no such
 // mailbox, or its UIDs ran out), which appendTx then reports.
 func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, date time.Time, body []byte) (uid uint32, done bool, err error) {
-	args := append([]any{mailboxID}, appendArgsPG(flags, date, body)...)
+	return db.appendOnePG(ctx, mailboxID, appendByIDPG, append([]any{mailboxID}, appendArgsPG(flags, date, body)...))
+}
+
+// appendOnePG runs query, an appendQueryPG into mailboxID, with args, as
+// appendPG says.
+func (db *DB) appendOnePG(ctx context.Context, mailboxID int64, query string, args []any) (uid uint32, done bool, err error) {
 	var u, memberID, modseq int64
 	pool, wrote := db.writeConn(mailboxID)
 	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, appendByIDPG, args...).Scan(&u, &memberID, &modseq)
+		return pool.QueryRowContext(ctx, query, args...).Scan(&u, &memberID, &modseq)
 	})
 	if notFound(err) {
 		return 0, false, wrote(ctx, 0, nil)
@@ -355,6 +468,12 @@ func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, dat
 		return 0, false, err
 	}
 	return uint32(u), true, nil
+}
+
+// appendIfPG is AppendIf with appendIfPG, as appendPG is Append. done is
+// false when nothing was written: a check failed, or the UIDs ran out.
+func (db *DB) appendIfPG(ctx context.Context, memberID, mailboxID int64, key string, quotaDefault int64, flags []string, date time.Time, body []byte) (uid uint32, done bool, err error) {
+	return db.appendOnePG(ctx, mailboxID, appendIfPG, append([]any{mailboxID, key, quotaDefault, memberID}, appendArgsPG(flags, date, body)...))
 }
 
 // openQuery reads a mailbox and its messages in one statement: one read

@@ -49,6 +49,8 @@ func RunMail(t *testing.T, open func(testing.TB) *sqlstore.DB) {
 		{"Usage", testMailUsage},
 		{"UsageConcurrent", testMailUsageConcurrent},
 		{"QuotaLimits", testMailQuotaLimits},
+		{"AppendTarget", testMailAppendTarget},
+		{"AppendIf", testMailAppendIf},
 		{"Persistence", testMailPersistence},
 		{"MemberDeletion", testMailMemberDeletion},
 		{"Index", testMailIndex},

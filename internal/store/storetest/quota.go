@@ -2,7 +2,10 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,5 +205,133 @@ func testMailQuotaLimits(t *testing.T, e *MailEnv) {
 	WantNotFound(t, e.DB.SetMailQuota(ctx, 1<<40, nil))
 	if err := e.DB.SetDomainMailQuota(ctx, 1<<40, nil); account.ErrorCode(err) != account.ENOTFOUND {
 		t.Fatalf("missing domain: %v", err)
+	}
+}
+
+// testMailAppendTarget: AppendTarget reads what Quota and Mailbox read, in
+// one: the quota as Quota has it, the mailbox as Mailbox finds it (INBOX
+// by any case), and found false, with the quota, for a name that has no
+// mailbox (or cannot have one).
+func testMailAppendTarget(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	m := e.NewMember(t)
+	in := e.Box(t, m, "INBOX")
+	e.Append(t, in.ID, "0123456789")
+	limit := int64(1000)
+	if err := e.DB.SetMailQuota(ctx, m, &limit); err != nil {
+		t.Fatal(err)
+	}
+	box, err := e.Mail.CreateMailbox(ctx, m, "Lists/Go", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := e.Mail.Quota(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(q mailstore.Quota) bool {
+		return q.Used == want.Used && q.Limit(0) == want.Limit(0) && q.Used == 10 && q.Limit(0) == 1000 && q.Domain == nil
+	}
+	for name, wantMB := range map[string]mailstore.Mailbox{"INBOX": in, "inbox": in, "Lists/Go": box} {
+		mb, found, q, err := e.Mail.AppendTarget(ctx, m, name)
+		if err != nil || !found || !same(q) {
+			t.Fatalf("%s: found %v, %+v, %v", name, found, q, err)
+		}
+		if mb.ID != wantMB.ID || mb.UIDValidity != wantMB.UIDValidity || mb.Name != wantMB.Name || mb.MemberID != m {
+			t.Fatalf("%s: %+v, want %+v", name, mb, wantMB)
+		}
+	}
+	for _, name := range []string{"Lists/Rust", "", "a//b"} {
+		mb, found, q, err := e.Mail.AppendTarget(ctx, m, name)
+		if err != nil || found || mb.ID != 0 || !same(q) {
+			t.Fatalf("%q: %+v found %v, %+v, %v", name, mb, found, q, err)
+		}
+	}
+	_, _, _, err = e.Mail.AppendTarget(ctx, 1<<40, "INBOX")
+	WantNotFound(t, err)
+}
+
+// testMailAppendIf: AppendIf stores as Append does while the mailbox id
+// still has the name (INBOX by any case) and the message fits under the
+// quota (the member's limit, else the domain's, else the default given; 0
+// none); otherwise it writes nothing and says why: account.ErrNotFound
+// for a mailbox gone or renamed, ErrOverQuota (ELIMIT) over the limit.
+func testMailAppendIf(t *testing.T, e *MailEnv) {
+	ctx := context.Background()
+	m := e.NewMember(t)
+	in := e.Box(t, m, "INBOX")
+	box := e.Create(t, m, "Lists")
+	body := []byte("Subject: if\r\n\r\n" + strings.Repeat("x", 100) + "\r\n")
+	size := int64(len(body))
+	state := func() (int, int64) {
+		t.Helper()
+		q, err := e.Mail.Quota(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(e.List(t, in.ID)) + len(e.List(t, box.ID)), q.Used
+	}
+	uid, err := e.Mail.AppendIf(ctx, m, in.ID, "inbox", 0, []string{`\Seen`}, time.Time{}, body)
+	if err != nil || uid != 1 {
+		t.Fatalf("INBOX: uid %d, %v", uid, err)
+	}
+	if list := e.List(t, in.ID); len(list) != 1 || list[0].Size != size || !slices.Equal(list[0].Flags, []string{`\Seen`}) {
+		t.Fatalf("INBOX: %+v", list)
+	}
+	// Room for exactly one more under the default limit, then none.
+	if uid, err := e.Mail.AppendIf(ctx, m, box.ID, "Lists", 2*size, nil, time.Time{}, body); err != nil || uid != 1 {
+		t.Fatalf("at the default limit: uid %d, %v", uid, err)
+	}
+	n, used := state()
+	refused := func(what string, err error, want error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Fatalf("%s: %v, want %v", what, err, want)
+		}
+		if n2, used2 := state(); n2 != n || used2 != used {
+			t.Fatalf("%s: %d messages, %d used, want %d, %d: something was written", what, n2, used2, n, used)
+		}
+	}
+	_, err = e.Mail.AppendIf(ctx, m, box.ID, "Lists", 2*size, nil, time.Time{}, body)
+	refused("over the default limit", err, mailstore.ErrOverQuota)
+	if account.ErrorCode(err) != account.ELIMIT {
+		t.Fatalf("over quota: %v, want ELIMIT", err)
+	}
+	limit := 3 * size
+	if err := e.DB.SetMailQuota(ctx, m, &limit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Mail.AppendIf(ctx, m, box.ID, "Lists", 2*size, nil, time.Time{}, body); err != nil {
+		t.Fatalf("under the member's own limit: %v", err)
+	}
+	n, used = state()
+	_, err = e.Mail.AppendIf(ctx, m, box.ID, "Lists", 0, nil, time.Time{}, body)
+	refused("over the member's limit", err, mailstore.ErrOverQuota)
+	zero := int64(0)
+	if err := e.DB.SetMailQuota(ctx, m, &zero); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Mail.AppendIf(ctx, m, box.ID, "Lists", size, nil, time.Time{}, body); err != nil {
+		t.Fatalf("member without a limit: %v", err)
+	}
+	n, used = state()
+
+	_, err = e.Mail.AppendIf(ctx, m, box.ID, "INBOX", 0, nil, time.Time{}, body)
+	refused("another mailbox's name", err, account.ErrNotFound)
+	if err := e.Mail.RenameMailbox(ctx, m, "Lists", "Lists2"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Mail.AppendIf(ctx, m, box.ID, "Lists", 0, nil, time.Time{}, body)
+	refused("renamed", err, account.ErrNotFound)
+	again := e.Create(t, m, "Lists")
+	_, err = e.Mail.AppendIf(ctx, m, box.ID, "Lists", 0, nil, time.Time{}, body)
+	refused("made again under the name", err, account.ErrNotFound)
+	_, err = e.Mail.AppendIf(ctx, 1<<40, in.ID, "INBOX", 0, nil, time.Time{}, body)
+	refused("another member", err, account.ErrNotFound)
+	if uid, err := e.Mail.AppendIf(ctx, m, again.ID, "Lists", 0, nil, time.Time{}, body); err != nil || uid != 1 {
+		t.Fatalf("the mailbox made again: uid %d, %v", uid, err)
+	}
+	if _, err := e.Mail.AppendIf(ctx, m, in.ID, "INBOX", 0, []string{"bad flag"}, time.Time{}, body); err == nil {
+		t.Fatal("a bad flag was taken")
 	}
 }

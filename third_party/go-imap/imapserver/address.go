@@ -25,7 +25,9 @@ const MissingDomain = "MISSING_DOMAIN"
 // display names are decoded (RFC 2047). It never fails: what it cannot
 // read is skipped, as mail in the wild is often malformed.
 func ParseAddressList(value string) []imap.Address {
-	value = strings.NewReplacer("\r", "", "\n", "").Replace(value)
+	if strings.ContainsAny(value, "\r\n") {
+		value = unfold.Replace(value)
+	}
 	p := &addrParser{s: value}
 	var out []imap.Address
 	for {
@@ -40,6 +42,10 @@ func ParseAddressList(value string) []imap.Address {
 		out = p.address(out, false)
 	}
 }
+
+// unfold removes the line breaks of a folded header value. One replacer
+// for every call: building it took more time and memory than its work.
+var unfold = strings.NewReplacer("\r", "", "\n", "")
 
 type addrParser struct {
 	s       string

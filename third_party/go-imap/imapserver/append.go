@@ -128,7 +128,7 @@ func (r *AppendReader) readMessage() error {
 	r.announced += r.lit.Size()
 	c := r.conn
 	if qs, ok := c.session.(SessionQuota); ok && !r.nonSync && (c.state == imap.ConnStateAuthenticated || c.state == imap.ConnStateSelected) {
-		if err := qs.AppendFits(r.mailbox, r.announced); err != nil {
+		if err := qs.AppendFits(r.mailbox, r.announced, r.lit); err != nil {
 			return r.fail(err)
 		}
 	}

@@ -3,6 +3,7 @@ package imapserver
 import (
 	"bufio"
 	"bytes"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -30,14 +31,31 @@ func EncodeBodyStructure(bs imap.BodyStructure, extended, quotedUTF8 bool) []byt
 }
 
 func encodeValue(quotedUTF8 bool, write func(enc *imapwire.Encoder)) []byte {
-	var buf bytes.Buffer
-	bw := bufio.NewWriter(&buf)
-	enc := imapwire.NewEncoder(bw, imapwire.ConnSideServer)
+	v := valueBuffers.Get().(*valueBuffer)
+	enc := imapwire.NewEncoder(v.bw, imapwire.ConnSideServer)
 	enc.QuotedUTF8 = quotedUTF8
 	write(enc)
-	bw.Flush()
-	return buf.Bytes()
+	v.bw.Flush()
+	out := bytes.Clone(v.buf.Bytes())
+	v.buf.Reset()
+	valueBuffers.Put(v)
+	return out
 }
+
+// valueBuffer is encodeValue's buffer and the writer into it, kept for the
+// next value: a message's index encodes six (Postern's msgindex, at every
+// APPEND and delivery), and a writer of its own for each was most of the
+// memory that took.
+type valueBuffer struct {
+	buf bytes.Buffer
+	bw  *bufio.Writer
+}
+
+var valueBuffers = sync.Pool{New: func() any {
+	v := &valueBuffer{}
+	v.bw = bufio.NewWriter(&v.buf)
+	return v
+}}
 
 // QuotedUTF8 reports whether this response's quoted strings may hold
 // UTF-8: which of the pre-encoded forms the connection takes.

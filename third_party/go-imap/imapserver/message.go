@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"strings"
+	"sync"
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
@@ -294,7 +295,17 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 		}
 		return bs
 	} else {
-		body, _ := io.ReadAll(r) // TODO: optimize
+		// Postern: a part that is not a message is counted as it is read,
+		// not kept whole (upstream's "TODO: optimize").
+		var body []byte
+		var size, lines int64
+		rfc822 := mediaType == "message/rfc822" || mediaType == "message/global"
+		if rfc822 {
+			body, _ = io.ReadAll(r)
+			size, lines = int64(len(body)), int64(bytes.Count(body, []byte("\n")))
+		} else {
+			size, lines = countLines(r)
+		}
 		bs := &imap.BodyStructureSinglePart{
 			Type:        primaryType,
 			Subtype:     subType,
@@ -302,20 +313,20 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			ID:          header.Get("Content-Id"),
 			Description: header.Get("Content-Description"),
 			Encoding:    header.Get("Content-Transfer-Encoding"),
-			Size:        uint32(len(body)),
+			Size:        uint32(size),
 		}
-		if mediaType == "message/rfc822" || mediaType == "message/global" {
+		if rfc822 {
 			br := bufio.NewReader(bytes.NewReader(body))
 			childHeader, _ := textproto.ReadHeader(br)
 			bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 				Envelope:      ExtractEnvelope(childHeader),
 				BodyStructure: extractBodyStructure(childHeader, br),
-				NumLines:      int64(bytes.Count(body, []byte("\n"))),
+				NumLines:      lines,
 			}
 		}
 		if primaryType == "text" {
 			bs.Text = &imap.BodyStructureText{
-				NumLines: int64(bytes.Count(body, []byte("\n"))),
+				NumLines: lines,
 			}
 		}
 		bs.Extended = &imap.BodyStructureSinglePartExt{
@@ -326,6 +337,23 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 		return bs
 	}
 }
+
+// countLines reads r to its end (or its first error, as io.ReadAll stops)
+// and returns the octets and the line feeds read.
+func countLines(r io.Reader) (size, lines int64) {
+	buf := countBuffers.Get().(*[]byte)
+	defer countBuffers.Put(buf)
+	for {
+		n, err := r.Read(*buf)
+		size += int64(n)
+		lines += int64(bytes.Count((*buf)[:n], []byte("\n")))
+		if err != nil {
+			return size, lines
+		}
+	}
+}
+
+var countBuffers = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 
 func getContentDisposition(header gomessage.Header) *imap.BodyStructureDisposition {
 	disp, dispParams, _ := header.ContentDisposition()

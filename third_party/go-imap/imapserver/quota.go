@@ -27,7 +27,10 @@ type SessionQuota interface {
 	// of a synchronizing literal, so that a message over quota is refused
 	// (NO [OVERQUOTA], RFC 9208 §4.2) before it is sent. Append must check
 	// again: the check is advisory, and non-synchronizing literals skip it.
-	AppendFits(mailbox string, size int64) error
+	// lit is the message's literal, not to be read here: Append (or
+	// AppendReader.Next) hands the same reader over, by which the session
+	// knows which message, of which command, it answered for.
+	AppendFits(mailbox string, size int64, lit imap.LiteralReader) error
 }
 
 // quotaResCaps are the QUOTA=RES-* capabilities, in the order advertised.
