@@ -28,7 +28,7 @@ func (db *DB) EventsAfter(ctx context.Context, after account.EventPos, limit int
 	var err error
 	if db.Dialect == Postgres {
 		db.watchHorizon(ctx)
-		rows, err = db.SQL.QueryContext(ctx, `SELECT seq, xid, kind, member_id, app_password_id, mailbox_id, domain_id, created_at
+		rows, err = db.queryEachPlan(ctx, db.SQL, `SELECT seq, xid, kind, member_id, app_password_id, mailbox_id, domain_id, created_at
 			FROM events
 			WHERE (xid, seq) > ($1, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
 			ORDER BY xid, seq LIMIT $3`, after.Txn, after.Seq, limit)

@@ -100,13 +100,3 @@ func (db *DB) ExplainStateForTest(ctx context.Context, mailboxID int64, since ui
 	}
 	return strings.Join(out, "\n"), rows.Err()
 }
-
-// SynchronousForTest returns SQLite's synchronous setting on the main pool
-// and on the pool of the \Recent claims (2: FULL, 1: NORMAL).
-func (db *DB) SynchronousForTest(ctx context.Context) (main, claims int, err error) {
-	if err := db.SQL.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&main); err != nil {
-		return 0, 0, err
-	}
-	err = db.async.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&claims)
-	return main, claims, err
-}

@@ -936,7 +936,7 @@ func (db *DB) writeStorePG(ctx context.Context, mailboxID, memberID int64, query
 	db.MailChanged(memberID)
 	pool, flushed := db.writeConn(mailboxID)
 	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, query, args...).Scan(&modseq)
+		return pool.QueryRowContext(ctx, query, db.eachPlan(args)...).Scan(&modseq)
 	})
 	db.MailChanged(memberID)
 	if notFound(err) {
@@ -1113,7 +1113,7 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 	if uids != nil {
 		q, args = q+` AND uid = ANY($2)`, append(args, uidArray(uids))
 	}
-	rows, err := db.SQL.QueryContext(ctx, q, args...)
+	rows, err := db.queryEachPlan(ctx, db.SQL, q, args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -1146,8 +1146,8 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 	db.MailChanged(memberID)
 	pool, wrote := db.writeConn(mailboxID)
 	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, expungeIfQueryPG, mailboxID, ids, uidList, -size,
-			string(account.EventMailboxChanged), micros(time.Now())).Scan(&before, &modseq)
+		return pool.QueryRowContext(ctx, expungeIfQueryPG, db.eachPlan([]any{mailboxID, ids, uidList, -size,
+			string(account.EventMailboxChanged), micros(time.Now())})...).Scan(&before, &modseq)
 	})
 	db.MailChanged(memberID)
 	if notFound(err) || err != nil && strings.Contains(err.Error(), "SQLSTATE 23503") {

@@ -186,14 +186,3 @@ func TestBodiesByID(t *testing.T) {
 		}
 	})
 }
-
-// On SQLite every change is synced before it is acknowledged (FULL) but
-// the \Recent claims (NORMAL), which a power cut may lose, as RFC 3501
-// allows: they are synced by the next change's commit.
-func TestClaimsNotSyncedAlone(t *testing.T) {
-	db := storetest.OpenSQLite(t)
-	main, claims, err := db.SynchronousForTest(context.Background())
-	if err != nil || main != 2 || claims != 1 {
-		t.Fatalf("synchronous: main %d, claims %d, %v; want 2 (FULL) and 1 (NORMAL)", main, claims, err)
-	}
-}

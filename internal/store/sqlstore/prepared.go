@@ -62,9 +62,24 @@ func (db *DB) closeStmts() {
 // every time (pgx's unnamed statement; its description stays cached).
 // SQLite's planner has no generic plans: the connection's statement cache
 // keeps it prepared.
+//
+// The same holds for the statements that join a mailbox's messages with an
+// array of ids (the compare-and-set writes of STORE and EXPUNGE), the
+// re-read of a view and the outbox tailer's read: after the imaptest
+// stress on a small mailbox, their generic plans scanned the table, and on
+// a mailbox of 100,000 messages filled afterwards a SELECT took 9 ms
+// instead of 0.5 and a STORE of 1,000 messages 21 ms instead of 3.5
+// (fresh connections, planned for their arguments, stayed fast). Those
+// pass their arguments through eachPlan.
 func (db *DB) queryEachPlan(ctx context.Context, q queryer, query string, args ...any) (*sql.Rows, error) {
+	return q.QueryContext(ctx, query, db.eachPlan(args)...)
+}
+
+// eachPlan returns args so that, on PostgreSQL, the statement they go with
+// is planned for them (queryEachPlan).
+func (db *DB) eachPlan(args []any) []any {
 	if db.Dialect == Postgres {
-		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
+		return append([]any{pgx.QueryExecModeCacheDescribe}, args...)
 	}
-	return q.QueryContext(ctx, query, args...)
+	return args
 }

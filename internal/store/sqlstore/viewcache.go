@@ -268,11 +268,19 @@ func (db *DB) readState(ctx context.Context, mailboxID, since int64, uidNext uin
 		query = stateChangesQueryPG
 		args = []any{mailboxID, mailboxID, int64(uidNext), mailboxID, buriedSince, mailboxID, int64(uidNext), mailboxID, buriedSince}
 	}
-	stmt, err := db.prepared(ctx, db.q(query))
-	if err != nil {
-		return nil, err
+	// Planned for its arguments on PostgreSQL (queryEachPlan); kept
+	// prepared on SQLite, which plans every run.
+	var rows *sql.Rows
+	var err error
+	if db.Dialect == Postgres {
+		rows, err = db.queryEachPlan(ctx, db.SQL, db.q(query), args...)
+	} else {
+		stmt, perr := db.prepared(ctx, db.q(query))
+		if perr != nil {
+			return nil, perr
+		}
+		rows, err = stmt.QueryContext(ctx, args...)
 	}
-	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
