@@ -194,6 +194,24 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 	since, uidNext := int64(-1), uint32(0) // no view: every message
 	if v != nil {
 		since, uidNext = int64(min(v.highest, math.MaxInt64)), v.uidNext
+		if db.Dialect == Postgres {
+			// The mailbox row alone first: when the view is current, as it
+			// is after this process's own changes and for every SELECT of
+			// an unchanged mailbox, that fixed-shape lookup is all, where
+			// the changes' statement costs its planning at every run.
+			mb, err := db.stateMailboxPG(ctx, mailboxID)
+			if err == nil && v.memberID == mb.MemberID && v.uidValidity == mb.UIDValidity && v.highest == mb.HighestModSeq {
+				c.hits.Add(1)
+				return mb, v.list, nil
+			}
+			if notFound(err) {
+				c.drop(mailboxID)
+				return mailstore.Mailbox{}, mailstore.Listing{}, account.ErrNotFound
+			}
+			if err != nil {
+				return mailstore.Mailbox{}, mailstore.Listing{}, err
+			}
+		}
 	}
 	r, err := db.readState(ctx, mailboxID, since, uidNext)
 	if notFound(err) {
@@ -230,6 +248,25 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 	}
 	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, uidNext: mb.UIDNext, highest: mb.HighestModSeq, list: msgs})
 	return mb, msgs, nil
+}
+
+// stateMailboxQueryPG is the first part of stateChangesQueryPG: the
+// mailbox row as it reports it.
+const stateMailboxQueryPG = `SELECT b.id, b.member_id, b.uid_validity, b.uid_next, b.highest_modseq, COALESCE(r.recent_uid, 1), b.name, b.special_use, b.subscribed
+	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = $1`
+
+// stateMailboxPG reads the mailbox row as State reports it; errNoRows when
+// the mailbox does not exist.
+func (db *DB) stateMailboxPG(ctx context.Context, mailboxID int64) (mailstore.Mailbox, error) {
+	stmt, err := db.prepared(ctx, stateMailboxQueryPG)
+	if err != nil {
+		return mailstore.Mailbox{}, err
+	}
+	var mb mailstore.Mailbox
+	var validity, uidNext, highest, recent int64
+	err = stmt.QueryRowContext(ctx, mailboxID).Scan(&mb.ID, &mb.MemberID, &validity, &uidNext, &highest, &recent, &mb.Name, &mb.SpecialUse, &mb.Subscribed)
+	mb.UIDValidity, mb.UIDNext, mb.HighestModSeq, mb.RecentUID = uint32(validity), uint32(uidNext), uint64(highest), uint32(recent)
+	return mb, err
 }
 
 // stateRead is what stateChangesQuery returned.
