@@ -102,16 +102,5 @@ func mailboxNamed(t *testing.T, e *env, name string) mailstore.Mailbox {
 // on a server whose sessions hear of each other's changes by events.
 func twoWithEvents(t *testing.T, n int) (a, b *client) {
 	t.Helper()
-	e := newEnv(t, envOptions{})
-	for range n {
-		if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, nil, time.Time{}, []byte(testMessage)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a, b = dial(t, e.addr), dial(t, e.addr)
-	a.login()
-	b.login()
-	a.ok("a1", "SELECT INBOX")
-	b.ok("b1", "SELECT INBOX")
-	return a, b
+	return twoOn(t, envOptions{}, n, nil)
 }

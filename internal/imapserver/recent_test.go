@@ -134,9 +134,18 @@ func TestKeywordsAnnounced(t *testing.T) {
 // of flags in INBOX, and two sessions that have INBOX selected, a first.
 func twoSelected(t *testing.T, flags ...string) (a, b *client) {
 	t.Helper()
-	e := newEnv(t, envOptions{noTailer: true})
-	if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, flags, time.Time{}, []byte(testMessage)); err != nil {
-		t.Fatal(err)
+	return twoOn(t, envOptions{noTailer: true}, 1, flags)
+}
+
+// twoOn is a server of opts with n messages of flags in INBOX, and two
+// sessions that have INBOX selected, a first.
+func twoOn(t *testing.T, opts envOptions, n int, flags []string) (a, b *client) {
+	t.Helper()
+	e := newEnv(t, opts)
+	for range n {
+		if _, err := e.mail.Append(context.Background(), e.inbox(t).ID, flags, time.Time{}, []byte(testMessage)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	a, b = dial(t, e.addr), dial(t, e.addr)
 	a.login()
