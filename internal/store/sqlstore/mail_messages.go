@@ -76,19 +76,14 @@ func (s *Mail) AppendIf(ctx context.Context, memberID, mailboxID int64, name str
 	}
 	var uid uint32
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		var used int64
-		var member, domain, id sql.NullInt64
-		err := tx.QueryRowContext(ctx, db.q(`SELECT COALESCE(u.bytes, 0), m.mail_quota, d.mail_quota, b.id
-			FROM members m JOIN domains d ON d.id = m.domain_id LEFT JOIN mail_usage u ON u.member_id = m.id
-				LEFT JOIN mailboxes b ON b.member_id = m.id AND b.name_key = ?
-			WHERE m.id = ?`), key, memberID).Scan(&used, &member, &domain, &id)
-		if notFound(err) || err == nil && (!id.Valid || id.Int64 != mailboxID) {
-			return account.ErrNotFound
-		}
+		mb, found, q, err := scanAppendTarget(tx.QueryRowContext(ctx, db.q(appendTargetQuery), key, memberID), memberID)
 		if err != nil {
 			return err
 		}
-		if q := (mailstore.Quota{Used: used, Member: nullInt(member), Domain: nullInt(domain)}); !q.Fits(int64(len(body)), quotaDefault) {
+		if !found || mb.ID != mailboxID {
+			return account.ErrNotFound
+		}
+		if !q.Fits(int64(len(body)), quotaDefault) {
 			return errOverQuota
 		}
 		uid, err = db.appendTx(ctx, tx, mailboxID, flags, date, body)
@@ -280,18 +275,27 @@ func (s *Mail) AppendTarget(ctx context.Context, memberID int64, name string) (m
 	if err != nil {
 		return mailstore.Mailbox{}, false, mailstore.Quota{}, mailErr("append target", err)
 	}
+	mb, found, q, err := scanAppendTarget(stmt.QueryRowContext(ctx, key, memberID), memberID)
+	if err != nil && !errors.Is(err, account.ErrNotFound) {
+		err = mailErr("append target", err)
+	}
+	return mb, found, q, err
+}
+
+// scanAppendTarget reads appendTargetQuery's row: the member's quota and,
+// found, the mailbox. account.ErrNotFound when the member does not exist.
+func scanAppendTarget(row *sql.Row, memberID int64) (mailstore.Mailbox, bool, mailstore.Quota, error) {
 	var q mailstore.Quota
 	var member, domain sql.NullInt64
 	var id, validity, next, highest, recent sql.NullInt64
 	var mbName, specialUse sql.NullString
 	var subscribed sql.NullBool
-	err = stmt.QueryRowContext(ctx, key, memberID).Scan(&q.Used, &member, &domain,
-		&id, &mbName, &specialUse, &validity, &next, &subscribed, &highest, &recent)
+	err := row.Scan(&q.Used, &member, &domain, &id, &mbName, &specialUse, &validity, &next, &subscribed, &highest, &recent)
 	if notFound(err) {
 		return mailstore.Mailbox{}, false, mailstore.Quota{}, account.ErrNotFound
 	}
 	if err != nil {
-		return mailstore.Mailbox{}, false, mailstore.Quota{}, mailErr("append target", err)
+		return mailstore.Mailbox{}, false, mailstore.Quota{}, err
 	}
 	q.Member, q.Domain = nullInt(member), nullInt(domain)
 	if !id.Valid {

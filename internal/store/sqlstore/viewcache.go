@@ -250,23 +250,14 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 	return mb, msgs, nil
 }
 
-// stateMailboxQueryPG is the first part of stateChangesQueryPG: the
-// mailbox row as it reports it.
-const stateMailboxQueryPG = `SELECT b.id, b.member_id, b.uid_validity, b.uid_next, b.highest_modseq, COALESCE(r.recent_uid, 1), b.name, b.special_use, b.subscribed
-	FROM mailboxes b LEFT JOIN mailbox_recent r ON r.mailbox_id = b.id WHERE b.id = $1`
-
 // stateMailboxPG reads the mailbox row as State reports it; errNoRows when
 // the mailbox does not exist.
 func (db *DB) stateMailboxPG(ctx context.Context, mailboxID int64) (mailstore.Mailbox, error) {
-	stmt, err := db.prepared(ctx, stateMailboxQueryPG)
+	stmt, err := db.prepared(ctx, `SELECT `+mailboxCols+` FROM `+mailboxFrom+` WHERE b.id = $1`)
 	if err != nil {
 		return mailstore.Mailbox{}, err
 	}
-	var mb mailstore.Mailbox
-	var validity, uidNext, highest, recent int64
-	err = stmt.QueryRowContext(ctx, mailboxID).Scan(&mb.ID, &mb.MemberID, &validity, &uidNext, &highest, &recent, &mb.Name, &mb.SpecialUse, &mb.Subscribed)
-	mb.UIDValidity, mb.UIDNext, mb.HighestModSeq, mb.RecentUID = uint32(validity), uint32(uidNext), uint64(highest), uint32(recent)
-	return mb, err
+	return scanMailbox(stmt.QueryRowContext(ctx, mailboxID))
 }
 
 // stateRead is what stateChangesQuery returned.
