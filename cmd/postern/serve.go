@@ -37,6 +37,7 @@ type serveFlags struct {
 	tlsCert, tlsKey                                                 string
 	plaintext                                                       string
 	imapCompress                                                    string         // --imap-compress (listeners.go)
+	mailFsync                                                       string         // --mail-fsync (sqlstore.DB.LazyMailChanges)
 	credCache                                                       string         // --credential-cache (credcache.go)
 	scaleout                                                        scaleoutFlags  // --trusted-proxies, --auth-max-delay (scaleout.go)
 	connLimits                                                      connLimitFlags // --max-connections-per-ip, --max-connections (connlimits.go)
@@ -63,6 +64,7 @@ func (f *serveFlags) register(a *app, fs *flag.FlagSet) {
 	a.configVar(fs, &f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	a.configVar(fs, &f.plaintext, "plaintext-auth", "loopback", "passwords before TLS: never, loopback or always")
 	a.configVar(fs, &f.imapCompress, "imap-compress", "on", "IMAP COMPRESS=DEFLATE: on, or off to save the ~39 KiB a compressed connection holds")
+	a.configVar(fs, &f.mailFsync, "mail-fsync", "optimized", "SQLite: optimized (flag changes and expunges reach the disk within a second, as Dovecot's mail_fsync) or always (every change before its reply)")
 	f.scaleout.register(a, fs)   // scaleout.go
 	f.connLimits.register(a, fs) // connlimits.go
 	f.mail.register(a, fs)       // mx.go
@@ -90,6 +92,18 @@ func serveSetup(a *app, fs *flag.FlagSet) runFunc {
 		s.ready()
 		return s.wait(ctx)
 	}
+}
+
+// parseMailFsync reads --mail-fsync: whether flag changes and expunges may
+// commit without waiting for the disk (sqlstore.DB.LazyMailChanges).
+func parseMailFsync(v string) (lazy bool, err error) {
+	switch v {
+	case "optimized":
+		return true, nil
+	case "always":
+		return false, nil
+	}
+	return false, usagef(serveCommand, "--mail-fsync: %q is neither optimized nor always", v)
 }
 
 // server holds what serve opened, for the listeners to share. Protocol
@@ -151,9 +165,18 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 	if err != nil {
 		return nil, usagef(serveCommand, "%v", err)
 	}
+	lazy, err := parseMailFsync(f.mailFsync)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := a.open(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if lazy {
+		if err := a.db.LazyMailChanges(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if a.baseURLGiven {
 		if err := svc.SaveBaseURL(ctx, a.baseURL); err != nil {

@@ -29,6 +29,7 @@ const maxBatch = 32
 type pendingTx struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
+	lazy bool       // may commit without the fsync (txLazy)
 	done chan error // buffered: the leader never waits for the caller
 }
 
@@ -64,8 +65,8 @@ func (q *txQueue) take() []*pendingTx {
 
 // txSQLite is tx on SQLite: fn is queued, and whichever caller gets the
 // write lock first commits everything queued by then, fn included.
-func (db *DB) txSQLite(ctx context.Context, fn func(*sql.Tx) error) error {
-	p := &pendingTx{ctx: ctx, fn: fn, done: make(chan error, 1)}
+func (db *DB) txSQLite(ctx context.Context, lazy bool, fn func(*sql.Tx) error) error {
+	p := &pendingTx{ctx: ctx, fn: fn, lazy: lazy, done: make(chan error, 1)}
 	db.txq.mu.Lock()
 	db.txq.pending = append(db.txq.pending, p)
 	db.txq.mu.Unlock()
@@ -110,33 +111,54 @@ func (db *DB) commitBatch(batch []*pendingTx) {
 	if len(live) == 0 {
 		return
 	}
+	// Lazily only when every transaction of the batch may (lazy.go).
+	pool := db.async
+	for _, p := range live {
+		if !p.lazy {
+			pool = db.SQL
+		}
+	}
 	if len(live) == 1 {
 		p := live[0]
-		p.done <- db.runAlone(p)
+		err := db.runAlone(pool, p)
+		db.committedLazily(pool, err, 1)
+		p.done <- err
 		return
 	}
-	errs, err := db.runTogether(live)
+	errs, err := db.runTogether(pool, live)
 	if err != nil {
 		// The shared transaction itself failed (the lock held by another
 		// process, a full disk, a statement error that ended the whole
 		// transaction): nothing of it was committed. Each runs alone, as
 		// without the queue, with the retries of writing.
 		for _, p := range live {
-			p.done <- db.runAlone(p)
+			err := db.runAlone(pool, p)
+			db.committedLazily(pool, err, 1)
+			p.done <- err
 		}
 		return
 	}
+	db.committedLazily(pool, nil, len(live))
 	db.onCommit()
 	for i, p := range live {
 		p.done <- errs[i]
 	}
 }
 
+// committedLazily notes n transactions committed through pool, if that
+// was lazily, for the background flush.
+func (db *DB) committedLazily(pool *sql.DB, err error, n int) {
+	if pool == db.async && err == nil {
+		db.lazy.count.Add(uint64(n))
+		db.lazy.dirty.Store(true)
+	}
+}
+
 // runAlone runs p's transaction by itself, retried as writing retries,
 // under the write lock the caller holds.
-func (db *DB) runAlone(p *pendingTx) error {
+func (db *DB) runAlone(pool *sql.DB, p *pendingTx) error {
 	return db.retrying(func() error {
-		err := db.runTx(p.ctx, p.fn)
+		err := db.runTx(p.ctx, pool, p.fn)
 		if err == nil {
 			db.onCommit()
 		}
@@ -146,8 +168,8 @@ func (db *DB) runAlone(p *pendingTx) error {
 
 // runTx runs fn in a transaction of its own and the functions it left for
 // after the commit.
-func (db *DB) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.SQL.BeginTx(ctx, nil)
+func (db *DB) runTx(ctx context.Context, pool *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := pool.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -171,10 +193,10 @@ func (db *DB) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // failed was rolled back to its savepoint, its after-commit functions
 // dropped), or an error of the shared transaction, which is then rolled
 // back whole.
-func (db *DB) runTogether(live []*pendingTx) ([]error, error) {
+func (db *DB) runTogether(pool *sql.DB, live []*pendingTx) ([]error, error) {
 	// The transaction is everyone's: no one caller's cancellation ends it.
 	ctx := context.WithoutCancel(live[0].ctx)
-	tx, err := db.SQL.BeginTx(ctx, nil)
+	tx, err := pool.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,7 @@ type DB struct {
 	notify   notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
 	writer   chan struct{}              // SQLite: the queue for the write lock (writing)
 	txq      txQueue                    // SQLite: transactions waiting to commit together (batch.go)
+	lazy     lazyCommits                // SQLite: flag changes and expunges without an fsync (lazy.go)
 
 	domainKeys atomic.Pointer[domainKeyMaker] // a new domain's DKIM keys (dkim.go)
 }
@@ -221,10 +222,14 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 // Close closes the database.
 func (db *DB) Close() error {
 	db.notify.stop.Do(func() { close(db.notify.done) })
+	lerr := db.stopLazy()
 	db.closeStmts()
 	db.creds.Store(nil)
 	db.inboxes.Store(nil)
 	err := db.closeSQL()
+	if err == nil {
+		err = lerr
+	}
 	if db.gen != nil {
 		if gerr := db.gen.close(); err == nil {
 			err = gerr
@@ -272,9 +277,18 @@ func (db *DB) releaseWriter() {
 // through writing.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if db.writer != nil {
-		return db.txSQLite(ctx, fn)
+		return db.txSQLite(ctx, false, fn)
 	}
-	return db.writing(ctx, func() error { return db.runTx(ctx, fn) })
+	return db.writing(ctx, func() error { return db.runTx(ctx, db.SQL, fn) })
+}
+
+// txLazy is tx for a flag change or an expunge, which on SQLite commits
+// without waiting for the disk once LazyMailChanges is on (lazy.go).
+func (db *DB) txLazy(ctx context.Context, fn func(*sql.Tx) error) error {
+	if db.writer != nil {
+		return db.txSQLite(ctx, db.lazy.on.Load(), fn)
+	}
+	return db.tx(ctx, fn)
 }
 
 // writing runs fn, a transaction or a single statement that writes (one

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/mailstore"
@@ -100,3 +101,18 @@ func (db *DB) ExplainStateForTest(ctx context.Context, mailboxID int64, since ui
 	}
 	return strings.Join(out, "\n"), rows.Err()
 }
+
+// SetLazyForTest makes db's background flushes of lazy commits run every
+// d and call sync instead of syncing the WAL; call before LazyMailChanges.
+func (db *DB) SetLazyForTest(d time.Duration, sync func(path string) error) (restore func()) {
+	old := lazyFlushEvery
+	lazyFlushEvery = d
+	db.lazy.sync = sync
+	return func() { lazyFlushEvery = old }
+}
+
+// LazyMark is the server setting present while lazy commits may be unsynced.
+const LazyMark = lazyMark
+
+// ModSeqGap is how far HIGHESTMODSEQ moves after an unclean stop.
+const ModSeqGap = modSeqGap

@@ -666,6 +666,7 @@ func (s *Mail) ClaimRecent(ctx context.Context, mb mailstore.Mailbox) (first, ne
 		if err != nil {
 			return 0, 0, mailErr("claim recent", err)
 		}
+		db.lazy.dirty.Store(true) // a claim on SQLite commits without the fsync
 		return uint32(recent), uint32(uidNext), nil
 	}
 }
@@ -731,7 +732,7 @@ func (s *Mail) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32,
 		}
 	}
 	var out []mailstore.MessageInfo
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.txLazy(ctx, func(tx *sql.Tx) error {
 		mb, rows, err := db.lockedMsgs(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
@@ -1045,7 +1046,7 @@ func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]u
 		}
 	}
 	var gone []uint32
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.txLazy(ctx, func(tx *sql.Tx) error {
 		gone = gone[:0]
 		mb, rows, err := db.lockedMsgs(ctx, tx, mailboxID, uids)
 		if err != nil {
