@@ -8,15 +8,7 @@ import (
 // every message (a STORE, which --mail-fsync optimized commits without
 // the fsync), and prints INBOX's HIGHESTMODSEQ as SELECT (CONDSTORE)
 // reports it after.
-const highestPy = `
-import imaplib, json, ssl, sys
-a = json.load(sys.stdin)
-c = imaplib.IMAP4(a["host"], a["port"])
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-c.starttls(ctx)
-c.login(a["user"], a["password"])
+const highestPy = pyIMAPLogin + `
 def ok(typ, data):
     if typ != "OK":
         raise SystemExit("%s %r" % (typ, data))
