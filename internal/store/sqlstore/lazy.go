@@ -127,7 +127,12 @@ func (db *DB) stopLazy() error {
 	}
 	close(db.lazy.stop)
 	db.lazy.done.Wait()
-	_, err := db.SQL.Exec(`DELETE FROM server_settings WHERE name = ?`, lazyMark)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := db.writing(ctx, func() error {
+		_, err := db.SQL.ExecContext(ctx, `DELETE FROM server_settings WHERE name = ?`, lazyMark)
+		return err
+	})
 	return wrap("lazy mail changes", err)
 }
 
