@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"testing"
 )
 
@@ -30,7 +31,7 @@ json.dump({"highest": int(m[0].split()[1].rstrip(b"]"))}, sys.stdout)
 // fsync, so a power cut could take back a mod-sequence a client saw: after
 // a stop without a clean shutdown (SIGKILL here) the next start moves
 // every HIGHESTMODSEQ past anything lost; after a clean stop (SIGTERM)
-// nothing moves.
+// nothing moves; a backup taken while serving restores as after a cut.
 func TestMailFsyncUncleanStopMovesModSeqs(t *testing.T) {
 	t.Parallel()
 	in := NewSQLite(t)
@@ -60,5 +61,21 @@ func TestMailFsyncUncleanStopMovesModSeqs(t *testing.T) {
 	srv = in.StartServer(t)
 	if again := highest(srv, false); again != after {
 		t.Fatalf("HIGHESTMODSEQ %d after a clean stop, %d before it: want it unmoved", again, after)
+	}
+
+	// A backup taken while serving carries the mark: its restore starts as
+	// after a power cut.
+	dest := filepath.Join(t.TempDir(), "backup")
+	if r := in.Run(t, "backup", dest); r.Code != 0 {
+		t.Fatalf("backup: %s", r)
+	}
+	srv.Stop(t)
+	restored := &Instance{Engine: "sqlite", Data: filepath.Join(t.TempDir(), "restored")}
+	if r := Run(t, nil, "", "restore", dest, "--data", restored.Data); r.Code != 0 {
+		t.Fatalf("restore: %s", r)
+	}
+	srv = restored.StartServer(t)
+	if got := highest(srv, false); got < after+1<<24 {
+		t.Fatalf("HIGHESTMODSEQ %d after a restore, %d in the backup: want it moved by at least 2^24", got, after)
 	}
 }
