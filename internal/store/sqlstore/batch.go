@@ -138,7 +138,13 @@ func (db *DB) commitBatch(batch []*pendingTx) {
 		}
 		return
 	}
-	db.committedLazily(pool, nil, len(live))
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		}
+	}
+	db.committedLazily(pool, nil, ok)
 	db.onCommit()
 	for i, p := range live {
 		p.done <- errs[i]
