@@ -196,6 +196,11 @@ func newServer(ctx context.Context, a *app, f *serveFlags) (*server, error) {
 		collectors.NewBuildInfoCollector(),
 		collectors.NewDBStatsCollector(s.db.SQL, s.db.Dialect.String()),
 	)
+	if lazy && s.db.Dialect == sqlstore.SQLite {
+		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "postern_mail_lazy_commits_total",
+			Help: "Flag changes and expunges committed without waiting for the disk (--mail-fsync optimized)."},
+			func() float64 { return float64(s.db.LazyCommits()) }))
+	}
 	if err := s.setupCredentialCache(); err != nil {
 		return nil, err
 	}

@@ -48,6 +48,9 @@ func TestMailFsyncUncleanStopMovesModSeqs(t *testing.T) {
 
 	srv := in.StartServer(t)
 	seen := highest(srv, true)
+	if n := metric(t, srv, "postern_mail_lazy_commits_total"); n < 1 {
+		t.Fatalf("postern_mail_lazy_commits_total %v after a STORE", n)
+	}
 	srv.cmd.Process.Kill()
 	<-srv.done
 
