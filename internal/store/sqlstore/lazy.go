@@ -18,10 +18,10 @@ import (
 // connections with synchronous=NORMAL: the commit writes the WAL and
 // returns without an fsync, as Dovecot's mail_fsync=optimized leaves its
 // index files to the kernel. Everything else (a delivered, appended,
-// copied or moved message, a password, a setting, a claim of a mailbox's
-// UIDs) still commits with FULL, and since SQLite writes the WAL in order
-// and replays it in order up to the first missing frame, every FULL
-// commit makes each lazy one before it durable too. A background flush
+// copied or moved message, a password, a setting) still commits with
+// FULL; \Recent claims never waited (db.async). Since SQLite writes the
+// WAL in order and replays it in order up to the first missing frame,
+// every FULL commit makes each lazy one before it durable too. A background flush
 // syncs the WAL within lazyFlushEvery of a lazy commit. So a power cut
 // (not a crash of the process alone: the kernel holds the frames) can undo
 // at most that last moment's flag changes and expunges: flags go back and
@@ -32,8 +32,8 @@ import (
 // change took a mod-sequence that a CONDSTORE or QRESYNC client may keep,
 // and the next change would take it again, unseen by that client. So the
 // database is marked (server_settings, with FULL) while lazy commits may
-// be unsynced, and the mark is cleared at a clean Close; an Enable that
-// finds the mark left by a process that stopped without it moves every
+// be unsynced, and the mark is cleared at a clean Close; a LazyMailChanges
+// that finds the mark left by a process that stopped without it moves every
 // mailbox's HIGHESTMODSEQ past anything the lost moment can have handed
 // out (modSeqGap), and those clients then resynchronise what changed.
 
