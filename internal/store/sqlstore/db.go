@@ -52,10 +52,12 @@ type DB struct {
 	// the mailbox row's lock for a round trip, not for an fsync: \Recent
 	// claims, which need not survive a crash, and the mailbox changes that
 	// wait for the flush afterwards (durable.go). On SQLite, connections
-	// with synchronous=NORMAL, for the \Recent claims alone: their commit
-	// writes the WAL without an fsync (a third of the fsyncs under imaptest
-	// were claims), and the next commit of SQL, FULL, syncs the WAL file
-	// and so the claim with it: only a power cut before that loses one.
+	// with synchronous=NORMAL, whose commits write the WAL without an
+	// fsync: the \Recent claims (a third of the fsyncs under imaptest were
+	// claims) and, with LazyMailChanges, flag changes and expunges
+	// (lazy.go). The next commit of SQL, FULL, or the background flush
+	// syncs the WAL file and them with it: only a power cut before that
+	// loses one.
 	async *sql.DB
 
 	commits commitSignals // Listen's channels, woken after local commits (listen.go)

@@ -72,7 +72,7 @@ func (db *DB) LazyMailChanges(ctx context.Context) error {
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var v string
-		err := tx.QueryRowContext(ctx, `SELECT value FROM server_settings WHERE name = ?`, lazyMark).Scan(&v)
+		err := tx.QueryRowContext(ctx, serverSettingQuery, lazyMark).Scan(&v)
 		if err == nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highest_modseq = highest_modseq + ?`, modSeqGap); err != nil {
 				return err
@@ -80,15 +80,12 @@ func (db *DB) LazyMailChanges(ctx context.Context) error {
 		} else if !notFound(err) {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO server_settings (name, value) VALUES (?, ?)
-			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, lazyMark, time.Now().UTC().Format(time.RFC3339))
+		_, err = tx.ExecContext(ctx, setServerSettingQuery, lazyMark, time.Now().UTC().Format(time.RFC3339))
 		return err
 	})
 	if err != nil {
 		return wrap("lazy mail changes", err)
 	}
-	// Views read before the move are stale.
-	db.views.clear()
 	db.lazy.stop = make(chan struct{})
 	db.lazy.done.Add(1)
 	go db.flushLazy()

@@ -91,8 +91,9 @@ func testStoreFlagsAfterLockWait(t *testing.T) {
 
 // \Recent claims go through a pool whose commits do not wait for the WAL
 // flush on PostgreSQL, and on SQLite through connections with
-// synchronous=NORMAL (every other change: FULL), which a power cut may lose,
-// as RFC 3501 allows: the next change's commit syncs them.
+// synchronous=NORMAL (shared with lazy flag changes and expunges, lazy.go;
+// every other change: FULL), which a power cut may lose, as RFC 3501
+// allows: the next FULL commit or background flush syncs them.
 func TestEphemeralPool(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
 		p := db.EphemeralForTest()

@@ -23,10 +23,17 @@ func (db *DB) SetTimeZone(ctx context.Context, memberID int64, zone string, only
 	return wrap("set time zone", err)
 }
 
+// Server settings' statements, shared with LazyMailChanges' transaction.
+const (
+	serverSettingQuery    = `SELECT value FROM server_settings WHERE name = ?`
+	setServerSettingQuery = `INSERT INTO server_settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`
+)
+
 // ServerSetting implements account.Store.
 func (db *DB) ServerSetting(ctx context.Context, name string) (string, error) {
 	var v string
-	err := db.SQL.QueryRowContext(ctx, db.q(`SELECT value FROM server_settings WHERE name = ?`), name).Scan(&v)
+	err := db.SQL.QueryRowContext(ctx, db.q(serverSettingQuery), name).Scan(&v)
 	if notFound(err) {
 		return "", nil
 	}
@@ -35,7 +42,6 @@ func (db *DB) ServerSetting(ctx context.Context, name string) (string, error) {
 
 // SetServerSetting implements account.Store.
 func (db *DB) SetServerSetting(ctx context.Context, name, value string) error {
-	_, err := db.SQL.ExecContext(ctx, db.q(`INSERT INTO server_settings (name, value) VALUES (?, ?)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`), name, value)
+	_, err := db.SQL.ExecContext(ctx, db.q(setServerSettingQuery), name, value)
 	return wrap("set server setting", err)
 }

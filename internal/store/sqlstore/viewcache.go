@@ -94,15 +94,6 @@ func (c *viewCache) put(v *view) {
 	c.total += v.list.Len()
 }
 
-// clear forgets every view.
-func (c *viewCache) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m = map[int64]*list.Element{}
-	c.lru.Init()
-	c.total = 0
-}
-
 // drop forgets the mailbox's view (it no longer exists).
 func (c *viewCache) drop(id int64) {
 	c.mu.Lock()
