@@ -60,23 +60,29 @@ type DB struct {
 	// loses one.
 	async *sql.DB
 
+	// planned is PostgreSQL's pool for the statements whose plan depends
+	// on their arguments (queryEachPlan) and for the group writes of
+	// mailbox changes (groupwrite.go): one generic plan per statement and
+	// connection, made with sequential scans ruled out.
+	planned *sql.DB
+
 	commits commitSignals // Listen's channels, woken after local commits (listen.go)
 	stmts   stmtCache     // prepared statements of the login path (prepared.go)
 
-	gen      *genFile                   // SQLite: the generation file (credgen_unix.go)
-	creds    atomic.Pointer[credCache]  // nil: no credential cache (credcache.go)
-	inboxes  atomic.Pointer[inboxCache] // nil: no INBOX cache (inboxcache.go)
-	views    *viewCache                 // State's mailbox listings (viewcache.go)
-	hooks    commitHooks                // afterCommit's functions, by transaction
-	horizon  horizon                    // PostgreSQL: the events' read horizon (events.go)
-	flush    nextRound[struct{}]        // PostgreSQL: group flushes of the WAL (durable.go)
-	marks    durableMarks               // PostgreSQL: mailboxes known on disk (durable.go)
-	inflight inflight                   // PostgreSQL: changes in flight by mailbox (durable.go)
-	reads    stateReads                 // PostgreSQL: State's reads shared by mailbox (durable.go)
-	notify   notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
-	writer   chan struct{}              // SQLite: the queue for the write lock (writing)
-	txq      txQueue                    // SQLite: transactions waiting to commit together (batch.go)
-	lazy     lazyCommits                // SQLite: flag changes and expunges without an fsync (lazy.go)
+	gen     *genFile                   // SQLite: the generation file (credgen_unix.go)
+	creds   atomic.Pointer[credCache]  // nil: no credential cache (credcache.go)
+	inboxes atomic.Pointer[inboxCache] // nil: no INBOX cache (inboxcache.go)
+	views   *viewCache                 // State's mailbox listings (viewcache.go)
+	hooks   commitHooks                // afterCommit's functions, by transaction
+	horizon horizon                    // PostgreSQL: the events' read horizon (events.go)
+	flush   nextRound[struct{}]        // PostgreSQL: group flushes of the WAL (durable.go)
+	marks   durableMarks               // PostgreSQL: mailboxes known on disk (durable.go)
+	reads   stateReads                 // PostgreSQL: State's reads shared by mailbox (durable.go)
+	groups  groupWrites                // PostgreSQL: changes written together by mailbox (groupwrite.go)
+	notify  notifier                   // PostgreSQL: NOTIFY after commits (listen.go)
+	writer  chan struct{}              // SQLite: the queue for the write lock (writing)
+	txq     txQueue                    // SQLite: transactions waiting to commit together (batch.go)
+	lazy    lazyCommits                // SQLite: flag changes and expunges without an fsync (lazy.go)
 
 	domainKeys atomic.Pointer[domainKeyMaker] // a new domain's DKIM keys (dkim.go)
 }
@@ -146,15 +152,15 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		db.Dialect = Postgres
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
 		db.SQL, err = sql.Open("pgx", dsn)
 		if err == nil {
 			db.SQL.SetMaxOpenConns(32)
 			db.SQL.SetMaxIdleConns(32)
 			db.SQL.SetConnMaxIdleTime(5 * time.Minute)
-			sep := "?"
-			if strings.Contains(dsn, "?") {
-				sep = "&"
-			}
 			// pgx sends the parameters it does not know as run-time settings.
 			db.async, err = sql.Open("pgx", dsn+sep+"synchronous_commit=off")
 		}
@@ -162,6 +168,12 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 			db.async.SetMaxOpenConns(16)
 			db.async.SetMaxIdleConns(16)
 			db.async.SetConnMaxIdleTime(5 * time.Minute)
+			db.planned, err = sql.Open("pgx", dsn+sep+"plan_cache_mode=force_generic_plan&enable_seqscan=off")
+		}
+		if err == nil {
+			db.planned.SetMaxOpenConns(32)
+			db.planned.SetMaxIdleConns(32)
+			db.planned.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	} else {
 		// The file is created here, 0600, when it is missing: it holds
@@ -244,6 +256,9 @@ func (db *DB) Close() error {
 func (db *DB) closeSQL() error {
 	if db.async != nil && db.async != db.SQL {
 		db.async.Close()
+	}
+	if db.planned != nil {
+		db.planned.Close()
 	}
 	return db.SQL.Close()
 }

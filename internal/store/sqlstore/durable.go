@@ -2,35 +2,28 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"sync"
 	"time"
 
 	"github.com/postern/postern/internal/mailstore"
 )
 
-// Group commit of mailbox changes on PostgreSQL.
+// What a read may show on PostgreSQL.
 //
-// Every change to a mailbox's messages takes its UIDs and mod-sequence
-// under the mailbox row's lock, and PostgreSQL holds that lock until the
-// transaction ends. With synchronous_commit on, it ends after the commit's
-// WAL flush, so the changes of one mailbox commit one fsync after another.
-// When another change to the same mailbox is in flight in this process, a
-// change is therefore written through db.async instead, whose commits do
-// not wait for the flush (the lock is held for the statement only), and
-// then waits for the flush itself, outside the lock, with durable: the
-// changes queued behind one another each reach disk in the same flush.
-//
-// Nothing is acknowledged before it is on disk: the change's caller
-// returns only after durable. Nothing is shown before it is on disk
-// either: a change committed and not yet flushed is visible to other
-// sessions, so every read that reports UIDs or mod-sequences (State, Open,
-// Mailbox, Mailboxes, Messages, Vanished) calls shown first, which waits
-// for a flush unless this process already knows the mailbox durable up to
-// the HIGHESTMODSEQ read. A crash of the database's machine can then lose
-// only changes that no client was told of, and since the WAL is written in
-// order, a change survives only if every change it follows survives: no
-// UID or mod-sequence a client has seen can be handed out again.
+// A change is acknowledged only once its commit is on disk: the group
+// writes of mailbox changes (groupwrite.go) commit with the flush. Nothing
+// is shown before it is on disk either: a change committed without the
+// flush (another node running with synchronous_commit off, or an earlier
+// version of Postern, which committed changes queued on a mailbox that
+// way) is visible to other sessions before it is durable, so every read
+// that reports UIDs or mod-sequences (State, Open, Mailbox, Mailboxes,
+// Messages, Vanished) calls shown first, which waits for a flush unless
+// this process already knows the mailbox durable up to the HIGHESTMODSEQ
+// read (its own changes and earlier reads set the mark). A crash of the
+// database's machine can then lose only changes that no client was told
+// of, and since the WAL is written in order, a change survives only if
+// every change it follows survives: no UID or mod-sequence a client has
+// seen can be handed out again.
 
 // flushQuery makes a commit that waits for the WAL flush up to its own
 // record, which is after every commit that came before it: a
@@ -180,58 +173,34 @@ func (db *DB) shownAll(ctx context.Context, list []mailstore.Mailbox) error {
 	return nil
 }
 
-// writeConn returns the pool for a change to the mailbox and a function to
-// call with the change's outcome: when another change to the mailbox is in
-// flight in this process, db.async, and the function waits for the flush
-// (durable) before it returns; otherwise db.SQL, whose commit waits for it
-// (one round trip less for a change that nothing queues behind). Either
-// way, once the function returns nil the mailbox is marked durable up to
-// the change's mod-sequence.
-func (db *DB) writeConn(mailboxID int64) (*sql.DB, func(ctx context.Context, modseq int64, err error) error) {
+// writeConn returns how to write a change to the mailbox (one statement
+// returning one row) and a function to call with the change's outcome. On
+// PostgreSQL the change joins the mailbox's group write (groupwrite.go),
+// whose commit waits for the flush, and once the function returns nil the
+// mailbox is marked durable up to the change's mod-sequence.
+func (db *DB) writeConn(mailboxID int64) (mailWrite, func(ctx context.Context, modseq int64, err error) error) {
 	if db.Dialect != Postgres {
-		return db.SQL, func(context.Context, int64, error) error { return nil }
+		return func(ctx context.Context, query string, args []any, dest ...any) error {
+				return db.writing(ctx, func() error {
+					return db.SQL.QueryRowContext(ctx, query, args...).Scan(dest...)
+				})
+			}, func(context.Context, int64, error) error {
+				return nil
+			}
 	}
-	db.inflight.mu.Lock()
-	if db.inflight.m == nil {
-		db.inflight.m = map[int64]int{}
-	}
-	async := db.inflight.m[mailboxID] > 0 || alwaysAsync
-	db.inflight.m[mailboxID]++
-	db.inflight.mu.Unlock()
-	pool := db.SQL
-	if async {
-		pool = db.async
-	}
-	return pool, func(ctx context.Context, modseq int64, err error) error {
-		db.inflight.mu.Lock()
-		if db.inflight.m[mailboxID]--; db.inflight.m[mailboxID] <= 0 {
-			delete(db.inflight.m, mailboxID)
-		}
-		db.inflight.mu.Unlock()
-		if err != nil {
+	return func(ctx context.Context, query string, args []any, dest ...any) error {
+			return db.writeGrouped(ctx, mailboxID, query, args, dest...)
+		}, func(ctx context.Context, modseq int64, err error) error {
+			if err == nil && modseq > 0 {
+				db.marks.set(mailboxID, uint64(modseq))
+			}
 			return err
 		}
-		if async {
-			if err := db.durable(ctx); err != nil {
-				return err
-			}
-		}
-		if modseq > 0 {
-			db.marks.set(mailboxID, uint64(modseq))
-		}
-		return nil
-	}
 }
 
-// inflight counts this process's changes in flight, by mailbox.
-type inflight struct {
-	mu sync.Mutex
-	m  map[int64]int
-}
-
-// alwaysAsync makes every change go through db.async (tests: the path
-// otherwise taken only under contention).
-var alwaysAsync = false
+// mailWrite runs a change's statement, query with args, and scans its one
+// row into dest (sql.ErrNoRows: none).
+type mailWrite func(ctx context.Context, query string, args []any, dest ...any) error
 
 // stateReads shares State's reads of a mailbox among the sessions of this
 // process that ask at once (nextRound): every session of a mailbox re-reads

@@ -13,23 +13,18 @@ import (
 	"github.com/postern/postern/internal/store/storetest"
 )
 
-// Changes racing on one mailbox, on both engines and, on PostgreSQL, both
-// with every change committed without waiting for the flush (as when
-// another is in flight) and with the choice left to the store: UIDs and
+// Changes racing on one mailbox, on both engines (on PostgreSQL written
+// together, several in one pipeline: groupwrite.go): UIDs and
 // mod-sequences are never handed out twice, a reader never sees a UID
 // before every lower one is committed (with no expunge, a view is always
 // 1..UIDNEXT-1), and UIDNEXT and HIGHESTMODSEQ never go back.
 func TestConcurrentChangesOrdered(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
-		modes := []bool{false}
+		concurrentChanges(t, db)
 		if db.Dialect == sqlstore.Postgres {
-			modes = append(modes, true)
-		}
-		for _, async := range modes {
-			t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) {
-				defer sqlstore.SetAlwaysAsync(async)()
-				concurrentChanges(t, db)
-			})
+			if pipelines, statements := db.GroupWrites(); statements <= pipelines {
+				t.Fatalf("%d pipelines of %d statements: the racing changes were never written together", pipelines, statements)
+			}
 		}
 	})
 }
@@ -281,12 +276,13 @@ func TestReadsWaitForTheFlushOfWhatTheyShow(t *testing.T) {
 		t.Fatal("a read of what is known durable waited for a flush")
 	}
 
-	defer sqlstore.SetAlwaysAsync(true)()
-	env.Append(t, in.ID, "Subject: b\r\n\r\nb\r\n")
-	if db.FlushRounds() == rounds {
-		t.Fatal("an append committed without waiting returned before a flush")
+	// One's own change commits with the flush (group writes on the main
+	// settings: synchronous_commit on), and the state after it needs none.
+	var sync string
+	if err := db.PlannedForTest().QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&sync); err != nil || sync != "on" {
+		t.Fatalf("group writes' pool: synchronous_commit %q, %v", sync, err)
 	}
-	rounds = db.FlushRounds()
+	env.Append(t, in.ID, "Subject: b\r\n\r\nb\r\n")
 	if _, _, err := stateMessages(ctx, mail, in.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -62,14 +62,16 @@ func (db *DB) SetViewBudget(n int) { db.views = newViewCache(n) }
 // EphemeralForTest is the pool of writes that need not survive a crash.
 func (db *DB) EphemeralForTest() *sql.DB { return db.async }
 
-// SetAlwaysAsync makes every change on PostgreSQL commit without waiting
-// for the flush and wait for it afterwards, as a change does when another
-// to its mailbox is in flight.
-func SetAlwaysAsync(on bool) (restore func()) {
-	old := alwaysAsync
-	alwaysAsync = on
-	return func() { alwaysAsync = old }
+// GroupWrites returns how many pipelines of mailbox changes were sent on
+// PostgreSQL and the statements they held.
+func (db *DB) GroupWrites() (pipelines, statements uint64) {
+	db.groups.mu.Lock()
+	defer db.groups.mu.Unlock()
+	return db.groups.pipelines, db.groups.statements
 }
+
+// PlannedForTest is PostgreSQL's pool of generic plans (prepared.go).
+func (db *DB) PlannedForTest() *sql.DB { return db.planned }
 
 // FlushRounds returns how many flushes durable has made.
 func (db *DB) FlushRounds() uint64 {

@@ -63,7 +63,7 @@ func testStoreFlagsAfterLockWait(t *testing.T) {
 	}()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		var waiting int
-		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%highest_modseq%'`).Scan(&waiting); err != nil {
+		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND (query LIKE '%highest_modseq%' OR query LIKE '%FOR UPDATE%')`).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 		if waiting > 0 {
@@ -216,7 +216,7 @@ func TestNoOpChangesTakeNoLock(t *testing.T) {
 			default:
 			}
 			var waiting int
-			if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%highest_modseq%'`).Scan(&waiting); err != nil {
+			if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND (query LIKE '%highest_modseq%' OR query LIKE '%FOR UPDATE%')`).Scan(&waiting); err != nil {
 				t.Fatal(err)
 			}
 			if waiting > 0 {
@@ -267,7 +267,7 @@ func TestExpungeAfterCopyWait(t *testing.T) {
 	}()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		var waiting int
-		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%mail_vanished%'`).Scan(&waiting); err != nil {
+		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND (query LIKE '%mail_vanished%' OR query LIKE '%FOR UPDATE%')`).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 		if waiting > 0 {

@@ -457,10 +457,8 @@ func (db *DB) appendPG(ctx context.Context, mailboxID int64, flags []string, dat
 // appendPG says.
 func (db *DB) appendOnePG(ctx context.Context, mailboxID int64, query string, args []any) (uid uint32, done bool, err error) {
 	var u, memberID, modseq int64
-	pool, wrote := db.writeConn(mailboxID)
-	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, query, args...).Scan(&u, &memberID, &modseq)
-	})
+	write, wrote := db.writeConn(mailboxID)
+	err = write(ctx, query, args, &u, &memberID, &modseq)
 	if notFound(err) {
 		return 0, false, wrote(ctx, 0, nil)
 	}
@@ -841,36 +839,12 @@ func (p *storePlan) setModSeq(modseq int64) {
 // are not tested: a change made to them since is ordered after this STORE
 // on those messages, and each message's own history stays in MODSEQ order,
 // which is what CONDSTORE's CHANGEDSINCE and UNCHANGEDSINCE rely on.
-const storeFlagsIfQueryPG = `WITH l AS MATERIALIZED (
-	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
-), k AS MATERIALIZED (
-	SELECT m.id FROM l, mail_messages m JOIN unnest($2::bigint[], $4::bigint[]) AS v(id, old) ON m.id = v.id
-	WHERE m.mailbox_id = l.id AND m.modseq = v.old FOR UPDATE OF m
+const storeFlagsIfQueryPG = `WITH k AS MATERIALIZED (
+	SELECT m.id FROM mail_messages m JOIN unnest($2::bigint[], $4::bigint[]) AS v(id, old) ON m.id = v.id
+	WHERE m.mailbox_id = $1 AND m.modseq = v.old
 ), mb AS (
 	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
 	WHERE id = $1 AND (SELECT COUNT(*) FROM k) = cardinality($2::bigint[]) RETURNING highest_modseq, member_id
-), e AS (
-	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
-), w AS (
-	UPDATE mail_messages m SET flags = v.flags, modseq = mb.highest_modseq FROM mb, unnest($2::bigint[], $3::text[]) AS v(id, flags) WHERE m.id = v.id
-)
-SELECT highest_modseq FROM mb`
-
-// storeFlagsViewQueryPG is storeFlagsIfQueryPG for a STORE planned on the
-// mailbox's cached view (viewcache.go) instead of a read. A view is the
-// mailbox's exact listing at its HIGHESTMODSEQ, and every change to the
-// mailbox's messages takes a higher one under the mailbox row's lock: so
-// when the row, once locked, still has the view's mod-sequence ($4) and
-// UIDVALIDITY ($7), nothing changed since the view (a change that
-// committed while this statement waited for the lock has raised it, and
-// FOR UPDATE tests the row as that change left it). The messages then need
-// neither a lock nor a test of their own: nobody can change them until
-// this statement commits. Otherwise it writes nothing and returns no row.
-const storeFlagsViewQueryPG = `WITH l AS MATERIALIZED (
-	SELECT id FROM mailboxes WHERE id = $1 AND highest_modseq = $4 AND uid_validity = $7 FOR UPDATE
-), mb AS (
-	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
-	WHERE id = (SELECT id FROM l) RETURNING highest_modseq, member_id
 ), e AS (
 	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
 ), w AS (
@@ -890,18 +864,26 @@ func (db *DB) storeFlagsFromViewPG(ctx context.Context, mailboxID int64, uids []
 	if v == nil || v.highest >= math.MaxInt64 {
 		return nil, nil, false, nil
 	}
+	for _, u := range uids {
+		if u >= v.uidNext {
+			return nil, nil, false, nil // a message the view does not know
+		}
+	}
 	p := planStore(v.rows(uids), mailboxID, op, flags, unchangedSince, 0)
 	if len(p.order) == 0 {
 		return nil, nil, false, nil
 	}
-	modseq, wrote, err := db.writeStorePG(ctx, mailboxID, v.memberID, storeFlagsViewQueryPG, mailboxID, p.ids, p.sets, int64(v.highest),
-		string(account.EventMailboxChanged), micros(time.Now()), int64(v.uidValidity))
+	modseq, wrote, err := db.writeStorePG(ctx, mailboxID, v.memberID, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
+		string(account.EventMailboxChanged), micros(time.Now()))
 	if !wrote || err != nil {
 		return nil, nil, false, err
 	}
 	p.setModSeq(modseq)
 	db.views.stores.Add(1)
-	db.views.put(v.with(p.out, uint64(modseq)))
+	if uint64(modseq) == v.highest+1 {
+		// Nothing else changed the mailbox since the view.
+		db.views.put(v.with(p.out, uint64(modseq)))
+	}
 	return p.out, p.modified, true, nil
 }
 
@@ -939,10 +921,8 @@ func (db *DB) storeFlagsOptimisticPG(ctx context.Context, mailboxID int64, uids 
 // they were read.
 func (db *DB) writeStorePG(ctx context.Context, mailboxID, memberID int64, query string, args ...any) (modseq int64, wrote bool, err error) {
 	db.MailChanged(memberID)
-	pool, flushed := db.writeConn(mailboxID)
-	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, query, db.eachPlan(args)...).Scan(&modseq)
-	})
+	write, flushed := db.writeConn(mailboxID)
+	err = write(ctx, query, db.eachPlan(args), &modseq)
 	db.MailChanged(memberID)
 	if notFound(err) {
 		return 0, false, flushed(ctx, 0, nil)
@@ -1073,41 +1053,39 @@ func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]u
 const deletedMsgsQueryPG = `SELECT 0, member_id, 0, 0, 0 FROM mailboxes WHERE id = $1
 UNION ALL SELECT 1, id, uid, size, body_id FROM mail_messages WHERE mailbox_id = $1 AND strpos(flags, '\Deleted') > 0`
 
-// expungeIfQueryPG is removeMsgsQueryPG as a compare-and-set outside a
-// transaction, as storeFlagsIfQueryPG: it locks the mailbox row, then the
-// messages to remove ($2) that are still flagged \Deleted ($4: the flags
-// read); only when all of them are there does it take the next
-// mod-sequence and delete them, their bodies that no other message shares,
-// bury their UIDs ($3), move the usage by $5 and write the event. It
-// returns the tombstones the mailbox held before and the mod-sequence
-// taken, or no row. A message
-// that shares a body and was committed after the statement's snapshot
-// (a COPY waiting for the lock) is not seen by the body's NOT EXISTS, but
-// is by the foreign key's check, which fails the statement: Expunge then
-// takes the locked path.
-const expungeIfQueryPG = `WITH l AS MATERIALIZED (
-	SELECT id FROM mailboxes WHERE id = $1 FOR UPDATE
-), k AS MATERIALIZED (
-	SELECT m.id FROM l, mail_messages m JOIN unnest($2::bigint[]) AS v(id) ON m.id = v.id
-	WHERE m.mailbox_id = l.id AND strpos(m.flags, '\Deleted') > 0 FOR UPDATE OF m
+// expungeIfQueryPG is removeMsgsQueryPG for the messages read ($2) that
+// are still there and flagged \Deleted, written in a group write, after
+// the mailbox row's lock (groupwrite.go): it takes the next mod-sequence,
+// deletes them and their bodies that no other message shares, buries their
+// UIDs, moves the usage and writes the event. Those another session
+// expunged or undeleted since the read are left out, as if this EXPUNGE
+// came after that change. It returns the tombstones the mailbox held
+// before, the mod-sequence taken and the UIDs removed, or no row when none
+// were left. A message that shares a body and was committed after the
+// statement's snapshot (a COPY to another mailbox) is not seen by the
+// body's NOT EXISTS, but is by the foreign key's check, which fails the
+// statement: Expunge then takes the locked path.
+const expungeIfQueryPG = `WITH k AS MATERIALIZED (
+	SELECT m.id, m.uid, m.size FROM mail_messages m JOIN unnest($2::bigint[]) AS v(id) ON m.id = v.id
+	WHERE m.mailbox_id = $1 AND strpos(m.flags, '\Deleted') > 0
 ), mb AS (
 	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
-	WHERE id = $1 AND (SELECT COUNT(*) FROM k) = cardinality($2::bigint[]) RETURNING highest_modseq, member_id
+	WHERE id = $1 AND EXISTS (SELECT 1 FROM k) RETURNING highest_modseq, member_id
 ), d AS (
-	DELETE FROM mail_messages m USING mb WHERE m.id = ANY($2::bigint[]) RETURNING m.body_id
+	DELETE FROM mail_messages m USING mb, k WHERE m.id = k.id RETURNING m.body_id
 ), b AS (
 	DELETE FROM mail_bodies WHERE id IN (SELECT body_id FROM d)
-	AND NOT EXISTS (SELECT 1 FROM mail_messages m WHERE m.body_id = mail_bodies.id AND m.id <> ALL($2::bigint[]))
+	AND NOT EXISTS (SELECT 1 FROM mail_messages m WHERE m.body_id = mail_bodies.id AND m.id NOT IN (SELECT id FROM k))
 ), v AS (
-	INSERT INTO mail_vanished (mailbox_id, uid, modseq) SELECT $1, u, mb.highest_modseq FROM mb, unnest($3::bigint[]) AS u
+	INSERT INTO mail_vanished (mailbox_id, uid, modseq) SELECT $1, k.uid, mb.highest_modseq FROM mb, k
 	ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
 ), u AS (
-	INSERT INTO mail_usage (member_id, bytes) SELECT member_id, $4 FROM mb
+	INSERT INTO mail_usage (member_id, bytes) SELECT member_id, -(SELECT SUM(size) FROM k) FROM mb
 	ON CONFLICT (member_id) DO UPDATE SET bytes = mail_usage.bytes + excluded.bytes
 ), e AS (
-	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $5, member_id, $1, $6 FROM mb
+	INSERT INTO events (kind, member_id, mailbox_id, created_at) SELECT $3, member_id, $1, $4 FROM mb
 )
-SELECT (SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = $1), highest_modseq FROM mb`
+SELECT (SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = $1), highest_modseq, (SELECT array_agg(uid ORDER BY uid) FROM k) FROM mb`
 
 // expungeOptimisticPG is one optimistic attempt of Expunge. done is false
 // when the mailbox is missing (the locked path says so) or another change
@@ -1123,8 +1101,8 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 		return nil, false, err
 	}
 	exists := false
-	var ids, uidList []int64
-	var size, memberID int64
+	var ids []int64
+	var memberID int64
 	for rows.Next() {
 		var kind, id, uid, sz, bodyID int64
 		if err := rows.Scan(&kind, &id, &uid, &sz, &bodyID); err != nil {
@@ -1135,7 +1113,7 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 			exists, memberID = true, id
 			continue
 		}
-		ids, uidList, size = append(ids, id), append(uidList, uid), size+sz
+		ids = append(ids, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -1148,14 +1126,17 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 		return nil, true, nil
 	}
 	var before, modseq int64
+	var removed []int64
 	db.MailChanged(memberID)
-	pool, wrote := db.writeConn(mailboxID)
-	err = db.writing(ctx, func() error {
-		return pool.QueryRowContext(ctx, expungeIfQueryPG, db.eachPlan([]any{mailboxID, ids, uidList, -size,
-			string(account.EventMailboxChanged), micros(time.Now())})...).Scan(&before, &modseq)
-	})
+	write, wrote := db.writeConn(mailboxID)
+	err = write(ctx, expungeIfQueryPG, []any{mailboxID, ids, string(account.EventMailboxChanged), micros(time.Now())},
+		&before, &modseq, &removed)
 	db.MailChanged(memberID)
-	if notFound(err) || err != nil && strings.Contains(err.Error(), "SQLSTATE 23503") {
+	if notFound(err) {
+		// None of them left to remove: expunged or undeleted meanwhile.
+		return nil, true, wrote(ctx, 0, nil)
+	}
+	if err != nil && strings.Contains(err.Error(), "SQLSTATE 23503") {
 		// Nothing written; for a body shared meanwhile, see expungeIfQueryPG.
 		return nil, false, wrote(ctx, 0, nil)
 	}
@@ -1165,22 +1146,21 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 	if err := wrote(ctx, modseq, err); err != nil {
 		return nil, false, err
 	}
-	if before+int64(len(uidList)) > maxTombstones {
+	if before+int64(len(removed)) > maxTombstones {
 		if err := db.tx(ctx, func(tx *sql.Tx) error {
 			locked, err := db.lockMailboxes(ctx, tx, mailboxID)
 			if err != nil {
 				return err
 			}
-			return db.pruneTombstones(ctx, tx, locked[mailboxID], before+int64(len(uidList)))
+			return db.pruneTombstones(ctx, tx, locked[mailboxID], before+int64(len(removed)))
 		}); err != nil && !errors.Is(err, account.ErrNotFound) {
 			return nil, false, err
 		}
 	}
-	gone = make([]uint32, len(uidList))
-	for i, u := range uidList {
+	gone = make([]uint32, len(removed))
+	for i, u := range removed {
 		gone[i] = uint32(u)
 	}
-	slices.Sort(gone)
 	return gone, true, nil
 }
 
