@@ -118,3 +118,8 @@ const LazyMark = lazyMark
 
 // ModSeqGap is how far HIGHESTMODSEQ moves after an unclean stop.
 const ModSeqGap = modSeqGap
+
+// WriteGroupedForTest queues a statement on the mailbox's group write.
+func (db *DB) WriteGroupedForTest(ctx context.Context, mailboxID int64, query string, args []any, dest ...any) error {
+	return db.writeGrouped(ctx, mailboxID, query, args, dest...)
+}

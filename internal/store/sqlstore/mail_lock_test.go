@@ -291,3 +291,51 @@ func TestExpungeAfterCopyWait(t *testing.T) {
 		t.Fatalf("INBOX after the expunge: %v", got)
 	}
 }
+
+// An EXPUNGE whose messages another node expunges in part while it waits
+// for the mailbox lock removes the rest and reports only those: on
+// PostgreSQL it read both flagged messages before the other node's commit
+// and writes after it.
+func TestExpungeAfterPartialExpungeWait(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	env := storetest.NewMailEnv(t, db)
+	in := env.Box(t, env.NewMember(t), "INBOX")
+	first := env.Append(t, in.ID, "Subject: 1\r\n\r\nx\r\n", `\Deleted`)
+	second := env.Append(t, in.ID, "Subject: 2\r\n\r\nx\r\n", `\Deleted`)
+
+	other := storetest.OpenOther(t, db)
+	tx, err := other.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `WITH mb AS (UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq)
+		INSERT INTO mail_vanished (mailbox_id, uid, modseq) SELECT $1, $2, highest_modseq FROM mb`, in.ID, first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM mail_messages WHERE mailbox_id = $1 AND uid = $2`, in.ID, first); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		gone []uint32
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		gone, err := db.Mail().Expunge(ctx, in.ID, nil)
+		done <- result{gone, err}
+	}()
+	waitForLock(t, other)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || !slices.Equal(r.gone, []uint32{second}) {
+		t.Fatalf("expunge: %v %v, want [%d]", r.gone, r.err, second)
+	}
+	if got := env.UIDs(t, in.ID); len(got) != 0 {
+		t.Fatalf("INBOX after the expunge: %v", got)
+	}
+}
