@@ -165,14 +165,14 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 			db.async, err = sql.Open("pgx", dsn+sep+"synchronous_commit=off")
 		}
 		if err == nil {
-			db.async.SetMaxOpenConns(16)
-			db.async.SetMaxIdleConns(16)
+			db.async.SetMaxOpenConns(8)
+			db.async.SetMaxIdleConns(8)
 			db.async.SetConnMaxIdleTime(5 * time.Minute)
 			db.planned, err = sql.Open("pgx", dsn+sep+"plan_cache_mode=force_generic_plan&enable_seqscan=off")
 		}
 		if err == nil {
-			db.planned.SetMaxOpenConns(32)
-			db.planned.SetMaxIdleConns(32)
+			db.planned.SetMaxOpenConns(24)
+			db.planned.SetMaxIdleConns(24)
 			db.planned.SetConnMaxIdleTime(5 * time.Minute)
 		}
 	} else {

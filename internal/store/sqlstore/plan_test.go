@@ -10,12 +10,14 @@ import (
 	"github.com/postern/postern/internal/store/storetest"
 )
 
-// The reads of a mailbox's messages, by UID set or whole, are planned for
-// their arguments on every run, never kept as a named prepared statement
-// whose generic plan PostgreSQL would then use for any mailbox and any set
-// (a plan made while the table was small scans the table for the STORE of
-// a thousand messages). With the pool held to one connection, the
-// session's prepared statements are those the store's reads left.
+// The reads of a mailbox's messages, by UID set or whole, never keep on
+// the main pool a prepared statement whose generic plan PostgreSQL would
+// then use for any mailbox and any set (a plan made while the table was
+// small scans the table for the STORE of a thousand messages): with the
+// pool held to one connection, the session's prepared statements are
+// those the store's reads left. They run on the planned pool, whose
+// generic plans cannot scan a table: on this small table, a plan made
+// there for a read by UIDs still goes through the index.
 func TestMailboxReadsPlannedForTheirArguments(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.OpenPostgres(t)
@@ -95,6 +97,31 @@ func TestMailboxReadsPlannedForTheirArguments(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no prepared statement at all: the check sees another session's")
+	}
+
+	conn, err := db.PlannedForTest().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PREPARE by_uids(bigint, bigint[]) AS SELECT id, flags FROM mail_messages WHERE mailbox_id = $1 AND uid = ANY($2)`); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := conn.QueryContext(ctx, `EXPLAIN EXECUTE by_uids(1, '{1,2}')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for plan.Next() {
+		var l string
+		if err := plan.Scan(&l); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, l)
+	}
+	plan.Close()
+	if p := strings.Join(lines, "\n"); !strings.Contains(p, "$1") || strings.Contains(p, "Seq Scan") || !strings.Contains(p, "Index") {
+		t.Fatalf("the planned pool's generic plan of a read by UIDs:\n%s", p)
 	}
 }
 
