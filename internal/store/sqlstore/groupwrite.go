@@ -172,7 +172,7 @@ func (db *DB) pipeline(ctx context.Context, mailboxID int64, live []*groupWrite)
 		b.Queue("BEGIN")
 		b.Queue(lockMailboxQueryPG, mailboxID)
 		for _, w := range live {
-			b.Queue(w.query, stripMode(w.args)...)
+			b.Queue(w.query, w.args...)
 		}
 		b.Queue("COMMIT")
 		br := dc.(*stdlib.Conn).Conn().SendBatch(ctx, b)
@@ -206,15 +206,4 @@ func (db *DB) pipeline(ctx context.Context, mailboxID int64, live []*groupWrite)
 		}
 		return nil
 	})
-}
-
-// stripMode drops eachPlan's leading mode argument: a pipeline's
-// statements run on db.planned's generic plans.
-func stripMode(args []any) []any {
-	if len(args) > 0 {
-		if _, ok := args[0].(pgx.QueryExecMode); ok {
-			return args[1:]
-		}
-	}
-	return args
 }

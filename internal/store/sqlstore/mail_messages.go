@@ -826,12 +826,11 @@ func (p *storePlan) setModSeq(modseq int64) {
 	}
 }
 
-// storeFlagsIfQueryPG is storeFlagsQueryPG as a compare-and-set, outside
-// a transaction: it locks the mailbox row (l, first, as every change to
-// the mailbox does: no deadlock with them), then the messages to write
-// ($2) that still have the MODSEQ they were read at ($4): after waiting
-// for the lock, FOR UPDATE tests the rows as the last change left them,
-// and leaves out one changed or expunged since. Only when all of them are
+// storeFlagsIfQueryPG is storeFlagsQueryPG as a compare-and-set, written
+// in a group write (groupwrite.go), after the mailbox row's lock and so
+// on a snapshot that holds every change before it: it finds the messages
+// to write ($2) that still have the MODSEQ they were read at ($4), and
+// leaves out one changed or expunged since. Only when all of them are
 // there does it take the next mod-sequence and write their flags ($3) and
 // the event; it returns that mod-sequence, or no row. A change to other
 // messages of the mailbox (an APPEND, a STORE elsewhere) is no conflict.
@@ -853,15 +852,19 @@ const storeFlagsIfQueryPG = `WITH k AS MATERIALIZED (
 SELECT highest_modseq FROM mb`
 
 // storeFlagsFromViewPG is StoreFlagsIf planned on the mailbox's cached
-// view and written by storeFlagsViewQueryPG: one statement, no read of the
-// messages. The view brought up to date with the STORE replaces it, so a
-// session's STOREs one after another all take this path. done is false
-// (nothing written) when there is no view, when the view says there is
-// nothing to write (only a read tells that the view is current), or when
-// the mailbox changed since the view.
+// view and written by storeFlagsIfQueryPG with the view's mod-sequences of
+// the messages: one statement, no read of the messages. When nothing else
+// changed the mailbox since the view, the view brought up to date with the
+// STORE replaces it, so a session's STOREs one after another all take this
+// path. done is false (nothing written) when there is no view, when a UID
+// is past the view's (a message it does not know), when the view says
+// there is nothing to write (only a read tells that the view is current),
+// when the messages to write changed since the view, and for UNCHANGEDSINCE,
+// whose test covers messages the STORE leaves as they are, as a read has
+// them.
 func (db *DB) storeFlagsFromViewPG(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) (infos []mailstore.MessageInfo, modified []uint32, done bool, err error) {
 	v := db.views.get(mailboxID)
-	if v == nil || v.highest >= math.MaxInt64 {
+	if v == nil || v.highest >= math.MaxInt64 || unchangedSince != 0 {
 		return nil, nil, false, nil
 	}
 	for _, u := range uids {
@@ -922,7 +925,7 @@ func (db *DB) storeFlagsOptimisticPG(ctx context.Context, mailboxID int64, uids 
 func (db *DB) writeStorePG(ctx context.Context, mailboxID, memberID int64, query string, args ...any) (modseq int64, wrote bool, err error) {
 	db.MailChanged(memberID)
 	write, flushed := db.writeConn(mailboxID)
-	err = write(ctx, query, db.eachPlan(args), &modseq)
+	err = write(ctx, query, args, &modseq)
 	db.MailChanged(memberID)
 	if notFound(err) {
 		return 0, false, flushed(ctx, 0, nil)
