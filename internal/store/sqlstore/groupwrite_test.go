@@ -22,15 +22,7 @@ func TestGroupWriteFailureRunsEachAlone(t *testing.T) {
 	env := storetest.NewMailEnv(t, db)
 	in := env.Box(t, env.NewMember(t), "INBOX")
 
-	other := storetest.OpenOther(t, db)
-	tx, err := other.SQL.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE`, in.ID); err != nil {
-		t.Fatal(err)
-	}
+	other, tx := lockedElsewhere(t, db, in.ID)
 
 	// The first statement's pipeline waits for the lock; the next two
 	// queue behind it and go together.

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"slices"
 	"testing"
 	"time"
@@ -242,53 +243,15 @@ func TestExpungeAfterCopyWait(t *testing.T) {
 	const msg = "Subject: x\r\n\r\nx\r\n"
 	uid := env.Append(t, in.ID, msg, `\Deleted`)
 
-	other := storetest.OpenOther(t, db)
-	tx, err := other.SQL.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE`, in.ID); err != nil {
-		t.Fatal(err)
-	}
+	other, tx := lockedElsewhere(t, db, in.ID)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO mail_messages (mailbox_id, uid, flags, internal_date, size, body_id, modseq)
 		SELECT $1, 1, '', internal_date, size, body_id, 1 FROM mail_messages WHERE mailbox_id = $2`, trash.ID, in.ID); err != nil {
 		t.Fatal(err)
 	}
 
-	type result struct {
-		gone []uint32
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		gone, err := db.Mail().Expunge(ctx, in.ID, nil)
-		done <- result{gone, err}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		var waiting int
-		if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND (query LIKE '%mail_vanished%' OR query LIKE '%FOR UPDATE%')`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the EXPUNGE never waited for the lock")
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	r := <-done
-	if r.err != nil || !slices.Equal(r.gone, []uint32{uid}) {
-		t.Fatalf("expunge: %v %v", r.gone, r.err)
-	}
+	expungeBehind(t, env, other, tx, in.ID, uid)
 	if got := env.Bodies(t, trash.ID); len(got) != 1 || got[0] != msg {
 		t.Fatalf("the copy's body: %q", got)
-	}
-	if got := env.UIDs(t, in.ID); len(got) != 0 {
-		t.Fatalf("INBOX after the expunge: %v", got)
 	}
 }
 
@@ -304,12 +267,7 @@ func TestExpungeAfterPartialExpungeWait(t *testing.T) {
 	first := env.Append(t, in.ID, "Subject: 1\r\n\r\nx\r\n", `\Deleted`)
 	second := env.Append(t, in.ID, "Subject: 2\r\n\r\nx\r\n", `\Deleted`)
 
-	other := storetest.OpenOther(t, db)
-	tx, err := other.SQL.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
+	other, tx := lockedElsewhere(t, db, in.ID)
 	if _, err := tx.ExecContext(ctx, `WITH mb AS (UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq)
 		INSERT INTO mail_vanished (mailbox_id, uid, modseq) SELECT $1, $2, highest_modseq FROM mb`, in.ID, first); err != nil {
 		t.Fatal(err)
@@ -318,24 +276,48 @@ func TestExpungeAfterPartialExpungeWait(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	expungeBehind(t, env, other, tx, in.ID, second)
+}
+
+// lockedElsewhere opens another node's store and, in a transaction of it,
+// locks the mailbox row as every change does; the test commits or leaves
+// it to be rolled back.
+func lockedElsewhere(t *testing.T, db *sqlstore.DB, mailboxID int64) (*sqlstore.DB, *sql.Tx) {
+	t.Helper()
+	other := storetest.OpenOther(t, db)
+	tx, err := other.SQL.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	if _, err := tx.Exec(`SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE`, mailboxID); err != nil {
+		t.Fatal(err)
+	}
+	return other, tx
+}
+
+// expungeBehind runs an EXPUNGE of the mailbox, which waits for the lock
+// tx holds, then commits tx, and checks that the EXPUNGE removed the UIDs
+// want and left the mailbox empty.
+func expungeBehind(t *testing.T, env *storetest.MailEnv, other *sqlstore.DB, tx *sql.Tx, mailboxID int64, want ...uint32) {
+	t.Helper()
 	type result struct {
 		gone []uint32
 		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		gone, err := db.Mail().Expunge(ctx, in.ID, nil)
+		gone, err := env.Mail.Expunge(context.Background(), mailboxID, nil)
 		done <- result{gone, err}
 	}()
 	waitForLock(t, other)
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	r := <-done
-	if r.err != nil || !slices.Equal(r.gone, []uint32{second}) {
-		t.Fatalf("expunge: %v %v, want [%d]", r.gone, r.err, second)
+	if r := <-done; r.err != nil || !slices.Equal(r.gone, want) {
+		t.Fatalf("expunge: %v %v, want %v", r.gone, r.err, want)
 	}
-	if got := env.UIDs(t, in.ID); len(got) != 0 {
-		t.Fatalf("INBOX after the expunge: %v", got)
+	if got := env.UIDs(t, mailboxID); len(got) != 0 {
+		t.Fatalf("the mailbox after the expunge: %v", got)
 	}
 }
