@@ -175,7 +175,8 @@ func (db *DB) pipeline(ctx context.Context, mailboxID int64, live []*groupWrite)
 			b.Queue(w.query, w.args...)
 		}
 		b.Queue("COMMIT")
-		br := dc.(*stdlib.Conn).Conn().SendBatch(ctx, b)
+		pc := dc.(*stdlib.Conn).Conn()
+		br := pc.SendBatch(ctx, b)
 		_, err := br.Exec()
 		if err == nil {
 			_, err = br.Exec()
@@ -199,6 +200,14 @@ func (db *DB) pipeline(ctx context.Context, mailboxID int64, live []*groupWrite)
 			err = cerr
 		}
 		if err != nil {
+			// A statement's error leaves the transaction aborted, the
+			// mailbox's lock still held: end it before the connection goes
+			// back to the pool, or close the connection.
+			if pc.PgConn().TxStatus() != 'I' {
+				if _, rerr := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+					pc.Close(context.WithoutCancel(ctx))
+				}
+			}
 			return err
 		}
 		for i, w := range live {

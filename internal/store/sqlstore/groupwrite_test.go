@@ -60,8 +60,21 @@ func TestGroupWriteFailureRunsEachAlone(t *testing.T) {
 		t.Fatalf("%d pipelines of %d statements after the first, want 3 of 4", p-p0, s-s0)
 	}
 
-	// A statement that returns no row answers sql.ErrNoRows.
+	// A failed statement's transaction is ended, not left holding the
+	// mailbox's lock on an idle connection of the pool.
 	var n int64
+	if err := db.WriteGroupedForTest(ctx, in.ID, `SELECT 1 / (id - id) FROM mailboxes WHERE id = $1`, []any{in.ID}, &n); err == nil {
+		t.Fatal("a division by zero succeeded")
+	}
+	var aborted int
+	if err := other.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&aborted); err != nil || aborted != 0 {
+		t.Fatalf("%d sessions left in a transaction, %v", aborted, err)
+	}
+	if _, err := other.SQL.ExecContext(ctx, `SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE NOWAIT`, in.ID); err != nil {
+		t.Fatalf("the mailbox's lock after a failed group write: %v", err)
+	}
+
+	// A statement that returns no row answers sql.ErrNoRows.
 	if err := db.WriteGroupedForTest(ctx, in.ID, `SELECT 1 FROM mailboxes WHERE id = $1 AND id < 0`, []any{in.ID}, &n); !errors.Is(err, sql.ErrNoRows) {
 		t.Fatalf("no row: %v", err)
 	}
