@@ -48,10 +48,8 @@ type DB struct {
 	DSN     string
 
 	// async is, on PostgreSQL, a pool whose commits do not wait for the
-	// WAL flush (synchronous_commit off), so that a write through it holds
-	// the mailbox row's lock for a round trip, not for an fsync: \Recent
-	// claims, which need not survive a crash, and the mailbox changes that
-	// wait for the flush afterwards (durable.go). On SQLite, connections
+	// WAL flush (synchronous_commit off): the \Recent claims, which need
+	// not survive a crash. On SQLite, connections
 	// with synchronous=NORMAL, whose commits write the WAL without an
 	// fsync: the \Recent claims (a third of the fsyncs under imaptest were
 	// claims) and, with LazyMailChanges, flag changes and expunges
@@ -205,7 +203,7 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 	}
 	if err != nil {
 		if db.SQL != nil {
-			db.SQL.Close()
+			db.closeSQL()
 		}
 		return nil, fmt.Errorf("open %s: %w", db.Dialect, err)
 	}

@@ -1050,11 +1050,11 @@ func (s *Mail) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]u
 	return gone, nil
 }
 
-// deletedMsgsQueryPG reads the mailbox's member (kind 0) and its messages flagged
-// \Deleted (kind 1; flags are stored canonical, and keywords hold no
-// backslash); Expunge may add a test of the UIDs ($2).
-const deletedMsgsQueryPG = `SELECT 0, member_id, 0, 0, 0 FROM mailboxes WHERE id = $1
-UNION ALL SELECT 1, id, uid, size, body_id FROM mail_messages WHERE mailbox_id = $1 AND strpos(flags, '\Deleted') > 0`
+// deletedMsgsQueryPG reads the mailbox's member (kind 0) and the ids of its
+// messages flagged \Deleted (kind 1; flags are stored canonical, and
+// keywords hold no backslash); Expunge may add a test of the UIDs ($2).
+const deletedMsgsQueryPG = `SELECT 0, member_id FROM mailboxes WHERE id = $1
+UNION ALL SELECT 1, id FROM mail_messages WHERE mailbox_id = $1 AND strpos(flags, '\Deleted') > 0`
 
 // expungeIfQueryPG is removeMsgsQueryPG for the messages read ($2) that
 // are still there and flagged \Deleted, written in a group write, after
@@ -1090,9 +1090,10 @@ const expungeIfQueryPG = `WITH k AS MATERIALIZED (
 )
 SELECT (SELECT COUNT(*) FROM mail_vanished WHERE mailbox_id = $1), highest_modseq, (SELECT array_agg(uid ORDER BY uid) FROM k) FROM mb`
 
-// expungeOptimisticPG is one optimistic attempt of Expunge. done is false
-// when the mailbox is missing (the locked path says so) or another change
-// to the messages came between the read and the write (nothing was
+// expungeOptimisticPG is one optimistic attempt of Expunge: the flagged
+// messages read without a lock, then expungeIfQueryPG. done is false when
+// the mailbox is missing (the locked path says so) or a message shares a
+// body with one committed since the statement's snapshot (nothing was
 // written).
 func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []uint32) (gone []uint32, done bool, err error) {
 	q, args := deletedMsgsQueryPG, []any{mailboxID}
@@ -1107,8 +1108,8 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 	var ids []int64
 	var memberID int64
 	for rows.Next() {
-		var kind, id, uid, sz, bodyID int64
-		if err := rows.Scan(&kind, &id, &uid, &sz, &bodyID); err != nil {
+		var kind, id int64
+		if err := rows.Scan(&kind, &id); err != nil {
 			rows.Close()
 			return nil, false, err
 		}
