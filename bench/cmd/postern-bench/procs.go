@@ -198,6 +198,28 @@ func treeCPU(root int) time.Duration {
 	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
+// machineCPU returns the CPU time the whole machine has spent working so
+// far (user, nice, system, irq and softirq of every CPU, from /proc/stat's
+// first line, in USER_HZ ticks): over a stress run it takes in the server,
+// its database and the load generator, which share the CPUs.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, k := range []int{1, 2, 3, 6, 7} {
+		v, _ := strconv.ParseInt(f[k], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
 // descendants lists the live descendants of root.
 func descendants(root int) []int {
 	children := map[int][]int{}

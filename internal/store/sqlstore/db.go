@@ -7,6 +7,7 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
 	"embed"
@@ -147,6 +148,7 @@ func OpenUnmigrated(ctx context.Context, dsn string) (*DB, error) {
 func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 	db := &DB{DSN: dsn, views: newViewCache(viewBudget)}
 	db.notify.done = make(chan struct{})
+	db.notify.tag = rand.Text()
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		db.Dialect = Postgres

@@ -19,3 +19,9 @@ func SetOptimisticTries(n int) (restore func()) {
 
 // ConnStmtCap is how many statements a SQLite connection keeps prepared.
 const ConnStmtCap = connStmtCap
+
+// NotifiesSent is how many NOTIFYs db has sent (PostgreSQL).
+func (db *DB) NotifiesSent() int64 { return db.notify.sent.Load() }
+
+// NotifyGap is the least time between two NOTIFYs of one process.
+func NotifyGap() time.Duration { return notifyGap }

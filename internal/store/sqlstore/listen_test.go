@@ -61,3 +61,48 @@ func TestListen(t *testing.T) {
 		}
 	})
 }
+
+// TestListenOwnCommitsAndFewNotifies checks, on PostgreSQL, that a
+// process's own commits that write events wake its Listen channel without
+// a NOTIFY's round trip, and that a burst of such commits sends at most one
+// NOTIFY per notify gap, which still reaches another node.
+func TestListenOwnCommitsAndFewNotifies(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	own := db.Listen(ctx)
+	other := storetest.OpenOther(t, db)
+	remote := other.Listen(ctx)
+	waitSignal(t, own, "own listener connected")
+	waitSignal(t, remote, "other listener connected")
+	e := storetest.NewEnv(t, db)
+	m := e.Enforced(t, "burst")
+	ev := account.Effects{Events: []account.Event{{Kind: account.EventSettingChanged, MemberID: m.ID}}}
+
+	drain(own)
+	if err := db.AddMessage(ctx, m.ID, ev); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-own: // woken by the commit itself
+	default:
+		t.Fatal("own commit did not wake the process's own Listen channel at once")
+	}
+	waitSignal(t, remote, "first NOTIFY")
+
+	sent0 := db.NotifiesSent()
+	start := time.Now()
+	const commits = 40
+	for range commits {
+		if err := db.AddMessage(ctx, m.ID, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	waitSignal(t, remote, "NOTIFY after the burst")
+	time.Sleep(2 * sqlstore.NotifyGap())
+	sent := db.NotifiesSent() - sent0
+	if most := int64(elapsed/sqlstore.NotifyGap()) + 2; sent > most || sent >= commits {
+		t.Fatalf("%d commits in %v sent %d NOTIFYs, want at most %d (one per %v)", commits, elapsed, sent, most, sqlstore.NotifyGap())
+	}
+}
