@@ -118,6 +118,7 @@ func (s *session) selectState(name string) (mailstore.Mailbox, mailstore.Listing
 	if h, ok := s.srv.names.get(s.memberID, name); ok {
 		s.selectedID.Store(h.mailboxID)
 		s.dirty.Store(false)
+		s.heard.Store(0)
 		mb, list, err := mail.State(s.ctx, h.mailboxID)
 		if err == nil && mb.MemberID == s.memberID && mb.Name == h.name {
 			return mb, list, nil
@@ -134,6 +135,7 @@ func (s *session) selectState(name string) (mailstore.Mailbox, mailstore.Listing
 	}
 	s.selectedID.Store(mb.ID)
 	s.dirty.Store(false)
+	s.heard.Store(0)
 	mb, list, err := mail.State(s.ctx, mb.ID)
 	if err != nil {
 		s.selectedID.Store(0)
@@ -175,11 +177,14 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.sel == nil {
 		return nil
 	}
-	changed := s.dirty.Swap(false)
-	if !changed && s.srv.cfg.Bus != nil && !(allowExpunge && len(s.sel.gone) > 0) {
+	all, heard := s.dirty.Swap(false), s.heard.Swap(0)
+	if !all && heard == 0 && s.srv.cfg.Bus != nil && !(allowExpunge && len(s.sel.gone) > 0) {
 		return nil
 	}
-	return s.refresh(w, allowExpunge)
+	if all || s.srv.cfg.Bus == nil {
+		heard = 0 // everything committed until now
+	}
+	return s.refresh(w, allowExpunge, heard)
 }
 
 // Noop makes the poll after NOOP and CHECK re-read the mailbox: a change
@@ -223,10 +228,11 @@ func (s *session) markChanged(mailboxID int64) {
 
 // refresh re-reads the mailbox and writes FETCH FLAGS (with MODSEQ once
 // CONDSTORE is enabled), EXPUNGE (VANISHED once QRESYNC is) and EXISTS for
-// what changed.
-func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool) error {
+// what changed: the changes heard of at heard (see session.heard), or all
+// of them when it is 0.
+func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool, heard uint64) error {
 	sel := s.sel
-	mb, list, err := s.srv.cfg.Mail.State(s.ctx, sel.mb.ID)
+	mb, list, err := s.srv.cfg.Mail.StateHeard(s.ctx, sel.mb.ID, heard)
 	if account.ErrorCode(err) == account.ENOTFOUND {
 		// Deleted elsewhere: every message is gone, and the view stays
 		// where it was (a mailbox made again has another UIDVALIDITY).

@@ -42,9 +42,13 @@ type session struct {
 
 	sel        *selected    // the selected mailbox, nil when none
 	selectedID atomic.Int64 // sel's mailbox ID, for the Bus callback
-	dirty      atomic.Bool  // the selected mailbox changed since it was last read
-	changed    chan struct{}
-	closeOnce  sync.Once
+	dirty      atomic.Bool  // the selected mailbox must be read again, all it holds now
+	// heard is the store's Heard when the latest event about the selected
+	// mailbox came (0: none since the last re-read): the re-read needs
+	// those changes only (mailstore.Store.StateHeard).
+	heard     atomic.Uint64
+	changed   chan struct{}
+	closeOnce sync.Once
 
 	// fitted is what AppendFits last found for a literal, which the APPEND
 	// then reading that literal need not ask the store again.
@@ -162,11 +166,14 @@ func (s *session) onEvent(e account.Event) {
 	if e.Kind != account.EventMailboxChanged || e.MailboxID == 0 || e.MailboxID != s.selectedID.Load() {
 		return
 	}
-	s.signal()
-}
-
-func (s *session) signal() {
-	s.dirty.Store(true)
+	// The store's count has grown past e's before e is handed on, and
+	// only grows: the latest value stands for every event so far. An
+	// event the store did not read (0) asks for everything.
+	if h := s.srv.cfg.Mail.Heard(); h != 0 {
+		s.heard.Store(h)
+	} else {
+		s.dirty.Store(true)
+	}
 	select {
 	case s.changed <- struct{}{}:
 	default:

@@ -252,7 +252,10 @@ type Store interface {
 	// mailbox's RecentUID to its UIDNext, atomically on every node, and
 	// returns the UIDs the caller now holds, first <= uid < next (first ==
 	// next: none). mb is the mailbox as the caller read it: the claim is
-	// tried from its RecentUID first (a Mailbox of any age will do).
+	// tried from its RecentUID first (a Mailbox of any age will do), and
+	// when the store knows every UID below mb's UIDNext claimed already,
+	// nothing is: UIDs that arrived since are left to the caller's next
+	// claim, once it has read them.
 	ClaimRecent(ctx context.Context, mb Mailbox) (first, next uint32, err error)
 	// State returns a mailbox by ID with its messages in UID order, read at
 	// once from one snapshot, so that HighestModSeq covers exactly the
@@ -261,6 +264,18 @@ type Store interface {
 	// make the next listing of the mailbox from it): callers must not
 	// change its messages or their Flags.
 	State(ctx context.Context, mailboxID int64) (Mailbox, Listing, error)
+	// Heard is a count that grows each time this process hears of changes
+	// made anywhere (reads the events an account.Bus then carries): a
+	// subscriber told of a change notes it, and StateHeard with it returns
+	// a state that holds that change.
+	Heard() uint64
+	// StateHeard is State where the caller needs only the changes this
+	// process had heard of when Heard returned heard (the re-read after an
+	// event): a listing the store read since then may be returned as it
+	// is, without reading the mailbox again. Every session of a mailbox is
+	// told of each change to it; the first to re-read reads for them all.
+	// heard 0 is State.
+	StateHeard(ctx context.Context, mailboxID int64, heard uint64) (Mailbox, Listing, error)
 	// Vanished returns, in order, the UIDs expunged from the mailbox after
 	// mod-sequence since (QRESYNC's VANISHED (EARLIER), RFC 7162 §3.2.5).
 	// Expunges are remembered for a bounded number of messages: complete is

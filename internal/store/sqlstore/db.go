@@ -72,6 +72,8 @@ type DB struct {
 	creds   atomic.Pointer[credCache]  // nil: no credential cache (credcache.go)
 	inboxes atomic.Pointer[inboxCache] // nil: no INBOX cache (inboxcache.go)
 	views   *viewCache                 // State's mailbox listings (viewcache.go)
+	heard   atomic.Uint64              // reads of the events so far (EventsAfter; Mail.StateHeard)
+	claims  claimLocks                 // \Recent claims of this process, by mailbox (recent.go)
 	hooks   commitHooks                // afterCommit's functions, by transaction
 	horizon horizon                    // PostgreSQL: the events' read horizon (events.go)
 	flush   nextRound[struct{}]        // PostgreSQL: group flushes of the WAL (durable.go)

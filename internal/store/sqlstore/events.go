@@ -51,7 +51,13 @@ func (db *DB) EventsAfter(ctx context.Context, after account.EventPos, limit int
 		e.Kind, e.CreatedAt = account.EventKind(kind), fromMicros(created)
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("events after %v: %w", after, err)
+	}
+	// Counted before the caller hands the events on: a listing read after
+	// this holds their changes (Mail.StateHeard).
+	db.heard.Add(1)
+	return out, nil
 }
 
 // LastEventPos returns where a tailer starts so that it sees only what is

@@ -542,6 +542,21 @@ func (s *Mail) State(ctx context.Context, mailboxID int64) (mailstore.Mailbox, m
 	return mb, msgs, err
 }
 
+// Heard implements mailstore.Store: how many times this process has read
+// the events.
+func (s *Mail) Heard() uint64 { return s.db.heard.Load() }
+
+// StateHeard implements mailstore.Store: the cached view, when it was read
+// after the events of heard were (DB.state labels each view with the count
+// of event reads before it), holds their changes, and is returned without
+// a read.
+func (s *Mail) StateHeard(ctx context.Context, mailboxID int64, heard uint64) (mailstore.Mailbox, mailstore.Listing, error) {
+	if mb, list, ok := s.db.heardState(mailboxID, heard); ok {
+		return mb, list, nil
+	}
+	return s.State(ctx, mailboxID)
+}
+
 // openWith runs openQuery or stateQuery.
 func (db *DB) openWith(ctx context.Context, query string, args ...any) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
 	rows, err := db.queryEachPlan(ctx, db.SQL, db.q(query), args...)
@@ -637,8 +652,20 @@ func (s *Mail) ClaimRecent(ctx context.Context, mb mailstore.Mailbox) (first, ne
 		ON CONFLICT (mailbox_id) DO UPDATE SET recent_uid = excluded.recent_uid WHERE mailbox_recent.recent_uid = ?
 		RETURNING recent_uid`)
 	// The caller's mailbox, just read, tells where the claim starts: the
-	// claim is tried from there first, and only when another session
-	// claimed meanwhile (it then writes nothing) is the horizon read.
+	// claim is tried from there first, or from where this process's
+	// sessions have claimed since (the view, see claimLocks), and only
+	// when another session claimed meanwhile (it then writes nothing) is
+	// the horizon read.
+	unlock, err := db.claims.lock(ctx, mailboxID)
+	if err != nil {
+		return 0, 0, mailErr("claim recent", err)
+	}
+	defer unlock()
+	if claimed := db.views.recentUID(mb); claimed != 0 && claimed >= mb.UIDNext {
+		return claimed, claimed, nil // nothing the caller knows is left
+	} else if claimed > mb.RecentUID {
+		mb.RecentUID = claimed
+	}
 	recent, memberID := int64(mb.RecentUID), mb.MemberID
 	for {
 		if recent == 0 || memberID == 0 {
@@ -648,6 +675,9 @@ func (s *Mail) ClaimRecent(ctx context.Context, mb mailstore.Mailbox) (first, ne
 				return 0, 0, account.ErrNotFound
 			}
 			if err != nil || recent >= uidNext {
+				if err == nil {
+					db.views.claimed(mailboxID, uint32(recent))
+				}
 				return uint32(uidNext), uint32(uidNext), mailErr("claim recent", err)
 			}
 		}
@@ -665,6 +695,7 @@ func (s *Mail) ClaimRecent(ctx context.Context, mb mailstore.Mailbox) (first, ne
 			return 0, 0, mailErr("claim recent", err)
 		}
 		db.lazy.dirty.Store(true) // a claim on SQLite commits without the fsync
+		db.views.claimed(mailboxID, uint32(uidNext))
 		return uint32(recent), uint32(uidNext), nil
 	}
 }
@@ -864,11 +895,11 @@ SELECT highest_modseq FROM mb`
 // them.
 func (db *DB) storeFlagsFromViewPG(ctx context.Context, mailboxID int64, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) (infos []mailstore.MessageInfo, modified []uint32, done bool, err error) {
 	v := db.views.get(mailboxID)
-	if v == nil || v.highest >= math.MaxInt64 || unchangedSince != 0 {
+	if v == nil || v.highest() >= math.MaxInt64 || unchangedSince != 0 {
 		return nil, nil, false, nil
 	}
 	for _, u := range uids {
-		if u >= v.uidNext {
+		if u >= v.mb.UIDNext {
 			return nil, nil, false, nil // a message the view does not know
 		}
 	}
@@ -876,14 +907,14 @@ func (db *DB) storeFlagsFromViewPG(ctx context.Context, mailboxID int64, uids []
 	if len(p.order) == 0 {
 		return nil, nil, false, nil
 	}
-	modseq, wrote, err := db.writeStorePG(ctx, mailboxID, v.memberID, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
+	modseq, wrote, err := db.writeStorePG(ctx, mailboxID, v.mb.MemberID, storeFlagsIfQueryPG, mailboxID, p.ids, p.sets, p.olds,
 		string(account.EventMailboxChanged), micros(time.Now()))
 	if !wrote || err != nil {
 		return nil, nil, false, err
 	}
 	p.setModSeq(modseq)
 	db.views.stores.Add(1)
-	if uint64(modseq) == v.highest+1 {
+	if uint64(modseq) == v.highest()+1 {
 		// Nothing else changed the mailbox since the view.
 		db.views.put(v.with(p.out, uint64(modseq)))
 	}

@@ -65,7 +65,12 @@ func TestClaimRecent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range 3 {
-					first, next, err := mail.ClaimRecent(ctx, in)
+					mb, _, err := mail.State(ctx, in.ID)
+					if err != nil {
+						t.Errorf("state: %v", err)
+						return
+					}
+					first, next, err := mail.ClaimRecent(ctx, mb)
 					if err != nil {
 						t.Errorf("claim: %v", err)
 						return
@@ -75,7 +80,11 @@ func TestClaimRecent(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		first, next, err = mail.ClaimRecent(ctx, in)
+		last, _, err := mail.State(ctx, in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, next, err = mail.ClaimRecent(ctx, last)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,4 +194,42 @@ func TestBodiesByID(t *testing.T) {
 			t.Fatalf("bodies: %v %v, want %v", got, err, want)
 		}
 	})
+}
+
+// A claim for UIDs this process's sessions have claimed already asks the
+// database nothing: every session of a mailbox claims after each arrival,
+// and all but the first would otherwise each spend a write that fails and
+// a read. Shown with the mailbox's claim row locked elsewhere, where a
+// claim that went to the database would wait.
+func TestClaimRecentKnownClaimedAsksNothing(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in := env.Box(t, m, "INBOX")
+	env.Append(t, in.ID, "Subject: x\r\n\r\nx\r\n")
+	env.Append(t, in.ID, "Subject: y\r\n\r\ny\r\n")
+	mb, _, err := env.Mail.State(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, next, err := env.Mail.ClaimRecent(ctx, mb); err != nil || first != 1 || next != 3 {
+		t.Fatalf("first claim: [%d, %d) %v, want [1, 3)", first, next, err)
+	}
+
+	other := storetest.OpenOther(t, db)
+	tx, err := other.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM mailbox_recent WHERE mailbox_id = $1 FOR UPDATE`, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	first, next, err := env.Mail.ClaimRecent(short, mb) // the same reading of the mailbox, as a second session's
+	if err != nil || first != next {
+		t.Fatalf("second claim: [%d, %d) %v, want nothing, at once", first, next, err)
+	}
 }

@@ -40,15 +40,31 @@ type viewCache struct {
 	budget int
 
 	hits, patches, misses atomic.Uint64
+	heardHits             atomic.Uint64 // views taken without a read (heardState)
 	stores                atomic.Uint64 // STOREs planned on a view (storeFlagsFromViewPG)
 }
 
 type view struct {
-	mailboxID, memberID int64
-	uidValidity         uint32
-	uidNext             uint32 // in the snapshot of highest: later arrivals take UIDs from it
-	highest             uint64
-	list                mailstore.Listing
+	mailboxID int64
+	// mb is the mailbox row as read with the listing: its UIDNext is
+	// where later arrivals take UIDs from, its HighestModSeq (the view's
+	// highest) covers exactly the listing. Its RecentUID may have moved
+	// on since (claims take no mod-sequence): ClaimRecent moves it here.
+	mb mailstore.Mailbox
+	// heard is DB.heard when the mailbox was read (or found unchanged):
+	// every change whose event this process had heard of by then is in
+	// the view (see Mail.StateHeard).
+	heard uint64
+	list  mailstore.Listing
+}
+
+// highest is the view's mod-sequence.
+func (v *view) highest() uint64 { return v.mb.HighestModSeq }
+
+// sameMailbox reports whether mb is the mailbox of the view: a mailbox
+// made again has another UIDVALIDITY.
+func (v *view) sameMailbox(mb mailstore.Mailbox) bool {
+	return v.mb.MemberID == mb.MemberID && v.mb.UIDValidity == mb.UIDValidity
 }
 
 // viewBudget bounds the messages the view cache holds in all, least
@@ -79,7 +95,7 @@ func (c *viewCache) put(v *view) {
 	defer c.mu.Unlock()
 	if e := c.m[v.mailboxID]; e != nil {
 		old := e.Value.(*view)
-		if old.memberID == v.memberID && old.uidValidity == v.uidValidity && old.highest > v.highest {
+		if old.sameMailbox(v.mb) && (old.highest() > v.highest() || old.highest() == v.highest() && old.heard > v.heard) {
 			return
 		}
 		c.removeLocked(e)
@@ -92,6 +108,34 @@ func (c *viewCache) put(v *view) {
 	}
 	c.m[v.mailboxID] = c.lru.PushFront(v)
 	c.total += v.list.Len()
+}
+
+// claimed notes in the mailbox's view that its messages below next are no
+// longer \Recent to claim (ClaimRecent): the sessions that take the view
+// without reading the mailbox then make no claim that must fail.
+func (c *viewCache) claimed(id int64, next uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[id]
+	if e == nil {
+		return
+	}
+	v := *e.Value.(*view) // views are shared: a new one replaces it
+	if v.mb.RecentUID >= next {
+		return
+	}
+	v.mb.RecentUID = next
+	e.Value = &v
+}
+
+// recentUID is the RecentUID of mb's mailbox in its view, 0 when there is
+// no view of that mailbox.
+func (c *viewCache) recentUID(mb mailstore.Mailbox) uint32 {
+	v := c.get(mb.ID)
+	if v == nil || !v.sameMailbox(mb) {
+		return 0
+	}
+	return v.mb.RecentUID
 }
 
 // drop forgets the mailbox's view (it no longer exists).
@@ -137,7 +181,9 @@ func (v *view) rows(uids []uint32) []msgRow {
 // the same UIDs. v is left as it is.
 func (v *view) with(infos []mailstore.MessageInfo, highest uint64) *view {
 	list, _ := v.list.Replace(infos)
-	return &view{mailboxID: v.mailboxID, memberID: v.memberID, uidValidity: v.uidValidity, uidNext: v.uidNext, highest: highest, list: list}
+	w := &view{mailboxID: v.mailboxID, mb: v.mb, heard: v.heard, list: list}
+	w.mb.HighestModSeq = highest
+	return w
 }
 
 // stateChangesQuery reads, in one statement (one snapshot, one round trip), the
@@ -190,18 +236,20 @@ UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 // after each change to it.
 func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, mailstore.Listing, error) {
 	c := db.views
+	heard := db.heard.Load() // before the read: see view.heard
 	v := c.get(mailboxID)
 	since, uidNext := int64(-1), uint32(0) // no view: every message
 	if v != nil {
-		since, uidNext = int64(min(v.highest, math.MaxInt64)), v.uidNext
+		since, uidNext = int64(min(v.highest(), math.MaxInt64)), v.mb.UIDNext
 		if db.Dialect == Postgres {
 			// The mailbox row alone first: when the view is current, as it
 			// is after this process's own changes and for every SELECT of
 			// an unchanged mailbox, that fixed-shape lookup is all, where
 			// the changes' statement costs its planning at every run.
 			mb, err := db.stateMailboxPG(ctx, mailboxID)
-			if err == nil && v.memberID == mb.MemberID && v.uidValidity == mb.UIDValidity && v.highest == mb.HighestModSeq {
+			if err == nil && v.sameMailbox(mb) && v.highest() == mb.HighestModSeq {
 				c.hits.Add(1)
+				c.put(&view{mailboxID: mailboxID, mb: mb, heard: heard, list: v.list})
 				return mb, v.list, nil
 			}
 			if notFound(err) {
@@ -227,8 +275,8 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 	case v == nil:
 		c.misses.Add(1)
 		msgs = r.infos(mailboxID)
-	case v.memberID != mb.MemberID || v.uidValidity != mb.UIDValidity || v.highest > mb.HighestModSeq ||
-		v.highest < mb.HighestModSeq && uint64(r.pruned) > v.highest:
+	case !v.sameMailbox(mb) || v.highest() > mb.HighestModSeq ||
+		v.highest() < mb.HighestModSeq && uint64(r.pruned) > v.highest():
 		// Another mailbox of the same id, or the tombstones the view
 		// needs are pruned: read whole.
 		c.misses.Add(1)
@@ -239,15 +287,30 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 			return mailstore.Mailbox{}, mailstore.Listing{}, err
 		}
 		mb, msgs = r.mb, r.infos(mailboxID)
-	case v.highest == mb.HighestModSeq:
+	case v.highest() == mb.HighestModSeq:
 		c.hits.Add(1)
-		return mb, v.list, nil
+		msgs = v.list
 	default:
 		c.patches.Add(1)
 		msgs = patchView(v, r.changed, r.gone, mailboxID)
 	}
-	c.put(&view{mailboxID: mailboxID, memberID: mb.MemberID, uidValidity: mb.UIDValidity, uidNext: mb.UIDNext, highest: mb.HighestModSeq, list: msgs})
+	c.put(&view{mailboxID: mailboxID, mb: mb, heard: heard, list: msgs})
 	return mb, msgs, nil
+}
+
+// heardState is the mailbox's cached view when it holds every change this
+// process had heard of at heard (DB.heard's value then; 0: none), ok false
+// otherwise.
+func (db *DB) heardState(mailboxID int64, heard uint64) (mb mailstore.Mailbox, list mailstore.Listing, ok bool) {
+	if heard == 0 {
+		return mb, list, false
+	}
+	v := db.views.get(mailboxID)
+	if v == nil || v.heard < heard {
+		return mb, list, false
+	}
+	db.views.heardHits.Add(1)
+	return v.mb, v.list, true
 }
 
 // stateMailboxPG reads the mailbox row as State reports it; errNoRows when

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/postern/postern/internal/account"
 	"github.com/postern/postern/internal/mailstore"
 	"github.com/postern/postern/internal/store/sqlstore"
 	"github.com/postern/postern/internal/store/storetest"
@@ -348,4 +349,53 @@ func TestChangeLogPruned(t *testing.T) {
 func stateMessages(ctx context.Context, mail *sqlstore.Mail, id int64) (mailstore.Mailbox, []mailstore.MessageInfo, error) {
 	mb, l, err := mail.State(ctx, id)
 	return mb, l.Messages(), err
+}
+
+// StateHeard returns the cached view, without a read, when it was read
+// after the events the caller heard of; a change whose event this process
+// has not read yet is then not in it, and shows once the events are read
+// and the caller asks with the later count. Heard 0 reads.
+func TestStateHeard(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		env := storetest.NewMailEnv(t, db)
+		mail := env.Mail
+		m := env.NewMember(t)
+		in := env.Box(t, m, "INBOX")
+		env.Append(t, in.ID, "Subject: a\r\n\r\na\r\n")
+		if _, err := db.EventsAfter(ctx, account.EventPos{}, 1000); err != nil {
+			t.Fatal(err)
+		}
+		heard := mail.Heard()
+		if heard == 0 {
+			t.Fatal("Heard is 0 after the events were read")
+		}
+		if _, _, err := mail.State(ctx, in.ID); err != nil {
+			t.Fatal(err)
+		}
+
+		// Another node appends; this one has not read its event.
+		other := storetest.NewMailEnv(t, storetest.OpenOther(t, db))
+		other.Append(t, in.ID, "Subject: b\r\n\r\nb\r\n")
+		mb, list, err := mail.StateHeard(ctx, in.ID, heard)
+		if err != nil || list.Len() != 1 || mb.UIDNext != 2 {
+			t.Fatalf("state for what was heard: %d messages, UIDNEXT %d, %v; want the cached 1, 2", list.Len(), mb.UIDNext, err)
+		}
+		if _, list, err := mail.StateHeard(ctx, in.ID, 0); err != nil || list.Len() != 2 {
+			t.Fatalf("state of everything: %d messages %v, want 2", list.Len(), err)
+		}
+
+		// Another change, heard of this time.
+		other.Append(t, in.ID, "Subject: c\r\n\r\nc\r\n")
+		if _, err := db.EventsAfter(ctx, account.EventPos{}, 1000); err != nil {
+			t.Fatal(err)
+		}
+		if mail.Heard() <= heard {
+			t.Fatalf("Heard %d after a read of the events, was %d", mail.Heard(), heard)
+		}
+		if _, list, err := mail.StateHeard(ctx, in.ID, mail.Heard()); err != nil || list.Len() != 3 {
+			t.Fatalf("state for the later events: %d messages %v, want 3", list.Len(), err)
+		}
+		sameState(t, "after", db, in.ID)
+	})
 }
