@@ -31,7 +31,12 @@ type Tailer struct {
 	Bus      *Bus
 	Interval time.Duration   // polling period; default 100 ms
 	Wake     <-chan struct{} // optional: a signal to read at once (LISTEN/NOTIFY, local commits)
-	Log      *slog.Logger    // default slog.Default()
+	// Gap is the least time from one read to the next a Wake starts
+	// (default 5 ms): under load commits wake the tailer hundreds of
+	// times a second, and each read hands every session of a changed
+	// mailbox a re-read; a few milliseconds gathers them.
+	Gap time.Duration
+	Log *slog.Logger // default slog.Default()
 	// Retention is how long events are kept (default 24 h); they are pruned
 	// once an hour. Negative: never prune (a read-only tailer).
 	Retention time.Duration
@@ -80,6 +85,10 @@ func (t *Tailer) Run(ctx context.Context) error {
 	if now == nil {
 		now = time.Now
 	}
+	gap := t.Gap
+	if gap <= 0 {
+		gap = 5 * time.Millisecond
+	}
 	retention := t.Retention
 	if retention == 0 {
 		retention = 24 * time.Hour
@@ -121,6 +130,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 				log.Error("event tailer: pruning events", "err", err)
 			}
 		}
+		read := time.Now()
 		for {
 			list, err := t.Store.EventsAfter(ctx, pos, batch)
 			if err != nil {
@@ -152,12 +162,18 @@ func (t *Tailer) Run(ctx context.Context) error {
 			if !ok {
 				wake = nil // closed: poll only
 			}
+			if !sleep(ctx, gap-time.Since(read)) {
+				return ctx.Err()
+			}
 		}
 	}
 }
 
 // sleep waits d; false when ctx ended first.
 func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	tm := time.NewTimer(d)
 	defer tm.Stop()
 	select {

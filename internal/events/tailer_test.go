@@ -18,6 +18,7 @@ type fakeSource struct {
 	events  []account.Event
 	failing int // calls left that fail
 	prunes  []time.Time
+	reads   int
 }
 
 func (f *fakeSource) add(kind account.EventKind, member int64) {
@@ -37,6 +38,7 @@ func (f *fakeSource) fail() error {
 func (f *fakeSource) EventsAfter(ctx context.Context, after account.EventPos, limit int) ([]account.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	if err := f.fail(); err != nil {
 		return nil, err
 	}
@@ -176,4 +178,40 @@ func TestTailerClosedWakeFallsBackToPolling(t *testing.T) {
 	<-tl.Ready()
 	src.add(account.EventSettingChanged, 1)
 	waitN(t, got, 1)
+}
+
+// A burst of wake-ups is read together: at most one read per Gap, and
+// every event still published.
+func TestTailerGathersWakeUps(t *testing.T) {
+	src := &fakeSource{}
+	bus := NewBus()
+	_, got := collect(bus)
+	wake := make(chan struct{}, 1)
+	const gap = 20 * time.Millisecond
+	tl := &Tailer{Store: src, Bus: bus, Interval: time.Hour, Gap: gap, Wake: wake, Log: quiet(), Retention: -1}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go tl.Run(ctx)
+	<-tl.Ready()
+	src.mu.Lock()
+	reads0 := src.reads
+	src.mu.Unlock()
+	start := time.Now()
+	const n = 100
+	for range n {
+		src.add(account.EventSettingChanged, 1)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitN(t, got, n)
+	elapsed := time.Since(start)
+	src.mu.Lock()
+	reads := src.reads - reads0
+	src.mu.Unlock()
+	if most := int(elapsed/gap) + 2; reads > most {
+		t.Fatalf("%d wake-ups in %v made %d reads, want at most %d (one per %v)", n, elapsed, reads, most, gap)
+	}
 }

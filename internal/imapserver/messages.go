@@ -257,6 +257,7 @@ func (sel *selected) remove(uids []uint32, w expungeReporter, vanished bool) err
 		delete(sel.gone, u)
 	}
 	sel.list = sel.list.Filter(func(m *mailstore.MessageInfo) bool { return !gone[m.UID] })
+	sel.own = true
 	return nil
 }
 

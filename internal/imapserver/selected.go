@@ -40,6 +40,14 @@ type selected struct {
 	// every change (RFC 7162): it moves only when a re-read is reported in
 	// full, expunges included, so a client that keeps it misses nothing.
 	highest uint64
+	// read is the HighestModSeq of the store's listing the view was last
+	// made from; own is set when the session has since changed the view
+	// with its own changes (STORE, EXPUNGE), which that listing lacks.
+	// A re-read after an event may take a listing the store kept
+	// (mailstore.Store.StateHeard) only when it is no older than read, and
+	// not while own is set: an older one would undo changes shown.
+	read uint64
+	own  bool
 	// flagBuf is flagsOf's result.
 	flagBuf []imap.Flag
 }
@@ -81,7 +89,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		s.selectedID.Store(0)
 		return nil, s.storeErr("select", err)
 	}
-	sel.mb, sel.highest, sel.list = mb, mb.HighestModSeq, infos
+	sel.mb, sel.highest, sel.read, sel.list = mb, mb.HighestModSeq, mb.HighestModSeq, infos
 	sum := infos.Summary()
 	sel.learnKeywords(sum.Keywords)
 	s.sel = sel
@@ -181,7 +189,7 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if !all && heard == 0 && s.srv.cfg.Bus != nil && !(allowExpunge && len(s.sel.gone) > 0) {
 		return nil
 	}
-	if all || s.srv.cfg.Bus == nil {
+	if all || s.sel.own || s.srv.cfg.Bus == nil {
 		heard = 0 // everything committed until now
 	}
 	return s.refresh(w, allowExpunge, heard)
@@ -232,7 +240,7 @@ func (s *session) markChanged(mailboxID int64) {
 // of them when it is 0.
 func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool, heard uint64) error {
 	sel := s.sel
-	mb, list, err := s.srv.cfg.Mail.StateHeard(s.ctx, sel.mb.ID, heard)
+	mb, list, err := s.srv.cfg.Mail.StateHeard(s.ctx, sel.mb.ID, heard, sel.read)
 	if account.ErrorCode(err) == account.ENOTFOUND {
 		// Deleted elsewhere: every message is gone, and the view stays
 		// where it was (a mailbox made again has another UIDVALIDITY).
@@ -242,6 +250,7 @@ func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool, heard u
 	if err != nil {
 		return s.storeErr("poll", err)
 	}
+	sel.read, sel.own = max(sel.read, mb.HighestModSeq), false
 	condStore := s.conn.Enabled(imap.CapCondStore)
 	// Both listings are in UID order: one walk matches them, with no map
 	// of the whole mailbox on every re-read; and where the two hold the

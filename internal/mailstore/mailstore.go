@@ -271,11 +271,12 @@ type Store interface {
 	Heard() uint64
 	// StateHeard is State where the caller needs only the changes this
 	// process had heard of when Heard returned heard (the re-read after an
-	// event): a listing the store read since then may be returned as it
-	// is, without reading the mailbox again. Every session of a mailbox is
-	// told of each change to it; the first to re-read reads for them all.
-	// heard 0 is State.
-	StateHeard(ctx context.Context, mailboxID int64, heard uint64) (Mailbox, Listing, error)
+	// event), on a listing no older than HighestModSeq atLeast (the one
+	// the caller has): a listing the store read since then may be
+	// returned as it is, without reading the mailbox again. Every session
+	// of a mailbox is told of each change to it; the first to re-read
+	// reads for them all. heard 0 is State.
+	StateHeard(ctx context.Context, mailboxID int64, heard, atLeast uint64) (Mailbox, Listing, error)
 	// Vanished returns, in order, the UIDs expunged from the mailbox after
 	// mod-sequence since (QRESYNC's VANISHED (EARLIER), RFC 7162 §3.2.5).
 	// Expunges are remembered for a bounded number of messages: complete is

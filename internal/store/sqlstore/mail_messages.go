@@ -550,8 +550,8 @@ func (s *Mail) Heard() uint64 { return s.db.heard.Load() }
 // after the events of heard were (DB.state labels each view with the count
 // of event reads before it), holds their changes, and is returned without
 // a read.
-func (s *Mail) StateHeard(ctx context.Context, mailboxID int64, heard uint64) (mailstore.Mailbox, mailstore.Listing, error) {
-	if mb, list, ok := s.db.heardState(mailboxID, heard); ok {
+func (s *Mail) StateHeard(ctx context.Context, mailboxID int64, heard, atLeast uint64) (mailstore.Mailbox, mailstore.Listing, error) {
+	if mb, list, ok := s.db.heardState(mailboxID, heard, atLeast); ok {
 		return mb, list, nil
 	}
 	return s.State(ctx, mailboxID)

@@ -299,14 +299,14 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 }
 
 // heardState is the mailbox's cached view when it holds every change this
-// process had heard of at heard (DB.heard's value then; 0: none), ok false
-// otherwise.
-func (db *DB) heardState(mailboxID int64, heard uint64) (mb mailstore.Mailbox, list mailstore.Listing, ok bool) {
+// process had heard of at heard (DB.heard's value then; 0: none) and is at
+// mod-sequence atLeast or later, ok false otherwise.
+func (db *DB) heardState(mailboxID int64, heard, atLeast uint64) (mb mailstore.Mailbox, list mailstore.Listing, ok bool) {
 	if heard == 0 {
 		return mb, list, false
 	}
 	v := db.views.get(mailboxID)
-	if v == nil || v.heard < heard {
+	if v == nil || v.heard < heard || v.highest() < atLeast {
 		return mb, list, false
 	}
 	db.views.heardHits.Add(1)

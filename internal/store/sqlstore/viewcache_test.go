@@ -377,12 +377,17 @@ func TestStateHeard(t *testing.T) {
 		// Another node appends; this one has not read its event.
 		other := storetest.NewMailEnv(t, storetest.OpenOther(t, db))
 		other.Append(t, in.ID, "Subject: b\r\n\r\nb\r\n")
-		mb, list, err := mail.StateHeard(ctx, in.ID, heard)
+		mb, list, err := mail.StateHeard(ctx, in.ID, heard, 0)
 		if err != nil || list.Len() != 1 || mb.UIDNext != 2 {
 			t.Fatalf("state for what was heard: %d messages, UIDNEXT %d, %v; want the cached 1, 2", list.Len(), mb.UIDNext, err)
 		}
-		if _, list, err := mail.StateHeard(ctx, in.ID, 0); err != nil || list.Len() != 2 {
-			t.Fatalf("state of everything: %d messages %v, want 2", list.Len(), err)
+		// A caller whose own view is later than the cached one reads.
+		if _, list, err := mail.StateHeard(ctx, in.ID, heard, mb.HighestModSeq+1); err != nil || list.Len() != 2 {
+			t.Fatalf("state no older than %d: %d messages %v, want 2", mb.HighestModSeq+1, list.Len(), err)
+		}
+		other.Append(t, in.ID, "Subject: b2\r\n\r\nb2\r\n")
+		if _, list, err := mail.StateHeard(ctx, in.ID, 0, 0); err != nil || list.Len() != 3 {
+			t.Fatalf("state of everything: %d messages %v, want 3", list.Len(), err)
 		}
 
 		// Another change, heard of this time.
@@ -393,8 +398,8 @@ func TestStateHeard(t *testing.T) {
 		if mail.Heard() <= heard {
 			t.Fatalf("Heard %d after a read of the events, was %d", mail.Heard(), heard)
 		}
-		if _, list, err := mail.StateHeard(ctx, in.ID, mail.Heard()); err != nil || list.Len() != 3 {
-			t.Fatalf("state for the later events: %d messages %v, want 3", list.Len(), err)
+		if _, list, err := mail.StateHeard(ctx, in.ID, mail.Heard(), 0); err != nil || list.Len() != 4 {
+			t.Fatalf("state for the later events: %d messages %v, want 4", list.Len(), err)
 		}
 		sameState(t, "after", db, in.ID)
 	})
