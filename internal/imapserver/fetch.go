@@ -257,10 +257,10 @@ func (s *session) markSeen(idx []int, options *imap.FetchOptions) (map[uint32]bo
 // apply records new flags (infos, in UID order) in the view and returns
 // the UIDs it touched.
 func (sel *selected) apply(infos []mailstore.MessageInfo) map[uint32]bool {
-	sel.own = sel.own || len(infos) > 0
 	touched := make(map[uint32]bool, len(infos))
 	var in []mailstore.MessageInfo
 	for _, m := range infos {
+		sel.ownModSeq = max(sel.ownModSeq, m.ModSeq)
 		if _, ok := sel.list.Search(m.UID); ok {
 			touched[m.UID] = true
 			in = append(in, m)

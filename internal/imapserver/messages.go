@@ -229,11 +229,31 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 	if err != nil {
 		return s.storeErr("expunge", err)
 	}
-	// The poll after EXPUNGE re-reads the mailbox: a message another
-	// session expunged a moment before is reported now, not when its event
+	if err := sel.remove(removed, w, s.conn.Enabled(imap.CapQResync)); err != nil {
+		return err
+	}
+	// A message the view still holds flagged \Deleted was expunged (or
+	// undeleted) elsewhere a moment before: the poll after EXPUNGE then
+	// re-reads the mailbox, so that it is reported now, not when its event
 	// comes (imaptest: two sessions expunging the same message).
-	s.dirty.Store(true)
-	return sel.remove(removed, w, s.conn.Enabled(imap.CapQResync))
+	if sel.holdsDeleted(only) {
+		s.dirty.Store(true)
+	}
+	return nil
+}
+
+// holdsDeleted reports whether a message of the view flagged \Deleted is
+// left among uids (all of them when nil).
+func (sel *selected) holdsDeleted(uids []uint32) bool {
+	if uids == nil {
+		return sel.list.Summary().Deleted > 0
+	}
+	for _, u := range uids {
+		if i, ok := sel.list.Search(u); ok && sel.msg(i).Deleted() {
+			return true
+		}
+	}
+	return false
 }
 
 // expungeReporter is what reports expunges: go-imap's ExpungeWriter,

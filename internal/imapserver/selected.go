@@ -41,13 +41,14 @@ type selected struct {
 	// full, expunges included, so a client that keeps it misses nothing.
 	highest uint64
 	// read is the HighestModSeq of the store's listing the view was last
-	// made from; own is set when the session has since changed the view
-	// with its own changes (STORE, EXPUNGE), which that listing lacks.
-	// A re-read after an event may take a listing the store kept
-	// (mailstore.Store.StateHeard) only when it is no older than read, and
+	// made from. The session's own changes since are in the view, not in
+	// that listing: ownModSeq is the latest of its flag changes, and own
+	// says that it expunged (which tells no mod-sequence). A re-read after
+	// an event may take a listing the store kept (mailstore.Store.
+	// StateHeard) only when it is no older than read and ownModSeq, and
 	// not while own is set: an older one would undo changes shown.
-	read uint64
-	own  bool
+	read, ownModSeq uint64
+	own             bool
 	// flagBuf is flagsOf's result.
 	flagBuf []imap.Flag
 }
@@ -240,7 +241,7 @@ func (s *session) markChanged(mailboxID int64) {
 // of them when it is 0.
 func (s *session) refresh(w *imapserver.UpdateWriter, allowExpunge bool, heard uint64) error {
 	sel := s.sel
-	mb, list, err := s.srv.cfg.Mail.StateHeard(s.ctx, sel.mb.ID, heard, sel.read)
+	mb, list, err := s.srv.cfg.Mail.StateHeard(s.ctx, sel.mb.ID, heard, max(sel.read, sel.ownModSeq))
 	if account.ErrorCode(err) == account.ENOTFOUND {
 		// Deleted elsewhere: every message is gone, and the view stays
 		// where it was (a mailbox made again has another UIDVALIDITY).

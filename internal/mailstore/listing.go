@@ -165,11 +165,13 @@ func ChunkEnd(i int) int { return (i>>chunkShift + 1) << chunkShift }
 type Summary struct {
 	Keywords    []string // in the spelling and the order of their first use; one per keyword, compared case-insensitively
 	FirstUnseen int      // index of the first message without \Seen; -1: none
+	Deleted     int      // messages flagged \Deleted
 }
 
 type chunkSummary struct {
 	keywords    []string
 	firstUnseen int // index in the chunk; -1: none
+	deleted     int
 }
 
 // Summary summarizes the listing: each chunk is summarized once, when a
@@ -183,6 +185,7 @@ func (l Listing) Summary() Summary {
 		if s.FirstUnseen < 0 && cs.firstUnseen >= 0 {
 			s.FirstUnseen = c<<chunkShift + cs.firstUnseen
 		}
+		s.Deleted += cs.deleted
 		for _, k := range cs.keywords {
 			if seen == nil {
 				seen = map[string]bool{}
@@ -198,6 +201,11 @@ func (l Listing) Summary() Summary {
 
 func isSeen(f string) bool { return strings.EqualFold(f, `\Seen`) }
 
+func isDeleted(f string) bool { return strings.EqualFold(f, `\Deleted`) }
+
+// Deleted reports whether the message is flagged \Deleted.
+func (m *MessageInfo) Deleted() bool { return slices.ContainsFunc(m.Flags, isDeleted) }
+
 func (c *chunk) summary() *chunkSummary {
 	if s := c.sum.Load(); s != nil {
 		return s
@@ -205,15 +213,22 @@ func (c *chunk) summary() *chunkSummary {
 	s := &chunkSummary{firstUnseen: -1}
 	var seen map[string]bool
 	var last []string // the last set of flags looked at: most messages share a few sets
+	lastDeleted := false
 	for i := range c.msgs {
 		f := c.msgs[i].Flags
 		if s.firstUnseen < 0 && !slices.ContainsFunc(f, isSeen) {
 			s.firstUnseen = i
 		}
 		if len(f) == len(last) && (len(f) == 0 || &f[0] == &last[0]) {
+			if lastDeleted {
+				s.deleted++
+			}
 			continue // the same slice: the store shares equal sets
 		}
 		last = f
+		if lastDeleted = c.msgs[i].Deleted(); lastDeleted {
+			s.deleted++
+		}
 		for _, k := range f {
 			if strings.HasPrefix(k, `\`) {
 				continue

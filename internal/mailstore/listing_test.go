@@ -41,12 +41,15 @@ func checkListing(t *testing.T, l Listing, want []MessageInfo) {
 		}
 	}
 	s := l.Summary()
-	first := -1
+	first, deleted := -1, 0
 	var kws []string
 	seen := map[string]bool{}
 	for i, m := range want {
 		if first < 0 && !slices.Contains(m.Flags, `\Seen`) {
 			first = i
+		}
+		if slices.Contains(m.Flags, `\Deleted`) {
+			deleted++
 		}
 		for _, f := range m.Flags {
 			if f[0] != '\\' && !seen[f] {
@@ -55,14 +58,14 @@ func checkListing(t *testing.T, l Listing, want []MessageInfo) {
 			}
 		}
 	}
-	if s.FirstUnseen != first || !slices.Equal(s.Keywords, kws) {
-		t.Fatalf("Summary = %+v, want first unseen %d, keywords %v", s, first, kws)
+	if s.FirstUnseen != first || !slices.Equal(s.Keywords, kws) || s.Deleted != deleted {
+		t.Fatalf("Summary = %+v, want first unseen %d, keywords %v, %d deleted", s, first, kws, deleted)
 	}
 }
 
 func TestListingAgainstSlice(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	flagSets := [][]string{nil, {`\Seen`}, {`\Seen`, "$Label1"}, {"Work"}, {`\Flagged`}}
+	flagSets := [][]string{nil, {`\Seen`}, {`\Seen`, "$Label1"}, {"Work"}, {`\Flagged`}, {`\Deleted`, `\Seen`}}
 	var want []MessageInfo
 	uid := uint32(0)
 	add := func(n int) []MessageInfo {
