@@ -571,7 +571,7 @@ func imapMarkdown(c *imapConfig, r *results, order []string, machineInfo string,
 		}
 	}
 	w.WriteString(imapTargets(r, posterns, c))
-	w.WriteString("\n#### imaptest stress\n\nLogin cycles and commands completed in the run (median of the rounds, min–max), and the server's CPU per login cycle (Dovecot's: every process of the instance); the ratio columns divide Postern's figure by Dovecot's (cycles, commands: above 1, Postern did more).\n\n")
+	w.WriteString("\n#### imaptest stress\n\nLogin cycles and commands completed in the run (median of the rounds, min–max), the server's CPU per login cycle (Dovecot's: every process of the instance) and the whole machine's (the server, PostgreSQL and imaptest, which share the CPUs); the ratio columns divide Postern's figure by Dovecot's (cycles, commands: above 1, Postern did more).\n\n")
 	w.WriteString(r.tableRatios("imap-stress", order, ratios))
 	if n := r.Notes["imap-stress"]; n != "" {
 		w.WriteString("\n" + n + "\n")

@@ -56,7 +56,12 @@ func (db *DB) EventsAfter(ctx context.Context, after account.EventPos, limit int
 	}
 	// Counted before the caller hands the events on: a listing read after
 	// this holds their changes (Mail.StateHeard).
-	db.heard.Add(1)
+	heard := db.heard.Add(1)
+	for _, e := range out {
+		if e.Kind == account.EventMailboxChanged && e.MailboxID != 0 {
+			db.views.noteChanged(e.MailboxID, heard)
+		}
+	}
 	return out, nil
 }
 

@@ -56,6 +56,9 @@ func (db *DB) ViewCacheCounts() (hits, patches, misses uint64) {
 // ViewStores returns how many STOREs were planned on a cached view.
 func (db *DB) ViewStores() uint64 { return db.views.stores.Load() }
 
+// ViewChecks is how many times State read the mailbox row alone first.
+func (db *DB) ViewChecks() uint64 { return db.views.checks.Load() }
+
 // SetViewBudget replaces the view cache with an empty one of this budget.
 func (db *DB) SetViewBudget(n int) { db.views = newViewCache(n) }
 

@@ -39,8 +39,14 @@ type viewCache struct {
 	total  int                     // messages held
 	budget int
 
+	// changed is, by mailbox, DB.heard after the read of the events that
+	// brought its last mailbox.changed (noteChanged): a view read before
+	// that may lack the change, and is patched without asking first.
+	changed map[int64]uint64
+
 	hits, patches, misses atomic.Uint64
 	heardHits             atomic.Uint64 // views taken without a read (heardState)
+	checks                atomic.Uint64 // PostgreSQL: reads of the mailbox row alone (state)
 	stores                atomic.Uint64 // STOREs planned on a view (storeFlagsFromViewPG)
 }
 
@@ -136,6 +142,32 @@ func (c *viewCache) recentUID(mb mailstore.Mailbox) uint32 {
 		return 0
 	}
 	return v.mb.RecentUID
+}
+
+// noteChanged records that an event read at heard says the mailbox changed.
+func (c *viewCache) noteChanged(id int64, heard uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.changed == nil || len(c.changed) >= maxMarks {
+		c.changed = map[int64]uint64{} // forgetting costs a lookup each
+	}
+	c.changed[id] = heard
+}
+
+// changedHere records a change this process has just committed to the
+// mailbox, without patching its view (an arrival, an expunge): views read
+// before the next read of the events are taken as behind, as when its
+// event comes.
+func (c *viewCache) changedHere(id int64, heard *atomic.Uint64) {
+	c.noteChanged(id, heard.Load()+1)
+}
+
+// changedSince reports whether a change to the mailbox was heard of after
+// heard: a view read then is likely behind.
+func (c *viewCache) changedSince(id int64, heard uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed[id] > heard
 }
 
 // drop forgets the mailbox's view (it no longer exists).
@@ -241,11 +273,13 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 	since, uidNext := int64(-1), uint32(0) // no view: every message
 	if v != nil {
 		since, uidNext = int64(min(v.highest(), math.MaxInt64)), v.mb.UIDNext
-		if db.Dialect == Postgres {
+		if db.Dialect == Postgres && !c.changedSince(mailboxID, v.heard) {
 			// The mailbox row alone first: when the view is current, as it
 			// is after this process's own changes and for every SELECT of
 			// an unchanged mailbox, that fixed-shape lookup is all, where
-			// the changes' statement costs its planning at every run.
+			// the changes' statement costs its planning at every run. A
+			// view this process has heard is behind is patched at once.
+			c.checks.Add(1)
 			mb, err := db.stateMailboxPG(ctx, mailboxID)
 			if err == nil && v.sameMailbox(mb) && v.highest() == mb.HighestModSeq {
 				c.hits.Add(1)

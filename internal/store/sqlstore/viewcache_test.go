@@ -404,3 +404,40 @@ func TestStateHeard(t *testing.T) {
 		sameState(t, "after", db, in.ID)
 	})
 }
+
+// On PostgreSQL State reads the mailbox row alone first, to learn whether
+// the view is current, except when this process has read an event of a
+// change to the mailbox since the view was read: the view is then patched
+// at once, one read instead of two.
+func TestStatePatchesAtOnceAfterAnEvent(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in := env.Box(t, m, "INBOX")
+	env.Append(t, in.ID, "Subject: a\r\n\r\na\r\n")
+	if _, _, err := env.Mail.State(ctx, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	checks := db.ViewChecks()
+	if _, list, err := env.Mail.State(ctx, in.ID); err != nil || list.Len() != 1 {
+		t.Fatalf("state: %d messages %v", list.Len(), err)
+	}
+	if db.ViewChecks() != checks+1 {
+		t.Fatalf("State of a view with no event since made %d checks, want 1", db.ViewChecks()-checks)
+	}
+
+	other := storetest.NewMailEnv(t, storetest.OpenOther(t, db))
+	other.Append(t, in.ID, "Subject: b\r\n\r\nb\r\n")
+	if _, err := db.EventsAfter(ctx, account.EventPos{}, 1000); err != nil {
+		t.Fatal(err)
+	}
+	checks = db.ViewChecks()
+	if _, list, err := env.Mail.State(ctx, in.ID); err != nil || list.Len() != 2 {
+		t.Fatalf("state after the event: %d messages %v, want 2", list.Len(), err)
+	}
+	if db.ViewChecks() != checks {
+		t.Fatalf("State after an event of the mailbox read its row first (%d checks)", db.ViewChecks()-checks)
+	}
+	sameState(t, "after", db, in.ID)
+}
