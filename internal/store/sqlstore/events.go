@@ -56,10 +56,10 @@ func (db *DB) EventsAfter(ctx context.Context, after account.EventPos, limit int
 	}
 	// Counted before the caller hands the events on: a listing read after
 	// this holds their changes (Mail.StateHeard).
-	heard := db.heard.Add(1)
+	db.heard.Add(1)
 	for _, e := range out {
 		if e.Kind == account.EventMailboxChanged && e.MailboxID != 0 {
-			db.views.noteChanged(e.MailboxID, heard)
+			db.views.noteChanged(e.MailboxID)
 		}
 	}
 	return out, nil

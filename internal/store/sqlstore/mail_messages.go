@@ -464,7 +464,7 @@ func (db *DB) appendOnePG(ctx context.Context, mailboxID int64, query string, ar
 	}
 	if err == nil {
 		db.MailChanged(memberID) // as noteMailChanged after a commit
-		db.views.changedHere(mailboxID, &db.heard)
+		db.views.noteChanged(mailboxID)
 		db.notifyEvents()
 	}
 	if err := wrote(ctx, modseq, err); err != nil {
@@ -1177,7 +1177,7 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 		return nil, false, wrote(ctx, 0, nil)
 	}
 	if err == nil {
-		db.views.changedHere(mailboxID, &db.heard)
+		db.views.noteChanged(mailboxID)
 		db.notifyEvents()
 	}
 	if err := wrote(ctx, modseq, err); err != nil {

@@ -39,10 +39,12 @@ type viewCache struct {
 	total  int                     // messages held
 	budget int
 
-	// changed is, by mailbox, DB.heard after the read of the events that
-	// brought its last mailbox.changed (noteChanged): a view read before
-	// that may lack the change, and is patched without asking first.
+	// changed is, by mailbox, the count of notes (noteChanged) at its
+	// last change heard of: a mailbox.changed event read, or an arrival
+	// or expunge this process committed. A view read before that may
+	// lack the change, and is patched without asking first.
 	changed map[int64]uint64
+	notes   atomic.Uint64
 
 	hits, patches, misses atomic.Uint64
 	heardHits             atomic.Uint64 // views taken without a read (heardState)
@@ -59,9 +61,9 @@ type view struct {
 	mb mailstore.Mailbox
 	// heard is DB.heard when the mailbox was read (or found unchanged):
 	// every change whose event this process had heard of by then is in
-	// the view (see Mail.StateHeard).
-	heard uint64
-	list  mailstore.Listing
+	// the view (see Mail.StateHeard). notes is viewCache.notes then.
+	heard, notes uint64
+	list         mailstore.Listing
 }
 
 // highest is the view's mod-sequence.
@@ -144,30 +146,25 @@ func (c *viewCache) recentUID(mb mailstore.Mailbox) uint32 {
 	return v.mb.RecentUID
 }
 
-// noteChanged records that an event read at heard says the mailbox changed.
-func (c *viewCache) noteChanged(id int64, heard uint64) {
+// noteChanged records that the mailbox has changed: an event says so, or
+// this process has just committed an arrival or an expunge there (which
+// leave its view as it was).
+func (c *viewCache) noteChanged(id int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.changed == nil || len(c.changed) >= maxMarks {
 		c.changed = map[int64]uint64{} // forgetting costs a lookup each
 	}
-	c.changed[id] = heard
+	c.changed[id] = c.notes.Add(1)
 }
 
-// changedHere records a change this process has just committed to the
-// mailbox, without patching its view (an arrival, an expunge): views read
-// before the next read of the events are taken as behind, as when its
-// event comes.
-func (c *viewCache) changedHere(id int64, heard *atomic.Uint64) {
-	c.noteChanged(id, heard.Load()+1)
-}
-
-// changedSince reports whether a change to the mailbox was heard of after
-// heard: a view read then is likely behind.
-func (c *viewCache) changedSince(id int64, heard uint64) bool {
+// changedSince reports whether a change to the mailbox was noted after
+// notes (viewCache.notes when a view's read began): the view is then
+// likely behind.
+func (c *viewCache) changedSince(id int64, notes uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.changed[id] > heard
+	return c.changed[id] > notes
 }
 
 // drop forgets the mailbox's view (it no longer exists).
@@ -213,7 +210,7 @@ func (v *view) rows(uids []uint32) []msgRow {
 // the same UIDs. v is left as it is.
 func (v *view) with(infos []mailstore.MessageInfo, highest uint64) *view {
 	list, _ := v.list.Replace(infos)
-	w := &view{mailboxID: v.mailboxID, mb: v.mb, heard: v.heard, list: list}
+	w := &view{mailboxID: v.mailboxID, mb: v.mb, heard: v.heard, notes: v.notes, list: list}
 	w.mb.HighestModSeq = highest
 	return w
 }
@@ -268,12 +265,12 @@ UNION ALL SELECT 2, NULL, uid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 // after each change to it.
 func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, mailstore.Listing, error) {
 	c := db.views
-	heard := db.heard.Load() // before the read: see view.heard
+	heard, notes := db.heard.Load(), c.notes.Load() // before the read: see view
 	v := c.get(mailboxID)
 	since, uidNext := int64(-1), uint32(0) // no view: every message
 	if v != nil {
 		since, uidNext = int64(min(v.highest(), math.MaxInt64)), v.mb.UIDNext
-		if db.Dialect == Postgres && !c.changedSince(mailboxID, v.heard) {
+		if db.Dialect == Postgres && !c.changedSince(mailboxID, v.notes) {
 			// The mailbox row alone first: when the view is current, as it
 			// is after this process's own changes and for every SELECT of
 			// an unchanged mailbox, that fixed-shape lookup is all, where
@@ -283,7 +280,7 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 			mb, err := db.stateMailboxPG(ctx, mailboxID)
 			if err == nil && v.sameMailbox(mb) && v.highest() == mb.HighestModSeq {
 				c.hits.Add(1)
-				c.put(&view{mailboxID: mailboxID, mb: mb, heard: heard, list: v.list})
+				c.put(&view{mailboxID: mailboxID, mb: mb, heard: heard, notes: notes, list: v.list})
 				return mb, v.list, nil
 			}
 			if notFound(err) {
@@ -328,7 +325,7 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 		c.patches.Add(1)
 		msgs = patchView(v, r.changed, r.gone, mailboxID)
 	}
-	c.put(&view{mailboxID: mailboxID, mb: mb, heard: heard, list: msgs})
+	c.put(&view{mailboxID: mailboxID, mb: mb, heard: heard, notes: notes, list: msgs})
 	return mb, msgs, nil
 }
 
