@@ -56,7 +56,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				return s.storeErr("fetch", err)
 			}
 			for id, x := range read {
-				index[id] = s.srv.items.put(id, x)
+				index[id] = keepItems(s.srv.items, id, x)
 			}
 		}
 	}
@@ -151,8 +151,13 @@ func (s *session) readBodies(bodies map[int64][]byte, idx []int, from int) (map[
 		ids = append(ids, m.ID)
 		size += m.Size
 	}
-	err := s.srv.cfg.Mail.Bodies(s.ctx, ids, func(id int64, body []byte) error {
+	missing := s.srv.bodies.get(ids, bodies)
+	if len(missing) == 0 {
+		return bodies, end, nil
+	}
+	err := s.srv.cfg.Mail.Bodies(s.ctx, missing, func(id int64, body []byte) error {
 		bodies[id] = body
+		s.srv.bodies.put(id, body)
 		return nil
 	})
 	return bodies, end, err

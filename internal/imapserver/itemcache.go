@@ -7,59 +7,86 @@ import (
 	"github.com/postern/postern/internal/mailstore"
 )
 
-// itemCache keeps the FETCH items of the message index (ENVELOPE, BODY,
-// BODYSTRUCTURE and PREVIEW, encoded when the message was stored) by
-// message id, for every session of the server: a client that fetches the
-// same messages again (a second device, a reconnection, a list scrolled
-// back) is answered without a read of the store, which on PostgreSQL is
-// a round trip and the decoding of every row. Dovecot keeps the same
-// items in its per-mailbox cache file.
+// msgCache keeps what FETCH reads of a message by its id, for every
+// session of the server: the items of the message index (ENVELOPE, BODY,
+// BODYSTRUCTURE and PREVIEW, encoded when the message was stored) in one,
+// raw messages (BODY[] and its sections) in another. A client that fetches
+// the same messages again (a second device, a reconnection, a list
+// scrolled back, the sessions of one member's phone and desktop after
+// each arrival) is answered without a read of the store, which on
+// PostgreSQL is a round trip and the decoding of every row. Dovecot keeps
+// the items in its per-mailbox cache file, and its raw messages sit in the
+// operating system's page cache.
 //
 // An entry never goes stale: a message's id is never reused (SQLite's
 // AUTOINCREMENT, PostgreSQL's sequence), its body never changes, and a
 // MOVE that keeps the id keeps the body. A message expunged meanwhile may
 // still be answered from here while a session's view holds it, which RFC
 // 9051 §7.5.1 allows (its sequence number stays until the EXPUNGE is
-// reported). The least recently used entries go once the items held pass
-// max octets.
-type itemCache struct {
-	max int
+// reported). The least recently used entries go once the entries held
+// pass max octets. Cached values are shared: nobody changes them.
+type msgCache[T any] struct {
+	max  int
+	size func(T) int // an entry's octets, its own memory included
 
 	mu    sync.Mutex
-	size  int
-	items map[int64]*list.Element // of *cachedItems
+	used  int
+	items map[int64]*list.Element // of *cached[T]
 	lru   list.List               // front: most recently used
 }
 
-type cachedItems struct {
+type cached[T any] struct {
 	id   int64
-	x    *mailstore.MessageIndex
+	v    T
 	size int
 }
 
-// itemCacheBytes bounds the cache: at 0.5–1 KiB of items per message, the
-// last 16,000–32,000 messages fetched.
+// itemCacheBytes bounds the cache of index items: at 0.5–1 KiB of items
+// per message, the last 16,000–32,000 messages fetched.
 const itemCacheBytes = 16 << 20
+
+// bodyCacheBytes bounds the cache of raw messages: the last few thousand
+// messages of a typical size fetched; a message over bodyCacheBytes/16 is
+// never kept, so that one large attachment cannot empty it.
+const bodyCacheBytes = 32 << 20
 
 // cachedOverhead approximates an entry's own memory (list element, map
 // slot, the MessageIndex): counted so that a cache of tiny items stays
 // bounded too.
 const cachedOverhead = 400
 
-func newItemCache(max int) *itemCache {
-	return &itemCache{max: max, items: map[int64]*list.Element{}}
+func newMsgCache[T any](max int, size func(T) int) *msgCache[T] {
+	return &msgCache[T]{max: max, size: size, items: map[int64]*list.Element{}}
 }
 
-// get puts into out the cached items of ids and returns the ids it lacks,
-// in ids's order.
-func (c *itemCache) get(ids []int64, out map[int64]*mailstore.MessageIndex) []int64 {
+// newItemCache is the cache of index items.
+func newItemCache(max int) *msgCache[*mailstore.MessageIndex] {
+	return newMsgCache(max, func(x *mailstore.MessageIndex) int {
+		return cachedOverhead + len(x.Envelope) + len(x.EnvelopeUTF8) + len(x.Body) + len(x.BodyUTF8) +
+			len(x.BodyStructure) + len(x.BodyStructureUTF8) + len(x.Preview)
+	})
+}
+
+// newBodyCache is the cache of raw messages.
+func newBodyCache(max int) *msgCache[[]byte] {
+	return newMsgCache(max, func(b []byte) int {
+		if len(b) > max/16 {
+			return max + 1 // not kept
+		}
+		return cachedOverhead + len(b)
+	})
+}
+
+// get puts into out the cached entries of ids and returns the ids it
+// lacks, in ids's order.
+func (c *msgCache[T]) get(ids []int64, out map[int64]T) []int64 {
 	var missing []int64
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
 		if e, ok := c.items[id]; ok {
 			c.lru.MoveToFront(e)
-			out[id] = e.Value.(*cachedItems).x
+			out[id] = e.Value.(*cached[T]).v
 		} else {
 			missing = append(missing, id)
 		}
@@ -67,30 +94,34 @@ func (c *itemCache) get(ids []int64, out map[int64]*mailstore.MessageIndex) []in
 	return missing
 }
 
-// put keeps the FETCH items of x for message id (a copy of them: an index
-// built just now holds the search texts too) and returns them.
-func (c *itemCache) put(id int64, x *mailstore.MessageIndex) *mailstore.MessageIndex {
-	x = &mailstore.MessageIndex{Envelope: x.Envelope, EnvelopeUTF8: x.EnvelopeUTF8, Body: x.Body, BodyUTF8: x.BodyUTF8,
-		BodyStructure: x.BodyStructure, BodyStructureUTF8: x.BodyStructureUTF8, Preview: x.Preview}
-	size := cachedOverhead + len(x.Envelope) + len(x.EnvelopeUTF8) + len(x.Body) + len(x.BodyUTF8) +
-		len(x.BodyStructure) + len(x.BodyStructureUTF8) + len(x.Preview)
+// put keeps v for message id.
+func (c *msgCache[T]) put(id int64, v T) {
+	size := c.size(v)
 	if size > c.max {
-		return x
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[id]; ok {
 		c.lru.MoveToFront(e)
-		return x
+		return
 	}
-	c.items[id] = c.lru.PushFront(&cachedItems{id: id, x: x, size: size})
-	c.size += size
-	for c.size > c.max {
+	c.items[id] = c.lru.PushFront(&cached[T]{id: id, v: v, size: size})
+	c.used += size
+	for c.used > c.max {
 		e := c.lru.Back()
-		old := e.Value.(*cachedItems)
+		old := e.Value.(*cached[T])
 		c.lru.Remove(e)
 		delete(c.items, old.id)
-		c.size -= old.size
+		c.used -= old.size
 	}
+}
+
+// keepItems returns the FETCH items of x (a copy of them: an index built
+// just now holds the search texts too), kept in c for message id.
+func keepItems(c *msgCache[*mailstore.MessageIndex], id int64, x *mailstore.MessageIndex) *mailstore.MessageIndex {
+	x = &mailstore.MessageIndex{Envelope: x.Envelope, EnvelopeUTF8: x.EnvelopeUTF8, Body: x.Body, BodyUTF8: x.BodyUTF8,
+		BodyStructure: x.BodyStructure, BodyStructureUTF8: x.BodyStructureUTF8, Preview: x.Preview}
+	c.put(id, x)
 	return x
 }

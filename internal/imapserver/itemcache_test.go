@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestItemCacheBound(t *testing.T) {
 		return &mailstore.MessageIndex{Envelope: make([]byte, 100), BodyText: []byte(fmt.Sprint(n))}
 	}
 	for id := range int64(10) {
-		if x := c.put(id, item(int(id))); x.BodyText != nil || len(x.Envelope) != 100 {
+		if x := keepItems(c, id, item(int(id))); x.BodyText != nil || len(x.Envelope) != 100 {
 			t.Fatalf("put kept %+v", x)
 		}
 	}
@@ -34,12 +35,33 @@ func TestItemCacheBound(t *testing.T) {
 	if fmt.Sprint(missing) != "[1]" || len(got) != 3 {
 		t.Errorf("missing %v, got %d", missing, len(got))
 	}
-	if c.size > c.max || len(c.items) != 10 || c.lru.Len() != 10 {
-		t.Errorf("size %d of %d, %d entries, %d in the list", c.size, c.max, len(c.items), c.lru.Len())
+	if c.used > c.max || len(c.items) != 10 || c.lru.Len() != 10 {
+		t.Errorf("size %d of %d, %d entries, %d in the list", c.used, c.max, len(c.items), c.lru.Len())
 	}
 	c.put(99, &mailstore.MessageIndex{Envelope: make([]byte, c.max)}) // larger than the cache: not kept
-	if _, ok := c.items[99]; ok || c.size > c.max {
-		t.Errorf("an item larger than the cache was kept (size %d)", c.size)
+	if _, ok := c.items[99]; ok || c.used > c.max {
+		t.Errorf("an item larger than the cache was kept (size %d)", c.used)
+	}
+}
+
+// TestBodyCacheBound: raw messages are kept within the cache's octets, and
+// one over a sixteenth of it never.
+func TestBodyCacheBound(t *testing.T) {
+	const max = 16 * (cachedOverhead + 1000)
+	c := newBodyCache(max)
+	for id := range int64(20) {
+		c.put(id, make([]byte, 1000))
+	}
+	if c.used > max || len(c.items) != 16 {
+		t.Errorf("%d octets of %d in %d entries, want 16", c.used, max, len(c.items))
+	}
+	got := map[int64][]byte{}
+	if missing := c.get([]int64{3, 4, 19}, got); fmt.Sprint(missing) != "[3]" || len(got[19]) != 1000 {
+		t.Errorf("missing %v: the four oldest go", missing)
+	}
+	c.put(99, make([]byte, max/16+1))
+	if _, ok := c.items[99]; ok {
+		t.Error("a message over a sixteenth of the cache was kept")
 	}
 }
 
@@ -155,6 +177,53 @@ func TestFetchFromItemCache(t *testing.T) {
 			if n < 40 || checked < 50 {
 				t.Errorf("only %d messages were made, %d envelopes checked", n, checked)
 			}
+		})
+	}
+}
+
+// TestFetchBodiesFromCache: BODY[] answered from the raw messages the
+// sessions share is each message's own, the first time (from the store)
+// and after (from the cache), in another session, and after an expunge.
+func TestFetchBodiesFromCache(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			e := newEnv(t, envOptions{postgres: pg})
+			ctx := context.Background()
+			in := e.inbox(t)
+			for n := range 20 {
+				if _, err := e.mail.Append(ctx, in.ID, nil, time.Now(), []byte(fmt.Sprintf("Subject: m\r\n\r\ntoken-%d.\r\n", n+1))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			uidLine := regexp.MustCompile(`^\* \d+ FETCH \(UID (\d+) BODY\[\] \{\d+\}`)
+			check := func(step string, out []string, want int) {
+				t.Helper()
+				got := 0
+				for _, l := range out[:len(out)-1] {
+					m := uidLine.FindStringSubmatch(l)
+					if m == nil {
+						continue
+					}
+					got++
+					if !strings.Contains(l, "token-"+m[1]+".") {
+						t.Errorf("%s: UID %s came with another body: %q", step, m[1], l)
+					}
+				}
+				if got != want {
+					t.Errorf("%s: %d bodies, want %d", step, got, want)
+				}
+			}
+			a, b := dial(t, e.addr), dial(t, e.addr)
+			a.login()
+			b.login()
+			a.ok("s", "SELECT INBOX")
+			b.ok("s", "EXAMINE INBOX")
+			check("first", a.ok("f", "UID FETCH 1:* (UID BODY.PEEK[])"), 20)
+			check("again", a.ok("f", "UID FETCH 1:* (UID BODY.PEEK[])"), 20)
+			check("other session", b.ok("f", "UID FETCH 5:15 (UID BODY.PEEK[])"), 11)
+			a.ok("d", `UID STORE 3:6 +FLAGS.SILENT (\Deleted)`)
+			a.ok("x", "EXPUNGE")
+			check("after the expunge", a.ok("f", "UID FETCH 1:* (UID BODY.PEEK[])"), 16)
 		})
 	}
 }

@@ -73,8 +73,10 @@ type Server struct {
 	limit *netserver.Limiter
 	// learner teaches Config.JunkLearner; nil without one.
 	learner *learner
-	// items holds the FETCH items of the messages fetched lately.
-	items *itemCache
+	// items holds the FETCH items of the messages fetched lately, bodies
+	// their raw messages (itemcache.go).
+	items  *msgCache[*mailstore.MessageIndex]
+	bodies *msgCache[[]byte]
 	// names holds which mailbox each name selected lately named.
 	names mailboxNames
 }
@@ -94,6 +96,7 @@ func newServer(cfg Config, loginWindow time.Duration) *Server {
 		conns:      netserver.New("imapserver", log),
 		limit:      netserver.NewLimiter("imapserver", cfg.Limits, log),
 		items:      newItemCache(itemCacheBytes),
+		bodies:     newBodyCache(bodyCacheBytes),
 	}
 	if cfg.JunkLearner != nil {
 		s.learner = newLearner(cfg.JunkLearner, cfg.Mail, log)
