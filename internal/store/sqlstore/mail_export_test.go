@@ -126,3 +126,43 @@ const ModSeqGap = modSeqGap
 func (db *DB) WriteGroupedForTest(ctx context.Context, mailboxID int64, query string, args []any, dest ...any) error {
 	return db.writeGrouped(ctx, mailboxID, query, args, dest...)
 }
+
+// GenericPlansForTest returns the generic plans, on the planned pool, of
+// the group writes that look messages up by id: a STORE's
+// compare-and-set and an EXPUNGE's.
+func (db *DB) GenericPlansForTest(ctx context.Context) (map[string]string, error) {
+	conn, err := db.planned.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	plans := map[string]string{}
+	for name, q := range map[string]string{"store": storeFlagsIfQueryPG, "expunge": expungeIfQueryPG} {
+		if _, err := conn.ExecContext(ctx, "PREPARE plan_"+name+" AS "+q); err != nil {
+			return nil, err
+		}
+		args := "(1, '{1,2}', '{a,b}', '{1,1}', 'k', 0)"
+		if name == "expunge" {
+			args = "(1, '{1,2}', 'k', 0)"
+		}
+		rows, err := conn.QueryContext(ctx, "EXPLAIN (COSTS OFF) EXECUTE plan_"+name+args)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, line)
+		}
+		rows.Close()
+		if _, err := conn.ExecContext(ctx, "DEALLOCATE plan_"+name); err != nil {
+			return nil, err
+		}
+		plans[name] = strings.Join(out, "\n")
+	}
+	return plans, nil
+}

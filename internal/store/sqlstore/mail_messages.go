@@ -870,8 +870,13 @@ func (p *storePlan) setModSeq(modseq int64) {
 // are not tested: a change made to them since is ordered after this STORE
 // on those messages, and each message's own history stays in MODSEQ order,
 // which is what CONDSTORE's CHANGEDSINCE and UNCHANGEDSINCE rely on.
+// The messages are looked up by id alone, fenced (LATERAL ... LIMIT 1),
+// as the re-read's are (stateChangesQueryPG): the statement's generic plan
+// is made once per connection, and one made while the statistics knew a
+// message or two per mailbox walked the mailbox for every message named.
 const storeFlagsIfQueryPG = `WITH k AS MATERIALIZED (
-	SELECT m.id FROM mail_messages m JOIN unnest($2::bigint[], $4::bigint[]) AS v(id, old) ON m.id = v.id
+	SELECT m.id FROM unnest($2::bigint[], $4::bigint[]) AS v(id, old)
+	CROSS JOIN LATERAL (SELECT id, mailbox_id, modseq FROM mail_messages WHERE id = v.id LIMIT 1) m
 	WHERE m.mailbox_id = $1 AND m.modseq = v.old
 ), mb AS (
 	UPDATE mailboxes SET highest_modseq = highest_modseq + 1
@@ -1099,9 +1104,11 @@ UNION ALL SELECT 1, id FROM mail_messages WHERE mailbox_id = $1 AND strpos(flags
 // were left. A message that shares a body and was committed after the
 // statement's snapshot (a COPY to another mailbox) is not seen by the
 // body's NOT EXISTS, but is by the foreign key's check, which fails the
-// statement: Expunge then takes the locked path.
+// statement: Expunge then takes the locked path. The messages are looked
+// up by id alone, as storeFlagsIfQueryPG's are.
 const expungeIfQueryPG = `WITH k AS MATERIALIZED (
-	SELECT m.id, m.uid, m.size FROM mail_messages m JOIN unnest($2::bigint[]) AS v(id) ON m.id = v.id
+	SELECT m.id, m.uid, m.size FROM unnest($2::bigint[]) AS v(id)
+	CROSS JOIN LATERAL (SELECT id, uid, size, mailbox_id, flags FROM mail_messages WHERE id = v.id LIMIT 1) m
 	WHERE m.mailbox_id = $1 AND strpos(m.flags, '\Deleted') > 0
 ), mb AS (
 	UPDATE mailboxes SET highest_modseq = highest_modseq + 1

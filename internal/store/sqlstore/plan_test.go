@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -171,6 +172,43 @@ func TestStateReadLooksChangesUp(t *testing.T) {
 		if strings.Contains(line, "Rows Removed by") && !strings.HasSuffix(line, ": 0") &&
 			(strings.Contains(node, "on mail_messages") || strings.Contains(node, "Join")) {
 			t.Fatalf("the re-read filters the mailbox's messages instead of looking the changed ones up:\n%s", plan)
+		}
+	}
+}
+
+// A STORE's and an EXPUNGE's group writes look their messages up by id,
+// whatever the planner believes of the mailbox's size. Their generic
+// plans are made once per connection: one made after the statistics saw
+// the table empty (a small mailbox emptied, analyzed, then filled) walked
+// the whole mailbox for each message named, 0.5 s for a STORE on 1,000 of
+// 10,000 messages.
+func TestChangesLookMessagesUp(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.OpenPostgres(t)
+	env := storetest.NewMailEnv(t, db)
+	m := env.NewMember(t)
+	in := env.Box(t, m, "INBOX")
+	for i := range 50 {
+		box := env.Create(t, m, fmt.Sprintf("box%d", i))
+		env.Append(t, box.ID, "Subject: x\r\n\r\nx\r\n")
+	}
+	if _, err := db.SQL.ExecContext(ctx, `ANALYZE mail_messages`); err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]mailstore.NewMessage, 3000)
+	for i := range msgs {
+		msgs[i] = mailstore.NewMessage{Body: []byte("Subject: x\r\n\r\nbody\r\n")}
+	}
+	if _, err := env.Mail.AppendMany(ctx, in.ID, msgs); err != nil {
+		t.Fatal(err)
+	}
+	plans, err := db.GenericPlansForTest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, plan := range plans {
+		if strings.Contains(plan, "mail_messages_mailbox_id") || !strings.Contains(plan, "mail_messages_pkey") {
+			t.Errorf("%s: the generic plan does not look the messages up by id:\n%s", name, plan)
 		}
 	}
 }
