@@ -429,16 +429,26 @@ const countsQuery = `SELECT c.messages, c.unseen, c.deleted, c.size, c.deleted_s
 	(SELECT COUNT(*) FROM mail_messages WHERE mailbox_id = ? AND uid >= COALESCE((SELECT recent_uid FROM mailbox_recent WHERE mailbox_id = ?), 1))
 	FROM mailbox_counts c WHERE c.mailbox_id = ?`
 
-// Counts implements mailstore.Indexer.
+// Counts implements mailstore.Indexer. On PostgreSQL it runs on the pool of
+// generic plans without sequential scans: a plan the main pool's cache
+// made while the mailboxes were small counted the recent messages of a
+// mailbox of 100,000 by reading the table (75 ms a STATUS after the
+// imaptest stress, against 2).
 func (s *Mail) Counts(ctx context.Context, mailboxID int64) (mailstore.Counts, error) {
 	db := s.db
-	stmt, err := db.prepared(ctx, db.q(countsQuery))
-	if err != nil {
-		return mailstore.Counts{}, mailErr("counts", err)
+	var row *sql.Row
+	if db.planned != nil {
+		row = db.planned.QueryRowContext(ctx, db.q(countsQuery), mailboxID, mailboxID, mailboxID)
+	} else {
+		stmt, err := db.prepared(ctx, db.q(countsQuery))
+		if err != nil {
+			return mailstore.Counts{}, mailErr("counts", err)
+		}
+		row = stmt.QueryRowContext(ctx, mailboxID, mailboxID, mailboxID)
 	}
 	var c mailstore.Counts
 	var n, unseen, deleted, recent int64
-	err = stmt.QueryRowContext(ctx, mailboxID, mailboxID, mailboxID).Scan(&n, &unseen, &deleted, &c.Size, &c.DeletedSize, &recent)
+	err := row.Scan(&n, &unseen, &deleted, &c.Size, &c.DeletedSize, &recent)
 	if notFound(err) {
 		err = account.Errorf(account.ENOTFOUND, "No such mailbox.")
 	}

@@ -57,6 +57,9 @@ func TestMailboxReadsPlannedForTheirArguments(t *testing.T) {
 		if got, err := env.Mail.SearchIndex(ctx, in.ID, mailstore.SearchFrom, "carol"); err != nil || len(got) != len(uids) {
 			t.Fatalf("search: %v, %v", got, err)
 		}
+		if _, err := env.Mail.Counts(ctx, in.ID); err != nil {
+			t.Fatal(err)
+		}
 		if _, _, err := env.Mail.Open(ctx, m, "INBOX"); err != nil {
 			t.Fatal(err)
 		}
