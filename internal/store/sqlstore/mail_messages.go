@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -1191,6 +1192,9 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 		return nil, false, err
 	}
 	if before+int64(len(removed)) > maxTombstones {
+		// The expunge is committed whatever becomes of the prune: a prune
+		// that fails is left to the next expunge, not reported as this
+		// one's failure.
 		if err := db.tx(ctx, func(tx *sql.Tx) error {
 			locked, err := db.lockMailboxes(ctx, tx, mailboxID)
 			if err != nil {
@@ -1198,7 +1202,7 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 			}
 			return db.pruneTombstones(ctx, tx, locked[mailboxID], before+int64(len(removed)))
 		}); err != nil && !errors.Is(err, account.ErrNotFound) {
-			return nil, false, err
+			slog.Warn("pruning a mailbox's expunged UIDs (the next expunge tries again)", "mailbox", mailboxID, "err", err)
 		}
 	}
 	gone = make([]uint32, len(removed))

@@ -293,13 +293,17 @@ func (db *DB) pruneTombstones(ctx context.Context, tx *sql.Tx, mb *lockedMailbox
 	// The mod-sequence of the oldest tombstone to keep: everything at or
 	// below the one before it goes.
 	var cut int64
-	if err := tx.QueryRowContext(ctx, db.q(`SELECT modseq FROM mail_vanished WHERE mailbox_id = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?`), mb.id, maxTombstones).Scan(&cut); err != nil {
+	err := tx.QueryRowContext(ctx, db.q(`SELECT modseq FROM mail_vanished WHERE mailbox_id = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?`), mb.id, maxTombstones).Scan(&cut)
+	if notFound(err) {
+		return nil // n was counted before another session's prune: none over the bound now
+	}
+	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM mail_vanished WHERE mailbox_id = ? AND modseq <= ?`), mb.id, cut); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET pruned_modseq = ? WHERE id = ? AND pruned_modseq < ?`), cut, mb.id, cut)
+	_, err = tx.ExecContext(ctx, db.q(`UPDATE mailboxes SET pruned_modseq = ? WHERE id = ? AND pruned_modseq < ?`), cut, mb.id, cut)
 	return err
 }
 
