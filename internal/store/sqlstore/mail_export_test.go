@@ -170,11 +170,5 @@ func (db *DB) GenericPlansForTest(ctx context.Context) (map[string]string, error
 // PruneTombstonesForTest prunes the mailbox's tombstones as an expunge that
 // counted n of them would, in a transaction of its own.
 func (db *DB) PruneTombstonesForTest(ctx context.Context, mailboxID, n int64) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
-		if err != nil {
-			return err
-		}
-		return db.pruneTombstones(ctx, tx, locked[mailboxID], n)
-	})
+	return db.pruneMailboxTombstones(ctx, mailboxID, n)
 }

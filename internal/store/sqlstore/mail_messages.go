@@ -1195,13 +1195,7 @@ func (db *DB) expungeOptimisticPG(ctx context.Context, mailboxID int64, uids []u
 		// The expunge is committed whatever becomes of the prune: a prune
 		// that fails is left to the next expunge, not reported as this
 		// one's failure.
-		if err := db.tx(ctx, func(tx *sql.Tx) error {
-			locked, err := db.lockMailboxes(ctx, tx, mailboxID)
-			if err != nil {
-				return err
-			}
-			return db.pruneTombstones(ctx, tx, locked[mailboxID], before+int64(len(removed)))
-		}); err != nil && !errors.Is(err, account.ErrNotFound) {
+		if err := db.pruneMailboxTombstones(ctx, mailboxID, before+int64(len(removed))); err != nil && !errors.Is(err, account.ErrNotFound) {
 			slog.Warn("pruning a mailbox's expunged UIDs (the next expunge tries again)", "mailbox", mailboxID, "err", err)
 		}
 	}

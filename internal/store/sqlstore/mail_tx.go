@@ -307,6 +307,18 @@ func (db *DB) pruneTombstones(ctx context.Context, tx *sql.Tx, mb *lockedMailbox
 	return err
 }
 
+// pruneMailboxTombstones is pruneTombstones in a transaction of its own,
+// with the mailbox locked: after an expunge committed without it.
+func (db *DB) pruneMailboxTombstones(ctx context.Context, mailboxID, n int64) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		locked, err := db.lockMailboxes(ctx, tx, mailboxID)
+		if err != nil {
+			return err
+		}
+		return db.pruneTombstones(ctx, tx, locked[mailboxID], n)
+	})
+}
+
 // mailboxChanged writes the event that tells IMAP IDLE on every node that
 // the mailboxes' messages changed, and moves the member's mail counter
 // before and after the commit (inboxcache.go): the move after the commit is

@@ -47,16 +47,14 @@ type viewCache struct {
 	notes   atomic.Uint64
 
 	hits, patches, misses atomic.Uint64
-	heardHits             atomic.Uint64 // views taken without a read (heardState)
 	checks                atomic.Uint64 // PostgreSQL: reads of the mailbox row alone (state)
 	stores                atomic.Uint64 // STOREs planned on a view (storeFlagsFromViewPG)
 }
 
 type view struct {
-	mailboxID int64
-	// mb is the mailbox row as read with the listing: its UIDNext is
-	// where later arrivals take UIDs from, its HighestModSeq (the view's
-	// highest) covers exactly the listing. Its RecentUID may have moved
+	// mb is the mailbox row as read with the listing (its ID is the
+	// view's key): its UIDNext is where later arrivals take UIDs from,
+	// its HighestModSeq (the view's highest) covers exactly the listing. Its RecentUID may have moved
 	// on since (claims take no mod-sequence): ClaimRecent moves it here.
 	mb mailstore.Mailbox
 	// heard is DB.heard when the mailbox was read (or found unchanged):
@@ -101,7 +99,7 @@ func (c *viewCache) get(id int64) *view {
 func (c *viewCache) put(v *view) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.m[v.mailboxID]; e != nil {
+	if e := c.m[v.mb.ID]; e != nil {
 		old := e.Value.(*view)
 		if old.sameMailbox(v.mb) && (old.highest() > v.highest() || old.highest() == v.highest() && old.heard > v.heard) {
 			return
@@ -114,7 +112,7 @@ func (c *viewCache) put(v *view) {
 	for c.total+v.list.Len() > c.budget {
 		c.removeLocked(c.lru.Back())
 	}
-	c.m[v.mailboxID] = c.lru.PushFront(v)
+	c.m[v.mb.ID] = c.lru.PushFront(v)
 	c.total += v.list.Len()
 }
 
@@ -178,7 +176,7 @@ func (c *viewCache) drop(id int64) {
 
 func (c *viewCache) removeLocked(e *list.Element) {
 	v := c.lru.Remove(e).(*view)
-	delete(c.m, v.mailboxID)
+	delete(c.m, v.mb.ID)
 	c.total -= v.list.Len()
 }
 
@@ -210,7 +208,7 @@ func (v *view) rows(uids []uint32) []msgRow {
 // the same UIDs. v is left as it is.
 func (v *view) with(infos []mailstore.MessageInfo, highest uint64) *view {
 	list, _ := v.list.Replace(infos)
-	w := &view{mailboxID: v.mailboxID, mb: v.mb, heard: v.heard, notes: v.notes, list: list}
+	w := &view{mb: v.mb, heard: v.heard, notes: v.notes, list: list}
 	w.mb.HighestModSeq = highest
 	return w
 }
@@ -280,7 +278,7 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 			mb, err := db.stateMailboxPG(ctx, mailboxID)
 			if err == nil && v.sameMailbox(mb) && v.highest() == mb.HighestModSeq {
 				c.hits.Add(1)
-				c.put(&view{mailboxID: mailboxID, mb: mb, heard: heard, notes: notes, list: v.list})
+				c.put(&view{mb: mb, heard: heard, notes: notes, list: v.list})
 				return mb, v.list, nil
 			}
 			if notFound(err) {
@@ -325,7 +323,7 @@ func (db *DB) state(ctx context.Context, mailboxID int64) (mailstore.Mailbox, ma
 		c.patches.Add(1)
 		msgs = patchView(v, r.changed, r.gone, mailboxID)
 	}
-	c.put(&view{mailboxID: mailboxID, mb: mb, heard: heard, notes: notes, list: msgs})
+	c.put(&view{mb: mb, heard: heard, notes: notes, list: msgs})
 	return mb, msgs, nil
 }
 
@@ -340,7 +338,6 @@ func (db *DB) heardState(mailboxID int64, heard, atLeast uint64) (mb mailstore.M
 	if v == nil || v.heard < heard || v.highest() < atLeast {
 		return mb, list, false
 	}
-	db.views.heardHits.Add(1)
 	return v.mb, v.list, true
 }
 
